@@ -1,0 +1,23 @@
+/** Jest 30 in native ESM mode; TypeScript is stripped by @swc/jest (TypeScript 7's compiler has no JS API for ts-jest). */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      {
+        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+        module: { type: 'es6' },
+      },
+    ],
+  },
+  testMatch: [
+    '<rootDir>/test/**/*.test.ts',
+    '<rootDir>/lambdas/**/*.test.ts',
+    '<rootDir>/local/**/*.test.ts',
+    '<rootDir>/client/**/*.test.ts',
+  ],
+  testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
+  modulePathIgnorePatterns: ['<rootDir>/cdk.out/'],
+  testTimeout: 30000,
+};
