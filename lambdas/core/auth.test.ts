@@ -1,0 +1,58 @@
+import { describe, expect, it } from '@jest/globals';
+import { callerFromAuthorizer, callerFromClaims, extractToken, toAuthorizerContext } from './auth.ts';
+
+const claims = (extra: Record<string, unknown>) => ({ iss: 'i', exp: 1, ...extra });
+
+describe('token extraction', () => {
+  it('reads the token from the tenantcast.v1 subprotocol list, in either order and any header case', () => {
+    expect(extractToken({ headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, abc.def.ghi' } })).toBe('abc.def.ghi');
+    expect(extractToken({ headers: { 'sec-websocket-protocol': 'abc.def.ghi,tenantcast.v1' } })).toBe('abc.def.ghi');
+  });
+
+  it('reads the token from the query string when there is no subprotocol token', () => {
+    expect(extractToken({ queryStringParameters: { token: 'q.q.q' } })).toBe('q.q.q');
+    expect(
+      extractToken({ headers: { 'Sec-WebSocket-Protocol': 'other, x.y.z' }, queryStringParameters: { token: 'q' } }),
+    ).toBe('q');
+  });
+
+  it('finds nothing when neither carries a token', () => {
+    expect(extractToken({})).toBeUndefined();
+    expect(
+      extractToken({ headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1' }, queryStringParameters: { token: '' } }),
+    ).toBeUndefined();
+  });
+});
+
+describe('claims', () => {
+  it('map tenant, user and roles with the default claim names', () => {
+    expect(callerFromClaims(claims({ tenant_id: 'acme', sub: 'alice', roles: ['member'] }))).toEqual({
+      tenantId: 'acme',
+      userId: 'alice',
+      roles: ['member'],
+    });
+  });
+
+  it('accept configured claim names and space-separated roles', () => {
+    const names = { tenant: 'custom:tenant', user: 'email', roles: 'cognito:groups' };
+    expect(callerFromClaims(claims({ 'custom:tenant': 't1', email: 'a@b', 'cognito:groups': 'a b' }), names)).toEqual({
+      tenantId: 't1',
+      userId: 'a@b',
+      roles: ['a', 'b'],
+    });
+  });
+
+  it('refuse a missing tenant, a tenant with a key separator, or a missing user', () => {
+    expect(() => callerFromClaims(claims({ sub: 'alice' }))).toThrow(/tenant_id/);
+    expect(() => callerFromClaims(claims({ tenant_id: 'acme#G#x', sub: 'alice' }))).toThrow(/tenant_id/);
+    expect(() => callerFromClaims(claims({ tenant_id: 'acme' }))).toThrow(/sub/);
+    expect(() => callerFromClaims(claims({ tenant_id: 'acme', sub: 'a', roles: 5 }))).toThrow(/roles/);
+  });
+
+  it('round-trip through the authorizer context API Gateway passes to routes', () => {
+    const caller = { tenantId: 'acme', userId: 'alice', roles: ['member', 'x,y'] };
+    expect(callerFromAuthorizer({ principalId: 'alice', ...toAuthorizerContext(caller, 123) })).toEqual(caller);
+    expect(callerFromAuthorizer(undefined)).toBeUndefined();
+    expect(callerFromAuthorizer({ tenantId: 'acme' })).toBeUndefined();
+  });
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from '@jest/globals';
+import { defaultClaimNames } from './auth.ts';
+import { authorize, type TokenVerifier } from './authorize.ts';
+
+const methodArn = 'arn:aws:execute-api:eu-west-1:123456789012:abc/dev/$connect';
+const verifier = (payload: Record<string, unknown> | Error): TokenVerifier => ({
+  verify: async () => {
+    if (payload instanceof Error) throw payload;
+    return { exp: 2000000000, ...payload };
+  },
+});
+
+describe('the $connect authorizer', () => {
+  it('allows a valid token and passes tenant, user, roles and expiry in the context', async () => {
+    const result = await authorize(
+      { methodArn, headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, t.o.k' }, queryStringParameters: null },
+      { verifier: verifier({ tenant_id: 'acme', sub: 'alice', roles: ['member'] }), claimNames: defaultClaimNames },
+    );
+    expect(result.policyDocument.Statement[0]).toMatchObject({ Effect: 'Allow', Resource: methodArn });
+    expect(result.context).toEqual({ tenantId: 'acme', userId: 'alice', roles: '["member"]', exp: 2000000000 });
+  });
+
+  it('answers Unauthorized (HTTP 401) without a token or with one that does not verify', async () => {
+    const deps = { verifier: verifier({}), claimNames: defaultClaimNames };
+    await expect(authorize({ methodArn, headers: {}, queryStringParameters: {} }, deps)).rejects.toThrow(
+      /^Unauthorized$/,
+    );
+    await expect(
+      authorize(
+        { methodArn, headers: {}, queryStringParameters: { token: 'x' } },
+        { verifier: verifier(new Error('expired')), claimNames: defaultClaimNames },
+      ),
+    ).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it('denies (HTTP 403) a verified token whose claims name no tenant', async () => {
+    const result = await authorize(
+      { methodArn, headers: {}, queryStringParameters: { token: 'x' } },
+      { verifier: verifier({ sub: 'alice' }), claimNames: defaultClaimNames },
+    );
+    expect(result.policyDocument.Statement[0]).toMatchObject({ Effect: 'Deny' });
+    expect(result.context).toBeUndefined();
+  });
+
+  it('never logs the token', async () => {
+    const lines: string[] = [];
+    const log = (message: string, details: Record<string, unknown>) => lines.push(message + JSON.stringify(details));
+    await authorize(
+      { methodArn, headers: {}, queryStringParameters: { token: 'secret.token.value' } },
+      { verifier: verifier(new Error('bad signature secret.token.value')), claimNames: defaultClaimNames, log },
+    ).catch(() => undefined);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.join('\n')).not.toContain('secret.token.value');
+  });
+});

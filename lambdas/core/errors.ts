@@ -1,0 +1,59 @@
+/**
+ * One error family for every rejection tenantcast makes. Each carries a code from the protocol
+ * (docs/protocol.md); handlers turn it into an `error` frame or an HTTP error body.
+ */
+export const errorCodes = [
+  'BAD_REQUEST',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'RATE_LIMITED',
+  'TOO_LARGE',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export class TenantcastError extends Error {
+  override readonly name: string = 'TenantcastError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class BadRequestError extends TenantcastError {
+  override readonly name = 'BadRequestError';
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}
+
+export class UnauthorizedError extends TenantcastError {
+  override readonly name = 'UnauthorizedError';
+  constructor(message: string) {
+    super('UNAUTHORIZED', message);
+  }
+}
+
+export class ForbiddenError extends TenantcastError {
+  override readonly name = 'ForbiddenError';
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
+}
+
+export class TooLargeError extends TenantcastError {
+  override readonly name = 'TooLargeError';
+  constructor(message: string) {
+    super('TOO_LARGE', message);
+  }
+}
+
+/** Anything that is not a TenantcastError becomes INTERNAL, without leaking its message to the client. */
+export function toTenantcastError(err: unknown): TenantcastError {
+  if (err instanceof TenantcastError) return err;
+  return new TenantcastError('INTERNAL', 'internal error');
+}

@@ -1,0 +1,61 @@
+/**
+ * Per-tenant role rules: which groups each role may subscribe and publish to. Patterns are group names in which
+ * `*` matches any run of characters (`chat:*`, `*`). A user's request is allowed if any of their roles allows it.
+ * Whatever the rules say, a `user:<id>` group can be subscribed only by user `<id>`.
+ */
+import { z } from 'zod';
+import { ForbiddenError } from './errors.ts';
+
+export const RoleRule = z.strictObject({
+  subscribe: z.array(z.string()).default([]),
+  publish: z.array(z.string()).default([]),
+});
+export const RoleRules = z.record(z.string(), RoleRule);
+export type RoleRules = z.infer<typeof RoleRules>;
+
+export type Operation = 'subscribe' | 'publish';
+
+export interface Caller {
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly roles: readonly string[];
+}
+
+const USER_GROUP_PREFIX = 'user:';
+
+/** Compiles a glob pattern (`*` = any characters) to an anchored RegExp; every other character is literal. */
+export function globToRegExp(pattern: string): RegExp {
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${source}$`);
+}
+
+const compiled = new Map<string, RegExp>();
+function matches(pattern: string, group: string): boolean {
+  let re = compiled.get(pattern);
+  if (re === undefined) {
+    re = globToRegExp(pattern);
+    if (compiled.size > 10_000) compiled.clear();
+    compiled.set(pattern, re);
+  }
+  return re.test(group);
+}
+
+export function isAllowed(rules: RoleRules, caller: Caller, operation: Operation, group: string): boolean {
+  if (group.startsWith(USER_GROUP_PREFIX) && operation === 'subscribe') {
+    // A user's private group: only its owner subscribes, and the owner always may.
+    return group.slice(USER_GROUP_PREFIX.length) === caller.userId;
+  }
+  return caller.roles.some((role) => {
+    const rule = Object.hasOwn(rules, role) ? rules[role] : undefined;
+    return rule?.[operation].some((pattern) => matches(pattern, group)) ?? false;
+  });
+}
+
+export function assertAllowed(rules: RoleRules, caller: Caller, operation: Operation, group: string): void {
+  if (!isAllowed(rules, caller, operation, group)) {
+    throw new ForbiddenError(`not allowed to ${operation} to '${group}'`);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The wire protocol between browsers and tenantcast (docs/protocol.md). Client frames are validated with zod;
+ * server frames are built here so every handler speaks the same shapes.
+ */
+import { z } from 'zod';
+import { limits } from '../manifest.ts';
+import { BadRequestError, type ErrorCode, TooLargeError } from './errors.ts';
+
+export const GROUP_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** Tenant ids become part of DynamoDB keys; they must never contain the key separator `#`. */
+export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+const ref = z.string().max(128, 'ref must be at most 128 characters').optional();
+const group = z.string().regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`);
+
+export const SubscribeFrame = z.strictObject({ action: z.literal('subscribe'), group, ref });
+export const UnsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), group, ref });
+export const PublishFrame = z.strictObject({
+  action: z.literal('publish'),
+  group,
+  data: z.unknown().refine((v) => v !== undefined, 'data is required'),
+  ref,
+});
+export const PingFrame = z.strictObject({ action: z.literal('ping'), ref });
+
+export type SubscribeFrame = z.infer<typeof SubscribeFrame>;
+export type UnsubscribeFrame = z.infer<typeof UnsubscribeFrame>;
+export type PublishFrame = z.infer<typeof PublishFrame>;
+export type PingFrame = z.infer<typeof PingFrame>;
+
+export const clientActions = ['subscribe', 'unsubscribe', 'publish', 'ping'] as const;
+export type ClientAction = (typeof clientActions)[number];
+
+const frameSchemas = {
+  subscribe: SubscribeFrame,
+  unsubscribe: UnsubscribeFrame,
+  publish: PublishFrame,
+  ping: PingFrame,
+} as const;
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | PingFrame;
+
+/** The `ref` of a frame, if it has a usable one, so even a rejected frame's error can be correlated. */
+export function refOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const candidate = (value as Record<string, unknown>).ref;
+  return typeof candidate === 'string' && candidate.length <= 128 ? candidate : undefined;
+}
+
+/** JSON.parse that reports a BAD_REQUEST instead of a SyntaxError. */
+export function parseJsonFrame(body: string | undefined | null): unknown {
+  if (body === undefined || body === null || body === '') throw new BadRequestError('empty frame');
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new BadRequestError('frame is not valid JSON');
+  }
+}
+
+/** Validates a parsed frame: a known action with the right fields, or a BAD_REQUEST that says what is wrong. */
+export function parseClientFrame(value: unknown): ClientFrame {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BadRequestError('frame must be a JSON object');
+  }
+  const action = (value as Record<string, unknown>).action;
+  if (action === undefined) throw new BadRequestError("frame has no 'action'");
+  if (typeof action !== 'string') throw new BadRequestError("'action' must be a string");
+  if (!Object.hasOwn(frameSchemas, action)) {
+    throw new BadRequestError(`unknown action '${truncate(action, 40)}'`);
+  }
+  const result = frameSchemas[action as ClientAction].safeParse(value);
+  if (!result.success) throw new BadRequestError(describeIssue(result.error.issues[0], value));
+  return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue | undefined, value: object): string {
+  if (issue === undefined) return 'invalid frame';
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${truncate(k, 40)}'`).join(', ')}`;
+  }
+  const path = issue.path.map(String).join('.');
+  if (issue.code === 'invalid_type') {
+    const given = issue.path.length === 1 ? (value as Record<PropertyKey, unknown>)[issue.path[0] as PropertyKey] : 0;
+    return `'${path}' ${given === undefined ? 'is required' : `must be a ${issue.expected}`}`;
+  }
+  return path ? `'${path}': ${issue.message}` : issue.message;
+}
+
+function truncate(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
+/** Publish data is capped so every message fits in one API Gateway frame with its envelope. */
+export function assertPublishSize(data: unknown): void {
+  const bytes = Buffer.byteLength(JSON.stringify(data) ?? '', 'utf8');
+  if (bytes > limits.publishDataBytes) {
+    throw new TooLargeError(`data is ${bytes} bytes of JSON; the limit is ${limits.publishDataBytes}`);
+  }
+}
+
+// ---- server → client frames ----
+
+export interface AckFrame {
+  type: 'ack';
+  ref?: string;
+  id?: string;
+}
+export interface PongFrame {
+  type: 'pong';
+  ref?: string;
+}
+export interface ErrorFrame {
+  type: 'error';
+  ref?: string;
+  code: ErrorCode;
+  message: string;
+}
+export interface MessageFrame {
+  type: 'message';
+  group: string;
+  id: string;
+  data: unknown;
+  from: string;
+  ts: number;
+}
+export type ServerFrame = AckFrame | PongFrame | ErrorFrame | MessageFrame;
+
+export function ack(ref: string | undefined, id?: string): AckFrame {
+  return { type: 'ack', ...(ref !== undefined && { ref }), ...(id !== undefined && { id }) };
+}
+
+export function pong(ref: string | undefined): PongFrame {
+  return { type: 'pong', ...(ref !== undefined && { ref }) };
+}
+
+export function errorFrame(ref: string | undefined, code: ErrorCode, message: string): ErrorFrame {
+  return { type: 'error', ...(ref !== undefined && { ref }), code, message };
+}

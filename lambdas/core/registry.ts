@@ -1,0 +1,246 @@
+/**
+ * The connection registry in DynamoDB (one table; layout in docs/data-model.md):
+ *
+ * | item                  | pk                        | sk            | gsi1pk       | gsi1sk               |
+ * |-----------------------|---------------------------|---------------|--------------|----------------------|
+ * | connection            | `C#<connectionId>`        | `META`        | `T#<tenant>` | `U#<user>#C#<conn>`  |
+ * | connection → group    | `C#<connectionId>`        | `G#<group>`   |              |                      |
+ * | group → connection    | `T#<tenant>#G#<group>`    | `C#<conn>`    |              |                      |
+ * | tenant configuration  | `T#<tenant>`              | `CONFIG`      |              |                      |
+ *
+ * "All connections of group G in tenant T" is one paginated Query on `T#T#G#G`; "all groups of connection C"
+ * (and the connection itself) is one Query on `C#C`. No transactions (dynalite has none): a subscription is two
+ * idempotent puts, connection side first, so whatever a crash leaves behind is found and removed with the
+ * connection, and every item carries the connection's expiry in `ttl` so DynamoDB TTL removes what
+ * `$disconnect` (best-effort in AWS) missed. Readers ignore items whose `ttl` has passed, since TTL deletion lags.
+ */
+import {
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { limits } from '../manifest.ts';
+import type { Caller } from './permissions.ts';
+
+export interface ConnectionRecord extends Caller {
+  readonly connectionId: string;
+  readonly connectedAt: number;
+  readonly ttl: number;
+}
+
+export interface Member {
+  readonly connectionId: string;
+  readonly userId: string;
+}
+
+export interface RegistryOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+const connectionPk = (connectionId: string) => `C#${connectionId}`;
+const groupPk = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
+export const tenantPk = (tenantId: string) => `T#${tenantId}`;
+
+/** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
+const EXPIRY_MARGIN_SECONDS = 5 * 60;
+const BATCH_WRITE_MAX = 25;
+
+export class Registry {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly now: () => number;
+
+  constructor(options: RegistryOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Epoch seconds at which a connection that started at `connectedAt` (ms) can no longer exist. */
+  static expiryOf(connectedAt: number): number {
+    return Math.floor(connectedAt / 1000) + limits.maxConnectionSeconds + EXPIRY_MARGIN_SECONDS;
+  }
+
+  async putConnection(caller: Caller, connectionId: string, connectedAt: number): Promise<ConnectionRecord> {
+    const record: ConnectionRecord = {
+      connectionId,
+      tenantId: caller.tenantId,
+      userId: caller.userId,
+      roles: [...caller.roles],
+      connectedAt,
+      ttl: Registry.expiryOf(connectedAt),
+    };
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: connectionPk(connectionId),
+          sk: 'META',
+          type: 'connection',
+          ...record,
+          gsi1pk: tenantPk(caller.tenantId),
+          gsi1sk: `U#${caller.userId}#C#${connectionId}`,
+        },
+      }),
+    );
+    return record;
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: 'META' } }),
+    );
+    const item = out.Item;
+    if (item === undefined || this.isExpired(item)) return undefined;
+    return {
+      connectionId: String(item.connectionId),
+      tenantId: String(item.tenantId),
+      userId: String(item.userId),
+      roles: Array.isArray(item.roles) ? item.roles.map(String) : [],
+      connectedAt: Number(item.connectedAt),
+      ttl: Number(item.ttl),
+    };
+  }
+
+  /** Records that `connectionId` (whose expiry is `ttl`) is a member of `group`. Idempotent. */
+  async subscribe(caller: Caller, connectionId: string, group: string, connectedAt: number): Promise<void> {
+    const ttl = Registry.expiryOf(connectedAt);
+    // Connection side first: if the second write never happens, removing the connection still finds this one.
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: connectionPk(connectionId),
+          sk: `G#${group}`,
+          type: 'subscription',
+          tenantId: caller.tenantId,
+          group,
+          ttl,
+        },
+      }),
+    );
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: groupPk(caller.tenantId, group),
+          sk: `C#${connectionId}`,
+          type: 'member',
+          connectionId,
+          userId: caller.userId,
+          ttl,
+        },
+      }),
+    );
+  }
+
+  /** Removes one membership (group side first, so delivery stops before the record of it goes). Idempotent. */
+  async unsubscribe(tenantId: string, connectionId: string, group: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` } }),
+    );
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: `G#${group}` } }),
+    );
+  }
+
+  /** Pages of the live members of a group (one Query per page). */
+  async *members(tenantId: string, group: string, pageSize = 500): AsyncGenerator<Member[]> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
+          ProjectionExpression: 'connectionId, userId, #ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          Limit: pageSize,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      const page = (out.Items ?? [])
+        .filter((item) => !this.isExpired(item))
+        .map((item) => ({ connectionId: String(item.connectionId), userId: String(item.userId) }));
+      if (page.length > 0) yield page;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+
+  /** The groups a connection is subscribed to (one Query, paginated). */
+  async groupsOf(connectionId: string): Promise<string[]> {
+    const items = await this.connectionItems(connectionId);
+    return items.filter((item) => String(item.sk).startsWith('G#')).map((item) => String(item.group));
+  }
+
+  /**
+   * Removes a connection and every membership it has. Used by `$disconnect` and when delivery finds the
+   * connection gone (410). Safe to run twice or concurrently.
+   */
+  async removeConnection(connectionId: string): Promise<{ groups: number }> {
+    const items = await this.connectionItems(connectionId);
+    const deletes: NonNullable<BatchWriteCommandInput['RequestItems']>[string] = [];
+    let groups = 0;
+    for (const item of items) {
+      const sk = String(item.sk);
+      if (sk.startsWith('G#')) {
+        groups++;
+        deletes.push({
+          DeleteRequest: { Key: { pk: groupPk(String(item.tenantId), String(item.group)), sk: `C#${connectionId}` } },
+        });
+      }
+    }
+    // Group side first, then the connection's own items (META last, so a retry can still find everything).
+    await this.batchWrite(deletes);
+    const own = items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));
+    own.sort((a, b) => Number(a.DeleteRequest.Key.sk === 'META') - Number(b.DeleteRequest.Key.sk === 'META'));
+    await this.batchWrite(own);
+    return { groups };
+  }
+
+  private async connectionItems(connectionId: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': connectionPk(connectionId) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
+  }
+
+  private isExpired(item: Record<string, unknown>): boolean {
+    const ttl = Number(item.ttl);
+    return Number.isFinite(ttl) && ttl * 1000 <= this.now();
+  }
+
+  /** BatchWriteItem in chunks of 25, retrying unprocessed items with a short backoff. */
+  private async batchWrite(requests: NonNullable<BatchWriteCommandInput['RequestItems']>[string]): Promise<void> {
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) {
+      let pending = requests.slice(i, i + BATCH_WRITE_MAX);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > 0) {
+          if (attempt > 8)
+            throw new Error(`BatchWriteItem left ${pending.length} items unprocessed after ${attempt} attempts`);
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 25 * 2 ** attempt));
+        }
+        const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
+        pending = out.UnprocessedItems?.[this.tableName] ?? [];
+      }
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import { describe, expect, it } from '@jest/globals';
+import type { DeliveryMessage } from './delivery.ts';
+import { ForbiddenError } from './errors.ts';
+import type { RoleRules } from './permissions.ts';
+import { handleFrame, type RouteDeps } from './routes.ts';
+
+const roleRules: RoleRules = {
+  admin: { subscribe: ['*'], publish: ['*'] },
+  member: { subscribe: ['*'], publish: ['chat:*'] },
+  viewer: { subscribe: ['*'], publish: [] },
+};
+
+function fakes() {
+  const subscriptions: string[] = [];
+  const enqueued: DeliveryMessage[] = [];
+  const deps: RouteDeps = {
+    registry: {
+      subscribe: async (caller, connectionId, group) => {
+        subscriptions.push(`${caller.tenantId}/${group}/${connectionId}`);
+      },
+      unsubscribe: async (tenantId, connectionId, group) => {
+        subscriptions.splice(subscriptions.indexOf(`${tenantId}/${group}/${connectionId}`), 1);
+      },
+    },
+    tenants: {
+      get: async (tenantId) => {
+        if (tenantId !== 'acme') throw new ForbiddenError(`tenant '${tenantId}' is not configured`);
+        return { tenantId, roleRules };
+      },
+    },
+    enqueue: async (message) => {
+      enqueued.push(message);
+    },
+    newId: () => 'm-1',
+    now: () => 1700000000000,
+  };
+  return { deps, subscriptions, enqueued };
+}
+
+const alice = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
+const frame = (body: unknown, caller = alice) => ({
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+  connectionId: 'c1',
+  connectedAt: 1700000000000,
+  caller,
+});
+
+describe('message routes', () => {
+  it('answer a ping with a pong carrying the ref', async () => {
+    expect(await handleFrame(frame({ action: 'ping', ref: '4' }), fakes().deps)).toEqual({ type: 'pong', ref: '4' });
+  });
+
+  it('subscribe and unsubscribe the connection in its own tenant', async () => {
+    const { deps, subscriptions } = fakes();
+    expect(await handleFrame(frame({ action: 'subscribe', group: 'chat:general', ref: '1' }), deps)).toEqual({
+      type: 'ack',
+      ref: '1',
+    });
+    expect(subscriptions).toEqual(['acme/chat:general/c1']);
+    expect(await handleFrame(frame({ action: 'unsubscribe', group: 'chat:general', ref: '2' }), deps)).toEqual({
+      type: 'ack',
+      ref: '2',
+    });
+    expect(subscriptions).toEqual([]);
+  });
+
+  it('enqueue a publish with the tenant and user from the token and ack it with the message id', async () => {
+    const { deps, enqueued } = fakes();
+    const reply = await handleFrame(
+      frame({ action: 'publish', group: 'chat:general', data: { text: 'hi' }, ref: '3' }),
+      deps,
+    );
+    expect(reply).toEqual({ type: 'ack', ref: '3', id: 'm-1' });
+    expect(enqueued).toEqual([
+      {
+        v: 1,
+        id: 'm-1',
+        tenantId: 'acme',
+        group: 'chat:general',
+        data: { text: 'hi' },
+        from: 'alice',
+        ts: 1700000000000,
+      },
+    ]);
+  });
+
+  it('refuse a viewer publish and another user group with FORBIDDEN, enqueueing nothing', async () => {
+    const { deps, enqueued, subscriptions } = fakes();
+    const viewer = { ...alice, userId: 'vera', roles: ['viewer'] };
+    expect(
+      await handleFrame(frame({ action: 'publish', group: 'chat:general', data: 1, ref: 'p' }, viewer), deps),
+    ).toMatchObject({
+      type: 'error',
+      ref: 'p',
+      code: 'FORBIDDEN',
+    });
+    expect(await handleFrame(frame({ action: 'subscribe', group: 'user:bob' }), deps)).toMatchObject({
+      code: 'FORBIDDEN',
+    });
+    expect(enqueued).toEqual([]);
+    expect(subscriptions).toEqual([]);
+  });
+
+  it('refuse everything for a tenant that is not configured', async () => {
+    const stranger = { tenantId: 'initech', userId: 'x', roles: ['admin'] };
+    expect(await handleFrame(frame({ action: 'subscribe', group: 'g' }, stranger), fakes().deps)).toMatchObject({
+      code: 'FORBIDDEN',
+      message: "tenant 'initech' is not configured",
+    });
+  });
+
+  it('answer bad input with BAD_REQUEST and the ref when there is one', async () => {
+    const { deps } = fakes();
+    expect(await handleFrame(frame('not json'), deps)).toEqual({
+      type: 'error',
+      code: 'BAD_REQUEST',
+      message: 'frame is not valid JSON',
+    });
+    expect(await handleFrame(frame({ action: 'dance', ref: '9' }), deps)).toEqual({
+      type: 'error',
+      ref: '9',
+      code: 'BAD_REQUEST',
+      message: "unknown action 'dance'",
+    });
+  });
+
+  it('refuse data over 16 KB with TOO_LARGE', async () => {
+    const { deps, enqueued } = fakes();
+    const reply = await handleFrame(frame({ action: 'publish', group: 'chat:x', data: 'x'.repeat(17000) }), deps);
+    expect(reply).toMatchObject({ code: 'TOO_LARGE' });
+    expect(enqueued).toEqual([]);
+  });
+
+  it('turn an unexpected failure into INTERNAL without leaking its message', async () => {
+    const { deps } = fakes();
+    const errors: unknown[] = [];
+    const failing: RouteDeps = {
+      ...deps,
+      enqueue: async () => {
+        throw new Error('queue https://sqs.secret/123 unreachable');
+      },
+      onError: (err) => errors.push(err),
+    };
+    expect(await handleFrame(frame({ action: 'publish', group: 'chat:x', data: 1 }), failing)).toEqual({
+      type: 'error',
+      code: 'INTERNAL',
+      message: 'internal error',
+    });
+    expect(errors).toHaveLength(1);
+  });
+
+  it('refuse a frame on a connection without identity as UNAUTHORIZED', async () => {
+    const reply = await handleFrame({ ...frame({ action: 'ping' }), caller: undefined }, fakes().deps);
+    expect(reply).toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Client frames on an open connection: subscribe, unsubscribe, publish, ping, and anything else ($default).
+ * Pure core: every dependency is a port passed in; the handler (lambdas/handlers/message.ts) wires the real ones.
+ * Every outcome is a frame for the caller; nothing here throws past `handleFrame`.
+ */
+import type { DeliveryMessage } from './delivery.ts';
+import { TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
+import { assertAllowed, type Caller } from './permissions.ts';
+import {
+  ack,
+  assertPublishSize,
+  errorFrame,
+  parseClientFrame,
+  parseJsonFrame,
+  pong,
+  refOf,
+  type ServerFrame,
+} from './protocol.ts';
+import type { Registry } from './registry.ts';
+import type { TenantDirectory } from './tenants.ts';
+
+export interface RouteDeps {
+  readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
+  readonly tenants: Pick<TenantDirectory, 'get'>;
+  /** Puts a message on the delivery queue. */
+  readonly enqueue: (message: DeliveryMessage, meta: { connectionId: string }) => Promise<void>;
+  readonly newId: () => string;
+  readonly now: () => number;
+  readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+}
+
+export interface FrameRequest {
+  readonly body: string | undefined;
+  readonly connectionId: string;
+  /** Epoch ms at which the connection opened (API Gateway's `requestContext.connectedAt`). */
+  readonly connectedAt: number;
+  /** From the authorizer context; undefined means the route was reached without it (a deployment error). */
+  readonly caller: Caller | undefined;
+}
+
+export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promise<ServerFrame> {
+  let ref: string | undefined;
+  try {
+    const value = parseJsonFrame(request.body);
+    ref = refOf(value);
+    const frame = parseClientFrame(value);
+    const caller = request.caller;
+    if (caller === undefined) throw new UnauthorizedError('connection has no identity');
+
+    switch (frame.action) {
+      case 'ping':
+        return pong(ref);
+      case 'subscribe': {
+        const tenant = await deps.tenants.get(caller.tenantId);
+        assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
+        return ack(ref);
+      }
+      case 'unsubscribe':
+        await deps.registry.unsubscribe(caller.tenantId, request.connectionId, frame.group);
+        return ack(ref);
+      case 'publish': {
+        assertPublishSize(frame.data);
+        const tenant = await deps.tenants.get(caller.tenantId);
+        assertAllowed(tenant.roleRules, caller, 'publish', frame.group);
+        const id = deps.newId();
+        await deps.enqueue(
+          {
+            v: 1,
+            id,
+            tenantId: caller.tenantId,
+            group: frame.group,
+            data: frame.data,
+            from: caller.userId,
+            ts: deps.now(),
+          },
+          { connectionId: request.connectionId },
+        );
+        return ack(ref, id);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof TenantcastError)) deps.onError?.(err, { connectionId: request.connectionId });
+    const error = toTenantcastError(err);
+    return errorFrame(ref, error.code, error.message);
+  }
+}
