@@ -1,0 +1,67 @@
+import { resolve } from 'node:path';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { FunctionSpec } from '../lambdas/manifest.ts';
+import { FunctionError, FunctionHost } from './function-host.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const spec: FunctionSpec = {
+  name: 'probe',
+  entry: 'test/fixtures/probe-handler.ts',
+  description: 'test probe',
+  trigger: { kind: 'websocket', routes: ['$default'], returnResponse: true },
+  bindings: ['table'],
+  timeoutSeconds: 5,
+  memoryMB: 128,
+};
+
+let host: FunctionHost | undefined;
+afterEach(async () => {
+  await host?.close();
+  host = undefined;
+});
+
+function start(timeoutMs?: number): FunctionHost {
+  host = new FunctionHost({
+    spec,
+    root,
+    bindingValues: { TABLE_NAME: 'the-table', DELIVERY_QUEUE_URL: 'http://queue' },
+    baseEnv: { AWS_REGION: 'local-1' },
+    onLog: () => undefined,
+    ...(timeoutMs !== undefined && { timeoutMs }),
+  });
+  return host;
+}
+
+describe('the local function host', () => {
+  it('runs the handler with exactly the environment its bindings give it', async () => {
+    const h = start();
+    expect(await h.invoke({ op: 'env', key: 'TABLE_NAME' })).toEqual({ value: 'the-table', functionName: 'probe' });
+    expect(await h.invoke({ op: 'env', key: 'DELIVERY_QUEUE_URL' })).toEqual({ value: null, functionName: 'probe' });
+    expect(await h.invoke({ op: 'env', key: 'AWS_REGION' })).toMatchObject({ value: 'local-1' });
+  });
+
+  it('passes JSON events and results across and keeps module state between invocations, like a warm sandbox', async () => {
+    const h = start();
+    expect(await h.invoke({ op: 'echo', nested: [1, { a: 'b' }] })).toEqual({
+      echo: { op: 'echo', nested: [1, { a: 'b' }] },
+    });
+    await h.invoke({ op: 'count' });
+    expect(await h.invoke({ op: 'count' })).toEqual({ invocations: 3 });
+  });
+
+  it('rejects with the error the handler threw', async () => {
+    const h = start();
+    const error = await h.invoke({ op: 'throw' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FunctionError);
+    expect((error as Error).message).toBe('Unauthorized');
+  });
+
+  it('times out a slow invocation and replaces the sandbox', async () => {
+    const h = start(300);
+    await expect(h.invoke({ op: 'sleep', ms: 2000 })).rejects.toThrow('Task timed out after 0.30 seconds');
+    expect(await h.invoke({ op: 'count' })).toEqual({ invocations: 1 });
+    const fast = (await h.invoke({ op: 'sleep', ms: 10 })) as { remaining: number };
+    expect(fast.remaining).toBeGreaterThan(0);
+    expect(fast.remaining).toBeLessThanOrEqual(300);
+  });
+});
