@@ -1,0 +1,44 @@
+/** `npm start`: runs the local stack until SIGINT or SIGTERM. */
+
+import { startLocal } from './runtime.ts';
+import { seedTenants } from './seed.ts';
+
+const runtime = await startLocal({
+  ...(process.env.DATA_DIR !== undefined && { dataDir: process.env.DATA_DIR }),
+  ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
+});
+
+const lines = [
+  `tenantcast local runtime (stage local, region us-east-1)`,
+  `  WebSocket          ${runtime.wsUrl}   (token: ?token=<jwt> or subprotocols ["tenantcast.v1", "<jwt>"])`,
+  `  @connections API   ${runtime.url}/@connections/<id>`,
+  `  dev tokens         POST ${runtime.url}/dev/token  {"tenantId":"acme","userId":"alice","roles":["member"]}`,
+  `  JWKS               ${runtime.url}/dev/jwks.json`,
+  `  DynamoDB           ${runtime.dynamo.endpoint}  table ${runtime.tableName}`,
+  `  SQS                ${runtime.sqs.endpoint}  ${Object.values(runtime.queues)
+    .map((q) => q.name)
+    .join(', ')} (+ DLQs)`,
+  `  functions          ${[...runtime.functions.keys()].join(', ')}`,
+  `  tenants            ${seedTenants.map((t) => t.tenantId).join(', ')} (roles admin, member, viewer)`,
+  'Ctrl-C stops.',
+];
+console.log(lines.join('\n'));
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping…`);
+    runtime.stop().then(
+      () => {
+        console.log('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error('stop failed', err);
+        process.exit(1);
+      },
+    );
+  });
+}

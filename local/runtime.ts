@@ -1,0 +1,255 @@
+/**
+ * The local runtime: every function of the manifest, unchanged, behind wire-compatible stand-ins of the AWS
+ * services it uses — dynalite for DynamoDB, local-aws-sqs plus an event-source poller for SQS, and an API Gateway
+ * WebSocket API (with the @connections Management API) on one port, next to a development identity provider.
+ *
+ * Functions learn where things are only from their environment, exactly as in AWS: AWS_ENDPOINT_URL_<SERVICE>
+ * points the SDK at the stand-ins, and the binding variables (TABLE_NAME, DELIVERY_QUEUE_URL, ...) are set from the
+ * manifest. `startLocal` is used by `npm start` (local/main.ts) and, in-process, by the integration tests.
+ */
+import { resolve } from 'node:path';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TenantDirectory } from '../lambdas/core/tenants.ts';
+import { functions as manifestFunctions, queues as manifestQueues } from '../lambdas/manifest.ts';
+import { ensureTable, type LocalDynamo, startDynamo, startTtlSweeper, type TtlSweeper } from './dynamo.ts';
+import { FunctionHost } from './function-host.ts';
+import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
+import { createDevIdentity, type DevIdentity } from './identity.ts';
+import { type Poller, startPoller } from './poller.ts';
+import { seedTenants } from './seed.ts';
+import { ensureQueues, type LocalSqs, type QueueInfo, startSqs } from './sqs.ts';
+
+export interface LocalOptions {
+  /** @default 4000 (`PORT`); 0 picks a free port. */
+  readonly port?: number;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** @default 'us-east-1' */
+  readonly region?: string;
+  /** @default 'local' */
+  readonly stage?: string;
+  /** DynamoDB data directory; omitted = in memory. */
+  readonly dataDir?: string;
+  /** API Gateway's idle timeout. @default 10 minutes */
+  readonly idleTimeoutMs?: number;
+  /** API Gateway's maximum connection duration. @default 2 hours */
+  readonly maxConnectionMs?: number;
+  /** Seconds before a failed SQS message is visible again (a local speed-up; AWS waits the visibility timeout). @default 1 */
+  readonly sqsRetryDelaySeconds?: number | null;
+  /** How often expired items are swept (DynamoDB TTL). @default 30 s */
+  readonly ttlSweepIntervalMs?: number;
+  /** Log level of the functions (Powertools). @default 'INFO' */
+  readonly functionLogLevel?: string;
+  /** Where function log lines go. @default stdout */
+  readonly onFunctionLog?: (functionName: string, line: string) => void;
+  /** Gateway and runtime log. @default console */
+  readonly log?: GatewayLogger;
+  /** Seed the tenants acme and globex. @default true */
+  readonly seed?: boolean;
+  /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
+  readonly functionEnv?: Readonly<Record<string, string>>;
+}
+
+export interface LocalRuntime {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  /** `ws://127.0.0.1:<port>/ws` */
+  readonly wsUrl: string;
+  readonly port: number;
+  readonly gateway: Gateway;
+  readonly identity: DevIdentity;
+  readonly dynamo: LocalDynamo;
+  readonly sqs: LocalSqs;
+  readonly queues: Readonly<Record<keyof typeof manifestQueues, QueueInfo>>;
+  readonly tableName: string;
+  readonly functions: ReadonlyMap<string, FunctionHost>;
+  readonly pollers: ReadonlyMap<string, Poller>;
+  readonly ttlSweeper: TtlSweeper;
+  /** Tenant configuration, through the same code the functions use. */
+  readonly tenants: TenantDirectory;
+  stop(): Promise<void>;
+}
+
+const root = resolve(import.meta.dirname, '..');
+// The SDK warns that releases from 2027 need Node 22; Lambda runs the newest Node runtime, this machine has 20.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+export const LOCAL_AUDIENCE = 'tenantcast-local';
+const localCredentials = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+
+export async function startLocal(options: LocalOptions = {}): Promise<LocalRuntime> {
+  const region = options.region ?? 'us-east-1';
+  const stage = options.stage ?? 'local';
+  const host = options.host ?? '127.0.0.1';
+  const log: GatewayLogger =
+    options.log ??
+    ((level, message, fields) => {
+      if (level === 'debug') return;
+      console[level === 'info' ? 'log' : level](`[local] ${message}`, fields ?? '');
+    });
+  const stoppers: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        log('error', 'stop failed', { error: String(err) });
+      }
+    }
+  };
+
+  try {
+    const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
+    stoppers.push(() => dynamo.close());
+    const tableName = `tenantcast-${stage}`;
+    await ensureTable(dynamo.client, tableName);
+
+    const sqs = await startSqs({ region });
+    stoppers.push(() => sqs.close());
+    const queues = await ensureQueues(sqs.client, manifestQueues, { prefix: `tenantcast-${stage}-` });
+
+    // Functions are started lazily, on first invocation, so their environment can name the gateway's real port.
+    const hosts = new Map<string, FunctionHost>();
+    const bindingValues: Record<string, string> = {};
+    const baseEnv: Record<string, string> = {
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      ...localCredentials,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      POWERTOOLS_LOG_LEVEL: options.functionLogLevel ?? 'INFO',
+      POWERTOOLS_DEV: 'false',
+      POWERTOOLS_TRACE_ENABLED: 'false',
+      POWERTOOLS_METRICS_NAMESPACE: 'tenantcast',
+      POWERTOOLS_SERVICE_NAME: 'tenantcast',
+      NODE_OPTIONS: '--enable-source-maps',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...options.functionEnv,
+    };
+    for (const spec of manifestFunctions) {
+      hosts.set(
+        spec.name,
+        new FunctionHost({
+          spec,
+          root,
+          bindingValues,
+          baseEnv,
+          ...(options.onFunctionLog && { onLog: options.onFunctionLog }),
+        }),
+      );
+    }
+    stoppers.push(async () => {
+      await Promise.all([...hosts.values()].map((h) => h.close()));
+    });
+    const invokerOf = (name: string) => {
+      const host = hosts.get(name);
+      if (!host) throw new Error(`no function ${name}`);
+      return (event: unknown) => host.invoke(event);
+    };
+
+    const wired = websocketRoutesFromManifest(
+      Object.fromEntries(manifestFunctions.map((spec) => [spec.name, invokerOf(spec.name)])),
+    );
+    const gateway = await startGateway({
+      ...wired,
+      host,
+      port: options.port ?? Number(process.env.PORT ?? 4000),
+      stage,
+      region,
+      log,
+      ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
+      ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
+    });
+    // Closed before the functions, so every $disconnect still runs.
+    stoppers.push(() => gateway.close());
+
+    const identity = createDevIdentity({ issuer: `${gateway.url}/dev`, audience: LOCAL_AUDIENCE });
+    gateway.addHttpHandler(identity.httpHandler);
+
+    Object.assign(bindingValues, {
+      TABLE_NAME: tableName,
+      DELIVERY_QUEUE_URL: queues.delivery.url,
+      CONNECTIONS_ENDPOINT: gateway.url,
+      JWT_ISSUER: identity.issuer,
+      JWT_AUDIENCE: identity.audience,
+      JWKS_URI: `${gateway.url}${identity.jwksPath}`,
+      CLAIM_TENANT: 'tenant_id',
+      CLAIM_USER: 'sub',
+      CLAIM_ROLES: 'roles',
+    });
+
+    const documentClient = DynamoDBDocumentClient.from(dynamo.client);
+    const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
+    if (options.seed ?? true) {
+      for (const tenant of seedTenants) await tenants.put(tenant);
+    }
+
+    const pollers = new Map<string, Poller>();
+    for (const spec of manifestFunctions) {
+      if (spec.trigger.kind !== 'sqs') continue;
+      const queue = queues[spec.trigger.queue];
+      const invoke = invokerOf(spec.name);
+      pollers.set(
+        spec.name,
+        startPoller({
+          client: sqs.client,
+          queueUrl: queue.url,
+          queueArn: queue.arn,
+          dlqUrl: queue.dlqUrl,
+          maxReceiveCount: queue.spec.maxReceiveCount,
+          batchSize: spec.trigger.batchSize,
+          maxBatchingWindowSeconds: spec.trigger.maxBatchingWindowSeconds,
+          visibilityTimeoutSeconds: queue.spec.visibilityTimeoutSeconds,
+          handler: (event) => invoke(event),
+          functionName: spec.name,
+          timeoutSeconds: spec.timeoutSeconds,
+          memoryMB: spec.memoryMB,
+          region,
+          retryDelaySeconds: options.sqsRetryDelaySeconds === undefined ? 1 : options.sqsRetryDelaySeconds,
+          log: {
+            warn: (m, ...d) => log('warn', m, { details: d }),
+            error: (m, ...d) => log('error', m, { details: d }),
+          },
+        }),
+      );
+    }
+    // Pollers stop before the gateway and functions, so no batch is cut off half-way.
+    stoppers.push(async () => {
+      await Promise.all([...pollers.values()].map((p) => p.stop()));
+    });
+
+    const ttlSweeper = startTtlSweeper({
+      client: dynamo.client,
+      tableName,
+      intervalMs: options.ttlSweepIntervalMs ?? 30_000,
+      log: { error: (m, ...d) => log('error', m, { details: d }) },
+    });
+    stoppers.push(() => ttlSweeper.stop());
+
+    // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
+    await Promise.all([...hosts.values()].map((h) => h.start()));
+
+    let stopping: Promise<void> | undefined;
+    return {
+      url: gateway.url,
+      wsUrl: gateway.wsUrl,
+      port: gateway.port,
+      gateway,
+      identity,
+      dynamo,
+      sqs,
+      queues,
+      tableName,
+      functions: hosts,
+      pollers,
+      ttlSweeper,
+      tenants,
+      stop: () => {
+        stopping ??= stopAll();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
