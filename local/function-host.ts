@@ -64,7 +64,8 @@ export class FunctionHost {
     }
     env.AWS_LAMBDA_FUNCTION_NAME = spec.name;
     env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE = String(spec.memoryMB);
-    env.POWERTOOLS_SERVICE_NAME ??= 'tenantcast';
+    // As in CDK (lib/tenantcast-function.ts): the service in every log line is the function's name.
+    env.POWERTOOLS_SERVICE_NAME = spec.name;
     return env;
   }
 

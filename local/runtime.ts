@@ -120,7 +120,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       POWERTOOLS_DEV: 'false',
       POWERTOOLS_TRACE_ENABLED: 'false',
       POWERTOOLS_METRICS_NAMESPACE: 'tenantcast',
-      POWERTOOLS_SERVICE_NAME: 'tenantcast',
       NODE_OPTIONS: '--enable-source-maps',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...options.functionEnv,

@@ -1,0 +1,79 @@
+/**
+ * Bindings connect a function to a shared resource: the environment keys the manifest lists for the binding
+ * (`bindingEnv` in lambdas/manifest.ts) plus the IAM grants the function needs, applied together by
+ * {@link TenantcastFunction.bind}.
+ */
+
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Binding } from '../lambdas/manifest.ts';
+import type { AuthConfig } from './config.ts';
+
+/** A resource a function can be bound to. */
+export interface IFunctionBinding {
+  /** Which manifest binding this satisfies; its environment keys must be exactly `bindingEnv[binding]`. */
+  readonly binding: Binding;
+  /** Environment variables to set on the function. */
+  readonly environment: Readonly<Record<string, string>>;
+  /**
+   * Grants the function what the binding needs.
+   *
+   * @returns the grant, or undefined when the binding needs no permissions
+   */
+  grantTo(grantee: IGrantable): Grant | undefined;
+}
+
+/** A WebSocket API stage whose connections can be managed (post to, get, delete). */
+export interface IConnectionsEndpoint {
+  /** The stage's `@connections` endpoint: `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`. */
+  readonly callbackUrl: string;
+  /** Grants `execute-api:ManageConnections` on this stage's connections only. */
+  grantManageConnections(grantee: IGrantable): Grant;
+}
+
+/** Factories for the manifest's bindings. */
+export const FunctionBinding = {
+  /** `TABLE_NAME`; read/write on the table and its indexes (`grantReadWriteData`). */
+  table(table: ITable): IFunctionBinding {
+    return {
+      binding: 'table',
+      environment: { TABLE_NAME: table.tableName },
+      grantTo: (grantee) => table.grantReadWriteData(grantee),
+    };
+  },
+
+  /** `DELIVERY_QUEUE_URL`; `sqs:SendMessage` and friends (`grantSendMessages`). */
+  deliveryQueue(queue: IQueue): IFunctionBinding {
+    return {
+      binding: 'deliveryQueue',
+      environment: { DELIVERY_QUEUE_URL: queue.queueUrl },
+      grantTo: (grantee) => queue.grantSendMessages(grantee),
+    };
+  },
+
+  /** `CONNECTIONS_ENDPOINT`; `execute-api:ManageConnections` on the stage's `@connections`. */
+  connections(endpoint: IConnectionsEndpoint): IFunctionBinding {
+    return {
+      binding: 'connections',
+      environment: { CONNECTIONS_ENDPOINT: endpoint.callbackUrl },
+      grantTo: (grantee) => endpoint.grantManageConnections(grantee),
+    };
+  },
+
+  /** `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, `CLAIM_TENANT`, `CLAIM_USER`, `CLAIM_ROLES`; no permissions. */
+  auth(auth: AuthConfig): IFunctionBinding {
+    return {
+      binding: 'auth',
+      environment: {
+        JWT_ISSUER: auth.issuer,
+        JWT_AUDIENCE: auth.audience,
+        JWKS_URI: auth.jwksUri,
+        CLAIM_TENANT: auth.claims.tenant,
+        CLAIM_USER: auth.claims.user,
+        CLAIM_ROLES: auth.claims.roles,
+      },
+      grantTo: () => undefined,
+    };
+  },
+} as const;

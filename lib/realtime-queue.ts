@@ -1,0 +1,129 @@
+import { Duration } from 'aws-cdk-lib';
+import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { QueueSpec } from '../lambdas/manifest.ts';
+
+export interface RealtimeQueueProps {
+  /** Visibility timeout, receive count before dead-lettering, and retention; see `queues` in lambdas/manifest.ts. */
+  readonly spec: QueueSpec;
+}
+
+/** Options for {@link RealtimeQueue.addConsumer}. */
+export interface RealtimeQueueConsumerOptions {
+  /**
+   * Most messages per invocation (1 to 10,000; above 10 needs a batching window).
+   *
+   * @default 10
+   */
+  readonly batchSize?: number;
+
+  /**
+   * How long Lambda gathers messages before invoking (0 to 300 seconds).
+   *
+   * @default Duration.seconds(0)
+   */
+  readonly maxBatchingWindow?: Duration;
+}
+
+/**
+ * A standard SQS queue with its dead-letter queue: both encrypted with SQS-managed keys and reachable over TLS only
+ * (`aws:SecureTransport`), messages moving to the DLQ after `maxReceiveCount` receives.
+ */
+export class RealtimeQueue extends Construct {
+  /** The queue producers send to. */
+  readonly queue: Queue;
+  /** Where messages land after `spec.maxReceiveCount` failed receives. */
+  readonly deadLetterQueue: Queue;
+  readonly spec: QueueSpec;
+
+  constructor(scope: Construct, id: string, props: RealtimeQueueProps) {
+    super(scope, id);
+    this.spec = props.spec;
+    this.validate(props.spec);
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.seconds(props.spec.dlqRetentionSeconds),
+    });
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(props.spec.visibilityTimeoutSeconds),
+      retentionPeriod: Duration.seconds(props.spec.retentionSeconds),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.spec.maxReceiveCount },
+    });
+  }
+
+  /** The queue's URL. */
+  get queueUrl(): string {
+    return this.queue.queueUrl;
+  }
+
+  /** Grants sqs:SendMessage, sqs:GetQueueAttributes and sqs:GetQueueUrl on the queue. */
+  grantSendMessages(grantee: IGrantable): Grant {
+    return this.queue.grantSendMessages(grantee);
+  }
+
+  /** Grants sqs:ReceiveMessage, sqs:ChangeMessageVisibility, sqs:GetQueueUrl, sqs:DeleteMessage and sqs:GetQueueAttributes on the queue. */
+  grantConsumeMessages(grantee: IGrantable): Grant {
+    return this.queue.grantConsumeMessages(grantee);
+  }
+
+  /**
+   * Makes `handler` consume the queue through an event source mapping with partial batch responses
+   * (`ReportBatchItemFailures`): the handler returns the ids of failed messages and only those are retried.
+   *
+   * @throws when the queue's visibility timeout is shorter than six times the handler's timeout, as AWS advises for
+   * Lambda event sources (retries would otherwise start while a batch is still being processed)
+   */
+  addConsumer(handler: IFunction & { readonly timeout?: Duration }, options: RealtimeQueueConsumerOptions = {}): void {
+    const timeoutSeconds = handler.timeout?.toSeconds() ?? 3;
+    if (this.spec.visibilityTimeoutSeconds < 6 * timeoutSeconds) {
+      throw new Error(
+        `${this.node.path}: visibility timeout ${this.spec.visibilityTimeoutSeconds}s must be at least 6x the consumer's timeout (${timeoutSeconds}s, so ${6 * timeoutSeconds}s)`,
+      );
+    }
+    const batchSize = options.batchSize ?? 10;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new Error(`${this.node.path}: batchSize must be an integer from 1 to 10000 (got ${batchSize})`);
+    }
+    const windowSeconds = options.maxBatchingWindow?.toSeconds() ?? 0;
+    if (batchSize > 10 && windowSeconds === 0) {
+      throw new Error(`${this.node.path}: a batchSize above 10 (got ${batchSize}) needs a maxBatchingWindow`);
+    }
+    handler.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize,
+        maxBatchingWindow: Duration.seconds(windowSeconds),
+        reportBatchItemFailures: true,
+      }),
+    );
+  }
+
+  private validate(spec: QueueSpec): void {
+    const problems: string[] = [];
+    const visibility = spec.visibilityTimeoutSeconds;
+    if (!Number.isInteger(visibility) || visibility < 0 || visibility > 43_200) {
+      problems.push(`visibilityTimeoutSeconds must be 0 to 43200 (got ${visibility})`);
+    }
+    if (!Number.isInteger(spec.maxReceiveCount) || spec.maxReceiveCount < 1 || spec.maxReceiveCount > 1000) {
+      problems.push(`maxReceiveCount must be 1 to 1000 (got ${spec.maxReceiveCount})`);
+    }
+    for (const field of ['retentionSeconds', 'dlqRetentionSeconds'] as const) {
+      const value = spec[field];
+      if (!Number.isInteger(value) || value < 60 || value > 1_209_600) {
+        problems.push(`${field} must be 60 to 1209600 (14 days) (got ${value})`);
+      }
+    }
+    if (spec.dlqRetentionSeconds < spec.retentionSeconds) {
+      problems.push(
+        `dlqRetentionSeconds (${spec.dlqRetentionSeconds}) must be at least retentionSeconds (${spec.retentionSeconds}): a message keeps its original age when dead-lettered`,
+      );
+    }
+    if (problems.length > 0) throw new Error(`${this.node.path}: invalid queue spec: ${problems.join('; ')}`);
+  }
+}

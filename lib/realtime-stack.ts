@@ -1,0 +1,212 @@
+import path from 'node:path';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import type { FunctionSpec, QueueSpec } from '../lambdas/manifest.ts';
+import * as manifest from '../lambdas/manifest.ts';
+import type { StageConfig } from './config.ts';
+import { FunctionBinding, type IFunctionBinding } from './function-binding.ts';
+import { RealtimeQueue } from './realtime-queue.ts';
+import { RealtimeTable, type RealtimeTableSpec } from './realtime-table.ts';
+import { RealtimeWebSocketApi } from './realtime-websocket-api.ts';
+import { TenantcastFunction } from './tenantcast-function.ts';
+
+/** The repository root: manifest entries are relative to it, and it holds package-lock.json. */
+export const REPOSITORY_ROOT = path.resolve(import.meta.dirname, '..');
+
+/** What the stack deploys; by default lambdas/manifest.ts. */
+export interface RealtimeManifest {
+  readonly functions: readonly FunctionSpec[];
+  readonly queues: Readonly<Record<string, QueueSpec>>;
+  readonly table: RealtimeTableSpec;
+  readonly routeSelectionExpression: string;
+}
+
+export const DEFAULT_MANIFEST: RealtimeManifest = {
+  functions: manifest.functions,
+  queues: manifest.queues,
+  table: manifest.table,
+  routeSelectionExpression: manifest.routeSelectionExpression,
+};
+
+/** The queue each queue binding sends to. */
+const QUEUE_OF_BINDING = { deliveryQueue: 'delivery' } as const;
+
+export interface RealtimeStackProps extends StackProps {
+  /** The stage deployed by this stack (one stack per stage and region). */
+  readonly stage: StageConfig;
+
+  /**
+   * Functions, triggers, bindings, queues and table.
+   *
+   * @default - lambdas/manifest.ts
+   */
+  readonly manifest?: RealtimeManifest;
+
+  /**
+   * Directory the manifest's `entry` paths are relative to, holding package-lock.json.
+   *
+   * @default - the repository root
+   */
+  readonly projectRoot?: string;
+}
+
+/**
+ * The whole real-time path of one stage in one region: WebSocket API with its authorizer and routes, the table,
+ * the queues, and one function per manifest entry, wired to their triggers and bound to what they use.
+ */
+export class RealtimeStack extends Stack {
+  readonly stage: StageConfig;
+  readonly table: RealtimeTable;
+  readonly webSocketApi: RealtimeWebSocketApi;
+  /** Queues by manifest name. */
+  readonly queues: ReadonlyMap<string, RealtimeQueue>;
+  /** Functions by manifest name. */
+  readonly functions: ReadonlyMap<string, TenantcastFunction>;
+
+  constructor(scope: Construct, id: string, props: RealtimeStackProps) {
+    const { stage, manifest: manifestOverride, projectRoot, ...stackProps } = props;
+    super(scope, id, {
+      description: `tenantcast real-time backend, stage ${stage.name}`,
+      terminationProtection: stage.deletionProtection,
+      ...stackProps,
+    });
+    const spec = manifestOverride ?? DEFAULT_MANIFEST;
+    const root = projectRoot ?? REPOSITORY_ROOT;
+    this.stage = stage;
+    validateManifest(this.node.path, spec);
+
+    Tags.of(this).add('project', 'tenantcast');
+    Tags.of(this).add('stage', stage.name);
+
+    const removalPolicy = stage.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.table = new RealtimeTable(this, 'Table', {
+      spec: spec.table,
+      removalPolicy,
+      deletionProtection: stage.deletionProtection,
+    });
+
+    const queues = new Map<string, RealtimeQueue>();
+    for (const [name, queueSpec] of Object.entries(spec.queues)) {
+      queues.set(name, new RealtimeQueue(this, `${pascal(name)}Queue`, { spec: queueSpec }));
+    }
+    this.queues = queues;
+
+    const functions = new Map<string, TenantcastFunction>();
+    for (const fn of spec.functions) {
+      functions.set(
+        fn.name,
+        new TenantcastFunction(this, fn.name, {
+          entry: path.join(root, fn.entry),
+          projectRoot: root,
+          depsLockFilePath: path.join(root, 'package-lock.json'),
+          description: fn.description,
+          timeout: Duration.seconds(fn.timeoutSeconds),
+          memorySize: fn.memoryMB,
+          environment: { ...fn.environment },
+          logLevel: stage.logLevel,
+          logGroupRetention: stage.logRetentionDays as RetentionDays,
+          logGroupRemovalPolicy: removalPolicy,
+        }),
+      );
+    }
+    this.functions = functions;
+
+    const authorizerSpec = spec.functions.find((fn) => fn.trigger.kind === 'websocket-authorizer');
+    this.webSocketApi = new RealtimeWebSocketApi(this, 'WebSocketApi', {
+      stageName: stage.name,
+      // validateManifest checked there is exactly one.
+      authorizer: functions.get(authorizerSpec?.name ?? '') as TenantcastFunction,
+      routeSelectionExpression: spec.routeSelectionExpression,
+      throttle: stage.throttle,
+      description: `tenantcast ${stage.name}`,
+    });
+
+    for (const fnSpec of spec.functions) {
+      const fn = functions.get(fnSpec.name) as TenantcastFunction;
+      const trigger = fnSpec.trigger;
+      switch (trigger.kind) {
+        case 'websocket-authorizer':
+          break; // attached to $connect by RealtimeWebSocketApi
+        case 'websocket':
+          for (const route of trigger.routes) {
+            this.webSocketApi.addRoute(route, fn, { returnResponse: trigger.returnResponse });
+          }
+          break;
+        case 'sqs':
+          (queues.get(trigger.queue) as RealtimeQueue).addConsumer(fn, {
+            batchSize: trigger.batchSize,
+            maxBatchingWindow: Duration.seconds(trigger.maxBatchingWindowSeconds),
+          });
+          break;
+      }
+      fn.bind(...fnSpec.bindings.map((binding) => this.bindingFor(binding)));
+    }
+
+    new CfnOutput(this, 'WebSocketUrl', {
+      description: 'Clients connect here',
+      value: this.webSocketApi.url,
+    });
+    new CfnOutput(this, 'CallbackUrl', {
+      description: 'API Gateway Management API endpoint of the stage (@connections)',
+      value: this.webSocketApi.callbackUrl,
+    });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    for (const [name, queue] of queues) {
+      new CfnOutput(this, `${pascal(name)}QueueUrl`, { value: queue.queueUrl });
+      new CfnOutput(this, `${pascal(name)}DeadLetterQueueUrl`, { value: queue.deadLetterQueue.queueUrl });
+    }
+  }
+
+  private bindingFor(binding: manifest.Binding): IFunctionBinding {
+    switch (binding) {
+      case 'table':
+        return FunctionBinding.table(this.table);
+      case 'deliveryQueue':
+        return FunctionBinding.deliveryQueue((this.queues.get(QUEUE_OF_BINDING.deliveryQueue) as RealtimeQueue).queue);
+      case 'connections':
+        return FunctionBinding.connections(this.webSocketApi);
+      case 'auth':
+        return FunctionBinding.auth(this.stage.auth);
+    }
+  }
+}
+
+/** Checks what TypeScript cannot: names, references between entries, and the one-authorizer rule. */
+function validateManifest(where: string, spec: RealtimeManifest): void {
+  const problems: string[] = [];
+  const names = spec.functions.map((fn) => fn.name);
+  for (const [i, name] of names.entries()) {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) problems.push(`function name '${name}' must be alphanumeric`);
+    if (names.indexOf(name) !== i) problems.push(`function '${name}' is declared twice`);
+  }
+  const authorizers = spec.functions.filter((fn) => fn.trigger.kind === 'websocket-authorizer');
+  if (authorizers.length !== 1) {
+    problems.push(
+      `exactly one function needs the 'websocket-authorizer' trigger (got ${authorizers.length}: [${authorizers.map((fn) => fn.name).join(', ')}])`,
+    );
+  }
+  for (const fn of spec.functions) {
+    if (fn.trigger.kind === 'sqs' && !(fn.trigger.queue in spec.queues)) {
+      problems.push(
+        `function '${fn.name}' consumes queue '${fn.trigger.queue}', which is not declared (queues: ${Object.keys(spec.queues).join(', ') || 'none'})`,
+      );
+    }
+    if (fn.bindings.includes('deliveryQueue') && !(QUEUE_OF_BINDING.deliveryQueue in spec.queues)) {
+      problems.push(
+        `function '${fn.name}' binds 'deliveryQueue' but no '${QUEUE_OF_BINDING.deliveryQueue}' queue is declared`,
+      );
+    }
+    const duplicates = fn.bindings.filter((b, i) => fn.bindings.indexOf(b) !== i);
+    if (duplicates.length > 0) problems.push(`function '${fn.name}' lists binding(s) twice: ${duplicates.join(', ')}`);
+  }
+  for (const name of Object.keys(spec.queues)) {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) problems.push(`queue name '${name}' must be alphanumeric`);
+  }
+  if (problems.length > 0) throw new Error(`${where}: invalid function manifest:\n  - ${problems.join('\n  - ')}`);
+}
+
+function pascal(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}

@@ -1,0 +1,209 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { queues as manifestQueues } from '../lambdas/manifest.ts';
+import { ensureQueues, type LocalSqs, startSqs } from './sqs.ts';
+
+let sqs: LocalSqs;
+let seq = 0;
+const unique = () => `q${++seq}x${Date.now()}`;
+
+beforeAll(async () => {
+  sqs = await startSqs();
+});
+afterAll(async () => {
+  await sqs.close();
+});
+
+async function attributes(client: SQSClient, url: string): Promise<Record<string, string>> {
+  const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }));
+  return out.Attributes ?? {};
+}
+
+async function receive(url: string, waitTimeSeconds = 0, max = 10): Promise<Message[]> {
+  const out = await sqs.client.send(
+    new ReceiveMessageCommand({
+      QueueUrl: url,
+      WaitTimeSeconds: waitTimeSeconds,
+      MaxNumberOfMessages: max,
+      MessageSystemAttributeNames: ['All'],
+      MessageAttributeNames: ['All'],
+    }),
+  );
+  return out.Messages ?? [];
+}
+
+const spec = { visibilityTimeoutSeconds: 30, maxReceiveCount: 2, retentionSeconds: 3600, dlqRetentionSeconds: 7200 };
+
+describe('startSqs', () => {
+  it('listens on an ephemeral 127.0.0.1 port', () => {
+    expect(sqs.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(sqs.endpoint).not.toMatch(/:0$/);
+  });
+
+  it('close() does not wait for pending long polls', async () => {
+    const other = await startSqs();
+    const { q } = await ensureQueues(other.client, { q: spec });
+    const poll = other.client
+      .send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 20 }))
+      .catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await other.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    await poll;
+  });
+});
+
+describe('ensureQueues', () => {
+  it('creates the manifest queues with their DLQs and redrive policy', async () => {
+    const created = await ensureQueues(sqs.client, manifestQueues, { prefix: `${unique()}-` });
+    const delivery = created.delivery;
+    expect(delivery.url).toBe(`${sqs.endpoint}/123456789012/${delivery.name}`);
+    expect(delivery.dlqName).toBe(`${delivery.name}-dlq`);
+    expect(delivery.arn).toBe(`arn:aws:sqs:us-east-1:123456789012:${delivery.name}`);
+    const main = await attributes(sqs.client, delivery.url);
+    expect(main.VisibilityTimeout).toBe(String(manifestQueues.delivery.visibilityTimeoutSeconds));
+    expect(main.MessageRetentionPeriod).toBe(String(manifestQueues.delivery.retentionSeconds));
+    expect(JSON.parse(main.RedrivePolicy ?? '{}')).toEqual({
+      deadLetterTargetArn: delivery.dlqArn,
+      maxReceiveCount: manifestQueues.delivery.maxReceiveCount,
+    });
+    const dlq = await attributes(sqs.client, delivery.dlqUrl);
+    expect(dlq.MessageRetentionPeriod).toBe(String(manifestQueues.delivery.dlqRetentionSeconds));
+    expect(dlq.QueueArn).toBe(delivery.dlqArn);
+  });
+
+  it('is idempotent and updates changed attributes', async () => {
+    const name = unique();
+    const first = await ensureQueues(sqs.client, { [name]: spec });
+    const again = await ensureQueues(sqs.client, { [name]: spec });
+    expect(again[name]?.url).toBe(first[name]?.url);
+    expect(again[name]?.dlqUrl).toBe(first[name]?.dlqUrl);
+    await ensureQueues(sqs.client, { [name]: { ...spec, visibilityTimeoutSeconds: 45, maxReceiveCount: 5 } });
+    const main = await attributes(sqs.client, first[name]?.url ?? '');
+    expect(main.VisibilityTimeout).toBe('45');
+    expect(JSON.parse(main.RedrivePolicy ?? '{}').maxReceiveCount).toBe(5);
+  });
+});
+
+describe('local-aws-sqs behaviour (with our fixes)', () => {
+  it('long polling returns as soon as a message arrives, without waiting for a full batch', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    const started = Date.now();
+    setTimeout(() => void sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'late' })), 100);
+    const messages = await receive(q.url, 5);
+    const took = Date.now() - started;
+    expect(messages.map((m) => m.Body)).toEqual(['late']);
+    expect(took).toBeGreaterThanOrEqual(95);
+    expect(took).toBeLessThan(400);
+  });
+
+  it('long polling returns empty after WaitTimeSeconds; short polls are quick', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    let started = Date.now();
+    expect(await receive(q.url, 1)).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+    started = Date.now();
+    expect(await receive(q.url, 0)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(30);
+  });
+
+  it('returns up to MaxNumberOfMessages of what is queued, with attributes', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    await sqs.client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: q.url,
+        Entries: Array.from({ length: 7 }, (_, i) => ({
+          Id: `m${i}`,
+          MessageBody: `body${i}`,
+          MessageAttributes: {
+            s: { DataType: 'String', StringValue: `v${i}` },
+            n: { DataType: 'Number', StringValue: String(i) },
+            b: { DataType: 'Binary', BinaryValue: Buffer.from([i, 255]) },
+          },
+        })),
+      }),
+    );
+    const first = await receive(q.url, 20, 5);
+    expect(first).toHaveLength(5);
+    const rest = await receive(q.url, 20, 5);
+    expect(rest).toHaveLength(2);
+    const m = first[0];
+    expect(m?.Attributes?.ApproximateReceiveCount).toBe('1');
+    expect(m?.Attributes?.SentTimestamp).toMatch(/^\d+$/);
+    expect(m?.MessageAttributes?.s?.StringValue).toMatch(/^v\d$/);
+    expect(m?.MessageAttributes?.n?.DataType).toBe('Number');
+    expect(Buffer.from(m?.MessageAttributes?.b?.BinaryValue ?? []).at(1)).toBe(255);
+    expect(m?.MD5OfBody).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('ApproximateNumberOfMessages counts visible messages only', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    for (const body of ['a', 'b', 'c'])
+      await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: body }));
+    await receive(q.url, 0, 1);
+    const attrs = await attributes(sqs.client, q.url);
+    expect(attrs.ApproximateNumberOfMessages).toBe('2');
+    expect(attrs.ApproximateNumberOfMessagesNotVisible).toBe('1');
+  });
+
+  it('ChangeMessageVisibility does not count as a receive; the DLQ gets the message after maxReceiveCount', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: { ...spec, maxReceiveCount: 3 } }));
+    if (q === undefined) throw new Error('no queue');
+    await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'poison' }));
+    const counts: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [m] = await receive(q.url, 2, 1);
+      if (m === undefined) throw new Error(`receive ${i + 1} got nothing`);
+      counts.push(m.Attributes?.ApproximateReceiveCount ?? '?');
+      await sqs.client.send(
+        new ChangeMessageVisibilityCommand({ QueueUrl: q.url, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 }),
+      );
+    }
+    expect(counts).toEqual(['1', '2', '3']);
+    const [dead] = await receive(q.dlqUrl, 2, 1);
+    expect(dead?.Body).toBe('poison');
+    expect(dead?.Attributes?.DeadLetterQueueSourceArn).toBe(q.arn);
+    expect(await receive(q.url, 0)).toEqual([]);
+  });
+
+  it('an aborted long poll takes no messages', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    const abort = new AbortController();
+    const poll = sqs.client
+      .send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 20 }), { abortSignal: abort.signal })
+      .catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 50));
+    abort.abort();
+    await poll;
+    await new Promise((r) => setTimeout(r, 20));
+    await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'kept' }));
+    const [m] = await receive(q.url, 2);
+    expect(m?.Body).toBe('kept');
+    await sqs.client.send(new DeleteMessageCommand({ QueueUrl: q.url, ReceiptHandle: m?.ReceiptHandle }));
+  });
+
+  it('counts requests by action', async () => {
+    const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
+    if (q === undefined) throw new Error('no queue');
+    sqs.resetRequestCounts();
+    await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'x' }));
+    await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'y' }));
+    await receive(q.url, 0);
+    expect(sqs.requestCounts()).toEqual({ SendMessage: 2, ReceiveMessage: 1 });
+  });
+});
