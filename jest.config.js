@@ -16,6 +16,7 @@ export default {
     '<rootDir>/lambdas/**/*.test.ts',
     '<rootDir>/local/**/*.test.ts',
     '<rootDir>/client/**/*.test.ts',
+    '<rootDir>/bench/**/*.test.ts',
   ],
   testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
   modulePathIgnorePatterns: ['<rootDir>/cdk.out/'],

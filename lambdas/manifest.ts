@@ -14,7 +14,18 @@ export type Binding =
   /** The API Gateway Management API of this stage's WebSocket API: `CONNECTIONS_ENDPOINT` (execute-api:ManageConnections). */
   | 'connections'
   /** JWT verification settings: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, claim names. No grants. */
-  | 'auth';
+  | 'auth'
+  /** Send change events to the changes queue: `CHANGES_QUEUE_URL` (sqs:SendMessage). */
+  | 'changesQueue'
+  /** Send pages of large groups to the fan-out queue: `FANOUT_QUEUE_URL` (sqs:SendMessage). */
+  | 'fanoutQueue'
+  /**
+   * The tenant databases through the RDS Data API (docs/tenants.md). No environment: each tenant's cluster ARN,
+   * database and secret ARN come from the tenant catalog (the endpoint, locally, from `AWS_ENDPOINT_URL_RDS_DATA`).
+   * Grants: `rds-data:ExecuteStatement`, `BatchExecuteStatement`, `BeginTransaction`, `CommitTransaction`,
+   * `RollbackTransaction` on the tenant clusters, and `secretsmanager:GetSecretValue` on `tenantcast/tenants/*`.
+   */
+  | 'tenantData';
 
 /** Environment keys each binding sets. */
 export const bindingEnv = {
@@ -22,6 +33,9 @@ export const bindingEnv = {
   deliveryQueue: ['DELIVERY_QUEUE_URL'],
   connections: ['CONNECTIONS_ENDPOINT'],
   auth: ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWKS_URI', 'CLAIM_TENANT', 'CLAIM_USER', 'CLAIM_ROLES'],
+  changesQueue: ['CHANGES_QUEUE_URL'],
+  fanoutQueue: ['FANOUT_QUEUE_URL'],
+  tenantData: [],
 } as const satisfies Record<Binding, readonly string[]>;
 
 export type EnvKey = (typeof bindingEnv)[Binding][number];
@@ -35,12 +49,37 @@ export interface QueueSpec {
   /** How long messages (and DLQ messages) are kept. */
   readonly retentionSeconds: number;
   readonly dlqRetentionSeconds: number;
+  /**
+   * A FIFO queue (name ending `.fifo`): senders give a MessageGroupId and a MessageDeduplicationId, and consumers get
+   * each message group in order, one batch of a group at a time. @default false
+   */
+  readonly fifo?: boolean;
 }
 
 export const queues = {
+  /**
+   * Published messages (FIFO: MessageGroupId `<tenant>#<group>`, dedup id = message id; send with
+   * `deliverySendParams` from lambdas/core/delivery.ts). docs/delivery.md.
+   */
   delivery: {
     visibilityTimeoutSeconds: 180,
     maxReceiveCount: 3,
+    retentionSeconds: 4 * 24 * 3600,
+    dlqRetentionSeconds: 14 * 24 * 3600,
+    fifo: true,
+  },
+  /** Pages of large groups' runs (FIFO: one message group per group lane), from the broadcaster. docs/delivery.md. */
+  fanout: {
+    visibilityTimeoutSeconds: 180,
+    maxReceiveCount: 3,
+    retentionSeconds: 4 * 24 * 3600,
+    dlqRetentionSeconds: 14 * 24 * 3600,
+    fifo: true,
+  },
+  /** Change events `{tenantId, entity, key, version}` from entity writes and the outbox relay (docs/entities.md). */
+  changes: {
+    visibilityTimeoutSeconds: 180,
+    maxReceiveCount: 5,
     retentionSeconds: 4 * 24 * 3600,
     dlqRetentionSeconds: 14 * 24 * 3600,
   },
@@ -67,7 +106,20 @@ export type Trigger =
       readonly queue: QueueName;
       readonly batchSize: number;
       readonly maxBatchingWindowSeconds: number;
-    };
+    }
+  /**
+   * Routes of the stage's HTTP API (API Gateway v2, payload format 2.0). `path` uses API Gateway's syntax
+   * (`/v1/entities/{entity}`); `authorizer: 'jwt'` is the API's native JWT authorizer with the `auth` settings.
+   */
+  | {
+      readonly kind: 'http';
+      readonly routes: readonly { readonly method: HttpMethod; readonly path: string }[];
+      readonly authorizer: 'jwt';
+    }
+  /** Invoked on a fixed rate (EventBridge schedule in AWS, a timer in the local runtime). */
+  | { readonly kind: 'schedule'; readonly rateMinutes: number };
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface FunctionSpec {
   /** Logical name; also the CDK construct id and the local runtime's name for the function. */
@@ -129,9 +181,65 @@ export const functions = [
     entry: 'lambdas/handlers/broadcaster.ts',
     description: 'Delivers published messages from the delivery queue to every connection of the group',
     trigger: { kind: 'sqs', queue: 'delivery', batchSize: 10, maxBatchingWindowSeconds: 0 },
+    bindings: ['table', 'connections', 'fanoutQueue'],
+    environment: {
+      /** How long delivered messages stay replayable with `since`. */
+      HISTORY_RETENTION_SECONDS: String(24 * 3600),
+      /** Groups with more members than this are split into pages for the fanout function. */
+      SPLIT_THRESHOLD: '500',
+      /** Parallel lanes of a split group. */
+      FANOUT_SHARDS: '8',
+    },
+    timeoutSeconds: 30,
+    memoryMB: 1024,
+  },
+  {
+    name: 'fanout',
+    entry: 'lambdas/handlers/fanout.ts',
+    description: 'Delivers pages of large groups from the fan-out queue, in parallel lanes',
+    trigger: { kind: 'sqs', queue: 'fanout', batchSize: 10, maxBatchingWindowSeconds: 0 },
     bindings: ['table', 'connections'],
     timeoutSeconds: 30,
     memoryMB: 1024,
+  },
+  {
+    name: 'entityApi',
+    entry: 'lambdas/handlers/entity-api.ts',
+    description: 'Entity HTTP API: schema, list, get, create, update, delete and change log of tenant entities',
+    trigger: {
+      kind: 'http',
+      authorizer: 'jwt',
+      routes: [
+        { method: 'GET', path: '/v1/schema' },
+        { method: 'GET', path: '/v1/entities/{entity}' },
+        { method: 'POST', path: '/v1/entities/{entity}' },
+        { method: 'GET', path: '/v1/entities/{entity}/{id}' },
+        { method: 'PATCH', path: '/v1/entities/{entity}/{id}' },
+        { method: 'DELETE', path: '/v1/entities/{entity}/{id}' },
+        { method: 'GET', path: '/v1/entities/{entity}/{id}/changes' },
+      ],
+    },
+    bindings: ['table', 'auth', 'changesQueue', 'tenantData'],
+    timeoutSeconds: 15,
+    memoryMB: 512,
+  },
+  {
+    name: 'changeFeed',
+    entry: 'lambdas/handlers/change-feed.ts',
+    description: 'Turns change events into entity:<name> messages for the delivery queue, with per-row audiences',
+    trigger: { kind: 'sqs', queue: 'changes', batchSize: 10, maxBatchingWindowSeconds: 0 },
+    bindings: ['table', 'deliveryQueue', 'tenantData'],
+    timeoutSeconds: 30,
+    memoryMB: 512,
+  },
+  {
+    name: 'outboxRelay',
+    entry: 'lambdas/handlers/outbox-relay.ts',
+    description: 'Publishes committed changes whose change event was never sent (the change log is the outbox)',
+    trigger: { kind: 'schedule', rateMinutes: 1 },
+    bindings: ['table', 'changesQueue', 'tenantData'],
+    timeoutSeconds: 60,
+    memoryMB: 256,
   },
 ] as const satisfies readonly FunctionSpec[];
 
@@ -155,4 +263,6 @@ export const limits = {
   idleTimeoutSeconds: 10 * 60,
   /** API Gateway maximum connection duration. */
   maxConnectionSeconds: 2 * 60 * 60,
+  /** Largest entity API request body (413 TOO_LARGE above it; API Gateway's own limit is 10 MB). */
+  entityBodyBytes: 256 * 1024,
 } as const;

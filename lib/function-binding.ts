@@ -52,6 +52,15 @@ export const FunctionBinding = {
     };
   },
 
+  /** `FANOUT_QUEUE_URL`; `sqs:SendMessage` and friends on the fan-out queue (pages of large groups). */
+  fanoutQueue(queue: IQueue): IFunctionBinding {
+    return {
+      binding: 'fanoutQueue',
+      environment: { FANOUT_QUEUE_URL: queue.queueUrl },
+      grantTo: (grantee) => queue.grantSendMessages(grantee),
+    };
+  },
+
   /** `CONNECTIONS_ENDPOINT`; `execute-api:ManageConnections` on the stage's `@connections`. */
   connections(endpoint: IConnectionsEndpoint): IFunctionBinding {
     return {
@@ -62,6 +71,15 @@ export const FunctionBinding = {
   },
 
   /** `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, `CLAIM_TENANT`, `CLAIM_USER`, `CLAIM_ROLES`; no permissions. */
+  /** `CHANGES_QUEUE_URL`; `sqs:SendMessage` and friends on the changes queue (`grantSendMessages`). */
+  changesQueue(queue: IQueue): IFunctionBinding {
+    return {
+      binding: 'changesQueue',
+      environment: { CHANGES_QUEUE_URL: queue.queueUrl },
+      grantTo: (grantee) => queue.grantSendMessages(grantee),
+    };
+  },
+
   auth(auth: AuthConfig): IFunctionBinding {
     return {
       binding: 'auth',

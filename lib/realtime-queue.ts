@@ -29,7 +29,7 @@ export interface RealtimeQueueConsumerOptions {
 }
 
 /**
- * A standard SQS queue with its dead-letter queue: both encrypted with SQS-managed keys and reachable over TLS only
+ * An SQS queue (standard, or FIFO when `spec.fifo`) with its dead-letter queue (of the same kind): both encrypted with SQS-managed keys and reachable over TLS only
  * (`aws:SecureTransport`), messages moving to the DLQ after `maxReceiveCount` receives.
  */
 export class RealtimeQueue extends Construct {
@@ -44,12 +44,15 @@ export class RealtimeQueue extends Construct {
     this.spec = props.spec;
     this.validate(props.spec);
 
+    const fifo = props.spec.fifo === true ? { fifo: true } : {};
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      ...fifo,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.seconds(props.spec.dlqRetentionSeconds),
     });
     this.queue = new Queue(this, 'Queue', {
+      ...fifo,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(props.spec.visibilityTimeoutSeconds),
@@ -92,13 +95,19 @@ export class RealtimeQueue extends Construct {
       throw new Error(`${this.node.path}: batchSize must be an integer from 1 to 10000 (got ${batchSize})`);
     }
     const windowSeconds = options.maxBatchingWindow?.toSeconds() ?? 0;
+    if (this.spec.fifo === true && (batchSize > 10 || windowSeconds > 0)) {
+      throw new Error(
+        `${this.node.path}: a FIFO queue's consumer takes at most 10 messages and no batching window (got batchSize ${batchSize}, maxBatchingWindow ${windowSeconds}s)`,
+      );
+    }
     if (batchSize > 10 && windowSeconds === 0) {
       throw new Error(`${this.node.path}: a batchSize above 10 (got ${batchSize}) needs a maxBatchingWindow`);
     }
     handler.addEventSource(
       new SqsEventSource(this.queue, {
         batchSize,
-        maxBatchingWindow: Duration.seconds(windowSeconds),
+        // FIFO event sources take no batching window at all (not even 0).
+        ...(this.spec.fifo === true ? {} : { maxBatchingWindow: Duration.seconds(windowSeconds) }),
         reportBatchItemFailures: true,
       }),
     );

@@ -30,7 +30,7 @@ export const DEFAULT_MANIFEST: RealtimeManifest = {
 };
 
 /** The queue each queue binding sends to. */
-const QUEUE_OF_BINDING = { deliveryQueue: 'delivery' } as const;
+const QUEUE_OF_BINDING = { deliveryQueue: 'delivery', fanoutQueue: 'fanout' } as const;
 
 export interface RealtimeStackProps extends StackProps {
   /** The stage deployed by this stack (one stack per stage and region). */
@@ -165,10 +165,17 @@ export class RealtimeStack extends Stack {
         return FunctionBinding.table(this.table);
       case 'deliveryQueue':
         return FunctionBinding.deliveryQueue((this.queues.get(QUEUE_OF_BINDING.deliveryQueue) as RealtimeQueue).queue);
+      case 'fanoutQueue':
+        return FunctionBinding.fanoutQueue((this.queues.get(QUEUE_OF_BINDING.fanoutQueue) as RealtimeQueue).queue);
       case 'connections':
         return FunctionBinding.connections(this.webSocketApi);
       case 'auth':
         return FunctionBinding.auth(this.stage.auth);
+      case 'changesQueue':
+        return FunctionBinding.changesQueue((this.queues.get('changes') as RealtimeQueue).queue);
+      case 'tenantData':
+        // Not wired yet: the data stack (Aurora clusters, scoped rds-data/secretsmanager grants) is still to come.
+        return { binding: 'tenantData', environment: {}, grantTo: () => undefined };
     }
   }
 }

@@ -41,6 +41,9 @@ export class FunctionHost {
   readonly name: string;
   invocations = 0;
   errors = 0;
+  /** Sum of invocation durations, and of durations rounded up to Lambda's 1 ms billing granularity. */
+  durationMs = 0;
+  billedDurationMs = 0;
   private worker: Worker | undefined;
   private ready: Promise<void> | undefined;
   private readonly pending = new Map<number, Pending>();
@@ -134,19 +137,45 @@ export class FunctionHost {
     if (!worker) throw new FunctionError('ServiceException', `${this.name} has no sandbox`);
     this.invocations++;
     const id = this.nextId++;
+    const started = performance.now();
+    const settle = () => {
+      const elapsed = performance.now() - started;
+      this.durationMs += elapsed;
+      this.billedDurationMs += Math.ceil(elapsed);
+    };
     return new Promise((resolvePromise, rejectPromise) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         this.errors++;
+        settle();
         rejectPromise(
           new FunctionError('Sandbox.Timedout', `Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds`),
         );
         // Lambda discards a sandbox whose invocation timed out.
         void this.recycle(worker);
       }, this.timeoutMs);
-      this.pending.set(id, { resolve: resolvePromise, reject: rejectPromise, timer });
+      this.pending.set(id, {
+        resolve: (value) => {
+          settle();
+          resolvePromise(value);
+        },
+        reject: (err) => {
+          settle();
+          rejectPromise(err);
+        },
+        timer,
+      });
       worker.postMessage({ id, event, requestId: randomUUID() });
     });
+  }
+
+  /**
+   * Kills the current sandbox mid-invocation, as a crash (out of memory, runtime exit) would: its invocations fail
+   * with `Runtime.ExitError` and the next invocation starts a fresh sandbox. For fault tests.
+   */
+  async crash(): Promise<void> {
+    const worker = this.worker;
+    if (worker) await this.recycle(worker);
   }
 
   async close(): Promise<void> {

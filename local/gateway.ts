@@ -33,6 +33,12 @@
  *  - Handshake rejections use 500 for authorizer and $connect crashes (AWS may answer 502 for a $connect crash).
  *
  * Logs never contain query strings or the Sec-WebSocket-Protocol header (both can carry tokens).
+ *
+ * Fault injection (local only, for tests and the benchmark): `gateway.injectFaults({ status, rate, count, delayMs,
+ * connectionIds })`, or `POST /local/faults` with the same JSON (`DELETE /local/faults` clears), makes `@connections`
+ * posts answer 410 GoneException, 429 LimitExceededException or 500 InternalServerErrorException instead of
+ * delivering, and/or holds them `delayMs` first. A held post whose caller went away meanwhile (a crashed function)
+ * is dropped, as a request that never completed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -168,6 +174,22 @@ export interface GatewayStats {
   disconnects: number;
   /** $disconnect invocations started. */
   disconnectInvocations: number;
+  /** @connections posts answered with an injected fault (see `injectFaults`). */
+  faults: number;
+}
+
+/** A fault for `@connections` posts (see `Gateway.injectFaults`). */
+export interface FaultSpec {
+  /** Answer matching posts with this status instead of delivering. Omitted: deliver (after `delayMs`). */
+  readonly status?: 410 | 429 | 500;
+  /** Fraction of matching posts affected, 0 to 1. @default 1 */
+  readonly rate?: number;
+  /** Affect at most this many posts, then the fault is removed. @default unlimited */
+  readonly count?: number;
+  /** Hold matching posts this long first; dropped if the caller has gone away by then. @default 0 */
+  readonly delayMs?: number;
+  /** Only posts to these connections. @default every connection */
+  readonly connectionIds?: readonly string[];
 }
 
 export interface Gateway {
@@ -195,6 +217,10 @@ export interface Gateway {
   dropConnection(connectionId: string, options?: { skipDisconnect?: boolean }): boolean;
   /** Resolves when no handshake, handler invocation or $disconnect is in flight. */
   whenIdle(): Promise<void>;
+  /** Injects a fault into `@connections` posts (file comment). Returns a function that removes it. */
+  injectFaults(fault: FaultSpec): () => void;
+  /** Removes every injected fault. */
+  clearFaults(): void;
   /** Stop accepting, close every socket with 1001, run and await their $disconnect, close the server. Idempotent. */
   close(): Promise<void>;
 }
@@ -305,7 +331,51 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     payloadTooLarge: 0,
     disconnects: 0,
     disconnectInvocations: 0,
+    faults: 0,
   };
+  const faults = new Set<{ spec: FaultSpec; left: number }>();
+  const FAULT_TYPES = { 410: 'GoneException', 429: 'LimitExceededException', 500: 'InternalServerErrorException' };
+
+  function addFault(spec: FaultSpec): () => void {
+    const rate = spec.rate ?? 1;
+    if (!(rate >= 0 && rate <= 1)) throw new Error(`fault rate must be between 0 and 1 (got ${spec.rate})`);
+    if (spec.status !== undefined && !(spec.status in FAULT_TYPES)) {
+      throw new Error(`fault status must be 410, 429 or 500 (got ${spec.status})`);
+    }
+    const fault = { spec, left: spec.count ?? Number.POSITIVE_INFINITY };
+    faults.add(fault);
+    return () => faults.delete(fault);
+  }
+
+  /** The fault that applies to this post, if any (consumes one of its `count`). */
+  function faultFor(connectionId: string): FaultSpec | undefined {
+    for (const fault of faults) {
+      if (fault.spec.connectionIds !== undefined && !fault.spec.connectionIds.includes(connectionId)) continue;
+      if (Math.random() >= (fault.spec.rate ?? 1)) continue;
+      if (--fault.left <= 0) faults.delete(fault);
+      return fault.spec;
+    }
+    return undefined;
+  }
+
+  async function handleFaultsApi(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
+    if (pathname !== '/local/faults') return false;
+    if (req.method === 'DELETE') {
+      await drain(req);
+      faults.clear();
+      res.writeHead(204);
+      res.end();
+      return true;
+    }
+    const body = await readBody(req, 64 * 1024);
+    try {
+      addFault(JSON.parse(body?.toString('utf8') ?? '') as FaultSpec);
+      sendJson(res, 200, { faults: faults.size });
+    } catch (err) {
+      sendJson(res, 400, { message: err instanceof Error ? err.message : 'bad fault' });
+    }
+    return true;
+  }
   const open = new Map<string, Connection>();
   const live = new Set<Connection>();
   const usedIds = new Set<string>();
@@ -679,6 +749,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         awsError(res, 413, 'PayloadTooLargeException', 'Request entity too large');
         return true;
       }
+      const fault = faults.size > 0 ? faultFor(connectionId) : undefined;
+      if (fault?.delayMs) {
+        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+        if (req.socket.destroyed || res.destroyed) {
+          stats.faults++;
+          return true;
+        }
+      }
+      if (fault?.status !== undefined) {
+        stats.faults++;
+        if (fault.status === 410) gone(res);
+        else awsError(res, fault.status, FAULT_TYPES[fault.status], 'injected fault');
+        return true;
+      }
       const conn = open.get(connectionId);
       if (!conn || !sendFrame(conn, body)) {
         gone(res);
@@ -741,6 +825,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (await handler(req, res)) return;
       }
       const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (await handleFaultsApi(req, res, pathname)) return;
       if (await handleConnectionsApi(req, res, pathname)) return;
       await drain(req);
       sendJson(res, 404, { message: 'Not Found' });
@@ -786,6 +871,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     stage,
     connections: open,
     stats,
+    injectFaults: addFault,
+    clearFaults: () => faults.clear(),
     addHttpHandler(handler) {
       httpHandlers.push(handler);
       return () => {

@@ -6,6 +6,8 @@ import { seedTenants } from './seed.ts';
 const runtime = await startLocal({
   ...(process.env.DATA_DIR !== undefined && { dataDir: process.env.DATA_DIR }),
   ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
+  // Where `npm run tenants` finds this runtime.
+  endpointsFile: '.local/endpoints.json',
 });
 
 const lines = [

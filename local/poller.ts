@@ -385,6 +385,13 @@ export function startPoller(options: PollerOptions): Poller {
             QueueUrl: dlqUrl,
             MessageBody: message.Body ?? '',
             ...(Object.keys(attributes).length === 0 ? {} : { MessageAttributes: attributes }),
+            // A FIFO queue's DLQ is FIFO too: keep the message's group and deduplication id.
+            ...(message.Attributes?.MessageGroupId === undefined
+              ? {}
+              : {
+                  MessageGroupId: message.Attributes.MessageGroupId,
+                  MessageDeduplicationId: message.Attributes.MessageDeduplicationId ?? message.MessageId,
+                }),
           }),
         );
       });

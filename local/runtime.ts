@@ -7,17 +7,23 @@
  * points the SDK at the stand-ins, and the binding variables (TABLE_NAME, DELIVERY_QUEUE_URL, ...) are set from the
  * manifest. `startLocal` is used by `npm start` (local/main.ts) and, in-process, by the integration tests.
  */
+import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
-import { functions as manifestFunctions, queues as manifestQueues } from '../lambdas/manifest.ts';
+import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
+import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
 import { ensureTable, type LocalDynamo, startDynamo, startTtlSweeper, type TtlSweeper } from './dynamo.ts';
 import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
+import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
 import { createDevIdentity, type DevIdentity } from './identity.ts';
+import { type Meter, startMeter } from './meter.ts';
 import { type Poller, startPoller } from './poller.ts';
 import { seedTenants } from './seed.ts';
+import { localClusterIds, seedData } from './seed-data.ts';
 import { ensureQueues, type LocalSqs, type QueueInfo, startSqs } from './sqs.ts';
+import { localDataPorts, writeEndpointsFile } from './tenant-data.ts';
 
 export interface LocalOptions {
   /** @default 4000 (`PORT`); 0 picks a free port. */
@@ -46,8 +52,14 @@ export interface LocalOptions {
   readonly log?: GatewayLogger;
   /** Seed the tenants acme and globex. @default true */
   readonly seed?: boolean;
+  /** Put a metering proxy in front of DynamoDB (requests and capacity units, for the benchmark). @default false */
+  readonly meterDynamo?: boolean;
   /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
   readonly functionEnv?: Readonly<Record<string, string>>;
+  /** Run scheduled functions on their manifest rate (tests turn this off and call `runScheduled`). @default true */
+  readonly schedules?: boolean;
+  /** Writes the endpoints the tenants CLI needs (`npm run tenants`) to this file. @default none */
+  readonly endpointsFile?: string;
 }
 
 export interface LocalRuntime {
@@ -59,12 +71,18 @@ export interface LocalRuntime {
   readonly gateway: Gateway;
   readonly identity: DevIdentity;
   readonly dynamo: LocalDynamo;
+  /** The RDS Data API + Secrets Manager stand-in, with the local clusters (docs/tenants.md). */
+  readonly dataApi: LocalDataApi;
+  /** DynamoDB requests and capacity units of every function, when started with `meterDynamo`. */
+  readonly dynamoMeter: Meter | undefined;
   readonly sqs: LocalSqs;
   readonly queues: Readonly<Record<keyof typeof manifestQueues, QueueInfo>>;
   readonly tableName: string;
   readonly functions: ReadonlyMap<string, FunctionHost>;
   readonly pollers: ReadonlyMap<string, Poller>;
   readonly ttlSweeper: TtlSweeper;
+  /** Invokes a scheduled function now, with the event its schedule sends. */
+  runScheduled(functionName: string): Promise<unknown>;
   /** Tenant configuration, through the same code the functions use. */
   readonly tenants: TenantDirectory;
   stop(): Promise<void>;
@@ -75,6 +93,21 @@ const root = resolve(import.meta.dirname, '..');
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 export const LOCAL_AUDIENCE = 'tenantcast-local';
 const localCredentials = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+
+/** The event an EventBridge schedule sends. */
+function scheduledEvent(region: string, functionName: string) {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '000000000000',
+    time: new Date().toISOString(),
+    region,
+    resources: [`arn:aws:events:${region}:000000000000:rule/${functionName}-schedule`],
+    detail: {},
+  };
+}
 
 export async function startLocal(options: LocalOptions = {}): Promise<LocalRuntime> {
   const region = options.region ?? 'us-east-1';
@@ -100,8 +133,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
   try {
     const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
     stoppers.push(() => dynamo.close());
+    const dynamoMeter = options.meterDynamo ? await startMeter(dynamo.endpoint) : undefined;
+    if (dynamoMeter) stoppers.push(() => dynamoMeter.close());
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);
+
+    // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
+    const dataApi = await startLocalDataApi({
+      region,
+      ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
+    });
+    stoppers.push(() => dataApi.close());
+    const clusters = [];
+    for (const id of localClusterIds) clusters.push(await dataApi.addCluster(id));
 
     const sqs = await startSqs({ region });
     stoppers.push(() => sqs.close());
@@ -114,8 +158,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       AWS_REGION: region,
       AWS_DEFAULT_REGION: region,
       ...localCredentials,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoMeter?.endpoint ?? dynamo.endpoint,
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_RDS_DATA: dataApi.endpoint,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: dataApi.endpoint,
       POWERTOOLS_LOG_LEVEL: options.functionLogLevel ?? 'INFO',
       POWERTOOLS_DEV: 'false',
       POWERTOOLS_TRACE_ENABLED: 'false',
@@ -163,10 +209,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
 
     const identity = createDevIdentity({ issuer: `${gateway.url}/dev`, audience: LOCAL_AUDIENCE });
     gateway.addHttpHandler(identity.httpHandler);
+    // The stage's HTTP API (entity API) on the same port: the manifest's http routes, JWT authorizer like AWS's.
+    const httpApi = createHttpApi({
+      routes: httpRoutesFromManifest(manifestFunctions, invokerOf),
+      jwt: { issuer: identity.issuer, audience: identity.audience, jwksUri: `${gateway.url}${identity.jwksPath}` },
+      onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
+    });
+    gateway.addHttpHandler(httpApi.httpHandler);
 
     Object.assign(bindingValues, {
       TABLE_NAME: tableName,
       DELIVERY_QUEUE_URL: queues.delivery.url,
+      FANOUT_QUEUE_URL: queues.fanout.url,
       CONNECTIONS_ENDPOINT: gateway.url,
       JWT_ISSUER: identity.issuer,
       JWT_AUDIENCE: identity.audience,
@@ -174,12 +228,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       CLAIM_TENANT: 'tenant_id',
       CLAIM_USER: 'sub',
       CLAIM_ROLES: 'roles',
+      CHANGES_QUEUE_URL: queues.changes.url,
     });
 
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
     const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
     if (options.seed ?? true) {
       for (const tenant of seedTenants) await tenants.put(tenant);
+      await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
+    }
+    if (options.endpointsFile !== undefined) {
+      await writeEndpointsFile(options.endpointsFile, {
+        region,
+        tableName,
+        dynamodb: dynamo.endpoint,
+        rdsData: dataApi.endpoint,
+        secretsManager: dataApi.endpoint,
+        clusters,
+      });
     }
 
     const pollers = new Map<string, Poller>();
@@ -204,6 +270,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
           memoryMB: spec.memoryMB,
           region,
           retryDelaySeconds: options.sqsRetryDelaySeconds === undefined ? 1 : options.sqsRetryDelaySeconds,
+          // FIFO queues: several message groups (tenants' groups, fan-out lanes) in parallel; SQS's group lock keeps
+          // each group to one batch at a time (docs/delivery.md, "Fair share").
+          ...(queue.spec.fifo === true && { concurrency: 4 }),
           log: {
             warn: (m, ...d) => log('warn', m, { details: d }),
             error: (m, ...d) => log('error', m, { details: d }),
@@ -224,6 +293,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
     stoppers.push(() => ttlSweeper.stop());
 
+    // Scheduled functions (EventBridge schedules in AWS): a timer per function sending a Scheduled Event.
+    const scheduleTimers: NodeJS.Timeout[] = [];
+    for (const spec of manifestFunctions) {
+      const trigger: Trigger = spec.trigger;
+      if (trigger.kind !== 'schedule' || options.schedules === false) continue;
+      const invoke = invokerOf(spec.name);
+      const timer = setInterval(() => {
+        invoke(scheduledEvent(region, spec.name)).catch((err: unknown) =>
+          log('error', 'scheduled invocation failed', { functionName: spec.name, error: String(err) }),
+        );
+      }, trigger.rateMinutes * 60_000);
+      timer.unref();
+      scheduleTimers.push(timer);
+    }
+    stoppers.push(async () => {
+      for (const timer of scheduleTimers) clearInterval(timer);
+    });
+
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
     await Promise.all([...hosts.values()].map((h) => h.start()));
 
@@ -235,12 +322,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       gateway,
       identity,
       dynamo,
+      dataApi,
+      dynamoMeter,
       sqs,
       queues,
       tableName,
       functions: hosts,
       pollers,
       ttlSweeper,
+      runScheduled: (name) => invokerOf(name)(scheduledEvent(region, name)),
       tenants,
       stop: () => {
         stopping ??= stopAll();

@@ -68,7 +68,9 @@ describe('ensureQueues', () => {
     const created = await ensureQueues(sqs.client, manifestQueues, { prefix: `${unique()}-` });
     const delivery = created.delivery;
     expect(delivery.url).toBe(`${sqs.endpoint}/123456789012/${delivery.name}`);
-    expect(delivery.dlqName).toBe(`${delivery.name}-dlq`);
+    // The delivery queue is FIFO: both names end in .fifo.
+    expect(delivery.name).toMatch(/-delivery\.fifo$/);
+    expect(delivery.dlqName).toBe(delivery.name.replace(/\.fifo$/, '-dlq.fifo'));
     expect(delivery.arn).toBe(`arn:aws:sqs:us-east-1:123456789012:${delivery.name}`);
     const main = await attributes(sqs.client, delivery.url);
     expect(main.VisibilityTimeout).toBe(String(manifestQueues.delivery.visibilityTimeoutSeconds));

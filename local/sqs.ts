@@ -175,7 +175,7 @@ async function withAttributeNames(req: IncomingMessage): Promise<IncomingMessage
 
 interface StandInRecord {
   MessageId: string;
-  attributes: { ApproximateReceiveCount: string };
+  attributes: { ApproximateReceiveCount: string; MessageGroupId?: string };
 }
 /** What local-aws-sqs keeps per message; `setRecord` returns it for standard queues. */
 interface StandInEntry {
@@ -190,6 +190,7 @@ interface ReceiveParams {
 /** The public surface of local-aws-sqs's Queue that we wrap. */
 interface StandInQueue {
   QueueName: string;
+  FifoQueue?: boolean;
   ReceiveMessageWaitTimeSeconds: number;
   receive(params: ReceiveParams): Promise<unknown[]>;
   changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
@@ -273,6 +274,10 @@ function patchQueue(queue: StandInQueue, state: PatchState): void {
     const result = setRecord(input, messageId);
     if (isEntry(result)) {
       entries.set(result.record.MessageId, new WeakRef(result));
+      if (hiding?.locked.has(result.record.attributes.MessageGroupId ?? '')) {
+        result.visible = false;
+        hiding.hidden.push(result);
+      }
       if (entries.size > pruneAt) {
         for (const [id, ref] of entries) if (ref.deref() === undefined) entries.delete(id);
         pruneAt = Math.max(1024, entries.size * 2);
@@ -287,6 +292,8 @@ function patchQueue(queue: StandInQueue, state: PatchState): void {
     const ok = deleteMessage(receiptHandle);
     const id = messageIdOf(receiptHandle);
     if (id !== undefined) entries.delete(id);
+    // A FIFO group may be unlocked now.
+    if (queue.FifoQueue) wake();
     return ok;
   };
 
@@ -310,6 +317,57 @@ function patchQueue(queue: StandInQueue, state: PatchState): void {
     return result;
   };
 
+  /**
+   * Fix 6 (FIFO queues): local-aws-sqs hands out later messages of a message group while earlier ones are in flight.
+   * SQS locks a group while any of its messages is in flight, which is what keeps a group in order across
+   * consumers. We hide the visible messages of locked groups for the duration of each receive.
+   */
+  let fifoTurn: Promise<unknown> = Promise.resolve();
+  /** Messages hidden by the receive in progress; messages arriving for a locked group meanwhile join them. */
+  let hiding: { locked: Set<string>; hidden: StandInEntry[] } | undefined;
+  // Receives of a FIFO queue take turns, so two cannot both see a group as unlocked and split it between them.
+  const receiveFifo = (params: ReceiveParams): Promise<unknown[]> => {
+    const turn = fifoTurn.then(() => receiveFifoNow(params));
+    fifoTurn = turn.catch(() => undefined);
+    return turn;
+  };
+  const receiveFifoNow = async (params: ReceiveParams): Promise<unknown[]> => {
+    const locked = new Set<string>();
+    const live: StandInEntry[] = [];
+    for (const ref of entries.values()) {
+      const entry = ref.deref();
+      if (entry === undefined) continue;
+      live.push(entry);
+      const group = entry.record.attributes.MessageGroupId;
+      if (!entry.visible && group !== undefined) locked.add(group);
+    }
+    const hidden = live.filter((e) => e.visible && locked.has(e.record.attributes.MessageGroupId ?? ''));
+    for (const entry of hidden) entry.visible = false;
+    hiding = { locked, hidden };
+    try {
+      return await receive(params);
+    } finally {
+      hiding = undefined;
+      for (const entry of hidden) entry.visible = true;
+    }
+  };
+  /** Visible messages of unlocked groups (FIFO) or all visible messages. */
+  const receivable = () => {
+    if (!queue.FifoQueue) return available();
+    const locked = new Set<string>();
+    let visible = 0;
+    const groups: (string | undefined)[] = [];
+    for (const ref of entries.values()) {
+      const entry = ref.deref();
+      if (entry === undefined) continue;
+      const group = entry.record.attributes.MessageGroupId;
+      if (!entry.visible && group !== undefined) locked.add(group);
+      else if (entry.visible) groups.push(group);
+    }
+    for (const group of groups) if (group === undefined || !locked.has(group)) visible++;
+    return Math.min(visible, available());
+  };
+
   // Fixes 1 and 2: return as soon as any message is available, up to MaxNumberOfMessages, or empty at WaitTimeSeconds.
   queue.receive = async (params) => {
     const waitSeconds = Number(params.WaitTimeSeconds ?? queue.ReceiveMessageWaitTimeSeconds ?? 0);
@@ -318,11 +376,12 @@ function patchQueue(queue: StandInQueue, state: PatchState): void {
     const request = currentRequest.getStore();
     for (;;) {
       if (state.closed || request?.gone) return [];
-      const ready = available();
+      const ready = receivable();
       if (ready > 0) {
         // Asking for no more than is available makes local-aws-sqs answer at its first internal tick (10 ms)
         // instead of after its 40 ms minimum. Another receiver may get there first: then we keep waiting.
-        const messages = await receive({ ...params, WaitTimeSeconds: 0, MaxNumberOfMessages: Math.min(max, ready) });
+        const take = { ...params, WaitTimeSeconds: 0, MaxNumberOfMessages: Math.min(max, ready) };
+        const messages = queue.FifoQueue ? await receiveFifo(take) : await receive(take);
         if (messages.length > 0) return messages;
       }
       const left = deadline - Date.now();
@@ -389,10 +448,17 @@ export async function ensureQueues<const Q extends Readonly<Record<string, Queue
 ): Promise<{ [K in keyof Q]: QueueInfo }> {
   const result: Record<string, QueueInfo> = {};
   for (const [logicalName, spec] of Object.entries(queues)) {
-    const name = `${options.prefix ?? ''}${logicalName}`;
-    const dlqName = `${name}-dlq`;
-    const dlq = await upsertQueue(client, dlqName, { MessageRetentionPeriod: String(spec.dlqRetentionSeconds) });
+    // A FIFO queue's name ends in .fifo, and its DLQ must be FIFO too.
+    const suffix = spec.fifo === true ? '.fifo' : '';
+    const fifo: Record<string, string> = spec.fifo === true ? { FifoQueue: 'true' } : {};
+    const name = `${options.prefix ?? ''}${logicalName}${suffix}`;
+    const dlqName = `${options.prefix ?? ''}${logicalName}-dlq${suffix}`;
+    const dlq = await upsertQueue(client, dlqName, {
+      ...fifo,
+      MessageRetentionPeriod: String(spec.dlqRetentionSeconds),
+    });
     const main = await upsertQueue(client, name, {
+      ...fifo,
       VisibilityTimeout: String(spec.visibilityTimeoutSeconds),
       MessageRetentionPeriod: String(spec.retentionSeconds),
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: spec.maxReceiveCount }),

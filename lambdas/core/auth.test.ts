@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { callerFromAuthorizer, callerFromClaims, extractToken, toAuthorizerContext } from './auth.ts';
+import {
+  callerFromAuthorizer,
+  callerFromClaims,
+  extraClaims,
+  extractToken,
+  MAX_CLAIMS_BYTES,
+  toAuthorizerContext,
+} from './auth.ts';
 
 const claims = (extra: Record<string, unknown>) => ({ iss: 'i', exp: 1, ...extra });
 
@@ -50,9 +57,41 @@ describe('claims', () => {
   });
 
   it('round-trip through the authorizer context API Gateway passes to routes', () => {
-    const caller = { tenantId: 'acme', userId: 'alice', roles: ['member', 'x,y'] };
+    const caller = { tenantId: 'acme', userId: 'alice', roles: ['member', 'x,y'], claims: { team: 'red', n: 2 } };
     expect(callerFromAuthorizer({ principalId: 'alice', ...toAuthorizerContext(caller, 123) })).toEqual(caller);
+    expect(callerFromAuthorizer({ tenantId: 'acme', userId: 'bob', roles: '[]', claims: 'nope' })).toEqual({
+      tenantId: 'acme',
+      userId: 'bob',
+      roles: [],
+      claims: {},
+    });
     expect(callerFromAuthorizer(undefined)).toBeUndefined();
     expect(callerFromAuthorizer({ tenantId: 'acme' })).toBeUndefined();
+  });
+});
+
+describe('extra claims for audience filters', () => {
+  it("keep the token's own claims and its subject, and drop registered, tenant and roles claims", () => {
+    expect(
+      extraClaims(
+        claims({
+          tenant_id: 'acme',
+          sub: 'a',
+          roles: ['x'],
+          iss: 'i',
+          aud: 'a',
+          iat: 1,
+          jti: 'j',
+          team: 'red',
+          lvl: 3,
+        }),
+      ),
+    ).toEqual({ sub: 'a', team: 'red', lvl: 3 });
+  });
+
+  it('stay within 2 KB of JSON by leaving out whole claims that do not fit', () => {
+    const kept = extraClaims(claims({ tenant_id: 'acme', sub: 'a', big: 'x'.repeat(3000), small: 'ok' }));
+    expect(kept).toEqual({ sub: 'a', small: 'ok' });
+    expect(JSON.stringify(kept).length).toBeLessThanOrEqual(MAX_CLAIMS_BYTES);
   });
 });

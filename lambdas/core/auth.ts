@@ -75,18 +75,53 @@ export function callerFromClaims(payload: JwtPayload, names: ClaimNames = defaul
   return { tenantId, userId, roles };
 }
 
+/**
+ * Registered JWT claims (RFC 7519 and common provider extras): never copied into `claims`. `sub` is kept: it is the
+ * identity row filters most often compare with (`{"column":"owner","equalsClaim":"sub"}`).
+ */
+const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'token_use', 'auth_time']);
+
+/** Most bytes of JSON the `claims` context value may take (API Gateway caps the whole context). */
+export const MAX_CLAIMS_BYTES = 2048;
+
+/**
+ * The token's claims for audience filters: everything but the registered claims and the tenant and roles claims
+ * (the user claim stays, so filters can name it as the HTTP API's JWT claims do), in token order, keeping whole claims while the JSON stays within {@link MAX_CLAIMS_BYTES}.
+ */
+export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClaimNames): Record<string, unknown> {
+  const skip = new Set([...REGISTERED_CLAIMS, names.tenant, names.roles]);
+  const out: Record<string, unknown> = {};
+  let bytes = 2;
+  for (const [key, value] of Object.entries(payload)) {
+    if (skip.has(key) || value === undefined) continue;
+    const size = Buffer.byteLength(JSON.stringify({ [key]: value }), 'utf8') - 1;
+    if (bytes + size > MAX_CLAIMS_BYTES) continue;
+    out[key] = value;
+    bytes += size;
+  }
+  return out;
+}
+
 /** What the authorizer puts in its context: API Gateway allows only string, number and boolean values. */
 export interface AuthorizerContext {
   tenantId: string;
   userId: string;
   /** JSON array of role names. */
   roles: string;
+  /** JSON object of the token's other claims ({@link extraClaims}). */
+  claims: string;
   /** Token expiry, epoch seconds. */
   exp: number;
 }
 
 export function toAuthorizerContext(caller: Caller, exp: number): AuthorizerContext {
-  return { tenantId: caller.tenantId, userId: caller.userId, roles: JSON.stringify(caller.roles), exp };
+  return {
+    tenantId: caller.tenantId,
+    userId: caller.userId,
+    roles: JSON.stringify(caller.roles),
+    claims: JSON.stringify(caller.claims ?? {}),
+    exp,
+  };
 }
 
 /** Reads the caller back from `event.requestContext.authorizer` of any WebSocket route. */
@@ -103,5 +138,16 @@ export function callerFromAuthorizer(authorizer: unknown): Caller | undefined {
       roles = [];
     }
   }
-  return { tenantId: ctx.tenantId, userId: ctx.userId, roles };
+  let claims: Record<string, unknown> = {};
+  if (typeof ctx.claims === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(ctx.claims);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+        claims = parsed as Record<string, unknown>;
+      }
+    } catch {
+      claims = {};
+    }
+  }
+  return { tenantId: ctx.tenantId, userId: ctx.userId, roles, claims };
 }

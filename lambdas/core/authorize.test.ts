@@ -11,13 +11,22 @@ const verifier = (payload: Record<string, unknown> | Error): TokenVerifier => ({
 });
 
 describe('the $connect authorizer', () => {
-  it('allows a valid token and passes tenant, user, roles and expiry in the context', async () => {
+  it('allows a valid token and passes tenant, user, roles, other claims and expiry in the context', async () => {
     const result = await authorize(
       { methodArn, headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, t.o.k' }, queryStringParameters: null },
-      { verifier: verifier({ tenant_id: 'acme', sub: 'alice', roles: ['member'] }), claimNames: defaultClaimNames },
+      {
+        verifier: verifier({ tenant_id: 'acme', sub: 'alice', roles: ['member'], iat: 5, team: 'red' }),
+        claimNames: defaultClaimNames,
+      },
     );
     expect(result.policyDocument.Statement[0]).toMatchObject({ Effect: 'Allow', Resource: methodArn });
-    expect(result.context).toEqual({ tenantId: 'acme', userId: 'alice', roles: '["member"]', exp: 2000000000 });
+    expect(result.context).toEqual({
+      tenantId: 'acme',
+      userId: 'alice',
+      roles: '["member"]',
+      claims: '{"sub":"alice","team":"red"}',
+      exp: 2000000000,
+    });
   });
 
   it('answers Unauthorized (HTTP 401) without a token or with one that does not verify', async () => {

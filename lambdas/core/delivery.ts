@@ -1,7 +1,13 @@
-/** The message the publish route puts on the delivery queue and the broadcaster takes off it. */
+/**
+ * What travels on the delivery queue (an SQS FIFO queue, one message group per tenant and group) and on the
+ * fan-out queue, and the frames built from it. Layout and guarantees: docs/delivery.md.
+ */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { Audience } from './audience.ts';
 import { GROUP_PATTERN, type MessageFrame, TENANT_PATTERN } from './protocol.ts';
 
+/** A published message, as the publish route, the HTTP publish route and the server SDK enqueue it. */
 export const DeliveryMessage = z.strictObject({
   v: z.literal(1),
   id: z.string().min(1).max(64),
@@ -10,15 +16,83 @@ export const DeliveryMessage = z.strictObject({
   data: z.unknown(),
   from: z.string().min(1),
   ts: z.number().int().positive(),
+  /** Who may receive it (docs/delivery.md); absent: every member of the group. */
+  audience: Audience.optional(),
 });
-
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 
-export function toMessageFrame(message: DeliveryMessage): MessageFrame {
+/**
+ * Put on the group's FIFO stream by a `subscribe` with `since`: the broadcaster replays history to that connection
+ * in order with live messages (docs/delivery.md, "Recovery").
+ */
+export const ReplayRequest = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('replay'),
+  tenantId: z.string().regex(TENANT_PATTERN),
+  group: z.string().regex(GROUP_PATTERN),
+  connectionId: z.string().min(1).max(128),
+  since: z.number().int().nonnegative(),
+  /** The subscriber's roles and claims, for the audience filter of replayed messages. */
+  roles: z.array(z.string()).optional(),
+  claims: z.record(z.string(), z.unknown()).optional(),
+});
+export type ReplayRequest = z.infer<typeof ReplayRequest>;
+
+export const QueueMessage = z.union([ReplayRequest, DeliveryMessage]);
+export type QueueMessage = z.infer<typeof QueueMessage>;
+
+export function isReplayRequest(message: QueueMessage): message is ReplayRequest {
+  return 'kind' in message && message.kind === 'replay';
+}
+
+/** A message with the `seq` the broadcaster gave it. */
+export interface SequencedMessage extends DeliveryMessage {
+  readonly seq: number;
+}
+
+/** One page of a large group's delivery, for the fan-out queue: the frames each listed connection gets. */
+export const FanoutJob = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('fanout'),
+  tenantId: z.string().regex(TENANT_PATTERN),
+  group: z.string().regex(GROUP_PATTERN),
+  /** Seq of the first message of the broadcaster batch this page belongs to (progress key). */
+  batchSeq: z.number().int().positive(),
+  /** The frames, JSON text, each at most one API Gateway frame. */
+  frames: z.array(z.string()),
+  /** Connection id → indexes into `frames`, in order. */
+  recipients: z.record(z.string(), z.array(z.number().int().nonnegative())),
+});
+export type FanoutJob = z.infer<typeof FanoutJob>;
+
+/** SQS allows 128 characters of `[!-~]`; tenant (64) + group (128) may be longer, so long names are hashed. */
+export function messageGroupIdOf(tenantId: string, group: string): string {
+  const plain = `${tenantId}#${group}`;
+  if (plain.length <= 128) return plain;
+  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}`;
+}
+
+/** SendMessage parameters for the delivery queue (FIFO): ordered per tenant and group, deduplicated by id. */
+export function deliverySendParams(queueUrl: string, message: QueueMessage, dedupId?: string) {
+  const id = isReplayRequest(message) ? (dedupId ?? `replay-${message.connectionId}-${message.since}`) : message.id;
+  return {
+    QueueUrl: queueUrl,
+    MessageBody: JSON.stringify(message),
+    MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
+    MessageDeduplicationId: id.slice(0, 128),
+    MessageAttributes: {
+      tenantId: { DataType: 'String', StringValue: message.tenantId },
+      messageId: { DataType: 'String', StringValue: id },
+    },
+  };
+}
+
+export function toMessageFrame(message: SequencedMessage): MessageFrame {
   return {
     type: 'message',
     group: message.group,
     id: message.id,
+    seq: message.seq,
     data: message.data,
     from: message.from,
     ts: message.ts,

@@ -9,6 +9,8 @@ export const errorCodes = [
   'NOT_FOUND',
   'RATE_LIMITED',
   'TOO_LARGE',
+  /** A write based on a stale version (entity API `If-Match`). */
+  'CONFLICT',
   'INTERNAL',
 ] as const;
 
@@ -49,6 +51,20 @@ export class TooLargeError extends TenantcastError {
   override readonly name = 'TooLargeError';
   constructor(message: string) {
     super('TOO_LARGE', message);
+  }
+}
+
+export class NotFoundError extends TenantcastError {
+  override readonly name = 'NotFoundError';
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+export class ConflictError extends TenantcastError {
+  override readonly name = 'ConflictError';
+  constructor(message: string) {
+    super('CONFLICT', message);
   }
 }
 

@@ -19,6 +19,11 @@ export interface Caller {
   readonly tenantId: string;
   readonly userId: string;
   readonly roles: readonly string[];
+  /**
+   * The token's other claims (registered JWT claims and the tenant/user/roles claims removed), for audience
+   * filters on delivered messages (docs/delivery.md). Empty when the token had none.
+   */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 const USER_GROUP_PREFIX = 'user:';

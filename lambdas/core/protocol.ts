@@ -13,7 +13,13 @@ export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const ref = z.string().max(128, 'ref must be at most 128 characters').optional();
 const group = z.string().regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`);
 
-export const SubscribeFrame = z.strictObject({ action: z.literal('subscribe'), group, ref });
+export const SubscribeFrame = z.strictObject({
+  action: z.literal('subscribe'),
+  group,
+  /** Replay what the group delivered after this seq first (docs/protocol.md, "Recovery"). */
+  since: z.number().int('since must be an integer').nonnegative('since must not be negative').optional(),
+  ref,
+});
 export const UnsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), group, ref });
 export const PublishFrame = z.strictObject({
   action: z.literal('publish'),
@@ -119,11 +125,25 @@ export interface MessageFrame {
   type: 'message';
   group: string;
   id: string;
+  /** Consecutive per tenant and group, from 1 (docs/delivery.md). */
+  seq: number;
   data: unknown;
   from: string;
   ts: number;
 }
-export type ServerFrame = AckFrame | PongFrame | ErrorFrame | MessageFrame;
+/** Several messages for one connection in one frame (at most `limits.frameBytes`). */
+export interface BatchFrame {
+  type: 'batch';
+  messages: MessageFrame[];
+}
+/** History after the client's `since` is gone: reload state, then continue from `seq`. */
+export interface ResetFrame {
+  type: 'reset';
+  group: string;
+  reason: 'HISTORY_EXPIRED';
+  seq: number;
+}
+export type ServerFrame = AckFrame | PongFrame | ErrorFrame | MessageFrame | BatchFrame | ResetFrame;
 
 export function ack(ref: string | undefined, id?: string): AckFrame {
   return { type: 'ack', ...(ref !== undefined && { ref }), ...(id !== undefined && { id }) };

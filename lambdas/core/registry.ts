@@ -22,6 +22,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
 import type { Caller } from './permissions.ts';
@@ -35,6 +36,16 @@ export interface ConnectionRecord extends Caller {
 export interface Member {
   readonly connectionId: string;
   readonly userId: string;
+  /** The member's roles and token claims when it subscribed, for audience filters (docs/delivery.md). */
+  readonly roles: readonly string[];
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** Set while a `subscribe` with `since` waits for its replay: live delivery skips the member until then. */
+  readonly replayFrom?: number;
+}
+
+export interface SubscribeOptions {
+  /** The client's `since`: the member waits for its replay before live delivery (docs/delivery.md). */
+  readonly since?: number;
 }
 
 export interface RegistryOptions {
@@ -110,7 +121,13 @@ export class Registry {
   }
 
   /** Records that `connectionId` (whose expiry is `ttl`) is a member of `group`. Idempotent. */
-  async subscribe(caller: Caller, connectionId: string, group: string, connectedAt: number): Promise<void> {
+  async subscribe(
+    caller: Caller,
+    connectionId: string,
+    group: string,
+    connectedAt: number,
+    options: SubscribeOptions = {},
+  ): Promise<void> {
     const ttl = Registry.expiryOf(connectedAt);
     // Connection side first: if the second write never happens, removing the connection still finds this one.
     await this.client.send(
@@ -135,10 +152,29 @@ export class Registry {
           type: 'member',
           connectionId,
           userId: caller.userId,
+          roles: [...caller.roles],
+          claims: caller.claims ?? {},
+          ...(options.since !== undefined && { replayFrom: options.since }),
           ttl,
         },
       }),
     );
+  }
+
+  /** Ends a member's wait for its replay: live delivery includes it from now on. No-op if it left. */
+  async completeReplay(tenantId: string, group: string, connectionId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
+          UpdateExpression: 'REMOVE replayFrom',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+    }
   }
 
   /** Removes one membership (group side first, so delivery stops before the record of it goes). Idempotent. */
@@ -160,15 +196,24 @@ export class Registry {
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk',
           ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
-          ProjectionExpression: 'connectionId, userId, #ttl',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles' },
           Limit: pageSize,
           ExclusiveStartKey: startKey,
         }),
       );
       const page = (out.Items ?? [])
         .filter((item) => !this.isExpired(item))
-        .map((item) => ({ connectionId: String(item.connectionId), userId: String(item.userId) }));
+        .map(
+          (item): Member => ({
+            connectionId: String(item.connectionId),
+            userId: String(item.userId),
+            roles: Array.isArray(item.roles) ? item.roles.map(String) : [],
+            claims:
+              typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
+            ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
+          }),
+        );
       if (page.length > 0) yield page;
       startKey = out.LastEvaluatedKey;
     } while (startKey !== undefined);

@@ -29,6 +29,7 @@ function fakes() {
       },
     },
     enqueue: async (message) => {
+      if ('kind' in message) throw new Error('unexpected replay request');
       enqueued.push(message);
     },
     newId: () => 'm-1',

@@ -3,7 +3,7 @@
  * Pure core: every dependency is a port passed in; the handler (lambdas/handlers/message.ts) wires the real ones.
  * Every outcome is a frame for the caller; nothing here throws past `handleFrame`.
  */
-import type { DeliveryMessage } from './delivery.ts';
+import type { QueueMessage } from './delivery.ts';
 import { TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
@@ -22,8 +22,8 @@ import type { TenantDirectory } from './tenants.ts';
 export interface RouteDeps {
   readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
   readonly tenants: Pick<TenantDirectory, 'get'>;
-  /** Puts a message on the delivery queue. */
-  readonly enqueue: (message: DeliveryMessage, meta: { connectionId: string }) => Promise<void>;
+  /** Puts a message (or a replay request) on the delivery queue. */
+  readonly enqueue: (message: QueueMessage, meta: { connectionId: string }) => Promise<void>;
   readonly newId: () => string;
   readonly now: () => number;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
@@ -53,7 +53,28 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
       case 'subscribe': {
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-        await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
+        if (frame.since === undefined) {
+          await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
+          return ack(ref);
+        }
+        // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
+        // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
+        await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+          since: frame.since,
+        });
+        await deps.enqueue(
+          {
+            v: 1,
+            kind: 'replay',
+            tenantId: caller.tenantId,
+            group: frame.group,
+            connectionId: request.connectionId,
+            since: frame.since,
+            roles: [...caller.roles],
+            claims: { ...caller.claims },
+          },
+          { connectionId: request.connectionId },
+        );
         return ack(ref);
       }
       case 'unsubscribe':

@@ -1,17 +1,51 @@
 /**
- * Tenant configuration (role rules today; more with the tenant data plane), stored as one item per tenant and
- * cached per container with a TTL so a busy route reads DynamoDB once a minute, not once a frame.
+ * The tenant catalog: per tenant its role rules and, with the data plane, where its database lives (cluster,
+ * database, the secret the Data API connects with), its schema snapshot, entity access rules and limits
+ * (docs/tenants.md). Cached per container with a TTL so a busy route reads DynamoDB once a minute, not once a frame.
+ *
+ * Items (partition `T#<tenant>`): `CONFIG` holds everything but the schema; `SCHEMA` holds the snapshot as JSON
+ * text (it can grow towards DynamoDB's 400 KB item limit with large schemas, and changes on its own schedule). One
+ * Query on the partition reads both. `put` writes the snapshot first, so a reader never sees a config without it.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { EntityRules } from './entities/model.ts';
 import { ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
 import { tenantPk } from './registry.ts';
+import { SchemaSnapshot } from './schema.ts';
 import { TtlCache } from './ttl-cache.ts';
+
+/** Where the tenant's data lives. The secret's role can connect only to `databaseName`. */
+export const TenantDatabase = z.object({
+  /** The cluster's short id (placement: the shard). */
+  clusterId: z.string(),
+  clusterArn: z.string(),
+  secretArn: z.string(),
+  databaseName: z.string(),
+});
+export type TenantDatabase = z.infer<typeof TenantDatabase>;
+
+/** Per-tenant limits; absent keys take the service defaults. */
+export const TenantLimits = z
+  .object({
+    /** Largest page an entity list returns. */
+    maxPageSize: z.number().int().positive(),
+    /** Largest request body of an entity write, in bytes. */
+    maxWriteBytes: z.number().int().positive(),
+    /** Open WebSocket connections of the tenant. */
+    maxConnections: z.number().int().positive(),
+  })
+  .partial();
+export type TenantLimits = z.infer<typeof TenantLimits>;
 
 export const TenantConfig = z.object({
   tenantId: z.string(),
   roleRules: RoleRules,
+  database: TenantDatabase.optional(),
+  schema: SchemaSnapshot.optional(),
+  entityRules: EntityRules.optional(),
+  limits: TenantLimits.optional(),
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 
@@ -41,21 +75,90 @@ export class TenantDirectory {
   }
 
   async put(config: TenantConfig): Promise<void> {
-    const valid = TenantConfig.parse(config);
+    const { schema, ...valid } = TenantConfig.parse(config);
+    if (schema !== undefined) await this.putSchema(valid.tenantId, schema);
     await this.options.client.send(
       new PutCommand({
         TableName: this.options.tableName,
-        Item: { pk: tenantPk(valid.tenantId), sk: 'CONFIG', type: 'tenant', ...valid },
+        Item: {
+          pk: tenantPk(valid.tenantId),
+          sk: 'CONFIG',
+          type: 'tenant',
+          ...valid,
+          ...(schema && { schemaVersion: schema.version }),
+        },
       }),
     );
     this.cache.invalidate(valid.tenantId);
   }
 
+  /** Replaces the tenant's schema snapshot (after `refresh-schema`). */
+  async putSchema(tenantId: string, schema: SchemaSnapshot): Promise<void> {
+    const valid = SchemaSnapshot.parse(schema);
+    await this.options.client.send(
+      new PutCommand({
+        TableName: this.options.tableName,
+        Item: {
+          pk: tenantPk(tenantId),
+          sk: 'SCHEMA',
+          type: 'tenant-schema',
+          version: valid.version,
+          hash: valid.hash,
+          snapshot: JSON.stringify(valid),
+        },
+      }),
+    );
+    this.cache.invalidate(tenantId);
+  }
+
+  /** Every tenant (a Scan: for the operator CLI, never for a request path). */
+  async list(): Promise<TenantConfig[]> {
+    const configs: Record<string, unknown>[] = [];
+    const schemas = new Map<string, unknown>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.client.send(
+        new ScanCommand({
+          TableName: this.options.tableName,
+          FilterExpression: '(sk = :config AND #type = :tenant) OR (sk = :schema AND #type = :tenantSchema)',
+          ExpressionAttributeNames: { '#type': 'type' },
+          ExpressionAttributeValues: {
+            ':config': 'CONFIG',
+            ':tenant': 'tenant',
+            ':schema': 'SCHEMA',
+            ':tenantSchema': 'tenant-schema',
+          },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        if (item.sk === 'CONFIG') configs.push(item);
+        else schemas.set(String(item.pk), JSON.parse(String(item.snapshot)));
+      }
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return configs
+      .map((item) =>
+        TenantConfig.parse({ ...item, ...(schemas.has(String(item.pk)) && { schema: schemas.get(String(item.pk)) }) }),
+      )
+      .sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+  }
+
   private async load(tenantId: string): Promise<TenantConfig | undefined> {
     const out = await this.options.client.send(
-      new GetCommand({ TableName: this.options.tableName, Key: { pk: tenantPk(tenantId), sk: 'CONFIG' } }),
+      new QueryCommand({
+        TableName: this.options.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': tenantPk(tenantId) },
+      }),
     );
-    if (out.Item === undefined) return undefined;
-    return TenantConfig.parse(out.Item);
+    const items = out.Items ?? [];
+    const config = items.find((item) => item.sk === 'CONFIG');
+    if (config === undefined) return undefined;
+    const schema = items.find((item) => item.sk === 'SCHEMA');
+    return TenantConfig.parse({
+      ...config,
+      ...(schema !== undefined && { schema: JSON.parse(String(schema.snapshot)) }),
+    });
   }
 }

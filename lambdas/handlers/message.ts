@@ -4,6 +4,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
+import { deliverySendParams } from '../core/delivery.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
@@ -26,13 +27,13 @@ const deps: RouteDeps = {
     cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
   }),
   enqueue: async (message, meta) => {
+    // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
+    const params = deliverySendParams(queueUrl, message, `replay-${meta.connectionId}-${randomUUID()}`);
     await sqs.send(
       new SendMessageCommand({
-        QueueUrl: queueUrl,
-        MessageBody: JSON.stringify(message),
+        ...params,
         MessageAttributes: {
-          tenantId: { DataType: 'String', StringValue: message.tenantId },
-          messageId: { DataType: 'String', StringValue: message.id },
+          ...params.MessageAttributes,
           connectionId: { DataType: 'String', StringValue: meta.connectionId },
         },
       }),

@@ -150,7 +150,7 @@ describe('RealtimeStack', () => {
       fn.trigger.kind === 'sqs' ? { ...fn, trigger: { ...fn.trigger, queue: 'missing' as 'delivery' } } : fn,
     );
     expect(withFunctions(fns)).toThrow(
-      "function 'broadcaster' consumes queue 'missing', which is not declared (queues: delivery)",
+      `function 'broadcaster' consumes queue 'missing', which is not declared (queues: ${Object.keys(queues).join(', ')})`,
     );
   });
 });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
-import { envKeysOf, functions, queues, routeSelectionExpression, table } from '../../lambdas/manifest.ts';
+import {
+  envKeysOf,
+  type FunctionSpec,
+  functions,
+  queues,
+  routeSelectionExpression,
+  table,
+} from '../../lambdas/manifest.ts';
 import { stageConfig, synthStack } from './support.ts';
 
 const dev = synthStack('dev', 'eu-west-1');
@@ -232,17 +239,22 @@ describe('the queues', () => {
 describe('the broadcaster', () => {
   const broadcaster = functions.find((fn) => fn.name === 'broadcaster');
 
-  it('consumes the delivery queue in batches, reporting failed items', () => {
+  it('consumes the FIFO delivery queue in batches without a batching window, reporting failed items', () => {
     if (broadcaster?.trigger.kind !== 'sqs') throw new Error('the manifest broadcaster is not an SQS consumer');
-    dev.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    const sqsConsumers = functions.filter((fn) => fn.trigger.kind === 'sqs');
+    dev.template.resourceCountIs('AWS::Lambda::EventSourceMapping', sqsConsumers.length);
     dev.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: functionLogicalId('broadcaster') },
       EventSourceArn: {
         'Fn::GetAtt': [dev.logicalIdOf(dev.stack.queues.get('delivery')?.queue.queueArn ?? ''), 'Arn'],
       },
       BatchSize: broadcaster.trigger.batchSize,
-      MaximumBatchingWindowInSeconds: broadcaster.trigger.maxBatchingWindowSeconds,
+      MaximumBatchingWindowInSeconds: Match.absent(),
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    dev.template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: queues.delivery.maxReceiveCount }),
     });
   });
 
@@ -312,6 +324,7 @@ describe('the functions', () => {
       expect(Object.keys(environmentOf(spec.name)).sort()).toEqual(
         [
           ...envKeysOf(spec),
+          ...Object.keys((spec as FunctionSpec).environment ?? {}),
           'POWERTOOLS_SERVICE_NAME',
           'POWERTOOLS_METRICS_NAMESPACE',
           'LOG_LEVEL',

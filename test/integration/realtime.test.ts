@@ -85,6 +85,7 @@ describe('a publish in one tenant', () => {
       type: 'message',
       group: 'chat:general',
       id: ack.id,
+      seq: 1,
       data: { text: 'hello' },
       from: 'alice',
       ts: expect.any(Number),
@@ -286,8 +287,18 @@ describe('the delivery queue', () => {
       new SendMessageBatchCommand({
         QueueUrl: runtime.queues.delivery.url,
         Entries: [
-          { Id: 'poison', MessageBody: '{"this is": "not a delivery message"' },
-          { Id: 'good', MessageBody: JSON.stringify(good) },
+          {
+            Id: 'poison',
+            MessageBody: '{"this is": "not a delivery message"',
+            MessageGroupId: 'acme#chat:poison-source',
+            MessageDeduplicationId: 'poison-1',
+          },
+          {
+            Id: 'good',
+            MessageBody: JSON.stringify(good),
+            MessageGroupId: 'acme#chat:poison',
+            MessageDeduplicationId: 'good-1',
+          },
         ],
       }),
     );

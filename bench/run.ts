@@ -1,0 +1,398 @@
+/**
+ * `npm run bench`: delivery through the full local pipeline against a plain `ws` broadcast in the same run, the
+ * naive pattern (packing and coalescing off), counted AWS calls per delivery, a modeled bill beside AppSync Events,
+ * and a two-tenant fairness scenario. Writes bench/results/<timestamp>.json and .md (with an SVG chart).
+ *
+ * Options: --connections N (1000) --burst N (100 messages) --rate-seconds N (5) --cost-group N (50)
+ *          --flood N (1000 messages) --quick (smaller everything) --out DIR
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { functions as manifestFunctions } from '../lambdas/manifest.ts';
+import { type LocalRuntime, startLocal } from '../local/runtime.ts';
+import {
+  closeAll,
+  createRecorder,
+  forEachParallel,
+  type LatencyRecorder,
+  openReceivers,
+  publishPaced,
+  request,
+  waitUntil,
+} from './clients.ts';
+import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import { startRawServer } from './raw-ws.ts';
+import { writeReport } from './report.ts';
+import { type LatencySummary, round, summarize } from './stats.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '1000' },
+    burst: { type: 'string', default: '100' },
+    'rate-seconds': { type: 'string', default: '5' },
+    'cost-group': { type: 'string', default: '50' },
+    flood: { type: 'string', default: '1000' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(
+    'npm run bench -- [--connections 1000] [--burst 100] [--rate-seconds 5] [--cost-group 50] [--flood 1000] [--quick] [--out dir]',
+  );
+  process.exit(0);
+}
+const scale = args.quick ? 0.2 : 1;
+const G = Math.max(10, Math.round(Number(args.connections) * scale));
+const BURST = Math.max(10, Math.round(Number(args.burst) * scale));
+const RATE_SECONDS = Math.max(1, Number(args['rate-seconds']) * (args.quick ? 0.4 : 1));
+const COST_GROUP = Number(args['cost-group']);
+const FLOOD = Math.max(50, Math.round(Number(args.flood) * scale));
+
+/** Environment switch that turns packing and coalescing off (the naive API Gateway pattern). */
+export const NAIVE_ENV = { DELIVERY_PACKING: 'off', DELIVERY_COALESCING: 'off' } as const;
+
+export interface ScenarioResult {
+  name: string;
+  system: 'raw-ws' | 'pipeline' | 'naive';
+  connections: number;
+  messages: number;
+  rate: number | 'burst';
+  expected: number;
+  delivered: number;
+  duplicates: number;
+  frames: number;
+  latency: LatencySummary;
+  deliveriesPerSecond: number;
+  seconds: number;
+  usage?: Usage;
+  perDelivery?: Record<string, number>;
+}
+
+const memoryOf = new Map<string, number>(manifestFunctions.map((f) => [f.name, f.memoryMB]));
+
+interface Snapshot {
+  posts: number;
+  postBytes: number;
+  framesIn: number;
+  framesOut: number;
+  sqs: Record<string, number>;
+  dynamo: { requests: Record<string, number>; readUnits: number; writeUnits: number };
+  invocations: number;
+  gbSeconds: number;
+}
+
+function snapshot(rt: LocalRuntime): Snapshot {
+  let invocations = 0;
+  let gbSeconds = 0;
+  for (const [name, host] of rt.functions) {
+    invocations += host.invocations;
+    gbSeconds += (host.billedDurationMs / 1000) * ((memoryOf.get(name) ?? 128) / 1024);
+  }
+  const s = rt.gateway.stats;
+  return {
+    posts: s.posts,
+    postBytes: s.postBytes,
+    framesIn: s.framesIn,
+    framesOut: s.framesOut,
+    sqs: rt.sqs.requestCounts(),
+    dynamo: rt.dynamoMeter?.counts() ?? { requests: {}, readUnits: 0, writeUnits: 0 },
+    invocations,
+    gbSeconds,
+  };
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+function usageBetween(
+  a: Snapshot,
+  b: Snapshot,
+  deliveries: number,
+  publishes: number,
+  connectionMinutes: number,
+): Usage {
+  const posts = b.posts - a.posts;
+  const postBytes = b.postBytes - a.postBytes;
+  return {
+    deliveries,
+    publishes,
+    inboundMessages: b.framesIn - a.framesIn,
+    // Route responses (acks) are outbound messages too; posts over 32 KB count once per 32 KB.
+    outboundMessageUnits: b.framesOut - a.framesOut - posts + Math.max(posts, Math.ceil(postBytes / 32768)),
+    connectionMinutes,
+    lambdaInvocations: b.invocations - a.invocations,
+    lambdaGbSeconds: b.gbSeconds - a.gbSeconds,
+    sqsRequests: sum(b.sqs) - sum(a.sqs),
+    dynamoReadUnits: b.dynamo.readUnits - a.dynamo.readUnits,
+    dynamoWriteUnits: b.dynamo.writeUnits - a.dynamo.writeUnits,
+  };
+}
+
+function perDelivery(usage: Usage, a: Snapshot, b: Snapshot): Record<string, number> {
+  const d = usage.deliveries || 1;
+  return {
+    postToConnection: round((b.posts - a.posts) / d, 4),
+    dynamoReadUnits: round(usage.dynamoReadUnits / d, 4),
+    dynamoWriteUnits: round(usage.dynamoWriteUnits / d, 4),
+    dynamoRequests: round((sum(b.dynamo.requests) - sum(a.dynamo.requests)) / d, 4),
+    sqsRequests: round(usage.sqsRequests / d, 4),
+    lambdaInvocations: round(usage.lambdaInvocations / d, 4),
+    // No tenant data is read on this path; the Data API is used by entity changes only.
+    dataApiCalls: 0,
+  };
+}
+
+// ---- raw ws ----
+
+async function rawScenario(name: string, connections: number, messages: number, rate: number): Promise<ScenarioResult> {
+  console.log(
+    `\n[${name}] plain ws broadcast: ${connections} connections, ${messages} messages ${Number.isFinite(rate) ? `at ${rate}/s` : 'as a burst'}`,
+  );
+  const server = await startRawServer();
+  const recorder = createRecorder();
+  const sockets = await openReceivers(connections, () => new WebSocket(server.url), recorder);
+  const publisher = new WebSocket(server.url);
+  await new Promise((r) => publisher.once('open', r));
+  const expected = connections * messages;
+  const { startedAt } = await publishPaced(
+    (i, t) => publisher.send(JSON.stringify({ action: 'publish', group: 'bench', data: { i, t } })),
+    messages,
+    rate,
+  );
+  await waitUntil(
+    () => recorder.received >= expected,
+    60_000,
+    () => `received ${recorder.received}/${expected}`,
+  );
+  const result = finish(name, 'raw-ws', connections, messages, rate, expected, recorder, startedAt);
+  await closeAll([...sockets, publisher]);
+  await server.close();
+  return result;
+}
+
+function finish(
+  name: string,
+  system: ScenarioResult['system'],
+  connections: number,
+  messages: number,
+  rate: number,
+  expected: number,
+  recorder: LatencyRecorder,
+  startedAt: number,
+): ScenarioResult {
+  const seconds = (recorder.lastAt - startedAt) / 1000;
+  return {
+    name,
+    system,
+    connections,
+    messages,
+    rate: Number.isFinite(rate) ? rate : 'burst',
+    expected,
+    delivered: recorder.received,
+    duplicates: recorder.duplicates,
+    frames: recorder.frames,
+    latency: summarize(recorder.samples),
+    deliveriesPerSecond: round(recorder.received / seconds, 0),
+    seconds: round(seconds, 2),
+  };
+}
+
+// ---- pipeline ----
+
+interface Group {
+  tenantId: string;
+  group: string;
+  sockets: WebSocket[];
+  recorder: LatencyRecorder;
+  publisher: WebSocket;
+}
+
+async function openGroup(rt: LocalRuntime, tenantId: string, group: string, size: number): Promise<Group> {
+  const recorder = createRecorder();
+  const tokenFor = (userId: string, roles: string[]) =>
+    rt.identity.signToken({ tenantId, userId, roles, ttlSeconds: 3600 }).token;
+  const sockets = await openReceivers(
+    size,
+    (i) => new WebSocket(rt.wsUrl, ['tenantcast.v1', tokenFor(`u${i}`, ['member'])]),
+    recorder,
+  );
+  await forEachParallel(sockets, 50, async (ws) => {
+    const answer = await request(ws, { action: 'subscribe', group });
+    if (answer.type !== 'ack') throw new Error(`subscribe failed: ${JSON.stringify(answer)}`);
+  });
+  const publisher = new WebSocket(rt.wsUrl, ['tenantcast.v1', tokenFor('publisher', ['admin'])]);
+  await new Promise((r, j) => {
+    publisher.once('open', r);
+    publisher.once('error', j);
+  });
+  return { tenantId, group, sockets, recorder, publisher };
+}
+
+async function pipelineScenario(
+  rt: LocalRuntime,
+  system: 'pipeline' | 'naive',
+  name: string,
+  group: Group,
+  messages: number,
+  rate: number,
+  drainMs = 60_000,
+): Promise<ScenarioResult> {
+  const connections = group.sockets.length;
+  console.log(
+    `\n[${name}] ${system}: ${connections} connections, ${messages} messages ${Number.isFinite(rate) ? `at ${rate}/s` : 'as a burst'}`,
+  );
+  // Fresh recorder per scenario.
+  Object.assign(group.recorder, createRecorder());
+  const before = snapshot(rt);
+  const expected = connections * messages;
+  const { startedAt } = await publishPaced(
+    (i, t) => group.publisher.send(JSON.stringify({ action: 'publish', group: group.group, data: { i, t } })),
+    messages,
+    rate,
+  );
+  await waitUntil(
+    () => group.recorder.received >= expected,
+    drainMs,
+    () => `received ${group.recorder.received}/${expected}`,
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const after = snapshot(rt);
+  const result = finish(name, system, connections, messages, rate, expected, group.recorder, startedAt);
+  const minutes = (connections * result.seconds) / 60;
+  result.usage = usageBetween(before, after, result.delivered, messages, minutes);
+  result.perDelivery = perDelivery(result.usage, before, after);
+  return result;
+}
+
+async function closeGroup(group: Group) {
+  await closeAll([...group.sockets, group.publisher]);
+}
+
+async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
+  return startLocal({
+    port: 0,
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+    functionLogLevel: 'ERROR',
+    meterDynamo: true,
+    functionEnv,
+  });
+}
+
+// ---- main ----
+
+const startedAt = new Date();
+const results: ScenarioResult[] = [];
+const rateSeconds = RATE_SECONDS;
+
+results.push(await rawScenario('raw burst', G, BURST, Number.POSITIVE_INFINITY));
+results.push(await rawScenario('raw 100/s', G, Math.round(100 * rateSeconds), 100));
+results.push(await rawScenario('raw 10/s', G, Math.round(10 * rateSeconds), 10));
+
+let rt = await startQuietRuntime();
+let group = await openGroup(rt, 'acme', 'chat:bench', G);
+results.push(await pipelineScenario(rt, 'pipeline', 'pipeline burst', group, BURST, Number.POSITIVE_INFINITY));
+results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 100/s', group, Math.round(100 * rateSeconds), 100));
+results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 10/s', group, Math.round(10 * rateSeconds), 10));
+await closeGroup(group);
+
+// Cost: one group of COST_GROUP at 100 msg/s.
+group = await openGroup(rt, 'acme', 'chat:cost', COST_GROUP);
+const costRun = await pipelineScenario(
+  rt,
+  'pipeline',
+  `cost: group of ${COST_GROUP} at 100/s`,
+  group,
+  Math.round(100 * rateSeconds),
+  100,
+);
+results.push(costRun);
+await closeGroup(group);
+
+// Fairness: tenant B alone, then while tenant A floods.
+const b = await openGroup(rt, 'globex', 'chat:fair', 50);
+const bAlone = await pipelineScenario(rt, 'pipeline', 'fairness: B alone (10/s)', b, Math.round(10 * rateSeconds), 10);
+results.push(bAlone);
+const a = await openGroup(rt, 'acme', 'chat:flood', 50);
+Object.assign(a.recorder, createRecorder());
+const floodDone = publishPaced(
+  (i, t) => a.publisher.send(JSON.stringify({ action: 'publish', group: a.group, data: { i, t } })),
+  FLOOD,
+  Number.POSITIVE_INFINITY,
+);
+const bFlooded = await pipelineScenario(
+  rt,
+  'pipeline',
+  `fairness: B while A floods ${FLOOD}`,
+  b,
+  Math.round(10 * rateSeconds),
+  10,
+);
+await floodDone;
+results.push(bFlooded);
+await waitUntil(
+  () => a.recorder.received >= FLOOD * 50,
+  120_000,
+  () => `flood drained ${a.recorder.received}/${FLOOD * 50}`,
+);
+await closeGroup(a);
+await closeGroup(b);
+await rt.stop();
+
+// Naive: packing and coalescing off.
+rt = await startQuietRuntime({ ...NAIVE_ENV });
+group = await openGroup(rt, 'acme', 'chat:naive', G);
+results.push(await pipelineScenario(rt, 'naive', 'naive burst', group, BURST, Number.POSITIVE_INFINITY, 120_000));
+results.push(await pipelineScenario(rt, 'naive', 'naive 100/s', group, Math.round(100 * rateSeconds), 100, 120_000));
+await closeGroup(group);
+await rt.stop();
+
+const byName = (n: string) => results.find((r) => r.name === n) as ScenarioResult;
+const tc = costRun.usage ? tenantcastCost(costRun.usage) : undefined;
+const appsync = costRun.usage ? appSyncEventsCost(costRun.usage) : Number.NaN;
+const summary = {
+  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  startedAt: startedAt.toISOString(),
+  options: { connections: G, burst: BURST, rateSeconds, costGroup: COST_GROUP, flood: FLOOD, quick: args.quick },
+  ratios: {
+    burstThroughputVsRaw: round(
+      byName('pipeline burst').deliveriesPerSecond / byName('raw burst').deliveriesPerSecond,
+      3,
+    ),
+    p99At100VsRaw: round(byName('pipeline 100/s').latency.p99 / byName('raw 100/s').latency.p99, 3),
+    naiveBurstThroughputVsRaw: round(
+      byName('naive burst').deliveriesPerSecond / byName('raw burst').deliveriesPerSecond,
+      3,
+    ),
+    naiveP99At100VsRaw: round(byName('naive 100/s').latency.p99 / byName('raw 100/s').latency.p99, 3),
+  },
+  p99At10PerSecondMs: round(byName('pipeline 10/s').latency.p99, 1),
+  postsPerDeliveryPacked: byName('pipeline 100/s').perDelivery?.postToConnection,
+  postsPerDeliveryNaive: byName('naive 100/s').perDelivery?.postToConnection,
+  cost: tc && {
+    scenario: costRun.name,
+    tenantcastPerMillionDeliveries: round(perMillionDeliveries(tc.total, costRun.delivered), 4),
+    breakdownPerMillion: Object.fromEntries(
+      Object.entries(tc).map(([k, v]) => [k, round(perMillionDeliveries(v, costRun.delivered), 4)]),
+    ),
+    appSyncEventsPerMillionDeliveries: round(perMillionDeliveries(appsync, costRun.delivered), 4),
+    ratioVsAppSync: round(tc.total / appsync, 3),
+  },
+  fairness: { bAloneP99: round(bAlone.latency.p99, 1), bDuringFloodP99: round(bFlooded.latency.p99, 1) },
+};
+
+const outDir = args.out;
+mkdirSync(outDir, { recursive: true });
+const stamp = startedAt
+  .toISOString()
+  .replaceAll(':', '-')
+  .replace(/\.\d+Z$/, 'Z');
+const jsonPath = join(outDir, `${stamp}.json`);
+writeFileSync(jsonPath, `${JSON.stringify({ summary, results }, null, 2)}\n`);
+const mdPath = writeReport(outDir, stamp, summary, results);
+console.log(`\n${JSON.stringify(summary, null, 2)}\nwrote ${jsonPath}\nwrote ${mdPath}`);
+process.exit(0);

@@ -1,0 +1,269 @@
+/**
+ * The delivery engine (docs/delivery.md): sequences a group's messages, keeps them in history, and sends each
+ * member its frames, directly or, for a large group, through the fan-out queue. Pure: every port is passed in.
+ *
+ * Ordering: the delivery queue is FIFO with one message group per tenant and group, so one run of a group is
+ * processed at a time, in order. Dedupe: progress records say which connections got which seqs, so a redelivered
+ * run (after a failure or a crash) skips them.
+ */
+import { createHash } from 'node:crypto';
+import { type BackoffOptions, withBackoff } from './backoff.ts';
+import { settleConcurrently } from './concurrency.ts';
+import type { DeliveryMessage, FanoutJob, ReplayRequest, SequencedMessage } from './delivery.ts';
+import { messagesFor, packFrames, planDelivery, type Recipient } from './delivery-plan.ts';
+import type { GroupHistory } from './history.ts';
+import type { Member, Registry } from './registry.ts';
+
+export interface BroadcastDeps {
+  readonly history: Pick<GroupHistory, 'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress'>;
+  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay'>;
+  /** PostToConnection. */
+  readonly post: (connectionId: string, data: string) => Promise<void>;
+  /** 410 Gone. */
+  readonly isGone: (err: unknown) => boolean;
+  /** 429, 5xx, throttling: worth another try. */
+  readonly isRetryable: (err: unknown) => boolean;
+  /** Sends fan-out jobs (a large group's pages) to the fan-out queue. */
+  readonly enqueueFanout: (jobs: readonly { job: FanoutJob; shard: number; id: string }[]) => Promise<void>;
+  /** Groups with more members than this are split into pages for the fan-out queue. @default 500 */
+  readonly splitThreshold?: number;
+  /** Members per fan-out page. @default splitThreshold */
+  readonly pageSize?: number;
+  /** Parallel fan-out lanes (FIFO message groups) of a split group. @default 8 */
+  readonly shards?: number;
+  /** How long a group stays on the split path after it last used it. @default 15 minutes */
+  readonly stickySplitMs?: number;
+  /** Posts in flight at once. @default 32 */
+  readonly concurrency?: number;
+  readonly backoff?: Omit<BackoffOptions, 'isRetryable'>;
+  /** @default Date.now */
+  readonly now?: () => number;
+  readonly log?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export interface DeliveryResult {
+  readonly delivered: number;
+  readonly gone: number;
+  readonly failed: number;
+}
+
+export class DeliveryFailedError extends Error {
+  override readonly name = 'DeliveryFailedError';
+  constructor(
+    readonly result: DeliveryResult,
+    readonly firstCause: unknown,
+  ) {
+    super(`delivery failed for ${result.failed} connection(s); ${result.delivered} delivered, ${result.gone} gone`);
+  }
+}
+
+/** Stable lane of a connection within a split group, so its pages of successive runs stay in one FIFO group. */
+export function shardOf(connectionId: string, shards: number): number {
+  return createHash('sha256').update(connectionId).digest().readUInt32BE(0) % shards;
+}
+
+async function allMembers(deps: BroadcastDeps, tenantId: string, group: string): Promise<Member[]> {
+  const members: Member[] = [];
+  for await (const page of deps.registry.members(tenantId, group)) members.push(...page);
+  return members;
+}
+
+/**
+ * Posts each connection its frames in order, retrying throttles and 5xx with full-jitter backoff, removing gone
+ * connections, and recording who got everything. Throws DeliveryFailedError when anyone is left out.
+ */
+export async function deliverFrames(
+  plan: ReadonlyMap<string, readonly string[]>,
+  deps: BroadcastDeps,
+  record: (connectionIds: readonly string[]) => Promise<void>,
+): Promise<DeliveryResult> {
+  let delivered = 0;
+  let gone = 0;
+  let failed = 0;
+  let firstCause: unknown;
+  const done: string[] = [];
+  const results = await settleConcurrently([...plan], deps.concurrency ?? 32, async ([connectionId, frames]) => {
+    try {
+      for (const frame of frames) {
+        await withBackoff(() => deps.post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });
+      }
+      done.push(connectionId);
+      return 'delivered' as const;
+    } catch (err) {
+      if (!deps.isGone(err)) throw err;
+      await deps.registry.removeConnection(connectionId);
+      deps.log?.('removed gone connection', { connectionId });
+      return 'gone' as const;
+    }
+  });
+  for (const result of results) {
+    if (result.status === 'fulfilled') {
+      if (result.value === 'delivered') delivered++;
+      else gone++;
+    } else {
+      failed++;
+      firstCause ??= result.reason;
+    }
+  }
+  await record(done);
+  const result = { delivered, gone, failed };
+  if (failed > 0) throw new DeliveryFailedError(result, firstCause);
+  return result;
+}
+
+/** One run of consecutive published messages of one group, in queue order. */
+export async function broadcastRun(
+  run: readonly DeliveryMessage[],
+  redelivered: boolean,
+  deps: BroadcastDeps,
+): Promise<DeliveryResult & { readonly seqs: readonly number[]; readonly split: boolean }> {
+  const head = run[0];
+  if (head === undefined) return { delivered: 0, gone: 0, failed: 0, seqs: [], split: false };
+  const { tenantId, group } = head;
+  const now = (deps.now ?? Date.now)();
+  const state = await deps.history.state(tenantId, group);
+  const messages = await deps.history.assign(run, state);
+  const seqs = messages.map((m) => m.seq);
+  const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
+  // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").
+  const members = (await allMembers(deps, tenantId, group)).filter((m) => m.replayFrom === undefined);
+  const threshold = deps.splitThreshold ?? 500;
+
+  if (members.length > threshold || state.splitUntil > now) {
+    await splitRun(messages, members, range, deps);
+    await deps.history.markSplit(tenantId, group, now + (deps.stickySplitMs ?? 15 * 60_000));
+    return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
+  }
+
+  let plan = planDelivery(messages, members);
+  if (redelivered) plan = await withoutDelivered(plan, messages, members, range, deps);
+  const result = await deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids));
+  return { ...result, seqs, split: false };
+}
+
+/** Drops, per connection, the seqs earlier attempts already delivered to it. */
+async function withoutDelivered(
+  plan: Map<string, string[]>,
+  messages: readonly SequencedMessage[],
+  members: readonly Member[],
+  range: { first: number; last: number },
+  deps: BroadcastDeps,
+): Promise<Map<string, string[]>> {
+  const head = messages[0];
+  if (head === undefined) return plan;
+  const records = await deps.history.progress(head.tenantId, head.group, range);
+  if (records.length === 0) return plan;
+  const byId = new Map(members.map((m) => [m.connectionId, m]));
+  const out = new Map<string, string[]>();
+  for (const [connectionId, frames] of plan) {
+    const covered = records.filter((r) => r.done.has(connectionId));
+    if (covered.length === 0) {
+      out.set(connectionId, frames);
+      continue;
+    }
+    const member = byId.get(connectionId);
+    if (member === undefined) continue;
+    const left = messages.filter((m) => !covered.some((r) => m.seq >= r.first && m.seq <= r.last));
+    const rest = packFrames(messagesFor(left, member));
+    if (rest.length > 0) out.set(connectionId, rest);
+  }
+  return out;
+}
+
+/** Splits a large group's run into fan-out jobs: one lane per shard, pages of at most `pageSize` members. */
+async function splitRun(
+  messages: readonly SequencedMessage[],
+  members: readonly Member[],
+  range: { first: number; last: number },
+  deps: BroadcastDeps,
+): Promise<void> {
+  const head = messages[0];
+  if (head === undefined) return;
+  const shards = deps.shards ?? 8;
+  const pageSize = deps.pageSize ?? deps.splitThreshold ?? 500;
+  const plan = planDelivery(messages, members);
+  const groupKey = createHash('sha256').update(`${head.tenantId}#${head.group}`).digest('base64url').slice(0, 22);
+  const lanes = new Map<number, [string, string[]][]>();
+  for (const entry of plan) {
+    const shard = shardOf(entry[0], shards);
+    const lane = lanes.get(shard) ?? [];
+    lane.push(entry);
+    lanes.set(shard, lane);
+  }
+  const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
+  for (const [shard, entries] of [...lanes].sort((a, b) => a[0] - b[0])) {
+    for (let page = 0; page * pageSize < entries.length; page++) {
+      const frames: string[] = [];
+      const index = new Map<string, number>();
+      const recipients: Record<string, number[]> = {};
+      for (const [connectionId, own] of entries.slice(page * pageSize, (page + 1) * pageSize)) {
+        recipients[connectionId] = own.map((frame) => {
+          let i = index.get(frame);
+          if (i === undefined) {
+            i = frames.push(frame) - 1;
+            index.set(frame, i);
+          }
+          return i;
+        });
+      }
+      jobs.push({
+        shard,
+        id: `${groupKey}-${range.first}-${range.last}-${shard}-${page}`,
+        job: {
+          v: 1,
+          kind: 'fanout',
+          tenantId: head.tenantId,
+          group: head.group,
+          batchSeq: range.first,
+          frames,
+          recipients,
+        },
+      });
+    }
+  }
+  await deps.enqueueFanout(jobs);
+}
+
+/** One page of a split group, from the fan-out queue. `jobId` identifies it across redeliveries. */
+export async function deliverFanoutJob(
+  job: FanoutJob,
+  jobId: string,
+  redelivered: boolean,
+  deps: BroadcastDeps,
+): Promise<DeliveryResult> {
+  const range = { first: job.batchSeq, last: job.batchSeq, jobId };
+  const done = redelivered
+    ? new Set((await deps.history.progress(job.tenantId, job.group, range)).flatMap((r) => [...r.done]))
+    : new Set<string>();
+  const plan = new Map<string, string[]>();
+  for (const [connectionId, indexes] of Object.entries(job.recipients)) {
+    if (done.has(connectionId)) continue;
+    plan.set(
+      connectionId,
+      indexes.map((i) => job.frames[i] ?? ''),
+    );
+  }
+  return deliverFrames(plan, deps, (ids) => deps.history.addProgress(job.tenantId, job.group, range, ids));
+}
+
+/**
+ * A `subscribe` with `since`, in order with the group's live messages: replay what history holds after `since`
+ * (or a `reset` when part of it is gone), then let live delivery include the member.
+ */
+export async function replay(
+  request: ReplayRequest & { roles?: readonly string[]; claims?: Readonly<Record<string, unknown>> },
+  deps: BroadcastDeps,
+): Promise<DeliveryResult> {
+  const { tenantId, group, connectionId, since } = request;
+  const history = await deps.history.read(tenantId, group, since);
+  const frames =
+    history.kind === 'expired'
+      ? [JSON.stringify({ type: 'reset', group, reason: 'HISTORY_EXPIRED', seq: history.seq })]
+      : packFrames(messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }));
+  const plan = new Map(frames.length > 0 ? [[connectionId, frames]] : []);
+  const result = await deliverFrames(plan, deps, async () => undefined);
+  await deps.registry.completeReplay(tenantId, group, connectionId);
+  return result;
+}
+
+export type { Recipient };

@@ -1,0 +1,70 @@
+import { describe, expect, it } from '@jest/globals';
+import type { SequencedMessage } from './delivery.ts';
+import { coalesce, packFrames, planDelivery } from './delivery-plan.ts';
+
+let nextSeq = 0;
+function msg(data: unknown, extra: Partial<SequencedMessage> = {}): SequencedMessage {
+  const seq = ++nextSeq;
+  return { v: 1, id: `m${seq}`, seq, tenantId: 'acme', group: 'g', data, from: 'u', ts: 1, ...extra };
+}
+
+describe('coalescing', () => {
+  it('keeps only the newest version of each entity key, in seq order, and leaves other messages alone', () => {
+    const a1 = msg({ entity: 'task', key: 1, version: 1 });
+    const chat = msg({ text: 'hi' });
+    const b1 = msg({ entity: 'task', key: 2, version: 7 });
+    const a3 = msg({ entity: 'task', key: 1, version: 3 });
+    const a2 = msg({ entity: 'task', key: 1, version: 2 });
+    expect(coalesce([a1, chat, b1, a3, a2]).map((m) => m.id)).toEqual([chat.id, b1.id, a3.id]);
+  });
+
+  it('does not merge the same key of different entities', () => {
+    const task = msg({ entity: 'task', key: 1, version: 1 });
+    const note = msg({ entity: 'note', key: 1, version: 1 });
+    expect(coalesce([task, note])).toHaveLength(2);
+  });
+});
+
+describe('frame packing', () => {
+  it('sends one message as a message frame with its seq', () => {
+    const m = msg({ text: 'x' });
+    expect(packFrames([m]).map((f) => JSON.parse(f))).toEqual([
+      { type: 'message', group: 'g', id: m.id, seq: m.seq, data: { text: 'x' }, from: 'u', ts: 1 },
+    ]);
+  });
+
+  it('packs several messages into batch frames no larger than the frame limit, in order', () => {
+    const messages = Array.from({ length: 10 }, (_, i) => msg({ text: String(i).repeat(6000) }));
+    const frames = packFrames(messages, 32 * 1024);
+    expect(frames.length).toBe(2);
+    for (const frame of frames) expect(Buffer.byteLength(frame)).toBeLessThanOrEqual(32 * 1024);
+    const ids = frames.flatMap((f) => (JSON.parse(f) as { messages: { id: string }[] }).messages.map((m) => m.id));
+    expect(ids).toEqual(messages.map((m) => m.id));
+  });
+});
+
+describe('a delivery plan', () => {
+  it('gives each recipient only the messages its audience allows', () => {
+    const open = msg('all');
+    const admins = msg('admins', { audience: { roles: ['admin'] } });
+    const plan = planDelivery(
+      [open, admins],
+      [
+        { connectionId: 'c1', roles: ['admin'] },
+        { connectionId: 'c2', roles: ['member'] },
+      ],
+    );
+    const ids = (c: string) =>
+      (plan.get(c) ?? []).flatMap((f) => {
+        const frame = JSON.parse(f) as { id?: string; messages?: { id: string }[] };
+        return frame.messages ? frame.messages.map((m) => m.id) : [frame.id];
+      });
+    expect(ids('c1')).toEqual([open.id, admins.id]);
+    expect(ids('c2')).toEqual([open.id]);
+  });
+
+  it('leaves out recipients that get nothing', () => {
+    const secret = msg('x', { audience: { roles: ['admin'] } });
+    expect(planDelivery([secret], [{ connectionId: 'c', roles: [] }]).size).toBe(0);
+  });
+});

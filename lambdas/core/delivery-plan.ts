@@ -1,0 +1,98 @@
+/**
+ * What each connection receives for a run of sequenced messages of one group: the audience filter, coalescing of
+ * superseded entity versions, and packing into `batch` frames of at most one API Gateway frame. Pure.
+ */
+import { limits } from '../manifest.ts';
+import { type AudienceMember, isInAudience } from './audience.ts';
+import { type SequencedMessage, toMessageFrame } from './delivery.ts';
+
+export interface Recipient extends AudienceMember {
+  readonly connectionId: string;
+}
+
+/** `data.entity` + `data.key` of an entity update, or undefined for any other message. */
+function entityKey(message: SequencedMessage): string | undefined {
+  const data = message.data;
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { entity, key } = data as { entity?: unknown; key?: unknown };
+  if (typeof entity !== 'string' || (typeof key !== 'string' && typeof key !== 'number')) return undefined;
+  return JSON.stringify([entity, key]);
+}
+
+function versionOf(message: SequencedMessage): number {
+  const version = (message.data as { version?: unknown }).version;
+  return typeof version === 'number' ? version : Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * Keeps only the newest version (highest `data.version`, then highest seq) of each entity key; other messages are
+ * kept as they are. The result stays in seq order; superseded messages leave gaps in seq.
+ */
+export function coalesce(messages: readonly SequencedMessage[]): SequencedMessage[] {
+  const newest = new Map<string, SequencedMessage>();
+  for (const message of messages) {
+    const key = entityKey(message);
+    if (key === undefined) continue;
+    const seen = newest.get(key);
+    if (seen === undefined || versionOf(message) >= versionOf(seen)) newest.set(key, message);
+  }
+  return messages.filter((m) => {
+    const key = entityKey(m);
+    return key === undefined || newest.get(key) === m;
+  });
+}
+
+const BATCH_OPEN = '{"type":"batch","messages":[';
+const BATCH_CLOSE = ']}';
+
+/** Message frames, packed: one message alone is a `message` frame, several a `batch` frame, each ≤ `frameBytes`. */
+export function packFrames(messages: readonly SequencedMessage[], frameBytes: number = limits.frameBytes): string[] {
+  const frames: string[] = [];
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  const flush = () => {
+    if (pending.length === 1) frames.push(pending[0] as string);
+    else if (pending.length > 1) frames.push(`${BATCH_OPEN}${pending.join(',')}${BATCH_CLOSE}`);
+    pending = [];
+    pendingBytes = 0;
+  };
+  const overhead = BATCH_OPEN.length + BATCH_CLOSE.length;
+  for (const message of messages) {
+    const json = JSON.stringify(toMessageFrame(message));
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (pending.length > 0 && overhead + pendingBytes + pending.length + bytes > frameBytes) flush();
+    pending.push(json);
+    pendingBytes += bytes;
+  }
+  flush();
+  return frames;
+}
+
+/** The messages `recipient` may receive, coalesced. */
+export function messagesFor(messages: readonly SequencedMessage[], recipient: AudienceMember): SequencedMessage[] {
+  return coalesce(messages.filter((m) => isInAudience(m.audience, recipient)));
+}
+
+/**
+ * Frames per recipient. Recipients with the same roles and claims share one plan (computed once), and when no
+ * message has an audience everyone shares the same frames.
+ */
+export function planDelivery(
+  messages: readonly SequencedMessage[],
+  recipients: readonly Recipient[],
+  frameBytes: number = limits.frameBytes,
+): Map<string, string[]> {
+  const plans = new Map<string, string[]>();
+  const filtered = messages.some((m) => m.audience !== undefined);
+  const shared = new Map<string, string[]>();
+  for (const recipient of recipients) {
+    const key = filtered ? JSON.stringify([[...recipient.roles].sort(), recipient.claims ?? {}]) : '';
+    let frames = shared.get(key);
+    if (frames === undefined) {
+      frames = packFrames(messagesFor(messages, recipient), frameBytes);
+      shared.set(key, frames);
+    }
+    if (frames.length > 0) plans.set(recipient.connectionId, frames);
+  }
+  return plans;
+}

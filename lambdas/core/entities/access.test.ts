@@ -1,0 +1,63 @@
+import { describe, expect, it } from '@jest/globals';
+import { audienceFor, canRead, canWrite, claimValues, rowRestriction, rowVisible } from './access.ts';
+import type { EntityCaller, EntityRule } from './model.ts';
+
+const ownerRule: EntityRule = {
+  readRoles: ['admin', 'member'],
+  writeRoles: ['admin', 'member'],
+  rowFilter: { column: 'owner', equalsClaim: 'sub' },
+  bypassRoles: ['admin'],
+};
+const caller = (roles: string[], claims: Record<string, unknown> = {}): EntityCaller => ({
+  tenantId: 'globex',
+  userId: 'bob',
+  roles,
+  claims: { sub: 'bob', ...claims },
+});
+
+describe('entity access rules', () => {
+  it('let a role in readRoles read and a role in writeRoles write, and nobody else', () => {
+    const rule: EntityRule = { readRoles: ['viewer'], writeRoles: ['editor'], bypassRoles: [] };
+    expect(canRead(rule, caller(['viewer']))).toBe(true);
+    expect(canWrite(rule, caller(['viewer']))).toBe(false);
+    expect(canWrite(rule, caller(['editor']))).toBe(true);
+    expect(canRead(rule, caller(['editor']))).toBe(false);
+  });
+
+  it('restrict a member to rows whose owner is their own sub', () => {
+    const restriction = rowRestriction(ownerRule, caller(['member']));
+    expect(restriction).toEqual({ column: 'owner', anyOf: ['bob'] });
+    expect(rowVisible(restriction, { owner: 'bob' })).toBe(true);
+    expect(rowVisible(restriction, { owner: 'alice' })).toBe(false);
+    expect(rowVisible(restriction, { owner: null })).toBe(false);
+  });
+
+  it('let a bypass role see every row', () => {
+    expect(rowRestriction(ownerRule, caller(['admin']))).toBeUndefined();
+  });
+
+  it('match inClaim filters against every value of an array claim, flattened by API Gateway or not', () => {
+    const rule: EntityRule = { ...ownerRule, rowFilter: { column: 'team_id', inClaim: 'teams' } };
+    expect(rowRestriction(rule, caller(['member'], { teams: ['t1', 't2'] }))?.anyOf).toEqual(['t1', 't2']);
+    expect(rowRestriction(rule, caller(['member'], { teams: '[t1 t2]' }))?.anyOf).toEqual(['t1', 't2']);
+    expect(rowRestriction(rule, caller(['member']))?.anyOf).toEqual([]);
+  });
+
+  it('read claims as strings whatever their JSON type', () => {
+    expect(claimValues({ n: 7, b: true, o: { x: 1 } }, 'n')).toEqual(['7']);
+    expect(claimValues({ n: 7, b: true }, 'b')).toEqual(['true']);
+    expect(claimValues({ o: { x: 1 } }, 'o')).toEqual([]);
+    expect(claimValues({}, 'missing')).toEqual([]);
+  });
+
+  it('give a change the read roles as its audience, narrowed to the row owner under a row filter', () => {
+    expect(audienceFor({ readRoles: ['member'], writeRoles: [], bypassRoles: [] }, { owner: 'x' })).toEqual({
+      roles: ['member'],
+    });
+    expect(audienceFor(ownerRule, { owner: 'bob' })).toEqual({
+      roles: ['admin', 'member'],
+      bypassRoles: ['admin'],
+      claim: { name: 'sub', anyOf: ['bob'] },
+    });
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Entity access rules, applied the same way to HTTP reads, writes and the live change feed:
+ *  - a role in `readRoles` may read, a role in `writeRoles` may write (writing implies nothing about reading);
+ *  - with a `rowFilter`, a caller without a `bypassRoles` role sees and writes only rows whose filter column equals
+ *    its claim (`equalsClaim`) or is one of its claim's values (`inClaim`);
+ *  - no rule for an entity: nobody may read or write it (closed by default).
+ */
+import { ForbiddenError, NotFoundError } from '../errors.ts';
+import type { EntityCaller, EntityRule, EntityRules } from './model.ts';
+
+/** The rule for an entity, or FORBIDDEN when the tenant has none for it. */
+export function ruleFor(rules: EntityRules, entity: string): EntityRule {
+  const rule = Object.hasOwn(rules, entity) ? rules[entity] : undefined;
+  if (rule === undefined) throw new ForbiddenError(`no access rules for entity '${entity}'`);
+  return rule;
+}
+
+const hasAny = (roles: readonly string[], wanted: readonly string[]) => roles.some((r) => wanted.includes(r));
+
+export function canRead(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>): boolean {
+  return hasAny(caller.roles, rule.readRoles);
+}
+
+export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>): boolean {
+  return hasAny(caller.roles, rule.writeRoles);
+}
+
+export function assertCanRead(rule: EntityRule, caller: EntityCaller, entity: string): void {
+  if (!canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
+}
+
+export function assertCanWrite(rule: EntityRule, caller: EntityCaller, entity: string): void {
+  if (!canWrite(rule, caller)) throw new ForbiddenError(`not allowed to write entity '${entity}'`);
+}
+
+/**
+ * A claim's values as strings. Arrays stay arrays; API Gateway HTTP APIs flatten array claims into one string
+ * `"[a b c]"` in `requestContext.authorizer.jwt.claims`, which becomes `['a','b','c']`; a plain string is one value;
+ * numbers and booleans are stringified. Anything else (objects, missing) has no values.
+ */
+export function claimValues(claims: Readonly<Record<string, unknown>>, name: string): string[] {
+  const raw = Object.hasOwn(claims, name) ? claims[name] : undefined;
+  if (Array.isArray(raw)) return raw.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map(String);
+  if (typeof raw === 'number' || typeof raw === 'boolean') return [String(raw)];
+  if (typeof raw !== 'string') return [];
+  const flattened = /^\[(.*)\]$/s.exec(raw);
+  if (flattened) return (flattened[1] ?? '').split(/\s+/).filter((v) => v.length > 0);
+  return [raw];
+}
+
+/**
+ * What restricts the rows a caller may see or write: `undefined` when nothing does (no filter, or a bypass role),
+ * otherwise the column and the values it must have (possibly none: then no row matches).
+ */
+export interface RowRestriction {
+  readonly column: string;
+  readonly anyOf: readonly string[];
+}
+
+export function rowRestriction(rule: EntityRule, caller: EntityCaller): RowRestriction | undefined {
+  const filter = rule.rowFilter;
+  if (filter === undefined || hasAny(caller.roles, rule.bypassRoles)) return undefined;
+  if ('equalsClaim' in filter)
+    return { column: filter.column, anyOf: claimValues(caller.claims, filter.equalsClaim).slice(0, 1) };
+  return { column: filter.column, anyOf: claimValues(caller.claims, filter.inClaim) };
+}
+
+/** Whether a row (as JSON) passes the restriction. */
+export function rowVisible(restriction: RowRestriction | undefined, row: Readonly<Record<string, unknown>>): boolean {
+  if (restriction === undefined) return true;
+  const value = row[restriction.column];
+  if (value === null || value === undefined) return false;
+  return restriction.anyOf.includes(String(value));
+}
+
+/** A row outside the caller's restriction is reported as missing, so its existence is not revealed. */
+export function assertRowVisible(
+  restriction: RowRestriction | undefined,
+  row: Readonly<Record<string, unknown>>,
+  entity: string,
+  id: string,
+): void {
+  if (!rowVisible(restriction, row)) throw new NotFoundError(`no ${entity} '${id}'`);
+}
+
+/**
+ * Who may receive a change of a row on the live feed (the delivery engine filters members by it): the read roles,
+ * and, with a row filter, members whose claim includes the row's filter value unless they hold a bypass role.
+ */
+export interface Audience {
+  readonly roles?: string[];
+  readonly bypassRoles?: string[];
+  readonly claim?: { readonly name: string; readonly anyOf: string[] };
+}
+
+export function audienceFor(rule: EntityRule, row: Readonly<Record<string, unknown>> | undefined): Audience {
+  const filter = rule.rowFilter;
+  if (filter === undefined) return { roles: [...rule.readRoles] };
+  const value = row?.[filter.column];
+  const anyOf = value === null || value === undefined ? [] : [String(value)];
+  const name = 'equalsClaim' in filter ? filter.equalsClaim : filter.inClaim;
+  return { roles: [...rule.readRoles], bypassRoles: [...rule.bypassRoles], claim: { name, anyOf } };
+}

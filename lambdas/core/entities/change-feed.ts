@@ -1,0 +1,121 @@
+/**
+ * The live change feed's producer: change events `{tenantId, entity, key, version}` in, one delivery message per
+ * change out (group `entity:<name>`), each with the audience its row allows (./access.ts), for the ordered delivery
+ * engine to filter members by. Events are grouped per tenant and entity, and each group is read with one query.
+ */
+import { createHash } from 'node:crypto';
+import type { Audience } from '../audience.ts';
+import type { DeliveryMessage } from '../delivery.ts';
+import { audienceFor, ruleFor } from './access.ts';
+import type { ChangeEvent } from './events.ts';
+import type { EntityDeps } from './service.ts';
+import { feedStatement } from './sql.ts';
+import { entityOf } from './validation.ts';
+
+export interface ChangeFeedDeps {
+  readonly data: EntityDeps['data'];
+  readonly tenantData: EntityDeps['tenantData'];
+  /** Puts messages on the delivery queue (in the order given). */
+  readonly enqueue: (messages: readonly DeliveryMessage[]) => Promise<void>;
+  readonly now: () => number;
+  readonly log?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/** Deterministic per change, so a redelivered event produces the same message and the delivery queue dedupes it. */
+export function changeMessageId(event: ChangeEvent): string {
+  const plain = `chg:${event.tenantId}:${event.entity}:${event.key}:${event.version}`;
+  if (plain.length <= 64) return plain;
+  return `chg:${createHash('sha256').update(plain).digest('base64url')}`;
+}
+
+/** The audience in the delivery engine's terms (its lists must not be empty); undefined: nobody may see it. */
+function deliverable(audience: ReturnType<typeof audienceFor>): Audience | undefined {
+  const roles = audience.roles ?? [];
+  const bypass = audience.bypassRoles ?? [];
+  if (audience.claim === undefined) return roles.length > 0 ? { roles } : undefined;
+  if (audience.claim.anyOf.length === 0 || roles.length === 0) {
+    // No row value to match: only the bypass roles may see it.
+    return bypass.length > 0 ? { roles: bypass } : undefined;
+  }
+  return { roles, ...(bypass.length > 0 && { bypassRoles: bypass }), claim: audience.claim };
+}
+
+function groupKey(e: ChangeEvent): string {
+  return `${e.tenantId}\u0000${e.entity}`;
+}
+
+/**
+ * Builds the messages of a batch; events whose tenant, entity or change-log row no longer exists are dropped (and
+ * logged). Throws on database failure, so the batch is retried.
+ */
+export async function produceChangeMessages(
+  events: readonly ChangeEvent[],
+  deps: ChangeFeedDeps,
+): Promise<DeliveryMessage[]> {
+  const groups = new Map<string, ChangeEvent[]>();
+  for (const event of events) {
+    const list = groups.get(groupKey(event)) ?? [];
+    if (!list.some((e) => e.key === event.key && e.version === event.version)) list.push(event);
+    groups.set(groupKey(event), list);
+  }
+  const messages: DeliveryMessage[] = [];
+  for (const group of groups.values()) {
+    const first = group[0] as ChangeEvent;
+    const { tenantId, entity: entityName } = first;
+    let tenant: Awaited<ReturnType<ChangeFeedDeps['tenantData']>>;
+    let entity: ReturnType<typeof entityOf>;
+    let rule: ReturnType<typeof ruleFor>;
+    try {
+      tenant = await deps.tenantData(tenantId);
+      entity = entityOf(tenant.schema, entityName);
+      rule = ruleFor(tenant.rules, entityName);
+    } catch (err) {
+      deps.log?.('change events dropped', {
+        tenantId,
+        entity: entityName,
+        count: group.length,
+        reason: (err as Error).message,
+      });
+      continue;
+    }
+    const statement = feedStatement(entityName, entityName, entity, group);
+    const { rows } = await deps.data.execute(tenant.db, statement.sql, statement.params);
+    for (const r of rows) {
+      const op = String(r.op) as 'insert' | 'update' | 'delete';
+      const current = typeof r.row === 'string' ? (JSON.parse(r.row) as Record<string, unknown>) : null;
+      const diff = JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>;
+      const row = op === 'delete' ? null : current;
+      // A deleted row is gone: its audience comes from its last values, which the delete's diff keeps.
+      const image = row ?? Object.fromEntries(Object.entries(diff).map(([k, [before]]) => [k, before]));
+      const audience = deliverable(audienceFor(rule, image));
+      const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
+      if (audience === undefined) continue;
+      messages.push({
+        v: 1,
+        id: changeMessageId(event),
+        tenantId,
+        group: `entity:${entityName}`,
+        data: {
+          op,
+          entity: entityName,
+          key: row?.[entity.primaryKey] ?? image[entity.primaryKey] ?? event.key,
+          version: event.version,
+          row,
+          changedBy: String(r.changed_by),
+          changedAt: String(r.changed_at),
+        },
+        from: String(r.changed_by),
+        ts: deps.now(),
+        audience,
+      });
+    }
+    if (rows.length < group.length) {
+      deps.log?.('change events without a change-log row', {
+        tenantId,
+        entity: entityName,
+        missing: group.length - rows.length,
+      });
+    }
+  }
+  return messages;
+}

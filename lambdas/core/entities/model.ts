@@ -1,0 +1,137 @@
+/**
+ * The shapes the entity API works with: a tenant's schema snapshot (what `GET /v1/schema` returns) and its entity
+ * access rules. Both come from the tenant catalog (lambdas/core/tenants.ts); these are the structural views the
+ * entity core needs, so it does not depend on how the catalog stores them.
+ */
+import { z } from 'zod';
+
+/** Column types an entity field can have (introspected from PostgreSQL). */
+export const fieldTypes = [
+  'text',
+  'int',
+  'numeric',
+  'uuid',
+  'date',
+  'timestamptz',
+  'boolean',
+  'text[]',
+  'jsonb',
+] as const;
+export type FieldType = (typeof fieldTypes)[number];
+
+export interface FieldSpec {
+  readonly type: FieldType;
+  readonly nullable: boolean;
+  /** The column has a default (or is generated): a create may omit it. */
+  readonly hasDefault?: boolean;
+  /** PostgreSQL's own spelling of the column type (`numeric(12,2)`, `bigint`), for casts. @default from `type` */
+  readonly pgType?: string;
+}
+
+export interface EntitySpec {
+  readonly primaryKey: string;
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+}
+
+export interface SchemaSnapshot {
+  readonly entities: Readonly<Record<string, EntitySpec>>;
+}
+
+/** Row filter: a row is visible when its `column` equals the caller's claim, or is one of the claim's values. */
+export const RowFilter = z.union([
+  z.strictObject({ column: z.string().min(1), equalsClaim: z.string().min(1) }),
+  z.strictObject({ column: z.string().min(1), inClaim: z.string().min(1) }),
+]);
+export type RowFilter = z.infer<typeof RowFilter>;
+
+/** Access rules of one entity of one tenant. */
+export const EntityRule = z.strictObject({
+  readRoles: z.array(z.string()).default([]),
+  writeRoles: z.array(z.string()).default([]),
+  rowFilter: RowFilter.optional(),
+  /** Roles that see and write every row whatever the row filter says. */
+  bypassRoles: z.array(z.string()).default([]),
+});
+export type EntityRule = z.infer<typeof EntityRule>;
+
+export const EntityRules = z.record(z.string(), EntityRule);
+export type EntityRules = z.infer<typeof EntityRules>;
+
+/** Who is asking: from the verified token only. `claims` are the token's claims (for row filters). */
+export interface EntityCaller {
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly roles: readonly string[];
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** The row's version in API answers. Versions live in the change log, not in the entity table (docs/entities.md). */
+export const VERSION_COLUMN = '_version';
+
+/** Names of the entity's columns the API may read or write, `_version` excluded. */
+export function fieldNames(entity: EntitySpec): string[] {
+  return Object.keys(entity.fields).filter((name) => name !== VERSION_COLUMN);
+}
+
+/** The API's field type for an introspected column (its `udtName`); unknown types are handled as text. */
+export function fieldTypeOf(udtName: string): FieldType {
+  switch (udtName) {
+    case 'int2':
+    case 'int4':
+    case 'int8':
+      return 'int';
+    case 'numeric':
+    case 'float4':
+    case 'float8':
+      return 'numeric';
+    case 'uuid':
+      return 'uuid';
+    case 'date':
+      return 'date';
+    case 'timestamptz':
+    case 'timestamp':
+      return 'timestamptz';
+    case 'bool':
+      return 'boolean';
+    case '_text':
+    case '_varchar':
+      return 'text[]';
+    case 'json':
+    case 'jsonb':
+      return 'jsonb';
+    default:
+      return 'text';
+  }
+}
+
+/** The entity view of an introspected snapshot (lambdas/core/schema.ts). */
+export function toEntitySchema(snapshot: {
+  readonly entities: Readonly<
+    Record<
+      string,
+      {
+        readonly primaryKey: string;
+        readonly fields: Readonly<
+          Record<string, { type: string; udtName: string; nullable: boolean; hasDefault: boolean }>
+        >;
+      }
+    >
+  >;
+}): SchemaSnapshot {
+  const entities: Record<string, EntitySpec> = {};
+  for (const [name, entity] of Object.entries(snapshot.entities)) {
+    const fields: Record<string, FieldSpec> = {};
+    for (const [field, spec] of Object.entries(entity.fields)) {
+      const type = fieldTypeOf(spec.udtName);
+      fields[field] = {
+        type,
+        nullable: spec.nullable,
+        hasDefault: spec.hasDefault,
+        // Casts use PostgreSQL's spelling, except for arrays (converted from JSON text by the Data API port).
+        pgType: type === 'text[]' ? 'text[]' : spec.type,
+      };
+    }
+    entities[name] = { primaryKey: entity.primaryKey, fields };
+  }
+  return { entities };
+}

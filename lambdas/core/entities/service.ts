@@ -1,0 +1,334 @@
+/**
+ * The entity API's operations: schema, list, get, create, update, delete, change log. Pure core: the Data API, the
+ * tenant catalog and the changes queue are ports. Every write and its change-log row commit in one Data API
+ * transaction; the change event is published after the commit, and the row marked published. If publishing fails
+ * the write still succeeds: the outbox relay (./outbox.ts) publishes what was left unpublished.
+ */
+import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
+import {
+  assertCanRead,
+  assertCanWrite,
+  assertRowVisible,
+  type RowRestriction,
+  rowRestriction,
+  rowVisible,
+  ruleFor,
+} from './access.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
+import type { ChangeEvent } from './events.ts';
+import {
+  type EntityCaller,
+  type EntityRules,
+  type EntitySpec,
+  type FieldSpec,
+  fieldNames,
+  type SchemaSnapshot,
+  VERSION_COLUMN,
+} from './model.ts';
+import {
+  type ChangeOp,
+  changesStatement,
+  deleteStatement,
+  getStatement,
+  insertChangeStatement,
+  insertStatement,
+  lastVersionStatement,
+  listStatement,
+  markPublishedStatement,
+  updateStatement,
+} from './sql.ts';
+import { entityOf, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
+
+/** What the tenant catalog knows about a tenant's data. */
+export interface TenantData {
+  readonly db: DatabaseRef;
+  readonly schema: SchemaSnapshot;
+  readonly rules: EntityRules;
+}
+
+export interface EntityDeps {
+  readonly data: DataApi;
+  /** The tenant's database, schema snapshot and entity rules (FORBIDDEN for an unknown tenant). */
+  readonly tenantData: (tenantId: string) => Promise<TenantData>;
+  /** Sends change events to the changes queue. */
+  readonly publish: (events: readonly ChangeEvent[]) => Promise<void>;
+  /** Told when publishing after a commit failed (the relay will publish later). */
+  readonly onPublishError?: (err: unknown, events: readonly ChangeEvent[]) => void;
+}
+
+export interface ChangeEntry {
+  readonly version: number;
+  readonly op: ChangeOp;
+  readonly changedBy: string;
+  readonly changedAt: string;
+  readonly diff: Record<string, [unknown, unknown]>;
+}
+
+/** The row as the API returns it (`_version` included). */
+export type EntityRow = Record<string, unknown>;
+
+/** A result row `{row: <json text>, version?}` as the API's row, `_version` included when the query has it. */
+function parseRow(row: Row | undefined): EntityRow | undefined {
+  const text = row?.row;
+  if (text === null || text === undefined) return undefined;
+  const parsed = typeof text === 'string' ? (JSON.parse(text) as EntityRow) : { ...(text as EntityRow) };
+  if (row?.version !== undefined && row.version !== null) parsed[VERSION_COLUMN] = Number(row.version);
+  return parsed;
+}
+
+function keyOf(entity: EntitySpec, row: EntityRow): string {
+  return String(row[entity.primaryKey]);
+}
+
+function versionOf(row: EntityRow): number {
+  const v = row[VERSION_COLUMN];
+  if (typeof v !== 'number') throw new Error('row read without its version');
+  return v;
+}
+
+/** `{field: [before, after]}` for every field that differs (JSON comparison). */
+export function diffRows(
+  entity: EntitySpec,
+  before: EntityRow | undefined,
+  after: EntityRow | undefined,
+): Record<string, [unknown, unknown]> {
+  const diff: Record<string, [unknown, unknown]> = {};
+  for (const name of fieldNames(entity)) {
+    const a = before?.[name] ?? null;
+    const b = after?.[name] ?? null;
+    if (JSON.stringify(a) !== JSON.stringify(b)) diff[name] = [a, b];
+  }
+  return diff;
+}
+
+interface Resolved {
+  readonly tenant: TenantData;
+  readonly entity: EntitySpec;
+  readonly restriction: RowRestriction | undefined;
+}
+
+export class EntityService {
+  constructor(private readonly deps: EntityDeps) {}
+
+  async schema(caller: EntityCaller): Promise<SchemaSnapshot> {
+    const tenant = await this.deps.tenantData(caller.tenantId);
+    const entities: Record<string, EntitySpec> = {};
+    for (const [name, spec] of Object.entries(tenant.schema.entities)) {
+      const rule = Object.hasOwn(tenant.rules, name) ? tenant.rules[name] : undefined;
+      if (rule === undefined || !caller.roles.some((r) => rule.readRoles.includes(r) || rule.writeRoles.includes(r)))
+        continue;
+      const fields: EntitySpec['fields'] = Object.fromEntries(
+        fieldNames(spec).map((f) => {
+          const field = spec.fields[f] as FieldSpec;
+          return [f, { type: field.type, nullable: field.nullable }];
+        }),
+      );
+      entities[name] = { primaryKey: spec.primaryKey, fields };
+    }
+    return { entities };
+  }
+
+  private async resolve(caller: EntityCaller, entityName: string, mode: 'read' | 'write'): Promise<Resolved> {
+    const tenant = await this.deps.tenantData(caller.tenantId);
+    const entity = entityOf(tenant.schema, entityName);
+    const rule = ruleFor(tenant.rules, entityName);
+    if (mode === 'read') assertCanRead(rule, caller, entityName);
+    else assertCanWrite(rule, caller, entityName);
+    return { tenant, entity, restriction: rowRestriction(rule, caller) };
+  }
+
+  /** `rawQuery`: `limit`, `cursor` and `<field>=<value>` equality filters, validated against the entity. */
+  async list(
+    caller: EntityCaller,
+    entityName: string,
+    rawQuery: Readonly<Record<string, string | undefined>>,
+  ): Promise<{ items: EntityRow[]; nextCursor: string | null }> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'read');
+    const query = parseListQuery(entity, entityName, rawQuery);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, entityName);
+    if (after !== undefined) parseUrlValue(entity, entityName, entity.primaryKey, String(after));
+    const statement = listStatement({
+      table: entityName,
+      entity,
+      filters: query.filters,
+      limit: query.limit,
+      ...(after !== undefined && { after }),
+      ...(restriction !== undefined && { restriction }),
+    });
+    const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
+    const items = rows.map((r) => parseRow(r) as EntityRow);
+    const more = items.length > query.limit;
+    if (more) items.length = query.limit;
+    const last = items.at(-1);
+    return { items, nextCursor: more && last !== undefined ? encodeCursor(entityName, last[entity.primaryKey]) : null };
+  }
+
+  async get(caller: EntityCaller, entityName: string, rawId: string): Promise<EntityRow> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'read');
+    const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
+    const statement = getStatement(entityName, entity, id, restriction);
+    const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
+    const row = parseRow(rows[0]);
+    if (row === undefined) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+    return row;
+  }
+
+  async changes(caller: EntityCaller, entityName: string, rawId: string): Promise<{ items: ChangeEntry[] }> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'read');
+    const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
+    const statement = changesStatement(entityName, String(id));
+    const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
+    if (rows.length === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+    const items = rows.map((r) => ({
+      version: Number(r.version),
+      op: r.op as ChangeOp,
+      changedBy: String(r.changed_by),
+      changedAt: String(r.changed_at),
+      diff: JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>,
+    }));
+    if (restriction !== undefined) {
+      // The history is visible to whoever may see the row now, or saw it last (before its deletion).
+      const get = getStatement(entityName, entity, id, undefined);
+      const current = await this.deps.data.execute(tenant.db, get.sql, get.params);
+      const row = parseRow(current.rows[0]) ?? lastImage(items);
+      assertRowVisible(restriction, row, entityName, rawId);
+    }
+    return { items };
+  }
+
+  async create(caller: EntityCaller, entityName: string, body: unknown): Promise<EntityRow> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'write');
+    const values = parseCreate(entity, entityName, body);
+    if (restriction !== undefined) {
+      const column = restriction.column;
+      if (values[column] === undefined && restriction.anyOf.length === 1) values[column] = restriction.anyOf[0];
+      if (!rowVisible(restriction, values)) {
+        throw new ForbiddenError(`field '${column}' of entity '${entityName}' must be one of your own values`);
+      }
+    }
+    return this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
+      const inserted = await one(tx, insertStatement(entityName, entity, values));
+      // A key that existed before (deleted, then created again) continues its version sequence.
+      const lastVersion = lastVersionStatement(entityName, keyOf(entity, inserted));
+      const last = await tx.execute(lastVersion.sql, lastVersion.params);
+      return { before: undefined, after: inserted, version: Number(last.rows[0]?.version ?? 0) + 1 };
+    });
+  }
+
+  async update(
+    caller: EntityCaller,
+    entityName: string,
+    rawId: string,
+    body: unknown,
+    ifMatch: number | undefined,
+  ): Promise<EntityRow> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'write');
+    const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
+    const values = parseUpdate(entity, entityName, body);
+    if (restriction !== undefined && Object.hasOwn(values, restriction.column) && !rowVisible(restriction, values)) {
+      throw new ForbiddenError(
+        `field '${restriction.column}' of entity '${entityName}' must be one of your own values`,
+      );
+    }
+    return this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
+      const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
+      const after = await one(tx, updateStatement(entityName, entity, id, values));
+      return { before, after, version: versionOf(before) + 1 };
+    });
+  }
+
+  async remove(caller: EntityCaller, entityName: string, rawId: string, ifMatch: number | undefined): Promise<void> {
+    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'write');
+    const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
+    await this.write(tenant, entityName, entity, caller, 'delete', async (tx) => {
+      const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
+      const statement = deleteStatement(entityName, entity, id);
+      await tx.execute(statement.sql, statement.params);
+      return { before, after: undefined, version: versionOf(before) + 1 };
+    });
+  }
+
+  /** Runs the write and its change-log row in one transaction, then publishes the change event. */
+  private async write(
+    tenant: TenantData,
+    entityName: string,
+    entity: EntitySpec,
+    caller: EntityCaller,
+    op: ChangeOp,
+    work: (
+      tx: Transaction,
+    ) => Promise<{ before: EntityRow | undefined; after: EntityRow | undefined; version: number }>,
+  ): Promise<EntityRow> {
+    const result = await this.deps.data.transaction(tenant.db, async (tx) => {
+      const { before, after, version } = await work(tx);
+      const image: EntityRow = { ...(after ?? before), [VERSION_COLUMN]: version };
+      const change = {
+        entity: entityName,
+        key: keyOf(entity, image),
+        version,
+        op,
+        changedBy: caller.userId,
+        diff: diffRows(entity, before, after),
+      };
+      const statement = insertChangeStatement(change);
+      await tx.execute(statement.sql, statement.params);
+      return { row: image, change };
+    });
+    const event: ChangeEvent = {
+      tenantId: caller.tenantId,
+      entity: entityName,
+      key: result.change.key,
+      version: result.change.version,
+    };
+    try {
+      await this.deps.publish([event]);
+      const mark = markPublishedStatement([event]);
+      await this.deps.data.execute(tenant.db, mark.sql, mark.params);
+    } catch (err) {
+      // Committed but not (known to be) published: the outbox relay sends it. Never fails the request.
+      this.deps.onPublishError?.(err, [event]);
+    }
+    return result.row;
+  }
+}
+
+async function one(
+  tx: Transaction,
+  statement: { sql: string; params: Parameters<Transaction['execute']>[1] },
+): Promise<EntityRow> {
+  const { rows } = await tx.execute(statement.sql, statement.params);
+  const row = parseRow(rows[0]);
+  if (row === undefined) throw new Error('statement returned no row');
+  return row;
+}
+
+/** The row, locked, within the caller's restriction; NOT_FOUND if missing, CONFLICT if `If-Match` is stale. */
+async function locked(
+  tx: Transaction,
+  entityName: string,
+  entity: EntitySpec,
+  id: unknown,
+  restriction: RowRestriction | undefined,
+  rawId: string,
+  ifMatch: number | undefined,
+): Promise<EntityRow> {
+  const statement = getStatement(entityName, entity, id, restriction, true);
+  const { rows } = await tx.execute(statement.sql, statement.params);
+  const row = parseRow(rows[0]);
+  if (row === undefined) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+  if (ifMatch !== undefined && versionOf(row) !== ifMatch) {
+    throw new ConflictError(`${entityName} '${rawId}' is at version ${versionOf(row)}, not ${ifMatch}`);
+  }
+  return row;
+}
+
+/** The row as it was before the last change of a history (for a deleted row: its last state). */
+function lastImage(items: readonly ChangeEntry[]): EntityRow {
+  const row: EntityRow = {};
+  for (const item of items) {
+    for (const [field, [before, after]] of Object.entries(item.diff))
+      row[field] = item.op === 'delete' ? before : after;
+  }
+  return row;
+}

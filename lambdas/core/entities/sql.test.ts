@@ -1,0 +1,41 @@
+import { describe, expect, it } from '@jest/globals';
+import type { EntitySpec } from './model.ts';
+import { getStatement, insertStatement, listStatement, quoteIdent } from './sql.ts';
+
+const task: EntitySpec = {
+  primaryKey: 'id',
+  fields: {
+    id: { type: 'int', nullable: false },
+    title: { type: 'text', nullable: false },
+    owner: { type: 'text', nullable: true },
+  },
+};
+
+describe('the entity SQL builder', () => {
+  it('quotes identifiers and doubles embedded quotes', () => {
+    expect(quoteIdent('task')).toBe('"task"');
+    expect(quoteIdent('a"b')).toBe('"a""b"');
+  });
+
+  it('passes every value as a parameter, never in the SQL text', () => {
+    const evil = "x'; DROP TABLE task; --";
+    const statement = insertStatement('task', task, { title: evil });
+    expect(statement.sql).not.toContain(evil);
+    expect(JSON.stringify(statement.params)).toContain('DROP TABLE');
+  });
+
+  it('pages by primary key after the cursor and asks for one row more than the limit', () => {
+    const statement = listStatement({ table: 'task', entity: task, filters: { title: 'a' }, after: 5, limit: 10 });
+    expect(statement.sql).toMatch(/t\."title" = CAST\(:p\d+ AS text\)/);
+    expect(statement.sql).toMatch(/t\."id" > CAST\(:p\d+ AS integer\)/);
+    expect(statement.sql).toMatch(/ORDER BY t\."id" LIMIT :p\d+$/);
+    expect(Object.values(statement.params)).toContain(11);
+  });
+
+  it('adds the row filter as a parameterised predicate, and matches nothing without a claim value', () => {
+    const own = getStatement('task', task, 1, { column: 'owner', anyOf: ['bob'] });
+    expect(own.sql).toMatch(/t\."owner"::text IN \(:p\d+\)/);
+    expect(Object.values(own.params)).toContain('bob');
+    expect(getStatement('task', task, 1, { column: 'owner', anyOf: [] }).sql).toContain('FALSE');
+  });
+});

@@ -1,0 +1,250 @@
+/**
+ * SQL for the entity API. Identifiers come only from the tenant's introspected schema snapshot (and the fixed
+ * change-log names), always double-quoted; every value is a named Data API parameter with its column's type.
+ * Rows are read back as `to_jsonb(t)::text`, so a row reaches the API exactly as PostgreSQL renders it in JSON,
+ * whatever the Data API's own type mapping.
+ */
+import { type Params, placeholder, typed } from '../data-api.ts';
+import { BadRequestError } from '../errors.ts';
+import { CHANGE_LOG_TABLE } from '../schema.ts';
+import type { RowRestriction } from './access.ts';
+import type { EntitySpec, FieldType } from './model.ts';
+
+/** The change log (the outbox): one row per committed change, in the tenant's database (lambdas/core/schema.ts). */
+export const changeLog = { table: CHANGE_LOG_TABLE } as const;
+
+/** PostgreSQL type of each field type (for casts and Data API type hints). */
+export const pgTypeOf: Readonly<Record<FieldType, string>> = {
+  text: 'text',
+  int: 'integer',
+  numeric: 'numeric',
+  uuid: 'uuid',
+  date: 'date',
+  timestamptz: 'timestamptz',
+  boolean: 'boolean',
+  'text[]': 'text[]',
+  jsonb: 'jsonb',
+};
+
+/** `"name"`, with embedded quotes doubled. Callers pass only snapshot names; this keeps even those inert. */
+export function quoteIdent(name: string): string {
+  if (name.length === 0 || name.length > 63 || name.includes('\u0000')) {
+    throw new BadRequestError(`invalid identifier '${name.slice(0, 64)}'`);
+  }
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export interface Statement {
+  readonly sql: string;
+  readonly params: Params;
+}
+
+/** Collects parameters with generated names (`p0`, `p1`, ...) and returns their SQL placeholders. */
+export class ParamBuilder {
+  readonly params: Record<string, Params[string]> = {};
+  private next = 0;
+
+  /** A value of an entity field, typed by the field. */
+  field(entity: EntitySpec, name: string, value: unknown): string {
+    const spec = entity.fields[name];
+    if (spec === undefined) throw new BadRequestError(`unknown field '${name}'`);
+    return this.typedValue(value, spec.pgType ?? pgTypeOf[spec.type]);
+  }
+
+  /** A value with a PostgreSQL type. The cast makes untyped text parameters (`varchar`) compare with the column. */
+  typedValue(value: unknown, pgType: string): string {
+    const name = `p${this.next++}`;
+    this.params[name] = typed(value, pgType);
+    const expr = placeholder(name, pgType);
+    return pgType.endsWith('[]') ? expr : `CAST(${expr} AS ${pgType})`;
+  }
+
+  /** A plain value (text, number, boolean). */
+  value(value: string | number | boolean | null): string {
+    const name = `p${this.next++}`;
+    this.params[name] = value;
+    return `:${name}`;
+  }
+}
+
+/**
+ * The row as JSON text, and its version: the highest version the change log has for its key (0 for a row never
+ * written through the API). Versions live in the change log only, so entity tables need no extra column.
+ */
+function rowColumns(entityName: string, entity: EntitySpec, p: ParamBuilder): string {
+  return (
+    `to_jsonb(t)::text AS "row", (SELECT COALESCE(MAX(c.version), 0) FROM ${quoteIdent(changeLog.table)} c` +
+    ` WHERE c.entity = ${p.value(entityName)} AND c.key = t.${quoteIdent(entity.primaryKey)}::text)::int AS "version"`
+  );
+}
+const RETURNING = 'RETURNING to_jsonb(t)::text AS "row"';
+
+/** `WHERE` terms restricting rows to the caller's row filter (compared as text). No permitted value: no row. */
+function restrictionTerm(restriction: RowRestriction | undefined, p: ParamBuilder): string[] {
+  if (restriction === undefined) return [];
+  if (restriction.anyOf.length === 0) return ['FALSE'];
+  const values = restriction.anyOf.map((v) => p.value(v));
+  return [`t.${quoteIdent(restriction.column)}::text IN (${values.join(', ')})`];
+}
+
+export interface ListStatementInput {
+  readonly table: string;
+  readonly entity: EntitySpec;
+  readonly filters: Readonly<Record<string, unknown>>;
+  /** Primary key value after which the page starts (keyset pagination). */
+  readonly after?: unknown;
+  readonly limit: number;
+  readonly restriction?: RowRestriction;
+}
+
+/** One page ordered by primary key; asks for `limit + 1` rows to know whether another page follows. */
+export function listStatement(input: ListStatementInput): Statement {
+  const p = new ParamBuilder();
+  const pk = quoteIdent(input.entity.primaryKey);
+  const where: string[] = [];
+  for (const [name, value] of Object.entries(input.filters)) {
+    where.push(
+      value === null
+        ? `t.${quoteIdent(name)} IS NULL`
+        : `t.${quoteIdent(name)} = ${p.field(input.entity, name, value)}`,
+    );
+  }
+  if (input.after !== undefined) where.push(`t.${pk} > ${p.field(input.entity, input.entity.primaryKey, input.after)}`);
+  where.push(...restrictionTerm(input.restriction, p));
+  const sql =
+    `SELECT ${rowColumns(input.table, input.entity, p)} FROM ${quoteIdent(input.table)} t` +
+    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY t.${pk} LIMIT ${p.value(input.limit + 1)}`;
+  return { sql, params: p.params };
+}
+
+/** The row with this primary key (within the restriction), optionally locked for a write. */
+export function getStatement(
+  table: string,
+  entity: EntitySpec,
+  id: unknown,
+  restriction: RowRestriction | undefined,
+  forUpdate = false,
+): Statement {
+  const p = new ParamBuilder();
+  const columns = rowColumns(table, entity, p);
+  const where = [`t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`];
+  where.push(...restrictionTerm(restriction, p));
+  const sql = `SELECT ${columns} FROM ${quoteIdent(table)} t WHERE ${where.join(' AND ')}${forUpdate ? ' FOR UPDATE OF t' : ''}`;
+  return { sql, params: p.params };
+}
+
+export function insertStatement(
+  table: string,
+  entity: EntitySpec,
+  values: Readonly<Record<string, unknown>>,
+): Statement {
+  const p = new ParamBuilder();
+  const names = Object.keys(values);
+  const columns = names.map(quoteIdent).join(', ');
+  const exprs = names.map((n) => p.field(entity, n, values[n])).join(', ');
+  const sql =
+    names.length === 0
+      ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${RETURNING}`
+      : `INSERT INTO ${quoteIdent(table)} AS t (${columns}) VALUES (${exprs}) ${RETURNING}`;
+  return { sql, params: p.params };
+}
+
+/** Sets the fields of the row with this primary key. */
+export function updateStatement(
+  table: string,
+  entity: EntitySpec,
+  id: unknown,
+  values: Readonly<Record<string, unknown>>,
+): Statement {
+  const p = new ParamBuilder();
+  const sets = Object.keys(values).map((n) => `${quoteIdent(n)} = ${p.field(entity, n, values[n])}`);
+  const sql =
+    `UPDATE ${quoteIdent(table)} AS t SET ${sets.join(', ')}` +
+    ` WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)} ${RETURNING}`;
+  return { sql, params: p.params };
+}
+
+export function deleteStatement(table: string, entity: EntitySpec, id: unknown): Statement {
+  const p = new ParamBuilder();
+  const sql = `DELETE FROM ${quoteIdent(table)} AS t WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`;
+  return { sql, params: p.params };
+}
+
+export type ChangeOp = 'insert' | 'update' | 'delete';
+
+export interface ChangeRecord {
+  readonly entity: string;
+  readonly key: string;
+  readonly version: number;
+  readonly op: ChangeOp;
+  readonly changedBy: string;
+  readonly diff: Readonly<Record<string, readonly [unknown, unknown]>>;
+}
+
+export function insertChangeStatement(change: ChangeRecord): Statement {
+  const p = new ParamBuilder();
+  const sql =
+    `INSERT INTO ${quoteIdent(changeLog.table)} (entity, key, version, op, changed_by, diff)` +
+    ` VALUES (${p.value(change.entity)}, ${p.value(change.key)}, ${p.typedValue(change.version, 'integer')},` +
+    ` ${p.value(change.op)}, ${p.value(change.changedBy)}, ${p.typedValue(change.diff, 'jsonb')})`;
+  return { sql, params: p.params };
+}
+
+/** The highest version the change log has for a key (0 if none): a re-created key continues from it. */
+export function lastVersionStatement(entity: string, key: string): Statement {
+  const p = new ParamBuilder();
+  const sql = `SELECT COALESCE(MAX(version), 0)::int AS version FROM ${quoteIdent(changeLog.table)} WHERE entity = ${p.value(entity)} AND key = ${p.value(key)}`;
+  return { sql, params: p.params };
+}
+
+export function changesStatement(entity: string, key: string): Statement {
+  const p = new ParamBuilder();
+  const sql =
+    `SELECT version, op, changed_by, to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at, diff::text AS diff` +
+    ` FROM ${quoteIdent(changeLog.table)} WHERE entity = ${p.value(entity)} AND key = ${p.value(key)} ORDER BY seq`;
+  return { sql, params: p.params };
+}
+
+export function markPublishedStatement(
+  changes: readonly { entity: string; key: string; version: number }[],
+): Statement {
+  const p = new ParamBuilder();
+  const terms = changes.map(
+    (c) =>
+      `(entity = ${p.value(c.entity)} AND key = ${p.value(c.key)} AND version = ${p.typedValue(c.version, 'integer')})`,
+  );
+  const sql = `UPDATE ${quoteIdent(changeLog.table)} SET published = true WHERE NOT published AND (${terms.join(' OR ')})`;
+  return { sql, params: p.params };
+}
+
+/** Committed changes not yet published, older than `graceSeconds` (so in-flight writers publish their own). */
+export function unpublishedStatement(graceSeconds: number, limit: number): Statement {
+  const p = new ParamBuilder();
+  const sql =
+    `SELECT entity, key, version FROM ${quoteIdent(changeLog.table)}` +
+    ` WHERE NOT published AND changed_at <= now() - make_interval(secs => ${p.typedValue(graceSeconds, 'integer')})` +
+    ` ORDER BY seq LIMIT ${p.value(limit)}`;
+  return { sql, params: p.params };
+}
+
+/**
+ * For the live feed: the change-log entries of these (key, version) pairs of one entity, each with the current row
+ * (null once deleted). One query per entity per batch.
+ */
+export function feedStatement(
+  table: string,
+  entityName: string,
+  entity: EntitySpec,
+  changes: readonly { key: string; version: number }[],
+): Statement {
+  const p = new ParamBuilder();
+  const pairs = changes.map((c) => `(c.key = ${p.value(c.key)} AND c.version = ${p.typedValue(c.version, 'integer')})`);
+  const sql =
+    `SELECT c.key, c.version, c.op, c.changed_by,` +
+    ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at, c.diff::text AS diff,` +
+    ` CASE WHEN t.${quoteIdent(entity.primaryKey)} IS NULL THEN NULL ELSE to_jsonb(t)::text END AS "row"` +
+    ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON t.${quoteIdent(entity.primaryKey)}::text = c.key` +
+    ` WHERE c.entity = ${p.value(entityName)} AND (${pairs.join(' OR ')}) ORDER BY c.seq`;
+  return { sql, params: p.params };
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from '@jest/globals';
+import type { EntitySpec } from './model.ts';
+import { entityOf, parseCreate, parseIfMatch, parseListQuery, parseUpdate } from './validation.ts';
+
+const task: EntitySpec = {
+  primaryKey: 'id',
+  fields: {
+    id: { type: 'uuid', nullable: false, hasDefault: true },
+    title: { type: 'text', nullable: false },
+    priority: { type: 'int', nullable: true },
+    tags: { type: 'text[]', nullable: true },
+    due: { type: 'date', nullable: true },
+    done: { type: 'boolean', nullable: false, hasDefault: true },
+  },
+};
+
+describe('entity request validation', () => {
+  it('reports an unknown entity as not found', () => {
+    expect(() => entityOf({ entities: { task } }, 'nope')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+  });
+
+  it('rejects an unknown field by name', () => {
+    expect(() => parseCreate(task, 'task', { title: 'x', foo: 1 })).toThrow("unknown field 'foo' on entity 'task'");
+  });
+
+  it('rejects a field name that is an SQL fragment as an unknown field', () => {
+    expect(() => parseCreate(task, 'task', { 'title"; DROP TABLE task; --': 'x' })).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST' }),
+    );
+  });
+
+  it('names the field whose value has the wrong type', () => {
+    expect(() => parseCreate(task, 'task', { title: 'x', priority: 'high' })).toThrow(/field 'priority'/);
+    expect(() => parseCreate(task, 'task', { title: 'x', due: '2024-13-45x' })).toThrow(/field 'due'/);
+  });
+
+  it('requires non-null fields without a default on create', () => {
+    expect(() => parseCreate(task, 'task', { priority: 1 })).toThrow(/field 'title'/);
+    expect(parseCreate(task, 'task', { title: 'a', tags: ['x'] })).toEqual({ title: 'a', tags: ['x'] });
+  });
+
+  it('refuses to change the primary key or to update nothing', () => {
+    expect(() => parseUpdate(task, 'task', { id: '00000000-0000-0000-0000-000000000000' })).toThrow(/primary key/);
+    expect(() => parseUpdate(task, 'task', {})).toThrow(/no fields/);
+  });
+
+  it('types query filters by their field and bounds the page size', () => {
+    expect(parseListQuery(task, 'task', { limit: '10', priority: '3', done: 'true' })).toEqual({
+      limit: 10,
+      filters: { priority: 3, done: true },
+    });
+    expect(() => parseListQuery(task, 'task', { priority: '1 OR 1=1' })).toThrow(/field 'priority'/);
+    expect(() => parseListQuery(task, 'task', { limit: '100000' })).toThrow(/limit/);
+    expect(() => parseListQuery(task, 'task', { tags: 'x' })).toThrow(/cannot be used in a URL/);
+  });
+
+  it('reads If-Match as a version, quoted or not', () => {
+    expect(parseIfMatch('3')).toBe(3);
+    expect(parseIfMatch('"4"')).toBe(4);
+    expect(parseIfMatch(undefined)).toBeUndefined();
+    expect(() => parseIfMatch('abc')).toThrow(/If-Match/);
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * Request validation built from the tenant's schema snapshot: zod schemas per field type, strict objects (an
+ * unknown field is a BAD_REQUEST naming it), typed query filters. Nothing that is not a snapshot field name gets
+ * past here, so the SQL builder only ever sees introspected identifiers.
+ */
+import { z } from 'zod';
+import { BadRequestError, NotFoundError } from '../errors.ts';
+import {
+  type EntitySpec,
+  type FieldSpec,
+  type FieldType,
+  fieldNames,
+  type SchemaSnapshot,
+  VERSION_COLUMN,
+} from './model.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const INT_MIN = -2_147_483_648;
+const INT_MAX = 2_147_483_647;
+
+/** The JSON value a field accepts in a body. */
+export function fieldSchema(type: FieldType): z.ZodType {
+  switch (type) {
+    case 'text':
+      return z.string().max(65_536);
+    case 'int':
+      return z.number().int().min(INT_MIN).max(INT_MAX);
+    case 'numeric':
+      return z.union([z.number().finite(), z.string().regex(/^-?\d+(\.\d+)?$/)]);
+    case 'uuid':
+      return z.string().regex(UUID, 'expected a UUID');
+    case 'date':
+      return z
+        .string()
+        .regex(DATE, 'expected a date YYYY-MM-DD')
+        .refine((v) => !Number.isNaN(Date.parse(v)), 'invalid date');
+    case 'timestamptz':
+      return z.iso.datetime({ offset: true });
+    case 'boolean':
+      return z.boolean();
+    case 'text[]':
+      return z.array(z.string().max(65_536)).max(1000);
+    case 'jsonb':
+      return z.json();
+  }
+}
+
+/** The entity's spec, or NOT_FOUND (an unknown entity is a 404, not a 400). */
+export function entityOf(schema: SchemaSnapshot, name: string): EntitySpec {
+  const entity = Object.hasOwn(schema.entities, name) ? schema.entities[name] : undefined;
+  if (entity === undefined) throw new NotFoundError(`unknown entity '${name}'`);
+  return entity;
+}
+
+function fieldOf(entity: EntitySpec, entityName: string, name: string): FieldSpec {
+  const field = name !== VERSION_COLUMN && Object.hasOwn(entity.fields, name) ? entity.fields[name] : undefined;
+  if (field === undefined) throw new BadRequestError(`unknown field '${name}' on entity '${entityName}'`);
+  return field;
+}
+
+function describeIssue(entityName: string, issue: z.core.$ZodIssue): string {
+  const field = issue.path[0];
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown field '${issue.keys[0] ?? ''}' on entity '${entityName}'`;
+  }
+  if (field === undefined) return issue.message;
+  return `invalid value for field '${String(field)}' of entity '${entityName}': ${issue.message}`;
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, entityName: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new BadRequestError(issue ? describeIssue(entityName, issue) : 'invalid body');
+  }
+  return result.data;
+}
+
+function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodType<Record<string, unknown>> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const name of fieldNames(entity)) {
+    const field = entity.fields[name] as FieldSpec;
+    let schema = fieldSchema(field.type);
+    if (field.nullable) schema = schema.nullable();
+    const required = mode === 'create' && !field.nullable && !field.hasDefault;
+    shape[name] = required ? schema : schema.optional();
+  }
+  return z.strictObject(shape) as z.ZodType<Record<string, unknown>>;
+}
+
+/** A create body: a JSON object of known fields with values of their types; required fields present. */
+export function parseCreate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequestError('body must be a JSON object');
+  }
+  for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
+  return parseWith(bodySchema(entity, 'create'), body, entityName);
+}
+
+/** An update body: a non-empty JSON object of known fields (not the primary key). */
+export function parseUpdate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequestError('body must be a JSON object');
+  }
+  for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
+  if (Object.hasOwn(body, entity.primaryKey)) {
+    throw new BadRequestError(
+      `field '${entity.primaryKey}' of entity '${entityName}' is the primary key and cannot change`,
+    );
+  }
+  const values = parseWith(bodySchema(entity, 'update'), body, entityName);
+  if (Object.keys(values).length === 0) throw new BadRequestError('body has no fields to update');
+  return values;
+}
+
+/** A value from a URL (path id or `?field=value` filter), converted to the field's JSON type. */
+export function parseUrlValue(entity: EntitySpec, entityName: string, name: string, raw: string): unknown {
+  const field = fieldOf(entity, entityName, name);
+  let value: unknown = raw;
+  switch (field.type) {
+    case 'int':
+    case 'numeric':
+      value = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+      if (field.type === 'numeric' && typeof value === 'number' && !Number.isSafeInteger(value)) value = raw;
+      break;
+    case 'boolean':
+      value = raw === 'true' ? true : raw === 'false' ? false : raw;
+      break;
+    case 'text[]':
+    case 'jsonb':
+      throw new BadRequestError(`field '${name}' of entity '${entityName}' (${field.type}) cannot be used in a URL`);
+    default:
+      break;
+  }
+  return parseWith(z.object({ [name]: fieldSchema(field.type) }), { [name]: value }, entityName)[name];
+}
+
+export interface ListQuery {
+  readonly limit: number;
+  readonly cursor?: string;
+  readonly filters: Readonly<Record<string, unknown>>;
+}
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+
+/** `?limit=&cursor=&<field>=<value>`: equality filters on known scalar fields, typed. */
+export function parseListQuery(
+  entity: EntitySpec,
+  entityName: string,
+  query: Readonly<Record<string, string | undefined>>,
+): ListQuery {
+  let limit = DEFAULT_LIMIT;
+  let cursor: string | undefined;
+  const filters: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(query)) {
+    if (raw === undefined) continue;
+    if (key === 'limit') {
+      if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
+        throw new BadRequestError(`limit must be an integer from 1 to ${MAX_LIMIT} (got '${raw.slice(0, 32)}')`);
+      }
+      limit = Number(raw);
+    } else if (key === 'cursor') {
+      cursor = raw;
+    } else {
+      filters[key] = parseUrlValue(entity, entityName, key, raw);
+    }
+  }
+  return { limit, ...(cursor !== undefined && { cursor }), filters };
+}
+
+/** `If-Match: <version>` (quotes and a weak prefix tolerated, as HTTP clients send ETags). */
+export function parseIfMatch(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(raw);
+  if (!match) throw new BadRequestError(`If-Match must be a version number (got '${raw.slice(0, 32)}')`);
+  return Number(match[1]);
+}

@@ -1,0 +1,292 @@
+/**
+ * Per-group sequence numbers, message history and delivery progress in the table (docs/delivery.md, docs/data-model.md):
+ *
+ * | item      | pk                       | sk                          | attributes                         |
+ * |-----------|--------------------------|-----------------------------|------------------------------------|
+ * | counter   | `T#<tenant>#G#<group>#S` | `SEQ`                       | seq (high-water mark), splitUntil  |
+ * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, message, ttl (retention)      |
+ * | id → seq  | `T#<tenant>#G#<group>#I` | message id                  | seq, ttl                           |
+ * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
+ *
+ * Seqs are dense: a seq is taken by a conditional put of its history item, so two writers can never share one and
+ * no seq is skipped. No transactions (dynalite has none); the crash points and why each is safe are in
+ * docs/delivery.md.
+ */
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { DeliveryMessage, SequencedMessage } from './delivery.ts';
+
+export interface GroupHistoryOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** How long delivered messages stay replayable. @default 86400 */
+  readonly retentionSeconds?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface GroupState {
+  /** Highest seq given out so far (0 for a new group). */
+  readonly seq: number;
+  /** Epoch ms until which the group keeps using the split (fan-out) path, so its order cannot change. */
+  readonly splitUntil: number;
+}
+
+export type HistoryRead =
+  | { readonly kind: 'ok'; readonly seq: number; readonly messages: SequencedMessage[] }
+  | { readonly kind: 'expired'; readonly seq: number };
+
+/** Connections that got seqs `first`..`last` of a group (one record per delivered run, written as it goes). */
+export interface ProgressRecord {
+  readonly first: number;
+  readonly last: number;
+  readonly done: ReadonlySet<string>;
+}
+
+const PROGRESS_TTL_SECONDS = 24 * 3600;
+const pad = (seq: number) => String(seq).padStart(12, '0');
+const base = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
+
+export class GroupHistory {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly retentionSeconds: number;
+  private readonly now: () => number;
+
+  constructor(options: GroupHistoryOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.retentionSeconds = options.retentionSeconds ?? 86_400;
+    this.now = options.now ?? Date.now;
+  }
+
+  async state(tenantId: string, group: string): Promise<GroupState> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: `${base(tenantId, group)}#S`, sk: 'SEQ' },
+        ConsistentRead: true,
+      }),
+    );
+    return { seq: Number(out.Item?.seq ?? 0), splitUntil: Number(out.Item?.splitUntil ?? 0) };
+  }
+
+  /**
+   * Gives each message its seq: the one it already has if it was sequenced before (a redelivery), else the next.
+   * Idempotent per message id.
+   */
+  async assign(messages: readonly DeliveryMessage[], state: GroupState): Promise<SequencedMessage[]> {
+    const first = messages[0];
+    if (first === undefined) return [];
+    const { tenantId, group } = first;
+    const known = await this.knownSeqs(
+      tenantId,
+      group,
+      messages.map((m) => m.id),
+    );
+    const out: SequencedMessage[] = [];
+    let last = state.seq;
+    for (const message of messages) {
+      const seq = known.get(message.id);
+      if (seq !== undefined) {
+        out.push({ ...message, seq });
+        continue;
+      }
+      const assigned = await this.append(message, last + 1);
+      last = assigned;
+      out.push({ ...message, seq: assigned });
+    }
+    const high = Math.max(...out.map((m) => m.seq));
+    await this.raiseCounter(tenantId, group, high);
+    return out;
+  }
+
+  /** History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group). */
+  async read(tenantId: string, group: string, since: number): Promise<HistoryRead> {
+    const [state, items] = await Promise.all([
+      this.state(tenantId, group),
+      this.queryAll({
+        pk: `${base(tenantId, group)}#H`,
+        condition: 'pk = :pk AND sk > :since',
+        values: { ':since': pad(since) },
+      }),
+    ]);
+    const nowSeconds = this.now() / 1000;
+    const seen = new Set<string>();
+    const messages: SequencedMessage[] = [];
+    let top = state.seq;
+    for (const item of items) {
+      if (Number(item.ttl) <= nowSeconds) continue;
+      const message = { ...(item.message as DeliveryMessage), seq: Number(item.seq) };
+      top = Math.max(top, message.seq);
+      if (seen.has(message.id)) continue;
+      seen.add(message.id);
+      messages.push(message);
+    }
+    if (since > top) return { kind: 'expired', seq: top };
+    if (since < top && messages[0]?.seq !== since + 1) return { kind: 'expired', seq: top };
+    return { kind: 'ok', seq: top, messages };
+  }
+
+  async markSplit(tenantId: string, group: string, until: number): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: `${base(tenantId, group)}#S`, sk: 'SEQ' },
+        UpdateExpression: 'SET splitUntil = :until',
+        ExpressionAttributeValues: { ':until': until },
+      }),
+    );
+  }
+
+  /** Records that `connectionIds` got seqs `first`..`last` (or, with `jobId`, the whole fan-out job). */
+  async addProgress(
+    tenantId: string,
+    group: string,
+    range: { first: number; last: number; jobId?: string },
+    connectionIds: readonly string[],
+  ): Promise<void> {
+    if (connectionIds.length === 0) return;
+    const sk = range.jobId === undefined ? `R#${pad(range.first)}#${pad(range.last)}` : `J#${range.jobId}`;
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: `${base(tenantId, group)}#P`, sk },
+        UpdateExpression: 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl',
+        ExpressionAttributeNames: { '#first': 'first', '#last': 'last', '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':done': new Set(connectionIds),
+          ':first': range.first,
+          ':last': range.last,
+          ':ttl': Math.floor(this.now() / 1000) + PROGRESS_TTL_SECONDS,
+        },
+      }),
+    );
+  }
+
+  /** Progress records of runs that started at or before `last` and ended at or after `first`, or of one job. */
+  async progress(
+    tenantId: string,
+    group: string,
+    range: { first: number; last: number; jobId?: string },
+  ): Promise<ProgressRecord[]> {
+    const pk = `${base(tenantId, group)}#P`;
+    const items =
+      range.jobId === undefined
+        ? await this.queryAll({
+            pk,
+            condition: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+            values: { ':lo': 'R#', ':hi': `R#${pad(range.last)}#~` },
+          })
+        : await this.queryAll({ pk, condition: 'pk = :pk AND sk = :sk', values: { ':sk': `J#${range.jobId}` } });
+    return items
+      .filter((item) => Number(item.last) >= range.first)
+      .map((item) => ({
+        first: Number(item.first),
+        last: Number(item.last),
+        done: new Set(item.done instanceof Set ? [...(item.done as Set<string>)] : []),
+      }));
+  }
+
+  private async knownSeqs(tenantId: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
+    const known = new Map<string, number>();
+    let keys: Record<string, unknown>[] = [...new Set(ids)].map((id) => ({ pk: `${base(tenantId, group)}#I`, sk: id }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 8) throw new Error(`BatchGetItem left ${keys.length} keys unprocessed`);
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
+      const out = await this.client.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const item of out.Responses?.[this.tableName] ?? []) known.set(String(item.sk), Number(item.seq));
+      keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+    }
+    return known;
+  }
+
+  /** Takes the first free seq from `candidate` on with a conditional put of the history item, then the id record. */
+  private async append(message: DeliveryMessage, candidate: number): Promise<number> {
+    const prefix = base(message.tenantId, message.group);
+    const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
+    let seq = candidate;
+    for (;;) {
+      try {
+        await this.client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: `${prefix}#H`, sk: pad(seq), type: 'history', seq, message, ttl },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+        break;
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+        seq = (await this.lastHistorySeq(message.tenantId, message.group)) + 1;
+      }
+    }
+    // Crash here: the message has a history item but no id record; its redelivery takes a new seq, and replay
+    // drops the second copy by id.
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { pk: `${prefix}#I`, sk: message.id, seq, ttl } }),
+    );
+    return seq;
+  }
+
+  private async lastHistorySeq(tenantId: string, group: string): Promise<number> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H` },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    return Number(out.Items?.[0]?.seq ?? 0);
+  }
+
+  private async raiseCounter(tenantId: string, group: string, seq: number): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `${base(tenantId, group)}#S`, sk: 'SEQ' },
+          UpdateExpression: 'SET seq = :seq',
+          ConditionExpression: 'attribute_not_exists(seq) OR seq < :seq',
+          ExpressionAttributeValues: { ':seq': seq },
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+    }
+  }
+
+  private async queryAll(query: {
+    pk: string;
+    condition: string;
+    values: Record<string, unknown>;
+  }): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: query.condition,
+          ExpressionAttributeValues: { ':pk': query.pk, ...query.values },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Tenant onboarding (`npm run tenants -- create|refresh-schema|list`, and the local runtime's seeding): places a
+ * tenant on a cluster, creates its database and a role that can connect only to it, stores the role's secret,
+ * applies the tenant's DDL plus the change log, and records the introspected schema snapshot in the catalog.
+ * Everything goes through ports: the Data API, a secret store and the tenant directory, so the same code runs
+ * against AWS and against the local runtime.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DataApi, DatabaseRef } from './data-api.ts';
+import type { EntityRules } from './entities/model.ts';
+import { BadRequestError, ForbiddenError } from './errors.ts';
+import type { RoleRules } from './permissions.ts';
+import { changeLogDdl, introspect, nextSnapshot, type SchemaSnapshot, splitSqlStatements } from './schema.ts';
+import type { TenantConfig, TenantDirectory, TenantLimits } from './tenants.ts';
+
+/** A cluster tenants can be placed on: its ARN and the master user's secret (creates databases and roles). */
+export interface ClusterRef {
+  readonly id: string;
+  readonly clusterArn: string;
+  readonly adminSecretArn: string;
+}
+
+/** Stores a tenant's database credentials; returns the secret's ARN (what the Data API is given). */
+export interface SecretStore {
+  create(name: string, value: string, description: string): Promise<string>;
+}
+
+/** The SecretStore over Secrets Manager (configured from the environment, like every SDK client). */
+export class SecretsManagerStore implements SecretStore {
+  constructor(private readonly client: SecretsManagerClient) {}
+  async create(name: string, value: string, description: string): Promise<string> {
+    const out = await this.client.send(
+      new CreateSecretCommand({ Name: name, SecretString: value, Description: description }),
+    );
+    if (out.ARN === undefined) throw new Error(`CreateSecret for ${name} returned no ARN`);
+    return out.ARN;
+  }
+}
+
+export interface OnboardingDeps {
+  readonly dataApi: DataApi;
+  readonly secrets: SecretStore;
+  readonly tenants: TenantDirectory;
+  readonly clusters: readonly ClusterRef[];
+  /** Prefix of secret names. @default 'tenantcast/tenants/' */
+  readonly secretPrefix?: string;
+  readonly log?: (message: string) => void;
+}
+
+export interface CreateTenantInput {
+  readonly tenantId: string;
+  /** The tenant's DDL (one or more statements). */
+  readonly schemaSql: string;
+  /** Place on this cluster; default: the cluster with the fewest tenants. */
+  readonly clusterId?: string;
+  readonly roleRules?: RoleRules;
+  readonly entityRules?: EntityRules;
+  readonly limits?: TenantLimits;
+}
+
+/** The version column every entity table gets at onboarding (optimistic concurrency in the entity API). */
+export const VERSION_COLUMN = '_version';
+
+export const defaultTenantRoleRules: RoleRules = {
+  admin: { subscribe: ['*'], publish: ['*'] },
+  member: { subscribe: ['*'], publish: ['chat:*'] },
+  viewer: { subscribe: ['*'], publish: [] },
+};
+
+const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The database (and role) name of a tenant: `tenant_<id>`, lower case, `-` as `_`. */
+export function databaseNameOf(tenantId: string): string {
+  return `tenant_${tenantId.toLowerCase().replace(/-/g, '_')}`;
+}
+
+/** The cluster with the fewest tenants (ties: the first in `clusters` order). */
+export function placeTenant(clusters: readonly ClusterRef[], tenants: readonly TenantConfig[]): ClusterRef {
+  const counts = new Map(clusters.map((c) => [c.id, 0]));
+  for (const t of tenants) {
+    const id = t.database?.clusterId;
+    if (id !== undefined && counts.has(id)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  let best: ClusterRef | undefined;
+  for (const c of clusters) if (best === undefined || (counts.get(c.id) ?? 0) < (counts.get(best.id) ?? 0)) best = c;
+  if (best === undefined) throw new BadRequestError('no clusters to place the tenant on');
+  return best;
+}
+
+export class Onboarding {
+  constructor(private readonly deps: OnboardingDeps) {}
+
+  async createTenant(input: CreateTenantInput): Promise<TenantConfig> {
+    const { tenantId } = input;
+    if (!TENANT_ID.test(tenantId)) throw new BadRequestError(`tenant id must match ${TENANT_ID} (got '${tenantId}')`);
+    const statements = splitSqlStatements(input.schemaSql);
+    if (statements.length === 0) throw new BadRequestError('the schema file has no statements');
+    const existing = await this.deps.tenants.list();
+    // A tenant of the real-time plane only (no database yet) gains a data plane; one with a database is refused.
+    const current = existing.find((t) => t.tenantId === tenantId);
+    if (current?.database !== undefined) throw new BadRequestError(`tenant '${tenantId}' exists already`);
+    const cluster =
+      input.clusterId === undefined
+        ? placeTenant(this.deps.clusters, existing)
+        : this.deps.clusters.find((c) => c.id === input.clusterId);
+    if (cluster === undefined) {
+      throw new BadRequestError(
+        `unknown cluster '${input.clusterId}' (clusters: ${this.deps.clusters.map((c) => c.id).join(', ')})`,
+      );
+    }
+    const databaseName = databaseNameOf(tenantId);
+    const role = `"${databaseName}"`;
+    const admin: DatabaseRef = {
+      clusterArn: cluster.clusterArn,
+      secretArn: cluster.adminSecretArn,
+      databaseName: 'postgres',
+    };
+    const password = randomBytes(24).toString('base64url');
+    const log = this.deps.log ?? (() => undefined);
+
+    log(`placing ${tenantId} on ${cluster.id} as database ${databaseName}`);
+    await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
+    await this.deps.dataApi.execute(admin, `GRANT ${role} TO CURRENT_USER`);
+    await this.deps.dataApi.execute(admin, `CREATE DATABASE ${role} OWNER ${role}`);
+    await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
+    await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
+    const secretArn = await this.deps.secrets.create(
+      `${this.deps.secretPrefix ?? 'tenantcast/tenants/'}${tenantId}`,
+      JSON.stringify({
+        username: databaseName,
+        password,
+        engine: 'postgres',
+        dbname: databaseName,
+        dbClusterIdentifier: cluster.id,
+      }),
+      `database credentials of tenant ${tenantId}`,
+    );
+    const db: DatabaseRef = { clusterArn: cluster.clusterArn, secretArn, databaseName };
+
+    log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
+    await this.deps.dataApi.transaction(db, async (tx) => {
+      for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
+    });
+    const schema = await this.snapshot(db, undefined);
+    const config: TenantConfig = {
+      tenantId,
+      roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
+      database: { clusterId: cluster.id, ...db },
+      schema,
+      ...(input.entityRules && { entityRules: input.entityRules }),
+      ...(input.limits && { limits: input.limits }),
+    };
+    await this.deps.tenants.put(config);
+    log(`${tenantId}: ${Object.keys(schema.entities).length} entities, schema version ${schema.version}`);
+    return config;
+  }
+
+  /** Re-introspects after the tenant's schema changed; stores a new snapshot version when it differs. */
+  async refreshSchema(tenantId: string): Promise<{ readonly schema: SchemaSnapshot; readonly changed: boolean }> {
+    const config = await this.configOf(tenantId);
+    if (config.database === undefined) throw new BadRequestError(`tenant '${tenantId}' has no database`);
+    const schema = await this.snapshot(config.database, config.schema);
+    const changed = schema.version !== config.schema?.version;
+    if (changed) await this.deps.tenants.putSchema(tenantId, schema);
+    return { schema, changed };
+  }
+
+  /** Tenants per cluster (every known cluster listed, even empty). */
+  async listByCluster(): Promise<Map<string, TenantConfig[]>> {
+    const byCluster = new Map<string, TenantConfig[]>(this.deps.clusters.map((c) => [c.id, []]));
+    for (const t of await this.deps.tenants.list()) {
+      const id = t.database?.clusterId ?? '(no database)';
+      byCluster.set(id, [...(byCluster.get(id) ?? []), t]);
+    }
+    return byCluster;
+  }
+
+  private async configOf(tenantId: string): Promise<TenantConfig> {
+    try {
+      return await this.deps.tenants.get(tenantId);
+    } catch (err) {
+      if (err instanceof ForbiddenError) throw new BadRequestError(`unknown tenant '${tenantId}'`);
+      throw err;
+    }
+  }
+
+  /** Adds the version column to tables that lack it, then introspects. */
+  private async snapshot(db: DatabaseRef, previous: SchemaSnapshot | undefined): Promise<SchemaSnapshot> {
+    const found = await introspect(this.deps.dataApi, db);
+    const missing = Object.entries(found.entities).filter(([, e]) => e.fields[VERSION_COLUMN] === undefined);
+    if (missing.length === 0) return nextSnapshot(found, previous);
+    await this.deps.dataApi.transaction(db, async (tx) => {
+      for (const [name] of missing) {
+        // `name` comes from the catalog just introspected, never from a request.
+        await tx.execute(
+          `ALTER TABLE "${name.replace(/"/g, '""')}" ADD COLUMN ${VERSION_COLUMN} integer NOT NULL DEFAULT 1`,
+        );
+      }
+    });
+    return nextSnapshot(await introspect(this.deps.dataApi, db), previous);
+  }
+}

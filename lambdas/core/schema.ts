@@ -1,0 +1,256 @@
+/**
+ * A tenant's schema, learnt by introspection (pg_catalog, through the Data API port) and kept as a versioned
+ * snapshot in the tenant catalog. SQL identifiers are only ever built from a snapshot: `quoteIdent` refuses a
+ * name the snapshot does not have, and `assertField` rejects an unknown field before any SQL exists.
+ *
+ * Entities are the tables of schema `public` with a single-column primary key. Tables whose name starts with
+ * `tenantcast_` belong to tenantcast (the change log) and are never entities.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { DataApi, DatabaseRef } from './data-api.ts';
+import { BadRequestError, NotFoundError } from './errors.ts';
+
+export const RESERVED_TABLE_PREFIX = 'tenantcast_';
+export const CHANGE_LOG_TABLE = 'tenantcast_change_log';
+
+/**
+ * The change log every tenant database has: one row per committed change, written in the same transaction as
+ * the change; the outbox relay publishes rows where `published = false` in `seq` order.
+ */
+export const changeLogDdl = `
+CREATE TABLE IF NOT EXISTS ${CHANGE_LOG_TABLE} (
+  seq bigserial PRIMARY KEY,
+  entity text NOT NULL,
+  key text NOT NULL,
+  version int NOT NULL,
+  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+  changed_by text NOT NULL,
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  diff jsonb NOT NULL DEFAULT '{}'::jsonb,
+  published boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS ${CHANGE_LOG_TABLE}_unpublished ON ${CHANGE_LOG_TABLE} (seq) WHERE NOT published;
+CREATE INDEX IF NOT EXISTS ${CHANGE_LOG_TABLE}_entity_key ON ${CHANGE_LOG_TABLE} (entity, key, seq);
+`;
+
+export const FieldSchema = z.object({
+  /**
+   * The type, normalised (`normalizeType`): text, int, bigint, numeric, double, boolean, uuid, date, time,
+   * timestamp, timestamptz, json, jsonb, bytea, or `<element>[]` for arrays; other types keep their own name.
+   */
+  type: z.string(),
+  /** PostgreSQL's spelling of the type (`format_type`): `numeric(12,2)`, `timestamp with time zone`, `text[]`. */
+  pgType: z.string(),
+  /** The base type's internal name: `uuid`, `numeric`, `_text`, `timestamptz`, `int8`. */
+  udtName: z.string(),
+  nullable: z.boolean(),
+  hasDefault: z.boolean(),
+  /** Single-column foreign key. */
+  references: z.object({ entity: z.string(), field: z.string() }).optional(),
+});
+export type FieldSchema = z.infer<typeof FieldSchema>;
+
+export const EntitySchema = z.object({
+  primaryKey: z.string(),
+  fields: z.record(z.string(), FieldSchema),
+});
+export type EntitySchema = z.infer<typeof EntitySchema>;
+
+export const SchemaSnapshot = z.object({
+  /** 1 for the first snapshot, +1 each time a refresh finds a different schema. */
+  version: z.number().int().positive(),
+  /** sha256 of the canonical JSON of `entities`. */
+  hash: z.string(),
+  introspectedAt: z.string(),
+  entities: z.record(z.string(), EntitySchema),
+  /** Tables that are not entities, and why (no single-column primary key, ...). */
+  skipped: z.record(z.string(), z.string()).default({}),
+});
+export type SchemaSnapshot = z.infer<typeof SchemaSnapshot>;
+
+const columnsSql = `
+SELECT c.relname AS table_name, a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS data_type,
+       t.typname AS udt_name, NOT a.attnotnull AS nullable, (a.atthasdef OR a.attidentity <> '') AS has_default
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+ORDER BY c.relname, a.attnum`;
+
+const keysSql = `
+SELECT c.relname AS table_name, con.contype AS kind, a.attname AS column_name, array_length(con.conkey, 1) AS columns,
+       rc.relname AS ref_table, ra.attname AS ref_column
+FROM pg_catalog.pg_constraint con
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = con.conkey[1]
+LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_catalog.pg_attribute ra ON ra.attrelid = rc.oid AND ra.attnum = con.confkey[1]
+WHERE n.nspname = 'public' AND con.contype IN ('p', 'f')
+ORDER BY c.relname, con.conname`;
+
+const typeAliases: Record<string, string> = {
+  varchar: 'text',
+  bpchar: 'text',
+  citext: 'text',
+  name: 'text',
+  int2: 'int',
+  int4: 'int',
+  int8: 'bigint',
+  float4: 'double',
+  float8: 'double',
+  bool: 'boolean',
+  timetz: 'time',
+};
+
+/** A short, stable type name from PostgreSQL's internal one (`int4` → `int`, `_text` → `text[]`). */
+export function normalizeType(udtName: string): string {
+  if (udtName.startsWith('_')) return `${normalizeType(udtName.slice(1))}[]`;
+  return typeAliases[udtName] ?? udtName;
+}
+
+export interface Introspected {
+  readonly entities: Record<string, EntitySchema>;
+  readonly skipped: Record<string, string>;
+}
+
+/** Reads the tables of schema `public` (two catalog queries). */
+export async function introspect(dataApi: DataApi, db: DatabaseRef): Promise<Introspected> {
+  const [columns, keys] = [await dataApi.execute(db, columnsSql), await dataApi.execute(db, keysSql)];
+  const tables = new Map<string, Record<string, FieldSchema>>();
+  for (const row of columns.rows) {
+    const table = String(row.table_name);
+    if (table.startsWith(RESERVED_TABLE_PREFIX)) continue;
+    const fields = tables.get(table) ?? {};
+    fields[String(row.column_name)] = {
+      type: normalizeType(String(row.udt_name)),
+      pgType: String(row.data_type),
+      udtName: String(row.udt_name),
+      nullable: row.nullable === true,
+      hasDefault: row.has_default === true,
+    };
+    tables.set(table, fields);
+  }
+  const primaryKeys = new Map<string, string | null>();
+  for (const row of keys.rows) {
+    const table = String(row.table_name);
+    const fields = tables.get(table);
+    if (fields === undefined) continue;
+    const single = Number(row.columns) === 1;
+    if (row.kind === 'p') primaryKeys.set(table, single ? String(row.column_name) : null);
+    else if (single && row.ref_table !== null && !String(row.ref_table).startsWith(RESERVED_TABLE_PREFIX)) {
+      const field = fields[String(row.column_name)];
+      if (field) field.references = { entity: String(row.ref_table), field: String(row.ref_column) };
+    }
+  }
+  const entities: Record<string, EntitySchema> = {};
+  const skipped: Record<string, string> = {};
+  for (const [table, fields] of [...tables].sort(([a], [b]) => a.localeCompare(b))) {
+    const pk = primaryKeys.get(table);
+    if (pk === undefined) skipped[table] = 'no primary key';
+    else if (pk === null) skipped[table] = 'composite primary key';
+    else entities[table] = { primaryKey: pk, fields };
+  }
+  return { entities, skipped };
+}
+
+/** Canonical JSON (sorted keys), so equal schemas hash equally whatever the catalog's row order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function schemaHash(entities: Record<string, EntitySchema>): string {
+  return createHash('sha256').update(canonical(entities)).digest('hex');
+}
+
+/** The next snapshot: same version when nothing changed, otherwise the previous version + 1. */
+export function nextSnapshot(
+  found: Introspected,
+  previous: SchemaSnapshot | undefined,
+  now = new Date(),
+): SchemaSnapshot {
+  const hash = schemaHash(found.entities);
+  if (previous && previous.hash === hash) return previous;
+  return {
+    version: (previous?.version ?? 0) + 1,
+    hash,
+    introspectedAt: now.toISOString(),
+    entities: found.entities,
+    skipped: found.skipped,
+  };
+}
+
+/** The entity, or NOT_FOUND. */
+export function entityOf(snapshot: SchemaSnapshot, entity: string): EntitySchema {
+  const found = Object.hasOwn(snapshot.entities, entity) ? snapshot.entities[entity] : undefined;
+  if (found === undefined) throw new NotFoundError(`unknown entity '${entity}'`);
+  return found;
+}
+
+/** The field's schema, or BAD_REQUEST "unknown field 'foo' on entity 'task'". */
+export function assertField(snapshot: SchemaSnapshot, entity: string, field: string): FieldSchema {
+  const fields = entityOf(snapshot, entity).fields;
+  const found = Object.hasOwn(fields, field) ? fields[field] : undefined;
+  if (found === undefined) throw new BadRequestError(`unknown field '${field}' on entity '${entity}'`);
+  return found;
+}
+
+/**
+ * A quoted SQL identifier for an entity (`quoteIdent(s, 'task')`) or one of its fields
+ * (`quoteIdent(s, 'task', 'title')`). Only names the snapshot has are quoted; anything else is rejected.
+ */
+export function quoteIdent(snapshot: SchemaSnapshot, entity: string, field?: string): string {
+  if (field === undefined) entityOf(snapshot, entity);
+  else assertField(snapshot, entity, field);
+  const name = field ?? entity;
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Splits an SQL script into statements at top-level semicolons (outside quotes, comments and dollar quotes), for
+ * APIs that take one statement per call. Hand-written: a dozen lines, no SQL parser needed for this.
+ */
+export function splitSqlStatements(script: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  let i = 0;
+  while (i < script.length) {
+    const rest = script.slice(i);
+    const skip =
+      /^'(?:[^']|'')*'/.exec(rest) ??
+      /^"(?:[^"]|"")*"/.exec(rest) ??
+      /^--[^\n]*/.exec(rest) ??
+      /^\/\*[\s\S]*?\*\//.exec(rest) ??
+      /^(\$[A-Za-z_]*\$)[\s\S]*?\1/.exec(rest);
+    if (skip) {
+      current += skip[0];
+      i += skip[0].length;
+    } else if (script[i] === ';') {
+      statements.push(current);
+      current = '';
+      i++;
+    } else {
+      current += script[i];
+      i++;
+    }
+  }
+  statements.push(current);
+  return statements
+    .map((s) => s.trim())
+    .filter(
+      (s) =>
+        s
+          .replace(/--[^\n]*/g, '')
+          .replace(/\/\*[\s\S]*?\*\//g, '')
+          .trim() !== '',
+    );
+}

@@ -1,0 +1,68 @@
+/**
+ * Change feed: change events from the changes queue → `entity:<name>` messages on the delivery queue, each with
+ * the audience its row allows. The whole batch is one unit (one query per tenant and entity): any failure fails
+ * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { RdsDataApi } from '../core/data-api.ts';
+import { deliverySendParams } from '../core/delivery.ts';
+import { produceChangeMessages } from '../core/entities/change-feed.ts';
+import { ChangeEvent } from '../core/entities/events.ts';
+import { tenantDataFrom } from '../core/entities/tenant-data.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
+import { TenantDirectory } from '../core/tenants.ts';
+import { createDocumentClient } from '../shared/aws.ts';
+import { createLogger } from '../shared/logger.ts';
+
+const logger = createLogger();
+const sqs = new SQSClient({});
+const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
+const tenants = new TenantDirectory({
+  client: createDocumentClient(),
+  tableName: requireEnv('TABLE_NAME'),
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const deps = {
+  data: new RdsDataApi(new RDSDataClient({})),
+  tenantData: tenantDataFrom(tenants),
+  // In order, one at a time: the delivery queue keeps each tenant's group in the order it receives messages.
+  enqueue: async (messages: readonly Parameters<typeof deliverySendParams>[1][]) => {
+    for (const message of messages)
+      await sqs.send(new SendMessageCommand(deliverySendParams(deliveryQueueUrl, message)));
+  },
+  now: Date.now,
+  log: (message: string, details: Record<string, unknown>) => logger.warn(message, details),
+};
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .handler(async (event) => {
+    const events: ChangeEvent[] = [];
+    for (const record of event.Records) {
+      const parsed = ChangeEvent.safeParse(safeJson(record.body));
+      // A malformed event can never succeed: drop it (logged) rather than poison the batch.
+      if (parsed.success) events.push(parsed.data);
+      else logger.error('malformed change event dropped', { sqsMessageId: record.messageId });
+    }
+    try {
+      const messages = await produceChangeMessages(events, deps);
+      await deps.enqueue(messages);
+      logger.info('changes fed', { events: events.length, messages: messages.length });
+      return { batchItemFailures: [] };
+    } catch (err) {
+      logger.error('change batch failed; will be retried', { error: err as Error });
+      return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+    }
+  });
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

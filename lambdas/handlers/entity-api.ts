@@ -1,0 +1,85 @@
+/**
+ * Entity HTTP API (API Gateway HTTP API, payload format 2.0, JWT authorizer): routes from the manifest, dispatched
+ * with the Powertools event-handler Router, each into the pure core (lambdas/core/entities/http.ts).
+ */
+import { Router } from '@aws-lambda-powertools/event-handler/http';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { defaultClaimNames } from '../core/auth.ts';
+import { RdsDataApi } from '../core/data-api.ts';
+import { type EntityOperation, entityRoutes, handleEntityRequest } from '../core/entities/http.ts';
+import { EntityService } from '../core/entities/service.ts';
+import { tenantDataFrom } from '../core/entities/tenant-data.ts';
+import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { TenantDirectory } from '../core/tenants.ts';
+import { functions, limits } from '../manifest.ts';
+import { createDocumentClient } from '../shared/aws.ts';
+import { changesPublisher } from '../shared/changes-queue.ts';
+import { createLogger } from '../shared/logger.ts';
+
+const logger = createLogger();
+const data = new RdsDataApi(new RDSDataClient({}));
+const tenants = new TenantDirectory({
+  client: createDocumentClient(),
+  tableName: requireEnv('TABLE_NAME'),
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const service = new EntityService({
+  data,
+  tenantData: tenantDataFrom(tenants),
+  publish: changesPublisher(new SQSClient({}), requireEnv('CHANGES_QUEUE_URL')),
+  onPublishError: (err, events) =>
+    logger.warn('change committed but not published; the outbox relay will', { error: err as Error, events }),
+});
+const deps = {
+  service,
+  claimNames: {
+    tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
+    user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
+    roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
+  },
+  maxBodyBytes: limits.entityBodyBytes,
+  onError: (err: unknown) => logger.error('entity request failed', { error: err as Error }),
+};
+
+const app = new Router();
+const spec = functions.find((fn) => fn.name === 'entityApi');
+for (const route of spec?.trigger.kind === 'http' ? spec.trigger.routes : []) {
+  const operation: EntityOperation | undefined =
+    entityRoutes[`${route.method} ${route.path}` as keyof typeof entityRoutes];
+  if (operation === undefined) throw new Error(`no entity operation for route ${route.method} ${route.path}`);
+  // API Gateway's `{param}` is the Router's `:param`.
+  const path = route.path.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1') as `/${string}`;
+  app.route(
+    async ({ event }) => {
+      const e = event as APIGatewayProxyEventV2 & {
+        requestContext: { authorizer?: { jwt?: { claims?: Record<string, unknown> } } };
+      };
+      const response = await handleEntityRequest(
+        {
+          operation,
+          pathParameters: e.pathParameters ?? {},
+          query: e.queryStringParameters ?? {},
+          headers: e.headers ?? {},
+          body: e.body,
+          isBase64Encoded: e.isBase64Encoded,
+          claims: e.requestContext.authorizer?.jwt?.claims,
+        },
+        deps,
+      );
+      // A 204 must have no body at all (the Router builds a web Response, which refuses one).
+      return response.statusCode === 204 ? new Response(null, { status: 204, headers: response.headers }) : response;
+    },
+    { method: route.method, path },
+  );
+}
+
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .handler((event, context: Context) => {
+    logger.appendKeys({ routeKey: event.routeKey });
+    return app.resolve(event, context);
+  });

@@ -1,0 +1,37 @@
+/** Outbox relay (every minute): publishes committed changes whose change event was never sent. */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { ScheduledEvent } from 'aws-lambda';
+import { RdsDataApi } from '../core/data-api.ts';
+import { type RelayResult, relayUnpublished } from '../core/entities/outbox.ts';
+import { tenantDataFrom } from '../core/entities/tenant-data.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
+import { TenantDirectory } from '../core/tenants.ts';
+import { createDocumentClient } from '../shared/aws.ts';
+import { changesPublisher } from '../shared/changes-queue.ts';
+import { createLogger } from '../shared/logger.ts';
+
+const logger = createLogger();
+const tenants = new TenantDirectory({
+  client: createDocumentClient(),
+  tableName: requireEnv('TABLE_NAME'),
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const deps = {
+  data: new RdsDataApi(new RDSDataClient({})),
+  tenantData: tenantDataFrom(tenants),
+  publish: changesPublisher(new SQSClient({}), requireEnv('CHANGES_QUEUE_URL')),
+  // A Scan of tenant items, once a minute: acceptable off the request path (see docs/entities.md).
+  tenantIds: async () => (await tenants.list()).filter((t) => t.database !== undefined).map((t) => t.tenantId),
+  log: (message: string, details: Record<string, unknown>) => logger.error(message, details),
+};
+
+export const handler = middy<ScheduledEvent, RelayResult>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .handler(async () => {
+    const result = await relayUnpublished(deps, { graceSeconds: numberEnv('OUTBOX_GRACE_SECONDS', 5) });
+    if (result.published > 0 || result.failedTenants.length > 0) logger.info('outbox relayed', { ...result });
+    return result;
+  });

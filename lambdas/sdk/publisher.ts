@@ -1,0 +1,73 @@
+/**
+ * The server SDK: producers (your own services) publish to a tenant's group through the delivery queue directly,
+ * with the same checks and the same FIFO parameters as the WebSocket publish route.
+ *
+ * ```ts
+ * const publisher = new Publisher({ queueUrl: process.env.DELIVERY_QUEUE_URL });
+ * const { id } = await publisher.publish({ tenantId: 'acme', group: 'chat:general', data: { text: 'hi' } });
+ * ```
+ *
+ * The caller is trusted (it holds sqs:SendMessage on the queue), so it names the tenant; it must take it from its
+ * own verified context, never from an end user's request body.
+ */
+import { randomUUID } from 'node:crypto';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Audience } from '../core/audience.ts';
+import { DeliveryMessage, deliverySendParams } from '../core/delivery.ts';
+import { BadRequestError } from '../core/errors.ts';
+import { assertPublishSize } from '../core/protocol.ts';
+
+export interface PublisherOptions {
+  /** The delivery queue's URL (stack output `DeliveryQueueUrl`). */
+  readonly queueUrl: string;
+  /** @default a new SQSClient configured from the environment */
+  readonly client?: SQSClient;
+  /** Sender shown as `from` when a publish names none. @default 'server' */
+  readonly defaultFrom?: string;
+  /** @default randomUUID */
+  readonly newId?: () => string;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface PublishInput {
+  readonly tenantId: string;
+  readonly group: string;
+  readonly data: unknown;
+  readonly from?: string;
+  readonly audience?: Audience;
+  /** Reuse an id to make a retried publish a no-op within SQS's 5-minute deduplication window. @default a new UUID */
+  readonly id?: string;
+}
+
+export class Publisher {
+  private readonly client: SQSClient;
+
+  constructor(private readonly options: PublisherOptions) {
+    if (!options.queueUrl.endsWith('.fifo')) {
+      throw new Error(`queueUrl must be the FIFO delivery queue (ending .fifo); got '${options.queueUrl}'`);
+    }
+    this.client = options.client ?? new SQSClient({});
+  }
+
+  /** Validates and enqueues one message; resolves with its id once it is durably queued. */
+  async publish(input: PublishInput): Promise<{ id: string }> {
+    assertPublishSize(input.data);
+    const parsed = DeliveryMessage.safeParse({
+      v: 1,
+      id: input.id ?? (this.options.newId ?? randomUUID)(),
+      tenantId: input.tenantId,
+      group: input.group,
+      data: input.data,
+      from: input.from ?? this.options.defaultFrom ?? 'server',
+      ts: (this.options.now ?? Date.now)(),
+      ...(input.audience !== undefined && { audience: input.audience }),
+    });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new BadRequestError(`${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'}`);
+    }
+    await this.client.send(new SendMessageCommand(deliverySendParams(this.options.queueUrl, parsed.data)));
+    return { id: parsed.data.id };
+  }
+}

@@ -1,0 +1,66 @@
+/** The delivery engine's ports for the broadcaster and fan-out functions: clients at module scope, from the environment. */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { BroadcastDeps } from '../core/broadcast.ts';
+import { messageGroupIdOf } from '../core/delivery.ts';
+import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { GroupHistory } from '../core/history.ts';
+import { Registry } from '../core/registry.ts';
+import { createDocumentClient } from './aws.ts';
+
+const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+
+export function createBroadcastDeps(logger: Logger): BroadcastDeps {
+  const documentClient = createDocumentClient();
+  const tableName = requireEnv('TABLE_NAME');
+  const connections = new ApiGatewayManagementApiClient({
+    endpoint: requireEnv('CONNECTIONS_ENDPOINT'),
+    // Our own full-jitter backoff retries throttles and 5xx (lambdas/core/backoff.ts).
+    maxAttempts: 1,
+  });
+  const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
+  const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient({});
+  return {
+    history: new GroupHistory({
+      client: documentClient,
+      tableName,
+      retentionSeconds: numberEnv('HISTORY_RETENTION_SECONDS', 86_400),
+    }),
+    registry: new Registry({ client: documentClient, tableName }),
+    post: async (connectionId, data) => {
+      await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+    },
+    isGone: (err) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410,
+    isRetryable: (err) => {
+      const status = statusOf(err);
+      return (
+        status === 429 ||
+        (status !== undefined && status >= 500) ||
+        (err as { name?: string }).name === 'LimitExceededException'
+      );
+    },
+    enqueueFanout: async (jobs) => {
+      if (sqs === undefined) throw new Error('FANOUT_QUEUE_URL is not set; the function needs the fanoutQueue binding');
+      for (let i = 0; i < jobs.length; i += 10) {
+        const chunk = jobs.slice(i, i + 10);
+        const out = await sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: fanoutQueueUrl,
+            Entries: chunk.map(({ job, shard, id }, n) => ({
+              Id: `j${n}`,
+              MessageBody: JSON.stringify(job),
+              MessageGroupId: `${messageGroupIdOf(job.tenantId, job.group).slice(0, 120)}#${shard}`,
+              MessageDeduplicationId: id,
+            })),
+          }),
+        );
+        if ((out.Failed ?? []).length > 0) throw new Error(`fan-out enqueue failed for ${out.Failed?.length} page(s)`);
+      }
+    },
+    splitThreshold: numberEnv('SPLIT_THRESHOLD', 500),
+    shards: numberEnv('FANOUT_SHARDS', 8),
+    concurrency: numberEnv('DELIVERY_CONCURRENCY', 32),
+    log: (message, details) => logger.info(message, details),
+  };
+}

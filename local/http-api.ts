@@ -1,0 +1,339 @@
+/**
+ * Local stand-in for an API Gateway HTTP API (v2) with its native JWT authorizer, mounted on the WebSocket
+ * gateway's server (`gateway.addHttpHandler`), so the unchanged function sees what AWS would send it:
+ *
+ *  - route matching on `METHOD /path` with `{param}` (one segment) and `{proxy+}` (the rest) path variables,
+ *    literal segments first; no match → 404 `{"message":"Not Found"}`;
+ *  - the JWT authorizer: `Authorization: Bearer <jwt>` (the `Bearer ` prefix optional, as in AWS), verified for
+ *    issuer, audience, expiry and signature against the JWKS (aws-jwt-verify); missing or invalid → 401
+ *    `{"message":"Unauthorized"}` with `www-authenticate`, without invoking the function;
+ *  - payload format 2.0 events: `routeKey`, `rawPath`, `rawQueryString`, lower-cased `headers` (repeated headers
+ *    joined with `,`), `queryStringParameters` (repeated keys joined with `,`), URL-decoded `pathParameters`,
+ *    `cookies`, `body` (base64 with `isBase64Encoded` unless the content type is text or JSON), and
+ *    `requestContext.authorizer.jwt.claims` with every claim as a string, as API Gateway flattens them: an array
+ *    `["a","b"]` becomes `"[a b]"`, a number `"1700000000"`, an object `"map[k:v]"`;
+ *  - the 10 MB request payload quota (413 `{"message":"Request Entity Too Large"}`);
+ *  - responses in format 2.0: `{statusCode, headers, body, isBase64Encoded, cookies}`, or any other value as a
+ *    200 JSON body; a function error → 500 `{"message":"Internal Server Error"}`.
+ *
+ * Not emulated: CORS preflight, throttling, custom domains, Lambda authorizers, the 30 s integration timeout (the
+ * function host enforces the function's own timeout).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { JwtVerifier } from 'aws-jwt-verify';
+import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
+import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { FetchJwksFetcher } from '../lambdas/core/jwks-fetcher.ts';
+import type { FunctionSpec } from '../lambdas/manifest.ts';
+import type { HttpHandler } from './gateway.ts';
+
+export interface HttpApiRoute {
+  /** `GET`, `POST`, ...; `ANY` matches every method. */
+  readonly method: string;
+  /** API Gateway syntax: `/v1/entities/{entity}`, `/files/{proxy+}`. */
+  readonly path: string;
+  /** Invokes the integration (a Lambda function) with the event; resolves with its result. */
+  readonly invoke: (event: APIGatewayProxyEventV2) => Promise<unknown>;
+  /** Whether the route uses the JWT authorizer. @default true */
+  readonly authorize?: boolean;
+}
+
+export interface HttpApiJwtAuthorizer {
+  readonly issuer: string;
+  readonly audience: string | readonly string[];
+  readonly jwksUri: string;
+}
+
+export interface HttpApiOptions {
+  readonly routes: readonly HttpApiRoute[];
+  readonly jwt: HttpApiJwtAuthorizer;
+  /** @default 'local-http' */
+  readonly apiId?: string;
+  /** @default '$default' */
+  readonly stage?: string;
+  /** @default '000000000000' */
+  readonly accountId?: string;
+  /** @default 10 MB (API Gateway's HTTP API payload quota) */
+  readonly maxBodyBytes?: number;
+  /** Told about function failures (the 500s). */
+  readonly onError?: (err: unknown, routeKey: string) => void;
+}
+
+export interface HttpApi {
+  /** Mount with `gateway.addHttpHandler(api.httpHandler)`. Answers only paths some route could match. */
+  readonly httpHandler: HttpHandler;
+  /** Requests answered, by status code (live object). */
+  readonly stats: Record<number, number>;
+}
+
+interface CompiledRoute {
+  readonly route: HttpApiRoute;
+  readonly routeKey: string;
+  readonly segments: readonly string[];
+  readonly literals: number;
+  readonly greedy: boolean;
+}
+
+function compile(route: HttpApiRoute): CompiledRoute {
+  const segments = route.path.split('/').filter((s) => s.length > 0);
+  const greedy = segments.at(-1)?.endsWith('+}') ?? false;
+  return {
+    route,
+    routeKey: `${route.method.toUpperCase()} ${route.path}`,
+    segments,
+    literals: segments.filter((s) => !s.startsWith('{')).length,
+    greedy,
+  };
+}
+
+/** Path parameters when `path` matches the route's segments, else undefined. */
+export function matchPath(routePath: string, path: string): Record<string, string> | undefined {
+  const { segments, greedy } = compile({ method: 'ANY', path: routePath, invoke: async () => undefined });
+  const parts = path.split('/').filter((s) => s.length > 0);
+  if (greedy ? parts.length < segments.length : parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [i, segment] of segments.entries()) {
+    const part = parts[i] as string;
+    if (segment.startsWith('{') && segment.endsWith('+}')) {
+      params[segment.slice(1, -2)] = parts.slice(i).map(decode).join('/');
+      return params;
+    }
+    if (segment.startsWith('{') && segment.endsWith('}')) params[segment.slice(1, -1)] = decode(part);
+    else if (segment !== part) return undefined;
+  }
+  return params;
+}
+
+function decode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/** A claim value as API Gateway HTTP APIs put it in `authorizer.jwt.claims`: always a string. */
+export function flattenClaim(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return `[${value.map(flattenClaim).join(' ')}]`;
+  if (typeof value === 'object' && value !== null) {
+    return `map[${Object.entries(value)
+      .map(([k, v]) => `${k}:${flattenClaim(v)}`)
+      .join(' ')}]`;
+  }
+  return String(value);
+}
+
+const TEXT_TYPES = /^(text\/|application\/(json|[a-z.+-]*\+json|x-www-form-urlencoded|xml|javascript))/i;
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    'apigw-requestid': randomUUID(),
+    ...headers,
+  });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > limit) return undefined;
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded) return;
+  for await (const _ of req) {
+    // discard
+  }
+}
+
+export function createHttpApi(options: HttpApiOptions): HttpApi {
+  const routes = options.routes
+    .map(compile)
+    .sort((a, b) => b.literals - a.literals || Number(a.greedy) - Number(b.greedy));
+  const prefixes = new Set(routes.map((r) => `/${r.segments[0] ?? ''}`));
+  const apiId = options.apiId ?? 'local-http';
+  const stage = options.stage ?? '$default';
+  const accountId = options.accountId ?? '000000000000';
+  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const stats: Record<number, number> = {};
+  const verifier = JwtVerifier.create(
+    {
+      issuer: options.jwt.issuer,
+      audience: typeof options.jwt.audience === 'string' ? options.jwt.audience : [...options.jwt.audience],
+      jwksUri: options.jwt.jwksUri,
+    },
+    { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
+  );
+
+  const count = (status: number) => {
+    stats[status] = (stats[status] ?? 0) + 1;
+  };
+
+  async function verify(header: string | undefined): Promise<JwtPayload | undefined> {
+    if (header === undefined) return undefined;
+    const token = header.replace(/^Bearer\s+/i, '').trim();
+    if (token === '') return undefined;
+    try {
+      return await verifier.verify(token);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const first = `/${url.pathname.split('/').filter((s) => s.length > 0)[0] ?? ''}`;
+    if (!prefixes.has(first)) return false;
+    const method = (req.method ?? 'GET').toUpperCase();
+
+    let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
+    for (const route of routes) {
+      const m = route.route.method.toUpperCase();
+      if (m !== 'ANY' && m !== method) continue;
+      const params = matchPath(route.route.path, url.pathname);
+      if (params) {
+        matched = { route, params };
+        break;
+      }
+    }
+    if (!matched) {
+      await drain(req);
+      count(404);
+      json(res, 404, { message: 'Not Found' });
+      return true;
+    }
+
+    const body = await readBody(req, maxBodyBytes);
+    if (body === undefined) {
+      count(413);
+      json(res, 413, { message: 'Request Entity Too Large' }, { connection: 'close' });
+      req.destroy();
+      return true;
+    }
+
+    let claims: Record<string, string> | undefined;
+    if (matched.route.route.authorize ?? true) {
+      const payload = await verify(req.headers.authorization);
+      if (payload === undefined) {
+        count(401);
+        json(res, 401, { message: 'Unauthorized' }, { 'www-authenticate': 'Bearer' });
+        return true;
+      }
+      claims = Object.fromEntries(Object.entries(payload).map(([k, v]) => [k, flattenClaim(v)]));
+    }
+
+    const headers: Record<string, string> = {};
+    const cookies: string[] = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = (req.rawHeaders[i] as string).toLowerCase();
+      const value = req.rawHeaders[i + 1] as string;
+      if (name === 'cookie') cookies.push(...value.split(/;\s*/).filter((c) => c.length > 0));
+      else headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+    }
+    const query: Record<string, string> = {};
+    for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
+    const isText = body.length === 0 || TEXT_TYPES.test(headers['content-type'] ?? '');
+    const now = new Date();
+    const requestId = randomUUID();
+    const event: APIGatewayProxyEventV2 = {
+      version: '2.0',
+      routeKey: matched.route.routeKey,
+      rawPath: url.pathname,
+      rawQueryString: url.search.replace(/^\?/, ''),
+      ...(cookies.length > 0 && { cookies }),
+      headers,
+      ...(Object.keys(query).length > 0 && { queryStringParameters: query }),
+      ...(Object.keys(matched.params).length > 0 && { pathParameters: matched.params }),
+      requestContext: {
+        accountId,
+        apiId,
+        ...(claims && { authorizer: { jwt: { claims, scopes: null } } }),
+        domainName: headers.host ?? 'localhost',
+        domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+        http: {
+          method,
+          path: url.pathname,
+          protocol: `HTTP/${req.httpVersion}`,
+          sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+          userAgent: headers['user-agent'] ?? '',
+        },
+        requestId,
+        routeKey: matched.route.routeKey,
+        stage,
+        time: now.toISOString(),
+        timeEpoch: now.getTime(),
+      },
+      ...(body.length > 0 && { body: isText ? body.toString('utf8') : body.toString('base64') }),
+      isBase64Encoded: !isText,
+    } as APIGatewayProxyEventV2;
+
+    let result: unknown;
+    try {
+      result = await matched.route.route.invoke(event);
+    } catch (err) {
+      options.onError?.(err, matched.route.routeKey);
+      count(500);
+      json(res, 500, { message: 'Internal Server Error' });
+      return true;
+    }
+    sendResult(res, result, requestId);
+    count(res.statusCode);
+    return true;
+  }
+
+  return { httpHandler, stats };
+}
+
+function sendResult(res: ServerResponse, result: unknown, requestId: string): void {
+  const structured =
+    typeof result === 'object' && result !== null && 'statusCode' in result
+      ? (result as APIGatewayProxyStructuredResultV2)
+      : undefined;
+  if (structured === undefined) {
+    // Payload format 2.0: anything without a statusCode is a 200 JSON body.
+    const text = typeof result === 'string' ? result : JSON.stringify(result ?? null);
+    res.writeHead(200, { 'content-type': 'application/json', 'apigw-requestid': requestId });
+    res.end(text);
+    return;
+  }
+  const headers: Record<string, string | string[]> = { 'apigw-requestid': requestId };
+  for (const [k, v] of Object.entries(structured.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  if (structured.cookies && structured.cookies.length > 0) headers['set-cookie'] = structured.cookies;
+  const body =
+    structured.body === undefined
+      ? Buffer.alloc(0)
+      : Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8');
+  if (body.length > 0 && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
+  res.writeHead(structured.statusCode ?? 200, headers);
+  res.end(body);
+}
+
+/** The manifest's HTTP routes, each invoking its function (through the local runtime's function hosts). */
+export function httpRoutesFromManifest(
+  specs: readonly FunctionSpec[],
+  invokerOf: (functionName: string) => (event: unknown) => Promise<unknown>,
+): HttpApiRoute[] {
+  return specs.flatMap((spec) => {
+    const trigger = spec.trigger;
+    if (trigger.kind !== 'http') return [];
+    const invoke = invokerOf(spec.name);
+    return trigger.routes.map((r) => ({
+      method: r.method,
+      path: r.path,
+      invoke,
+      authorize: trigger.authorizer === 'jwt',
+    }));
+  });
+}

@@ -1,0 +1,57 @@
+import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ensureTable, type LocalDynamo, localCredentials, startDynamo } from './dynamo.ts';
+import { type Meter, startMeter } from './meter.ts';
+
+let dynamo: LocalDynamo;
+let meter: Meter;
+let client: DynamoDBClient;
+
+beforeAll(async () => {
+  dynamo = await startDynamo();
+  await ensureTable(dynamo.client, 'metered');
+  meter = await startMeter(dynamo.endpoint);
+  client = new DynamoDBClient({ endpoint: meter.endpoint, region: 'us-east-1', credentials: localCredentials });
+});
+
+afterAll(async () => {
+  client.destroy();
+  await meter.close();
+  await dynamo.close();
+});
+
+describe('the metering proxy', () => {
+  it('counts requests by action and the capacity units DynamoDB reports, without changing answers', async () => {
+    meter.reset();
+    await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'a' }, sk: { S: '1' } } }));
+    await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'a' }, sk: { S: '2' } } }));
+    const got = await client.send(
+      new GetItemCommand({ TableName: 'metered', Key: { pk: { S: 'a' }, sk: { S: '1' } } }),
+    );
+    const query = await client.send(
+      new QueryCommand({
+        TableName: 'metered',
+        KeyConditionExpression: 'pk = :p',
+        ExpressionAttributeValues: { ':p': { S: 'a' } },
+      }),
+    );
+    expect(got.Item).toEqual({ pk: { S: 'a' }, sk: { S: '1' } });
+    expect(got.ConsumedCapacity).toBeUndefined();
+    expect(query.Count).toBe(2);
+    const counts = meter.counts();
+    expect(counts.requests).toEqual({ PutItem: 2, GetItem: 1, Query: 1 });
+    expect(counts.writeUnits).toBe(2);
+    expect(counts.readUnits).toBe(1);
+  });
+
+  it('passes consumed capacity through when the client asked for it', async () => {
+    const got = await client.send(
+      new GetItemCommand({
+        TableName: 'metered',
+        Key: { pk: { S: 'a' }, sk: { S: '1' } },
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    expect(got.ConsumedCapacity?.CapacityUnits).toBe(0.5);
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * `npm run tenants -- <command>`: onboarding and inspection of tenants (docs/tenants.md).
+ *
+ *   create <tenantId> --schema <file.sql> [--cluster <id>]   place, create database + role + secret, apply DDL
+ *   refresh-schema <tenantId>                                  re-introspect; new snapshot version if it changed
+ *   list                                                       tenants per cluster
+ *
+ * Target: the local runtime by default (the endpoints file `npm start` writes, `.local/endpoints.json`, or
+ * `--endpoints <file>`). `--stage <s> --region <r>` targets AWS (clusters from the data stack's outputs): not wired
+ * yet, see the error it gives.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TenantcastError } from '../lambdas/core/errors.ts';
+import { Onboarding } from '../lambdas/core/onboarding.ts';
+import { TenantDirectory } from '../lambdas/core/tenants.ts';
+import { localDataPorts, readEndpointsFile } from '../local/tenant-data.ts';
+
+export const DEFAULT_ENDPOINTS_FILE = '.local/endpoints.json';
+
+const help = `Usage: npm run tenants -- <command> [options]
+
+Commands:
+  create <tenantId> --schema <file.sql> [--cluster <id>]
+      Places the tenant on the cluster with the fewest tenants (or --cluster), creates its database and a role that
+      can connect only to it, stores the role's secret, applies the DDL and the change log, and records the schema.
+  refresh-schema <tenantId>
+      Re-introspects the tenant's database after its schema changed; stores a new snapshot version if it differs.
+  list
+      Tenants per cluster, with database and schema version.
+
+Options:
+  --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
+  --stage <stage> --region <region>   target a deployed stage in AWS instead (not available yet)
+  -h, --help           this help
+`;
+
+export interface CliIo {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+  readonly cwd?: string;
+}
+
+/** Renders rows as an aligned text table. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
+export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${help}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, tenantId] = positionals;
+  if (values.help || command === undefined) {
+    io.out(help);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  try {
+    if (values.stage !== undefined || values.region !== undefined) {
+      throw new Error(
+        'targeting AWS (--stage/--region) needs the data stack outputs (cluster ARNs, master secrets) that are not deployed yet; use the local runtime',
+      );
+    }
+    const endpoints = await readEndpointsFile(
+      resolve(io.cwd ?? process.cwd(), values.endpoints ?? DEFAULT_ENDPOINTS_FILE),
+    );
+    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    const documentClient = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: endpoints.dynamodb, region: endpoints.region, credentials }),
+    );
+    const tenants = new TenantDirectory({ client: documentClient, tableName: endpoints.tableName, cacheTtlMs: 0 });
+    const onboarding = new Onboarding({
+      ...localDataPorts(endpoints.rdsData, endpoints.region),
+      tenants,
+      clusters: endpoints.clusters,
+      log: (m) => io.out(m),
+    });
+    switch (command) {
+      case 'create': {
+        if (tenantId === undefined || values.schema === undefined) {
+          io.err(`create needs <tenantId> and --schema <file.sql>\n\n${help}`);
+          return 2;
+        }
+        const schemaSql = await readFile(resolve(io.cwd ?? process.cwd(), values.schema), 'utf8');
+        const config = await onboarding.createTenant({
+          tenantId,
+          schemaSql,
+          ...(values.cluster !== undefined && { clusterId: values.cluster }),
+        });
+        io.out(
+          `created tenant ${tenantId} on ${config.database?.clusterId} (database ${config.database?.databaseName})`,
+        );
+        io.out(entitiesTable(config.schema?.entities ?? {}));
+        return 0;
+      }
+      case 'refresh-schema': {
+        if (tenantId === undefined) {
+          io.err(`refresh-schema needs <tenantId>\n\n${help}`);
+          return 2;
+        }
+        const { schema, changed } = await onboarding.refreshSchema(tenantId);
+        io.out(`${tenantId}: schema version ${schema.version} (${changed ? 'changed' : 'unchanged'})`);
+        io.out(entitiesTable(schema.entities));
+        return 0;
+      }
+      case 'list': {
+        const rows: string[][] = [];
+        for (const [cluster, list] of await onboarding.listByCluster()) {
+          if (list.length === 0) rows.push([cluster, '-', '-', '-', '-']);
+          for (const t of list) {
+            rows.push([
+              cluster,
+              t.tenantId,
+              t.database?.databaseName ?? '-',
+              t.schema ? String(t.schema.version) : '-',
+              t.schema ? Object.keys(t.schema.entities).join(', ') : '-',
+            ]);
+          }
+        }
+        io.out(table(['CLUSTER', 'TENANT', 'DATABASE', 'SCHEMA', 'ENTITIES'], rows));
+        return 0;
+      }
+      default:
+        io.err(`unknown command '${command}'\n\n${help}`);
+        return 2;
+    }
+  } catch (err) {
+    const message =
+      err instanceof TenantcastError && 'detail' in err && err.detail
+        ? `${err.message}: ${String(err.detail)}`
+        : (err as Error).message;
+    io.err(`error: ${message}`);
+    return 1;
+  }
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      schema: { type: 'string' },
+      cluster: { type: 'string' },
+      endpoints: { type: 'string' },
+      stage: { type: 'string' },
+      region: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+function entitiesTable(
+  entities: Record<string, { primaryKey: string; fields: Record<string, { type: string; nullable: boolean }> }>,
+): string {
+  return table(
+    ['ENTITY', 'PRIMARY KEY', 'FIELDS'],
+    Object.entries(entities).map(([name, e]) => [
+      name,
+      e.primaryKey,
+      Object.entries(e.fields)
+        .map(([f, s]) => `${f}:${s.type}${s.nullable ? '' : '!'}`)
+        .join(' '),
+    ]),
+  );
+}

@@ -1,0 +1,307 @@
+/**
+ * The delivery engine end to end (docs/delivery.md), over real WebSockets against the local runtime: seq order under
+ * concurrent publishers, recovery with `since`, `reset`, coalescing and packing, the split path of a large group,
+ * injected @connections faults and a broadcaster crash, and fair share between tenants.
+ */
+import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { deliverySendParams } from '../../lambdas/core/delivery.ts';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+
+let runtime: LocalRuntime;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  runtime = await startLocal({
+    port: 0,
+    sqsRetryDelaySeconds: 0,
+    functionLogLevel: 'WARN',
+    onFunctionLog: () => undefined,
+    log: () => undefined,
+  });
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all(open.map((c) => c.close()));
+  await runtime?.stop();
+}, 60_000);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
+  const c = await connect(runtime.wsUrl, runtime.identity.signToken({ tenantId, userId, roles }).token);
+  open.push(c);
+  return c;
+}
+
+/** Every message a client got in `group`, in arrival order, batch frames unpacked. */
+function messages(c: TestClient, group: string): Frame[] {
+  return c.frames
+    .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
+    .filter((m) => m.group === group);
+}
+
+async function until(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+const seqs = (c: TestClient, group: string) => messages(c, group).map((m) => m.seq as number);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const connectionIdOf = () => [...runtime.gateway.connections.keys()].at(-1) as string;
+
+/** Publishes straight onto the delivery queue, as the server SDK does (fast floods). */
+async function enqueue(tenantId: string, group: string, datas: unknown[], prefix: string): Promise<void> {
+  for (let i = 0; i < datas.length; i += 10) {
+    const entries = datas.slice(i, i + 10).map((data, n) => {
+      const id = `${prefix}-${i + n}`;
+      const p = deliverySendParams(runtime.queues.delivery.url, {
+        v: 1,
+        id,
+        tenantId,
+        group,
+        data,
+        from: 'svc',
+        ts: Date.now(),
+      });
+      return {
+        Id: `e${n}`,
+        MessageBody: p.MessageBody,
+        MessageGroupId: p.MessageGroupId,
+        MessageDeduplicationId: p.MessageDeduplicationId,
+      };
+    });
+    await runtime.sqs.client.send(
+      new SendMessageBatchCommand({ QueueUrl: runtime.queues.delivery.url, Entries: entries }),
+    );
+  }
+}
+
+describe('sequence numbers', () => {
+  it('are consecutive from 1 and arrive in order at every subscriber under concurrent publishers', async () => {
+    const group = 'chat:order';
+    const subs = await Promise.all([client('acme', 's1'), client('acme', 's2')]);
+    for (const s of subs) await s.request({ action: 'subscribe', group });
+    const pubs = await Promise.all([client('acme', 'p1'), client('acme', 'p2'), client('acme', 'p3')]);
+    await Promise.all(
+      pubs.map(async (p, n) => {
+        for (let i = 0; i < 15; i++) await p.request({ action: 'publish', group, data: { n, i } });
+      }),
+    );
+    for (const s of subs) await until(() => messages(s, group).length >= 45, 10_000, 'all 45 messages');
+    await sleep(100);
+    for (const s of subs) {
+      expect(seqs(s, group)).toEqual(range(1, 45));
+      expect(new Set(messages(s, group).map((m) => m.id)).size).toBe(45);
+      // Each publisher's own messages keep their order too.
+      for (let n = 0; n < 3; n++) {
+        const own = messages(s, group).filter((m) => (m.data as { n: number }).n === n);
+        expect(own.map((m) => (m.data as { i: number }).i)).toEqual(range(0, 14));
+      }
+    }
+  });
+});
+
+describe('recovery with since', () => {
+  it('replays what was missed, then continues live, with no gap and no duplicate while others publish', async () => {
+    const group = 'chat:recover';
+    const watcher = await client('acme', 'watcher');
+    await watcher.request({ action: 'subscribe', group });
+    const pub = await client('acme', 'pub');
+    let first = await client('acme', 'roamer');
+    await first.request({ action: 'subscribe', group });
+    for (let i = 0; i < 5; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(first, group).length === 5);
+    const last = Math.max(...seqs(first, group));
+    await first.close();
+
+    let publishing = true;
+    let published = 5;
+    const flood = (async () => {
+      while (publishing) {
+        await pub.request({ action: 'publish', group, data: { i: published++ } });
+      }
+    })();
+    await sleep(150);
+    first = await client('acme', 'roamer');
+    expect(await first.request({ action: 'subscribe', group, since: last })).toMatchObject({ type: 'ack' });
+    await sleep(300);
+    publishing = false;
+    await flood;
+    await until(() => messages(watcher, group).length === published, 10_000, 'watcher has everything');
+    await until(() => (seqs(first, group).at(-1) ?? 0) === published, 10_000, 'roamer caught up');
+    expect(seqs(first, group)).toEqual(range(last + 1, published));
+    expect(messages(first, group).map((m) => m.id)).toEqual(
+      messages(watcher, group)
+        .slice(last)
+        .map((m) => m.id),
+    );
+  });
+
+  it('sends reset with the current seq when history after since has expired', async () => {
+    const group = 'chat:expired';
+    const pub = await client('acme', 'pub');
+    await pub.request({ action: 'subscribe', group });
+    for (let i = 0; i < 3; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(pub, group).length === 3);
+    // What DynamoDB TTL does after the retention: seq 1 and 2 leave the history.
+    for (const seq of [1, 2]) {
+      await runtime.dynamo.client.send(
+        new DeleteItemCommand({
+          TableName: runtime.tableName,
+          Key: { pk: { S: `T#acme#G#${group}#H` }, sk: { S: String(seq).padStart(12, '0') } },
+        }),
+      );
+    }
+    const late = await client('acme', 'late');
+    await late.request({ action: 'subscribe', group, since: 0 });
+    expect(await late.waitFor((f) => f.type === 'reset')).toEqual({
+      type: 'reset',
+      group,
+      reason: 'HISTORY_EXPIRED',
+      seq: 3,
+    });
+    await pub.request({ action: 'publish', group, data: { i: 3 } });
+    await until(() => messages(late, group).length === 1);
+    expect(seqs(late, group)).toEqual([4]);
+
+    const current = await client('acme', 'current');
+    await current.request({ action: 'subscribe', group, since: 2 });
+    await until(() => messages(current, group).length === 2);
+    expect(seqs(current, group)).toEqual([3, 4]);
+  });
+});
+
+describe('coalescing and packing', () => {
+  it('sends only the newest version of an entity key that was waiting, in one batch frame with the rest', async () => {
+    const group = 'entity:task';
+    const sub = await client('acme', 'viewer-of-tasks');
+    await sub.request({ action: 'subscribe', group });
+    const subId = connectionIdOf();
+    // Hold the first delivery, so the next updates queue up behind it in the group.
+    const remove = runtime.gateway.injectFaults({ delayMs: 400, count: 1, connectionIds: [subId] });
+    await enqueue('acme', group, [{ entity: 'task', key: 'k1', version: 1 }], 'co-first');
+    await sleep(100);
+    await enqueue(
+      'acme',
+      group,
+      [
+        { entity: 'task', key: 'k1', version: 2 },
+        { entity: 'task', key: 'k1', version: 4 },
+        { entity: 'task', key: 'k2', version: 1 },
+        { entity: 'task', key: 'k1', version: 3 },
+      ],
+      'co-rest',
+    );
+    remove();
+    await until(() => messages(sub, group).some((m) => (m.data as { key: string }).key === 'k2'));
+    await sleep(100);
+    const got = messages(sub, group).map((m) => [
+      (m.data as { key: string }).key,
+      (m.data as { version: number }).version,
+    ]);
+    expect(got).toEqual([
+      ['k1', 1],
+      ['k1', 4],
+      ['k2', 1],
+    ]);
+    expect(seqs(sub, group)).toEqual([1, 3, 4]);
+    expect(sub.frames.filter((f) => f.type === 'batch')).toHaveLength(1);
+  });
+});
+
+describe('faults', () => {
+  it('retries injected 429 and 500 answers and loses or repeats nothing; a 410 removes only that connection', async () => {
+    const group = 'chat:faults';
+    const subs: TestClient[] = [];
+    for (let i = 0; i < 10; i++) {
+      const c = await client('acme', `f${i}`);
+      await c.request({ action: 'subscribe', group });
+      subs.push(c);
+    }
+    const ghost = await client('acme', 'ghost');
+    await ghost.request({ action: 'subscribe', group });
+    const ghostId = connectionIdOf();
+    runtime.gateway.injectFaults({ status: 410, connectionIds: [ghostId], count: 1 });
+    const faultsBefore = runtime.gateway.stats.faults;
+    const removeThrottle = runtime.gateway.injectFaults({ status: 429, rate: 0.3 });
+    const remove500 = runtime.gateway.injectFaults({ status: 500, rate: 0.2 });
+    await enqueue(
+      'acme',
+      group,
+      range(1, 20).map((i) => ({ i })),
+      'faulty',
+    );
+    for (const s of subs) await until(() => messages(s, group).length >= 20, 20_000, 'all messages despite faults');
+    removeThrottle();
+    remove500();
+    await sleep(200);
+    expect(runtime.gateway.stats.faults - faultsBefore).toBeGreaterThan(5);
+    for (const s of subs) {
+      expect(seqs(s, group)).toEqual(range(1, 20));
+      expect(messages(s, group).map((m) => m.id)).toEqual(range(0, 19).map((i) => `faulty-${i}`));
+    }
+    expect(messages(ghost, group)).toEqual([]);
+  });
+
+  it('survives a broadcaster crash mid-batch: the messages come back with the same id and seq, once', async () => {
+    const group = 'chat:crash';
+    const subs: TestClient[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await client('acme', `c${i}`);
+      await c.request({ action: 'subscribe', group });
+      subs.push(c);
+      ids.push(connectionIdOf());
+    }
+    // Every post of the first attempt hangs; the sandbox dies while they do.
+    const remove = runtime.gateway.injectFaults({ delayMs: 1500, connectionIds: ids });
+    const postsBefore = runtime.gateway.stats.posts;
+    await enqueue(
+      'acme',
+      group,
+      range(1, 3).map((i) => ({ i })),
+      'crash',
+    );
+    await until(() => runtime.gateway.stats.posts - postsBefore >= 5, 5000, 'posts in flight');
+    remove();
+    await runtime.functions.get('broadcaster')?.crash();
+    for (const s of subs) await until(() => messages(s, group).length >= 3, 15_000, 'redelivered messages');
+    await sleep(1800);
+    for (const s of subs) {
+      expect(seqs(s, group)).toEqual([1, 2, 3]);
+      expect(messages(s, group).map((m) => m.id)).toEqual(['crash-0', 'crash-1', 'crash-2']);
+    }
+  }, 30_000);
+});
+
+describe('fair share', () => {
+  it("a flood in one tenant does not hold up another tenant's message", async () => {
+    const flooded = await client('acme', 'flooded');
+    await flooded.request({ action: 'subscribe', group: 'chat:flood' });
+    const quiet = await client('globex', 'quiet');
+    await quiet.request({ action: 'subscribe', group: 'chat:quiet' });
+    await enqueue(
+      'acme',
+      'chat:flood',
+      range(1, 400).map((i) => ({ i })),
+      'flood',
+    );
+    await sleep(50);
+    const started = Date.now();
+    const ack = await quiet.request({ action: 'publish', group: 'chat:quiet', data: 'hello' });
+    await quiet.waitFor((f) => f.id === ack.id, 5000);
+    const latency = Date.now() - started;
+    const floodDelivered = messages(flooded, 'chat:flood').length;
+    console.log(`fair share: globex latency ${latency} ms while acme's flood had ${floodDelivered}/400 delivered`);
+    expect(floodDelivered).toBeLessThan(400);
+    expect(latency).toBeLessThan(500);
+    await until(() => messages(flooded, 'chat:flood').length === 400, 30_000, 'the flood');
+    expect(seqs(flooded, 'chat:flood')).toEqual(range(1, 400));
+  }, 40_000);
+});
