@@ -10,13 +10,13 @@ import { createHash } from 'node:crypto';
 import { type BackoffOptions, withBackoff } from './backoff.ts';
 import { settleConcurrently } from './concurrency.ts';
 import type { DeliveryMessage, FanoutJob, ReplayRequest, SequencedMessage } from './delivery.ts';
-import { messagesFor, packFrames, planDelivery, type Recipient } from './delivery-plan.ts';
+import { messagesFor, type PlanOptions, packFrames, planDelivery, type Recipient } from './delivery-plan.ts';
 import type { GroupHistory } from './history.ts';
 import type { Member, Registry } from './registry.ts';
 
 export interface BroadcastDeps {
   readonly history: Pick<GroupHistory, 'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress'>;
-  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay'>;
+  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'>;
   /** PostToConnection. */
   readonly post: (connectionId: string, data: string) => Promise<void>;
   /** 410 Gone. */
@@ -34,6 +34,8 @@ export interface BroadcastDeps {
   /** How long a group stays on the split path after it last used it. @default 15 minutes */
   readonly stickySplitMs?: number;
   /** Posts in flight at once. @default 32 */
+  /** Packing and coalescing (both on unless turned off, for measuring the naive pattern). */
+  readonly plan?: PlanOptions;
   readonly concurrency?: number;
   readonly backoff?: Omit<BackoffOptions, 'isRetryable'>;
   /** @default Date.now */
@@ -62,9 +64,26 @@ export function shardOf(connectionId: string, shards: number): number {
   return createHash('sha256').update(connectionId).digest().readUInt32BE(0) % shards;
 }
 
-async function allMembers(deps: BroadcastDeps, tenantId: string, group: string): Promise<Member[]> {
+/** The `user:` group prefix: a user's own group, delivered to every connection of that user. */
+export const USER_GROUP_PREFIX = 'user:';
+
+/**
+ * The group's members. A `user:<id>` group also reaches every connection of user `<id>`, subscribed or not (found
+ * through gsi1); a connection that did subscribe keeps its membership item (and so its replay mark).
+ */
+export async function allMembers(
+  deps: Pick<BroadcastDeps, 'registry'>,
+  tenantId: string,
+  group: string,
+): Promise<Member[]> {
   const members: Member[] = [];
   for await (const page of deps.registry.members(tenantId, group)) members.push(...page);
+  if (!group.startsWith(USER_GROUP_PREFIX)) return members;
+  const userId = group.slice(USER_GROUP_PREFIX.length);
+  const subscribed = new Set(members.map((m) => m.connectionId));
+  for (const connection of await deps.registry.connectionsOfUser(tenantId, userId)) {
+    if (!subscribed.has(connection.connectionId)) members.push(connection);
+  }
   return members;
 }
 
@@ -135,7 +154,7 @@ export async function broadcastRun(
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
   }
 
-  let plan = planDelivery(messages, members);
+  let plan = planDelivery(messages, members, undefined, deps.plan);
   if (redelivered) plan = await withoutDelivered(plan, messages, members, range, deps);
   const result = await deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids));
   return { ...result, seqs, split: false };
@@ -164,7 +183,7 @@ async function withoutDelivered(
     const member = byId.get(connectionId);
     if (member === undefined) continue;
     const left = messages.filter((m) => !covered.some((r) => m.seq >= r.first && m.seq <= r.last));
-    const rest = packFrames(messagesFor(left, member));
+    const rest = packFrames(messagesFor(left, member, deps.plan), undefined, deps.plan);
     if (rest.length > 0) out.set(connectionId, rest);
   }
   return out;
@@ -181,7 +200,7 @@ async function splitRun(
   if (head === undefined) return;
   const shards = deps.shards ?? 8;
   const pageSize = deps.pageSize ?? deps.splitThreshold ?? 500;
-  const plan = planDelivery(messages, members);
+  const plan = planDelivery(messages, members, undefined, deps.plan);
   const groupKey = createHash('sha256').update(`${head.tenantId}#${head.group}`).digest('base64url').slice(0, 22);
   const lanes = new Map<number, [string, string[]][]>();
   for (const entry of plan) {
@@ -259,7 +278,11 @@ export async function replay(
   const frames =
     history.kind === 'expired'
       ? [JSON.stringify({ type: 'reset', group, reason: 'HISTORY_EXPIRED', seq: history.seq })]
-      : packFrames(messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }));
+      : packFrames(
+          messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }, deps.plan),
+          undefined,
+          deps.plan,
+        );
   const plan = new Map(frames.length > 0 ? [[connectionId, frames]] : []);
   const result = await deliverFrames(plan, deps, async () => undefined);
   await deps.registry.completeReplay(tenantId, group, connectionId);

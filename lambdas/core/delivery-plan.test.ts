@@ -68,3 +68,31 @@ describe('a delivery plan', () => {
     expect(planDelivery([secret], [{ connectionId: 'c', roles: [] }]).size).toBe(0);
   });
 });
+
+describe('the naive pattern switches', () => {
+  const m = (seq: number, version: number): SequencedMessage => ({
+    v: 1,
+    id: `m${seq}`,
+    tenantId: 'acme',
+    group: 'entity:task',
+    data: { entity: 'task', key: 'k', version },
+    from: 'alice',
+    ts: 1,
+    seq,
+  });
+
+  it('send one frame per message when packing is off', () => {
+    expect(packFrames([m(1, 1), m(2, 2)], undefined, { packing: false }).map((f) => JSON.parse(f).type)).toEqual([
+      'message',
+      'message',
+    ]);
+  });
+
+  it('keep superseded versions when coalescing is off', () => {
+    const plan = planDelivery([m(1, 1), m(2, 2)], [{ connectionId: 'c', roles: [] }], undefined, {
+      coalescing: false,
+      packing: false,
+    });
+    expect(plan.get('c')?.map((f) => JSON.parse(f).seq)).toEqual([1, 2]);
+  });
+});

@@ -10,6 +10,17 @@ export interface Recipient extends AudienceMember {
   readonly connectionId: string;
 }
 
+/**
+ * Switches for measuring the naive pattern (one PostToConnection per message, nothing superseded): both default
+ * to on; the benchmark turns them off through the broadcaster's environment.
+ */
+export interface PlanOptions {
+  /** Several messages per `batch` frame. @default true */
+  readonly packing?: boolean;
+  /** Only the newest version of an entity key. @default true */
+  readonly coalescing?: boolean;
+}
+
 /** `data.entity` + `data.key` of an entity update, or undefined for any other message. */
 function entityKey(message: SequencedMessage): string | undefined {
   const data = message.data;
@@ -46,7 +57,12 @@ const BATCH_OPEN = '{"type":"batch","messages":[';
 const BATCH_CLOSE = ']}';
 
 /** Message frames, packed: one message alone is a `message` frame, several a `batch` frame, each ≤ `frameBytes`. */
-export function packFrames(messages: readonly SequencedMessage[], frameBytes: number = limits.frameBytes): string[] {
+export function packFrames(
+  messages: readonly SequencedMessage[],
+  frameBytes: number = limits.frameBytes,
+  options: PlanOptions = {},
+): string[] {
+  if (options.packing === false) return messages.map((m) => JSON.stringify(toMessageFrame(m)));
   const frames: string[] = [];
   let pending: string[] = [];
   let pendingBytes = 0;
@@ -69,8 +85,13 @@ export function packFrames(messages: readonly SequencedMessage[], frameBytes: nu
 }
 
 /** The messages `recipient` may receive, coalesced. */
-export function messagesFor(messages: readonly SequencedMessage[], recipient: AudienceMember): SequencedMessage[] {
-  return coalesce(messages.filter((m) => isInAudience(m.audience, recipient)));
+export function messagesFor(
+  messages: readonly SequencedMessage[],
+  recipient: AudienceMember,
+  options: PlanOptions = {},
+): SequencedMessage[] {
+  const visible = messages.filter((m) => isInAudience(m.audience, recipient));
+  return options.coalescing === false ? visible : coalesce(visible);
 }
 
 /**
@@ -81,6 +102,7 @@ export function planDelivery(
   messages: readonly SequencedMessage[],
   recipients: readonly Recipient[],
   frameBytes: number = limits.frameBytes,
+  options: PlanOptions = {},
 ): Map<string, string[]> {
   const plans = new Map<string, string[]>();
   const filtered = messages.some((m) => m.audience !== undefined);
@@ -89,7 +111,7 @@ export function planDelivery(
     const key = filtered ? JSON.stringify([[...recipient.roles].sort(), recipient.claims ?? {}]) : '';
     let frames = shared.get(key);
     if (frames === undefined) {
-      frames = packFrames(messagesFor(messages, recipient), frameBytes);
+      frames = packFrames(messagesFor(messages, recipient, options), frameBytes, options);
       shared.set(key, frames);
     }
     if (frames.length > 0) plans.set(recipient.connectionId, frames);

@@ -110,6 +110,8 @@ export interface AckFrame {
   type: 'ack';
   ref?: string;
   id?: string;
+  /** On a live subscribe: the group's seq when the subscription took effect; every later message reaches it. */
+  seq?: number;
 }
 export interface PongFrame {
   type: 'pong';
@@ -145,8 +147,13 @@ export interface ResetFrame {
 }
 export type ServerFrame = AckFrame | PongFrame | ErrorFrame | MessageFrame | BatchFrame | ResetFrame;
 
-export function ack(ref: string | undefined, id?: string): AckFrame {
-  return { type: 'ack', ...(ref !== undefined && { ref }), ...(id !== undefined && { id }) };
+export function ack(ref: string | undefined, id?: string, seq?: number): AckFrame {
+  return {
+    type: 'ack',
+    ...(ref !== undefined && { ref }),
+    ...(id !== undefined && { id }),
+    ...(seq !== undefined && { seq }),
+  };
 }
 
 export function pong(ref: string | undefined): PongFrame {

@@ -51,6 +51,24 @@ describe('message routes', () => {
     expect(await handleFrame(frame({ action: 'ping', ref: '4' }), fakes().deps)).toEqual({ type: 'pong', ref: '4' });
   });
 
+  it('acknowledge a live subscribe with the group seq read after the membership was written', async () => {
+    const { deps, subscriptions } = fakes();
+    const reads: number[] = [];
+    const withSeq: RouteDeps = {
+      ...deps,
+      groupSeq: async (tenantId, group) => {
+        reads.push(subscriptions.length);
+        return tenantId === 'acme' && group === 'chat:general' ? 41 : 0;
+      },
+    };
+    expect(await handleFrame(frame({ action: 'subscribe', group: 'chat:general', ref: 's' }), withSeq)).toEqual({
+      type: 'ack',
+      ref: 's',
+      seq: 41,
+    });
+    expect(reads).toEqual([1]);
+  });
+
   it('subscribe and unsubscribe the connection in its own tenant', async () => {
     const { deps, subscriptions } = fakes();
     expect(await handleFrame(frame({ action: 'subscribe', group: 'chat:general', ref: '1' }), deps)).toEqual({

@@ -24,6 +24,11 @@ export interface RouteDeps {
   readonly tenants: Pick<TenantDirectory, 'get'>;
   /** Puts a message (or a replay request) on the delivery queue. */
   readonly enqueue: (message: QueueMessage, meta: { connectionId: string }) => Promise<void>;
+  /**
+   * The group's current seq. Read after the membership is written, so every message with a higher seq is delivered
+   * to the new member: the ack tells a client where its subscription starts (and what to resume from later).
+   */
+  readonly groupSeq?: (tenantId: string, group: string) => Promise<number>;
   readonly newId: () => string;
   readonly now: () => number;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
@@ -55,7 +60,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
         if (frame.since === undefined) {
           await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
-          return ack(ref);
+          return ack(ref, undefined, await deps.groupSeq?.(caller.tenantId, frame.group));
         }
         // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
         // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").

@@ -6,6 +6,7 @@ import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
 import { deliverySendParams } from '../core/delivery.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
+import { GroupHistory } from '../core/history.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
@@ -18,6 +19,8 @@ const documentClient = createDocumentClient();
 const sqs = new SQSClient({});
 const tableName = requireEnv('TABLE_NAME');
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
+
+const history = new GroupHistory({ client: documentClient, tableName });
 
 const deps: RouteDeps = {
   registry: new Registry({ client: documentClient, tableName }),
@@ -39,6 +42,7 @@ const deps: RouteDeps = {
       }),
     );
   },
+  groupSeq: async (tenantId, group) => (await history.state(tenantId, group)).seq,
   newId: randomUUID,
   now: Date.now,
   onError: (err, context) => logger.error('frame failed', { ...context, error: err as Error }),

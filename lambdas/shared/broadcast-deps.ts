@@ -61,6 +61,10 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     splitThreshold: numberEnv('SPLIT_THRESHOLD', 500),
     shards: numberEnv('FANOUT_SHARDS', 8),
     concurrency: numberEnv('DELIVERY_CONCURRENCY', 32),
+    plan: {
+      packing: optionalEnv('DELIVERY_PACKING', 'on') !== 'off',
+      coalescing: optionalEnv('DELIVERY_COALESCING', 'on') !== 'off',
+    },
     log: (message, details) => logger.info(message, details),
   };
 }
