@@ -1,0 +1,32 @@
+/**
+ * Reports the client's size as an app would ship it: bundled, minified by esbuild and gzipped (node:zlib, level 9).
+ * `npm run client:size` prints it and fails when it is over the budget.
+ */
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+
+/** The size the issue aims for. */
+export const BUDGET_BYTES = 8 * 1024;
+
+export async function bundleSize(): Promise<{ minified: number; gzipped: number }> {
+  const out = await build({
+    entryPoints: [join(import.meta.dirname, 'src/index.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2020',
+    minify: true,
+    write: false,
+    logLevel: 'warning',
+  });
+  const code = out.outputFiles[0]?.contents;
+  if (!code) throw new Error('esbuild produced no output');
+  return { minified: code.byteLength, gzipped: gzipSync(code, { level: 9 }).byteLength };
+}
+
+if (process.argv[1] === import.meta.filename) {
+  const { minified, gzipped } = await bundleSize();
+  console.log(`@tenantcast/client: ${minified} B minified, ${gzipped} B minified+gzipped (budget ${BUDGET_BYTES} B)`);
+  if (gzipped > BUDGET_BYTES) process.exitCode = 1;
+}

@@ -1,0 +1,534 @@
+import { describe, expect, it, jest } from '@jest/globals';
+import { type ClientOptions, createClient } from './client.ts';
+import { TenantcastClientError } from './errors.ts';
+import { FakeClock, FakeNetwork, type FakeSocket, fakeJwt, fakeWebSocket, settle } from './testing.ts';
+import type { Message, ResetEvent } from './types.ts';
+
+function setup(overrides: Partial<ClientOptions> = {}) {
+  const server = fakeWebSocket();
+  const clock = new FakeClock();
+  let issued = 0;
+  const getToken = jest.fn(async (): Promise<string> => `token-${++issued}`);
+  const client = createClient({
+    url: 'wss://example.test/ws',
+    getToken,
+    WebSocket: server.WebSocket,
+    clock,
+    random: () => 0.5,
+    network: null,
+    ...overrides,
+  });
+  const states: string[] = [];
+  const errors: TenantcastClientError[] = [];
+  const resets: ResetEvent[] = [];
+  client.on('state', (state) => states.push(state));
+  client.on('error', (error) => errors.push(error));
+  client.on('reset', (event) => resets.push(event));
+  return { server, clock, getToken, client, states, errors, resets };
+}
+type Harness = ReturnType<typeof setup>;
+
+/** connect() and let the server accept the socket. */
+async function connect(h: Harness): Promise<FakeSocket> {
+  const done = h.client.connect();
+  await settle();
+  const socket = h.server.last();
+  socket.accept();
+  await done;
+  return socket;
+}
+
+/** Waits out the reconnect backoff and accepts the new socket. */
+async function reconnect(h: Harness, previous: FakeSocket): Promise<FakeSocket> {
+  const before = h.server.sockets.length;
+  for (let waited = 0; h.server.sockets.length === before && waited < 60_000; waited += 100) await h.clock.advance(100);
+  const socket = h.server.last();
+  expect(socket).not.toBe(previous);
+  socket.accept();
+  await settle();
+  return socket;
+}
+
+let ids = 0;
+function message(group: string, seq: number | undefined, data: unknown = seq, id = `m${group}-${seq ?? ++ids}`) {
+  return { type: 'message', group, id, data, from: 'bob', ts: 1, ...(seq !== undefined && { seq }) };
+}
+
+function collect(h: Harness, group: string) {
+  const seen: Message[] = [];
+  const subscription = h.client.subscribe(group, (m) => seen.push(m));
+  return { seen, subscription };
+}
+
+describe('the connection state', () => {
+  it('goes from disconnected to connecting to connected, and offers the token as a subprotocol', async () => {
+    const h = setup();
+    expect(h.client.state).toBe('disconnected');
+    const socket = await connect(h);
+    expect(h.states).toEqual(['connecting', 'connected']);
+    expect(socket.url).toBe('wss://example.test/ws');
+    expect(socket.protocols).toEqual(['tenantcast.v1', 'token-1']);
+  });
+
+  it('becomes reconnecting when the connection drops, then connected again with a fresh token', async () => {
+    const h = setup();
+    const first = await connect(h);
+    first.drop();
+    expect(h.client.state).toBe('reconnecting');
+    const second = await reconnect(h, first);
+    expect(h.states).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+    expect(second.token).toBe('token-2');
+  });
+
+  it('is disconnected after close, closes the socket, and never reconnects on its own', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    h.client.close();
+    expect(h.client.state).toBe('disconnected');
+    expect(socket.closedByClient).toEqual({ code: 1000, reason: 'client closing' });
+    await h.clock.advance(600_000);
+    expect(h.server.sockets).toHaveLength(1);
+    expect(h.clock.pending).toBe(0);
+  });
+
+  it('can connect again after close', async () => {
+    const h = setup();
+    await connect(h);
+    h.client.close();
+    await connect(h);
+    expect(h.client.state).toBe('connected');
+    expect(h.server.sockets).toHaveLength(2);
+  });
+
+  it('gives up on a socket that neither opens nor fails, and tries another', async () => {
+    const h = setup({ connectTimeoutMs: 5000 });
+    void h.client.connect();
+    await settle();
+    const stuck = h.server.last();
+    await h.clock.advance(5000);
+    expect(stuck.closed).toBe(true);
+    expect(h.client.state).toBe('reconnecting');
+    await h.clock.advance(1000);
+    expect(h.server.sockets).toHaveLength(2);
+  });
+
+  it('retries when getToken fails, reporting it as UNAUTHORIZED', async () => {
+    const h = setup();
+    h.getToken.mockRejectedValueOnce(new Error('login expired'));
+    void h.client.connect();
+    await settle();
+    expect(h.server.sockets).toHaveLength(0);
+    expect(h.errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
+    await h.clock.advance(1000);
+    expect(h.server.sockets).toHaveLength(1);
+  });
+});
+
+describe('reconnecting', () => {
+  it('waits a full-jitter delay that grows with every failed attempt and resets after a success', async () => {
+    const h = setup({ random: () => 0.999, backoff: { baseMs: 1000, maxMs: 60_000 } });
+    let socket = await connect(h);
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      socket.drop();
+      const before = h.server.sockets.length;
+      let waited = 0;
+      while (h.server.sockets.length === before) {
+        await h.clock.advance(10);
+        waited += 10;
+      }
+      waits.push(waited);
+      socket = h.server.last();
+    }
+    // Drops before the socket ever opened count as consecutive failures: about 1 s, 2 s, 4 s, 8 s.
+    expect(waits.map((w) => Math.round(w / 1000))).toEqual([1, 2, 4, 8]);
+    socket.accept();
+    socket.drop();
+    let waited = 0;
+    while (h.server.sockets.length === 5) {
+      await h.clock.advance(10);
+      waited += 10;
+    }
+    expect(Math.round(waited / 1000)).toBe(1);
+  });
+});
+
+describe('subscriptions', () => {
+  it('subscribe once the server acks and deliver the group messages to the handler', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const { seen, subscription } = collect(h, 'chat:general');
+    expect(socket.lastOf('subscribe')).toEqual({ action: 'subscribe', group: 'chat:general', ref: expect.any(String) });
+    socket.ackAll('subscribe');
+    await expect(subscription.ready).resolves.toBeUndefined();
+    socket.receive(message('chat:general', 1, 'hi'));
+    socket.receive(message('chat:other', 1, 'not mine'));
+    expect(seen.map((m) => m.data)).toEqual(['hi']);
+  });
+
+  it('made before connecting are sent once the socket opens', async () => {
+    const h = setup();
+    collect(h, 'chat:a');
+    collect(h, 'chat:b');
+    const socket = await connect(h);
+    expect(socket.framesOf('subscribe').map((f) => f.group)).toEqual(['chat:a', 'chat:b']);
+  });
+
+  it('refused by the server reject ready with its code, surface an error and are not retried', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const { subscription } = collect(h, 'admin:only');
+    const frame = socket.lastOf('subscribe');
+    socket.receive({ type: 'error', ref: frame.ref, code: 'FORBIDDEN', message: 'not allowed' });
+    await expect(subscription.ready).rejects.toMatchObject({ code: 'FORBIDDEN', group: 'admin:only' });
+    expect(h.errors).toEqual([expect.any(TenantcastClientError)]);
+    socket.drop();
+    const next = await reconnect(h, socket);
+    expect(next.framesOf('subscribe')).toEqual([]);
+  });
+
+  it('resume after a reconnect from the last seq seen, and a replayed message reaches the handler once', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const { seen } = collect(h, 'chat:general');
+    socket.ackAll('subscribe');
+    socket.receive(message('chat:general', 1));
+    socket.receive(message('chat:general', 2));
+    socket.drop();
+    const next = await reconnect(h, socket);
+    expect(next.lastOf('subscribe')).toMatchObject({ group: 'chat:general', since: 2 });
+    next.ackAll('subscribe');
+    // The server replays after `since`; a redelivered message (at-least-once) is dropped by id.
+    for (const seq of [2, 3, 4, 3]) next.receive(message('chat:general', seq));
+    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('without any message seen resume from the seq the subscribe ack reported', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    collect(h, 'chat:quiet');
+    socket.ackAll('subscribe', () => ({ seq: 41 }));
+    socket.drop();
+    const next = await reconnect(h, socket);
+    expect(next.lastOf('subscribe')).toMatchObject({ since: 41 });
+  });
+
+  it('stop after the last handler unsubscribes, telling the server', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const a = collect(h, 'chat:general');
+    const b = collect(h, 'chat:general');
+    expect(socket.framesOf('subscribe')).toHaveLength(1);
+    a.subscription();
+    expect(socket.framesOf('unsubscribe')).toEqual([]);
+    b.subscription();
+    expect(socket.lastOf('unsubscribe')).toMatchObject({ group: 'chat:general' });
+    socket.receive(message('chat:general', 7));
+    expect([...a.seen, ...b.seen]).toEqual([]);
+  });
+
+  it('keep delivering to the other handlers when one throws, and report the throw', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    h.client.subscribe('chat:general', () => {
+      throw new Error('app bug');
+    });
+    const { seen } = collect(h, 'chat:general');
+    socket.receive(message('chat:general', 1));
+    expect(seen).toHaveLength(1);
+    expect(h.errors.map((e) => e.code)).toEqual(['HANDLER_FAILED']);
+  });
+});
+
+describe('server frames', () => {
+  it('of type batch are unpacked into their messages, in order and deduplicated', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const { seen } = collect(h, 'chat:general');
+    socket.receive(message('chat:general', 1));
+    socket.receive({
+      type: 'batch',
+      messages: [message('chat:general', 1), message('chat:general', 2), message('chat:general', 3)],
+    });
+    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('of type reset are surfaced to the app, and the group resumes from the reset position', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    collect(h, 'chat:general');
+    socket.receive(message('chat:general', 3));
+    socket.receive({ type: 'reset', group: 'chat:general', reason: 'HISTORY_EXPIRED', seq: 900 });
+    expect(h.resets).toEqual([{ group: 'chat:general', reason: 'HISTORY_EXPIRED', seq: 900 }]);
+    socket.drop();
+    const next = await reconnect(h, socket);
+    expect(next.lastOf('subscribe')).toMatchObject({ since: 900 });
+  });
+
+  it('of type error without a ref are reported, and the reconnect after the close uses a fresh token', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    socket.receive({ type: 'error', code: 'UNAUTHORIZED', message: 'token expired' });
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'UNAUTHORIZED', message: 'token expired' })]);
+    socket.drop(1008);
+    const next = await reconnect(h, socket);
+    expect(next.token).toBe('token-2');
+  });
+
+  it('that are not JSON are reported as PROTOCOL errors without closing the connection', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    socket.receive('{oops');
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL']);
+    expect(socket.closed).toBe(false);
+  });
+});
+
+describe('publish', () => {
+  it('resolves with the message id when the server acks', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const published = h.client.publish('chat:general', { text: 'hi' });
+    const frame = socket.lastOf('publish');
+    expect(frame).toMatchObject({ group: 'chat:general', data: { text: 'hi' } });
+    socket.receive({ type: 'ack', ref: frame.ref, id: 'msg-1' });
+    await expect(published).resolves.toEqual({ id: 'msg-1' });
+  });
+
+  it("rejects with a typed error carrying the server's code", async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const published = h.client.publish('announcements', 1);
+    socket.receive({ type: 'error', ref: socket.lastOf('publish').ref, code: 'FORBIDDEN', message: 'no' });
+    const error = await published.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TenantcastClientError);
+    expect(error).toMatchObject({ code: 'FORBIDDEN', message: 'no', group: 'announcements' });
+  });
+
+  it('rejects with TIMEOUT when no answer comes', async () => {
+    const h = setup({ requestTimeoutMs: 2000 });
+    await connect(h);
+    const outcome = expect(h.client.publish('chat:general', 1)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await h.clock.advance(2000);
+    await outcome;
+  });
+
+  it('made while disconnected are queued and sent in order once connected', async () => {
+    const h = setup();
+    const first = await connect(h);
+    first.drop();
+    const results = [h.client.publish('chat:general', 'a'), h.client.publish('chat:general', 'b')];
+    const next = await reconnect(h, first);
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['a', 'b']);
+    next.ackAll('publish', (f) => ({ id: `id-${String(f.data)}` }));
+    await expect(Promise.all(results)).resolves.toEqual([{ id: 'id-a' }, { id: 'id-b' }]);
+  });
+
+  it('in flight when the connection drops are sent again on the next connection, before newer ones', async () => {
+    const h = setup();
+    const first = await connect(h);
+    const lost = h.client.publish('chat:general', 'in flight');
+    first.drop();
+    const later = h.client.publish('chat:general', 'later');
+    const next = await reconnect(h, first);
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['in flight', 'later']);
+    next.ackAll('publish', () => ({ id: 'x' }));
+    await expect(Promise.all([lost, later])).resolves.toHaveLength(2);
+  });
+
+  it('queues only up to its bound and refuses more with QUEUE_FULL', async () => {
+    const h = setup({ maxQueuedPublishes: 2 });
+    const queued = Promise.allSettled([h.client.publish('chat:general', 1), h.client.publish('chat:general', 2)]);
+    await expect(h.client.publish('chat:general', 3)).rejects.toMatchObject({ code: 'QUEUE_FULL' });
+    h.client.close();
+    const socket = await connect(h);
+    expect(socket.framesOf('publish')).toEqual([]);
+    await expect(queued).resolves.toEqual([
+      { status: 'rejected', reason: expect.objectContaining({ code: 'CLOSED' }) },
+      { status: 'rejected', reason: expect.objectContaining({ code: 'CLOSED' }) },
+    ]);
+  });
+
+  it('queued before connect are sent by the first connection', async () => {
+    const h = setup();
+    const published = h.client.publish('chat:general', 'early');
+    const socket = await connect(h);
+    socket.ackAll('publish', () => ({ id: 'e' }));
+    await expect(published).resolves.toEqual({ id: 'e' });
+  });
+});
+
+describe('the heartbeat', () => {
+  it('pings after heartbeatMs without a frame sent, and each frame sent postpones it', async () => {
+    const h = setup({ heartbeatMs: 60_000 });
+    const socket = await connect(h);
+    await h.clock.advance(40_000);
+    h.client.publish('chat:general', 1).catch(() => undefined);
+    await h.clock.advance(40_000);
+    expect(socket.framesOf('ping')).toEqual([]);
+    await h.clock.advance(20_000);
+    expect(socket.framesOf('ping')).toHaveLength(1);
+    socket.ackAll('ping');
+    await h.clock.advance(60_000);
+    expect(socket.framesOf('ping')).toHaveLength(2);
+  });
+
+  it('treats a ping without a pong as a dead connection and reconnects', async () => {
+    const h = setup({ heartbeatMs: 60_000, pongTimeoutMs: 5000 });
+    const socket = await connect(h);
+    await h.clock.advance(60_000);
+    expect(socket.framesOf('ping')).toHaveLength(1);
+    await h.clock.advance(5000);
+    expect(socket.closed).toBe(true);
+    expect(h.client.state).toBe('reconnecting');
+  });
+});
+
+describe('rollover before the connection cap', () => {
+  it('opens the new connection, resubscribes it, and only then closes the old one, with no state change', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    const { seen } = collect(h, 'chat:general');
+    old.ackAll('subscribe');
+    old.receive(message('chat:general', 1));
+    await h.clock.advance(100_000);
+    const next = h.server.last();
+    expect(next).not.toBe(old);
+    expect(next.token).toBe('token-2');
+    next.accept();
+    expect(next.lastOf('subscribe')).toMatchObject({ group: 'chat:general', since: 1 });
+    // Until the new connection is subscribed, the old one keeps delivering; both deliver the overlap.
+    old.receive(message('chat:general', 2));
+    next.receive(message('chat:general', 2));
+    expect(old.closed).toBe(false);
+    next.ackAll('subscribe');
+    await settle();
+    expect(old.closed).toBe(true);
+    next.receive(message('chat:general', 3));
+    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(h.states).toEqual(['connecting', 'connected']);
+  });
+
+  it('sends new publishes on the new connection and lets the old one finish its outstanding acks', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(99_000);
+    const early = h.client.publish('chat:general', 'early');
+    await h.clock.advance(1000);
+    const next = h.server.last();
+    next.accept();
+    await settle();
+    expect(old.closed).toBe(false);
+    const late = h.client.publish('chat:general', 'late');
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['late']);
+    old.ackAll('publish', () => ({ id: 'e' }));
+    next.ackAll('publish', () => ({ id: 'l' }));
+    await expect(Promise.all([early, late])).resolves.toEqual([{ id: 'e' }, { id: 'l' }]);
+    expect(old.closed).toBe(true);
+  });
+
+  it('switches to the new connection at once if the old one is cut before the new one is subscribed', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    collect(h, 'chat:general');
+    await h.clock.advance(100_000);
+    const next = h.server.last();
+    next.accept();
+    old.drop(1001);
+    expect(h.client.state).toBe('connected');
+    h.client.publish('chat:general', 'x').catch(() => undefined);
+    expect(next.framesOf('publish')).toHaveLength(1);
+  });
+
+  it('tries again later when the new connection fails, keeping the old one', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(100_000);
+    h.server.last().drop();
+    expect(old.closed).toBe(false);
+    await h.clock.advance(1000);
+    expect(h.server.sockets).toHaveLength(3);
+  });
+});
+
+describe('token refresh', () => {
+  const inSeconds = (h: Harness, s: number) => Math.floor(h.clock.now() / 1000) + s;
+
+  it('sends a fresh token refreshBeforeMs before the current one expires, and again for the new one', async () => {
+    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 600)));
+    const socket = await connect(h);
+    await h.clock.advance(539_000);
+    expect(socket.framesOf('refresh')).toEqual([]);
+    await h.clock.advance(1000);
+    const refresh = socket.lastOf('refresh');
+    expect(refresh.token).toBe(fakeJwt(inSeconds(h, 600)));
+    socket.ackAll('refresh');
+    await h.clock.advance(540_000);
+    expect(socket.framesOf('refresh')).toHaveLength(2);
+    expect(h.server.sockets).toHaveLength(1);
+  });
+
+  it('takes the expiry from getToken when it gives one', async () => {
+    const h = setup({ refreshBeforeMs: 10_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => ({ token: 'opaque', expiresAt: inSeconds(h, 30) }) as never);
+    const socket = await connect(h);
+    await h.clock.advance(20_000);
+    expect(socket.lastOf('refresh')).toMatchObject({ token: 'opaque' });
+  });
+
+  it('falls back to a rollover with the new token when the server refuses the refresh', async () => {
+    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 120)));
+    const old = await connect(h);
+    await h.clock.advance(60_000);
+    const refresh = old.lastOf('refresh');
+    old.receive({ type: 'error', ref: refresh.ref, code: 'BAD_REQUEST', message: "unknown action 'refresh'" });
+    await settle();
+    expect(h.errors.map((e) => e.code)).toEqual(['BAD_REQUEST']);
+    const next = h.server.last();
+    expect(next).not.toBe(old);
+    next.accept();
+    await settle();
+    expect(old.closed).toBe(true);
+    expect(h.client.state).toBe('connected');
+  });
+});
+
+describe('the network status', () => {
+  it('closes the connection when offline, waits, and reconnects at once when online', async () => {
+    const network = new FakeNetwork();
+    const h = setup({ network });
+    const socket = await connect(h);
+    network.set(false);
+    expect(socket.closed).toBe(true);
+    expect(h.client.state).toBe('reconnecting');
+    await h.clock.advance(600_000);
+    expect(h.server.sockets).toHaveLength(1);
+    network.set(true);
+    await settle();
+    expect(h.server.sockets).toHaveLength(2);
+  });
+
+  it('does not try to connect while offline', async () => {
+    const network = new FakeNetwork();
+    network.online = false;
+    const h = setup({ network });
+    void h.client.connect();
+    await settle();
+    expect(h.client.state).toBe('reconnecting');
+    expect(h.server.sockets).toHaveLength(0);
+    network.set(true);
+    await settle();
+    expect(h.server.sockets).toHaveLength(1);
+  });
+});
+
+describe('createClient', () => {
+  it('says what was wrong with its options', () => {
+    expect(() => createClient({ url: '', getToken: () => 't' })).toThrow('url must be a WebSocket URL; got ');
+    expect(() =>
+      createClient({ url: 'wss://x', getToken: () => 't', WebSocket: fakeWebSocket().WebSocket, heartbeatMs: -1 }),
+    ).toThrow('heartbeatMs must be a positive number of milliseconds (or count); got -1');
+  });
+});

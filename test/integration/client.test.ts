@@ -1,0 +1,193 @@
+/**
+ * The client SDK in Node (with `ws` as its WebSocket) against the local runtime: the same function code CDK deploys,
+ * behind the API Gateway, DynamoDB and SQS stand-ins. Connections are cut, capped and their tokens expire while
+ * numbered streams are published; the subscriber must see every message exactly once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import WebSocket from 'ws';
+import type { ClientState, Message, TenantcastClientError, WebSocketConstructor } from '../../client/src/index.ts';
+import { type ClientOptions, createClient, type TenantcastClient } from '../../client/src/index.ts';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+
+/** Every frame the SDK sent, by user: `ws` with its `send` recorded. */
+const sentBy = new Map<string, Record<string, unknown>[]>();
+function recordingWebSocket(userId: string): WebSocketConstructor {
+  const sent: Record<string, unknown>[] = [];
+  sentBy.set(userId, sent);
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      const send = this.send.bind(this);
+      this.send = ((data: string) => {
+        sent.push(JSON.parse(data) as Record<string, unknown>);
+        send(data);
+      }) as WebSocket['send'];
+    }
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function eventually(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+interface Harness {
+  runtime: LocalRuntime;
+  clients: TenantcastClient[];
+}
+
+function harness(maxConnectionMs?: number): Harness {
+  const h = { clients: [] } as unknown as Harness;
+  beforeAll(async () => {
+    h.runtime = await startLocal({
+      port: 0,
+      sqsRetryDelaySeconds: 0,
+      functionLogLevel: 'WARN',
+      onFunctionLog: () => undefined,
+      log: () => undefined,
+      ...(maxConnectionMs !== undefined && { maxConnectionMs }),
+    });
+  }, 30_000);
+  afterAll(async () => {
+    for (const c of h.clients) c.close();
+    await h.runtime?.stop();
+  });
+  return h;
+}
+
+interface Observed {
+  client: TenantcastClient;
+  states: ClientState[];
+  errors: TenantcastClientError[];
+  tokens: number;
+}
+
+function sdk(
+  h: Harness,
+  userId: string,
+  roles: string[],
+  options: Partial<ClientOptions> & { ttlSeconds?: number } = {},
+) {
+  const observed: Observed = { states: [], errors: [], tokens: 0 } as unknown as Observed;
+  const { ttlSeconds, ...rest } = options;
+  const client = createClient({
+    url: h.runtime.wsUrl,
+    WebSocket: recordingWebSocket(userId),
+    getToken: () => {
+      observed.tokens++;
+      return h.runtime.identity.signToken({ tenantId: 'acme', userId, roles, ...(ttlSeconds && { ttlSeconds }) });
+    },
+    backoff: { baseMs: 50, maxMs: 500 },
+    ...rest,
+  });
+  client.on('state', (state) => observed.states.push(state));
+  client.on('error', (error) => observed.errors.push(error));
+  observed.client = client;
+  h.clients.push(client);
+  return observed;
+}
+
+const connectionsOf = (h: Harness, userId: string) =>
+  [...h.runtime.gateway.connections.values()].filter((c) => c.authorizer?.userId === userId);
+
+/** Publishes 0..count-1 one after the other, each acked before the next; calls `at(i)` before publish i. */
+async function stream(client: TenantcastClient, group: string, count: number, gapMs: number, at?: (i: number) => void) {
+  for (let i = 0; i < count; i++) {
+    at?.(i);
+    await client.publish(group, { n: i });
+    await sleep(gapMs);
+  }
+}
+
+function numbersOf(received: Message[]): number[] {
+  return received.map((m) => (m.data as { n: number }).n);
+}
+const range = (count: number) => Array.from({ length: count }, (_, i) => i);
+
+describe('the client SDK against the local runtime', () => {
+  const h = harness();
+
+  it('connects, subscribes, publishes and receives, and reports refusals with the server code', async () => {
+    const alice = sdk(h, 'alice', ['member']);
+    const bob = sdk(h, 'bob', ['member']);
+    await Promise.all([alice.client.connect(), bob.client.connect()]);
+    const received: Message[] = [];
+    await bob.client.subscribe('chat:sdk', (m) => received.push(m)).ready;
+
+    const { id } = await alice.client.publish('chat:sdk', { text: 'hello' });
+    await eventually(() => received.length === 1, 2000, 'bob receives the message');
+    expect(received[0]).toMatchObject({ group: 'chat:sdk', id, data: { text: 'hello' }, from: 'alice' });
+
+    await expect(alice.client.publish('announcements', 1)).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(bob.client.subscribe('user:alice', () => undefined).ready).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
+    expect(alice.client.state).toBe('connected');
+  });
+
+  it('loses and repeats nothing when the connection is cut in the middle of a stream', async () => {
+    const publisher = sdk(h, 'pub-cut', ['member']);
+    const subscriber = sdk(h, 'sub-cut', ['member']);
+    await Promise.all([publisher.client.connect(), subscriber.client.connect()]);
+    const received: Message[] = [];
+    await subscriber.client.subscribe('chat:cut', (m) => received.push(m)).ready;
+
+    const count = 40;
+    await stream(publisher.client, 'chat:cut', count, 15, (i) => {
+      if (i === 15) {
+        const [connection] = connectionsOf(h, 'sub-cut');
+        if (connection) h.runtime.gateway.dropConnection(connection.connectionId);
+      }
+    });
+    await eventually(() => received.length >= count, 10_000, `all ${count} messages arrive`);
+    await sleep(300);
+    expect(subscriber.states).toContain('reconnecting');
+    // The new connection resumed the group after the last seq seen, so the gap was replayed.
+    const resubscribe = sentBy.get('sub-cut')?.filter((f) => f.action === 'subscribe')[1];
+    expect(resubscribe).toMatchObject({ group: 'chat:cut', since: expect.any(Number) });
+    expect(numbersOf(received).sort((a, b) => a - b)).toEqual(range(count));
+  });
+
+  it('keeps the connection alive past the token expiry by refreshing the token', async () => {
+    const refreshed = sdk(h, 'refreshing', ['member'], { ttlSeconds: 3, refreshBeforeMs: 2000 });
+    await refreshed.client.connect();
+    const received: Message[] = [];
+    await refreshed.client.subscribe('chat:refresh', (m) => received.push(m)).ready;
+    const [first] = connectionsOf(h, 'refreshing');
+
+    await sleep(4000);
+    const { id } = await refreshed.client.publish('chat:refresh', 'after expiry');
+    await eventually(() => received.some((m) => m.id === id), 2000, 'the message arrives after expiry');
+    expect(refreshed.errors).toEqual([]);
+    expect(refreshed.tokens).toBeGreaterThanOrEqual(3);
+    expect(connectionsOf(h, 'refreshing').map((c) => c.connectionId)).toEqual([first?.connectionId]);
+  }, 15_000);
+});
+
+describe('the client SDK against a gateway that caps connections at 2 seconds', () => {
+  const h = harness(2000);
+
+  it('rolls over to a new connection before the cap without losing or repeating a message', async () => {
+    const publisher = sdk(h, 'pub-roll', ['member'], { rolloverAfterMs: 1200 });
+    const subscriber = sdk(h, 'sub-roll', ['member'], { rolloverAfterMs: 1200 });
+    await Promise.all([publisher.client.connect(), subscriber.client.connect()]);
+    const received: Message[] = [];
+    await subscriber.client.subscribe('chat:roll', (m) => received.push(m)).ready;
+    const connectsBefore = h.runtime.gateway.stats.connects;
+
+    const count = 100;
+    await stream(publisher.client, 'chat:roll', count, 30);
+    await eventually(() => received.length >= count, 10_000, `all ${count} messages arrive`);
+    await sleep(300);
+    expect(numbersOf(received).sort((a, b) => a - b)).toEqual(range(count));
+    // Several rollovers happened, and none of them was a reconnect.
+    expect(h.runtime.gateway.stats.connects - connectsBefore).toBeGreaterThanOrEqual(4);
+    expect(subscriber.states).toEqual(['connecting', 'connected']);
+    expect(publisher.states).toEqual(['connecting', 'connected']);
+  }, 30_000);
+});
