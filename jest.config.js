@@ -17,6 +17,7 @@ export default {
     '<rootDir>/local/**/*.test.ts',
     '<rootDir>/client/**/*.test.ts',
     '<rootDir>/bench/**/*.test.ts',
+    '<rootDir>/web/**/*.test.ts',
   ],
   testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
   modulePathIgnorePatterns: ['<rootDir>/cdk.out/'],

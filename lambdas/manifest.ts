@@ -13,7 +13,7 @@ export type Binding =
   | 'deliveryQueue'
   /** The API Gateway Management API of this stage's WebSocket API: `CONNECTIONS_ENDPOINT` (execute-api:ManageConnections). */
   | 'connections'
-  /** JWT verification settings: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, claim names. No grants. */
+  /** JWT verification settings: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, claim names, origin allowlist. No grants. */
   | 'auth'
   /** Send change events to the changes queue: `CHANGES_QUEUE_URL` (sqs:SendMessage). */
   | 'changesQueue'
@@ -23,19 +23,41 @@ export type Binding =
    * The tenant databases through the RDS Data API (docs/tenants.md). No environment: each tenant's cluster ARN,
    * database and secret ARN come from the tenant catalog (the endpoint, locally, from `AWS_ENDPOINT_URL_RDS_DATA`).
    * Grants: `rds-data:ExecuteStatement`, `BatchExecuteStatement`, `BeginTransaction`, `CommitTransaction`,
-   * `RollbackTransaction` on the tenant clusters, and `secretsmanager:GetSecretValue` on `tenantcast/tenants/*`.
+   * `RollbackTransaction` on the tenant clusters, and `secretsmanager:GetSecretValue` on the stage's tenant secrets
+   * (`tenantSecretPrefix(stage)*`) only.
    */
-  | 'tenantData';
+  | 'tenantData'
+  /**
+   * The stage's other regions (docs/multi-region.md): `STAGE_REGIONS` (space-separated, cdk.json order) and
+   * `PEER_DELIVERY_QUEUES` (space-separated `region=deliveryQueueUrl` of every other region). Grants
+   * sqs:SendMessage on the peers' delivery queues (computed by name, no cross-stack references).
+   */
+  | 'peers'
+  /** Queue sequenced messages for the peer regions: `REPLICATION_QUEUE_URL` (sqs:SendMessage). */
+  | 'replicationQueue';
 
 /** Environment keys each binding sets. */
 export const bindingEnv = {
   table: ['TABLE_NAME'],
   deliveryQueue: ['DELIVERY_QUEUE_URL'],
   connections: ['CONNECTIONS_ENDPOINT'],
-  auth: ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWKS_URI', 'CLAIM_TENANT', 'CLAIM_USER', 'CLAIM_ROLES'],
+  auth: [
+    'JWT_ISSUER',
+    'JWT_AUDIENCE',
+    'JWKS_URI',
+    'CLAIM_TENANT',
+    'CLAIM_USER',
+    'CLAIM_ROLES',
+    /** Space-separated browser origins the `$connect` authorizer accepts; `*` any (docs/security.md). */
+    'ALLOWED_ORIGINS',
+    /** `true` or `false`: whether a handshake without an `Origin` header (server clients) is accepted. */
+    'ALLOW_MISSING_ORIGIN',
+  ],
   changesQueue: ['CHANGES_QUEUE_URL'],
   fanoutQueue: ['FANOUT_QUEUE_URL'],
   tenantData: [],
+  peers: ['STAGE_REGIONS', 'PEER_DELIVERY_QUEUES'],
+  replicationQueue: ['REPLICATION_QUEUE_URL'],
 } as const satisfies Record<Binding, readonly string[]>;
 
 export type EnvKey = (typeof bindingEnv)[Binding][number];
@@ -83,6 +105,18 @@ export const queues = {
     retentionSeconds: 4 * 24 * 3600,
     dlqRetentionSeconds: 14 * 24 * 3600,
   },
+  /**
+   * The home region's sequenced messages on their way to each peer region (FIFO: one lane per peer and group), from
+   * the broadcaster to the replicator (docs/multi-region.md). Many receives: a peer that is down holds its lanes
+   * back for up to ~16 h (1000 x 60 s) before anything is dead-lettered.
+   */
+  replication: {
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 1000,
+    retentionSeconds: 4 * 24 * 3600,
+    dlqRetentionSeconds: 14 * 24 * 3600,
+    fifo: true,
+  },
 } as const satisfies Record<string, QueueSpec>;
 
 export type QueueName = keyof typeof queues;
@@ -92,7 +126,11 @@ export const table = {
   partitionKey: 'pk',
   sortKey: 'sk',
   timeToLiveAttribute: 'ttl',
-  globalSecondaryIndexes: [{ indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' }],
+  globalSecondaryIndexes: [
+    { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+    /** Token expiry of connections: `gsi2pk = EXP#<minute bucket>`, `gsi2sk = C#<connectionId>` (docs/security.md). */
+    { indexName: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
+  ],
 } as const;
 
 export type Trigger =
@@ -169,10 +207,11 @@ export const functions = [
     description: 'Client frames: subscribe, unsubscribe, publish, ping, and $default for anything else',
     trigger: {
       kind: 'websocket',
-      routes: ['subscribe', 'unsubscribe', 'publish', 'ping', '$default'],
+      routes: ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', '$default'],
       returnResponse: true,
     },
-    bindings: ['table', 'deliveryQueue'],
+    // auth: verifies the token of a `refresh` (docs/security.md).
+    bindings: ['table', 'deliveryQueue', 'auth'],
     timeoutSeconds: 10,
     memoryMB: 512,
   },
@@ -181,7 +220,9 @@ export const functions = [
     entry: 'lambdas/handlers/broadcaster.ts',
     description: 'Delivers published messages from the delivery queue to every connection of the group',
     trigger: { kind: 'sqs', queue: 'delivery', batchSize: 10, maxBatchingWindowSeconds: 0 },
-    bindings: ['table', 'connections', 'fanoutQueue'],
+    // peers + replicationQueue: forwards publishes of tenants homed elsewhere, replicates those homed here
+    // (docs/multi-region.md).
+    bindings: ['table', 'connections', 'fanoutQueue', 'peers', 'replicationQueue'],
     environment: {
       /** How long delivered messages stay replayable with `since`. */
       HISTORY_RETENTION_SECONDS: String(24 * 3600),
@@ -201,6 +242,15 @@ export const functions = [
     bindings: ['table', 'connections'],
     timeoutSeconds: 30,
     memoryMB: 1024,
+  },
+  {
+    name: 'replicator',
+    entry: 'lambdas/handlers/replicator.ts',
+    description: "Sends the home region's sequenced messages to the peer regions' delivery queues, in order per lane",
+    trigger: { kind: 'sqs', queue: 'replication', batchSize: 10, maxBatchingWindowSeconds: 0 },
+    bindings: ['peers'],
+    timeoutSeconds: 10,
+    memoryMB: 256,
   },
   {
     name: 'entityApi',
@@ -241,6 +291,41 @@ export const functions = [
     timeoutSeconds: 60,
     memoryMB: 256,
   },
+  {
+    name: 'publishApi',
+    entry: 'lambdas/handlers/publish-api.ts',
+    description: 'Server-side publishing over HTTP: to a group, or to every connection of one user (user:<id>)',
+    trigger: { kind: 'http', authorizer: 'jwt', routes: [{ method: 'POST', path: '/v1/publish' }] },
+    // table: the tenant catalog's role rules; auth: the claim names of the JWT authorizer's claims.
+    bindings: ['table', 'auth', 'deliveryQueue'],
+    timeoutSeconds: 10,
+    memoryMB: 256,
+  },
+  {
+    name: 'reaper',
+    entry: 'lambdas/handlers/reaper.ts',
+    description: 'Closes connections whose token expired (error frame, then DeleteConnection); docs/security.md',
+    trigger: { kind: 'schedule', rateMinutes: 1 },
+    bindings: ['table', 'connections'],
+    timeoutSeconds: 60,
+    memoryMB: 256,
+  },
+  {
+    name: 'adminApi',
+    entry: 'lambdas/handlers/admin-api.ts',
+    description: 'Tenant administration over HTTP: disconnect a user or the whole tenant, read usage',
+    trigger: {
+      kind: 'http',
+      authorizer: 'jwt',
+      routes: [
+        { method: 'POST', path: '/v1/admin/disconnect' },
+        { method: 'GET', path: '/v1/usage' },
+      ],
+    },
+    bindings: ['table', 'auth', 'connections'],
+    timeoutSeconds: 30,
+    memoryMB: 256,
+  },
 ] as const satisfies readonly FunctionSpec[];
 
 export type FunctionName = (typeof functions)[number]['name'];
@@ -248,6 +333,19 @@ export type FunctionName = (typeof functions)[number]['name'];
 /** Environment keys a function receives from its bindings. */
 export function envKeysOf(spec: FunctionSpec): string[] {
   return spec.bindings.flatMap((b) => [...bindingEnv[b]]);
+}
+
+/**
+ * The Secrets Manager name prefix of a stage's tenant database secrets: `tenantcast/<stage>/tenant/`. Onboarding
+ * creates `tenantcast/<stage>/tenant/<tenantId>`; the `tenantData` binding may read only names under this prefix.
+ */
+export function tenantSecretPrefix(stage: string): string {
+  return `tenantcast/${stage}/tenant/`;
+}
+
+/** The Secrets Manager name of a tenant's database secret: `tenantcast/<stage>/tenant/<tenantId>`. */
+export function tenantSecretName(stage: string, tenantId: string): string {
+  return `${tenantSecretPrefix(stage)}${tenantId}`;
 }
 
 /** The WebSocket API's route selection expression: `action` in the JSON frame. */

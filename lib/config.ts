@@ -37,6 +37,13 @@ export interface AuthConfig {
   /** Where the signing keys are published (`JWKS_URI`), an https URL. */
   readonly jwksUri: string;
   readonly claims: ClaimNames;
+  /**
+   * Browser origins allowed to open a WebSocket (the handshake's `Origin`), e.g. `https://app.example.com`;
+   * `*` allows any. Checked by the `$connect` authorizer (docs/security.md). @default ['*']
+   */
+  readonly allowedOrigins: readonly string[];
+  /** Whether a handshake without an `Origin` header (server and native clients) is accepted. @default true */
+  readonly allowMissingOrigin: boolean;
 }
 
 /** Steady-state and burst request limits applied to every route of the stage. */
@@ -48,6 +55,26 @@ export interface ThrottleConfig {
 }
 
 export const DEFAULT_THROTTLE: ThrottleConfig = { rateLimit: 500, burstLimit: 1000 };
+
+/** The Aurora Serverless v2 PostgreSQL clusters holding the stage's tenant databases (the data stack, docs/tenants.md). */
+export interface ClustersConfig {
+  /** How many clusters tenants are spread over: 1 to 26, with ids `cluster-a` to `cluster-z`. */
+  readonly count: number;
+  /** Least Aurora capacity units of each cluster's writer: 0 to 256 in steps of 0.5 (0 lets an idle cluster pause). */
+  readonly minCapacity: number;
+  /** Most Aurora capacity units of each cluster's writer: 1 to 256 in steps of 0.5, at least `minCapacity`. */
+  readonly maxCapacity: number;
+  /** Days automated backups are kept: 1 to 35. */
+  readonly backupRetentionDays: number;
+}
+
+export const DEFAULT_CLUSTERS: ClustersConfig = { count: 2, minCapacity: 0.5, maxCapacity: 4, backupRetentionDays: 7 };
+
+/** Cross-origin requests the HTTP API answers (preflight and CORS headers). */
+export interface CorsConfig {
+  /** Browser origins allowed to call the HTTP API, e.g. `https://app.example.com`; `*` allows any. */
+  readonly allowedOrigins: readonly string[];
+}
 
 /** One validated stage. */
 export interface StageConfig {
@@ -66,6 +93,16 @@ export interface StageConfig {
   readonly deletionProtection: boolean;
   readonly throttle: ThrottleConfig;
   readonly auth: AuthConfig;
+  /** The tenant database clusters. @default DEFAULT_CLUSTERS */
+  readonly clusters: ClustersConfig;
+  /** CORS of the HTTP API. @default - the WebSocket's `auth.allowedOrigins` */
+  readonly cors: CorsConfig;
+  /**
+   * Whether the stack sets the region's API Gateway account settings to a CloudWatch Logs role it creates
+   * (`AWS::ApiGateway::Account`), which WebSocket API access logging needs. The setting is one per account and
+   * region: when several stages share an account and region, let exactly one of them manage it. @default true
+   */
+  readonly apiGatewayCloudWatchRole: boolean;
 }
 
 export interface TenantcastConfig {
@@ -101,6 +138,9 @@ const STAGE_FIELDS = [
   'deletionProtection',
   'throttle',
   'auth',
+  'clusters',
+  'cors',
+  'apiGatewayCloudWatchRole',
 ];
 
 function show(value: unknown): string {
@@ -183,8 +223,23 @@ function parseStage(name: string, raw: unknown, problems: string[]): StageConfig
 
   const throttle = parseThrottle(where, raw.throttle, problems);
   const auth = parseAuth(where, raw.auth, problems);
+  const clusters = parseClusters(where, raw.clusters, problems);
+  const cors = parseCors(where, raw.cors, auth?.allowedOrigins ?? ['*'], problems);
 
-  if (problems.length > before || throttle === undefined || auth === undefined) return undefined;
+  const apiGatewayCloudWatchRole = raw.apiGatewayCloudWatchRole ?? true;
+  if (typeof apiGatewayCloudWatchRole !== 'boolean') {
+    problems.push(`${where}: apiGatewayCloudWatchRole must be true or false (got ${show(apiGatewayCloudWatchRole)})`);
+  }
+
+  if (
+    problems.length > before ||
+    throttle === undefined ||
+    auth === undefined ||
+    clusters === undefined ||
+    cors === undefined
+  ) {
+    return undefined;
+  }
   return {
     name,
     regions: regions as string[],
@@ -195,7 +250,94 @@ function parseStage(name: string, raw: unknown, problems: string[]): StageConfig
     deletionProtection: deletionProtection as boolean,
     throttle,
     auth,
+    clusters,
+    cors,
+    apiGatewayCloudWatchRole: apiGatewayCloudWatchRole as boolean,
   };
+}
+
+function isCapacity(value: unknown, min: number): value is number {
+  return typeof value === 'number' && value >= min && value <= 256 && Number.isInteger(value * 2);
+}
+
+function parseClusters(where: string, raw: unknown, problems: string[]): ClustersConfig | undefined {
+  if (raw === undefined) return DEFAULT_CLUSTERS;
+  if (!isRecord(raw)) {
+    problems.push(
+      `${where}: clusters must be an object {count, minCapacity, maxCapacity, backupRetentionDays} (got ${show(raw)})`,
+    );
+    return undefined;
+  }
+  const before = problems.length;
+  for (const key of Object.keys(raw)) {
+    if (!(key in DEFAULT_CLUSTERS)) {
+      problems.push(
+        `${where}: clusters has an unknown field '${key}' (known: ${Object.keys(DEFAULT_CLUSTERS).join(', ')})`,
+      );
+    }
+  }
+  const count = raw.count ?? DEFAULT_CLUSTERS.count;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 26) {
+    problems.push(`${where}: clusters.count must be an integer from 1 to 26 (got ${show(count)})`);
+  }
+  const minCapacity = raw.minCapacity ?? DEFAULT_CLUSTERS.minCapacity;
+  if (!isCapacity(minCapacity, 0)) {
+    problems.push(`${where}: clusters.minCapacity must be 0 to 256 ACUs in steps of 0.5 (got ${show(minCapacity)})`);
+  }
+  const maxCapacity = raw.maxCapacity ?? DEFAULT_CLUSTERS.maxCapacity;
+  if (!isCapacity(maxCapacity, 1)) {
+    problems.push(`${where}: clusters.maxCapacity must be 1 to 256 ACUs in steps of 0.5 (got ${show(maxCapacity)})`);
+  } else if (isCapacity(minCapacity, 0) && maxCapacity < minCapacity) {
+    problems.push(
+      `${where}: clusters.maxCapacity (${maxCapacity}) must be at least clusters.minCapacity (${minCapacity})`,
+    );
+  }
+  const backupRetentionDays = raw.backupRetentionDays ?? DEFAULT_CLUSTERS.backupRetentionDays;
+  if (
+    typeof backupRetentionDays !== 'number' ||
+    !Number.isInteger(backupRetentionDays) ||
+    backupRetentionDays < 1 ||
+    backupRetentionDays > 35
+  ) {
+    problems.push(
+      `${where}: clusters.backupRetentionDays must be an integer from 1 to 35 (got ${show(backupRetentionDays)})`,
+    );
+  }
+  if (problems.length > before) return undefined;
+  return {
+    count: count as number,
+    minCapacity: minCapacity as number,
+    maxCapacity: maxCapacity as number,
+    backupRetentionDays: backupRetentionDays as number,
+  };
+}
+
+function parseCors(
+  where: string,
+  raw: unknown,
+  defaultOrigins: readonly string[],
+  problems: string[],
+): CorsConfig | undefined {
+  if (raw === undefined) return { allowedOrigins: defaultOrigins };
+  if (!isRecord(raw)) {
+    problems.push(`${where}: cors must be an object {allowedOrigins} (got ${show(raw)})`);
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (key !== 'allowedOrigins') problems.push(`${where}: cors has an unknown field '${key}' (known: allowedOrigins)`);
+  }
+  const allowedOrigins = raw.allowedOrigins ?? defaultOrigins;
+  if (
+    !Array.isArray(allowedOrigins) ||
+    allowedOrigins.length === 0 ||
+    allowedOrigins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))
+  ) {
+    problems.push(
+      `${where}: cors.allowedOrigins must be a non-empty list of origins such as "https://app.example.com" or "*" (got ${show(allowedOrigins)})`,
+    );
+    return undefined;
+  }
+  return { allowedOrigins: allowedOrigins as string[] };
 }
 
 function parseThrottle(where: string, raw: unknown, problems: string[]): ThrottleConfig | undefined {
@@ -256,8 +398,30 @@ function parseAuth(where: string, raw: unknown, problems: string[]): AuthConfig 
     }
     claims[key as keyof ClaimNames] = value;
   }
+  const allowedOrigins = raw.allowedOrigins ?? ['*'];
+  if (
+    !Array.isArray(allowedOrigins) ||
+    allowedOrigins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))
+  ) {
+    problems.push(
+      `${where}: auth.allowedOrigins must be a list of origins such as "https://app.example.com" or "*" (got ${show(allowedOrigins)})`,
+    );
+    ok = false;
+  }
+  const allowMissingOrigin = raw.allowMissingOrigin ?? true;
+  if (typeof allowMissingOrigin !== 'boolean') {
+    problems.push(`${where}: auth.allowMissingOrigin must be true or false (got ${show(allowMissingOrigin)})`);
+    ok = false;
+  }
   if (!ok) return undefined;
-  return { issuer: raw.issuer as string, audience: raw.audience as string, jwksUri: raw.jwksUri as string, claims };
+  return {
+    issuer: raw.issuer as string,
+    audience: raw.audience as string,
+    jwksUri: raw.jwksUri as string,
+    claims,
+    allowedOrigins: allowedOrigins as string[],
+    allowMissingOrigin: allowMissingOrigin as boolean,
+  };
 }
 
 /**
@@ -305,4 +469,9 @@ export function loadConfig(node: Node): TenantcastConfig {
 /** The stack name for a stage in a region, e.g. `tenantcast-dev-eu-west-1`. */
 export function stackNameOf(stage: Pick<StageConfig, 'name'>, region: string): string {
   return `tenantcast-${stage.name}-${region}`;
+}
+
+/** The data stack's name for a stage in a region, e.g. `tenantcast-dev-eu-west-1-data`. */
+export function dataStackNameOf(stage: Pick<StageConfig, 'name'>, region: string): string {
+  return `${stackNameOf(stage, region)}-data`;
 }

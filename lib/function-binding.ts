@@ -9,6 +9,8 @@ import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Binding } from '../lambdas/manifest.ts';
 import type { AuthConfig } from './config.ts';
+import { acknowledgeWildcardResource } from './nag.ts';
+import type { IStagePeers } from './stage-peers.ts';
 
 /** A resource a function can be bound to. */
 export interface IFunctionBinding {
@@ -32,6 +34,15 @@ export interface IConnectionsEndpoint {
   grantManageConnections(grantee: IGrantable): Grant;
 }
 
+/** The tenant databases (Aurora clusters behind the RDS Data API) and their per-tenant secrets. */
+export interface ITenantDataPlane {
+  /**
+   * Grants the Data API statement and transaction actions on the tenant clusters only, and
+   * `secretsmanager:GetSecretValue` on the stage's tenant secrets only.
+   */
+  grantTenantDataAccess(grantee: IGrantable): Grant;
+}
+
 /** Factories for the manifest's bindings. */
 export const FunctionBinding = {
   /** `TABLE_NAME`; read/write on the table and its indexes (`grantReadWriteData`). */
@@ -39,7 +50,14 @@ export const FunctionBinding = {
     return {
       binding: 'table',
       environment: { TABLE_NAME: table.tableName },
-      grantTo: (grantee) => table.grantReadWriteData(grantee),
+      grantTo: (grantee) => {
+        acknowledgeWildcardResource(
+          grantee,
+          `${table.tableArn}/index/*`,
+          "Queries of the main table use its global secondary indexes; `index/*` covers this one table's indexes only.",
+        );
+        return table.grantReadWriteData(grantee);
+      },
     };
   },
 
@@ -70,7 +88,6 @@ export const FunctionBinding = {
     };
   },
 
-  /** `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, `CLAIM_TENANT`, `CLAIM_USER`, `CLAIM_ROLES`; no permissions. */
   /** `CHANGES_QUEUE_URL`; `sqs:SendMessage` and friends on the changes queue (`grantSendMessages`). */
   changesQueue(queue: IQueue): IFunctionBinding {
     return {
@@ -80,6 +97,43 @@ export const FunctionBinding = {
     };
   },
 
+  /** `REPLICATION_QUEUE_URL`; `sqs:SendMessage` and friends on the replication queue (docs/multi-region.md). */
+  replicationQueue(queue: IQueue): IFunctionBinding {
+    return {
+      binding: 'replicationQueue',
+      environment: { REPLICATION_QUEUE_URL: queue.queueUrl },
+      grantTo: (grantee) => queue.grantSendMessages(grantee),
+    };
+  },
+
+  /**
+   * `STAGE_REGIONS` and `PEER_DELIVERY_QUEUES` (`region=url` pairs); `sqs:SendMessage` on the other regions'
+   * delivery queues (docs/multi-region.md).
+   */
+  peers(peers: IStagePeers): IFunctionBinding {
+    return {
+      binding: 'peers',
+      environment: {
+        STAGE_REGIONS: peers.stageRegions.join(' '),
+        PEER_DELIVERY_QUEUES: [...peers.peerDeliveryQueueUrls].map(([region, url]) => `${region}=${url}`).join(' '),
+      },
+      grantTo: (grantee) => peers.grantSendToPeers(grantee),
+    };
+  },
+
+  /**
+   * No environment (each tenant's cluster, database and secret come from the tenant catalog); Data API statements
+   * on the tenant clusters and reading the stage's tenant secrets.
+   */
+  tenantData(plane: ITenantDataPlane): IFunctionBinding {
+    return {
+      binding: 'tenantData',
+      environment: {},
+      grantTo: (grantee) => plane.grantTenantDataAccess(grantee),
+    };
+  },
+
+  /** `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`, claim names and the origin allowlist; no permissions. */
   auth(auth: AuthConfig): IFunctionBinding {
     return {
       binding: 'auth',
@@ -90,6 +144,8 @@ export const FunctionBinding = {
         CLAIM_TENANT: auth.claims.tenant,
         CLAIM_USER: auth.claims.user,
         CLAIM_ROLES: auth.claims.roles,
+        ALLOWED_ORIGINS: auth.allowedOrigins.join(' '),
+        ALLOW_MISSING_ORIGIN: String(auth.allowMissingOrigin),
       },
       grantTo: () => undefined,
     };

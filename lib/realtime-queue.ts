@@ -9,6 +9,14 @@ import type { QueueSpec } from '../lambdas/manifest.ts';
 export interface RealtimeQueueProps {
   /** Visibility timeout, receive count before dead-lettering, and retention; see `queues` in lambdas/manifest.ts. */
   readonly spec: QueueSpec;
+
+  /**
+   * The queue's physical name (a FIFO queue's ends in `.fifo`). Set it when other stacks or regions address the queue
+   * by name (the delivery queue, docs/multi-region.md); changing it replaces the queue.
+   *
+   * @default - a name CloudFormation generates
+   */
+  readonly queueName?: string;
 }
 
 /** Options for {@link RealtimeQueue.addConsumer}. */
@@ -43,6 +51,11 @@ export class RealtimeQueue extends Construct {
     super(scope, id);
     this.spec = props.spec;
     this.validate(props.spec);
+    if (props.queueName !== undefined && props.queueName.endsWith('.fifo') !== (props.spec.fifo === true)) {
+      throw new Error(
+        `${this.node.path}: queueName must end in '.fifo' exactly when the queue is FIFO (got '${props.queueName}', fifo: ${props.spec.fifo === true})`,
+      );
+    }
 
     const fifo = props.spec.fifo === true ? { fifo: true } : {};
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
@@ -53,6 +66,7 @@ export class RealtimeQueue extends Construct {
     });
     this.queue = new Queue(this, 'Queue', {
       ...fifo,
+      ...(props.queueName === undefined ? {} : { queueName: props.queueName }),
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(props.spec.visibilityTimeoutSeconds),

@@ -1,15 +1,20 @@
 import path from 'node:path';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { FunctionSpec, QueueSpec } from '../lambdas/manifest.ts';
 import * as manifest from '../lambdas/manifest.ts';
+import { ApiGatewayCloudWatchRole } from './api-gateway-cloudwatch-role.ts';
 import type { StageConfig } from './config.ts';
-import { FunctionBinding, type IFunctionBinding } from './function-binding.ts';
+import { FunctionBinding, type IFunctionBinding, type ITenantDataPlane } from './function-binding.ts';
 import { RealtimeQueue } from './realtime-queue.ts';
 import { RealtimeTable, type RealtimeTableSpec } from './realtime-table.ts';
 import { RealtimeWebSocketApi } from './realtime-websocket-api.ts';
+import { deliveryQueueNameOf, StagePeers } from './stage-peers.ts';
 import { TenantcastFunction } from './tenantcast-function.ts';
+import { TenantcastHttpApi } from './tenantcast-http-api.ts';
 
 /** The repository root: manifest entries are relative to it, and it holds package-lock.json. */
 export const REPOSITORY_ROOT = path.resolve(import.meta.dirname, '..');
@@ -49,6 +54,12 @@ export interface RealtimeStackProps extends StackProps {
    * @default - the repository root
    */
   readonly projectRoot?: string;
+
+  /**
+   * The stage's tenant databases (the data stack's TenantClusters), for functions with the `tenantData` binding:
+   * a construct, so the grants reference the clusters themselves.
+   */
+  readonly tenantData: ITenantDataPlane;
 }
 
 /**
@@ -59,13 +70,24 @@ export class RealtimeStack extends Stack {
   readonly stage: StageConfig;
   readonly table: RealtimeTable;
   readonly webSocketApi: RealtimeWebSocketApi;
+  /** The HTTP API of the manifest's `http` routes, behind the JWT authorizer. */
+  readonly httpApi: TenantcastHttpApi;
+  /** The tenant databases the `tenantData` binding grants access to. */
+  readonly tenantData: ITenantDataPlane;
   /** Queues by manifest name. */
   readonly queues: ReadonlyMap<string, RealtimeQueue>;
   /** Functions by manifest name. */
   readonly functions: ReadonlyMap<string, TenantcastFunction>;
+  private stagePeers: StagePeers | undefined;
+
+  /** The stage's other regions and their delivery queues, for multi-region delivery (docs/multi-region.md). */
+  get peers(): StagePeers {
+    this.stagePeers ??= new StagePeers(this, 'StagePeers', { stageName: this.stage.name, regions: this.stage.regions });
+    return this.stagePeers;
+  }
 
   constructor(scope: Construct, id: string, props: RealtimeStackProps) {
-    const { stage, manifest: manifestOverride, projectRoot, ...stackProps } = props;
+    const { stage, manifest: manifestOverride, projectRoot, tenantData, ...stackProps } = props;
     super(scope, id, {
       description: `tenantcast real-time backend, stage ${stage.name}`,
       terminationProtection: stage.deletionProtection,
@@ -74,6 +96,7 @@ export class RealtimeStack extends Stack {
     const spec = manifestOverride ?? DEFAULT_MANIFEST;
     const root = projectRoot ?? REPOSITORY_ROOT;
     this.stage = stage;
+    this.tenantData = tenantData;
     validateManifest(this.node.path, spec);
 
     Tags.of(this).add('project', 'tenantcast');
@@ -89,7 +112,14 @@ export class RealtimeStack extends Stack {
 
     const queues = new Map<string, RealtimeQueue>();
     for (const [name, queueSpec] of Object.entries(spec.queues)) {
-      queues.set(name, new RealtimeQueue(this, `${pascal(name)}Queue`, { spec: queueSpec }));
+      queues.set(
+        name,
+        new RealtimeQueue(this, `${pascal(name)}Queue`, {
+          spec: queueSpec,
+          // Peer regions address the delivery queue by name (docs/multi-region.md).
+          ...(name === QUEUE_OF_BINDING.deliveryQueue && { queueName: deliveryQueueNameOf(stage.name) }),
+        }),
+      );
     }
     this.queues = queues;
 
@@ -121,6 +151,23 @@ export class RealtimeStack extends Stack {
       routeSelectionExpression: spec.routeSelectionExpression,
       throttle: stage.throttle,
       description: `tenantcast ${stage.name}`,
+      accessLogRetention: stage.logRetentionDays as RetentionDays,
+      accessLogRemovalPolicy: removalPolicy,
+    });
+    if (stage.apiGatewayCloudWatchRole) {
+      // WebSocket access logging needs the region's API Gateway account setting to name a CloudWatch Logs role.
+      const cloudWatchRole = new ApiGatewayCloudWatchRole(this, 'ApiGatewayCloudWatchRole');
+      this.webSocketApi.stage.node.addDependency(cloudWatchRole.account);
+    }
+
+    this.httpApi = new TenantcastHttpApi(this, 'HttpApi', {
+      jwtIssuer: stage.auth.issuer,
+      jwtAudience: [stage.auth.audience],
+      corsAllowedOrigins: stage.cors.allowedOrigins,
+      throttle: stage.throttle,
+      description: `tenantcast ${stage.name} HTTP API`,
+      accessLogRetention: stage.logRetentionDays as RetentionDays,
+      accessLogRemovalPolicy: removalPolicy,
     });
 
     for (const fnSpec of spec.functions) {
@@ -140,6 +187,16 @@ export class RealtimeStack extends Stack {
             maxBatchingWindow: Duration.seconds(trigger.maxBatchingWindowSeconds),
           });
           break;
+        case 'http':
+          for (const route of trigger.routes) this.httpApi.addRoute(route.method, route.path, fn);
+          break;
+        case 'schedule':
+          new Rule(this, `${fnSpec.name}Schedule`, {
+            description: `Invokes ${fnSpec.name} every ${trigger.rateMinutes} minute(s)`,
+            schedule: Schedule.rate(Duration.minutes(trigger.rateMinutes)),
+            targets: [new LambdaFunction(fn, { retryAttempts: 2 })],
+          });
+          break;
       }
       fn.bind(...fnSpec.bindings.map((binding) => this.bindingFor(binding)));
     }
@@ -151,6 +208,10 @@ export class RealtimeStack extends Stack {
     new CfnOutput(this, 'CallbackUrl', {
       description: 'API Gateway Management API endpoint of the stage (@connections)',
       value: this.webSocketApi.callbackUrl,
+    });
+    new CfnOutput(this, 'HttpApiUrl', {
+      description: 'Base URL of the HTTP API (entity, publish and admin routes)',
+      value: this.httpApi.url,
     });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
     for (const [name, queue] of queues) {
@@ -174,8 +235,11 @@ export class RealtimeStack extends Stack {
       case 'changesQueue':
         return FunctionBinding.changesQueue((this.queues.get('changes') as RealtimeQueue).queue);
       case 'tenantData':
-        // Not wired yet: the data stack (Aurora clusters, scoped rds-data/secretsmanager grants) is still to come.
-        return { binding: 'tenantData', environment: {}, grantTo: () => undefined };
+        return FunctionBinding.tenantData(this.tenantData);
+      case 'peers':
+        return FunctionBinding.peers(this.peers);
+      case 'replicationQueue':
+        return FunctionBinding.replicationQueue((this.queues.get('replication') as RealtimeQueue).queue);
     }
   }
 }
@@ -207,6 +271,18 @@ function validateManifest(where: string, spec: RealtimeManifest): void {
     }
     const duplicates = fn.bindings.filter((b, i) => fn.bindings.indexOf(b) !== i);
     if (duplicates.length > 0) problems.push(`function '${fn.name}' lists binding(s) twice: ${duplicates.join(', ')}`);
+    if (fn.trigger.kind === 'schedule') {
+      const rate = fn.trigger.rateMinutes;
+      if (!Number.isInteger(rate) || rate < 1) {
+        problems.push(`function '${fn.name}' has a schedule rate of ${rate} minutes (a whole number from 1)`);
+      }
+    }
+  }
+  const httpRoutes = spec.functions.flatMap((fn) =>
+    fn.trigger.kind === 'http' ? fn.trigger.routes.map((r) => `${r.method} ${r.path}`) : [],
+  );
+  for (const [i, route] of httpRoutes.entries()) {
+    if (httpRoutes.indexOf(route) !== i) problems.push(`HTTP route '${route}' is declared twice`);
   }
   for (const name of Object.keys(spec.queues)) {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) problems.push(`queue name '${name}' must be alphanumeric`);

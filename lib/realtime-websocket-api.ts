@@ -1,6 +1,8 @@
-import { Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnAuthorizer,
+  LogGroupLogDestination,
   WebSocketApi,
   type WebSocketAuthorizer,
   type WebSocketRoute,
@@ -10,10 +12,12 @@ import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authoriz
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { routeSelectionExpression as manifestRouteSelectionExpression } from '../lambdas/manifest.ts';
 import { DEFAULT_THROTTLE, type ThrottleConfig } from './config.ts';
 import type { IConnectionsEndpoint } from './function-binding.ts';
+import { acknowledgeWildcardResource } from './nag.ts';
 
 export interface RealtimeWebSocketApiProps {
   /** Name of the API stage; clients connect to `wss://…/{stageName}`. Letters, digits, `-` and `_`. */
@@ -40,6 +44,21 @@ export interface RealtimeWebSocketApiProps {
   readonly throttle?: ThrottleConfig;
 
   /**
+   * How long access logs are kept. Access logging of a WebSocket API needs the region's API Gateway account
+   * setting to name a CloudWatch Logs role (see ApiGatewayCloudWatchRole).
+   *
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly accessLogRetention?: RetentionDays;
+
+  /**
+   * What happens to the access log group when it leaves the stack.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly accessLogRemovalPolicy?: RemovalPolicy;
+
+  /**
    * Name of the API.
    *
    * @default - the construct's unique id
@@ -64,6 +83,21 @@ export interface RealtimeRouteOptions {
   readonly returnResponse?: boolean;
 }
 
+/** One JSON line per connect, message and disconnect; WebSocket API `$context` variables only. */
+export const WEBSOCKET_ACCESS_LOG_FORMAT = AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: '$context.requestId',
+    connectionId: '$context.connectionId',
+    eventType: '$context.eventType',
+    routeKey: '$context.routeKey',
+    status: '$context.status',
+    ip: '$context.identity.sourceIp',
+    requestTime: '$context.requestTime',
+    error: '$context.error.message',
+    integrationError: '$context.integration.error',
+  }),
+);
+
 const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 const ROUTE_KEY = /^\S{1,128}$/;
 
@@ -74,6 +108,8 @@ const ROUTE_KEY = /^\S{1,128}$/;
 export class RealtimeWebSocketApi extends Construct implements IConnectionsEndpoint {
   readonly api: WebSocketApi;
   readonly stage: WebSocketStage;
+  /** Where the stage's access logs go. */
+  readonly accessLogGroup: LogGroup;
   /** The `$connect` authorizer's function. */
   readonly authorizerFunction: IFunction;
 
@@ -100,11 +136,19 @@ export class RealtimeWebSocketApi extends Construct implements IConnectionsEndpo
       description: props.description,
       routeSelectionExpression: props.routeSelectionExpression ?? manifestRouteSelectionExpression,
     });
+    this.accessLogGroup = new LogGroup(this, 'AccessLogs', {
+      retention: props.accessLogRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: props.accessLogRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
     this.stage = new WebSocketStage(this, 'Stage', {
       webSocketApi: this.api,
       stageName: props.stageName,
       autoDeploy: true,
       throttle: { rateLimit: throttle.rateLimit, burstLimit: throttle.burstLimit },
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(this.accessLogGroup),
+        format: WEBSOCKET_ACCESS_LOG_FORMAT,
+      },
     });
 
     this.authorizerFunction = props.authorizer;
@@ -163,7 +207,17 @@ export class RealtimeWebSocketApi extends Construct implements IConnectionsEndpo
       returnResponse: options.returnResponse ?? false,
       ...(routeKey === '$connect' ? { authorizer: this.authorizer } : {}),
     });
-    if (routeKey === '$connect') this.removeIdentitySource();
+    if (routeKey === '$connect') {
+      this.removeIdentitySource();
+    } else {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          routeKey === '$disconnect'
+            ? '$disconnect cannot carry an authorizer (API Gateway authorizes $connect only); it runs for connections $connect authorized.'
+            : `API Gateway authorizes WebSocket connections at $connect only; '${routeKey}' runs on a connection $connect authorized, with the verified identity kept from then on.`,
+      });
+    }
     return route;
   }
 
@@ -173,11 +227,13 @@ export class RealtimeWebSocketApi extends Construct implements IConnectionsEndpo
    */
   grantManageConnections(grantee: IGrantable): Grant {
     const apiArn = Stack.of(this).formatArn({ service: 'execute-api', resource: this.api.apiId });
-    return Grant.addToPrincipal({
+    const connections = `${apiArn}/${this.stage.stageName}/*/@connections/*`;
+    acknowledgeWildcardResource(
       grantee,
-      actions: ['execute-api:ManageConnections'],
-      resourceArns: [`${apiArn}/${this.stage.stageName}/*/@connections/*`],
-    });
+      connections,
+      'Connection ids are created at run time, so the @connections resource of this API stage needs wildcards for the method and the connection id.',
+    );
+    return Grant.addToPrincipal({ grantee, actions: ['execute-api:ManageConnections'], resourceArns: [connections] });
   }
 
   /**

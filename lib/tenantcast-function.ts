@@ -1,4 +1,5 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Grant, type IRole, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, RuntimeFamily, Tracing } from 'aws-cdk-lib/aws-lambda';
 import {
   LogLevel as BundlingLogLevel,
@@ -6,7 +7,7 @@ import {
   type NodejsFunctionProps,
   OutputFormat,
 } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ILogGroupRef, LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { type Binding, bindingEnv } from '../lambdas/manifest.ts';
 import type { LogLevel } from './config.ts';
@@ -68,6 +69,9 @@ export interface TenantcastFunctionProps
  * A Node.js Lambda function with the house defaults: the newest Node.js runtime, arm64, X-Ray tracing, a log group
  * with retention, Powertools environment, and esbuild bundling to minified ESM with source maps.
  *
+ * Unless a `role` is given, its role has no AWS-managed policy: it may write to its own log group (and X-Ray), and
+ * gets the rest from bindings and triggers.
+ *
  * Connect it to shared resources with {@link TenantcastFunction.bind}, which sets the manifest's environment keys
  * and grants access in one call.
  */
@@ -86,19 +90,31 @@ export class TenantcastFunction extends NodejsFunction {
       throw new Error(`${where}: memorySize must be an integer between 128 and 10240 MB (got ${memorySize})`);
     }
 
+    const logGroup: ILogGroupRef =
+      props.logGroup ??
+      // A sibling of the function: it has to exist before super() runs, when `this` is not yet usable.
+      new LogGroup(scope, `${id}LogGroup`, {
+        retention: props.logGroupRetention ?? RetentionDays.ONE_MONTH,
+        removalPolicy: props.logGroupRemovalPolicy ?? RemovalPolicy.RETAIN,
+      });
+    const role: IRole =
+      props.role ?? new Role(scope, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    if (!props.role) {
+      Grant.addToPrincipal({
+        grantee: role,
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resourceArns: [logGroup.logGroupRef.logGroupArn],
+      });
+    }
+
     super(scope, id, {
       ...props,
+      role,
       memorySize,
       runtime: props.runtime ?? TENANTCAST_RUNTIME,
       architecture: props.architecture ?? Architecture.ARM_64,
       tracing: props.tracing ?? Tracing.ACTIVE,
-      // A sibling of the function: it has to exist before super() runs, when `this` is not yet usable.
-      logGroup:
-        props.logGroup ??
-        new LogGroup(scope, `${id}LogGroup`, {
-          retention: props.logGroupRetention ?? RetentionDays.ONE_MONTH,
-          removalPolicy: props.logGroupRemovalPolicy ?? RemovalPolicy.RETAIN,
-        }),
+      logGroup,
       bundling: {
         format: OutputFormat.ESM,
         mainFields: ['module', 'main'],
@@ -117,6 +133,13 @@ export class TenantcastFunction extends NodejsFunction {
         ...props.environment,
       },
     });
+    if ((props.tracing ?? Tracing.ACTIVE) !== Tracing.DISABLED) {
+      Validations.of(role).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so AWS requires Resource *.',
+      });
+    }
   }
 
   /** The manifest bindings applied so far. */

@@ -88,10 +88,10 @@ describe('ensureTable', () => {
       { AttributeName: manifestTable.sortKey, KeyType: 'RANGE' },
     ]);
     expect(table?.AttributeDefinitions?.map((a) => `${a.AttributeName}:${a.AttributeType}`).sort()).toEqual(
-      ['gsi1pk:S', 'gsi1sk:S', 'pk:S', 'sk:S'].sort(),
+      ['gsi1pk:S', 'gsi1sk:S', 'gsi2pk:S', 'gsi2sk:S', 'pk:S', 'sk:S'].sort(),
     );
-    expect(table?.GlobalSecondaryIndexes).toHaveLength(1);
-    const gsi = table?.GlobalSecondaryIndexes?.[0];
+    expect(table?.GlobalSecondaryIndexes?.map((i) => i.IndexName).sort()).toEqual(['gsi1', 'gsi2']);
+    const gsi = table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === 'gsi1');
     expect(gsi?.IndexName).toBe('gsi1');
     expect(gsi?.IndexStatus).toBe('ACTIVE');
     expect(gsi?.Projection?.ProjectionType).toBe('ALL');

@@ -116,6 +116,8 @@ export interface DevIdentity {
   /** `{basePath}/jwks.json` — JWKS_URI is the server's base URL plus this. */
   readonly jwksPath: string;
   signToken(input: SignTokenInput): SignedToken;
+  /** Requests served (live object): how often verifiers fetched the JWKS, for tests of the key cache. */
+  readonly stats: { jwksRequests: number };
   /** Serves the token and JWKS routes; false for any other path. Fits `Gateway.addHttpHandler`. */
   httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
 }
@@ -140,6 +142,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
   const jwks: Jwks = { keys: [key.publicJwk] };
   const tokenPath = `${basePath}/token`;
   const jwksPath = `${basePath}/jwks.json`;
+  const stats = { jwksRequests: 0 };
 
   function signToken(input: SignTokenInput): SignedToken {
     const signer = input.key ?? key;
@@ -209,6 +212,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
     }
     try {
       if (pathname === jwksPath) {
+        stats.jwksRequests++;
         await drain(req);
         if (method !== 'GET' && method !== 'HEAD') throw new BadRequest(405, 'BAD_REQUEST', 'use GET');
         json(res, 200, jwks, { 'Cache-Control': 'max-age=300' });
@@ -244,6 +248,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
     tokenPath,
     jwksPath,
     signToken,
+    stats,
     httpHandler,
   };
 }

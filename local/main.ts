@@ -12,6 +12,7 @@ const runtime = await startLocal({
 
 const lines = [
   `tenantcast local runtime (stage local, region us-east-1)`,
+  `  demo app           ${runtime.url}/   (sign in as a seeded user; docs/client.md, "Demo")`,
   `  WebSocket          ${runtime.wsUrl}   (token: ?token=<jwt> or subprotocols ["tenantcast.v1", "<jwt>"])`,
   `  @connections API   ${runtime.url}/@connections/<id>`,
   `  dev tokens         POST ${runtime.url}/dev/token  {"tenantId":"acme","userId":"alice","roles":["member"]}`,

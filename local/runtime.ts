@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
+import { createWebHandler } from '../web/server.ts';
 import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
 import { ensureTable, type LocalDynamo, startDynamo, startTtlSweeper, type TtlSweeper } from './dynamo.ts';
 import { FunctionHost } from './function-host.ts';
@@ -19,6 +20,7 @@ import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromMani
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
 import { createDevIdentity, type DevIdentity } from './identity.ts';
 import { type Meter, startMeter } from './meter.ts';
+import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
 import { seedTenants } from './seed.ts';
 import { localClusterIds, seedData } from './seed-data.ts';
@@ -60,6 +62,20 @@ export interface LocalOptions {
   readonly schedules?: boolean;
   /** Writes the endpoints the tenants CLI needs (`npm run tenants`) to this file. @default none */
   readonly endpointsFile?: string;
+  /**
+   * Multi-region delivery (docs/multi-region.md): the stage's regions, in order, and the delivery queue URL of each
+   * other region. Started together by `startLocalStage` (local/multi-region.ts). @default this region alone
+   */
+  readonly stageRegions?: readonly string[];
+  readonly peerDeliveryQueues?: Readonly<Record<string, string>>;
+  /** An SQS stand-in started (and stopped) by the caller, whose queue URLs peers must know up front. @default own */
+  readonly sqs?: LocalSqs;
+  /** Browser origins the authorizer accepts (`*`: any). @default this runtime's own: `http://127.0.0.1:<port>`, `http://localhost:<port>` */
+  readonly allowedOrigins?: readonly string[];
+  /** Accept handshakes without an `Origin` header (server clients). @default true */
+  readonly allowMissingOrigin?: boolean;
+  /** Serve the demo app (web/) at `/`; it is bundled on its first request (web/server.ts). @default true */
+  readonly web?: boolean;
 }
 
 export interface LocalRuntime {
@@ -85,6 +101,8 @@ export interface LocalRuntime {
   runScheduled(functionName: string): Promise<unknown>;
   /** Tenant configuration, through the same code the functions use. */
   readonly tenants: TenantDirectory;
+  /** The functions' EMF metrics, as the ops page (`GET /ops`, docs/operations.md) shows them. */
+  readonly metrics: MetricsCollector;
   stop(): Promise<void>;
 }
 
@@ -147,12 +165,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const clusters = [];
     for (const id of localClusterIds) clusters.push(await dataApi.addCluster(id));
 
-    const sqs = await startSqs({ region });
-    stoppers.push(() => sqs.close());
+    const sqs = options.sqs ?? (await startSqs({ region }));
+    if (options.sqs === undefined) stoppers.push(() => sqs.close());
     const queues = await ensureQueues(sqs.client, manifestQueues, { prefix: `tenantcast-${stage}-` });
 
     // Functions are started lazily, on first invocation, so their environment can name the gateway's real port.
     const hosts = new Map<string, FunctionHost>();
+    // Every function log line also feeds the ops page's EMF collector (local/ops.ts), as CloudWatch extracts EMF.
+    const metrics = new MetricsCollector();
+    const functionLog = options.onFunctionLog ?? ((_name: string, line: string) => process.stdout.write(`${line}\n`));
     const bindingValues: Record<string, string> = {};
     const baseEnv: Record<string, string> = {
       AWS_REGION: region,
@@ -178,7 +199,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
           root,
           bindingValues,
           baseEnv,
-          ...(options.onFunctionLog && { onLog: options.onFunctionLog }),
+          onLog: (name, line) => {
+            metrics.ingest(line);
+            functionLog(name, line);
+          },
         }),
       );
     }
@@ -216,6 +240,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
     });
     gateway.addHttpHandler(httpApi.httpHandler);
+    gateway.addHttpHandler(createOpsHandler(metrics, { gateway, functions: hosts, sqs: sqs.client, queues }));
+    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs.
+    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler);
 
     Object.assign(bindingValues, {
       TABLE_NAME: tableName,
@@ -228,7 +255,16 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       CLAIM_TENANT: 'tenant_id',
       CLAIM_USER: 'sub',
       CLAIM_ROLES: 'roles',
+      // The stage's origin allowlist (docs/security.md): locally, pages served by this runtime and server clients.
+      ALLOWED_ORIGINS: (options.allowedOrigins ?? [gateway.url, `http://localhost:${gateway.port}`]).join(' '),
+      ALLOW_MISSING_ORIGIN: String(options.allowMissingOrigin ?? true),
       CHANGES_QUEUE_URL: queues.changes.url,
+      // Multi-region delivery (docs/multi-region.md): alone, this region is every tenant's home and has no peers.
+      STAGE_REGIONS: (options.stageRegions ?? [region]).join(' '),
+      PEER_DELIVERY_QUEUES: Object.entries(options.peerDeliveryQueues ?? {})
+        .map(([peer, url]) => `${peer}=${url}`)
+        .join(' '),
+      REPLICATION_QUEUE_URL: queues.replication.url,
     });
 
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
@@ -245,6 +281,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
         rdsData: dataApi.endpoint,
         secretsManager: dataApi.endpoint,
         clusters,
+        connections: gateway.url,
       });
     }
 
@@ -332,6 +369,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       ttlSweeper,
       runScheduled: (name) => invokerOf(name)(scheduledEvent(region, name)),
       tenants,
+      metrics,
       stop: () => {
         stopping ??= stopAll();
         return stopping;

@@ -8,7 +8,22 @@ export const defaultRoleRules: RoleRules = {
   viewer: { subscribe: ['*'], publish: [] },
 };
 
+/**
+ * Raised limits for the seeded development tenants, which the benchmark and the load tests drive far past the
+ * service defaults (lambdas/core/rate-limit.ts). A tenant created with the CLI gets the defaults (docs/security.md).
+ */
+export const devLimits: NonNullable<TenantConfig['limits']> = {
+  maxConnections: 100_000,
+  maxConnectionsPerUser: 1_000,
+  messagesPerSecond: 10_000,
+  messageBurst: 20_000,
+  publishesPerSecond: 10_000,
+  publishBurst: 20_000,
+  httpRequestsPerSecond: 10_000,
+  httpBurst: 20_000,
+};
+
 export const seedTenants: readonly TenantConfig[] = [
-  { tenantId: 'acme', roleRules: defaultRoleRules },
-  { tenantId: 'globex', roleRules: defaultRoleRules },
+  { tenantId: 'acme', roleRules: defaultRoleRules, limits: devLimits },
+  { tenantId: 'globex', roleRules: defaultRoleRules, limits: devLimits },
 ];

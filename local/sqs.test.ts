@@ -6,7 +6,7 @@ import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
-  type SQSClient,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { queues as manifestQueues } from '../lambdas/manifest.ts';
@@ -207,5 +207,46 @@ describe('local-aws-sqs behaviour (with our fixes)', () => {
     await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'y' }));
     await receive(q.url, 0);
     expect(sqs.requestCounts()).toEqual({ SendMessage: 2, ReceiveMessage: 1 });
+  });
+});
+
+describe('failSends (fault injection)', () => {
+  it('refuses sends to the named queue with 503 ServiceUnavailable until restored, and enqueues nothing', async () => {
+    const failing = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }))[0];
+    const healthy = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }))[0];
+    if (failing === undefined || healthy === undefined) throw new Error('no queue');
+    const refusedBefore = sqs.refusedSends();
+    const restore = sqs.failSends(failing.name);
+    const client = new SQSClient({
+      endpoint: sqs.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      maxAttempts: 2,
+    });
+    const refused = await client
+      .send(new SendMessageBatchCommand({ QueueUrl: failing.url, Entries: [{ Id: '1', MessageBody: 'lost' }] }))
+      .catch((err: unknown) => err as { name: string; $metadata: { httpStatusCode?: number } });
+    expect(refused).toMatchObject({ name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+    expect(sqs.refusedSends() - refusedBefore).toBe(2);
+    await client.send(new SendMessageCommand({ QueueUrl: healthy.url, MessageBody: 'other queue' }));
+    expect((await receive(healthy.url, 0)).map((m) => m.Body)).toEqual(['other queue']);
+    expect(await receive(failing.url, 0)).toEqual([]);
+
+    restore();
+    await client.send(new SendMessageCommand({ QueueUrl: failing.url, MessageBody: 'after restore' }));
+    expect((await receive(failing.url, 0)).map((m) => m.Body)).toEqual(['after restore']);
+    client.destroy();
+  });
+
+  it('with true refuses sends to every queue; restoreSends removes every fault', async () => {
+    const q = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }))[0];
+    if (q === undefined) throw new Error('no queue');
+    sqs.failSends(true);
+    await expect(sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'x' }))).rejects.toMatchObject({
+      name: 'ServiceUnavailable',
+    });
+    sqs.restoreSends();
+    await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'y' }));
+    expect((await receive(q.url, 0)).map((m) => m.Body)).toEqual(['y']);
   });
 });

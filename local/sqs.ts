@@ -19,9 +19,12 @@
  * when its last visibility timeout expires; the observable result (received maxReceiveCount times, then in the DLQ)
  * is the same.
  * Messages live in memory only: they are lost when the process exits.
+ *
+ * Fault injection: `failSends(queueName | true)` makes sends to a queue answer 503 `ServiceUnavailable`, as SQS does
+ * when unreachable (the outbox tests: docs/delivery.md, "Local fault injection").
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   CreateQueueCommand,
@@ -55,6 +58,16 @@ export interface LocalSqs {
    */
   requestCounts(): Record<string, number>;
   resetRequestCounts(): void;
+  /**
+   * Fault injection: `SendMessage` and `SendMessageBatch` to the queue named `queue` (its SQS name, e.g.
+   * `tenantcast-local-changes`; `true`: every queue) answer HTTP 503 `ServiceUnavailable`, as SQS does when it is
+   * unreachable or overloaded. The SDK retries them (standard retry mode) and then throws. Nothing is enqueued.
+   * Returns a function that removes this fault; `restoreSends()` removes all.
+   */
+  failSends(queue: string | true): () => void;
+  restoreSends(): void;
+  /** Sends refused by `failSends` so far (every attempt counts, retries included). */
+  refusedSends(): number;
   close(): Promise<void>;
 }
 
@@ -80,6 +93,13 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
   });
   const state: PatchState = { closed: false };
   const counts = new Map<string, number>();
+  // failSends: queue names (or `true` for all) whose sends answer 503.
+  const failing = new Map<symbol, string | true>();
+  let refused = 0;
+  const failsFor = (queueUrl: unknown) =>
+    [...failing.values()].some(
+      (target) => target === true || (typeof queueUrl === 'string' && queueUrl.split('/').at(-1) === target),
+    );
 
   const server = createServer((req, res) => {
     const target = req.headers['x-amz-target'];
@@ -92,10 +112,13 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
       if (!res.writableFinished) request.gone = true;
     });
     currentRequest.run(request, () => {
+      const isSend = action === 'SendMessage' || action === 'SendMessageBatch';
       const handled =
         action === 'ReceiveMessage'
           ? withAttributeNames(req).then((r) => requestHandler(r, res))
-          : requestHandler(req, res);
+          : isSend && failing.size > 0
+            ? refuseIfFailing(req, res, failsFor, () => refused++).then((r) => (r ? requestHandler(r, res) : undefined))
+            : requestHandler(req, res);
       handled.catch((err: unknown) => {
         console.error('[local-sqs] request failed', err);
         if (!res.headersSent) res.statusCode = 500;
@@ -123,6 +146,15 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
     client,
     requestCounts: () => Object.fromEntries(counts),
     resetRequestCounts: () => counts.clear(),
+    failSends(queue) {
+      const key = Symbol('failSends');
+      failing.set(key, queue);
+      return () => {
+        failing.delete(key);
+      };
+    },
+    restoreSends: () => failing.clear(),
+    refusedSends: () => refused,
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
         state.closed = true;
@@ -163,6 +195,46 @@ async function withAttributeNames(req: IncomingMessage): Promise<IncomingMessage
     // Not JSON (Query protocol): pass it on unchanged.
   }
   // local-aws-sqs reads only the headers and the 'data'/'end' events of the request.
+  return Object.assign(Readable.from([body], { objectMode: false }), {
+    headers: req.headers,
+    method: req.method,
+    url: req.url,
+  }) as unknown as IncomingMessage;
+}
+
+/**
+ * `failSends`: answers a send to a failing queue with 503 `ServiceUnavailable` in the JSON protocol's error shape
+ * (what the SDK parses, and retries as a transient error); resolves with the request to pass on otherwise.
+ */
+async function refuseIfFailing(
+  req: IncomingMessage,
+  res: ServerResponse,
+  failsFor: (queueUrl: unknown) => boolean,
+  onRefused: () => void,
+): Promise<IncomingMessage | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks);
+  let queueUrl: unknown;
+  try {
+    queueUrl = (JSON.parse(body.toString('utf8')) as { QueueUrl?: unknown }).QueueUrl;
+  } catch {
+    queueUrl = undefined;
+  }
+  if (failsFor(queueUrl)) {
+    onRefused();
+    const text = JSON.stringify({
+      __type: 'com.amazonaws.sqs#ServiceUnavailable',
+      message: 'Service Unavailable (injected by failSends)',
+    });
+    res.writeHead(503, {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amzn-query-error': 'ServiceUnavailable;Receiver',
+      'content-length': String(Buffer.byteLength(text)),
+    });
+    res.end(text);
+    return undefined;
+  }
   return Object.assign(Readable.from([body], { objectMode: false }), {
     headers: req.headers,
     method: req.method,

@@ -20,6 +20,8 @@ export interface LocalEndpoints {
   readonly rdsData: string;
   readonly secretsManager: string;
   readonly clusters: readonly ClusterRef[];
+  /** The `@connections` Management API (the CLI's `disconnect`). */
+  readonly connections?: string;
 }
 
 export function localDataPorts(endpoint: string, region: string): { dataApi: DataApi; secrets: SecretStore } {

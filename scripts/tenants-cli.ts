@@ -12,11 +12,14 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TenantcastError } from '../lambdas/core/errors.ts';
 import { Onboarding } from '../lambdas/core/onboarding.ts';
+import { disconnectAll, TenantConnections } from '../lambdas/core/revocation.ts';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
+import { parseUsageRange, UsageStore, usageCounters } from '../lambdas/core/usage.ts';
 import { localDataPorts, readEndpointsFile } from '../local/tenant-data.ts';
 
 export const DEFAULT_ENDPOINTS_FILE = '.local/endpoints.json';
@@ -31,6 +34,11 @@ Commands:
       Re-introspects the tenant's database after its schema changed; stores a new snapshot version if it differs.
   list
       Tenants per cluster, with database and schema version.
+  usage <tenantId> [--from yyyy-mm-dd] [--to yyyy-mm-dd]
+      Metered usage per day (connections, connection-minutes, frames in, deliveries out, entity reads and writes);
+      the last 30 days by default. docs/security.md.
+  disconnect <tenantId> [--user <userId>]
+      Closes every open connection of the tenant, or of one user of it (revocation). docs/security.md.
 
 Options:
   --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
@@ -135,6 +143,52 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
         io.out(table(['CLUSTER', 'TENANT', 'DATABASE', 'SCHEMA', 'ENTITIES'], rows));
         return 0;
       }
+      case 'usage': {
+        if (tenantId === undefined) {
+          io.err(`usage needs <tenantId>\n\n${help}`);
+          return 2;
+        }
+        const { from, to } = parseUsageRange({ from: values.from, to: values.to }, Date.now());
+        const days = await new UsageStore({ client: documentClient, tableName: endpoints.tableName }).read(
+          tenantId,
+          from,
+          to,
+        );
+        io.out(`${tenantId}: usage from ${from} to ${to}`);
+        io.out(
+          table(
+            ['DAY', ...usageCounters],
+            days.map((d) => [d.day, ...usageCounters.map((c) => String(d[c]))]),
+          ),
+        );
+        return 0;
+      }
+      case 'disconnect': {
+        if (tenantId === undefined) {
+          io.err(`disconnect needs <tenantId>\n\n${help}`);
+          return 2;
+        }
+        if (endpoints.connections === undefined) throw new Error('the endpoints file has no connections endpoint');
+        const api = new ApiGatewayManagementApiClient({
+          endpoint: endpoints.connections,
+          region: endpoints.region,
+          credentials,
+        });
+        const result = await disconnectAll(tenantId, values.user, {
+          connections: new TenantConnections({ client: documentClient, tableName: endpoints.tableName }),
+          close: async (connectionId) => {
+            try {
+              await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+            } catch (err) {
+              if ((err as { name?: string }).name !== 'GoneException') throw err;
+            }
+          },
+        });
+        io.out(
+          `${tenantId}${values.user ? ` user ${values.user}` : ''}: ${result.disconnected} disconnected, ${result.failed} failed`,
+        );
+        return result.failed > 0 ? 1 : 0;
+      }
       default:
         io.err(`unknown command '${command}'\n\n${help}`);
         return 2;
@@ -156,6 +210,9 @@ function parse(argv: readonly string[]) {
     options: {
       schema: { type: 'string' },
       cluster: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      user: { type: 'string' },
       endpoints: { type: 'string' },
       stage: { type: 'string' },
       region: { type: 'string' },

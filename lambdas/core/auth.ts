@@ -151,3 +151,10 @@ export function callerFromAuthorizer(authorizer: unknown): Caller | undefined {
   }
   return { tenantId: ctx.tenantId, userId: ctx.userId, roles, claims };
 }
+
+/** The token expiry (epoch seconds) from the authorizer context (API Gateway stringifies it); 0 when absent. */
+export function expFromAuthorizer(authorizer: unknown): number {
+  if (typeof authorizer !== 'object' || authorizer === null) return 0;
+  const exp = Number((authorizer as Record<string, unknown>).exp);
+  return Number.isFinite(exp) && exp > 0 ? Math.floor(exp) : 0;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { defaultClaimNames } from './auth.ts';
-import { authorize, type TokenVerifier } from './authorize.ts';
+import { authorize, originPolicyFrom, refusedOrigin, type TokenVerifier } from './authorize.ts';
 
 const methodArn = 'arn:aws:execute-api:eu-west-1:123456789012:abc/dev/$connect';
 const verifier = (payload: Record<string, unknown> | Error): TokenVerifier => ({
@@ -60,5 +60,22 @@ describe('the $connect authorizer', () => {
     ).catch(() => undefined);
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('\n')).not.toContain('secret.token.value');
+  });
+});
+
+describe('the origin policy', () => {
+  const policy = originPolicyFrom('https://app.example.com http://localhost:3000', 'false');
+
+  it('allows listed origins, case-insensitively, and nothing else', () => {
+    expect(refusedOrigin('https://app.example.com', policy)).toBeUndefined();
+    expect(refusedOrigin('HTTPS://APP.EXAMPLE.COM', policy)).toBeUndefined();
+    expect(refusedOrigin('https://app.example.com.evil.example', policy)).toBe('origin not allowed');
+    expect(refusedOrigin('null', policy)).toBe('origin not allowed');
+  });
+
+  it('refuses a missing origin unless the stage allows server clients, and * allows any origin', () => {
+    expect(refusedOrigin(undefined, policy)).toBe('no Origin header');
+    expect(refusedOrigin(undefined, originPolicyFrom('', 'true'))).toBeUndefined();
+    expect(refusedOrigin('https://anything.example', originPolicyFrom('*', 'false'))).toBeUndefined();
   });
 });

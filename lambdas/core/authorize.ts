@@ -8,6 +8,7 @@ import {
   callerFromClaims,
   extraClaims,
   extractToken,
+  header,
   toAuthorizerContext,
 } from './auth.ts';
 
@@ -19,6 +20,31 @@ export interface AuthorizeDeps {
   readonly verifier: TokenVerifier;
   readonly claimNames: ClaimNames;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
+  /** The stage's origin allowlist (docs/security.md). Omitted: any origin, and none. */
+  readonly origins?: OriginPolicy;
+}
+
+export interface OriginPolicy {
+  /** Exact origins (`https://app.example.com`), or `*` for any. */
+  readonly allowed: readonly string[];
+  /** Whether a handshake without `Origin` (a server or native client) is accepted. */
+  readonly allowMissing: boolean;
+}
+
+/** The origin policy from `ALLOWED_ORIGINS` (space- or comma-separated) and `ALLOW_MISSING_ORIGIN`. */
+export function originPolicyFrom(allowedOrigins: string, allowMissingOrigin: string): OriginPolicy {
+  return {
+    allowed: allowedOrigins.split(/[\s,]+/).filter((o) => o.length > 0),
+    allowMissing: allowMissingOrigin.trim().toLowerCase() !== 'false',
+  };
+}
+
+/** Why the handshake's origin is refused, or undefined when it is allowed. Origins compare case-insensitively. */
+export function refusedOrigin(origin: string | undefined, policy: OriginPolicy): string | undefined {
+  if (origin === undefined || origin === '') return policy.allowMissing ? undefined : 'no Origin header';
+  if (policy.allowed.includes('*')) return undefined;
+  const wanted = origin.toLowerCase().replace(/\/+$/, '');
+  return policy.allowed.some((o) => o.toLowerCase() === wanted) ? undefined : 'origin not allowed';
 }
 
 /** API Gateway answers 401 when the authorizer throws exactly this. */
@@ -28,6 +54,16 @@ export async function authorize(
   event: Pick<APIGatewayRequestAuthorizerEvent, 'headers' | 'queryStringParameters' | 'methodArn'>,
   deps: AuthorizeDeps,
 ): Promise<APIGatewayAuthorizerResult> {
+  const originProblem = deps.origins && refusedOrigin(header(event.headers, 'origin'), deps.origins);
+  if (originProblem !== undefined) {
+    // Checked before the token, so a page of a foreign site costs no signature verification. The origin is logged
+    // (it is no secret), truncated.
+    deps.log?.('connection denied: origin', {
+      reason: originProblem,
+      origin: header(event.headers, 'origin')?.slice(0, 200),
+    });
+    return policy('anonymous', 'Deny', event.methodArn);
+  }
   const token = extractToken(event);
   if (token === undefined) {
     deps.log?.('connection refused: no token', {});

@@ -41,6 +41,46 @@ export interface BroadcastDeps {
   /** @default Date.now */
   readonly now?: () => number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
+  /** What happens to each post, for metrics (the handler turns these into EMF). @default none */
+  readonly observe?: (event: DeliveryEvent) => void;
+}
+
+/**
+ * What the engine reports as it delivers. `latencyMs` is publish→post of the oldest message in the posted frame
+ * (`now - ts`); replays report none (their messages come from history, not from a live publish).
+ */
+export type DeliveryEvent =
+  | {
+      readonly type: 'posted';
+      readonly tenantId: string;
+      readonly messages: number;
+      readonly latencyMs: number | undefined;
+    }
+  | { readonly type: 'gone'; readonly tenantId: string }
+  /** A post answered 429, 5xx or throttling: it is retried with backoff (and fails after the last attempt). */
+  | { readonly type: 'retryable'; readonly tenantId: string; readonly error: unknown }
+  /** A connection left out after every attempt: the run fails and SQS redelivers it. */
+  | { readonly type: 'failed'; readonly tenantId: string };
+
+/** How `deliverFrames` reports to `deps.observe`: the tenant, and whether the frames are live (latency measured). */
+export interface ObserveContext {
+  readonly tenantId: string;
+  readonly live: boolean;
+}
+
+/** Messages in a frame and the publish time (`ts`) of its oldest one; a reset frame has none. */
+export function framePublishTimes(frame: string): { readonly messages: number; readonly oldestTs: number | undefined } {
+  let parsed: { type?: unknown; ts?: unknown; messages?: unknown };
+  try {
+    parsed = JSON.parse(frame) as typeof parsed;
+  } catch {
+    return { messages: 0, oldestTs: undefined };
+  }
+  const all = parsed.type === 'batch' && Array.isArray(parsed.messages) ? (parsed.messages as unknown[]) : [parsed];
+  const times = all
+    .map((m) => (m as { type?: unknown; ts?: unknown }).ts)
+    .filter((ts): ts is number => typeof ts === 'number');
+  return { messages: times.length, oldestTs: times.length === 0 ? undefined : Math.min(...times) };
 }
 
 export interface DeliveryResult {
@@ -95,16 +135,36 @@ export async function deliverFrames(
   plan: ReadonlyMap<string, readonly string[]>,
   deps: BroadcastDeps,
   record: (connectionIds: readonly string[]) => Promise<void>,
+  observed?: ObserveContext,
 ): Promise<DeliveryResult> {
   let delivered = 0;
   let gone = 0;
   let failed = 0;
   let firstCause: unknown;
   const done: string[] = [];
+  const observe = observed === undefined ? undefined : deps.observe;
+  const now = deps.now ?? Date.now;
+  const frameInfo = new Map<string, ReturnType<typeof framePublishTimes>>();
+  const post = async (connectionId: string, frame: string) => {
+    if (observe === undefined || observed === undefined) return deps.post(connectionId, frame);
+    try {
+      await deps.post(connectionId, frame);
+    } catch (err) {
+      if (deps.isRetryable(err)) observe({ type: 'retryable', tenantId: observed.tenantId, error: err });
+      throw err;
+    }
+    let info = frameInfo.get(frame);
+    if (info === undefined) {
+      info = framePublishTimes(frame);
+      frameInfo.set(frame, info);
+    }
+    const latencyMs = observed.live && info.oldestTs !== undefined ? Math.max(0, now() - info.oldestTs) : undefined;
+    observe({ type: 'posted', tenantId: observed.tenantId, messages: info.messages, latencyMs });
+  };
   const results = await settleConcurrently([...plan], deps.concurrency ?? 32, async ([connectionId, frames]) => {
     try {
       for (const frame of frames) {
-        await withBackoff(() => deps.post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });
+        await withBackoff(() => post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });
       }
       done.push(connectionId);
       return 'delivered' as const;
@@ -112,6 +172,7 @@ export async function deliverFrames(
       if (!deps.isGone(err)) throw err;
       await deps.registry.removeConnection(connectionId);
       deps.log?.('removed gone connection', { connectionId });
+      if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });
       return 'gone' as const;
     }
   });
@@ -122,6 +183,7 @@ export async function deliverFrames(
     } else {
       failed++;
       firstCause ??= result.reason;
+      if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
     }
   }
   await record(done);
@@ -156,7 +218,10 @@ export async function broadcastRun(
 
   let plan = planDelivery(messages, members, undefined, deps.plan);
   if (redelivered) plan = await withoutDelivered(plan, messages, members, range, deps);
-  const result = await deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids));
+  const result = await deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids), {
+    tenantId,
+    live: true,
+  });
   return { ...result, seqs, split: false };
 }
 
@@ -262,7 +327,10 @@ export async function deliverFanoutJob(
       indexes.map((i) => job.frames[i] ?? ''),
     );
   }
-  return deliverFrames(plan, deps, (ids) => deps.history.addProgress(job.tenantId, job.group, range, ids));
+  return deliverFrames(plan, deps, (ids) => deps.history.addProgress(job.tenantId, job.group, range, ids), {
+    tenantId: job.tenantId,
+    live: true,
+  });
 }
 
 /**
@@ -284,7 +352,7 @@ export async function replay(
           deps.plan,
         );
   const plan = new Map(frames.length > 0 ? [[connectionId, frames]] : []);
-  const result = await deliverFrames(plan, deps, async () => undefined);
+  const result = await deliverFrames(plan, deps, async () => undefined, { tenantId, live: false });
   await deps.registry.completeReplay(tenantId, group, connectionId);
   return result;
 }

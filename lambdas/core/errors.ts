@@ -68,6 +68,17 @@ export class ConflictError extends TenantcastError {
   }
 }
 
+/** A rate limit engaged (docs/security.md): `retryAfterMs` says when the next attempt can succeed. */
+export class RateLimitedError extends TenantcastError {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super('RATE_LIMITED', message);
+  }
+}
+
 /** Anything that is not a TenantcastError becomes INTERNAL, without leaking its message to the client. */
 export function toTenantcastError(err: unknown): TenantcastError {
   if (err instanceof TenantcastError) return err;

@@ -107,6 +107,30 @@ export class GroupHistory {
     return out;
   }
 
+  /**
+   * Writes messages sequenced by another region (the group's home, docs/multi-region.md) into this region's history
+   * at the seqs they came with: history item, id → seq record, counter. No seq is assigned here. Idempotent: the
+   * home is the source of truth, so a seq's history item is simply (re)written with the home's message.
+   */
+  async record(messages: readonly SequencedMessage[]): Promise<void> {
+    const first = messages[0];
+    if (first === undefined) return;
+    const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
+    for (const { seq, ...message } of messages) {
+      const prefix = base(message.tenantId, message.group);
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `${prefix}#H`, sk: pad(seq), type: 'history', seq, message, ttl },
+        }),
+      );
+      await this.client.send(
+        new PutCommand({ TableName: this.tableName, Item: { pk: `${prefix}#I`, sk: message.id, seq, ttl } }),
+      );
+    }
+    await this.raiseCounter(first.tenantId, first.group, Math.max(...messages.map((m) => m.seq)));
+  }
+
   /** History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group). */
   async read(tenantId: string, group: string, since: number): Promise<HistoryRead> {
     const [state, items] = await Promise.all([

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
 import type { EntityRules } from './entities/model.ts';
 import { BadRequestError, ForbiddenError } from './errors.ts';
@@ -43,8 +44,11 @@ export interface OnboardingDeps {
   readonly secrets: SecretStore;
   readonly tenants: TenantDirectory;
   readonly clusters: readonly ClusterRef[];
-  /** Prefix of secret names. @default 'tenantcast/tenants/' */
-  readonly secretPrefix?: string;
+  /**
+   * The deployment stage: tenant secrets are named `tenantcast/<stage>/tenant/<tenantId>` (`tenantSecretName` in
+   * lambdas/manifest.ts), the prefix the `tenantData` binding grants read on. @default 'local'
+   */
+  readonly stage?: string;
   readonly log?: (message: string) => void;
 }
 
@@ -126,7 +130,7 @@ export class Onboarding {
     await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
     await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
     const secretArn = await this.deps.secrets.create(
-      `${this.deps.secretPrefix ?? 'tenantcast/tenants/'}${tenantId}`,
+      tenantSecretName(this.deps.stage ?? 'local', tenantId),
       JSON.stringify({
         username: databaseName,
         password,
@@ -149,7 +153,8 @@ export class Onboarding {
       database: { clusterId: cluster.id, ...db },
       schema,
       ...(input.entityRules && { entityRules: input.entityRules }),
-      ...(input.limits && { limits: input.limits }),
+      // Like the role rules, limits already in the catalog are kept unless new ones are given.
+      ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
     };
     await this.deps.tenants.put(config);
     log(`${tenantId}: ${Object.keys(schema.entities).length} entities, schema version ${schema.version}`);

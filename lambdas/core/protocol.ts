@@ -28,13 +28,20 @@ export const PublishFrame = z.strictObject({
   ref,
 });
 export const PingFrame = z.strictObject({ action: z.literal('ping'), ref });
+/** A fresh token for the open connection (docs/security.md, "Token lifetime"). Never logged. */
+export const RefreshFrame = z.strictObject({
+  action: z.literal('refresh'),
+  token: z.string().min(1, 'token must not be empty').max(8192, 'token must be at most 8192 characters'),
+  ref,
+});
 
 export type SubscribeFrame = z.infer<typeof SubscribeFrame>;
 export type UnsubscribeFrame = z.infer<typeof UnsubscribeFrame>;
 export type PublishFrame = z.infer<typeof PublishFrame>;
 export type PingFrame = z.infer<typeof PingFrame>;
+export type RefreshFrame = z.infer<typeof RefreshFrame>;
 
-export const clientActions = ['subscribe', 'unsubscribe', 'publish', 'ping'] as const;
+export const clientActions = ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh'] as const;
 export type ClientAction = (typeof clientActions)[number];
 
 const frameSchemas = {
@@ -42,9 +49,10 @@ const frameSchemas = {
   unsubscribe: UnsubscribeFrame,
   publish: PublishFrame,
   ping: PingFrame,
+  refresh: RefreshFrame,
 } as const;
 
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | PingFrame;
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | PingFrame | RefreshFrame;
 
 /** The `ref` of a frame, if it has a usable one, so even a rejected frame's error can be correlated. */
 export function refOf(value: unknown): string | undefined {
@@ -122,6 +130,8 @@ export interface ErrorFrame {
   ref?: string;
   code: ErrorCode;
   message: string;
+  /** With RATE_LIMITED: when the next attempt can succeed. */
+  retryAfterMs?: number;
 }
 export interface MessageFrame {
   type: 'message';
@@ -160,6 +170,17 @@ export function pong(ref: string | undefined): PongFrame {
   return { type: 'pong', ...(ref !== undefined && { ref }) };
 }
 
-export function errorFrame(ref: string | undefined, code: ErrorCode, message: string): ErrorFrame {
-  return { type: 'error', ...(ref !== undefined && { ref }), code, message };
+export function errorFrame(
+  ref: string | undefined,
+  code: ErrorCode,
+  message: string,
+  extra: { retryAfterMs?: number } = {},
+): ErrorFrame {
+  return {
+    type: 'error',
+    ...(ref !== undefined && { ref }),
+    code,
+    message,
+    ...(extra.retryAfterMs !== undefined && { retryAfterMs: extra.retryAfterMs }),
+  };
 }

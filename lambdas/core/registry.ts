@@ -25,6 +25,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
+import { expiryKeys } from './expiry.ts';
 import type { Caller } from './permissions.ts';
 
 export interface ConnectionRecord extends Caller {
@@ -79,7 +80,16 @@ export class Registry {
     return Math.floor(connectedAt / 1000) + limits.maxConnectionSeconds + EXPIRY_MARGIN_SECONDS;
   }
 
-  async putConnection(caller: Caller, connectionId: string, connectedAt: number): Promise<ConnectionRecord> {
+  /**
+   * `options.exp`: the token's expiry (epoch seconds), indexed in gsi2 for the reaper (lambdas/core/expiry.ts);
+   * omitted or 0: a token without expiry.
+   */
+  async putConnection(
+    caller: Caller,
+    connectionId: string,
+    connectedAt: number,
+    options: { readonly exp?: number } = {},
+  ): Promise<ConnectionRecord> {
     const record: ConnectionRecord = {
       connectionId,
       tenantId: caller.tenantId,
@@ -98,6 +108,8 @@ export class Registry {
           ...record,
           gsi1pk: tenantPk(caller.tenantId),
           gsi1sk: `U#${caller.userId}#C#${connectionId}`,
+          ...(options.exp !== undefined &&
+            options.exp > 0 && { exp: options.exp, ...expiryKeys(connectionId, options.exp) }),
         },
       }),
     );
@@ -217,6 +229,38 @@ export class Registry {
       if (page.length > 0) yield page;
       startKey = out.LastEvaluatedKey;
     } while (startKey !== undefined);
+  }
+
+  /**
+   * Every live connection of one user of a tenant, as members (roles from the connection item; no claims): a Query
+   * on index gsi1 (`gsi1pk = T#<tenant>`, `begins_with(gsi1sk, 'U#<user>#')`). Delivery to a `user:<id>` group
+   * reaches these (docs/delivery.md, "User groups").
+   */
+  async connectionsOfUser(tenantId: string, userId: string): Promise<Member[]> {
+    const members: Member[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :pk AND begins_with(gsi1sk, :user)',
+          ExpressionAttributeValues: { ':pk': tenantPk(tenantId), ':user': `U#${userId}#` },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        if (this.isExpired(item) || item.userId !== userId) continue;
+        members.push({
+          connectionId: String(item.connectionId),
+          userId,
+          roles: Array.isArray(item.roles) ? item.roles.map(String) : [],
+          claims: {},
+        });
+      }
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return members;
   }
 
   /** The groups a connection is subscribed to (one Query, paginated). */

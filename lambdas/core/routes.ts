@@ -4,7 +4,7 @@
  * Every outcome is a frame for the caller; nothing here throws past `handleFrame`.
  */
 import type { QueueMessage } from './delivery.ts';
-import { TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
+import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
   ack,
@@ -32,6 +32,16 @@ export interface RouteDeps {
   readonly newId: () => string;
   readonly now: () => number;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+  /**
+   * Rate limits (docs/security.md): `message` for every frame of a connection, `publish` for each publish of the
+   * tenant. Throws RateLimitedError when the limit is reached. Omitted: no limits.
+   */
+  readonly admit?: (kind: 'message' | 'publish', caller: Caller, connectionId: string) => Promise<void>;
+  /**
+   * `refresh`: verifies the new token for this caller (UNAUTHORIZED / FORBIDDEN) and extends the connection's life
+   * (lambdas/core/expiry.ts). Omitted: `refresh` is refused as BAD_REQUEST.
+   */
+  readonly refresh?: (connectionId: string, caller: Caller, token: string) => Promise<void>;
 }
 
 export interface FrameRequest {
@@ -46,6 +56,14 @@ export interface FrameRequest {
 export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promise<ServerFrame> {
   let ref: string | undefined;
   try {
+    if (request.caller !== undefined && deps.admit !== undefined) {
+      try {
+        await deps.admit('message', request.caller, request.connectionId);
+      } catch (err) {
+        ref = refOfBody(request.body);
+        throw err;
+      }
+    }
     const value = parseJsonFrame(request.body);
     ref = refOf(value);
     const frame = parseClientFrame(value);
@@ -82,6 +100,10 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         );
         return ack(ref);
       }
+      case 'refresh':
+        if (deps.refresh === undefined) throw new BadRequestError("unknown action 'refresh'");
+        await deps.refresh(request.connectionId, caller, frame.token);
+        return ack(ref);
       case 'unsubscribe':
         await deps.registry.unsubscribe(caller.tenantId, request.connectionId, frame.group);
         return ack(ref);
@@ -89,6 +111,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         assertPublishSize(frame.data);
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'publish', frame.group);
+        await deps.admit?.('publish', caller, request.connectionId);
         const id = deps.newId();
         await deps.enqueue(
           {
@@ -108,6 +131,20 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
   } catch (err) {
     if (!(err instanceof TenantcastError)) deps.onError?.(err, { connectionId: request.connectionId });
     const error = toTenantcastError(err);
-    return errorFrame(ref, error.code, error.message);
+    return errorFrame(
+      ref,
+      error.code,
+      error.message,
+      error instanceof RateLimitedError ? { retryAfterMs: error.retryAfterMs } : {},
+    );
+  }
+}
+
+/** The ref of a raw frame, for the error of a frame refused before it was parsed (a rate limit). */
+function refOfBody(body: string | undefined): string | undefined {
+  try {
+    return refOf(parseJsonFrame(body));
+  } catch {
+    return undefined;
   }
 }

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { EntityRules } from './entities/model.ts';
 import { ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
+import { RateLimitOverrides } from './rate-limit.ts';
 import { tenantPk } from './registry.ts';
 import { SchemaSnapshot } from './schema.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -36,7 +37,9 @@ export const TenantLimits = z
     /** Open WebSocket connections of the tenant. */
     maxConnections: z.number().int().positive(),
   })
-  .partial();
+  .partial()
+  // Rate limits and the per-user connection cap (lambdas/core/rate-limit.ts, docs/security.md).
+  .extend(RateLimitOverrides.shape);
 export type TenantLimits = z.infer<typeof TenantLimits>;
 
 export const TenantConfig = z.object({

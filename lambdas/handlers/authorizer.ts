@@ -1,16 +1,21 @@
 /** `$connect` authorizer: verifies the JWT and passes tenant, user and roles to every route of the connection. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { defaultClaimNames } from '../core/auth.ts';
-import { authorize } from '../core/authorize.ts';
+import { authorize, originPolicyFrom } from '../core/authorize.ts';
 import { optionalEnv, requireEnv } from '../core/env.ts';
 import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
 import { createLogger } from '../shared/logger.ts';
+import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
 
 const verifier = JwtVerifier.create(
   { issuer: requireEnv('JWT_ISSUER'), audience: requireEnv('JWT_AUDIENCE'), jwksUri: requireEnv('JWKS_URI') },
@@ -23,12 +28,18 @@ const claimNames = {
   roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
 };
 
+const origins = originPolicyFrom(optionalEnv('ALLOWED_ORIGINS', '*'), optionalEnv('ALLOW_MISSING_ORIGIN', 'true'));
+
 export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput(metrics, metricNames.authorizations))
   .handler((event) =>
     authorize(event, {
       verifier,
       claimNames,
+      origins,
       log: (message, details) => logger.info(message, { ...details, connectionId: event.requestContext?.connectionId }),
     }),
   );

@@ -4,18 +4,55 @@
  */
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
+import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
+import { queues } from '../manifest.ts';
 import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { createLogger } from '../shared/logger.ts';
+import {
+  correlatedLogger,
+  correlationOf,
+  countDlqSends,
+  countInput,
+  createMetrics,
+  createTracer,
+  DeliveryMetrics,
+  metricNames,
+} from '../shared/metrics.ts';
+import { createRecorder, createReplication } from '../shared/replication-deps.ts';
+import { createUsage } from '../shared/usage-meter.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+/** Per-tenant lines of each run (their own instance, so they never carry the invocation's metrics). */
+const tenantMetrics = createMetrics();
+const tracer = createTracer();
 const processor = new SqsFifoPartialProcessorAsync();
 const deps = createBroadcastDeps(logger);
+/** Multi-region delivery (docs/multi-region.md): forward to the tenant's home region, or replicate from here. */
+const replication = createReplication(logger);
+const recorder = createRecorder();
+const usage = createUsage(logger);
 
-type Unit = { kind: 'run'; messages: DeliveryMessage[] } | { kind: 'other'; record: SQSRecord };
+type Unit =
+  | { kind: 'run'; messages: DeliveryMessage[]; records: SQSRecord[] }
+  | { kind: 'replicas'; replicas: ReplicaMessage[]; records: SQSRecord[] }
+  | { kind: 'other'; record: SQSRecord };
+
+/** A replica from the tenant's home region (docs/multi-region.md), or undefined for anything else. */
+function replicaOf(body: string): ReplicaMessage | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return isReplica(parsed) ? ReplicaMessage.parse(parsed) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Splits the batch into units processed as one: consecutive published messages of a group (coalesced and packed
@@ -25,8 +62,24 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
   const outcome = new Map<string, () => Promise<void>>();
   const open = new Map<string, { messages: DeliveryMessage[]; records: SQSRecord[] }>();
   const units: { unit: Unit; records: SQSRecord[] }[] = [];
+  const openReplicas = new Map<string, { replicas: ReplicaMessage[]; records: SQSRecord[] }>();
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
+    // Consecutive replicas of a group are one run too, delivered (coalesced, packed) like published messages.
+    const replica = replicaOf(record.body);
+    if (replica !== undefined) {
+      open.delete(group);
+      let run = openReplicas.get(group);
+      if (run === undefined) {
+        run = { replicas: [], records: [] };
+        openReplicas.set(group, run);
+        units.push({ unit: { kind: 'replicas', ...run }, records: run.records });
+      }
+      run.replicas.push(replica);
+      run.records.push(record);
+      continue;
+    }
+    openReplicas.delete(group);
     let parsed: QueueMessage | undefined;
     try {
       parsed = QueueMessage.parse(JSON.parse(record.body));
@@ -42,7 +95,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
     if (run === undefined) {
       run = { messages: [], records: [] };
       open.set(group, run);
-      units.push({ unit: { kind: 'run', messages: run.messages }, records: run.records });
+      units.push({ unit: { kind: 'run', messages: run.messages, records: run.records }, records: run.records });
     }
     run.messages.push(parsed);
     run.records.push(record);
@@ -51,7 +104,12 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
     let started: Promise<void> | undefined;
     const redelivered = records.some((r) => Number(r.attributes.ApproximateReceiveCount) > 1);
     const start = () => {
-      started ??= unit.kind === 'run' ? deliverRun(unit.messages, redelivered) : deliverOther(unit.record);
+      started ??=
+        unit.kind === 'run'
+          ? deliverRun(unit.messages, unit.records, redelivered)
+          : unit.kind === 'replicas'
+            ? deliverReplicaRun(unit.replicas, redelivered)
+            : deliverOther(unit.record);
       return started;
     };
     for (const record of records) outcome.set(record.messageId, start);
@@ -59,10 +117,58 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
   return outcome;
 }
 
-async function deliverRun(messages: DeliveryMessage[], redelivered: boolean): Promise<void> {
-  const result = await broadcastRun(messages, redelivered, deps);
+async function deliverRun(messages: DeliveryMessage[], records: SQSRecord[], redelivered: boolean): Promise<void> {
   const head = messages[0];
-  logger.info('delivered', { tenantId: head?.tenantId, group: head?.group, redelivered, ...result });
+  // Correlation ids from the publisher's message attributes (docs/operations.md); a run of several messages logs
+  // the first one's, and every id in `messageIds`.
+  const ids = correlationOf(records[0]?.messageAttributes ?? {});
+  const log = correlatedLogger(logger, { ...ids, tenantId: head?.tenantId, messageId: ids.messageId ?? head?.id });
+  // A tenant homed in another region gets its seqs there: the run goes to the home's delivery queue as it is.
+  const route = head === undefined ? undefined : routeOf(head.tenantId, replication.topology);
+  if (route?.kind === 'forward') {
+    await replication.forward(messages, route.home);
+    log.info('forwarded', { group: head?.group, messageIds: messages.map((m) => m.id), home: route.home });
+    return;
+  }
+  const observed = new DeliveryMetrics(tenantMetrics, head?.tenantId ?? 'unknown');
+  try {
+    const result = await broadcastRun(messages, redelivered, {
+      ...deps,
+      history: replication.history(deps.history),
+      observe: observed.observe,
+    });
+    log.info('delivered', { group: head?.group, messageIds: messages.map((m) => m.id), redelivered, ...result });
+    if (head !== undefined) {
+      usage.add(head.tenantId, 'deliveriesOut', result.delivered);
+      await usage.flush();
+    }
+  } finally {
+    observed.flush();
+  }
+}
+
+/** Replicas from the tenant's home region: recorded at their seqs in this region's history, then delivered here. */
+async function deliverReplicaRun(replicas: ReplicaMessage[], redelivered: boolean): Promise<void> {
+  const head = replicas[0]?.message;
+  const observed = new DeliveryMetrics(tenantMetrics, head?.tenantId ?? 'unknown');
+  try {
+    const result = await deliverReplicas(replicas, redelivered, { ...deps, recorder, observe: observed.observe });
+    logger.info('delivered replicas', {
+      tenantId: head?.tenantId,
+      group: head?.group,
+      origin: replicas[0]?.origin,
+      messageIds: replicas.map((r) => r.message.id),
+      redelivered,
+      ...result,
+    });
+    // Deliveries in a peer region are the tenant's deliveries too.
+    if (head !== undefined) {
+      usage.add(head.tenantId, 'deliveriesOut', result.delivered);
+      await usage.flush();
+    }
+  } finally {
+    observed.flush();
+  }
 }
 
 async function deliverOther(record: SQSRecord): Promise<void> {
@@ -81,9 +187,12 @@ async function deliverOther(record: SQSRecord): Promise<void> {
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .handler((event, context) => {
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
+  .handler(async (event, context) => {
     const outcomes = plan(event);
-    return processPartialResponse(
+    const response = await processPartialResponse(
       event,
       (record: SQSRecord) => (outcomes.get(record.messageId) as () => Promise<void>)(),
       processor,
@@ -93,4 +202,6 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
         throwOnFullBatchFailure: false,
       },
     );
+    countDlqSends(metrics, event, response, queues.delivery.maxReceiveCount);
+    return response;
   });

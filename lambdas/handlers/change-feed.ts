@@ -4,6 +4,8 @@
  * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
@@ -17,8 +19,11 @@ import { numberEnv, requireEnv } from '../core/env.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createLogger } from '../shared/logger.ts';
+import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
 const sqs = new SQSClient({});
 const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
 const tenants = new TenantDirectory({
@@ -40,6 +45,9 @@ const deps = {
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
   .handler(async (event) => {
     const events: ChangeEvent[] = [];
     for (const record of event.Records) {

@@ -1,28 +1,73 @@
-/** `$connect`: registers the connection (the authorizer has already verified the token). */
+/** `$connect`: checks the connection caps and registers the connection (the authorizer has verified the token). */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import { callerFromAuthorizer, header, SUBPROTOCOL } from '../core/auth.ts';
-import { requireEnv } from '../core/env.ts';
+import { callerFromAuthorizer, expFromAuthorizer, header, SUBPROTOCOL } from '../core/auth.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
+import { ForbiddenError } from '../core/errors.ts';
+import { connectionCapExceeded, effectiveLimits } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
+import { TenantConnections } from '../core/revocation.ts';
+import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createUsage } from '../shared/usage-meter.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 
 const logger = createLogger();
-const registry = new Registry({ client: createDocumentClient(), tableName: requireEnv('TABLE_NAME') });
+const metrics = createMetrics();
+const tracer = createTracer();
+const documentClient = createDocumentClient();
+const tableName = requireEnv('TABLE_NAME');
+const registry = new Registry({ client: documentClient, tableName });
+const connections = new TenantConnections({ client: documentClient, tableName });
+const usage = createUsage(logger);
+const tenants = new TenantDirectory({
+  client: documentClient,
+  tableName,
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+
+/** The tenant's limits; an unconfigured tenant gets the defaults here (its frames are refused FORBIDDEN later). */
+async function limitsOf(tenantId: string) {
+  try {
+    return effectiveLimits((await tenants.get(tenantId)).limits);
+  } catch (err) {
+    if (err instanceof ForbiddenError) return effectiveLimits(undefined);
+    throw err;
+  }
+}
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
   .handler(async (event) => {
     const { connectionId, connectedAt, authorizer } = event.requestContext;
     const caller = callerFromAuthorizer(authorizer);
     if (caller === undefined) {
       logger.error('$connect reached without an authorizer context', { connectionId });
+      metrics.addMetric(metricNames.connectionsRefused, MetricUnit.Count, 1);
       return { statusCode: 403 };
     }
     logger.appendKeys({ connectionId, tenantId: caller.tenantId });
-    await registry.putConnection(caller, connectionId, connectedAt);
+    metrics.addMetadata('tenantId', caller.tenantId);
+    const refused = await connectionCapExceeded(caller.tenantId, caller.userId, await limitsOf(caller.tenantId), {
+      count: (tenantId, userId) => connections.count(tenantId, userId),
+    });
+    if (refused !== undefined) {
+      logger.info('connection refused: cap', { userId: caller.userId, reason: refused });
+      metrics.addMetric(metricNames.connectionsRefused, MetricUnit.Count, 1);
+      // API Gateway returns a non-2xx $connect status as the handshake's status.
+      return { statusCode: 429, body: `Too Many Requests: ${refused}` };
+    }
+    await registry.putConnection(caller, connectionId, connectedAt, { exp: expFromAuthorizer(authorizer) });
+    usage.add(caller.tenantId, 'connections');
+    await usage.flush();
     logger.info('connected', { userId: caller.userId });
+    metrics.addMetric(metricNames.connectionsOpened, MetricUnit.Count, 1);
     // A browser that offered subprotocols closes the socket unless the server selects one.
     const offered = header(event.headers, 'sec-websocket-protocol') ?? '';
     const selectsProtocol = offered.split(',').some((p) => p.trim() === SUBPROTOCOL);

@@ -4,6 +4,8 @@
  */
 import { Router } from '@aws-lambda-powertools/event-handler/http';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
@@ -18,9 +20,14 @@ import { TenantDirectory } from '../core/tenants.ts';
 import { functions, limits } from '../manifest.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
+import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
+import { countHttp, createMetrics, createTracer } from '../shared/metrics.ts';
+import { createUsage } from '../shared/usage-meter.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
 const data = new RdsDataApi(new RDSDataClient({}));
 const tenants = new TenantDirectory({
   client: createDocumentClient(),
@@ -45,6 +52,9 @@ const deps = {
   onError: (err: unknown) => logger.error('entity request failed', { error: err as Error }),
 };
 
+// Per-user HTTP rate limit (docs/security.md): 429 with Retry-After before any route runs.
+const rateLimited = createHttpRateLimit();
+const usage = createUsage(logger);
 const app = new Router();
 const spec = functions.find((fn) => fn.name === 'entityApi');
 for (const route of spec?.trigger.kind === 'http' ? spec.trigger.routes : []) {
@@ -79,7 +89,20 @@ for (const route of spec?.trigger.kind === 'http' ? spec.trigger.routes : []) {
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .handler((event, context: Context) => {
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countHttp(metrics))
+  .handler(async (event, context: Context) => {
     logger.appendKeys({ routeKey: event.routeKey });
-    return app.resolve(event, context);
+    const limited = await rateLimited(event);
+    if (limited !== undefined) return limited;
+    const response = await app.resolve(event, context);
+    // Usage metering (docs/security.md): successful entity reads and writes per tenant.
+    const tenantId = (event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } })
+      .authorizer?.jwt?.claims?.[deps.claimNames.tenant];
+    if (typeof tenantId === 'string' && (response.statusCode ?? 200) < 400) {
+      usage.add(tenantId, event.requestContext.http.method === 'GET' ? 'entityReads' : 'entityWrites');
+      await usage.flush();
+    }
+    return response;
   });

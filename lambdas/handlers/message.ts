@@ -1,34 +1,69 @@
 /** Message routes (subscribe, unsubscribe, publish, ping, $default): one frame in, one frame back. */
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
-import { callerFromAuthorizer } from '../core/auth.ts';
-import { deliverySendParams } from '../core/delivery.ts';
-import { numberEnv, requireEnv } from '../core/env.ts';
+import { JwtVerifier } from 'aws-jwt-verify';
+import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
+import { callerFromAuthorizer, defaultClaimNames } from '../core/auth.ts';
+import { deliverySendParams, isReplayRequest } from '../core/delivery.ts';
+import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
+import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
+import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
+import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createLogger } from '../shared/logger.ts';
+import { countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createUsage } from '../shared/usage-meter.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
 const documentClient = createDocumentClient();
 const sqs = new SQSClient({});
 const tableName = requireEnv('TABLE_NAME');
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
 
 const history = new GroupHistory({ client: documentClient, tableName });
+const tenants = new TenantDirectory({
+  client: documentClient,
+  tableName,
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const limiter = new DynamoRateLimiter({ client: documentClient, tableName });
+const expiry = new ExpiryStore({ client: documentClient, tableName });
+const usage = createUsage(logger);
+// Refresh tokens are verified like the authorizer verifies the first one (same issuer, audience, JWKS).
+const verifier = JwtVerifier.create(
+  { issuer: requireEnv('JWT_ISSUER'), audience: requireEnv('JWT_AUDIENCE'), jwksUri: requireEnv('JWKS_URI') },
+  { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
+);
+const claimNames = {
+  tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
+  user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
+  roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
+};
+
+/** The tenant's limits; an unconfigured tenant's frames are limited with the defaults (and refused FORBIDDEN). */
+async function limitsOf(tenantId: string) {
+  try {
+    return effectiveLimits((await tenants.get(tenantId)).limits);
+  } catch {
+    return effectiveLimits(undefined);
+  }
+}
 
 const deps: RouteDeps = {
   registry: new Registry({ client: documentClient, tableName }),
-  tenants: new TenantDirectory({
-    client: documentClient,
-    tableName,
-    cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-  }),
+  tenants,
   enqueue: async (message, meta) => {
     // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
     const params = deliverySendParams(queueUrl, message, `replay-${meta.connectionId}-${randomUUID()}`);
@@ -41,20 +76,55 @@ const deps: RouteDeps = {
         },
       }),
     );
+    if (!isReplayRequest(message)) {
+      // The message id joins the correlation ids of this invocation's lines (docs/operations.md).
+      logger.appendKeys({ messageId: message.id });
+      logger.debug('enqueued', { group: message.group });
+      metrics.addMetric(metricNames.messagesIn, MetricUnit.Count, 1);
+    }
   },
   groupSeq: async (tenantId, group) => (await history.state(tenantId, group)).seq,
   newId: randomUUID,
   now: Date.now,
   onError: (err, context) => logger.error('frame failed', { ...context, error: err as Error }),
+  admit: async (kind, caller, connectionId) => {
+    const limits = await limitsOf(caller.tenantId);
+    const decision =
+      kind === 'message'
+        ? await limiter.take(rateKeys.connection(connectionId), limits.message)
+        : await limiter.take(rateKeys.tenantPublish(caller.tenantId), limits.publish);
+    if (!decision.allowed) {
+      throw new RateLimitedError(
+        kind === 'message' ? 'too many frames on this connection' : 'too many publishes in this tenant',
+        decision.retryAfterMs,
+      );
+    }
+  },
+  refresh: async (connectionId, caller, token) => {
+    const exp = await verifyRefreshToken(token, caller, { verifier, claimNames });
+    if (!(await expiry.extend(connectionId, caller, exp))) throw new UnauthorizedError('connection is closed');
+  },
 };
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput(metrics, metricNames.framesIn))
   .handler(async (event) => {
     const { connectionId, connectedAt, authorizer, routeKey } = event.requestContext;
     const caller = callerFromAuthorizer(authorizer);
     logger.appendKeys({ connectionId, tenantId: caller?.tenantId, routeKey });
+    if (caller !== undefined) metrics.addMetadata('tenantId', caller.tenantId);
     const frame = await handleFrame({ body: event.body, connectionId, connectedAt, caller }, deps);
-    if (frame.type === 'error') logger.info('frame rejected', { code: frame.code, reason: frame.message });
+    if (frame.type === 'error') {
+      logger.info('frame rejected', { code: frame.code, reason: frame.message });
+      metrics.addMetric(metricNames.framesRejected, MetricUnit.Count, 1);
+      if (frame.code === 'RATE_LIMITED') metrics.addMetric(metricNames.rateLimited, MetricUnit.Count, 1);
+    }
+    if (caller !== undefined) {
+      usage.add(caller.tenantId, 'messagesIn');
+      await usage.flush();
+    }
     return { statusCode: 200, body: JSON.stringify(frame) };
   });

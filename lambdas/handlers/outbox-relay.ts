@@ -1,5 +1,7 @@
 /** Outbox relay (every minute): publishes committed changes whose change event was never sent. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
@@ -12,8 +14,11 @@ import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
 import { createLogger } from '../shared/logger.ts';
+import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 
 const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
 const tenants = new TenantDirectory({
   client: createDocumentClient(),
   tableName: requireEnv('TABLE_NAME'),
@@ -30,6 +35,9 @@ const deps = {
 
 export const handler = middy<ScheduledEvent, RelayResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput(metrics, metricNames.scheduledRuns))
   .handler(async () => {
     const result = await relayUnpublished(deps, { graceSeconds: numberEnv('OUTBOX_GRACE_SECONDS', 5) });
     if (result.published > 0 || result.failedTenants.length > 0) logger.info('outbox relayed', { ...result });

@@ -9,7 +9,7 @@ import { Stack } from 'aws-cdk-lib';
 import { functions } from '../../lambdas/manifest.ts';
 import { RealtimeStack } from '../../lib/realtime-stack.ts';
 import { ESM_REQUIRE_BANNER } from '../../lib/tenantcast-function.ts';
-import { newApp, stageConfig } from './support.ts';
+import { newApp, newDataStack, stageConfig } from './support.ts';
 
 const outdir = mkdtempSync(path.join(tmpdir(), 'tenantcast-cdk-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
@@ -17,9 +17,11 @@ afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 describe('bundling', () => {
   it('turns every manifest handler into an ESM asset with the createRequire banner and a source map', () => {
     const app = newApp({ bundle: true, outdir });
+    const stage = stageConfig('dev');
     const stack = new RealtimeStack(app, 'tenantcast-dev-eu-west-1', {
       env: { region: 'eu-west-1' },
-      stage: stageConfig('dev'),
+      stage,
+      tenantData: newDataStack(app, stage, 'eu-west-1').tenantClusters,
     });
     const assembly = app.synth();
     const resources = assembly.getStackByName(stack.stackName).template.Resources as Record<

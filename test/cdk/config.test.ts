@@ -129,6 +129,61 @@ describe('an invalid configuration is rejected, saying what was given', () => {
   });
 });
 
+describe('the tenant clusters of a stage', () => {
+  it('are two in dev and three in prod, as cdk.json says', () => {
+    const config = parseConfig(cdkJsonContext.tenantcast);
+    expect(config.stages.map((s) => [s.name, s.clusters.count])).toEqual([
+      ['dev', 2],
+      ['prod', 3],
+    ]);
+  });
+
+  it('default to two small clusters with a week of backups', () => {
+    const [stage] = parseConfig({ stages: { qa: validStage } }).stages;
+    expect(stage?.clusters).toEqual({ count: 2, minCapacity: 0.5, maxCapacity: 4, backupRetentionDays: 7 });
+  });
+
+  it('are rejected when count, capacity or backups are out of range, saying what was given', () => {
+    expect(
+      problemsOf({
+        stages: {
+          dev: { ...validStage, clusters: { count: 0, minCapacity: 0.25, maxCapacity: 300, backupRetentionDays: 40 } },
+        },
+      }),
+    ).toEqual([
+      `stage 'dev': clusters.count must be an integer from 1 to 26 (got 0)`,
+      `stage 'dev': clusters.minCapacity must be 0 to 256 ACUs in steps of 0.5 (got 0.25)`,
+      `stage 'dev': clusters.maxCapacity must be 1 to 256 ACUs in steps of 0.5 (got 300)`,
+      `stage 'dev': clusters.backupRetentionDays must be an integer from 1 to 35 (got 40)`,
+    ]);
+  });
+
+  it('are rejected when the maximum capacity is below the minimum', () => {
+    expect(problemsOf({ stages: { dev: { ...validStage, clusters: { minCapacity: 8, maxCapacity: 2 } } } })).toEqual([
+      `stage 'dev': clusters.maxCapacity (2) must be at least clusters.minCapacity (8)`,
+    ]);
+  });
+});
+
+describe('CORS of the HTTP API', () => {
+  it('allows the WebSocket origins unless a stage lists its own', () => {
+    const withOrigins = { ...validStage, auth: { ...validStage.auth, allowedOrigins: ['https://app.example.com'] } };
+    expect(parseConfig({ stages: { qa: withOrigins } }).stages[0]?.cors.allowedOrigins).toEqual([
+      'https://app.example.com',
+    ]);
+    const own = { ...withOrigins, cors: { allowedOrigins: ['https://admin.example.com'] } };
+    expect(parseConfig({ stages: { qa: own } }).stages[0]?.cors.allowedOrigins).toEqual(['https://admin.example.com']);
+  });
+
+  it('refuses an origin with a path, saying what was given', () => {
+    expect(
+      problemsOf({ stages: { dev: { ...validStage, cors: { allowedOrigins: ['https://a.example.com/x'] } } } }),
+    ).toEqual([
+      `stage 'dev': cors.allowedOrigins must be a non-empty list of origins such as "https://app.example.com" or "*" (got ["https://a.example.com/x"])`,
+    ]);
+  });
+});
+
 describe('selecting a stage with -c stage=NAME', () => {
   it('keeps only that stage', () => {
     expect(loadConfig(newApp({ context: { stage: 'dev' } }).node).stages.map((s) => s.name)).toEqual(['dev']);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { Grant } from 'aws-cdk-lib/aws-iam';
 import { Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { functions, queues } from '../../lambdas/manifest.ts';
@@ -136,6 +137,10 @@ describe('RealtimeStack', () => {
     new RealtimeStack(newApp(), 'Test', {
       stage: stageConfig('dev'),
       manifest: { ...DEFAULT_MANIFEST, functions: fns },
+      tenantData: {
+        grantTenantDataAccess: (grantee) =>
+          Grant.addToPrincipal({ grantee, actions: ['rds-data:ExecuteStatement'], resourceArns: ['*'] }),
+      },
     });
 
   it('refuses a manifest without exactly one authorizer', () => {

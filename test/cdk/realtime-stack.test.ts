@@ -46,6 +46,11 @@ function functionOfRoute(routeKey: string): string {
   return functionId;
 }
 
+const webSocketApiId = () => dev.logicalIdOf(dev.stack.webSocketApi.api.apiId);
+/** Routes of the WebSocket API (the HTTP API has its own, tested in http-api.test.ts). */
+const webSocketRoutes = () =>
+  dev.template.findResources('AWS::ApiGatewayV2::Route', { Properties: { ApiId: { Ref: webSocketApiId() } } });
+
 describe('the WebSocket API', () => {
   it('is a WEBSOCKET API selecting routes by the manifest expression', () => {
     dev.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
@@ -58,9 +63,7 @@ describe('the WebSocket API', () => {
     const expected = functions.flatMap((fn) =>
       fn.trigger.kind === 'websocket' ? fn.trigger.routes.map((route) => [route, fn.name] as const) : [],
     );
-    const routeKeys = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')).map(
-      (r) => (r as Resource).Properties.RouteKey,
-    );
+    const routeKeys = Object.values(webSocketRoutes()).map((r) => (r as Resource).Properties.RouteKey);
     expect(routeKeys.sort()).toEqual(expected.map(([route]) => route).sort());
     for (const [route, name] of expected) {
       expect({ route, handler: functionOfRoute(route) }).toEqual({ route, handler: functionLogicalId(name) });
@@ -69,7 +72,9 @@ describe('the WebSocket API', () => {
 
   it('guards $connect with a Lambda REQUEST authorizer that has no identity source', () => {
     const authorizerFunction = functionLogicalId('authorizer');
-    const authorizers = dev.template.findResources('AWS::ApiGatewayV2::Authorizer');
+    const authorizers = dev.template.findResources('AWS::ApiGatewayV2::Authorizer', {
+      Properties: { ApiId: { Ref: webSocketApiId() } },
+    });
     expect(Object.keys(authorizers)).toHaveLength(1);
     const [authorizerId, authorizer] = Object.entries(authorizers)[0] as [string, Resource];
 
@@ -92,7 +97,7 @@ describe('the WebSocket API', () => {
   });
 
   it('leaves every other route without an authorizer', () => {
-    const routes = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')) as Resource[];
+    const routes = Object.values(webSocketRoutes()) as Resource[];
     for (const route of routes.filter((r) => r.Properties.RouteKey !== '$connect')) {
       expect(route.Properties.AuthorizationType).toBe('NONE');
     }
@@ -380,7 +385,8 @@ describe('the functions', () => {
   });
 
   it('log to log groups kept as long as the stage says, deleted with dev stacks and retained in prod', () => {
-    dev.template.resourceCountIs('AWS::Logs::LogGroup', functions.length);
+    // One per function, plus the access logs of the WebSocket and HTTP APIs.
+    dev.template.resourceCountIs('AWS::Logs::LogGroup', functions.length + 2);
     dev.template.allResourcesProperties('AWS::Logs::LogGroup', {
       RetentionInDays: stageConfig('dev').logRetentionDays,
     });

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { parseConfig, type StageConfig } from '../../lib/config.ts';
+import { dataStackNameOf, parseConfig, type StageConfig } from '../../lib/config.ts';
+import { DataStack } from '../../lib/data-stack.ts';
 import { RealtimeStack, type RealtimeStackProps } from '../../lib/realtime-stack.ts';
 
 export const repositoryRoot = path.resolve(import.meta.dirname, '../..');
@@ -35,26 +36,39 @@ export function stageConfig(name: string): StageConfig {
 export interface SynthesizedStack {
   readonly stack: RealtimeStack;
   readonly template: Template;
+  /** The stage's data stack in the same region (the tenant clusters), and its template. */
+  readonly dataStack: DataStack;
+  readonly dataTemplate: Template;
   /** The logical id a token such as `stack.table.tableName` resolves to (`{Ref: id}` or `{Fn::GetAtt: [id, …]}`). */
   logicalIdOf(token: string): string;
 }
 
-/** Synthesizes one RealtimeStack for a stage and region from cdk.json, without bundling. */
+/** A DataStack for a stage and region from cdk.json, in `app`. */
+export function newDataStack(app: App, stage: StageConfig, region: string): DataStack {
+  return new DataStack(app, dataStackNameOf(stage, region), { env: { region }, stage });
+}
+
+/** Synthesizes one RealtimeStack (and the DataStack it uses) for a stage and region from cdk.json, without bundling. */
 export function synthStack(
   stageName: string,
   region: string,
   overrides: Partial<RealtimeStackProps> = {},
 ): SynthesizedStack {
-  const stage = stageConfig(stageName);
-  const stack = new RealtimeStack(newApp(), `tenantcast-${stageName}-${region}`, {
+  const stage = overrides.stage ?? stageConfig(stageName);
+  const app = newApp();
+  const dataStack = newDataStack(app, stage, region);
+  const stack = new RealtimeStack(app, `tenantcast-${stageName}-${region}`, {
     env: { region },
     stage,
+    tenantData: dataStack.tenantClusters,
     ...overrides,
   });
   const template = Template.fromStack(stack);
   return {
     stack,
     template,
+    dataStack,
+    dataTemplate: Template.fromStack(dataStack),
     logicalIdOf(token) {
       const resolved = stack.resolve(token) as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
       const id = resolved.Ref ?? resolved['Fn::GetAtt']?.[0];

@@ -1,0 +1,342 @@
+import { describe, expect, it } from '@jest/globals';
+import { FakeTable } from '../../test/support/fake-table.ts';
+import {
+  allMembers,
+  type BroadcastDeps,
+  broadcastRun,
+  DeliveryFailedError,
+  deliverFanoutJob,
+  replay,
+  shardOf,
+} from './broadcast.ts';
+import type { DeliveryMessage, FanoutJob } from './delivery.ts';
+import { GroupHistory } from './history.ts';
+import type { Member } from './registry.ts';
+
+const T = 'acme';
+const G = 'chat:general';
+
+class StatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
+interface Options {
+  members?: Member[];
+  /** Connections of users (the gsi1 view), for user groups. */
+  userConnections?: Record<string, Member[]>;
+  /** Per connection, the statuses its next posts fail with (then it succeeds). */
+  failures?: Record<string, number[]>;
+  splitThreshold?: number;
+  pageSize?: number;
+  shards?: number;
+}
+
+/** The engine's ports: history over a fake table, an in-memory registry, and a recording @connections. */
+function setup(options: Options = {}) {
+  const table = new FakeTable();
+  let now = 1_700_000_000_000;
+  const members = [...(options.members ?? [])];
+  const posts: [string, string][] = [];
+  const removed: string[] = [];
+  const replayed: string[] = [];
+  const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
+  const failures = Object.fromEntries(Object.entries(options.failures ?? {}).map(([k, v]) => [k, [...v]]));
+  const deps: BroadcastDeps = {
+    history: new GroupHistory({ client: table.client, tableName: 'test', now: () => now }),
+    registry: {
+      members: async function* () {
+        yield members.filter((m) => !removed.includes(m.connectionId));
+      },
+      connectionsOfUser: async (_tenantId, userId) => options.userConnections?.[userId] ?? [],
+      removeConnection: async (connectionId) => {
+        removed.push(connectionId);
+        return { groups: 1 };
+      },
+      completeReplay: async (_tenantId, _group, connectionId) => {
+        replayed.push(connectionId);
+      },
+    },
+    post: async (connectionId, data) => {
+      const status = failures[connectionId]?.shift();
+      if (status !== undefined) throw new StatusError(status);
+      posts.push([connectionId, data]);
+    },
+    isGone: (err) => err instanceof StatusError && err.status === 410,
+    isRetryable: (err) => err instanceof StatusError && (err.status === 429 || err.status >= 500),
+    enqueueFanout: async (batch) => {
+      jobs.push(...batch);
+    },
+    backoff: { sleep: async () => undefined, attempts: 3 },
+    now: () => now,
+    ...(options.splitThreshold !== undefined && { splitThreshold: options.splitThreshold }),
+    ...(options.pageSize !== undefined && { pageSize: options.pageSize }),
+    ...(options.shards !== undefined && { shards: options.shards }),
+  };
+  /** What one connection received, frames unpacked, as [id, seq]. */
+  const received = (connectionId: string) =>
+    posts
+      .filter(([c]) => c === connectionId)
+      .flatMap(([, data]) => {
+        const frame = JSON.parse(data) as { type: string; messages?: unknown[] };
+        return (frame.type === 'batch' ? (frame.messages ?? []) : [frame]) as Record<string, unknown>[];
+      })
+      .map((f) => (f.type === 'reset' ? ['reset', f.seq] : [f.id, f.seq]));
+  return {
+    table,
+    deps,
+    posts,
+    removed,
+    replayed,
+    jobs,
+    members,
+    received,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+const member = (connectionId: string, extra: Partial<Member> = {}): Member => ({
+  connectionId,
+  userId: `u-${connectionId}`,
+  roles: ['member'],
+  claims: {},
+  ...extra,
+});
+
+const message = (id: string, extra: Partial<DeliveryMessage> = {}): DeliveryMessage => ({
+  v: 1,
+  id,
+  tenantId: T,
+  group: G,
+  data: { text: id },
+  from: 'alice',
+  ts: 1,
+  ...extra,
+});
+
+describe('broadcastRun on a small group', () => {
+  it('gives the run its seqs and posts every member all of it, one batch frame each', async () => {
+    const { deps, posts, received } = setup({ members: [member('c1'), member('c2')] });
+    const result = await broadcastRun([message('a'), message('b')], false, deps);
+    expect(result).toEqual({ delivered: 2, gone: 0, failed: 0, seqs: [1, 2], split: false });
+    expect(posts).toHaveLength(2);
+    expect(JSON.parse(posts[0]?.[1] ?? '')).toMatchObject({ type: 'batch' });
+    for (const c of ['c1', 'c2'])
+      expect(received(c)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+  });
+
+  it('sends a single message as a message frame with its seq', async () => {
+    const { deps, posts } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a')], false, deps);
+    expect(JSON.parse(posts[0]?.[1] ?? '')).toEqual({
+      type: 'message',
+      group: G,
+      id: 'a',
+      seq: 1,
+      data: { text: 'a' },
+      from: 'alice',
+      ts: 1,
+    });
+  });
+
+  it('skips a member waiting for its replay', async () => {
+    const { deps, received } = setup({ members: [member('c1'), member('late', { replayFrom: 0 })] });
+    await broadcastRun([message('a')], false, deps);
+    expect(received('c1')).toEqual([['a', 1]]);
+    expect(received('late')).toEqual([]);
+  });
+
+  it('filters by audience per member', async () => {
+    const { deps, received } = setup({ members: [member('c1'), member('boss', { roles: ['admin'] })] });
+    await broadcastRun([message('a'), message('secret', { audience: { roles: ['admin'] } })], false, deps);
+    expect(received('c1')).toEqual([['a', 1]]);
+    expect(received('boss')).toEqual([
+      ['a', 1],
+      ['secret', 2],
+    ]);
+  });
+
+  it('removes a gone connection (410) and still delivers to everyone else', async () => {
+    const { deps, removed, received } = setup({
+      members: [member('c1'), member('ghost')],
+      failures: { ghost: [410] },
+    });
+    const result = await broadcastRun([message('a')], false, deps);
+    expect(result).toMatchObject({ delivered: 1, gone: 1, failed: 0 });
+    expect(removed).toEqual(['ghost']);
+    expect(received('c1')).toEqual([['a', 1]]);
+  });
+
+  it('retries throttled and failing posts (429, 500) until they go through', async () => {
+    const { deps, received } = setup({ members: [member('c1')], failures: { c1: [429, 500] } });
+    expect(await broadcastRun([message('a')], false, deps)).toMatchObject({ delivered: 1, failed: 0 });
+    expect(received('c1')).toEqual([['a', 1]]);
+  });
+});
+
+describe('broadcastRun after a failure', () => {
+  it('fails the run when a post keeps failing, after everyone else got it; the redelivery posts only what is missing, same ids and seqs', async () => {
+    const { deps, posts, received } = setup({
+      members: [member('c1'), member('c2'), member('flaky')],
+      failures: { flaky: [500, 500, 500] },
+    });
+    const run = [message('a'), message('b')];
+    const error = await broadcastRun(run, false, deps).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(DeliveryFailedError);
+    expect((error as DeliveryFailedError).result).toEqual({ delivered: 2, gone: 0, failed: 1 });
+    const postsBefore = posts.length;
+
+    const retry = await broadcastRun(run, true, deps);
+    expect(retry).toMatchObject({ delivered: 1, failed: 0, seqs: [1, 2] });
+    expect(posts.slice(postsBefore).map(([c]) => c)).toEqual(['flaky']);
+    for (const c of ['c1', 'c2', 'flaky'])
+      expect(received(c)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+  });
+
+  it('a redelivery that grew a message delivers only the new one to members that had the rest', async () => {
+    const { deps, received, members } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a')], false, deps);
+    members.push(member('c2'));
+    // The first message comes back with a second one behind it (e.g. the delete of the first was lost).
+    await broadcastRun([message('a'), message('b')], true, deps);
+    expect(received('c1')).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+    expect(received('c2')).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+  });
+
+  it('a first delivery (not a redelivery) reads no progress', async () => {
+    const { deps, table } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a')], false, deps);
+    expect(table.calls.filter((c) => c.name === 'QueryCommand')).toEqual([]);
+  });
+});
+
+describe('broadcastRun on a large group (the split path)', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, i) => member(`c${i}`));
+
+  it('pages the members onto the fan-out queue by shard, each member exactly once, and posts nothing itself', async () => {
+    const { deps, jobs, posts } = setup({ members: many(25), splitThreshold: 10, pageSize: 4, shards: 3 });
+    const result = await broadcastRun([message('a'), message('b')], false, deps);
+    expect(result).toMatchObject({ split: true, seqs: [1, 2] });
+    expect(posts).toEqual([]);
+    const recipients = jobs.flatMap(({ job }) => Object.keys(job.recipients));
+    expect(recipients.sort()).toEqual(
+      many(25)
+        .map((m) => m.connectionId)
+        .sort(),
+    );
+    for (const { job, shard } of jobs) {
+      expect(Object.keys(job.recipients).length).toBeLessThanOrEqual(4);
+      for (const connectionId of Object.keys(job.recipients)) expect(shardOf(connectionId, 3)).toBe(shard);
+      expect(job).toMatchObject({ tenantId: T, group: G, batchSeq: 1 });
+    }
+    // Every member shares the same frames: each page carries them once.
+    for (const { job } of jobs) expect(job.frames).toHaveLength(1);
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(jobs.length);
+  });
+
+  it('keeps a group that was split on the split path for a while, even once it is small', async () => {
+    const { deps, jobs, members, advance } = setup({ members: many(12), splitThreshold: 10 });
+    await broadcastRun([message('a')], false, deps);
+    members.splice(2);
+    const before = jobs.length;
+    expect(await broadcastRun([message('b')], false, deps)).toMatchObject({ split: true });
+    expect(jobs.length).toBeGreaterThan(before);
+    advance(16 * 60_000);
+    expect(await broadcastRun([message('c')], false, deps)).toMatchObject({ split: false, delivered: 2 });
+  });
+
+  it('a page delivers its frames, and a redelivered page skips connections that already got it', async () => {
+    const { deps, jobs, received } = setup({
+      members: many(12),
+      splitThreshold: 10,
+      shards: 1,
+      failures: { c3: [500, 500, 500] },
+    });
+    await broadcastRun([message('a')], false, deps);
+    expect(jobs).toHaveLength(2);
+    const failing = jobs.find(({ job }) => Object.hasOwn(job.recipients, 'c3'));
+    if (failing === undefined) throw new Error('no page for c3');
+    for (const { job, id } of jobs.filter((j) => j !== failing)) await deliverFanoutJob(job, id, false, deps);
+    await expect(deliverFanoutJob(failing.job, failing.id, false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    expect(await deliverFanoutJob(failing.job, failing.id, true, deps)).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    for (const m of many(12)) expect(received(m.connectionId)).toEqual([['a', 1]]);
+  });
+});
+
+describe('replay', () => {
+  it('sends the member what history holds after since, then lets live delivery include it', async () => {
+    const { deps, received, replayed } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a'), message('b'), message('c')], false, deps);
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 1 }, deps);
+    expect(received('late')).toEqual([
+      ['b', 2],
+      ['c', 3],
+    ]);
+    expect(replayed).toEqual(['late']);
+  });
+
+  it('sends a reset with the current seq when history after since has expired', async () => {
+    const { deps, received, advance } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a'), message('b')], false, deps);
+    advance(25 * 3600_000);
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, deps);
+    expect(received('late')).toEqual([['reset', 2]]);
+  });
+
+  it('applies the audience with the roles the subscriber had', async () => {
+    const { deps, received } = setup();
+    await broadcastRun([message('a'), message('secret', { audience: { roles: ['admin'] } })], false, deps);
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'm', since: 0, roles: ['member'] }, deps);
+    expect(received('m')).toEqual([['a', 1]]);
+  });
+
+  it('completes the replay even when there is nothing to send', async () => {
+    const { deps, posts, replayed } = setup();
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'new', since: 0 }, deps);
+    expect(posts).toEqual([]);
+    expect(replayed).toEqual(['new']);
+  });
+});
+
+describe('user groups', () => {
+  it("reach every connection of the user, subscribed or not, once, and keep a subscriber's replay mark", async () => {
+    const bob = (id: string, extra: Partial<Member> = {}) => member(id, { userId: 'bob', ...extra });
+    const { deps } = setup({
+      members: [bob('subscribed'), bob('replaying', { replayFrom: 3 })],
+      userConnections: { bob: [bob('subscribed'), bob('replaying'), bob('phone'), bob('laptop')] },
+    });
+    const members = await allMembers(deps, T, 'user:bob');
+    expect(members.map((m) => [m.connectionId, m.replayFrom])).toEqual([
+      ['subscribed', undefined],
+      ['replaying', 3],
+      ['phone', undefined],
+      ['laptop', undefined],
+    ]);
+  });
+
+  it('are delivered through broadcastRun like any group', async () => {
+    const { deps, received } = setup({ userConnections: { bob: [member('phone', { userId: 'bob' })] } });
+    await broadcastRun([message('hi', { group: 'user:bob' })], false, deps);
+    expect(received('phone')).toEqual([['hi', 1]]);
+  });
+
+  it('other groups never look up user connections', async () => {
+    const { deps } = setup({ members: [member('c1')], userConnections: { general: [member('intruder')] } });
+    expect((await allMembers(deps, T, 'chat:general')).map((m) => m.connectionId)).toEqual(['c1']);
+  });
+});

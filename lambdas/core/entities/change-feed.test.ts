@@ -1,0 +1,175 @@
+import { describe, expect, it } from '@jest/globals';
+import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
+import { ForbiddenError } from '../errors.ts';
+import { type ChangeFeedDeps, changeMessageId, produceChangeMessages } from './change-feed.ts';
+import type { ChangeEvent } from './events.ts';
+import type { EntityRules, SchemaSnapshot } from './model.ts';
+
+const schema: SchemaSnapshot = {
+  entities: {
+    task: {
+      primaryKey: 'id',
+      fields: { id: { type: 'text', nullable: false }, owner: { type: 'text', nullable: true } },
+    },
+    note: { primaryKey: 'id', fields: { id: { type: 'text', nullable: false } } },
+    hidden: { primaryKey: 'id', fields: { id: { type: 'text', nullable: false } } },
+  },
+};
+const rules: EntityRules = {
+  task: {
+    readRoles: ['member'],
+    writeRoles: ['member'],
+    rowFilter: { column: 'owner', equalsClaim: 'sub' },
+    bypassRoles: ['admin'],
+  },
+  note: { readRoles: ['member', 'viewer'], writeRoles: [], bypassRoles: [] },
+  hidden: { readRoles: [], writeRoles: [], bypassRoles: [] },
+};
+
+function setup() {
+  const data = new FakeDataApi({ task: 'id', note: 'id', hidden: 'id' });
+  const logged: [string, Record<string, unknown>][] = [];
+  const deps: ChangeFeedDeps = {
+    data,
+    tenantData: async (tenantId) => {
+      if (tenantId !== 'acme') throw new ForbiddenError(`tenant '${tenantId}' has no database`);
+      return { db: { clusterArn: 'c', secretArn: 's', databaseName: 'acme' }, schema, rules };
+    },
+    enqueue: async () => undefined,
+    now: () => 1_700_000_000_000,
+    log: (message, details) => logged.push([message, details]),
+  };
+  /** A committed write: the row as it is now, and its change-log entry. */
+  const write = (
+    entity: string,
+    row: Record<string, unknown> | undefined,
+    key: string,
+    version: number,
+    op = 'insert',
+  ) => {
+    const table = data.tables.get(entity);
+    if (row === undefined) table?.delete(key);
+    else table?.set(key, row);
+    const diff = op === 'delete' ? { id: [key, null], owner: ['alice', null] } : { id: [null, key] };
+    data.addChange({ entity, key, version, op, changed_by: 'alice', diff: diff as never, published: true });
+  };
+  return { data, deps, logged, write };
+}
+
+const event = (entity: string, key: string, version: number, tenantId = 'acme'): ChangeEvent => ({
+  tenantId,
+  entity,
+  key,
+  version,
+});
+
+describe('produceChangeMessages', () => {
+  it('turns each change into an entity:<name> message with the row, its version and a deterministic id', async () => {
+    const { deps, write } = setup();
+    write('note', { id: 'n1' }, 'n1', 1);
+    const [message, ...rest] = await produceChangeMessages([event('note', 'n1', 1)], deps);
+    expect(rest).toEqual([]);
+    expect(message).toEqual({
+      v: 1,
+      id: changeMessageId(event('note', 'n1', 1)),
+      tenantId: 'acme',
+      group: 'entity:note',
+      data: {
+        op: 'insert',
+        entity: 'note',
+        key: 'n1',
+        version: 1,
+        row: { id: 'n1' },
+        changedBy: 'alice',
+        changedAt: expect.any(String),
+      },
+      from: 'alice',
+      ts: 1_700_000_000_000,
+      audience: { roles: ['member', 'viewer'] },
+    });
+  });
+
+  it('gives the same change the same message id every time, so a redelivered event is deduplicated', async () => {
+    const { deps, write } = setup();
+    write('note', { id: 'n1' }, 'n1', 1);
+    const first = await produceChangeMessages([event('note', 'n1', 1)], deps);
+    const again = await produceChangeMessages([event('note', 'n1', 1), event('note', 'n1', 1)], deps);
+    expect(again.map((m) => m.id)).toEqual(first.map((m) => m.id));
+    expect(changeMessageId(event('note', 'n1', 2))).not.toBe(first[0]?.id);
+  });
+
+  it('keeps ids within the 64 characters a delivery message allows, even for long keys', () => {
+    expect(changeMessageId(event('note', 'k'.repeat(200), 1)).length).toBeLessThanOrEqual(64);
+  });
+
+  it("limits a filtered row's change to the members the row filter lets see it, and bypass roles", async () => {
+    const { deps, write } = setup();
+    write('task', { id: 't1', owner: 'bob' }, 't1', 1);
+    const [message] = await produceChangeMessages([event('task', 't1', 1)], deps);
+    expect(message?.audience).toEqual({
+      roles: ['member'],
+      bypassRoles: ['admin'],
+      claim: { name: 'sub', anyOf: ['bob'] },
+    });
+  });
+
+  it("takes a deleted row's audience from its last values, and sends no row", async () => {
+    const { deps, write } = setup();
+    write('task', undefined, 't1', 2, 'delete');
+    const [message] = await produceChangeMessages([event('task', 't1', 2)], deps);
+    expect(message?.data).toMatchObject({ op: 'delete', key: 't1', version: 2, row: null });
+    expect(message?.audience).toMatchObject({ claim: { name: 'sub', anyOf: ['alice'] } });
+  });
+
+  it('sends only the bypass roles a row whose filter column is empty', async () => {
+    const { deps, write } = setup();
+    write('task', { id: 't1', owner: null }, 't1', 1);
+    const [message] = await produceChangeMessages([event('task', 't1', 1)], deps);
+    expect(message?.audience).toEqual({ roles: ['admin'] });
+  });
+
+  it('sends nothing for an entity nobody may read', async () => {
+    const { deps, write } = setup();
+    write('hidden', { id: 'h1' }, 'h1', 1);
+    expect(await produceChangeMessages([event('hidden', 'h1', 1)], deps)).toEqual([]);
+  });
+
+  it('reads each tenant and entity once per batch, in change-log order', async () => {
+    const { deps, data, write } = setup();
+    write('note', { id: 'a' }, 'a', 1);
+    write('note', { id: 'b' }, 'b', 1);
+    write('task', { id: 't', owner: 'x' }, 't', 1);
+    const messages = await produceChangeMessages(
+      [event('note', 'b', 1), event('task', 't', 1), event('note', 'a', 1)],
+      deps,
+    );
+    expect(messages.map((m) => [m.group, (m.data as { key: string }).key])).toEqual([
+      ['entity:note', 'a'],
+      ['entity:note', 'b'],
+      ['entity:task', 't'],
+    ]);
+    expect(data.statements).toHaveLength(2);
+  });
+
+  it('drops, and logs, events of unknown tenants or entities and changes without a change-log row', async () => {
+    const { deps, logged, write } = setup();
+    write('note', { id: 'n1' }, 'n1', 1);
+    const messages = await produceChangeMessages(
+      [event('note', 'n1', 1, 'globex'), event('gone', 'x', 1), event('note', 'n1', 1), event('note', 'n2', 1)],
+      deps,
+    );
+    expect(messages.map((m) => m.tenantId)).toEqual(['acme']);
+    expect(logged.map(([message, details]) => [message, details.tenantId, details.entity])).toEqual([
+      ['change events dropped', 'globex', 'note'],
+      ['change events dropped', 'acme', 'gone'],
+      ['change events without a change-log row', 'acme', 'note'],
+    ]);
+  });
+
+  it('fails the batch when the database fails, so the events are retried', async () => {
+    const { deps, data, write } = setup();
+    write('note', { id: 'n1' }, 'n1', 1);
+    data.failWhen(() => true);
+    await expect(produceChangeMessages([event('note', 'n1', 1)], deps)).rejects.toThrow('database unavailable');
+  });
+});

@@ -1,0 +1,204 @@
+import { describe, expect, it } from '@jest/globals';
+import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
+import type { ChangeEvent } from './events.ts';
+import type { EntityCaller, EntityRules, SchemaSnapshot } from './model.ts';
+import { EntityService, type TenantData } from './service.ts';
+
+const schema: SchemaSnapshot = {
+  entities: {
+    note: {
+      primaryKey: 'id',
+      fields: {
+        id: { type: 'text', nullable: false },
+        title: { type: 'text', nullable: false },
+        owner: { type: 'text', nullable: true },
+      },
+    },
+    secret: { primaryKey: 'id', fields: { id: { type: 'text', nullable: false } } },
+  },
+};
+const rules: EntityRules = {
+  note: {
+    readRoles: ['member', 'viewer'],
+    writeRoles: ['member'],
+    rowFilter: { column: 'owner', equalsClaim: 'sub' },
+    bypassRoles: ['admin'],
+  },
+};
+const db = { clusterArn: 'arn:cluster', secretArn: 'arn:secret', databaseName: 'acme' };
+
+const caller = (userId: string, roles: string[] = ['member']): EntityCaller => ({
+  tenantId: 'acme',
+  userId,
+  roles,
+  claims: { sub: userId },
+});
+const alice = caller('alice');
+
+function setup() {
+  const data = new FakeDataApi({ note: 'id', secret: 'id' });
+  const published: ChangeEvent[][] = [];
+  const publishErrors: unknown[] = [];
+  const asked: string[] = [];
+  let failPublish: Error | undefined;
+  const service = new EntityService({
+    data,
+    tenantData: async (tenantId): Promise<TenantData> => {
+      asked.push(tenantId);
+      return { db, schema, rules };
+    },
+    publish: async (events) => {
+      if (failPublish !== undefined) throw failPublish;
+      published.push([...events]);
+    },
+    onPublishError: (err) => publishErrors.push(err),
+  });
+  return {
+    data,
+    service,
+    published,
+    publishErrors,
+    asked,
+    queueDown: (err = new Error('ServiceUnavailable')) => {
+      failPublish = err;
+    },
+  };
+}
+
+describe('EntityService.create', () => {
+  it('commits the row and its change-log entry together, publishes the change event, then marks it published', async () => {
+    const { service, data, published, asked } = setup();
+    const row = await service.create(alice, 'note', { id: 'n1', title: 'Hello' });
+    expect(row).toEqual({ id: 'n1', title: 'Hello', owner: 'alice', _version: 1 });
+    expect(asked).toEqual(['acme']);
+    expect(published).toEqual([[{ tenantId: 'acme', entity: 'note', key: 'n1', version: 1 }]]);
+    expect(data.log).toMatchObject([
+      { entity: 'note', key: 'n1', version: 1, op: 'insert', changed_by: 'alice', published: true },
+    ]);
+    expect(data.log[0]?.diff).toEqual({ id: [null, 'n1'], title: [null, 'Hello'], owner: [null, 'alice'] });
+    // The write and its change-log row ran in the transaction; the mark after the commit.
+    expect(data.statements.map((s) => s.inTransaction)).toEqual([true, true, true, false]);
+  });
+
+  it('still succeeds when the changes queue is unreachable, and leaves the change unpublished for the relay', async () => {
+    const { service, data, published, publishErrors, queueDown } = setup();
+    queueDown();
+    const row = await service.create(alice, 'note', { id: 'n1', title: 'Hello' });
+    expect(row).toMatchObject({ id: 'n1', _version: 1 });
+    expect(published).toEqual([]);
+    expect(publishErrors).toHaveLength(1);
+    expect(data.log).toMatchObject([{ key: 'n1', version: 1, published: false }]);
+    expect(data.tables.get('note')?.has('n1')).toBe(true);
+  });
+
+  it('still succeeds when marking the change published fails after it was sent (the relay sends it again, deduplicated downstream)', async () => {
+    const { service, data, published, publishErrors } = setup();
+    data.failWhen((sql) => sql.includes('SET published = true'));
+    expect(await service.create(alice, 'note', { id: 'n1', title: 'Hello' })).toMatchObject({ _version: 1 });
+    expect(published).toHaveLength(1);
+    expect(publishErrors).toHaveLength(1);
+    expect(data.log[0]?.published).toBe(false);
+  });
+
+  it('publishes nothing and keeps nothing when the transaction fails', async () => {
+    const { service, data, published } = setup();
+    data.failWhen((sql) => sql.startsWith('INSERT INTO "tenantcast_change_log"'));
+    await expect(service.create(alice, 'note', { id: 'n1', title: 'Hello' })).rejects.toThrow('database unavailable');
+    expect(published).toEqual([]);
+    expect(data.tables.get('note')?.size).toBe(0);
+    expect(data.log).toEqual([]);
+  });
+
+  it('continues the version sequence of a key that existed before', async () => {
+    const { service, data } = setup();
+    data.addChange({
+      entity: 'note',
+      key: 'n1',
+      version: 4,
+      op: 'delete',
+      changed_by: 'bob',
+      diff: {},
+      published: true,
+    });
+    expect(await service.create(alice, 'note', { id: 'n1', title: 'Again' })).toMatchObject({ _version: 5 });
+  });
+
+  it("refuses a row outside the caller's row filter, and a role without write rights, before touching the database", async () => {
+    const { service, data } = setup();
+    await expect(service.create(alice, 'note', { id: 'n1', title: 'x', owner: 'bob' })).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
+    await expect(service.create(caller('vic', ['viewer']), 'note', { id: 'n2', title: 'x' })).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
+    await expect(service.create(alice, 'secret', { id: 's1' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(service.create(alice, 'nope', { id: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(service.create(alice, 'note', { id: 'n3', title: 'x', bogus: 1 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    expect(data.statements).toEqual([]);
+  });
+});
+
+describe('EntityService.update and remove', () => {
+  it('updates with the next version and the diff of what changed', async () => {
+    const { service, data, published } = setup();
+    await service.create(alice, 'note', { id: 'n1', title: 'Draft' });
+    const row = await service.update(alice, 'note', 'n1', { title: 'Final' }, 1);
+    expect(row).toEqual({ id: 'n1', title: 'Final', owner: 'alice', _version: 2 });
+    expect(data.log[1]).toMatchObject({ version: 2, op: 'update', diff: { title: ['Draft', 'Final'] } });
+    expect(published.flat().map((e) => e.version)).toEqual([1, 2]);
+  });
+
+  it('refuses a stale If-Match with CONFLICT and changes nothing', async () => {
+    const { service, data, published } = setup();
+    await service.create(alice, 'note', { id: 'n1', title: 'Draft' });
+    await service.update(alice, 'note', 'n1', { title: 'Second' }, undefined);
+    await expect(service.update(alice, 'note', 'n1', { title: 'Third' }, 1)).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    expect(data.tables.get('note')?.get('n1')?.title).toBe('Second');
+    expect(data.log).toHaveLength(2);
+    expect(published).toHaveLength(2);
+  });
+
+  it("reports another user's row as not found, for update and delete alike", async () => {
+    const { service } = setup();
+    await service.create(alice, 'note', { id: 'n1', title: 'Mine' });
+    const bob = caller('bob');
+    await expect(service.update(bob, 'note', 'n1', { title: 'Ours' }, undefined)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(service.remove(bob, 'note', 'n1', undefined)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await service.get(caller('root', ['admin', 'member']), 'note', 'n1')).toMatchObject({ title: 'Mine' });
+  });
+
+  it('deletes with a delete change whose diff keeps the last values', async () => {
+    const { service, data, published } = setup();
+    await service.create(alice, 'note', { id: 'n1', title: 'Bye' });
+    await service.remove(alice, 'note', 'n1', 1);
+    expect(data.tables.get('note')?.has('n1')).toBe(false);
+    expect(data.log[1]).toMatchObject({ version: 2, op: 'delete', diff: { title: ['Bye', null] } });
+    expect(published.at(-1)).toEqual([{ tenantId: 'acme', entity: 'note', key: 'n1', version: 2 }]);
+    await expect(service.get(alice, 'note', 'n1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('EntityService.schema', () => {
+  it('lists only the entities the caller may read or write, without column internals', async () => {
+    const { service } = setup();
+    expect(await service.schema(alice)).toEqual({
+      entities: {
+        note: {
+          primaryKey: 'id',
+          fields: {
+            id: { type: 'text', nullable: false },
+            title: { type: 'text', nullable: false },
+            owner: { type: 'text', nullable: true },
+          },
+        },
+      },
+    });
+    expect(await service.schema(caller('nobody', []))).toEqual({ entities: {} });
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from '@jest/globals';
+import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import { ForbiddenError, UnauthorizedError } from './errors.ts';
+import { bucketOf, type DueConnection, reapExpired, verifyRefreshToken } from './expiry.ts';
+
+function store(connections: Record<string, number>, cursor?: number) {
+  const state = { cursor, queried: [] as number[] };
+  return {
+    state,
+    store: {
+      inBucket: async (bucket: number): Promise<DueConnection[]> => {
+        state.queried.push(bucket);
+        return Object.entries(connections)
+          .filter(([, exp]) => bucketOf(exp) === bucket)
+          .map(([connectionId, exp]) => ({ connectionId, exp }));
+      },
+      currentExp: async (id: string) =>
+        connections[id] === undefined
+          ? undefined
+          : { exp: connections[id] as number, tenantId: 'acme', connectedAt: 0 },
+      cursor: async () => state.cursor,
+      setCursor: async (bucket: number) => {
+        state.cursor = bucket;
+      },
+    },
+  };
+}
+
+const now = 6_000 * 60 * 1000 + 30_000; // 30 s into minute 6000
+
+describe('the reaper', () => {
+  it('expires connections whose token has passed, keeps the rest, and advances its cursor to the last past bucket', async () => {
+    const { store: s, state } = store({ old: 6000 * 60 - 5, thisMinute: 6000 * 60 + 10, later: 6000 * 60 + 50 }, 5990);
+    const expired: string[] = [];
+    const result = await reapExpired({
+      store: s,
+      now: () => now,
+      expire: async (c) => void expired.push(c.connectionId),
+    });
+    expect(expired.sort()).toEqual(['old', 'thisMinute']);
+    expect(result).toMatchObject({ expired: 2, failed: 0, buckets: 10 });
+    expect(state.queried).toEqual([5991, 5992, 5993, 5994, 5995, 5996, 5997, 5998, 5999, 6000]);
+    expect(state.cursor).toBe(5999);
+  });
+
+  it('skips a connection refreshed since the index was written', async () => {
+    const connections = { refreshed: 6000 * 60 - 5 };
+    const { store: s } = store(connections, 5998);
+    s.currentExp = async () => ({ exp: 6000 * 60 + 600, tenantId: 'acme', connectedAt: 0 });
+    const expired: string[] = [];
+    await reapExpired({ store: s, now: () => now, expire: async (c) => void expired.push(c.connectionId) });
+    expect(expired).toEqual([]);
+  });
+
+  it('keeps the cursor before a bucket whose close failed, so the next sweep retries it', async () => {
+    const { store: s, state } = store({ failing: 5995 * 60 + 1, fine: 5997 * 60 }, 5990);
+    const errors: unknown[] = [];
+    const result = await reapExpired({
+      store: s,
+      now: () => now,
+      expire: async (c) => {
+        if (c.connectionId === 'failing') throw new Error('management API down');
+      },
+      onError: (err) => errors.push(err),
+    });
+    expect(result).toMatchObject({ expired: 1, failed: 1 });
+    expect(errors).toHaveLength(1);
+    expect(state.cursor).toBe(5994);
+  });
+
+  it('looks back at most the longest connection lifetime when it has no cursor yet', async () => {
+    const { store: s, state } = store({});
+    await reapExpired({ store: s, now: () => now, expire: async () => undefined });
+    expect(state.queried.length).toBeLessThanOrEqual(2 * 60 + 11);
+    expect(state.queried.at(-1)).toBe(6000);
+  });
+});
+
+describe('a refresh token', () => {
+  const caller = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
+  const claimNames = { tenant: 'tenant_id', user: 'sub', roles: 'roles' };
+  const verifying = (payload: JwtPayload) => ({ verify: async () => payload });
+
+  it('of the same user and tenant gives its expiry', async () => {
+    const deps = { verifier: verifying({ sub: 'alice', tenant_id: 'acme', exp: 123 }), claimNames };
+    expect(await verifyRefreshToken('t', caller, deps)).toBe(123);
+  });
+
+  it('of another user or tenant is FORBIDDEN, one that does not verify UNAUTHORIZED', async () => {
+    const other = { verifier: verifying({ sub: 'bob', tenant_id: 'acme', exp: 1 }), claimNames };
+    await expect(verifyRefreshToken('t', caller, other)).rejects.toBeInstanceOf(ForbiddenError);
+    const foreign = { verifier: verifying({ sub: 'alice', tenant_id: 'globex', exp: 1 }), claimNames };
+    await expect(verifyRefreshToken('t', caller, foreign)).rejects.toBeInstanceOf(ForbiddenError);
+    const broken = {
+      verifier: {
+        verify: async () => {
+          throw new Error('bad signature');
+        },
+      },
+      claimNames,
+    };
+    await expect(verifyRefreshToken('t', caller, broken)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+});

@@ -1,0 +1,236 @@
+/**
+ * Token lifetime of connections (docs/security.md, "Token lifetime"): a connection never outlives its token.
+ *
+ * The connection's `META` item holds the token's `exp` and, in index gsi2, a minute bucket of it
+ * (`gsi2pk = EXP#<floor(exp / 60)>`, `gsi2sk = C#<connectionId>`). The scheduled reaper walks the buckets from its
+ * cursor up to now, and for each connection whose `exp` has passed sends `{"type":"error","code":"UNAUTHORIZED",
+ * "message":"token expired"}`, closes it (DeleteConnection) and removes its registry items. A `refresh` frame with
+ * a new token of the same user and tenant moves the connection to its new bucket.
+ */
+
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import { limits } from '../manifest.ts';
+import { type ClaimNames, ClaimsError, callerFromClaims } from './auth.ts';
+import type { TokenVerifier } from './authorize.ts';
+import { ForbiddenError, UnauthorizedError } from './errors.ts';
+import type { Caller } from './permissions.ts';
+import { errorFrame } from './protocol.ts';
+
+export const EXPIRY_BUCKET_SECONDS = 60;
+/** Buckets the reaper looks back when it has no cursor yet: the longest a connection can live, plus a margin. */
+const MAX_LOOKBACK_BUCKETS = Math.ceil(limits.maxConnectionSeconds / EXPIRY_BUCKET_SECONDS) + 10;
+
+export const bucketOf = (expSeconds: number) => Math.floor(expSeconds / EXPIRY_BUCKET_SECONDS);
+
+/** The gsi2 keys of a connection whose token expires at `exp` (epoch seconds). */
+export function expiryKeys(connectionId: string, exp: number): { gsi2pk: string; gsi2sk: string } {
+  return { gsi2pk: `EXP#${bucketOf(exp)}`, gsi2sk: `C#${connectionId}` };
+}
+
+/** The frame a connection gets just before it is closed for an expired token. */
+export const tokenExpiredFrame = () => JSON.stringify(errorFrame(undefined, 'UNAUTHORIZED', 'token expired'));
+
+// ---- refresh ----
+
+export interface RefreshDeps {
+  readonly verifier: TokenVerifier;
+  readonly claimNames: ClaimNames;
+}
+
+/**
+ * Verifies a refresh token for a connection of `caller`: UNAUTHORIZED if it does not verify, FORBIDDEN if it is
+ * another user's or tenant's (or has no usable claims). Returns its `exp` (epoch seconds; 0 when it has none).
+ * The token is never part of an error message.
+ */
+export async function verifyRefreshToken(token: string, caller: Caller, deps: RefreshDeps): Promise<number> {
+  let payload: JwtPayload;
+  try {
+    payload = await deps.verifier.verify(token);
+  } catch {
+    throw new UnauthorizedError('token not valid');
+  }
+  let next: Caller;
+  try {
+    next = callerFromClaims(payload, deps.claimNames);
+  } catch (err) {
+    if (err instanceof ClaimsError) throw new ForbiddenError('token has no usable tenant or user claim');
+    throw err;
+  }
+  if (next.tenantId !== caller.tenantId || next.userId !== caller.userId) {
+    throw new ForbiddenError('token is for another user or tenant than the connection');
+  }
+  return typeof payload.exp === 'number' ? payload.exp : 0;
+}
+
+// ---- the store ----
+
+export interface DueConnection {
+  readonly connectionId: string;
+  readonly exp: number;
+}
+
+export interface ExpiryStoreOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+}
+
+const CURSOR_KEY = { pk: 'REAPER', sk: 'CURSOR' } as const;
+
+export class ExpiryStore {
+  constructor(private readonly options: ExpiryStoreOptions) {}
+
+  /**
+   * Sets a connection's token expiry (a refresh). False if the connection is gone or not the caller's.
+   * `exp` 0 (a token without expiry) takes the connection out of the index.
+   */
+  async extend(connectionId: string, caller: Caller, exp: number): Promise<boolean> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: { pk: `C#${connectionId}`, sk: 'META' },
+          ...(exp > 0
+            ? {
+                UpdateExpression: 'SET #exp = :exp, gsi2pk = :pk2, gsi2sk = :sk2',
+                ExpressionAttributeValues: {
+                  ':exp': exp,
+                  ':pk2': expiryKeys(connectionId, exp).gsi2pk,
+                  ':sk2': expiryKeys(connectionId, exp).gsi2sk,
+                  ':t': caller.tenantId,
+                  ':u': caller.userId,
+                },
+              }
+            : {
+                UpdateExpression: 'REMOVE #exp, gsi2pk, gsi2sk',
+                ExpressionAttributeValues: { ':t': caller.tenantId, ':u': caller.userId },
+              }),
+          ConditionExpression: 'attribute_exists(pk) AND tenantId = :t AND userId = :u',
+          ExpressionAttributeNames: { '#exp': 'exp' },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
+  /** Connections indexed in one bucket (the index is eventually consistent: confirm with {@link currentExp}). */
+  async inBucket(bucket: number): Promise<DueConnection[]> {
+    const due: DueConnection[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.client.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: 'gsi2',
+          KeyConditionExpression: 'gsi2pk = :pk',
+          ExpressionAttributeValues: { ':pk': `EXP#${bucket}` },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        if (typeof item.connectionId === 'string' && typeof item.exp === 'number') {
+          due.push({ connectionId: item.connectionId, exp: item.exp });
+        }
+      }
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return due;
+  }
+
+  /** The connection's current token expiry (strongly consistent), or undefined if it is gone. */
+  async currentExp(connectionId: string): Promise<{ exp: number; tenantId: string; connectedAt: number } | undefined> {
+    const out = await this.options.client.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: { pk: `C#${connectionId}`, sk: 'META' },
+        ConsistentRead: true,
+      }),
+    );
+    const item = out.Item;
+    if (item === undefined) return undefined;
+    return {
+      exp: typeof item.exp === 'number' ? item.exp : 0,
+      tenantId: String(item.tenantId),
+      connectedAt: Number(item.connectedAt),
+    };
+  }
+
+  async cursor(): Promise<number | undefined> {
+    const out = await this.options.client.send(
+      new GetCommand({ TableName: this.options.tableName, Key: CURSOR_KEY, ConsistentRead: true }),
+    );
+    return typeof out.Item?.bucket === 'number' ? out.Item.bucket : undefined;
+  }
+
+  async setCursor(bucket: number): Promise<void> {
+    await this.options.client.send(
+      new PutCommand({ TableName: this.options.tableName, Item: { ...CURSOR_KEY, type: 'reaper-cursor', bucket } }),
+    );
+  }
+}
+
+// ---- the reaper ----
+
+export interface ReapDeps {
+  readonly store: Pick<ExpiryStore, 'inBucket' | 'currentExp' | 'cursor' | 'setCursor'>;
+  /** Sends the `token expired` frame, closes the connection and removes its items; must tolerate a gone connection. */
+  readonly expire: (connection: DueConnection & { tenantId: string; connectedAt: number }) => Promise<void>;
+  readonly now: () => number;
+  readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+}
+
+export interface ReapResult {
+  readonly buckets: number;
+  readonly checked: number;
+  readonly expired: number;
+  readonly failed: number;
+}
+
+/**
+ * One sweep: every bucket after the cursor up to the current minute; connections whose token has expired are closed.
+ * The cursor advances to the last bucket that is wholly in the past and had no failure, so a failed close is
+ * retried on the next sweep (at-least-once). Buckets before the current minute are wholly expired; the current
+ * one is checked connection by connection and never passed by the cursor.
+ */
+export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
+  const nowSeconds = Math.floor(deps.now() / 1000);
+  const current = bucketOf(nowSeconds);
+  const cursor = (await deps.store.cursor()) ?? current - MAX_LOOKBACK_BUCKETS;
+  const first = Math.max(cursor + 1, current - MAX_LOOKBACK_BUCKETS);
+  let checked = 0;
+  let expired = 0;
+  let failed = 0;
+  let nextCursor = cursor;
+  let blocked = false;
+  for (let bucket = first; bucket <= current; bucket++) {
+    let bucketFailed = false;
+    for (const due of await deps.store.inBucket(bucket)) {
+      if (due.exp > nowSeconds) continue;
+      checked++;
+      try {
+        const live = await deps.store.currentExp(due.connectionId);
+        // Gone, refreshed meanwhile, or never expiring: nothing to do.
+        if (live === undefined || live.exp === 0 || live.exp > nowSeconds) continue;
+        await deps.expire({ ...due, exp: live.exp, tenantId: live.tenantId, connectedAt: live.connectedAt });
+        expired++;
+      } catch (err) {
+        failed++;
+        bucketFailed = true;
+        deps.onError?.(err, { connectionId: due.connectionId, bucket });
+      }
+    }
+    if (bucketFailed) blocked = true;
+    if (!blocked && bucket < current) nextCursor = bucket;
+  }
+  if (nextCursor !== cursor) await deps.store.setCursor(nextCursor);
+  return { buckets: current - first + 1, checked, expired, failed };
+}

@@ -1,0 +1,203 @@
+import { describe, expect, it } from '@jest/globals';
+import { FakeTable } from '../../test/support/fake-table.ts';
+import type { DeliveryMessage } from './delivery.ts';
+import { GroupHistory } from './history.ts';
+
+const T = 'acme';
+const G = 'chat:general';
+const H = `T#${T}#G#${G}#H`;
+const I = `T#${T}#G#${G}#I`;
+
+function setup(options: { retentionSeconds?: number } = {}) {
+  const table = new FakeTable();
+  let now = 1_700_000_000_000;
+  const history = new GroupHistory({
+    client: table.client,
+    tableName: 'tenantcast-test',
+    now: () => now,
+    ...options,
+  });
+  return {
+    table,
+    history,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+const message = (id: string, group = G): DeliveryMessage => ({
+  v: 1,
+  id,
+  tenantId: T,
+  group,
+  data: { id },
+  from: 'alice',
+  ts: 1,
+});
+
+/** Assigns as the broadcaster does: the group's state first, then the run. */
+async function assign(history: GroupHistory, ...ids: string[]) {
+  const state = await history.state(T, G);
+  return (
+    await history.assign(
+      ids.map((id) => message(id)),
+      state,
+    )
+  ).map((m) => [m.id, m.seq]);
+}
+
+const isPut = (pk: string) => (name: string, input: Record<string, unknown>) =>
+  name === 'PutCommand' && (input.Item as { pk?: string }).pk === pk;
+
+describe('GroupHistory.assign', () => {
+  it('gives a new group consecutive seqs from 1 and raises the counter to the last', async () => {
+    const { history } = setup();
+    expect(await assign(history, 'a', 'b', 'c')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+    expect(await assign(history, 'd')).toEqual([['d', 4]]);
+    expect(await history.state(T, G)).toEqual({ seq: 4, splitUntil: 0 });
+  });
+
+  it('keeps the seq a message already has when its run is assigned again (a redelivery)', async () => {
+    const { history, table } = setup();
+    await assign(history, 'a', 'b');
+    expect(await assign(history, 'a', 'b', 'c')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+    expect(table.partition(H)).toHaveLength(3);
+  });
+
+  it('never gives two writers the same seq, even when both start from the same stale state', async () => {
+    const { history } = setup();
+    const stale = await history.state(T, G);
+    const [one, two] = await Promise.all([
+      history.assign([message('x1'), message('x2')], stale),
+      history.assign([message('y1'), message('y2')], stale),
+    ]);
+    const seqs = [...(one ?? []), ...(two ?? [])].map((m) => m.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual([1, 2, 3, 4]);
+  });
+
+  it('after a crash between the history item and the id record, the redelivery takes a new seq and replay shows the message once', async () => {
+    const { history, table } = setup();
+    table.failWhen(isPut(I), new Error('sandbox died'));
+    await expect(assign(history, 'a')).rejects.toThrow('sandbox died');
+    expect(table.partition(H).map((item) => item.seq)).toEqual([1]);
+
+    expect(await assign(history, 'a')).toEqual([['a', 2]]);
+    expect(table.partition(H)).toHaveLength(2);
+    const read = await history.read(T, G, 0);
+    expect(read).toMatchObject({ kind: 'ok', seq: 2 });
+    expect(read.kind === 'ok' && read.messages.map((m) => [m.id, m.seq])).toEqual([['a', 1]]);
+  });
+
+  it('after a crash between the id record and the counter, the next run skips the taken seq (dense, never shared)', async () => {
+    const { history, table } = setup();
+    await assign(history, 'a');
+    table.failWhen((name) => name === 'UpdateCommand', new Error('sandbox died'));
+    await expect(assign(history, 'b')).rejects.toThrow('sandbox died');
+    expect((await history.state(T, G)).seq).toBe(1);
+
+    // The stale counter says 1, but seq 2 is taken by b: c gets 3, and b keeps its 2 when it comes back.
+    expect(await assign(history, 'c')).toEqual([['c', 3]]);
+    expect(await assign(history, 'b')).toEqual([['b', 2]]);
+    expect((await history.state(T, G)).seq).toBe(3);
+  });
+
+  it('keeps history items and id records for the retention', async () => {
+    const { history, table } = setup({ retentionSeconds: 600 });
+    await assign(history, 'a');
+    const nowSeconds = 1_700_000_000;
+    expect(table.get(H, '000000000001')).toMatchObject({ seq: 1, ttl: nowSeconds + 600, message: { id: 'a' } });
+    expect(table.get(I, 'a')).toMatchObject({ seq: 1, ttl: nowSeconds + 600 });
+  });
+});
+
+describe('GroupHistory.read', () => {
+  it('returns what came after since, in seq order, with the current seq', async () => {
+    const { history } = setup();
+    await assign(history, 'a', 'b', 'c', 'd');
+    const read = await history.read(T, G, 2);
+    expect(read.kind).toBe('ok');
+    expect(read.kind === 'ok' && read.messages.map((m) => [m.id, m.seq])).toEqual([
+      ['c', 3],
+      ['d', 4],
+    ]);
+    expect(await history.read(T, G, 4)).toEqual({ kind: 'ok', seq: 4, messages: [] });
+  });
+
+  it('with since 0 returns everything still in history', async () => {
+    const { history } = setup();
+    await assign(history, 'a', 'b');
+    const read = await history.read(T, G, 0);
+    expect(read.kind === 'ok' && read.messages.map((m) => m.seq)).toEqual([1, 2]);
+  });
+
+  it('reports expired, with the current seq, when the first message after since is gone', async () => {
+    const { history, table } = setup();
+    await assign(history, 'a', 'b', 'c');
+    table.delete(H, '000000000002');
+    expect(await history.read(T, G, 1)).toEqual({ kind: 'expired', seq: 3 });
+    expect((await history.read(T, G, 2)).kind).toBe('ok');
+  });
+
+  it('reports expired when the retention has passed, before DynamoDB TTL has deleted anything', async () => {
+    const { history, advance } = setup({ retentionSeconds: 60 });
+    await assign(history, 'a', 'b');
+    advance(61_000);
+    expect(await history.read(T, G, 0)).toEqual({ kind: 'expired', seq: 2 });
+  });
+
+  it('reports expired when since is beyond the group (its history was lost)', async () => {
+    const { history } = setup();
+    await assign(history, 'a');
+    expect(await history.read(T, G, 5)).toEqual({ kind: 'expired', seq: 1 });
+  });
+
+  it('is ok and empty for a group that never had a message when since is 0', async () => {
+    const { history } = setup();
+    expect(await history.read(T, 'chat:new', 0)).toEqual({ kind: 'ok', seq: 0, messages: [] });
+  });
+});
+
+describe('GroupHistory progress and split marks', () => {
+  it('finds the progress records overlapping a range, with every connection added to them', async () => {
+    const { history } = setup();
+    await history.addProgress(T, G, { first: 1, last: 3 }, ['c1']);
+    await history.addProgress(T, G, { first: 1, last: 3 }, ['c2']);
+    await history.addProgress(T, G, { first: 4, last: 6 }, ['c3']);
+    await history.addProgress(T, G, { first: 7, last: 9 }, ['c4']);
+    const records = await history.progress(T, G, { first: 3, last: 5 });
+    expect(records.map((r) => [r.first, r.last, [...r.done].sort()])).toEqual([
+      [1, 3, ['c1', 'c2']],
+      [4, 6, ['c3']],
+    ]);
+  });
+
+  it('keeps fan-out page progress by page id, apart from run progress', async () => {
+    const { history } = setup();
+    await history.addProgress(T, G, { first: 5, last: 5, jobId: 'page-1' }, ['c1']);
+    await history.addProgress(T, G, { first: 5, last: 5 }, ['c9']);
+    const records = await history.progress(T, G, { first: 5, last: 5, jobId: 'page-1' });
+    expect(records.map((r) => [...r.done])).toEqual([['c1']]);
+  });
+
+  it('writes nothing for an empty list of connections', async () => {
+    const { history, table } = setup();
+    await history.addProgress(T, G, { first: 1, last: 1 }, []);
+    expect(table.calls).toEqual([]);
+  });
+
+  it('records until when the group stays on the split path, next to its seq', async () => {
+    const { history } = setup();
+    await assign(history, 'a');
+    await history.markSplit(T, G, 42);
+    expect(await history.state(T, G)).toEqual({ seq: 1, splitUntil: 42 });
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * Server-side publishing over HTTP: `POST /v1/publish` (API Gateway HTTP API, JWT authorizer). The same message and
+ * the same permission rules as the WebSocket `publish` frame, for callers that hold a token but no connection:
+ *
+ * - `{"group":"chat:general","data":…}` publishes to a group of the token's tenant (role rules of the tenant);
+ * - `{"userId":"bob","data":…}` publishes to the group `user:bob`, which reaches every connection of user `bob`
+ *   (docs/delivery.md, "User groups"), with a seq, in order, and replayable like any group.
+ *
+ * Answers `202 {"id":"<message id>","group":"<group>"}` once the message is durably queued (not yet delivered), or
+ * the entity API's error body `{"error":{"code","message"}}` with its status. Pure: every port is an argument.
+ */
+import { z } from 'zod';
+import type { ClaimNames } from './auth.ts';
+import { USER_GROUP_PREFIX } from './broadcast.ts';
+import type { DeliveryMessage } from './delivery.ts';
+import {
+  callerOf,
+  type EntityHttpRequest,
+  type EntityHttpResponse,
+  errorResponse,
+  parseBody,
+} from './entities/http.ts';
+import { BadRequestError, TenantcastError, toTenantcastError } from './errors.ts';
+import { assertAllowed } from './permissions.ts';
+import { assertPublishSize, GROUP_PATTERN } from './protocol.ts';
+import type { TenantDirectory } from './tenants.ts';
+
+const data = z.unknown().refine((v) => v !== undefined, 'data is required');
+const groupName = z.string().regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`);
+/** A user id that makes a valid `user:<id>` group name. */
+const userId = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_.:-]{1,123}$/,
+    `userId must match ^[A-Za-z0-9_.:-]{1,123}$ (the group user:<id> must be a group name)`,
+  );
+
+export const PublishBody = z.union([z.strictObject({ group: groupName, data }), z.strictObject({ userId, data })]);
+export type PublishBody = z.infer<typeof PublishBody>;
+
+export type PublishRequest = Pick<EntityHttpRequest, 'body' | 'isBase64Encoded' | 'claims'>;
+
+export interface PublishDeps {
+  readonly tenants: Pick<TenantDirectory, 'get'>;
+  /** Puts the message on the delivery queue (FIFO, `deliverySendParams`). */
+  readonly enqueue: (message: DeliveryMessage) => Promise<void>;
+  readonly newId: () => string;
+  readonly now: () => number;
+  readonly claimNames: ClaimNames;
+  /** Largest request body (TOO_LARGE above it). */
+  readonly maxBodyBytes: number;
+  readonly onError?: (err: unknown) => void;
+}
+
+/** The body, validated: exactly one of `group` and `userId`, and `data`; BAD_REQUEST saying what is wrong. */
+export function parsePublishBody(value: unknown): { group: string; data: unknown } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BadRequestError('body must be a JSON object');
+  }
+  const fields = value as Record<string, unknown>;
+  const hasGroup = Object.hasOwn(fields, 'group');
+  const hasUser = Object.hasOwn(fields, 'userId');
+  if (hasGroup === hasUser) throw new BadRequestError("body needs exactly one of 'group' and 'userId'");
+  const schema = hasGroup ? PublishBody.options[0] : PublishBody.options[1];
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const unknownKey = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+    throw new BadRequestError(
+      unknownKey !== undefined
+        ? `unknown field '${unknownKey.slice(0, 40)}'`
+        : `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const body = result.data;
+  return { group: 'group' in body ? body.group : `${USER_GROUP_PREFIX}${body.userId}`, data: body.data };
+}
+
+export async function handlePublishRequest(request: PublishRequest, deps: PublishDeps): Promise<EntityHttpResponse> {
+  try {
+    // The tenant and the sender come from the verified token only, never from the body.
+    const caller = callerOf(request.claims, deps.claimNames);
+    const { group, data } = parsePublishBody(parseBody(request, deps.maxBodyBytes));
+    assertPublishSize(data);
+    const tenant = await deps.tenants.get(caller.tenantId);
+    assertAllowed(tenant.roleRules, caller, 'publish', group);
+    const id = deps.newId();
+    await deps.enqueue({ v: 1, id, tenantId: caller.tenantId, group, data, from: caller.userId, ts: deps.now() });
+    return { statusCode: 202, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, group }) };
+  } catch (err) {
+    if (!(err instanceof TenantcastError) || err.code === 'INTERNAL') deps.onError?.(err);
+    return errorResponse(toTenantcastError(err));
+  }
+}

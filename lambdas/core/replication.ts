@@ -1,0 +1,234 @@
+/**
+ * Multi-region delivery (docs/multi-region.md). Every tenant has one **home region**, picked deterministically from
+ * the stage's regions; only the home assigns seqs for the tenant's groups, so a group has one sequence everywhere.
+ *
+ * - A publish received in another region is **forwarded** by that region's broadcaster, unchanged, to the home's
+ *   delivery queue (same FIFO group, same dedup id), where it gets its seq.
+ * - The home's broadcaster, right after assigning seqs and before posting, queues one **replication job** per peer
+ *   region on its own replication queue (FIFO, one lane per peer and group). The replicator sends each job to the
+ *   peer's delivery queue as a **replica** (`kind: 'replica'`, with the seq), in order per lane; a peer that is down
+ *   holds back only its own lane.
+ * - A peer's broadcaster records a replica in its own history at the given seq and delivers it to its members with
+ *   the same engine (audience, coalescing, packing, split path). Replicas share the delivery queue's FIFO group with
+ *   the region's replay requests, so `since` recovery in any region is in order with live delivery there.
+ *
+ * Pure: the topology comes from the environment through `parseTopology`, and every port is passed in.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { type BroadcastDeps, broadcastRun, type DeliveryResult } from './broadcast.ts';
+import { DeliveryMessage, messageGroupIdOf, type SequencedMessage } from './delivery.ts';
+import type { GroupHistory } from './history.ts';
+
+/** Where this region sits in its stage. */
+export interface StageTopology {
+  /** This region. */
+  readonly region: string;
+  /** Every region of the stage, this one included, in cdk.json order. */
+  readonly regions: readonly string[];
+  /** The delivery queue URL of every other region of the stage. */
+  readonly peers: ReadonlyMap<string, string>;
+}
+
+/**
+ * Reads the topology from the `peers` binding's environment: `STAGE_REGIONS` (space-separated regions) and
+ * `PEER_DELIVERY_QUEUES` (space-separated `region=queueUrl` pairs, one per other region).
+ *
+ * @throws when the two disagree: a region without a queue, a queue of an unknown region, or this region missing
+ */
+export function parseTopology(input: {
+  readonly region: string;
+  readonly stageRegions: string;
+  readonly peerDeliveryQueues: string;
+}): StageTopology {
+  const regions = input.stageRegions.split(/[\s,]+/).filter((r) => r !== '');
+  const given = regions.length === 0 ? [input.region] : regions;
+  if (!given.includes(input.region)) {
+    throw new Error(`STAGE_REGIONS '${input.stageRegions}' does not include this region (${input.region})`);
+  }
+  const peers = new Map<string, string>();
+  for (const pair of input.peerDeliveryQueues.split(/\s+/).filter((p) => p !== '')) {
+    const at = pair.indexOf('=');
+    const region = pair.slice(0, at);
+    const url = pair.slice(at + 1);
+    if (at <= 0 || url === '') throw new Error(`PEER_DELIVERY_QUEUES: expected region=queueUrl (got '${pair}')`);
+    if (region === input.region || !given.includes(region)) {
+      throw new Error(`PEER_DELIVERY_QUEUES names '${region}', which is not a peer of ${input.region} (${given})`);
+    }
+    peers.set(region, url);
+  }
+  const missing = given.filter((r) => r !== input.region && !peers.has(r));
+  if (missing.length > 0) {
+    throw new Error(`PEER_DELIVERY_QUEUES has no delivery queue for ${missing.join(', ')} (STAGE_REGIONS: ${given})`);
+  }
+  return { region: input.region, regions: given, peers };
+}
+
+/**
+ * The tenant's home region: rendezvous (highest random weight) hashing of the tenant id over the stage's regions.
+ * Deterministic everywhere without a lookup; spreads tenants evenly; adding a region moves only the tenants that
+ * the new region wins (about 1/n of them).
+ */
+export function homeRegionOf(tenantId: string, regions: readonly string[]): string {
+  let best: { region: string; weight: bigint } | undefined;
+  for (const region of regions) {
+    const weight = createHash('sha256').update(`${tenantId}\u0000${region}`).digest().readBigUInt64BE(0);
+    if (best === undefined || weight > best.weight || (weight === best.weight && region < best.region)) {
+      best = { region, weight };
+    }
+  }
+  if (best === undefined) throw new Error('a stage has at least one region');
+  return best.region;
+}
+
+/** What a region's broadcaster does with a published message of `tenantId`. */
+export type Route =
+  | { readonly kind: 'home' }
+  | { readonly kind: 'forward'; readonly home: string; readonly queueUrl: string };
+
+export function routeOf(tenantId: string, topology: StageTopology): Route {
+  const home = homeRegionOf(tenantId, topology.regions);
+  if (home === topology.region) return { kind: 'home' };
+  const queueUrl = topology.peers.get(home);
+  if (queueUrl === undefined) throw new Error(`no delivery queue for ${home}, the home region of ${tenantId}`);
+  return { kind: 'forward', home, queueUrl };
+}
+
+/** A message sequenced by its home region, on a peer's delivery queue. */
+export const ReplicaMessage = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('replica'),
+  /** The region that assigned `seq` (the tenant's home). */
+  origin: z.string().min(1),
+  seq: z.number().int().positive(),
+  message: DeliveryMessage,
+});
+export type ReplicaMessage = z.infer<typeof ReplicaMessage>;
+
+/** A replica waiting on the home's replication queue to be sent to region `to`. */
+export const ReplicationJob = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('replication'),
+  to: z.string().min(1),
+  replica: ReplicaMessage,
+});
+export type ReplicationJob = z.infer<typeof ReplicationJob>;
+
+export function isReplica(body: unknown): body is ReplicaMessage {
+  return typeof body === 'object' && body !== null && (body as { kind?: unknown }).kind === 'replica';
+}
+
+/** SQS allows 128 characters of `[!-~]` in group and dedup ids; longer ones are hashed. */
+function sqsId(id: string): string {
+  return id.length <= 128 ? id : `h:${createHash('sha256').update(id).digest('base64url')}`;
+}
+
+/** One job per peer and message, in seq order. */
+export function replicationJobs(messages: readonly SequencedMessage[], topology: StageTopology): ReplicationJob[] {
+  const jobs: ReplicationJob[] = [];
+  for (const to of topology.peers.keys()) {
+    for (const { seq, ...message } of messages) {
+      jobs.push({
+        v: 1,
+        kind: 'replication',
+        to,
+        replica: { v: 1, kind: 'replica', origin: topology.region, seq, message },
+      });
+    }
+  }
+  return jobs;
+}
+
+/** SendMessage parameters for the home's replication queue: one FIFO lane per peer and group. */
+export function replicationSendParams(queueUrl: string, job: ReplicationJob) {
+  const { message, seq } = job.replica;
+  return {
+    QueueUrl: queueUrl,
+    MessageBody: JSON.stringify(job),
+    MessageGroupId: sqsId(`${job.to}#${messageGroupIdOf(message.tenantId, message.group)}`),
+    MessageDeduplicationId: sqsId(`${job.to}/${message.id}@${seq}`),
+  };
+}
+
+/**
+ * SendMessage parameters for a peer's delivery queue: the group's own FIFO group (so replicas are in order with the
+ * peer's replay requests), and a dedup id that differs from the message id the peer may have forwarded it under.
+ */
+export function replicaSendParams(queueUrl: string, replica: ReplicaMessage) {
+  const { message, seq } = replica;
+  return {
+    QueueUrl: queueUrl,
+    MessageBody: JSON.stringify(replica),
+    MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
+    MessageDeduplicationId: sqsId(`${message.id}@${seq}`),
+    MessageAttributes: {
+      tenantId: { DataType: 'String', StringValue: message.tenantId },
+      messageId: { DataType: 'String', StringValue: message.id },
+    },
+  };
+}
+
+type History = BroadcastDeps['history'];
+
+/**
+ * The home region's history: once a run has its seqs, it is queued for replication to every peer, before anyone is
+ * posted to, so a message a subscriber saw anywhere is on its way everywhere. A redelivered run keeps its seqs and
+ * queues the same jobs again (deduplicated by SQS within 5 minutes, by the peers' progress records after).
+ */
+export function replicatingHistory(
+  history: History,
+  replicate: (messages: readonly SequencedMessage[]) => Promise<void>,
+): History {
+  return {
+    state: (tenantId, group) => history.state(tenantId, group),
+    assign: async (messages, state) => {
+      const sequenced = await history.assign(messages, state);
+      await replicate(sequenced);
+      return sequenced;
+    },
+    read: (tenantId, group, since) => history.read(tenantId, group, since),
+    markSplit: (tenantId, group, until) => history.markSplit(tenantId, group, until),
+    addProgress: (tenantId, group, range, ids) => history.addProgress(tenantId, group, range, ids),
+    progress: (tenantId, group, range) => history.progress(tenantId, group, range),
+  };
+}
+
+export interface ReplicaDeps extends BroadcastDeps {
+  /** Writes replicas into this region's history at their seqs (`GroupHistory.record`). */
+  readonly recorder: Pick<GroupHistory, 'record'>;
+}
+
+/**
+ * A run of replicas of one group in a peer region: recorded in this region's history at their seqs, then delivered
+ * to this region's members by the broadcast engine. A replica at or below the region's counter was handled before
+ * (an SQS redelivery, or a copy the home resent after the 5-minute dedup window): the run then counts as
+ * redelivered, so progress records skip the connections that already got it.
+ */
+export async function deliverReplicas(
+  replicas: readonly ReplicaMessage[],
+  receivedBefore: boolean,
+  deps: ReplicaDeps,
+): Promise<DeliveryResult & { readonly seqs: readonly number[]; readonly split: boolean }> {
+  const sequenced: SequencedMessage[] = replicas.map((r) => ({ ...r.message, seq: r.seq }));
+  const head = sequenced[0];
+  if (head === undefined) return { delivered: 0, gone: 0, failed: 0, seqs: [], split: false };
+  const state = await deps.history.state(head.tenantId, head.group);
+  const redelivered = receivedBefore || sequenced.some((m) => m.seq <= state.seq);
+  const history: History = {
+    ...pickHistory(deps.history),
+    // The seqs come with the replicas: record them instead of assigning new ones.
+    assign: async () => {
+      await deps.recorder.record(sequenced);
+      return sequenced;
+    },
+  };
+  return broadcastRun(
+    replicas.map((r) => r.message),
+    redelivered,
+    { ...deps, history },
+  );
+}
+
+function pickHistory(history: History): History {
+  return replicatingHistory(history, async () => undefined);
+}

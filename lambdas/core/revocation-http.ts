@@ -1,0 +1,76 @@
+/**
+ * The admin HTTP API (docs/security.md): `POST /v1/admin/disconnect` closes every connection of the caller's tenant,
+ * or of one user of it; `GET /v1/usage?from=&to=` reads the tenant's metered usage. Both for the `admin` role only;
+ * the tenant is always the token's. Every failure is `{"error":{"code","message"}}` with its status.
+ */
+import { z } from 'zod';
+import type { ClaimNames } from './auth.ts';
+import { callerOf, type EntityHttpResponse, errorResponse, parseBody } from './entities/http.ts';
+import { BadRequestError, ForbiddenError, TenantcastError, toTenantcastError } from './errors.ts';
+import { type DisconnectDeps, disconnectAll } from './revocation.ts';
+import { parseUsageRange, type UsageStore } from './usage.ts';
+
+/** The role allowed to use the admin API. */
+export const ADMIN_ROLE = 'admin';
+
+export const adminRoutes = { 'POST /v1/admin/disconnect': 'disconnect', 'GET /v1/usage': 'usage' } as const;
+export type AdminOperation = (typeof adminRoutes)[keyof typeof adminRoutes];
+
+export const DisconnectBody = z.strictObject({
+  userId: z.string().min(1, 'userId must not be empty').max(256, 'userId must be at most 256 characters').optional(),
+});
+
+export interface AdminRequest {
+  readonly operation: AdminOperation;
+  readonly query: Readonly<Record<string, string | undefined>>;
+  readonly body: string | undefined;
+  readonly isBase64Encoded: boolean;
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+}
+
+export interface AdminDeps extends DisconnectDeps {
+  readonly usage: Pick<UsageStore, 'read'>;
+  readonly claimNames: ClaimNames;
+  readonly now: () => number;
+}
+
+const json = (statusCode: number, body: unknown): EntityHttpResponse => ({
+  statusCode,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+export async function handleAdminRequest(request: AdminRequest, deps: AdminDeps): Promise<EntityHttpResponse> {
+  try {
+    const caller = callerOf(request.claims, deps.claimNames);
+    if (!caller.roles.includes(ADMIN_ROLE)) throw new ForbiddenError(`only the '${ADMIN_ROLE}' role may do this`);
+    switch (request.operation) {
+      case 'disconnect': {
+        const raw = request.body === undefined || request.body === '' ? {} : parseBody(request, 4096);
+        const parsed = DisconnectBody.safeParse(raw);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new BadRequestError(
+            issue?.code === 'unrecognized_keys'
+              ? `unknown field ${issue.keys.map((k) => `'${k.slice(0, 40)}'`).join(', ')}`
+              : (issue?.message ?? 'invalid body'),
+          );
+        }
+        const result = await disconnectAll(caller.tenantId, parsed.data.userId, deps);
+        return json(200, { tenantId: caller.tenantId, ...parsed.data, ...result });
+      }
+      case 'usage': {
+        const { from, to } = parseUsageRange(request.query, deps.now());
+        return json(200, {
+          tenantId: caller.tenantId,
+          from,
+          to,
+          days: await deps.usage.read(caller.tenantId, from, to),
+        });
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof TenantcastError)) deps.onError?.(err, { operation: request.operation });
+    return errorResponse(toTenantcastError(err));
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The live connections of a tenant, or of one user of it, through index gsi1 (`gsi1pk = T#<tenant>`,
+ * `gsi1sk = U#<user>#C#<connectionId>`): counted for the connection caps at `$connect`, listed for revocation
+ * (`POST /v1/admin/disconnect`, the tenants CLI). docs/security.md.
+ *
+ * Counting live items instead of keeping counters: a counter incremented at `$connect` and decremented at
+ * `$disconnect` drifts upwards whenever AWS loses a `$disconnect` (it is best-effort), and a drifted cap locks a
+ * tenant out. The count reads the tenant's connection items (about 0.3 KB each: ~40 read units per 1,000 open
+ * connections, eventually consistent), and items past their `ttl` are not counted. Two `$connect`s racing can both
+ * pass a cap that has one place left: caps are exact up to concurrent handshakes.
+ */
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { settleConcurrently } from './concurrency.ts';
+import { tenantPk } from './registry.ts';
+
+export interface LiveConnection {
+  readonly connectionId: string;
+  readonly userId: string;
+  readonly connectedAt: number;
+}
+
+export interface TenantConnectionsOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export class TenantConnections {
+  private readonly now: () => number;
+
+  constructor(private readonly options: TenantConnectionsOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Live connections of the tenant, or of one user of it. */
+  async list(tenantId: string, userId?: string): Promise<LiveConnection[]> {
+    const found: LiveConnection[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.client.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: 'gsi1',
+          ...this.condition(tenantId, userId),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        if (userId !== undefined && item.userId !== userId) continue;
+        found.push({
+          connectionId: String(item.connectionId),
+          userId: String(item.userId),
+          connectedAt: Number(item.connectedAt),
+        });
+      }
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return found;
+  }
+
+  /** How many live connections the tenant (or one user of it) has (`Select: COUNT`, paginated). */
+  async count(tenantId: string, userId?: string): Promise<number> {
+    let total = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.client.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: 'gsi1',
+          ...this.condition(tenantId, userId),
+          Select: 'COUNT',
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      total += out.Count ?? 0;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return total;
+  }
+
+  private condition(tenantId: string, userId: string | undefined) {
+    return {
+      KeyConditionExpression: userId === undefined ? 'gsi1pk = :pk' : 'gsi1pk = :pk AND begins_with(gsi1sk, :user)',
+      // Items past their ttl are gone for readers even before DynamoDB TTL deletes them.
+      FilterExpression: '#ttl > :now',
+      ExpressionAttributeNames: { '#ttl': 'ttl' },
+      ExpressionAttributeValues: {
+        ':pk': tenantPk(tenantId),
+        ':now': Math.floor(this.now() / 1000),
+        ...(userId !== undefined && { ':user': `U#${userId}#` }),
+      },
+    };
+  }
+}
+
+export interface DisconnectDeps {
+  readonly connections: Pick<TenantConnections, 'list'>;
+  /** DeleteConnection; must tolerate a connection that is already gone. */
+  readonly close: (connectionId: string) => Promise<void>;
+  readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+}
+
+/**
+ * Closes every connection of a tenant, or of one user of it. The tenant is always the caller's (from the token):
+ * there is no parameter through which another tenant could be named. `$disconnect` removes their items.
+ */
+export async function disconnectAll(
+  tenantId: string,
+  userId: string | undefined,
+  deps: DisconnectDeps,
+): Promise<{ disconnected: number; failed: number }> {
+  const targets = await deps.connections.list(tenantId, userId);
+  let disconnected = 0;
+  let failed = 0;
+  // Bounded parallelism: a big tenant must not open thousands of requests to the Management API at once.
+  const results = await settleConcurrently(targets, 16, (t) => deps.close(t.connectionId));
+  for (const [i, result] of results.entries()) {
+    if (result.status === 'fulfilled') disconnected++;
+    else {
+      failed++;
+      deps.onError?.(result.reason, { connectionId: targets[i]?.connectionId });
+    }
+  }
+  return { disconnected, failed };
+}

@@ -1,0 +1,68 @@
+/**
+ * Publish API (API Gateway HTTP API, payload format 2.0, JWT authorizer): `POST /v1/publish` into the pure core
+ * (lambdas/core/publish-api.ts), which puts the message on the delivery queue.
+ */
+import { randomUUID } from 'node:crypto';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { defaultClaimNames } from '../core/auth.ts';
+import { deliverySendParams } from '../core/delivery.ts';
+import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { handlePublishRequest, type PublishDeps } from '../core/publish-api.ts';
+import { TenantDirectory } from '../core/tenants.ts';
+import { limits } from '../manifest.ts';
+import { createDocumentClient } from '../shared/aws.ts';
+import { createLogger } from '../shared/logger.ts';
+import { countHttp, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+
+const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
+const sqs = new SQSClient({});
+const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
+
+const deps: PublishDeps = {
+  tenants: new TenantDirectory({
+    client: createDocumentClient(),
+    tableName: requireEnv('TABLE_NAME'),
+    cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+  }),
+  // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
+  enqueue: async (message) => {
+    await sqs.send(new SendMessageCommand(deliverySendParams(queueUrl, message)));
+    metrics.addMetric(metricNames.messagesIn, MetricUnit.Count, 1);
+  },
+  newId: randomUUID,
+  now: Date.now,
+  claimNames: {
+    tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
+    user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
+    roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
+  },
+  // A publish carries at most 16 KB of data (TOO_LARGE); the body around it may not exceed one frame.
+  maxBodyBytes: limits.frameBytes,
+  onError: (err) => logger.error('publish request failed', { error: err as Error }),
+};
+
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countHttp(metrics))
+  .handler(async (event) => {
+    const e = event as APIGatewayProxyEventV2 & {
+      requestContext: { authorizer?: { jwt?: { claims?: Record<string, unknown> } } };
+    };
+    const response = await handlePublishRequest(
+      { body: e.body, isBase64Encoded: e.isBase64Encoded, claims: e.requestContext.authorizer?.jwt?.claims },
+      deps,
+    );
+    if (response.statusCode >= 400) {
+      logger.info('publish refused', { statusCode: response.statusCode, body: response.body });
+    }
+    return response;
+  });

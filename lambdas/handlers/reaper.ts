@@ -1,0 +1,46 @@
+/**
+ * Reaper (every minute): closes connections whose token expired — `token expired` error frame, DeleteConnection,
+ * registry clean-up (`$disconnect` would do it too, but it is best-effort in AWS). docs/security.md.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { ScheduledEvent } from 'aws-lambda';
+import { requireEnv } from '../core/env.ts';
+import { ExpiryStore, type ReapResult, reapExpired, tokenExpiredFrame } from '../core/expiry.ts';
+import { Registry } from '../core/registry.ts';
+import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionsApi } from '../shared/connections-api.ts';
+import { createLogger } from '../shared/logger.ts';
+import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+
+const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
+const documentClient = createDocumentClient();
+const tableName = requireEnv('TABLE_NAME');
+const store = new ExpiryStore({ client: documentClient, tableName });
+const registry = new Registry({ client: documentClient, tableName });
+const connections = createConnectionsApi();
+
+export const handler = middy<ScheduledEvent, ReapResult>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput(metrics, metricNames.scheduledRuns))
+  .handler(async () => {
+    const result = await reapExpired({
+      store,
+      now: Date.now,
+      expire: async ({ connectionId, tenantId }) => {
+        await connections.post(connectionId, tokenExpiredFrame());
+        await connections.close(connectionId);
+        await registry.removeConnection(connectionId);
+        logger.info('connection closed: token expired', { connectionId, tenantId });
+      },
+      onError: (err, context) => logger.error('expiring a connection failed', { ...context, error: err as Error }),
+    });
+    if (result.expired > 0 || result.failed > 0) logger.info('reaped', { ...result });
+    return result;
+  });

@@ -1,0 +1,64 @@
+/**
+ * Replicator: consumes the home region's replication queue (SQS FIFO, one lane per peer region and group) and sends
+ * each sequenced message to its peer's delivery queue as a replica (docs/multi-region.md). A peer that cannot be
+ * reached fails its lane only (skipGroupOnError), which SQS retries in order; other peers' lanes go on.
+ */
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { ReplicationJob } from '../core/replication.ts';
+import { queues } from '../manifest.ts';
+import { createLogger } from '../shared/logger.ts';
+import { countDlqSends, countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createReplication } from '../shared/replication-deps.ts';
+
+const logger = createLogger();
+const metrics = createMetrics();
+const tracer = createTracer();
+const processor = new SqsFifoPartialProcessorAsync();
+const replication = createReplication(logger);
+
+async function replicate(record: SQSRecord): Promise<void> {
+  const parsed = ReplicationJob.safeParse(safeJson(record.body));
+  if (!parsed.success || !replication.topology.peers.has(parsed.data.to)) {
+    // Never sendable (we write these jobs ourselves; a region removed from the stage is the only way here):
+    // retrying for ~16 h would hold its lane back, so it is logged and dropped.
+    logger.error('dropped replication job', {
+      sqsMessageId: record.messageId,
+      reason: parsed.success ? `unknown peer region ${parsed.data.to}` : parsed.error.message,
+    });
+    metrics.addMetric('ReplicationJobsDropped', MetricUnit.Count, 1);
+    return;
+  }
+  const { to, replica } = parsed.data;
+  await replication.sendReplica(to, replica);
+  metrics.addMetric('ReplicasSent', MetricUnit.Count, 1);
+  // Publish → handed to the peer: how far the peer is behind the home (CloudWatch alarm: docs/multi-region.md).
+  metrics.addMetric('ReplicationLag', MetricUnit.Milliseconds, Math.max(0, Date.now() - replica.message.ts));
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  .use(logMetrics(metrics))
+  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
+  .handler(async (event, context) => {
+    const response = await processPartialResponse(event, replicate, processor, {
+      context,
+      skipGroupOnError: true,
+      throwOnFullBatchFailure: false,
+    });
+    countDlqSends(metrics, event, response, queues.replication.maxReceiveCount);
+    return response;
+  });

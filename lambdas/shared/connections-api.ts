@@ -1,0 +1,42 @@
+/** The `@connections` Management API for the reaper and the admin API: post a frame, close, both tolerating 410 Gone. */
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { requireEnv } from '../core/env.ts';
+
+const isGone = (err: unknown) =>
+  (err as { name?: string }).name === 'GoneException' ||
+  (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410;
+
+export interface ConnectionsApi {
+  /** Sends one frame; false if the connection is gone. */
+  post(connectionId: string, data: string): Promise<boolean>;
+  /** DeleteConnection; false if the connection was already gone. */
+  close(connectionId: string): Promise<boolean>;
+}
+
+export function createConnectionsApi(): ConnectionsApi {
+  const client = new ApiGatewayManagementApiClient({ endpoint: requireEnv('CONNECTIONS_ENDPOINT') });
+  return {
+    async post(connectionId, data) {
+      try {
+        await client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+        return true;
+      } catch (err) {
+        if (isGone(err)) return false;
+        throw err;
+      }
+    },
+    async close(connectionId) {
+      try {
+        await client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        return true;
+      } catch (err) {
+        if (isGone(err)) return false;
+        throw err;
+      }
+    },
+  };
+}

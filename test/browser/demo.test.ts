@@ -1,0 +1,240 @@
+/**
+ * The demo app (web/) in Chromium against the local runtime started in-process: two acme users and one globex user
+ * in three browser contexts, over real WebSockets and real SQL. Needs Debian's Chromium at /usr/bin/chromium
+ * (or CHROMIUM_PATH); CI installs it. Without it the suite fails, it is never skipped.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const outputDir = join(import.meta.dirname, '../../test-output/browser');
+const pressRelease = '5c1d6a10-0000-4000-8000-000000000001';
+const venue = '5c1d6a10-0000-4000-8000-000000000002';
+const acmeTitles = ['Write the press release', 'Book the venue', 'Design the banners'];
+
+let runtime: LocalRuntime | undefined;
+let browser: Browser | undefined;
+const pageErrors: string[] = [];
+
+function localRuntime(): LocalRuntime {
+  if (runtime === undefined) throw new Error('the local runtime did not start');
+  return runtime;
+}
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(
+      `Chromium not found at ${chromiumPath}: the browser tests need it (Debian: apt-get install chromium; or set CHROMIUM_PATH)`,
+    );
+  }
+  // Both are started at once; whichever starts is kept for afterAll even when the other fails.
+  const [started, launched] = await Promise.allSettled([
+    startLocal({
+      port: 0,
+      sqsRetryDelaySeconds: 0,
+      schedules: false,
+      onFunctionLog: () => undefined,
+      log: () => undefined,
+    }),
+    chromium.launch({
+      executablePath: chromiumPath,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    }),
+  ]);
+  if (started.status === 'fulfilled') runtime = started.value;
+  if (launched.status === 'fulfilled') browser = launched.value;
+  if (started.status === 'rejected') throw started.reason;
+  if (launched.status === 'rejected') throw launched.reason;
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await runtime?.stop();
+});
+
+/** A page in its own browser context, signed in through the sign-in screen, connected, with its tasks listed. */
+async function signedIn(identity: string, entity = 'task'): Promise<Page> {
+  if (browser === undefined) throw new Error('Chromium did not start');
+  const context = await browser.newContext({ viewport: { width: 1360, height: 820 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(8000);
+  page.on('pageerror', (err) => pageErrors.push(`${identity}: ${err.message}`));
+  await page.goto(`${localRuntime().url}/`);
+  await page.click(`[data-identity="${identity}"]`);
+  await page.waitForSelector('#connection[data-state="connected"]', { timeout: 10_000 });
+  await page.waitForSelector(`section[data-entity="${entity}"] tbody tr[data-key]`, { timeout: 10_000 });
+  return page;
+}
+
+const cell = (key: string, field: string) =>
+  `section[data-entity="task"] tr[data-key="${key}"] td[data-field="${field}"]`;
+const columnOf = (page: Page, field: string) =>
+  page.$$eval(`section[data-entity="task"] tbody td[data-field="${field}"]`, (tds) => tds.map((td) => td.textContent));
+
+/** Starts watching for `text` in a cell; `seenAt()` resolves with the page's clock when it appears. */
+async function watchCell(page: Page, selector: string, text: string): Promise<{ seenAt: () => Promise<number> }> {
+  await page.evaluate(
+    ([sel, expected]) => {
+      const w = window as unknown as { __seenAt?: Promise<number> };
+      w.__seenAt = new Promise<number>((resolve) => {
+        const check = () => document.querySelector(sel)?.textContent === expected;
+        if (check()) return resolve(Date.now());
+        const observer = new MutationObserver(() => {
+          if (!check()) return;
+          observer.disconnect();
+          resolve(Date.now());
+        });
+        observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
+    },
+    [selector, text] as const,
+  );
+  return {
+    seenAt: () =>
+      Promise.race([
+        page.evaluate(() => (window as unknown as { __seenAt: Promise<number> }).__seenAt),
+        new Promise<number>((_, reject) =>
+          setTimeout(() => reject(new Error(`'${text}' did not appear in ${selector} within 5 s`)), 5000),
+        ),
+      ]),
+  };
+}
+
+/** Opens a task in the editor, types a new title and saves; resolves with the PATCH response's end (page clock). */
+async function editTitle(
+  page: Page,
+  key: string,
+  title: string,
+  { open = true } = {},
+): Promise<{ status: number; respondedAt: number }> {
+  if (open) await page.click(`section[data-entity="task"] tr[data-key="${key}"]`);
+  await page.waitForSelector(`#editor[data-key="${key}"]`);
+  await page.fill('#editor input[name="title"]', title);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/v1/entities/task/${key}`)),
+    page.click('#editor [data-action="save"]'),
+  ]);
+  await response.finished();
+  const timing = response.request().timing();
+  return {
+    status: response.status(),
+    respondedAt: timing.startTime + Math.max(timing.responseEnd, timing.responseStart),
+  };
+}
+
+describe('the demo app in Chromium', () => {
+  let alice: Page;
+  let ada: Page;
+  let globex: Page;
+
+  beforeAll(async () => {
+    [alice, ada, globex] = await Promise.all([
+      signedIn('acme:alice:member'),
+      signedIn('acme:ada:admin'),
+      signedIn('globex:alice:member'),
+    ]);
+  }, 40_000);
+
+  it('lists each tenant its own rows, rendered from its own schema', async () => {
+    expect(await columnOf(alice, 'title')).toEqual(acmeTitles);
+    expect(
+      await ada.$$eval('section[data-entity="campaign"] td[data-field="name"]', (tds) => tds.map((t) => t.textContent)),
+    ).toEqual(['Product launch', 'Spring sale']);
+    expect(await alice.$('section[data-entity="campaign"]')).toBeNull(); // members may not read campaigns
+
+    // globex alice sees only her own globex tasks (row filter owner = sub), with globex's columns.
+    expect(await columnOf(globex, 'summary')).toEqual(['Quarterly report', 'Renew certificates']);
+    expect(await columnOf(globex, 'owner')).toEqual(['alice', 'alice']);
+    expect(
+      await globex.$$eval('section[data-entity="task"] th', (ths) => ths.map((th) => th.textContent)),
+    ).not.toContain('Title');
+    for (const page of [alice, ada, globex]) expect(await page.textContent('#connection')).toBe('connected');
+  });
+
+  it('shows a task edited on one page on another page of the same tenant within a second, and never to globex', async () => {
+    const title = `Press release, final (${Date.now().toString(36)})`;
+    const onAda = await watchCell(ada, cell(pressRelease, 'title'), title);
+
+    const saved = await editTitle(alice, pressRelease, title);
+    expect(saved.status).toBe(200);
+    const latencyMs = (await onAda.seenAt()) - saved.respondedAt;
+    expect(latencyMs).toBeLessThan(1000);
+
+    expect(await alice.textContent(cell(pressRelease, 'title'))).toBe(title);
+    await alice.waitForSelector('#change-log li[data-version="1"]');
+    expect(await alice.textContent('#change-log li[data-version="1"]')).toContain(
+      `Title: "Write the press release" → "${title}"`,
+    );
+
+    // Give a stray delivery ample time to reach the globex page, then look at everything it shows.
+    await globex.waitForTimeout(1000);
+    expect(await globex.textContent('body')).not.toContain(title);
+    const globexKeys = await globex.$$eval('section[data-entity="task"] tr[data-key]', (trs) =>
+      trs.map((tr) => tr.getAttribute('data-key')),
+    );
+    expect(globexKeys.every((key) => key !== null && /^\d+$/.test(key))).toBe(true);
+    expect(await columnOf(globex, 'summary')).toEqual(['Quarterly report', 'Renew certificates']);
+    for (const page of [alice, ada, globex]) expect(await page.textContent('#connection')).toBe('connected');
+
+    mkdirSync(outputDir, { recursive: true });
+    const screenshot = join(outputDir, 'demo.png');
+    await alice.screenshot({ path: screenshot, fullPage: true });
+    await ada.screenshot({ path: join(outputDir, 'demo-acme-admin.png'), fullPage: true });
+    await globex.screenshot({ path: join(outputDir, 'demo-globex.png'), fullPage: true });
+    expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+  });
+
+  it('tells a user whose edit is stale about the conflict and loads the latest version on request', async () => {
+    await ada.click(`section[data-entity="task"] tr[data-key="${venue}"]`);
+    await ada.waitForSelector(`#editor[data-key="${venue}"]`);
+
+    expect((await editTitle(alice, venue, 'Book the bigger venue')).status).toBe(200);
+    await ada.waitForSelector('#editor-notice.info:has-text("alice changed this task (now version 1)")');
+
+    expect((await editTitle(ada, venue, 'Book the venue by Friday', { open: false })).status).toBe(409);
+    await ada.waitForSelector('#editor-notice.conflict');
+    expect(await ada.textContent('#editor-notice')).toContain('CONFLICT');
+    expect(await ada.inputValue('#editor input[name="title"]')).toBe('Book the venue by Friday');
+
+    await ada.click('[data-action="load-latest"]');
+    await ada.waitForSelector('#editor-notice:has-text("Loaded version 1")');
+    expect(await ada.inputValue('#editor input[name="title"]')).toBe('Book the bigger venue');
+  });
+
+  it('creates a task that the other acme page lists at once, and shows API errors with their codes', async () => {
+    await alice.click('section[data-entity="task"] [data-action="new"]');
+    await alice.fill('#editor input[name="title"]', 'Order the balloons');
+    await alice.fill('#editor input[name="estimate_hours"]', '2');
+    await alice.click('#editor [data-action="save"]');
+    await alice.waitForSelector('#editor-notice.ok:has-text("Created (version 1)")');
+    await ada.waitForSelector(`section[data-entity="task"] td[data-field="title"]:text-is("Order the balloons")`, {
+      timeout: 5000,
+    });
+
+    // Refused before sending: an estimate that is not a whole number.
+    await alice.fill('#editor input[name="estimate_hours"]', '2.5');
+    await alice.click('#editor [data-action="save"]');
+    await alice.waitForSelector('#errors li[data-code="BAD_REQUEST"]:has-text("Estimate hours")');
+    // Refused by the API: a title longer than a text field takes.
+    await alice.fill('#editor input[name="estimate_hours"]', '2');
+    await alice.fill('#editor input[name="title"]', 'x'.repeat(70_000));
+    const [refused] = await Promise.all([
+      alice.waitForResponse((r) => r.request().method() === 'PATCH'),
+      alice.click('#editor [data-action="save"]'),
+    ]);
+    expect(refused.status()).toBe(400);
+    await alice.waitForSelector('#errors li[data-code="BAD_REQUEST"]:has-text("title")');
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * The `$connect` authorizer against every kind of bad token, end to end over real WebSocket handshakes
+ * (docs/security.md, "Authentication"), and the cost of a flood of unknown key ids.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import WebSocket from 'ws';
+import { createSigningKey, signJwt } from '../../local/identity.ts';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { connect, handshakeStatus } from '../support/ws-client.ts';
+
+let runtime: LocalRuntime;
+
+beforeAll(async () => {
+  runtime = await startLocal({ port: 0, schedules: false, log: () => undefined, onFunctionLog: () => undefined });
+}, 60_000);
+
+afterAll(async () => {
+  await runtime?.stop();
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+const base = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+describe('a handshake', () => {
+  it('with a valid token is accepted as a subprotocol and as a query parameter', async () => {
+    const { token } = runtime.identity.signToken(base);
+    expect(await handshakeStatus(runtime.wsUrl, token, 'subprotocol')).toBe(101);
+    expect(await handshakeStatus(runtime.wsUrl, token, 'query')).toBe(101);
+  });
+
+  it('with the token offered as a subprotocol selects tenantcast.v1 and never echoes the token', async () => {
+    const c = await connect(runtime.wsUrl, runtime.identity.signToken(base).token);
+    expect(c.ws.protocol).toBe('tenantcast.v1');
+    await c.close();
+  });
+
+  const refused: [string, () => string | undefined][] = [
+    ['no token', () => undefined],
+    ['an empty token', () => ''],
+    ['a malformed token', () => 'this-is-not-a-jwt'],
+    ['three garbage segments', () => 'a.b.c'],
+    ['an expired token', () => runtime.identity.signToken({ ...base, now: now() - 7200, ttlSeconds: 60 }).token],
+    [
+      'a token not yet valid',
+      () => runtime.identity.signToken({ ...base, extraClaims: { nbf: now() + 3600, iat: now() + 3600 } }).token,
+    ],
+    [
+      'a token of another issuer',
+      () => runtime.identity.signToken({ ...base, extraClaims: { iss: 'https://evil.example/' } }).token,
+    ],
+    [
+      'a token for another audience',
+      () => runtime.identity.signToken({ ...base, extraClaims: { aud: 'someone-else' } }).token,
+    ],
+    [
+      "an unsigned token (alg 'none')",
+      () =>
+        `${b64({ alg: 'none', typ: 'JWT', kid: runtime.identity.kid })}.${b64({ iss: runtime.identity.issuer, aud: runtime.identity.audience, sub: 'alice', tenant_id: 'acme', exp: now() + 600 })}.`,
+    ],
+    [
+      'a token whose header claims HS256 with the public key id',
+      () =>
+        `${b64({ alg: 'HS256', typ: 'JWT', kid: runtime.identity.kid })}.${b64({ iss: runtime.identity.issuer, aud: runtime.identity.audience, sub: 'alice', tenant_id: 'acme', exp: now() + 600 })}.c2lnbmF0dXJl`,
+    ],
+    [
+      'a token signed by an unknown key',
+      () => runtime.identity.signToken({ ...base, key: createSigningKey('foreign') }).token,
+    ],
+    [
+      "a token signed by another key under the issuer's key id",
+      () => runtime.identity.signToken({ ...base, key: createSigningKey(runtime.identity.kid) }).token,
+    ],
+  ];
+
+  it.each(refused)('with %s is refused with 401, as a subprotocol and in the query string', async (_what, token) => {
+    expect(await handshakeStatus(runtime.wsUrl, token(), 'subprotocol')).toBe(401);
+    expect(await handshakeStatus(runtime.wsUrl, token(), 'query')).toBe(401);
+  });
+
+  it('with a verified token lacking a usable tenant claim is refused with 403', async () => {
+    const noTenant = runtime.identity.signToken({ ...base, extraClaims: { tenant_id: undefined } }).token;
+    const badTenant = runtime.identity.signToken({ ...base, tenantId: 'acme#G#chat' }).token;
+    expect(await handshakeStatus(runtime.wsUrl, noTenant)).toBe(403);
+    expect(await handshakeStatus(runtime.wsUrl, badTenant)).toBe(403);
+  });
+});
+
+describe('a flood of unknown key ids', () => {
+  it('costs at most one JWKS fetch per penalty window', async () => {
+    // Warm the authorizer's key cache first.
+    expect(await handshakeStatus(runtime.wsUrl, runtime.identity.signToken(base).token)).toBe(101);
+    const before = runtime.identity.stats.jwksRequests;
+    const key = createSigningKey('attacker');
+    const tokens = Array.from({ length: 30 }, (_, i) =>
+      signJwt(
+        { alg: 'RS256', typ: 'JWT', kid: `unknown-${i}` },
+        { iss: runtime.identity.issuer, aud: runtime.identity.audience, sub: 'x', tenant_id: 'acme', exp: now() + 600 },
+        key.privateKey,
+      ),
+    );
+    const statuses = await Promise.all(tokens.map((t) => handshakeStatus(runtime.wsUrl, t)));
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    expect(runtime.identity.stats.jwksRequests - before).toBeLessThanOrEqual(1);
+    // And valid tokens still get in meanwhile.
+    expect(await handshakeStatus(runtime.wsUrl, runtime.identity.signToken(base).token)).toBe(101);
+  });
+});
+
+describe('the origin allowlist', () => {
+  async function statusFrom(origin: string | undefined): Promise<number> {
+    const ws = new WebSocket(runtime.wsUrl, ['tenantcast.v1', runtime.identity.signToken(base).token], {
+      ...(origin !== undefined && { origin }),
+    });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('error', reject);
+    });
+  }
+
+  it("admits the stage's own origins and server clients without Origin, and refuses any other origin with 403", async () => {
+    expect(await statusFrom(runtime.url)).toBe(101);
+    expect(await statusFrom(`http://localhost:${runtime.port}`)).toBe(101);
+    expect(await statusFrom(undefined)).toBe(101);
+    expect(await statusFrom('https://evil.example')).toBe(403);
+    expect(await statusFrom(`${runtime.url}.evil.example`)).toBe(403);
+    expect(await statusFrom('null')).toBe(403);
+  });
+});

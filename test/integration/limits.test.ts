@@ -1,0 +1,161 @@
+/**
+ * Limits end to end against the local runtime (docs/security.md): the per-connection message rate with its burst,
+ * the tenant publish rate, connection caps per user and per tenant (handshake 429), the per-user HTTP rate
+ * (429 with Retry-After), frame and publish sizes. Tenants here are created by the test: `plain` with the service
+ * defaults, `tiny` with small overrides in the tenant catalog.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { defaultLimits } from '../../lambdas/core/rate-limit.ts';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { defaultRoleRules } from '../../local/seed.ts';
+import { connect, type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
+
+let runtime: LocalRuntime;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  runtime = await startLocal({
+    port: 0,
+    sqsRetryDelaySeconds: 0,
+    schedules: false,
+    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+  });
+  await runtime.tenants.put({ tenantId: 'plain', roleRules: defaultRoleRules });
+  await runtime.tenants.put({
+    tenantId: 'tiny',
+    roleRules: defaultRoleRules,
+    limits: {
+      maxConnections: 3,
+      maxConnectionsPerUser: 2,
+      publishesPerSecond: 1,
+      publishBurst: 2,
+      httpBurst: 2,
+      httpRequestsPerSecond: 1,
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(open.map((c) => c.close()));
+  await runtime?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const token = (tenantId: string, userId: string, roles: string[] = ['member']) =>
+  runtime.identity.signToken({ tenantId, userId, roles }).token;
+
+async function client(tenantId: string, userId: string, roles?: string[]): Promise<TestClient> {
+  const c = await connect(runtime.wsUrl, token(tenantId, userId, roles));
+  open.push(c);
+  return c;
+}
+
+/** Sends `count` pings at once and waits for every answer. */
+async function burst(c: TestClient, count: number): Promise<Frame[]> {
+  return Promise.all(Array.from({ length: count }, () => c.request({ action: 'ping' }, 10_000)));
+}
+
+describe('the message rate of a connection (defaults: 10/s, burst 20)', () => {
+  it('admits the burst, refuses the rest with RATE_LIMITED and retryAfterMs, and recovers after that wait', async () => {
+    const c = await client('plain', 'chatty');
+    const answers = await burst(c, 40);
+    const pongs = answers.filter((f) => f.type === 'pong').length;
+    const limited = answers.filter((f) => f.type === 'error');
+    // The burst, plus whatever refilled (10/s) while 40 frames were being answered.
+    expect(pongs).toBeGreaterThanOrEqual(defaultLimits.message.burst);
+    expect(pongs).toBeLessThan(40);
+    for (const error of limited) {
+      expect(error).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+      expect(error.retryAfterMs as number).toBeGreaterThan(0);
+      expect(error.retryAfterMs as number).toBeLessThanOrEqual(1000 / defaultLimits.message.perSecond + 1);
+    }
+    const waitMs = Math.max(...limited.map((f) => f.retryAfterMs as number));
+    await sleep(waitMs + 20);
+    expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+
+  it('is per connection: a second connection of the same user is not slowed by the first', async () => {
+    const first = await client('plain', 'twice');
+    const second = await client('plain', 'twice');
+    await burst(first, 30);
+    expect(await second.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+});
+
+describe('the publish rate of a tenant', () => {
+  it('is shared by all its connections and answered with RATE_LIMITED past the tenant burst', async () => {
+    const a = await client('tiny', 'pub-a', ['admin']);
+    const b = await client('tiny', 'pub-b', ['admin']);
+    const answers = [
+      await a.request({ action: 'publish', group: 'chat:x', data: 1 }),
+      await b.request({ action: 'publish', group: 'chat:x', data: 2 }),
+      await a.request({ action: 'publish', group: 'chat:x', data: 3 }),
+    ];
+    expect(answers.map((f) => f.type)).toEqual(['ack', 'ack', 'error']);
+    expect(answers[2]).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+    await a.close();
+    await b.close();
+    await runtime.gateway.whenIdle();
+  });
+});
+
+describe('connection caps', () => {
+  it('refuse a user past maxConnectionsPerUser with 429 and admit again once one closes', async () => {
+    const one = await client('tiny', 'capped');
+    await client('tiny', 'capped');
+    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'capped'))).toBe(429);
+    await one.close();
+    await runtime.gateway.whenIdle();
+    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'capped'))).toBe(101);
+  });
+
+  it('refuse anyone of a tenant at maxConnections with 429, and never count another tenant', async () => {
+    await runtime.gateway.whenIdle();
+    // 'capped' still holds one; two more fill the tenant's 3.
+    await client('tiny', 'other1');
+    await client('tiny', 'other2');
+    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'other3'))).toBe(429);
+    expect(await handshakeStatus(runtime.wsUrl, token('plain', 'other3'))).toBe(101);
+  });
+});
+
+describe('the HTTP API rate of a user', () => {
+  it('answers past the burst with 429, RATE_LIMITED and Retry-After', async () => {
+    const auth = { authorization: `Bearer ${token('tiny', 'http-user', ['admin'])}` };
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${runtime.url}/v1/usage`, { headers: auth });
+      statuses.push(response.status);
+      if (response.status === 429) limited = response;
+      else await response.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await limited?.json()).toMatchObject({ error: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) } });
+    // Another user of the same tenant has a bucket of their own.
+    const other = await fetch(`${runtime.url}/v1/usage`, {
+      headers: { authorization: `Bearer ${token('tiny', 'http-other', ['admin'])}` },
+    });
+    expect(other.status).toBe(200);
+  });
+});
+
+describe('sizes', () => {
+  it('answer publish data over 16 KB with TOO_LARGE and keep the connection', async () => {
+    const c = await client('plain', 'big', ['admin']);
+    expect(await c.request({ action: 'publish', group: 'chat:big', data: 'x'.repeat(16 * 1024 + 1) })).toMatchObject({
+      type: 'error',
+      code: 'TOO_LARGE',
+    });
+    expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+
+  it('close the connection with 1009 on a 32 KB frame', async () => {
+    const c = await client('plain', 'huge');
+    c.send({ action: 'ping', ref: 'x'.repeat(32 * 1024) });
+    expect((await c.closed).code).toBe(1009);
+  });
+});

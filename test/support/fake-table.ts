@@ -1,0 +1,191 @@
+/**
+ * An in-memory stand-in for the DynamoDB document client, for unit tests of code that takes one as its port
+ * (lambdas/core/history.ts, registry.ts). It understands exactly the requests that code sends — key conditions on
+ * `pk` (=, >, BETWEEN, = on sk), `begins_with` on gsi1, the conditional puts and the update expressions it uses — and
+ * throws on anything else, so a new kind of request shows up as a failing test instead of a silent wrong answer.
+ *
+ * `failWhen` makes a matching request throw (once, or every time), to put a crash at an exact point.
+ */
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+
+export type Item = Record<string, unknown>;
+
+/**
+ * A deep copy, so callers never share state with the table. Not `structuredClone`: under Jest's VM modules its Sets
+ * come from another realm, and `instanceof Set` (which the code under test uses for string sets) would fail.
+ */
+function clone<T>(value: T): T {
+  if (value instanceof Set) return new Set([...value].map(clone)) as T;
+  if (Array.isArray(value)) return value.map(clone) as T;
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clone(v)])) as T;
+  }
+  return value;
+}
+
+export class ConditionalCheckFailed extends Error {
+  override readonly name = 'ConditionalCheckFailedException';
+}
+
+interface Fault {
+  readonly matches: (command: { constructor: { name: string }; input: Record<string, unknown> }) => boolean;
+  readonly error: Error;
+  times: number;
+}
+
+export class FakeTable {
+  readonly items = new Map<string, Item>();
+  /** Requests by command name (`PutCommand`, ...). */
+  readonly calls: { name: string; input: Record<string, unknown> }[] = [];
+  private readonly faults: Fault[] = [];
+
+  /** The client to pass as the port. */
+  get client(): DynamoDBDocumentClient {
+    return { send: (command: unknown) => this.send(command) } as unknown as DynamoDBDocumentClient;
+  }
+
+  private static key(pk: unknown, sk: unknown): string {
+    return `${String(pk)}\u0000${String(sk)}`;
+  }
+
+  get(pk: string, sk: string): Item | undefined {
+    return this.items.get(FakeTable.key(pk, sk));
+  }
+
+  put(item: Item): void {
+    this.items.set(FakeTable.key(item.pk, item.sk), { ...item });
+  }
+
+  delete(pk: string, sk: string): void {
+    this.items.delete(FakeTable.key(pk, sk));
+  }
+
+  /** Items of a partition, by sort key. */
+  partition(pk: string): Item[] {
+    return [...this.items.values()]
+      .filter((item) => item.pk === pk)
+      .sort((a, b) => String(a.sk).localeCompare(String(b.sk)));
+  }
+
+  /** The next `times` requests for which `matches` is true throw `error` instead of running. */
+  failWhen(
+    matches: (name: string, input: Record<string, unknown>) => boolean,
+    error: Error = new Error('injected failure'),
+    times = 1,
+  ): void {
+    this.faults.push({ matches: (c) => matches(c.constructor.name, c.input), error, times });
+  }
+
+  private async send(command: unknown): Promise<Record<string, unknown>> {
+    const c = command as { constructor: { name: string }; input: Record<string, unknown> };
+    this.calls.push({ name: c.constructor.name, input: c.input });
+    const fault = this.faults.find((f) => f.times > 0 && f.matches(c));
+    if (fault !== undefined) {
+      fault.times--;
+      throw fault.error;
+    }
+    if (command instanceof GetCommand) {
+      const { pk, sk } = command.input.Key as Item;
+      const item = this.items.get(FakeTable.key(pk, sk));
+      return { Item: item === undefined ? undefined : clone(item) };
+    }
+    if (command instanceof PutCommand) {
+      const item = command.input.Item as Item;
+      const condition = command.input.ConditionExpression;
+      if (condition !== undefined) {
+        if (condition !== 'attribute_not_exists(pk)') throw new Error(`fake table: condition ${condition}`);
+        if (this.items.has(FakeTable.key(item.pk, item.sk))) throw new ConditionalCheckFailed('exists');
+      }
+      this.put(clone(item));
+      return {};
+    }
+    if (command instanceof QueryCommand) return { Items: this.query(command.input) };
+    if (command instanceof UpdateCommand) {
+      this.update(command.input);
+      return {};
+    }
+    if (command instanceof BatchGetCommand) {
+      const responses: Record<string, Item[]> = {};
+      for (const [table, request] of Object.entries(command.input.RequestItems ?? {})) {
+        responses[table] = (request.Keys ?? [])
+          .map((k) => this.items.get(FakeTable.key(k.pk, k.sk)))
+          .filter((item): item is Item => item !== undefined)
+          .map((item) => clone(item));
+      }
+      return { Responses: responses, UnprocessedKeys: {} };
+    }
+    throw new Error(`fake table: unsupported command ${c.constructor.name}`);
+  }
+
+  private query(input: QueryCommand['input']): Item[] {
+    const values = input.ExpressionAttributeValues ?? {};
+    const expression = input.KeyConditionExpression ?? '';
+    let items: Item[];
+    if (input.IndexName === 'gsi1') {
+      if (expression !== 'gsi1pk = :pk AND begins_with(gsi1sk, :user)') throw new Error(`fake table: ${expression}`);
+      items = [...this.items.values()]
+        .filter((i) => i.gsi1pk === values[':pk'] && String(i.gsi1sk ?? '').startsWith(String(values[':user'])))
+        .sort((a, b) => String(a.gsi1sk).localeCompare(String(b.gsi1sk)));
+    } else {
+      const partition = this.partition(String(values[':pk']));
+      const sk = (item: Item) => String(item.sk);
+      switch (expression) {
+        case 'pk = :pk':
+          items = partition;
+          break;
+        case 'pk = :pk AND sk > :since':
+          items = partition.filter((i) => sk(i) > String(values[':since']));
+          break;
+        case 'pk = :pk AND sk = :sk':
+          items = partition.filter((i) => sk(i) === String(values[':sk']));
+          break;
+        case 'pk = :pk AND sk BETWEEN :lo AND :hi':
+          items = partition.filter((i) => sk(i) >= String(values[':lo']) && sk(i) <= String(values[':hi']));
+          break;
+        default:
+          throw new Error(`fake table: key condition ${expression}`);
+      }
+    }
+    if (input.ScanIndexForward === false) items = [...items].reverse();
+    if (input.Limit !== undefined) items = items.slice(0, input.Limit);
+    return items.map((item) => clone(item));
+  }
+
+  private update(input: UpdateCommand['input']): void {
+    const { pk, sk } = input.Key as Item;
+    const key = FakeTable.key(pk, sk);
+    const current: Item = this.items.get(key) ?? { pk, sk };
+    const v = input.ExpressionAttributeValues ?? {};
+    switch (input.UpdateExpression) {
+      case 'SET seq = :seq': {
+        const seq = current.seq;
+        if (seq !== undefined && !(Number(seq) < Number(v[':seq']))) throw new ConditionalCheckFailed('seq');
+        current.seq = v[':seq'];
+        break;
+      }
+      case 'SET splitUntil = :until':
+        current.splitUntil = v[':until'];
+        break;
+      case 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl': {
+        const done = current.done instanceof Set ? (current.done as Set<string>) : new Set<string>();
+        for (const id of v[':done'] as Set<string>) done.add(id);
+        Object.assign(current, { done, first: v[':first'], last: v[':last'], ttl: v[':ttl'] });
+        break;
+      }
+      case 'REMOVE replayFrom':
+        if (!this.items.has(key)) throw new ConditionalCheckFailed('missing');
+        delete current.replayFrom;
+        break;
+      default:
+        throw new Error(`fake table: update ${input.UpdateExpression}`);
+    }
+    this.items.set(key, current);
+  }
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from '@jest/globals';
+import { ApiError, EntityApi, errorFromAnswer } from './api.ts';
+
+interface Sent {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+}
+
+function fakeFetch(answers: { status: number; body?: unknown }[]): { fetch: typeof fetch; sent: Sent[] } {
+  const sent: Sent[] = [];
+  const fetchImpl = async (input: RequestInfo | URL, init?: RequestInit) => {
+    sent.push({
+      url: String(input),
+      method: init?.method ?? 'GET',
+      headers: (init?.headers ?? {}) as Record<string, string>,
+      body: typeof init?.body === 'string' ? init.body : undefined,
+    });
+    const answer = answers.shift();
+    if (answer === undefined) throw new TypeError('Failed to fetch');
+    return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), { status: answer.status });
+  };
+  return { fetch: fetchImpl as typeof fetch, sent };
+}
+
+describe('API errors', () => {
+  it('carry the code and message of the API error body', () => {
+    const err = errorFromAnswer(409, { error: { code: 'CONFLICT', message: "task 'x' is at version 3, not 2" } });
+    expect(err).toMatchObject({ code: 'CONFLICT', status: 409, message: "task 'x' is at version 3, not 2" });
+  });
+
+  it("name API Gateway's own 401 UNAUTHORIZED and an unexplained 5xx INTERNAL", () => {
+    expect(errorFromAnswer(401, { message: 'Unauthorized' })).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: 'Unauthorized',
+    });
+    expect(errorFromAnswer(502, undefined)).toMatchObject({ code: 'INTERNAL', message: 'HTTP 502' });
+  });
+});
+
+describe('the entity API client', () => {
+  it('sends the bearer token and follows list cursors', async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 200, body: { items: [{ id: 1 }], nextCursor: 'c/1' } },
+      { status: 200, body: { items: [{ id: 2 }], nextCursor: null } },
+    ]);
+    const api = new EntityApi({ getToken: async () => 'tkn', fetch, baseUrl: 'http://h' });
+    expect(await api.list('task')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(sent.map((s) => s.url)).toEqual([
+      'http://h/v1/entities/task?limit=500',
+      'http://h/v1/entities/task?limit=500&cursor=c%2F1',
+    ]);
+    expect(sent[0]?.headers.authorization).toBe('Bearer tkn');
+  });
+
+  it('updates with If-Match and only the patch in the body', async () => {
+    const { fetch, sent } = fakeFetch([{ status: 200, body: { id: 'k', title: 'New', _version: 3 } }]);
+    const api = new EntityApi({ getToken: async () => 'tkn', fetch });
+    expect(await api.update('task', 'k', { title: 'New' }, 2)).toMatchObject({ _version: 3 });
+    expect(sent[0]).toMatchObject({ method: 'PATCH', url: '/v1/entities/task/k', body: '{"title":"New"}' });
+    expect(sent[0]?.headers['if-match']).toBe('2');
+  });
+
+  it('rejects a stale update with CONFLICT and an unreachable server with NETWORK', async () => {
+    const { fetch } = fakeFetch([{ status: 409, body: { error: { code: 'CONFLICT', message: 'stale' } } }]);
+    const api = new EntityApi({ getToken: async () => 'tkn', fetch });
+    await expect(api.update('task', 'k', { title: 'x' }, 1)).rejects.toMatchObject({ code: 'CONFLICT', status: 409 });
+    await expect(api.schema()).rejects.toBeInstanceOf(ApiError);
+    await expect(api.schema()).rejects.toMatchObject({ code: 'NETWORK' });
+  });
+});

@@ -1,0 +1,527 @@
+/**
+ * The demo page: sign in as a seeded user, see the tenant's entities live, edit and create rows, read a row's change
+ * log, watch the connection state. Plain DOM, no framework; every live update comes through the client SDK
+ * (client/src), every read and write through the entity HTTP API. Rendering uses textContent only, never HTML
+ * from data.
+ */
+import { createClient, type TenantcastClient } from '../../client/src/index.ts';
+import type { ClientState } from '../../client/src/types.ts';
+import { ApiError, EntityApi } from './api.ts';
+import { EntityTable } from './entity-table.ts';
+import {
+  type Column,
+  changedFields,
+  columnsOf,
+  describeDiff,
+  editableFields,
+  FieldInputError,
+  formatCell,
+  fromInputText,
+  inputKindOf,
+  labelOf,
+  newKeyFor,
+  toInputText,
+} from './fields.ts';
+import { asChangeEvent, type ChangeLogEntry, entityGroup, type Row, type Schema, versionOf } from './schema.ts';
+import { demoUsers, type Identity, identityId, Session } from './session.ts';
+
+// ---- DOM helpers ----
+
+type Attrs = Readonly<Record<string, string | number | boolean | undefined>>;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === false) continue;
+    el.setAttribute(name, value === true ? '' : String(value));
+  }
+  el.append(...children);
+  return el;
+}
+
+function byId<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`the page has no #${id}`);
+  return el as T;
+}
+
+// ---- errors ----
+
+function showError(code: string, message: string): void {
+  const list = byId('errors');
+  const close = h('button', { type: 'button', class: 'dismiss', 'aria-label': 'dismiss' }, '×');
+  const item = h('li', { 'data-code': code }, h('code', {}, code), ' ', message, ' ', close);
+  close.addEventListener('click', () => item.remove());
+  list.prepend(item);
+  while (list.children.length > 5) list.lastElementChild?.remove();
+  setTimeout(() => item.remove(), 15_000);
+}
+
+function report(err: unknown): void {
+  if (err instanceof ApiError || err instanceof FieldInputError) showError(err.code, err.message);
+  else if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
+    showError(err.code, err instanceof Error ? err.message : String(err));
+  } else showError('INTERNAL', String(err));
+}
+
+// ---- the signed-in view ----
+
+interface Editor {
+  readonly entity: string;
+  /** Undefined while creating. */
+  key: string | undefined;
+  base: Row;
+}
+
+const STORAGE_KEY = 'tenantcast-demo-identity';
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+class SignedIn {
+  readonly #session: Session;
+  readonly #api: EntityApi;
+  readonly #tables = new Map<string, EntityTable>();
+  readonly #stops: (() => void)[] = [];
+  #client: TenantcastClient | undefined;
+  #editor: Editor | undefined;
+  #closed = false;
+
+  constructor(identity: Identity) {
+    this.#session = new Session({ identity });
+    this.#api = new EntityApi({ getToken: async () => (await this.#session.token()).token });
+  }
+
+  async start(): Promise<void> {
+    const { tenantId, userId, roles } = this.#session.identity;
+    byId('who').textContent = `${userId} @ ${tenantId} (${roles.join(', ')})`;
+    const schema: Schema = await this.#api.schema();
+    if (this.#closed) return;
+    const names = Object.keys(schema.entities).sort((a, b) => (a === 'task' ? -1 : b === 'task' ? 1 : a < b ? -1 : 1));
+    const sections = byId('entities');
+    sections.replaceChildren();
+    if (names.length === 0) sections.append(h('p', { class: 'empty' }, 'This user may not read any entity.'));
+    for (const name of names) {
+      const spec = schema.entities[name];
+      if (spec === undefined) continue;
+      this.#tables.set(name, new EntityTable(spec));
+      sections.append(this.#section(name));
+    }
+
+    const client = createClient({ url: webSocketUrl(), getToken: () => this.#session.token() });
+    this.#client = client;
+    this.#stops.push(
+      client.on('state', (state) => renderState(state)),
+      client.on('error', (error) =>
+        showError(error.code, error.group ? `${error.message} (${error.group})` : error.message),
+      ),
+      client.on('reset', ({ group }) => {
+        const entity = group.startsWith('entity:') ? group.slice('entity:'.length) : undefined;
+        if (entity !== undefined && this.#tables.has(entity)) void this.#reload(entity);
+      }),
+    );
+    renderState(client.state);
+    const loads = names.map(async (name) => {
+      const subscription = client.subscribe(entityGroup(name), (message) => this.#onChange(name, message.data));
+      this.#stops.push(subscription);
+      // Load the list once the subscription stands, so no change falls between the two; if the connection is slow,
+      // show the list anyway and load it again when the subscription is acknowledged.
+      const ready = subscription.ready.then(
+        () => true,
+        () => false, // reported through the 'error' event
+      );
+      const inTime = await Promise.race([ready, sleep(3000).then(() => undefined)]);
+      await this.#reload(name);
+      if (inTime === undefined && (await ready)) await this.#reload(name);
+    });
+    void client.connect();
+    await Promise.all(loads);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const stop of this.#stops.splice(0)) stop();
+    this.#client?.close();
+    renderState('disconnected');
+  }
+
+  #section(name: string): HTMLElement {
+    const table = this.#tables.get(name);
+    if (table === undefined) throw new Error(`no table ${name}`);
+    const columns = columnsOf(table.spec);
+    const add = h(
+      'button',
+      { type: 'button', class: 'new', 'data-action': 'new' },
+      `New ${labelOf(name).toLowerCase()}`,
+    );
+    add.addEventListener('click', () => this.#openEditor(name, undefined));
+    return h(
+      'section',
+      { class: 'entity', 'data-entity': name },
+      h('header', {}, h('h2', {}, `${labelOf(name)}s `, h('span', { class: 'count' }, '…')), add),
+      h(
+        'table',
+        {},
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...columns.map((c) => h('th', { 'data-field': c.name }, c.label)),
+            h('th', { class: 'version' }, 'v'),
+          ),
+        ),
+        h('tbody', {}, h('tr', {}, h('td', { colspan: columns.length + 1, class: 'empty' }, 'Loading…'))),
+      ),
+    );
+  }
+
+  async #reload(name: string): Promise<void> {
+    try {
+      const rows = await this.#api.list(name);
+      this.#tables.get(name)?.load(rows);
+      this.#renderAll();
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  #onChange(name: string, data: unknown): void {
+    const change = asChangeEvent(data);
+    const table = this.#tables.get(name);
+    if (change === undefined || table === undefined || !table.apply(change)) return;
+    this.#renderAll(new Set([`${name}/${String(change.key)}`]));
+    const editor = this.#editor;
+    if (editor !== undefined && editor.entity === name && editor.key === String(change.key)) {
+      const who = change.changedBy === '' ? 'someone' : change.changedBy;
+      editorNotice(
+        change.op === 'delete'
+          ? `${who} deleted this ${name}.`
+          : `${who} changed this ${name} (now version ${change.version}).`,
+        'info',
+      );
+      void this.#loadChanges(name, editor.key);
+    }
+  }
+
+  #cellText(column: Column, value: unknown): string {
+    if (column.field.type === 'uuid' && column.name.endsWith('_id') && typeof value === 'string') {
+      const target = this.#tables.get(column.name.slice(0, -3))?.get(value);
+      const label = target?.name ?? target?.title;
+      return typeof label === 'string' ? label : `${value.slice(0, 8)}…`;
+    }
+    return formatCell(value, column.field.type);
+  }
+
+  #renderAll(flash: ReadonlySet<string> = new Set()): void {
+    for (const [name, table] of this.#tables) {
+      const section = document.querySelector<HTMLElement>(`section.entity[data-entity="${CSS.escape(name)}"]`);
+      const body = section?.querySelector('tbody');
+      if (!section || !body) continue;
+      const columns = columnsOf(table.spec);
+      const rows = table.rows();
+      const count = section.querySelector('.count');
+      if (count) count.textContent = `(${rows.length})`;
+      const selected = this.#editor?.entity === name ? this.#editor.key : undefined;
+      body.replaceChildren(
+        ...rows.map((row) => {
+          const key = table.keyOf(row);
+          const tr = h(
+            'tr',
+            {
+              'data-key': key,
+              tabindex: 0,
+              class: [key === selected && 'selected', flash.has(`${name}/${key}`) && 'flash'].filter(Boolean).join(' '),
+            },
+            ...columns.map((c) => h('td', { 'data-field': c.name }, this.#cellText(c, row[c.name]))),
+            h('td', { class: 'version' }, String(versionOf(row))),
+          );
+          const open = () => this.#openEditor(name, key);
+          tr.addEventListener('click', open);
+          tr.addEventListener('keydown', (e) => {
+            if (e.key === 'Enter') open();
+          });
+          return tr;
+        }),
+      );
+      if (rows.length === 0)
+        body.append(h('tr', {}, h('td', { colspan: columns.length + 1, class: 'empty' }, 'No rows')));
+    }
+  }
+
+  #openEditor(entity: string, key: string | undefined): void {
+    const table = this.#tables.get(entity);
+    if (table === undefined) return;
+    const base = key === undefined ? {} : table.get(key);
+    if (base === undefined) return;
+    this.#editor = { entity, key, base };
+    const panel = byId('detail');
+    panel.hidden = false;
+    const title = key === undefined ? `New ${entity}` : `Edit ${entity}`;
+    const fields = editableFields(table.spec).map((column) => fieldInput(column, base[column.name]));
+    const save = h('button', { type: 'submit', 'data-action': 'save' }, key === undefined ? 'Create' : 'Save');
+    const cancel = h('button', { type: 'button', 'data-action': 'close' }, 'Close');
+    const form = h(
+      'form',
+      // Checked here (typed BAD_REQUEST errors), not by the browser's own validation bubbles.
+      { id: 'editor', 'data-entity': entity, 'data-key': key, novalidate: true },
+      ...fields,
+      h('div', { class: 'actions' }, save, cancel),
+    );
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      save.disabled = true;
+      void this.#save(form).finally(() => {
+        save.disabled = false;
+      });
+    });
+    cancel.addEventListener('click', () => this.#closeEditor());
+    panel.replaceChildren(
+      h('h2', {}, title, key === undefined ? '' : h('small', { class: 'key' }, ` ${key}`)),
+      h('div', { id: 'editor-notice', role: 'status' }),
+      form,
+      ...(key === undefined ? [] : [h('h3', {}, 'Change log'), h('ol', { id: 'change-log', reversed: true })]),
+    );
+    this.#renderAll();
+    if (key !== undefined) void this.#loadChanges(entity, key);
+  }
+
+  #closeEditor(): void {
+    this.#editor = undefined;
+    byId('detail').hidden = true;
+    this.#renderAll();
+  }
+
+  async #save(form: HTMLFormElement): Promise<void> {
+    const editor = this.#editor;
+    const table = editor === undefined ? undefined : this.#tables.get(editor.entity);
+    if (editor === undefined || table === undefined) return;
+    let values: Record<string, unknown>;
+    try {
+      values = readForm(form, editableFields(table.spec));
+    } catch (err) {
+      report(err);
+      return;
+    }
+    try {
+      if (editor.key === undefined) {
+        const body: Record<string, unknown> = { ...newKeyFor(table.spec, () => crypto.randomUUID()) };
+        for (const [name, value] of Object.entries(values)) {
+          if (value !== null && !(value === '' && table.spec.fields[name]?.nullable)) body[name] = value;
+        }
+        const row = await this.#api.create(editor.entity, body);
+        table.upsert(row);
+        this.#openEditor(editor.entity, table.keyOf(row));
+        editorNotice(`Created (version ${versionOf(row)}).`, 'ok');
+        return;
+      }
+      const patch = changedFields(table.spec, editor.base, values);
+      if (Object.keys(patch).length === 0) {
+        editorNotice('Nothing to save: no field changed.', 'info');
+        return;
+      }
+      const row = await this.#api.update(editor.entity, editor.key, patch, versionOf(editor.base));
+      table.upsert(row);
+      editor.base = row;
+      this.#renderAll();
+      editorNotice(`Saved (version ${versionOf(row)}).`, 'ok');
+      void this.#loadChanges(editor.entity, editor.key);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'CONFLICT' && editor.key !== undefined) {
+        this.#showConflict(editor, err);
+        return;
+      }
+      report(err);
+    }
+  }
+
+  #showConflict(editor: Editor, err: ApiError): void {
+    const key = editor.key;
+    if (key === undefined) return;
+    const latest = h('button', { type: 'button', 'data-action': 'load-latest' }, 'Load the latest version');
+    latest.addEventListener('click', () => {
+      this.#api.get(editor.entity, key).then((row) => {
+        this.#tables.get(editor.entity)?.upsert(row);
+        this.#openEditor(editor.entity, key);
+        editorNotice(`Loaded version ${versionOf(row)}. Apply your edit again and save.`, 'info');
+      }, report);
+    });
+    editorNotice(
+      `Someone saved this ${editor.entity} before you (CONFLICT: ${err.message}). Your edits are still in the form. `,
+      'conflict',
+      latest,
+    );
+  }
+
+  async #loadChanges(entity: string, key: string): Promise<void> {
+    let items: ChangeLogEntry[];
+    try {
+      items = await this.#api.changes(entity, key);
+    } catch (err) {
+      // A row never written through the API (seed data) has no change log yet: the API says NOT_FOUND.
+      if (err instanceof ApiError && err.code === 'NOT_FOUND' && this.#tables.get(entity)?.get(key) !== undefined) {
+        items = [];
+      } else {
+        report(err);
+        return;
+      }
+    }
+    const list = document.getElementById('change-log');
+    if (list === null || this.#editor?.entity !== entity || this.#editor.key !== key) return;
+    list.replaceChildren(
+      ...[...items]
+        .sort((a, b) => b.version - a.version)
+        .map((item) =>
+          h(
+            'li',
+            { value: item.version, 'data-version': item.version },
+            h('strong', {}, `v${item.version} ${item.op}`),
+            ` by ${item.changedBy}, ${formatCell(item.changedAt, 'timestamptz')}`,
+            h('ul', {}, ...describeDiff(item.diff).map((line) => h('li', {}, line))),
+          ),
+        ),
+    );
+    if (items.length === 0) list.append(h('li', { class: 'empty' }, 'No changes recorded yet (seeded row).'));
+  }
+}
+
+function fieldInput(column: Column, value: unknown): HTMLElement {
+  const kind = inputKindOf(column.field.type);
+  const id = `field-${column.name}`;
+  const text = toInputText(value, column.field.type);
+  let input: HTMLInputElement | HTMLTextAreaElement;
+  if (kind === 'textarea') {
+    input = h('textarea', { id, name: column.name, rows: 3 });
+    input.value = text;
+  } else if (kind === 'checkbox') {
+    input = h('input', { id, name: column.name, type: 'checkbox' });
+    input.checked = text === 'true';
+  } else {
+    input = h('input', {
+      id,
+      name: column.name,
+      type: kind,
+      ...(column.field.type === 'numeric' && { step: 'any' }),
+      ...(column.field.type === 'text[]' && { placeholder: 'comma, separated' }),
+      ...(column.field.type === 'timestamptz' && { placeholder: '2025-03-01T09:00:00Z' }),
+    });
+    input.value = text;
+  }
+  const required = column.field.nullable ? '' : ' *';
+  return h(
+    'label',
+    { for: id, 'data-field': column.name },
+    h('span', {}, `${column.label}${required}`),
+    input,
+    h('small', {}, column.field.type),
+  );
+}
+
+function readForm(form: HTMLFormElement, columns: readonly Column[]): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const column of columns) {
+    const input = form.elements.namedItem(column.name);
+    if (!(input instanceof HTMLInputElement || input instanceof HTMLTextAreaElement)) continue;
+    const text = input instanceof HTMLInputElement && input.type === 'checkbox' ? String(input.checked) : input.value;
+    values[column.name] = fromInputText(column.name, text, column.field);
+  }
+  return values;
+}
+
+function editorNotice(text: string, kind: 'ok' | 'info' | 'conflict', ...extra: Node[]): void {
+  const notice = document.getElementById('editor-notice');
+  if (notice === null) return;
+  notice.className = kind;
+  notice.replaceChildren(text, ...extra);
+}
+
+function renderState(state: ClientState): void {
+  const badge = byId('connection');
+  badge.dataset.state = state;
+  badge.textContent = state;
+}
+
+function webSocketUrl(): string {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+}
+
+// ---- sign-in ----
+
+let current: SignedIn | undefined;
+
+function signIn(identity: Identity): void {
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(identity));
+  byId('sign-in').hidden = true;
+  byId('app').hidden = false;
+  byId('sign-out').hidden = false;
+  const app = new SignedIn(identity);
+  current = app;
+  app.start().catch(report);
+}
+
+function signOut(): void {
+  current?.close();
+  current = undefined;
+  sessionStorage.removeItem(STORAGE_KEY);
+  byId('app').hidden = true;
+  byId('detail').hidden = true;
+  byId('sign-out').hidden = true;
+  byId('sign-in').hidden = false;
+  byId('entities').replaceChildren();
+  byId('who').textContent = '';
+}
+
+function storedIdentity(): Identity | undefined {
+  try {
+    const parsed = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? 'null') as Partial<Identity> | null;
+    if (typeof parsed?.tenantId === 'string' && typeof parsed.userId === 'string' && Array.isArray(parsed.roles)) {
+      return { tenantId: parsed.tenantId, userId: parsed.userId, roles: parsed.roles.map(String) };
+    }
+  } catch {
+    // not signed in
+  }
+  return undefined;
+}
+
+function setUp(): void {
+  const users = byId('users');
+  users.replaceChildren(
+    ...demoUsers.map((user) => {
+      const button = h(
+        'button',
+        { type: 'button', 'data-identity': identityId(user) },
+        h('strong', {}, user.userId),
+        h('span', {}, `${user.tenantId} · ${user.roles.join(', ')}`),
+        h('small', {}, user.note),
+      );
+      button.addEventListener('click', () => signIn(user));
+      return h('li', {}, button);
+    }),
+  );
+  const custom = byId<HTMLFormElement>('custom-sign-in');
+  custom.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const read = (name: string) => {
+      const input = custom.elements.namedItem(name);
+      return input instanceof HTMLInputElement ? input.value.trim() : '';
+    };
+    const roles = read('roles')
+      .split(',')
+      .map((r) => r.trim())
+      .filter((r) => r !== '');
+    if (read('tenantId') === '' || read('userId') === '') {
+      showError('BAD_REQUEST', 'tenant and user are required');
+      return;
+    }
+    signIn({ tenantId: read('tenantId'), userId: read('userId'), roles });
+  });
+  byId('sign-out').addEventListener('click', signOut);
+  renderState('disconnected');
+  const stored = storedIdentity();
+  if (stored !== undefined) signIn(stored);
+}
+
+setUp();

@@ -1,0 +1,91 @@
+/**
+ * Who the demo is signed in as, and their tokens from the local development identity provider
+ * (`POST /dev/token`, local/identity.ts). A token is reused until two minutes before it expires, so the SDK's
+ * refresh (one minute before expiry by default) always gets a newer one.
+ */
+import { ApiError, errorFromAnswer } from './api.ts';
+
+export interface Identity {
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly roles: readonly string[];
+}
+
+/** The users the seeded tenants are meant for (local/seed.ts, local/seed-data.ts); any other can be typed in. */
+export const demoUsers: readonly (Identity & { readonly note: string })[] = [
+  { tenantId: 'acme', userId: 'alice', roles: ['member'], note: 'edits tasks' },
+  { tenantId: 'acme', userId: 'bob', roles: ['member'], note: 'edits tasks' },
+  { tenantId: 'acme', userId: 'ada', roles: ['admin'], note: 'tasks and campaigns' },
+  { tenantId: 'acme', userId: 'mia', roles: ['marketing'], note: 'campaigns only' },
+  { tenantId: 'acme', userId: 'vic', roles: ['viewer'], note: 'read only' },
+  { tenantId: 'globex', userId: 'alice', roles: ['member'], note: 'her own tasks' },
+  { tenantId: 'globex', userId: 'bob', roles: ['member'], note: 'his own tasks' },
+  { tenantId: 'globex', userId: 'gina', roles: ['admin'], note: 'every task' },
+];
+
+export const identityId = (who: Identity): string => `${who.tenantId}:${who.userId}:${who.roles.join('+')}`;
+
+export interface SessionOptions {
+  readonly identity: Identity;
+  /** @default 3600 */
+  readonly ttlSeconds?: number;
+  /** @default '' (same origin) */
+  readonly baseUrl?: string;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  /** Epoch seconds. */
+  readonly expiresAt: number;
+}
+
+const REUSE_MARGIN_SECONDS = 120;
+
+export class Session {
+  readonly identity: Identity;
+  readonly #options: SessionOptions;
+  #current: IssuedToken | undefined;
+  #pending: Promise<IssuedToken> | undefined;
+
+  constructor(options: SessionOptions) {
+    this.identity = options.identity;
+    this.#options = options;
+  }
+
+  /** A token valid for at least two more minutes (fetched at most once at a time). */
+  async token(): Promise<IssuedToken> {
+    const nowSeconds = (this.#options.now ?? Date.now)() / 1000;
+    if (this.#current !== undefined && this.#current.expiresAt - nowSeconds > REUSE_MARGIN_SECONDS) {
+      return this.#current;
+    }
+    this.#pending ??= this.#issue().finally(() => {
+      this.#pending = undefined;
+    });
+    return this.#pending;
+  }
+
+  async #issue(): Promise<IssuedToken> {
+    const doFetch = this.#options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    let response: Response;
+    try {
+      response = await doFetch(`${this.#options.baseUrl ?? ''}/dev/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...this.identity, ttlSeconds: this.#options.ttlSeconds ?? 3600 }),
+      });
+    } catch (err) {
+      throw new ApiError('NETWORK', `POST /dev/token: ${String(err)}`, 0);
+    }
+    const body = (await response.json().catch(() => undefined)) as Partial<IssuedToken> | undefined;
+    if (!response.ok) throw errorFromAnswer(response.status, body);
+    if (typeof body?.token !== 'string' || typeof body.expiresAt !== 'number') {
+      throw new ApiError('INTERNAL', 'the identity provider answered without a token', response.status);
+    }
+    this.#current = { token: body.token, expiresAt: body.expiresAt };
+    return this.#current;
+  }
+}
