@@ -197,7 +197,8 @@ export const functions = [
     entry: 'lambdas/handlers/disconnect.ts',
     description: 'Removes a connection and its memberships ($disconnect, best-effort in AWS)',
     trigger: { kind: 'websocket', routes: ['$disconnect'], returnResponse: false },
-    bindings: ['table'],
+    // connections: presence leave events (docs/protocol.md, "Presence").
+    bindings: ['table', 'connections'],
     timeoutSeconds: 30,
     memoryMB: 256,
   },
@@ -207,11 +208,12 @@ export const functions = [
     description: 'Client frames: subscribe, unsubscribe, publish, ping, and $default for anything else',
     trigger: {
       kind: 'websocket',
-      routes: ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', '$default'],
+      routes: ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', 'presence', '$default'],
       returnResponse: true,
     },
-    // auth: verifies the token of a `refresh` (docs/security.md).
-    bindings: ['table', 'deliveryQueue', 'auth'],
+    // auth: verifies the token of a `refresh` (docs/security.md). connections: presence verifies members with
+    // GetConnection and posts join/leave events (docs/protocol.md, "Presence").
+    bindings: ['table', 'deliveryQueue', 'auth', 'connections'],
     timeoutSeconds: 10,
     memoryMB: 512,
   },

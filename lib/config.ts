@@ -76,6 +76,24 @@ export interface CorsConfig {
   readonly allowedOrigins: readonly string[];
 }
 
+/** Where a stage's alarms go and when they fire (lib/operations.ts, docs/operations.md). */
+export interface AlarmsConfig {
+  /**
+   * Existing SNS topics to notify, by region (CloudWatch alarms publish to topics of their own region only); in cdk.json
+   * either one ARN (single-region stages) or an object `{region: arn}` covering every region of the stage.
+   * @default - each stack creates an encrypted topic
+   */
+  readonly topicArns?: Readonly<Record<string, string>>;
+  /** Email addresses subscribed to the topic the stack creates (not with `topicArn`). @default [] */
+  readonly emails: readonly string[];
+  /** Percentage of a function's invocations failing in 5 minutes that raises its error-rate alarm. */
+  readonly errorRatePercent: number;
+  /** p99 delivery latency (ms) that, for 15 minutes, raises the latency alarm. */
+  readonly deliveryLatencyP99Ms: number;
+}
+
+export const DEFAULT_ALARMS: AlarmsConfig = { emails: [], errorRatePercent: 5, deliveryLatencyP99Ms: 1000 };
+
 /** One validated stage. */
 export interface StageConfig {
   /** Stage name; also the WebSocket API stage name and part of every stack name. */
@@ -103,6 +121,8 @@ export interface StageConfig {
    * region: when several stages share an account and region, let exactly one of them manage it. @default true
    */
   readonly apiGatewayCloudWatchRole: boolean;
+  /** Alarm routing and thresholds. @default DEFAULT_ALARMS */
+  readonly alarms: AlarmsConfig;
 }
 
 export interface TenantcastConfig {
@@ -141,6 +161,7 @@ const STAGE_FIELDS = [
   'clusters',
   'cors',
   'apiGatewayCloudWatchRole',
+  'alarms',
 ];
 
 function show(value: unknown): string {
@@ -231,8 +252,11 @@ function parseStage(name: string, raw: unknown, problems: string[]): StageConfig
     problems.push(`${where}: apiGatewayCloudWatchRole must be true or false (got ${show(apiGatewayCloudWatchRole)})`);
   }
 
+  const alarms = parseAlarms(where, raw.alarms, Array.isArray(regions) ? regions : [], problems);
+
   if (
     problems.length > before ||
+    alarms === undefined ||
     throttle === undefined ||
     auth === undefined ||
     clusters === undefined ||
@@ -253,6 +277,93 @@ function parseStage(name: string, raw: unknown, problems: string[]): StageConfig
     clusters,
     cors,
     apiGatewayCloudWatchRole: apiGatewayCloudWatchRole as boolean,
+    alarms,
+  };
+}
+
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const ALARMS_FIELDS = ['topicArn', 'email', 'errorRatePercent', 'deliveryLatencyP99Ms'];
+
+function parseAlarms(
+  where: string,
+  raw: unknown,
+  regions: readonly unknown[],
+  problems: string[],
+): AlarmsConfig | undefined {
+  if (raw === undefined) return DEFAULT_ALARMS;
+  if (!isRecord(raw)) {
+    problems.push(`${where}: alarms must be an object {${ALARMS_FIELDS.join(', ')}} (got ${show(raw)})`);
+    return undefined;
+  }
+  const before = problems.length;
+  for (const key of Object.keys(raw)) {
+    if (!ALARMS_FIELDS.includes(key)) {
+      problems.push(`${where}: alarms has an unknown field '${key}' (known: ${ALARMS_FIELDS.join(', ')})`);
+    }
+  }
+  let topicArns: Record<string, string> | undefined;
+  const topicArn = raw.topicArn;
+  if (typeof topicArn === 'string') {
+    topicArns = Object.fromEntries(regions.map((region) => [String(region), topicArn]));
+  } else if (isRecord(topicArn)) {
+    topicArns = {};
+    for (const [region, arn] of Object.entries(topicArn)) {
+      if (!regions.includes(region)) {
+        problems.push(`${where}: alarms.topicArn names region '${region}', which the stage is not deployed to`);
+      } else if (typeof arn !== 'string') {
+        problems.push(`${where}: alarms.topicArn.${region} must be an SNS topic ARN (got ${show(arn)})`);
+      } else {
+        topicArns[region] = arn;
+      }
+    }
+    for (const region of regions) {
+      if (!(String(region) in topicArn)) problems.push(`${where}: alarms.topicArn has no topic for region '${region}'`);
+    }
+  } else if (topicArn !== undefined) {
+    problems.push(
+      `${where}: alarms.topicArn must be an SNS topic ARN or an object {region: ARN} (got ${show(topicArn)})`,
+    );
+  }
+  for (const [region, arn] of Object.entries(topicArns ?? {})) {
+    const match = SNS_TOPIC_ARN.exec(arn);
+    if (!match) {
+      problems.push(
+        `${where}: alarms.topicArn must be an SNS topic ARN such as "arn:aws:sns:${region}:123456789012:alarms" (got ${show(arn)})`,
+      );
+    } else if (match[1] !== region) {
+      problems.push(
+        `${where}: alarms.topicArn for region '${region}' is in region '${match[1]}' (got ${show(arn)}); alarms publish to topics of their own region only`,
+      );
+    }
+  }
+  const email = raw.email ?? [];
+  const emails = typeof email === 'string' ? [email] : email;
+  if (!Array.isArray(emails) || emails.some((e) => typeof e !== 'string' || !EMAIL.test(e))) {
+    problems.push(`${where}: alarms.email must be an email address or a list of them (got ${show(email)})`);
+  } else if (emails.length > 0 && topicArn !== undefined) {
+    problems.push(
+      `${where}: alarms.email subscribes to the topic the stack creates, so it cannot go with alarms.topicArn (subscribe to ${show(topicArn)} where it is managed)`,
+    );
+  }
+  const errorRatePercent = raw.errorRatePercent ?? DEFAULT_ALARMS.errorRatePercent;
+  if (typeof errorRatePercent !== 'number' || !(errorRatePercent > 0 && errorRatePercent <= 100)) {
+    problems.push(
+      `${where}: alarms.errorRatePercent must be a number above 0 and at most 100 (got ${show(errorRatePercent)})`,
+    );
+  }
+  const latency = raw.deliveryLatencyP99Ms ?? DEFAULT_ALARMS.deliveryLatencyP99Ms;
+  if (typeof latency !== 'number' || !Number.isFinite(latency) || latency <= 0) {
+    problems.push(
+      `${where}: alarms.deliveryLatencyP99Ms must be a positive number of milliseconds (got ${show(latency)})`,
+    );
+  }
+  if (problems.length > before) return undefined;
+  return {
+    ...(topicArns === undefined ? {} : { topicArns }),
+    emails: emails as string[],
+    errorRatePercent: errorRatePercent as number,
+    deliveryLatencyP99Ms: latency as number,
   };
 }
 

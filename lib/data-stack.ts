@@ -3,6 +3,7 @@ import { FlowLogDestination, FlowLogTrafficType, SubnetType, Vpc } from 'aws-cdk
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { StageConfig } from './config.ts';
+import { retainFunctionLogs } from './operations.ts';
 import { TenantClusters } from './tenant-clusters.ts';
 
 export interface DataStackProps extends StackProps {
@@ -56,6 +57,9 @@ export class DataStack extends Stack {
       deletionProtection: stage.deletionProtection,
       logRetention: retention,
     });
+
+    // The VPC's default-security-group custom resource runs a Lambda function logging to an implicit group.
+    retainFunctionLogs(this, { retention, removalPolicy });
 
     new CfnOutput(this, 'Clusters', {
       description: 'Tenant clusters as onboarding takes them: [{id, clusterArn, adminSecretArn}]',

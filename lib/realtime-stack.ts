@@ -3,12 +3,14 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { FunctionSpec, QueueSpec } from '../lambdas/manifest.ts';
 import * as manifest from '../lambdas/manifest.ts';
 import { ApiGatewayCloudWatchRole } from './api-gateway-cloudwatch-role.ts';
 import type { StageConfig } from './config.ts';
 import { FunctionBinding, type IFunctionBinding, type ITenantDataPlane } from './function-binding.ts';
+import { Operations } from './operations.ts';
 import { RealtimeQueue } from './realtime-queue.ts';
 import { RealtimeTable, type RealtimeTableSpec } from './realtime-table.ts';
 import { RealtimeWebSocketApi } from './realtime-websocket-api.ts';
@@ -78,6 +80,8 @@ export class RealtimeStack extends Stack {
   readonly queues: ReadonlyMap<string, RealtimeQueue>;
   /** Functions by manifest name. */
   readonly functions: ReadonlyMap<string, TenantcastFunction>;
+  /** The stage's dashboard and alarms in this region. */
+  readonly operations: Operations;
   private stagePeers: StagePeers | undefined;
 
   /** The stage's other regions and their delivery queues, for multi-region delivery (docs/multi-region.md). */
@@ -218,6 +222,30 @@ export class RealtimeStack extends Stack {
       new CfnOutput(this, `${pascal(name)}QueueUrl`, { value: queue.queueUrl });
       new CfnOutput(this, `${pascal(name)}DeadLetterQueueUrl`, { value: queue.deadLetterQueue.queueUrl });
     }
+
+    // Dashboard, alarms and the `DashboardUrl` output (docs/operations.md).
+    const region = this.region;
+    const alarmTopicArn = stage.alarms.topicArns?.[region];
+    this.operations = new Operations(this, 'Operations', {
+      stageName: stage.name,
+      functions,
+      queues,
+      tableName: this.table.tableName,
+      webSocketApi: { apiId: this.webSocketApi.api.apiId, stageName: this.webSocketApi.stage.stageName },
+      httpApi: { apiId: this.httpApi.api.apiId, stageName: this.httpApi.stage.stageName },
+      dataApiFunctions: spec.functions.filter((fn) => fn.bindings.includes('tenantData')).map((fn) => fn.name),
+      // By name, not by reference: the clusters are in the data stack (identifiers as lib/tenant-clusters.ts names them).
+      databaseClusterIdentifiers: Array.from(
+        { length: stage.clusters.count },
+        (_, i) => `tenantcast-${stage.name}-cluster-${String.fromCharCode(97 + i)}`,
+      ),
+      ...(alarmTopicArn === undefined
+        ? { alarmEmails: stage.alarms.emails }
+        : { alarmTopic: Topic.fromTopicArn(this, 'AlarmTopic', alarmTopicArn) }),
+      errorRatePercent: stage.alarms.errorRatePercent,
+      deliveryLatencyP99Ms: stage.alarms.deliveryLatencyP99Ms,
+      removalPolicy,
+    });
   }
 
   private bindingFor(binding: manifest.Binding): IFunctionBinding {

@@ -608,7 +608,17 @@ describe('websocketRoutesFromManifest', () => {
     });
     expect(wired.authorizer?.functionName).toBe('authorizer');
     expect(Object.keys(wired.routes).sort()).toEqual(
-      ['$connect', '$default', '$disconnect', 'ping', 'publish', 'refresh', 'subscribe', 'unsubscribe'].sort(),
+      [
+        '$connect',
+        '$default',
+        '$disconnect',
+        'ping',
+        'presence',
+        'publish',
+        'refresh',
+        'subscribe',
+        'unsubscribe',
+      ].sort(),
     );
     expect(wired.routes.subscribe).toMatchObject({ functionName: 'message', returnResponse: true, timeoutSeconds: 10 });
     expect(wired.routes.$connect?.returnResponse).toBe(false);

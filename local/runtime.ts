@@ -282,6 +282,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
         secretsManager: dataApi.endpoint,
         clusters,
         connections: gateway.url,
+        // The admin CLI's publish and dlq commands (docs/cli.md).
+        sqs: sqs.endpoint,
+        queues: Object.fromEntries(Object.entries(queues).map(([name, q]) => [name, { url: q.url, dlqUrl: q.dlqUrl }])),
       });
     }
 

@@ -22,6 +22,10 @@ export interface LocalEndpoints {
   readonly clusters: readonly ClusterRef[];
   /** The `@connections` Management API (the CLI's `disconnect`). */
   readonly connections?: string;
+  /** The SQS stand-in (the admin CLI's `publish` and `dlq`, docs/cli.md). */
+  readonly sqs?: string;
+  /** The manifest's queues by logical name, with their dead-letter queues. */
+  readonly queues?: Readonly<Record<string, { readonly url: string; readonly dlqUrl: string }>>;
 }
 
 export function localDataPorts(endpoint: string, region: string): { dataApi: DataApi; secrets: SecretStore } {

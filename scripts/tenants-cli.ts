@@ -6,25 +6,30 @@
  *   list                                                       tenants per cluster
  *
  * Target: the local runtime by default (the endpoints file `npm start` writes, `.local/endpoints.json`, or
- * `--endpoints <file>`). `--stage <s> --region <r>` targets AWS (clusters from the data stack's outputs): not wired
- * yet, see the error it gives.
+ * `--endpoints <file>`). `--stage <s> --region <r> [--profile <p>]` targets AWS (scripts/cli-target.ts: the stacks'
+ * CloudFormation outputs). Also the `tenants`, `usage` and `connections disconnect` commands of the admin CLI
+ * `npx tenantcast` (scripts/tenantcast-cli.ts, docs/cli.md).
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RdsDataApi } from '../lambdas/core/data-api.ts';
 import { TenantcastError } from '../lambdas/core/errors.ts';
-import { Onboarding } from '../lambdas/core/onboarding.ts';
+import { Onboarding, SecretsManagerStore } from '../lambdas/core/onboarding.ts';
 import { disconnectAll, TenantConnections } from '../lambdas/core/revocation.ts';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { parseUsageRange, UsageStore, usageCounters } from '../lambdas/core/usage.ts';
-import { localDataPorts, readEndpointsFile } from '../local/tenant-data.ts';
+import { noProgress, type ProgressFactory } from './cli-progress.ts';
+import { DEFAULT_ENDPOINTS_FILE, resolveTarget, type TargetOptions } from './cli-target.ts';
 
-export const DEFAULT_ENDPOINTS_FILE = '.local/endpoints.json';
+export { DEFAULT_ENDPOINTS_FILE };
 
-const help = `Usage: npm run tenants -- <command> [options]
+const helpOf = (prog: string) => `Usage: ${prog} <command> [options]
 
 Commands:
   create <tenantId> --schema <file.sql> [--cluster <id>]
@@ -42,7 +47,8 @@ Commands:
 
 Options:
   --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
-  --stage <stage> --region <region>   target a deployed stage in AWS instead (not available yet)
+  --stage <stage> --region <region> [--profile <name>]
+                       target a deployed stage in AWS instead (the stacks' CloudFormation outputs)
   -h, --help           this help
 `;
 
@@ -50,6 +56,12 @@ export interface CliIo {
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
   readonly cwd?: string;
+  /** How the command is invoked, for the help text. @default 'npm run tenants --' */
+  readonly prog?: string;
+  /** Progress of long operations (create, disconnect). @default none */
+  readonly progress?: ProgressFactory;
+  /** Where AWS mode reads stack outputs (tests inject a fake). @default CloudFormation */
+  readonly cloudFormation?: TargetOptions['cloudFormation'];
 }
 
 /** Renders rows as an aligned text table. */
@@ -65,6 +77,8 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const help = helpOf(io.prog ?? 'npm run tenants --');
+  const progress = io.progress ?? noProgress;
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -79,25 +93,27 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
     return command === undefined && !values.help ? 2 : 0;
   }
   try {
-    if (values.stage !== undefined || values.region !== undefined) {
-      throw new Error(
-        'targeting AWS (--stage/--region) needs the data stack outputs (cluster ARNs, master secrets) that are not deployed yet; use the local runtime',
-      );
-    }
-    const endpoints = await readEndpointsFile(
-      resolve(io.cwd ?? process.cwd(), values.endpoints ?? DEFAULT_ENDPOINTS_FILE),
-    );
-    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-    const documentClient = DynamoDBDocumentClient.from(
-      new DynamoDBClient({ endpoint: endpoints.dynamodb, region: endpoints.region, credentials }),
-    );
-    const tenants = new TenantDirectory({ client: documentClient, tableName: endpoints.tableName, cacheTtlMs: 0 });
-    const onboarding = new Onboarding({
-      ...localDataPorts(endpoints.rdsData, endpoints.region),
-      tenants,
-      clusters: endpoints.clusters,
-      log: (m) => io.out(m),
+    const target = await resolveTarget({
+      endpoints: values.endpoints,
+      stage: values.stage,
+      region: values.region,
+      profile: values.profile,
+      cwd: io.cwd,
+      ...(io.cloudFormation !== undefined && { cloudFormation: io.cloudFormation }),
     });
+    const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
+    const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName, cacheTtlMs: 0 });
+    // Lazily: only create and refresh-schema reach the Data API and Secrets Manager.
+    const onboardingWith = (log: (m: string) => void) =>
+      new Onboarding({
+        dataApi: new RdsDataApi(new RDSDataClient(target.clientConfig('rdsData'))),
+        secrets: new SecretsManagerStore(new SecretsManagerClient(target.clientConfig('secretsManager'))),
+        tenants,
+        clusters: target.clusters,
+        stage: target.stage,
+        log,
+      });
+    const onboarding = onboardingWith((m) => io.out(m));
     switch (command) {
       case 'create': {
         if (tenantId === undefined || values.schema === undefined) {
@@ -105,11 +121,17 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           return 2;
         }
         const schemaSql = await readFile(resolve(io.cwd ?? process.cwd(), values.schema), 'utf8');
-        const config = await onboarding.createTenant({
-          tenantId,
-          schemaSql,
-          ...(values.cluster !== undefined && { clusterId: values.cluster }),
-        });
+        const bar = progress(`creating tenant ${tenantId}`);
+        const config = await onboardingWith((m) => {
+          bar.tick(1, m);
+          io.out(m);
+        })
+          .createTenant({
+            tenantId,
+            schemaSql,
+            ...(values.cluster !== undefined && { clusterId: values.cluster }),
+          })
+          .finally(() => bar.done());
         io.out(
           `created tenant ${tenantId} on ${config.database?.clusterId} (database ${config.database?.databaseName})`,
         );
@@ -149,7 +171,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           return 2;
         }
         const { from, to } = parseUsageRange({ from: values.from, to: values.to }, Date.now());
-        const days = await new UsageStore({ client: documentClient, tableName: endpoints.tableName }).read(
+        const days = await new UsageStore({ client: documentClient, tableName: target.tableName }).read(
           tenantId,
           from,
           to,
@@ -168,22 +190,33 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           io.err(`disconnect needs <tenantId>\n\n${help}`);
           return 2;
         }
-        if (endpoints.connections === undefined) throw new Error('the endpoints file has no connections endpoint');
+        if (target.connectionsEndpoint === undefined) throw new Error('the target has no connections endpoint');
+        const { region, credentials } = target.clientConfig('dynamodb');
         const api = new ApiGatewayManagementApiClient({
-          endpoint: endpoints.connections,
-          region: endpoints.region,
-          credentials,
+          region,
+          ...(credentials !== undefined && { credentials }),
+          endpoint: target.connectionsEndpoint,
         });
+        const connections = new TenantConnections({ client: documentClient, tableName: target.tableName });
+        const bar = progress(`disconnecting ${tenantId}${values.user ? ` user ${values.user}` : ''}`);
         const result = await disconnectAll(tenantId, values.user, {
-          connections: new TenantConnections({ client: documentClient, tableName: endpoints.tableName }),
+          connections: {
+            list: async (t, u) => {
+              const found = await connections.list(t, u);
+              bar.setTotal(found.length);
+              return found;
+            },
+          },
           close: async (connectionId) => {
             try {
               await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
             } catch (err) {
               if ((err as { name?: string }).name !== 'GoneException') throw err;
+            } finally {
+              bar.tick();
             }
           },
-        });
+        }).finally(() => bar.done());
         io.out(
           `${tenantId}${values.user ? ` user ${values.user}` : ''}: ${result.disconnected} disconnected, ${result.failed} failed`,
         );
@@ -216,6 +249,7 @@ function parse(argv: readonly string[]) {
       endpoints: { type: 'string' },
       stage: { type: 'string' },
       region: { type: 'string' },
+      profile: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -28,6 +28,8 @@ export const PublishFrame = z.strictObject({
   ref,
 });
 export const PingFrame = z.strictObject({ action: z.literal('ping'), ref });
+/** Who is in a group: answered with an ack carrying `members` (docs/protocol.md, "Presence"). */
+export const PresenceFrame = z.strictObject({ action: z.literal('presence'), group, ref });
 /** A fresh token for the open connection (docs/security.md, "Token lifetime"). Never logged. */
 export const RefreshFrame = z.strictObject({
   action: z.literal('refresh'),
@@ -40,8 +42,9 @@ export type UnsubscribeFrame = z.infer<typeof UnsubscribeFrame>;
 export type PublishFrame = z.infer<typeof PublishFrame>;
 export type PingFrame = z.infer<typeof PingFrame>;
 export type RefreshFrame = z.infer<typeof RefreshFrame>;
+export type PresenceFrame = z.infer<typeof PresenceFrame>;
 
-export const clientActions = ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh'] as const;
+export const clientActions = ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', 'presence'] as const;
 export type ClientAction = (typeof clientActions)[number];
 
 const frameSchemas = {
@@ -50,9 +53,10 @@ const frameSchemas = {
   publish: PublishFrame,
   ping: PingFrame,
   refresh: RefreshFrame,
+  presence: PresenceFrame,
 } as const;
 
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | PingFrame | RefreshFrame;
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | PingFrame | RefreshFrame | PresenceFrame;
 
 /** The `ref` of a frame, if it has a usable one, so even a rejected frame's error can be correlated. */
 export function refOf(value: unknown): string | undefined {
@@ -120,6 +124,8 @@ export interface AckFrame {
   id?: string;
   /** On a live subscribe: the group's seq when the subscription took effect; every later message reaches it. */
   seq?: number;
+  /** On a `presence`: the group's live members, one entry per user (docs/protocol.md, "Presence"). */
+  members?: { userId: string; connections: number }[];
 }
 export interface PongFrame {
   type: 'pong';
@@ -155,7 +161,21 @@ export interface ResetFrame {
   reason: 'HISTORY_EXPIRED';
   seq: number;
 }
-export type ServerFrame = AckFrame | PongFrame | ErrorFrame | MessageFrame | BatchFrame | ResetFrame;
+/** A user's first connection joined, or last connection left, a group with presence events (docs/protocol.md). */
+export interface PresenceEventFrame {
+  type: 'presence';
+  group: string;
+  event: 'join' | 'leave';
+  userId: string;
+}
+export type ServerFrame =
+  | AckFrame
+  | PongFrame
+  | ErrorFrame
+  | MessageFrame
+  | BatchFrame
+  | ResetFrame
+  | PresenceEventFrame;
 
 export function ack(ref: string | undefined, id?: string, seq?: number): AckFrame {
   return {

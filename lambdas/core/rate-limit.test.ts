@@ -1,14 +1,7 @@
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
-import {
-  connectionCapExceeded,
-  DynamoRateLimiter,
-  defaultLimits,
-  effectiveLimits,
-  gcra,
-  rateKeys,
-} from './rate-limit.ts';
+import { DynamoRateLimiter, defaultLimits, effectiveLimits, gcra, rateKeys } from './rate-limit.ts';
 
 const tenPerSecond = { perSecond: 10, burst: 20 };
 
@@ -46,23 +39,6 @@ describe('effective limits', () => {
     expect(limits.message).toEqual({ perSecond: defaultLimits.message.perSecond, burst: 5 });
     expect(limits.maxConnections).toBe(7);
     expect(limits.publish).toEqual(defaultLimits.publish);
-  });
-});
-
-describe('connection caps', () => {
-  const counts = (user: number, tenant: number) => ({
-    count: async (_tenantId: string, userId?: string) => (userId === undefined ? tenant : user),
-  });
-  const caps = { maxConnections: 10, maxConnectionsPerUser: 2 };
-
-  it('admit below both caps and say which cap refused otherwise', async () => {
-    expect(await connectionCapExceeded('acme', 'alice', caps, counts(1, 9))).toBeUndefined();
-    expect(await connectionCapExceeded('acme', 'alice', caps, counts(2, 3))).toBe(
-      'user has 2 open connections; the limit is 2',
-    );
-    expect(await connectionCapExceeded('acme', 'alice', caps, counts(0, 10))).toBe(
-      'tenant has 10 open connections; the limit is 10',
-    );
   });
 });
 

@@ -221,28 +221,5 @@ export class DynamoRateLimiter implements RateLimiter {
   }
 }
 
-export interface ConnectionCapDeps {
-  /** Live connections of the tenant, or of one user of it (lambdas/core/revocation.ts). */
-  readonly count: (tenantId: string, userId?: string) => Promise<number>;
-}
-
-/**
- * The connection caps at `$connect`: undefined when the caller may open another connection, else why not (the
- * handshake is refused with 429). The user's count is read first: it is the cheaper Query and the likelier cap.
- */
-export async function connectionCapExceeded(
-  tenantId: string,
-  userId: string,
-  limits: Pick<EffectiveLimits, 'maxConnections' | 'maxConnectionsPerUser'>,
-  deps: ConnectionCapDeps,
-): Promise<string | undefined> {
-  const ofUser = await deps.count(tenantId, userId);
-  if (ofUser >= limits.maxConnectionsPerUser) {
-    return `user has ${ofUser} open connections; the limit is ${limits.maxConnectionsPerUser}`;
-  }
-  const ofTenant = await deps.count(tenantId);
-  if (ofTenant >= limits.maxConnections) {
-    return `tenant has ${ofTenant} open connections; the limit is ${limits.maxConnections}`;
-  }
-  return undefined;
-}
+// The connection caps (`maxConnections`, `maxConnectionsPerUser`) are enforced by counter items at `$connect`:
+// lambdas/core/connection-counters.ts.

@@ -25,6 +25,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
+import { ConnectionCounters } from './connection-counters.ts';
 import { expiryKeys } from './expiry.ts';
 import type { Caller } from './permissions.ts';
 
@@ -68,11 +69,14 @@ export class Registry {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly now: () => number;
+  /** Releases a removed connection's place under the connection caps. */
+  private readonly counters: ConnectionCounters;
 
   constructor(options: RegistryOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
     this.now = options.now ?? Date.now;
+    this.counters = new ConnectionCounters({ client: options.client, tableName: options.tableName, now: this.now });
   }
 
   /** Epoch seconds at which a connection that started at `connectedAt` (ms) can no longer exist. */
@@ -82,13 +86,14 @@ export class Registry {
 
   /**
    * `options.exp`: the token's expiry (epoch seconds), indexed in gsi2 for the reaper (lambdas/core/expiry.ts);
-   * omitted or 0: a token without expiry.
+   * omitted or 0: a token without expiry. `options.counted`: the connection was counted against the connection caps
+   * (ConnectionCounters.acquire); removing it then releases it, exactly once.
    */
   async putConnection(
     caller: Caller,
     connectionId: string,
     connectedAt: number,
-    options: { readonly exp?: number } = {},
+    options: { readonly exp?: number; readonly counted?: boolean } = {},
   ): Promise<ConnectionRecord> {
     const record: ConnectionRecord = {
       connectionId,
@@ -110,6 +115,7 @@ export class Registry {
           gsi1sk: `U#${caller.userId}#C#${connectionId}`,
           ...(options.exp !== undefined &&
             options.exp > 0 && { exp: options.exp, ...expiryKeys(connectionId, options.exp) }),
+          ...(options.counted === true && { counted: true }),
         },
       }),
     );
@@ -288,9 +294,23 @@ export class Registry {
     }
     // Group side first, then the connection's own items (META last, so a retry can still find everything).
     await this.batchWrite(deletes);
-    const own = items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));
-    own.sort((a, b) => Number(a.DeleteRequest.Key.sk === 'META') - Number(b.DeleteRequest.Key.sk === 'META'));
+    const own = items
+      .filter((item) => item.sk !== 'META')
+      .map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));
     await this.batchWrite(own);
+    // META alone, returning what it was: of concurrent or repeated removals exactly one sees it, and only that one
+    // releases the connection's place under the caps. A crash between the two leaves the counters high until
+    // their next recount, never low.
+    const meta = await this.client.send(
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: { pk: connectionPk(connectionId), sk: 'META' },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    if (meta.Attributes?.counted === true) {
+      await this.counters.release(String(meta.Attributes.tenantId), String(meta.Attributes.userId));
+    }
     return { groups };
   }
 

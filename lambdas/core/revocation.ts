@@ -1,13 +1,8 @@
 /**
  * The live connections of a tenant, or of one user of it, through index gsi1 (`gsi1pk = T#<tenant>`,
- * `gsi1sk = U#<user>#C#<connectionId>`): counted for the connection caps at `$connect`, listed for revocation
- * (`POST /v1/admin/disconnect`, the tenants CLI). docs/security.md.
- *
- * Counting live items instead of keeping counters: a counter incremented at `$connect` and decremented at
- * `$disconnect` drifts upwards whenever AWS loses a `$disconnect` (it is best-effort), and a drifted cap locks a
- * tenant out. The count reads the tenant's connection items (about 0.3 KB each: ~40 read units per 1,000 open
- * connections, eventually consistent), and items past their `ttl` are not counted. Two `$connect`s racing can both
- * pass a cap that has one place left: caps are exact up to concurrent handshakes.
+ * `gsi1sk = U#<user>#C#<connectionId>`): counted exactly to recount the connection-cap counters
+ * (lambdas/core/connection-counters.ts; never per handshake: O(tenant connections) reads), listed for revocation
+ * (`POST /v1/admin/disconnect`, the tenants CLI). docs/security.md. Items past their `ttl` are not counted.
  */
 import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { settleConcurrently } from './concurrency.ts';

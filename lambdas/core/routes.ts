@@ -7,6 +7,14 @@ import type { QueueMessage } from './delivery.ts';
 import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
+  allMembers,
+  announceJoin,
+  announceLeave,
+  hasPresenceEvents,
+  livePresence,
+  type PresenceDeps,
+} from './presence.ts';
+import {
   ack,
   assertPublishSize,
   errorFrame,
@@ -16,7 +24,7 @@ import {
   refOf,
   type ServerFrame,
 } from './protocol.ts';
-import type { Registry } from './registry.ts';
+import type { Member, Registry } from './registry.ts';
 import type { TenantDirectory } from './tenants.ts';
 
 export interface RouteDeps {
@@ -42,6 +50,11 @@ export interface RouteDeps {
    * (lambdas/core/expiry.ts). Omitted: `refresh` is refused as BAD_REQUEST.
    */
   readonly refresh?: (connectionId: string, caller: Caller, token: string) => Promise<void>;
+  /**
+   * Presence (lambdas/core/presence.ts): answers `presence` and announces join/leave on subscribe/unsubscribe in
+   * the tenant's `presenceGroups`. Omitted: `presence` is refused as BAD_REQUEST and nothing is announced.
+   */
+  readonly presence?: PresenceDeps;
 }
 
 export interface FrameRequest {
@@ -76,9 +89,19 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
       case 'subscribe': {
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        // Presence events: the members before the subscription tell whether this is the user's first connection.
+        const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
+        const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
+        const announceIfFirst = async () => {
+          if (presence && before) {
+            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, before);
+          }
+        };
         if (frame.since === undefined) {
           await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
-          return ack(ref, undefined, await deps.groupSeq?.(caller.tenantId, frame.group));
+          const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
+          await announceIfFirst();
+          return ack(ref, undefined, seq);
         }
         // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
         // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
@@ -98,15 +121,34 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
           },
           { connectionId: request.connectionId },
         );
+        await announceIfFirst();
         return ack(ref);
+      }
+      case 'presence': {
+        if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
+        const tenant = await deps.tenants.get(caller.tenantId);
+        assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        const members = await livePresence(deps.presence, caller.tenantId, frame.group, {
+          announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
+        });
+        return { ...ack(ref), members };
       }
       case 'refresh':
         if (deps.refresh === undefined) throw new BadRequestError("unknown action 'refresh'");
         await deps.refresh(request.connectionId, caller, frame.token);
         return ack(ref);
-      case 'unsubscribe':
+      case 'unsubscribe': {
+        // An unconfigured tenant may still unsubscribe: it just has no presence events.
+        const tenant = deps.presence && (await deps.tenants.get(caller.tenantId).catch(() => undefined));
+        const presence = hasPresenceEvents(tenant?.presenceGroups, frame.group) ? deps.presence : undefined;
+        const before: Member[] | undefined =
+          presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
         await deps.registry.unsubscribe(caller.tenantId, request.connectionId, frame.group);
+        if (presence && before) {
+          await announceLeave(presence, frame.group, caller.userId, request.connectionId, before);
+        }
         return ack(ref);
+      }
       case 'publish': {
         assertPublishSize(frame.data);
         const tenant = await deps.tenants.get(caller.tenantId);

@@ -49,6 +49,8 @@ export const TenantConfig = z.object({
   schema: SchemaSnapshot.optional(),
   entityRules: EntityRules.optional(),
   limits: TenantLimits.optional(),
+  /** Group patterns (`*` = any characters) whose members get presence join/leave events (docs/protocol.md). */
+  presenceGroups: z.array(z.string()).optional(),
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 

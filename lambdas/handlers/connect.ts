@@ -4,9 +4,10 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { callerFromAuthorizer, expFromAuthorizer, header, SUBPROTOCOL } from '../core/auth.ts';
+import { ConnectionCounters } from '../core/connection-counters.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { ForbiddenError } from '../core/errors.ts';
-import { connectionCapExceeded, effectiveLimits } from '../core/rate-limit.ts';
+import { effectiveLimits } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
@@ -23,6 +24,12 @@ const documentClient = createDocumentClient();
 const tableName = requireEnv('TABLE_NAME');
 const registry = new Registry({ client: documentClient, tableName });
 const connections = new TenantConnections({ client: documentClient, tableName });
+// O(1) per handshake: counter items, recounted through `connections` only when they refuse (docs/security.md).
+const counters = new ConnectionCounters({
+  client: documentClient,
+  tableName,
+  count: (tenantId, userId) => connections.count(tenantId, userId),
+});
 const usage = createUsage(logger);
 const tenants = new TenantDirectory({
   client: documentClient,
@@ -54,16 +61,24 @@ export const handler = middy<WebSocketEvent, WebSocketResult>()
     }
     logger.appendKeys({ connectionId, tenantId: caller.tenantId });
     metrics.addMetadata('tenantId', caller.tenantId);
-    const refused = await connectionCapExceeded(caller.tenantId, caller.userId, await limitsOf(caller.tenantId), {
-      count: (tenantId, userId) => connections.count(tenantId, userId),
-    });
+    const refused = await counters.acquire(caller.tenantId, caller.userId, await limitsOf(caller.tenantId));
     if (refused !== undefined) {
       logger.info('connection refused: cap', { userId: caller.userId, reason: refused });
       metrics.addMetric(metricNames.connectionsRefused, MetricUnit.Count, 1);
       // API Gateway returns a non-2xx $connect status as the handshake's status.
       return { statusCode: 429, body: `Too Many Requests: ${refused}` };
     }
-    await registry.putConnection(caller, connectionId, connectedAt, { exp: expFromAuthorizer(authorizer) });
+    try {
+      await registry.putConnection(caller, connectionId, connectedAt, {
+        exp: expFromAuthorizer(authorizer),
+        counted: true,
+      });
+    } catch (err) {
+      // Not registered, so nothing would ever release its place: give it back now (a crash here leaves the
+      // counters high until their next recount).
+      await counters.release(caller.tenantId, caller.userId);
+      throw err;
+    }
     usage.add(caller.tenantId, 'connections');
     await usage.flush();
     logger.info('connected', { userId: caller.userId });

@@ -4,9 +4,12 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
-import { requireEnv } from '../core/env.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
+import { hasPresenceEvents, removeAnnouncingLeaves } from '../core/presence.ts';
 import { Registry } from '../core/registry.ts';
+import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
@@ -15,7 +18,37 @@ import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
-const registry = new Registry({ client: createDocumentClient(), tableName: requireEnv('TABLE_NAME') });
+const documentClient = createDocumentClient();
+const tableName = requireEnv('TABLE_NAME');
+const registry = new Registry({ client: documentClient, tableName });
+const tenants = new TenantDirectory({
+  client: documentClient,
+  tableName,
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const connections = createConnectionsApi();
+const presence = {
+  registry,
+  isConnected: (connectionId: string) => connections.isConnected(connectionId),
+  post: (connectionId: string, data: string) => connections.post(connectionId, data),
+  onError: (err: unknown, context: Record<string, unknown>) =>
+    logger.warn('presence leave failed', { ...context, error: err as Error }),
+};
+
+/** The connection's groups with presence events (lambdas/core/presence.ts); none for an unconfigured tenant. */
+async function presenceGroupsOf(tenantId: string, connectionId: string): Promise<string[]> {
+  const patterns = await tenants.get(tenantId).then(
+    (tenant) => tenant.presenceGroups,
+    () => undefined,
+  );
+  if (patterns === undefined || patterns.length === 0) return [];
+  // A failed lookup costs only the leave events, never the removal.
+  const groups = await registry.groupsOf(connectionId).catch((err: unknown) => {
+    presence.onError(err, { connectionId });
+    return [];
+  });
+  return groups.filter((group) => hasPresenceEvents(patterns, group));
+}
 const usage = createUsage(logger);
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
@@ -26,10 +59,20 @@ export const handler = middy<WebSocketEvent, WebSocketResult>()
   .handler(async (event) => {
     const { connectionId, connectedAt, authorizer } = event.requestContext;
     logger.appendKeys({ connectionId });
-    const { groups } = await registry.removeConnection(connectionId);
+    const caller = callerFromAuthorizer(authorizer);
+    const remove = () => registry.removeConnection(connectionId);
+    // Presence leave events for the user's last connection in groups configured for them (docs/protocol.md).
+    const { groups } =
+      caller === undefined
+        ? await remove()
+        : await removeAnnouncingLeaves(
+            presence,
+            { tenantId: caller.tenantId, userId: caller.userId, connectionId },
+            await presenceGroupsOf(caller.tenantId, connectionId),
+            remove,
+          );
     logger.info('disconnected', { groups });
     // Connection-minutes (docs/security.md, "Usage metering"): started minutes, counted when the connection ends.
-    const caller = callerFromAuthorizer(authorizer);
     if (caller !== undefined && typeof connectedAt === 'number') {
       usage.add(caller.tenantId, 'connectionMinutes', Math.max(1, Math.ceil((Date.now() - connectedAt) / 60_000)));
       await usage.flush();

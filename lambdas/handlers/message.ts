@@ -1,4 +1,4 @@
-/** Message routes (subscribe, unsubscribe, publish, ping, $default): one frame in, one frame back. */
+/** Message routes (subscribe, unsubscribe, publish, ping, refresh, presence, $default): one frame in, one frame back. */
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -19,6 +19,7 @@ import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
@@ -61,8 +62,11 @@ async function limitsOf(tenantId: string) {
   }
 }
 
+const registry = new Registry({ client: documentClient, tableName });
+const connections = createConnectionsApi();
+
 const deps: RouteDeps = {
-  registry: new Registry({ client: documentClient, tableName }),
+  registry,
   tenants,
   enqueue: async (message, meta) => {
     // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
@@ -103,6 +107,12 @@ const deps: RouteDeps = {
   refresh: async (connectionId, caller, token) => {
     const exp = await verifyRefreshToken(token, caller, { verifier, claimNames });
     if (!(await expiry.extend(connectionId, caller, exp))) throw new UnauthorizedError('connection is closed');
+  },
+  presence: {
+    registry,
+    isConnected: (connectionId) => connections.isConnected(connectionId),
+    post: (connectionId, data) => connections.post(connectionId, data),
+    onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
   },
 };
 

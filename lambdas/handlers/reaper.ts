@@ -1,15 +1,18 @@
 /**
  * Reaper (every minute): closes connections whose token expired — `token expired` error frame, DeleteConnection,
- * registry clean-up (`$disconnect` would do it too, but it is best-effort in AWS). docs/security.md.
+ * registry clean-up (`$disconnect` would do it too, but it is best-effort in AWS) — then recounts the connection
+ * counters of a few tenants, the least recently checked first (docs/security.md, "Connection caps").
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
+import { ConnectionCounters, recountDue } from '../core/connection-counters.ts';
 import { requireEnv } from '../core/env.ts';
 import { ExpiryStore, type ReapResult, reapExpired, tokenExpiredFrame } from '../core/expiry.ts';
 import { Registry } from '../core/registry.ts';
+import { TenantConnections } from '../core/revocation.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -23,6 +26,14 @@ const tableName = requireEnv('TABLE_NAME');
 const store = new ExpiryStore({ client: documentClient, tableName });
 const registry = new Registry({ client: documentClient, tableName });
 const connections = createConnectionsApi();
+const tenantConnections = new TenantConnections({ client: documentClient, tableName });
+const counters = new ConnectionCounters({
+  client: documentClient,
+  tableName,
+  count: (tenantId, userId) => tenantConnections.count(tenantId, userId),
+});
+/** Tenants recounted per run: each costs one read of its connection items; all cycle through, oldest first. */
+const RECOUNTS_PER_RUN = 10;
 
 export const handler = middy<ScheduledEvent, ReapResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
@@ -42,5 +53,9 @@ export const handler = middy<ScheduledEvent, ReapResult>()
       onError: (err, context) => logger.error('expiring a connection failed', { ...context, error: err as Error }),
     });
     if (result.expired > 0 || result.failed > 0) logger.info('reaped', { ...result });
+    const recount = await recountDue(counters, RECOUNTS_PER_RUN, (err, context) =>
+      logger.error('recounting connections failed', { ...context, error: err as Error }),
+    );
+    if (recount.failed > 0) logger.info('recounted connection counters', { ...recount });
     return result;
   });

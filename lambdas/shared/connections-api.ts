@@ -1,7 +1,11 @@
-/** The `@connections` Management API for the reaper and the admin API: post a frame, close, both tolerating 410 Gone. */
+/**
+ * The `@connections` Management API for the reaper, the admin API and presence: post a frame, close, check a
+ * connection, all tolerating 410 Gone.
+ */
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
+  GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { requireEnv } from '../core/env.ts';
@@ -15,6 +19,8 @@ export interface ConnectionsApi {
   post(connectionId: string, data: string): Promise<boolean>;
   /** DeleteConnection; false if the connection was already gone. */
   close(connectionId: string): Promise<boolean>;
+  /** GetConnection; false if the connection is gone (presence verifies members with it). */
+  isConnected(connectionId: string): Promise<boolean>;
 }
 
 export function createConnectionsApi(): ConnectionsApi {
@@ -32,6 +38,15 @@ export function createConnectionsApi(): ConnectionsApi {
     async close(connectionId) {
       try {
         await client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        return true;
+      } catch (err) {
+        if (isGone(err)) return false;
+        throw err;
+      }
+    },
+    async isConnected(connectionId) {
+      try {
+        await client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
         return true;
       } catch (err) {
         if (isGone(err)) return false;

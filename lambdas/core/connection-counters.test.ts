@@ -1,0 +1,153 @@
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
+import { ConnectionCounters, counterKeys, recountDue } from './connection-counters.ts';
+import { Registry } from './registry.ts';
+import { TenantConnections } from './revocation.ts';
+
+const caps = { maxConnections: 5, maxConnectionsPerUser: 2 };
+
+describe('connection counters', () => {
+  let dynamo: LocalDynamo;
+  let client: DynamoDBDocumentClient;
+  const tableName = 'connection-counters-test';
+  let now = 1_800_000_000_000;
+  const clock = () => now;
+  let tenantSeq = 0;
+  /** A tenant of its own per test, so tests share one dynalite. */
+  const freshTenant = () => `t${++tenantSeq}`;
+
+  beforeAll(async () => {
+    dynamo = await startDynamo();
+    await ensureTable(dynamo.client, tableName);
+    client = DynamoDBDocumentClient.from(dynamo.client);
+  });
+  afterAll(async () => {
+    await dynamo?.close();
+  });
+
+  const setup = (table = tableName) => {
+    const tableName = table;
+    const live = new TenantConnections({ client, tableName, now: clock });
+    const counters = new ConnectionCounters({
+      client,
+      tableName,
+      now: clock,
+      count: (tenantId, userId) => live.count(tenantId, userId),
+    });
+    const registry = new Registry({ client, tableName, now: clock });
+    let connSeq = 0;
+    /** What `$connect` does: acquire, then register the connection as counted. */
+    const connect = async (tenantId: string, userId: string) => {
+      const refused = await counters.acquire(tenantId, userId, caps);
+      if (refused !== undefined) return { refused };
+      const connectionId = `${tenantId}-c${++connSeq}`;
+      await registry.putConnection({ tenantId, userId, roles: [] }, connectionId, now, { counted: true });
+      return { connectionId };
+    };
+    return { counters, registry, connect };
+  };
+
+  it('counts each admitted connection once per user and once per tenant', async () => {
+    const { counters, connect } = setup();
+    const tenant = freshTenant();
+    await connect(tenant, 'alice');
+    await connect(tenant, 'bob');
+    await connect(tenant, 'alice');
+    expect(await counters.current(tenant, 'alice')).toBe(2);
+    expect(await counters.current(tenant, 'bob')).toBe(1);
+    expect(await counters.current(tenant)).toBe(3);
+  });
+
+  it('refuses the user above their cap with the current count, and does not count the refused connection', async () => {
+    const { counters, connect } = setup();
+    const tenant = freshTenant();
+    await connect(tenant, 'alice');
+    await connect(tenant, 'alice');
+    expect(await connect(tenant, 'alice')).toEqual({ refused: 'user has 2 open connections; the limit is 2' });
+    expect(await counters.current(tenant, 'alice')).toBe(2);
+    expect(await counters.current(tenant)).toBe(2);
+  });
+
+  it('refuses at the tenant cap and gives back the user place it had taken', async () => {
+    const { counters, connect } = setup();
+    const tenant = freshTenant();
+    for (const user of ['a', 'b', 'c', 'd', 'e']) expect(await connect(tenant, user)).toHaveProperty('connectionId');
+    expect(await connect(tenant, 'f')).toEqual({ refused: 'tenant has 5 open connections; the limit is 5' });
+    expect(await counters.current(tenant, 'f')).toBe(0);
+    expect(await counters.current(tenant)).toBe(5);
+  });
+
+  it('releases a removed connection exactly once, however often it is removed', async () => {
+    const { counters, registry, connect } = setup();
+    const tenant = freshTenant();
+    const first = await connect(tenant, 'alice');
+    await connect(tenant, 'alice');
+    const connectionId = String(first.connectionId);
+    await Promise.all([registry.removeConnection(connectionId), registry.removeConnection(connectionId)]);
+    await registry.removeConnection(connectionId);
+    expect(await counters.current(tenant, 'alice')).toBe(1);
+    expect(await counters.current(tenant)).toBe(1);
+    expect(await connect(tenant, 'alice')).toHaveProperty('connectionId');
+  });
+
+  it('does not release a connection that was registered without being counted, nor go below zero', async () => {
+    const { counters, registry } = setup();
+    const tenant = freshTenant();
+    await registry.putConnection({ tenantId: tenant, userId: 'alice', roles: [] }, `${tenant}-uncounted`, now);
+    await registry.removeConnection(`${tenant}-uncounted`);
+    expect(await counters.current(tenant)).toBe(0);
+    await counters.release(tenant, 'alice');
+    expect(await counters.current(tenant, 'alice')).toBe(0);
+  });
+
+  it('heals a counter left high by lost disconnects when it refuses, once the last check is old enough', async () => {
+    const { counters, connect } = setup();
+    const tenant = freshTenant();
+    await connect(tenant, 'alice');
+    await connect(tenant, 'alice');
+    // Both connections end without their $disconnect: the items go (as TTL would remove them), the counters stay.
+    await client.send(
+      new PutCommand({ TableName: tableName, Item: { ...counterKeys.user(tenant, 'alice'), n: 2, checkedAt: now } }),
+    );
+    for (const c of [1, 2]) await deleteMeta(`${tenant}-c${c}`);
+    expect(await connect(tenant, 'alice')).toEqual({ refused: 'user has 2 open connections; the limit is 2' });
+    now += 61_000;
+    expect(await connect(tenant, 'alice')).toHaveProperty('connectionId');
+    expect(await counters.current(tenant, 'alice')).toBe(1);
+  });
+
+  it('recounts the least recently checked tenants first, a bounded number per run, and sets their exact count', async () => {
+    const table = 'connection-counters-recount';
+    await ensureTable(dynamo.client, table);
+    const { counters, connect } = setup(table);
+    const tenants = [freshTenant(), freshTenant(), freshTenant()];
+    for (const tenant of tenants) {
+      await connect(tenant, 'alice');
+      await connect(tenant, 'bob');
+    }
+    expect([...(await counters.due(10))].sort()).toEqual([...tenants].sort());
+    for (const tenant of tenants) {
+      now += 1000;
+      await counters.recount(tenant);
+    }
+    expect(await counters.due(10)).toEqual(tenants);
+    const [oldest, middle] = tenants as [string, string, string];
+    await deleteMeta(`${oldest}-c1`, table); // a lost $disconnect: its counter stays at 2
+    await deleteMeta(`${middle}-c3`, table);
+    now += 1000;
+    expect(await recountDue(counters, 1, () => {})).toEqual({ recounted: 1, failed: 0 });
+    now += 1000;
+    expect(await counters.current(oldest)).toBe(1);
+    expect(await counters.current(middle)).toBe(2);
+    await recountDue(counters, 2, () => {});
+    for (const tenant of tenants) expect(await counters.current(tenant)).toBe(tenant === tenants[2] ? 2 : 1);
+  });
+
+  async function deleteMeta(connectionId: string, table = tableName) {
+    const key = { pk: `C#${connectionId}`, sk: 'META' };
+    const before = await client.send(new GetCommand({ TableName: table, Key: key }));
+    expect(before.Item).toBeDefined();
+    await client.send(new DeleteCommand({ TableName: table, Key: key }));
+  }
+});

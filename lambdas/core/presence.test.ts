@@ -1,0 +1,153 @@
+import { describe, expect, it } from '@jest/globals';
+import {
+  aggregatePresence,
+  announceJoin,
+  announceLeave,
+  hasPresenceEvents,
+  livePresence,
+  type PresenceDeps,
+  removeAnnouncingLeaves,
+} from './presence.ts';
+import type { Member } from './registry.ts';
+
+const member = (connectionId: string, userId: string): Member => ({ connectionId, userId, roles: [], claims: {} });
+
+/** A group held in memory, a set of open connections, and the frames posted to each. */
+function fakePresence(initial: Member[], open: string[]) {
+  let members = [...initial];
+  const alive = new Set(open);
+  const posted: { connectionId: string; frame: unknown }[] = [];
+  const removed: string[] = [];
+  const deps: PresenceDeps = {
+    registry: {
+      async *members() {
+        if (members.length > 0) yield [...members];
+      },
+      async removeConnection(connectionId) {
+        removed.push(connectionId);
+        members = members.filter((m) => m.connectionId !== connectionId);
+        return { groups: 1 };
+      },
+    },
+    isConnected: async (connectionId) => alive.has(connectionId),
+    post: async (connectionId, data) => {
+      posted.push({ connectionId, frame: JSON.parse(data) });
+      return alive.has(connectionId);
+    },
+  };
+  return { deps, posted, removed, members: () => members };
+}
+
+describe('aggregatePresence', () => {
+  it('counts the connections of each user, sorted by user id', () => {
+    expect(aggregatePresence([member('c1', 'bob'), member('c2', 'alice'), member('c3', 'bob')])).toEqual([
+      { userId: 'alice', connections: 1 },
+      { userId: 'bob', connections: 2 },
+    ]);
+  });
+
+  it('is empty for an empty group', () => {
+    expect(aggregatePresence([])).toEqual([]);
+  });
+});
+
+describe('hasPresenceEvents', () => {
+  it('matches groups against the tenant patterns, and nothing without patterns', () => {
+    expect(hasPresenceEvents(['chat:*'], 'chat:general')).toBe(true);
+    expect(hasPresenceEvents(['chat:*'], 'news')).toBe(false);
+    expect(hasPresenceEvents(undefined, 'chat:general')).toBe(false);
+  });
+});
+
+describe('livePresence', () => {
+  it('leaves out and removes connections that GetConnection reports gone', async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'alice'), member('c3', 'bob')], ['c1', 'c3']);
+    expect(await livePresence(fake.deps, 'acme', 'chat:x')).toEqual([
+      { userId: 'alice', connections: 1 },
+      { userId: 'bob', connections: 1 },
+    ]);
+    expect(fake.removed).toEqual(['c2']);
+    expect(fake.posted).toEqual([]);
+  });
+
+  it('announces the leave of a user whose last connection was gone, when asked to', async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1']);
+    expect(await livePresence(fake.deps, 'acme', 'chat:x', { announceLeaves: true })).toEqual([
+      { userId: 'alice', connections: 1 },
+    ]);
+    expect(fake.posted).toEqual([
+      { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
+    ]);
+  });
+
+  it('counts a member whose check failed, since a failed check is not evidence of absence', async () => {
+    const fake = fakePresence([member('c1', 'alice')], []);
+    const errors: unknown[] = [];
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      isConnected: async () => {
+        throw new Error('throttled');
+      },
+      onError: (err) => errors.push(err),
+    };
+    expect(await livePresence(deps, 'acme', 'chat:x')).toEqual([{ userId: 'alice', connections: 1 }]);
+    expect(errors).toHaveLength(1);
+    expect(fake.removed).toEqual([]);
+  });
+
+  it('verifies no more than verifyLimit connections and counts the rest unverified', async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], []);
+    expect(await livePresence({ ...fake.deps, verifyLimit: 1 }, 'acme', 'chat:x')).toEqual([
+      { userId: 'bob', connections: 1 },
+    ]);
+  });
+});
+
+describe('announceJoin', () => {
+  it("announces a user's first connection to every member of the group", async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1', 'c2']);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', [member('c1', 'alice')]);
+    expect(fake.posted.map((p) => p.connectionId)).toEqual(['c1', 'c2']);
+    expect(fake.posted[0]?.frame).toEqual({ type: 'presence', group: 'chat:x', event: 'join', userId: 'bob' });
+  });
+
+  it('stays quiet when the user already had a connection in the group', async () => {
+    const fake = fakePresence([member('c1', 'bob'), member('c2', 'bob')], ['c1', 'c2']);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', [member('c1', 'bob')]);
+    expect(fake.posted).toEqual([]);
+  });
+});
+
+describe('announceLeave', () => {
+  it("announces a user's last connection leaving to the members that remain", async () => {
+    const fake = fakePresence([], ['c1']);
+    await announceLeave(fake.deps, 'chat:x', 'bob', 'c2', [member('c1', 'alice'), member('c2', 'bob')]);
+    expect(fake.posted).toEqual([
+      { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
+    ]);
+  });
+
+  it('stays quiet while the user keeps another connection, or when the connection was not a member', async () => {
+    const fake = fakePresence([], ['c1']);
+    await announceLeave(fake.deps, 'chat:x', 'bob', 'c2', [member('c1', 'bob'), member('c2', 'bob')]);
+    await announceLeave(fake.deps, 'chat:x', 'bob', 'c9', [member('c1', 'alice')]);
+    expect(fake.posted).toEqual([]);
+  });
+});
+
+describe('removeAnnouncingLeaves', () => {
+  it('removes the connection, then announces the leave in each group given, and returns the removal result', async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1']);
+    const result = await removeAnnouncingLeaves(
+      fake.deps,
+      { tenantId: 'acme', userId: 'bob', connectionId: 'c2' },
+      ['chat:x'],
+      () => fake.deps.registry.removeConnection('c2'),
+    );
+    expect(result).toEqual({ groups: 1 });
+    expect(fake.members().map((m) => m.connectionId)).toEqual(['c1']);
+    expect(fake.posted).toEqual([
+      { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
+    ]);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * Presence (docs/protocol.md, "Presence"): who is in a group, per user with a connection count, and join/leave
+ * events for the groups a tenant configures (`presenceGroups` in its TenantConfig).
+ *
+ * Accuracy without `$disconnect` (best-effort in AWS): membership items live until the connection's 2-hour cap, far
+ * too long for presence, so every candidate connection is verified with `GetConnection` on the Management API
+ * before it is counted. A 410 removes the connection and its memberships (as delivery does on 410) and, if it was
+ * the user's last connection in the group, announces the user's leave. So a connection dropped without
+ * `$disconnect` vanishes from the next presence answer. Groups with more than `verifyLimit` connections are
+ * verified only up to that many; the rest are counted as the registry has them (bounded by delivery's 410 cleanup
+ * and the 2-hour TTL).
+ *
+ * Join/leave events are posted directly to the group's connections through `@connections`: they are not sequenced,
+ * not kept in history and not replayed (they describe the present, not the group's message stream). Concurrent
+ * subscribes of one user's connections can both announce `join`: clients treat events as idempotent updates.
+ */
+import { settleConcurrently } from './concurrency.ts';
+import { globToRegExp } from './permissions.ts';
+import type { PresenceEventFrame } from './protocol.ts';
+import type { Member, Registry } from './registry.ts';
+
+export interface PresenceMember {
+  readonly userId: string;
+  readonly connections: number;
+}
+
+export interface PresenceDeps {
+  readonly registry: Pick<Registry, 'members' | 'removeConnection'>;
+  /** GetConnection: false when the connection is gone (410). */
+  readonly isConnected: (connectionId: string) => Promise<boolean>;
+  /** PostToConnection of one frame; false when the connection is gone (410). */
+  readonly post: (connectionId: string, data: string) => Promise<boolean>;
+  /** Calls to the Management API in flight at once. @default 16 */
+  readonly concurrency?: number;
+  /** Connections of one group verified with GetConnection per presence request. @default 500 */
+  readonly verifyLimit?: number;
+  readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+}
+
+/** The group's members per user, with how many connections each has; sorted by userId. */
+export function aggregatePresence(members: readonly Pick<Member, 'userId'>[]): PresenceMember[] {
+  const counts = new Map<string, number>();
+  for (const member of members) counts.set(member.userId, (counts.get(member.userId) ?? 0) + 1);
+  return [...counts]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([userId, connections]) => ({ userId, connections }));
+}
+
+/** Whether a tenant's `presenceGroups` patterns (`*` = any characters) cover `group`. */
+export function hasPresenceEvents(patterns: readonly string[] | undefined, group: string): boolean {
+  return (patterns ?? []).some((pattern) => globToRegExp(pattern).test(group));
+}
+
+/** Every member of a group (all pages). */
+export async function allMembers(
+  registry: Pick<Registry, 'members'>,
+  tenantId: string,
+  group: string,
+): Promise<Member[]> {
+  const members: Member[] = [];
+  for await (const page of registry.members(tenantId, group)) members.push(...page);
+  return members;
+}
+
+/**
+ * The group's live members per user. Candidates are verified with GetConnection (file comment); the gone ones are
+ * removed, and a user whose last connection was gone is announced as left when `announceLeaves` is set.
+ */
+export async function livePresence(
+  deps: PresenceDeps,
+  tenantId: string,
+  group: string,
+  options: { readonly announceLeaves?: boolean } = {},
+): Promise<PresenceMember[]> {
+  const members = await allMembers(deps.registry, tenantId, group);
+  const verifyLimit = deps.verifyLimit ?? 500;
+  const checked = members.slice(0, verifyLimit);
+  const results = await settleConcurrently(checked, deps.concurrency ?? 16, (m) => deps.isConnected(m.connectionId));
+  const gone = new Set<string>();
+  results.forEach((result, i) => {
+    const member = checked[i];
+    if (member === undefined) return;
+    // A failed check is not evidence of absence: the member is counted.
+    if (result.status === 'rejected') deps.onError?.(result.reason, { connectionId: member.connectionId });
+    else if (!result.value) gone.add(member.connectionId);
+  });
+  const live = members.filter((m) => !gone.has(m.connectionId));
+  if (gone.size > 0) {
+    await settleConcurrently([...gone], deps.concurrency ?? 16, (id) => deps.registry.removeConnection(id));
+    if (options.announceLeaves) {
+      const liveUsers = new Set(live.map((m) => m.userId));
+      const left = new Set(
+        members.filter((m) => gone.has(m.connectionId) && !liveUsers.has(m.userId)).map((m) => m.userId),
+      );
+      for (const userId of left) await announce(deps, live, { type: 'presence', group, event: 'leave', userId });
+    }
+  }
+  return aggregatePresence(live);
+}
+
+/** Posts a presence event to each of `members` (410s ignored: delivery and presence clean those up). */
+export async function announce(
+  deps: Pick<PresenceDeps, 'post' | 'concurrency' | 'onError'>,
+  members: readonly Pick<Member, 'connectionId'>[],
+  event: PresenceEventFrame,
+): Promise<void> {
+  const data = JSON.stringify(event);
+  const results = await settleConcurrently(members, deps.concurrency ?? 16, (m) => deps.post(m.connectionId, data));
+  results.forEach((result, i) => {
+    if (result.status === 'rejected') deps.onError?.(result.reason, { connectionId: members[i]?.connectionId, event });
+  });
+}
+
+/**
+ * After `connectionId` of `userId` joined `group` (its membership written): announces `join` to the group if no
+ * connection of the user was a member before. `before`: the members read before the subscription was written.
+ */
+export async function announceJoin(
+  deps: PresenceDeps,
+  tenantId: string,
+  group: string,
+  userId: string,
+  before: readonly Member[],
+): Promise<void> {
+  if (before.some((m) => m.userId === userId)) return;
+  const members = await allMembers(deps.registry, tenantId, group);
+  await announce(deps, members, { type: 'presence', group, event: 'join', userId });
+}
+
+/**
+ * After `connectionId` of `userId` left `group`: announces `leave` to the remaining members if the connection was
+ * a member and it was the user's last connection in the group. `before`: the members read before it left.
+ */
+export async function announceLeave(
+  deps: PresenceDeps,
+  group: string,
+  userId: string,
+  connectionId: string,
+  before: readonly Member[],
+): Promise<void> {
+  if (!before.some((m) => m.connectionId === connectionId)) return;
+  if (before.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
+  const remaining = before.filter((m) => m.connectionId !== connectionId);
+  await announce(deps, remaining, { type: 'presence', group, event: 'leave', userId });
+}
+
+/**
+ * Runs `remove` (the connection's removal, on `$disconnect`) and announces `leave` in each of `groups` (those with
+ * presence events) where this was the user's last connection. Announcing is best-effort: its failures are reported
+ * to `onError`, never thrown, so the removal's outcome stands.
+ */
+export async function removeAnnouncingLeaves<R>(
+  deps: PresenceDeps,
+  who: { readonly tenantId: string; readonly userId: string; readonly connectionId: string },
+  groups: readonly string[],
+  remove: () => Promise<R>,
+): Promise<R> {
+  const before = new Map<string, Member[]>();
+  for (const group of groups) {
+    try {
+      before.set(group, await allMembers(deps.registry, who.tenantId, group));
+    } catch (err) {
+      deps.onError?.(err, { group });
+    }
+  }
+  const result = await remove();
+  for (const [group, members] of before) {
+    try {
+      await announceLeave(deps, group, who.userId, who.connectionId, members);
+    } catch (err) {
+      deps.onError?.(err, { group });
+    }
+  }
+  return result;
+}

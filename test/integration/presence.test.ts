@@ -1,0 +1,150 @@
+/**
+ * Presence over real WebSockets against the local runtime: who is in a group, tenant-scoped, verified with
+ * GetConnection so a connection dropped without `$disconnect` vanishes, and join/leave events for the groups a
+ * tenant configures (acme: `room:*`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+
+let runtime: LocalRuntime;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  runtime = await startLocal({
+    port: 0,
+    sqsRetryDelaySeconds: 0,
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+    web: false,
+    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
+  });
+  const acme = await runtime.tenants.get('acme');
+  await runtime.tenants.put({ ...acme, presenceGroups: ['room:*'] });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(open.map((c) => c.close()));
+  await runtime?.stop();
+});
+
+async function client(tenantId: string, userId: string, roles: string[] = ['member']): Promise<TestClient> {
+  const c = await connect(runtime.wsUrl, runtime.identity.signToken({ tenantId, userId, roles }).token);
+  open.push(c);
+  return c;
+}
+
+/** A client and the connection id the gateway gave it (the one id that is new after it connected). */
+async function clientWithId(tenantId: string, userId: string): Promise<{ c: TestClient; id: string }> {
+  const before = new Set(runtime.gateway.connections.keys());
+  const c = await client(tenantId, userId);
+  const id = [...runtime.gateway.connections.keys()].find((key) => !before.has(key));
+  if (id === undefined) throw new Error('the new connection has no id in the gateway');
+  return { c, id };
+}
+
+async function subscribe(c: TestClient, group: string): Promise<void> {
+  expect(await c.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
+}
+
+const presenceOf = async (c: TestClient, group: string) => {
+  const answer = await c.request({ action: 'presence', group });
+  expect(answer).toMatchObject({ type: 'ack' });
+  return answer.members;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const presenceEvents = (c: TestClient, group: string) =>
+  c.frames.filter((f: Frame) => f.type === 'presence' && f.group === group).map((f) => `${f.event}:${f.userId}`);
+
+describe('a presence request', () => {
+  it('lists the members of the group with the number of connections of each user', async () => {
+    const alice1 = await client('acme', 'alice');
+    const alice2 = await client('acme', 'alice');
+    const bob = await client('acme', 'bob');
+    for (const c of [alice1, alice2, bob]) await subscribe(c, 'chat:presence-count');
+
+    expect(await presenceOf(bob, 'chat:presence-count')).toEqual([
+      { userId: 'alice', connections: 2 },
+      { userId: 'bob', connections: 1 },
+    ]);
+  });
+
+  it("never shows one tenant's members to another tenant", async () => {
+    const alice = await client('acme', 'alice');
+    const carol = await client('globex', 'carol');
+    await subscribe(alice, 'chat:shared-name');
+    await subscribe(carol, 'chat:shared-name');
+
+    expect(await presenceOf(carol, 'chat:shared-name')).toEqual([{ userId: 'carol', connections: 1 }]);
+    expect(await presenceOf(alice, 'chat:shared-name')).toEqual([{ userId: 'alice', connections: 1 }]);
+  });
+
+  it("is refused FORBIDDEN for another user's private group, and allowed for one's own", async () => {
+    const mallory = await client('acme', 'mallory');
+    expect(await mallory.request({ action: 'presence', group: 'user:alice' })).toMatchObject({
+      type: 'error',
+      code: 'FORBIDDEN',
+    });
+    expect(await presenceOf(mallory, 'user:mallory')).toEqual([]);
+  });
+
+  it('is refused BAD_REQUEST without a valid group', async () => {
+    const alice = await client('acme', 'alice');
+    expect(await alice.request({ action: 'presence', group: 'no spaces' })).toMatchObject({
+      type: 'error',
+      code: 'BAD_REQUEST',
+    });
+  });
+
+  it('no longer lists a connection dropped without $disconnect', async () => {
+    const alice = await client('acme', 'alice');
+    const { c: dave, id: daveId } = await clientWithId('acme', 'dave');
+    await subscribe(alice, 'chat:dropped');
+    await subscribe(dave, 'chat:dropped');
+
+    expect(runtime.gateway.dropConnection(daveId, { skipDisconnect: true })).toBe(true);
+    await dave.closed;
+
+    expect(await presenceOf(alice, 'chat:dropped')).toEqual([{ userId: 'alice', connections: 1 }]);
+  });
+});
+
+describe('presence events', () => {
+  it("announce a user's first connection joining and last connection leaving, in configured groups only", async () => {
+    const erin = await client('acme', 'erin');
+    await subscribe(erin, 'room:lobby');
+    await subscribe(erin, 'chat:lobby');
+
+    const frank1 = await client('acme', 'frank');
+    const frank2 = await client('acme', 'frank');
+    await subscribe(frank1, 'room:lobby');
+    await subscribe(frank1, 'chat:lobby');
+    await erin.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.userId === 'frank');
+    await subscribe(frank2, 'room:lobby');
+
+    expect(await frank2.request({ action: 'unsubscribe', group: 'room:lobby' })).toMatchObject({ type: 'ack' });
+    await frank1.close();
+    await erin.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'frank');
+    await sleep(200);
+
+    // Every member hears a join, the joining connection too: erin's own join came first.
+    expect(presenceEvents(erin, 'room:lobby')).toEqual(['join:erin', 'join:frank', 'leave:frank']);
+    expect(presenceEvents(erin, 'chat:lobby')).toEqual([]);
+    expect(await presenceOf(erin, 'room:lobby')).toEqual([{ userId: 'erin', connections: 1 }]);
+  });
+
+  it('announce the leave of a connection dropped without $disconnect once presence finds it gone', async () => {
+    const gina = await client('acme', 'gina');
+    await subscribe(gina, 'room:dropped');
+    const { c: hank, id: hankId } = await clientWithId('acme', 'hank');
+    await subscribe(hank, 'room:dropped');
+    await gina.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.userId === 'hank');
+
+    expect(runtime.gateway.dropConnection(hankId, { skipDisconnect: true })).toBe(true);
+    await hank.closed;
+
+    expect(await presenceOf(gina, 'room:dropped')).toEqual([{ userId: 'gina', connections: 1 }]);
+    await gina.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'hank');
+  });
+});
