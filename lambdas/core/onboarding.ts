@@ -63,9 +63,6 @@ export interface CreateTenantInput {
   readonly limits?: TenantLimits;
 }
 
-/** The version column every entity table gets at onboarding (optimistic concurrency in the entity API). */
-export const VERSION_COLUMN = '_version';
-
 export const defaultTenantRoleRules: RoleRules = {
   admin: { subscribe: ['*'], publish: ['*'] },
   member: { subscribe: ['*'], publish: ['chat:*'] },
@@ -190,19 +187,8 @@ export class Onboarding {
     }
   }
 
-  /** Adds the version column to tables that lack it, then introspects. */
+  /** Introspects the tenant's schema into the next snapshot. Row versions live in the change log (docs/entities.md). */
   private async snapshot(db: DatabaseRef, previous: SchemaSnapshot | undefined): Promise<SchemaSnapshot> {
-    const found = await introspect(this.deps.dataApi, db);
-    const missing = Object.entries(found.entities).filter(([, e]) => e.fields[VERSION_COLUMN] === undefined);
-    if (missing.length === 0) return nextSnapshot(found, previous);
-    await this.deps.dataApi.transaction(db, async (tx) => {
-      for (const [name] of missing) {
-        // `name` comes from the catalog just introspected, never from a request.
-        await tx.execute(
-          `ALTER TABLE "${name.replace(/"/g, '""')}" ADD COLUMN ${VERSION_COLUMN} integer NOT NULL DEFAULT 1`,
-        );
-      }
-    });
     return nextSnapshot(await introspect(this.deps.dataApi, db), previous);
   }
 }
