@@ -1,6 +1,14 @@
 /** Benchmark clients: many WebSocket receivers that record publish→receive latency, and a paced publisher. */
 import WebSocket from 'ws';
 
+/**
+ * Epoch time in ms with sub-ms precision. Publisher and receivers run in different processes on the same machine, so
+ * latency is measured on this shared clock: the publisher stamps `t = epochNow()`, the receiver computes `epochNow() - t`.
+ */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export interface LatencyRecorder {
   /** Latencies in ms (receive time − the publisher's `t`), over all deliveries. */
   readonly samples: number[];
@@ -54,7 +62,7 @@ export async function openReceivers(
       const ws = connect(index);
       const seen = new Set<string>();
       ws.on('message', (raw) => {
-        const now = performance.now();
+        const now = epochNow();
         recorder.frames++;
         let frame: Delivered;
         try {
@@ -119,25 +127,25 @@ export async function forEachParallel<T>(items: readonly T[], parallel: number, 
   );
 }
 
-/** Publishes `count` frames at `rate` per second (Infinity = as fast as the socket takes them). */
+/** Publishes `count` frames at `rate` per second, stamped with `epochNow()` (Infinity = as fast as the socket takes them). */
 export async function publishPaced(
   send: (index: number, t: number) => void,
   count: number,
   rate: number,
 ): Promise<{ startedAt: number; endedAt: number }> {
-  const startedAt = performance.now();
+  const startedAt = epochNow();
   const interval = Number.isFinite(rate) ? 1000 / rate : 0;
   for (let i = 0; i < count; i++) {
     if (interval > 0) {
       const due = startedAt + i * interval;
-      const wait = due - performance.now();
+      const wait = due - epochNow();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     } else if (i % 50 === 0) {
       await new Promise((r) => setImmediate(r));
     }
-    send(i, performance.now());
+    send(i, epochNow());
   }
-  return { startedAt, endedAt: performance.now() };
+  return { startedAt, endedAt: epochNow() };
 }
 
 /** Resolves when `done()` holds or after `timeoutMs`, printing a progress line meanwhile. */
