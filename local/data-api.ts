@@ -23,10 +23,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, type Results } from '@electric-sql/pglite';
+import { listen, readAll } from './http-util.ts';
 
 export interface LocalDataApiOptions {
   /** Where databases live; omitted = a temporary directory removed on close. */
@@ -780,9 +780,7 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+    const raw = (await readAll(req)).toString('utf8');
     const target = String(req.headers['x-amz-target'] ?? '');
     const jsonProtocol = target.startsWith('secretsmanager.');
     try {
@@ -814,11 +812,7 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
   const server: Server = createServer((req, res) => {
     void handle(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port } = await listen(server, { port: options.port, host: options.host, name: 'data-api' });
 
   // Clusters found on disk come back with their catalogs.
   const fromDisk = existsSync(dataDir)

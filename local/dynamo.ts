@@ -24,6 +24,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { table as manifestTable } from '../lambdas/manifest.ts';
+import { listen } from './http-util.ts';
 
 /** The subset of dynalite's options we use (dynalite ships no types). */
 interface DynaliteOptions {
@@ -68,16 +69,7 @@ export async function startDynamo(options: StartDynamoOptions = {}): Promise<Loc
     deleteTableMs: 0,
     updateTableMs: 0,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('dynalite: no TCP address');
-  const endpoint = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const { url: endpoint } = await listen(server, { port: options.port, host, name: 'dynalite' });
   const client = new DynamoDBClient({
     endpoint,
     region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',

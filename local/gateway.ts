@@ -41,7 +41,6 @@
  * is dropped, as a request that never completed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
@@ -49,6 +48,7 @@ import {
   limits as manifestLimits,
   routeSelectionExpression as manifestRouteSelection,
 } from '../lambdas/manifest.ts';
+import { drain, listen, readBody } from './http-util.ts';
 import {
   type AnyLambdaHandler,
   apiGatewayStyleId,
@@ -847,16 +847,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!socket.destroyed) writeRawResponse(socket, 400, { message: 'Bad Request' });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const actualPort = (server.address() as AddressInfo).port;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
-  const url = `http://${hostForUrl}:${actualPort}`;
+  const { port: actualPort, hostForUrl, url } = await listen(server, { port: options.port, host, name: 'gateway' });
   log('info', 'listening', { url, wsUrl: `ws://${hostForUrl}:${actualPort}${wsPath}`, stage });
 
   async function whenIdle(): Promise<void> {
@@ -1153,28 +1144,4 @@ function writeRawResponse(socket: Duplex, status: number, body: unknown, headers
   ];
   socket.once('finish', () => socket.destroy());
   socket.end(`${lines.join('\r\n')}\r\n\r\n${text}`);
-}
-
-/** Reads a request body up to `limit` bytes; undefined if it is larger (the rest is drained, up to a hard cap). */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const hardCap = Math.max(limit * 8, 1024 * 1024);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > hardCap) {
-      req.destroy();
-      return undefined;
-    }
-    if (total <= limit) chunks.push(buf);
-  }
-  return total > limit ? undefined : Buffer.concat(chunks);
-}
-
-async function drain(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded) return;
-  for await (const _ of req) {
-    // discard
-  }
 }

@@ -28,6 +28,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { FetchJwksFetcher } from '../lambdas/core/jwks-fetcher.ts';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
 import type { HttpHandler } from './gateway.ts';
+import { drain } from './http-util.ts';
 
 export interface HttpApiRoute {
   /** `GET`, `POST`, ...; `ANY` matches every method. */
@@ -149,13 +150,6 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | u
     chunks.push(buf);
   }
   return Buffer.concat(chunks);
-}
-
-async function drain(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded) return;
-  for await (const _ of req) {
-    // discard
-  }
 }
 
 export function createHttpApi(options: HttpApiOptions): HttpApi {

@@ -13,6 +13,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { drain, readBody } from './http-util.ts';
 
 export interface PublicJwk {
   kty: 'RSA';
@@ -222,7 +223,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
         await drain(req);
         throw new BadRequest(405, 'BAD_REQUEST', 'use POST');
       }
-      const raw = await readLimited(req, MAX_BODY_BYTES);
+      const raw = await readBody(req, MAX_BODY_BYTES, MAX_BODY_BYTES * 64);
       if (raw === undefined) throw new BadRequest(413, 'TOO_LARGE', `body exceeds ${MAX_BODY_BYTES} bytes`);
       let body: unknown;
       try {
@@ -274,26 +275,4 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
     ...headers,
   });
   res.end(text);
-}
-
-async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > limit * 64) {
-      req.destroy();
-      return undefined;
-    }
-    if (total <= limit) chunks.push(buf);
-  }
-  return total > limit ? undefined : Buffer.concat(chunks);
-}
-
-async function drain(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded) return;
-  for await (const _ of req) {
-    // discard
-  }
 }

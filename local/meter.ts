@@ -5,6 +5,7 @@
  * see exactly what they asked for. The benchmark turns these counts into a modeled AWS bill.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { listen, readAll } from './http-util.ts';
 
 export interface MeterCounts {
   readonly requests: Record<string, number>;
@@ -45,9 +46,7 @@ export async function startMeter(target: string, host = '127.0.0.1'): Promise<Me
   let writeUnits = 0;
 
   const server: Server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    let body = Buffer.concat(chunks);
+    let body = await readAll(req);
     const action =
       String(req.headers['x-amz-target'] ?? 'unknown')
         .split('.')
@@ -112,14 +111,9 @@ export async function startMeter(target: string, host = '127.0.0.1'): Promise<Me
   });
   server.keepAliveTimeout = 60_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('meter: no TCP address');
+  const { port } = await listen(server, { host, name: 'meter' });
   return {
-    endpoint: `http://${host}:${address.port}`,
+    endpoint: `http://${host}:${port}`,
     counts: () => ({ requests: Object.fromEntries(requests), readUnits, writeUnits }),
     reset: () => {
       requests.clear();

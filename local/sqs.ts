@@ -35,6 +35,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
 import { queues as manifestQueues, type QueueSpec } from '../lambdas/manifest.ts';
+import { listen, readAll, urlHost } from './http-util.ts';
 
 export interface StartSqsOptions {
   /** Defaults to 127.0.0.1. */
@@ -85,7 +86,7 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
   const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
   const { service, requestHandler } = createRequestHandler({
     port: options.port ?? 0,
-    hostname: host.includes(':') ? `[${host}]` : host,
+    hostname: urlHost(host),
     region,
     ...(options.accountId === undefined ? {} : { accountId: options.accountId }),
     // AWS makes you wait 60 s before re-creating a deleted queue; no use locally.
@@ -126,18 +127,9 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
       });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('local-aws-sqs: no TCP address');
+  const { port, url: endpoint } = await listen(server, { port: options.port, host, name: 'local-aws-sqs' });
   // local-aws-sqs builds queue URLs from PORT, which it only knows when it listens itself.
-  service.PORT = address.port;
-  const endpoint = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  service.PORT = port;
   const client = new SQSClient({ endpoint, region, credentials: localCredentials });
 
   let closed: Promise<void> | undefined;
@@ -178,9 +170,7 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
  * ignored by local-aws-sqs, so messages would come back without attributes. Copy it into `AttributeNames`.
  */
 async function withAttributeNames(req: IncomingMessage): Promise<IncomingMessage> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  let body = Buffer.concat(chunks);
+  let body = await readAll(req);
   try {
     const parsed = JSON.parse(body.toString('utf8')) as {
       AttributeNames?: unknown;
@@ -212,9 +202,7 @@ async function refuseIfFailing(
   failsFor: (queueUrl: unknown) => boolean,
   onRefused: () => void,
 ): Promise<IncomingMessage | undefined> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const body = Buffer.concat(chunks);
+  const body = await readAll(req);
   let queueUrl: unknown;
   try {
     queueUrl = (JSON.parse(body.toString('utf8')) as { QueueUrl?: unknown }).QueueUrl;

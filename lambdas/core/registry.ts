@@ -28,6 +28,7 @@ import { limits } from '../manifest.ts';
 import { ConnectionCounters } from './connection-counters.ts';
 import { expiryKeys } from './expiry.ts';
 import type { Caller } from './permissions.ts';
+import { queryPages } from './query-pages.ts';
 
 export interface ConnectionRecord extends Caller {
   readonly connectionId: string;
@@ -207,19 +208,15 @@ export class Registry {
 
   /** Pages of the live members of a group (one Query per page). */
   async *members(tenantId: string, group: string, pageSize = 500): AsyncGenerator<Member[]> {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
-          ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #ttl',
-          ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles' },
-          Limit: pageSize,
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    const pages = queryPages(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
+      ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #ttl',
+      ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles' },
+      Limit: pageSize,
+    });
+    for await (const out of pages) {
       const page = (out.Items ?? [])
         .filter((item) => !this.isExpired(item))
         .map(
@@ -233,8 +230,7 @@ export class Registry {
           }),
         );
       if (page.length > 0) yield page;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    }
   }
 
   /**
@@ -244,17 +240,13 @@ export class Registry {
    */
   async connectionsOfUser(tenantId: string, userId: string): Promise<Member[]> {
     const members: Member[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :pk AND begins_with(gsi1sk, :user)',
-          ExpressionAttributeValues: { ':pk': tenantPk(tenantId), ':user': `U#${userId}#` },
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    const pages = queryPages(this.client, {
+      TableName: this.tableName,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :pk AND begins_with(gsi1sk, :user)',
+      ExpressionAttributeValues: { ':pk': tenantPk(tenantId), ':user': `U#${userId}#` },
+    });
+    for await (const out of pages) {
       for (const item of out.Items ?? []) {
         if (this.isExpired(item) || item.userId !== userId) continue;
         members.push({
@@ -264,8 +256,7 @@ export class Registry {
           claims: {},
         });
       }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    }
     return members;
   }
 

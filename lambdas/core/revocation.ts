@@ -4,8 +4,9 @@
  * (lambdas/core/connection-counters.ts; never per handshake: O(tenant connections) reads), listed for revocation
  * (`POST /v1/admin/disconnect`, the tenants CLI). docs/security.md. Items past their `ttl` are not counted.
  */
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { settleConcurrently } from './concurrency.ts';
+import { queryPages } from './query-pages.ts';
 import { tenantPk } from './registry.ts';
 
 export interface LiveConnection {
@@ -31,16 +32,12 @@ export class TenantConnections {
   /** Live connections of the tenant, or of one user of it. */
   async list(tenantId: string, userId?: string): Promise<LiveConnection[]> {
     const found: LiveConnection[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.options.client.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          IndexName: 'gsi1',
-          ...this.condition(tenantId, userId),
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    const pages = queryPages(this.options.client, {
+      TableName: this.options.tableName,
+      IndexName: 'gsi1',
+      ...this.condition(tenantId, userId),
+    });
+    for await (const out of pages) {
       for (const item of out.Items ?? []) {
         if (userId !== undefined && item.userId !== userId) continue;
         found.push({
@@ -49,28 +46,20 @@ export class TenantConnections {
           connectedAt: Number(item.connectedAt),
         });
       }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    }
     return found;
   }
 
   /** How many live connections the tenant (or one user of it) has (`Select: COUNT`, paginated). */
   async count(tenantId: string, userId?: string): Promise<number> {
     let total = 0;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.options.client.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          IndexName: 'gsi1',
-          ...this.condition(tenantId, userId),
-          Select: 'COUNT',
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      total += out.Count ?? 0;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    const pages = queryPages(this.options.client, {
+      TableName: this.options.tableName,
+      IndexName: 'gsi1',
+      ...this.condition(tenantId, userId),
+      Select: 'COUNT',
+    });
+    for await (const out of pages) total += out.Count ?? 0;
     return total;
   }
 

@@ -7,9 +7,8 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { defaultClaimNames } from '../core/auth.ts';
 import { errorResponse } from '../core/entities/http.ts';
-import { optionalEnv, requireEnv } from '../core/env.ts';
+import { requireEnv } from '../core/env.ts';
 import { BadRequestError } from '../core/errors.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { adminRoutes, handleAdminRequest } from '../core/revocation-http.ts';
@@ -19,6 +18,7 @@ import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countHttp, createMetrics, createTracer } from '../shared/metrics.ts';
+import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
@@ -33,11 +33,7 @@ const deps = {
     await api.close(connectionId);
   },
   usage: new UsageStore({ client, tableName }),
-  claimNames: {
-    tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-    user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-    roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-  },
+  claimNames: claimNamesFromEnv(),
   now: Date.now,
   onError: (err: unknown, context: Record<string, unknown>) =>
     logger.error('admin request failed', { ...context, error: err as Error }),

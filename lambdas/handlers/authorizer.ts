@@ -3,30 +3,20 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import { JwtVerifier } from 'aws-jwt-verify';
-import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { defaultClaimNames } from '../core/auth.ts';
 import { authorize, originPolicyFrom } from '../core/authorize.ts';
-import { optionalEnv, requireEnv } from '../core/env.ts';
-import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
+import { optionalEnv } from '../core/env.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { claimNamesFromEnv, createJwtVerifier } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
 
-const verifier = JwtVerifier.create(
-  { issuer: requireEnv('JWT_ISSUER'), audience: requireEnv('JWT_AUDIENCE'), jwksUri: requireEnv('JWKS_URI') },
-  { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
-);
+const verifier = createJwtVerifier();
 
-const claimNames = {
-  tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-  user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-  roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-};
+const claimNames = claimNamesFromEnv();
 
 const origins = originPolicyFrom(optionalEnv('ALLOWED_ORIGINS', '*'), optionalEnv('ALLOW_MISSING_ORIGIN', 'true'));
 

@@ -2,28 +2,15 @@
  * Broadcaster: consumes the delivery queue (SQS FIFO, one message group per tenant and group) and runs the
  * delivery engine (lambdas/core/broadcast.ts) on each run of consecutive messages of a group.
  */
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
 import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
 import { queues } from '../manifest.ts';
 import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
+import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import {
-  correlatedLogger,
-  correlationOf,
-  countDlqSends,
-  countInput,
-  createMetrics,
-  createTracer,
-  DeliveryMetrics,
-  metricNames,
-} from '../shared/metrics.ts';
+import { correlatedLogger, correlationOf, createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
 import { createRecorder, createReplication } from '../shared/replication-deps.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 
@@ -32,7 +19,6 @@ const metrics = createMetrics();
 /** Per-tenant lines of each run (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-const processor = new SqsFifoPartialProcessorAsync();
 const deps = createBroadcastDeps(logger);
 /** Multi-region delivery (docs/multi-region.md): forward to the tenant's home region, or replicate from here. */
 const replication = createReplication(logger);
@@ -185,23 +171,13 @@ async function deliverOther(record: SQSRecord): Promise<void> {
   logger.info('replayed', { tenantId: message.tenantId, group: message.group, since: message.since, ...result });
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
-  .use(logMetrics(metrics))
-  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
-  .handler(async (event, context) => {
+export const handler = fifoBatchHandler({
+  logger,
+  metrics,
+  tracer,
+  maxReceiveCount: queues.delivery.maxReceiveCount,
+  recordHandlerFor: (event) => {
     const outcomes = plan(event);
-    const response = await processPartialResponse(
-      event,
-      (record: SQSRecord) => (outcomes.get(record.messageId) as () => Promise<void>)(),
-      processor,
-      {
-        context,
-        skipGroupOnError: true,
-        throwOnFullBatchFailure: false,
-      },
-    );
-    countDlqSends(metrics, event, response, queues.delivery.maxReceiveCount);
-    return response;
-  });
+    return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
+  },
+});

@@ -6,18 +6,14 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { RdsDataApi } from '../core/data-api.ts';
 import { deliverySendParams } from '../core/delivery.ts';
 import { produceChangeMessages } from '../core/entities/change-feed.ts';
 import { ChangeEvent } from '../core/entities/events.ts';
-import { tenantDataFrom } from '../core/entities/tenant-data.ts';
-import { numberEnv, requireEnv } from '../core/env.ts';
-import { TenantDirectory } from '../core/tenants.ts';
-import { createDocumentClient } from '../shared/aws.ts';
+import { requireEnv } from '../core/env.ts';
+import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 
@@ -26,14 +22,9 @@ const metrics = createMetrics();
 const tracer = createTracer();
 const sqs = new SQSClient({});
 const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
-const tenants = new TenantDirectory({
-  client: createDocumentClient(),
-  tableName: requireEnv('TABLE_NAME'),
-  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-});
+const tenants = createTenantDirectory();
 const deps = {
-  data: new RdsDataApi(new RDSDataClient({})),
-  tenantData: tenantDataFrom(tenants),
+  ...createEntityData(tenants),
   // In order, one at a time: the delivery queue keeps each tenant's group in the order it receives messages.
   enqueue: async (messages: readonly Parameters<typeof deliverySendParams>[1][]) => {
     for (const message of messages)

@@ -10,30 +10,25 @@ import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { defaultClaimNames } from '../core/auth.ts';
 import { RdsDataApi } from '../core/data-api.ts';
 import { type EntityOperation, entityRoutes, handleEntityRequest } from '../core/entities/http.ts';
 import { EntityService } from '../core/entities/service.ts';
 import { tenantDataFrom } from '../core/entities/tenant-data.ts';
-import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
-import { TenantDirectory } from '../core/tenants.ts';
+import { requireEnv } from '../core/env.ts';
 import { functions, limits } from '../manifest.ts';
-import { createDocumentClient } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
+import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countHttp, createMetrics, createTracer } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
+import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
 const data = new RdsDataApi(new RDSDataClient({}));
-const tenants = new TenantDirectory({
-  client: createDocumentClient(),
-  tableName: requireEnv('TABLE_NAME'),
-  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-});
+const tenants = createTenantDirectory();
 const service = new EntityService({
   data,
   tenantData: tenantDataFrom(tenants),
@@ -43,11 +38,7 @@ const service = new EntityService({
 });
 const deps = {
   service,
-  claimNames: {
-    tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-    user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-    roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-  },
+  claimNames: claimNamesFromEnv(),
   maxBodyBytes: limits.entityBodyBytes,
   onError: (err: unknown) => logger.error('entity request failed', { error: err as Error }),
 };

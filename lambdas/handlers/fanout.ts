@@ -1,23 +1,12 @@
 /** Fan-out: delivers one page of a large group's run (from the fan-out queue, FIFO per group lane). */
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { deliverFanoutJob } from '../core/broadcast.ts';
 import { FanoutJob } from '../core/delivery.ts';
 import { queues } from '../manifest.ts';
 import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
+import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import {
-  countDlqSends,
-  countInput,
-  createMetrics,
-  createTracer,
-  DeliveryMetrics,
-  metricNames,
-} from '../shared/metrics.ts';
+import { createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 
 const logger = createLogger();
@@ -25,7 +14,6 @@ const metrics = createMetrics();
 /** Per-tenant lines of each page (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-const processor = new SqsFifoPartialProcessorAsync();
 const deps = createBroadcastDeps(logger);
 const usage = createUsage(logger);
 
@@ -44,17 +32,10 @@ async function deliverPage(record: SQSRecord): Promise<void> {
   }
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
-  .use(logMetrics(metrics))
-  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
-  .handler(async (event, context) => {
-    const response = await processPartialResponse(event, deliverPage, processor, {
-      context,
-      skipGroupOnError: true,
-      throwOnFullBatchFailure: false,
-    });
-    countDlqSends(metrics, event, response, queues.fanout.maxReceiveCount);
-    return response;
-  });
+export const handler = fifoBatchHandler({
+  logger,
+  metrics,
+  tracer,
+  maxReceiveCount: queues.fanout.maxReceiveCount,
+  recordHandlerFor: () => deliverPage,
+});

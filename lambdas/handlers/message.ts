@@ -5,15 +5,12 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
-import { JwtVerifier } from 'aws-jwt-verify';
-import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
-import { callerFromAuthorizer, defaultClaimNames } from '../core/auth.ts';
+import { callerFromAuthorizer } from '../core/auth.ts';
 import { deliverySendParams, isReplayRequest } from '../core/delivery.ts';
-import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
-import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
@@ -23,6 +20,7 @@ import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
+import { claimNamesFromEnv, createJwtVerifier } from '../shared/verifier.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 
 const logger = createLogger();
@@ -43,15 +41,8 @@ const limiter = new DynamoRateLimiter({ client: documentClient, tableName });
 const expiry = new ExpiryStore({ client: documentClient, tableName });
 const usage = createUsage(logger);
 // Refresh tokens are verified like the authorizer verifies the first one (same issuer, audience, JWKS).
-const verifier = JwtVerifier.create(
-  { issuer: requireEnv('JWT_ISSUER'), audience: requireEnv('JWT_AUDIENCE'), jwksUri: requireEnv('JWKS_URI') },
-  { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
-);
-const claimNames = {
-  tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-  user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-  roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-};
+const verifier = createJwtVerifier();
+const claimNames = claimNamesFromEnv();
 
 /** The tenant's limits; an unconfigured tenant's frames are limited with the defaults (and refused FORBIDDEN). */
 async function limitsOf(tenantId: string) {

@@ -2,31 +2,22 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
-import { RdsDataApi } from '../core/data-api.ts';
 import { type RelayResult, relayUnpublished } from '../core/entities/outbox.ts';
-import { tenantDataFrom } from '../core/entities/tenant-data.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
-import { TenantDirectory } from '../core/tenants.ts';
-import { createDocumentClient } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
+import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
-const tenants = new TenantDirectory({
-  client: createDocumentClient(),
-  tableName: requireEnv('TABLE_NAME'),
-  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-});
+const tenants = createTenantDirectory();
 const deps = {
-  data: new RdsDataApi(new RDSDataClient({})),
-  tenantData: tenantDataFrom(tenants),
+  ...createEntityData(tenants),
   publish: changesPublisher(new SQSClient({}), requireEnv('CHANGES_QUEUE_URL')),
   // A Scan of tenant items, once a minute: acceptable off the request path (see docs/entities.md).
   tenantIds: async () => (await tenants.list()).filter((t) => t.database !== undefined).map((t) => t.tenantId),

@@ -9,15 +9,14 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { defaultClaimNames } from '../core/auth.ts';
 import { deliverySendParams } from '../core/delivery.ts';
-import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { requireEnv } from '../core/env.ts';
 import { handlePublishRequest, type PublishDeps } from '../core/publish-api.ts';
-import { TenantDirectory } from '../core/tenants.ts';
 import { limits } from '../manifest.ts';
-import { createDocumentClient } from '../shared/aws.ts';
+import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countHttp, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
@@ -26,11 +25,7 @@ const sqs = new SQSClient({});
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
 
 const deps: PublishDeps = {
-  tenants: new TenantDirectory({
-    client: createDocumentClient(),
-    tableName: requireEnv('TABLE_NAME'),
-    cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-  }),
+  tenants: createTenantDirectory(),
   // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
   enqueue: async (message) => {
     await sqs.send(new SendMessageCommand(deliverySendParams(queueUrl, message)));
@@ -38,11 +33,7 @@ const deps: PublishDeps = {
   },
   newId: randomUUID,
   now: Date.now,
-  claimNames: {
-    tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-    user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-    roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-  },
+  claimNames: claimNamesFromEnv(),
   // A publish carries at most 16 KB of data (TOO_LARGE); the body around it may not exceed one frame.
   maxBodyBytes: limits.frameBytes,
   onError: (err) => logger.error('publish request failed', { error: err as Error }),

@@ -3,22 +3,17 @@
  * each sequenced message to its peer's delivery queue as a replica (docs/multi-region.md). A peer that cannot be
  * reached fails its lane only (skipGroupOnError), which SQS retries in order; other peers' lanes go on.
  */
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { ReplicationJob } from '../core/replication.ts';
 import { queues } from '../manifest.ts';
+import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countDlqSends, countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createMetrics, createTracer, MetricUnit } from '../shared/metrics.ts';
 import { createReplication } from '../shared/replication-deps.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
-const processor = new SqsFifoPartialProcessorAsync();
 const replication = createReplication(logger);
 
 async function replicate(record: SQSRecord): Promise<void> {
@@ -48,17 +43,10 @@ function safeJson(text: string): unknown {
   }
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
-  .use(logMetrics(metrics))
-  .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
-  .handler(async (event, context) => {
-    const response = await processPartialResponse(event, replicate, processor, {
-      context,
-      skipGroupOnError: true,
-      throwOnFullBatchFailure: false,
-    });
-    countDlqSends(metrics, event, response, queues.replication.maxReceiveCount);
-    return response;
-  });
+export const handler = fifoBatchHandler({
+  logger,
+  metrics,
+  tracer,
+  maxReceiveCount: queues.replication.maxReceiveCount,
+  recordHandlerFor: () => replicate,
+});

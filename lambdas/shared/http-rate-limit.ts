@@ -1,12 +1,12 @@
 /** The HTTP API's per-user rate limit for a handler (lambdas/core/rate-limit-http.ts): clients from the environment. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { defaultClaimNames } from '../core/auth.ts';
 import type { EntityHttpResponse } from '../core/entities/http.ts';
-import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
 import { DynamoRateLimiter, effectiveLimits } from '../core/rate-limit.ts';
 import { httpRateLimited } from '../core/rate-limit-http.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from './aws.ts';
+import { claimNamesFromEnv } from './verifier.ts';
 
 export function createHttpRateLimit(): (event: APIGatewayProxyEventV2) => Promise<EntityHttpResponse | undefined> {
   const client = createDocumentClient();
@@ -25,11 +25,7 @@ export function createHttpRateLimit(): (event: APIGatewayProxyEventV2) => Promis
         return effectiveLimits(undefined);
       }
     },
-    claimNames: {
-      tenant: optionalEnv('CLAIM_TENANT', defaultClaimNames.tenant),
-      user: optionalEnv('CLAIM_USER', defaultClaimNames.user),
-      roles: optionalEnv('CLAIM_ROLES', defaultClaimNames.roles),
-    },
+    claimNames: claimNamesFromEnv(),
   };
   return (event) => {
     const claims = (event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } }).authorizer
