@@ -7,49 +7,35 @@ import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import {
+  closeClients,
+  eventually,
+  messages,
+  openClient,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
+import type { TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
-    sqsRetryDelaySeconds: 0,
-    functionLogLevel: 'WARN',
-    onFunctionLog: () => undefined,
-    log: () => undefined,
-  });
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN' });
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 }, 60_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, runtime.identity.signToken({ tenantId, userId, roles }).token);
-  open.push(c);
-  return c;
+  return openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
 }
 
-/** Every message a client got in `group`, in arrival order, batch frames unpacked. */
-function messages(c: TestClient, group: string): Frame[] {
-  return c.frames
-    .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
-    .filter((m) => m.group === group);
-}
-
-async function until(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
+/** Polls `check` until it holds (10 s by default here). */
+const until = (check: () => boolean, timeoutMs = 10_000, what = 'condition') => eventually(check, timeoutMs, what);
 
 const seqs = (c: TestClient, group: string) => messages(c, group).map((m) => m.seq as number);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

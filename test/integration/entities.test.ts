@@ -5,32 +5,26 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, httpApi, jsonOf, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import type { Frame, TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 const functionLogs: string[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
+  runtime = await startQuietRuntime({
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
     onFunctionLog: (_name, line) => functionLogs.push(line),
-    log: () => undefined,
   });
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
-
-function token(tenantId: string, userId: string, roles: string[]): string {
-  return runtime.identity.signToken({ tenantId, userId, roles }).token;
-}
 
 interface Answer {
   status: number;
@@ -45,17 +39,9 @@ async function api(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<Answer> {
-  const response = await fetch(`${runtime.url}${path}`, {
-    method,
-    headers: {
-      ...(as && { authorization: `Bearer ${token(as.tenant, as.user, as.roles)}` }),
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-      ...headers,
-    },
-    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? {} : JSON.parse(text), headers: response.headers };
+  const token = as && tokenFor(runtime, as.tenant, as.user, as.roles);
+  const answer = await httpApi(runtime, token, method, path, body, headers);
+  return { status: answer.status, body: jsonOf<Answer['body']>(answer), headers: answer.headers };
 }
 
 async function subscriber(
@@ -64,8 +50,7 @@ async function subscriber(
   roles: string[],
   group = 'entity:task',
 ): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, token(tenantId, userId, roles));
-  open.push(c);
+  const c = await openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
   expect(await c.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
   return c;
 }

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { errorCodes } from '../../lambdas/core/errors.ts';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 const SEED = 20250611;
@@ -17,25 +18,17 @@ const CONNECTIONS = 6;
 const HTTP_BODIES = 1_500;
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    log: () => undefined,
-    onFunctionLog: () => undefined,
-  });
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false });
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
 
-const token = (tenantId: string, userId: string, roles: string[]) =>
-  runtime.identity.signToken({ tenantId, userId, roles }).token;
+const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime, tenantId, userId, roles);
 
 const actions = ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', 'PING', 'sendmessage', '$default', ''];
 const pollutingKeys = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'];
@@ -111,12 +104,10 @@ describe('the running stack under generated input', () => {
     const binaries = fc.sample(binaryFrame, { numRuns: 300, seed: SEED + 1 });
     const clients: TestClient[] = [];
     for (let i = 0; i < CONNECTIONS; i++) {
-      const c = await connect(runtime.wsUrl, token('acme', `fuzzer${i}`, ['member']));
-      open.push(c);
+      const c = await openClient(runtime, token('acme', `fuzzer${i}`, ['member']));
       clients.push(c);
     }
-    const bystander = await connect(runtime.wsUrl, token('acme', 'bystander', ['member']));
-    open.push(bystander);
+    const bystander = await openClient(runtime, token('acme', 'bystander', ['member']));
     expect(await bystander.request({ action: 'subscribe', group: 'chat:bystander' })).toMatchObject({ type: 'ack' });
 
     // Every client sends its share in windows of 50 frames in flight, then waits for as many answers (small windows
@@ -159,8 +150,7 @@ describe('the running stack under generated input', () => {
   }, 300_000);
 
   it('closes only the offending connection on a text frame that is not UTF-8', async () => {
-    const other = await connect(runtime.wsUrl, token('acme', 'calm', ['member']));
-    open.push(other);
+    const other = await openClient(runtime, token('acme', 'calm', ['member']));
     const bad = await connect(runtime.wsUrl, token('acme', 'garbler', ['member']));
     bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     expect((await bad.closed).code).toBe(1007);

@@ -5,40 +5,27 @@
  * sends carries a marker, and the test checks that no frame or response acme got contains it.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, httpApi, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import type { Frame, TestClient } from '../support/ws-client.ts';
 
 const MARKER = 'GLOBEX-SECRET';
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 const acmeSaw: string[] = [];
 let carol: TestClient;
 let globexAdmin: TestClient;
 let globexTaskIds: string[] = [];
 
-const token = (tenantId: string, userId: string, roles: string[]) =>
-  runtime.identity.signToken({ tenantId, userId, roles }).token;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime, tenantId, userId, roles);
 
 async function client(tenantId: string, userId: string, roles: string[]): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, token(tenantId, userId, roles));
-  open.push(c);
-  return c;
+  return openClient(runtime, token(tenantId, userId, roles));
 }
 
 async function api(tenantId: string, userId: string, method: string, path: string, body?: unknown, headers = {}) {
-  const response = await fetch(`${runtime.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token(tenantId, userId, ['admin'])}`,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-      ...headers,
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
+  const { status, text } = await httpApi(runtime, token(tenantId, userId, ['admin']), method, path, body, headers);
   if (tenantId === 'acme') acmeSaw.push(text);
-  return { status: response.status, text };
+  return { status, text };
 }
 
 async function globexPublish(group: string): Promise<void> {
@@ -47,13 +34,7 @@ async function globexPublish(group: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    log: () => undefined,
-    onFunctionLog: () => undefined,
-  });
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false });
   carol = await client('globex', 'carol', ['member']);
   globexAdmin = await client('globex', 'gadmin', ['admin']);
   for (const group of ['chat:general', 'user:carol', 'entity:task']) {
@@ -71,7 +52,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
 

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { functions } from '../../lambdas/manifest.ts';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { messages, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { connect, type TestClient } from '../support/ws-client.ts';
 
 const MEMBERS = 2000;
 const MESSAGES = 5;
@@ -17,14 +18,7 @@ let runtime: LocalRuntime;
 const members: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    functionLogLevel: 'WARN',
-    onFunctionLog: () => undefined,
-    log: () => undefined,
-  });
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
 }, 60_000);
 
 afterAll(async () => {
@@ -32,8 +26,6 @@ afterAll(async () => {
   for (let i = 0; i < members.length; i += 200) await Promise.all(members.slice(i, i + 200).map((c) => c.close()));
   await runtime?.stop();
 }, 120_000);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `work` for 0..count-1 with at most `parallel` in flight. */
 async function bounded(count: number, parallel: number, work: (i: number) => Promise<void>): Promise<void> {
@@ -43,12 +35,6 @@ async function bounded(count: number, parallel: number, work: (i: number) => Pro
       while (next < count) await work(next++);
     }),
   );
-}
-
-function messages(c: TestClient, group: string): Frame[] {
-  return c.frames
-    .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
-    .filter((m) => m.group === group);
 }
 
 describe('a 2000-member group', () => {
@@ -64,8 +50,7 @@ describe('a 2000-member group', () => {
     const group = 'chat:everyone';
     const started = Date.now();
     await bounded(MEMBERS, PARALLEL, async (i) => {
-      const token = runtime.identity.signToken({ tenantId: 'acme', userId: `m${i}`, roles: ['member'] }).token;
-      const c = await connect(runtime.wsUrl, token);
+      const c = await connect(runtime.wsUrl, tokenFor(runtime, 'acme', `m${i}`, ['member']));
       members.push(c);
       const ack = await c.request({ action: 'subscribe', group }, 20_000);
       if (ack.type !== 'ack') throw new Error(`member ${i} could not subscribe: ${JSON.stringify(ack)}`);

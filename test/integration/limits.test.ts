@@ -6,21 +6,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { defaultLimits } from '../../lambdas/core/rate-limit.ts';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
 import { defaultRoleRules } from '../../local/seed.ts';
-import { connect, type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
+import { closeClients, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
+  runtime = await startQuietRuntime({
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
-    log: () => undefined,
-    onFunctionLog: () => undefined,
   });
   await runtime.tenants.put({ tenantId: 'plain', roleRules: defaultRoleRules });
   await runtime.tenants.put({
@@ -38,18 +35,15 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const token = (tenantId: string, userId: string, roles: string[] = ['member']) =>
-  runtime.identity.signToken({ tenantId, userId, roles }).token;
+  tokenFor(runtime, tenantId, userId, roles);
 
 async function client(tenantId: string, userId: string, roles?: string[]): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, token(tenantId, userId, roles));
-  open.push(c);
-  return c;
+  return openClient(runtime, token(tenantId, userId, roles));
 }
 
 /** Sends `count` pings at once and waits for every answer. */

@@ -6,49 +6,47 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { changeLog } from '../../lambdas/core/entities/sql.ts';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
 import { localDataPorts } from '../../local/tenant-data.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import {
+  closeClients,
+  eventually,
+  httpApi,
+  jsonOf,
+  openClient,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
+import type { Frame, TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 const functionLogs: string[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
+  runtime = await startQuietRuntime({
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
     onFunctionLog: (_name, line) => functionLogs.push(line),
-    log: () => undefined,
   });
 }, 60_000);
 
 afterAll(async () => {
   runtime?.sqs.restoreSends();
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 }, 60_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not met within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
-
 async function createTask(body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
-  const token = runtime.identity.signToken({ tenantId: 'acme', userId: 'alice', roles: ['member'] }).token;
-  const response = await fetch(`${runtime.url}/v1/entities/task`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  const answer = await httpApi(
+    runtime,
+    tokenFor(runtime, 'acme', 'alice', ['member']),
+    'POST',
+    '/v1/entities/task',
+    body,
+  );
+  return { status: answer.status, body: jsonOf(answer) };
 }
 
 /** The `published` flag of a change-log row, read straight from acme's database through the Data API. */
@@ -72,11 +70,7 @@ const changesFor = (c: TestClient, key: string) =>
 
 describe('a change committed while the changes queue is unreachable', () => {
   it('still commits (201), stays unpublished, and reaches the subscriber exactly once after the relay runs', async () => {
-    const watcher = await connect(
-      runtime.wsUrl,
-      runtime.identity.signToken({ tenantId: 'acme', userId: 'walt', roles: ['viewer'] }).token,
-    );
-    open.push(watcher);
+    const watcher = await openClient(runtime, tokenFor(runtime, 'acme', 'walt', ['viewer']));
     expect(await watcher.request({ action: 'subscribe', group: 'entity:task' })).toMatchObject({ type: 'ack' });
 
     const refusedBefore = runtime.sqs.refusedSends();
@@ -98,7 +92,7 @@ describe('a change committed while the changes queue is unreachable', () => {
     restore();
     expect(await runtime.runScheduled('outboxRelay')).toMatchObject({ published: 1, failedTenants: [] });
     expect(await publishedFlag(id, 1)).toBe(true);
-    await until(() => changesFor(watcher, id).length > 0, 10_000);
+    await eventually(() => changesFor(watcher, id).length > 0, 10_000);
     // A later relay run finds nothing left; nothing arrives twice.
     expect(await runtime.runScheduled('outboxRelay')).toMatchObject({ published: 0 });
     await sleep(500);

@@ -4,18 +4,15 @@
  * tenant configures (acme: `room:*`).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import type { Frame, TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
+  runtime = await startQuietRuntime({
     sqsRetryDelaySeconds: 0,
-    log: () => undefined,
-    onFunctionLog: () => undefined,
     web: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
   });
@@ -24,14 +21,12 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
 
 async function client(tenantId: string, userId: string, roles: string[] = ['member']): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, runtime.identity.signToken({ tenantId, userId, roles }).token);
-  open.push(c);
-  return c;
+  return openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
 }
 
 /** A client and the connection id the gateway gave it (the one id that is new after it connected). */
@@ -53,7 +48,6 @@ const presenceOf = async (c: TestClient, group: string) => {
   return answer.members;
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const presenceEvents = (c: TestClient, group: string) =>
   c.frames.filter((f: Frame) => f.type === 'presence' && f.group === group).map((f) => `${f.event}:${f.userId}`);
 

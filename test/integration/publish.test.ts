@@ -3,25 +3,28 @@
  * with its JWT authorizer, the publishApi function, the delivery queue and broadcaster, and real WebSockets.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import {
+  closeClients,
+  eventually,
+  httpApi,
+  jsonOf,
+  messages,
+  openClient,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
+import type { TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    functionLogLevel: 'WARN',
-    onFunctionLog: () => undefined,
-    log: () => undefined,
-  });
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 }, 60_000);
 
@@ -34,41 +37,17 @@ const acmeAdmin: Who = { tenant: 'acme', user: 'ops', roles: ['admin'] };
 const acmeMember: Who = { tenant: 'acme', user: 'mia', roles: ['member'] };
 const acmeViewer: Who = { tenant: 'acme', user: 'vic', roles: ['viewer'] };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not met within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
-
 async function publish(
   as: Who | undefined,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string; message: string } } }> {
-  const token = as && runtime.identity.signToken({ tenantId: as.tenant, userId: as.user, roles: as.roles }).token;
-  const response = await fetch(`${runtime.url}/v1/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? {} : JSON.parse(text) };
+  const token = as && tokenFor(runtime, as.tenant, as.user, as.roles);
+  const answer = await httpApi(runtime, token, 'POST', '/v1/publish', body);
+  return { status: answer.status, body: jsonOf(answer) };
 }
 
 async function client(who: Who): Promise<TestClient> {
-  const token = runtime.identity.signToken({ tenantId: who.tenant, userId: who.user, roles: who.roles }).token;
-  const c = await connect(runtime.wsUrl, token);
-  open.push(c);
-  return c;
-}
-
-function messages(c: TestClient, group: string): Frame[] {
-  return c.frames
-    .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
-    .filter((m) => m.group === group);
+  return openClient(runtime, tokenFor(runtime, who.tenant, who.user, who.roles));
 }
 
 describe('POST /v1/publish to a group', () => {
@@ -78,7 +57,7 @@ describe('POST /v1/publish to a group', () => {
     for (const s of subs) expect(await s.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
     const answer = await publish(acmeMember, { group, data: { text: 'from a backend' } });
     expect(answer).toMatchObject({ status: 202, body: { id: expect.any(String), group } });
-    for (const s of subs) await until(() => messages(s, group).length === 1);
+    for (const s of subs) await eventually(() => messages(s, group).length === 1);
     for (const s of subs) {
       expect(messages(s, group)).toEqual([
         {
@@ -128,7 +107,7 @@ describe('POST /v1/publish to a user', () => {
       expect(answer).toMatchObject({ status: 202, body: { group: 'user:bob' } });
       ids.push(answer.body.id);
     }
-    for (const c of [idle, busy, own]) await until(() => messages(c, 'user:bob').length >= 3);
+    for (const c of [idle, busy, own]) await eventually(() => messages(c, 'user:bob').length >= 3);
     await sleep(300);
     for (const c of [idle, busy, own]) {
       expect(messages(c, 'user:bob').map((m) => [m.id, m.seq, m.data, m.from])).toEqual([

@@ -4,16 +4,15 @@
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { connect, type TestClient } from '../support/ws-client.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, openClient, sleep, startQuietRuntime } from '../support/local-stack.ts';
+import type { TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
 const logs: string[] = [];
-const open: TestClient[] = [];
 
 beforeAll(async () => {
-  runtime = await startLocal({
-    port: 0,
+  runtime = await startQuietRuntime({
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionLogLevel: 'DEBUG',
@@ -23,20 +22,16 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
+  await closeClients();
   await runtime?.stop();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function sign(tenantId: string, userId: string, roles: string[], ttlSeconds = 3600) {
   return runtime.identity.signToken({ tenantId, userId, roles, ttlSeconds });
 }
 
 async function client(token: string, how: 'subprotocol' | 'query' = 'subprotocol'): Promise<TestClient> {
-  const c = await connect(runtime.wsUrl, token, how);
-  open.push(c);
-  return c;
+  return openClient(runtime, token, how);
 }
 
 /** Sleeps until the epoch second `exp` has passed. */

@@ -1,0 +1,102 @@
+/**
+ * Setup shared by the integration tests: a local runtime with quiet logs, dev tokens, tracked WebSocket clients,
+ * polling, and HTTP requests through the HTTP API stand-in. Each test file runs in its own module registry, so the
+ * tracked clients here belong to one file.
+ */
+import type { SignTokenInput } from '../../local/identity.ts';
+import { type LocalOptions, type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { connect, type Frame, type TestClient } from './ws-client.ts';
+
+/** Starts the local runtime on a free port with runtime and function logs dropped; `options` override any of that. */
+export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
+  return startLocal({ port: 0, log: () => undefined, onFunctionLog: () => undefined, ...options });
+}
+
+/** A dev-identity token for `userId` of `tenantId`; `extra` adds the other SignTokenInput fields (ttl, claims...). */
+export function tokenFor(
+  runtime: LocalRuntime,
+  tenantId: string,
+  userId: string,
+  roles: readonly string[],
+  extra: Omit<SignTokenInput, 'tenantId' | 'userId' | 'roles'> = {},
+): string {
+  return runtime.identity.signToken({ tenantId, userId, roles, ...extra }).token;
+}
+
+const tracked: TestClient[] = [];
+
+/** Opens a WebSocket client on the runtime's gateway and tracks it for `closeClients`. */
+export async function openClient(
+  runtime: LocalRuntime,
+  token: string | undefined,
+  how: 'subprotocol' | 'query' = 'subprotocol',
+): Promise<TestClient> {
+  const c = await connect(runtime.wsUrl, token, how);
+  tracked.push(c);
+  return c;
+}
+
+/** Closes every client `openClient` opened (and any `track`ed) so far. */
+export async function closeClients(): Promise<void> {
+  await Promise.all(tracked.splice(0).map((c) => c.close()));
+}
+
+/** Tracks a client opened some other way, so `closeClients` closes it too. */
+export function track(c: TestClient): TestClient {
+  tracked.push(c);
+  return c;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 20 ms until it holds; throws when it still does not after `timeoutMs`. */
+export async function eventually(check: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The raw response body. */
+  readonly text: string;
+}
+
+/**
+ * An HTTP request to the runtime: `token` (if any) as a Bearer authorization, `body` sent as is when a string and
+ * as JSON otherwise (with a JSON content type), `headers` last so they can override both.
+ */
+export async function httpApi(
+  runtime: LocalRuntime,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
+  const response = await fetch(`${runtime.url}${path}`, {
+    method,
+    headers: {
+      ...(token && { authorization: `Bearer ${token}` }),
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+/** A JSON answer body; an empty body is `{}`. */
+export function jsonOf<T = Record<string, unknown>>(answer: HttpAnswer): T {
+  return (answer.text === '' ? {} : JSON.parse(answer.text)) as T;
+}
+
+/** Every message a client got in `group`, in arrival order, batch frames unpacked. */
+export function messages(c: TestClient, group: string): Frame[] {
+  return c.frames
+    .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
+    .filter((m) => m.group === group);
+}
