@@ -64,7 +64,7 @@ describe('the $connect authorizer', () => {
 });
 
 describe('the origin policy', () => {
-  const policy = originPolicyFrom('https://app.example.com http://localhost:3000', 'false');
+  const policy = originPolicyFrom('https://app.example.com http://dev.example.test:3000', 'false');
 
   it('allows listed origins, case-insensitively, and nothing else', () => {
     expect(refusedOrigin('https://app.example.com', policy)).toBeUndefined();
