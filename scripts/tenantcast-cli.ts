@@ -16,13 +16,12 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TenantcastError } from '../lambdas/core/errors.ts';
 import { TenantConnections } from '../lambdas/core/revocation.ts';
 import { queues as manifestQueues } from '../lambdas/manifest.ts';
 import { Publisher } from '../lambdas/sdk/publisher.ts';
 import { noProgress } from './cli-progress.ts';
 import { DEFAULT_ENDPOINTS_FILE, type QueueUrls, resolveTarget, type Target } from './cli-target.ts';
-import { type CliIo, runTenantsCli, table } from './tenants-cli.ts';
+import { type CliIo, failure, runTenantsCli, table } from './tenants-cli.ts';
 
 const targetHelp = `Target options (every command):
   --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
@@ -226,12 +225,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       }
     }
   } catch (err) {
-    const message =
-      err instanceof TenantcastError && 'detail' in err && err.detail
-        ? `${err.message}: ${String(err.detail)}`
-        : (err as Error).message;
-    io.err(`error: ${message}`);
-    return 1;
+    return failure(io, err);
   }
 }
 

@@ -227,13 +227,18 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
         return 2;
     }
   } catch (err) {
-    const message =
-      err instanceof TenantcastError && 'detail' in err && err.detail
-        ? `${err.message}: ${String(err.detail)}`
-        : (err as Error).message;
-    io.err(`error: ${message}`);
-    return 1;
+    return failure(io, err);
   }
+}
+
+/** Prints a command's failure (with the Data API's detail when there is one) and returns exit code 1. */
+export function failure(io: CliIo, err: unknown): number {
+  const message =
+    err instanceof TenantcastError && 'detail' in err && err.detail
+      ? `${err.message}: ${String(err.detail)}`
+      : (err as Error).message;
+  io.err(`error: ${message}`);
+  return 1;
 }
 
 function parse(argv: readonly string[]) {
