@@ -71,6 +71,8 @@ export function writeReport(
       breakdownPerMillion: Record<string, number>;
     };
     fairness: { bAloneP99: number; bDuringFloodP99: number };
+    postsPerSecondCeiling?: number;
+    costDynamoUnitsPerMessage?: Record<string, number>;
   };
   const check = (ok: boolean) => (ok ? 'met' : '**not met**');
   const lines = [
@@ -95,6 +97,11 @@ export function writeReport(
     '',
     `Fairness: tenant B's p99 at 10 msg/s was ${s.fairness.bAloneP99} ms alone and ${s.fairness.bDuringFloodP99} ms while tenant A flooded.`,
     '',
+    `This machine's \`@connections\` ceiling: ${s.postsPerSecondCeiling} PostToConnection/s (AWS SDK, 32 in flight, from one`,
+    'thread to the local gateway, measured in this run). Every frame the pipeline delivers is one such post, made by a',
+    'function sandbox sharing the same cores, so frames/s through the pipeline stay below it; at 1000 connections and',
+    '10 msg/s (one message per frame) the pipeline would need about 10 000 posts/s.',
+    '',
     '## Modeled cost per million deliveries',
     '',
     `tenantcast $${s.cost?.tenantcastPerMillionDeliveries} (${Object.entries(s.cost?.breakdownPerMillion ?? {})
@@ -102,7 +109,14 @@ export function writeReport(
       .join(
         ', ',
       )}) vs AppSync Events $${s.cost?.appSyncEventsPerMillionDeliveries}. Prices: bench/cost.ts. Lambda GB-s`,
-    'use durations measured here on worker threads, an approximation of Lambda durations.',
+    'use the billed durations measured here: each invocation runs alone in its sandbox (worker thread), as in Lambda,',
+    'but sandboxes share two cores, so durations include waiting for CPU (an overestimate of Lambda durations).',
+    '',
+    `DynamoDB capacity units per published message in the cost run, by item kind: ${Object.entries(
+      s.costDynamoUnitsPerMessage ?? {},
+    )
+      .map(([k, v]) => `${k} ${v}`)
+      .join('; ')}.`,
     '',
     '## Scenarios',
     '',

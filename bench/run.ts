@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
@@ -63,6 +64,8 @@ export interface ScenarioResult {
   seconds: number;
   usage?: Usage;
   perDelivery?: Record<string, number>;
+  /** DynamoDB capacity units per published message, by action and item kind (local/meter.ts). */
+  dynamoUnitsPerMessage?: Record<string, number>;
 }
 
 const memoryOf = new Map<string, number>(manifestFunctions.map((f) => [f.name, f.memoryMB]));
@@ -73,7 +76,12 @@ interface Snapshot {
   framesIn: number;
   framesOut: number;
   sqs: Record<string, number>;
-  dynamo: { requests: Record<string, number>; readUnits: number; writeUnits: number };
+  dynamo: {
+    requests: Record<string, number>;
+    readUnits: number;
+    writeUnits: number;
+    unitsByKind: Record<string, number>;
+  };
   invocations: number;
   gbSeconds: number;
 }
@@ -92,7 +100,7 @@ function snapshot(rt: LocalRuntime): Snapshot {
     framesIn: s.framesIn,
     framesOut: s.framesOut,
     sqs: rt.sqs.requestCounts(),
-    dynamo: rt.dynamoMeter?.counts() ?? { requests: {}, readUnits: 0, writeUnits: 0 },
+    dynamo: rt.dynamoMeter?.counts() ?? { requests: {}, readUnits: 0, writeUnits: 0, unitsByKind: {} },
     invocations,
     gbSeconds,
   };
@@ -236,6 +244,7 @@ async function pipelineScenario(
   console.log(
     `\n[${name}] ${system}: ${connections} connections, ${messages} messages ${Number.isFinite(rate) ? `at ${rate}/s` : 'as a burst'}`,
   );
+  await settle(rt);
   // Fresh recorder per scenario.
   group.receivers.reset();
   const { recorder } = group.receivers;
@@ -258,6 +267,12 @@ async function pipelineScenario(
   const minutes = (connections * result.seconds) / 60;
   result.usage = usageBetween(before, after, result.delivered, messages, minutes);
   result.perDelivery = perDelivery(result.usage, before, after);
+  result.dynamoUnitsPerMessage = Object.fromEntries(
+    Object.entries(after.dynamo.unitsByKind)
+      .map(([kind, units]) => [kind, round((units - (before.dynamo.unitsByKind[kind] ?? 0)) / messages, 3)] as const)
+      .filter(([, units]) => units > 0)
+      .sort((x, y) => y[1] - x[1]),
+  );
   return result;
 }
 
@@ -277,6 +292,52 @@ async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
   });
 }
 
+/**
+ * Waits until the runtime has been quiet (no new invocation in any function) for 600 ms, so one scenario's
+ * leftovers (a closed group's $disconnect storm, sandboxes still starting) do not land in the next one's counts.
+ */
+async function settle(rt: LocalRuntime, timeoutMs = 30_000): Promise<void> {
+  const total = () => [...rt.functions.values()].reduce((n, h) => n + h.invocations, 0);
+  const deadline = Date.now() + timeoutMs;
+  let last = total();
+  let quiet = 0;
+  while (quiet < 3 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = total();
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
+/**
+ * The machine's `@connections` ceiling: PostToConnection with the AWS SDK (as the broadcaster posts, 32 in flight)
+ * from this thread to the local gateway, to the group's open connections. Every pipeline delivery needs such a post
+ * per frame, so this bounds what the pipeline can do here.
+ */
+async function postCeiling(rt: LocalRuntime, posts: number): Promise<number> {
+  const ids = [...rt.gateway.connections.keys()];
+  const client = new ApiGatewayManagementApiClient({
+    endpoint: rt.gateway.connectionsEndpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+  const data = JSON.stringify({ type: 'bench-probe', data: { pad: 'x'.repeat(64) } });
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < posts) {
+        const id = ids[next++ % ids.length] as string;
+        await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: data })).catch(() => undefined);
+      }
+    }),
+  );
+  const perSecond = posts / ((performance.now() - started) / 1000);
+  client.destroy();
+  return Math.round(perSecond);
+}
+
 // ---- main ----
 
 const startedAt = new Date();
@@ -289,6 +350,10 @@ results.push(await rawScenario('raw 10/s', G, Math.round(10 * rateSeconds), 10))
 
 let rt = await startQuietRuntime();
 let group = await openGroup(rt, 'acme', 'chat:bench', G);
+await settle(rt);
+console.log('\n[@connections ceiling] SDK PostToConnection from one thread to the local gateway');
+const postsPerSecondCeiling = await postCeiling(rt, args.quick ? 2000 : 5000);
+await settle(rt);
 results.push(await pipelineScenario(rt, 'pipeline', 'pipeline burst', group, BURST, Number.POSITIVE_INFINITY));
 results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 100/s', group, Math.round(100 * rateSeconds), 100));
 results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 10/s', group, Math.round(10 * rateSeconds), 10));
@@ -384,6 +449,8 @@ const summary = {
     ratioVsAppSync: round(tc.total / appsync, 3),
   },
   fairness: { bAloneP99: round(bAlone.latency.p99, 1), bDuringFloodP99: round(bFlooded.latency.p99, 1) },
+  postsPerSecondCeiling,
+  costDynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
 };
 
 const outDir = args.out;

@@ -54,6 +54,8 @@ export interface LocalDynamo {
   endpoint: string;
   /** A client for the local runtime's own use (table setup, sweeper). Functions build their own. */
   client: DynamoDBClient;
+  /** dynalite's HTTP server (the benchmark's meter wraps its request handler: local/meter.ts). */
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function startDynamo(options: StartDynamoOptions = {}): Promise<Loc
   return {
     endpoint,
     client,
+    server,
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
         client.destroy();

@@ -20,7 +20,7 @@ afterEach(async () => {
   host = undefined;
 });
 
-function start(timeoutMs?: number): FunctionHost {
+function start(timeoutMs?: number, maxSandboxes?: number): FunctionHost {
   host = new FunctionHost({
     spec,
     root,
@@ -28,6 +28,7 @@ function start(timeoutMs?: number): FunctionHost {
     baseEnv: { AWS_REGION: 'local-1' },
     onLog: () => undefined,
     ...(timeoutMs !== undefined && { timeoutMs }),
+    ...(maxSandboxes !== undefined && { maxSandboxes }),
   });
   return host;
 }
@@ -63,5 +64,32 @@ describe('the local function host', () => {
     const fast = (await h.invoke({ op: 'sleep', ms: 10 })) as { remaining: number };
     expect(fast.remaining).toBeGreaterThan(0);
     expect(fast.remaining).toBeLessThanOrEqual(300);
+  });
+
+  it('runs one invocation at a time per sandbox and starts more sandboxes, one at a time, for concurrent invocations', async () => {
+    const h = start(undefined, 3);
+    const results = (await Promise.all(Array.from({ length: 6 }, () => h.invoke({ op: 'overlap', ms: 400 })))) as {
+      most: number;
+      sandboxId: string;
+    }[];
+    expect(results.map((r) => r.most)).toEqual([1, 1, 1, 1, 1, 1]);
+    const used = new Set(results.map((r) => r.sandboxId)).size;
+    expect(used).toBeGreaterThanOrEqual(2);
+    expect(used).toBeLessThanOrEqual(3);
+    expect(h.coldStarts).toBe(h.sandboxCount);
+    expect(h.sandboxCount).toBeLessThanOrEqual(3);
+  });
+
+  it('queues invocations beyond its sandbox cap in arrival order and runs each of them', async () => {
+    const h = start(undefined, 1);
+    const order: number[] = [];
+    await Promise.all([0, 1, 2, 3].map((i) => h.invoke({ op: 'overlap', ms: 20 }).then(() => order.push(i))));
+    expect(order).toEqual([0, 1, 2, 3]);
+    expect(h.sandboxCount).toBe(1);
+    expect(h.coldStarts).toBe(1);
+  });
+
+  it('refuses a sandbox cap that is not a positive integer, saying what it was given', () => {
+    expect(() => start(undefined, 0)).toThrow('maxSandboxes must be a positive integer, got 0 (function probe)');
   });
 });

@@ -21,12 +21,23 @@ export interface FunctionHostOptions {
   readonly onLog?: (functionName: string, line: string) => void;
   /** Override the manifest's timeout (tests). */
   readonly timeoutMs?: number;
+  /** Most sandboxes (concurrent invocations) of this function. @default 8 */
+  readonly maxSandboxes?: number;
 }
 
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+}
+
+/** One worker thread running the handler module; at most one invocation at a time. */
+interface Sandbox {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  /** The invocation it is running. */
+  pending: Pending | undefined;
+  dead: boolean;
 }
 
 export class FunctionError extends Error {
@@ -44,16 +55,31 @@ export class FunctionHost {
   /** Sum of invocation durations, and of durations rounded up to Lambda's 1 ms billing granularity. */
   durationMs = 0;
   billedDurationMs = 0;
-  private worker: Worker | undefined;
-  private ready: Promise<void> | undefined;
-  private readonly pending = new Map<number, Pending>();
+  /** Sandboxes started over the host's life (cold starts). */
+  coldStarts = 0;
+  private readonly sandboxes = new Set<Sandbox>();
+  private readonly idle: Sandbox[] = [];
+  /** Invocations waiting for a sandbox, in arrival order. */
+  private readonly queue: { resolve: (sandbox: Sandbox) => void; reject: (err: Error) => void }[] = [];
+  /** A sandbox is starting (cold starts happen one at a time). */
+  private starting = false;
   private nextId = 0;
   private closed = false;
   private readonly timeoutMs: number;
+  private readonly maxSandboxes: number;
 
   constructor(private readonly options: FunctionHostOptions) {
     this.name = options.spec.name;
     this.timeoutMs = options.timeoutMs ?? options.spec.timeoutSeconds * 1000;
+    this.maxSandboxes = options.maxSandboxes ?? 8;
+    if (!Number.isInteger(this.maxSandboxes) || this.maxSandboxes < 1) {
+      throw new Error(`maxSandboxes must be a positive integer, got ${options.maxSandboxes} (function ${this.name})`);
+    }
+  }
+
+  /** Sandboxes alive now. */
+  get sandboxCount(): number {
+    return this.sandboxes.size;
   }
 
   /** The environment this function runs with: base + static + exactly its bindings' keys. */
@@ -72,9 +98,18 @@ export class FunctionHost {
     return env;
   }
 
-  start(): Promise<void> {
-    if (this.ready) return this.ready;
+  /** Starts one warm sandbox if none is alive (the runtime does this at start-up). */
+  async start(): Promise<void> {
+    if (this.sandboxes.size > 0) {
+      await Promise.all([...this.sandboxes].map((s) => s.ready.catch(() => undefined)));
+      return;
+    }
+    this.release(await this.acquire());
+  }
+
+  private spawn(): Sandbox {
     const { spec, root } = this.options;
+    this.coldStarts++;
     const worker = new Worker(new URL('./function-worker.mjs', import.meta.url), {
       env: this.environment(),
       stdout: true,
@@ -87,9 +122,9 @@ export class FunctionHost {
         region: this.options.baseEnv.AWS_REGION ?? 'local',
       },
     });
-    this.worker = worker;
     this.pipeLogs(worker);
-    this.ready = new Promise<void>((resolveReady, rejectReady) => {
+    let sandbox: Sandbox;
+    const ready = new Promise<void>((resolveReady, rejectReady) => {
       worker.once('error', rejectReady);
       worker.on(
         'message',
@@ -105,9 +140,9 @@ export class FunctionHost {
             resolveReady();
             return;
           }
-          const pending = msg.id === undefined ? undefined : this.pending.get(msg.id);
-          if (!pending || msg.id === undefined) return;
-          this.pending.delete(msg.id);
+          const pending = sandbox.pending;
+          if (pending === undefined) return;
+          sandbox.pending = undefined;
           clearTimeout(pending.timer);
           if (msg.ok) pending.resolve(msg.result);
           else {
@@ -118,23 +153,59 @@ export class FunctionHost {
         },
       );
     });
-    worker.on('error', (err) => this.failAll(err));
-    worker.on('exit', () => {
-      if (this.worker === worker) {
-        this.worker = undefined;
-        this.ready = undefined;
-      }
-      this.failAll(new FunctionError('Runtime.ExitError', `${spec.name} sandbox exited`));
-    });
-    return this.ready;
+    sandbox = { worker, ready, pending: undefined, dead: false };
+    this.sandboxes.add(sandbox);
+    worker.on('error', (err) => this.fail(sandbox, err));
+    worker.on('exit', () => this.fail(sandbox, new FunctionError('Runtime.ExitError', `${spec.name} sandbox exited`)));
+    return sandbox;
+  }
+
+  /**
+   * A sandbox for one invocation: an idle one, else the next one freed or started. Sandboxes start one at a time
+   * (a cold start costs ~0.7 s of CPU here; eight at once on two cores would starve everything else), while
+   * invocations are waiting and the cap allows.
+   */
+  private acquire(): Promise<Sandbox> {
+    const warm = this.idle.pop();
+    if (warm !== undefined) return Promise.resolve(warm);
+    const waiting = new Promise<Sandbox>((resolve, reject) => this.queue.push({ resolve, reject }));
+    this.grow();
+    return waiting;
+  }
+
+  /** Starts a sandbox for the waiting invocations, if none is starting and the cap allows. */
+  private grow(): void {
+    if (this.starting || this.closed || this.queue.length === 0 || this.sandboxes.size >= this.maxSandboxes) return;
+    this.starting = true;
+    const sandbox = this.spawn();
+    sandbox.ready.then(
+      () => {
+        this.starting = false;
+        this.release(sandbox);
+        this.grow();
+      },
+      (err: unknown) => {
+        this.starting = false;
+        this.fail(sandbox, err as Error);
+        const error = new FunctionError('Runtime.InitError', `${this.name} failed to start: ${(err as Error).message}`);
+        for (const waiting of this.queue.splice(0)) waiting.reject(error);
+      },
+    );
+  }
+
+  /** Hands a free sandbox to the next waiting invocation, or parks it. */
+  private release(sandbox: Sandbox): void {
+    if (sandbox.dead || this.closed) return;
+    const next = this.queue.shift();
+    if (next !== undefined) next.resolve(sandbox);
+    else this.idle.push(sandbox);
   }
 
   /** Invokes the handler with `event`; resolves with its result, rejects with its error (same name and message). */
   async invoke(event: unknown): Promise<unknown> {
     if (this.closed) throw new FunctionError('ServiceException', `${this.name} is stopped`);
-    await this.start();
-    const worker = this.worker;
-    if (!worker) throw new FunctionError('ServiceException', `${this.name} has no sandbox`);
+    const sandbox = await this.acquire();
+    if (this.closed) throw new FunctionError('ServiceException', `${this.name} is stopped`);
     this.invocations++;
     const id = this.nextId++;
     const started = performance.now();
@@ -145,61 +216,74 @@ export class FunctionHost {
     };
     return new Promise((resolvePromise, rejectPromise) => {
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        sandbox.pending = undefined;
         this.errors++;
         settle();
         rejectPromise(
           new FunctionError('Sandbox.Timedout', `Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds`),
         );
         // Lambda discards a sandbox whose invocation timed out.
-        void this.recycle(worker);
+        void this.recycle(sandbox);
       }, this.timeoutMs);
-      this.pending.set(id, {
+      sandbox.pending = {
         resolve: (value) => {
           settle();
           resolvePromise(value);
+          this.release(sandbox);
         },
         reject: (err) => {
           settle();
           rejectPromise(err);
+          this.release(sandbox);
         },
         timer,
-      });
-      worker.postMessage({ id, event, requestId: randomUUID() });
+      };
+      sandbox.worker.postMessage({ id, event, requestId: randomUUID() });
     });
   }
 
   /**
-   * Kills the current sandbox mid-invocation, as a crash (out of memory, runtime exit) would: its invocations fail
-   * with `Runtime.ExitError` and the next invocation starts a fresh sandbox. For fault tests.
+   * Kills every sandbox mid-invocation, as a crash (out of memory, runtime exit) would: their invocations fail with
+   * `Runtime.ExitError` and the next invocation starts a fresh sandbox. For fault tests.
    */
   async crash(): Promise<void> {
-    const worker = this.worker;
-    if (worker) await this.recycle(worker);
+    await Promise.all([...this.sandboxes].map((s) => this.recycle(s)));
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const worker = this.worker;
-    this.worker = undefined;
-    this.ready = undefined;
-    if (worker) await worker.terminate();
+    for (const waiting of this.queue.splice(0)) {
+      waiting.reject(new FunctionError('ServiceException', `${this.name} is stopped`));
+    }
+    await Promise.all([...this.sandboxes].map((s) => this.recycle(s)));
   }
 
-  private async recycle(worker: Worker): Promise<void> {
-    if (this.worker === worker) {
-      this.worker = undefined;
-      this.ready = undefined;
-    }
-    await worker.terminate();
+  private async recycle(sandbox: Sandbox): Promise<void> {
+    this.retire(sandbox);
+    await sandbox.worker.terminate();
   }
 
-  private failAll(err: Error): void {
-    for (const [id, pending] of this.pending) {
-      clearTimeout(pending.timer);
-      pending.reject(err instanceof FunctionError ? err : new FunctionError('Runtime.Error', err.message));
-      this.pending.delete(id);
-    }
+  /** Takes a sandbox out of service; waiting invocations get a fresh one instead. */
+  private retire(sandbox: Sandbox): void {
+    if (sandbox.dead) return;
+    sandbox.dead = true;
+    this.sandboxes.delete(sandbox);
+    const at = this.idle.indexOf(sandbox);
+    if (at >= 0) this.idle.splice(at, 1);
+    if (this.closed) {
+      for (const waiting of this.queue.splice(0)) {
+        waiting.reject(new FunctionError('ServiceException', `${this.name} is stopped`));
+      }
+    } else this.grow();
+  }
+
+  private fail(sandbox: Sandbox, err: Error): void {
+    this.retire(sandbox);
+    const pending = sandbox.pending;
+    if (pending === undefined) return;
+    sandbox.pending = undefined;
+    clearTimeout(pending.timer);
+    pending.reject(err instanceof FunctionError ? err : new FunctionError('Runtime.Error', err.message));
   }
 
   private pipeLogs(worker: Worker): void {

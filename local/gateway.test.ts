@@ -407,6 +407,45 @@ describe('messages', () => {
     expect(h.logs.some((l) => l.level === 'error' && l.message === 'route handler failed')).toBe(true);
   });
 
+  it('runs at most maxInflightPerConnection route invocations of one connection at once, so a flooding connection does not hold back another', async () => {
+    const active = new Map<string, number>();
+    const most = new Map<string, number>();
+    const h = await start({
+      maxInflightPerConnection: 3,
+      routes: {
+        $default: {
+          handler: async (event: WebSocketEvent) => {
+            const id = event.requestContext.connectionId;
+            active.set(id, (active.get(id) ?? 0) + 1);
+            most.set(id, Math.max(most.get(id) ?? 0, active.get(id) ?? 0));
+            await new Promise((r) => setTimeout(r, 20));
+            active.set(id, (active.get(id) ?? 1) - 1);
+            return { body: event.body };
+          },
+          returnResponse: true,
+        },
+      },
+    });
+    const flooder = await open(h.gateway);
+    const other = await open(h.gateway);
+    const flood = inbox(flooder);
+    const calm = inbox(other);
+    for (let i = 0; i < 30; i++) flooder.send(`flood ${i}`);
+    other.send('calm');
+    expect(await calm.next()).toBe('calm');
+    // The calm connection was answered while most of the flood was still waiting for a slot.
+    expect(flood.frames.length).toBeLessThan(10);
+    await waitFor(() => flood.frames.length === 30, 5000);
+    expect(new Set(flood.frames).size).toBe(30);
+    expect(Math.max(...most.values())).toBe(3);
+  });
+
+  it('refuses a maxInflightPerConnection that is not a positive integer, saying what it was given', async () => {
+    await expect(start({ maxInflightPerConnection: 0 })).rejects.toThrow(
+      'maxInflightPerConnection must be a positive integer, got 0',
+    );
+  });
+
   it('sends Endpoint request timed out after the integration timeout', async () => {
     const h = await start({
       integrationTimeoutMs: 50,

@@ -24,6 +24,11 @@
  *    control frames do not reset it.
  *  - Frames of one connection are dispatched as they arrive and their invocations run concurrently, like API Gateway,
  *    which gives no ordering guarantee between invocations: responses may come back out of order.
+ *  - Fair share of the machine: in AWS every route invocation gets its own Lambda sandbox, so a connection flooding
+ *    the API does not slow anybody else's invocations. Here all of a function's invocations share one worker thread,
+ *    so each connection has at most `maxInflightPerConnection` (default 8) route invocations running; its further
+ *    frames wait in arrival order. Without it one connection's thousand queued frames would sit ahead of every other
+ *    connection's next frame in the worker.
  *  - A message larger than `frameBytes` is rejected with 1009 even if the client fragmented it (AWS would accept
  *    fragmented messages up to 128 KB; browsers never fragment, so this only matters for custom clients).
  *  - Error frames are sent for any route that fails, whether or not it is configured to return a response.
@@ -126,6 +131,8 @@ export interface GatewayOptions {
   postPayloadBytes?: number;
   /** API Gateway's integration timeout. Default 29 000 ms. */
   integrationTimeoutMs?: number;
+  /** Route invocations running at once per connection; later frames wait in order (file comment). Default 8. */
+  maxInflightPerConnection?: number;
   /** How long a server-initiated close waits for the client's close frame before cutting the socket. Default 1000 ms. */
   closeGraceMs?: number;
   /** Called first for every non-upgrade HTTP request (more can be added with `addHttpHandler`). */
@@ -272,6 +279,9 @@ interface Connection extends ConnectionInfo {
   /** Why we closed it (used for $disconnect instead of what the socket reports). */
   closeCause?: CloseStatus;
   skipDisconnect: boolean;
+  /** Route invocations running, and those waiting for a slot (file comment, "Fair share"). */
+  inflight: number;
+  readonly waiting: (() => Promise<void>)[];
   idleTimer?: NodeJS.Timeout;
   maxTimer?: NodeJS.Timeout;
   graceTimer?: NodeJS.Timeout;
@@ -309,6 +319,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const postPayloadBytes = options.postPayloadBytes ?? 128 * 1024;
   const integrationTimeoutMs = options.integrationTimeoutMs ?? 29_000;
   const closeGraceMs = options.closeGraceMs ?? 1000;
+  const maxInflightPerConnection = options.maxInflightPerConnection ?? 8;
+  if (!Number.isInteger(maxInflightPerConnection) || maxInflightPerConnection < 1) {
+    throw new Error(`maxInflightPerConnection must be a positive integer, got ${maxInflightPerConnection}`);
+  }
   const log = options.log ?? defaultLogger;
   const selectionPath = parseSelectionExpression(options.routeSelectionExpression ?? manifestRouteSelection);
   const routes = new Map(Object.entries(options.routes));
@@ -568,6 +582,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       facts,
       state: 'open',
       skipDisconnect: false,
+      inflight: 0,
+      waiting: [],
       closed,
       markClosed,
     };
@@ -652,24 +668,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return;
     }
     const event = buildMessageEvent(conn.facts, routeKey, body, isBinary, { requestId, messageId });
-    track(
-      (async () => {
-        const outcome = await invoke(route, routeKey, event);
-        if (!outcome.ok) {
-          log('error', 'route handler failed', {
-            route: routeKey,
-            connectionId: conn.connectionId,
-            error: describeError(outcome.error),
-            timedOut: outcome.timedOut,
-          });
-          sendErrorFrame(conn, outcome.timedOut ? 'Endpoint request timed out' : 'Internal server error', requestId);
-          return;
-        }
-        if (!route.returnResponse) return;
-        const frame = responseFrame(outcome.result);
-        if (frame !== undefined) sendFrame(conn, frame);
-      })(),
-    );
+    conn.waiting.push(async () => {
+      const outcome = await invoke(route, routeKey, event);
+      if (!outcome.ok) {
+        log('error', 'route handler failed', {
+          route: routeKey,
+          connectionId: conn.connectionId,
+          error: describeError(outcome.error),
+          timedOut: outcome.timedOut,
+        });
+        sendErrorFrame(conn, outcome.timedOut ? 'Endpoint request timed out' : 'Internal server error', requestId);
+        return;
+      }
+      if (!route.returnResponse) return;
+      const frame = responseFrame(outcome.result);
+      if (frame !== undefined) sendFrame(conn, frame);
+    });
+    startWaiting(conn);
+  }
+
+  /** Starts the connection's waiting invocations while it has free slots (a frame already received still runs after a close, as in AWS). */
+  function startWaiting(conn: Connection): void {
+    while (conn.inflight < maxInflightPerConnection && conn.waiting.length > 0) {
+      const next = conn.waiting.shift() as () => Promise<void>;
+      conn.inflight++;
+      track(
+        next().finally(() => {
+          conn.inflight--;
+          startWaiting(conn);
+        }),
+      );
+    }
   }
 
   // ---- closing --------------------------------------------------------------------------------------------------

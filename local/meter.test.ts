@@ -1,7 +1,7 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ensureTable, type LocalDynamo, localCredentials, startDynamo } from './dynamo.ts';
-import { type Meter, startMeter } from './meter.ts';
+import { attachMeter, itemKindOf, type Meter } from './meter.ts';
 
 let dynamo: LocalDynamo;
 let meter: Meter;
@@ -10,7 +10,7 @@ let client: DynamoDBClient;
 beforeAll(async () => {
   dynamo = await startDynamo();
   await ensureTable(dynamo.client, 'metered');
-  meter = await startMeter(dynamo.endpoint);
+  meter = attachMeter(dynamo.server, dynamo.endpoint);
   client = new DynamoDBClient({ endpoint: meter.endpoint, region: 'us-east-1', credentials: localCredentials });
 });
 
@@ -20,7 +20,7 @@ afterAll(async () => {
   await dynamo.close();
 });
 
-describe('the metering proxy', () => {
+describe('the DynamoDB meter', () => {
   it('counts requests by action and the capacity units DynamoDB reports, without changing answers', async () => {
     meter.reset();
     await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'a' }, sk: { S: '1' } } }));
@@ -42,6 +42,22 @@ describe('the metering proxy', () => {
     expect(counts.requests).toEqual({ PutItem: 2, GetItem: 1, Query: 1 });
     expect(counts.writeUnits).toBe(2);
     expect(counts.readUnits).toBe(1);
+    expect(counts.unitsByKind).toEqual({ 'PutItem *': 2, 'GetItem *': 0.5, 'Query *': 0.5 });
+  });
+
+  it('attributes capacity to item kinds: key markers stay, tenant, group and connection values become *', async () => {
+    meter.reset();
+    const pk = 'T#acme#G#chat:room#H';
+    await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: pk }, sk: { S: '1' } } }));
+    await client.send(
+      new QueryCommand({
+        TableName: 'metered',
+        KeyConditionExpression: 'pk = :p',
+        ExpressionAttributeValues: { ':p': { S: pk } },
+      }),
+    );
+    expect(meter.counts().unitsByKind).toEqual({ 'PutItem T#*#G#*#H': 1, 'Query T#*#G#*#H': 0.5 });
+    expect(itemKindOf('RL#C#abc=')).toBe('RL#C#*');
   });
 
   it('passes consumed capacity through when the client asked for it', async () => {

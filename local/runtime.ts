@@ -19,7 +19,7 @@ import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
 import { createDevIdentity, type DevIdentity } from './identity.ts';
-import { type Meter, startMeter } from './meter.ts';
+import { attachMeter, type Meter } from './meter.ts';
 import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
 import { seedTenants } from './seed.ts';
@@ -151,7 +151,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
   try {
     const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
     stoppers.push(() => dynamo.close());
-    const dynamoMeter = options.meterDynamo ? await startMeter(dynamo.endpoint) : undefined;
+    const dynamoMeter = options.meterDynamo ? attachMeter(dynamo.server, dynamo.endpoint) : undefined;
     if (dynamoMeter) stoppers.push(() => dynamoMeter.close());
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);

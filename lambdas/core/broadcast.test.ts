@@ -6,6 +6,7 @@ import {
   broadcastRun,
   DeliveryFailedError,
   deliverFanoutJob,
+  deliverFanoutJobs,
   replay,
   shardOf,
 } from './broadcast.ts';
@@ -275,6 +276,137 @@ describe('broadcastRun on a large group (the split path)', () => {
     await expect(deliverFanoutJob(failing.job, failing.id, false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
     expect(await deliverFanoutJob(failing.job, failing.id, true, deps)).toEqual({ delivered: 1, gone: 0, failed: 0 });
     for (const m of many(12)) expect(received(m.connectionId)).toEqual([['a', 1]]);
+  });
+});
+
+describe('deliverFanoutJobs: consecutive pages of a lane delivered as one', () => {
+  const many = (n: number, extra: Partial<Member> = {}) => Array.from({ length: n }, (_, i) => member(`c${i}`, extra));
+  /** A split group (12 members, one lane, one page per run): the pages of `runs` runs, in lane order. */
+  async function pagesOf(runs: DeliveryMessage[][], options: Options = {}) {
+    const env = setup({ members: many(12), splitThreshold: 10, pageSize: 20, shards: 1, ...options });
+    for (const run of runs) await broadcastRun(run, false, env.deps);
+    const pages = env.jobs.map(({ job, id }) => ({ job, jobId: id }));
+    expect(pages).toHaveLength(runs.length);
+    return { ...env, pages };
+  }
+  const framesOf = (posts: [string, string][], connectionId: string) => posts.filter(([c]) => c === connectionId);
+
+  it('gives each recipient the messages of both pages in one frame when they fit', async () => {
+    const { deps, pages, posts, received } = await pagesOf([[message('a'), message('b')], [message('c')]]);
+    expect(await deliverFanoutJobs(pages, false, deps)).toEqual({ delivered: 12, gone: 0, failed: 0 });
+    for (const m of many(12)) {
+      expect(framesOf(posts, m.connectionId)).toHaveLength(1);
+      expect(received(m.connectionId)).toEqual([
+        ['a', 1],
+        ['b', 2],
+        ['c', 3],
+      ]);
+    }
+  });
+
+  it('splits merged messages over 32 KB into several frames, none larger, in order', async () => {
+    const big = (id: string) => message(id, { data: { text: id.repeat(12_000) } });
+    const { deps, pages, posts, received } = await pagesOf([
+      [big('a'), big('b')],
+      [big('c'), big('d')],
+    ]);
+    await deliverFanoutJobs(pages, false, deps);
+    const frames = framesOf(posts, 'c0');
+    expect(frames).toHaveLength(2);
+    for (const [, frame] of frames) expect(Buffer.byteLength(frame)).toBeLessThanOrEqual(32 * 1024);
+    expect(received('c0').map(([id]) => id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('merges each recipient its own messages when an audience gives recipients different frames', async () => {
+    const env = setup({
+      members: [...many(6), ...Array.from({ length: 6 }, (_, i) => member(`boss${i}`, { roles: ['admin'] }))],
+      splitThreshold: 10,
+      pageSize: 20,
+      shards: 1,
+    });
+    await broadcastRun([message('a'), message('secret', { audience: { roles: ['admin'] } })], false, env.deps);
+    await broadcastRun([message('b')], false, env.deps);
+    await deliverFanoutJobs(
+      env.jobs.map(({ job, id }) => ({ job, jobId: id })),
+      false,
+      env.deps,
+    );
+    expect(framesOf(env.posts, 'c0')).toHaveLength(1);
+    expect(env.received('c0')).toEqual([
+      ['a', 1],
+      ['b', 3],
+    ]);
+    expect(framesOf(env.posts, 'boss0')).toHaveLength(1);
+    expect(env.received('boss0')).toEqual([
+      ['a', 1],
+      ['secret', 2],
+      ['b', 3],
+    ]);
+  });
+
+  it('records every connection that got all its frames under each page it is in', async () => {
+    const { deps, pages } = await pagesOf([[message('a')], [message('b')]]);
+    await deliverFanoutJobs(pages, false, deps);
+    for (const { job, jobId } of pages) {
+      const records = await deps.history.progress(T, G, { first: job.batchSeq, last: job.batchSeq, jobId });
+      expect([...(records[0]?.done ?? [])].sort()).toEqual(
+        many(12)
+          .map((m) => m.connectionId)
+          .sort(),
+      );
+    }
+  });
+
+  it('fails the whole unit when a connection is left out, and its redelivery sends only that connection both pages', async () => {
+    const { deps, pages, posts, received } = await pagesOf([[message('a')], [message('b')]], {
+      failures: { c3: [500, 500, 500] },
+    });
+    await expect(deliverFanoutJobs(pages, false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    const before = posts.length;
+    expect(await deliverFanoutJobs(pages, true, deps)).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    expect(posts.slice(before).map(([c]) => c)).toEqual(['c3']);
+    for (const m of many(12))
+      expect(received(m.connectionId)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+  });
+
+  it('on redelivery skips the pages a connection already completed and merges the rest', async () => {
+    const { deps, pages, posts, received } = await pagesOf([[message('a')], [message('b')], [message('c')]], {
+      failures: { c3: [500, 500, 500] },
+    });
+    const [first, ...later] = pages as [(typeof pages)[number], ...typeof pages];
+    // The first page alone fails for c3; its redelivery arrives in one batch with the next two pages.
+    await expect(deliverFanoutJobs([first], false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    const before = posts.length;
+    await deliverFanoutJobs([first, ...later], true, deps);
+    const retried = posts.slice(before);
+    expect(retried.filter(([c]) => c === 'c3')).toHaveLength(1);
+    expect(retried.filter(([c]) => c === 'c0')).toHaveLength(1);
+    expect(received('c3')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+    expect(received('c0')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+  });
+
+  it('delivers a single page as it is, like deliverFanoutJob', async () => {
+    const { deps, pages, posts } = await pagesOf([[message('a'), message('b')]]);
+    await deliverFanoutJobs(pages, false, deps);
+    const page = pages[0]?.job;
+    expect(posts.filter(([c]) => c === 'c0').map(([, f]) => f)).toEqual(page?.frames);
+  });
+
+  it('refuses pages of different groups, naming them', async () => {
+    const { deps, pages } = await pagesOf([[message('a')]]);
+    const other = pages.map(({ job, jobId }) => ({ job: { ...job, group: 'chat:other' }, jobId: `${jobId}-x` }));
+    await expect(deliverFanoutJobs([...pages, ...other], false, deps)).rejects.toThrow(/chat:other/);
   });
 });
 

@@ -10,7 +10,14 @@ import { createHash } from 'node:crypto';
 import { type BackoffOptions, withBackoff } from './backoff.ts';
 import { settleConcurrently } from './concurrency.ts';
 import type { DeliveryMessage, FanoutJob, ReplayRequest, SequencedMessage } from './delivery.ts';
-import { messagesFor, type PlanOptions, packFrames, planDelivery, type Recipient } from './delivery-plan.ts';
+import {
+  messagesFor,
+  type PlanOptions,
+  packFrames,
+  planDelivery,
+  type Recipient,
+  repackFrames,
+} from './delivery-plan.ts';
 import type { GroupHistory } from './history.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -202,12 +209,19 @@ export async function broadcastRun(
   if (head === undefined) return { delivered: 0, gone: 0, failed: 0, seqs: [], split: false };
   const { tenantId, group } = head;
   const now = (deps.now ?? Date.now)();
-  const state = await deps.history.state(tenantId, group);
-  const messages = await deps.history.assign(run, state);
+  // Sequencing and the member list are independent reads: one round trip less on every run.
+  const [state, messages, everyone] = await (async () => {
+    const sequencing = deps.history
+      .state(tenantId, group)
+      .then(async (s) => [s, await deps.history.assign(run, s)] as const);
+    const listing = allMembers(deps, tenantId, group);
+    const [[s, m], e] = await Promise.all([sequencing, listing]);
+    return [s, m, e] as const;
+  })();
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
   // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").
-  const members = (await allMembers(deps, tenantId, group)).filter((m) => m.replayFrom === undefined);
+  const members = everyone.filter((m) => m.replayFrom === undefined);
   const threshold = deps.splitThreshold ?? 500;
 
   if (members.length > threshold || state.splitUntil > now) {
@@ -309,28 +323,90 @@ async function splitRun(
 }
 
 /** One page of a split group, from the fan-out queue. `jobId` identifies it across redeliveries. */
-export async function deliverFanoutJob(
+export function deliverFanoutJob(
   job: FanoutJob,
   jobId: string,
   redelivered: boolean,
   deps: BroadcastDeps,
 ): Promise<DeliveryResult> {
-  const range = { first: job.batchSeq, last: job.batchSeq, jobId };
-  const done = redelivered
-    ? new Set((await deps.history.progress(job.tenantId, job.group, range)).flatMap((r) => [...r.done]))
-    : new Set<string>();
-  const plan = new Map<string, string[]>();
-  for (const [connectionId, indexes] of Object.entries(job.recipients)) {
-    if (done.has(connectionId)) continue;
-    plan.set(
-      connectionId,
-      indexes.map((i) => job.frames[i] ?? ''),
+  return deliverFanoutJobs([{ job, jobId }], redelivered, deps);
+}
+
+/** A fan-out page and the id that identifies it across redeliveries (its progress key). */
+export interface FanoutPage {
+  readonly job: FanoutJob;
+  readonly jobId: string;
+}
+
+/**
+ * Consecutive pages of one lane (same tenant, group and shard; from one fan-out batch), delivered as one unit:
+ * each connection gets the messages of all its pages, in page order, re-packed into as few frames as possible
+ * (`repackFrames`), so under load a backlog of pages becomes fewer, fuller frames. Each page keeps its own
+ * progress record (`J#<jobId>`): a connection that got all its frames is recorded under every page it is in, and
+ * a redelivery skips, per page, the connections that page lists as done. Throws DeliveryFailedError when anyone
+ * is left out, so the caller fails every page of the unit together.
+ */
+export async function deliverFanoutJobs(
+  pages: readonly FanoutPage[],
+  redelivered: boolean,
+  deps: BroadcastDeps,
+): Promise<DeliveryResult> {
+  const head = pages[0]?.job;
+  if (head === undefined) return { delivered: 0, gone: 0, failed: 0 };
+  const { tenantId, group } = head;
+  const strays = pages.filter(({ job }) => job.tenantId !== tenantId || job.group !== group);
+  if (strays.length > 0) {
+    const given = strays.map(({ job, jobId }) => `${jobId} (${job.tenantId}/${job.group})`).join(', ');
+    throw new Error(
+      `fan-out pages delivered together must be of one tenant and group (${tenantId}/${group}); got ${given}`,
     );
   }
-  return deliverFrames(plan, deps, (ids) => deps.history.addProgress(job.tenantId, job.group, range, ids), {
-    tenantId: job.tenantId,
-    live: true,
-  });
+  const ranges = pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId }));
+  const done = redelivered
+    ? await Promise.all(
+        ranges.map(
+          async (range) => new Set((await deps.history.progress(tenantId, group, range)).flatMap((r) => [...r.done])),
+        ),
+      )
+    : ranges.map(() => new Set<string>());
+
+  // Per connection, the pages it still needs (page index, frame indexes), in page order.
+  const needs = new Map<string, { page: number; indexes: readonly number[] }[]>();
+  for (const [page, { job }] of pages.entries()) {
+    for (const [connectionId, indexes] of Object.entries(job.recipients)) {
+      if (done[page]?.has(connectionId)) continue;
+      const own = needs.get(connectionId) ?? [];
+      own.push({ page, indexes });
+      needs.set(connectionId, own);
+    }
+  }
+  // Connections needing the same frames of the same pages share one re-packing (usually everyone does).
+  const shared = new Map<string, string[]>();
+  const plan = new Map<string, string[]>();
+  for (const [connectionId, own] of needs) {
+    const key = own.map(({ page, indexes }) => `${page}:${indexes.join(',')}`).join(';');
+    let frames = shared.get(key);
+    if (frames === undefined) {
+      const separate = own.flatMap(({ page, indexes }) => indexes.map((i) => pages[page]?.job.frames[i] ?? ''));
+      // One page's frames are packed already; only frames of several pages are packed again.
+      frames = own.length > 1 ? repackFrames(separate, undefined, deps.plan) : separate;
+      shared.set(key, frames);
+    }
+    if (frames.length > 0) plan.set(connectionId, frames);
+  }
+  const record = async (connectionIds: readonly string[]) => {
+    await Promise.all(
+      pages.map(({ job }, page) =>
+        deps.history.addProgress(
+          tenantId,
+          group,
+          ranges[page] as (typeof ranges)[number],
+          connectionIds.filter((id) => Object.hasOwn(job.recipients, id)),
+        ),
+      ),
+    );
+  };
+  return deliverFrames(plan, deps, record, { tenantId, live: true });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { SequencedMessage } from './delivery.ts';
-import { coalesce, packFrames, planDelivery } from './delivery-plan.ts';
+import { coalesce, packFrames, planDelivery, repackFrames } from './delivery-plan.ts';
 
 let nextSeq = 0;
 function msg(data: unknown, extra: Partial<SequencedMessage> = {}): SequencedMessage {
@@ -94,5 +94,62 @@ describe('the naive pattern switches', () => {
       packing: false,
     });
     expect(plan.get('c')?.map((f) => JSON.parse(f).seq)).toEqual([1, 2]);
+  });
+});
+
+describe('re-packing frames of consecutive fan-out pages', () => {
+  const idsOf = (frames: readonly string[]) =>
+    frames.map((f) => {
+      const frame = JSON.parse(f) as { type: string; id?: string; messages?: { id: string }[] };
+      return frame.type === 'batch'
+        ? (frame.messages ?? []).map((m) => m.id)
+        : frame.type === 'message'
+          ? frame.id
+          : 'reset';
+    });
+
+  it('turns the frames of two pages into one batch frame when they fit, messages in order and unchanged', () => {
+    const [a, b, c] = [msg({ text: 'a' }), msg({ text: 'b' }), msg({ text: 'c' })] as [
+      SequencedMessage,
+      SequencedMessage,
+      SequencedMessage,
+    ];
+    const frames = repackFrames([...packFrames([a, b]), ...packFrames([c])]);
+    expect(frames).toEqual(packFrames([a, b, c]));
+    expect(idsOf(frames)).toEqual([[a.id, b.id, c.id]]);
+  });
+
+  it('splits what does not fit into frames of at most 32 KB, in order', () => {
+    const pages = Array.from({ length: 3 }, () =>
+      packFrames(Array.from({ length: 4 }, (_, i) => msg({ text: String(i).repeat(5000) }))),
+    );
+    const separate = pages.flat();
+    const frames = repackFrames(separate, 32 * 1024);
+    expect(separate).toHaveLength(3);
+    expect(frames).toHaveLength(2);
+    for (const frame of frames) expect(Buffer.byteLength(frame)).toBeLessThanOrEqual(32 * 1024);
+    expect(idsOf(frames).flat()).toEqual(idsOf(separate).flat());
+  });
+
+  it('keeps a reset frame on its own, in place, and packs the messages on each side of it', () => {
+    const [a, b, c] = [msg('a'), msg('b'), msg('c')] as [SequencedMessage, SequencedMessage, SequencedMessage];
+    const reset = JSON.stringify({ type: 'reset', group: 'g', reason: 'HISTORY_EXPIRED', seq: 9 });
+    const frames = repackFrames([...packFrames([a]), ...packFrames([b]), reset, ...packFrames([c])]);
+    expect(frames[1]).toBe(reset);
+    expect(idsOf(frames)).toEqual([[a.id, b.id], 'reset', c.id]);
+  });
+
+  it('sends a message that comes again in a later page once', () => {
+    const [a, b] = [msg('a'), msg('b')] as [SequencedMessage, SequencedMessage];
+    expect(idsOf(repackFrames([...packFrames([a]), ...packFrames([a, b])]))).toEqual([[a.id, b.id]]);
+  });
+
+  it('keeps one frame per message when packing is off', () => {
+    const [a, b] = [msg('a'), msg('b')] as [SequencedMessage, SequencedMessage];
+    const separate = [
+      ...packFrames([a], undefined, { packing: false }),
+      ...packFrames([b], undefined, { packing: false }),
+    ];
+    expect(repackFrames(separate, undefined, { packing: false })).toEqual(separate);
   });
 });

@@ -62,7 +62,16 @@ export function packFrames(
   frameBytes: number = limits.frameBytes,
   options: PlanOptions = {},
 ): string[] {
-  if (options.packing === false) return messages.map((m) => JSON.stringify(toMessageFrame(m)));
+  return packMessageJson(
+    messages.map((m) => JSON.stringify(toMessageFrame(m))),
+    frameBytes,
+    options,
+  );
+}
+
+/** `message` frame texts (JSON), packed in order like `packFrames`. */
+function packMessageJson(jsons: readonly string[], frameBytes: number, options: PlanOptions): string[] {
+  if (options.packing === false) return [...jsons];
   const frames: string[] = [];
   let pending: string[] = [];
   let pendingBytes = 0;
@@ -73,8 +82,7 @@ export function packFrames(
     pendingBytes = 0;
   };
   const overhead = BATCH_OPEN.length + BATCH_CLOSE.length;
-  for (const message of messages) {
-    const json = JSON.stringify(toMessageFrame(message));
+  for (const json of jsons) {
     const bytes = Buffer.byteLength(json, 'utf8');
     if (pending.length > 0 && overhead + pendingBytes + pending.length + bytes > frameBytes) flush();
     pending.push(json);
@@ -82,6 +90,62 @@ export function packFrames(
   }
   flush();
   return frames;
+}
+
+/**
+ * The messages of a `message` or `batch` frame, each as `message` frame text with its id, or undefined for any
+ * other frame (a `reset`, or text that is not a frame).
+ */
+function messagesOfFrame(frame: string): { readonly id: unknown; readonly json: string }[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(frame);
+  } catch {
+    return undefined;
+  }
+  const isMessage = (m: unknown): m is { type: 'message'; id?: unknown } =>
+    typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'message';
+  if (isMessage(parsed)) return [{ id: parsed.id, json: frame }];
+  const list = (parsed as { type?: unknown; messages?: unknown } | null)?.messages;
+  if ((parsed as { type?: unknown } | null)?.type !== 'batch' || !Array.isArray(list) || !list.every(isMessage)) {
+    return undefined;
+  }
+  // JSON.stringify(JSON.parse(text)) gives back the text JSON.stringify made: the messages are sent as they were.
+  return list.map((m) => ({ id: m.id, json: JSON.stringify(m) }));
+}
+
+/**
+ * Frames that were packed separately (consecutive fan-out pages of one lane, docs/delivery.md "Large groups"),
+ * re-packed into as few frames of at most `frameBytes` as possible: the messages of `message` and `batch` frames,
+ * in order, packed like `packFrames`; any other frame (a `reset`) stays a frame of its own, in place; a message
+ * that comes again (same id, e.g. in the page of a redelivered run) is sent once. Written by hand: it works on
+ * frame text, which no kept library packs.
+ */
+export function repackFrames(
+  frames: readonly string[],
+  frameBytes: number = limits.frameBytes,
+  options: PlanOptions = {},
+): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  let pending: string[] = [];
+  for (const frame of frames) {
+    const messages = messagesOfFrame(frame);
+    if (messages === undefined) {
+      out.push(...packMessageJson(pending, frameBytes, options), frame);
+      pending = [];
+      continue;
+    }
+    for (const { id, json } of messages) {
+      if (typeof id === 'string') {
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
+      pending.push(json);
+    }
+  }
+  out.push(...packMessageJson(pending, frameBytes, options));
+  return out;
 }
 
 /** The messages `recipient` may receive, coalesced. */

@@ -72,6 +72,16 @@ export function messageGroupIdOf(tenantId: string, group: string): string {
   return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}`;
 }
 
+/**
+ * The fan-out queue's message group of one lane of a split group: `<tenant>#<group>#<shard>`, or with the group
+ * hashed when that would pass SQS's 128 characters (cutting it short could make two groups share a lane).
+ */
+export function fanoutLaneGroupId(tenantId: string, group: string, shard: number): string {
+  const plain = `${tenantId}#${group}#${shard}`;
+  if (plain.length <= 128) return plain;
+  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}#${shard}`;
+}
+
 /** SendMessage parameters for the delivery queue (FIFO): ordered per tenant and group, deduplicated by id. */
 export function deliverySendParams(queueUrl: string, message: QueueMessage, dedupId?: string) {
   const id = isReplayRequest(message) ? (dedupId ?? `replay-${message.connectionId}-${message.since}`) : message.id;

@@ -47,8 +47,12 @@ async function assign(history: GroupHistory, ...ids: string[]) {
   ).map((m) => [m.id, m.seq]);
 }
 
-const isPut = (pk: string) => (name: string, input: Record<string, unknown>) =>
-  name === 'PutCommand' && (input.Item as { pk?: string }).pk === pk;
+/** The id records' write: one BatchWriteItem of the run's new messages. */
+const isIdBatch = (name: string, input: Record<string, unknown>) =>
+  name === 'BatchWriteCommand' &&
+  Object.values(input.RequestItems as Record<string, { PutRequest?: { Item?: { pk?: string } } }[]>).some((requests) =>
+    requests.some((r) => r.PutRequest?.Item?.pk === I),
+  );
 
 describe('GroupHistory.assign', () => {
   it('gives a new group consecutive seqs from 1 and raises the counter to the last', async () => {
@@ -86,7 +90,7 @@ describe('GroupHistory.assign', () => {
 
   it('after a crash between the history item and the id record, the redelivery takes a new seq and replay shows the message once', async () => {
     const { history, table } = setup();
-    table.failWhen(isPut(I), new Error('sandbox died'));
+    table.failWhen(isIdBatch, new Error('sandbox died'));
     await expect(assign(history, 'a')).rejects.toThrow('sandbox died');
     expect(table.partition(H).map((item) => item.seq)).toEqual([1]);
 
@@ -95,6 +99,40 @@ describe('GroupHistory.assign', () => {
     const read = await history.read(T, G, 0);
     expect(read).toMatchObject({ kind: 'ok', seq: 2 });
     expect(read.kind === 'ok' && read.messages.map((m) => [m.id, m.seq])).toEqual([['a', 1]]);
+  });
+
+  it('writes a run of new messages in one round of history puts and one batch of id records', async () => {
+    const { history, table } = setup();
+    expect(await assign(history, 'a', 'b', 'c')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+    expect(table.calls.filter((c) => c.name === 'PutCommand')).toHaveLength(3);
+    expect(table.calls.filter(({ name, input }) => isIdBatch(name, input))).toHaveLength(1);
+    expect(table.partition(I).map((item) => [item.sk, item.seq])).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+  });
+
+  it('when a seq of the run is already taken, takes back its own puts and gives the run the next free seqs in order', async () => {
+    const { history, table } = setup();
+    // Seq 2 is held by a message a crashed attempt wrote without its id record.
+    table.put({ pk: H, sk: '000000000002', type: 'history', seq: 2, message: { id: 'x' }, ttl: 9_999_999_999 });
+    expect(await assign(history, 'a', 'b', 'c')).toEqual([
+      ['a', 1],
+      ['b', 3],
+      ['c', 4],
+    ]);
+    expect(table.partition(H).map((item) => [(item.message as { id: string }).id, item.seq])).toEqual([
+      ['a', 1],
+      ['x', 2],
+      ['b', 3],
+      ['c', 4],
+    ]);
+    expect((await history.state(T, G)).seq).toBe(4);
   });
 
   it('after a crash between the id record and the counter, the next run skips the taken seq (dense, never shared)', async () => {

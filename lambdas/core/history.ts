@@ -14,6 +14,8 @@
  */
 import {
   BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -90,10 +92,12 @@ export class GroupHistory {
       group,
       messages.map((m) => m.id),
     );
+    const fresh = messages.filter((m) => !known.has(m.id));
+    const taken = fresh.length > 0 && (await this.appendAll(fresh, state.seq + 1));
     const out: SequencedMessage[] = [];
     let last = state.seq;
     for (const message of messages) {
-      const seq = known.get(message.id);
+      const seq = known.get(message.id) ?? (taken ? taken.get(message.id) : undefined);
       if (seq !== undefined) {
         out.push({ ...message, seq });
         continue;
@@ -103,8 +107,81 @@ export class GroupHistory {
       out.push({ ...message, seq: assigned });
     }
     const high = Math.max(...out.map((m) => m.seq));
-    await this.raiseCounter(tenantId, group, high);
+    await Promise.all([
+      taken ? this.putIdRecords(out.filter((m) => taken.has(m.id))) : undefined,
+      this.raiseCounter(tenantId, group, high),
+    ]);
     return out;
+  }
+
+  /**
+   * The common case, one round trip: the run's new messages take seqs `from`, `from + 1`, … with conditional puts
+   * sent together (the FIFO queue gives a group one broadcaster at a time, so nobody else is taking them). If any
+   * seq was taken already (left by a crashed earlier attempt), the puts that did succeed are taken back (deleted
+   * only if they still hold our message) and the caller falls back to one seq at a time; returns false then.
+   * The id records are written afterwards in one batch (`putIdRecords`); a crash before that is the same crash
+   * point as in `append` (docs/delivery.md).
+   */
+  private async appendAll(messages: readonly DeliveryMessage[], from: number): Promise<Map<string, number> | false> {
+    const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
+    const attempts = await Promise.allSettled(
+      messages.map((message, i) =>
+        this.client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: {
+              pk: `${base(message.tenantId, message.group)}#H`,
+              sk: pad(from + i),
+              type: 'history',
+              seq: from + i,
+              message,
+              ttl,
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      ),
+    );
+    const failed = attempts.find((a) => a.status === 'rejected');
+    if (failed === undefined) return new Map(messages.map((m, i) => [m.id, from + i]));
+    const conflict = (failed.reason as { name?: string }).name === 'ConditionalCheckFailedException';
+    await Promise.all(
+      messages.map((message, i) =>
+        attempts[i]?.status !== 'fulfilled'
+          ? undefined
+          : this.client
+              .send(
+                new DeleteCommand({
+                  TableName: this.tableName,
+                  Key: { pk: `${base(message.tenantId, message.group)}#H`, sk: pad(from + i) },
+                  ConditionExpression: '#m.id = :id',
+                  ExpressionAttributeNames: { '#m': 'message' },
+                  ExpressionAttributeValues: { ':id': message.id },
+                }),
+              )
+              .catch((err: unknown) => {
+                if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+              }),
+      ),
+    );
+    if (!conflict) throw failed.reason;
+    return false;
+  }
+
+  /** The id → seq records of freshly sequenced messages, 25 per BatchWriteItem (unprocessed items retried). */
+  private async putIdRecords(messages: readonly SequencedMessage[]): Promise<void> {
+    const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
+    for (let i = 0; i < messages.length; i += 25) {
+      let requests: Record<string, unknown>[] = messages.slice(i, i + 25).map((m) => ({
+        PutRequest: { Item: { pk: `${base(m.tenantId, m.group)}#I`, sk: m.id, seq: m.seq, ttl } },
+      }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 8) throw new Error(`BatchWriteItem left ${requests.length} id records unprocessed`);
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
+        const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
+        requests = (out.UnprocessedItems?.[this.tableName] as Record<string, unknown>[] | undefined) ?? [];
+      }
+    }
   }
 
   /**

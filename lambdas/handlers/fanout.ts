@@ -1,6 +1,9 @@
-/** Fan-out: delivers one page of a large group's run (from the fan-out queue, FIFO per group lane). */
-import type { SQSRecord } from 'aws-lambda';
-import { deliverFanoutJob } from '../core/broadcast.ts';
+/**
+ * Fan-out: delivers pages of a large group's runs (from the fan-out queue, FIFO per group lane). Consecutive pages
+ * of a lane in one batch are delivered as one unit (`deliverFanoutJobs`: fewer, fuller frames under load).
+ */
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { deliverFanoutJobs, type FanoutPage } from '../core/broadcast.ts';
 import { FanoutJob } from '../core/delivery.ts';
 import { queues } from '../manifest.ts';
 import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
@@ -11,21 +14,74 @@ import { createUsage } from '../shared/usage-meter.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-/** Per-tenant lines of each page (their own instance, so they never carry the invocation's metrics). */
+/** Per-tenant lines of each unit (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
 const deps = createBroadcastDeps(logger);
 const usage = createUsage(logger);
 
-async function deliverPage(record: SQSRecord): Promise<void> {
-  const job = FanoutJob.parse(JSON.parse(record.body));
-  const jobId = record.attributes.MessageDeduplicationId ?? record.messageId;
-  const redelivered = Number(record.attributes.ApproximateReceiveCount) > 1;
-  const observed = new DeliveryMetrics(tenantMetrics, job.tenantId);
+/** The page in a record, or the reason it is not one (a poison record: fails until it reaches the DLQ). */
+function pageOf(record: SQSRecord): FanoutPage | { error: unknown } {
   try {
-    const result = await deliverFanoutJob(job, jobId, redelivered, { ...deps, observe: observed.observe });
-    logger.info('page delivered', { tenantId: job.tenantId, group: job.group, jobId, ...result });
-    usage.add(job.tenantId, 'deliveriesOut', result.delivered);
+    const job = FanoutJob.parse(JSON.parse(record.body));
+    return { job, jobId: record.attributes.MessageDeduplicationId ?? record.messageId };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Splits the batch into units, like the broadcaster's runs: the consecutive pages of a lane (same MessageGroupId,
+ * tenant and group) form one unit, a record that is not a page is a unit alone. Returns, for each record, its unit's outcome: every
+ * record of a unit succeeds or fails together (and the FIFO processor then skips the lane's later records).
+ */
+function plan(event: SQSEvent): Map<string, () => Promise<void>> {
+  const outcome = new Map<string, () => Promise<void>>();
+  const open = new Map<string, { pages: FanoutPage[]; records: SQSRecord[] }>();
+  const units: { run: () => Promise<void>; records: SQSRecord[] }[] = [];
+  for (const record of event.Records) {
+    const lane = record.attributes.MessageGroupId ?? '';
+    const page = pageOf(record);
+    if ('error' in page) {
+      open.delete(lane);
+      logger.error('undeliverable page', { sqsMessageId: record.messageId, error: page.error as Error });
+      units.push({ run: () => Promise.reject(page.error), records: [record] });
+      continue;
+    }
+    let unit = open.get(lane);
+    // A lane id is cut to SQS's 128 characters, so two groups may share one: only pages of one group merge.
+    const head = unit?.pages[0]?.job;
+    if (head !== undefined && (head.tenantId !== page.job.tenantId || head.group !== page.job.group)) unit = undefined;
+    if (unit === undefined) {
+      const opened = { pages: [] as FanoutPage[], records: [] as SQSRecord[] };
+      unit = opened;
+      open.set(lane, opened);
+      units.push({ run: () => deliverPages(opened.pages, opened.records), records: opened.records });
+    }
+    unit.pages.push(page);
+    unit.records.push(record);
+  }
+  for (const { run, records } of units) {
+    let started: Promise<void> | undefined;
+    const start = () => {
+      started ??= run();
+      return started;
+    };
+    for (const record of records) outcome.set(record.messageId, start);
+  }
+  return outcome;
+}
+
+async function deliverPages(pages: readonly FanoutPage[], records: readonly SQSRecord[]): Promise<void> {
+  const head = pages[0]?.job;
+  if (head === undefined) return;
+  const redelivered = records.some((r) => Number(r.attributes.ApproximateReceiveCount) > 1);
+  const jobIds = pages.map((p) => p.jobId);
+  const observed = new DeliveryMetrics(tenantMetrics, head.tenantId);
+  try {
+    const result = await deliverFanoutJobs(pages, redelivered, { ...deps, observe: observed.observe });
+    logger.info('pages delivered', { tenantId: head.tenantId, group: head.group, jobIds, redelivered, ...result });
+    usage.add(head.tenantId, 'deliveriesOut', result.delivered);
     await usage.flush();
   } finally {
     observed.flush();
@@ -37,5 +93,8 @@ export const handler = fifoBatchHandler({
   metrics,
   tracer,
   maxReceiveCount: queues.fanout.maxReceiveCount,
-  recordHandlerFor: () => deliverPage,
+  recordHandlerFor: (event) => {
+    const outcomes = plan(event);
+    return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
+  },
 });

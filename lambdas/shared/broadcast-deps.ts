@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { BroadcastDeps } from '../core/broadcast.ts';
-import { messageGroupIdOf } from '../core/delivery.ts';
+import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { GroupHistory } from '../core/history.ts';
 import { Registry } from '../core/registry.ts';
@@ -50,7 +50,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
             Entries: chunk.map(({ job, shard, id }, n) => ({
               Id: `j${n}`,
               MessageBody: JSON.stringify(job),
-              MessageGroupId: `${messageGroupIdOf(job.tenantId, job.group).slice(0, 120)}#${shard}`,
+              MessageGroupId: fanoutLaneGroupId(job.tenantId, job.group, shard),
               MessageDeduplicationId: id,
             })),
           }),

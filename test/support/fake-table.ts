@@ -8,6 +8,8 @@
  */
 import {
   BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -120,6 +122,30 @@ export class FakeTable {
           .map((item) => clone(item));
       }
       return { Responses: responses, UnprocessedKeys: {} };
+    }
+    if (command instanceof BatchWriteCommand) {
+      for (const requests of Object.values(command.input.RequestItems ?? {})) {
+        for (const request of requests) {
+          if (request.PutRequest?.Item !== undefined) this.put(clone(request.PutRequest.Item as Item));
+          else if (request.DeleteRequest?.Key !== undefined) {
+            this.delete(String(request.DeleteRequest.Key.pk), String(request.DeleteRequest.Key.sk));
+          } else throw new Error('fake table: empty BatchWriteItem request');
+        }
+      }
+      return { UnprocessedItems: {} };
+    }
+    if (command instanceof DeleteCommand) {
+      const { pk, sk } = command.input.Key as Item;
+      const condition = command.input.ConditionExpression;
+      const existing = this.items.get(FakeTable.key(pk, sk));
+      if (condition !== undefined) {
+        // The only conditional delete the code sends: "#m.id = :id" (a history item still holding our message).
+        if (condition !== '#m.id = :id') throw new Error(`fake table: condition ${condition}`);
+        const held = (existing?.message as { id?: unknown } | undefined)?.id;
+        if (held !== command.input.ExpressionAttributeValues?.[':id']) throw new ConditionalCheckFailed('not ours');
+      }
+      this.delete(String(pk), String(sk));
+      return {};
     }
     throw new Error(`fake table: unsupported command ${c.constructor.name}`);
   }

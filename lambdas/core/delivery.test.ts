@@ -1,0 +1,21 @@
+import { describe, expect, it } from '@jest/globals';
+import { fanoutLaneGroupId, messageGroupIdOf } from './delivery.ts';
+
+describe('queue message groups', () => {
+  it('name a group by tenant and group, and hash a group whose name would pass 128 characters', () => {
+    expect(messageGroupIdOf('acme', 'chat:room')).toBe('acme#chat:room');
+    const long = `chat:${'x'.repeat(124)}`;
+    expect(messageGroupIdOf('acme', long)).toMatch(/^acme#h:[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('give each fan-out lane its own group, and never let two long groups with the same beginning share a lane', () => {
+    expect(fanoutLaneGroupId('acme', 'chat:room', 3)).toBe('acme#chat:room#3');
+    const a = `chat:${'x'.repeat(116)}a`;
+    const b = `chat:${'x'.repeat(116)}b`;
+    const laneA = fanoutLaneGroupId('t'.repeat(64), a, 7);
+    const laneB = fanoutLaneGroupId('t'.repeat(64), b, 7);
+    expect(laneA).not.toBe(laneB);
+    expect(laneA.length).toBeLessThanOrEqual(128);
+    expect(laneA).toMatch(/#7$/);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * The fanout function over real WebSockets (docs/delivery.md, "Large groups"): consecutive pages of one lane that
+ * arrive in one fan-out batch are delivered as one unit, re-packed into fewer frames, and a unit that fails is
+ * redelivered together, skipping the connections each page already reached.
+ */
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { FanoutJob, SequencedMessage } from '../../lambdas/core/delivery.ts';
+import { messageGroupIdOf } from '../../lambdas/core/delivery.ts';
+import { packFrames } from '../../lambdas/core/delivery-plan.ts';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { closeClients, eventually, messages, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import type { TestClient } from '../support/ws-client.ts';
+
+let runtime: LocalRuntime;
+
+beforeAll(async () => {
+  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
+}, 30_000);
+
+afterAll(async () => {
+  await closeClients();
+  await runtime?.stop();
+}, 30_000);
+
+/** `count` connected clients of acme and their connection ids. */
+async function members(count: number): Promise<{ client: TestClient; connectionId: string }[]> {
+  const out: { client: TestClient; connectionId: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = await openClient(runtime, tokenFor(runtime, 'acme', `fan-${Date.now()}-${i}`, ['member']));
+    out.push({ client, connectionId: [...runtime.gateway.connections.keys()].at(-1) as string });
+  }
+  return out;
+}
+
+/** One page per seq, as the broadcaster makes them for runs of one message: every connection gets that message. */
+function pages(group: string, seqs: readonly number[], connectionIds: readonly string[]) {
+  return seqs.map((seq) => {
+    const message: SequencedMessage = {
+      v: 1,
+      id: `${group}-m${seq}`,
+      tenantId: 'acme',
+      group,
+      data: { seq },
+      from: 'alice',
+      ts: Date.now(),
+      seq,
+    };
+    const job: FanoutJob = {
+      v: 1,
+      kind: 'fanout',
+      tenantId: 'acme',
+      group,
+      batchSeq: seq,
+      frames: packFrames([message]),
+      recipients: Object.fromEntries(connectionIds.map((id) => [id, [0]])),
+    };
+    return { job, id: `${group.replace(/\W/g, '-')}-${seq}-${seq}-0-0` };
+  });
+}
+
+/** Sends the pages onto lane 0 of the group. */
+async function send(group: string, jobs: readonly { job: FanoutJob; id: string }[]): Promise<void> {
+  await runtime.sqs.client.send(
+    new SendMessageBatchCommand({
+      QueueUrl: runtime.queues.fanout.url,
+      Entries: jobs.map(({ job, id }, i) => ({
+        Id: `e${i}`,
+        MessageBody: JSON.stringify(job),
+        MessageGroupId: `${messageGroupIdOf('acme', group)}#0`,
+        MessageDeduplicationId: id,
+      })),
+    }),
+  );
+}
+
+/**
+ * Sends `jobs` (pages of seqs after 1) while the lane is busy with a slow page of seq 1 (its post held 500 ms), so
+ * they queue up behind it and the fanout function receives them in one batch, as under load.
+ */
+async function sendBehindSlowPage(group: string, jobs: readonly { job: FanoutJob; id: string }[]): Promise<void> {
+  const stats = fanoutStats();
+  const [slow] = await members(1);
+  if (slow === undefined) throw new Error('no slow member');
+  runtime.gateway.injectFaults({ delayMs: 500, count: 1, connectionIds: [slow.connectionId] });
+  const received = stats.received;
+  await send(group, pages(group, [1], [slow.connectionId]));
+  await eventually(() => stats.received > received, 5_000, 'the slow page received');
+  await send(group, jobs);
+  await eventually(() => messages(slow.client, group).length > 0, 5_000, 'the slow page delivered');
+}
+
+function fanoutStats() {
+  const stats = runtime.pollers.get('fanout')?.stats;
+  if (stats === undefined) throw new Error('no fanout poller');
+  return stats;
+}
+
+/** Message and batch frames a client received for `group`. */
+const framesOf = (c: TestClient, group: string) =>
+  c.frames.filter((f) =>
+    f.type === 'batch' ? (f.messages as { group?: unknown }[]).some((m) => m.group === group) : f.group === group,
+  );
+
+describe('consecutive pages of a lane in one fan-out batch', () => {
+  it('reach each connection as one frame holding every page, in seq order', async () => {
+    const group = 'chat:merged';
+    const all = await members(4);
+    await sendBehindSlowPage(
+      group,
+      pages(
+        group,
+        [2, 3, 4],
+        all.map((m) => m.connectionId),
+      ),
+    );
+    await eventually(() => all.every(({ client }) => messages(client, group).length >= 3), 10_000, 'all pages');
+    for (const { client } of all) {
+      expect(messages(client, group).map((m) => m.seq)).toEqual([2, 3, 4]);
+      expect(framesOf(client, group)).toHaveLength(1);
+    }
+  }, 20_000);
+
+  it('fail together when a connection is left out, and come back together for that connection only', async () => {
+    const group = 'chat:merged-retry';
+    const all = await members(3);
+    const flaky = all[0] as (typeof all)[number];
+    const stats = fanoutStats();
+    const before = { failed: stats.failed, succeeded: stats.succeeded };
+    // Every attempt of the first delivery fails for this connection (4 tries with backoff), then it recovers.
+    runtime.gateway.injectFaults({ status: 500, count: 4, connectionIds: [flaky.connectionId] });
+    await sendBehindSlowPage(
+      group,
+      pages(
+        group,
+        [2, 3],
+        all.map((m) => m.connectionId),
+      ),
+    );
+    await eventually(() => messages(flaky.client, group).length >= 2, 15_000, 'the redelivery');
+    await eventually(() => stats.succeeded >= before.succeeded + 3, 5_000, 'every page deleted');
+    // Both pages failed the first time (one unit), and both were then delivered.
+    expect(stats.failed - before.failed).toBe(2);
+    for (const { client } of all) {
+      expect(messages(client, group).map((m) => m.seq)).toEqual([2, 3]);
+      expect(framesOf(client, group)).toHaveLength(1);
+    }
+  }, 30_000);
+});
