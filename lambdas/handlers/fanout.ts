@@ -32,8 +32,8 @@ function pageOf(record: SQSRecord): FanoutPage | { error: unknown } {
 
 /**
  * Splits the batch into units, like the broadcaster's runs: the consecutive pages of a lane (same MessageGroupId,
- * tenant and group) form one unit, a record that is not a page is a unit alone. Returns, for each record, its unit's outcome: every
- * record of a unit succeeds or fails together (and the FIFO processor then skips the lane's later records).
+ * tenant and group) form one unit, a record that is not a page is a unit alone. Returns, for each record, its unit's
+ * outcome: every record of a unit succeeds or fails together (the FIFO processor then skips the lane's later records).
  */
 function plan(event: SQSEvent): Map<string, () => Promise<void>> {
   const outcome = new Map<string, () => Promise<void>>();
@@ -49,7 +49,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
       continue;
     }
     let unit = open.get(lane);
-    // A lane id is cut to SQS's 128 characters, so two groups may share one: only pages of one group merge.
+    // Lane ids are unique per group (fanoutLaneGroupId), but only pages of one tenant and group ever merge.
     const head = unit?.pages[0]?.job;
     if (head !== undefined && (head.tenantId !== page.job.tenantId || head.group !== page.job.group)) unit = undefined;
     if (unit === undefined) {
