@@ -1,6 +1,6 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ensureTable, type LocalDynamo, localCredentials, startDynamo } from './dynamo.ts';
+import { ensureTable, type LocalDynamo, localCredentials, RUNTIME_USER_AGENT, startDynamo } from './dynamo.ts';
 import { attachMeter, itemKindOf, type Meter } from './meter.ts';
 
 let dynamo: LocalDynamo;
@@ -10,7 +10,7 @@ let client: DynamoDBClient;
 beforeAll(async () => {
   dynamo = await startDynamo();
   await ensureTable(dynamo.client, 'metered');
-  meter = attachMeter(dynamo.server, dynamo.endpoint);
+  meter = attachMeter(dynamo.server, dynamo.endpoint, RUNTIME_USER_AGENT);
   client = new DynamoDBClient({ endpoint: meter.endpoint, region: 'us-east-1', credentials: localCredentials });
 });
 
@@ -58,6 +58,16 @@ describe('the DynamoDB meter', () => {
     );
     expect(meter.counts().unitsByKind).toEqual({ 'PutItem T#*#G#*#H': 1, 'Query T#*#G#*#H': 0.5 });
     expect(itemKindOf('RL#C#abc=')).toBe('RL#C#*');
+  });
+
+  it('leaves out the requests of the runtime’s own client (the TTL sweeper stands in for free DynamoDB TTL)', async () => {
+    meter.reset();
+    await dynamo.client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'b' }, sk: { S: '1' } } }));
+    expect(meter.counts().requests).toEqual({});
+    expect(meter.counts().writeUnits).toBe(0);
+    await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'b' }, sk: { S: '2' } } }));
+    expect(meter.counts().requests).toEqual({ PutItem: 1 });
+    expect(meter.counts().writeUnits).toBe(1);
   });
 
   it('passes consumed capacity through when the client asked for it', async () => {

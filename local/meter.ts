@@ -82,9 +82,11 @@ const WRITE_ACTIONS = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWrit
 /**
  * Meters a DynamoDB stand-in's own HTTP server (dynalite) in place: its request handler sees each request with
  * `ReturnConsumedCapacity: TOTAL` added where the client did not ask for it, and the answer is given back without it.
- * No extra hop: clients keep the stand-in's endpoint. `reset` zeroes the counts; `close` restores the handler.
+ * No extra hop: clients keep the stand-in's endpoint. Requests whose user agent contains `skipUserAgent` (the
+ * runtime's own: its TTL sweeper stands in for DynamoDB TTL, which is free) are not counted. `reset` zeroes the
+ * counts; `close` restores the handler.
  */
-export function attachMeter(server: Server, endpoint: string): Meter {
+export function attachMeter(server: Server, endpoint: string, skipUserAgent?: string): Meter {
   const requests = new Map<string, number>();
   let readUnits = 0;
   let writeUnits = 0;
@@ -93,6 +95,11 @@ export function attachMeter(server: Server, endpoint: string): Meter {
   server.removeAllListeners('request');
 
   const metered: RequestListener = (req, res) => {
+    const agent = `${req.headers['x-amz-user-agent'] ?? ''} ${req.headers['user-agent'] ?? ''}`;
+    if (skipUserAgent !== undefined && agent.includes(skipUserAgent)) {
+      for (const listener of original) listener.call(server, req, res);
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

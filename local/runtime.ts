@@ -14,7 +14,14 @@ import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
 import { createWebHandler } from '../web/server.ts';
 import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
-import { ensureTable, type LocalDynamo, startDynamo, startTtlSweeper, type TtlSweeper } from './dynamo.ts';
+import {
+  ensureTable,
+  type LocalDynamo,
+  RUNTIME_USER_AGENT,
+  startDynamo,
+  startTtlSweeper,
+  type TtlSweeper,
+} from './dynamo.ts';
 import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
@@ -151,7 +158,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
   try {
     const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
     stoppers.push(() => dynamo.close());
-    const dynamoMeter = options.meterDynamo ? attachMeter(dynamo.server, dynamo.endpoint) : undefined;
+    const dynamoMeter = options.meterDynamo
+      ? attachMeter(dynamo.server, dynamo.endpoint, RUNTIME_USER_AGENT)
+      : undefined;
     if (dynamoMeter) stoppers.push(() => dynamoMeter.close());
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);

@@ -7,6 +7,7 @@ import {
   DeliveryFailedError,
   deliverFanoutJob,
   deliverFanoutJobs,
+  OutOfTimeError,
   replay,
   shardOf,
 } from './broadcast.ts';
@@ -197,6 +198,37 @@ describe('broadcastRun after a failure', () => {
     expect(retry).toMatchObject({ delivered: 1, failed: 0, seqs: [1, 2] });
     expect(posts.slice(postsBefore).map(([c]) => c)).toEqual(['flaky']);
     for (const c of ['c1', 'c2', 'flaky'])
+      expect(received(c)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+  });
+
+  it('near the invocation timeout leaves the connections not yet started for the redelivery, which sends them only', async () => {
+    const { deps, posts, received } = setup({ members: [member('c1'), member('c2'), member('c3'), member('c4')] });
+    let left = 20_000;
+    const timed: BroadcastDeps = {
+      ...deps,
+      concurrency: 1,
+      stopBeforeMs: 5_000,
+      remainingMs: () => left,
+      post: async (connectionId, data) => {
+        await deps.post(connectionId, data);
+        left -= 8_000;
+      },
+    };
+    const run = [message('a'), message('b')];
+    const error = await broadcastRun(run, false, timed).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(DeliveryFailedError);
+    expect((error as DeliveryFailedError).result).toEqual({ delivered: 2, gone: 0, failed: 2 });
+    expect((error as DeliveryFailedError).firstCause).toBeInstanceOf(OutOfTimeError);
+    expect(posts.map(([c]) => c)).toEqual(['c1', 'c2']);
+
+    left = 60_000;
+    const retry = await broadcastRun(run, true, timed);
+    expect(retry).toMatchObject({ delivered: 2, failed: 0, seqs: [1, 2] });
+    expect(posts.map(([c]) => c)).toEqual(['c1', 'c2', 'c3', 'c4']);
+    for (const c of ['c1', 'c2', 'c3', 'c4'])
       expect(received(c)).toEqual([
         ['a', 1],
         ['b', 2],

@@ -47,6 +47,14 @@ export interface BroadcastDeps {
   readonly backoff?: Omit<BackoffOptions, 'isRetryable'>;
   /** @default Date.now */
   readonly now?: () => number;
+  /**
+   * Time left in this invocation (Lambda's `getRemainingTimeInMillis`). Connections not started when less than
+   * `stopBeforeMs` is left are left for the redelivery (progress records what was done), instead of the function
+   * timing out mid-post and the redelivery sending everything again. @default no limit
+   */
+  readonly remainingMs?: () => number;
+  /** @default 5000 */
+  readonly stopBeforeMs?: number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
   /** What happens to each post, for metrics (the handler turns these into EMF). @default none */
   readonly observe?: (event: DeliveryEvent) => void;
@@ -94,6 +102,14 @@ export interface DeliveryResult {
   readonly delivered: number;
   readonly gone: number;
   readonly failed: number;
+}
+
+/** Too little of the invocation is left to start another connection: it is left for the redelivery. */
+export class OutOfTimeError extends Error {
+  override readonly name = 'OutOfTimeError';
+  constructor(stopBeforeMs: number) {
+    super(`less than ${stopBeforeMs} ms left in this invocation; the rest is left for the redelivery`);
+  }
 }
 
 export class DeliveryFailedError extends Error {
@@ -168,7 +184,9 @@ export async function deliverFrames(
     const latencyMs = observed.live && info.oldestTs !== undefined ? Math.max(0, now() - info.oldestTs) : undefined;
     observe({ type: 'posted', tenantId: observed.tenantId, messages: info.messages, latencyMs });
   };
+  const stopBeforeMs = deps.stopBeforeMs ?? 5000;
   const results = await settleConcurrently([...plan], deps.concurrency ?? 32, async ([connectionId, frames]) => {
+    if (deps.remainingMs !== undefined && deps.remainingMs() < stopBeforeMs) throw new OutOfTimeError(stopBeforeMs);
     try {
       for (const frame of frames) {
         await withBackoff(() => post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });

@@ -19,7 +19,9 @@ const metrics = createMetrics();
 /** Per-tenant lines of each run (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-const deps = createBroadcastDeps(logger);
+/** Time left in the current invocation (a sandbox runs one at a time); set as each invocation starts. */
+let remainingMs: () => number = () => Number.POSITIVE_INFINITY;
+const deps = { ...createBroadcastDeps(logger), remainingMs: () => remainingMs() };
 /** Multi-region delivery (docs/multi-region.md): forward to the tenant's home region, or replicate from here. */
 const replication = createReplication(logger);
 const recorder = createRecorder();
@@ -176,7 +178,8 @@ export const handler = fifoBatchHandler({
   metrics,
   tracer,
   maxReceiveCount: queues.delivery.maxReceiveCount,
-  recordHandlerFor: (event) => {
+  recordHandlerFor: (event, context) => {
+    remainingMs = () => context.getRemainingTimeInMillis();
     const outcomes = plan(event);
     return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
   },

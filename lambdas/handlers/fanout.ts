@@ -17,7 +17,9 @@ const metrics = createMetrics();
 /** Per-tenant lines of each unit (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-const deps = createBroadcastDeps(logger);
+/** Time left in the current invocation (a sandbox runs one at a time); set as each invocation starts. */
+let remainingMs: () => number = () => Number.POSITIVE_INFINITY;
+const deps = { ...createBroadcastDeps(logger), remainingMs: () => remainingMs() };
 const usage = createUsage(logger);
 
 /** The page in a record, or the reason it is not one (a poison record: fails until it reaches the DLQ). */
@@ -93,7 +95,8 @@ export const handler = fifoBatchHandler({
   metrics,
   tracer,
   maxReceiveCount: queues.fanout.maxReceiveCount,
-  recordHandlerFor: (event) => {
+  recordHandlerFor: (event, context) => {
+    remainingMs = () => context.getRemainingTimeInMillis();
     const outcomes = plan(event);
     return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
   },

@@ -10,7 +10,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { countDlqSends, countInput, metricNames } from './metrics.ts';
 
 export interface FifoBatchHandlerProps {
@@ -20,7 +20,7 @@ export interface FifoBatchHandlerProps {
   /** The queue's maxReceiveCount (from the manifest): a record failing its last receive is counted as sent to the DLQ. */
   readonly maxReceiveCount: number;
   /** The record handler for one batch (called once per invocation, so it may plan over the whole batch first). */
-  readonly recordHandlerFor: (event: SQSEvent) => (record: SQSRecord) => Promise<void>;
+  readonly recordHandlerFor: (event: SQSEvent, context: Context) => (record: SQSRecord) => Promise<void>;
 }
 
 /** A middy handler consuming an SQS FIFO batch record by record (skipGroupOnError; never throws on a full failure). */
@@ -33,7 +33,7 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
     .use(logMetrics(metrics))
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {
-      const response = await processPartialResponse(event, recordHandlerFor(event), processor, {
+      const response = await processPartialResponse(event, recordHandlerFor(event, context), processor, {
         context,
         skipGroupOnError: true,
         throwOnFullBatchFailure: false,
