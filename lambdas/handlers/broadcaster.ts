@@ -7,7 +7,7 @@ import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
 import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
 import { queues } from '../manifest.ts';
-import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
+import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
 import { correlatedLogger, correlationOf, createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
@@ -19,9 +19,7 @@ const metrics = createMetrics();
 /** Per-tenant lines of each run (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-/** Time left in the current invocation (a sandbox runs one at a time); set as each invocation starts. */
-let remainingMs: () => number = () => Number.POSITIVE_INFINITY;
-const deps = { ...createBroadcastDeps(logger), remainingMs: () => remainingMs() };
+const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 /** Multi-region delivery (docs/multi-region.md): forward to the tenant's home region, or replicate from here. */
 const replication = createReplication(logger);
 const recorder = createRecorder();
@@ -179,7 +177,7 @@ export const handler = fifoBatchHandler({
   tracer,
   maxReceiveCount: queues.delivery.maxReceiveCount,
   recordHandlerFor: (event, context) => {
-    remainingMs = () => context.getRemainingTimeInMillis();
+    startInvocation(context);
     const outcomes = plan(event);
     return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
   },

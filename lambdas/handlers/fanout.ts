@@ -6,7 +6,7 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { deliverFanoutJobs, type FanoutPage } from '../core/broadcast.ts';
 import { FanoutJob } from '../core/delivery.ts';
 import { queues } from '../manifest.ts';
-import { createBroadcastDeps } from '../shared/broadcast-deps.ts';
+import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
@@ -17,9 +17,7 @@ const metrics = createMetrics();
 /** Per-tenant lines of each unit (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
 const tracer = createTracer();
-/** Time left in the current invocation (a sandbox runs one at a time); set as each invocation starts. */
-let remainingMs: () => number = () => Number.POSITIVE_INFINITY;
-const deps = { ...createBroadcastDeps(logger), remainingMs: () => remainingMs() };
+const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 const usage = createUsage(logger);
 
 /** The page in a record, or the reason it is not one (a poison record: fails until it reaches the DLQ). */
@@ -96,7 +94,7 @@ export const handler = fifoBatchHandler({
   tracer,
   maxReceiveCount: queues.fanout.maxReceiveCount,
   recordHandlerFor: (event, context) => {
-    remainingMs = () => context.getRemainingTimeInMillis();
+    startInvocation(context);
     const outcomes = plan(event);
     return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
   },

@@ -2,6 +2,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
 import type { BroadcastDeps } from '../core/broadcast.ts';
 import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
@@ -66,5 +67,22 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       coalescing: optionalEnv('DELIVERY_COALESCING', 'on') !== 'off',
     },
     log: (message, details) => logger.info(message, details),
+  };
+}
+
+/**
+ * The delivery deps of one function module, with `remainingMs` reading the current invocation's context (a sandbox
+ * runs one invocation at a time, so the module keeps the one running): call `startInvocation` as each one starts.
+ */
+export function createInvocationBroadcastDeps(logger: Logger): {
+  readonly deps: BroadcastDeps;
+  readonly startInvocation: (context: Pick<Context, 'getRemainingTimeInMillis'>) => void;
+} {
+  let remainingMs: () => number = () => Number.POSITIVE_INFINITY;
+  return {
+    deps: { ...createBroadcastDeps(logger), remainingMs: () => remainingMs() },
+    startInvocation: (context) => {
+      remainingMs = () => context.getRemainingTimeInMillis();
+    },
   };
 }

@@ -5,33 +5,15 @@
  */
 import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import {
-  closeClients,
-  eventually,
-  messages,
-  openClient,
-  sleep,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN' });
-}, 30_000);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-}, 60_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN' }, 30_000);
 
 async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
-  return openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
+  return openClient(runtime(), tokenFor(runtime(), tenantId, userId, roles));
 }
 
 /** Polls `check` until it holds (10 s by default here). */
@@ -39,14 +21,14 @@ const until = (check: () => boolean, timeoutMs = 10_000, what = 'condition') => 
 
 const seqs = (c: TestClient, group: string) => messages(c, group).map((m) => m.seq as number);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-const connectionIdOf = () => [...runtime.gateway.connections.keys()].at(-1) as string;
+const connectionIdOf = () => [...runtime().gateway.connections.keys()].at(-1) as string;
 
 /** Publishes straight onto the delivery queue, as the server SDK does (fast floods). */
 async function enqueue(tenantId: string, group: string, datas: unknown[], prefix: string): Promise<void> {
   for (let i = 0; i < datas.length; i += 10) {
     const entries = datas.slice(i, i + 10).map((data, n) => {
       const id = `${prefix}-${i + n}`;
-      const p = deliverySendParams(runtime.queues.delivery.url, {
+      const p = deliverySendParams(runtime().queues.delivery.url, {
         v: 1,
         id,
         tenantId,
@@ -62,8 +44,8 @@ async function enqueue(tenantId: string, group: string, datas: unknown[], prefix
         MessageDeduplicationId: p.MessageDeduplicationId,
       };
     });
-    await runtime.sqs.client.send(
-      new SendMessageBatchCommand({ QueueUrl: runtime.queues.delivery.url, Entries: entries }),
+    await runtime().sqs.client.send(
+      new SendMessageBatchCommand({ QueueUrl: runtime().queues.delivery.url, Entries: entries }),
     );
   }
 }
@@ -137,9 +119,9 @@ describe('recovery with since', () => {
     await until(() => messages(pub, group).length === 3);
     // What DynamoDB TTL does after the retention: seq 1 and 2 leave the history.
     for (const seq of [1, 2]) {
-      await runtime.dynamo.client.send(
+      await runtime().dynamo.client.send(
         new DeleteItemCommand({
-          TableName: runtime.tableName,
+          TableName: runtime().tableName,
           Key: { pk: { S: `T#acme#G#${group}#H` }, sk: { S: String(seq).padStart(12, '0') } },
         }),
       );
@@ -170,7 +152,7 @@ describe('coalescing and packing', () => {
     await sub.request({ action: 'subscribe', group });
     const subId = connectionIdOf();
     // Hold the first delivery, so the next updates queue up behind it in the group.
-    const remove = runtime.gateway.injectFaults({ delayMs: 400, count: 1, connectionIds: [subId] });
+    const remove = runtime().gateway.injectFaults({ delayMs: 400, count: 1, connectionIds: [subId] });
     await enqueue('acme', group, [{ entity: 'task', key: 'k1', version: 1 }], 'co-first');
     await sleep(100);
     await enqueue(
@@ -213,10 +195,10 @@ describe('faults', () => {
     const ghost = await client('acme', 'ghost');
     await ghost.request({ action: 'subscribe', group });
     const ghostId = connectionIdOf();
-    runtime.gateway.injectFaults({ status: 410, connectionIds: [ghostId], count: 1 });
-    const faultsBefore = runtime.gateway.stats.faults;
-    const removeThrottle = runtime.gateway.injectFaults({ status: 429, rate: 0.3 });
-    const remove500 = runtime.gateway.injectFaults({ status: 500, rate: 0.2 });
+    runtime().gateway.injectFaults({ status: 410, connectionIds: [ghostId], count: 1 });
+    const faultsBefore = runtime().gateway.stats.faults;
+    const removeThrottle = runtime().gateway.injectFaults({ status: 429, rate: 0.3 });
+    const remove500 = runtime().gateway.injectFaults({ status: 500, rate: 0.2 });
     await enqueue(
       'acme',
       group,
@@ -227,7 +209,7 @@ describe('faults', () => {
     removeThrottle();
     remove500();
     await sleep(200);
-    expect(runtime.gateway.stats.faults - faultsBefore).toBeGreaterThan(5);
+    expect(runtime().gateway.stats.faults - faultsBefore).toBeGreaterThan(5);
     for (const s of subs) {
       expect(seqs(s, group)).toEqual(range(1, 20));
       expect(messages(s, group).map((m) => m.id)).toEqual(range(0, 19).map((i) => `faulty-${i}`));
@@ -246,17 +228,17 @@ describe('faults', () => {
       ids.push(connectionIdOf());
     }
     // Every post of the first attempt hangs; the sandbox dies while they do.
-    const remove = runtime.gateway.injectFaults({ delayMs: 1500, connectionIds: ids });
-    const postsBefore = runtime.gateway.stats.posts;
+    const remove = runtime().gateway.injectFaults({ delayMs: 1500, connectionIds: ids });
+    const postsBefore = runtime().gateway.stats.posts;
     await enqueue(
       'acme',
       group,
       range(1, 3).map((i) => ({ i })),
       'crash',
     );
-    await until(() => runtime.gateway.stats.posts - postsBefore >= 5, 5000, 'posts in flight');
+    await until(() => runtime().gateway.stats.posts - postsBefore >= 5, 5000, 'posts in flight');
     remove();
-    await runtime.functions.get('broadcaster')?.crash();
+    await runtime().functions.get('broadcaster')?.crash();
     for (const s of subs) await until(() => messages(s, group).length >= 3, 15_000, 'redelivered messages');
     await sleep(1800);
     for (const s of subs) {

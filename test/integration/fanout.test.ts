@@ -4,31 +4,21 @@
  * redelivered together, skipping the connections each page already reached.
  */
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { FanoutJob, SequencedMessage } from '../../lambdas/core/delivery.ts';
-import { messageGroupIdOf } from '../../lambdas/core/delivery.ts';
+import { fanoutLaneGroupId } from '../../lambdas/core/delivery.ts';
 import { packFrames } from '../../lambdas/core/delivery-plan.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, eventually, messages, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { eventually, messages, openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
-}, 30_000);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-}, 30_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' }, 30_000);
 
 /** `count` connected clients of acme and their connection ids. */
 async function members(count: number): Promise<{ client: TestClient; connectionId: string }[]> {
   const out: { client: TestClient; connectionId: string }[] = [];
   for (let i = 0; i < count; i++) {
-    const client = await openClient(runtime, tokenFor(runtime, 'acme', `fan-${Date.now()}-${i}`, ['member']));
-    out.push({ client, connectionId: [...runtime.gateway.connections.keys()].at(-1) as string });
+    const client = await openClient(runtime(), tokenFor(runtime(), 'acme', `fan-${Date.now()}-${i}`, ['member']));
+    out.push({ client, connectionId: [...runtime().gateway.connections.keys()].at(-1) as string });
   }
   return out;
 }
@@ -61,13 +51,13 @@ function pages(group: string, seqs: readonly number[], connectionIds: readonly s
 
 /** Sends the pages onto lane 0 of the group. */
 async function send(group: string, jobs: readonly { job: FanoutJob; id: string }[]): Promise<void> {
-  await runtime.sqs.client.send(
+  await runtime().sqs.client.send(
     new SendMessageBatchCommand({
-      QueueUrl: runtime.queues.fanout.url,
+      QueueUrl: runtime().queues.fanout.url,
       Entries: jobs.map(({ job, id }, i) => ({
         Id: `e${i}`,
         MessageBody: JSON.stringify(job),
-        MessageGroupId: `${messageGroupIdOf('acme', group)}#0`,
+        MessageGroupId: fanoutLaneGroupId('acme', group, 0),
         MessageDeduplicationId: id,
       })),
     }),
@@ -82,7 +72,7 @@ async function sendBehindSlowPage(group: string, jobs: readonly { job: FanoutJob
   const stats = fanoutStats();
   const [slow] = await members(1);
   if (slow === undefined) throw new Error('no slow member');
-  runtime.gateway.injectFaults({ delayMs: 500, count: 1, connectionIds: [slow.connectionId] });
+  runtime().gateway.injectFaults({ delayMs: 500, count: 1, connectionIds: [slow.connectionId] });
   const received = stats.received;
   await send(group, pages(group, [1], [slow.connectionId]));
   await eventually(() => stats.received > received, 5_000, 'the slow page received');
@@ -91,7 +81,7 @@ async function sendBehindSlowPage(group: string, jobs: readonly { job: FanoutJob
 }
 
 function fanoutStats() {
-  const stats = runtime.pollers.get('fanout')?.stats;
+  const stats = runtime().pollers.get('fanout')?.stats;
   if (stats === undefined) throw new Error('no fanout poller');
   return stats;
 }
@@ -128,7 +118,7 @@ describe('consecutive pages of a lane in one fan-out batch', () => {
     const stats = fanoutStats();
     const before = { failed: stats.failed, succeeded: stats.succeeded };
     // Every attempt of the first delivery fails for this connection (4 tries with backoff), then it recovers.
-    runtime.gateway.injectFaults({ status: 500, count: 4, connectionIds: [flaky.connectionId] });
+    runtime().gateway.injectFaults({ status: 500, count: 4, connectionIds: [flaky.connectionId] });
     await sendBehindSlowPage(
       group,
       pages(

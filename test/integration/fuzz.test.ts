@@ -5,11 +5,10 @@
  * that happen to be valid), no handler crashes, and a bystander connection keeps answering throughout.
  * fast-check generates the inputs from a fixed seed, so a failure reproduces.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { errorCodes } from '../../lambdas/core/errors.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 const SEED = 20250611;
@@ -17,18 +16,9 @@ const FRAMES = 9_000;
 const CONNECTIONS = 6;
 const HTTP_BODIES = 1_500;
 
-let runtime: LocalRuntime;
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false }, 60_000);
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false });
-}, 60_000);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-});
-
-const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime, tenantId, userId, roles);
+const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime(), tenantId, userId, roles);
 
 const actions = ['subscribe', 'unsubscribe', 'publish', 'ping', 'refresh', 'PING', 'sendmessage', '$default', ''];
 const pollutingKeys = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'];
@@ -104,10 +94,10 @@ describe('the running stack under generated input', () => {
     const binaries = fc.sample(binaryFrame, { numRuns: 300, seed: SEED + 1 });
     const clients: TestClient[] = [];
     for (let i = 0; i < CONNECTIONS; i++) {
-      const c = await openClient(runtime, token('acme', `fuzzer${i}`, ['member']));
+      const c = await openClient(runtime(), token('acme', `fuzzer${i}`, ['member']));
       clients.push(c);
     }
-    const bystander = await openClient(runtime, token('acme', 'bystander', ['member']));
+    const bystander = await openClient(runtime(), token('acme', 'bystander', ['member']));
     expect(await bystander.request({ action: 'subscribe', group: 'chat:bystander' })).toMatchObject({ type: 'ack' });
 
     // Every client sends its share in windows of 50 frames in flight, then waits for as many answers (small windows
@@ -142,7 +132,7 @@ describe('the running stack under generated input', () => {
     expect(codes.has('INTERNAL')).toBe(false);
     expect(answers.filter((f) => f.type === 'error').length).toBeGreaterThan(inputs.length * 0.9);
     // Nothing crashed, every connection is still open and the bystander answered between every window.
-    expect(runtime.gateway.stats.handlerErrors).toBe(0);
+    expect(runtime().gateway.stats.handlerErrors).toBe(0);
     for (const c of clients) expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
     expect(bystanderPongs).toBeGreaterThan(20);
     const own = await bystander.request({ action: 'publish', group: 'chat:bystander', data: 'still here' });
@@ -150,8 +140,8 @@ describe('the running stack under generated input', () => {
   }, 300_000);
 
   it('closes only the offending connection on a text frame that is not UTF-8', async () => {
-    const other = await openClient(runtime, token('acme', 'calm', ['member']));
-    const bad = await connect(runtime.wsUrl, token('acme', 'garbler', ['member']));
+    const other = await openClient(runtime(), token('acme', 'calm', ['member']));
+    const bad = await connect(runtime().wsUrl, token('acme', 'garbler', ['member']));
     bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     expect((await bad.closed).code).toBe(1007);
     expect(await other.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
@@ -172,7 +162,7 @@ describe('the running stack under generated input', () => {
       await Promise.all(
         bodies.slice(i, i + 25).map(async (body, j) => {
           const target = targets[(i + j) % targets.length] as (typeof targets)[number];
-          const response = await fetch(`${runtime.url}${target.path}`, {
+          const response = await fetch(`${runtime().url}${target.path}`, {
             method: 'POST',
             headers: { authorization: `Bearer ${target.auth}`, 'content-type': 'application/json' },
             body,

@@ -2,31 +2,20 @@
  * Server-side publishing over HTTP (`POST /v1/publish`), end to end against the local runtime: the HTTP API stand-in
  * with its JWT authorizer, the publishApi function, the delivery queue and broadcaster, and real WebSockets.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LocalRuntime } from '../../local/runtime.ts';
+import { describe, expect, it } from '@jest/globals';
 import {
-  closeClients,
   eventually,
   httpApi,
   jsonOf,
   messages,
   openClient,
   sleep,
-  startQuietRuntime,
   tokenFor,
+  useQuietRuntime,
 } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
-}, 60_000);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-}, 60_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' }, 60_000);
 
 interface Who {
   readonly tenant: string;
@@ -41,13 +30,13 @@ async function publish(
   as: Who | undefined,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string; message: string } } }> {
-  const token = as && tokenFor(runtime, as.tenant, as.user, as.roles);
-  const answer = await httpApi(runtime, token, 'POST', '/v1/publish', body);
+  const token = as && tokenFor(runtime(), as.tenant, as.user, as.roles);
+  const answer = await httpApi(runtime(), token, 'POST', '/v1/publish', body);
   return { status: answer.status, body: jsonOf(answer) };
 }
 
 async function client(who: Who): Promise<TestClient> {
-  return openClient(runtime, tokenFor(runtime, who.tenant, who.user, who.roles));
+  return openClient(runtime(), tokenFor(runtime(), who.tenant, who.user, who.roles));
 }
 
 describe('POST /v1/publish to a group', () => {

@@ -3,6 +3,7 @@
  * polling, and HTTP requests through the HTTP API stand-in. Each test file runs in its own module registry, so the
  * tracked clients here belong to one file.
  */
+import { afterAll, beforeAll } from '@jest/globals';
 import type { SignTokenInput } from '../../local/identity.ts';
 import { type LocalOptions, type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { connect, type Frame, type TestClient } from './ws-client.ts';
@@ -13,6 +14,25 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
 }
 
 /** A dev-identity token for `userId` of `tenantId`; `extra` adds the other SignTokenInput fields (ttl, claims...). */
+/**
+ * The usual test file setup: one quiet local runtime started before the file's tests and stopped (with every tracked
+ * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran).
+ */
+export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = 60_000): () => LocalRuntime {
+  let runtime: LocalRuntime | undefined;
+  beforeAll(async () => {
+    runtime = await startQuietRuntime(options);
+  }, timeoutMs);
+  afterAll(async () => {
+    await closeClients();
+    await runtime?.stop();
+  }, timeoutMs);
+  return () => {
+    if (runtime === undefined) throw new Error('the local runtime is not started yet (use it inside a test)');
+    return runtime;
+  };
+}
+
 export function tokenFor(
   runtime: LocalRuntime,
   tenantId: string,
