@@ -25,8 +25,8 @@
  *  - Frames of one connection are dispatched as they arrive and their invocations run concurrently, like API Gateway,
  *    which gives no ordering guarantee between invocations: responses may come back out of order.
  *  - Fair share of the machine: in AWS every route invocation gets its own Lambda sandbox, so a connection flooding
- *    the API does not slow anybody else's invocations. Here all of a function's invocations share one worker thread,
- *    so each connection has at most `maxInflightPerConnection` (default 8) route invocations running; its further
+ *    the API does not slow anybody else's invocations. Here a function's invocations share a few sandboxes
+ *    (local/function-host.ts) on the machine's cores, so each connection has at most `maxInflightPerConnection` (default 8) route invocations running; its further
  *    frames wait in arrival order. Without it one connection's thousand queued frames would sit ahead of every other
  *    connection's next frame in the worker.
  *  - A message larger than `frameBytes` is rejected with 1009 even if the client fragmented it (AWS would accept

@@ -228,14 +228,12 @@ export async function broadcastRun(
   const { tenantId, group } = head;
   const now = (deps.now ?? Date.now)();
   // Sequencing and the member list are independent reads: one round trip less on every run.
-  const [state, messages, everyone] = await (async () => {
-    const sequencing = deps.history
-      .state(tenantId, group)
-      .then(async (s) => [s, await deps.history.assign(run, s)] as const);
-    const listing = allMembers(deps, tenantId, group);
-    const [[s, m], e] = await Promise.all([sequencing, listing]);
-    return [s, m, e] as const;
-  })();
+  const reading = deps.history.state(tenantId, group);
+  const [state, messages, everyone] = await Promise.all([
+    reading,
+    reading.then((s) => deps.history.assign(run, s)),
+    allMembers(deps, tenantId, group),
+  ]);
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
   // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").

@@ -65,21 +65,24 @@ export const FanoutJob = z.strictObject({
 });
 export type FanoutJob = z.infer<typeof FanoutJob>;
 
-/** SQS allows 128 characters of `[!-~]`; tenant (64) + group (128) may be longer, so long names are hashed. */
-export function messageGroupIdOf(tenantId: string, group: string): string {
-  const plain = `${tenantId}#${group}`;
+/**
+ * `<tenant>#<group><suffix>`, or with the group hashed when that would pass SQS's 128 characters of `[!-~]` (tenant
+ * 64 + group 128 may be longer; cutting the name short could make two groups share a message group).
+ */
+function queueGroupId(tenantId: string, group: string, suffix: string): string {
+  const plain = `${tenantId}#${group}${suffix}`;
   if (plain.length <= 128) return plain;
-  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}`;
+  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}${suffix}`;
 }
 
-/**
- * The fan-out queue's message group of one lane of a split group: `<tenant>#<group>#<shard>`, or with the group
- * hashed when that would pass SQS's 128 characters (cutting it short could make two groups share a lane).
- */
+/** The delivery queue's message group of a tenant's group. */
+export function messageGroupIdOf(tenantId: string, group: string): string {
+  return queueGroupId(tenantId, group, '');
+}
+
+/** The fan-out queue's message group of one lane (shard) of a split group. */
 export function fanoutLaneGroupId(tenantId: string, group: string, shard: number): string {
-  const plain = `${tenantId}#${group}#${shard}`;
-  if (plain.length <= 128) return plain;
-  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}#${shard}`;
+  return queueGroupId(tenantId, group, `#${shard}`);
 }
 
 /** SendMessage parameters for the delivery queue (FIFO): ordered per tenant and group, deduplicated by id. */
