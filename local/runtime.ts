@@ -61,7 +61,7 @@ export interface LocalOptions {
   readonly log?: GatewayLogger;
   /** Seed the tenants acme and globex. @default true */
   readonly seed?: boolean;
-  /** Put a metering proxy in front of DynamoDB (requests and capacity units, for the benchmark). @default false */
+  /** Meter DynamoDB in place (requests and capacity units by item kind, for the benchmark: local/meter.ts). @default false */
   readonly meterDynamo?: boolean;
   /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
   readonly functionEnv?: Readonly<Record<string, string>>;
