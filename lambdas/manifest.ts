@@ -4,6 +4,7 @@
  *
  * Nothing here may import AWS CDK or local-runtime code: it is plain data plus types.
  */
+import { aws } from './core/limits.ts';
 
 /** Shared resources a function can be bound to. Binding sets the environment keys listed and grants access. */
 export type Binding =
@@ -353,16 +354,30 @@ export function tenantSecretName(stage: string, tenantId: string): string {
 /** The WebSocket API's route selection expression: `action` in the JSON frame. */
 export const routeSelectionExpression = '$request.body.action';
 
-/** Limits that both the gateway stand-in and the handlers apply (API Gateway's own where they are AWS's). */
+/**
+ * Limits that both the gateway stand-in and the handlers apply: AWS's own from the limits table
+ * (lambdas/core/limits.ts, with sources), and tenantcast's product limits within them (docs/limits.md).
+ */
 export const limits = {
-  /** API Gateway WebSocket frame size. */
-  frameBytes: 32 * 1024,
+  /** API Gateway WebSocket frame size (client → server); also the size tenantcast packs server frames to. */
+  frameBytes: aws.websocketFrameBytes,
+  /** Largest message API Gateway posts to a connection (PostToConnection answers 413 above it). */
+  postBytes: aws.websocketMessageBytes,
   /** Largest `data` in a publish, as JSON. */
   publishDataBytes: 16 * 1024,
+  /** Deepest nesting of objects and arrays in published `data` (DynamoDB's own limit, so data stays storable). */
+  publishDataDepth: aws.dynamoNestingLevels,
+  /** Largest entity row inlined in a change-feed message; larger rows are announced without it (docs/entities.md). */
+  changeRowBytes: 16 * 1024,
   /** API Gateway idle timeout. */
-  idleTimeoutSeconds: 10 * 60,
+  idleTimeoutSeconds: aws.websocketIdleSeconds,
   /** API Gateway maximum connection duration. */
-  maxConnectionSeconds: 2 * 60 * 60,
+  maxConnectionSeconds: aws.websocketConnectionSeconds,
   /** Largest entity API request body (413 TOO_LARGE above it; API Gateway's own limit is 10 MB). */
   entityBodyBytes: 256 * 1024,
+  /** Largest SQS message tenantcast sends (the queues' `MaximumMessageSize`). */
+  queueMessageBytes: aws.sqsMessageBytes,
+  /** Largest SendMessageBatch tenantcast sends. */
+  queueBatchBytes: aws.sqsBatchBytes,
+  queueBatchEntries: aws.sqsBatchEntries,
 } as const;

@@ -4,13 +4,17 @@
  * | item      | pk                       | sk                          | attributes                         |
  * |-----------|--------------------------|-----------------------------|------------------------------------|
  * | counter   | `T#<tenant>#G#<group>#S` | `SEQ`                       | seq (high-water mark), splitUntil  |
- * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, message, ttl (retention)      |
+ * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, messageId, body, ttl          |
  * | id → seq  | `T#<tenant>#G#<group>#I` | message id                  | seq, ttl                           |
  * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
  *
  * Seqs are dense: a seq is taken by a conditional put of its history item, so two writers can never share one and
  * no seq is skipped. No transactions (dynalite has none); the crash points and why each is safe are in
  * docs/delivery.md.
+ *
+ * A history item keeps the message as JSON text (`body`), not as a DynamoDB map: any JSON the protocol accepts is
+ * storable that way, whatever DynamoDB's map rules (nesting, empty names, number precision) would say. Items written
+ * before this layout hold a map in `message`; `messageOf` reads both.
  */
 import {
   BatchGetCommand,
@@ -52,6 +56,24 @@ export interface ProgressRecord {
 }
 
 const PROGRESS_TTL_SECONDS = 24 * 3600;
+
+/** The history item of a message at `seq`: the message as JSON text, its id beside it (for conditions). */
+function historyItem(message: DeliveryMessage, seq: number, ttl: number): Record<string, unknown> {
+  return {
+    pk: `${base(message.tenantId, message.group)}#H`,
+    sk: pad(seq),
+    type: 'history',
+    seq,
+    messageId: message.id,
+    body: JSON.stringify(message),
+    ttl,
+  };
+}
+
+/** The message of a history item, in either layout (`body` JSON text, or an older item's `message` map). */
+function messageOf(item: Record<string, unknown>): DeliveryMessage {
+  return typeof item.body === 'string' ? (JSON.parse(item.body) as DeliveryMessage) : (item.message as DeliveryMessage);
+}
 const pad = (seq: number) => String(seq).padStart(12, '0');
 const base = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
 
@@ -81,9 +103,11 @@ export class GroupHistory {
 
   /**
    * Gives each message its seq: the one it already has if it was sequenced before (a redelivery), else the next.
-   * Idempotent per message id.
+   * Idempotent per message id: a message id that comes twice in one run (a publisher that reused an id after SQS's
+   * five-minute deduplication window) is sequenced and returned once, for its first occurrence.
    */
-  async assign(messages: readonly DeliveryMessage[], state: GroupState): Promise<SequencedMessage[]> {
+  async assign(run: readonly DeliveryMessage[], state: GroupState): Promise<SequencedMessage[]> {
+    const messages = run.filter((m, i) => run.findIndex((other) => other.id === m.id) === i);
     const first = messages[0];
     if (first === undefined) return [];
     const { tenantId, group } = first;
@@ -129,14 +153,7 @@ export class GroupHistory {
         this.client.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: {
-              pk: `${base(message.tenantId, message.group)}#H`,
-              sk: pad(from + i),
-              type: 'history',
-              seq: from + i,
-              message,
-              ttl,
-            },
+            Item: historyItem(message, from + i, ttl),
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
@@ -154,8 +171,7 @@ export class GroupHistory {
                 new DeleteCommand({
                   TableName: this.tableName,
                   Key: { pk: `${base(message.tenantId, message.group)}#H`, sk: pad(from + i) },
-                  ConditionExpression: '#m.id = :id',
-                  ExpressionAttributeNames: { '#m': 'message' },
+                  ConditionExpression: 'messageId = :id',
                   ExpressionAttributeValues: { ':id': message.id },
                 }),
               )
@@ -198,7 +214,7 @@ export class GroupHistory {
       await this.client.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `${prefix}#H`, sk: pad(seq), type: 'history', seq, message, ttl },
+          Item: historyItem(message, seq, ttl),
         }),
       );
       await this.client.send(
@@ -224,7 +240,7 @@ export class GroupHistory {
     let top = state.seq;
     for (const item of items) {
       if (Number(item.ttl) <= nowSeconds) continue;
-      const message = { ...(item.message as DeliveryMessage), seq: Number(item.seq) };
+      const message = { ...messageOf(item), seq: Number(item.seq) };
       top = Math.max(top, message.seq);
       if (seen.has(message.id)) continue;
       seen.add(message.id);
@@ -320,7 +336,7 @@ export class GroupHistory {
         await this.client.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { pk: `${prefix}#H`, sk: pad(seq), type: 'history', seq, message, ttl },
+            Item: historyItem(message, seq, ttl),
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { BadRequestError, TooLargeError } from './errors.ts';
-import { assertPublishSize, parseClientFrame, parseJsonFrame, refOf } from './protocol.ts';
+import { BadRequestError } from './errors.ts';
+import { parseClientFrame, parseJsonFrame, refOf } from './protocol.ts';
 
 function rejectionOf(fn: () => unknown): BadRequestError {
   try {
@@ -64,17 +64,5 @@ describe('client frames', () => {
     expect(refOf({ ref: 5 })).toBeUndefined();
     expect(refOf({ ref: 'x'.repeat(129) })).toBeUndefined();
     expect(refOf(null)).toBeUndefined();
-  });
-});
-
-describe('publish size', () => {
-  it('allows 16 KB of JSON data and refuses one byte more with TOO_LARGE', () => {
-    const exactly = 'a'.repeat(16 * 1024 - 2); // plus two quotes
-    expect(() => assertPublishSize(exactly)).not.toThrow();
-    expect(() => assertPublishSize(`${exactly}a`)).toThrow(TooLargeError);
-  });
-
-  it('counts bytes, not characters', () => {
-    expect(() => assertPublishSize('é'.repeat(8 * 1024))).toThrow(TooLargeError);
   });
 });

@@ -3,8 +3,7 @@
  * server frames are built here so every handler speaks the same shapes.
  */
 import { z } from 'zod';
-import { limits } from '../manifest.ts';
-import { BadRequestError, type ErrorCode, TooLargeError } from './errors.ts';
+import { BadRequestError, type ErrorCode } from './errors.ts';
 
 export const GROUP_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** Tenant ids become part of DynamoDB keys; they must never contain the key separator `#`. */
@@ -106,14 +105,6 @@ function describeIssue(issue: z.core.$ZodIssue | undefined, value: object): stri
 
 function truncate(value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value;
-}
-
-/** Publish data is capped so every message fits in one API Gateway frame with its envelope. */
-export function assertPublishSize(data: unknown): void {
-  const bytes = Buffer.byteLength(JSON.stringify(data) ?? '', 'utf8');
-  if (bytes > limits.publishDataBytes) {
-    throw new TooLargeError(`data is ${bytes} bytes of JSON; the limit is ${limits.publishDataBytes}`);
-  }
 }
 
 // ---- server → client frames ----

@@ -22,7 +22,8 @@ import {
 } from './entities/http.ts';
 import { BadRequestError, TenantcastError, toTenantcastError } from './errors.ts';
 import { assertAllowed } from './permissions.ts';
-import { assertPublishSize, GROUP_PATTERN } from './protocol.ts';
+import { GROUP_PATTERN } from './protocol.ts';
+import { assertPublishData } from './publish-data.ts';
 import type { TenantDirectory } from './tenants.ts';
 
 const data = z.unknown().refine((v) => v !== undefined, 'data is required');
@@ -81,7 +82,7 @@ export async function handlePublishRequest(request: PublishRequest, deps: Publis
     // The tenant and the sender come from the verified token only, never from the body.
     const caller = callerOf(request.claims, deps.claimNames);
     const { group, data } = parsePublishBody(parseBody(request, deps.maxBodyBytes));
-    assertPublishSize(data);
+    assertPublishData(data);
     const tenant = await deps.tenants.get(caller.tenantId);
     assertAllowed(tenant.roleRules, caller, 'publish', group);
     const id = deps.newId();

@@ -14,16 +14,8 @@ import {
   livePresence,
   type PresenceDeps,
 } from './presence.ts';
-import {
-  ack,
-  assertPublishSize,
-  errorFrame,
-  parseClientFrame,
-  parseJsonFrame,
-  pong,
-  refOf,
-  type ServerFrame,
-} from './protocol.ts';
+import { ack, errorFrame, parseClientFrame, parseJsonFrame, pong, refOf, type ServerFrame } from './protocol.ts';
+import { assertPublishData } from './publish-data.ts';
 import type { Member, Registry } from './registry.ts';
 import type { TenantDirectory } from './tenants.ts';
 
@@ -150,7 +142,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         return ack(ref);
       }
       case 'publish': {
-        assertPublishSize(frame.data);
+        assertPublishData(frame.data);
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'publish', frame.group);
         await deps.admit?.('publish', caller, request.connectionId);

@@ -15,7 +15,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Audience } from '../core/audience.ts';
 import { DeliveryMessage, deliverySendParams } from '../core/delivery.ts';
 import { BadRequestError } from '../core/errors.ts';
-import { assertPublishSize } from '../core/protocol.ts';
+import { assertPublishData } from '../core/publish-data.ts';
 
 export interface PublisherOptions {
   /** The delivery queue's URL (stack output `DeliveryQueueUrl`). */
@@ -52,7 +52,7 @@ export class Publisher {
 
   /** Validates and enqueues one message; resolves with its id once it is durably queued. */
   async publish(input: PublishInput): Promise<{ id: string }> {
-    assertPublishSize(input.data);
+    assertPublishData(input.data);
     const parsed = DeliveryMessage.safeParse({
       v: 1,
       id: input.id ?? (this.options.newId ?? randomUUID)(),

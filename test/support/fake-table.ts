@@ -36,6 +36,17 @@ export class ConditionalCheckFailed extends Error {
   override readonly name = 'ConditionalCheckFailedException';
 }
 
+/** What DynamoDB answers to a request it refuses outright (here: duplicate keys in a batch). */
+export class ValidationException extends Error {
+  override readonly name = 'ValidationException';
+}
+
+/** DynamoDB refuses a batch that names one key twice (BatchGetItem, BatchWriteItem). */
+function assertNoDuplicateKeys(keys: readonly Record<string, unknown>[]): void {
+  const seen = new Set(keys.map((k) => FakeTable.key(k.pk as string, k.sk as string)));
+  if (seen.size !== keys.length) throw new ValidationException('Provided list of item keys contains duplicates');
+}
+
 interface Fault {
   readonly matches: (command: { constructor: { name: string }; input: Record<string, unknown> }) => boolean;
   readonly error: Error;
@@ -53,7 +64,7 @@ export class FakeTable {
     return { send: (command: unknown) => this.send(command) } as unknown as DynamoDBDocumentClient;
   }
 
-  private static key(pk: unknown, sk: unknown): string {
+  static key(pk: unknown, sk: unknown): string {
     return `${String(pk)}\u0000${String(sk)}`;
   }
 
@@ -116,6 +127,7 @@ export class FakeTable {
     if (command instanceof BatchGetCommand) {
       const responses: Record<string, Item[]> = {};
       for (const [table, request] of Object.entries(command.input.RequestItems ?? {})) {
+        assertNoDuplicateKeys(request.Keys ?? []);
         responses[table] = (request.Keys ?? [])
           .map((k) => this.items.get(FakeTable.key(k.pk, k.sk)))
           .filter((item): item is Item => item !== undefined)
@@ -125,6 +137,7 @@ export class FakeTable {
     }
     if (command instanceof BatchWriteCommand) {
       for (const requests of Object.values(command.input.RequestItems ?? {})) {
+        assertNoDuplicateKeys(requests.map((r) => (r.PutRequest?.Item ?? r.DeleteRequest?.Key ?? {}) as Item));
         for (const request of requests) {
           if (request.PutRequest?.Item !== undefined) this.put(clone(request.PutRequest.Item as Item));
           else if (request.DeleteRequest?.Key !== undefined) {
@@ -139,9 +152,9 @@ export class FakeTable {
       const condition = command.input.ConditionExpression;
       const existing = this.items.get(FakeTable.key(pk, sk));
       if (condition !== undefined) {
-        // The only conditional delete the code sends: "#m.id = :id" (a history item still holding our message).
-        if (condition !== '#m.id = :id') throw new Error(`fake table: condition ${condition}`);
-        const held = (existing?.message as { id?: unknown } | undefined)?.id;
+        // The only conditional delete the code sends: "messageId = :id" (a history item still holding our message).
+        if (condition !== 'messageId = :id') throw new Error(`fake table: condition ${condition}`);
+        const held = existing?.messageId;
         if (held !== command.input.ExpressionAttributeValues?.[':id']) throw new ConditionalCheckFailed('not ours');
       }
       this.delete(String(pk), String(sk));
