@@ -139,7 +139,11 @@ export type Trigger =
   | { readonly kind: 'websocket-authorizer' }
   /** WebSocket routes. `returnResponse`: the function's `{statusCode, body}` is sent back to the client as a frame. */
   | { readonly kind: 'websocket'; readonly routes: readonly string[]; readonly returnResponse: boolean }
-  /** An SQS event source with partial batch responses (ReportBatchItemFailures). */
+  /**
+   * An SQS event source with partial batch responses (ReportBatchItemFailures). The function also gets
+   * `DEAD_LETTER_QUEUE_URL` (its queue's DLQ) and sqs:SendMessage on it, to set aside a record that can never succeed
+   * (lambdas/shared/set-aside.ts, docs/limits.md).
+   */
   | {
       readonly kind: 'sqs';
       readonly queue: QueueName;
@@ -332,6 +336,11 @@ export const functions = [
 ] as const satisfies readonly FunctionSpec[];
 
 export type FunctionName = (typeof functions)[number]['name'];
+
+/** Environment keys a function receives from its trigger (an SQS consumer: its dead-letter queue). */
+export function triggerEnvKeysOf(spec: FunctionSpec): string[] {
+  return spec.trigger.kind === 'sqs' ? ['DEAD_LETTER_QUEUE_URL'] : [];
+}
 
 /** Environment keys a function receives from its bindings. */
 export function envKeysOf(spec: FunctionSpec): string[] {

@@ -94,10 +94,16 @@ export class RealtimeQueue extends Construct {
    * Makes `handler` consume the queue through an event source mapping with partial batch responses
    * (`ReportBatchItemFailures`): the handler returns the ids of failed messages and only those are retried.
    *
+   * The handler also gets `DEAD_LETTER_QUEUE_URL` and sqs:SendMessage on the dead-letter queue, to set aside a
+   * record that can never succeed with its reason (lambdas/shared/set-aside.ts, docs/limits.md).
+   *
    * @throws when the queue's visibility timeout is shorter than six times the handler's timeout, as AWS advises for
    * Lambda event sources (retries would otherwise start while a batch is still being processed)
    */
-  addConsumer(handler: IFunction & { readonly timeout?: Duration }, options: RealtimeQueueConsumerOptions = {}): void {
+  addConsumer(
+    handler: IFunction & { readonly timeout?: Duration; addEnvironment(key: string, value: string): unknown },
+    options: RealtimeQueueConsumerOptions = {},
+  ): void {
     const timeoutSeconds = handler.timeout?.toSeconds() ?? 3;
     if (this.spec.visibilityTimeoutSeconds < 6 * timeoutSeconds) {
       throw new Error(
@@ -117,6 +123,8 @@ export class RealtimeQueue extends Construct {
     if (batchSize > 10 && windowSeconds === 0) {
       throw new Error(`${this.node.path}: a batchSize above 10 (got ${batchSize}) needs a maxBatchingWindow`);
     }
+    handler.addEnvironment('DEAD_LETTER_QUEUE_URL', this.deadLetterQueue.queueUrl);
+    this.deadLetterQueue.grantSendMessages(handler);
     handler.addEventSource(
       new SqsEventSource(this.queue, {
         batchSize,

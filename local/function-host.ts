@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { envKeysOf, type FunctionSpec } from '../lambdas/manifest.ts';
+import { envKeysOf, type FunctionSpec, triggerEnvKeysOf } from '../lambdas/manifest.ts';
 
 export interface FunctionHostOptions {
   readonly spec: FunctionSpec;
@@ -16,6 +16,8 @@ export interface FunctionHostOptions {
   readonly bindingValues: Readonly<Record<string, string>>;
   /** Environment every function gets (region, endpoints, credentials, log level). */
   readonly baseEnv: Readonly<Record<string, string>>;
+  /** Values of the keys this function's trigger sets (`triggerEnvKeysOf`: an SQS consumer's dead-letter queue). */
+  readonly triggerValues?: Readonly<Record<string, string>>;
   readonly root: string;
   /** Where the function's stdout/stderr lines go (its CloudWatch log stream). @default process.stdout */
   readonly onLog?: (functionName: string, line: string) => void;
@@ -88,6 +90,11 @@ export class FunctionHost {
     const env: Record<string, string> = { ...baseEnv, ...spec.environment };
     for (const key of envKeysOf(spec)) {
       const value = bindingValues[key];
+      if (value === undefined) throw new Error(`local runtime has no value for ${key} (function ${spec.name})`);
+      env[key] = value;
+    }
+    for (const key of triggerEnvKeysOf(spec)) {
+      const value = this.options.triggerValues?.[key];
       if (value === undefined) throw new Error(`local runtime has no value for ${key} (function ${spec.name})`);
       env[key] = value;
     }

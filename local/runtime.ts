@@ -208,6 +208,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
           root,
           bindingValues,
           baseEnv,
+          ...(spec.trigger.kind === 'sqs' && {
+            triggerValues: { DEAD_LETTER_QUEUE_URL: queues[spec.trigger.queue].dlqUrl },
+          }),
           onLog: (name, line) => {
             metrics.ingest(line);
             functionLog(name, line);

@@ -7,6 +7,7 @@
  * run (after a failure or a crash) skips them.
  */
 import { createHash } from 'node:crypto';
+import { limits } from '../manifest.ts';
 import { type BackoffOptions, withBackoff } from './backoff.ts';
 import { settleConcurrently } from './concurrency.ts';
 import type { DeliveryMessage, FanoutJob, ReplayRequest, SequencedMessage } from './delivery.ts';
@@ -18,6 +19,7 @@ import {
   type Recipient,
   repackFrames,
 } from './delivery-plan.ts';
+import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -121,6 +123,9 @@ export class DeliveryFailedError extends Error {
     super(`delivery failed for ${result.failed} connection(s); ${result.delivered} delivered, ${result.gone} gone`);
   }
 }
+
+/** Room left in a fan-out message for what SQS counts besides the job's JSON (no attributes are sent). */
+const FANOUT_ENVELOPE_BYTES = 1024;
 
 /** Stable lane of a connection within a split group, so its pages of successive runs stay in one FIFO group. */
 export function shardOf(connectionId: string, shards: number): number {
@@ -305,34 +310,16 @@ async function splitRun(
     lanes.set(shard, lane);
   }
   const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
+  const jobHead = { tenantId: head.tenantId, group: head.group, batchSeq: range.first };
   for (const [shard, entries] of [...lanes].sort((a, b) => a[0] - b[0])) {
     for (let page = 0; page * pageSize < entries.length; page++) {
-      const frames: string[] = [];
-      const index = new Map<string, number>();
-      const recipients: Record<string, number[]> = {};
-      for (const [connectionId, own] of entries.slice(page * pageSize, (page + 1) * pageSize)) {
-        recipients[connectionId] = own.map((frame) => {
-          let i = index.get(frame);
-          if (i === undefined) {
-            i = frames.push(frame) - 1;
-            index.set(frame, i);
-          }
-          return i;
-        });
+      const job = pageJob(jobHead, entries.slice(page * pageSize, (page + 1) * pageSize));
+      // A page too big for one SQS message goes as consecutive parts of its lane (lambdas/core/fanout-pages.ts).
+      const parts = fitJob(job, limits.queueMessageBytes - FANOUT_ENVELOPE_BYTES);
+      const id = `${groupKey}-${range.first}-${range.last}-${shard}-${page}`;
+      for (const [n, part] of parts.entries()) {
+        jobs.push({ shard, id: parts.length === 1 ? id : `${id}-${n}`, job: part });
       }
-      jobs.push({
-        shard,
-        id: `${groupKey}-${range.first}-${range.last}-${shard}-${page}`,
-        job: {
-          v: 1,
-          kind: 'fanout',
-          tenantId: head.tenantId,
-          group: head.group,
-          batchSeq: range.first,
-          frames,
-          recipients,
-        },
-      });
     }
   }
   await deps.enqueueFanout(jobs);

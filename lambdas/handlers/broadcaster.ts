@@ -5,6 +5,8 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
+import { isPermanent, PoisonRecordError, reasonOf } from '../core/poison.ts';
+import { publishDataProblem } from '../core/publish-data.ts';
 import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
 import { queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
@@ -28,7 +30,12 @@ const usage = createUsage(logger);
 type Unit =
   | { kind: 'run'; messages: DeliveryMessage[]; records: SQSRecord[] }
   | { kind: 'replicas'; replicas: ReplicaMessage[]; records: SQSRecord[] }
-  | { kind: 'other'; record: SQSRecord };
+  | { kind: 'other'; record: SQSRecord }
+  /** A published message that breaks the data rules (it bypassed the publish paths' checks): set aside. */
+  | { kind: 'poison'; record: SQSRecord; reason: string };
+
+/** Each record's error after its unit ran (absent: the record succeeded). */
+type Outcome = Map<string, unknown>;
 
 /** A replica from the tenant's home region (docs/multi-region.md), or undefined for anything else. */
 function replicaOf(body: string): ReplicaMessage | undefined {
@@ -42,10 +49,11 @@ function replicaOf(body: string): ReplicaMessage | undefined {
 
 /**
  * Splits the batch into units processed as one: consecutive published messages of a group (coalesced and packed
- * together), or a single replay request or unparseable record. Returns, for each record, its unit's outcome.
+ * together), or a single replay request, unparseable record or poison message. Returns, for each record, its unit's
+ * outcome.
  */
-function plan(event: SQSEvent): Map<string, () => Promise<void>> {
-  const outcome = new Map<string, () => Promise<void>>();
+function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
+  const outcome = new Map<string, () => Promise<Outcome>>();
   const open = new Map<string, { messages: DeliveryMessage[]; records: SQSRecord[] }>();
   const units: { unit: Unit; records: SQSRecord[] }[] = [];
   const openReplicas = new Map<string, { replicas: ReplicaMessage[]; records: SQSRecord[] }>();
@@ -77,6 +85,13 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
       units.push({ unit: { kind: 'other', record }, records: [record] });
       continue;
     }
+    const problem = publishDataProblem(parsed.data);
+    if (problem !== undefined) {
+      open.delete(group);
+      const reason = `message ${parsed.id}: ${problem.code} ${problem.message}`;
+      units.push({ unit: { kind: 'poison', record, reason }, records: [record] });
+      continue;
+    }
     let run = open.get(group);
     if (run === undefined) {
       run = { messages: [], records: [] };
@@ -87,15 +102,20 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
     run.records.push(record);
   }
   for (const { unit, records } of units) {
-    let started: Promise<void> | undefined;
+    let started: Promise<Outcome> | undefined;
     const redelivered = records.some((r) => Number(r.attributes.ApproximateReceiveCount) > 1);
     const start = () => {
       started ??=
         unit.kind === 'run'
-          ? deliverRun(unit.messages, unit.records, redelivered)
-          : unit.kind === 'replicas'
-            ? deliverReplicaRun(unit.replicas, redelivered)
-            : deliverOther(unit.record);
+          ? deliverIsolating(unit.messages, unit.records, redelivered)
+          : allOrNothing(
+              records,
+              unit.kind === 'replicas'
+                ? deliverReplicaRun(unit.replicas, redelivered)
+                : unit.kind === 'poison'
+                  ? Promise.reject(new PoisonRecordError(unit.reason))
+                  : deliverOther(unit.record),
+            );
       return started;
     };
     for (const record of records) outcome.set(record.messageId, start);
@@ -103,7 +123,52 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
   return outcome;
 }
 
-async function deliverRun(messages: DeliveryMessage[], records: SQSRecord[], redelivered: boolean): Promise<void> {
+/** Every record of a unit shares its result. */
+async function allOrNothing(records: readonly SQSRecord[], work: Promise<void>): Promise<Outcome> {
+  try {
+    await work;
+    return new Map();
+  } catch (err) {
+    return new Map(records.map((r) => [r.messageId, err]));
+  }
+}
+
+/**
+ * A run delivered as one; if it fails for a permanent reason (lambdas/core/poison.ts), its messages are delivered
+ * one at a time, in order, so only the poison one fails (and is set aside) and the rest of the group goes on. A
+ * transient failure fails the message and every one after it, as before (SQS redelivers them in order).
+ */
+async function deliverIsolating(
+  messages: readonly DeliveryMessage[],
+  records: readonly SQSRecord[],
+  redelivered: boolean,
+): Promise<Outcome> {
+  const whole = await allOrNothing(records, deliverRun(messages, records, redelivered));
+  const first = whole.values().next().value;
+  if (whole.size === 0 || messages.length === 1 || !isPermanent(first)) return whole;
+  const outcome: Outcome = new Map();
+  let blocked: unknown;
+  for (const [i, message] of messages.entries()) {
+    const record = records[i] as SQSRecord;
+    if (blocked !== undefined) {
+      outcome.set(record.messageId, blocked);
+      continue;
+    }
+    try {
+      await deliverRun([message], [record], true);
+    } catch (err) {
+      outcome.set(record.messageId, err);
+      if (!isPermanent(err)) blocked = err;
+    }
+  }
+  return outcome;
+}
+
+async function deliverRun(
+  messages: readonly DeliveryMessage[],
+  records: readonly SQSRecord[],
+  redelivered: boolean,
+): Promise<void> {
   const head = messages[0];
   // Correlation ids from the publisher's message attributes (docs/operations.md); a run of several messages logs
   // the first one's, and every id in `messageIds`.
@@ -162,9 +227,8 @@ async function deliverOther(record: SQSRecord): Promise<void> {
   try {
     message = QueueMessage.parse(JSON.parse(record.body));
   } catch (err) {
-    // Poison message: fails every time, so SQS moves it to the DLQ after maxReceiveCount receives.
-    logger.error('undeliverable message', { sqsMessageId: record.messageId, error: err as Error });
-    throw err;
+    // Poison message: it would fail every time; the batch handler sets it aside at once (docs/limits.md).
+    throw new PoisonRecordError(`not a delivery message: ${reasonOf(err, 200)}`, { cause: err });
   }
   if (!isReplayRequest(message)) throw new Error('not a replay request');
   const result = await replay(message, deps);
@@ -179,6 +243,9 @@ export const handler = fifoBatchHandler({
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     const outcomes = plan(event);
-    return (record) => (outcomes.get(record.messageId) as () => Promise<void>)();
+    return async (record) => {
+      const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();
+      if (outcome.has(record.messageId)) throw outcome.get(record.messageId);
+    };
   },
 });

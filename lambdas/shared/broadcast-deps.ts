@@ -8,6 +8,7 @@ import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { GroupHistory } from '../core/history.ts';
 import { Registry } from '../core/registry.ts';
+import { sqsBatches } from '../core/sqs-batches.ts';
 import { createDocumentClient } from './aws.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -43,17 +44,17 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     },
     enqueueFanout: async (jobs) => {
       if (sqs === undefined) throw new Error('FANOUT_QUEUE_URL is not set; the function needs the fanoutQueue binding');
-      for (let i = 0; i < jobs.length; i += 10) {
-        const chunk = jobs.slice(i, i + 10);
+      const entries = jobs.map(({ job, shard, id }) => ({
+        MessageBody: JSON.stringify(job),
+        MessageGroupId: fanoutLaneGroupId(job.tenantId, job.group, shard),
+        MessageDeduplicationId: id,
+      }));
+      // Batches within SQS's 10 entries and 1 MiB (splitRun already shaped each job to fit one message).
+      for (const batch of sqsBatches(entries)) {
         const out = await sqs.send(
           new SendMessageBatchCommand({
             QueueUrl: fanoutQueueUrl,
-            Entries: chunk.map(({ job, shard, id }, n) => ({
-              Id: `j${n}`,
-              MessageBody: JSON.stringify(job),
-              MessageGroupId: fanoutLaneGroupId(job.tenantId, job.group, shard),
-              MessageDeduplicationId: id,
-            })),
+            Entries: batch.map((entry, n) => ({ ...entry, Id: `j${n}` })),
           }),
         );
         if ((out.Failed ?? []).length > 0) throw new Error(`fan-out enqueue failed for ${out.Failed?.length} page(s)`);

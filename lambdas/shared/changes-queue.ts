@@ -1,19 +1,19 @@
-/** Sends change events to the changes queue (`CHANGES_QUEUE_URL`), ten per SendMessageBatch. */
+/** Sends change events to the changes queue (`CHANGES_QUEUE_URL`), in SendMessageBatches within SQS's limits. */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ChangeEvent } from '../core/entities/events.ts';
+import { sqsBatches } from '../core/sqs-batches.ts';
 
 export function changesPublisher(sqs: SQSClient, queueUrl: string): (events: readonly ChangeEvent[]) => Promise<void> {
   return async (events) => {
-    for (let i = 0; i < events.length; i += 10) {
-      const chunk = events.slice(i, i + 10);
+    const entries = events.map((event) => ({
+      MessageBody: JSON.stringify(event),
+      MessageAttributes: { tenantId: { DataType: 'String', StringValue: event.tenantId } },
+    }));
+    for (const batch of sqsBatches(entries)) {
       const out = await sqs.send(
         new SendMessageBatchCommand({
           QueueUrl: queueUrl,
-          Entries: chunk.map((event, n) => ({
-            Id: String(n),
-            MessageBody: JSON.stringify(event),
-            MessageAttributes: { tenantId: { DataType: 'String', StringValue: event.tenantId } },
-          })),
+          Entries: batch.map((entry, n) => ({ ...entry, Id: String(n) })),
         }),
       );
       if ((out.Failed ?? []).length > 0) {

@@ -1,6 +1,9 @@
 /**
  * The handler shape every SQS FIFO consumer shares: Powertools logger/tracer/metrics middleware, the records-in
- * count, a partial batch response that fails only the failing record's message group, and the DLQ-send count.
+ * count, a partial batch response that fails only the failing record's message group, the DLQ-send count, and
+ * poison isolation: a record that can never succeed (lambdas/core/poison.ts) is logged at error level with its ids,
+ * sent to the queue's dead-letter queue (`DEAD_LETTER_QUEUE_URL`) with its reason, and counts as processed, so the
+ * records behind it in its group go on in order instead of waiting for the redrive (docs/limits.md).
  */
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
@@ -11,7 +14,9 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { countDlqSends, countInput, metricNames } from './metrics.ts';
+import { isPermanent, reasonOf } from '../core/poison.ts';
+import { countDlqSends, countInput, countSetAside, metricNames } from './metrics.ts';
+import { createSetAside, type SetAside } from './set-aside.ts';
 
 export interface FifoBatchHandlerProps {
   readonly logger: Logger;
@@ -21,19 +26,43 @@ export interface FifoBatchHandlerProps {
   readonly maxReceiveCount: number;
   /** The record handler for one batch (called once per invocation, so it may plan over the whole batch first). */
   readonly recordHandlerFor: (event: SQSEvent, context: Context) => (record: SQSRecord) => Promise<void>;
+  /** Where poison records go. @default the queue's dead-letter queue, from `DEAD_LETTER_QUEUE_URL` */
+  readonly setAside?: SetAside;
 }
 
 /** A middy handler consuming an SQS FIFO batch record by record (skipGroupOnError; never throws on a full failure). */
 export function fifoBatchHandler(props: FifoBatchHandlerProps) {
   const { logger, metrics, tracer, maxReceiveCount, recordHandlerFor } = props;
   const processor = new SqsFifoPartialProcessorAsync();
+  const setAside = props.setAside ?? createSetAside();
+  /** The record handler, with permanent failures set aside instead of thrown (a failed set-aside is retried). */
+  const isolating =
+    (handle: (record: SQSRecord) => Promise<void>) =>
+    async (record: SQSRecord): Promise<void> => {
+      try {
+        await handle(record);
+      } catch (err) {
+        if (!isPermanent(err)) throw err;
+        const reason = reasonOf(err);
+        logger.error('poison record set aside', {
+          sqsMessageId: record.messageId,
+          messageGroupId: record.attributes.MessageGroupId,
+          tenantId: record.messageAttributes.tenantId?.stringValue,
+          messageId: record.messageAttributes.messageId?.stringValue,
+          reason,
+          error: err as Error,
+        });
+        await setAside(record, reason);
+        countSetAside(metrics);
+      }
+    };
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(logMetrics(metrics))
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {
-      const response = await processPartialResponse(event, recordHandlerFor(event, context), processor, {
+      const response = await processPartialResponse(event, isolating(recordHandlerFor(event, context)), processor, {
         context,
         skipGroupOnError: true,
         throwOnFullBatchFailure: false,

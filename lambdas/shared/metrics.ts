@@ -32,6 +32,8 @@ export const metricNames = {
   postServerErrors: 'PostServerErrors',
   deliveryFailures: 'DeliveryFailures',
   dlqSends: 'DlqSends',
+  /** Poison records sent to the dead-letter queue by the consumer itself (docs/limits.md). */
+  setAside: 'SetAside',
   httpRequests: 'HttpRequests',
   recordsIn: 'RecordsIn',
   scheduledRuns: 'ScheduledRuns',
@@ -183,4 +185,9 @@ export function countDlqSends(
     (r) => failed.has(r.messageId) && Number(r.attributes.ApproximateReceiveCount) >= maxReceiveCount,
   ).length;
   if (last > 0) metrics.addMetric(metricNames.dlqSends, MetricUnit.Count, last);
+}
+
+/** One poison record set aside (sent to the dead-letter queue with its reason). */
+export function countSetAside(metrics: Metrics): void {
+  metrics.addMetric(metricNames.setAside, MetricUnit.Count, 1);
 }

@@ -18,6 +18,7 @@ import {
   replicationSendParams,
   type StageTopology,
 } from '../core/replication.ts';
+import { sqsBatches } from '../core/sqs-batches.ts';
 import { createDocumentClient } from './aws.ts';
 
 export interface Replication {
@@ -58,13 +59,13 @@ export function createReplication(logger: Logger): Replication {
     if (client === undefined) throw new Error(`no SQS client for peer region ${region}`);
     return client;
   };
-  /** SendMessageBatch in chunks of 10, in order (one FIFO group keeps the order of a batch's entries). */
+  /** SendMessageBatch within SQS's count and size limits, in order (one FIFO group keeps a batch's order). */
   const sendInOrder = async (client: SQSClient, queueUrl: string, entries: readonly Entry[]) => {
-    for (let i = 0; i < entries.length; i += 10) {
+    for (const batch of sqsBatches(entries)) {
       const out = await client.send(
         new SendMessageBatchCommand({
           QueueUrl: queueUrl,
-          Entries: entries.slice(i, i + 10).map((entry, n) => ({ ...entry, Id: `m${n}` })),
+          Entries: batch.map((entry, n) => ({ ...entry, Id: `m${n}` })),
         }),
       );
       if ((out.Failed ?? []).length > 0) {

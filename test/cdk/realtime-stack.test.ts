@@ -3,6 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
 import {
   envKeysOf,
+  triggerEnvKeysOf,
   type FunctionSpec,
   functions,
   queues,
@@ -324,11 +325,12 @@ describe('the functions', () => {
     }
   });
 
-  it('get exactly the environment keys of their bindings, plus the Powertools settings', () => {
+  it('get exactly the environment keys of their bindings and trigger, plus the Powertools settings', () => {
     for (const spec of functions) {
       expect(Object.keys(environmentOf(spec.name)).sort()).toEqual(
         [
           ...envKeysOf(spec),
+          ...triggerEnvKeysOf(spec),
           ...Object.keys((spec as FunctionSpec).environment ?? {}),
           'POWERTOOLS_SERVICE_NAME',
           'POWERTOOLS_METRICS_NAMESPACE',

@@ -1,0 +1,78 @@
+/**
+ * Fan-out jobs shaped to fit one SQS message (docs/delivery.md, "Large groups"; docs/limits.md). A page of a lane
+ * lists its connections and the frames each gets, frames shared between connections stored once. When a page's JSON
+ * would pass `maxBytes` (quote-heavy data doubles in JSON), it is cut into consecutive jobs by frame: job k carries
+ * frames [a_k, b_k) and, for each connection, its frames in that range. The fan-out queue is FIFO per lane and jobs
+ * are sent in order, so every connection still gets its frames in order (each connection's frame indexes rise, which
+ * `pageJob` guarantees by storing a frame again rather than pointing back). A single frame with a page's worth of
+ * recipients that still does not fit has its recipients halved.
+ */
+import type { FanoutJob } from './delivery.ts';
+
+type JobHead = Pick<FanoutJob, 'tenantId' | 'group' | 'batchSeq'>;
+
+/** The job of one page: frames stored once, each connection's frame indexes rising. */
+export function pageJob(head: JobHead, entries: readonly (readonly [string, readonly string[]])[]): FanoutJob {
+  const frames: string[] = [];
+  const index = new Map<string, number>();
+  const recipients: Record<string, number[]> = {};
+  for (const [connectionId, own] of entries) {
+    const indexes: number[] = [];
+    for (const frame of own) {
+      let i = index.get(frame);
+      if (i === undefined || i <= (indexes.at(-1) ?? -1)) {
+        i = frames.push(frame) - 1;
+        index.set(frame, i);
+      }
+      indexes.push(i);
+    }
+    recipients[connectionId] = indexes;
+  }
+  return { v: 1, kind: 'fanout', ...head, frames, recipients };
+}
+
+const bytesOf = (job: FanoutJob) => Buffer.byteLength(JSON.stringify(job), 'utf8');
+
+/** `job`, or consecutive jobs cut from it, each at most `maxBytes` of JSON. */
+export function fitJob(job: FanoutJob, maxBytes: number): FanoutJob[] {
+  if (bytesOf(job) <= maxBytes) return [job];
+  const out: FanoutJob[] = [];
+  let from = 0;
+  while (from < job.frames.length) {
+    // The longest run of frames from `from` that fits (at least one frame).
+    let to = from + 1;
+    while (to < job.frames.length && bytesOf(slice(job, from, to + 1)) <= maxBytes) to++;
+    const part = slice(job, from, to);
+    out.push(...(bytesOf(part) <= maxBytes ? [part] : splitRecipients(part, maxBytes)));
+    from = to;
+  }
+  return out;
+}
+
+/** Frames [from, to) of `job`, with each connection's indexes in that range, renumbered from 0. */
+function slice(job: FanoutJob, from: number, to: number): FanoutJob {
+  const recipients: Record<string, number[]> = {};
+  for (const [connectionId, indexes] of Object.entries(job.recipients)) {
+    const inside = indexes.filter((i) => i >= from && i < to).map((i) => i - from);
+    if (inside.length > 0) recipients[connectionId] = inside;
+  }
+  return { ...job, frames: job.frames.slice(from, to), recipients };
+}
+
+/** A job of frames too big for its many recipients: halves of its recipients, each with the frames it needs. */
+function splitRecipients(job: FanoutJob, maxBytes: number): FanoutJob[] {
+  const ids = Object.keys(job.recipients);
+  if (ids.length <= 1) {
+    throw new Error(`a fan-out job of ${bytesOf(job)} bytes for one connection cannot fit ${maxBytes} bytes`);
+  }
+  const half = Math.ceil(ids.length / 2);
+  return [ids.slice(0, half), ids.slice(half)].flatMap((part) =>
+    fitJob(
+      pageJob(
+        job,
+        part.map((id) => [id, (job.recipients[id] ?? []).map((i) => job.frames[i] ?? '')] as const),
+      ),
+      maxBytes,
+    ),
+  );
+}
