@@ -119,6 +119,11 @@ export interface DevIdentity {
   signToken(input: SignTokenInput): SignedToken;
   /** Requests served (live object): how often verifiers fetched the JWKS, for tests of the key cache. */
   readonly stats: { jwksRequests: number };
+  /**
+   * Fault injection (live object, tests only): with `jwksStatus` set, the JWKS answers that status, as an identity
+   * provider that is down would.
+   */
+  readonly faults: { jwksStatus?: number };
   /** Serves the token and JWKS routes; false for any other path. Fits `Gateway.addHttpHandler`. */
   httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
 }
@@ -144,6 +149,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
   const tokenPath = `${basePath}/token`;
   const jwksPath = `${basePath}/jwks.json`;
   const stats = { jwksRequests: 0 };
+  const faults: { jwksStatus?: number } = {};
 
   function signToken(input: SignTokenInput): SignedToken {
     const signer = input.key ?? key;
@@ -216,6 +222,10 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
         stats.jwksRequests++;
         await drain(req);
         if (method !== 'GET' && method !== 'HEAD') throw new BadRequest(405, 'BAD_REQUEST', 'use GET');
+        if (faults.jwksStatus !== undefined) {
+          json(res, faults.jwksStatus, { error: { code: 'INTERNAL', message: 'JWKS unavailable (fault injection)' } });
+          return true;
+        }
         json(res, 200, jwks, { 'Cache-Control': 'max-age=300' });
         return true;
       }
@@ -250,6 +260,7 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
     jwksPath,
     signToken,
     stats,
+    faults,
     httpHandler,
   };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { FetchError, JwtInvalidSignatureError, KidNotFoundInJwksError } from 'aws-jwt-verify/error';
 import { defaultClaimNames } from './auth.ts';
 import { authorize, originPolicyFrom, refusedOrigin, type TokenVerifier } from './authorize.ts';
 
@@ -37,9 +38,36 @@ describe('the $connect authorizer', () => {
     await expect(
       authorize(
         { methodArn, headers: {}, queryStringParameters: { token: 'x' } },
-        { verifier: verifier(new Error('expired')), claimNames: defaultClaimNames },
+        { verifier: verifier(new JwtInvalidSignatureError('Invalid signature')), claimNames: defaultClaimNames },
       ),
     ).rejects.toThrow(/^Unauthorized$/);
+    await expect(
+      authorize(
+        { methodArn, headers: {}, queryStringParameters: { token: 'x' } },
+        { verifier: verifier(new KidNotFoundInJwksError('kid not found')), claimNames: defaultClaimNames },
+      ),
+    ).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it('fails (HTTP 500, the client retries) when the token cannot be checked, logging the error class at error level', async () => {
+    const logged: [string, Record<string, unknown>, string | undefined][] = [];
+    const log = (message: string, details: Record<string, unknown>, level?: string) =>
+      logged.push([message, details, level]);
+    for (const error of [
+      new FetchError('https://idp.example/jwks.json', 'The operation was aborted due to timeout'),
+      new TypeError('fetch failed'),
+    ]) {
+      const outcome = authorize(
+        { methodArn, headers: {}, queryStringParameters: { token: 'x.y.z' } },
+        { verifier: verifier(error), claimNames: defaultClaimNames, log },
+      );
+      await expect(outcome).rejects.toThrow(/^token could not be checked/);
+      await expect(outcome).rejects.not.toThrow(/^Unauthorized$/);
+    }
+    expect(logged).toEqual([
+      ['token could not be checked', expect.objectContaining({ errorClass: 'FetchError' }), 'error'],
+      ['token could not be checked', { errorClass: 'TypeError', error: 'fetch failed' }, 'error'],
+    ]);
   });
 
   it('denies (HTTP 403) a verified token whose claims name no tenant', async () => {

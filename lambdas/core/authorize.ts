@@ -1,5 +1,12 @@
 /** The `$connect` authorizer's decision: 401 (no or invalid token), 403 (explicit deny) or allow with context. */
 
+import {
+  FetchError,
+  JwksNotAvailableInCacheError,
+  JwksValidationError,
+  JwkValidationError,
+  JwtBaseError,
+} from 'aws-jwt-verify/error';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import {
@@ -16,10 +23,26 @@ export interface TokenVerifier {
   verify(token: string): Promise<JwtPayload>;
 }
 
+/**
+ * Whether a verifier error means the token could not be *checked* (the JWKS unreachable, timed out, malformed or not
+ * cached), rather than that the token does not verify. Those answer 500 (API Gateway turns any error but
+ * `Unauthorized` into 500), so a client retries instead of believing its token is bad. A token whose `kid` the JWKS
+ * does not have is a bad token (401).
+ */
+export function isVerifierUnavailable(err: unknown): boolean {
+  if (!(err instanceof JwtBaseError)) return true;
+  return (
+    err instanceof FetchError ||
+    err instanceof JwksValidationError ||
+    err instanceof JwkValidationError ||
+    err instanceof JwksNotAvailableInCacheError
+  );
+}
+
 export interface AuthorizeDeps {
   readonly verifier: TokenVerifier;
   readonly claimNames: ClaimNames;
-  readonly log?: (message: string, details: Record<string, unknown>) => void;
+  readonly log?: (message: string, details: Record<string, unknown>, level?: 'info' | 'error') => void;
   /** The stage's origin allowlist (docs/security.md). Omitted: any origin, and none. */
   readonly origins?: OriginPolicy;
 }
@@ -73,8 +96,17 @@ export async function authorize(
   try {
     payload = await deps.verifier.verify(token);
   } catch (err) {
+    if (isVerifierUnavailable(err)) {
+      // Not the token's fault: a 500 the client retries. Logged with the error's class and message (no token).
+      deps.log?.(
+        'token could not be checked',
+        { errorClass: nameOf(err), error: messageOf(err).replaceAll(token, '<token>') },
+        'error',
+      );
+      throw new Error(`token could not be checked: ${nameOf(err)}`);
+    }
     // The reason is logged, never the token.
-    deps.log?.('connection refused: token not valid', { reason: err instanceof Error ? err.name : 'unknown' });
+    deps.log?.('connection refused: token not valid', { reason: nameOf(err) });
     throw new Error(UNAUTHORIZED);
   }
   try {
@@ -87,6 +119,9 @@ export async function authorize(
     return policy(typeof payload.sub === 'string' ? payload.sub : 'unknown', 'Deny', event.methodArn);
   }
 }
+
+const nameOf = (err: unknown) => (err instanceof Error ? err.constructor.name || err.name : typeof err);
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 function policy(
   principalId: string,

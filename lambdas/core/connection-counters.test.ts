@@ -1,7 +1,7 @@
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
-import { ConnectionCounters, counterKeys, recountDue } from './connection-counters.ts';
+import { ConnectionCounters, counterKeys, numberAttribute, recountDue } from './connection-counters.ts';
 import { Registry } from './registry.ts';
 import { TenantConnections } from './revocation.ts';
 
@@ -115,6 +115,39 @@ describe('connection counters', () => {
     now += 61_000;
     expect(await connect(tenant, 'alice')).toHaveProperty('connectionId');
     expect(await counters.current(tenant, 'alice')).toBe(1);
+  });
+
+  it('recounts a refusing counter at most once per minute, however many handshakes it refuses', async () => {
+    let recounts = 0;
+    const live = new TenantConnections({ client, tableName, now: clock });
+    const counters = new ConnectionCounters({
+      client,
+      tableName,
+      now: clock,
+      count: (tenantId, userId) => {
+        recounts++;
+        return live.count(tenantId, userId);
+      },
+    });
+    const tenant = freshTenant();
+    const user = counterKeys.user(tenant, 'alice');
+    // At the cap, checked just now (the counter is right: two live connections it cannot see are not needed here).
+    await client.send(new PutCommand({ TableName: tableName, Item: { ...user, n: 2, checkedAt: now } }));
+    for (let i = 0; i < 12; i++) {
+      now += 1000;
+      expect(await counters.acquire(tenant, 'alice', caps)).toMatch(/^user has 2 open connections/);
+    }
+    expect(recounts).toBe(0);
+    now += 60_000;
+    await counters.acquire(tenant, 'alice', caps);
+    expect(recounts).toBe(1);
+  });
+
+  it('reads counter numbers both plain and as DynamoDB returns them in a failed condition', () => {
+    expect(numberAttribute({ n: 3 }, 'n')).toBe(3);
+    expect(numberAttribute({ n: { N: '1800000000000' } }, 'n')).toBe(1_800_000_000_000);
+    expect(numberAttribute({ n: { S: '3' } }, 'n')).toBeUndefined();
+    expect(numberAttribute(undefined, 'n')).toBeUndefined();
   });
 
   it('recounts the least recently checked tenants first, a bounded number per run, and sets their exact count', async () => {

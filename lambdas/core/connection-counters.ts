@@ -63,6 +63,16 @@ const isConditionFailed = (err: unknown) => (err as { name?: string }).name === 
 
 type Key = { pk: string; sk: string };
 
+/** A number attribute of an item, plain (`3`, from the document client) or marshalled (`{N: "3"}`, from an error). */
+export function numberAttribute(item: Record<string, unknown> | undefined, name: string): number | undefined {
+  const value = item?.[name];
+  if (typeof value === 'number') return value;
+  const marshalled = (value as { N?: unknown } | undefined)?.N;
+  return typeof marshalled === 'string' && marshalled !== '' && Number.isFinite(Number(marshalled))
+    ? Number(marshalled)
+    : undefined;
+}
+
 export class ConnectionCounters {
   private readonly now: () => number;
   private readonly recountAfterMs: number;
@@ -179,9 +189,11 @@ export class ConnectionCounters {
         return { created: out.Attributes?.checkedAt === undefined };
       } catch (err) {
         if (!isConditionFailed(err)) throw err;
+        // AWS returns the item of a failed condition marshalled (`{n: {N: "3"}}`): the document client does not
+        // unmarshall errors. Without it (an old stand-in), read it.
         const old = (err as { Item?: Record<string, unknown> }).Item ?? (await this.read(key));
-        const n = typeof old?.n === 'number' ? old.n : cap;
-        const checkedAt = typeof old?.checkedAt === 'number' ? old.checkedAt : 0;
+        const n = numberAttribute(old, 'n') ?? cap;
+        const checkedAt = numberAttribute(old, 'checkedAt') ?? 0;
         const mayRecount = this.options.count !== undefined && now - checkedAt >= this.recountAfterMs;
         if (attempt > 0 || !mayRecount) return { refusedAt: n, created: false };
         const exact = await recount();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { FetchError, JwtInvalidSignatureError } from 'aws-jwt-verify/error';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { ForbiddenError, UnauthorizedError } from './errors.ts';
 import { bucketOf, type DueConnection, reapExpired, verifyRefreshToken } from './expiry.ts';
@@ -94,11 +95,24 @@ describe('a refresh token', () => {
     const broken = {
       verifier: {
         verify: async () => {
-          throw new Error('bad signature');
+          throw new JwtInvalidSignatureError('bad signature');
         },
       },
       claimNames,
     };
     await expect(verifyRefreshToken('t', caller, broken)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('that cannot be checked (the JWKS unreachable) is not called invalid: the error goes on, as INTERNAL', async () => {
+    const unreachable = new FetchError('https://idp.example/jwks.json', 'fetch failed');
+    const deps = {
+      verifier: {
+        verify: async () => {
+          throw unreachable;
+        },
+      },
+      claimNames,
+    };
+    await expect(verifyRefreshToken('t', caller, deps)).rejects.toBe(unreachable);
   });
 });

@@ -18,7 +18,7 @@ import {
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { limits } from '../manifest.ts';
 import { type ClaimNames, ClaimsError, callerFromClaims } from './auth.ts';
-import type { TokenVerifier } from './authorize.ts';
+import { isVerifierUnavailable, type TokenVerifier } from './authorize.ts';
 import { ForbiddenError, UnauthorizedError } from './errors.ts';
 import type { Caller } from './permissions.ts';
 import { errorFrame } from './protocol.ts';
@@ -53,7 +53,9 @@ export async function verifyRefreshToken(token: string, caller: Caller, deps: Re
   let payload: JwtPayload;
   try {
     payload = await deps.verifier.verify(token);
-  } catch {
+  } catch (err) {
+    // The JWKS could not be read: the connection's token is not at fault (INTERNAL, retry later).
+    if (isVerifierUnavailable(err)) throw err;
     throw new UnauthorizedError('token not valid');
   }
   let next: Caller;

@@ -30,6 +30,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
       verifier,
       claimNames,
       origins,
-      log: (message, details) => logger.info(message, { ...details, connectionId: event.requestContext?.connectionId }),
+      log: (message, details, level = 'info') =>
+        logger[level](message, { ...details, connectionId: event.requestContext?.connectionId }),
     }),
   );

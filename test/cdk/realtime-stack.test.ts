@@ -3,12 +3,12 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
 import {
   envKeysOf,
-  triggerEnvKeysOf,
   type FunctionSpec,
   functions,
   queues,
   routeSelectionExpression,
   table,
+  triggerEnvKeysOf,
 } from '../../lambdas/manifest.ts';
 import { stageConfig, synthStack } from './support.ts';
 

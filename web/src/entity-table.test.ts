@@ -99,4 +99,13 @@ describe('an entity table', () => {
     expect(table.upsert({ id: 'a', title: 'mine', _version: 1 })).toBe(false);
     expect(table.get('a')?.title).toBe('theirs');
   });
+
+  it('keeps the row it has for a change announced without its row, until the caller upserts the one it read', () => {
+    const table = new EntityTable(acmeTask);
+    table.apply(change('k', 1, 'small'));
+    expect(table.apply({ ...change('k', 2, null, 'update'), rowOmitted: true })).toBe(true);
+    expect(table.get('k')).toMatchObject({ title: 'small' });
+    expect(table.upsert({ id: 'k', title: 'big', _version: 2 })).toBe(true);
+    expect(table.get('k')).toMatchObject({ title: 'big', _version: 2 });
+  });
 });

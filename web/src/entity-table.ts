@@ -60,10 +60,14 @@ export class EntityTable {
     for (const [key, row] of next) this.#rows.set(key, row);
   }
 
-  /** Applies a live change; false when it is not newer than what the table has (a duplicate or a late one). */
+  /**
+   * Applies a live change; false when it is not newer than what the table has (a duplicate or a late one). A change
+   * announced without its row (`rowOmitted`) changes nothing here: the caller reads the row and `upsert`s it.
+   */
   apply(change: ChangeEvent): boolean {
     const key = String(change.key);
     if ((this.#seen.get(key) ?? -1) >= change.version) return false;
+    if (change.rowOmitted === true) return true;
     this.#seen.set(key, change.version);
     this.#live.add(key);
     if (change.op === 'delete' || change.row === null) this.#rows.delete(key);

@@ -193,6 +193,13 @@ class SignedIn {
     const change = asChangeEvent(data);
     const table = this.#tables.get(name);
     if (change === undefined || table === undefined || !table.apply(change)) return;
+    if (change.rowOmitted === true) {
+      // Too big to travel in the message: read it (docs/entities.md, "Live feed").
+      this.#api
+        .get(name, String(change.key))
+        .then((row) => table.upsert(row) && this.#renderAll(new Set([`${name}/${String(change.key)}`])))
+        .catch(report);
+    }
     this.#renderAll(new Set([`${name}/${String(change.key)}`]));
     const editor = this.#editor;
     if (editor !== undefined && editor.entity === name && editor.key === String(change.key)) {

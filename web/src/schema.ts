@@ -32,6 +32,8 @@ export interface ChangeEvent {
   readonly key: string | number;
   readonly version: number;
   readonly row: Row | null;
+  /** The row was too big (or too odd) to travel in the message: read it with `GET` (docs/entities.md). */
+  readonly rowOmitted?: boolean;
   readonly changedBy: string;
   readonly changedAt: string;
 }
@@ -61,6 +63,7 @@ export function asChangeEvent(data: unknown): ChangeEvent | undefined {
     key: d.key as string | number,
     version: d.version,
     row: (d.row ?? null) as Row | null,
+    ...(d.rowOmitted === true && d.op !== 'delete' && { rowOmitted: true }),
     changedBy: typeof d.changedBy === 'string' ? d.changedBy : '',
     changedAt: typeof d.changedAt === 'string' ? d.changedAt : '',
   };

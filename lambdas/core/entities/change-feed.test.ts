@@ -64,6 +64,28 @@ const event = (entity: string, key: string, version: number, tenantId = 'acme'):
 });
 
 describe('produceChangeMessages', () => {
+  it('announces a change whose row is over 16 KB without the row, so the message fits a frame', async () => {
+    const { deps, write, logged } = setup();
+    write('note', { id: 'big', body: 'x'.repeat(200 * 1024) }, 'big', 1);
+    write('note', { id: 'small' }, 'small', 1);
+    const [big, small] = await produceChangeMessages([event('note', 'big', 1), event('note', 'small', 1)], deps);
+    expect(big?.data).toMatchObject({ op: 'insert', key: 'big', version: 1, row: null, rowOmitted: true });
+    expect(Buffer.byteLength(JSON.stringify(big?.data))).toBeLessThan(1024);
+    expect(small?.data).toMatchObject({ key: 'small', row: { id: 'small' } });
+    expect(small?.data).not.toHaveProperty('rowOmitted');
+    expect(logged).toContainEqual([
+      'change announced without its row',
+      expect.objectContaining({ tenantId: 'acme', entity: 'note', key: 'big' }),
+    ]);
+  });
+
+  it('announces a row holding JSON a message may not carry (an empty key) without the row', async () => {
+    const { deps, write } = setup();
+    write('note', { id: 'odd', doc: { '': 1 } }, 'odd', 1);
+    const [message] = await produceChangeMessages([event('note', 'odd', 1)], deps);
+    expect(message?.data).toMatchObject({ row: null, rowOmitted: true });
+  });
+
   it('turns each change into an entity:<name> message with the row, its version and a deterministic id', async () => {
     const { deps, write } = setup();
     write('note', { id: 'n1' }, 'n1', 1);

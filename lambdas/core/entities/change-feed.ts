@@ -4,8 +4,10 @@
  * engine to filter members by. Events are grouped per tenant and entity, and each group is read with one query.
  */
 import { createHash } from 'node:crypto';
+import { limits } from '../../manifest.ts';
 import type { Audience } from '../audience.ts';
 import type { DeliveryMessage } from '../delivery.ts';
+import { publishDataProblem } from '../publish-data.ts';
 import { audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityDeps } from './service.ts';
@@ -38,6 +40,25 @@ function deliverable(audience: ReturnType<typeof audienceFor>): Audience | undef
     return bypass.length > 0 ? { roles: bypass } : undefined;
   }
   return { roles, ...(bypass.length > 0 && { bypassRoles: bypass }), claim: audience.claim };
+}
+
+/**
+ * The change with its row inline when it meets the rules of published data (at most `limits.changeRowBytes`, nesting,
+ * keys, numbers: lambdas/core/publish-data.ts), else announced without it (`row: null, rowOmitted: true`): the
+ * subscriber reads the row with `GET /v1/entities/<entity>/<key>` (docs/entities.md, "Live feed"). A row can be far
+ * bigger than a frame (API Gateway refuses posts over 128 KB) or hold JSON a message may not.
+ */
+function withinPublishRules<D extends { row: Record<string, unknown> | null }>(
+  data: D,
+  ids: { tenantId: string; entity: string; key: string },
+  log: ChangeFeedDeps['log'],
+): D | (D & { rowOmitted: true }) {
+  if (data.row === null) return data;
+  const rowBytes = Buffer.byteLength(JSON.stringify(data.row), 'utf8');
+  const problem = rowBytes > limits.changeRowBytes ? `row is ${rowBytes} bytes` : publishDataProblem(data)?.message;
+  if (problem === undefined) return data;
+  log?.('change announced without its row', { ...ids, reason: problem });
+  return { ...data, row: null, rowOmitted: true };
 }
 
 function groupKey(e: ChangeEvent): string {
@@ -90,20 +111,21 @@ export async function produceChangeMessages(
       const audience = deliverable(audienceFor(rule, image));
       const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
       if (audience === undefined) continue;
+      const data = {
+        op,
+        entity: entityName,
+        key: row?.[entity.primaryKey] ?? image[entity.primaryKey] ?? event.key,
+        version: event.version,
+        row,
+        changedBy: String(r.changed_by),
+        changedAt: String(r.changed_at),
+      };
       messages.push({
         v: 1,
         id: changeMessageId(event),
         tenantId,
         group: `entity:${entityName}`,
-        data: {
-          op,
-          entity: entityName,
-          key: row?.[entity.primaryKey] ?? image[entity.primaryKey] ?? event.key,
-          version: event.version,
-          row,
-          changedBy: String(r.changed_by),
-          changedAt: String(r.changed_at),
-        },
+        data: withinPublishRules(data, { tenantId, entity: entityName, key: event.key }, deps.log),
         from: String(r.changed_by),
         ts: deps.now(),
         audience,
