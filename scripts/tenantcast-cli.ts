@@ -16,6 +16,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { setAsideAttributes } from '../lambdas/core/poison.ts';
 import { TenantConnections } from '../lambdas/core/revocation.ts';
 import { queues as manifestQueues } from '../lambdas/manifest.ts';
 import { Publisher } from '../lambdas/sdk/publisher.ts';
@@ -199,11 +200,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
               io.out('');
               io.out(
                 table(
-                  ['MESSAGE', 'GROUP', 'SENT', 'BODY'],
+                  ['MESSAGE', 'GROUP', 'SENT', 'REASON', 'BODY'],
                   peeked.map((m) => [
                     m.MessageId ?? '-',
                     m.Attributes?.MessageGroupId ?? '-',
                     m.Attributes?.SentTimestamp ? new Date(Number(m.Attributes.SentTimestamp)).toISOString() : '-',
+                    reasonOfDeadLetter(m),
                     abbreviate(m.Body ?? '', 80),
                   ]),
                 ),
@@ -271,6 +273,17 @@ async function depth(sqs: SQSClient, url: string): Promise<number> {
   );
 }
 
+/**
+ * Why a message is in a dead-letter queue: the reason the consumer gave when it set the message aside (its
+ * `failureReason` attribute, lambdas/shared/set-aside.ts), or SQS's own move after too many failed receives.
+ */
+function reasonOfDeadLetter(message: Message): string {
+  const reason = message.MessageAttributes?.[setAsideAttributes.reason]?.StringValue;
+  const by = message.MessageAttributes?.[setAsideAttributes.by]?.StringValue;
+  if (reason !== undefined) return abbreviate(`${by ?? 'consumer'}: ${reason}`, 120);
+  return `moved by SQS after ${message.Attributes?.ApproximateReceiveCount ?? '?'} receives`;
+}
+
 /** Up to 10 messages, left visible (visibility timeout 0): a DLQ has no redrive policy, so receiving is harmless. */
 async function peek(sqs: SQSClient, url: string): Promise<Message[]> {
   const out = await sqs.send(
@@ -280,6 +293,7 @@ async function peek(sqs: SQSClient, url: string): Promise<Message[]> {
       VisibilityTimeout: 0,
       WaitTimeSeconds: 0,
       MessageSystemAttributeNames: ['All'],
+      MessageAttributeNames: ['All'],
     }),
   );
   return out.Messages ?? [];
@@ -310,6 +324,8 @@ async function redrive(sqs: SQSClient, urls: QueueUrls, max: number, onMoved: ()
     for (const message of messages) {
       const attributes: Record<string, MessageAttributeValue> = {};
       for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+        // A set-aside message goes back as it came: without the reason it was set aside for.
+        if (name === setAsideAttributes.reason || name === setAsideAttributes.by) continue;
         attributes[name] = {
           DataType: value.DataType,
           ...(value.StringValue !== undefined && { StringValue: value.StringValue }),

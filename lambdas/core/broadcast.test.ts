@@ -14,6 +14,7 @@ import {
 import type { DeliveryMessage, FanoutJob } from './delivery.ts';
 import { GroupHistory } from './history.ts';
 import type { Member } from './registry.ts';
+import { sqsBatches } from './sqs-batches.ts';
 
 const T = 'acme';
 const G = 'chat:general';
@@ -281,6 +282,27 @@ describe('broadcastRun on a large group (the split path)', () => {
     for (const { job } of jobs) expect(job.frames).toHaveLength(1);
     expect(new Set(jobs.map((j) => j.id)).size).toBe(jobs.length);
   });
+
+  it('shapes 4,000 members x 10 quote-heavy 16 KB messages into SQS-sized jobs and delivers every message, in order', async () => {
+    const { deps, jobs, posts } = setup({ members: many(4000) });
+    // 8,000 quotes: 16,002 bytes of JSON as data, and four bytes per quote once a frame is JSON inside a job.
+    const run = Array.from({ length: 10 }, (_, i) => message(`m${i}`, { data: '"'.repeat(8000) }));
+    await broadcastRun(run, false, deps);
+    for (const { job } of jobs) expect(Buffer.byteLength(JSON.stringify(job))).toBeLessThanOrEqual(255 * 1024);
+    for (const batch of sqsBatches(jobs.map(({ job }) => ({ MessageBody: JSON.stringify(job) })))) {
+      expect(batch.reduce((n, e) => n + Buffer.byteLength(e.MessageBody), 0)).toBeLessThanOrEqual(1024 * 1024);
+    }
+    // Each lane's jobs in order, as the FIFO fan-out queue hands them out.
+    for (const { job, id } of jobs) await deliverFanoutJob(job, id, false, deps);
+    const got = new Map<string, string[]>();
+    for (const [connectionId, data] of posts) {
+      const frame = JSON.parse(data) as { type: string; id?: string; messages?: { id: string }[] };
+      const ids = frame.type === 'batch' ? (frame.messages ?? []).map((m) => m.id) : [frame.id as string];
+      got.set(connectionId, [...(got.get(connectionId) ?? []), ...ids]);
+    }
+    expect(got.size).toBe(4000);
+    for (const ids of got.values()) expect(ids).toEqual(run.map((m) => m.id));
+  }, 60_000);
 
   it('keeps a group that was split on the split path for a while, even once it is small', async () => {
     const { deps, jobs, members, advance } = setup({ members: many(12), splitThreshold: 10 });

@@ -19,6 +19,9 @@ export class PoisonRecordError extends Error {
   }
 }
 
+/** Message attributes of a set-aside record in the dead-letter queue: why, and which function gave up on it. */
+export const setAsideAttributes = { reason: 'failureReason', by: 'failedBy' } as const;
+
 const permanentAwsErrors = new Set([
   // DynamoDB and SQS refuse the request itself (nesting, sizes, names, duplicate keys): the same request fails again.
   'ValidationException',

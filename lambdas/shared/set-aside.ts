@@ -6,11 +6,9 @@
 import { type MessageAttributeValue, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { optionalEnv } from '../core/env.ts';
+import { setAsideAttributes } from '../core/poison.ts';
 
 export type SetAside = (record: SQSRecord, reason: string) => Promise<void>;
-
-/** Attributes the set-aside adds (SQS allows 10 per message: the record keeps at most 8 of its own). */
-export const setAsideAttributes = { reason: 'failureReason', by: 'failedBy' } as const;
 
 export function createSetAside(): SetAside {
   const queueUrl = optionalEnv('DEAD_LETTER_QUEUE_URL', '');
@@ -18,6 +16,7 @@ export function createSetAside(): SetAside {
   return async (record, reason) => {
     if (sqs === undefined) throw new Error('DEAD_LETTER_QUEUE_URL is not set: the function has no SQS trigger');
     const attributes: Record<string, MessageAttributeValue> = {};
+    // SQS allows 10 attributes per message: the record keeps at most 8 of its own.
     for (const [name, value] of Object.entries(record.messageAttributes).slice(0, 8)) {
       if (value.stringValue !== undefined)
         attributes[name] = { DataType: value.dataType, StringValue: value.stringValue };
