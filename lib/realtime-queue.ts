@@ -2,9 +2,36 @@ import { Duration } from 'aws-cdk-lib';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { QueueSpec } from '../lambdas/manifest.ts';
+
+/**
+ * Largest message, in bytes, every queue accepts (`MaximumMessageSize`): 262,144 bytes (256 KiB), set explicitly.
+ * Source: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html and
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html. AWS raised the
+ * maximum (and the default of new queues) to 1 MiB (1,048,576 bytes) in 2025; we keep 256 KiB because the code shapes
+ * what it enqueues to fit 256 KiB, and a queue that refuses more makes a shaping bug fail at the send, where it is
+ * seen, rather than leave a message no consumer was written for.
+ */
+export const SQS_MAX_MESSAGE_BYTES = 262_144; // limits table: lambdas/core/limits.ts
+
+/**
+ * High-throughput mode of every FIFO queue (and FIFO dead-letter queue): deduplication and the throughput quota apply
+ * per message group instead of per queue. Without it a FIFO queue takes 300 requests per second per API action
+ * (SendMessage, ReceiveMessage, DeleteMessage; 3,000 messages with batches of 10) for the whole queue, so every
+ * publish of a region would share one queue's 300 requests/s; with it the quota is 300 requests/s per message group
+ * (per tenant and group here) and the queue's quota is the region's high-throughput one (up to 70,000 requests/s in
+ * us-east-1, us-west-2 and eu-west-1, less elsewhere). Source:
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html and
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/high-throughput-fifo.html.
+ * Deduplication per group is safe: no sender relies on one deduplication id suppressing a send to another group.
+ */
+export const HIGH_THROUGHPUT_FIFO = {
+  fifo: true,
+  deduplicationScope: DeduplicationScope.MESSAGE_GROUP,
+  fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+} as const satisfies QueueProps;
 
 export interface RealtimeQueueProps {
   /** Visibility timeout, receive count before dead-lettering, and retention; see `queues` in lambdas/manifest.ts. */
@@ -37,8 +64,10 @@ export interface RealtimeQueueConsumerOptions {
 }
 
 /**
- * An SQS queue (standard, or FIFO when `spec.fifo`) with its dead-letter queue (of the same kind): both encrypted with SQS-managed keys and reachable over TLS only
- * (`aws:SecureTransport`), messages moving to the DLQ after `maxReceiveCount` receives.
+ * An SQS queue (standard, or FIFO when `spec.fifo`) with its dead-letter queue (of the same kind): both encrypted with
+ * SQS-managed keys, reachable over TLS only (`aws:SecureTransport`) and taking messages up to
+ * {@link SQS_MAX_MESSAGE_BYTES}; FIFO ones in high-throughput mode ({@link HIGH_THROUGHPUT_FIFO}). Messages move to
+ * the DLQ after `maxReceiveCount` receives.
  */
 export class RealtimeQueue extends Construct {
   /** The queue producers send to. */
@@ -57,11 +86,12 @@ export class RealtimeQueue extends Construct {
       );
     }
 
-    const fifo = props.spec.fifo === true ? { fifo: true } : {};
+    const fifo = props.spec.fifo === true ? HIGH_THROUGHPUT_FIFO : {};
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
       ...fifo,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      maxMessageSizeBytes: SQS_MAX_MESSAGE_BYTES,
       retentionPeriod: Duration.seconds(props.spec.dlqRetentionSeconds),
     });
     this.queue = new Queue(this, 'Queue', {
@@ -69,6 +99,7 @@ export class RealtimeQueue extends Construct {
       ...(props.queueName === undefined ? {} : { queueName: props.queueName }),
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      maxMessageSizeBytes: SQS_MAX_MESSAGE_BYTES,
       visibilityTimeout: Duration.seconds(props.spec.visibilityTimeoutSeconds),
       retentionPeriod: Duration.seconds(props.spec.retentionSeconds),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.spec.maxReceiveCount },

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { type IVpc, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -106,9 +106,23 @@ export interface TenantCluster {
 const MAX_CLUSTERS = 26;
 
 /**
+ * Gives the cluster's generated master secret (and its attachment to the cluster) the cluster's removal policy:
+ * aws-cdk-lib deletes a generated secret with the stack even when the cluster is retained, which would leave a
+ * retained cluster whose admin password nobody can read.
+ */
+function retainSecretsWithCluster(cluster: DatabaseCluster, removalPolicy: RemovalPolicy): void {
+  for (const child of cluster.node.findAll()) {
+    if (CfnResource.isCfnResource(child) && child.cfnResourceType.startsWith('AWS::SecretsManager::')) {
+      child.applyRemovalPolicy(removalPolicy);
+    }
+  }
+}
+
+/**
  * N Aurora Serverless v2 PostgreSQL clusters holding the tenant databases (docs/tenants.md): Data API enabled,
  * storage encrypted, automated backups, isolated subnets, a security group admitting nothing, master credentials
- * generated in Secrets Manager (`tenantcast/<stage>/<cluster id>/admin`) and PostgreSQL logs in CloudWatch.
+ * generated in Secrets Manager (`tenantcast/<stage>/<cluster id>/admin`, kept or deleted with the cluster) and
+ * PostgreSQL logs in CloudWatch.
  *
  * Functions reach them through {@link TenantClusters.grantTenantDataAccess}: Data API statements on these clusters
  * only, and reading the stage's tenant secrets only (never the master secrets).
@@ -159,6 +173,7 @@ export class TenantClusters extends Construct implements ITenantDataPlane {
         removalPolicy,
       });
       cluster.node.addDependency(logGroup);
+      retainSecretsWithCluster(cluster, removalPolicy);
       this.acknowledgeFindings(cluster, deletionProtection);
       clusters.push({ id: clusterId, cluster });
     }

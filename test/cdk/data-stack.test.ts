@@ -97,6 +97,35 @@ describe('the data stack', () => {
     }
   });
 
+  it('keeps each master secret exactly as long as its cluster: retained in prod, deleted in dev', () => {
+    for (const [synthesized, policy] of [
+      [prod, 'Retain'],
+      [dev, 'Delete'],
+    ] as const) {
+      const resources = synthesized.dataTemplate.toJSON().Resources as Record<
+        string,
+        Resource & { UpdateReplacePolicy?: string }
+      >;
+      const attachments = Object.values(
+        synthesized.dataTemplate.findResources('AWS::SecretsManager::SecretTargetAttachment'),
+      );
+      expect(attachments).toHaveLength(synthesized.dataStack.tenantClusters.clusters.length);
+      for (const attachment of attachments as Resource[]) {
+        const { SecretId, TargetId } = attachment.Properties as {
+          SecretId: { Ref: string };
+          TargetId: { Ref: string };
+        };
+        const [secret, cluster] = [resources[SecretId.Ref], resources[TargetId.Ref]];
+        expect(cluster?.Type).toBe('AWS::RDS::DBCluster');
+        expect([cluster?.DeletionPolicy, secret?.DeletionPolicy, secret?.UpdateReplacePolicy]).toEqual([
+          policy,
+          policy,
+          policy,
+        ]);
+      }
+    }
+  });
+
   it('names master secrets outside the tenant secret prefix, so no function can read them', () => {
     const prefix = tenantSecretName('dev', '');
     const secrets = Object.values(dev.dataTemplate.findResources('AWS::SecretsManager::Secret')) as Resource[];

@@ -10,6 +10,7 @@ import {
   table,
   triggerEnvKeysOf,
 } from '../../lambdas/manifest.ts';
+import { HIGH_THROUGHPUT_FIFO, SQS_MAX_MESSAGE_BYTES } from '../../lib/realtime-queue.ts';
 import { stageConfig, synthStack } from './support.ts';
 
 const dev = synthStack('dev', 'eu-west-1');
@@ -231,6 +232,44 @@ describe('the queues', () => {
           ]),
         },
       });
+    }
+  });
+
+  it('all take messages of at most 256 KiB, set explicitly instead of left to the 1 MiB default', () => {
+    expect(SQS_MAX_MESSAGE_BYTES).toBe(256 * 1024);
+    for (const synthesized of [dev, prod]) {
+      const all = Object.values(synthesized.template.findResources('AWS::SQS::Queue')) as Resource[];
+      expect(all.map((q) => q.Properties.MaximumMessageSize)).toEqual(all.map(() => SQS_MAX_MESSAGE_BYTES));
+    }
+  });
+
+  it('run every FIFO queue and FIFO dead-letter queue in high-throughput mode (quota per message group)', () => {
+    const fifoSpecs = Object.values(queues).filter((q) => 'fifo' in q && q.fifo === true);
+    expect(HIGH_THROUGHPUT_FIFO).toMatchObject({
+      deduplicationScope: 'messageGroup',
+      fifoThroughputLimit: 'perMessageGroupId',
+    });
+    for (const synthesized of [dev, prod]) {
+      const fifo = Object.values(
+        synthesized.template.findResources('AWS::SQS::Queue', { Properties: { FifoQueue: true } }),
+      ) as Resource[];
+      expect(fifo).toHaveLength(2 * fifoSpecs.length);
+      for (const q of fifo) {
+        expect(q.Properties).toMatchObject({
+          DeduplicationScope: 'messageGroup',
+          FifoThroughputLimit: 'perMessageGroupId',
+        });
+      }
+    }
+  });
+
+  it('leave standard queues without FIFO attributes', () => {
+    const standard = Object.values(dev.template.findResources('AWS::SQS::Queue')).filter(
+      (q) => (q as Resource).Properties.FifoQueue !== true,
+    ) as Resource[];
+    expect(standard.length).toBeGreaterThan(0);
+    for (const q of standard) {
+      expect([q.Properties.DeduplicationScope, q.Properties.FifoThroughputLimit]).toEqual([undefined, undefined]);
     }
   });
 
