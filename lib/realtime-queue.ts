@@ -4,6 +4,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { aws } from '../lambdas/core/limits.ts';
 import type { QueueSpec } from '../lambdas/manifest.ts';
 
 /**
@@ -14,7 +15,7 @@ import type { QueueSpec } from '../lambdas/manifest.ts';
  * what it enqueues to fit 256 KiB, and a queue that refuses more makes a shaping bug fail at the send, where it is
  * seen, rather than leave a message no consumer was written for.
  */
-export const SQS_MAX_MESSAGE_BYTES = 262_144; // limits table: lambdas/core/limits.ts
+export const SQS_MAX_MESSAGE_BYTES: number = aws.sqsMessageBytes; // the limits table: lambdas/core/limits.ts
 
 /**
  * High-throughput mode of every FIFO queue (and FIFO dead-letter queue): deduplication and the throughput quota apply
