@@ -410,19 +410,42 @@ describe('the functions', () => {
   it('may send to the delivery queue only when bound to it', () => {
     const senders = functions.filter((fn) => (fn.bindings as readonly string[]).includes('deliveryQueue'));
     const queueArn = { 'Fn::GetAtt': [dev.logicalIdOf(dev.stack.queues.get('delivery')?.queue.queueArn ?? ''), 'Arn'] };
-    const policies = dev.template.findResources('AWS::IAM::Policy', {
-      Properties: {
-        PolicyDocument: {
-          Statement: Match.arrayWith([
-            Match.objectLike({ Action: Match.arrayWith(['sqs:SendMessage']), Resource: queueArn }),
-          ]),
-        },
-      },
-    }) as Record<string, Resource>;
-    const roles = Object.values(policies).flatMap((p) => p.Properties.Roles as unknown[]);
+    // CDK merges statements with the same actions: the queue may share a statement with other resources (an SQS
+    // consumer's own dead-letter queue).
+    const sendsToQueue = (statement: { Action?: unknown; Resource?: unknown }) =>
+      [statement.Action].flat().includes('sqs:SendMessage') &&
+      [statement.Resource].flat().some((r) => JSON.stringify(r) === JSON.stringify(queueArn));
+    const policies = Object.values(dev.template.findResources('AWS::IAM::Policy') as Record<string, Resource>).filter(
+      (p) =>
+        (p.Properties.PolicyDocument as { Statement: { Action?: unknown; Resource?: unknown }[] }).Statement.some(
+          sendsToQueue,
+        ),
+    );
+    const roles = policies.flatMap((p) => p.Properties.Roles as unknown[]);
     expect(roles).toEqual(
       senders.map((fn) => ({ Ref: dev.logicalIdOf(dev.stack.functions.get(fn.name)?.role?.roleArn ?? '') })),
     );
+  });
+
+  it('that consume a queue may send to its dead-letter queue, named in DEAD_LETTER_QUEUE_URL, to set poison records aside', () => {
+    for (const fn of functions) {
+      if (fn.trigger.kind !== 'sqs') continue;
+      const dlq = dev.stack.queues.get(fn.trigger.queue)?.deadLetterQueue;
+      const dlqRef = { Ref: dev.logicalIdOf(dlq?.queueUrl ?? '') };
+      expect(environmentOf(fn.name).DEAD_LETTER_QUEUE_URL).toEqual(dlqRef);
+      const dlqArn = { 'Fn::GetAtt': [dev.logicalIdOf(dlq?.queueArn ?? ''), 'Arn'] };
+      const role = { Ref: dev.logicalIdOf(dev.stack.functions.get(fn.name)?.role?.roleArn ?? '') };
+      const granted = Object.values(dev.template.findResources('AWS::IAM::Policy') as Record<string, Resource>).some(
+        (p) =>
+          JSON.stringify(p.Properties.Roles) === JSON.stringify([role]) &&
+          (p.Properties.PolicyDocument as { Statement: { Action?: unknown; Resource?: unknown }[] }).Statement.some(
+            (st) =>
+              [st.Action].flat().includes('sqs:SendMessage') &&
+              [st.Resource].flat().some((r) => JSON.stringify(r) === JSON.stringify(dlqArn)),
+          ),
+      );
+      expect({ function: fn.name, granted }).toEqual({ function: fn.name, granted: true });
+    }
   });
 
   it('log to log groups kept as long as the stage says, deleted with dev stacks and retained in prod', () => {
