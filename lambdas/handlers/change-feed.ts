@@ -1,7 +1,8 @@
 /**
  * Change feed: change events from the changes queue → `entity:<name>` messages on the delivery queue, each with
  * the audience its row allows. The whole batch is one unit (one query per tenant and entity): any failure fails
- * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued.
+ * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued. A record
+ * that is not a change event is set aside in the dead-letter queue at once, with its reason.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -15,7 +16,8 @@ import { ChangeEvent } from '../core/entities/events.ts';
 import { requireEnv } from '../core/env.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, countSetAside, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { createSetAside } from '../shared/set-aside.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
@@ -23,6 +25,7 @@ const tracer = createTracer();
 const sqs = new SQSClient({});
 const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
 const tenants = createTenantDirectory();
+const setAside = createSetAside();
 const deps = {
   ...createEntityData(tenants),
   // In order, one at a time: the delivery queue keeps each tenant's group in the order it receives messages.
@@ -43,9 +46,15 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
     const events: ChangeEvent[] = [];
     for (const record of event.Records) {
       const parsed = ChangeEvent.safeParse(safeJson(record.body));
-      // A malformed event can never succeed: drop it (logged) rather than poison the batch.
-      if (parsed.success) events.push(parsed.data);
-      else logger.error('malformed change event dropped', { sqsMessageId: record.messageId });
+      if (parsed.success) {
+        events.push(parsed.data);
+        continue;
+      }
+      // A malformed event can never succeed: set it aside (docs/limits.md) rather than poison the batch.
+      const reason = `not a change event: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+      logger.error('poison record set aside', { sqsMessageId: record.messageId, reason });
+      await setAside(record, reason);
+      countSetAside(metrics);
     }
     try {
       const messages = await produceChangeMessages(events, deps);
