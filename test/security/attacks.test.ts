@@ -134,10 +134,16 @@ describe('SQL through entity inputs', () => {
 
   it('answers a NUL character in a text field with 400 BAD_REQUEST naming the field, never a 500', async () => {
     const admin = token('acme', 'nulmallory', ['admin']);
-    const created = await api(admin, 'POST', '/v1/entities/task', { id: randomUUID(), title: 'a\u0000b', status: 'open' });
+    const created = await api(admin, 'POST', '/v1/entities/task', {
+      id: randomUUID(),
+      title: 'a\u0000b',
+      status: 'open',
+    });
     expect(created.status).toBe(400);
     expect(errorOf(created)).toEqual({ code: 'BAD_REQUEST', message: expect.stringContaining("field 'title'") });
-    const id = jsonOf(await api(admin, 'POST', '/v1/entities/task', { id: randomUUID(), title: 'clean', status: 'open' })).id;
+    const id = jsonOf(
+      await api(admin, 'POST', '/v1/entities/task', { id: randomUUID(), title: 'clean', status: 'open' }),
+    ).id;
     const patched = await api(admin, 'PATCH', `/v1/entities/task/${id}`, { status: 'x\u0000' });
     expect([patched.status, errorOf(patched)?.message]).toEqual([400, expect.stringContaining("field 'status'")]);
     const filtered = await api(admin, 'GET', '/v1/entities/task?title=a%00b');
@@ -333,7 +339,9 @@ describe('the system group entity:*', () => {
     const http = await api(admin, 'POST', '/v1/publish', { group: 'entity:task', data: forged });
     expect([http.status, errorOf(http)?.message]).toEqual([403, expect.stringContaining('system group')]);
 
-    const created = jsonOf(await api(admin, 'POST', '/v1/entities/task', { id: randomUUID(), title: 'real change', status: 'open' }));
+    const created = jsonOf(
+      await api(admin, 'POST', '/v1/entities/task', { id: randomUUID(), title: 'real change', status: 'open' }),
+    );
     await eventually(() => messages(subscriber, 'entity:task').length > 0, 8000, 'the change event');
     const feed = messages(subscriber, 'entity:task');
     expect(feed.map((m) => (m.data as { key: string }).key)).toEqual([created.id]);
