@@ -102,6 +102,18 @@ export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClai
   return out;
 }
 
+/**
+ * The caller a verified token stands for, with the claims audience filters and row filters read: the one reading
+ * of a token, shared by the WebSocket `$connect` authorizer and the HTTP API (lambdas/core/http-identity.ts), so the
+ * same claims give the same rights on both. Throws ClaimsError for unusable tenant, user or roles claims.
+ */
+export function callerFromToken(
+  payload: JwtPayload,
+  names: ClaimNames = defaultClaimNames,
+): Caller & { claims: Record<string, unknown> } {
+  return { ...callerFromClaims(payload, names), claims: extraClaims(payload, names) };
+}
+
 /** What the authorizer puts in its context: API Gateway allows only string, number and boolean values. */
 export interface AuthorizerContext {
   tenantId: string;

@@ -9,15 +9,7 @@ import {
 } from 'aws-jwt-verify/error';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import {
-  type ClaimNames,
-  ClaimsError,
-  callerFromClaims,
-  extraClaims,
-  extractToken,
-  header,
-  toAuthorizerContext,
-} from './auth.ts';
+import { type ClaimNames, ClaimsError, callerFromToken, extractToken, header, toAuthorizerContext } from './auth.ts';
 
 export interface TokenVerifier {
   verify(token: string): Promise<JwtPayload>;
@@ -110,7 +102,7 @@ export async function authorize(
     throw new Error(UNAUTHORIZED);
   }
   try {
-    const caller = { ...callerFromClaims(payload, deps.claimNames), claims: extraClaims(payload, deps.claimNames) };
+    const caller = callerFromToken(payload, deps.claimNames);
     const exp = typeof payload.exp === 'number' ? payload.exp : 0;
     return policy(caller.userId, 'Allow', event.methodArn, { ...toAuthorizerContext(caller, exp) });
   } catch (err) {

@@ -38,6 +38,13 @@ describe('role rules', () => {
     expect(isAllowed({}, member, 'subscribe', 'user:alice')).toBe(true);
   });
 
+  it('keep system groups (entity:*) unpublishable by anyone, even an admin whose rules allow every group', () => {
+    expect(isAllowed(rules, admin, 'publish', 'entity:task')).toBe(false);
+    expect(() => assertAllowed(rules, admin, 'publish', 'entity:task')).toThrow(/system group/);
+    expect(isAllowed(rules, admin, 'subscribe', 'entity:task')).toBe(true);
+    expect(isAllowed(rules, admin, 'publish', 'entities:task')).toBe(true);
+  });
+
   it('treat every character of a pattern but * literally', () => {
     expect(globToRegExp('chat.*').test('chat.x')).toBe(true);
     expect(globToRegExp('chat.*').test('chatXx')).toBe(false);

@@ -1,7 +1,9 @@
 /**
  * Per-tenant role rules: which groups each role may subscribe and publish to. Patterns are group names in which
  * `*` matches any run of characters (`chat:*`, `*`). A user's request is allowed if any of their roles allows it.
- * Whatever the rules say, a `user:<id>` group can be subscribed only by user `<id>`.
+ * Whatever the rules say, a `user:<id>` group can be subscribed only by user `<id>`, and a system group
+ * (`entity:<name>`, the live change feed) is published to only by the service itself (the change-feed function
+ * enqueues directly), never by a caller: subscribers take its messages for change events.
  */
 import { z } from 'zod';
 import { ForbiddenError } from './errors.ts';
@@ -28,6 +30,13 @@ export interface Caller {
 
 const USER_GROUP_PREFIX = 'user:';
 
+/** Prefixes of the groups only the service publishes to (docs/security.md, "System groups"). */
+export const SYSTEM_GROUP_PREFIXES: readonly string[] = ['entity:'];
+
+export function isSystemGroup(group: string): boolean {
+  return SYSTEM_GROUP_PREFIXES.some((prefix) => group.startsWith(prefix));
+}
+
 /** Compiles a glob pattern (`*` = any characters) to an anchored RegExp; every other character is literal. */
 export function globToRegExp(pattern: string): RegExp {
   const source = pattern
@@ -49,6 +58,7 @@ function matches(pattern: string, group: string): boolean {
 }
 
 export function isAllowed(rules: RoleRules, caller: Caller, operation: Operation, group: string): boolean {
+  if (operation === 'publish' && isSystemGroup(group)) return false;
   if (group.startsWith(USER_GROUP_PREFIX) && operation === 'subscribe') {
     // A user's private group: only its owner subscribes, and the owner always may.
     return group.slice(USER_GROUP_PREFIX.length) === caller.userId;
@@ -60,6 +70,9 @@ export function isAllowed(rules: RoleRules, caller: Caller, operation: Operation
 }
 
 export function assertAllowed(rules: RoleRules, caller: Caller, operation: Operation, group: string): void {
+  if (operation === 'publish' && isSystemGroup(group)) {
+    throw new ForbiddenError(`'${group}' is a system group: only the service publishes to entity:* groups`);
+  }
   if (!isAllowed(rules, caller, operation, group)) {
     throw new ForbiddenError(`not allowed to ${operation} to '${group}'`);
   }

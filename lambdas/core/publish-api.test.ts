@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
+import { httpIdentity } from '../../test/support/http-identity.ts';
 import { defaultClaimNames } from './auth.ts';
 import type { DeliveryMessage } from './delivery.ts';
-import { ForbiddenError } from './errors.ts';
+import { ForbiddenError, RateLimitedError } from './errors.ts';
 import { handlePublishRequest, type PublishDeps, parsePublishBody } from './publish-api.ts';
 
 const roleRules = {
@@ -40,12 +41,12 @@ function setup() {
   };
 }
 
-/** Claims as API Gateway's JWT authorizer passes them: every value a string, arrays flattened. */
-const claims = (sub: string, roles: string, tenant = 'acme') => ({ tenant_id: tenant, sub, roles });
-const request = (body: unknown, who = claims('ops', '[admin]')) => ({
+/** The identity API Gateway's JWT authorizer passes: the token, and its claims as strings, arrays flattened. */
+const claims = (sub: string, roles: string[], tenant = 'acme') => httpIdentity({ tenant_id: tenant, sub, roles });
+const request = (body: unknown, who = claims('ops', ['admin'])) => ({
   body: typeof body === 'string' ? body : JSON.stringify(body),
   isBase64Encoded: false,
-  claims: who,
+  ...who,
 });
 const parsed = (response: { body: string }) => JSON.parse(response.body) as Record<string, unknown>;
 
@@ -77,7 +78,7 @@ describe('handlePublishRequest', () => {
 
   it('applies the role rules: a member publishes to chat:* only, and to no user', async () => {
     const { deps, queued } = setup();
-    const member = claims('mia', '[member]');
+    const member = claims('mia', ['member']);
     expect((await handlePublishRequest(request({ group: 'chat:x', data: 1 }, member), deps)).statusCode).toBe(202);
     for (const body of [
       { group: 'news:x', data: 1 },
@@ -93,13 +94,47 @@ describe('handlePublishRequest', () => {
   it('refuses an unconfigured tenant with 403 and no identity with 401', async () => {
     const { deps } = setup();
     const other = await handlePublishRequest(
-      request({ group: 'chat:x', data: 1 }, claims('x', '[admin]', 'umbrella')),
+      request({ group: 'chat:x', data: 1 }, claims('x', ['admin'], 'umbrella')),
       deps,
     );
     expect(other.statusCode).toBe(403);
-    const anonymous = await handlePublishRequest({ body: '{}', isBase64Encoded: false, claims: undefined }, deps);
+    const anonymous = await handlePublishRequest(
+      { body: '{}', isBase64Encoded: false, claims: undefined, authorization: undefined },
+      deps,
+    );
     expect(anonymous.statusCode).toBe(401);
     expect(parsed(anonymous)).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+  });
+
+  it('refuses a publish to a system group (entity:*) with 403 naming the rule, even for an admin', async () => {
+    const { deps, queued } = setup();
+    const response = await handlePublishRequest(request({ group: 'entity:task', data: { op: 'delete' } }), deps);
+    expect(response.statusCode).toBe(403);
+    expect(parsed(response)).toMatchObject({
+      error: { code: 'FORBIDDEN', message: expect.stringContaining('system group') },
+    });
+    expect(queued).toEqual([]);
+  });
+
+  it("takes each publish from the tenant's publish bucket and answers 429 with Retry-After when it is empty", async () => {
+    const { deps, queued } = setup();
+    const taken: string[] = [];
+    const limited: PublishDeps = {
+      ...deps,
+      admit: async (caller) => {
+        taken.push(caller.tenantId);
+        if (taken.length > 1) throw new RateLimitedError('too many publishes in this tenant', 1500);
+      },
+    };
+    expect((await handlePublishRequest(request({ group: 'chat:x', data: 1 }), limited)).statusCode).toBe(202);
+    const refused = await handlePublishRequest(request({ group: 'chat:x', data: 2 }), limited);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('2');
+    expect(parsed(refused)).toEqual({
+      error: { code: 'RATE_LIMITED', message: 'too many publishes in this tenant', retryAfterMs: 1500 },
+    });
+    expect(taken).toEqual(['acme', 'acme']);
+    expect(queued).toHaveLength(1);
   });
 
   it('answers 413 TOO_LARGE for data over 16 KB and for a body over the limit', async () => {

@@ -21,7 +21,8 @@ import {
   parseBody,
 } from './entities/http.ts';
 import { BadRequestError, TenantcastError, toTenantcastError } from './errors.ts';
-import { assertAllowed } from './permissions.ts';
+import type { HttpIdentity } from './http-identity.ts';
+import { assertAllowed, type Caller } from './permissions.ts';
 import { GROUP_PATTERN } from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
 import type { TenantDirectory } from './tenants.ts';
@@ -39,7 +40,7 @@ const userId = z
 export const PublishBody = z.union([z.strictObject({ group: groupName, data }), z.strictObject({ userId, data })]);
 export type PublishBody = z.infer<typeof PublishBody>;
 
-export type PublishRequest = Pick<EntityHttpRequest, 'body' | 'isBase64Encoded' | 'claims'>;
+export type PublishRequest = Pick<EntityHttpRequest, 'body' | 'isBase64Encoded'> & HttpIdentity;
 
 export interface PublishDeps {
   readonly tenants: Pick<TenantDirectory, 'get'>;
@@ -50,6 +51,12 @@ export interface PublishDeps {
   readonly claimNames: ClaimNames;
   /** Largest request body (TOO_LARGE above it). */
   readonly maxBodyBytes: number;
+  /**
+   * Takes a publish from the tenant's publish bucket, the one WebSocket publishes take (docs/security.md, "Rate
+   * limits"); throws RateLimitedError (429 with `Retry-After`) when it is empty. The user's HTTP bucket is taken
+   * before the request reaches here (lambdas/core/rate-limit-http.ts). Omitted: no limit.
+   */
+  readonly admit?: (caller: Caller) => Promise<void>;
   readonly onError?: (err: unknown) => void;
 }
 
@@ -80,11 +87,12 @@ export function parsePublishBody(value: unknown): { group: string; data: unknown
 export async function handlePublishRequest(request: PublishRequest, deps: PublishDeps): Promise<EntityHttpResponse> {
   try {
     // The tenant and the sender come from the verified token only, never from the body.
-    const caller = callerOf(request.claims, deps.claimNames);
+    const caller = callerOf(request, deps.claimNames);
     const { group, data } = parsePublishBody(parseBody(request, deps.maxBodyBytes));
     assertPublishData(data);
     const tenant = await deps.tenants.get(caller.tenantId);
     assertAllowed(tenant.roleRules, caller, 'publish', group);
+    await deps.admit?.(caller);
     const id = deps.newId();
     await deps.enqueue({ v: 1, id, tenantId: caller.tenantId, group, data, from: caller.userId, ts: deps.now() });
     return { statusCode: 202, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, group }) };

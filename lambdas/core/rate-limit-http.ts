@@ -4,6 +4,7 @@
  */
 import type { ClaimNames } from './auth.ts';
 import { callerOf, type EntityHttpResponse } from './entities/http.ts';
+import type { HttpIdentity } from './http-identity.ts';
 import { type EffectiveLimits, type RateLimiter, rateKeys } from './rate-limit.ts';
 
 export interface HttpRateLimitDeps {
@@ -14,12 +15,12 @@ export interface HttpRateLimitDeps {
 
 /** Undefined when the request may go on; else the 429 response. A request without a usable identity goes on (the route refuses it). */
 export async function httpRateLimited(
-  claims: Readonly<Record<string, unknown>> | undefined,
+  identity: HttpIdentity,
   deps: HttpRateLimitDeps,
 ): Promise<EntityHttpResponse | undefined> {
   let caller: { tenantId: string; userId: string };
   try {
-    caller = callerOf(claims, deps.claimNames);
+    caller = callerOf(identity, deps.claimNames);
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ClaimNames } from './auth.ts';
 import { callerOf, type EntityHttpResponse, errorResponse, parseBody } from './entities/http.ts';
 import { BadRequestError, ForbiddenError, TenantcastError, toTenantcastError } from './errors.ts';
+import type { HttpIdentity } from './http-identity.ts';
 import { type DisconnectDeps, disconnectAll } from './revocation.ts';
 import { parseUsageRange, type UsageStore } from './usage.ts';
 
@@ -20,12 +21,11 @@ export const DisconnectBody = z.strictObject({
   userId: z.string().min(1, 'userId must not be empty').max(256, 'userId must be at most 256 characters').optional(),
 });
 
-export interface AdminRequest {
+export interface AdminRequest extends HttpIdentity {
   readonly operation: AdminOperation;
   readonly query: Readonly<Record<string, string | undefined>>;
   readonly body: string | undefined;
   readonly isBase64Encoded: boolean;
-  readonly claims: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface AdminDeps extends DisconnectDeps {
@@ -42,7 +42,7 @@ const json = (statusCode: number, body: unknown): EntityHttpResponse => ({
 
 export async function handleAdminRequest(request: AdminRequest, deps: AdminDeps): Promise<EntityHttpResponse> {
   try {
-    const caller = callerOf(request.claims, deps.claimNames);
+    const caller = callerOf(request, deps.claimNames);
     if (!caller.roles.includes(ADMIN_ROLE)) throw new ForbiddenError(`only the '${ADMIN_ROLE}' role may do this`);
     switch (request.operation) {
       case 'disconnect': {

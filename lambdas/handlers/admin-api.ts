@@ -58,6 +58,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
         isBase64Encoded: event.isBase64Encoded,
         claims: (event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } }).authorizer
           ?.jwt?.claims,
+        authorization: event.headers?.authorization,
       },
       deps,
     );

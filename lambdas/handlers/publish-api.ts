@@ -14,6 +14,7 @@ import { requireEnv } from '../core/env.ts';
 import { handlePublishRequest, type PublishDeps } from '../core/publish-api.ts';
 import { limits } from '../manifest.ts';
 import { createTenantDirectory } from '../shared/entity-data.ts';
+import { createHttpRateLimit, createPublishAdmit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countHttp, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { claimNamesFromEnv } from '../shared/verifier.ts';
@@ -23,6 +24,8 @@ const metrics = createMetrics();
 const tracer = createTracer();
 const sqs = new SQSClient({});
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
+// The user's HTTP bucket, shared with the entity and admin APIs: taken before the request is read.
+const rateLimited = createHttpRateLimit();
 
 const deps: PublishDeps = {
   tenants: createTenantDirectory(),
@@ -36,6 +39,8 @@ const deps: PublishDeps = {
   claimNames: claimNamesFromEnv(),
   // A publish carries at most 16 KB of data (TOO_LARGE); the body around it may not exceed one frame.
   maxBodyBytes: limits.frameBytes,
+  // The tenant's publish bucket, shared with WebSocket publishes (docs/security.md, "Rate limits").
+  admit: createPublishAdmit(),
   onError: (err) => logger.error('publish request failed', { error: err as Error }),
 };
 
@@ -45,11 +50,18 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(logMetrics(metrics))
   .use(countHttp(metrics))
   .handler(async (event) => {
+    const limited = await rateLimited(event);
+    if (limited !== undefined) return limited;
     const e = event as APIGatewayProxyEventV2 & {
       requestContext: { authorizer?: { jwt?: { claims?: Record<string, unknown> } } };
     };
     const response = await handlePublishRequest(
-      { body: e.body, isBase64Encoded: e.isBase64Encoded, claims: e.requestContext.authorizer?.jwt?.claims },
+      {
+        body: e.body,
+        isBase64Encoded: e.isBase64Encoded,
+        claims: e.requestContext.authorizer?.jwt?.claims,
+        authorization: e.headers?.authorization,
+      },
       deps,
     );
     if (response.statusCode >= 400) {

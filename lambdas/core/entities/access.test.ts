@@ -36,11 +36,18 @@ describe('entity access rules', () => {
     expect(rowRestriction(ownerRule, caller(['admin']))).toBeUndefined();
   });
 
-  it('match inClaim filters against every value of an array claim, flattened by API Gateway or not', () => {
+  it('match inClaim filters against every value of an array claim, and a string claim as one value', () => {
     const rule: EntityRule = { ...ownerRule, rowFilter: { column: 'team_id', inClaim: 'teams' } };
     expect(rowRestriction(rule, caller(['member'], { teams: ['t1', 't2'] }))?.anyOf).toEqual(['t1', 't2']);
-    expect(rowRestriction(rule, caller(['member'], { teams: '[t1 t2]' }))?.anyOf).toEqual(['t1', 't2']);
+    expect(rowRestriction(rule, caller(['member'], { teams: '[t1 t2]' }))?.anyOf).toEqual(['[t1 t2]']);
     expect(rowRestriction(rule, caller(['member']))?.anyOf).toEqual([]);
+  });
+
+  it('never read a bracketed string claim as an array: a sub of "[bob]" is not bob', () => {
+    expect(rowRestriction(ownerRule, caller(['member'], { sub: '[bob]' }))).toEqual({
+      column: 'owner',
+      anyOf: ['[bob]'],
+    });
   });
 
   it('read claims as strings whatever their JSON type', () => {

@@ -34,17 +34,15 @@ export function assertCanWrite(rule: EntityRule, caller: EntityCaller, entity: s
 }
 
 /**
- * A claim's values as strings. Arrays stay arrays; API Gateway HTTP APIs flatten array claims into one string
- * `"[a b c]"` in `requestContext.authorizer.jwt.claims`, which becomes `['a','b','c']`; a plain string is one value;
- * numbers and booleans are stringified. Anything else (objects, missing) has no values.
+ * A claim's values as strings, from the token's claims as both transports read them (`callerFromToken`): an array
+ * is its scalar elements, a string is one value (never split: `"[bob]"` is the value `[bob]`, not `bob`), numbers
+ * and booleans are stringified. Anything else (objects, missing) has no values.
  */
 export function claimValues(claims: Readonly<Record<string, unknown>>, name: string): string[] {
   const raw = Object.hasOwn(claims, name) ? claims[name] : undefined;
   if (Array.isArray(raw)) return raw.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map(String);
   if (typeof raw === 'number' || typeof raw === 'boolean') return [String(raw)];
   if (typeof raw !== 'string') return [];
-  const flattened = /^\[(.*)\]$/s.exec(raw);
-  if (flattened) return (flattened[1] ?? '').split(/\s+/).filter((v) => v.length > 0);
   return [raw];
 }
 

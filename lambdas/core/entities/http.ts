@@ -2,15 +2,16 @@
  * The entity API over HTTP: one request in (the parts of an API Gateway HTTP API event the API uses), one response
  * out. Every failure becomes `{"error":{"code","message"}}` with its status; nothing throws past `handleEntityRequest`.
  */
-import { type ClaimNames, callerFromClaims } from '../auth.ts';
+import type { ClaimNames } from '../auth.ts';
 import {
   BadRequestError,
   type ErrorCode,
+  RateLimitedError,
   TenantcastError,
   TooLargeError,
   toTenantcastError,
-  UnauthorizedError,
 } from '../errors.ts';
+import { callerFromHttp, type HttpIdentity } from '../http-identity.ts';
 import type { EntityCaller } from './model.ts';
 import type { EntityService } from './service.ts';
 import { parseIfMatch } from './validation.ts';
@@ -35,7 +36,7 @@ export interface EntityHttpRequest {
   readonly headers: Readonly<Record<string, string | undefined>>;
   readonly body: string | undefined;
   readonly isBase64Encoded: boolean;
-  /** `requestContext.authorizer.jwt.claims`: verified by API Gateway's JWT authorizer. */
+  /** `requestContext.authorizer.jwt.claims`: verified by API Gateway's JWT authorizer (the token is `headers.authorization`). */
   readonly claims: Readonly<Record<string, unknown>> | undefined;
 }
 
@@ -62,21 +63,24 @@ function respond(statusCode: number, body: unknown, headers: Record<string, stri
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: body === undefined ? '' : JSON.stringify(body) };
 }
 
+/** The error body with its status; a rate limit adds `Retry-After` (whole seconds) and `retryAfterMs`. */
 export function errorResponse(err: TenantcastError): EntityHttpResponse {
+  if (err instanceof RateLimitedError) {
+    return respond(
+      statusOf[err.code],
+      { error: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } },
+      { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) },
+    );
+  }
   return respond(statusOf[err.code], { error: { code: err.code, message: err.message } });
 }
 
-/** The caller from verified claims; array claims may arrive flattened (`"[a b]"`), which `callerFromClaims` splits. */
-export function callerOf(claims: EntityHttpRequest['claims'], names: ClaimNames): EntityCaller {
-  if (claims === undefined) throw new UnauthorizedError('request has no verified identity');
-  const normalized: Record<string, unknown> = { ...claims };
-  const roles = normalized[names.roles];
-  if (typeof roles === 'string') normalized[names.roles] = roles.replace(/^\[(.*)\]$/s, '$1');
-  try {
-    return { ...callerFromClaims(normalized as Parameters<typeof callerFromClaims>[0], names), claims };
-  } catch (err) {
-    throw new UnauthorizedError((err as Error).message);
-  }
+/**
+ * The caller of an HTTP request, read from the verified token exactly as the WebSocket authorizer reads it
+ * (lambdas/core/http-identity.ts): never from API Gateway's flattened claims, which are ambiguous.
+ */
+export function callerOf(identity: HttpIdentity, names: ClaimNames): EntityCaller {
+  return callerFromHttp(identity, names);
 }
 
 /** The JSON body, at most `maxBytes` (TOO_LARGE above it). */
@@ -109,7 +113,7 @@ export async function handleEntityRequest(
   deps: EntityHttpDeps,
 ): Promise<EntityHttpResponse> {
   try {
-    const caller = callerOf(request.claims, deps.claimNames);
+    const caller = callerOf({ claims: request.claims, authorization: request.headers.authorization }, deps.claimNames);
     const { service } = deps;
     switch (request.operation) {
       case 'schema':

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityCaller, EntityRules, SchemaSnapshot } from './model.ts';
-import { EntityService, type TenantData } from './service.ts';
+import { EntityService, type TenantData, versionImages } from './service.ts';
 
 const schema: SchemaSnapshot = {
   entities: {
@@ -200,5 +200,39 @@ describe('EntityService.schema', () => {
       },
     });
     expect(await service.schema(caller('nobody', []))).toEqual({ entities: {} });
+  });
+});
+
+describe('versionImages', () => {
+  const entry = (version: number, op: 'insert' | 'update' | 'delete', diff: Record<string, [unknown, unknown]>) => ({
+    version,
+    op,
+    changedBy: 'x',
+    changedAt: '2026-01-01T00:00:00.000Z',
+    diff,
+  });
+
+  it("rebuilds each version's row, keeping a deleted key's old history apart from its new one", () => {
+    const items = [
+      entry(1, 'insert', { id: [null, 't'], owner: [null, 'bob'], title: [null, 'bob v1'] }),
+      entry(2, 'update', { title: ['bob v1', 'bob v2'] }),
+      entry(3, 'delete', { id: ['t', null], owner: ['bob', null], title: ['bob v2', null] }),
+      entry(4, 'insert', { id: [null, 't'], owner: [null, 'alice'], title: [null, 'alice v4'] }),
+    ];
+    expect(versionImages(items, { id: 't', owner: 'alice', title: 'alice v4', _version: 4 })).toEqual([
+      { id: 't', owner: 'bob', title: 'bob v1' },
+      { id: 't', owner: 'bob', title: 'bob v2' },
+      { id: 't', owner: 'bob', title: 'bob v2' },
+      { id: 't', owner: 'alice', title: 'alice v4', _version: 4 },
+    ]);
+  });
+
+  it('knows the untouched fields of a row first written outside the API from the current row', () => {
+    const images = versionImages([entry(1, 'update', { title: ['seeded', 'edited'] })], {
+      id: 's',
+      owner: 'carol',
+      title: 'edited',
+    });
+    expect(images).toEqual([{ id: 's', owner: 'carol', title: 'edited' }]);
   });
 });

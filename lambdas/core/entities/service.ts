@@ -6,15 +6,7 @@
  */
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import {
-  assertCanRead,
-  assertCanWrite,
-  assertRowVisible,
-  type RowRestriction,
-  rowRestriction,
-  rowVisible,
-  ruleFor,
-} from './access.ts';
+import { assertCanRead, assertCanWrite, type RowRestriction, rowRestriction, rowVisible, ruleFor } from './access.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { ChangeEvent } from './events.ts';
 import {
@@ -179,22 +171,24 @@ export class EntityService {
     const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
     const statement = changesStatement(entityName, String(id));
     const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
-    if (rows.length === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
-    const items = rows.map((r) => ({
+    const items: ChangeEntry[] = rows.map((r) => ({
       version: Number(r.version),
       op: r.op as ChangeOp,
       changedBy: String(r.changed_by),
       changedAt: String(r.changed_at),
       diff: JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>,
     }));
-    if (restriction !== undefined) {
-      // The history is visible to whoever may see the row now, or saw it last (before its deletion).
+    let visible = items;
+    if (restriction !== undefined && items.length > 0) {
+      // Each version is shown only to whoever could see the row at that version (docs/entities.md, "Change log
+      // and row filters"): a key deleted and created again by someone else keeps its histories apart.
       const get = getStatement(entityName, entity, id, undefined);
       const current = await this.deps.data.execute(tenant.db, get.sql, get.params);
-      const row = parseRow(current.rows[0]) ?? lastImage(items);
-      assertRowVisible(restriction, row, entityName, rawId);
+      const images = versionImages(items, parseRow(current.rows[0]));
+      visible = items.filter((_, i) => rowVisible(restriction, images[i] as EntityRow));
     }
-    return { items };
+    if (visible.length === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+    return { items: visible };
   }
 
   async create(caller: EntityCaller, entityName: string, body: unknown): Promise<EntityRow> {
@@ -207,13 +201,38 @@ export class EntityService {
         throw new ForbiddenError(`field '${column}' of entity '${entityName}' must be one of your own values`);
       }
     }
-    return this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
-      const inserted = await one(tx, insertStatement(entityName, entity, values));
-      // A key that existed before (deleted, then created again) continues its version sequence.
-      const lastVersion = lastVersionStatement(entityName, keyOf(entity, inserted));
-      const last = await tx.execute(lastVersion.sql, lastVersion.params);
-      return { before: undefined, after: inserted, version: Number(last.rows[0]?.version ?? 0) + 1 };
-    });
+    try {
+      return await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
+        const inserted = await one(tx, insertStatement(entityName, entity, values));
+        // A key that existed before (deleted, then created again) continues its version sequence, so change ids
+        // stay unique; `changes` keeps the histories apart by the row filter.
+        const lastVersion = lastVersionStatement(entityName, keyOf(entity, inserted));
+        const last = await tx.execute(lastVersion.sql, lastVersion.params);
+        return { before: undefined, after: inserted, version: Number(last.rows[0]?.version ?? 0) + 1 };
+      });
+    } catch (err) {
+      throw await this.hiddenConflict(err, tenant, entityName, entity, restriction, values);
+    }
+  }
+
+  /**
+   * A create whose key is taken by a row outside the caller's row filter answers NOT_FOUND, as every other
+   * operation on that row does, rather than a CONFLICT that would confirm the row exists. Other errors pass.
+   */
+  private async hiddenConflict(
+    err: unknown,
+    tenant: TenantData,
+    entityName: string,
+    entity: EntitySpec,
+    restriction: RowRestriction | undefined,
+    values: Readonly<Record<string, unknown>>,
+  ): Promise<unknown> {
+    const key = values[entity.primaryKey];
+    if (!(err instanceof ConflictError || (err as { code?: string }).code === 'CONFLICT')) return err;
+    if (restriction === undefined || key === undefined) return err;
+    const get = getStatement(entityName, entity, key, restriction);
+    const { rows } = await this.deps.data.execute(tenant.db, get.sql, get.params);
+    return rows.length > 0 ? err : new NotFoundError(`no ${entityName} '${String(key)}'`);
   }
 
   async update(
@@ -323,12 +342,21 @@ async function locked(
   return row;
 }
 
-/** The row as it was before the last change of a history (for a deleted row: its last state). */
-function lastImage(items: readonly ChangeEntry[]): EntityRow {
-  const row: EntityRow = {};
-  for (const item of items) {
-    for (const [field, [before, after]] of Object.entries(item.diff))
-      row[field] = item.op === 'delete' ? before : after;
+/**
+ * The row each change-log entry is about, as the live feed judges it: the row after an insert or update, the row
+ * as it was for a delete. Rebuilt backwards from the current row (undefined once deleted) through the diffs, so
+ * fields a change did not touch (such as the row filter's column) are known even for rows first written outside
+ * the API. An insert starts a history: nothing before it belongs to the same row.
+ */
+export function versionImages(items: readonly ChangeEntry[], current: EntityRow | undefined): EntityRow[] {
+  const images: EntityRow[] = new Array(items.length);
+  let after: EntityRow | undefined = current;
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i] as ChangeEntry;
+    const before: EntityRow = item.op === 'delete' ? {} : { ...after };
+    for (const [field, [old]] of Object.entries(item.diff)) before[field] = old;
+    images[i] = item.op === 'delete' ? before : { ...after };
+    after = item.op === 'insert' ? undefined : before;
   }
-  return row;
+  return images;
 }

@@ -11,6 +11,7 @@ const task: EntitySpec = {
     tags: { type: 'text[]', nullable: true },
     due: { type: 'date', nullable: true },
     done: { type: 'boolean', nullable: false, hasDefault: true },
+    meta: { type: 'jsonb', nullable: true },
   },
 };
 
@@ -32,6 +33,18 @@ describe('entity request validation', () => {
   it('names the field whose value has the wrong type', () => {
     expect(() => parseCreate(task, 'task', { title: 'x', priority: 'high' })).toThrow(/field 'priority'/);
     expect(() => parseCreate(task, 'task', { title: 'x', due: '2024-13-45x' })).toThrow(/field 'due'/);
+  });
+
+  it('refuses a NUL character in a text, text[] or jsonb value (PostgreSQL cannot store it) naming the field', () => {
+    const nul = 'a\u0000b';
+    expect(() => parseCreate(task, 'task', { title: nul })).toThrow(/field 'title'.*NUL/);
+    expect(() => parseCreate(task, 'task', { title: 'x', tags: ['ok', nul] })).toThrow(/field 'tags'.*NUL/);
+    expect(() => parseUpdate(task, 'task', { meta: { deep: [{ v: nul }] } })).toThrow(/field 'meta'.*NUL/);
+    expect(() => parseUpdate(task, 'task', { meta: { [nul]: 1 } })).toThrow(/field 'meta'.*NUL/);
+    expect(() => parseListQuery(task, 'task', { title: nul })).toThrow(/field 'title'.*NUL/);
+    expect(parseCreate(task, 'task', { title: 'no nul here', meta: { a: ['b'] } })).toMatchObject({
+      title: 'no nul here',
+    });
   });
 
   it('requires non-null fields without a default on create', () => {

@@ -19,11 +19,28 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const INT_MIN = -2_147_483_648;
 const INT_MAX = 2_147_483_647;
 
+/**
+ * PostgreSQL text cannot hold U+0000 (and jsonb refuses `\u0000`): such a value would fail in the database as a
+ * 500, so it is refused here as BAD_REQUEST naming the field.
+ */
+const NUL_MESSAGE = 'must not contain the NUL character (U+0000)';
+const hasNul = (value: string) => value.includes('\u0000');
+const noNul = (value: string) => !hasNul(value);
+/** Whether a JSON value has a NUL in any string or key, at any depth. */
+function jsonHasNul(value: unknown): boolean {
+  if (typeof value === 'string') return hasNul(value);
+  if (Array.isArray(value)) return value.some(jsonHasNul);
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).some(([k, v]) => hasNul(k) || jsonHasNul(v));
+  }
+  return false;
+}
+
 /** The JSON value a field accepts in a body. */
 export function fieldSchema(type: FieldType): z.ZodType {
   switch (type) {
     case 'text':
-      return z.string().max(65_536);
+      return z.string().max(65_536).refine(noNul, NUL_MESSAGE);
     case 'int':
       return z.number().int().min(INT_MIN).max(INT_MAX);
     case 'numeric':
@@ -40,9 +57,9 @@ export function fieldSchema(type: FieldType): z.ZodType {
     case 'boolean':
       return z.boolean();
     case 'text[]':
-      return z.array(z.string().max(65_536)).max(1000);
+      return z.array(z.string().max(65_536).refine(noNul, NUL_MESSAGE)).max(1000);
     case 'jsonb':
-      return z.json();
+      return z.json().refine((v) => !jsonHasNul(v), NUL_MESSAGE);
   }
 }
 
