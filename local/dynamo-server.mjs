@@ -150,10 +150,16 @@ function frontOf(handler) {
   };
 }
 
+// A throw from one of dynalite's later callbacks (storage, locks) would end this process: answer the request it broke
+// instead, found through its async context, and keep serving the others.
 process.on('uncaughtException', (err) => {
   const request = current.getStore();
-  if (request !== undefined) failed(request.res, err);
-  else log('error', 'local DynamoDB: uncaught error outside any request', { error: String(err?.stack ?? err) });
+  try {
+    if (request !== undefined) failed(request.res, err);
+    else log('error', 'local DynamoDB: uncaught error outside any request', { error: String(err?.stack ?? err) });
+  } catch {
+    // Nothing more to answer: the connection is gone.
+  }
 });
 
 patchAllOldOnConditionFailure();
