@@ -51,6 +51,14 @@ describe('startDynamo', () => {
     expect(dynamo.endpoint).not.toMatch(/:0$/);
   });
 
+  it('runs dynalite in a child process of its own, off the runtime’s event loop', () => {
+    expect(dynamo.pid).toBeGreaterThan(0);
+    expect(dynamo.pid).not.toBe(process.pid);
+    expect(dynamo.description).toMatch(
+      /^dynalite 4\.0\.0 in a child process \(pid \d+\), AWS validation rules patched/,
+    );
+  });
+
   it('persists to dataDir across restarts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tenantcast-dynamo-'));
     try {

@@ -1,16 +1,29 @@
 /**
- * Local DynamoDB: dynalite (a wire-compatible DynamoDB on LevelDB, in memory or on disk), table creation from the
- * manifest, and a TTL sweeper standing in for DynamoDB's Time To Live.
+ * Local DynamoDB: dynalite (a wire-compatible DynamoDB on LevelDB, in memory or on disk) in its own child process,
+ * patched to AWS's documented rules; table creation from the manifest; and a TTL sweeper standing in for DynamoDB's
+ * Time To Live.
+ *
+ * Why a child process: dynalite runs requests on the thread that hosts it, and some inputs make it throw outside any
+ * handler (a map nested 5,000 levels deep overflows its stack). In the runtime's own process that killed the whole
+ * local stack. In the child (local/dynamo-server.mjs) a request that breaks dynalite gets DynamoDB's 500
+ * InternalServerError and the next requests are served; the runtime's event loop no longer runs DynamoDB at all.
  *
  * What dynalite lacks, and what we do about it:
+ * - AWS rules it does not enforce are checked before it sees a request (local/dynamo-rules.mjs): nesting at most 32
+ *   levels, no empty attribute names. It already refuses items over 400 KB, numbers over 38 digits and duplicate keys
+ *   in batches, as AWS does.
+ * - ReturnValuesOnConditionCheckFailure: ALL_OLD returns the existing item with ConditionalCheckFailedException
+ *   (patched into dynalite by local/dynamo-server.mjs).
  * - TTL: dynalite has no UpdateTimeToLive and never expires items (DescribeTimeToLive always says DISABLED).
  *   `startTtlSweeper` deletes expired items periodically. In AWS, TTL deletes expired items "typically within a few
  *   days" (up to ~48 h), so functions must never rely on timely deletion: every read of a TTL'd item must also check
  *   `ttl` itself. The sweeper only keeps the local table from growing.
  * - TransactWriteItems / TransactGetItems: not supported by dynalite, and deliberately not emulated here.
+ *
+ * AWS's own DynamoDB Local is not used: its licence is the vendor's own terms, not open source.
  */
-import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   type AttributeDefinition,
   type AttributeValue,
@@ -24,19 +37,10 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { table as manifestTable } from '../lambdas/manifest.ts';
-import { listen } from './http-util.ts';
+import { urlHost } from './http-util.ts';
+import { createMeter, type Meter, type MeterRecord } from './meter.ts';
 
-/** The subset of dynalite's options we use (dynalite ships no types). */
-interface DynaliteOptions {
-  path?: string;
-  createTableMs?: number;
-  deleteTableMs?: number;
-  updateTableMs?: number;
-}
-type DynaliteFactory = (options?: DynaliteOptions) => Server;
-
-// dynalite is CommonJS without type declarations: load it through require and type the little we use.
-const dynalite = createRequire(import.meta.url)('dynalite') as DynaliteFactory;
+export type DynamoLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface StartDynamoOptions {
   /** LevelDB directory for a persistent table; omit for an in-memory store that vanishes on close. */
@@ -47,6 +51,13 @@ export interface StartDynamoOptions {
   port?: number;
   /** Region of the returned client (dynalite ignores it). Defaults to AWS_REGION or us-east-1. */
   region?: string;
+  /**
+   * Meter requests and capacity units for the benchmark (local/meter.ts); requests whose user agent contains
+   * `skipUserAgent` are not counted. @default off
+   */
+  meter?: { skipUserAgent?: string };
+  /** Where the child's errors go (a request that broke dynalite, an unexpected exit). @default console */
+  log?: DynamoLog;
 }
 
 export interface LocalDynamo {
@@ -54,8 +65,12 @@ export interface LocalDynamo {
   endpoint: string;
   /** A client for the local runtime's own use (table setup, sweeper). Functions build their own. */
   client: DynamoDBClient;
-  /** dynalite's HTTP server (the benchmark's meter wraps its request handler: local/meter.ts). */
-  server: Server;
+  /** The meter, when started with `meter`. */
+  meter: Meter | undefined;
+  /** Which DynamoDB this is, for the runtime's start-up log. */
+  description: string;
+  /** The child process running dynalite. */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -65,16 +80,66 @@ export const RUNTIME_USER_AGENT = 'tenantcast-local-runtime';
 /** Fixed credentials for local stand-ins: they check none, but the SDK insists on having some. */
 export const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 
+const SERVER_SCRIPT = fileURLToPath(new URL('./dynamo-server.mjs', import.meta.url));
+
+type ChildMessage =
+  | { type: 'ready'; port: number; version: string; pid: number }
+  | { type: 'failed'; message: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
+  | { type: 'meter'; record: MeterRecord };
+
+const consoleLog: DynamoLog = (level, message, fields) =>
+  console[level === 'info' ? 'log' : level](`[dynamo] ${message}`, fields ?? '');
+
+/** Forks local/dynamo-server.mjs: plain Node, no loader flags or NODE_OPTIONS inherited (they only slow it down). */
+function forkServer(config: object): ChildProcess {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return fork(SERVER_SCRIPT, [JSON.stringify(config)], {
+    execArgv: [],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+function whenReady(child: ChildProcess): Promise<{ port: number; version: string }> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: ChildMessage) => {
+      if (message.type === 'ready') done(() => resolve(message));
+      if (message.type === 'failed')
+        done(() => reject(new Error(`local DynamoDB failed to start: ${message.message}`)));
+    };
+    const onExit = (code: number | null) => done(() => reject(new Error(`local DynamoDB exited at start (${code})`)));
+    const done = (then: () => void) => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      child.off('error', reject);
+      then();
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.once('error', reject);
+  });
+}
+
 export async function startDynamo(options: StartDynamoOptions = {}): Promise<LocalDynamo> {
   const host = options.host ?? '127.0.0.1';
-  // Zero delays: tables (and indexes) are ACTIVE as soon as CreateTable returns, instead of after dynalite's 500 ms.
-  const server = dynalite({
-    ...(options.dataDir === undefined ? {} : { path: options.dataDir }),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
+  const log = options.log ?? consoleLog;
+  const child = forkServer({ dataDir: options.dataDir, host, port: options.port ?? 0, meter: options.meter });
+  const { port, version } = await whenReady(child);
+  const endpoint = `http://${urlHost(host)}:${port}`;
+  const meter = options.meter === undefined ? undefined : createMeter(endpoint);
+  child.on('message', (message: ChildMessage) => {
+    if (message.type === 'log') log(message.level, message.message, message.fields);
+    if (message.type === 'meter') meter?.record(message.record);
   });
-  const { url: endpoint } = await listen(server, { port: options.port, host, name: 'dynalite' });
+  let closed: Promise<void> | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      if (closed === undefined) log('error', 'local DynamoDB exited unexpectedly', { code, signal, pid: child.pid });
+      resolve();
+    });
+  });
   const client = new DynamoDBClient({
     endpoint,
     region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
@@ -83,18 +148,25 @@ export async function startDynamo(options: StartDynamoOptions = {}): Promise<Loc
     // DynamoDB's own TTL deletes cost nothing.
     customUserAgent: RUNTIME_USER_AGENT,
   });
-  let closed: Promise<void> | undefined;
   return {
     endpoint,
     client,
-    server,
+    meter,
+    pid: child.pid ?? 0,
+    description:
+      `dynalite ${version} in a child process (pid ${child.pid}), AWS validation rules patched (nesting 32, ` +
+      'empty names, ALL_OLD on condition failure; batch duplicates, 400 KB items, 38-digit numbers: dynalite’s own)',
     close() {
-      closed ??= new Promise<void>((resolve, reject) => {
+      closed ??= (async () => {
         client.destroy();
-        // dynalite's close() stops the HTTP server, then closes LevelDB once its pending operations finish.
-        server.close((err?: Error) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
+        if (child.exitCode === null && child.signalCode === null) {
+          // dynalite closes LevelDB once its pending operations finish, then the child exits.
+          child.send({ type: 'close' });
+          const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          await exited;
+          clearTimeout(killer);
+        }
+      })();
       return closed;
     },
   };

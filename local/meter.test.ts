@@ -1,16 +1,17 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ensureTable, type LocalDynamo, localCredentials, RUNTIME_USER_AGENT, startDynamo } from './dynamo.ts';
-import { attachMeter, itemKindOf, type Meter } from './meter.ts';
+import { itemKindOf, type Meter } from './meter.ts';
 
 let dynamo: LocalDynamo;
 let meter: Meter;
 let client: DynamoDBClient;
 
 beforeAll(async () => {
-  dynamo = await startDynamo();
+  dynamo = await startDynamo({ meter: { skipUserAgent: RUNTIME_USER_AGENT } });
   await ensureTable(dynamo.client, 'metered');
-  meter = attachMeter(dynamo.server, dynamo.endpoint, RUNTIME_USER_AGENT);
+  if (dynamo.meter === undefined) throw new Error('startDynamo({ meter }) returned no meter');
+  meter = dynamo.meter;
   client = new DynamoDBClient({ endpoint: meter.endpoint, region: 'us-east-1', credentials: localCredentials });
 });
 

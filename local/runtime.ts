@@ -1,6 +1,6 @@
 /**
  * The local runtime: every function of the manifest, unchanged, behind wire-compatible stand-ins of the AWS
- * services it uses — dynalite for DynamoDB, local-aws-sqs plus an event-source poller for SQS, and an API Gateway
+ * services it uses — dynalite for DynamoDB (in a child process, patched to AWS's rules: local/dynamo.ts), local-aws-sqs plus an event-source poller for SQS, and an API Gateway
  * WebSocket API (with the @connections Management API) on one port, next to a development identity provider.
  *
  * Functions learn where things are only from their environment, exactly as in AWS: AWS_ENDPOINT_URL_<SERVICE>
@@ -26,7 +26,7 @@ import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
 import { createDevIdentity, type DevIdentity } from './identity.ts';
-import { attachMeter, type Meter } from './meter.ts';
+import type { Meter } from './meter.ts';
 import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
 import { seedTenants } from './seed.ts';
@@ -61,7 +61,7 @@ export interface LocalOptions {
   readonly log?: GatewayLogger;
   /** Seed the tenants acme and globex. @default true */
   readonly seed?: boolean;
-  /** Meter DynamoDB in place (requests and capacity units by item kind, for the benchmark: local/meter.ts). @default false */
+  /** Meter DynamoDB (requests and capacity units by item kind, for the benchmark: local/meter.ts). @default false */
   readonly meterDynamo?: boolean;
   /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
   readonly functionEnv?: Readonly<Record<string, string>>;
@@ -156,12 +156,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
   };
 
   try {
-    const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
+    const dynamo = await startDynamo({
+      region,
+      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+      ...(options.meterDynamo && { meter: { skipUserAgent: RUNTIME_USER_AGENT } }),
+      log,
+    });
     stoppers.push(() => dynamo.close());
-    const dynamoMeter = options.meterDynamo
-      ? attachMeter(dynamo.server, dynamo.endpoint, RUNTIME_USER_AGENT)
-      : undefined;
-    if (dynamoMeter) stoppers.push(() => dynamoMeter.close());
+    log('info', `DynamoDB: ${dynamo.description}`, { endpoint: dynamo.endpoint });
+    const dynamoMeter = dynamo.meter;
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);
 
