@@ -6,6 +6,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
+import { ConnectionChecks } from '../core/connection-checks.ts';
 import { deliverySendParams, isReplayRequest } from '../core/delivery.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
@@ -102,6 +103,8 @@ const deps: RouteDeps = {
   presence: {
     registry,
     isConnected: (connectionId) => connections.isConnected(connectionId),
+    // Each connection checked with GetConnection at most once per 10 s per container (docs/security.md).
+    checks: new ConnectionChecks({ ttlMs: 10_000 }),
     post: (connectionId, data) => connections.post(connectionId, data),
     onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
   },
