@@ -83,6 +83,11 @@ export interface LocalOptions {
   readonly allowMissingOrigin?: boolean;
   /** Serve the demo app (web/) at `/`; it is bundled on its first request (web/server.ts). @default true */
   readonly web?: boolean;
+  /**
+   * Fault injection into `@connections` posts (`gateway.injectFaults`, `POST /local/faults`): for tests and the
+   * benchmark only; `npm start` leaves it off (docs/security.md). @default false
+   */
+  readonly faultInjection?: boolean;
 }
 
 export interface LocalRuntime {
@@ -234,6 +239,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       stage,
       region,
       log,
+      faultInjection: options.faultInjection ?? false,
       ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
     });

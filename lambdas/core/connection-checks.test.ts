@@ -6,7 +6,10 @@ describe('ConnectionChecks', () => {
     let now = 1000;
     let calls = 0;
     const checks = new ConnectionChecks({ ttlMs: 100, now: () => now });
-    const isConnected = async () => (++calls, true);
+    const isConnected = async () => {
+      calls++;
+      return true;
+    };
     expect(await checks.check('c1', isConnected)).toBe(true);
     expect(await checks.check('c1', isConnected)).toBe(true);
     expect(calls).toBe(1);
@@ -21,7 +24,10 @@ describe('ConnectionChecks', () => {
   it('shares one call between concurrent checks of a connection', async () => {
     let calls = 0;
     const checks = new ConnectionChecks({ ttlMs: 100 });
-    const isConnected = async () => (++calls, false);
+    const isConnected = async () => {
+      calls++;
+      return false;
+    };
     expect(await Promise.all([checks.check('c1', isConnected), checks.check('c1', isConnected)])).toEqual([
       false,
       false,

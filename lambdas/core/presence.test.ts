@@ -105,9 +105,18 @@ describe('livePresence', () => {
 
   it('checks at most 50 connections per request by default, however large the group', async () => {
     const many = Array.from({ length: 300 }, (_, i) => member(`c${i}`, `u${i}`));
-    const fake = fakePresence(many, many.map((m) => m.connectionId));
+    const fake = fakePresence(
+      many,
+      many.map((m) => m.connectionId),
+    );
     let calls = 0;
-    const deps: PresenceDeps = { ...fake.deps, isConnected: async () => (++calls, true) };
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      isConnected: async () => {
+        calls++;
+        return true;
+      },
+    };
     expect(await livePresence(deps, 'acme', 'chat:x')).toHaveLength(300);
     expect(calls).toBe(50);
   });
@@ -121,7 +130,10 @@ describe('livePresence', () => {
       ...fake.deps,
       checks,
       verifyLimit: 2,
-      isConnected: async (id) => (asked.push(id), true),
+      isConnected: async (id) => {
+        asked.push(id);
+        return true;
+      },
     };
     await livePresence(deps, 'acme', 'chat:x');
     await livePresence(deps, 'acme', 'chat:x');

@@ -85,16 +85,25 @@ const deps: RouteDeps = {
   onError: (err, context) => logger.error('frame failed', { ...context, error: err as Error }),
   admit: async (kind, caller, connectionId) => {
     const limits = await limitsOf(caller.tenantId);
-    const decision =
-      kind === 'message'
-        ? await limiter.take(rateKeys.connection(connectionId), limits.message)
-        : await limiter.take(rateKeys.tenantPublish(caller.tenantId), limits.publish);
-    if (!decision.allowed) {
-      throw new RateLimitedError(
-        kind === 'message' ? 'too many frames on this connection' : 'too many publishes in this tenant',
-        decision.retryAfterMs,
-      );
-    }
+    const { key, spec, why } = {
+      message: {
+        key: rateKeys.connection(connectionId),
+        spec: limits.message,
+        why: 'too many frames on this connection',
+      },
+      publish: {
+        key: rateKeys.tenantPublish(caller.tenantId),
+        spec: limits.publish,
+        why: 'too many publishes in this tenant',
+      },
+      presence: {
+        key: rateKeys.connectionPresence(connectionId),
+        spec: limits.presence,
+        why: 'too many presence requests on this connection',
+      },
+    }[kind];
+    const decision = await limiter.take(key, spec);
+    if (!decision.allowed) throw new RateLimitedError(why, decision.retryAfterMs);
   },
   refresh: async (connectionId, caller, token) => {
     const exp = await verifyRefreshToken(token, caller, { verifier, claimNames });
