@@ -8,6 +8,7 @@ import {
   livePresence,
   type PresenceDeps,
   removeAnnouncingLeaves,
+  sharedPresence,
 } from './presence.ts';
 import type { Member } from './registry.ts';
 
@@ -142,6 +143,31 @@ describe('livePresence', () => {
     now = 10_000;
     await livePresence(deps, 'acme', 'chat:x');
     expect(asked).toEqual(['c1', 'c2', 'c3', 'c1', 'c2']);
+  });
+});
+
+describe('sharedPresence', () => {
+  it('answers repeated and concurrent requests for one group with one member query, other groups apart', async () => {
+    const fake = fakePresence([member('c1', 'alice')], ['c1']);
+    let queries = 0;
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      registry: {
+        ...fake.deps.registry,
+        members: (tenantId, group) => {
+          queries++;
+          return fake.deps.registry.members(tenantId, group);
+        },
+      },
+    };
+    const live = sharedPresence(deps, 60_000);
+    const answers = await Promise.all([live('acme', 'chat:x'), live('acme', 'chat:x')]);
+    await live('acme', 'chat:x');
+    expect(answers).toEqual([[{ userId: 'alice', connections: 1 }], [{ userId: 'alice', connections: 1 }]]);
+    expect(queries).toBe(1);
+    await live('acme', 'chat:y');
+    await live('globex', 'chat:x');
+    expect(queries).toBe(3);
   });
 });
 

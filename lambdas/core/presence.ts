@@ -13,7 +13,9 @@
  * a connection checked in the last 10 s is not checked again: its outcome stands. So a viewer repeating `presence`
  * on a 300-member group costs at most 300 calls per 10 s per container, not 300 per frame. Connections not checked
  * this time (over the limit) are counted as the registry has them; the least recently checked go first, so a large
- * group is verified in turns over successive requests.
+ * group is verified in turns over successive requests. With `sharedPresence`, requests for one tenant and group
+ * within 1 s share one answer (one member query, one round of checks) in a container; the presence rate limit
+ * (1 per second per connection, burst 5; lambdas/core/rate-limit.ts) bounds how often one connection asks at all.
  *
  * Join/leave events are posted directly to the group's connections through `@connections`: they are not sequenced,
  * not kept in history and not replayed (they describe the present, not the group's message stream). Concurrent
@@ -24,6 +26,7 @@ import type { ConnectionChecks } from './connection-checks.ts';
 import { globToRegExp } from './permissions.ts';
 import type { PresenceEventFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
+import { TtlCache } from './ttl-cache.ts';
 
 export interface PresenceMember {
   readonly userId: string;
@@ -43,7 +46,15 @@ export interface PresenceDeps {
   /** Recent GetConnection outcomes (file comment); omitted: every request checks up to `verifyLimit` anew. */
   readonly checks?: ConnectionChecks;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+  /** Answers a presence request; omitted: `livePresence` on these deps. `sharedPresence` builds one with a cache. */
+  readonly live?: LivePresence;
 }
+
+export type LivePresence = (
+  tenantId: string,
+  group: string,
+  options?: { readonly announceLeaves?: boolean },
+) => Promise<PresenceMember[]>;
 
 /** The group's members per user, with how many connections each has; sorted by userId. */
 export function aggregatePresence(members: readonly Pick<Member, 'userId'>[]): PresenceMember[] {
@@ -104,6 +115,21 @@ export async function livePresence(
     }
   }
   return aggregatePresence(live);
+}
+
+/**
+ * `livePresence` whose answers are shared for `ttlMs` per tenant and group (and `announceLeaves`) in this
+ * container: concurrent and repeated requests within `ttlMs` make one member query and one round of checks.
+ */
+export function sharedPresence(deps: PresenceDeps, ttlMs: number): LivePresence {
+  const answers = new TtlCache<PresenceMember[]>(
+    (key) => {
+      const [tenantId, group, announceLeaves] = JSON.parse(key) as [string, string, boolean];
+      return livePresence(deps, tenantId, group, { announceLeaves });
+    },
+    { ttlMs },
+  );
+  return (tenantId, group, options = {}) => answers.get(JSON.stringify([tenantId, group, !!options.announceLeaves]));
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   announceJoin,
   announceLeave,
   hasPresenceEvents,
+  type LivePresence,
   livePresence,
   type PresenceDeps,
 } from './presence.ts';
@@ -130,7 +131,10 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
         await deps.admit?.('presence', caller, request.connectionId);
-        const members = await livePresence(deps.presence, caller.tenantId, frame.group, {
+        const presence = deps.presence;
+        const live: LivePresence =
+          presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));
+        const members = await live(caller.tenantId, frame.group, {
           announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
         });
         return { ...ack(ref), members };

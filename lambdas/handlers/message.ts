@@ -12,6 +12,7 @@ import { numberEnv, requireEnv } from '../core/env.ts';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
+import { type PresenceDeps, sharedPresence } from '../core/presence.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
@@ -56,6 +57,14 @@ async function limitsOf(tenantId: string) {
 
 const registry = new Registry({ client: documentClient, tableName });
 const connections = createConnectionsApi();
+const presenceDeps: PresenceDeps = {
+  registry,
+  isConnected: (connectionId) => connections.isConnected(connectionId),
+  // Each connection checked with GetConnection at most once per 10 s per container (docs/security.md).
+  checks: new ConnectionChecks({ ttlMs: 10_000 }),
+  post: (connectionId, data) => connections.post(connectionId, data),
+  onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
+};
 
 const deps: RouteDeps = {
   registry,
@@ -109,14 +118,8 @@ const deps: RouteDeps = {
     const exp = await verifyRefreshToken(token, caller, { verifier, claimNames });
     if (!(await expiry.extend(connectionId, caller, exp))) throw new UnauthorizedError('connection is closed');
   },
-  presence: {
-    registry,
-    isConnected: (connectionId) => connections.isConnected(connectionId),
-    // Each connection checked with GetConnection at most once per 10 s per container (docs/security.md).
-    checks: new ConnectionChecks({ ttlMs: 10_000 }),
-    post: (connectionId, data) => connections.post(connectionId, data),
-    onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
-  },
+  // Presence answers are shared for 1 s per tenant and group in this container (docs/protocol.md, "Presence").
+  presence: { ...presenceDeps, live: sharedPresence(presenceDeps, 1000) },
 };
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
