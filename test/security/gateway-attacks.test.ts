@@ -134,6 +134,8 @@ describe('a connection flooding frames', () => {
     const dropped = runtime().gateway.stats.droppedOnClose;
     const before = invocations();
     for (let i = 0; i < flood; i++) flooder.ws.send(ping);
+    // The queue is full once the first frame over the bound is refused: then the client leaves.
+    await flooder.waitFor((f) => f.code === 'RATE_LIMITED' && /waiting/.test(String(f.message)), 10_000);
     flooder.ws.terminate();
     await flooder.closed;
     await runtime().gateway.whenIdle();
