@@ -8,7 +8,8 @@ import { describe, expect, it } from '@jest/globals';
 import { eventually, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime({ web: false, schedules: false, functionLogLevel: 'WARN' }, 60_000);
+// Startup takes up to a minute on a loaded machine (PGlite clusters, sandboxes).
+const runtime = useQuietRuntime({ web: false, schedules: false, functionLogLevel: 'WARN' }, 120_000);
 
 function client(tenantId: string, userId: string): Promise<TestClient> {
   return openClient(runtime(), tokenFor(runtime(), tenantId, userId, ['member']));
