@@ -88,6 +88,11 @@ export interface LocalOptions {
    * benchmark only; `npm start` leaves it off (docs/security.md). @default false
    */
   readonly faultInjection?: boolean;
+  /**
+   * Frames waiting per connection in the gateway before it answers RATE_LIMITED (local/gateway.ts, docs/security.md).
+   * The benchmark raises it to send its bursts from one connection. @default 64
+   */
+  readonly maxQueuedPerConnection?: number;
 }
 
 export interface LocalRuntime {
@@ -240,6 +245,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       region,
       log,
       faultInjection: options.faultInjection ?? false,
+      ...(options.maxQueuedPerConnection !== undefined && { maxQueuedPerConnection: options.maxQueuedPerConnection }),
       ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
     });
