@@ -289,6 +289,9 @@ async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
     functionLogLevel: 'ERROR',
     meterDynamo: true,
     functionEnv,
+    // The bursts and the flood come from one connection each: the pipeline is measured, not the local gateway's
+    // per-connection queue bound (docs/security.md, "Frame floods").
+    maxQueuedPerConnection: Math.max(BURST, FLOOD),
   });
 }
 

@@ -440,6 +440,41 @@ describe('messages', () => {
     expect(Math.max(...most.values())).toBe(3);
   });
 
+  it('answers RATE_LIMITED at once to a frame over maxQueuedPerConnection waiting, echoing its ref', async () => {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let invocations = 0;
+    const h = await start({
+      maxInflightPerConnection: 1,
+      maxQueuedPerConnection: 2,
+      routes: {
+        $default: {
+          handler: async (event: WebSocketEvent) => {
+            invocations++;
+            await gate;
+            return { body: event.body };
+          },
+          returnResponse: true,
+        },
+      },
+    });
+    const ws = await open(h.gateway);
+    const box = inbox(ws);
+    for (let i = 0; i < 5; i++) ws.send(JSON.stringify({ action: 'x', ref: `r${i}` }));
+    const refused = [JSON.parse(await box.next()), JSON.parse(await box.next())];
+    expect(refused.map((f) => [f.code, f.ref])).toEqual([
+      ['RATE_LIMITED', 'r3'],
+      ['RATE_LIMITED', 'r4'],
+    ]);
+    expect(refused[0].retryAfterMs).toBeGreaterThan(0);
+    release();
+    await waitFor(() => box.frames.length === 3);
+    expect(invocations).toBe(3);
+    expect(h.gateway.stats.queueFull).toBe(2);
+  });
+
   it('refuses a maxInflightPerConnection that is not a positive integer, saying what it was given', async () => {
     await expect(start({ maxInflightPerConnection: 0 })).rejects.toThrow(
       'maxInflightPerConnection must be a positive integer, got 0',
@@ -591,6 +626,30 @@ describe('@connections Management API', () => {
     gateway = h.gateway;
     await open(h.gateway);
     expect(sentDuringConnect).toBe(false);
+  });
+});
+
+describe('fault injection', () => {
+  const shapedSignature = {
+    authorization: `AWS4-HMAC-SHA256 Credential=x/20261202/local/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'f'.repeat(64)}`,
+    'x-amz-date': '20261202T000000Z',
+  };
+
+  it('does not exist unless the gateway is started with faultInjection', async () => {
+    const h = await start();
+    const res = await fetch(`${h.gateway.url}/local/faults`, { method: 'POST', body: '{"status":410}' });
+    expect(res.status).toBe(404);
+    expect(() => h.gateway.injectFaults({ status: 410 })).toThrow('fault injection is off');
+  });
+
+  it('answers /local/faults only to SigV4-signed requests without an Origin', async () => {
+    const h = await start({ faultInjection: true });
+    const post = (headers: Record<string, string>) =>
+      fetch(`${h.gateway.url}/local/faults`, { method: 'POST', headers, body: '{"status":410,"count":1}' });
+    expect((await post({ 'content-type': 'text/plain' })).status).toBe(403);
+    expect((await post({ ...shapedSignature, origin: 'http://evil.example' })).status).toBe(403);
+    expect(await (await post(shapedSignature)).json()).toEqual({ faults: 1 });
+    expect(h.gateway.stats.managementRefused).toBe(2);
   });
 });
 

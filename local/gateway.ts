@@ -28,7 +28,9 @@
  *    the API does not slow anybody else's invocations. Here a function's invocations share a few sandboxes
  *    (local/function-host.ts) on the machine's cores, so each connection has at most `maxInflightPerConnection` (default 8) route invocations running; its further
  *    frames wait in arrival order. Without it one connection's thousand queued frames would sit ahead of every other
- *    connection's next frame in the worker.
+ *    connection's next frame in the worker. At most `maxQueuedPerConnection` (default 64) frames wait per
+ *    connection: a frame over that is answered with a `RATE_LIMITED` error frame at once (local/gateway-throttle.ts),
+ *    and a connection's waiting frames are dropped when it closes (frames already running finish).
  *  - A message larger than `frameBytes` is rejected with 1009 even if the client fragmented it (AWS would accept
  *    fragmented messages up to 128 KB; browsers never fragment, so this only matters for custom clients).
  *  - Error frames are sent for any route that fails, whether or not it is configured to return a response.
@@ -39,8 +41,12 @@
  *
  * Logs never contain query strings or the Sec-WebSocket-Protocol header (both can carry tokens).
  *
- * Fault injection (local only, for tests and the benchmark): `gateway.injectFaults({ status, rate, count, delayMs,
- * connectionIds })`, or `POST /local/faults` with the same JSON (`DELETE /local/faults` clears), makes `@connections`
+ * The Management API (`@connections`) and `/local/faults` answer only SigV4-signed requests without an `Origin`
+ * header, as AWS SDK clients send them (local/gateway-management-auth.ts): any web page could reach them otherwise.
+ *
+ * Fault injection (local only, for tests and the benchmark, only with the `faultInjection` option):
+ * `gateway.injectFaults({ status, rate, count, delayMs, connectionIds })`, or a signed `POST /local/faults` with the
+ * same JSON (`DELETE /local/faults` clears), makes `@connections`
  * posts answer 410 GoneException, 429 LimitExceededException or 500 InternalServerErrorException instead of
  * delivering, and/or holds them `delayMs` first. A held post whose caller went away meanwhile (a crashed function)
  * is dropped, as a request that never completed.
@@ -53,6 +59,8 @@ import {
   limits as manifestLimits,
   routeSelectionExpression as manifestRouteSelection,
 } from '../lambdas/manifest.ts';
+import { refuseManagementRequest } from './gateway-management-auth.ts';
+import { queueFullFrame } from './gateway-throttle.ts';
 import { drain, listen, readBody } from './http-util.ts';
 import {
   type AnyLambdaHandler,
@@ -133,6 +141,10 @@ export interface GatewayOptions {
   integrationTimeoutMs?: number;
   /** Route invocations running at once per connection; later frames wait in order (file comment). Default 8. */
   maxInflightPerConnection?: number;
+  /** Frames waiting per connection at most; more are answered RATE_LIMITED (file comment). Default 64. */
+  maxQueuedPerConnection?: number;
+  /** Enables `injectFaults` and `/local/faults` (tests and the benchmark only). Default false. */
+  faultInjection?: boolean;
   /** How long a server-initiated close waits for the client's close frame before cutting the socket. Default 1000 ms. */
   closeGraceMs?: number;
   /** Called first for every non-upgrade HTTP request (more can be added with `addHttpHandler`). */
@@ -183,6 +195,12 @@ export interface GatewayStats {
   disconnectInvocations: number;
   /** @connections posts answered with an injected fault (see `injectFaults`). */
   faults: number;
+  /** Frames answered RATE_LIMITED because `maxQueuedPerConnection` frames of their connection were waiting. */
+  queueFull: number;
+  /** Waiting frames dropped because their connection closed. */
+  droppedOnClose: number;
+  /** Management requests (@connections, /local/faults) refused: unsigned, or from a web page. */
+  managementRefused: number;
 }
 
 /** A fault for `@connections` posts (see `Gateway.injectFaults`). */
@@ -224,7 +242,10 @@ export interface Gateway {
   dropConnection(connectionId: string, options?: { skipDisconnect?: boolean }): boolean;
   /** Resolves when no handshake, handler invocation or $disconnect is in flight. */
   whenIdle(): Promise<void>;
-  /** Injects a fault into `@connections` posts (file comment). Returns a function that removes it. */
+  /**
+   * Injects a fault into `@connections` posts (file comment). Returns a function that removes it. Throws unless
+   * the gateway was started with `faultInjection`.
+   */
   injectFaults(fault: FaultSpec): () => void;
   /** Removes every injected fault. */
   clearFaults(): void;
@@ -323,6 +344,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (!Number.isInteger(maxInflightPerConnection) || maxInflightPerConnection < 1) {
     throw new Error(`maxInflightPerConnection must be a positive integer, got ${maxInflightPerConnection}`);
   }
+  const maxQueuedPerConnection = options.maxQueuedPerConnection ?? 64;
+  if (!Number.isInteger(maxQueuedPerConnection) || maxQueuedPerConnection < 0) {
+    throw new Error(`maxQueuedPerConnection must be a non-negative integer, got ${maxQueuedPerConnection}`);
+  }
+  const faultInjection = options.faultInjection ?? false;
   const log = options.log ?? defaultLogger;
   const selectionPath = parseSelectionExpression(options.routeSelectionExpression ?? manifestRouteSelection);
   const routes = new Map(Object.entries(options.routes));
@@ -346,11 +372,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     disconnects: 0,
     disconnectInvocations: 0,
     faults: 0,
+    queueFull: 0,
+    droppedOnClose: 0,
+    managementRefused: 0,
   };
   const faults = new Set<{ spec: FaultSpec; left: number }>();
   const FAULT_TYPES = { 410: 'GoneException', 429: 'LimitExceededException', 500: 'InternalServerErrorException' };
 
   function addFault(spec: FaultSpec): () => void {
+    if (!faultInjection) throw new Error('fault injection is off: start the gateway (or runtime) with faultInjection');
     const rate = spec.rate ?? 1;
     if (!(rate >= 0 && rate <= 1)) throw new Error(`fault rate must be between 0 and 1 (got ${spec.rate})`);
     if (spec.status !== undefined && !(spec.status in FAULT_TYPES)) {
@@ -372,8 +402,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return undefined;
   }
 
+  /** Refuses (403, and true) a management request that is not SigV4-signed or comes from a web page. */
+  async function refusedManagement(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const refusal = refuseManagementRequest(req);
+    if (refusal === undefined) return false;
+    stats.managementRefused++;
+    log('warn', 'management request refused', { method: req.method, why: refusal.type });
+    await drain(req);
+    awsError(res, refusal.status, refusal.type, refusal.message);
+    return true;
+  }
+
   async function handleFaultsApi(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
-    if (pathname !== '/local/faults') return false;
+    if (!faultInjection || pathname !== '/local/faults') return false;
+    if (await refusedManagement(req, res)) return true;
     if (req.method === 'DELETE') {
       await drain(req);
       faults.clear();
@@ -667,6 +709,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       sendErrorFrame(conn, 'Forbidden', requestId);
       return;
     }
+    if (conn.inflight >= maxInflightPerConnection && conn.waiting.length >= maxQueuedPerConnection) {
+      stats.queueFull++;
+      sendFrame(conn, queueFullFrame(body, maxQueuedPerConnection));
+      return;
+    }
     const event = buildMessageEvent(conn.facts, routeKey, body, isBinary, { requestId, messageId });
     conn.waiting.push(async () => {
       const outcome = await invoke(route, routeKey, event);
@@ -687,8 +734,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     startWaiting(conn);
   }
 
-  /** Starts the connection's waiting invocations while it has free slots (a frame already received still runs after a close, as in AWS). */
+  /** Starts the connection's waiting invocations while it has free slots; frames still waiting when it closed are dropped. */
   function startWaiting(conn: Connection): void {
+    if (conn.state === 'closed') return;
     while (conn.inflight < maxInflightPerConnection && conn.waiting.length > 0) {
       const next = conn.waiting.shift() as () => Promise<void>;
       conn.inflight++;
@@ -728,6 +776,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clearTimers(conn);
     clearTimeout(conn.graceTimer);
     stats.disconnects++;
+    stats.droppedOnClose += conn.waiting.length;
+    conn.waiting.length = 0;
     const status = conn.closeCause ?? clientCloseStatus(code, reason);
     log('info', 'disconnected', { connectionId: conn.connectionId, code: status.code, reason: status.reason });
     if (conn.skipDisconnect) {
@@ -763,6 +813,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!match) return false;
     const [, stagePrefix, rawId] = match;
     if (stagePrefix !== undefined && stagePrefix !== stage) return false;
+    if (await refusedManagement(req, res)) return true;
     let connectionId: string;
     try {
       connectionId = decodeURIComponent(rawId ?? '');

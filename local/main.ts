@@ -14,7 +14,7 @@ const lines = [
   `tenantcast local runtime (stage local, region us-east-1)`,
   `  demo app           ${runtime.url}/   (sign in as a seeded user; docs/client.md, "Demo")`,
   `  WebSocket          ${runtime.wsUrl}   (token: ?token=<jwt> or subprotocols ["tenantcast.v1", "<jwt>"])`,
-  `  @connections API   ${runtime.url}/@connections/<id>`,
+  `  @connections API   ${runtime.url}/@connections/<id>   (SigV4-signed AWS SDK requests only)`,
   `  dev tokens         POST ${runtime.url}/dev/token  {"tenantId":"acme","userId":"alice","roles":["member"]}`,
   `  JWKS               ${runtime.url}/dev/jwks.json`,
   `  DynamoDB           ${runtime.dynamo.endpoint}  table ${runtime.tableName}`,

@@ -6,6 +6,10 @@
  * Written by hand: CloudWatch extracts EMF in the service; there is no local library for it. The collector keeps
  * time buckets per metric series (namespace + metric + dimension values) with counts, sums and raw values for
  * percentiles, and per-tenant sums from the `tenantId` EMF property (docs/operations.md).
+ *
+ * Local only and unauthenticated: anyone who can reach the runtime's port reads every tenant's metrics here (the
+ * deployed stacks have no such page; operators read CloudWatch, behind IAM). A request carrying a foreign `Origin`
+ * (another site's page fetching it) is refused with 403, so no other site can read it through a visitor's browser.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
@@ -315,6 +319,11 @@ export function createOpsHandler(collector: MetricsCollector, sources: OpsSource
   return async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' || (path !== '/ops' && path !== '/ops/metrics.json')) return false;
+    if (isForeignOrigin(req)) {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code: 'FORBIDDEN', message: 'the ops page is not served to other origins' }));
+      return true;
+    }
     if (path === '/ops') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(OPS_PAGE);
@@ -330,6 +339,12 @@ export function createOpsHandler(collector: MetricsCollector, sources: OpsSource
     }
     return true;
   };
+}
+
+/** Whether the request carries an `Origin` other than the page's own (`http://<Host>`). */
+export function isForeignOrigin(req: Pick<IncomingMessage, 'headers'>): boolean {
+  const origin = req.headers.origin;
+  return origin !== undefined && origin !== `http://${req.headers.host ?? ''}`;
 }
 
 /** The page: plain HTML and a script polling /ops/metrics.json every second. */
@@ -351,6 +366,7 @@ const OPS_PAGE = `<!doctype html>
 <body>
 <h1>tenantcast local operations</h1>
 <p class="muted">Live from the functions' EMF output and the local stand-ins; refreshed every second. <span id="status"></span></p>
+<p><strong>Local only, unauthenticated:</strong> anyone who can reach this port can read every tenant's metrics here. Deployed stages have no such page (use CloudWatch).</p>
 <h2>Function metrics (EMF)</h2>
 <table id="metrics"><thead><tr><th>metric</th><th>dimensions</th><th>unit</th><th>total</th><th>window sum</th><th>p50</th><th>p99</th><th>max</th><th>trend</th><th>per tenant</th></tr></thead><tbody></tbody></table>
 <h2>Gateway</h2>

@@ -83,6 +83,16 @@ export interface LocalOptions {
   readonly allowMissingOrigin?: boolean;
   /** Serve the demo app (web/) at `/`; it is bundled on its first request (web/server.ts). @default true */
   readonly web?: boolean;
+  /**
+   * Fault injection into `@connections` posts (`gateway.injectFaults`, `POST /local/faults`): for tests and the
+   * benchmark only; `npm start` leaves it off (docs/security.md). @default false
+   */
+  readonly faultInjection?: boolean;
+  /**
+   * Frames waiting per connection in the gateway before it answers RATE_LIMITED (local/gateway.ts, docs/security.md).
+   * The benchmark raises it to send its bursts from one connection. @default 64
+   */
+  readonly maxQueuedPerConnection?: number;
 }
 
 export interface LocalRuntime {
@@ -240,6 +250,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       stage,
       region,
       log,
+      faultInjection: options.faultInjection ?? false,
+      ...(options.maxQueuedPerConnection !== undefined && { maxQueuedPerConnection: options.maxQueuedPerConnection }),
       ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
     });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { ConnectionChecks } from './connection-checks.ts';
 import {
   aggregatePresence,
   announceJoin,
@@ -7,6 +8,7 @@ import {
   livePresence,
   type PresenceDeps,
   removeAnnouncingLeaves,
+  sharedPresence,
 } from './presence.ts';
 import type { Member } from './registry.ts';
 
@@ -100,6 +102,72 @@ describe('livePresence', () => {
     expect(await livePresence({ ...fake.deps, verifyLimit: 1 }, 'acme', 'chat:x')).toEqual([
       { userId: 'bob', connections: 1 },
     ]);
+  });
+
+  it('checks at most 50 connections per request by default, however large the group', async () => {
+    const many = Array.from({ length: 300 }, (_, i) => member(`c${i}`, `u${i}`));
+    const fake = fakePresence(
+      many,
+      many.map((m) => m.connectionId),
+    );
+    let calls = 0;
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      isConnected: async () => {
+        calls++;
+        return true;
+      },
+    };
+    expect(await livePresence(deps, 'acme', 'chat:x')).toHaveLength(300);
+    expect(calls).toBe(50);
+  });
+
+  it('does not check again a connection whose outcome is fresh, and checks the least recently checked first', async () => {
+    let now = 0;
+    const checks = new ConnectionChecks({ ttlMs: 10_000, now: () => now });
+    const fake = fakePresence([member('c1', 'a'), member('c2', 'b'), member('c3', 'c')], ['c1', 'c2', 'c3']);
+    const asked: string[] = [];
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      checks,
+      verifyLimit: 2,
+      isConnected: async (id) => {
+        asked.push(id);
+        return true;
+      },
+    };
+    await livePresence(deps, 'acme', 'chat:x');
+    await livePresence(deps, 'acme', 'chat:x');
+    await livePresence(deps, 'acme', 'chat:x');
+    expect(asked).toEqual(['c1', 'c2', 'c3']);
+    now = 10_000;
+    await livePresence(deps, 'acme', 'chat:x');
+    expect(asked).toEqual(['c1', 'c2', 'c3', 'c1', 'c2']);
+  });
+});
+
+describe('sharedPresence', () => {
+  it('answers repeated and concurrent requests for one group with one member query, other groups apart', async () => {
+    const fake = fakePresence([member('c1', 'alice')], ['c1']);
+    let queries = 0;
+    const deps: PresenceDeps = {
+      ...fake.deps,
+      registry: {
+        ...fake.deps.registry,
+        members: (tenantId, group) => {
+          queries++;
+          return fake.deps.registry.members(tenantId, group);
+        },
+      },
+    };
+    const live = sharedPresence(deps, 60_000);
+    const answers = await Promise.all([live('acme', 'chat:x'), live('acme', 'chat:x')]);
+    await live('acme', 'chat:x');
+    expect(answers).toEqual([[{ userId: 'alice', connections: 1 }], [{ userId: 'alice', connections: 1 }]]);
+    expect(queries).toBe(1);
+    await live('acme', 'chat:y');
+    await live('globex', 'chat:x');
+    expect(queries).toBe(3);
   });
 });
 

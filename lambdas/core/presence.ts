@@ -6,18 +6,27 @@
  * too long for presence, so every candidate connection is verified with `GetConnection` on the Management API
  * before it is counted. A 410 removes the connection and its memberships (as delivery does on 410) and, if it was
  * the user's last connection in the group, announces the user's leave. So a connection dropped without
- * `$disconnect` vanishes from the next presence answer. Groups with more than `verifyLimit` connections are
- * verified only up to that many; the rest are counted as the registry has them (bounded by delivery's 410 cleanup
- * and the 2-hour TTL).
+ * `$disconnect` vanishes from the next presence answer that checks it.
+ *
+ * Bounded cost (docs/security.md, "Presence amplification"): one `presence` frame makes at most `verifyLimit` (50)
+ * `GetConnection` calls, whatever the group's size, and with `checks` (a per-container memo, connection-checks.ts)
+ * a connection checked in the last 10 s is not checked again: its outcome stands. So a viewer repeating `presence`
+ * on a 300-member group costs at most 300 calls per 10 s per container, not 300 per frame. Connections not checked
+ * this time (over the limit) are counted as the registry has them; the least recently checked go first, so a large
+ * group is verified in turns over successive requests. With `sharedPresence`, requests for one tenant and group
+ * within 1 s share one answer (one member query, one round of checks) in a container; the presence rate limit
+ * (1 per second per connection, burst 5; lambdas/core/rate-limit.ts) bounds how often one connection asks at all.
  *
  * Join/leave events are posted directly to the group's connections through `@connections`: they are not sequenced,
  * not kept in history and not replayed (they describe the present, not the group's message stream). Concurrent
  * subscribes of one user's connections can both announce `join`: clients treat events as idempotent updates.
  */
 import { settleConcurrently } from './concurrency.ts';
+import type { ConnectionChecks } from './connection-checks.ts';
 import { globToRegExp } from './permissions.ts';
 import type { PresenceEventFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
+import { TtlCache } from './ttl-cache.ts';
 
 export interface PresenceMember {
   readonly userId: string;
@@ -32,10 +41,20 @@ export interface PresenceDeps {
   readonly post: (connectionId: string, data: string) => Promise<boolean>;
   /** Calls to the Management API in flight at once. @default 16 */
   readonly concurrency?: number;
-  /** Connections of one group verified with GetConnection per presence request. @default 500 */
+  /** Connections checked with GetConnection per presence request at most (file comment). @default 50 */
   readonly verifyLimit?: number;
+  /** Recent GetConnection outcomes (file comment); omitted: every request checks up to `verifyLimit` anew. */
+  readonly checks?: ConnectionChecks;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
+  /** Answers a presence request; omitted: `livePresence` on these deps. `sharedPresence` builds one with a cache. */
+  readonly live?: LivePresence;
 }
+
+export type LivePresence = (
+  tenantId: string,
+  group: string,
+  options?: { readonly announceLeaves?: boolean },
+) => Promise<PresenceMember[]>;
 
 /** The group's members per user, with how many connections each has; sorted by userId. */
 export function aggregatePresence(members: readonly Pick<Member, 'userId'>[]): PresenceMember[] {
@@ -73,9 +92,9 @@ export async function livePresence(
   options: { readonly announceLeaves?: boolean } = {},
 ): Promise<PresenceMember[]> {
   const members = await allMembers(deps.registry, tenantId, group);
-  const verifyLimit = deps.verifyLimit ?? 500;
-  const checked = members.slice(0, verifyLimit);
-  const results = await settleConcurrently(checked, deps.concurrency ?? 16, (m) => deps.isConnected(m.connectionId));
+  const checked = toCheck(members, deps.verifyLimit ?? 50, deps.checks);
+  const check = (id: string) => (deps.checks ? deps.checks.check(id, deps.isConnected) : deps.isConnected(id));
+  const results = await settleConcurrently(checked, deps.concurrency ?? 16, (m) => check(m.connectionId));
   const gone = new Set<string>();
   results.forEach((result, i) => {
     const member = checked[i];
@@ -96,6 +115,37 @@ export async function livePresence(
     }
   }
   return aggregatePresence(live);
+}
+
+/**
+ * `livePresence` whose answers are shared for `ttlMs` per tenant and group (and `announceLeaves`) in this
+ * container: concurrent and repeated requests within `ttlMs` make one member query and one round of checks.
+ */
+export function sharedPresence(deps: PresenceDeps, ttlMs: number): LivePresence {
+  const answers = new TtlCache<PresenceMember[]>(
+    (key) => {
+      const [tenantId, group, announceLeaves] = JSON.parse(key) as [string, string, boolean];
+      return livePresence(deps, tenantId, group, { announceLeaves });
+    },
+    { ttlMs },
+  );
+  return (tenantId, group, options = {}) => answers.get(JSON.stringify([tenantId, group, !!options.announceLeaves]));
+}
+
+/**
+ * The members whose liveness this request uses: those with a fresh outcome in `checks` (no call) and at most
+ * `limit` others, least recently checked first (never checked before anything checked).
+ */
+function toCheck(members: readonly Member[], limit: number, checks: ConnectionChecks | undefined): Member[] {
+  if (checks === undefined) return members.slice(0, limit);
+  const fresh = members.filter((m) => checks.isFresh(m.connectionId));
+  const due = members
+    .filter((m) => !checks.isFresh(m.connectionId))
+    .map((m) => ({ m, at: checks.lastChecked(m.connectionId) ?? Number.NEGATIVE_INFINITY }))
+    .sort((a, b) => a.at - b.at)
+    .slice(0, limit)
+    .map(({ m }) => m);
+  return [...fresh, ...due];
 }
 
 /** Posts a presence event to each of `members` (410s ignored: delivery and presence clean those up). */

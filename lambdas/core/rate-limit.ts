@@ -51,6 +51,8 @@ export interface EffectiveLimits {
   readonly message: RateSpec;
   readonly publish: RateSpec;
   readonly http: RateSpec;
+  /** `presence` frames of one connection (each may check up to 50 connections: docs/protocol.md, "Presence"). */
+  readonly presence: RateSpec;
   readonly maxConnections: number;
   readonly maxConnectionsPerUser: number;
 }
@@ -60,6 +62,7 @@ export const defaultLimits: EffectiveLimits = {
   message: { perSecond: 10, burst: 20 },
   publish: { perSecond: 100, burst: 200 },
   http: { perSecond: 20, burst: 40 },
+  presence: { perSecond: 1, burst: 5 },
   maxConnections: 1000,
   maxConnectionsPerUser: 10,
 };
@@ -82,6 +85,7 @@ export function effectiveLimits(
       perSecond: o.httpRequestsPerSecond ?? defaultLimits.http.perSecond,
       burst: o.httpBurst ?? defaultLimits.http.burst,
     },
+    presence: defaultLimits.presence,
     maxConnections: o.maxConnections ?? defaultLimits.maxConnections,
     maxConnectionsPerUser: o.maxConnectionsPerUser ?? defaultLimits.maxConnectionsPerUser,
   };
@@ -90,6 +94,7 @@ export function effectiveLimits(
 /** Rate-limit keys. `#` never occurs in tenant ids or connection ids, so keys of different scopes never collide. */
 export const rateKeys = {
   connection: (connectionId: string) => `C#${connectionId}`,
+  connectionPresence: (connectionId: string) => `C#${connectionId}#PRESENCE`,
   tenantPublish: (tenantId: string) => `T#${tenantId}#PUB`,
   userHttp: (tenantId: string, userId: string) => `T#${tenantId}#U#${encodeURIComponent(userId)}#HTTP`,
 };

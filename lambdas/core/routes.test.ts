@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { DeliveryMessage } from './delivery.ts';
-import { ForbiddenError } from './errors.ts';
+import { ForbiddenError, RateLimitedError } from './errors.ts';
 import type { RoleRules } from './permissions.ts';
 import { handleFrame, type RouteDeps } from './routes.ts';
 
@@ -47,6 +47,40 @@ const frame = (body: unknown, caller = alice) => ({
 });
 
 describe('message routes', () => {
+  it('count a presence request against the presence limit before any GetConnection call', async () => {
+    const { deps } = fakes();
+    const kinds: string[] = [];
+    let checks = 0;
+    const limited: RouteDeps = {
+      ...deps,
+      admit: async (kind) => {
+        kinds.push(kind);
+        if (kind === 'presence') throw new RateLimitedError('too many presence requests on this connection', 900);
+      },
+      presence: {
+        registry: {
+          async *members() {
+            yield [{ connectionId: 'c2', userId: 'bob', roles: [], claims: {} }];
+          },
+          removeConnection: async () => ({ groups: 0 }),
+        },
+        isConnected: async () => {
+          checks++;
+          return true;
+        },
+        post: async () => true,
+      },
+    };
+    expect(await handleFrame(frame({ action: 'presence', group: 'chat:general', ref: 'p' }), limited)).toMatchObject({
+      type: 'error',
+      ref: 'p',
+      code: 'RATE_LIMITED',
+      retryAfterMs: 900,
+    });
+    expect(kinds).toEqual(['message', 'presence']);
+    expect(checks).toBe(0);
+  });
+
   it('answer a ping with a pong carrying the ref', async () => {
     expect(await handleFrame(frame({ action: 'ping', ref: '4' }), fakes().deps)).toEqual({ type: 'pong', ref: '4' });
   });

@@ -11,6 +11,7 @@ import {
   announceJoin,
   announceLeave,
   hasPresenceEvents,
+  type LivePresence,
   livePresence,
   type PresenceDeps,
 } from './presence.ts';
@@ -34,9 +35,10 @@ export interface RouteDeps {
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
   /**
    * Rate limits (docs/security.md): `message` for every frame of a connection, `publish` for each publish of the
-   * tenant. Throws RateLimitedError when the limit is reached. Omitted: no limits.
+   * tenant, `presence` for each presence request of a connection (on top of `message`). Throws RateLimitedError
+   * when the limit is reached. Omitted: no limits.
    */
-  readonly admit?: (kind: 'message' | 'publish', caller: Caller, connectionId: string) => Promise<void>;
+  readonly admit?: (kind: 'message' | 'publish' | 'presence', caller: Caller, connectionId: string) => Promise<void>;
   /**
    * `refresh`: verifies the new token for this caller (UNAUTHORIZED / FORBIDDEN) and extends the connection's life
    * (lambdas/core/expiry.ts). Omitted: `refresh` is refused as BAD_REQUEST.
@@ -120,7 +122,11 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-        const members = await livePresence(deps.presence, caller.tenantId, frame.group, {
+        await deps.admit?.('presence', caller, request.connectionId);
+        const presence = deps.presence;
+        const live: LivePresence =
+          presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));
+        const members = await live(caller.tenantId, frame.group, {
           announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
         });
         return { ...ack(ref), members };

@@ -6,11 +6,13 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
+import { ConnectionChecks } from '../core/connection-checks.ts';
 import { deliverySendParams, isReplayRequest } from '../core/delivery.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
+import { type PresenceDeps, sharedPresence } from '../core/presence.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
@@ -55,6 +57,14 @@ async function limitsOf(tenantId: string) {
 
 const registry = new Registry({ client: documentClient, tableName });
 const connections = createConnectionsApi();
+const presenceDeps: PresenceDeps = {
+  registry,
+  isConnected: (connectionId) => connections.isConnected(connectionId),
+  // Each connection checked with GetConnection at most once per 10 s per container (docs/security.md).
+  checks: new ConnectionChecks({ ttlMs: 10_000 }),
+  post: (connectionId, data) => connections.post(connectionId, data),
+  onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
+};
 
 const deps: RouteDeps = {
   registry,
@@ -84,27 +94,32 @@ const deps: RouteDeps = {
   onError: (err, context) => logger.error('frame failed', { ...context, error: err as Error }),
   admit: async (kind, caller, connectionId) => {
     const limits = await limitsOf(caller.tenantId);
-    const decision =
-      kind === 'message'
-        ? await limiter.take(rateKeys.connection(connectionId), limits.message)
-        : await limiter.take(rateKeys.tenantPublish(caller.tenantId), limits.publish);
-    if (!decision.allowed) {
-      throw new RateLimitedError(
-        kind === 'message' ? 'too many frames on this connection' : 'too many publishes in this tenant',
-        decision.retryAfterMs,
-      );
-    }
+    const { key, spec, why } = {
+      message: {
+        key: rateKeys.connection(connectionId),
+        spec: limits.message,
+        why: 'too many frames on this connection',
+      },
+      publish: {
+        key: rateKeys.tenantPublish(caller.tenantId),
+        spec: limits.publish,
+        why: 'too many publishes in this tenant',
+      },
+      presence: {
+        key: rateKeys.connectionPresence(connectionId),
+        spec: limits.presence,
+        why: 'too many presence requests on this connection',
+      },
+    }[kind];
+    const decision = await limiter.take(key, spec);
+    if (!decision.allowed) throw new RateLimitedError(why, decision.retryAfterMs);
   },
   refresh: async (connectionId, caller, token) => {
     const exp = await verifyRefreshToken(token, caller, { verifier, claimNames });
     if (!(await expiry.extend(connectionId, caller, exp))) throw new UnauthorizedError('connection is closed');
   },
-  presence: {
-    registry,
-    isConnected: (connectionId) => connections.isConnected(connectionId),
-    post: (connectionId, data) => connections.post(connectionId, data),
-    onError: (err, context) => logger.warn('presence call failed', { ...context, error: err as Error }),
-  },
+  // Presence answers are shared for 1 s per tenant and group in this container (docs/protocol.md, "Presence").
+  presence: { ...presenceDeps, live: sharedPresence(presenceDeps, 1000) },
 };
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
