@@ -338,8 +338,8 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
 
   /**
    * Fix 9: local-aws-sqs looks for a FIFO message's duplicate by scanning every queued message, which makes queueing
-   * a backlog quadratic (50,000 messages: minutes). We look it up in our index, and store a message that has none
-   * the way it would (its `createRecord` and `newRecord`), with our own sequence numbers; a duplicate goes to it.
+   * a backlog quadratic (50,000 messages: tens of seconds). We look it up in our index, and store a message that has
+   * none the way it would (its `createRecord` and `newRecord`), with our own sequence numbers; a duplicate goes to it.
    */
   const storeFifo = (input: unknown, messageId: string | undefined): unknown => {
     if (createRecord === undefined || !isFifoInput(input)) return undefined;

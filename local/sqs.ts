@@ -4,20 +4,37 @@
  *
  * local-aws-sqs supports every action we use (Send/Receive/Delete(+Batch), ChangeMessageVisibility(+Batch),
  * Get/SetQueueAttributes, RedrivePolicy with DLQ moves, message attributes, ApproximateReceiveCount, delays). It
- * differs from SQS in five ways that matter to us, which `patchQueue` fixes around it (on its public Queue objects,
- * without touching its files):
+ * differs from SQS in these ways that matter to us, which `patchQueue` (local/sqs-queue.ts) fixes around it, on its
+ * public Queue objects, without touching its files. ReceiveMessage is ours: it picks messages from our own index of
+ * the queue and receives each through local-aws-sqs's visibility change, which counts the receive and arms its timer
+ * (visible again, or moved to the DLQ).
  * 1. Long polling waits for a *full* batch: ReceiveMessage(WaitTimeSeconds: 20, MaxNumberOfMessages: 10) with one
- *    message queued answers after 20 s. SQS answers as soon as any message is available. Fixed: we wait for
- *    messages ourselves, then take at most what is available.
- * 2. Every ReceiveMessage takes at least 40 ms (its internal poll), even short polls. With the fix, a receive returns
- *    within ~10 ms of a message arriving.
+ *    message queued answers after 20 s. SQS answers as soon as any message is available. Fixed.
+ * 2. Every ReceiveMessage takes at least 40 ms (its internal poll), even short polls. Ours answers at once when
+ *    messages are there, and within ~10 ms of one arriving during a long poll.
  * 3. ChangeMessageVisibility increments ApproximateReceiveCount (SQS counts receives only), which would send
  *    messages to the DLQ early. Fixed: the count is restored after the change.
  * 4. ApproximateNumberOfMessages counts in-flight messages too (SQS counts visible ones only). Fixed.
  * 5. ReceiveMessage ignores `MessageSystemAttributeNames` (only the deprecated `AttributeNames` works). Fixed.
+ * 6. FIFO queues hand out later messages of a message group while earlier ones are in flight. SQS locks a group
+ *    while any of its messages is in flight (which keeps a group in order across consumers), and returns as many
+ *    messages of one group as it can. Fixed; groups also take turns, so that none waits behind busier ones.
+ * 7. The in-flight quota counts *visible* messages (and is 20,000 for FIFO queues): once that many are queued, every
+ *    receive fails with `OverLimit` and delivery stops for good. SQS counts messages received and not yet deleted or
+ *    visible again, up to 120,000 for standard and FIFO queues alike; at that quota a standard queue answers a short
+ *    poll with `OverLimit` and a long poll with nothing, a FIFO queue answers nothing. Fixed
+ *    (`StartSqsOptions.maxInFlight` lowers the quota for tests).
+ * 8. After a FIFO group's head moves to the DLQ, SQS makes the rest of the group receivable. Our index forgets
+ *    messages local-aws-sqs moved there (as it does deleted and expired ones), so the group is released (before,
+ *    only when the garbage collector dropped the moved message).
+ * 9. Sending to a FIFO queue scans every queued message for a duplicate, so queueing a backlog is quadratic
+ *    (50,000 messages: tens of seconds). We look duplicates up in our index and store a message without one as
+ *    local-aws-sqs would (its `createRecord` and `newRecord`, with our own increasing sequence numbers). Its delete
+ *    still shifts its array of messages, a cost that grows with the backlog.
  * Also, where SQS moves a message to the DLQ on the receive that would exceed maxReceiveCount, local-aws-sqs moves it
  * when its last visibility timeout expires; the observable result (received maxReceiveCount times, then in the DLQ)
- * is the same.
+ * is the same. Not reproduced: a FIFO queue finds available groups among its first 120,000 messages only (a larger
+ * backlog in one group blocks groups behind it); deduplication forgets a deleted message at once (SQS: 5 minutes).
  * Messages live in memory only: they are lost when the process exits.
  *
  * Fault injection: `failSends(queueName | true)` makes sends to a queue answer 503 `ServiceUnavailable`, as SQS does
