@@ -6,21 +6,11 @@
  * Hand-written: no library serves SQS's receive semantics (in-flight accounting, FIFO group locks) in memory.
  */
 import { randomUUID } from 'node:crypto';
+import { MessageIndex, type StandInEntry, type StandInRecord, type Tracked } from './sqs-index.ts';
 
 /** SQS's in-flight quota, standard and FIFO queues alike (FIFO's was raised from 20,000 to 120,000). */
 export const SQS_MAX_IN_FLIGHT = 120_000;
 
-interface StandInRecord {
-  MessageId: string;
-  ReceiptHandle: string;
-  attributes: { ApproximateReceiveCount: string; MessageGroupId?: string; MessageDeduplicationId?: string };
-}
-/** What local-aws-sqs keeps per message; `setRecord` returns it for a message it stores. */
-interface StandInEntry {
-  visible: boolean;
-  delayed?: boolean;
-  record: StandInRecord;
-}
 interface ReceiveParams {
   VisibilityTimeout?: number | string;
   WaitTimeSeconds?: number | string;
@@ -57,27 +47,6 @@ export interface QueuePatchContext {
 const patched = Symbol('tenantcast.patched');
 /** Fallback re-check for messages becoming visible on local-aws-sqs's own timers (visibility timeouts, delays). */
 const RECHECK_MS = 20;
-
-/** One message as we track it, beside local-aws-sqs's own entry for it. */
-interface Tracked {
-  id: string;
-  entry: StandInEntry;
-  /** Message group (FIFO); '' in a standard queue. */
-  group: string;
-  /** End of its retention period, when local-aws-sqs drops it. */
-  expiresAt: number;
-  /** While in flight: when its visibility timeout ends. */
-  visibleAt: number;
-  /** Deleted, expired, or moved to the DLQ. */
-  gone: boolean;
-  /** FIFO: its key in `byDedupKey`. */
-  dedupKey?: string;
-}
-/** The messages of one group (FIFO) or of the whole queue (standard), in send order; `head` skips the gone. */
-interface Lane {
-  items: Tracked[];
-  head: number;
-}
 
 /** local-aws-sqs receipt handles: base64 of a UUID followed by JSON naming the message and queue. */
 function receiptHandleFor(queueName: string, messageId: string): string {
@@ -187,15 +156,13 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
   const fifo = queue.FifoQueue === true;
   const createRecord = (queue.constructor as { createRecord?: CreateRecord }).createRecord;
 
-  const byId = new Map<string, Tracked>();
-  /** Lanes by group, oldest first: a group's lane is dropped when empty and comes back at the end. */
-  const lanes = new Map<string, Lane>();
-  /** Received and not yet deleted or visible again (settled lazily by `settleInFlight`). */
-  const inFlight = new Set<Tracked>();
-  /** FIFO: queued messages by deduplication key (see `dedupKey`). */
-  const byDedupKey = new Map<string, Tracked>();
-  const dedupKey = (group: string, deduplicationId: string) =>
-    queue.DeduplicationScope === 'messageGroup' ? `${group}\u0000${deduplicationId}` : deduplicationId;
+  const index = new MessageIndex({
+    fifo,
+    retentionSeconds: () => queue.MessageRetentionPeriod,
+    maxReceiveCount: () =>
+      queue.RedrivePolicy === undefined ? undefined : Number(queue.RedrivePolicy.maxReceiveCount),
+    deduplicationScope: () => queue.DeduplicationScope,
+  });
 
   const waiters = new Set<() => void>();
   const wake = () => {
@@ -213,127 +180,21 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
       waiters.add(done);
     });
 
-  const forget = (t: Tracked) => {
-    t.gone = true;
-    byId.delete(t.id);
-    inFlight.delete(t);
-    if (t.dedupKey !== undefined && byDedupKey.get(t.dedupKey) === t) byDedupKey.delete(t.dedupKey);
-  };
-  /** Whether local-aws-sqs has dropped the message at the end of its retention period. */
-  const expired = (t: Tracked, now: number) => {
-    if (!t.gone && now >= t.expiresAt) forget(t);
-    return t.gone;
-  };
-  /** local-aws-sqs moves a message to the DLQ when its visibility timeout ends with maxReceiveCount receives. */
-  const movedToDlq = (t: Tracked, now: number) =>
-    queue.RedrivePolicy !== undefined &&
-    now >= t.visibleAt &&
-    Number(t.entry.record.attributes.ApproximateReceiveCount) >= Number(queue.RedrivePolicy.maxReceiveCount);
-
-  /** Drops from `inFlight` what is visible again, deleted, expired or moved to the DLQ. */
-  const settleInFlight = (now: number) => {
-    for (const t of inFlight) {
-      if (expired(t, now)) continue;
-      if (t.entry.visible) inFlight.delete(t);
-      else if (movedToDlq(t, now)) forget(t);
-    }
-  };
-
-  /** Receives one message the way local-aws-sqs does (through its visibility change); undefined if it is gone. */
-  const deliver = (t: Tracked, visibilityTimeout: number): unknown => {
+  /** Receives one message through local-aws-sqs's visibility change; undefined if it no longer has it. */
+  const receiveOne = (t: Tracked, visibilityTimeout: number): unknown => {
     const handle = receiptHandleFor(queue.QueueName, t.id);
     t.entry.record.ReceiptHandle = handle;
     // Its FIFO queues change the visibility of in-flight messages only.
     if (fifo) t.entry.visible = false;
-    let ok = false;
     try {
       // Counts a receive (ApproximateReceiveCount, first-receive time), hides the message, and arms its timer that
       // makes it visible again or moves it to the DLQ.
-      ok = changeVisibility(handle, String(visibilityTimeout));
+      if (!changeVisibility(handle, String(visibilityTimeout))) return undefined;
     } catch {
-      ok = false;
-    }
-    if (!ok) {
-      forget(t);
       return undefined;
     }
-    t.visibleAt = Date.now() + visibilityTimeout * 1000;
-    inFlight.add(t);
     const { record } = t.entry;
     return { ...record, attributes: { ...record.attributes } };
-  };
-
-  /**
-   * Takes receivable messages of one lane into `batch`, in order. In a FIFO queue a group is locked while any of its
-   * messages is in flight (the caller skips locked lanes), and a message is never taken past one that is not
-   * receivable, which keeps the group in order.
-   */
-  const takeFrom = (lane: Lane, batch: unknown[], max: number, visibilityTimeout: number, now: number) => {
-    while (lane.head < lane.items.length && expired(lane.items[lane.head] as Tracked, now)) lane.head++;
-    if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
-      lane.items = lane.items.slice(lane.head);
-      lane.head = 0;
-    }
-    for (let i = lane.head; i < lane.items.length && batch.length < max; i++) {
-      const t = lane.items[i] as Tracked;
-      if (expired(t, now)) continue;
-      if (!t.entry.visible || t.entry.delayed === true) {
-        if (fifo) return;
-        continue;
-      }
-      const message = deliver(t, visibilityTimeout);
-      if (message !== undefined) batch.push(message);
-    }
-  };
-
-  /**
-   * One receive: up to `max` messages, as many as possible from one group first (FIFO), as SQS does. Groups take
-   * turns: a group served goes to the back of the line, so that none waits behind busier ones.
-   */
-  const take = (max: number, visibilityTimeout: number, now: number): unknown[] => {
-    const batch: unknown[] = [];
-    const locked = new Set<string>();
-    if (fifo) for (const t of inFlight) locked.add(t.group);
-    const served: [string, Lane][] = [];
-    for (const [group, lane] of lanes) {
-      if (batch.length >= max) break;
-      const before = batch.length;
-      if (!locked.has(group)) takeFrom(lane, batch, max, visibilityTimeout, now);
-      if (lane.head >= lane.items.length) lanes.delete(group);
-      else if (batch.length > before) served.push([group, lane]);
-    }
-    for (const [group, lane] of served) {
-      lanes.delete(group);
-      lanes.set(group, lane);
-    }
-    return batch;
-  };
-
-  const track = (entry: StandInEntry) => {
-    const { record } = entry;
-    const known = byId.get(record.MessageId);
-    if (known !== undefined) forget(known);
-    const group = fifo ? (record.attributes.MessageGroupId ?? '') : '';
-    const t: Tracked = {
-      id: record.MessageId,
-      entry,
-      group,
-      expiresAt: Date.now() + queue.MessageRetentionPeriod * 1000,
-      visibleAt: 0,
-      gone: false,
-    };
-    const deduplicationId = record.attributes.MessageDeduplicationId;
-    if (fifo && deduplicationId !== undefined) {
-      t.dedupKey = dedupKey(group, deduplicationId);
-      byDedupKey.set(t.dedupKey, t);
-    }
-    byId.set(t.id, t);
-    let lane = lanes.get(group);
-    if (lane === undefined) {
-      lane = { items: [], head: 0 };
-      lanes.set(group, lane);
-    }
-    lane.items.push(t);
   };
 
   /**
@@ -343,8 +204,7 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
    */
   const storeFifo = (input: unknown, messageId: string | undefined): unknown => {
     if (createRecord === undefined || !isFifoInput(input)) return undefined;
-    const known = byDedupKey.get(dedupKey(input.MessageGroupId, input.MessageDeduplicationId));
-    if (known !== undefined && !expired(known, Date.now())) return undefined;
+    if (index.hasDuplicate(input.MessageGroupId, input.MessageDeduplicationId, Date.now())) return undefined;
     const [record, md5OfSystemAttributes] = createRecord({
       ...(messageId === undefined ? {} : { MessageId: messageId }),
       MessageBody: input.MessageBody,
@@ -361,7 +221,7 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
 
   queue.setRecord = (input, messageId) => {
     const result = (fifo ? storeFifo(input, messageId) : undefined) ?? setRecord(input, messageId);
-    if (isEntry(result)) track(result);
+    if (isEntry(result)) index.track(result, Date.now());
     // local-aws-sqs marks a new message delayed until a timer of DelaySeconds (usually 0) fires: wake after it.
     if (waiters.size > 0) setTimeout(wake, 0).unref();
     return result;
@@ -371,8 +231,8 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
     // Throws where SQS refuses (an expired FIFO receipt handle); otherwise the message is no longer queued.
     const ok = deleteMessage(receiptHandle);
     const id = messageIdOf(receiptHandle);
-    const t = id === undefined ? undefined : byId.get(id);
-    if (t !== undefined) forget(t);
+    const t = id === undefined ? undefined : index.get(id);
+    if (t !== undefined) index.forget(t);
     // A FIFO group may be unlocked now.
     if (fifo) wake();
     return ok;
@@ -380,26 +240,19 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
 
   queue.clearRecords = () => {
     clearRecords();
-    for (const t of byId.values()) t.gone = true;
-    byId.clear();
-    byDedupKey.clear();
-    lanes.clear();
-    inFlight.clear();
+    index.clear();
   };
 
   // Fix 3: ChangeMessageVisibility must not count as a receive.
   queue.changeVisibility = (receiptHandle, visibilityTimeout) => {
     const id = messageIdOf(receiptHandle);
-    const t = id === undefined ? undefined : byId.get(id);
+    const t = id === undefined ? undefined : index.get(id);
     const count = t?.entry.record.attributes.ApproximateReceiveCount;
     const ok = changeVisibility(receiptHandle, visibilityTimeout);
     const seconds = Number(visibilityTimeout);
     if (t !== undefined && count !== undefined) {
       t.entry.record.attributes.ApproximateReceiveCount = count;
-      if (ok && Number.isFinite(seconds)) {
-        t.visibleAt = Date.now() + seconds * 1000;
-        inFlight.add(t);
-      }
+      if (ok && Number.isFinite(seconds)) index.markInFlight(t, Date.now() + seconds * 1000);
     }
     // Wake long polls when the message becomes visible again rather than at the next re-check.
     if (ok && Number.isFinite(seconds)) setTimeout(wake, seconds * 1000 + 1).unref();
@@ -428,12 +281,14 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
     for (;;) {
       if (context.closed() || context.requestGone()) return [];
       const now = Date.now();
-      settleInFlight(now);
-      const room = context.maxInFlight - inFlight.size;
+      index.settle(now);
+      const room = context.maxInFlight - index.inFlightCount;
       // At the quota, SQS answers a standard queue's short poll with OverLimit, and returns nothing otherwise.
       if (room <= 0 && !fifo && waitSeconds <= 0) throw overLimit(changeVisibility);
       if (room > 0) {
-        const messages = take(Math.min(max, room), visibilityTimeout, now);
+        const messages = index.take(Math.min(max, room), visibilityTimeout, now, (t) =>
+          receiveOne(t, visibilityTimeout),
+        );
         if (messages.length > 0) return messages;
       }
       const left = deadline - Date.now();
