@@ -1,5 +1,6 @@
 import {
   ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   type Message,
@@ -248,5 +249,166 @@ describe('failSends (fault injection)', () => {
     sqs.restoreSends();
     await sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'y' }));
     expect((await receive(q.url, 0)).map((m) => m.Body)).toEqual(['y']);
+  });
+});
+
+describe('under backlog, as SQS', () => {
+  /**
+   * Sends messages 0..count-1 with SendMessageBatch: message n belongs to group `g${n % groups}` (FIFO: its message
+   * group), and each group's messages go in order, ten at a time, with the groups sending side by side.
+   */
+  async function sendNumbered(url: string, count: number, groups: number, fifo: boolean): Promise<void> {
+    const sendGroup = async (g: number) => {
+      const numbers = Array.from({ length: Math.ceil((count - g) / groups) }, (_, i) => g + i * groups);
+      for (let i = 0; i < numbers.length; i += 10) {
+        const Entries = numbers.slice(i, i + 10).map((n, id) => ({
+          Id: `m${id}`,
+          MessageBody: String(n),
+          ...(fifo ? { MessageGroupId: `g${g}`, MessageDeduplicationId: `d${n}` } : {}),
+        }));
+        const out = await sqs.client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }));
+        if ((out.Failed ?? []).length > 0) throw new Error(`send failed: ${JSON.stringify(out.Failed)}`);
+      }
+    };
+    await Promise.all(Array.from({ length: groups }, (_, g) => sendGroup(g)));
+  }
+
+  /** Receives and deletes with `workers` consumers until `count` messages came; returns bodies by group. */
+  async function drain(url: string, count: number, workers: number): Promise<Map<string, number[]>> {
+    const byGroup = new Map<string, number[]>();
+    let received = 0;
+    const worker = async () => {
+      while (received < count) {
+        const messages = await receive(url, 1);
+        received += messages.length;
+        for (const m of messages) {
+          const group = m.Attributes?.MessageGroupId ?? '';
+          const bodies = byGroup.get(group) ?? [];
+          bodies.push(Number(m.Body));
+          byGroup.set(group, bodies);
+        }
+        if (messages.length === 0) continue;
+        const out = await sqs.client.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: url,
+            Entries: messages.map((m, i) => ({ Id: `m${i}`, ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+        if ((out.Failed ?? []).length > 0) throw new Error(`delete failed: ${JSON.stringify(out.Failed)}`);
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, worker));
+    return byGroup;
+  }
+
+  it.each([
+    { kind: 'standard', fifo: false },
+    { kind: 'FIFO', fifo: true },
+  ])(
+    'drains 50,000 queued messages from a $kind queue, each exactly once, without OverLimit',
+    async ({ fifo }) => {
+      const total = 50_000;
+      const groups = 8;
+      const q = Object.values(await ensureQueues(sqs.client, { [unique()]: { ...spec, fifo } }))[0];
+      if (q === undefined) throw new Error('no queue');
+      await sendNumbered(q.url, total, groups, fifo);
+      // An OverLimit (or any other error) on a receive fails the test.
+      const byGroup = await drain(q.url, total, groups);
+      const all = [...byGroup.values()].flat().sort((a, b) => a - b);
+      expect(all).toHaveLength(total);
+      expect(all.every((n, i) => n === i)).toBe(true);
+      if (fifo) {
+        expect(byGroup.size).toBe(groups);
+        for (const [group, bodies] of byGroup) {
+          expect(bodies.every((n, i) => `g${n % groups}` === group && (i === 0 || n > (bodies[i - 1] ?? 0)))).toBe(
+            true,
+          );
+        }
+      }
+      expect(await receive(q.url, 0)).toEqual([]);
+      const attrs = await attributes(sqs.client, q.url);
+      expect([attrs.ApproximateNumberOfMessages, attrs.ApproximateNumberOfMessagesNotVisible]).toEqual(['0', '0']);
+    },
+    // Some 15,000 requests each: seconds on an idle machine, far longer on a loaded one.
+    300_000,
+  );
+
+  it('counts received, undeleted messages against the in-flight quota, as SQS does', async () => {
+    const small = await startSqs({ maxInFlight: 25 });
+    try {
+      const created = await ensureQueues(small.client, { std: spec, fifo: { ...spec, fifo: true } });
+      const receiveFrom = async (url: string, wait: number) =>
+        (
+          await small.client.send(
+            new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: wait }),
+          )
+        ).Messages ?? [];
+      for (const q of [created.std, created.fifo]) {
+        const fifo = q === created.fifo;
+        for (let b = 0; b < 4; b++) {
+          await small.client.send(
+            new SendMessageBatchCommand({
+              QueueUrl: q.url,
+              Entries: Array.from({ length: 10 }, (_, i) => ({
+                Id: `m${i}`,
+                MessageBody: `${b * 10 + i}`,
+                ...(fifo ? { MessageGroupId: `g${i}`, MessageDeduplicationId: `d${b * 10 + i}` } : {}),
+              })),
+            }),
+          );
+        }
+        // 40 visible messages are no obstacle; 25 received and not deleted are the quota.
+        const held = [
+          ...(await receiveFrom(q.url, 0)),
+          ...(await receiveFrom(q.url, 0)),
+          ...(await receiveFrom(q.url, 0)),
+        ];
+        expect(held).toHaveLength(25);
+        if (fifo) {
+          // FIFO queues answer nothing at the quota, without an error.
+          expect(await receiveFrom(q.url, 0)).toEqual([]);
+        } else {
+          // Standard queues answer a short poll with OverLimit, and a long poll with nothing.
+          await expect(receiveFrom(q.url, 0)).rejects.toMatchObject({ name: 'OverLimit' });
+          expect(await receiveFrom(q.url, 1)).toEqual([]);
+        }
+        await small.client.send(new DeleteMessageCommand({ QueueUrl: q.url, ReceiptHandle: held[0]?.ReceiptHandle }));
+        expect(await receiveFrom(q.url, 0)).toHaveLength(1);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('FIFO: once a group head moves to the DLQ after maxReceiveCount, the rest of its group is received, in order', async () => {
+    const q = Object.values(await ensureQueues(sqs.client, { [unique()]: { ...spec, fifo: true } }))[0];
+    if (q === undefined) throw new Error('no queue');
+    await sqs.client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: q.url,
+        Entries: ['poison', 'second', 'third', 'fourth'].map((body, i) => ({
+          Id: `m${i}`,
+          MessageBody: body,
+          MessageGroupId: 'tenant-a',
+          MessageDeduplicationId: body,
+        })),
+      }),
+    );
+    // spec.maxReceiveCount is 2: the head fails twice (visible again at once), then SQS moves it to the DLQ.
+    for (let i = 1; i <= 2; i++) {
+      const out = await sqs.client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: q.url,
+          MaxNumberOfMessages: 1,
+          VisibilityTimeout: 0,
+          WaitTimeSeconds: 2,
+        }),
+      );
+      expect(out.Messages?.map((m) => m.Body)).toEqual(['poison']);
+    }
+    const [dead] = await receive(q.dlqUrl, 2, 1);
+    expect(dead?.Body).toBe('poison');
+    const rest = await receive(q.url, 2);
+    expect(rest.map((m) => m.Body)).toEqual(['second', 'third', 'fourth']);
   });
 });

@@ -4,20 +4,37 @@
  *
  * local-aws-sqs supports every action we use (Send/Receive/Delete(+Batch), ChangeMessageVisibility(+Batch),
  * Get/SetQueueAttributes, RedrivePolicy with DLQ moves, message attributes, ApproximateReceiveCount, delays). It
- * differs from SQS in five ways that matter to us, which `patchQueue` fixes around it (on its public Queue objects,
- * without touching its files):
+ * differs from SQS in these ways that matter to us, which `patchQueue` (local/sqs-queue.ts) fixes around it, on its
+ * public Queue objects, without touching its files. ReceiveMessage is ours: it picks messages from our own index of
+ * the queue and receives each through local-aws-sqs's visibility change, which counts the receive and arms its timer
+ * (visible again, or moved to the DLQ).
  * 1. Long polling waits for a *full* batch: ReceiveMessage(WaitTimeSeconds: 20, MaxNumberOfMessages: 10) with one
- *    message queued answers after 20 s. SQS answers as soon as any message is available. Fixed: we wait for
- *    messages ourselves, then take at most what is available.
- * 2. Every ReceiveMessage takes at least 40 ms (its internal poll), even short polls. With the fix, a receive returns
- *    within ~10 ms of a message arriving.
+ *    message queued answers after 20 s. SQS answers as soon as any message is available. Fixed.
+ * 2. Every ReceiveMessage takes at least 40 ms (its internal poll), even short polls. Ours answers at once when
+ *    messages are there, and within ~10 ms of one arriving during a long poll.
  * 3. ChangeMessageVisibility increments ApproximateReceiveCount (SQS counts receives only), which would send
  *    messages to the DLQ early. Fixed: the count is restored after the change.
  * 4. ApproximateNumberOfMessages counts in-flight messages too (SQS counts visible ones only). Fixed.
  * 5. ReceiveMessage ignores `MessageSystemAttributeNames` (only the deprecated `AttributeNames` works). Fixed.
+ * 6. FIFO queues hand out later messages of a message group while earlier ones are in flight. SQS locks a group
+ *    while any of its messages is in flight (which keeps a group in order across consumers), and returns as many
+ *    messages of one group as it can. Fixed; groups also take turns, so that none waits behind busier ones.
+ * 7. The in-flight quota counts *visible* messages (and is 20,000 for FIFO queues): once that many are queued, every
+ *    receive fails with `OverLimit` and delivery stops for good. SQS counts messages received and not yet deleted or
+ *    visible again, up to 120,000 for standard and FIFO queues alike; at that quota a standard queue answers a short
+ *    poll with `OverLimit` and a long poll with nothing, a FIFO queue answers nothing. Fixed
+ *    (`StartSqsOptions.maxInFlight` lowers the quota for tests).
+ * 8. After a FIFO group's head moves to the DLQ, SQS makes the rest of the group receivable. Our index forgets
+ *    messages local-aws-sqs moved there (as it does deleted and expired ones), so the group is released (before,
+ *    only when the garbage collector dropped the moved message).
+ * 9. Sending to a FIFO queue scans every queued message for a duplicate, so queueing a backlog is quadratic
+ *    (50,000 messages: tens of seconds). We look duplicates up in our index and store a message without one as
+ *    local-aws-sqs would (its `createRecord` and `newRecord`, with our own increasing sequence numbers). Its delete
+ *    still shifts its array of messages, a cost that grows with the backlog.
  * Also, where SQS moves a message to the DLQ on the receive that would exceed maxReceiveCount, local-aws-sqs moves it
  * when its last visibility timeout expires; the observable result (received maxReceiveCount times, then in the DLQ)
- * is the same.
+ * is the same. Not reproduced: a FIFO queue finds available groups among its first 120,000 messages only (a larger
+ * backlog in one group blocks groups behind it); deduplication forgets a deleted message at once (SQS: 5 minutes).
  * Messages live in memory only: they are lost when the process exits.
  *
  * Fault injection: `failSends(queueName | true)` makes sends to a queue answer 503 `ServiceUnavailable`, as SQS does
@@ -36,6 +53,7 @@ import {
 import { createRequestHandler } from 'local-aws-sqs';
 import { queues as manifestQueues, type QueueSpec } from '../lambdas/manifest.ts';
 import { listen, readAll, urlHost } from './http-util.ts';
+import { patchQueue, type QueuePatchContext, SQS_MAX_IN_FLIGHT, type StandInQueue } from './sqs-queue.ts';
 
 export interface StartSqsOptions {
   /** Defaults to 127.0.0.1. */
@@ -46,6 +64,8 @@ export interface StartSqsOptions {
   region?: string;
   /** Account id in queue URLs and ARNs. Defaults to local-aws-sqs's 123456789012. */
   accountId?: string;
+  /** In-flight quota per queue. Defaults to SQS's 120,000; lower it only to test what happens at the quota. */
+  maxInFlight?: number;
 }
 
 export interface LocalSqs {
@@ -92,7 +112,12 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
     // AWS makes you wait 60 s before re-creating a deleted queue; no use locally.
     emulateQueueCreationLifecycle: false,
   });
-  const state: PatchState = { closed: false };
+  let closing = false;
+  const patchContext: QueuePatchContext = {
+    closed: () => closing,
+    requestGone: () => currentRequest.getStore()?.gone === true,
+    maxInFlight: options.maxInFlight ?? SQS_MAX_IN_FLIGHT,
+  };
   const counts = new Map<string, number>();
   // failSends: queue names (or `true` for all) whose sends answer 503.
   const failing = new Map<symbol, string | true>();
@@ -107,7 +132,7 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
     const action = typeof target === 'string' ? (target.split('.').pop() ?? target) : 'Query';
     counts.set(action, (counts.get(action) ?? 0) + 1);
     // Queues created by earlier requests get their fixes before this request can use them.
-    for (const queue of service.Queues) patchQueue(queue as unknown as StandInQueue, state);
+    for (const queue of service.Queues) patchQueue(queue as unknown as StandInQueue, patchContext);
     const request: RequestState = { gone: false };
     res.once('close', () => {
       if (!res.writableFinished) request.gone = true;
@@ -149,7 +174,7 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
     refusedSends: () => refused,
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
-        state.closed = true;
+        closing = true;
         client.destroy();
         server.close((err) => (err ? reject(err) : resolve()));
         // Long polls in progress would hold close() for up to 20 s.
@@ -228,227 +253,6 @@ async function refuseIfFailing(
     method: req.method,
     url: req.url,
   }) as unknown as IncomingMessage;
-}
-
-// Fixes 1-4 wrap methods of local-aws-sqs's Queue objects, which its request handlers call; its internals stay as
-// they are. Written against local-aws-sqs 2.0.x.
-
-interface StandInRecord {
-  MessageId: string;
-  attributes: { ApproximateReceiveCount: string; MessageGroupId?: string };
-}
-/** What local-aws-sqs keeps per message; `setRecord` returns it for standard queues. */
-interface StandInEntry {
-  visible: boolean;
-  record: StandInRecord;
-}
-interface ReceiveParams {
-  VisibilityTimeout?: number | string;
-  WaitTimeSeconds?: number | string;
-  MaxNumberOfMessages?: number | string;
-}
-/** The public surface of local-aws-sqs's Queue that we wrap. */
-interface StandInQueue {
-  QueueName: string;
-  FifoQueue?: boolean;
-  ReceiveMessageWaitTimeSeconds: number;
-  receive(params: ReceiveParams): Promise<unknown[]>;
-  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
-  delete(receiptHandle: string): boolean;
-  getAttributes(names?: string[]): Record<string, string> | undefined;
-  setRecord: (input: unknown, messageId?: string) => unknown;
-  [patched]?: true;
-}
-interface PatchState {
-  closed: boolean;
-}
-
-const patched = Symbol('tenantcast.patched');
-/** Fallback re-check for messages becoming visible on local-aws-sqs's own timers (visibility timeouts, delays). */
-const RECHECK_MS = 20;
-
-/** local-aws-sqs receipt handles are base64 of a UUID followed by JSON holding the MessageId. */
-function messageIdOf(receiptHandle: string): string | undefined {
-  try {
-    const text = Buffer.from(receiptHandle, 'base64').toString('utf8');
-    const parsed: unknown = JSON.parse(text.slice(text.indexOf('{')));
-    if (
-      typeof parsed === 'object' &&
-      parsed !== null &&
-      'MessageId' in parsed &&
-      typeof parsed.MessageId === 'string'
-    ) {
-      return parsed.MessageId;
-    }
-  } catch {
-    // Not one of its handles: let local-aws-sqs reject it.
-  }
-  return undefined;
-}
-
-function isEntry(value: unknown): value is StandInEntry {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'visible' in value &&
-    'record' in value &&
-    typeof (value as StandInEntry).record?.MessageId === 'string'
-  );
-}
-
-function patchQueue(queue: StandInQueue, state: PatchState): void {
-  if (queue[patched]) return;
-  queue[patched] = true;
-  const receive = queue.receive.bind(queue);
-  const changeVisibility = queue.changeVisibility.bind(queue);
-  const deleteMessage = queue.delete.bind(queue);
-  const getAttributes = queue.getAttributes.bind(queue);
-  const setRecord = queue.setRecord;
-
-  // Messages by id, to fix their receive counts. Weak: local-aws-sqs drops entries itself (retention, DLQ moves).
-  const entries = new Map<string, WeakRef<StandInEntry>>();
-  let pruneAt = 1024;
-  const waiters = new Set<() => void>();
-  const wake = () => {
-    for (const waiter of [...waiters]) waiter();
-  };
-  const waitForChange = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      waiters.add(done);
-    });
-  /** Visible, undelayed messages: what ApproximateNumberOfMessages means in SQS. */
-  const available = () => {
-    const a = getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
-    // local-aws-sqs counts every undelayed message, in flight or not; in-flight messages are never delayed.
-    return Number(a?.ApproximateNumberOfMessages ?? 0) - Number(a?.ApproximateNumberOfMessagesNotVisible ?? 0);
-  };
-
-  queue.setRecord = (input, messageId) => {
-    const result = setRecord(input, messageId);
-    if (isEntry(result)) {
-      entries.set(result.record.MessageId, new WeakRef(result));
-      if (hiding?.locked.has(result.record.attributes.MessageGroupId ?? '')) {
-        result.visible = false;
-        hiding.hidden.push(result);
-      }
-      if (entries.size > pruneAt) {
-        for (const [id, ref] of entries) if (ref.deref() === undefined) entries.delete(id);
-        pruneAt = Math.max(1024, entries.size * 2);
-      }
-    }
-    // local-aws-sqs marks a new message delayed until a timer of DelaySeconds (usually 0) fires: wake after it.
-    setTimeout(wake, 0).unref();
-    return result;
-  };
-
-  queue.delete = (receiptHandle) => {
-    const ok = deleteMessage(receiptHandle);
-    const id = messageIdOf(receiptHandle);
-    if (id !== undefined) entries.delete(id);
-    // A FIFO group may be unlocked now.
-    if (queue.FifoQueue) wake();
-    return ok;
-  };
-
-  // Fix 3: ChangeMessageVisibility must not count as a receive.
-  queue.changeVisibility = (receiptHandle, visibilityTimeout) => {
-    const id = messageIdOf(receiptHandle);
-    const entry = id === undefined ? undefined : entries.get(id)?.deref();
-    const count = entry?.record.attributes.ApproximateReceiveCount;
-    const ok = changeVisibility(receiptHandle, visibilityTimeout);
-    if (entry !== undefined && count !== undefined) entry.record.attributes.ApproximateReceiveCount = count;
-    // Wake long polls when the message becomes visible again rather than at the next re-check.
-    const seconds = Number(visibilityTimeout);
-    if (ok && Number.isFinite(seconds)) setTimeout(wake, seconds * 1000 + 1).unref();
-    return ok;
-  };
-
-  // Fix 4: ApproximateNumberOfMessages counts visible messages only.
-  queue.getAttributes = (names) => {
-    const result = getAttributes(names);
-    if (result?.ApproximateNumberOfMessages !== undefined) result.ApproximateNumberOfMessages = String(available());
-    return result;
-  };
-
-  /**
-   * Fix 6 (FIFO queues): local-aws-sqs hands out later messages of a message group while earlier ones are in flight.
-   * SQS locks a group while any of its messages is in flight, which is what keeps a group in order across
-   * consumers. We hide the visible messages of locked groups for the duration of each receive.
-   */
-  let fifoTurn: Promise<unknown> = Promise.resolve();
-  /** Messages hidden by the receive in progress; messages arriving for a locked group meanwhile join them. */
-  let hiding: { locked: Set<string>; hidden: StandInEntry[] } | undefined;
-  // Receives of a FIFO queue take turns, so two cannot both see a group as unlocked and split it between them.
-  const receiveFifo = (params: ReceiveParams): Promise<unknown[]> => {
-    const turn = fifoTurn.then(() => receiveFifoNow(params));
-    fifoTurn = turn.catch(() => undefined);
-    return turn;
-  };
-  const receiveFifoNow = async (params: ReceiveParams): Promise<unknown[]> => {
-    const locked = new Set<string>();
-    const live: StandInEntry[] = [];
-    for (const ref of entries.values()) {
-      const entry = ref.deref();
-      if (entry === undefined) continue;
-      live.push(entry);
-      const group = entry.record.attributes.MessageGroupId;
-      if (!entry.visible && group !== undefined) locked.add(group);
-    }
-    const hidden = live.filter((e) => e.visible && locked.has(e.record.attributes.MessageGroupId ?? ''));
-    for (const entry of hidden) entry.visible = false;
-    hiding = { locked, hidden };
-    try {
-      return await receive(params);
-    } finally {
-      hiding = undefined;
-      for (const entry of hidden) entry.visible = true;
-    }
-  };
-  /** Visible messages of unlocked groups (FIFO) or all visible messages. */
-  const receivable = () => {
-    if (!queue.FifoQueue) return available();
-    const locked = new Set<string>();
-    let visible = 0;
-    const groups: (string | undefined)[] = [];
-    for (const ref of entries.values()) {
-      const entry = ref.deref();
-      if (entry === undefined) continue;
-      const group = entry.record.attributes.MessageGroupId;
-      if (!entry.visible && group !== undefined) locked.add(group);
-      else if (entry.visible) groups.push(group);
-    }
-    for (const group of groups) if (group === undefined || !locked.has(group)) visible++;
-    return Math.min(visible, available());
-  };
-
-  // Fixes 1 and 2: return as soon as any message is available, up to MaxNumberOfMessages, or empty at WaitTimeSeconds.
-  queue.receive = async (params) => {
-    const waitSeconds = Number(params.WaitTimeSeconds ?? queue.ReceiveMessageWaitTimeSeconds ?? 0);
-    const max = Number(params.MaxNumberOfMessages ?? 1);
-    const deadline = Date.now() + waitSeconds * 1000;
-    const request = currentRequest.getStore();
-    for (;;) {
-      if (state.closed || request?.gone) return [];
-      const ready = receivable();
-      if (ready > 0) {
-        // Asking for no more than is available makes local-aws-sqs answer at its first internal tick (10 ms)
-        // instead of after its 40 ms minimum. Another receiver may get there first: then we keep waiting.
-        const take = { ...params, WaitTimeSeconds: 0, MaxNumberOfMessages: Math.min(max, ready) };
-        const messages = queue.FifoQueue ? await receiveFifo(take) : await receive(take);
-        if (messages.length > 0) return messages;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return [];
-      await waitForChange(Math.min(left, RECHECK_MS));
-    }
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+import { describe, expect, it } from '@jest/globals';
+import { MessageIndex, type StandInEntry, type Tracked } from './sqs-index.ts';
+
+const NOW = 1_000_000;
+
+/** An index over fake local-aws-sqs entries; `receiveOne` hides a message and counts the receive, as it does. */
+function indexOf(options: { fifo: boolean; maxReceiveCount?: number }) {
+  const index = new MessageIndex({
+    fifo: options.fifo,
+    retentionSeconds: () => 3600,
+    maxReceiveCount: () => options.maxReceiveCount,
+    deduplicationScope: () => 'queue',
+  });
+  const entries: StandInEntry[] = [];
+  const send = (id: string, group?: string) => {
+    const entry: StandInEntry = {
+      visible: true,
+      record: {
+        MessageId: id,
+        ReceiptHandle: '',
+        attributes: {
+          ApproximateReceiveCount: '0',
+          ...(group === undefined ? {} : { MessageGroupId: group, MessageDeduplicationId: id }),
+        },
+      },
+    };
+    entries.push(entry);
+    index.track(entry, NOW);
+    return entry;
+  };
+  const receiveOne = (t: Tracked) => {
+    t.entry.visible = false;
+    t.entry.record.attributes.ApproximateReceiveCount = String(
+      Number(t.entry.record.attributes.ApproximateReceiveCount) + 1,
+    );
+    return t.id;
+  };
+  const receive = (max: number, now = NOW) => {
+    index.settle(now);
+    return index.take(max, 30, now, receiveOne);
+  };
+  const remove = (id: string) => {
+    const t = index.get(id);
+    if (t !== undefined) index.forget(t);
+  };
+  return { index, send, receive, remove };
+}
+
+describe('MessageIndex', () => {
+  it('standard: returns visible messages in order, skipping those in flight, and counts them in flight', () => {
+    const q = indexOf({ fifo: false });
+    for (const id of ['a', 'b', 'c', 'd']) q.send(id);
+    expect(q.receive(2)).toEqual(['a', 'b']);
+    expect(q.receive(10)).toEqual(['c', 'd']);
+    expect(q.index.inFlightCount).toBe(4);
+    q.remove('a');
+    expect(q.index.inFlightCount).toBe(3);
+  });
+
+  it('visible messages do not count in flight; a message visible again leaves the in-flight count', () => {
+    const q = indexOf({ fifo: false });
+    const a = q.send('a');
+    q.send('b');
+    expect(q.index.inFlightCount).toBe(0);
+    expect(q.receive(1)).toEqual(['a']);
+    a.visible = true; // its visibility timeout ended
+    q.index.settle(NOW);
+    expect(q.index.inFlightCount).toBe(0);
+    expect(q.receive(10)).toEqual(['a', 'b']);
+  });
+
+  it('FIFO: a group is locked while one of its messages is in flight; as many as possible come from one group', () => {
+    const q = indexOf({ fifo: true });
+    for (const [id, group] of [
+      ['a1', 'a'],
+      ['b1', 'b'],
+      ['a2', 'a'],
+      ['b2', 'b'],
+    ] as const)
+      q.send(id, group);
+    expect(q.receive(10)).toEqual(['a1', 'a2', 'b1', 'b2']);
+    q.send('a3', 'a');
+    expect(q.receive(10)).toEqual([]);
+    q.remove('a1');
+    expect(q.receive(10)).toEqual([]);
+    q.remove('a2');
+    expect(q.receive(10)).toEqual(['a3']);
+  });
+
+  it('FIFO: groups take turns', () => {
+    const q = indexOf({ fifo: true });
+    for (let i = 0; i < 3; i++) for (const group of ['a', 'b', 'c']) q.send(`${group}${i}`, group);
+    const first = q.receive(1);
+    expect(first).toEqual(['a0']);
+    q.remove('a0');
+    // Group a was just served: b and c come before it.
+    expect(q.receive(1)).toEqual(['b0']);
+    expect(q.receive(1)).toEqual(['c0']);
+    expect(q.receive(1)).toEqual(['a1']);
+  });
+
+  it('FIFO: after the head moves to the DLQ (maxReceiveCount receives, visibility ended), the group is released', () => {
+    const q = indexOf({ fifo: true, maxReceiveCount: 2 });
+    const head = q.send('poison', 'g');
+    q.send('next', 'g');
+    expect(q.receive(1)).toEqual(['poison']);
+    head.visible = true;
+    expect(q.receive(1)).toEqual(['poison']);
+    // local-aws-sqs's timer moves it to the DLQ when the 30 s visibility timeout ends: it stays not visible here.
+    expect(q.receive(10, NOW + 10_000)).toEqual([]);
+    expect(q.receive(10, NOW + 30_000)).toEqual(['next']);
+    expect(q.index.get('poison')).toBeUndefined();
+  });
+
+  it('FIFO: finds a queued duplicate by deduplication id until it is deleted', () => {
+    const q = indexOf({ fifo: true });
+    q.send('m1', 'g');
+    expect(q.index.hasDuplicate('g', 'm1', NOW)).toBe(true);
+    expect(q.index.hasDuplicate('g', 'm2', NOW)).toBe(false);
+    q.remove('m1');
+    expect(q.index.hasDuplicate('g', 'm1', NOW)).toBe(false);
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * Our index of one local-aws-sqs queue's messages, beside its own array of them: what ReceiveMessage may return, in
+ * SQS's order, with SQS's in-flight accounting and FIFO group locks (local/sqs.ts, fixes 6-9). It holds
+ * local-aws-sqs's own entry objects and reads their `visible`/`delayed` flags, which its timers change.
+ *
+ * Hand-written: no library serves SQS's receive semantics over another SQS stand-in's messages.
+ */
+
+/** What local-aws-sqs keeps per message. */
+export interface StandInEntry {
+  visible: boolean;
+  delayed?: boolean;
+  record: StandInRecord;
+}
+export interface StandInRecord {
+  MessageId: string;
+  ReceiptHandle: string;
+  attributes: { ApproximateReceiveCount: string; MessageGroupId?: string; MessageDeduplicationId?: string };
+}
+
+/** The queue settings the index reads, at the time it needs them (SetQueueAttributes may change them). */
+export interface IndexedQueue {
+  readonly fifo: boolean;
+  retentionSeconds(): number;
+  /** The RedrivePolicy's maxReceiveCount; undefined without one. */
+  maxReceiveCount(): number | undefined;
+  deduplicationScope(): string | undefined;
+}
+
+/** One message as we track it. */
+export interface Tracked {
+  id: string;
+  entry: StandInEntry;
+  /** Message group (FIFO); '' in a standard queue. */
+  group: string;
+  /** End of its retention period, when local-aws-sqs drops it. */
+  expiresAt: number;
+  /** While in flight: when its visibility timeout ends. */
+  visibleAt: number;
+  /** Deleted, expired, or moved to the DLQ. */
+  gone: boolean;
+  /** FIFO: its deduplication key. */
+  dedupKey?: string;
+}
+
+/** The messages of one group (FIFO) or of the whole queue (standard), in send order; `head` skips the gone. */
+interface Lane {
+  items: Tracked[];
+  head: number;
+}
+
+/** Receives one message in local-aws-sqs (counts the receive, hides it); undefined if it no longer has it. */
+export type ReceiveOne = (t: Tracked) => unknown;
+
+export class MessageIndex {
+  private readonly byId = new Map<string, Tracked>();
+  /** Lanes by group: a group's lane is dropped when empty, and goes to the back when served. */
+  private readonly lanes = new Map<string, Lane>();
+  /** Received and not yet deleted or visible again (settled lazily by `settle`). */
+  private readonly inFlight = new Set<Tracked>();
+  /** FIFO: queued messages by deduplication key. */
+  private readonly byDedupKey = new Map<string, Tracked>();
+
+  constructor(private readonly queue: IndexedQueue) {}
+
+  /** In-flight messages; exact after `settle`. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  get(messageId: string): Tracked | undefined {
+    return this.byId.get(messageId);
+  }
+
+  /** A message local-aws-sqs has just stored. */
+  track(entry: StandInEntry, now: number): void {
+    const { record } = entry;
+    const known = this.byId.get(record.MessageId);
+    if (known !== undefined) this.forget(known);
+    const group = this.queue.fifo ? (record.attributes.MessageGroupId ?? '') : '';
+    const t: Tracked = {
+      id: record.MessageId,
+      entry,
+      group,
+      expiresAt: now + this.queue.retentionSeconds() * 1000,
+      visibleAt: 0,
+      gone: false,
+    };
+    const deduplicationId = record.attributes.MessageDeduplicationId;
+    if (this.queue.fifo && deduplicationId !== undefined) {
+      t.dedupKey = this.dedupKey(group, deduplicationId);
+      this.byDedupKey.set(t.dedupKey, t);
+    }
+    this.byId.set(t.id, t);
+    let lane = this.lanes.get(group);
+    if (lane === undefined) {
+      lane = { items: [], head: 0 };
+      this.lanes.set(group, lane);
+    }
+    lane.items.push(t);
+  }
+
+  /** Deleted, moved or expired: no longer queued. */
+  forget(t: Tracked): void {
+    t.gone = true;
+    this.byId.delete(t.id);
+    this.inFlight.delete(t);
+    if (t.dedupKey !== undefined && this.byDedupKey.get(t.dedupKey) === t) this.byDedupKey.delete(t.dedupKey);
+  }
+
+  /** Hidden until `visibleAt` (a receive, or a visibility change). */
+  markInFlight(t: Tracked, visibleAt: number): void {
+    t.visibleAt = visibleAt;
+    this.inFlight.add(t);
+  }
+
+  /** FIFO: whether a queued message has this deduplication id (in its group, with that deduplication scope). */
+  hasDuplicate(group: string, deduplicationId: string, now: number): boolean {
+    const known = this.byDedupKey.get(this.dedupKey(group, deduplicationId));
+    return known !== undefined && !this.expired(known, now);
+  }
+
+  /** Drops from the in-flight set what is visible again, deleted, expired, or moved to the DLQ. */
+  settle(now: number): void {
+    for (const t of this.inFlight) {
+      if (this.expired(t, now)) continue;
+      if (t.entry.visible) this.inFlight.delete(t);
+      else if (this.movedToDlq(t, now)) this.forget(t);
+    }
+  }
+
+  /**
+   * One receive: up to `max` messages, as many as possible from one group first (FIFO), as SQS does. A FIFO group is
+   * locked while any of its messages is in flight. Groups take turns: a group served goes to the back of the line, so
+   * that none waits behind busier ones. Call `settle` first.
+   */
+  take(max: number, visibilityTimeout: number, now: number, receiveOne: ReceiveOne): unknown[] {
+    const batch: unknown[] = [];
+    const locked = new Set<string>();
+    if (this.queue.fifo) for (const t of this.inFlight) locked.add(t.group);
+    const served: [string, Lane][] = [];
+    for (const [group, lane] of this.lanes) {
+      if (batch.length >= max) break;
+      const before = batch.length;
+      if (!locked.has(group)) this.takeFrom(lane, batch, max, now, now + visibilityTimeout * 1000, receiveOne);
+      if (lane.head >= lane.items.length) this.lanes.delete(group);
+      else if (batch.length > before) served.push([group, lane]);
+    }
+    for (const [group, lane] of served) {
+      this.lanes.delete(group);
+      this.lanes.set(group, lane);
+    }
+    return batch;
+  }
+
+  /** PurgeQueue, DeleteQueue. */
+  clear(): void {
+    for (const t of this.byId.values()) t.gone = true;
+    this.byId.clear();
+    this.byDedupKey.clear();
+    this.lanes.clear();
+    this.inFlight.clear();
+  }
+
+  /**
+   * Takes receivable messages of one lane into `batch`, in order. In a FIFO queue, never past a message that is not
+   * receivable, which keeps the group in order.
+   */
+  private takeFrom(
+    lane: Lane,
+    batch: unknown[],
+    max: number,
+    now: number,
+    visibleAt: number,
+    receiveOne: ReceiveOne,
+  ): void {
+    while (lane.head < lane.items.length && this.expired(lane.items[lane.head] as Tracked, now)) lane.head++;
+    if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
+      lane.items = lane.items.slice(lane.head);
+      lane.head = 0;
+    }
+    for (let i = lane.head; i < lane.items.length && batch.length < max; i++) {
+      const t = lane.items[i] as Tracked;
+      if (this.expired(t, now)) continue;
+      if (!t.entry.visible || t.entry.delayed === true) {
+        if (this.queue.fifo) return;
+        continue;
+      }
+      const message = receiveOne(t);
+      if (message === undefined) {
+        this.forget(t);
+      } else {
+        this.markInFlight(t, visibleAt);
+        batch.push(message);
+      }
+    }
+  }
+
+  /** Whether local-aws-sqs has dropped the message (at the end of its retention period, or otherwise). */
+  private expired(t: Tracked, now: number): boolean {
+    if (!t.gone && now >= t.expiresAt) this.forget(t);
+    return t.gone;
+  }
+
+  /** local-aws-sqs moves a message to the DLQ when a visibility timeout ends with maxReceiveCount receives. */
+  private movedToDlq(t: Tracked, now: number): boolean {
+    const max = this.queue.maxReceiveCount();
+    return max !== undefined && now >= t.visibleAt && Number(t.entry.record.attributes.ApproximateReceiveCount) >= max;
+  }
+
+  private dedupKey(group: string, deduplicationId: string): string {
+    return this.queue.deduplicationScope() === 'messageGroup' ? `${group}\u0000${deduplicationId}` : deduplicationId;
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * The fixes around local-aws-sqs's Queue objects (listed in local/sqs.ts's file comment). We wrap methods of its
+ * public Queue objects, which its request handlers call, and keep our own index of each queue's messages to serve
+ * ReceiveMessage as SQS does; its files and internals stay as they are. Written against local-aws-sqs 2.0.x.
+ *
+ * Hand-written: no library serves SQS's receive semantics (in-flight accounting, FIFO group locks) in memory.
+ */
+import { randomUUID } from 'node:crypto';
+import { MessageIndex, type StandInEntry, type StandInRecord, type Tracked } from './sqs-index.ts';
+
+/** SQS's in-flight quota, standard and FIFO queues alike (FIFO's was raised from 20,000 to 120,000). */
+export const SQS_MAX_IN_FLIGHT = 120_000;
+
+interface ReceiveParams {
+  VisibilityTimeout?: number | string;
+  WaitTimeSeconds?: number | string;
+  MaxNumberOfMessages?: number | string;
+}
+/** The public surface of local-aws-sqs's Queue that we wrap. */
+export interface StandInQueue {
+  QueueName: string;
+  FifoQueue?: boolean;
+  ReceiveMessageWaitTimeSeconds: number;
+  VisibilityTimeout: number;
+  MessageRetentionPeriod: number;
+  RedrivePolicy?: { maxReceiveCount: number | string };
+  receive(params: ReceiveParams): Promise<unknown[]>;
+  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
+  delete(receiptHandle: string): boolean;
+  getAttributes(names?: string[]): Record<string, string> | undefined;
+  clearRecords(): void;
+  setRecord: (input: unknown, messageId?: string) => unknown;
+  newRecord: (record: StandInRecord, delaySeconds: number) => StandInEntry & { MD5OfMessageSystemAttributes?: string };
+  DeduplicationScope?: string;
+  [patched]?: true;
+}
+
+export interface QueuePatchContext {
+  /** The server is closing: receives answer empty at once. */
+  closed(): boolean;
+  /** The client of the request being served went away (e.g. an aborted long poll): take no messages for it. */
+  requestGone(): boolean;
+  /** In-flight quota per queue. */
+  maxInFlight: number;
+}
+
+const patched = Symbol('tenantcast.patched');
+/** Fallback re-check for messages becoming visible on local-aws-sqs's own timers (visibility timeouts, delays). */
+const RECHECK_MS = 20;
+
+/** local-aws-sqs receipt handles: base64 of a UUID followed by JSON naming the message and queue. */
+function receiptHandleFor(queueName: string, messageId: string): string {
+  const text = randomUUID() + JSON.stringify({ date: Date.now(), MessageId: messageId, QueueName: queueName });
+  return Buffer.from(text, 'utf8').toString('base64');
+}
+
+function messageIdOf(receiptHandle: string): string | undefined {
+  try {
+    const text = Buffer.from(receiptHandle, 'base64').toString('utf8');
+    const parsed: unknown = JSON.parse(text.slice(text.indexOf('{')));
+    if (
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      'MessageId' in parsed &&
+      typeof parsed.MessageId === 'string'
+    ) {
+      return parsed.MessageId;
+    }
+  } catch {
+    // Not one of its handles: let local-aws-sqs reject it.
+  }
+  return undefined;
+}
+
+function isEntry(value: unknown): value is StandInEntry {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'visible' in value &&
+    'record' in value &&
+    typeof (value as StandInEntry).record?.MessageId === 'string'
+  );
+}
+
+/** What SendMessage(Batch) and DLQ moves hand to `setRecord` (its validated request entry). */
+interface SendInput {
+  MessageBody: string;
+  MessageAttributes?: unknown;
+  MessageSystemAttributes?: unknown;
+  MessageGroupId?: string;
+  MessageDeduplicationId?: string;
+  DelaySeconds?: number | string;
+}
+/** local-aws-sqs's static `Queue.createRecord`: a new record and the MD5 of its system attributes. */
+type CreateRecord = (init: {
+  MessageId?: string;
+  MessageBody: string;
+  MessageAttributes?: unknown;
+  MessageSystemAttributes?: unknown;
+  MessageGroupId?: string;
+  MessageDeduplicationId?: string;
+  SequenceNumber?: string;
+}) => [StandInRecord, string | undefined];
+
+function isFifoInput(value: unknown): value is SendInput & { MessageGroupId: string; MessageDeduplicationId: string } {
+  if (typeof value !== 'object' || value === null) return false;
+  const input = value as SendInput;
+  return (
+    typeof input.MessageBody === 'string' &&
+    typeof input.MessageGroupId === 'string' &&
+    input.MessageGroupId !== '' &&
+    typeof input.MessageDeduplicationId === 'string' &&
+    input.MessageDeduplicationId !== ''
+  );
+}
+
+/** FIFO sequence numbers: 20 digits, increasing across every queue of the process (SQS: increasing per group). */
+let lastSequenceNumber = BigInt(Date.now()) * 1_000_000n;
+function nextSequenceNumber(): string {
+  lastSequenceNumber += 1n;
+  return lastSequenceNumber.toString().padStart(20, '0');
+}
+
+type SqsErrorClass = new (init: { Code: string; Type: string; Message: string }) => Error;
+let sqsErrorClass: SqsErrorClass | undefined;
+/**
+ * SQS's `OverLimit`. local-aws-sqs answers with an SQS error only for errors of its own base class, which it does not
+ * export: we take it from an error one of its methods throws (an unparsable receipt handle).
+ */
+function overLimit(changeVisibility: StandInQueue['changeVisibility']): Error {
+  if (sqsErrorClass === undefined) {
+    try {
+      changeVisibility('', '0');
+    } catch (err) {
+      const base: unknown = err instanceof Error ? Object.getPrototypeOf(err.constructor) : undefined;
+      if (typeof base === 'function' && base.prototype instanceof Error) sqsErrorClass = base as SqsErrorClass;
+    }
+  }
+  const init = {
+    Code: 'OverLimit',
+    Type: 'com.amazonaws.sqs#OverLimit',
+    Message: 'The maximum number of in flight messages is reached',
+  };
+  return sqsErrorClass === undefined ? Object.assign(new Error(init.Message), init) : new sqsErrorClass(init);
+}
+
+export function patchQueue(queue: StandInQueue, context: QueuePatchContext): void {
+  if (queue[patched]) return;
+  queue[patched] = true;
+  const changeVisibility = queue.changeVisibility.bind(queue);
+  const deleteMessage = queue.delete.bind(queue);
+  const getAttributes = queue.getAttributes.bind(queue);
+  const clearRecords = queue.clearRecords.bind(queue);
+  const setRecord = queue.setRecord;
+  const newRecord = queue.newRecord;
+  const fifo = queue.FifoQueue === true;
+  const createRecord = (queue.constructor as { createRecord?: CreateRecord }).createRecord;
+
+  const index = new MessageIndex({
+    fifo,
+    retentionSeconds: () => queue.MessageRetentionPeriod,
+    maxReceiveCount: () =>
+      queue.RedrivePolicy === undefined ? undefined : Number(queue.RedrivePolicy.maxReceiveCount),
+    deduplicationScope: () => queue.DeduplicationScope,
+  });
+
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  const waitForChange = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      waiters.add(done);
+    });
+
+  /** Receives one message through local-aws-sqs's visibility change; undefined if it no longer has it. */
+  const receiveOne = (t: Tracked, visibilityTimeout: number): unknown => {
+    const handle = receiptHandleFor(queue.QueueName, t.id);
+    t.entry.record.ReceiptHandle = handle;
+    // Its FIFO queues change the visibility of in-flight messages only.
+    if (fifo) t.entry.visible = false;
+    try {
+      // Counts a receive (ApproximateReceiveCount, first-receive time), hides the message, and arms its timer that
+      // makes it visible again or moves it to the DLQ.
+      if (!changeVisibility(handle, String(visibilityTimeout))) return undefined;
+    } catch {
+      return undefined;
+    }
+    const { record } = t.entry;
+    return { ...record, attributes: { ...record.attributes } };
+  };
+
+  /**
+   * Fix 9: local-aws-sqs looks for a FIFO message's duplicate by scanning every queued message, which makes queueing
+   * a backlog quadratic (50,000 messages: tens of seconds). We look it up in our index, and store a message that has
+   * none the way it would (its `createRecord` and `newRecord`), with our own sequence numbers; a duplicate goes to it.
+   */
+  const storeFifo = (input: unknown, messageId: string | undefined): unknown => {
+    if (createRecord === undefined || !isFifoInput(input)) return undefined;
+    if (index.hasDuplicate(input.MessageGroupId, input.MessageDeduplicationId, Date.now())) return undefined;
+    const [record, md5OfSystemAttributes] = createRecord({
+      ...(messageId === undefined ? {} : { MessageId: messageId }),
+      MessageBody: input.MessageBody,
+      MessageAttributes: input.MessageAttributes,
+      MessageSystemAttributes: input.MessageSystemAttributes,
+      MessageGroupId: input.MessageGroupId,
+      MessageDeduplicationId: input.MessageDeduplicationId,
+      SequenceNumber: nextSequenceNumber(),
+    });
+    const entry = newRecord(record, Number(input.DelaySeconds));
+    if (md5OfSystemAttributes !== undefined) entry.MD5OfMessageSystemAttributes = md5OfSystemAttributes;
+    return entry;
+  };
+
+  queue.setRecord = (input, messageId) => {
+    const result = (fifo ? storeFifo(input, messageId) : undefined) ?? setRecord(input, messageId);
+    if (isEntry(result)) index.track(result, Date.now());
+    // local-aws-sqs marks a new message delayed until a timer of DelaySeconds (usually 0) fires: wake after it.
+    if (waiters.size > 0) setTimeout(wake, 0).unref();
+    return result;
+  };
+
+  queue.delete = (receiptHandle) => {
+    // Throws where SQS refuses (an expired FIFO receipt handle); otherwise the message is no longer queued.
+    const ok = deleteMessage(receiptHandle);
+    const id = messageIdOf(receiptHandle);
+    const t = id === undefined ? undefined : index.get(id);
+    if (t !== undefined) index.forget(t);
+    // A FIFO group may be unlocked now.
+    if (fifo) wake();
+    return ok;
+  };
+
+  queue.clearRecords = () => {
+    clearRecords();
+    index.clear();
+  };
+
+  // Fix 3: ChangeMessageVisibility must not count as a receive.
+  queue.changeVisibility = (receiptHandle, visibilityTimeout) => {
+    const id = messageIdOf(receiptHandle);
+    const t = id === undefined ? undefined : index.get(id);
+    const count = t?.entry.record.attributes.ApproximateReceiveCount;
+    const ok = changeVisibility(receiptHandle, visibilityTimeout);
+    const seconds = Number(visibilityTimeout);
+    if (t !== undefined && count !== undefined) {
+      t.entry.record.attributes.ApproximateReceiveCount = count;
+      if (ok && Number.isFinite(seconds)) index.markInFlight(t, Date.now() + seconds * 1000);
+    }
+    // Wake long polls when the message becomes visible again rather than at the next re-check.
+    if (ok && Number.isFinite(seconds)) setTimeout(wake, seconds * 1000 + 1).unref();
+    return ok;
+  };
+
+  // Fix 4: ApproximateNumberOfMessages counts visible messages only.
+  queue.getAttributes = (names) => {
+    const result = getAttributes(names);
+    if (result?.ApproximateNumberOfMessages !== undefined) {
+      const a = getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
+      // local-aws-sqs counts every undelayed message, in flight or not; in-flight messages are never delayed.
+      const visible =
+        Number(a?.ApproximateNumberOfMessages ?? 0) - Number(a?.ApproximateNumberOfMessagesNotVisible ?? 0);
+      result.ApproximateNumberOfMessages = String(visible);
+    }
+    return result;
+  };
+
+  // Fixes 1, 2, 6, 7 and 8: our own receive over our index (see the file comment of local/sqs.ts).
+  queue.receive = async (params) => {
+    const waitSeconds = Number(params.WaitTimeSeconds ?? queue.ReceiveMessageWaitTimeSeconds ?? 0);
+    const max = Number(params.MaxNumberOfMessages ?? 1);
+    const visibilityTimeout = Number(params.VisibilityTimeout ?? queue.VisibilityTimeout);
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      if (context.closed() || context.requestGone()) return [];
+      const now = Date.now();
+      index.settle(now);
+      const room = context.maxInFlight - index.inFlightCount;
+      // At the quota, SQS answers a standard queue's short poll with OverLimit, and returns nothing otherwise.
+      if (room <= 0 && !fifo && waitSeconds <= 0) throw overLimit(changeVisibility);
+      if (room > 0) {
+        const messages = index.take(Math.min(max, room), visibilityTimeout, now, (t) =>
+          receiveOne(t, visibilityTimeout),
+        );
+        if (messages.length > 0) return messages;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return [];
+      await waitForChange(Math.min(left, RECHECK_MS));
+    }
+  };
+}
