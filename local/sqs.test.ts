@@ -83,6 +83,29 @@ describe('ensureQueues', () => {
     const dlq = await attributes(sqs.client, delivery.dlqUrl);
     expect(dlq.MessageRetentionPeriod).toBe(String(manifestQueues.delivery.dlqRetentionSeconds));
     expect(dlq.QueueArn).toBe(delivery.dlqArn);
+    // As the CDK stacks set them: 256 KiB messages, FIFO queues in high-throughput mode.
+    for (const queue of [main, dlq]) {
+      expect(queue).toMatchObject({
+        MaximumMessageSize: '262144',
+        FifoThroughputLimit: 'perMessageGroupId',
+        DeduplicationScope: 'messageGroup',
+      });
+    }
+  });
+
+  it('refuses, as SQS does, a message over 256 KiB and a batch over 1 MiB', async () => {
+    const { q } = await ensureQueues(sqs.client, { q: { ...spec } }, { prefix: `${unique()}-` });
+    await expect(
+      sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'x'.repeat(256 * 1024 + 1) })),
+    ).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+    await expect(
+      sqs.client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: q.url,
+          Entries: Array.from({ length: 5 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'y'.repeat(250_000) })),
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'BatchRequestTooLong' });
   });
 
   it('is idempotent and updates changed attributes', async () => {

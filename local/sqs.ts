@@ -51,6 +51,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
+import { aws } from '../lambdas/core/limits.ts';
 import { queues as manifestQueues, type QueueSpec } from '../lambdas/manifest.ts';
 import { listen, readAll, urlHost } from './http-util.ts';
 import { patchQueue, type QueuePatchContext, SQS_MAX_IN_FLIGHT, type StandInQueue } from './sqs-queue.ts';
@@ -314,15 +315,22 @@ export async function ensureQueues<const Q extends Readonly<Record<string, Queue
   for (const [logicalName, spec] of Object.entries(queues)) {
     // A FIFO queue's name ends in .fifo, and its DLQ must be FIFO too.
     const suffix = spec.fifo === true ? '.fifo' : '';
-    const fifo: Record<string, string> = spec.fifo === true ? { FifoQueue: 'true' } : {};
+    // As the CDK stacks set them (lib/realtime-queue.ts): high-throughput FIFO, 256 KiB messages.
+    const fifo: Record<string, string> =
+      spec.fifo === true
+        ? { FifoQueue: 'true', FifoThroughputLimit: 'perMessageGroupId', DeduplicationScope: 'messageGroup' }
+        : {};
+    const size = { MaximumMessageSize: String(aws.sqsMessageBytes) };
     const name = `${options.prefix ?? ''}${logicalName}${suffix}`;
     const dlqName = `${options.prefix ?? ''}${logicalName}-dlq${suffix}`;
     const dlq = await upsertQueue(client, dlqName, {
       ...fifo,
+      ...size,
       MessageRetentionPeriod: String(spec.dlqRetentionSeconds),
     });
     const main = await upsertQueue(client, name, {
       ...fifo,
+      ...size,
       VisibilityTimeout: String(spec.visibilityTimeoutSeconds),
       MessageRetentionPeriod: String(spec.retentionSeconds),
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: spec.maxReceiveCount }),
