@@ -29,7 +29,6 @@ import { createDevIdentity, type DevIdentity } from './identity.ts';
 import { attachMeter, type Meter } from './meter.ts';
 import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
-import { seedTenants } from './seed.ts';
 import { localClusterIds, seedData } from './seed-data.ts';
 import { ensureQueues, type LocalSqs, type QueueInfo, startSqs } from './sqs.ts';
 import { localDataPorts, writeEndpointsFile } from './tenant-data.ts';
@@ -278,10 +277,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
 
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
     const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
-    if (options.seed ?? true) {
-      for (const tenant of seedTenants) await tenants.put(tenant);
-      await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
-    }
+    // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.
+    if (options.seed ?? true) await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
     if (options.endpointsFile !== undefined) {
       await writeEndpointsFile(options.endpointsFile, {
         region,
