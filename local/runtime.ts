@@ -25,7 +25,7 @@ import {
 import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
-import { createDevIdentity, type DevIdentity } from './identity.ts';
+import { createDevIdentity, type DevIdentity, persistentSigningKey } from './identity.ts';
 import { attachMeter, type Meter } from './meter.ts';
 import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
@@ -42,7 +42,7 @@ export interface LocalOptions {
   readonly region?: string;
   /** @default 'local' */
   readonly stage?: string;
-  /** DynamoDB data directory; omitted = in memory. */
+  /** Where data is kept between runs (DynamoDB, tenant databases, the dev signing key); omitted = in memory. */
   readonly dataDir?: string;
   /** API Gateway's idle timeout. @default 10 minutes */
   readonly idleTimeoutMs?: number;
@@ -154,7 +154,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     }
   };
 
+  const startedAt = Date.now();
+  const progress = (step: string) => log('info', `starting: ${step}`, { elapsedMs: Date.now() - startedAt });
   try {
+    progress('DynamoDB');
     const dynamo = await startDynamo({ region, ...(options.dataDir !== undefined && { dataDir: options.dataDir }) });
     stoppers.push(() => dynamo.close());
     const dynamoMeter = options.meterDynamo
@@ -165,6 +168,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     await ensureTable(dynamo.client, tableName);
 
     // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
+    progress('tenant databases (Data API)');
     const dataApi = await startLocalDataApi({
       region,
       ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
@@ -173,6 +177,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const clusters = [];
     for (const id of localClusterIds) clusters.push(await dataApi.addCluster(id));
 
+    progress('SQS');
     const sqs = options.sqs ?? (await startSqs({ region }));
     if (options.sqs === undefined) stoppers.push(() => sqs.close());
     const queues = await ensureQueues(sqs.client, manifestQueues, { prefix: `tenantcast-${stage}-` });
@@ -235,11 +240,23 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       log,
       ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
+      // Until everything below is done, requests and handshakes get 503 with Retry-After (the demo page retries).
+      starting: true,
     });
     // Closed before the functions, so every $disconnect still runs.
     stoppers.push(() => gateway.close());
+    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs; served while
+    // starting, so a page loaded then waits for the stack by itself.
+    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler, { whileStarting: true });
 
-    const identity = createDevIdentity({ issuer: `${gateway.url}/dev`, audience: LOCAL_AUDIENCE });
+    // With a data directory the signing key is kept there, so pages and tokens survive a restart.
+    const identity = createDevIdentity({
+      issuer: `${gateway.url}/dev`,
+      audience: LOCAL_AUDIENCE,
+      ...(options.dataDir !== undefined && {
+        key: await persistentSigningKey(resolve(options.dataDir, 'identity', 'signing-key.pem')),
+      }),
+    });
     gateway.addHttpHandler(identity.httpHandler);
     // The stage's HTTP API (entity API) on the same port: the manifest's http routes, JWT authorizer like AWS's.
     const httpApi = createHttpApi({
@@ -249,8 +266,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
     gateway.addHttpHandler(httpApi.httpHandler);
     gateway.addHttpHandler(createOpsHandler(metrics, { gateway, functions: hosts, sqs: sqs.client, queues }));
-    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs.
-    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler);
 
     Object.assign(bindingValues, {
       TABLE_NAME: tableName,
@@ -278,7 +293,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
     const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
     // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.
-    if (options.seed ?? true) await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
+    if (options.seed ?? true) {
+      progress('seeding the tenants acme and globex (what a data directory has already is kept)');
+      await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
+    }
     if (options.endpointsFile !== undefined) {
       await writeEndpointsFile(options.endpointsFile, {
         region,
@@ -358,7 +376,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
 
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
+    progress(`functions (${hosts.size} sandboxes)`);
     await Promise.all([...hosts.values()].map((h) => h.start()));
+    gateway.setReady();
+    log('info', 'ready', { url: gateway.url, elapsedMs: Date.now() - startedAt });
 
     let stopping: Promise<void> | undefined;
     return {

@@ -1,6 +1,7 @@
 /**
  * `DATA_DIR` keeps data between runs (README, "Run it locally"): a stack stopped and started again on the same data
- * directory seeds nothing twice and comes back with its tenants, their rows and their change log.
+ * directory seeds nothing twice and comes back with its tenants, their rows and their change log, and still accepts
+ * the tokens it issued before (its dev signing key is kept there too).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -41,6 +42,7 @@ describe('a stack restarted with the same DATA_DIR', () => {
     });
     expect(patched.status).toBe(200);
     const tenantsBefore = (await runtime.tenants.list()).map((t) => t.tenantId).sort();
+    const issuedBefore = asAlice(runtime);
     await runtime.stop();
 
     runtime = await start();
@@ -64,6 +66,8 @@ describe('a stack restarted with the same DATA_DIR', () => {
       [1, 'insert'],
       [2, 'update'],
     ]);
+    // The dev signing key is kept in the data directory: a token issued before the restart is still accepted.
+    expect((await httpApi(runtime, issuedBefore, 'GET', '/v1/schema')).status).toBe(200);
     const globex = await runtime.tenants.get('globex');
     expect(globex.entityRules?.task?.rowFilter).toEqual({ column: 'owner', equalsClaim: 'sub' });
   }, 120_000);
