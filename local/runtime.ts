@@ -257,7 +257,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
         key: await persistentSigningKey(resolve(options.dataDir, 'identity', 'signing-key.pem')),
       }),
     });
-    gateway.addHttpHandler(identity.httpHandler);
+    // Tokens can be issued while starting: a page waiting for the stack needs one as soon as it is ready.
+    gateway.addHttpHandler(identity.httpHandler, { whileStarting: true });
     // The stage's HTTP API (entity API) on the same port: the manifest's http routes, JWT authorizer like AWS's.
     const httpApi = createHttpApi({
       routes: httpRoutesFromManifest(manifestFunctions, invokerOf),

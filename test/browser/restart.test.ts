@@ -45,19 +45,27 @@ async function apiTitles(rt: LocalRuntime): Promise<string[]> {
     .sort();
 }
 
-/** Resolves when the page is connected and lists exactly `titles` (any order); rejects after `timeoutMs`. */
-function showsExactly(page: Page, titles: readonly string[], timeoutMs: number): Promise<unknown> {
-  return page.waitForFunction(
-    (expected) => {
-      const state = document.querySelector('#connection')?.getAttribute('data-state');
-      const shown = [...document.querySelectorAll('section[data-entity="task"] td[data-field="title"]')]
-        .map((td) => td.textContent ?? '')
-        .sort();
-      return state === 'connected' && JSON.stringify(shown) === JSON.stringify(expected);
-    },
-    [...titles].sort(),
-    { timeout: timeoutMs, polling: 100 },
-  );
+/** What a page shows: its connection state, its task titles (sorted) and the codes of the errors it lists. */
+function shownOn(page: Page): Promise<{ state: string | null; titles: string[]; errors: string[] }> {
+  return page.evaluate(() => ({
+    state: document.querySelector('#connection')?.getAttribute('data-state') ?? null,
+    titles: [...document.querySelectorAll('section[data-entity="task"] td[data-field="title"]')]
+      .map((td) => td.textContent ?? '')
+      .sort(),
+    errors: [...document.querySelectorAll('#errors li')].map((li) => li.textContent ?? ''),
+  }));
+}
+
+/** Resolves when the page is connected and lists exactly `titles`; fails after `timeoutMs` saying what it shows. */
+async function showsExactly(page: Page, titles: readonly string[], timeoutMs: number): Promise<void> {
+  const expected = { state: 'connected', titles: [...titles].sort() };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const shown = await shownOn(page);
+    if (JSON.stringify({ state: shown.state, titles: shown.titles }) === JSON.stringify(expected)) return;
+    if (Date.now() > deadline) expect(shown).toEqual({ ...expected, errors: shown.errors });
+    await page.waitForTimeout(100);
+  }
 }
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
