@@ -34,7 +34,8 @@ const helps = {
   root: `Usage: tenantcast <command> [options]
 
 Commands:
-  tenants create|refresh-schema|list   onboard and inspect tenants (tenantcast tenants --help)
+  tenants create|set-rules|refresh-schema|list
+                                       onboard tenants, set their rules and limits (tenantcast tenants --help)
   connections list <tenantId> [--user <userId>]
                                        the tenant's live connections
   connections disconnect <tenantId> [--user <userId>]

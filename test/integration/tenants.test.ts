@@ -19,7 +19,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tenantcast-cli-'));
   endpointsFile = join(dir, 'endpoints.json');
   runtime = await startLocal({ port: 0, log: () => undefined, onFunctionLog: () => undefined, endpointsFile });
-}, 60_000);
+}, 180_000); // starting takes over a minute on this machine when it is loaded
 
 afterAll(async () => {
   await runtime?.stop();
@@ -77,7 +77,7 @@ describe('the seeded tenants', () => {
       'create',
       'intruder',
       '--schema',
-      'test/fixtures/initech.sql',
+      'examples/initech.sql',
       '--cluster',
       acme.clusterId,
     );
@@ -106,7 +106,7 @@ describe('the tenants CLI', () => {
     }
     const emptiest = [...perCluster].sort((a, b) => a[1] - b[1])[0]?.[0];
 
-    const created = await cli('create', 'initech', '--schema', 'test/fixtures/initech.sql');
+    const created = await cli('create', 'initech', '--schema', 'examples/initech.sql');
     expect(created.err).toBe('');
     expect(created.code).toBe(0);
     const initech = await runtime.tenants.get('initech');
@@ -134,11 +134,11 @@ describe('the tenants CLI', () => {
   });
 
   it('refuses a tenant that exists, an unknown cluster and a missing schema file with a message', async () => {
-    expect(await cli('create', 'acme', '--schema', 'test/fixtures/initech.sql')).toMatchObject({
+    expect(await cli('create', 'acme', '--schema', 'examples/initech.sql')).toMatchObject({
       code: 1,
       err: expect.stringMatching(/exists already/),
     });
-    expect(await cli('create', 'x1', '--schema', 'test/fixtures/initech.sql', '--cluster', 'nope')).toMatchObject({
+    expect(await cli('create', 'x1', '--schema', 'examples/initech.sql', '--cluster', 'nope')).toMatchObject({
       code: 1,
       err: expect.stringMatching(/unknown cluster 'nope'/),
     });

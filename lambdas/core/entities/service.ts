@@ -14,6 +14,7 @@ import {
   rowRestriction,
   rowVisible,
   ruleFor,
+  ruleOf,
 } from './access.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { ChangeEvent } from './events.ts';
@@ -115,7 +116,7 @@ export class EntityService {
     const tenant = await this.deps.tenantData(caller.tenantId);
     const entities: Record<string, EntitySpec> = {};
     for (const [name, spec] of Object.entries(tenant.schema.entities)) {
-      const rule = Object.hasOwn(tenant.rules, name) ? tenant.rules[name] : undefined;
+      const rule = ruleOf(tenant.rules, name);
       if (rule === undefined || !caller.roles.some((r) => rule.readRoles.includes(r) || rule.writeRoles.includes(r)))
         continue;
       const fields: EntitySpec['fields'] = Object.fromEntries(
