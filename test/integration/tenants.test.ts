@@ -73,14 +73,7 @@ describe('the seeded tenants', () => {
   it("cannot be reached with another tenant's secret", async () => {
     const acme = (await runtime.tenants.get('acme')).database;
     if (acme === undefined) throw new Error('acme has no database');
-    const created = await cli(
-      'create',
-      'intruder',
-      '--schema',
-      'examples/initech.sql',
-      '--cluster',
-      acme.clusterId,
-    );
+    const created = await cli('create', 'intruder', '--schema', 'examples/initech.sql', '--cluster', acme.clusterId);
     expect(created.code).toBe(0);
     const intruder = (await runtime.tenants.get('intruder')).database;
     if (intruder === undefined) throw new Error('intruder has no database');
