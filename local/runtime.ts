@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TenantDirectory } from '../lambdas/core/tenants.ts';
+import { TenantDirectory, type TenantLimits } from '../lambdas/core/tenants.ts';
 import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
 import { createWebHandler } from '../web/server.ts';
 import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
@@ -60,6 +60,8 @@ export interface LocalOptions {
   readonly log?: GatewayLogger;
   /** Seed the tenants acme and globex. @default true */
   readonly seed?: boolean;
+  /** Limits of the seeded tenants when they are created. @default none: the service defaults (docs/security.md) */
+  readonly seedLimits?: TenantLimits;
   /** Meter DynamoDB in place (requests and capacity units by item kind, for the benchmark: local/meter.ts). @default false */
   readonly meterDynamo?: boolean;
   /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
@@ -296,7 +298,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.
     if (options.seed ?? true) {
       progress('seeding the tenants acme and globex (what a data directory has already is kept)');
-      await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
+      await seedData({
+        ...localDataPorts(dataApi.endpoint, region),
+        tenants,
+        clusters,
+        ...(options.seedLimits !== undefined && { limits: options.seedLimits }),
+      });
     }
     if (options.endpointsFile !== undefined) {
       await writeEndpointsFile(options.endpointsFile, {

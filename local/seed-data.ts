@@ -8,8 +8,8 @@ import type { DataApi } from '../lambdas/core/data-api.ts';
 import { placeholder, typed } from '../lambdas/core/data-api.ts';
 import type { EntityRules } from '../lambdas/core/entities/model.ts';
 import { type ClusterRef, Onboarding, type SecretStore } from '../lambdas/core/onboarding.ts';
-import type { TenantDirectory } from '../lambdas/core/tenants.ts';
-import { defaultRoleRules, devLimits } from './seed.ts';
+import type { TenantDirectory, TenantLimits } from '../lambdas/core/tenants.ts';
+import { defaultRoleRules } from './seed.ts';
 
 export const localClusterIds = ['cluster-a', 'cluster-b'] as const;
 
@@ -129,6 +129,8 @@ export interface SeedDataDeps {
   readonly secrets: SecretStore;
   readonly tenants: TenantDirectory;
   readonly clusters: readonly ClusterRef[];
+  /** Limits of the seeded tenants. @default none: the service defaults */
+  readonly limits?: TenantLimits;
 }
 
 /**
@@ -149,7 +151,7 @@ export async function seedData(deps: SeedDataDeps): Promise<void> {
         ...defaultRoleRules,
         ...(seed.tenantId === 'acme' && { marketing: { subscribe: ['*'], publish: [] } }),
       },
-      limits: devLimits,
+      ...(deps.limits !== undefined && { limits: deps.limits }),
       entityRules: seed.entityRules,
     });
     const db = config.database;

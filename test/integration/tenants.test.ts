@@ -55,6 +55,10 @@ describe('the seeded tenants', () => {
     expect(acme.roleRules.marketing).toBeDefined();
   });
 
+  it('keep the service default limits, like any tenant (the benchmark raises its own tenants)', async () => {
+    for (const tenantId of ['acme', 'globex']) expect((await runtime.tenants.get(tenantId)).limits).toBeUndefined();
+  });
+
   it('have rows, and no change-log table among their entities', async () => {
     const globex = await runtime.tenants.get('globex');
     const db = globex.database;
