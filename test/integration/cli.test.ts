@@ -111,6 +111,12 @@ describe('tenantcast connections', () => {
     expect((await cli('connections', 'list', 'globex')).out).not.toContain('cli-ann');
   });
 
+  it('says that a tenant does not exist instead of listing no connections, and fails', async () => {
+    const listed = await cli('connections', 'list', 'nosuch');
+    expect(listed).toMatchObject({ code: 1, out: '' });
+    expect(listed.err).toContain("error: unknown tenant 'nosuch' (tenants: acme, globex)");
+  });
+
   it("disconnects one user's connections and leaves the others open", async () => {
     const carl = await client('acme', 'cli-carl');
     const dana = await client('acme', 'cli-dana');
