@@ -23,7 +23,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
 
-const start = () => startQuietRuntime({ dataDir, schedules: false });
+const start = (port = 0) => startQuietRuntime({ dataDir, schedules: false, port });
 const asAlice = (rt: LocalRuntime) => tokenFor(rt, 'acme', 'alice', ['admin']);
 
 describe('a stack restarted with the same DATA_DIR', () => {
@@ -43,9 +43,11 @@ describe('a stack restarted with the same DATA_DIR', () => {
     expect(patched.status).toBe(200);
     const tenantsBefore = (await runtime.tenants.list()).map((t) => t.tenantId).sort();
     const issuedBefore = asAlice(runtime);
+    const port = runtime.port;
     await runtime.stop();
 
-    runtime = await start();
+    // On the same port, as `npm start` restarts (the token's issuer is the runtime's URL).
+    runtime = await start(port);
     expect((await runtime.tenants.list()).map((t) => t.tenantId).sort()).toEqual(tenantsBefore);
     expect(tenantsBefore).toEqual(['acme', 'globex']);
 
