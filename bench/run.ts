@@ -14,6 +14,7 @@ import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
+import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
 import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
 import { startRawServer } from './raw-ws.ts';
@@ -281,8 +282,15 @@ async function closeGroup(group: Group) {
   await closeAll([group.publisher]);
 }
 
+/**
+ * The benchmark's own tenants, real-time only, with raised limits (local/seed.ts `devLimits`): the benchmark drives
+ * them far past the service defaults, which the seeded acme and globex keep. `bench-b` is the fair-share neighbour.
+ */
+const BENCH_TENANT = 'bench-a';
+const NEIGHBOUR_TENANT = 'bench-b';
+
 async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
-  return startLocal({
+  const runtime = await startLocal({
     port: 0,
     log: () => undefined,
     onFunctionLog: () => undefined,
@@ -292,7 +300,12 @@ async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
     // The bursts and the flood come from one connection each: the pipeline is measured, not the local gateway's
     // per-connection queue bound (docs/security.md, "Frame floods").
     maxQueuedPerConnection: Math.max(BURST, FLOOD),
+    seed: false,
   });
+  for (const tenantId of [BENCH_TENANT, NEIGHBOUR_TENANT]) {
+    await runtime.tenants.put({ tenantId, roleRules: defaultRoleRules, limits: devLimits });
+  }
+  return runtime;
 }
 
 /**
@@ -352,7 +365,7 @@ results.push(await rawScenario('raw 100/s', G, Math.round(100 * rateSeconds), 10
 results.push(await rawScenario('raw 10/s', G, Math.round(10 * rateSeconds), 10));
 
 let rt = await startQuietRuntime();
-let group = await openGroup(rt, 'acme', 'chat:bench', G);
+let group = await openGroup(rt, BENCH_TENANT, 'chat:bench', G);
 await settle(rt);
 console.log('\n[@connections ceiling] SDK PostToConnection from one thread to the local gateway');
 const postsPerSecondCeiling = await postCeiling(rt, args.quick ? 2000 : 5000);
@@ -363,7 +376,7 @@ results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 10/s', group, Math
 await closeGroup(group);
 
 // Cost: one group of COST_GROUP at 100 msg/s.
-group = await openGroup(rt, 'acme', 'chat:cost', COST_GROUP);
+group = await openGroup(rt, BENCH_TENANT, 'chat:cost', COST_GROUP);
 const costRun = await pipelineScenario(
   rt,
   'pipeline',
@@ -376,10 +389,10 @@ results.push(costRun);
 await closeGroup(group);
 
 // Fairness: tenant B alone, then while tenant A floods.
-const b = await openGroup(rt, 'globex', 'chat:fair', 50);
+const b = await openGroup(rt, NEIGHBOUR_TENANT, 'chat:fair', 50);
 const bAlone = await pipelineScenario(rt, 'pipeline', 'fairness: B alone (10/s)', b, Math.round(10 * rateSeconds), 10);
 results.push(bAlone);
-const a = await openGroup(rt, 'acme', 'chat:flood', 50);
+const a = await openGroup(rt, BENCH_TENANT, 'chat:flood', 50);
 a.receivers.reset();
 // The tenant's publish rate limit rejects part of the flood (RATE_LIMITED); only accepted publishes are awaited.
 let floodRejected = 0;
@@ -413,7 +426,7 @@ await rt.stop();
 
 // Naive: packing and coalescing off.
 rt = await startQuietRuntime({ ...NAIVE_ENV });
-group = await openGroup(rt, 'acme', 'chat:naive', G);
+group = await openGroup(rt, BENCH_TENANT, 'chat:naive', G);
 results.push(await pipelineScenario(rt, 'naive', 'naive burst', group, BURST, Number.POSITIVE_INFINITY, 120_000));
 // The naive 100/s run cannot keep up; its drain is capped at 60 s and what arrived by then is reported.
 results.push(await pipelineScenario(rt, 'naive', 'naive 100/s', group, Math.round(100 * rateSeconds), 100, 60_000));

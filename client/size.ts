@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
-/** The size the issue aims for. */
-export const BUDGET_BYTES = 8 * 1024;
+/** The size the client must keep to (issue #13: at most 4.5 KB minified and gzipped). */
+export const BUDGET_BYTES = 4.5 * 1024;
 
 export async function bundleSize(): Promise<{ minified: number; gzipped: number }> {
   const out = await build({

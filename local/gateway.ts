@@ -149,6 +149,11 @@ export interface GatewayOptions {
   closeGraceMs?: number;
   /** Called first for every non-upgrade HTTP request (more can be added with `addHttpHandler`). */
   httpHandler?: HttpHandler;
+  /**
+   * Start not ready: until `setReady()`, handshakes and HTTP requests are answered 503 with `Retry-After`, except by
+   * handlers mounted `whileStarting` (a page that then retries). Default false (ready at once).
+   */
+  starting?: boolean;
   /** Default: console. */
   log?: GatewayLogger;
 }
@@ -229,8 +234,13 @@ export interface Gateway {
   /** Open connections (a connection leaves the map as soon as it starts closing). */
   readonly connections: ReadonlyMap<string, ConnectionInfo>;
   readonly stats: Readonly<GatewayStats>;
-  /** Mount another HTTP handler (tried in order, before the Management API). Returns a function that unmounts it. */
-  addHttpHandler(handler: HttpHandler): () => void;
+  /**
+   * Mount another HTTP handler (tried in order, before the Management API); `whileStarting`: it also answers before
+   * `setReady()`. Returns a function that unmounts it.
+   */
+  addHttpHandler(handler: HttpHandler, options?: { whileStarting?: boolean }): () => void;
+  /** Ends the `starting` phase: from now on requests and handshakes are served. */
+  setReady(): void;
   /** Send a frame to a connection, as `@connections` POST does. False if the connection is gone. */
   send(connectionId: string, data: string | Buffer): boolean;
   /** Close a connection as DeleteConnection does (1000, then $disconnect). False if it is gone. */
@@ -354,6 +364,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const routes = new Map(Object.entries(options.routes));
   const authorizer = options.authorizer;
   const httpHandlers: HttpHandler[] = options.httpHandler ? [options.httpHandler] : [];
+  const startingHandlers = new Set<HttpHandler>();
+  let starting = options.starting ?? false;
+  const retryAfter = { 'Retry-After': '1' };
 
   const stats: GatewayStats = {
     handshakes: 0,
@@ -516,6 +529,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     stats.handshakes++;
     if (closing) return rejectHandshake(socket, 503, 'gateway stopping', 'Service Unavailable');
+    if (starting) {
+      stats.rejectedHandshakes++;
+      return writeRawResponse(socket, 503, { message: 'Service Unavailable' }, retryAfter);
+    }
     if (!looksLikeWebSocketUpgrade(req)) return rejectHandshake(socket, 400, 'not a WebSocket upgrade', 'Bad Request');
 
     const now = Date.now();
@@ -902,7 +919,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       for (const handler of [...httpHandlers]) {
+        if (starting && !startingHandlers.has(handler)) continue;
         if (await handler(req, res)) return;
+      }
+      if (starting) {
+        await drain(req);
+        sendJson(res, 503, { message: 'Service Unavailable' }, retryAfter);
+        return;
       }
       const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
       if (await handleFaultsApi(req, res, pathname)) return;
@@ -928,7 +951,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   const { port: actualPort, hostForUrl, url } = await listen(server, { port: options.port, host, name: 'gateway' });
-  log('info', 'listening', { url, wsUrl: `ws://${hostForUrl}:${actualPort}${wsPath}`, stage });
+  log('info', starting ? 'listening (503 until ready)' : 'listening', {
+    url,
+    wsUrl: `ws://${hostForUrl}:${actualPort}${wsPath}`,
+    stage,
+  });
 
   async function whenIdle(): Promise<void> {
     while (inflight.size > 0) await Promise.allSettled([...inflight]);
@@ -944,12 +971,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     stats,
     injectFaults: addFault,
     clearFaults: () => faults.clear(),
-    addHttpHandler(handler) {
+    addHttpHandler(handler, mount = {}) {
       httpHandlers.push(handler);
+      if (mount.whileStarting === true) startingHandlers.add(handler);
       return () => {
         const i = httpHandlers.indexOf(handler);
         if (i >= 0) httpHandlers.splice(i, 1);
+        startingHandlers.delete(handler);
       };
+    },
+    setReady() {
+      starting = false;
     },
     send(connectionId, data) {
       const conn = open.get(connectionId);

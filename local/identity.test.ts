@@ -1,5 +1,8 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { JwtVerifier } from 'aws-jwt-verify';
 import {
@@ -10,7 +13,13 @@ import {
   KidNotFoundInJwksError,
 } from 'aws-jwt-verify/error';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
-import { createDevIdentity, createSigningKey, type DevIdentity, httpJwksFetcher } from './identity.ts';
+import {
+  createDevIdentity,
+  createSigningKey,
+  type DevIdentity,
+  httpJwksFetcher,
+  persistentSigningKey,
+} from './identity.ts';
 
 const AUDIENCE = 'tenantcast';
 
@@ -151,5 +160,23 @@ describe('HTTP routes', () => {
     expect(jwks.keys[0]).not.toHaveProperty('d');
     expect((await fetch(`${base}/dev/token`)).status).toBe(405);
     expect((await fetch(`${base}/dev/other`)).status).toBe(404);
+  });
+});
+
+describe('a persistent signing key', () => {
+  it('is created in its file on first use and read back from it afterwards, with the same kid', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tenantcast-key-'));
+    try {
+      const file = join(dir, 'identity', 'signing-key.pem');
+      const first = await persistentSigningKey(file);
+      const again = await persistentSigningKey(file);
+      expect(again.kid).toBe(first.kid);
+      expect(again.publicJwk).toEqual(first.publicJwk);
+      expect(await readFile(file, 'utf8')).toContain('BEGIN PRIVATE KEY');
+      const other = await persistentSigningKey(join(dir, 'other.pem'));
+      expect(other.kid).not.toBe(first.kid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

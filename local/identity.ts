@@ -11,8 +11,18 @@
  * For tests, `signToken` takes claim/header overrides and another key (`createSigningKey`), to make expired,
  * wrong-issuer, wrong-audience or foreign-key tokens.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+  sign,
+} from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
 import { drain, readBody } from './http-util.ts';
 
 export interface PublicJwk {
@@ -50,6 +60,26 @@ export function signingKeyFromPem(pem: string, kid: string): SigningKey {
     throw new Error('not an RSA private key');
   }
   return { kid, privateKey, publicJwk: { kty: 'RSA', kid, alg: 'RS256', use: 'sig', n: jwk.n, e: jwk.e } };
+}
+
+/**
+ * The signing key kept in `file` (PKCS#8 PEM), created there on first use: tokens issued before a restart of the
+ * local runtime stay valid after it (docs/client.md, "Demo"). The kid is derived from the public key, so it is
+ * stable too.
+ */
+export async function persistentSigningKey(file: string): Promise<SigningKey> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const created = createSigningKey();
+    pem = created.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, pem, { mode: 0o600 });
+  }
+  const publicDer = createPublicKey(createPrivateKey(pem)).export({ format: 'der', type: 'spki' });
+  return signingKeyFromPem(pem, `dev-${createHash('sha256').update(publicDer).digest('hex').slice(0, 8)}`);
 }
 
 function base64url(data: string | Buffer): string {

@@ -3,6 +3,8 @@
 import { startLocal } from './runtime.ts';
 import { seedTenants } from './seed.ts';
 
+const startedAt = Date.now();
+console.log('tenantcast local runtime: starting (progress below; requests get 503 until the "ready" line)');
 const runtime = await startLocal({
   ...(process.env.DATA_DIR !== undefined && { dataDir: process.env.DATA_DIR }),
   ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
@@ -12,7 +14,7 @@ const runtime = await startLocal({
 
 const lines = [
   `tenantcast local runtime (stage local, region us-east-1)`,
-  `  demo app           ${runtime.url}/   (sign in as a seeded user; docs/client.md, "Demo")`,
+  `  ops page           ${runtime.url}/ops`,
   `  WebSocket          ${runtime.wsUrl}   (token: ?token=<jwt> or subprotocols ["tenantcast.v1", "<jwt>"])`,
   `  @connections API   ${runtime.url}/@connections/<id>   (SigV4-signed AWS SDK requests only)`,
   `  dev tokens         POST ${runtime.url}/dev/token  {"tenantId":"acme","userId":"alice","roles":["member"]}`,
@@ -24,6 +26,8 @@ const lines = [
   `  functions          ${[...runtime.functions.keys()].join(', ')}`,
   `  tenants            ${seedTenants.map((t) => t.tenantId).join(', ')} (roles admin, member, viewer)`,
   'Ctrl-C stops.',
+  '',
+  `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: demo ${runtime.url}/ (sign in as a seeded user; docs/client.md, "Demo"), ops ${runtime.url}/ops`,
 ];
 console.log(lines.join('\n'));
 

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TenantDirectory } from '../lambdas/core/tenants.ts';
+import { TenantDirectory, type TenantLimits } from '../lambdas/core/tenants.ts';
 import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
 import { createWebHandler } from '../web/server.ts';
 import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
@@ -25,11 +25,10 @@ import {
 import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
-import { createDevIdentity, type DevIdentity } from './identity.ts';
+import { createDevIdentity, type DevIdentity, persistentSigningKey } from './identity.ts';
 import type { Meter } from './meter.ts';
 import { createOpsHandler, MetricsCollector } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
-import { seedTenants } from './seed.ts';
 import { localClusterIds, seedData } from './seed-data.ts';
 import { ensureQueues, type LocalSqs, type QueueInfo, startSqs } from './sqs.ts';
 import { localDataPorts, writeEndpointsFile } from './tenant-data.ts';
@@ -43,7 +42,7 @@ export interface LocalOptions {
   readonly region?: string;
   /** @default 'local' */
   readonly stage?: string;
-  /** DynamoDB data directory; omitted = in memory. */
+  /** Where data is kept between runs (DynamoDB, tenant databases, the dev signing key); omitted = in memory. */
   readonly dataDir?: string;
   /** API Gateway's idle timeout. @default 10 minutes */
   readonly idleTimeoutMs?: number;
@@ -61,6 +60,8 @@ export interface LocalOptions {
   readonly log?: GatewayLogger;
   /** Seed the tenants acme and globex. @default true */
   readonly seed?: boolean;
+  /** Limits of the seeded tenants when they are created. @default none: the service defaults (docs/security.md) */
+  readonly seedLimits?: TenantLimits;
   /** Meter DynamoDB (requests and capacity units by item kind, for the benchmark: local/meter.ts). @default false */
   readonly meterDynamo?: boolean;
   /** Extra environment for every function (e.g. a shorter tenant cache TTL in tests). */
@@ -165,28 +166,39 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     }
   };
 
+  const startedAt = Date.now();
+  const progress = (step: string) => log('info', `starting: ${step}`, { elapsedMs: Date.now() - startedAt });
   try {
-    const dynamo = await startDynamo({
-      region,
-      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
-      ...(options.meterDynamo && { meter: { skipUserAgent: RUNTIME_USER_AGENT } }),
-      log,
-    });
-    stoppers.push(() => dynamo.close());
+    // DynamoDB (a child process) and the tenant databases (PGlite) start side by side: each is mostly waiting.
+    progress('DynamoDB and tenant databases (Data API)');
+    const [startedDynamo, startedDataApi] = await Promise.allSettled([
+      startDynamo({
+        region,
+        ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+        ...(options.meterDynamo && { meter: { skipUserAgent: RUNTIME_USER_AGENT } }),
+        log,
+      }),
+      // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
+      startLocalDataApi({
+        region,
+        ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
+      }),
+    ]);
+    if (startedDynamo.status === 'fulfilled') stoppers.push(() => startedDynamo.value.close());
+    if (startedDataApi.status === 'fulfilled') stoppers.push(() => startedDataApi.value.close());
+    if (startedDynamo.status === 'rejected') throw startedDynamo.reason;
+    if (startedDataApi.status === 'rejected') throw startedDataApi.reason;
+    const dynamo = startedDynamo.value;
+    const dataApi = startedDataApi.value;
     log('info', `DynamoDB: ${dynamo.description}`, { endpoint: dynamo.endpoint });
     const dynamoMeter = dynamo.meter;
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);
 
-    // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
-    const dataApi = await startLocalDataApi({
-      region,
-      ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
-    });
-    stoppers.push(() => dataApi.close());
     const clusters = [];
     for (const id of localClusterIds) clusters.push(await dataApi.addCluster(id));
 
+    progress('SQS');
     const sqs = options.sqs ?? (await startSqs({ region }));
     if (options.sqs === undefined) stoppers.push(() => sqs.close());
     const queues = await ensureQueues(sqs.client, manifestQueues, { prefix: `tenantcast-${stage}-` });
@@ -254,12 +266,25 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       ...(options.maxQueuedPerConnection !== undefined && { maxQueuedPerConnection: options.maxQueuedPerConnection }),
       ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
+      // Until everything below is done, requests and handshakes get 503 with Retry-After (the demo page retries).
+      starting: true,
     });
     // Closed before the functions, so every $disconnect still runs.
     stoppers.push(() => gateway.close());
+    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs; served while
+    // starting, so a page loaded then waits for the stack by itself.
+    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler, { whileStarting: true });
 
-    const identity = createDevIdentity({ issuer: `${gateway.url}/dev`, audience: LOCAL_AUDIENCE });
-    gateway.addHttpHandler(identity.httpHandler);
+    // With a data directory the signing key is kept there, so pages and tokens survive a restart.
+    const identity = createDevIdentity({
+      issuer: `${gateway.url}/dev`,
+      audience: LOCAL_AUDIENCE,
+      ...(options.dataDir !== undefined && {
+        key: await persistentSigningKey(resolve(options.dataDir, 'identity', 'signing-key.pem')),
+      }),
+    });
+    // Tokens can be issued while starting: a page waiting for the stack needs one as soon as it is ready.
+    gateway.addHttpHandler(identity.httpHandler, { whileStarting: true });
     // The stage's HTTP API (entity API) on the same port: the manifest's http routes, JWT authorizer like AWS's.
     const httpApi = createHttpApi({
       routes: httpRoutesFromManifest(manifestFunctions, invokerOf),
@@ -268,8 +293,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
     gateway.addHttpHandler(httpApi.httpHandler);
     gateway.addHttpHandler(createOpsHandler(metrics, { gateway, functions: hosts, sqs: sqs.client, queues }));
-    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs.
-    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler);
 
     Object.assign(bindingValues, {
       TABLE_NAME: tableName,
@@ -296,9 +319,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
 
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
     const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
+    // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.
     if (options.seed ?? true) {
-      for (const tenant of seedTenants) await tenants.put(tenant);
-      await seedData({ ...localDataPorts(dataApi.endpoint, region), tenants, clusters });
+      progress('seeding the tenants acme and globex (what a data directory has already is kept)');
+      await seedData({
+        ...localDataPorts(dataApi.endpoint, region),
+        tenants,
+        clusters,
+        ...(options.seedLimits !== undefined && { limits: options.seedLimits }),
+      });
     }
     if (options.endpointsFile !== undefined) {
       await writeEndpointsFile(options.endpointsFile, {
@@ -379,7 +408,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
 
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
+    progress(`functions (${hosts.size} sandboxes)`);
     await Promise.all([...hosts.values()].map((h) => h.start()));
+    gateway.setReady();
+    log('info', 'ready', { url: gateway.url, elapsedMs: Date.now() - startedAt });
 
     let stopping: Promise<void> | undefined;
     return {

@@ -8,7 +8,7 @@ import type { DataApi } from '../lambdas/core/data-api.ts';
 import { placeholder, typed } from '../lambdas/core/data-api.ts';
 import type { EntityRules } from '../lambdas/core/entities/model.ts';
 import { type ClusterRef, Onboarding, type SecretStore } from '../lambdas/core/onboarding.ts';
-import type { TenantDirectory } from '../lambdas/core/tenants.ts';
+import type { TenantDirectory, TenantLimits } from '../lambdas/core/tenants.ts';
 import { defaultRoleRules } from './seed.ts';
 
 export const localClusterIds = ['cluster-a', 'cluster-b'] as const;
@@ -129,9 +129,15 @@ export interface SeedDataDeps {
   readonly secrets: SecretStore;
   readonly tenants: TenantDirectory;
   readonly clusters: readonly ClusterRef[];
+  /** Limits of the seeded tenants. @default none: the service defaults */
+  readonly limits?: TenantLimits;
 }
 
-/** Onboards every seed tenant that has no database yet, then inserts its rows. Idempotent across restarts. */
+/**
+ * Onboards every seed tenant that has no database yet (with its role rules, limits and entity rules), then inserts
+ * its rows. Idempotent across restarts: a tenant with a database keeps everything it has (its catalog entry, rules,
+ * rows and change log are not touched), so a stack restarted on the same `DATA_DIR` comes back as it was.
+ */
 export async function seedData(deps: SeedDataDeps): Promise<void> {
   const onboarding = new Onboarding(deps);
   const known = new Map((await deps.tenants.list()).map((t) => [t.tenantId, t]));
@@ -145,6 +151,7 @@ export async function seedData(deps: SeedDataDeps): Promise<void> {
         ...defaultRoleRules,
         ...(seed.tenantId === 'acme' && { marketing: { subscribe: ['*'], publish: [] } }),
       },
+      ...(deps.limits !== undefined && { limits: deps.limits }),
       entityRules: seed.entityRules,
     });
     const db = config.database;

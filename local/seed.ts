@@ -9,8 +9,9 @@ export const defaultRoleRules: RoleRules = {
 };
 
 /**
- * Raised limits for the seeded development tenants, which the benchmark and the load tests drive far past the
- * service defaults (lambdas/core/rate-limit.ts). A tenant created with the CLI gets the defaults (docs/security.md).
+ * Raised limits, far past the service defaults (lambdas/core/rate-limit.ts): the benchmark's own tenants (bench/run.ts)
+ * and the integration tests' seeded tenants (`seedLimits`, test/support/local-stack.ts) get them. `npm start` seeds
+ * acme and globex with the defaults, like any tenant created with the CLI (docs/security.md).
  */
 export const devLimits: NonNullable<TenantConfig['limits']> = {
   maxConnections: 100_000,
@@ -24,6 +25,6 @@ export const devLimits: NonNullable<TenantConfig['limits']> = {
 };
 
 export const seedTenants: readonly TenantConfig[] = [
-  { tenantId: 'acme', roleRules: defaultRoleRules, limits: devLimits },
-  { tenantId: 'globex', roleRules: defaultRoleRules, limits: devLimits },
+  { tenantId: 'acme', roleRules: defaultRoleRules },
+  { tenantId: 'globex', roleRules: defaultRoleRules },
 ];

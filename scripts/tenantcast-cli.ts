@@ -18,6 +18,7 @@ import {
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { setAsideAttributes } from '../lambdas/core/poison.ts';
 import { TenantConnections } from '../lambdas/core/revocation.ts';
+import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { queues as manifestQueues } from '../lambdas/manifest.ts';
 import { Publisher } from '../lambdas/sdk/publisher.ts';
 import { noProgress } from './cli-progress.ts';
@@ -35,7 +36,8 @@ const helps = {
   root: `Usage: tenantcast <command> [options]
 
 Commands:
-  tenants create|refresh-schema|list   onboard and inspect tenants (tenantcast tenants --help)
+  tenants create|set-rules|refresh-schema|list
+                                       onboard tenants, set their rules and limits (tenantcast tenants --help)
   connections list <tenantId> [--user <userId>]
                                        the tenant's live connections
   connections disconnect <tenantId> [--user <userId>]
@@ -146,6 +148,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           return usage(sub === undefined ? 'connections needs list or disconnect' : `unknown subcommand '${sub}'`);
         if (tenantId === undefined) return usage('connections list needs <tenantId>');
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
+        // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
+        const known = await new TenantDirectory({ client: documentClient, tableName: target.tableName }).list();
+        if (!known.some((t) => t.tenantId === tenantId)) {
+          const names = known.map((t) => t.tenantId).sort();
+          io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
+          return 1;
+        }
         const found = await new TenantConnections({ client: documentClient, tableName: target.tableName }).list(
           tenantId,
           values.user,

@@ -1,7 +1,9 @@
 /**
  * `npm run tenants -- <command>`: onboarding and inspection of tenants (docs/tenants.md).
  *
- *   create <tenantId> --schema <file.sql> [--cluster <id>]   place, create database + role + secret, apply DDL
+ *   create <tenantId> --schema <file.sql> [--cluster <id>] [--rules <file.json>]
+ *                                                              place, create database + role + secret, apply DDL
+ *   set-rules <tenantId> --rules <file.json>                   replace role rules, entity rules and/or limits
  *   refresh-schema <tenantId>                                  re-introspect; new snapshot version if it changed
  *   list                                                       tenants per cluster
  *
@@ -20,7 +22,13 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RdsDataApi } from '../lambdas/core/data-api.ts';
 import { TenantcastError } from '../lambdas/core/errors.ts';
-import { Onboarding, SecretsManagerStore } from '../lambdas/core/onboarding.ts';
+import {
+  Onboarding,
+  parseRulesFile,
+  SecretsManagerStore,
+  skippedLines,
+  type TenantRulesFile,
+} from '../lambdas/core/onboarding.ts';
 import { disconnectAll, TenantConnections } from '../lambdas/core/revocation.ts';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { parseUsageRange, UsageStore, usageCounters } from '../lambdas/core/usage.ts';
@@ -32,9 +40,14 @@ export { DEFAULT_ENDPOINTS_FILE };
 const helpOf = (prog: string) => `Usage: ${prog} <command> [options]
 
 Commands:
-  create <tenantId> --schema <file.sql> [--cluster <id>]
+  create <tenantId> --schema <file.sql> [--cluster <id>] [--rules <file.json>]
       Places the tenant on the cluster with the fewest tenants (or --cluster), creates its database and a role that
       can connect only to it, stores the role's secret, applies the DDL and the change log, and records the schema.
+      Tables that cannot be entities (no single-column primary key) are listed as skipped, with the reason.
+      Without --rules: admins read and write every entity, the default role rules and limits (docs/tenants.md).
+  set-rules <tenantId> --rules <file.json>
+      Replaces the tenant's roleRules, entityRules and/or limits with the file's (keys left out are kept);
+      entity rules that do not fit its schema are refused. Example: examples/initech.rules.json.
   refresh-schema <tenantId>
       Re-introspects the tenant's database after its schema changed; stores a new snapshot version if it differs.
   list
@@ -121,6 +134,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           return 2;
         }
         const schemaSql = await readFile(resolve(io.cwd ?? process.cwd(), values.schema), 'utf8');
+        const rules = values.rules === undefined ? {} : await readRules(values.rules, io);
         const bar = progress(`creating tenant ${tenantId}`);
         const config = await onboardingWith((m) => {
           bar.tick(1, m);
@@ -130,6 +144,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
             tenantId,
             schemaSql,
             ...(values.cluster !== undefined && { clusterId: values.cluster }),
+            ...rules,
           })
           .finally(() => bar.done());
         io.out(
@@ -145,7 +160,18 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
         }
         const { schema, changed } = await onboarding.refreshSchema(tenantId);
         io.out(`${tenantId}: schema version ${schema.version} (${changed ? 'changed' : 'unchanged'})`);
+        for (const line of skippedLines(schema)) io.out(line);
         io.out(entitiesTable(schema.entities));
+        return 0;
+      }
+      case 'set-rules': {
+        if (tenantId === undefined || values.rules === undefined) {
+          io.err(`set-rules needs <tenantId> and --rules <file.json>\n\n${help}`);
+          return 2;
+        }
+        const config = await onboarding.setRules(tenantId, await readRules(values.rules, io));
+        io.out(`${tenantId}: rules set (functions apply them within a minute, when their tenant cache expires)`);
+        io.out(rulesTable(config.entityRules ?? {}));
         return 0;
       }
       case 'list': {
@@ -248,6 +274,7 @@ function parse(argv: readonly string[]) {
     options: {
       schema: { type: 'string' },
       cluster: { type: 'string' },
+      rules: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
       user: { type: 'string' },
@@ -258,6 +285,22 @@ function parse(argv: readonly string[]) {
       help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+function readRules(file: string, io: CliIo): Promise<TenantRulesFile> {
+  return readFile(resolve(io.cwd ?? process.cwd(), file), 'utf8').then(parseRulesFile);
+}
+
+function rulesTable(rules: Record<string, { readRoles: string[]; writeRoles: string[]; rowFilter?: object }>): string {
+  return table(
+    ['ENTITY', 'READ', 'WRITE', 'ROW FILTER'],
+    Object.entries(rules).map(([name, r]) => [
+      name,
+      r.readRoles.join(',') || '-',
+      r.writeRoles.join(',') || '-',
+      r.rowFilter === undefined ? '-' : JSON.stringify(r.rowFilter),
+    ]),
+  );
 }
 
 function entitiesTable(

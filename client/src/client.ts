@@ -34,9 +34,17 @@ export interface ClientOptions {
   readonly url: string;
   /**
    * Returns a token valid for at least `refreshBeforeMs`; called for every new connection and before the token
-   * expires. Its expiry is `expiresAt` (epoch seconds) when given, else the JWT's `exp` claim.
+   * expires. Its expiry is `expiresAt` (epoch seconds) when given, else the JWT's `exp` claim. `fresh` is true when
+   * the last connection attempt failed to open (a browser cannot see the handshake's 401): return a newly issued
+   * token then, not a cached one.
    */
-  readonly getToken: () => TokenResult | Promise<TokenResult>;
+  readonly getToken: (request?: { readonly fresh: boolean }) => TokenResult | Promise<TokenResult>;
+  /**
+   * An HTTP URL of the same stage that answers 401 to a bad token (e.g. `<HttpApiUrl>/v1/schema`). When connections
+   * opened with fresh tokens keep failing, the client asks it with the fresh token; a 401 is reported once through
+   * the `auth` event (the user must sign in again). @default none: no check
+   */
+  readonly authCheckUrl?: string;
   /** @default globalThis.WebSocket (pass `ws`'s WebSocket in Node 20) */
   readonly WebSocket?: WebSocketConstructor;
   /** @default Date.now and the global timers */
@@ -70,6 +78,8 @@ export interface ClientEvents {
   error: (error: TenantcastClientError) => void;
   /** A group's history expired while this client was away: reload the group's state from its source. */
   reset: (event: ResetEvent) => void;
+  /** Fresh tokens are refused (`authCheckUrl` answered 401): sign the user in again. Reconnecting goes on. */
+  auth: (error: TenantcastClientError) => void;
 }
 
 /** Call it to unsubscribe; `ready` settles when the server acknowledged (or refused) the subscription. */
@@ -224,6 +234,9 @@ export function createClient(options: ClientOptions): TenantcastClient {
   /** Bumped whenever in-flight connection attempts must be abandoned (close, offline). */
   let epoch = 0;
   let attempt = 0;
+  /** Primary attempts since one last opened: from the second on, getToken is asked for a fresh token. */
+  let failures = 0;
+  let authReported = false;
   let reconnectTimer: unknown;
   let opening = false;
   let rolling = false;
@@ -239,6 +252,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     state: new Set(),
     error: new Set(),
     reset: new Set(),
+    auth: new Set(),
   };
 
   function emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
@@ -285,10 +299,11 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   async function open(role: 'primary' | 'standby'): Promise<void> {
     const myEpoch = epoch;
+    const fresh = role === 'primary' && failures++ > 0;
     let token: string;
     let expiresAt: number | undefined;
     try {
-      const result = await options.getToken();
+      const result = await options.getToken({ fresh });
       token = typeof result === 'string' ? result : result.token;
       const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
       expiresAt = seconds === undefined ? undefined : seconds * 1000;
@@ -302,6 +317,8 @@ export function createClient(options: ClientOptions): TenantcastClient {
       if (role === 'primary' && myEpoch === epoch) opening = false;
     }
     if (myEpoch !== epoch || state === 'disconnected') return;
+    // A fresh token failed before this one: ask the HTTP API whether the tokens themselves are refused.
+    if (failures > 2) checkAuth(token);
     if (role === 'standby' && !primary?.open) {
       rolling = false;
       return;
@@ -337,6 +354,19 @@ export function createClient(options: ClientOptions): TenantcastClient {
     setTimer(t, 'connect', connectTimeoutMs, () => teardown(t));
   }
 
+  function checkAuth(token: string): void {
+    const url = options.authCheckUrl;
+    if (url === undefined || authReported) return;
+    fetch(url, { headers: { authorization: `Bearer ${token}` } }).then(
+      (answer) => {
+        if (answer.status !== 401 || authReported || failures === 0) return;
+        authReported = true;
+        emit('auth', new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${url} answers 401)`));
+      },
+      () => undefined, // unreachable: not an answer about the token
+    );
+  }
+
   function openPrimary(): void {
     if (opening || primary || state === 'disconnected') return;
     opening = true;
@@ -349,7 +379,8 @@ export function createClient(options: ClientOptions): TenantcastClient {
     t.open = true;
     t.openedAt = clock.now();
     if (t.role === 'primary') {
-      attempt = 0;
+      attempt = failures = 0;
+      authReported = false;
       setState('connected');
       activate(t);
       for (const group of groups.keys()) subscribeOn(t, group);

@@ -7,13 +7,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
 import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
-import type { EntityRules } from './entities/model.ts';
+import { ANY_ENTITY } from './entities/access.ts';
+import { EntityRules } from './entities/model.ts';
 import { BadRequestError, ForbiddenError } from './errors.ts';
-import type { RoleRules } from './permissions.ts';
+import { RoleRules } from './permissions.ts';
 import { changeLogDdl, introspect, nextSnapshot, type SchemaSnapshot, splitSqlStatements } from './schema.ts';
-import type { TenantConfig, TenantDirectory, TenantLimits } from './tenants.ts';
+import { type TenantConfig, type TenantDirectory, TenantLimits } from './tenants.ts';
 
 /** A cluster tenants can be placed on: its ARN and the master user's secret (creates databases and roles). */
 export interface ClusterRef {
@@ -68,6 +70,74 @@ export const defaultTenantRoleRules: RoleRules = {
   member: { subscribe: ['*'], publish: ['chat:*'] },
   viewer: { subscribe: ['*'], publish: [] },
 };
+
+/**
+ * The entity rules of a tenant onboarded without any: its admins read and write every entity (`*`), present and
+ * future; other roles nothing until rules say so (`--rules`, `set-rules`; docs/tenants.md).
+ */
+export const defaultEntityRules: EntityRules = {
+  [ANY_ENTITY]: { readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: [] },
+};
+
+/** A rules file (`create --rules`, `set-rules`): each key given replaces the tenant's; keys left out are kept. */
+export const TenantRulesFile = z.strictObject({
+  roleRules: RoleRules.optional(),
+  entityRules: EntityRules.optional(),
+  limits: TenantLimits.optional(),
+});
+export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
+
+/** Parses a rules file's JSON text; BAD_REQUEST naming what is wrong. */
+export function parseRulesFile(text: string): TenantRulesFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new BadRequestError(`the rules file is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = TenantRulesFile.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new BadRequestError(`the rules file is not valid: ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * What is wrong with entity rules for this schema: a rule for an entity the schema does not have (a typo, or a
+ * skipped table), a row filter on a column the entity lacks, a row filter under `*` (its column would have to be in
+ * every entity). Empty when nothing is.
+ */
+export function entityRuleProblems(rules: EntityRules, schema: SchemaSnapshot | undefined): string[] {
+  const problems: string[] = [];
+  const entities = schema?.entities ?? {};
+  for (const [name, rule] of Object.entries(rules)) {
+    if (name === ANY_ENTITY) {
+      if (rule.rowFilter !== undefined) problems.push(`the '${ANY_ENTITY}' rule cannot have a row filter`);
+      continue;
+    }
+    const entity = Object.hasOwn(entities, name) ? entities[name] : undefined;
+    if (entity === undefined) {
+      const skipped = schema?.skipped?.[name];
+      problems.push(
+        skipped === undefined
+          ? `no entity '${name}' (entities: ${Object.keys(entities).join(', ') || 'none'})`
+          : `'${name}' is not an entity (${skipped})`,
+      );
+    } else if (rule.rowFilter !== undefined && !Object.hasOwn(entity.fields, rule.rowFilter.column)) {
+      problems.push(`entity '${name}' has no column '${rule.rowFilter.column}' for its row filter`);
+    }
+  }
+  return problems;
+}
+
+/** One line per table that is not an entity, with the reason: what `create` and `refresh-schema` print. */
+export function skippedLines(schema: SchemaSnapshot | undefined): string[] {
+  return Object.entries(schema?.skipped ?? {}).map(
+    ([table, why]) =>
+      `skipped table ${table}: ${why} (an entity needs a single-column primary key; the API cannot address its rows)`,
+  );
+}
 
 const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -144,12 +214,16 @@ export class Onboarding {
       for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
     });
     const schema = await this.snapshot(db, undefined);
+    for (const line of skippedLines(schema)) log(line);
+    const entityRules = input.entityRules ?? current?.entityRules ?? defaultEntityRules;
+    // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
+    for (const problem of entityRuleProblems(entityRules, schema)) log(`warning: entity rules: ${problem}`);
     const config: TenantConfig = {
       tenantId,
       roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
       database: { clusterId: cluster.id, ...db },
       schema,
-      ...(input.entityRules && { entityRules: input.entityRules }),
+      entityRules,
       // Like the role rules, limits already in the catalog are kept unless new ones are given.
       ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
     };
@@ -166,6 +240,27 @@ export class Onboarding {
     const changed = schema.version !== config.schema?.version;
     if (changed) await this.deps.tenants.putSchema(tenantId, schema);
     return { schema, changed };
+  }
+
+  /**
+   * Replaces the tenant's role rules, entity rules and/or limits with those given (others are kept). Entity rules
+   * that do not fit the tenant's schema are refused, and nothing is changed. Functions see the change once their
+   * tenant cache expires (a minute).
+   */
+  async setRules(tenantId: string, rules: TenantRulesFile): Promise<TenantConfig> {
+    const config = await this.configOf(tenantId);
+    if (rules.entityRules !== undefined) {
+      const problems = entityRuleProblems(rules.entityRules, config.schema);
+      if (problems.length > 0) throw new BadRequestError(`entity rules of ${tenantId}: ${problems.join('; ')}`);
+    }
+    const next: TenantConfig = {
+      ...config,
+      ...(rules.roleRules !== undefined && { roleRules: rules.roleRules }),
+      ...(rules.entityRules !== undefined && { entityRules: rules.entityRules }),
+      ...(rules.limits !== undefined && { limits: rules.limits }),
+    };
+    await this.deps.tenants.put(next);
+    return next;
   }
 
   /** Tenants per cluster (every known cluster listed, even empty). */

@@ -3,13 +3,13 @@
  * in three browser contexts, over real WebSockets and real SQL. Needs Debian's Chromium at /usr/bin/chromium
  * (or CHROMIUM_PATH); CI installs it. Without it the suite fails, it is never skipped.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { launchChromium, signedInPage } from './support.ts';
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const outputDir = join(import.meta.dirname, '../../test-output/browser');
 const pressRelease = '5c1d6a10-0000-4000-8000-000000000001';
 const venue = '5c1d6a10-0000-4000-8000-000000000002';
@@ -25,11 +25,6 @@ function localRuntime(): LocalRuntime {
 }
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) {
-    throw new Error(
-      `Chromium not found at ${chromiumPath}: the browser tests need it (Debian: apt-get install chromium; or set CHROMIUM_PATH)`,
-    );
-  }
   // Both are started at once; whichever starts is kept for afterAll even when the other fails.
   const [started, launched] = await Promise.allSettled([
     startLocal({
@@ -39,18 +34,7 @@ beforeAll(async () => {
       onFunctionLog: () => undefined,
       log: () => undefined,
     }),
-    chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    }),
+    launchChromium(),
   ]);
   if (started.status === 'fulfilled') runtime = started.value;
   if (launched.status === 'fulfilled') browser = launched.value;
@@ -64,17 +48,9 @@ afterAll(async () => {
 });
 
 /** A page in its own browser context, signed in through the sign-in screen, connected, with its tasks listed. */
-async function signedIn(identity: string, entity = 'task'): Promise<Page> {
+function signedIn(identity: string): Promise<Page> {
   if (browser === undefined) throw new Error('Chromium did not start');
-  const context = await browser.newContext({ viewport: { width: 1360, height: 820 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(8000);
-  page.on('pageerror', (err) => pageErrors.push(`${identity}: ${err.message}`));
-  await page.goto(`${localRuntime().url}/`);
-  await page.click(`[data-identity="${identity}"]`);
-  await page.waitForSelector('#connection[data-state="connected"]', { timeout: 10_000 });
-  await page.waitForSelector(`section[data-entity="${entity}"] tbody tr[data-key]`, { timeout: 10_000 });
-  return page;
+  return signedInPage(browser, localRuntime().url, identity, pageErrors);
 }
 
 const cell = (key: string, field: string) =>

@@ -6,12 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 import { connect, handshakeStatus } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
 
 beforeAll(async () => {
-  runtime = await startLocal({ port: 0, schedules: false, log: () => undefined, onFunctionLog: () => undefined });
+  runtime = await startLocal({
+    seedLimits: devLimits,
+    port: 0,
+    schedules: false,
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+  });
 }, 60_000);
 
 afterAll(async () => {

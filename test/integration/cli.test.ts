@@ -10,6 +10,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 import { ttyProgress } from '../../scripts/cli-progress.ts';
 import { awsTarget } from '../../scripts/cli-target.ts';
 import { runCli } from '../../scripts/tenantcast-cli.ts';
@@ -24,6 +25,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tenantcast-admin-cli-'));
   endpointsFile = join(dir, 'endpoints.json');
   runtime = await startLocal({
+    seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,
     schedules: false,
@@ -107,6 +109,12 @@ describe('tenantcast connections', () => {
     expect(one.out).toMatch(/acme user cli-ann: 1 live connection/);
     expect(one.out).not.toContain('cli-bob');
     expect((await cli('connections', 'list', 'globex')).out).not.toContain('cli-ann');
+  });
+
+  it('says that a tenant does not exist instead of listing no connections, and fails', async () => {
+    const listed = await cli('connections', 'list', 'nosuch');
+    expect(listed).toMatchObject({ code: 1, out: '' });
+    expect(listed.err).toContain("error: unknown tenant 'nosuch' (tenants: acme, globex)");
   });
 
   it("disconnects one user's connections and leaves the others open", async () => {

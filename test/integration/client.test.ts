@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import type { ClientState, Message, TenantcastClientError, WebSocketConstructor } from '../../client/src/index.ts';
 import { type ClientOptions, createClient, type TenantcastClient } from '../../client/src/index.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 
 /** Every frame the SDK sent, by user: `ws` with its `send` recorded. */
 const sentBy = new Map<string, Record<string, unknown>[]>();
@@ -45,6 +46,7 @@ function harness(maxConnectionMs?: number): Harness {
   const h = { clients: [] } as unknown as Harness;
   beforeAll(async () => {
     h.runtime = await startLocal({
+      seedLimits: devLimits,
       port: 0,
       sqsRetryDelaySeconds: 0,
       functionLogLevel: 'WARN',

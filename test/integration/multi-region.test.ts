@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { homeRegionOf } from '../../lambdas/core/replication.ts';
 import { type LocalStage, startLocalStage } from '../../local/multi-region.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { seedTenants } from '../../local/seed.ts';
+import { devLimits, seedTenants } from '../../local/seed.ts';
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
@@ -37,7 +37,7 @@ beforeAll(async () => {
   home = stage.region(HOME);
   peer = stage.region(PEER);
   for (const runtime of stage.regions.values()) {
-    for (const tenant of seedTenants) await runtime.tenants.put(tenant);
+    for (const tenant of seedTenants) await runtime.tenants.put({ ...tenant, limits: devLimits });
   }
 }, 60_000);
 

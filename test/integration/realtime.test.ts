@@ -8,6 +8,7 @@ import { ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createSigningKey } from '../../local/identity.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 import { connect, type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -16,6 +17,7 @@ const open: TestClient[] = [];
 
 beforeAll(async () => {
   runtime = await startLocal({
+    seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,
     functionLogLevel: 'INFO',

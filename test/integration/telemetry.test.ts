@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { OpsSnapshot, SeriesSnapshot } from '../../local/ops.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 import { connect, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -15,6 +16,7 @@ const tokens: string[] = [];
 
 beforeAll(async () => {
   runtime = await startLocal({
+    seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,
     // DEBUG: every line the functions can write is checked for tokens.

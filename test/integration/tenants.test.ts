@@ -19,7 +19,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tenantcast-cli-'));
   endpointsFile = join(dir, 'endpoints.json');
   runtime = await startLocal({ port: 0, log: () => undefined, onFunctionLog: () => undefined, endpointsFile });
-}, 60_000);
+}, 180_000); // starting takes over a minute on this machine when it is loaded
 
 afterAll(async () => {
   await runtime?.stop();
@@ -55,6 +55,10 @@ describe('the seeded tenants', () => {
     expect(acme.roleRules.marketing).toBeDefined();
   });
 
+  it('keep the service default limits, like any tenant (the benchmark raises its own tenants)', async () => {
+    for (const tenantId of ['acme', 'globex']) expect((await runtime.tenants.get(tenantId)).limits).toBeUndefined();
+  });
+
   it('have rows, and no change-log table among their entities', async () => {
     const globex = await runtime.tenants.get('globex');
     const db = globex.database;
@@ -73,14 +77,7 @@ describe('the seeded tenants', () => {
   it("cannot be reached with another tenant's secret", async () => {
     const acme = (await runtime.tenants.get('acme')).database;
     if (acme === undefined) throw new Error('acme has no database');
-    const created = await cli(
-      'create',
-      'intruder',
-      '--schema',
-      'test/fixtures/initech.sql',
-      '--cluster',
-      acme.clusterId,
-    );
+    const created = await cli('create', 'intruder', '--schema', 'examples/initech.sql', '--cluster', acme.clusterId);
     expect(created.code).toBe(0);
     const intruder = (await runtime.tenants.get('intruder')).database;
     if (intruder === undefined) throw new Error('intruder has no database');
@@ -106,7 +103,7 @@ describe('the tenants CLI', () => {
     }
     const emptiest = [...perCluster].sort((a, b) => a[1] - b[1])[0]?.[0];
 
-    const created = await cli('create', 'initech', '--schema', 'test/fixtures/initech.sql');
+    const created = await cli('create', 'initech', '--schema', 'examples/initech.sql');
     expect(created.err).toBe('');
     expect(created.code).toBe(0);
     const initech = await runtime.tenants.get('initech');
@@ -134,11 +131,11 @@ describe('the tenants CLI', () => {
   });
 
   it('refuses a tenant that exists, an unknown cluster and a missing schema file with a message', async () => {
-    expect(await cli('create', 'acme', '--schema', 'test/fixtures/initech.sql')).toMatchObject({
+    expect(await cli('create', 'acme', '--schema', 'examples/initech.sql')).toMatchObject({
       code: 1,
       err: expect.stringMatching(/exists already/),
     });
-    expect(await cli('create', 'x1', '--schema', 'test/fixtures/initech.sql', '--cluster', 'nope')).toMatchObject({
+    expect(await cli('create', 'x1', '--schema', 'examples/initech.sql', '--cluster', 'nope')).toMatchObject({
       code: 1,
       err: expect.stringMatching(/unknown cluster 'nope'/),
     });

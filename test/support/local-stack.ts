@@ -6,11 +6,21 @@
 import { afterAll, beforeAll } from '@jest/globals';
 import type { SignTokenInput } from '../../local/identity.ts';
 import { type LocalOptions, type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { devLimits } from '../../local/seed.ts';
 import { connect, type Frame, type TestClient } from './ws-client.ts';
 
-/** Starts the local runtime on a free port with runtime and function logs dropped; `options` override any of that. */
+/**
+ * Starts the local runtime on a free port with runtime and function logs dropped, its seeded tenants with raised
+ * limits (tests drive them far harder than a person would); `options` override any of that.
+ */
 export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
-  return startLocal({ port: 0, log: () => undefined, onFunctionLog: () => undefined, ...options });
+  return startLocal({
+    port: 0,
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+    seedLimits: devLimits,
+    ...options,
+  });
 }
 
 /** A dev-identity token for `userId` of `tenantId`; `extra` adds the other SignTokenInput fields (ttl, claims...). */

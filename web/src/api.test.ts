@@ -62,6 +62,28 @@ describe('the entity API client', () => {
     expect(sent[0]?.headers['if-match']).toBe('2');
   });
 
+  it('repeats a request refused with 401 once, with a fresh token, and reports a second 401', async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 401, body: { message: 'Unauthorized' } },
+      { status: 200, body: { entities: {} } },
+      { status: 401, body: { message: 'Unauthorized' } },
+      { status: 401, body: { message: 'Unauthorized' } },
+    ]);
+    const asked: (boolean | undefined)[] = [];
+    const api = new EntityApi({
+      getToken: async (fresh) => {
+        asked.push(fresh);
+        return fresh ? 'new' : 'cached';
+      },
+      fetch,
+    });
+    expect(await api.schema()).toEqual({ entities: {} });
+    expect(sent.map((s) => s.headers.authorization)).toEqual(['Bearer cached', 'Bearer new']);
+    expect(asked).toEqual([undefined, true]);
+    await expect(api.schema()).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    expect(sent).toHaveLength(4);
+  });
+
   it('rejects a stale update with CONFLICT and an unreachable server with NETWORK', async () => {
     const { fetch } = fakeFetch([{ status: 409, body: { error: { code: 'CONFLICT', message: 'stale' } } }]);
     const api = new EntityApi({ getToken: async () => 'tkn', fetch });

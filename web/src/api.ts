@@ -24,6 +24,7 @@ const codeByStatus: Readonly<Record<number, string>> = {
   409: 'CONFLICT',
   413: 'TOO_LARGE',
   429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
 };
 
 /** The error an API answer carries: `{"error":{"code","message"}}`, or API Gateway's `{"message"}`. */
@@ -43,8 +44,8 @@ export function errorFromAnswer(status: number, body: unknown): ApiError {
 }
 
 export interface EntityApiOptions {
-  /** A valid token for every request. */
-  readonly getToken: () => Promise<string>;
+  /** A token for every request; `fresh`: not the cached one (asked once after a 401, then the request is repeated). */
+  readonly getToken: (fresh?: boolean) => Promise<string>;
   /** @default '' (same origin) */
   readonly baseUrl?: string;
   /** @default globalThis.fetch */
@@ -52,7 +53,7 @@ export interface EntityApiOptions {
 }
 
 export class EntityApi {
-  readonly #getToken: () => Promise<string>;
+  readonly #getToken: (fresh?: boolean) => Promise<string>;
   readonly #baseUrl: string;
   readonly #fetch: typeof fetch;
 
@@ -63,7 +64,22 @@ export class EntityApi {
   }
 
   async #request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    const token = await this.#getToken();
+    try {
+      return await this.#send<T>(await this.#getToken(), method, path, body, headers);
+    } catch (err) {
+      // The cached token may be from a signing key that is gone (a restarted local runtime): one try with a new one.
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
+      return this.#send<T>(await this.#getToken(true), method, path, body, headers);
+    }
+  }
+
+  async #send<T>(
+    token: string,
+    method: string,
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+  ): Promise<T> {
     let response: Response;
     try {
       response = await this.#fetch(`${this.#baseUrl}${path}`, {

@@ -91,13 +91,13 @@ class SignedIn {
 
   constructor(identity: Identity) {
     this.#session = new Session({ identity });
-    this.#api = new EntityApi({ getToken: async () => (await this.#session.token()).token });
+    this.#api = new EntityApi({ getToken: async (fresh) => (await this.#session.token(fresh)).token });
   }
 
   async start(): Promise<void> {
     const { tenantId, userId, roles } = this.#session.identity;
     byId('who').textContent = `${userId} @ ${tenantId} (${roles.join(', ')})`;
-    const schema: Schema = await this.#api.schema();
+    const schema: Schema = await this.#untilAvailable(() => this.#api.schema());
     if (this.#closed) return;
     const names = Object.keys(schema.entities).sort((a, b) => (a === 'task' ? -1 : b === 'task' ? 1 : a < b ? -1 : 1));
     const sections = byId('entities');
@@ -110,10 +110,24 @@ class SignedIn {
       sections.append(this.#section(name));
     }
 
-    const client = createClient({ url: webSocketUrl(), getToken: () => this.#session.token() });
+    const client = createClient({
+      url: webSocketUrl(),
+      getToken: (request) => this.#session.token(request?.fresh),
+      authCheckUrl: `${location.origin}/v1/schema`,
+      // A local stack restarting takes seconds: retry often enough to be back within a few seconds of it.
+      backoff: { baseMs: 500, maxMs: 4000 },
+    });
     this.#client = client;
     this.#stops.push(
-      client.on('state', (state) => renderState(state)),
+      client.on('state', (state, previous) => {
+        renderState(state);
+        // Back after a drop: load the tables again, so the page shows what the API has now (whatever happened
+        // meanwhile, even a stack restarted without its data); later changes come through the feed by version.
+        if (state === 'connected' && previous === 'reconnecting') {
+          for (const name of this.#tables.keys()) void this.#reload(name);
+        }
+      }),
+      client.on('auth', (error) => showError(error.code, `${error.message}: sign out and in again`)),
       client.on('error', (error) =>
         showError(error.code, error.group ? `${error.message} (${error.group})` : error.message),
       ),
@@ -177,6 +191,20 @@ class SignedIn {
         h('tbody', {}, h('tr', {}, h('td', { colspan: columns.length + 1, class: 'empty' }, 'Loading…'))),
       ),
     );
+  }
+
+  /** `load()`, again and again while the stack is starting (503) or unreachable; the badge says `connecting`. */
+  async #untilAvailable<T>(load: () => Promise<T>): Promise<T> {
+    for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 4000)) {
+      try {
+        return await load();
+      } catch (err) {
+        const starting = err instanceof ApiError && (err.status === 503 || err.code === 'NETWORK');
+        if (!starting || this.#closed) throw err;
+        renderState('connecting');
+        await sleep(waitMs);
+      }
+    }
   }
 
   async #reload(name: string): Promise<void> {

@@ -40,6 +40,14 @@ describe('a demo session', () => {
     expect((await session.token()).token).toBe('t2');
   });
 
+  it('issues a new token when asked for a fresh one, even while the cached one has time left', async () => {
+    const server = tokenServer();
+    const session = new Session({ identity, fetch: server.fetch, now: () => 1000_000 });
+    expect((await session.token()).token).toBe('t1');
+    expect((await session.token(true)).token).toBe('t2');
+    expect((await session.token()).token).toBe('t2');
+  });
+
   it("reports the identity provider's refusal with its code", async () => {
     const session = new Session({ identity, fetch: tokenServer(400).fetch });
     await expect(session.token()).rejects.toMatchObject({ code: 'BAD_REQUEST', status: 400 });

@@ -1,7 +1,8 @@
 /**
  * Who the demo is signed in as, and their tokens from the local development identity provider
  * (`POST /dev/token`, local/identity.ts). A token is reused until two minutes before it expires, so the SDK's
- * refresh (one minute before expiry by default) always gets a newer one.
+ * refresh (one minute before expiry by default) always gets a newer one; a fresh one is issued when asked for (a
+ * connection that failed to open, an HTTP 401).
  */
 import { ApiError, errorFromAnswer } from './api.ts';
 
@@ -56,12 +57,14 @@ export class Session {
     this.#options = options;
   }
 
-  /** A token valid for at least two more minutes (fetched at most once at a time). */
-  async token(): Promise<IssuedToken> {
+  /**
+   * A token valid for at least two more minutes (fetched at most once at a time). `fresh`: a newly issued one, not
+   * the cached one (the cached one was refused, e.g. by a local runtime restarted without its data directory).
+   */
+  async token(fresh = false): Promise<IssuedToken> {
     const nowSeconds = (this.#options.now ?? Date.now)() / 1000;
-    if (this.#current !== undefined && this.#current.expiresAt - nowSeconds > REUSE_MARGIN_SECONDS) {
-      return this.#current;
-    }
+    const cached = this.#current;
+    if (!fresh && cached !== undefined && cached.expiresAt - nowSeconds > REUSE_MARGIN_SECONDS) return cached;
     this.#pending ??= this.#issue().finally(() => {
       this.#pending = undefined;
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { audienceFor, canRead, canWrite, claimValues, rowRestriction, rowVisible } from './access.ts';
+import { audienceFor, canRead, canWrite, claimValues, rowRestriction, rowVisible, ruleFor } from './access.ts';
 import type { EntityCaller, EntityRule } from './model.ts';
 
 const ownerRule: EntityRule = {
@@ -22,6 +22,13 @@ describe('entity access rules', () => {
     expect(canWrite(rule, caller(['viewer']))).toBe(false);
     expect(canWrite(rule, caller(['editor']))).toBe(true);
     expect(canRead(rule, caller(['editor']))).toBe(false);
+  });
+
+  it("apply the tenant's '*' rule to an entity without a rule of its own, and refuse when there is neither", () => {
+    const adminOnly: EntityRule = { readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: [] };
+    expect(ruleFor({ '*': adminOnly, task: ownerRule }, 'report')).toBe(adminOnly);
+    expect(ruleFor({ '*': adminOnly, task: ownerRule }, 'task')).toBe(ownerRule);
+    expect(() => ruleFor({ task: ownerRule }, 'report')).toThrow("no access rules for entity 'report'");
   });
 
   it('restrict a member to rows whose owner is their own sub', () => {

@@ -3,14 +3,24 @@
  *  - a role in `readRoles` may read, a role in `writeRoles` may write (writing implies nothing about reading);
  *  - with a `rowFilter`, a caller without a `bypassRoles` role sees and writes only rows whose filter column equals
  *    its claim (`equalsClaim`) or is one of its claim's values (`inClaim`);
+ *  - a rule under `*` applies to every entity without a rule of its own (what a new tenant gets: admin only);
  *  - no rule for an entity: nobody may read or write it (closed by default).
  */
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { EntityCaller, EntityRule, EntityRules } from './model.ts';
 
+/** The key of the rule for every entity that has none of its own (a new tenant's default: docs/tenants.md). */
+export const ANY_ENTITY = '*';
+
+/** The rule for an entity: its own, else the tenant's `*` rule, else none. */
+export function ruleOf(rules: EntityRules, entity: string): EntityRule | undefined {
+  if (Object.hasOwn(rules, entity)) return rules[entity];
+  return Object.hasOwn(rules, ANY_ENTITY) ? rules[ANY_ENTITY] : undefined;
+}
+
 /** The rule for an entity, or FORBIDDEN when the tenant has none for it. */
 export function ruleFor(rules: EntityRules, entity: string): EntityRule {
-  const rule = Object.hasOwn(rules, entity) ? rules[entity] : undefined;
+  const rule = ruleOf(rules, entity);
   if (rule === undefined) throw new ForbiddenError(`no access rules for entity '${entity}'`);
   return rule;
 }

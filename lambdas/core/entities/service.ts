@@ -6,7 +6,16 @@
  */
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import { assertCanRead, assertCanWrite, type RowRestriction, rowRestriction, rowVisible, ruleFor } from './access.ts';
+import {
+  assertCanRead,
+  assertCanWrite,
+  assertRowVisible,
+  type RowRestriction,
+  rowRestriction,
+  rowVisible,
+  ruleFor,
+  ruleOf,
+} from './access.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { ChangeEvent } from './events.ts';
 import {
@@ -107,7 +116,7 @@ export class EntityService {
     const tenant = await this.deps.tenantData(caller.tenantId);
     const entities: Record<string, EntitySpec> = {};
     for (const [name, spec] of Object.entries(tenant.schema.entities)) {
-      const rule = Object.hasOwn(tenant.rules, name) ? tenant.rules[name] : undefined;
+      const rule = ruleOf(tenant.rules, name);
       if (rule === undefined || !caller.roles.some((r) => rule.readRoles.includes(r) || rule.writeRoles.includes(r)))
         continue;
       const fields: EntitySpec['fields'] = Object.fromEntries(

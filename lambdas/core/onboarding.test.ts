@@ -1,0 +1,78 @@
+import { describe, expect, it } from '@jest/globals';
+import { defaultEntityRules, entityRuleProblems, parseRulesFile, skippedLines } from './onboarding.ts';
+import type { SchemaSnapshot } from './schema.ts';
+
+const schema = {
+  version: 1,
+  hash: 'h',
+  introspectedAt: '2026-01-01T00:00:00Z',
+  entities: {
+    ticket: {
+      primaryKey: 'id',
+      fields: { id: { type: 'uuid', pgType: 'uuid', udtName: 'uuid', nullable: false, hasDefault: true } },
+    },
+  },
+  skipped: { ticket_watcher: 'composite primary key' },
+} as unknown as SchemaSnapshot;
+
+describe('entity rules checked against a schema', () => {
+  it('find nothing wrong with the default rules or with rules for existing entities and columns', () => {
+    expect(entityRuleProblems(defaultEntityRules, schema)).toEqual([]);
+    expect(
+      entityRuleProblems(
+        {
+          ticket: {
+            readRoles: ['member'],
+            writeRoles: [],
+            bypassRoles: [],
+            rowFilter: { column: 'id', equalsClaim: 'sub' },
+          },
+        },
+        schema,
+      ),
+    ).toEqual([]);
+  });
+
+  it('name a rule for a missing entity, a skipped table with its reason, a missing filter column and a filtered *', () => {
+    const rule = { readRoles: ['admin'], writeRoles: [], bypassRoles: [] };
+    expect(
+      entityRuleProblems(
+        {
+          tiket: rule,
+          ticket_watcher: rule,
+          ticket: { ...rule, rowFilter: { column: 'owner', equalsClaim: 'sub' } },
+          '*': { ...rule, rowFilter: { column: 'owner', equalsClaim: 'sub' } },
+        },
+        schema,
+      ),
+    ).toEqual([
+      "no entity 'tiket' (entities: ticket)",
+      "'ticket_watcher' is not an entity (composite primary key)",
+      "entity 'ticket' has no column 'owner' for its row filter",
+      "the '*' rule cannot have a row filter",
+    ]);
+  });
+});
+
+describe('a rules file', () => {
+  it('takes role rules, entity rules and limits, with defaults for left-out role lists', () => {
+    expect(
+      parseRulesFile('{"entityRules":{"ticket":{"readRoles":["viewer"]}},"limits":{"maxConnectionsPerUser":20}}'),
+    ).toEqual({
+      entityRules: { ticket: { readRoles: ['viewer'], writeRoles: [], bypassRoles: [] } },
+      limits: { maxConnectionsPerUser: 20 },
+    });
+  });
+
+  it('is refused with what is wrong: not JSON, an unknown key, a wrong type', () => {
+    expect(() => parseRulesFile('{')).toThrow('the rules file is not JSON');
+    expect(() => parseRulesFile('{"entityRule":{}}')).toThrow('the rules file is not valid');
+    expect(() => parseRulesFile('{"limits":{"maxConnectionsPerUser":-1}}')).toThrow('limits.maxConnectionsPerUser');
+  });
+});
+
+it('says which tables are skipped and why', () => {
+  expect(skippedLines(schema)).toEqual([
+    'skipped table ticket_watcher: composite primary key (an entity needs a single-column primary key; the API cannot address its rows)',
+  ]);
+});

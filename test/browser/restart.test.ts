@@ -1,0 +1,134 @@
+/**
+ * `npm start` restarted under open demo pages (issue #13): the stack comes back on the same port without its data
+ * directory, so with a new signing key (the pages' cached tokens are refused) and freshly seeded data (what was
+ * written before is gone). Both pages must get back to `connected` and show what the API shows, by themselves,
+ * within 10 s of the new stack being ready; and so must a page loaded while the stack is still starting (its
+ * requests get 503 until then).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Browser, Page } from 'playwright-core';
+import type { LocalRuntime } from '../../local/runtime.ts';
+import { httpApi, jsonOf, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { launchChromium, signedInPage } from './support.ts';
+
+let runtime: LocalRuntime | undefined;
+let browser: Browser | undefined;
+const pageErrors: string[] = [];
+
+const start = (port = 0) => startQuietRuntime({ port, sqsRetryDelaySeconds: 0, schedules: false });
+
+beforeAll(async () => {
+  const [started, launched] = await Promise.allSettled([start(), launchChromium()]);
+  if (started.status === 'fulfilled') runtime = started.value;
+  if (launched.status === 'fulfilled') browser = launched.value;
+  if (started.status === 'rejected') throw started.reason;
+  if (launched.status === 'rejected') throw launched.reason;
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await runtime?.stop();
+}, 60_000);
+
+function current(): LocalRuntime {
+  if (runtime === undefined) throw new Error('the local runtime is not running');
+  return runtime;
+}
+
+/** The task titles the API lists for an acme admin, sorted. */
+async function apiTitles(rt: LocalRuntime): Promise<string[]> {
+  const answer = await httpApi(rt, tokenFor(rt, 'acme', 'ada', ['admin']), 'GET', '/v1/entities/task?limit=500');
+  expect({ status: answer.status, text: answer.status === 200 ? '' : answer.text }).toEqual({ status: 200, text: '' });
+  return jsonOf<{ items: { title: string }[] }>(answer)
+    .items.map((t) => t.title)
+    .sort();
+}
+
+/** What a page shows: its connection state, its task titles (sorted) and the codes of the errors it lists. */
+function shownOn(page: Page): Promise<{ state: string | null; titles: string[]; errors: string[] }> {
+  return page.evaluate(() => ({
+    state: document.querySelector('#connection')?.getAttribute('data-state') ?? null,
+    titles: [...document.querySelectorAll('section[data-entity="task"] td[data-field="title"]')]
+      .map((td) => td.textContent ?? '')
+      .sort(),
+    errors: [...document.querySelectorAll('#errors li')].map((li) => li.textContent ?? ''),
+  }));
+}
+
+/** Resolves when the page is connected and lists exactly `titles`; fails after `timeoutMs` saying what it shows. */
+async function showsExactly(page: Page, titles: readonly string[], timeoutMs: number): Promise<void> {
+  const expected = { state: 'connected', titles: [...titles].sort() };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const shown = await shownOn(page);
+    if (JSON.stringify({ state: shown.state, titles: shown.titles }) === JSON.stringify(expected)) return;
+    if (Date.now() > deadline) expect(shown).toEqual({ ...expected, errors: shown.errors });
+    await page.waitForTimeout(100);
+  }
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('demo pages open while the stack restarts', () => {
+  it('reconnect with fresh tokens and show what the API shows within 10 s of the stack being ready, as does a page loaded while it starts', async () => {
+    if (browser === undefined) throw new Error('Chromium did not start');
+    const url = current().url;
+    // Setting up is not what is measured: the first page load bundles the app, slow on a loaded machine.
+    const pages = [
+      await signedInPage(browser, url, 'acme:alice:member', pageErrors, 'task', 30_000),
+      await signedInPage(browser, url, 'acme:ada:admin', pageErrors, 'task', 30_000),
+    ];
+    // Something only the first stack has, on both pages.
+    const created = await httpApi(
+      current(),
+      tokenFor(current(), 'acme', 'alice', ['member']),
+      'POST',
+      '/v1/entities/task',
+      { id: randomUUID(), title: 'Gone after the restart', status: 'open' },
+    );
+    expect(created.status).toBe(201);
+    const before = await apiTitles(current());
+    await Promise.all(pages.map((page) => showsExactly(page, before, 8000)));
+
+    const port = current().port;
+    await current().stop();
+    runtime = undefined;
+    for (const page of pages) await page.waitForSelector('#connection[data-state="reconnecting"]');
+    let ready = false;
+    const starting = start(port).then((rt) => {
+      ready = true;
+      runtime = rt;
+      return rt;
+    });
+    // A page loaded (and signed in) once the port answers, before the stack is ready.
+    await eventually(async () => (await fetch(`${url}/`).catch(() => undefined))?.status === 200);
+    const early = await browser.newPage();
+    early.on('pageerror', (err) => pageErrors.push(`early: ${err.message}`));
+    await early.goto(`${url}/`);
+    await early.click('[data-identity="acme:vic:viewer"]');
+    expect(ready).toBe(false);
+    pages.push(early);
+    await starting;
+    const readyAt = Date.now();
+
+    const after = await apiTitles(current());
+    expect(after).not.toContain('Gone after the restart');
+    await Promise.all(pages.map((page) => showsExactly(page, after, 10_000)));
+    expect(Date.now() - readyAt).toBeLessThan(10_000);
+    expect(await Promise.all(pages.map((page) => page.textContent('#connection')))).toEqual([
+      'connected',
+      'connected',
+      'connected',
+    ]);
+    // The pages recovered by themselves: no auth error was shown, nothing threw.
+    for (const page of pages) expect(await page.$$('#errors li[data-code="UNAUTHORIZED"]')).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 180_000);
+});

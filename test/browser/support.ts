@@ -1,0 +1,51 @@
+/**
+ * What the browser tests share: Debian's Chromium (or CHROMIUM_PATH) launched through playwright-core, and a demo
+ * page signed in through its sign-in screen. Without Chromium the suites fail, they are never skipped.
+ */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export function launchChromium(): Promise<Browser> {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(
+      `Chromium not found at ${chromiumPath}: the browser tests need it (Debian: apt-get install chromium; or set CHROMIUM_PATH)`,
+    );
+  }
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+}
+
+/**
+ * A demo page at `url` in its own browser context, signed in as `identity` (`tenant:user:roles`) through the sign-in
+ * screen, connected, with its `entity` rows listed (each within `timeoutMs`). Page errors are pushed to `pageErrors`.
+ */
+export async function signedInPage(
+  browser: Browser,
+  url: string,
+  identity: string,
+  pageErrors: string[],
+  entity = 'task',
+  timeoutMs = 10_000,
+): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 820 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(8000);
+  page.on('pageerror', (err) => pageErrors.push(`${identity}: ${err.message}`));
+  await page.goto(`${url}/`);
+  await page.click(`[data-identity="${identity}"]`);
+  await page.waitForSelector('#connection[data-state="connected"]', { timeout: timeoutMs });
+  await page.waitForSelector(`section[data-entity="${entity}"] tbody tr[data-key]`, { timeout: timeoutMs });
+  return page;
+}
