@@ -9,7 +9,6 @@ import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import {
   assertCanRead,
   assertCanWrite,
-  assertRowVisible,
   type RowRestriction,
   rowRestriction,
   rowVisible,
