@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { refuseManagementRequest } from './gateway-management-auth.ts';
+import { refuseManagementRequest } from './management-auth.ts';
 
 const signed = {
   authorization:

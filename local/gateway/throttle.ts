@@ -1,7 +1,7 @@
 /**
  * The answer to a frame refused because its connection already has `maxQueuedPerConnection` frames waiting in the
- * local gateway (local/gateway.ts, "Fair share"; docs/security.md, "Frame floods"): the protocol's own
- * `RATE_LIMITED` error frame, with the frame's `ref` when it has one, so a client handles it exactly like the
+ * local gateway (local/gateway/routes.ts; "Fair share" in local/gateway/index.ts; docs/security.md, "Frame floods"):
+ * the protocol's own `RATE_LIMITED` error frame, with the frame's `ref` when it has one, so a client handles it exactly like the
  * backend's per-connection rate limit (wait `retryAfterMs`, send again).
  *
  * API Gateway has no per-connection message quota (only the account-wide request throttle, shared by every API);
@@ -9,7 +9,7 @@
  * one connection wait for a few sandboxes, so without this bound one connection could queue any number of them
  * (15,000 frames of 30 KB grew the runtime by 400 MB and kept it busy after the client left).
  */
-import { errorFrame, refOf } from '../lambdas/core/protocol.ts';
+import { errorFrame, refOf } from '../../lambdas/core/protocol.ts';
 
 /** How long a client is told to wait: about the time a full queue takes to drain. */
 export const QUEUE_FULL_RETRY_AFTER_MS = 1000;
