@@ -1,6 +1,7 @@
-// A connection's lifecycle (connection.ts): moved from local/gateway.test.ts.
+// A connection's lifecycle (connection.ts): moved from local/gateway.test.ts, then unit tests.
 import { describe, expect, it } from '@jest/globals';
 import { WebSocket } from 'ws';
+import { apiGatewayErrorFrame, clientCloseStatus } from './connection.ts';
 import { closed, inbox, open, start, waitFor } from './test-harness.ts';
 
 describe('messages', () => {
@@ -96,5 +97,21 @@ describe('disconnects', () => {
     expect(h.gateway.connections.size).toBe(0);
     await h.gateway.close();
     await expect(fetch(`${h.gateway.url}/x`)).rejects.toThrow();
+  });
+});
+
+describe('clientCloseStatus', () => {
+  it('keeps the client’s reason, else gives API Gateway’s text for the code', () => {
+    expect(clientCloseStatus(4000, 'bye')).toEqual({ code: 4000, reason: 'bye' });
+    expect(clientCloseStatus(1005, '')).toEqual({ code: 1005, reason: 'Client-side close frame status not set' });
+    expect(clientCloseStatus(4001, '')).toEqual({ code: 4001, reason: 'Connection closed' });
+  });
+});
+
+describe('apiGatewayErrorFrame', () => {
+  it('formats an error frame exactly as API Gateway does, spaces included', () => {
+    expect(apiGatewayErrorFrame('Forbidden', 'c1=', 'r1')).toBe(
+      '{"message": "Forbidden", "connectionId":"c1=", "requestId":"r1"}',
+    );
   });
 });

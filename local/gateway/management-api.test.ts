@@ -1,4 +1,4 @@
-// The signed management endpoints (management-api.ts): moved from local/gateway.test.ts.
+// The signed management endpoints (management-api.ts): moved from local/gateway.test.ts, then unit tests.
 
 import {
   DeleteConnectionCommand,
@@ -8,6 +8,7 @@ import {
 import { describe, expect, it } from '@jest/globals';
 import type { WebSocketEvent } from '../lambda-events.ts';
 import type { Gateway } from './index.ts';
+import { connectionsPathId } from './management-api.ts';
 import { closed, inbox, managementClient, open, start, waitFor } from './test-harness.ts';
 
 describe('@connections Management API', () => {
@@ -115,5 +116,18 @@ describe('fault injection', () => {
     expect((await post({ ...shapedSignature, origin: 'http://evil.example' })).status).toBe(403);
     expect(await (await post(shapedSignature)).json()).toEqual({ faults: 1 });
     expect(h.gateway.stats.managementRefused).toBe(2);
+  });
+});
+
+describe('connectionsPathId', () => {
+  it('reads the id of an @connections path, with this stage’s prefix or none', () => {
+    expect(connectionsPathId('/@connections/abc%3D', 'local')).toBe('abc%3D');
+    expect(connectionsPathId('/local/@connections/abc%3D', 'local')).toBe('abc%3D');
+  });
+
+  it('is not one for another stage, a deeper path or another path', () => {
+    expect(connectionsPathId('/prod/@connections/abc', 'local')).toBeUndefined();
+    expect(connectionsPathId('/@connections/abc/x', 'local')).toBeUndefined();
+    expect(connectionsPathId('/local/faults', 'local')).toBeUndefined();
   });
 });

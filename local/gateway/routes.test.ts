@@ -1,6 +1,7 @@
-// Route dispatch and per-connection queues (routes.ts): moved from local/gateway.test.ts.
+// Route dispatch and per-connection queues (routes.ts): moved from local/gateway.test.ts, then unit tests of selectRoute and responseFrame.
 import { describe, expect, it } from '@jest/globals';
 import type { WebSocketEvent } from '../lambda-events.ts';
+import { responseFrame, selectRoute } from './routes.ts';
 import { inbox, open, start, waitFor } from './test-harness.ts';
 
 describe('messages', () => {
@@ -148,5 +149,41 @@ describe('messages', () => {
     const box = inbox(ws);
     ws.send('{}');
     expect(JSON.parse(await box.next()).message).toBe('Endpoint request timed out');
+  });
+});
+
+describe('selectRoute', () => {
+  const routes = new Map([
+    ['subscribe', 1],
+    ['$connect', 2],
+    ['$default', 3],
+  ]);
+
+  it('selects the route named at the selection path of a JSON frame', () => {
+    expect(selectRoute(routes, ['action'], '{"action":"subscribe"}', false)).toBe('subscribe');
+    expect(selectRoute(routes, ['meta', 'route'], '{"meta":{"route":"subscribe"}}', false)).toBe('subscribe');
+  });
+
+  it('falls back to $default for unknown or $-prefixed actions, non-JSON and binary frames', () => {
+    expect(selectRoute(routes, ['action'], '{"action":"nope"}', false)).toBe('$default');
+    expect(selectRoute(routes, ['action'], '{"action":"$connect"}', false)).toBe('$default');
+    expect(selectRoute(routes, ['action'], 'not json', false)).toBe('$default');
+    expect(selectRoute(routes, ['action'], 'eyJhY3Rpb24iOiJzdWJzY3JpYmUifQ==', true)).toBe('$default');
+  });
+
+  it('selects nothing when no route matches and there is no $default', () => {
+    expect(selectRoute(new Map([['subscribe', 1]]), ['action'], '{"action":"x"}', false)).toBeUndefined();
+  });
+});
+
+describe('responseFrame', () => {
+  it('sends a string result as is, a result’s body (decoded when base64), and nothing otherwise', () => {
+    expect(responseFrame('pong')).toBe('pong');
+    expect(responseFrame({ statusCode: 200, body: '{"ok":true}' })).toBe('{"ok":true}');
+    expect(responseFrame({ body: Buffer.from('hi').toString('base64'), isBase64Encoded: true })).toEqual(
+      Buffer.from('hi'),
+    );
+    expect(responseFrame({ statusCode: 200 })).toBeUndefined();
+    expect(responseFrame(undefined)).toBeUndefined();
   });
 });
