@@ -90,7 +90,7 @@ export interface LocalOptions {
    */
   readonly faultInjection?: boolean;
   /**
-   * Frames waiting per connection in the gateway before it answers RATE_LIMITED (local/gateway.ts, docs/security.md).
+   * Frames waiting per connection in the gateway before it answers RATE_LIMITED (local/gateway/routes.ts, docs/security.md).
    * The benchmark raises it to send its bursts from one connection. @default 64
    */
   readonly maxQueuedPerConnection?: number;
