@@ -1,64 +1,18 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import { type ClientOptions, createClient } from './client.ts';
+import { createClient } from './client.ts';
 import { TenantcastClientError } from './errors.ts';
-import { FakeClock, FakeNetwork, type FakeSocket, fakeJwt, fakeWebSocket, settle } from './testing.ts';
-import type { Message, ResetEvent } from './types.ts';
-
-function setup(overrides: Partial<ClientOptions> = {}) {
-  const server = fakeWebSocket();
-  const clock = new FakeClock();
-  let issued = 0;
-  const getToken = jest.fn(async (): Promise<string> => `token-${++issued}`);
-  const client = createClient({
-    url: 'wss://example.test/ws',
-    getToken,
-    WebSocket: server.WebSocket,
-    clock,
-    random: () => 0.5,
-    network: null,
-    ...overrides,
-  });
-  const states: string[] = [];
-  const errors: TenantcastClientError[] = [];
-  const resets: ResetEvent[] = [];
-  client.on('state', (state) => states.push(state));
-  client.on('error', (error) => errors.push(error));
-  client.on('reset', (event) => resets.push(event));
-  return { server, clock, getToken, client, states, errors, resets };
-}
-type Harness = ReturnType<typeof setup>;
-
-/** connect() and let the server accept the socket. */
-async function connect(h: Harness): Promise<FakeSocket> {
-  const done = h.client.connect();
-  await settle();
-  const socket = h.server.last();
-  socket.accept();
-  await done;
-  return socket;
-}
-
-/** Waits out the reconnect backoff and accepts the new socket. */
-async function reconnect(h: Harness, previous: FakeSocket): Promise<FakeSocket> {
-  const before = h.server.sockets.length;
-  for (let waited = 0; h.server.sockets.length === before && waited < 60_000; waited += 100) await h.clock.advance(100);
-  const socket = h.server.last();
-  expect(socket).not.toBe(previous);
-  socket.accept();
-  await settle();
-  return socket;
-}
-
-let ids = 0;
-function message(group: string, seq: number | undefined, data: unknown = seq, id = `m${group}-${seq ?? ++ids}`) {
-  return { type: 'message', group, id, data, from: 'bob', ts: 1, ...(seq !== undefined && { seq }) };
-}
-
-function collect(h: Harness, group: string) {
-  const seen: Message[] = [];
-  const subscription = h.client.subscribe(group, (m) => seen.push(m));
-  return { seen, subscription };
-}
+import {
+  collect,
+  connect,
+  FakeNetwork,
+  fakeJwt,
+  fakeWebSocket,
+  type Harness,
+  message,
+  reconnect,
+  settle,
+  setup,
+} from './testing.ts';
 
 describe('the connection state', () => {
   it('goes from disconnected to connecting to connected, and offers the token as a subprotocol', async () => {
@@ -343,80 +297,6 @@ describe('server frames', () => {
     socket.receive('{oops');
     expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL']);
     expect(socket.closed).toBe(false);
-  });
-});
-
-describe('publish', () => {
-  it('resolves with the message id when the server acks', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const published = h.client.publish('chat:general', { text: 'hi' });
-    const frame = socket.lastOf('publish');
-    expect(frame).toMatchObject({ group: 'chat:general', data: { text: 'hi' } });
-    socket.receive({ type: 'ack', ref: frame.ref, id: 'msg-1' });
-    await expect(published).resolves.toEqual({ id: 'msg-1' });
-  });
-
-  it("rejects with a typed error carrying the server's code", async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const published = h.client.publish('announcements', 1);
-    socket.receive({ type: 'error', ref: socket.lastOf('publish').ref, code: 'FORBIDDEN', message: 'no' });
-    const error = await published.catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TenantcastClientError);
-    expect(error).toMatchObject({ code: 'FORBIDDEN', message: 'no', group: 'announcements' });
-  });
-
-  it('rejects with TIMEOUT when no answer comes', async () => {
-    const h = setup({ requestTimeoutMs: 2000 });
-    await connect(h);
-    const outcome = expect(h.client.publish('chat:general', 1)).rejects.toMatchObject({ code: 'TIMEOUT' });
-    await h.clock.advance(2000);
-    await outcome;
-  });
-
-  it('made while disconnected are queued and sent in order once connected', async () => {
-    const h = setup();
-    const first = await connect(h);
-    first.drop();
-    const results = [h.client.publish('chat:general', 'a'), h.client.publish('chat:general', 'b')];
-    const next = await reconnect(h, first);
-    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['a', 'b']);
-    next.ackAll('publish', (f) => ({ id: `id-${String(f.data)}` }));
-    await expect(Promise.all(results)).resolves.toEqual([{ id: 'id-a' }, { id: 'id-b' }]);
-  });
-
-  it('in flight when the connection drops are sent again on the next connection, before newer ones', async () => {
-    const h = setup();
-    const first = await connect(h);
-    const lost = h.client.publish('chat:general', 'in flight');
-    first.drop();
-    const later = h.client.publish('chat:general', 'later');
-    const next = await reconnect(h, first);
-    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['in flight', 'later']);
-    next.ackAll('publish', () => ({ id: 'x' }));
-    await expect(Promise.all([lost, later])).resolves.toHaveLength(2);
-  });
-
-  it('queues only up to its bound and refuses more with QUEUE_FULL', async () => {
-    const h = setup({ maxQueuedPublishes: 2 });
-    const queued = Promise.allSettled([h.client.publish('chat:general', 1), h.client.publish('chat:general', 2)]);
-    await expect(h.client.publish('chat:general', 3)).rejects.toMatchObject({ code: 'QUEUE_FULL' });
-    h.client.close();
-    const socket = await connect(h);
-    expect(socket.framesOf('publish')).toEqual([]);
-    await expect(queued).resolves.toEqual([
-      { status: 'rejected', reason: expect.objectContaining({ code: 'CLOSED' }) },
-      { status: 'rejected', reason: expect.objectContaining({ code: 'CLOSED' }) },
-    ]);
-  });
-
-  it('queued before connect are sent by the first connection', async () => {
-    const h = setup();
-    const published = h.client.publish('chat:general', 'early');
-    const socket = await connect(h);
-    socket.ackAll('publish', () => ({ id: 'e' }));
-    await expect(published).resolves.toEqual({ id: 'e' });
   });
 });
 

@@ -14,6 +14,7 @@
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
+import { createOutbox, type QueuedPublish } from './outbox.ts';
 import type {
   AckFrame,
   ClientFrame,
@@ -117,14 +118,6 @@ interface Transport {
   readonly timers: Map<string, unknown>;
 }
 
-interface QueuedPublish {
-  readonly order: number;
-  readonly group: string;
-  readonly data: unknown;
-  resolve(value: { id: string }): void;
-  reject(error: TenantcastClientError): void;
-}
-
 interface Request {
   readonly kind: RequestKind;
   readonly transport: Transport;
@@ -225,7 +218,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
   const rolloverAfterMs = positive('rolloverAfterMs', options.rolloverAfterMs, 110 * 60_000);
   const refreshBeforeMs = positive('refreshBeforeMs', options.refreshBeforeMs, 60_000);
-  const maxQueued = positive('maxQueuedPublishes', options.maxQueuedPublishes, 100);
+  const outbox = createOutbox(positive('maxQueuedPublishes', options.maxQueuedPublishes, 100));
   const dedupeWindow = positive('dedupeWindow', options.dedupeWindow, 1000);
 
   let state: ClientState = 'disconnected';
@@ -241,12 +234,10 @@ export function createClient(options: ClientOptions): TenantcastClient {
   let opening = false;
   let rolling = false;
   let refs = 0;
-  let publishOrder = 0;
   let stopNetwork: (() => void) | undefined;
   const transports = new Set<Transport>();
   const requests = new Map<string, Request>();
   const groups = new Map<string, Group>();
-  let queue: QueuedPublish[] = [];
   const connectWaiters: (() => void)[] = [];
   const listeners: { [E in keyof ClientEvents]: Set<ClientEvents[E]> } = {
     state: new Set(),
@@ -429,7 +420,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       if (request.publish) requeued.push(request.publish);
     }
     t.pending.clear();
-    if (requeued.length > 0) queue = [...requeued, ...queue].sort((a, b) => a.order - b.order);
+    outbox.requeue(requeued);
 
     if (t === standby) {
       standby = undefined;
@@ -611,11 +602,9 @@ export function createClient(options: ClientOptions): TenantcastClient {
   function flushQueue(): void {
     const t = primary;
     if (!t?.open || t.role !== 'primary') return;
-    const batch = queue;
-    queue = [];
-    for (const item of batch) {
+    for (const item of outbox.take()) {
       if (t.dead) {
-        queue.push(item);
+        outbox.back(item);
         continue;
       }
       request(
@@ -744,13 +733,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
         reconnectTimer = undefined;
         for (const t of [...transports]) teardown(t);
       }
-      const closed = queue;
-      queue = [];
-      for (const item of closed) {
-        item.reject(
-          new TenantcastClientError('CLOSED', 'the client was closed before the publish was sent', item.group),
-        );
-      }
+      outbox.close();
     },
 
     subscribe<T>(name: string, handler: (message: Message<T>) => void): Subscription {
@@ -787,12 +770,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
     publish(group, data) {
       return new Promise((resolve, reject) => {
-        if (queue.length >= maxQueued) {
-          reject(new TenantcastClientError('QUEUE_FULL', `${queue.length} publishes are already waiting`, group));
-          return;
-        }
-        queue.push({ order: ++publishOrder, group, data, resolve, reject });
-        flushQueue();
+        if (outbox.add(group, data, resolve, reject)) flushQueue();
       });
     },
 
