@@ -300,32 +300,6 @@ describe('server frames', () => {
   });
 });
 
-describe('the heartbeat', () => {
-  it('pings after heartbeatMs without a frame sent, and each frame sent postpones it', async () => {
-    const h = setup({ heartbeatMs: 60_000 });
-    const socket = await connect(h);
-    await h.clock.advance(40_000);
-    h.client.publish('chat:general', 1).catch(() => undefined);
-    await h.clock.advance(40_000);
-    expect(socket.framesOf('ping')).toEqual([]);
-    await h.clock.advance(20_000);
-    expect(socket.framesOf('ping')).toHaveLength(1);
-    socket.ackAll('ping');
-    await h.clock.advance(60_000);
-    expect(socket.framesOf('ping')).toHaveLength(2);
-  });
-
-  it('treats a ping without a pong as a dead connection and reconnects', async () => {
-    const h = setup({ heartbeatMs: 60_000, pongTimeoutMs: 5000 });
-    const socket = await connect(h);
-    await h.clock.advance(60_000);
-    expect(socket.framesOf('ping')).toHaveLength(1);
-    await h.clock.advance(5000);
-    expect(socket.closed).toBe(true);
-    expect(h.client.state).toBe('reconnecting');
-  });
-});
-
 describe('rollover before the connection cap', () => {
   it('opens the new connection, resubscribes it, and only then closes the old one, with no state change', async () => {
     const h = setup({ rolloverAfterMs: 100_000 });

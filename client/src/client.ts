@@ -14,6 +14,7 @@
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
+import { createHeartbeat } from './heartbeat.ts';
 import { createOutbox, type QueuedPublish } from './outbox.ts';
 import type {
   AckFrame,
@@ -483,20 +484,14 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   // ---- heartbeat and token refresh ----
 
-  function scheduleHeartbeat(t: Transport): void {
-    setTimer(t, 'heartbeat', Math.max(0, t.lastSentAt + heartbeatMs - clock.now()), () => {
-      if (t.role !== 'primary') return;
-      if (clock.now() - t.lastSentAt < heartbeatMs) {
-        scheduleHeartbeat(t);
-        return;
-      }
-      request(t, 'ping', { action: 'ping' }, pongTimeoutMs, (answer) => {
-        // No pong in time: the socket is dead even if it does not know it yet.
-        if (answer instanceof TenantcastClientError && answer.code === 'TIMEOUT') teardown(t);
-      });
-      scheduleHeartbeat(t);
-    });
-  }
+  const scheduleHeartbeat = createHeartbeat<Transport>(
+    heartbeatMs,
+    pongTimeoutMs,
+    clock,
+    (t, ms, callback) => setTimer(t, 'heartbeat', ms, callback),
+    (t, ms, answered) => request(t, 'ping', { action: 'ping' }, ms, answered),
+    teardown,
+  );
 
   function scheduleRefresh(t: Transport): void {
     if (t.expiresAt === undefined) return;

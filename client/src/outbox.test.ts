@@ -1,7 +1,7 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { TenantcastClientError } from './errors.ts';
 import { createOutbox } from './outbox.ts';
-import { connect, reconnect, settle, setup } from './testing.ts';
+import { connect, reconnect, setup } from './testing.ts';
 
 function waiting(outbox: ReturnType<typeof createOutbox>, group: string) {
   const resolve = jest.fn();
