@@ -1,4 +1,4 @@
-import { describe, expect, it, jest } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createClient } from './client.ts';
 import { TenantcastClientError } from './errors.ts';
 import {
@@ -75,97 +75,6 @@ describe('the connection state', () => {
     expect(h.errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
     await h.clock.advance(1000);
     expect(h.server.sockets).toHaveLength(1);
-  });
-});
-
-describe('tokens after a connection that failed to open', () => {
-  it('asks getToken for a fresh token before retrying, and for its cache otherwise', async () => {
-    const h = setup();
-    void h.client.connect();
-    await settle();
-    h.server.last().drop(); // the handshake was refused: a browser sees only the close
-    await h.clock.advance(1000);
-    h.server.last().accept();
-    await settle();
-    expect(h.client.state).toBe('connected');
-    expect(h.getToken.mock.calls).toEqual([[{ fresh: false }], [{ fresh: true }]]);
-    h.server.last().drop(); // an open connection lost: its first retry may use the cache again
-    await reconnect(h, h.server.last());
-    expect(h.getToken.mock.calls.at(-1)).toEqual([{ fresh: false }]);
-  });
-
-  it('reports auth once when fresh tokens keep failing and the HTTP API answers 401 to them', async () => {
-    const checked: string[] = [];
-    const fetchSpy = jest.spyOn(globalThis, 'fetch').mockImplementation(async (_url, init) => {
-      checked.push(String((init?.headers as Record<string, string> | undefined)?.authorization));
-      return new Response('{"message":"Unauthorized"}', { status: 401 });
-    });
-    try {
-      const h = setup({ authCheckUrl: 'https://api.example.test/v1/schema' });
-      const auth: TenantcastClientError[] = [];
-      h.client.on('auth', (error) => auth.push(error));
-      void h.client.connect();
-      for (let i = 0; i < 5; i++) {
-        await settle();
-        h.server.last().drop();
-        await h.clock.advance(30_000);
-      }
-      expect(auth.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
-      expect(checked[0]).toBe('Bearer token-3'); // the second fresh token, after the first fresh one failed
-      expect(h.client.state).toBe('reconnecting'); // it keeps trying: a new sign-in makes getToken work again
-    } finally {
-      fetchSpy.mockRestore();
-    }
-  });
-
-  it('reports nothing while the HTTP API accepts the token (the stack is down or starting, not the token)', async () => {
-    const fetchSpy = jest
-      .spyOn(globalThis, 'fetch')
-      .mockImplementation(async () => new Response('{}', { status: 503 }));
-    try {
-      const h = setup({ authCheckUrl: 'https://api.example.test/v1/schema' });
-      const auth: TenantcastClientError[] = [];
-      h.client.on('auth', (error) => auth.push(error));
-      void h.client.connect();
-      for (let i = 0; i < 5; i++) {
-        await settle();
-        h.server.last().drop();
-        await h.clock.advance(30_000);
-      }
-      expect(fetchSpy).toHaveBeenCalled();
-      expect(auth).toEqual([]);
-    } finally {
-      fetchSpy.mockRestore();
-    }
-  });
-});
-
-describe('reconnecting', () => {
-  it('waits a full-jitter delay that grows with every failed attempt and resets after a success', async () => {
-    const h = setup({ random: () => 0.999, backoff: { baseMs: 1000, maxMs: 60_000 } });
-    let socket = await connect(h);
-    const waits: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      socket.drop();
-      const before = h.server.sockets.length;
-      let waited = 0;
-      while (h.server.sockets.length === before) {
-        await h.clock.advance(10);
-        waited += 10;
-      }
-      waits.push(waited);
-      socket = h.server.last();
-    }
-    // Drops before the socket ever opened count as consecutive failures: about 1 s, 2 s, 4 s, 8 s.
-    expect(waits.map((w) => Math.round(w / 1000))).toEqual([1, 2, 4, 8]);
-    socket.accept();
-    socket.drop();
-    let waited = 0;
-    while (h.server.sockets.length === 5) {
-      await h.clock.advance(10);
-      waited += 10;
-    }
-    expect(Math.round(waited / 1000)).toBe(1);
   });
 });
 

@@ -11,11 +11,12 @@
  * outstanding publishes get their acks) and closes. Messages from every open socket go through the same per-group
  * cursor, which drops duplicates by id, so the overlap produces neither a gap nor a repeat.
  */
-import { type BackoffOptions, backoffDelay } from './backoff.ts';
+import type { BackoffOptions } from './backoff.ts';
 import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
 import { createHeartbeat } from './heartbeat.ts';
 import { createOutbox, type QueuedPublish } from './outbox.ts';
+import { createReconnect } from './reconnect.ts';
 import type {
   AckFrame,
   ClientFrame,
@@ -227,15 +228,13 @@ export function createClient(options: ClientOptions): TenantcastClient {
   let standby: Transport | undefined;
   /** Bumped whenever in-flight connection attempts must be abandoned (close, offline). */
   let epoch = 0;
-  let attempt = 0;
-  /** Primary attempts since one last opened: from the second on, getToken is asked for a fresh token. */
-  let failures = 0;
-  let authReported = false;
-  let reconnectTimer: unknown;
   let opening = false;
   let rolling = false;
   let refs = 0;
   let stopNetwork: (() => void) | undefined;
+  const reconnect = createReconnect(clock, random, options.backoff, options.authCheckUrl, openPrimary, (error) =>
+    emit('auth', error),
+  );
   const transports = new Set<Transport>();
   const requests = new Map<string, Request>();
   const groups = new Map<string, Group>();
@@ -291,7 +290,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   async function open(role: 'primary' | 'standby'): Promise<void> {
     const myEpoch = epoch;
-    const fresh = role === 'primary' && failures++ > 0;
+    const fresh = role === 'primary' && reconnect.fresh();
     let token: string;
     let expiresAt: number | undefined;
     try {
@@ -309,8 +308,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       if (role === 'primary' && myEpoch === epoch) opening = false;
     }
     if (myEpoch !== epoch || state === 'disconnected') return;
-    // A fresh token failed before this one: ask the HTTP API whether the tokens themselves are refused.
-    if (failures > 2) checkAuth(token);
+    reconnect.check(token);
     if (role === 'standby' && !primary?.open) {
       rolling = false;
       return;
@@ -346,19 +344,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     setTimer(t, 'connect', connectTimeoutMs, () => teardown(t));
   }
 
-  function checkAuth(token: string): void {
-    const url = options.authCheckUrl;
-    if (url === undefined || authReported) return;
-    fetch(url, { headers: { authorization: `Bearer ${token}` } }).then(
-      (answer) => {
-        if (answer.status !== 401 || authReported || failures === 0) return;
-        authReported = true;
-        emit('auth', new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${url} answers 401)`));
-      },
-      () => undefined, // unreachable: not an answer about the token
-    );
-  }
-
   function openPrimary(): void {
     if (opening || primary || state === 'disconnected') return;
     opening = true;
@@ -371,8 +356,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     t.open = true;
     t.openedAt = clock.now();
     if (t.role === 'primary') {
-      attempt = failures = 0;
-      authReported = false;
+      reconnect.opened();
       setState('connected');
       activate(t);
       for (const group of groups.keys()) subscribeOn(t, group);
@@ -440,12 +424,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (standby) teardown(standby);
     rolling = false;
     setState('reconnecting');
-    if (reconnectTimer !== undefined || (network && !network.isOnline())) return;
-    const delay = backoffDelay(attempt++, options.backoff, random);
-    reconnectTimer = clock.setTimeout(() => {
-      reconnectTimer = undefined;
-      openPrimary();
-    }, delay);
+    if (!network || network.isOnline()) reconnect.later();
   }
 
   // ---- rollover ----
@@ -459,7 +438,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   function rolloverFailed(): void {
     rolling = false;
     const t = primary;
-    if (t?.open) setTimer(t, 'rollover', backoffDelay(attempt, options.backoff, random), startRollover);
+    if (t?.open) setTimer(t, 'rollover', reconnect.delay(), startRollover);
   }
 
   function promote(next: Transport): void {
@@ -681,16 +660,13 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (!online) {
       epoch++;
       opening = false;
-      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
+      reconnect.cancel();
       for (const t of [...transports]) teardown(t);
       setState('reconnecting');
       return;
     }
     if (!primary && !opening) {
-      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
-      attempt = 0;
+      reconnect.cancel(true);
       openPrimary();
     }
   }
@@ -709,7 +685,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       });
       if (state !== 'disconnected') return connected;
       setState('connecting');
-      attempt = 0;
+      reconnect.cancel(true);
       stopNetwork = network?.subscribe(onNetwork);
       if (network && !network.isOnline()) setState('reconnecting');
       else openPrimary();
@@ -724,8 +700,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
         setState('disconnected');
         stopNetwork?.();
         stopNetwork = undefined;
-        if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-        reconnectTimer = undefined;
+        reconnect.cancel();
         for (const t of [...transports]) teardown(t);
       }
       outbox.close();
