@@ -1,6 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
 import { createClient } from './client.ts';
-import { TenantcastClientError } from './errors.ts';
 import {
   collect,
   connect,
@@ -75,93 +74,6 @@ describe('the connection state', () => {
     expect(h.errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
     await h.clock.advance(1000);
     expect(h.server.sockets).toHaveLength(1);
-  });
-});
-
-describe('subscriptions', () => {
-  it('subscribe once the server acks and deliver the group messages to the handler', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const { seen, subscription } = collect(h, 'chat:general');
-    expect(socket.lastOf('subscribe')).toEqual({ action: 'subscribe', group: 'chat:general', ref: expect.any(String) });
-    socket.ackAll('subscribe');
-    await expect(subscription.ready).resolves.toBeUndefined();
-    socket.receive(message('chat:general', 1, 'hi'));
-    socket.receive(message('chat:other', 1, 'not mine'));
-    expect(seen.map((m) => m.data)).toEqual(['hi']);
-  });
-
-  it('made before connecting are sent once the socket opens', async () => {
-    const h = setup();
-    collect(h, 'chat:a');
-    collect(h, 'chat:b');
-    const socket = await connect(h);
-    expect(socket.framesOf('subscribe').map((f) => f.group)).toEqual(['chat:a', 'chat:b']);
-  });
-
-  it('refused by the server reject ready with its code, surface an error and are not retried', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const { subscription } = collect(h, 'admin:only');
-    const frame = socket.lastOf('subscribe');
-    socket.receive({ type: 'error', ref: frame.ref, code: 'FORBIDDEN', message: 'not allowed' });
-    await expect(subscription.ready).rejects.toMatchObject({ code: 'FORBIDDEN', group: 'admin:only' });
-    expect(h.errors).toEqual([expect.any(TenantcastClientError)]);
-    socket.drop();
-    const next = await reconnect(h, socket);
-    expect(next.framesOf('subscribe')).toEqual([]);
-  });
-
-  it('resume after a reconnect from the last seq seen, and a replayed message reaches the handler once', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const { seen } = collect(h, 'chat:general');
-    socket.ackAll('subscribe');
-    socket.receive(message('chat:general', 1));
-    socket.receive(message('chat:general', 2));
-    socket.drop();
-    const next = await reconnect(h, socket);
-    expect(next.lastOf('subscribe')).toMatchObject({ group: 'chat:general', since: 2 });
-    next.ackAll('subscribe');
-    // The server replays after `since`; a redelivered message (at-least-once) is dropped by id.
-    for (const seq of [2, 3, 4, 3]) next.receive(message('chat:general', seq));
-    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
-  });
-
-  it('without any message seen resume from the seq the subscribe ack reported', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    collect(h, 'chat:quiet');
-    socket.ackAll('subscribe', () => ({ seq: 41 }));
-    socket.drop();
-    const next = await reconnect(h, socket);
-    expect(next.lastOf('subscribe')).toMatchObject({ since: 41 });
-  });
-
-  it('stop after the last handler unsubscribes, telling the server', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const a = collect(h, 'chat:general');
-    const b = collect(h, 'chat:general');
-    expect(socket.framesOf('subscribe')).toHaveLength(1);
-    a.subscription();
-    expect(socket.framesOf('unsubscribe')).toEqual([]);
-    b.subscription();
-    expect(socket.lastOf('unsubscribe')).toMatchObject({ group: 'chat:general' });
-    socket.receive(message('chat:general', 7));
-    expect([...a.seen, ...b.seen]).toEqual([]);
-  });
-
-  it('keep delivering to the other handlers when one throws, and report the throw', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    h.client.subscribe('chat:general', () => {
-      throw new Error('app bug');
-    });
-    const { seen } = collect(h, 'chat:general');
-    socket.receive(message('chat:general', 1));
-    expect(seen).toHaveLength(1);
-    expect(h.errors.map((e) => e.code)).toEqual(['HANDLER_FAILED']);
   });
 });
 

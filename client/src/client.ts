@@ -12,11 +12,11 @@
  * cursor, which drops duplicates by id, so the overlap produces neither a gap nor a repeat.
  */
 import type { BackoffOptions } from './backoff.ts';
-import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
 import { createHeartbeat } from './heartbeat.ts';
 import { createOutbox, type QueuedPublish } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
+import { createSubscriptions, type Subscription } from './subscriptions.ts';
 import type {
   AckFrame,
   ClientFrame,
@@ -85,11 +85,7 @@ export interface ClientEvents {
   auth: (error: TenantcastClientError) => void;
 }
 
-/** Call it to unsubscribe; `ready` settles when the server acknowledged (or refused) the subscription. */
-export interface Subscription {
-  (): void;
-  readonly ready: Promise<void>;
-}
+export type { Subscription } from './subscriptions.ts';
 
 export interface TenantcastClient {
   readonly state: ClientState;
@@ -127,15 +123,6 @@ interface Request {
   readonly group?: string;
   readonly publish?: QueuedPublish;
   settle(frame: AckFrame | TenantcastClientError): void;
-}
-
-interface Group {
-  readonly handlers: Set<{ handler: (message: Message) => void }>;
-  readonly cursor: GroupCursor;
-  readonly ready: Promise<void>;
-  acked: boolean;
-  resolve(): void;
-  reject(error: TenantcastClientError): void;
 }
 
 const OPEN = 1;
@@ -221,7 +208,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
   const rolloverAfterMs = positive('rolloverAfterMs', options.rolloverAfterMs, 110 * 60_000);
   const refreshBeforeMs = positive('refreshBeforeMs', options.refreshBeforeMs, 60_000);
   const outbox = createOutbox(positive('maxQueuedPublishes', options.maxQueuedPublishes, 100));
-  const dedupeWindow = positive('dedupeWindow', options.dedupeWindow, 1000);
 
   let state: ClientState = 'disconnected';
   let primary: Transport | undefined;
@@ -236,8 +222,14 @@ export function createClient(options: ClientOptions): TenantcastClient {
     emit('auth', error),
   );
   const transports = new Set<Transport>();
+  const subscriptions = createSubscriptions(
+    positive('dedupeWindow', options.dedupeWindow, 1000),
+    transports,
+    (t, frame, settle, group) => request(t, frame.action, frame, requestTimeoutMs, settle, { group }),
+    (error) => reportError(error),
+    (event) => emit('reset', event),
+  );
   const requests = new Map<string, Request>();
-  const groups = new Map<string, Group>();
   const connectWaiters: (() => void)[] = [];
   const listeners: { [E in keyof ClientEvents]: Set<ClientEvents[E]> } = {
     state: new Set(),
@@ -359,12 +351,11 @@ export function createClient(options: ClientOptions): TenantcastClient {
       reconnect.opened();
       setState('connected');
       activate(t);
-      for (const group of groups.keys()) subscribeOn(t, group);
+      subscriptions.resubscribe(t);
       flushQueue();
     } else {
       // Rollover: the standby takes over only once every group is resubscribed on it.
-      const acks = [...groups.keys()].map((group) => subscribeOn(t, group));
-      void Promise.allSettled(acks).then(() => {
+      void Promise.allSettled(subscriptions.resubscribe(t)).then(() => {
         if (!t.dead && t.role === 'standby') promote(t);
       });
     }
@@ -542,37 +533,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     drainIfIdle(t);
   }
 
-  function subscribeOn(t: Transport, name: string): Promise<void> {
-    const group = groups.get(name);
-    if (!group) return Promise.resolve();
-    const since = group.cursor.lastSeq;
-    return new Promise((done) => {
-      request(
-        t,
-        'subscribe',
-        since === undefined ? { action: 'subscribe', group: name } : { action: 'subscribe', group: name, since },
-        requestTimeoutMs,
-        (outcome) => {
-          done();
-          if (outcome instanceof TenantcastClientError) {
-            reportError(outcome);
-            // Refused by the server (not a timeout): drop the group, so it is not retried on every reconnect.
-            if (outcome.code !== 'TIMEOUT' && groups.get(name) === group) {
-              groups.delete(name);
-              group.reject(outcome);
-            }
-            return;
-          }
-          // Subscribed live (no `since`): where the group stands now is where a later resubscribe resumes.
-          if (since === undefined && group.cursor.lastSeq === undefined) group.cursor.advance(outcome.seq);
-          group.acked = true;
-          group.resolve();
-        },
-        { group: name },
-      );
-    });
-  }
-
   function flushQueue(): void {
     const t = primary;
     if (!t?.open || t.role !== 'primary') return;
@@ -609,18 +569,14 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (typeof frame !== 'object' || frame === null) return;
     switch (frame.type) {
       case 'message':
-        deliver(frame);
+        subscriptions.deliver(frame);
         return;
       case 'batch':
-        for (const message of Array.isArray(frame.messages) ? frame.messages : []) deliver(message);
+        for (const message of Array.isArray(frame.messages) ? frame.messages : []) subscriptions.deliver(message);
         return;
-      case 'reset': {
-        const group = groups.get(frame.group);
-        if (!group) return;
-        group.cursor.resetTo(frame.seq);
-        emit('reset', { group: frame.group, reason: frame.reason, seq: frame.seq });
+      case 'reset':
+        subscriptions.reset(frame);
         return;
-      }
       case 'ack':
       case 'pong':
         if (frame.ref !== undefined) answer(t, frame.ref, frame as AckFrame);
@@ -638,18 +594,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
         return;
       default:
       // Frame types this version does not know are ignored, so the server can add some.
-    }
-  }
-
-  function deliver(message: Message): void {
-    const group = groups.get(message?.group);
-    if (!group || typeof message.id !== 'string' || !group.cursor.accept(message.id, message.seq)) return;
-    for (const { handler } of [...group.handlers]) {
-      try {
-        handler(message);
-      } catch (err) {
-        reportError(new TenantcastClientError('HANDLER_FAILED', `a handler threw: ${String(err)}`, message.group));
-      }
     }
   }
 
@@ -706,37 +650,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       outbox.close();
     },
 
-    subscribe<T>(name: string, handler: (message: Message<T>) => void): Subscription {
-      let group = groups.get(name);
-      if (!group) {
-        let resolve!: () => void;
-        let reject!: (error: TenantcastClientError) => void;
-        const ready = new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        // `ready` need not be awaited: an unobserved refusal is reported through the 'error' event instead.
-        ready.catch(() => undefined);
-        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow), ready, acked: false, resolve, reject };
-        groups.set(name, group);
-        for (const t of transports) if (t.open && t.role !== 'draining') void subscribeOn(t, name);
-      }
-      const entry = { handler: handler as (message: Message) => void };
-      const subscribed = group;
-      subscribed.handlers.add(entry);
-      const unsubscribe = () => {
-        subscribed.handlers.delete(entry);
-        if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
-        groups.delete(name);
-        for (const t of transports) {
-          if (!t.open || t.role === 'draining') continue;
-          request(t, 'unsubscribe', { action: 'unsubscribe', group: name }, requestTimeoutMs, (outcome) => {
-            if (outcome instanceof TenantcastClientError) reportError(outcome);
-          });
-        }
-      };
-      return Object.assign(unsubscribe, { ready: subscribed.ready });
-    },
+    subscribe: (name, handler) => subscriptions.add(name, handler),
 
     publish(group, data) {
       return new Promise((resolve, reject) => {
