@@ -1,17 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createClient } from './client.ts';
-import {
-  collect,
-  connect,
-  FakeNetwork,
-  fakeJwt,
-  fakeWebSocket,
-  type Harness,
-  message,
-  reconnect,
-  settle,
-  setup,
-} from './testing.ts';
+import { collect, connect, FakeNetwork, fakeWebSocket, message, reconnect, settle, setup } from './testing.ts';
 
 describe('the connection state', () => {
   it('goes from disconnected to connecting to connected, and offers the token as a subprotocol', async () => {
@@ -185,50 +174,6 @@ describe('rollover before the connection cap', () => {
     expect(old.closed).toBe(false);
     await h.clock.advance(1000);
     expect(h.server.sockets).toHaveLength(3);
-  });
-});
-
-describe('token refresh', () => {
-  const inSeconds = (h: Harness, s: number) => Math.floor(h.clock.now() / 1000) + s;
-
-  it('sends a fresh token refreshBeforeMs before the current one expires, and again for the new one', async () => {
-    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
-    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 600)));
-    const socket = await connect(h);
-    await h.clock.advance(539_000);
-    expect(socket.framesOf('refresh')).toEqual([]);
-    await h.clock.advance(1000);
-    const refresh = socket.lastOf('refresh');
-    expect(refresh.token).toBe(fakeJwt(inSeconds(h, 600)));
-    socket.ackAll('refresh');
-    await h.clock.advance(540_000);
-    expect(socket.framesOf('refresh')).toHaveLength(2);
-    expect(h.server.sockets).toHaveLength(1);
-  });
-
-  it('takes the expiry from getToken when it gives one', async () => {
-    const h = setup({ refreshBeforeMs: 10_000, heartbeatMs: 3_600_000 });
-    h.getToken.mockImplementation(async () => ({ token: 'opaque', expiresAt: inSeconds(h, 30) }) as never);
-    const socket = await connect(h);
-    await h.clock.advance(20_000);
-    expect(socket.lastOf('refresh')).toMatchObject({ token: 'opaque' });
-  });
-
-  it('falls back to a rollover with the new token when the server refuses the refresh', async () => {
-    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
-    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 120)));
-    const old = await connect(h);
-    await h.clock.advance(60_000);
-    const refresh = old.lastOf('refresh');
-    old.receive({ type: 'error', ref: refresh.ref, code: 'BAD_REQUEST', message: "unknown action 'refresh'" });
-    await settle();
-    expect(h.errors.map((e) => e.code)).toEqual(['BAD_REQUEST']);
-    const next = h.server.last();
-    expect(next).not.toBe(old);
-    next.accept();
-    await settle();
-    expect(old.closed).toBe(true);
-    expect(h.client.state).toBe('connected');
   });
 });
 

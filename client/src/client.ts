@@ -17,6 +17,7 @@ import { createHeartbeat } from './heartbeat.ts';
 import { createOutbox, type QueuedPublish } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
 import { createSubscriptions, type Subscription } from './subscriptions.ts';
+import { createRefresh, getTokenFailed, readToken } from './token.ts';
 import type {
   AckFrame,
   ClientFrame,
@@ -86,6 +87,7 @@ export interface ClientEvents {
 }
 
 export type { Subscription } from './subscriptions.ts';
+export { tokenExpiry } from './token.ts';
 
 export interface TenantcastClient {
   readonly state: ClientState;
@@ -161,18 +163,6 @@ export function browserNetwork(scope: unknown = globalThis): Network | undefined
       };
     },
   };
-}
-
-/** Reads a JWT's `exp` (epoch seconds) without verifying it: only to know when to refresh. */
-export function tokenExpiry(token: string): number | undefined {
-  const payload = token.split('.')[1];
-  if (!payload) return undefined;
-  try {
-    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
-    return typeof claims.exp === 'number' ? claims.exp : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -286,13 +276,10 @@ export function createClient(options: ClientOptions): TenantcastClient {
     let token: string;
     let expiresAt: number | undefined;
     try {
-      const result = await options.getToken({ fresh });
-      token = typeof result === 'string' ? result : result.token;
-      const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
-      expiresAt = seconds === undefined ? undefined : seconds * 1000;
+      ({ token, expiresAt } = readToken(await options.getToken({ fresh })));
     } catch (err) {
       if (myEpoch !== epoch) return;
-      reportError(new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`));
+      reportError(getTokenFailed(err));
       if (role === 'primary') connectionLost();
       else rolloverFailed();
       return;
@@ -463,36 +450,15 @@ export function createClient(options: ClientOptions): TenantcastClient {
     teardown,
   );
 
-  function scheduleRefresh(t: Transport): void {
-    if (t.expiresAt === undefined) return;
-    const current = t.expiresAt;
-    setTimer(t, 'refresh', Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
-      let result: TokenResult;
-      try {
-        result = await options.getToken();
-      } catch (err) {
-        reportError(new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`));
-        startRollover();
-        return;
-      }
-      if (t.dead || t.role !== 'primary') return;
-      const token = typeof result === 'string' ? result : result.token;
-      const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
-      request(t, 'refresh', { action: 'refresh', token }, requestTimeoutMs, (answer) => {
-        if (answer instanceof TenantcastClientError) {
-          // The server could not take the new token: a rollover opens a connection with it, without a gap.
-          reportError(answer);
-          startRollover();
-          return;
-        }
-        // Only move forward, so a getToken that returns the same token cannot spin.
-        if (seconds !== undefined && seconds * 1000 > current) {
-          t.expiresAt = seconds * 1000;
-          scheduleRefresh(t);
-        }
-      });
-    });
-  }
+  const scheduleRefresh = createRefresh<Transport>(
+    refreshBeforeMs,
+    clock,
+    () => options.getToken(),
+    (t, ms, callback) => setTimer(t, 'refresh', ms, callback),
+    (t, token, answered) => request(t, 'refresh', { action: 'refresh', token }, requestTimeoutMs, answered),
+    (error) => reportError(error),
+    startRollover,
+  );
 
   // ---- requests ----
 
