@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { TenantcastClientError } from './errors.ts';
-import { connect, FakeClock, fakeJwt, settle, setup } from './testing.ts';
+import { connect, FakeClock, fakeJwt, type Harness, settle, setup } from './testing.ts';
 import { createRefresh, readToken, tokenExpiry } from './token.ts';
 
 describe('reading tokens', () => {
