@@ -14,13 +14,13 @@
 import type { BackoffOptions } from './backoff.ts';
 import { TenantcastClientError } from './errors.ts';
 import { createHeartbeat } from './heartbeat.ts';
-import { createOutbox, type QueuedPublish } from './outbox.ts';
+import { createOutbox } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
 import { createSubscriptions, type Subscription } from './subscriptions.ts';
 import { createRefresh, getTokenFailed, readToken } from './token.ts';
+import { createRequests, type Transport } from './transport.ts';
 import type {
   AckFrame,
-  ClientFrame,
   ClientState,
   Clock,
   ErrorCode,
@@ -99,32 +99,6 @@ export interface TenantcastClient {
   /** Resolves with the message id once the server has durably queued it; rejects with the server's code. */
   publish(group: string, data: unknown): Promise<{ id: string }>;
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
-}
-
-type Role = 'primary' | 'standby' | 'draining';
-type RequestKind = 'subscribe' | 'unsubscribe' | 'publish' | 'ping' | 'refresh';
-
-interface Transport {
-  readonly ws: WebSocketLike;
-  role: Role;
-  open: boolean;
-  dead: boolean;
-  openedAt: number;
-  lastSentAt: number;
-  /** Epoch ms the token of this connection expires, if known. */
-  expiresAt: number | undefined;
-  /** Refs of requests sent on this socket and not answered yet. */
-  readonly pending: Set<string>;
-  readonly timers: Map<string, unknown>;
-}
-
-interface Request {
-  readonly kind: RequestKind;
-  readonly transport: Transport;
-  readonly timer: unknown;
-  readonly group?: string;
-  readonly publish?: QueuedPublish;
-  settle(frame: AckFrame | TenantcastClientError): void;
 }
 
 const OPEN = 1;
@@ -206,12 +180,13 @@ export function createClient(options: ClientOptions): TenantcastClient {
   let epoch = 0;
   let opening = false;
   let rolling = false;
-  let refs = 0;
   let stopNetwork: (() => void) | undefined;
   const reconnect = createReconnect(clock, random, options.backoff, options.authCheckUrl, openPrimary, (error) =>
     emit('auth', error),
   );
   const transports = new Set<Transport>();
+  const requests = createRequests(clock, teardown, drainIfIdle);
+  const { arm: setTimer, disarm, send: request, answer } = requests;
   const subscriptions = createSubscriptions(
     positive('dedupeWindow', options.dedupeWindow, 1000),
     transports,
@@ -219,7 +194,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     (error) => reportError(error),
     (event) => emit('reset', event),
   );
-  const requests = new Map<string, Request>();
   const connectWaiters: (() => void)[] = [];
   const listeners: { [E in keyof ClientEvents]: Set<ClientEvents[E]> } = {
     state: new Set(),
@@ -248,24 +222,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
       for (const resolve of connectWaiters.splice(0)) resolve();
     }
     emit('state', next, previous);
-  }
-
-  // ---- timers owned by a transport (all cleared by teardown) ----
-
-  function setTimer(t: Transport, name: string, ms: number, callback: () => void): void {
-    clearTimer(t, name);
-    t.timers.set(
-      name,
-      clock.setTimeout(() => {
-        t.timers.delete(name);
-        callback();
-      }, ms),
-    );
-  }
-  function clearTimer(t: Transport, name: string): void {
-    const handle = t.timers.get(name);
-    if (handle !== undefined) clock.clearTimeout(handle);
-    t.timers.delete(name);
   }
 
   // ---- opening sockets ----
@@ -331,7 +287,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   function onOpen(t: Transport): void {
     if (t.dead) return;
-    clearTimer(t, 'connect');
+    disarm(t, 'connect');
     t.open = true;
     t.openedAt = clock.now();
     if (t.role === 'primary') {
@@ -362,7 +318,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     t.dead = true;
     t.open = false;
     transports.delete(t);
-    for (const name of [...t.timers.keys()]) clearTimer(t, name);
+    disarm(t);
     t.ws.onopen = null;
     t.ws.onmessage = null;
     t.ws.onclose = null;
@@ -374,16 +330,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       }
     }
     // Publishes in flight go back to the front of the queue, in order: at-least-once.
-    const requeued: QueuedPublish[] = [];
-    for (const ref of t.pending) {
-      const request = requests.get(ref);
-      requests.delete(ref);
-      if (!request) continue;
-      clock.clearTimeout(request.timer);
-      if (request.publish) requeued.push(request.publish);
-    }
-    t.pending.clear();
-    outbox.requeue(requeued);
+    outbox.requeue(requests.drop(t));
 
     if (t === standby) {
       standby = undefined;
@@ -428,7 +375,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     activate(next);
     if (previous && !previous.dead) {
       previous.role = 'draining';
-      for (const name of [...previous.timers.keys()]) clearTimer(previous, name);
+      disarm(previous);
       setTimer(previous, 'drain', requestTimeoutMs, () => teardown(previous));
       drainIfIdle(previous);
     }
@@ -459,45 +406,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     (error) => reportError(error),
     startRollover,
   );
-
-  // ---- requests ----
-
-  type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
-
-  function request(
-    t: Transport,
-    kind: RequestKind,
-    frame: Outgoing,
-    timeoutMs: number,
-    settle: (answer: AckFrame | TenantcastClientError) => void,
-    extra: { group?: string; publish?: QueuedPublish } = {},
-  ): void {
-    const ref = String(++refs);
-    const timer = clock.setTimeout(() => {
-      if (!requests.delete(ref)) return;
-      t.pending.delete(ref);
-      settle(new TenantcastClientError('TIMEOUT', `no answer to ${kind} within ${timeoutMs} ms`, extra.group));
-      drainIfIdle(t);
-    }, timeoutMs);
-    requests.set(ref, { kind, transport: t, timer, settle, ...extra });
-    t.pending.add(ref);
-    try {
-      t.ws.send(JSON.stringify({ ...frame, ref }));
-      t.lastSentAt = clock.now();
-    } catch {
-      teardown(t);
-    }
-  }
-
-  function answer(t: Transport, ref: string, outcome: AckFrame | TenantcastClientError): void {
-    const pending = requests.get(ref);
-    if (!pending || pending.transport !== t) return;
-    requests.delete(ref);
-    t.pending.delete(ref);
-    clock.clearTimeout(pending.timer);
-    pending.settle(outcome);
-    drainIfIdle(t);
-  }
 
   function flushQueue(): void {
     const t = primary;
@@ -548,7 +456,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
         if (frame.ref !== undefined) answer(t, frame.ref, frame as AckFrame);
         return;
       case 'error': {
-        const pending = frame.ref === undefined ? undefined : requests.get(frame.ref);
+        const pending = frame.ref === undefined ? undefined : requests.find(frame.ref);
         const error = errorFrom(frame, pending?.group);
         if (pending && frame.ref !== undefined) answer(t, frame.ref, error);
         else reportError(error);
