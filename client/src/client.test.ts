@@ -1,6 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createClient } from './client.ts';
-import { collect, connect, FakeNetwork, fakeWebSocket, message, reconnect, settle, setup } from './testing.ts';
+import { collect, connect, FakeNetwork, message, reconnect, settle, setup } from './testing.ts';
 
 describe('the connection state', () => {
   it('goes from disconnected to connecting to connected, and offers the token as a subprotocol', async () => {
@@ -203,14 +202,5 @@ describe('the network status', () => {
     network.set(true);
     await settle();
     expect(h.server.sockets).toHaveLength(1);
-  });
-});
-
-describe('createClient', () => {
-  it('says what was wrong with its options', () => {
-    expect(() => createClient({ url: '', getToken: () => 't' })).toThrow('url must be a WebSocket URL; got ');
-    expect(() =>
-      createClient({ url: 'wss://x', getToken: () => 't', WebSocket: fakeWebSocket().WebSocket, heartbeatMs: -1 }),
-    ).toThrow('heartbeatMs must be a positive number of milliseconds (or count); got -1');
   });
 });

@@ -12,8 +12,10 @@
  * cursor, which drops duplicates by id, so the overlap produces neither a gap nor a repeat.
  */
 import type { BackoffOptions } from './backoff.ts';
+import { browserNetwork, systemClock } from './environment.ts';
 import { TenantcastClientError } from './errors.ts';
 import { createHeartbeat } from './heartbeat.ts';
+import { positive, webSocketFor } from './options.ts';
 import { createOutbox } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
 import { createSubscriptions, type Subscription } from './subscriptions.ts';
@@ -86,6 +88,7 @@ export interface ClientEvents {
   auth: (error: TenantcastClientError) => void;
 }
 
+export { browserNetwork } from './environment.ts';
 export type { Subscription } from './subscriptions.ts';
 export { tokenExpiry } from './token.ts';
 
@@ -104,64 +107,13 @@ export interface TenantcastClient {
 const OPEN = 1;
 const CONNECTING = 0;
 
-const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
-};
-
-interface BrowserGlobals {
-  navigator?: { onLine?: boolean };
-  addEventListener?: (type: string, listener: () => void) => void;
-  removeEventListener?: (type: string, listener: () => void) => void;
-}
-
-/** The browser's `online`/`offline` events, or undefined outside a browser. */
-export function browserNetwork(scope: unknown = globalThis): Network | undefined {
-  const g = scope as BrowserGlobals;
-  const add = g.addEventListener;
-  const remove = g.removeEventListener;
-  if (typeof add !== 'function' || typeof remove !== 'function' || typeof g.navigator?.onLine !== 'boolean') {
-    return undefined;
-  }
-  return {
-    isOnline: () => g.navigator?.onLine !== false,
-    subscribe(listener) {
-      const online = () => listener(true);
-      const offline = () => listener(false);
-      add.call(g, 'online', online);
-      add.call(g, 'offline', offline);
-      return () => {
-        remove.call(g, 'online', online);
-        remove.call(g, 'offline', offline);
-      };
-    },
-  };
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`${name} must be a positive number of milliseconds (or count); got ${String(value)}`);
-  }
-  return value;
-}
-
 function errorFrom(frame: { code?: unknown; message?: unknown }, group?: string): TenantcastClientError {
   const code = typeof frame.code === 'string' ? (frame.code as ErrorCode) : 'INTERNAL';
   return new TenantcastClientError(code, typeof frame.message === 'string' ? frame.message : code, group);
 }
 
 export function createClient(options: ClientOptions): TenantcastClient {
-  if (typeof options?.url !== 'string' || options.url === '') {
-    throw new TypeError(`url must be a WebSocket URL; got ${String(options?.url)}`);
-  }
-  if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function returning a token');
-  const maybeWebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (maybeWebSocket === undefined) {
-    throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node 20, the ws package)');
-  }
-  const WebSocketImpl: WebSocketConstructor = maybeWebSocket;
+  const WebSocketImpl = webSocketFor(options);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const network = options.network === null ? undefined : (options.network ?? browserNetwork());
