@@ -65,50 +65,6 @@ describe('the connection state', () => {
   });
 });
 
-describe('server frames', () => {
-  it('of type batch are unpacked into their messages, in order and deduplicated', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    const { seen } = collect(h, 'chat:general');
-    socket.receive(message('chat:general', 1));
-    socket.receive({
-      type: 'batch',
-      messages: [message('chat:general', 1), message('chat:general', 2), message('chat:general', 3)],
-    });
-    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3]);
-  });
-
-  it('of type reset are surfaced to the app, and the group resumes from the reset position', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    collect(h, 'chat:general');
-    socket.receive(message('chat:general', 3));
-    socket.receive({ type: 'reset', group: 'chat:general', reason: 'HISTORY_EXPIRED', seq: 900 });
-    expect(h.resets).toEqual([{ group: 'chat:general', reason: 'HISTORY_EXPIRED', seq: 900 }]);
-    socket.drop();
-    const next = await reconnect(h, socket);
-    expect(next.lastOf('subscribe')).toMatchObject({ since: 900 });
-  });
-
-  it('of type error without a ref are reported, and the reconnect after the close uses a fresh token', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    socket.receive({ type: 'error', code: 'UNAUTHORIZED', message: 'token expired' });
-    expect(h.errors).toEqual([expect.objectContaining({ code: 'UNAUTHORIZED', message: 'token expired' })]);
-    socket.drop(1008);
-    const next = await reconnect(h, socket);
-    expect(next.token).toBe('token-2');
-  });
-
-  it('that are not JSON are reported as PROTOCOL errors without closing the connection', async () => {
-    const h = setup();
-    const socket = await connect(h);
-    socket.receive('{oops');
-    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL']);
-    expect(socket.closed).toBe(false);
-  });
-});
-
 describe('rollover before the connection cap', () => {
   it('opens the new connection, resubscribes it, and only then closes the old one, with no state change', async () => {
     const h = setup({ rolloverAfterMs: 100_000 });

@@ -14,6 +14,7 @@
 import type { BackoffOptions } from './backoff.ts';
 import { browserNetwork, systemClock } from './environment.ts';
 import { TenantcastClientError } from './errors.ts';
+import { onFrame } from './frames.ts';
 import { createHeartbeat } from './heartbeat.ts';
 import { positive, webSocketFor } from './options.ts';
 import { createOutbox } from './outbox.ts';
@@ -22,14 +23,11 @@ import { createSubscriptions, type Subscription } from './subscriptions.ts';
 import { createRefresh, getTokenFailed, readToken } from './token.ts';
 import { createRequests, type Transport } from './transport.ts';
 import type {
-  AckFrame,
   ClientState,
   Clock,
-  ErrorCode,
   Message,
   Network,
   ResetEvent,
-  ServerFrame,
   TokenResult,
   WebSocketConstructor,
   WebSocketLike,
@@ -107,11 +105,6 @@ export interface TenantcastClient {
 const OPEN = 1;
 const CONNECTING = 0;
 
-function errorFrom(frame: { code?: unknown; message?: unknown }, group?: string): TenantcastClientError {
-  const code = typeof frame.code === 'string' ? (frame.code as ErrorCode) : 'INTERNAL';
-  return new TenantcastClientError(code, typeof frame.message === 'string' ? frame.message : code, group);
-}
-
 export function createClient(options: ClientOptions): TenantcastClient {
   const WebSocketImpl = webSocketFor(options);
   const clock = options.clock ?? systemClock;
@@ -138,7 +131,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   );
   const transports = new Set<Transport>();
   const requests = createRequests(clock, teardown, drainIfIdle);
-  const { arm: setTimer, disarm, send: request, answer } = requests;
+  const { arm: setTimer, disarm, send: request } = requests;
   const subscriptions = createSubscriptions(
     positive('dedupeWindow', options.dedupeWindow, 1000),
     transports,
@@ -225,7 +218,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (role === 'primary') primary = t;
     else standby = t;
     ws.onopen = () => onOpen(t);
-    ws.onmessage = (event) => onFrame(t, event.data);
+    ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, reportError);
     ws.onclose = () => teardown(t);
     ws.onerror = () => undefined; // a close event always follows
     setTimer(t, 'connect', connectTimeoutMs, () => teardown(t));
@@ -378,48 +371,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
         },
         { group: item.group, publish: item },
       );
-    }
-  }
-
-  // ---- incoming frames ----
-
-  function onFrame(t: Transport, raw: unknown): void {
-    if (t.dead) return;
-    let frame: ServerFrame | { type?: undefined; message?: unknown };
-    try {
-      frame = JSON.parse(typeof raw === 'string' ? raw : String(raw));
-    } catch {
-      reportError(new TenantcastClientError('PROTOCOL', 'a frame from the server is not JSON'));
-      return;
-    }
-    if (typeof frame !== 'object' || frame === null) return;
-    switch (frame.type) {
-      case 'message':
-        subscriptions.deliver(frame);
-        return;
-      case 'batch':
-        for (const message of Array.isArray(frame.messages) ? frame.messages : []) subscriptions.deliver(message);
-        return;
-      case 'reset':
-        subscriptions.reset(frame);
-        return;
-      case 'ack':
-      case 'pong':
-        if (frame.ref !== undefined) answer(t, frame.ref, frame as AckFrame);
-        return;
-      case 'error': {
-        const pending = frame.ref === undefined ? undefined : requests.find(frame.ref);
-        const error = errorFrom(frame, pending?.group);
-        if (pending && frame.ref !== undefined) answer(t, frame.ref, error);
-        else reportError(error);
-        return;
-      }
-      case undefined:
-        // API Gateway's own error frames: {"message":"Forbidden" | "Internal server error", ...}.
-        if (typeof frame.message === 'string') reportError(new TenantcastClientError('INTERNAL', frame.message));
-        return;
-      default:
-      // Frame types this version does not know are ignored, so the server can add some.
     }
   }
 
