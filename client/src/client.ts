@@ -135,7 +135,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   const subscriptions = createSubscriptions(
     positive('dedupeWindow', options.dedupeWindow, 1000),
     transports,
-    (t, frame, settle, group) => request(t, frame.action, frame, requestTimeoutMs, settle, { group }),
+    (t, frame, settle, group) => request(t, frame, requestTimeoutMs, settle, { group }),
     (error) => reportError(error),
     (event) => emit('reset', event),
   );
@@ -338,7 +338,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     pongTimeoutMs,
     clock,
     (t, ms, callback) => setTimer(t, 'heartbeat', ms, callback),
-    (t, ms, answered) => request(t, 'ping', { action: 'ping' }, ms, answered),
+    (t, ms, answered) => request(t, { action: 'ping' }, ms, answered),
     teardown,
   );
 
@@ -347,7 +347,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     clock,
     () => options.getToken(),
     (t, ms, callback) => setTimer(t, 'refresh', ms, callback),
-    (t, token, answered) => request(t, 'refresh', { action: 'refresh', token }, requestTimeoutMs, answered),
+    (t, token, answered) => request(t, { action: 'refresh', token }, requestTimeoutMs, answered),
     (error) => reportError(error),
     startRollover,
   );
@@ -362,7 +362,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
       }
       request(
         t,
-        'publish',
         { action: 'publish', group: item.group, data: item.data },
         requestTimeoutMs,
         (outcome) => {

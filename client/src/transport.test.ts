@@ -37,8 +37,8 @@ describe('createRequests', () => {
     const h = setupRequests();
     const t = h.transport();
     const answers: Answer[] = [];
-    h.requests.send(t, 'ping', { action: 'ping' }, 100, (a) => answers.push(a));
-    h.requests.send(t, 'ping', { action: 'ping' }, 100, (a) => answers.push(a));
+    h.requests.send(t, { action: 'ping' }, 100, (a) => answers.push(a));
+    h.requests.send(t, { action: 'ping' }, 100, (a) => answers.push(a));
     const refs = (t.ws as FakeSocket).sent.map((f) => f.ref);
     expect(new Set(refs).size).toBe(2);
     h.requests.answer(t, refs[1] ?? '', { type: 'ack', ref: refs[1] });
@@ -51,7 +51,7 @@ describe('createRequests', () => {
     const h = setupRequests();
     const [a, b] = [h.transport(), h.transport()];
     const answers: Answer[] = [];
-    h.requests.send(a, 'ping', { action: 'ping' }, 100, (x) => answers.push(x));
+    h.requests.send(a, { action: 'ping' }, 100, (x) => answers.push(x));
     const ref = (a.ws as FakeSocket).sent[0]?.ref ?? '';
     h.requests.answer(b, ref, { type: 'ack', ref });
     expect(answers).toEqual([]);
@@ -62,7 +62,7 @@ describe('createRequests', () => {
     const h = setupRequests();
     const t = h.transport();
     const answers: Answer[] = [];
-    h.requests.send(t, 'subscribe', { action: 'subscribe', group: 'g' }, 100, (x) => answers.push(x), { group: 'g' });
+    h.requests.send(t, { action: 'subscribe', group: 'g' }, 100, (x) => answers.push(x), { group: 'g' });
     await h.clock.advance(100);
     expect(answers).toMatchObject([{ code: 'TIMEOUT', group: 'g' }]);
     expect(t.pending.size).toBe(0);
@@ -72,7 +72,7 @@ describe('createRequests', () => {
     const h = setupRequests();
     const t = h.transport();
     (t.ws as FakeSocket).readyState = 3;
-    h.requests.send(t, 'ping', { action: 'ping' }, 100, () => undefined);
+    h.requests.send(t, { action: 'ping' }, 100, () => undefined);
     expect(h.failed).toEqual([t]);
   });
 
@@ -80,10 +80,10 @@ describe('createRequests', () => {
     const h = setupRequests();
     const t = h.transport();
     const answers: Answer[] = [];
-    h.requests.send(t, 'publish', { action: 'publish', group: 'g', data: 1 }, 100, (x) => answers.push(x), {
+    h.requests.send(t, { action: 'publish', group: 'g', data: 1 }, 100, (x) => answers.push(x), {
       publish: publish(1),
     });
-    h.requests.send(t, 'ping', { action: 'ping' }, 100, (x) => answers.push(x));
+    h.requests.send(t, { action: 'ping' }, 100, (x) => answers.push(x));
     expect(h.requests.drop(t).map((p) => p.order)).toEqual([1]);
     await h.clock.advance(1000);
     expect(answers).toEqual([]);

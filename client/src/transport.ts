@@ -27,7 +27,6 @@ export interface Transport {
 /** A frame the client sends, before its ref is added. */
 export type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
 export type Answer = AckFrame | TenantcastClientError;
-type Kind = 'subscribe' | 'unsubscribe' | 'publish' | 'ping' | 'refresh';
 
 interface Request {
   readonly transport: Transport;
@@ -45,7 +44,6 @@ export interface Requests {
   /** Sends `frame` on `t` with a new ref; `settle` gets the answer, or TIMEOUT after `timeoutMs`. */
   send(
     t: Transport,
-    kind: Kind,
     frame: Outgoing,
     timeoutMs: number,
     settle: (answer: Answer) => void,
@@ -87,12 +85,14 @@ export function createRequests(
       );
     },
     disarm,
-    send(t, kind, frame, timeoutMs, settle, extra = {}) {
+    send(t, frame, timeoutMs, settle, extra = {}) {
       const ref = String(++refs);
       const timer = clock.setTimeout(() => {
         if (!requests.delete(ref)) return;
         t.pending.delete(ref);
-        settle(new TenantcastClientError('TIMEOUT', `no answer to ${kind} within ${timeoutMs} ms`, extra.group));
+        settle(
+          new TenantcastClientError('TIMEOUT', `no answer to ${frame.action} within ${timeoutMs} ms`, extra.group),
+        );
         settled(t);
       }, timeoutMs);
       requests.set(ref, { transport: t, timer, settle, ...extra });
