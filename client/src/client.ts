@@ -3,8 +3,12 @@
  * and 2-hour cap, and token expiry, and delivers every message of a subscribed group to its handlers once.
  *
  * Written by hand (no kept library does this in a browser-sized package); the shape follows centrifuge-js's good
- * ideas: the state changes in one place (`setState`), every socket dies through one path (`teardown`), backoff is a
- * pure module, and the WebSocket, clock, randomness and network status are injected.
+ * ideas: the state changes in one place (`setState`), every socket dies through one path (`teardown`), and the
+ * WebSocket, clock, randomness and network status are injected. This file owns the connection's life (opening
+ * sockets, the state, teardown, rollover, the network status) and wires the units that own the rest:
+ * subscriptions.ts (groups, handlers, resubscribe, delivery), outbox.ts (the offline queue), reconnect.ts (backoff,
+ * fresh tokens, the auth check), heartbeat.ts, token.ts (expiry, refresh), transport.ts (a socket's timers and
+ * requests), frames.ts (server frames), options.ts and environment.ts (option checks, default ports).
  *
  * Sockets ("transports") have a role: the `primary` carries the app's traffic; during a rollover a `standby` opens
  * with a fresh token and resubscribes (with `since`) before it becomes the primary; the old primary then drains (its
