@@ -25,7 +25,7 @@ import { createOutbox } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
 import { createSubscriptions, type Subscription } from './subscriptions.ts';
 import { createRefresh, getTokenFailed, readToken } from './token.ts';
-import { createRequests, type Transport } from './transport.ts';
+import { createRequests, createTransport, type Transport } from './transport.ts';
 import type {
   ClientState,
   Clock,
@@ -206,18 +206,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       else rolloverFailed();
       return;
     }
-    const now = clock.now();
-    const t: Transport = {
-      ws,
-      role,
-      open: false,
-      dead: false,
-      openedAt: now,
-      lastSentAt: now,
-      expiresAt,
-      pending: new Set(),
-      timers: new Map(),
-    };
+    const t = createTransport(ws, role, clock.now(), expiresAt);
     transports.add(t);
     if (role === 'primary') primary = t;
     else standby = t;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { QueuedPublish } from './outbox.ts';
 import { FakeClock, FakeSocket } from './testing.ts';
-import { type Answer, createRequests, type Transport } from './transport.ts';
+import { type Answer, createRequests, createTransport, type Transport } from './transport.ts';
 
 function setupRequests() {
   const clock = new FakeClock();
@@ -15,17 +15,7 @@ function setupRequests() {
   const transport = (): Transport => {
     const ws = new FakeSocket('wss://example.test/ws', undefined);
     ws.readyState = 1;
-    return {
-      ws,
-      role: 'primary',
-      open: true,
-      dead: false,
-      openedAt: 0,
-      lastSentAt: 0,
-      expiresAt: undefined,
-      pending: new Set(),
-      timers: new Map(),
-    };
+    return { ...createTransport(ws, 'primary', clock.now(), undefined), open: true };
   };
   return { clock, failed, settled, requests, transport };
 }

@@ -24,6 +24,26 @@ export interface Transport {
   readonly timers: Map<string, unknown>;
 }
 
+/** A transport for a socket just created (not open yet), opened at `now` with a token expiring at `expiresAt`. */
+export function createTransport(
+  ws: WebSocketLike,
+  role: Transport['role'],
+  now: number,
+  expiresAt: number | undefined,
+): Transport {
+  return {
+    ws,
+    role,
+    open: false,
+    dead: false,
+    openedAt: now,
+    lastSentAt: now,
+    expiresAt,
+    pending: new Set(),
+    timers: new Map(),
+  };
+}
+
 /** A frame the client sends, before its ref is added. */
 export type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
 export type Answer = AckFrame | TenantcastClientError;
