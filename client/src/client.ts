@@ -3,27 +3,35 @@
  * and 2-hour cap, and token expiry, and delivers every message of a subscribed group to its handlers once.
  *
  * Written by hand (no kept library does this in a browser-sized package); the shape follows centrifuge-js's good
- * ideas: the state changes in one place (`setState`), every socket dies through one path (`teardown`), backoff is a
- * pure module, and the WebSocket, clock, randomness and network status are injected.
+ * ideas: the state changes in one place (`setState`), every socket dies through one path (`teardown`), and the
+ * WebSocket, clock, randomness and network status are injected. This file owns the connection's life (opening
+ * sockets, the state, teardown, rollover, the network status) and wires the units that own the rest:
+ * subscriptions.ts (groups, handlers, resubscribe, delivery), outbox.ts (the offline queue), reconnect.ts (backoff,
+ * fresh tokens, the auth check), heartbeat.ts, token.ts (expiry, refresh), transport.ts (a socket's timers and
+ * requests), frames.ts (server frames), options.ts and environment.ts (option checks, default ports).
  *
  * Sockets ("transports") have a role: the `primary` carries the app's traffic; during a rollover a `standby` opens
  * with a fresh token and resubscribes (with `since`) before it becomes the primary; the old primary then drains (its
  * outstanding publishes get their acks) and closes. Messages from every open socket go through the same per-group
  * cursor, which drops duplicates by id, so the overlap produces neither a gap nor a repeat.
  */
-import { type BackoffOptions, backoffDelay } from './backoff.ts';
-import { GroupCursor } from './dedupe.ts';
+import type { BackoffOptions } from './backoff.ts';
+import { browserNetwork, systemClock } from './environment.ts';
 import { TenantcastClientError } from './errors.ts';
+import { onFrame } from './frames.ts';
+import { createHeartbeat } from './heartbeat.ts';
+import { positive, webSocketFor } from './options.ts';
+import { createOutbox } from './outbox.ts';
+import { createReconnect } from './reconnect.ts';
+import { createSubscriptions, type Subscription } from './subscriptions.ts';
+import { createRefresh, getTokenFailed, readToken } from './token.ts';
+import { createRequests, createTransport, type Transport } from './transport.ts';
 import type {
-  AckFrame,
-  ClientFrame,
   ClientState,
   Clock,
-  ErrorCode,
   Message,
   Network,
   ResetEvent,
-  ServerFrame,
   TokenResult,
   WebSocketConstructor,
   WebSocketLike,
@@ -82,11 +90,9 @@ export interface ClientEvents {
   auth: (error: TenantcastClientError) => void;
 }
 
-/** Call it to unsubscribe; `ready` settles when the server acknowledged (or refused) the subscription. */
-export interface Subscription {
-  (): void;
-  readonly ready: Promise<void>;
-}
+export { browserNetwork } from './environment.ts';
+export type { Subscription } from './subscriptions.ts';
+export { tokenExpiry } from './token.ts';
 
 export interface TenantcastClient {
   readonly state: ClientState;
@@ -100,122 +106,11 @@ export interface TenantcastClient {
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
 }
 
-type Role = 'primary' | 'standby' | 'draining';
-type RequestKind = 'subscribe' | 'unsubscribe' | 'publish' | 'ping' | 'refresh';
-
-interface Transport {
-  readonly ws: WebSocketLike;
-  role: Role;
-  open: boolean;
-  dead: boolean;
-  openedAt: number;
-  lastSentAt: number;
-  /** Epoch ms the token of this connection expires, if known. */
-  expiresAt: number | undefined;
-  /** Refs of requests sent on this socket and not answered yet. */
-  readonly pending: Set<string>;
-  readonly timers: Map<string, unknown>;
-}
-
-interface QueuedPublish {
-  readonly order: number;
-  readonly group: string;
-  readonly data: unknown;
-  resolve(value: { id: string }): void;
-  reject(error: TenantcastClientError): void;
-}
-
-interface Request {
-  readonly kind: RequestKind;
-  readonly transport: Transport;
-  readonly timer: unknown;
-  readonly group?: string;
-  readonly publish?: QueuedPublish;
-  settle(frame: AckFrame | TenantcastClientError): void;
-}
-
-interface Group {
-  readonly handlers: Set<{ handler: (message: Message) => void }>;
-  readonly cursor: GroupCursor;
-  readonly ready: Promise<void>;
-  acked: boolean;
-  resolve(): void;
-  reject(error: TenantcastClientError): void;
-}
-
 const OPEN = 1;
 const CONNECTING = 0;
 
-const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
-};
-
-interface BrowserGlobals {
-  navigator?: { onLine?: boolean };
-  addEventListener?: (type: string, listener: () => void) => void;
-  removeEventListener?: (type: string, listener: () => void) => void;
-}
-
-/** The browser's `online`/`offline` events, or undefined outside a browser. */
-export function browserNetwork(scope: unknown = globalThis): Network | undefined {
-  const g = scope as BrowserGlobals;
-  const add = g.addEventListener;
-  const remove = g.removeEventListener;
-  if (typeof add !== 'function' || typeof remove !== 'function' || typeof g.navigator?.onLine !== 'boolean') {
-    return undefined;
-  }
-  return {
-    isOnline: () => g.navigator?.onLine !== false,
-    subscribe(listener) {
-      const online = () => listener(true);
-      const offline = () => listener(false);
-      add.call(g, 'online', online);
-      add.call(g, 'offline', offline);
-      return () => {
-        remove.call(g, 'online', online);
-        remove.call(g, 'offline', offline);
-      };
-    },
-  };
-}
-
-/** Reads a JWT's `exp` (epoch seconds) without verifying it: only to know when to refresh. */
-export function tokenExpiry(token: string): number | undefined {
-  const payload = token.split('.')[1];
-  if (!payload) return undefined;
-  try {
-    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
-    return typeof claims.exp === 'number' ? claims.exp : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`${name} must be a positive number of milliseconds (or count); got ${String(value)}`);
-  }
-  return value;
-}
-
-function errorFrom(frame: { code?: unknown; message?: unknown }, group?: string): TenantcastClientError {
-  const code = typeof frame.code === 'string' ? (frame.code as ErrorCode) : 'INTERNAL';
-  return new TenantcastClientError(code, typeof frame.message === 'string' ? frame.message : code, group);
-}
-
 export function createClient(options: ClientOptions): TenantcastClient {
-  if (typeof options?.url !== 'string' || options.url === '') {
-    throw new TypeError(`url must be a WebSocket URL; got ${String(options?.url)}`);
-  }
-  if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function returning a token');
-  const maybeWebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (maybeWebSocket === undefined) {
-    throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node 20, the ws package)');
-  }
-  const WebSocketImpl: WebSocketConstructor = maybeWebSocket;
+  const WebSocketImpl = webSocketFor(options);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const network = options.network === null ? undefined : (options.network ?? browserNetwork());
@@ -225,28 +120,29 @@ export function createClient(options: ClientOptions): TenantcastClient {
   const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
   const rolloverAfterMs = positive('rolloverAfterMs', options.rolloverAfterMs, 110 * 60_000);
   const refreshBeforeMs = positive('refreshBeforeMs', options.refreshBeforeMs, 60_000);
-  const maxQueued = positive('maxQueuedPublishes', options.maxQueuedPublishes, 100);
-  const dedupeWindow = positive('dedupeWindow', options.dedupeWindow, 1000);
+  const outbox = createOutbox(positive('maxQueuedPublishes', options.maxQueuedPublishes, 100));
 
   let state: ClientState = 'disconnected';
   let primary: Transport | undefined;
   let standby: Transport | undefined;
   /** Bumped whenever in-flight connection attempts must be abandoned (close, offline). */
   let epoch = 0;
-  let attempt = 0;
-  /** Primary attempts since one last opened: from the second on, getToken is asked for a fresh token. */
-  let failures = 0;
-  let authReported = false;
-  let reconnectTimer: unknown;
   let opening = false;
   let rolling = false;
-  let refs = 0;
-  let publishOrder = 0;
   let stopNetwork: (() => void) | undefined;
+  const reconnect = createReconnect(clock, random, options.backoff, options.authCheckUrl, openPrimary, (error) =>
+    emit('auth', error),
+  );
   const transports = new Set<Transport>();
-  const requests = new Map<string, Request>();
-  const groups = new Map<string, Group>();
-  let queue: QueuedPublish[] = [];
+  const requests = createRequests(clock, teardown, drainIfIdle);
+  const { arm: setTimer, disarm, send: request } = requests;
+  const subscriptions = createSubscriptions(
+    positive('dedupeWindow', options.dedupeWindow, 1000),
+    transports,
+    (t, frame, settle, group) => request(t, frame, requestTimeoutMs, settle, { group }),
+    (error) => reportError(error),
+    (event) => emit('reset', event),
+  );
   const connectWaiters: (() => void)[] = [];
   const listeners: { [E in keyof ClientEvents]: Set<ClientEvents[E]> } = {
     state: new Set(),
@@ -277,39 +173,18 @@ export function createClient(options: ClientOptions): TenantcastClient {
     emit('state', next, previous);
   }
 
-  // ---- timers owned by a transport (all cleared by teardown) ----
-
-  function setTimer(t: Transport, name: string, ms: number, callback: () => void): void {
-    clearTimer(t, name);
-    t.timers.set(
-      name,
-      clock.setTimeout(() => {
-        t.timers.delete(name);
-        callback();
-      }, ms),
-    );
-  }
-  function clearTimer(t: Transport, name: string): void {
-    const handle = t.timers.get(name);
-    if (handle !== undefined) clock.clearTimeout(handle);
-    t.timers.delete(name);
-  }
-
   // ---- opening sockets ----
 
   async function open(role: 'primary' | 'standby'): Promise<void> {
     const myEpoch = epoch;
-    const fresh = role === 'primary' && failures++ > 0;
+    const fresh = role === 'primary' && reconnect.fresh();
     let token: string;
     let expiresAt: number | undefined;
     try {
-      const result = await options.getToken({ fresh });
-      token = typeof result === 'string' ? result : result.token;
-      const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
-      expiresAt = seconds === undefined ? undefined : seconds * 1000;
+      ({ token, expiresAt } = readToken(await options.getToken({ fresh })));
     } catch (err) {
       if (myEpoch !== epoch) return;
-      reportError(new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`));
+      reportError(getTokenFailed(err));
       if (role === 'primary') connectionLost();
       else rolloverFailed();
       return;
@@ -317,8 +192,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       if (role === 'primary' && myEpoch === epoch) opening = false;
     }
     if (myEpoch !== epoch || state === 'disconnected') return;
-    // A fresh token failed before this one: ask the HTTP API whether the tokens themselves are refused.
-    if (failures > 2) checkAuth(token);
+    reconnect.check(token);
     if (role === 'standby' && !primary?.open) {
       rolling = false;
       return;
@@ -332,39 +206,15 @@ export function createClient(options: ClientOptions): TenantcastClient {
       else rolloverFailed();
       return;
     }
-    const now = clock.now();
-    const t: Transport = {
-      ws,
-      role,
-      open: false,
-      dead: false,
-      openedAt: now,
-      lastSentAt: now,
-      expiresAt,
-      pending: new Set(),
-      timers: new Map(),
-    };
+    const t = createTransport(ws, role, clock.now(), expiresAt);
     transports.add(t);
     if (role === 'primary') primary = t;
     else standby = t;
     ws.onopen = () => onOpen(t);
-    ws.onmessage = (event) => onFrame(t, event.data);
+    ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, reportError);
     ws.onclose = () => teardown(t);
     ws.onerror = () => undefined; // a close event always follows
     setTimer(t, 'connect', connectTimeoutMs, () => teardown(t));
-  }
-
-  function checkAuth(token: string): void {
-    const url = options.authCheckUrl;
-    if (url === undefined || authReported) return;
-    fetch(url, { headers: { authorization: `Bearer ${token}` } }).then(
-      (answer) => {
-        if (answer.status !== 401 || authReported || failures === 0) return;
-        authReported = true;
-        emit('auth', new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${url} answers 401)`));
-      },
-      () => undefined, // unreachable: not an answer about the token
-    );
   }
 
   function openPrimary(): void {
@@ -375,20 +225,18 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   function onOpen(t: Transport): void {
     if (t.dead) return;
-    clearTimer(t, 'connect');
+    disarm(t, 'connect');
     t.open = true;
     t.openedAt = clock.now();
     if (t.role === 'primary') {
-      attempt = failures = 0;
-      authReported = false;
+      reconnect.opened();
       setState('connected');
       activate(t);
-      for (const group of groups.keys()) subscribeOn(t, group);
+      subscriptions.resubscribe(t);
       flushQueue();
     } else {
       // Rollover: the standby takes over only once every group is resubscribed on it.
-      const acks = [...groups.keys()].map((group) => subscribeOn(t, group));
-      void Promise.allSettled(acks).then(() => {
+      void Promise.allSettled(subscriptions.resubscribe(t)).then(() => {
         if (!t.dead && t.role === 'standby') promote(t);
       });
     }
@@ -408,7 +256,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     t.dead = true;
     t.open = false;
     transports.delete(t);
-    for (const name of [...t.timers.keys()]) clearTimer(t, name);
+    disarm(t);
     t.ws.onopen = null;
     t.ws.onmessage = null;
     t.ws.onclose = null;
@@ -420,16 +268,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       }
     }
     // Publishes in flight go back to the front of the queue, in order: at-least-once.
-    const requeued: QueuedPublish[] = [];
-    for (const ref of t.pending) {
-      const request = requests.get(ref);
-      requests.delete(ref);
-      if (!request) continue;
-      clock.clearTimeout(request.timer);
-      if (request.publish) requeued.push(request.publish);
-    }
-    t.pending.clear();
-    if (requeued.length > 0) queue = [...requeued, ...queue].sort((a, b) => a.order - b.order);
+    outbox.requeue(requests.drop(t));
 
     if (t === standby) {
       standby = undefined;
@@ -448,12 +287,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (standby) teardown(standby);
     rolling = false;
     setState('reconnecting');
-    if (reconnectTimer !== undefined || (network && !network.isOnline())) return;
-    const delay = backoffDelay(attempt++, options.backoff, random);
-    reconnectTimer = clock.setTimeout(() => {
-      reconnectTimer = undefined;
-      openPrimary();
-    }, delay);
+    if (!network || network.isOnline()) reconnect.later();
   }
 
   // ---- rollover ----
@@ -467,7 +301,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   function rolloverFailed(): void {
     rolling = false;
     const t = primary;
-    if (t?.open) setTimer(t, 'rollover', backoffDelay(attempt, options.backoff, random), startRollover);
+    if (t?.open) setTimer(t, 'rollover', reconnect.delay(), startRollover);
   }
 
   function promote(next: Transport): void {
@@ -479,7 +313,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
     activate(next);
     if (previous && !previous.dead) {
       previous.role = 'draining';
-      for (const name of [...previous.timers.keys()]) clearTimer(previous, name);
+      disarm(previous);
       setTimer(previous, 'drain', requestTimeoutMs, () => teardown(previous));
       drainIfIdle(previous);
     }
@@ -492,135 +326,35 @@ export function createClient(options: ClientOptions): TenantcastClient {
 
   // ---- heartbeat and token refresh ----
 
-  function scheduleHeartbeat(t: Transport): void {
-    setTimer(t, 'heartbeat', Math.max(0, t.lastSentAt + heartbeatMs - clock.now()), () => {
-      if (t.role !== 'primary') return;
-      if (clock.now() - t.lastSentAt < heartbeatMs) {
-        scheduleHeartbeat(t);
-        return;
-      }
-      request(t, 'ping', { action: 'ping' }, pongTimeoutMs, (answer) => {
-        // No pong in time: the socket is dead even if it does not know it yet.
-        if (answer instanceof TenantcastClientError && answer.code === 'TIMEOUT') teardown(t);
-      });
-      scheduleHeartbeat(t);
-    });
-  }
+  const scheduleHeartbeat = createHeartbeat<Transport>(
+    heartbeatMs,
+    pongTimeoutMs,
+    clock,
+    (t, ms, callback) => setTimer(t, 'heartbeat', ms, callback),
+    (t, ms, answered) => request(t, { action: 'ping' }, ms, answered),
+    teardown,
+  );
 
-  function scheduleRefresh(t: Transport): void {
-    if (t.expiresAt === undefined) return;
-    const current = t.expiresAt;
-    setTimer(t, 'refresh', Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
-      let result: TokenResult;
-      try {
-        result = await options.getToken();
-      } catch (err) {
-        reportError(new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`));
-        startRollover();
-        return;
-      }
-      if (t.dead || t.role !== 'primary') return;
-      const token = typeof result === 'string' ? result : result.token;
-      const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
-      request(t, 'refresh', { action: 'refresh', token }, requestTimeoutMs, (answer) => {
-        if (answer instanceof TenantcastClientError) {
-          // The server could not take the new token: a rollover opens a connection with it, without a gap.
-          reportError(answer);
-          startRollover();
-          return;
-        }
-        // Only move forward, so a getToken that returns the same token cannot spin.
-        if (seconds !== undefined && seconds * 1000 > current) {
-          t.expiresAt = seconds * 1000;
-          scheduleRefresh(t);
-        }
-      });
-    });
-  }
-
-  // ---- requests ----
-
-  type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
-
-  function request(
-    t: Transport,
-    kind: RequestKind,
-    frame: Outgoing,
-    timeoutMs: number,
-    settle: (answer: AckFrame | TenantcastClientError) => void,
-    extra: { group?: string; publish?: QueuedPublish } = {},
-  ): void {
-    const ref = String(++refs);
-    const timer = clock.setTimeout(() => {
-      if (!requests.delete(ref)) return;
-      t.pending.delete(ref);
-      settle(new TenantcastClientError('TIMEOUT', `no answer to ${kind} within ${timeoutMs} ms`, extra.group));
-      drainIfIdle(t);
-    }, timeoutMs);
-    requests.set(ref, { kind, transport: t, timer, settle, ...extra });
-    t.pending.add(ref);
-    try {
-      t.ws.send(JSON.stringify({ ...frame, ref }));
-      t.lastSentAt = clock.now();
-    } catch {
-      teardown(t);
-    }
-  }
-
-  function answer(t: Transport, ref: string, outcome: AckFrame | TenantcastClientError): void {
-    const pending = requests.get(ref);
-    if (!pending || pending.transport !== t) return;
-    requests.delete(ref);
-    t.pending.delete(ref);
-    clock.clearTimeout(pending.timer);
-    pending.settle(outcome);
-    drainIfIdle(t);
-  }
-
-  function subscribeOn(t: Transport, name: string): Promise<void> {
-    const group = groups.get(name);
-    if (!group) return Promise.resolve();
-    const since = group.cursor.lastSeq;
-    return new Promise((done) => {
-      request(
-        t,
-        'subscribe',
-        since === undefined ? { action: 'subscribe', group: name } : { action: 'subscribe', group: name, since },
-        requestTimeoutMs,
-        (outcome) => {
-          done();
-          if (outcome instanceof TenantcastClientError) {
-            reportError(outcome);
-            // Refused by the server (not a timeout): drop the group, so it is not retried on every reconnect.
-            if (outcome.code !== 'TIMEOUT' && groups.get(name) === group) {
-              groups.delete(name);
-              group.reject(outcome);
-            }
-            return;
-          }
-          // Subscribed live (no `since`): where the group stands now is where a later resubscribe resumes.
-          if (since === undefined && group.cursor.lastSeq === undefined) group.cursor.advance(outcome.seq);
-          group.acked = true;
-          group.resolve();
-        },
-        { group: name },
-      );
-    });
-  }
+  const scheduleRefresh = createRefresh<Transport>(
+    refreshBeforeMs,
+    clock,
+    () => options.getToken(),
+    (t, ms, callback) => setTimer(t, 'refresh', ms, callback),
+    (t, token, answered) => request(t, { action: 'refresh', token }, requestTimeoutMs, answered),
+    (error) => reportError(error),
+    startRollover,
+  );
 
   function flushQueue(): void {
     const t = primary;
     if (!t?.open || t.role !== 'primary') return;
-    const batch = queue;
-    queue = [];
-    for (const item of batch) {
+    for (const item of outbox.take()) {
       if (t.dead) {
-        queue.push(item);
+        outbox.back(item);
         continue;
       }
       request(
         t,
-        'publish',
         { action: 'publish', group: item.group, data: item.data },
         requestTimeoutMs,
         (outcome) => {
@@ -632,64 +366,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     }
   }
 
-  // ---- incoming frames ----
-
-  function onFrame(t: Transport, raw: unknown): void {
-    if (t.dead) return;
-    let frame: ServerFrame | { type?: undefined; message?: unknown };
-    try {
-      frame = JSON.parse(typeof raw === 'string' ? raw : String(raw));
-    } catch {
-      reportError(new TenantcastClientError('PROTOCOL', 'a frame from the server is not JSON'));
-      return;
-    }
-    if (typeof frame !== 'object' || frame === null) return;
-    switch (frame.type) {
-      case 'message':
-        deliver(frame);
-        return;
-      case 'batch':
-        for (const message of Array.isArray(frame.messages) ? frame.messages : []) deliver(message);
-        return;
-      case 'reset': {
-        const group = groups.get(frame.group);
-        if (!group) return;
-        group.cursor.resetTo(frame.seq);
-        emit('reset', { group: frame.group, reason: frame.reason, seq: frame.seq });
-        return;
-      }
-      case 'ack':
-      case 'pong':
-        if (frame.ref !== undefined) answer(t, frame.ref, frame as AckFrame);
-        return;
-      case 'error': {
-        const pending = frame.ref === undefined ? undefined : requests.get(frame.ref);
-        const error = errorFrom(frame, pending?.group);
-        if (pending && frame.ref !== undefined) answer(t, frame.ref, error);
-        else reportError(error);
-        return;
-      }
-      case undefined:
-        // API Gateway's own error frames: {"message":"Forbidden" | "Internal server error", ...}.
-        if (typeof frame.message === 'string') reportError(new TenantcastClientError('INTERNAL', frame.message));
-        return;
-      default:
-      // Frame types this version does not know are ignored, so the server can add some.
-    }
-  }
-
-  function deliver(message: Message): void {
-    const group = groups.get(message?.group);
-    if (!group || typeof message.id !== 'string' || !group.cursor.accept(message.id, message.seq)) return;
-    for (const { handler } of [...group.handlers]) {
-      try {
-        handler(message);
-      } catch (err) {
-        reportError(new TenantcastClientError('HANDLER_FAILED', `a handler threw: ${String(err)}`, message.group));
-      }
-    }
-  }
-
   // ---- network ----
 
   function onNetwork(online: boolean): void {
@@ -697,16 +373,13 @@ export function createClient(options: ClientOptions): TenantcastClient {
     if (!online) {
       epoch++;
       opening = false;
-      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
+      reconnect.cancel();
       for (const t of [...transports]) teardown(t);
       setState('reconnecting');
       return;
     }
     if (!primary && !opening) {
-      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
-      attempt = 0;
+      reconnect.cancel(true);
       openPrimary();
     }
   }
@@ -725,7 +398,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       });
       if (state !== 'disconnected') return connected;
       setState('connecting');
-      attempt = 0;
+      reconnect.cancel(true);
       stopNetwork = network?.subscribe(onNetwork);
       if (network && !network.isOnline()) setState('reconnecting');
       else openPrimary();
@@ -740,59 +413,17 @@ export function createClient(options: ClientOptions): TenantcastClient {
         setState('disconnected');
         stopNetwork?.();
         stopNetwork = undefined;
-        if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-        reconnectTimer = undefined;
+        reconnect.cancel();
         for (const t of [...transports]) teardown(t);
       }
-      const closed = queue;
-      queue = [];
-      for (const item of closed) {
-        item.reject(
-          new TenantcastClientError('CLOSED', 'the client was closed before the publish was sent', item.group),
-        );
-      }
+      outbox.close();
     },
 
-    subscribe<T>(name: string, handler: (message: Message<T>) => void): Subscription {
-      let group = groups.get(name);
-      if (!group) {
-        let resolve!: () => void;
-        let reject!: (error: TenantcastClientError) => void;
-        const ready = new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        // `ready` need not be awaited: an unobserved refusal is reported through the 'error' event instead.
-        ready.catch(() => undefined);
-        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow), ready, acked: false, resolve, reject };
-        groups.set(name, group);
-        for (const t of transports) if (t.open && t.role !== 'draining') void subscribeOn(t, name);
-      }
-      const entry = { handler: handler as (message: Message) => void };
-      const subscribed = group;
-      subscribed.handlers.add(entry);
-      const unsubscribe = () => {
-        subscribed.handlers.delete(entry);
-        if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
-        groups.delete(name);
-        for (const t of transports) {
-          if (!t.open || t.role === 'draining') continue;
-          request(t, 'unsubscribe', { action: 'unsubscribe', group: name }, requestTimeoutMs, (outcome) => {
-            if (outcome instanceof TenantcastClientError) reportError(outcome);
-          });
-        }
-      };
-      return Object.assign(unsubscribe, { ready: subscribed.ready });
-    },
+    subscribe: (name, handler) => subscriptions.add(name, handler),
 
     publish(group, data) {
       return new Promise((resolve, reject) => {
-        if (queue.length >= maxQueued) {
-          reject(new TenantcastClientError('QUEUE_FULL', `${queue.length} publishes are already waiting`, group));
-          return;
-        }
-        queue.push({ order: ++publishOrder, group, data, resolve, reject });
-        flushQueue();
+        if (outbox.add(group, data, resolve, reject)) flushQueue();
       });
     },
 

@@ -2,7 +2,10 @@
  * Fakes for the client's ports: a WebSocket whose server side the test drives, and a manual clock. Test support
  * only: not exported from index.ts and not part of the build.
  */
-import type { Clock, Network, WebSocketConstructor, WebSocketLike } from './types.ts';
+import { expect, jest } from '@jest/globals';
+import { type ClientOptions, createClient } from './client.ts';
+import type { TenantcastClientError } from './errors.ts';
+import type { Clock, Message, Network, ResetEvent, WebSocketConstructor, WebSocketLike } from './types.ts';
 
 export type SentFrame = Record<string, unknown> & { action: string; ref: string };
 
@@ -149,4 +152,63 @@ export class FakeNetwork implements Network {
 export function fakeJwt(exp: number, sub = 'alice'): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return `${part({ alg: 'none' })}.${part({ sub, exp })}.sig`;
+}
+
+// ---- a client wired to the fakes, as the tests drive it ----
+
+export function setup(overrides: Partial<ClientOptions> = {}) {
+  const server = fakeWebSocket();
+  const clock = new FakeClock();
+  let issued = 0;
+  const getToken = jest.fn(async (): Promise<string> => `token-${++issued}`);
+  const client = createClient({
+    url: 'wss://example.test/ws',
+    getToken,
+    WebSocket: server.WebSocket,
+    clock,
+    random: () => 0.5,
+    network: null,
+    ...overrides,
+  });
+  const states: string[] = [];
+  const errors: TenantcastClientError[] = [];
+  const resets: ResetEvent[] = [];
+  client.on('state', (state) => states.push(state));
+  client.on('error', (error) => errors.push(error));
+  client.on('reset', (event) => resets.push(event));
+  return { server, clock, getToken, client, states, errors, resets };
+}
+export type Harness = ReturnType<typeof setup>;
+
+/** connect() and let the server accept the socket. */
+export async function connect(h: Harness): Promise<FakeSocket> {
+  const done = h.client.connect();
+  await settle();
+  const socket = h.server.last();
+  socket.accept();
+  await done;
+  return socket;
+}
+
+/** Waits out the reconnect backoff and accepts the new socket. */
+export async function reconnect(h: Harness, previous: FakeSocket): Promise<FakeSocket> {
+  const before = h.server.sockets.length;
+  for (let waited = 0; h.server.sockets.length === before && waited < 60_000; waited += 100) await h.clock.advance(100);
+  const socket = h.server.last();
+  expect(socket).not.toBe(previous);
+  socket.accept();
+  await settle();
+  return socket;
+}
+
+let ids = 0;
+/** A server `message` frame; the id is derived from the group and seq unless given. */
+export function message(group: string, seq: number | undefined, data: unknown = seq, id = `m${group}-${seq ?? ++ids}`) {
+  return { type: 'message', group, id, data, from: 'bob', ts: 1, ...(seq !== undefined && { seq }) };
+}
+
+export function collect(h: Harness, group: string) {
+  const seen: Message[] = [];
+  const subscription = h.client.subscribe(group, (m) => seen.push(m));
+  return { seen, subscription };
 }

@@ -1,0 +1,94 @@
+import { describe, expect, it } from '@jest/globals';
+import { TenantcastClientError } from './errors.ts';
+import { createHeartbeat } from './heartbeat.ts';
+import { connect, FakeClock, setup } from './testing.ts';
+
+function setupBeat() {
+  const clock = new FakeClock();
+  const t = { role: 'primary', lastSentAt: clock.now() };
+  const timers = new Map<typeof t, unknown>();
+  const pings: ((answer: unknown) => void)[] = [];
+  const dead: (typeof t)[] = [];
+  const beat = createHeartbeat<typeof t>(
+    1000,
+    100,
+    clock,
+    (conn, ms, callback) => {
+      clock.clearTimeout(timers.get(conn));
+      timers.set(conn, clock.setTimeout(callback, ms));
+    },
+    (conn, _timeoutMs, answered) => {
+      conn.lastSentAt = clock.now();
+      pings.push(answered);
+    },
+    (conn) => dead.push(conn),
+  );
+  return { clock, t, beat, pings, dead };
+}
+
+describe('createHeartbeat', () => {
+  it('pings once the connection has sent nothing for everyMs', async () => {
+    const h = setupBeat();
+    h.beat(h.t);
+    await h.clock.advance(999);
+    expect(h.pings).toHaveLength(0);
+    await h.clock.advance(1);
+    expect(h.pings).toHaveLength(1);
+  });
+
+  it('is postponed by every frame sent', async () => {
+    const h = setupBeat();
+    h.beat(h.t);
+    await h.clock.advance(600);
+    h.t.lastSentAt = h.clock.now();
+    await h.clock.advance(600);
+    expect(h.pings).toHaveLength(0);
+    await h.clock.advance(400);
+    expect(h.pings).toHaveLength(1);
+  });
+
+  it('declares the connection dead only when a ping times out', async () => {
+    const h = setupBeat();
+    h.beat(h.t);
+    await h.clock.advance(1000);
+    h.pings[0]?.({ type: 'pong' });
+    h.pings[0]?.(new TenantcastClientError('INTERNAL', 'refused'));
+    expect(h.dead).toHaveLength(0);
+    h.pings[0]?.(new TenantcastClientError('TIMEOUT', 'no pong'));
+    expect(h.dead).toEqual([h.t]);
+  });
+
+  it('stops once the connection is no longer the primary', async () => {
+    const h = setupBeat();
+    h.beat(h.t);
+    h.t.role = 'draining';
+    await h.clock.advance(5000);
+    expect(h.pings).toHaveLength(0);
+  });
+});
+
+describe('the heartbeat', () => {
+  it('pings after heartbeatMs without a frame sent, and each frame sent postpones it', async () => {
+    const h = setup({ heartbeatMs: 60_000 });
+    const socket = await connect(h);
+    await h.clock.advance(40_000);
+    h.client.publish('chat:general', 1).catch(() => undefined);
+    await h.clock.advance(40_000);
+    expect(socket.framesOf('ping')).toEqual([]);
+    await h.clock.advance(20_000);
+    expect(socket.framesOf('ping')).toHaveLength(1);
+    socket.ackAll('ping');
+    await h.clock.advance(60_000);
+    expect(socket.framesOf('ping')).toHaveLength(2);
+  });
+
+  it('treats a ping without a pong as a dead connection and reconnects', async () => {
+    const h = setup({ heartbeatMs: 60_000, pongTimeoutMs: 5000 });
+    const socket = await connect(h);
+    await h.clock.advance(60_000);
+    expect(socket.framesOf('ping')).toHaveLength(1);
+    await h.clock.advance(5000);
+    expect(socket.closed).toBe(true);
+    expect(h.client.state).toBe('reconnecting');
+  });
+});

@@ -1,0 +1,32 @@
+import { describe, expect, it } from '@jest/globals';
+import { createClient } from './client.ts';
+import { positive, webSocketFor } from './options.ts';
+import { fakeWebSocket } from './testing.ts';
+
+describe('checking options', () => {
+  it('takes the default for a number not given, and the number given when it is positive', () => {
+    expect(positive('heartbeatMs', undefined, 5)).toBe(5);
+    expect(positive('heartbeatMs', 7, 5)).toBe(7);
+  });
+
+  it('refuses zero, negative and non-numbers, naming the option', () => {
+    expect(() => positive('dedupeWindow', 0, 5)).toThrow('dedupeWindow must be a positive number');
+    expect(() => positive('dedupeWindow', Number.NaN, 5)).toThrow('got NaN');
+    expect(() => positive('dedupeWindow', '3' as unknown as number, 5)).toThrow('got 3');
+  });
+
+  it('needs getToken and a WebSocket implementation', () => {
+    const { WebSocket } = fakeWebSocket();
+    expect(() => webSocketFor({ url: 'wss://x', WebSocket })).toThrow('getToken must be a function');
+    expect(webSocketFor({ url: 'wss://x', getToken: () => 't', WebSocket })).toBe(WebSocket);
+  });
+});
+
+describe('createClient', () => {
+  it('says what was wrong with its options', () => {
+    expect(() => createClient({ url: '', getToken: () => 't' })).toThrow('url must be a WebSocket URL; got ');
+    expect(() =>
+      createClient({ url: 'wss://x', getToken: () => 't', WebSocket: fakeWebSocket().WebSocket, heartbeatMs: -1 }),
+    ).toThrow('heartbeatMs must be a positive number of milliseconds (or count); got -1');
+  });
+});

@@ -1,0 +1,149 @@
+import { describe, expect, it, jest } from '@jest/globals';
+import type { TenantcastClientError } from './errors.ts';
+import { createReconnect } from './reconnect.ts';
+import { connect, FakeClock, reconnect, settle, setup } from './testing.ts';
+
+function setupReconnect() {
+  const clock = new FakeClock();
+  let retries = 0;
+  const auth: TenantcastClientError[] = [];
+  const retry = createReconnect(
+    clock,
+    () => 0.999,
+    { baseMs: 1000, maxMs: 4000 },
+    undefined,
+    () => retries++,
+    (error) => auth.push(error),
+  );
+  return { clock, retry, auth, retries: () => retries };
+}
+
+describe('createReconnect', () => {
+  it('asks for a fresh token from the second attempt on, until a socket opens', () => {
+    const { retry } = setupReconnect();
+    expect([retry.fresh(), retry.fresh(), retry.fresh()]).toEqual([false, true, true]);
+    retry.opened();
+    expect(retry.fresh()).toBe(false);
+  });
+
+  it('retries once after a backoff that doubles per attempt up to its cap, and starts again when restarted', async () => {
+    const { clock, retry, retries } = setupReconnect();
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      delays.push(retry.delay());
+      retry.later();
+      retry.later(); // already scheduled: no second retry
+      await clock.advance(4000);
+    }
+    expect(delays).toEqual([999, 1998, 3996, 3996]);
+    expect(retries()).toBe(4);
+    retry.cancel(true);
+    expect(retry.delay()).toBe(999);
+  });
+
+  it('does not retry once cancelled', async () => {
+    const { clock, retry, retries } = setupReconnect();
+    retry.later();
+    retry.cancel();
+    await clock.advance(10_000);
+    expect(retries()).toBe(0);
+  });
+
+  it('does not ask anything about tokens without an authCheckUrl', () => {
+    const { retry, auth } = setupReconnect();
+    for (let i = 0; i < 5; i++) retry.fresh();
+    expect(() => retry.check('token')).not.toThrow();
+    expect(auth).toEqual([]);
+  });
+});
+
+describe('tokens after a connection that failed to open', () => {
+  it('asks getToken for a fresh token before retrying, and for its cache otherwise', async () => {
+    const h = setup();
+    void h.client.connect();
+    await settle();
+    h.server.last().drop(); // the handshake was refused: a browser sees only the close
+    await h.clock.advance(1000);
+    h.server.last().accept();
+    await settle();
+    expect(h.client.state).toBe('connected');
+    expect(h.getToken.mock.calls).toEqual([[{ fresh: false }], [{ fresh: true }]]);
+    h.server.last().drop(); // an open connection lost: its first retry may use the cache again
+    await reconnect(h, h.server.last());
+    expect(h.getToken.mock.calls.at(-1)).toEqual([{ fresh: false }]);
+  });
+
+  it('reports auth once when fresh tokens keep failing and the HTTP API answers 401 to them', async () => {
+    const checked: string[] = [];
+    const fetchSpy = jest.spyOn(globalThis, 'fetch').mockImplementation(async (_url, init) => {
+      checked.push(String((init?.headers as Record<string, string> | undefined)?.authorization));
+      return new Response('{"message":"Unauthorized"}', { status: 401 });
+    });
+    try {
+      const h = setup({ authCheckUrl: 'https://api.example.test/v1/schema' });
+      const auth: TenantcastClientError[] = [];
+      h.client.on('auth', (error) => auth.push(error));
+      void h.client.connect();
+      for (let i = 0; i < 5; i++) {
+        await settle();
+        h.server.last().drop();
+        await h.clock.advance(30_000);
+      }
+      expect(auth.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
+      expect(checked[0]).toBe('Bearer token-3'); // the second fresh token, after the first fresh one failed
+      expect(h.client.state).toBe('reconnecting'); // it keeps trying: a new sign-in makes getToken work again
+    } finally {
+      fetchSpy.mockRestore();
+    }
+  });
+
+  it('reports nothing while the HTTP API accepts the token (the stack is down or starting, not the token)', async () => {
+    const fetchSpy = jest
+      .spyOn(globalThis, 'fetch')
+      .mockImplementation(async () => new Response('{}', { status: 503 }));
+    try {
+      const h = setup({ authCheckUrl: 'https://api.example.test/v1/schema' });
+      const auth: TenantcastClientError[] = [];
+      h.client.on('auth', (error) => auth.push(error));
+      void h.client.connect();
+      for (let i = 0; i < 5; i++) {
+        await settle();
+        h.server.last().drop();
+        await h.clock.advance(30_000);
+      }
+      expect(fetchSpy).toHaveBeenCalled();
+      expect(auth).toEqual([]);
+    } finally {
+      fetchSpy.mockRestore();
+    }
+  });
+});
+
+describe('reconnecting', () => {
+  it('waits a full-jitter delay that grows with every failed attempt and resets after a success', async () => {
+    const h = setup({ random: () => 0.999, backoff: { baseMs: 1000, maxMs: 60_000 } });
+    let socket = await connect(h);
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      socket.drop();
+      const before = h.server.sockets.length;
+      let waited = 0;
+      while (h.server.sockets.length === before) {
+        await h.clock.advance(10);
+        waited += 10;
+      }
+      waits.push(waited);
+      socket = h.server.last();
+    }
+    // Drops before the socket ever opened count as consecutive failures: about 1 s, 2 s, 4 s, 8 s.
+    expect(waits.map((w) => Math.round(w / 1000))).toEqual([1, 2, 4, 8]);
+    socket.accept();
+    socket.drop();
+    let waited = 0;
+    while (h.server.sockets.length === 5) {
+      await h.clock.advance(10);
+      waited += 10;
+    }
+    expect(Math.round(waited / 1000)).toBe(1);
+  });
+});

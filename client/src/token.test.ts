@@ -1,0 +1,137 @@
+import { describe, expect, it } from '@jest/globals';
+import { TenantcastClientError } from './errors.ts';
+import { connect, FakeClock, fakeJwt, type Harness, settle, setup } from './testing.ts';
+import { createRefresh, readToken, tokenExpiry } from './token.ts';
+
+describe('reading tokens', () => {
+  it("takes a JWT's exp as its expiry", () => {
+    expect(tokenExpiry(fakeJwt(1234))).toBe(1234);
+    expect(readToken(fakeJwt(1234))).toEqual({ token: fakeJwt(1234), expiresAt: 1_234_000 });
+  });
+
+  it('prefers the expiresAt getToken gives over the JWT', () => {
+    expect(readToken({ token: fakeJwt(1234), expiresAt: 99 })).toEqual({ token: fakeJwt(1234), expiresAt: 99_000 });
+  });
+
+  it('knows no expiry for a token that is not a JWT', () => {
+    expect(tokenExpiry('opaque')).toBeUndefined();
+    expect(tokenExpiry('a.not-base64-json.c')).toBeUndefined();
+    expect(readToken('opaque')).toEqual({ token: 'opaque', expiresAt: undefined });
+  });
+});
+
+function setupRefresh(tokens: (() => string)[]) {
+  const clock = new FakeClock();
+  const t = { dead: false, role: 'primary', expiresAt: (clock.now() + 10_000) as number | undefined };
+  const sent: { token: string; answered: (answer: unknown) => void }[] = [];
+  const errors: TenantcastClientError[] = [];
+  let rollovers = 0;
+  let timer: unknown;
+  const schedule = createRefresh<typeof t>(
+    1000,
+    clock,
+    () => {
+      const next = tokens.shift();
+      if (!next) throw new Error('no token');
+      return next();
+    },
+    (_t, ms, callback) => {
+      clock.clearTimeout(timer);
+      timer = clock.setTimeout(callback, ms);
+    },
+    (_t, token, answered) => sent.push({ token, answered }),
+    (error) => errors.push(error),
+    () => rollovers++,
+  );
+  return { clock, t, sent, errors, schedule, rollovers: () => rollovers };
+}
+
+describe('createRefresh', () => {
+  it('sends a new token refreshBeforeMs before the current one expires, then follows the new expiry', async () => {
+    const h = setupRefresh([() => fakeJwt(1_700_000_020), () => fakeJwt(1_700_000_030)]);
+    h.schedule(h.t);
+    await h.clock.advance(8999);
+    expect(h.sent).toHaveLength(0);
+    await h.clock.advance(1);
+    expect(h.sent.map((s) => s.token)).toEqual([fakeJwt(1_700_000_020)]);
+    h.sent[0]?.answered({ type: 'ack' });
+    expect(h.t.expiresAt).toBe(1_700_000_020_000);
+    await h.clock.advance(10_000);
+    expect(h.sent).toHaveLength(2);
+  });
+
+  it('does not schedule again for a token that does not expire later', async () => {
+    const h = setupRefresh([() => 'opaque']);
+    h.schedule(h.t);
+    await h.clock.advance(9000);
+    h.sent[0]?.answered({ type: 'ack' });
+    await h.clock.advance(60_000);
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it('falls back to a rollover when getToken fails or the server refuses the token', async () => {
+    const failing = setupRefresh([]);
+    failing.schedule(failing.t);
+    await failing.clock.advance(9000);
+    expect(failing.errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
+    expect(failing.rollovers()).toBe(1);
+
+    const refused = setupRefresh([() => 'next']);
+    refused.schedule(refused.t);
+    await refused.clock.advance(9000);
+    refused.sent[0]?.answered(new TenantcastClientError('UNAUTHORIZED', 'bad token'));
+    expect(refused.rollovers()).toBe(1);
+  });
+
+  it('does nothing for a connection whose token has no known expiry', async () => {
+    const h = setupRefresh([() => 'next']);
+    h.t.expiresAt = undefined;
+    h.schedule(h.t);
+    await h.clock.advance(60_000);
+    expect(h.sent).toHaveLength(0);
+  });
+});
+
+describe('token refresh', () => {
+  const inSeconds = (h: Harness, s: number) => Math.floor(h.clock.now() / 1000) + s;
+
+  it('sends a fresh token refreshBeforeMs before the current one expires, and again for the new one', async () => {
+    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 600)));
+    const socket = await connect(h);
+    await h.clock.advance(539_000);
+    expect(socket.framesOf('refresh')).toEqual([]);
+    await h.clock.advance(1000);
+    const refresh = socket.lastOf('refresh');
+    expect(refresh.token).toBe(fakeJwt(inSeconds(h, 600)));
+    socket.ackAll('refresh');
+    await h.clock.advance(540_000);
+    expect(socket.framesOf('refresh')).toHaveLength(2);
+    expect(h.server.sockets).toHaveLength(1);
+  });
+
+  it('takes the expiry from getToken when it gives one', async () => {
+    const h = setup({ refreshBeforeMs: 10_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => ({ token: 'opaque', expiresAt: inSeconds(h, 30) }) as never);
+    const socket = await connect(h);
+    await h.clock.advance(20_000);
+    expect(socket.lastOf('refresh')).toMatchObject({ token: 'opaque' });
+  });
+
+  it('falls back to a rollover with the new token when the server refuses the refresh', async () => {
+    const h = setup({ refreshBeforeMs: 60_000, heartbeatMs: 3_600_000 });
+    h.getToken.mockImplementation(async () => fakeJwt(inSeconds(h, 120)));
+    const old = await connect(h);
+    await h.clock.advance(60_000);
+    const refresh = old.lastOf('refresh');
+    old.receive({ type: 'error', ref: refresh.ref, code: 'BAD_REQUEST', message: "unknown action 'refresh'" });
+    await settle();
+    expect(h.errors.map((e) => e.code)).toEqual(['BAD_REQUEST']);
+    const next = h.server.last();
+    expect(next).not.toBe(old);
+    next.accept();
+    await settle();
+    expect(old.closed).toBe(true);
+    expect(h.client.state).toBe('connected');
+  });
+});

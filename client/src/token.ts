@@ -1,0 +1,84 @@
+/**
+ * Tokens: reading what getToken returns (the token and its expiry: `expiresAt` when given, else the JWT's `exp`)
+ * and refreshing the primary's token `refreshBeforeMs` before it expires. The refresh owns when to ask getToken
+ * again, and what to do with the answer: send it on the connection (`send`), move the expiry forward only (so a
+ * getToken returning the same token cannot spin), and fall back to a rollover (`rollover`), which opens a
+ * connection with a new token, when getToken or the server fails. The timer, requests and reports are the client's.
+ */
+import { TenantcastClientError } from './errors.ts';
+import type { Clock, TokenResult } from './types.ts';
+
+/** Reads a JWT's `exp` (epoch seconds) without verifying it: only to know when to refresh. */
+export function tokenExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
+    return typeof claims.exp === 'number' ? claims.exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The token getToken returned and when it expires (epoch ms), if known. */
+export function readToken(result: TokenResult): { token: string; expiresAt: number | undefined } {
+  const token = typeof result === 'string' ? result : result.token;
+  const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
+  return { token, expiresAt: seconds === undefined ? undefined : seconds * 1000 };
+}
+
+export const getTokenFailed = (err: unknown) =>
+  new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`);
+
+interface Refreshed {
+  readonly dead: boolean;
+  readonly role: string;
+  /** Epoch ms the connection's token expires, if known. */
+  expiresAt: number | undefined;
+}
+
+/**
+ * Returns the function that schedules the token refresh of a primary connection `t`. Positional ports keep the
+ * minified bundle small: `arm` (re)arms the refresh timer of `t`; `send` sends the new token on `t` and hands the
+ * server's answer to `answered`; `report` reaches the app's error listeners; `rollover` starts a rollover.
+ */
+export function createRefresh<T extends Refreshed>(
+  refreshBeforeMs: number,
+  clock: Clock,
+  getToken: () => TokenResult | Promise<TokenResult>,
+  arm: (t: T, ms: number, callback: () => void) => void,
+  send: (t: T, token: string, answered: (answer: unknown) => void) => void,
+  report: (error: TenantcastClientError) => void,
+  rollover: () => void,
+): (t: T) => void {
+  const schedule = (t: T): void => {
+    if (t.expiresAt === undefined) return;
+    const current = t.expiresAt;
+    arm(t, Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
+      let result: TokenResult;
+      try {
+        result = await getToken();
+      } catch (err) {
+        report(getTokenFailed(err));
+        rollover();
+        return;
+      }
+      if (t.dead || t.role !== 'primary') return;
+      const { token, expiresAt } = readToken(result);
+      send(t, token, (answer) => {
+        if (answer instanceof TenantcastClientError) {
+          // The server could not take the new token: a rollover opens a connection with it, without a gap.
+          report(answer);
+          rollover();
+          return;
+        }
+        // Only move forward, so a getToken that returns the same token cannot spin.
+        if (expiresAt !== undefined && expiresAt > current) {
+          t.expiresAt = expiresAt;
+          schedule(t);
+        }
+      });
+    });
+  };
+  return schedule;
+}
