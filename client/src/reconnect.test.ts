@@ -3,6 +3,15 @@ import type { TenantcastClientError } from './errors.ts';
 import { createReconnect } from './reconnect.ts';
 import { connect, FakeClock, reconnect, settle, setup } from './testing.ts';
 
+/** `times` connection attempts that never open (dropped before the handshake ends), each followed by the backoff. */
+async function failOpens(h: ReturnType<typeof setup>, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    await settle();
+    h.server.last().drop();
+    await h.clock.advance(30_000);
+  }
+}
+
 function setupReconnect() {
   const clock = new FakeClock();
   let retries = 0;
@@ -84,11 +93,7 @@ describe('tokens after a connection that failed to open', () => {
       const auth: TenantcastClientError[] = [];
       h.client.on('auth', (error) => auth.push(error));
       void h.client.connect();
-      for (let i = 0; i < 5; i++) {
-        await settle();
-        h.server.last().drop();
-        await h.clock.advance(30_000);
-      }
+      await failOpens(h, 5);
       expect(auth.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
       expect(checked[0]).toBe('Bearer token-3'); // the second fresh token, after the first fresh one failed
       expect(h.client.state).toBe('reconnecting'); // it keeps trying: a new sign-in makes getToken work again
@@ -106,11 +111,7 @@ describe('tokens after a connection that failed to open', () => {
       const auth: TenantcastClientError[] = [];
       h.client.on('auth', (error) => auth.push(error));
       void h.client.connect();
-      for (let i = 0; i < 5; i++) {
-        await settle();
-        h.server.last().drop();
-        await h.clock.advance(30_000);
-      }
+      await failOpens(h, 5);
       expect(fetchSpy).toHaveBeenCalled();
       expect(auth).toEqual([]);
     } finally {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { launchChromium, signedInPage } from './support.ts';
+import { signedInPage, startWithChromium } from './support.ts';
 
 const outputDir = join(import.meta.dirname, '../../test-output/browser');
 const pressRelease = '5c1d6a10-0000-4000-8000-000000000001';
@@ -25,21 +25,20 @@ function localRuntime(): LocalRuntime {
 }
 
 beforeAll(async () => {
-  // Both are started at once; whichever starts is kept for afterAll even when the other fails.
-  const [started, launched] = await Promise.allSettled([
-    startLocal({
-      port: 0,
-      sqsRetryDelaySeconds: 0,
-      schedules: false,
-      onFunctionLog: () => undefined,
-      log: () => undefined,
-    }),
-    launchChromium(),
-  ]);
-  if (started.status === 'fulfilled') runtime = started.value;
-  if (launched.status === 'fulfilled') browser = launched.value;
-  if (started.status === 'rejected') throw started.reason;
-  if (launched.status === 'rejected') throw launched.reason;
+  await startWithChromium(
+    () =>
+      startLocal({
+        port: 0,
+        sqsRetryDelaySeconds: 0,
+        schedules: false,
+        onFunctionLog: () => undefined,
+        log: () => undefined,
+      }),
+    (started, launched) => {
+      runtime = started;
+      browser = launched;
+    },
+  );
 }, 60_000);
 
 afterAll(async () => {

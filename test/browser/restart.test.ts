@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import { httpApi, jsonOf, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
-import { launchChromium, signedInPage } from './support.ts';
+import { signedInPage, startWithChromium } from './support.ts';
 
 let runtime: LocalRuntime | undefined;
 let browser: Browser | undefined;
@@ -19,11 +19,10 @@ const pageErrors: string[] = [];
 const start = (port = 0) => startQuietRuntime({ port, sqsRetryDelaySeconds: 0, schedules: false });
 
 beforeAll(async () => {
-  const [started, launched] = await Promise.allSettled([start(), launchChromium()]);
-  if (started.status === 'fulfilled') runtime = started.value;
-  if (launched.status === 'fulfilled') browser = launched.value;
-  if (started.status === 'rejected') throw started.reason;
-  if (launched.status === 'rejected') throw launched.reason;
+  await startWithChromium(start, (started, launched) => {
+    runtime = started;
+    browser = launched;
+  });
 }, 90_000);
 
 afterAll(async () => {

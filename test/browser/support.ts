@@ -1,11 +1,29 @@
 /**
- * What the browser tests share: Debian's Chromium (or CHROMIUM_PATH) launched through playwright-core, and a demo
- * page signed in through its sign-in screen. Without Chromium the suites fail, they are never skipped.
+ * What the browser tests share: Debian's Chromium (or CHROMIUM_PATH) launched through playwright-core, started beside
+ * the local runtime, and a demo page signed in through its sign-in screen. Without Chromium the suites fail, they are
+ * never skipped.
  */
 import { existsSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/**
+ * Starts the runtime (`start`) and Chromium at once. `keep` gets whichever started, even when the other failed, so the
+ * file's afterAll stops it; then the first failure is thrown.
+ */
+export async function startWithChromium<R>(
+  start: () => Promise<R>,
+  keep: (runtime: R | undefined, browser: Browser | undefined) => void,
+): Promise<void> {
+  const [started, launched] = await Promise.allSettled([start(), launchChromium()]);
+  keep(
+    started.status === 'fulfilled' ? started.value : undefined,
+    launched.status === 'fulfilled' ? launched.value : undefined,
+  );
+  if (started.status === 'rejected') throw started.reason;
+  if (launched.status === 'rejected') throw launched.reason;
+}
 
 export function launchChromium(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
