@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { signedInPage, startWithChromium } from './support.ts';
 
 const outputDir = join(import.meta.dirname, '../../test-output/browser');
@@ -39,7 +40,7 @@ beforeAll(async () => {
       browser = launched;
     },
   );
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await browser?.close();

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { httpApi, jsonOf, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { httpApi, jsonOf, STARTUP_TIMEOUT_MS, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
 import { signedInPage, startWithChromium } from './support.ts';
 
 let runtime: LocalRuntime | undefined;
@@ -23,7 +23,7 @@ beforeAll(async () => {
     runtime = started;
     browser = launched;
   });
-}, 90_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await browser?.close();

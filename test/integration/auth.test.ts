@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, handshakeStatus } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -19,7 +20,7 @@ beforeAll(async () => {
     log: () => undefined,
     onFunctionLog: () => undefined,
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await runtime?.stop();

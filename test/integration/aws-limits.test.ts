@@ -18,6 +18,7 @@ import {
   jsonOf,
   messages,
   openClient,
+  STARTUP_TIMEOUT_MS,
   startQuietRuntime,
   tokenFor,
 } from '../support/local-stack.ts';
@@ -36,7 +37,7 @@ beforeAll(async () => {
     endpointsFile: join(dir, 'endpoints.json'),
     onFunctionLog: (_name, line) => functionLines.push(line),
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

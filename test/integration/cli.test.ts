@@ -14,6 +14,7 @@ import { devLimits } from '../../local/seed.ts';
 import { ttyProgress } from '../../scripts/cli-progress.ts';
 import { awsTarget } from '../../scripts/cli-target.ts';
 import { runCli } from '../../scripts/tenantcast-cli.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -35,7 +36,7 @@ beforeAll(async () => {
     onFunctionLog: () => undefined,
     endpointsFile,
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close()));

@@ -9,6 +9,7 @@ import type { ClientState, Message, TenantcastClientError, WebSocketConstructor 
 import { type ClientOptions, createClient, type TenantcastClient } from '../../client/src/index.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 
 /** Every frame the SDK sent, by user: `ws` with its `send` recorded. */
 const sentBy = new Map<string, Record<string, unknown>[]>();
@@ -54,7 +55,7 @@ function harness(maxConnectionMs?: number): Harness {
       log: () => undefined,
       ...(maxConnectionMs !== undefined && { maxConnectionMs }),
     });
-  }, 30_000);
+  }, STARTUP_TIMEOUT_MS);
   afterAll(async () => {
     for (const c of h.clients) c.close();
     await h.runtime?.stop();

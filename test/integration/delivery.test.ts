@@ -10,7 +10,7 @@ import { deliverySendParams } from '../../lambdas/core/delivery.ts';
 import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN', faultInjection: true }, 30_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN', faultInjection: true });
 
 async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
   return openClient(runtime(), tokenFor(runtime(), tenantId, userId, roles));

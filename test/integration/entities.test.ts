@@ -6,7 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, httpApi, jsonOf, openClient, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import {
+  closeClients,
+  httpApi,
+  jsonOf,
+  openClient,
+  STARTUP_TIMEOUT_MS,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -19,7 +27,7 @@ beforeAll(async () => {
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
     onFunctionLog: (_name, line) => functionLogs.push(line),
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

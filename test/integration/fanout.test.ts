@@ -11,10 +11,12 @@ import { packFrames } from '../../lambdas/core/delivery-plan.ts';
 import { eventually, messages, openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime(
-  { sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN', faultInjection: true },
-  30_000,
-);
+const runtime = useQuietRuntime({
+  sqsRetryDelaySeconds: 0,
+  schedules: false,
+  functionLogLevel: 'WARN',
+  faultInjection: true,
+});
 
 /** `count` connected clients of acme and their connection ids. */
 async function members(count: number): Promise<{ client: TestClient; connectionId: string }[]> {

@@ -16,7 +16,7 @@ const FRAMES = 9_000;
 const CONNECTIONS = 6;
 const HTTP_BODIES = 1_500;
 
-const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false }, 60_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false });
 
 const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime(), tenantId, userId, roles);
 

@@ -6,7 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, httpApi, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import {
+  closeClients,
+  httpApi,
+  openClient,
+  STARTUP_TIMEOUT_MS,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
 const MARKER = 'GLOBEX-SECRET';
@@ -49,7 +57,7 @@ beforeAll(async () => {
   const items = (JSON.parse(list.text) as { items: { id: unknown }[] }).items;
   globexTaskIds = items.map((item) => String(item.id));
   expect(globexTaskIds.length).toBeGreaterThan(0);
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { functions } from '../../lambdas/manifest.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { messages, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { messages, STARTUP_TIMEOUT_MS, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
 import { connect, type TestClient } from '../support/ws-client.ts';
 
 const MEMBERS = 2000;
@@ -19,7 +19,7 @@ const members: TestClient[] = [];
 
 beforeAll(async () => {
   runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   // Closing 2000 connections runs 2000 $disconnects; in bounded batches like the opening.

@@ -8,7 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { defaultLimits } from '../../lambdas/core/rate-limit.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import { defaultRoleRules } from '../../local/seed.ts';
-import { closeClients, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import {
+  closeClients,
+  openClient,
+  STARTUP_TIMEOUT_MS,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
 import { type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -32,7 +39,7 @@ beforeAll(async () => {
       httpRequestsPerSecond: 1,
     },
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

@@ -9,6 +9,7 @@ import { homeRegionOf } from '../../lambdas/core/replication.ts';
 import { type LocalStage, startLocalStage } from '../../local/multi-region.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import { devLimits, seedTenants } from '../../local/seed.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
@@ -39,7 +40,7 @@ beforeAll(async () => {
   for (const runtime of stage.regions.values()) {
     for (const tenant of seedTenants) await runtime.tenants.put({ ...tenant, limits: devLimits });
   }
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close()));

@@ -14,6 +14,7 @@ import {
   httpApi,
   jsonOf,
   openClient,
+  STARTUP_TIMEOUT_MS,
   sleep,
   startQuietRuntime,
   tokenFor,
@@ -30,7 +31,7 @@ beforeAll(async () => {
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
     onFunctionLog: (_name, line) => functionLogs.push(line),
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   runtime?.sqs.restoreSends();

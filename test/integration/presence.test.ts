@@ -5,7 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, openClient, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import {
+  closeClients,
+  openClient,
+  STARTUP_TIMEOUT_MS,
+  sleep,
+  startQuietRuntime,
+  tokenFor,
+} from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -18,7 +25,7 @@ beforeAll(async () => {
   });
   const acme = await runtime.tenants.get('acme');
   await runtime.tenants.put({ ...acme, presenceGroups: ['room:*'] });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

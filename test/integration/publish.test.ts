@@ -15,7 +15,7 @@ import {
 } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' }, 60_000);
+const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
 
 interface Who {
   readonly tenant: string;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createSigningKey } from '../../local/identity.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -24,7 +25,7 @@ beforeAll(async () => {
     onFunctionLog: (_name, line) => functionLogs.push(line),
     log: () => undefined,
   });
-}, 30_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close()));

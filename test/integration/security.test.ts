@@ -5,7 +5,7 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, openClient, sleep, startQuietRuntime } from '../support/local-stack.ts';
+import { closeClients, openClient, STARTUP_TIMEOUT_MS, sleep, startQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -19,7 +19,7 @@ beforeAll(async () => {
     onFunctionLog: (_name, line) => logs.push(line),
     log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`),
   });
-}, 60_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeClients();

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { OpsSnapshot, SeriesSnapshot } from '../../local/ops.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
+import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, type TestClient } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -25,7 +26,7 @@ beforeAll(async () => {
     log: () => undefined,
     schedules: false,
   });
-}, 30_000);
+}, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close()));

@@ -9,7 +9,7 @@ import { eventually, openClient, sleep, tokenFor, useQuietRuntime } from '../sup
 import type { TestClient } from '../support/ws-client.ts';
 
 // Startup takes up to a minute on a loaded machine (PGlite clusters, sandboxes).
-const runtime = useQuietRuntime({ web: false, schedules: false, functionLogLevel: 'WARN' }, 120_000);
+const runtime = useQuietRuntime({ web: false, schedules: false, functionLogLevel: 'WARN' });
 
 function client(tenantId: string, userId: string): Promise<TestClient> {
   return openClient(runtime(), tokenFor(runtime(), tenantId, userId, ['member']));

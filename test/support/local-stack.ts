@@ -10,6 +10,12 @@ import { devLimits } from '../../local/seed.ts';
 import { connect, type Frame, type TestClient } from './ws-client.ts';
 
 /**
+ * How long a test file's `beforeAll` may take to start a local runtime: ~10-15 s on a quiet machine here (sandboxes
+ * warmed one at a time, PGlite, seeding), several times that while other work shares the two cores.
+ */
+export const STARTUP_TIMEOUT_MS = 120_000;
+
+/**
  * Starts the local runtime on a free port with runtime and function logs dropped, its seeded tenants with raised
  * limits (tests drive them far harder than a person would); `options` override any of that.
  */
@@ -28,7 +34,7 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
  * The usual test file setup: one quiet local runtime started before the file's tests and stopped (with every tracked
  * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran).
  */
-export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = 60_000): () => LocalRuntime {
+export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = STARTUP_TIMEOUT_MS): () => LocalRuntime {
   let runtime: LocalRuntime | undefined;
   beforeAll(async () => {
     runtime = await startQuietRuntime(options);
