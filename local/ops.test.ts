@@ -1,7 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createOpsHandler, MetricsCollector, parseEmf, percentile } from './ops.ts';
+import {
+  createOpsHandler,
+  MetricsCollector,
+  parseEmf,
+  percentile,
+  refusalsOf,
+  statusText,
+  windowLabel,
+} from './ops.ts';
 
 /** An EMF line as Powertools Metrics writes it. */
 function emf(
@@ -144,6 +152,32 @@ describe('MetricsCollector', () => {
   });
 });
 
+describe('what the ops page says', () => {
+  it('names the window its sums and percentiles cover', () => {
+    expect(new MetricsCollector().windowMs).toBe(300_000);
+    expect(windowLabel(new MetricsCollector().windowMs)).toBe('last 5 min');
+    expect(windowLabel(new MetricsCollector({ bucketMs: 1000, buckets: 30 }).windowMs)).toBe('last 30 s');
+  });
+
+  it("lists the HTTP API's and the gateway's refusals by status, not their successes", () => {
+    expect(refusalsOf({ 200: 9, 409: 2, 401: 1, 403: 3 }, { 403: 1, 429: 0 })).toEqual([
+      { source: 'HTTP API', status: 401, count: 1 },
+      { source: 'HTTP API', status: 403, count: 3 },
+      { source: 'HTTP API', status: 409, count: 2 },
+      { source: 'WebSocket handshakes', status: 403, count: 1 },
+    ]);
+  });
+
+  it('says since when the stack is unreachable, and from when the figures shown are', () => {
+    const at = (time: string) => Date.parse(`2026-12-02T${time}Z`);
+    expect(statusText(at('04:00:00'), undefined, '')).toBe('Updated 04:00:00 UTC.');
+    expect(statusText(at('04:00:00'), at('04:00:01'), 'TypeError: Failed to fetch')).toBe(
+      'Stack unreachable since 04:00:01 UTC (TypeError: Failed to fetch); the figures below are from 04:00:00 UTC.',
+    );
+    expect(statusText(undefined, at('04:00:01'), 'HTTP 502')).toContain('from none yet');
+  });
+});
+
 describe('the ops HTTP handler', () => {
   let server: Server;
   let base: string;
@@ -153,6 +187,7 @@ describe('the ops HTTP handler', () => {
     collector.ingest(emf({ MessagesIn: 2 }, { tenantId: 'acme' }));
     const handler = createOpsHandler(collector, {
       functions: new Map([['message', { invocations: 4, errors: 1, durationMs: 10 }]]),
+      httpApi: { stats: { 200: 5, 401: 1, 403: 2, 409: 1 } },
     });
     server = createServer(async (req, res) => {
       if (!(await handler(req, res))) {
@@ -174,6 +209,12 @@ describe('the ops HTTP handler', () => {
     const html = await res.text();
     expect(html).toContain('/ops/metrics.json');
     expect(html).toContain('setInterval(refresh, 1000)');
+    expect(html).not.toContain('<th>total</th>');
+    expect(html).toContain('<th>count, <span class="window">last 5 min</span></th>');
+    // The page's script (with statusText embedded) is valid JavaScript and shows when the stack stops answering.
+    const script = /<script>([\s\S]*)<\/script>/.exec(html)?.[1] ?? '';
+    expect(() => new Function(script)).not.toThrow();
+    expect(script).toContain('Stack unreachable since');
   });
 
   it('serves the metrics and function counters as JSON', async () => {
@@ -182,6 +223,13 @@ describe('the ops HTTP handler', () => {
       metrics: [{ name: 'MessagesIn', total: { sum: 2 }, tenants: { acme: 2 } }],
       functions: [{ name: 'message', invocations: 4, errors: 1, avgDurationMs: 2.5 }],
       queues: [],
+      windowMs: 300_000,
+      windowLabel: 'last 5 min',
+      refusals: [
+        { source: 'HTTP API', status: 401, count: 1 },
+        { source: 'HTTP API', status: 403, count: 2 },
+        { source: 'HTTP API', status: 409, count: 1 },
+      ],
     });
   });
 

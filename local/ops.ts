@@ -148,6 +148,11 @@ export class MetricsCollector {
   /** Lines that were EMF. */
   emfLines = 0;
 
+  /** What `window` stats cover: every kept bucket. */
+  get windowMs(): number {
+    return this.bucketMs * this.maxBuckets;
+  }
+
   constructor(options: MetricsCollectorOptions = {}) {
     this.bucketMs = options.bucketMs ?? 5000;
     this.maxBuckets = options.buckets ?? 60;
@@ -239,9 +244,49 @@ export class MetricsCollector {
   }
 }
 
+/** "last 5 min", "last 30 s": the window of the collector's `window` stats, as the page labels its columns. */
+export function windowLabel(ms: number): string {
+  if (ms % 60_000 === 0) return `last ${ms / 60_000} min`;
+  return `last ${Math.round(ms / 1000)} s`;
+}
+
+/** One refusal count on the page: who refused, with which HTTP status, how often since the runtime started. */
+export interface Refusal {
+  readonly source: 'HTTP API' | 'WebSocket handshakes';
+  readonly status: number;
+  readonly count: number;
+}
+
+/** The 4xx/5xx answers of the HTTP API and the gateway's handshakes (401 UNAUTHORIZED, 403, 409 CONFLICT, 429 …). */
+export function refusalsOf(
+  httpApi: Readonly<Record<number, number>> | undefined,
+  handshakes: Readonly<Record<number, number>> | undefined,
+): Refusal[] {
+  const list = (source: Refusal['source'], byStatus: Readonly<Record<number, number>> = {}): Refusal[] =>
+    Object.entries(byStatus)
+      .map(([status, count]) => ({ source, status: Number(status), count }))
+      .filter((r) => r.status >= 400 && r.count > 0)
+      .sort((a, b) => a.status - b.status);
+  return [...list('HTTP API', httpApi), ...list('WebSocket handshakes', handshakes)];
+}
+
+/**
+ * The page's status line after each refresh: when the figures are from, or since when the stack has not answered
+ * (so a page left open never looks current while the stack is down). Runs in the page too (embedded with
+ * `toString()`), so it uses nothing but its arguments.
+ */
+export function statusText(lastOkAt: number | undefined, failingSince: number | undefined, error: string): string {
+  const lastOk = lastOkAt === undefined ? 'none yet' : `${new Date(lastOkAt).toISOString().slice(11, 19)} UTC`;
+  if (failingSince === undefined) return `Updated ${lastOk}.`;
+  const since = `${new Date(failingSince).toISOString().slice(11, 19)} UTC`;
+  return `Stack unreachable since ${since} (${error}); the figures below are from ${lastOk}.`;
+}
+
 /** What the ops page reads besides EMF: the stand-ins' own counters (what AWS's service metrics would show). */
 export interface OpsSources {
   readonly gateway?: { readonly stats: Readonly<GatewayStats>; readonly connections: { readonly size: number } };
+  /** The local HTTP API's answers by status (local/http-api.ts `stats`). */
+  readonly httpApi?: { readonly stats: Readonly<Record<number, number>> };
   readonly functions?: ReadonlyMap<
     string,
     { readonly invocations: number; readonly errors: number; readonly durationMs: number }
@@ -261,6 +306,11 @@ export interface QueueDepth {
 export interface OpsSnapshot {
   readonly now: number;
   readonly bucketMs: number;
+  /** The window of each metric's `window` stats, and its label ("last 5 min"). */
+  readonly windowMs: number;
+  readonly windowLabel: string;
+  /** 4xx/5xx answers by source and status, since the runtime started. */
+  readonly refusals: readonly Refusal[];
   readonly emfLines: number;
   readonly metrics: readonly SeriesSnapshot[];
   readonly gateway: (GatewayStats & { readonly open: number }) | undefined;
@@ -301,6 +351,9 @@ export async function opsSnapshot(collector: MetricsCollector, sources: OpsSourc
   return {
     now: Date.now(),
     bucketMs: collector.bucketMs,
+    windowMs: collector.windowMs,
+    windowLabel: windowLabel(collector.windowMs),
+    refusals: refusalsOf(sources.httpApi?.stats, sources.gateway?.stats.rejectedHandshakesByStatus),
     emfLines: collector.emfLines,
     metrics: collector.snapshot(),
     gateway: sources.gateway && { ...sources.gateway.stats, open: sources.gateway.connections.size },
@@ -361,19 +414,26 @@ const OPS_PAGE = `<!doctype html>
   th:first-child, td:first-child { text-align: left; }
   .spark { font-family: monospace; letter-spacing: -1px; color: #36c; }
   .muted { color: #888; }
+  #status.down { color: #fff; background: #b3261e; padding: .1rem .4rem; border-radius: 4px; }
+  body.stale table { opacity: .45; }
 </style>
 </head>
 <body>
 <h1>tenantcast local operations</h1>
-<p class="muted">Live from the functions' EMF output and the local stand-ins; refreshed every second. <span id="status"></span></p>
+<p class="muted">Live from the functions' EMF output and the local stand-ins; refreshed every second.</p>
+<p><span id="status">Loading…</span></p>
 <p><strong>Local only, unauthenticated:</strong> anyone who can reach this port can read every tenant's metrics here. Deployed stages have no such page (use CloudWatch).</p>
-<h2>Function metrics (EMF)</h2>
-<table id="metrics"><thead><tr><th>metric</th><th>dimensions</th><th>unit</th><th>total</th><th>window sum</th><th>p50</th><th>p99</th><th>max</th><th>trend</th><th>per tenant</th></tr></thead><tbody></tbody></table>
-<h2>Gateway</h2>
+<h2>Function metrics (EMF), <span class="window">last 5 min</span></h2>
+<p class="muted">Count and sum of the values in the window (no sum for latencies); p50/p99/max of the raw values in the window; trend per <span id="bucket">5 s</span>.</p>
+<table id="metrics"><thead><tr><th>metric</th><th>dimensions</th><th>unit</th><th>count, <span class="window">last 5 min</span></th><th>sum, <span class="window">last 5 min</span></th><th>p50</th><th>p99</th><th>max</th><th>trend</th><th>per tenant (sum since start)</th></tr></thead><tbody></tbody></table>
+<h2>Refusals by status (since start)</h2>
+<p class="muted">The HTTP API's 4xx/5xx answers (401 UNAUTHORIZED, 403 FORBIDDEN, 409 CONFLICT, 429 …) and the WebSocket handshakes the gateway refused.</p>
+<table id="refusals"><thead><tr><th>source</th><th>status</th><th>count</th></tr></thead><tbody></tbody></table>
+<h2>Gateway (since start)</h2>
 <table id="gateway"><tbody></tbody></table>
 <h2>Queues</h2>
 <table id="queues"><thead><tr><th>queue</th><th>messages</th><th>in flight</th><th>dead-letter</th></tr></thead><tbody></tbody></table>
-<h2>Functions</h2>
+<h2>Functions (since start)</h2>
 <table id="functions"><thead><tr><th>function</th><th>invocations</th><th>errors</th><th>avg duration (ms)</th></tr></thead><tbody></tbody></table>
 <script>
 const esc = (v) => String(v ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
@@ -384,25 +444,41 @@ function spark(buckets) {
   return buckets.map((b) => bars[Math.min(7, Math.floor((b.sum / max) * 7))]).join('');
 }
 function rows(id, list) { document.querySelector('#' + id + ' tbody').innerHTML = list.join(''); }
+const latency = (unit) => ['Milliseconds', 'Seconds', 'Microseconds'].includes(unit);
+const statusText = ${statusText.toString()};
+let lastOkAt;
+let failingSince;
+let lastError = '';
 async function refresh() {
   try {
     const r = await fetch('/ops/metrics.json', { cache: 'no-store' });
+    if (!r.ok) throw new Error('HTTP ' + r.status);
     const d = await r.json();
+    for (const el of document.querySelectorAll('.window')) el.textContent = d.windowLabel;
+    document.getElementById('bucket').textContent = d.bucketMs / 1000 + ' s';
     rows('metrics', d.metrics.map((m) => '<tr><td>' + esc(m.name) + '</td><td>' +
       esc(Object.entries(m.dimensions).map(([k, v]) => k + '=' + v).join(' ')) + '</td><td>' + esc(m.unit) +
-      '</td><td>' + num(m.total.sum) + '</td><td>' + num(m.window.sum) + '</td><td>' + num(m.window.p50) +
+      '</td><td>' + m.window.count + '</td><td>' + (latency(m.unit) ? '' : num(m.window.sum)) + '</td><td>' + num(m.window.p50) +
       '</td><td>' + num(m.window.p99) + '</td><td>' + num(m.window.max) + '</td><td class="spark">' +
       spark(m.buckets) + '</td><td>' + esc(Object.entries(m.tenants).map(([k, v]) => k + ': ' + num(v)).join(', ')) +
       '</td></tr>'));
-    rows('gateway', Object.entries(d.gateway ?? {}).map(([k, v]) => '<tr><td>' + esc(k) + '</td><td>' + esc(v) + '</td></tr>'));
+    rows('refusals', d.refusals.map((f) => '<tr><td>' + esc(f.source) + '</td><td>' + f.status + '</td><td>' + f.count + '</td></tr>'));
+    rows('gateway', Object.entries(d.gateway ?? {}).map(([k, v]) => '<tr><td>' + esc(k) + '</td><td>' +
+      esc(typeof v === 'object' ? JSON.stringify(v) : v) + '</td></tr>'));
     rows('queues', d.queues.map((q) => '<tr><td>' + esc(q.name) + '</td><td>' + q.messages + '</td><td>' + q.inFlight +
       '</td><td>' + q.dlqMessages + '</td></tr>'));
     rows('functions', d.functions.map((f) => '<tr><td>' + esc(f.name) + '</td><td>' + f.invocations + '</td><td>' +
       f.errors + '</td><td>' + f.avgDurationMs + '</td></tr>'));
-    document.getElementById('status').textContent = 'Updated ' + new Date(d.now).toLocaleTimeString() + '.';
+    lastOkAt = d.now;
+    failingSince = undefined;
   } catch (err) {
-    document.getElementById('status').textContent = 'Not reachable: ' + err;
+    failingSince = failingSince ?? Date.now();
+    lastError = String(err);
   }
+  const status = document.getElementById('status');
+  status.textContent = statusText(lastOkAt, failingSince, lastError);
+  status.className = failingSince === undefined ? '' : 'down';
+  document.body.classList.toggle('stale', failingSince !== undefined);
 }
 refresh();
 setInterval(refresh, 1000);

@@ -292,7 +292,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
     });
     gateway.addHttpHandler(httpApi.httpHandler);
-    gateway.addHttpHandler(createOpsHandler(metrics, { gateway, functions: hosts, sqs: sqs.client, queues }));
+    gateway.addHttpHandler(createOpsHandler(metrics, { gateway, httpApi, functions: hosts, sqs: sqs.client, queues }));
 
     Object.assign(bindingValues, {
       TABLE_NAME: tableName,

@@ -35,6 +35,7 @@ describe('handshake', () => {
     expect((await connect(h.gateway, { token: 'deny' })).status).toBe(403);
     expect((await connect(h.gateway, { token: 'other-arn' })).status).toBe(403);
     expect(h.connectEvents).toHaveLength(0);
+    expect(h.gateway.stats.rejectedHandshakesByStatus).toEqual({ 403: 2 });
   });
 
   it('answers 500 when the authorizer crashes or returns a non-primitive context value', async () => {

@@ -44,9 +44,14 @@ function rejectHandshake(
   message: string,
   errorType?: string,
 ): void {
-  gw.stats.rejectedHandshakes++;
+  countRejected(gw, status);
   gw.log('info', 'handshake rejected', { status, why });
   writeRawResponse(socket, status, { message }, errorType ? { 'x-amzn-ErrorType': errorType } : {});
+}
+
+function countRejected(gw: GatewayState, status: number): void {
+  gw.stats.rejectedHandshakes++;
+  gw.stats.rejectedHandshakesByStatus[status] = (gw.stats.rejectedHandshakesByStatus[status] ?? 0) + 1;
 }
 
 /** An upgrade request on the server: answered with a refusal, or completed into a registered connection. */
@@ -59,7 +64,7 @@ export async function handleUpgrade(gw: GatewayState, req: IncomingMessage, sock
   gw.stats.handshakes++;
   if (gw.closing) return rejectHandshake(gw, socket, 503, 'gateway stopping', 'Service Unavailable');
   if (gw.starting) {
-    gw.stats.rejectedHandshakes++;
+    countRejected(gw, 503);
     return writeRawResponse(socket, 503, { message: 'Service Unavailable' }, RETRY_AFTER);
   }
   if (!looksLikeWebSocketUpgrade(req)) {

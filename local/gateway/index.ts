@@ -138,6 +138,7 @@ function newStats(): GatewayStats {
     handshakes: 0,
     connects: 0,
     rejectedHandshakes: 0,
+    rejectedHandshakesByStatus: {},
     framesIn: 0,
     framesOut: 0,
     errorFrames: 0,

@@ -109,6 +109,8 @@ export interface GatewayStats {
   connects: number;
   /** Handshakes rejected (401/403/4xx/5xx). */
   rejectedHandshakes: number;
+  /** The same, by the status answered (the ops page lists 401/403/429/503 …). */
+  rejectedHandshakesByStatus: Record<number, number>;
   /** Data frames received from clients. */
   framesIn: number;
   /** Data frames sent to clients (posts, route responses, error frames). */

@@ -138,6 +138,23 @@ describe('the demo app in Chromium', () => {
     for (const page of [alice, ada, globex]) expect(await page.textContent('#connection')).toBe('connected');
   });
 
+  it('names campaigns and the version column, and offers a viewer no write controls', async () => {
+    // ada may read campaigns: their names; alice may not: ids told apart (seeded ids share their first 8 characters).
+    expect(new Set(await columnOf(ada, 'campaign_id'))).toEqual(new Set(['Product launch', 'Spring sale']));
+    expect(new Set(await columnOf(alice, 'campaign_id')).size).toBe(2);
+    expect(await alice.textContent('section[data-entity="task"] th.version')).toBe('version');
+
+    const vic = await signedIn('acme:vic:viewer');
+    expect(await columnOf(vic, 'title')).toEqual(acmeTitles);
+    expect(await vic.$('section[data-entity="task"] [data-action="new"]')).toBeNull();
+    expect(await vic.textContent('section[data-entity="task"] header .read-only')).toContain('read only');
+    await vic.click('section[data-entity="task"] tbody tr');
+    await vic.waitForSelector('#editor-notice:has-text("Read only")');
+    expect(await vic.$('#editor [data-action="save"]')).toBeNull();
+    expect(await vic.$eval('#editor fieldset', (f) => (f as HTMLFieldSetElement).disabled)).toBe(true);
+    await vic.close();
+  });
+
   it('shows a task edited on one page on another page of the same tenant within a second, and never to globex', async () => {
     const title = `Press release, final (${Date.now().toString(36)})`;
     const onAda = await watchCell(ada, cell(pressRelease, 'title'), title);

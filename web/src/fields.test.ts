@@ -10,6 +10,8 @@ import {
   inputKindOf,
   labelOf,
   newKeyFor,
+  referenceText,
+  shortId,
   toInputText,
 } from './fields.ts';
 import type { EntitySpec } from './schema.ts';
@@ -158,5 +160,21 @@ describe('edits', () => {
   it('makes a key for a new row only when the key is a UUID', () => {
     expect(newKeyFor(acmeTask, () => 'u-1')).toEqual({ id: 'u-1' });
     expect(newKeyFor(globexTask, () => 'u-1')).toEqual({});
+  });
+});
+
+describe('reference cells', () => {
+  const launch = '7b0e3a52-4d0f-4a51-9b2a-0c4f1c9e0a01';
+  const spring = '7b0e3a52-4d0f-4a51-9b2a-0c4f1c9e0a02';
+
+  it("show the referenced row's name, or its title", () => {
+    expect(referenceText(launch, { id: launch, name: 'Product launch' })).toBe('Product launch');
+    expect(referenceText(launch, { id: launch, title: 'Write the brief' })).toBe('Write the brief');
+  });
+
+  it('tell apart ids that share their first characters when no label is known', () => {
+    expect(referenceText(launch, undefined)).not.toBe(referenceText(spring, undefined));
+    expect(shortId(launch)).toBe('7b0e3a52…0a01');
+    expect(shortId('c-1')).toBe('c-1');
   });
 });

@@ -170,3 +170,17 @@ export function describeDiff(diff: Readonly<Record<string, readonly [unknown, un
 export function newKeyFor(spec: EntitySpec, randomUUID: () => string): Record<string, unknown> {
   return spec.fields[spec.primaryKey]?.type === 'uuid' ? { [spec.primaryKey]: randomUUID() } : {};
 }
+
+/**
+ * A reference id without a known label: its start and its end, so ids that share a prefix (seeded ids often do) stay
+ * apart. Short ids are shown whole.
+ */
+export function shortId(id: string): string {
+  return id.length <= 14 ? id : `${id.slice(0, 8)}…${id.slice(-4)}`;
+}
+
+/** A reference cell (`<target>_id`): the target row's `name` or `title` when the page has it, else `shortId`. */
+export function referenceText(id: string, target: Readonly<Record<string, unknown>> | undefined): string {
+  const label = target?.name ?? target?.title;
+  return typeof label === 'string' && label !== '' ? label : shortId(id);
+}

@@ -8,6 +8,7 @@ import { createClient, type TenantcastClient } from '../../client/src/index.ts';
 import type { ClientState } from '../../client/src/types.ts';
 import { ApiError, EntityApi } from './api.ts';
 import { EntityTable } from './entity-table.ts';
+import { ErrorBanners } from './errors.ts';
 import {
   type Column,
   changedFields,
@@ -20,9 +21,18 @@ import {
   inputKindOf,
   labelOf,
   newKeyFor,
+  referenceText,
   toInputText,
 } from './fields.ts';
-import { asChangeEvent, type ChangeLogEntry, entityGroup, type Row, type Schema, versionOf } from './schema.ts';
+import {
+  asChangeEvent,
+  type ChangeLogEntry,
+  entityGroup,
+  mayWrite,
+  type Row,
+  type Schema,
+  versionOf,
+} from './schema.ts';
 import { demoUsers, type Identity, identityId, Session } from './session.ts';
 
 // ---- DOM helpers ----
@@ -51,21 +61,37 @@ function byId<T extends HTMLElement = HTMLElement>(id: string): T {
 
 // ---- errors ----
 
-function showError(code: string, message: string): void {
-  const list = byId('errors');
-  const close = h('button', { type: 'button', class: 'dismiss', 'aria-label': 'dismiss' }, '×');
-  const item = h('li', { 'data-code': code }, h('code', {}, code), ' ', message, ' ', close);
-  close.addEventListener('click', () => item.remove());
-  list.prepend(item);
-  while (list.children.length > 5) list.lastElementChild?.remove();
-  setTimeout(() => item.remove(), 15_000);
+// An error stays until dismissed, or until the action that failed succeeds (errors.ts).
+const banners = new ErrorBanners();
+
+function renderErrors(): void {
+  byId('errors').replaceChildren(
+    ...banners.items.map((banner) => {
+      const close = h('button', { type: 'button', class: 'dismiss', 'aria-label': 'dismiss' }, '×');
+      close.addEventListener('click', () => {
+        banners.dismiss(banner.id);
+        renderErrors();
+      });
+      return h('li', { 'data-code': banner.code }, h('code', {}, banner.code), ' ', banner.message, ' ', close);
+    }),
+  );
 }
 
-function report(err: unknown): void {
-  if (err instanceof ApiError || err instanceof FieldInputError) showError(err.code, err.message);
+function showError(code: string, message: string, action?: string): void {
+  banners.add(code, message, action);
+  renderErrors();
+}
+
+function succeeded(action: string): void {
+  banners.succeeded(action);
+  renderErrors();
+}
+
+function report(err: unknown, action?: string): void {
+  if (err instanceof ApiError || err instanceof FieldInputError) showError(err.code, err.message, action);
   else if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
-    showError(err.code, err instanceof Error ? err.message : String(err));
-  } else showError('INTERNAL', String(err));
+    showError(err.code, err instanceof Error ? err.message : String(err), action);
+  } else showError('INTERNAL', String(err), action);
 }
 
 // ---- the signed-in view ----
@@ -84,6 +110,8 @@ class SignedIn {
   readonly #session: Session;
   readonly #api: EntityApi;
   readonly #tables = new Map<string, EntityTable>();
+  /** Entities a write of which was refused with FORBIDDEN: no write controls for them any more. */
+  readonly #refused = new Set<string>();
   readonly #stops: (() => void)[] = [];
   #client: TenantcastClient | undefined;
   #editor: Editor | undefined;
@@ -165,16 +193,10 @@ class SignedIn {
     const table = this.#tables.get(name);
     if (table === undefined) throw new Error(`no table ${name}`);
     const columns = columnsOf(table.spec);
-    const add = h(
-      'button',
-      { type: 'button', class: 'new', 'data-action': 'new' },
-      `New ${labelOf(name).toLowerCase()}`,
-    );
-    add.addEventListener('click', () => this.#openEditor(name, undefined));
     return h(
       'section',
       { class: 'entity', 'data-entity': name },
-      h('header', {}, h('h2', {}, `${labelOf(name)}s `, h('span', { class: 'count' }, '…')), add),
+      h('header', {}, h('h2', {}, `${labelOf(name)}s `, h('span', { class: 'count' }, '…')), this.#newButton(name)),
       h(
         'table',
         {},
@@ -185,12 +207,43 @@ class SignedIn {
             'tr',
             {},
             ...columns.map((c) => h('th', { 'data-field': c.name }, c.label)),
-            h('th', { class: 'version' }, 'v'),
+            h(
+              'th',
+              { class: 'version', title: "The row's version: +1 on every write; a save names it (If-Match)" },
+              'version',
+            ),
           ),
         ),
         h('tbody', {}, h('tr', {}, h('td', { colspan: columns.length + 1, class: 'empty' }, 'Loading…'))),
       ),
     );
+  }
+
+  #writable(name: string): boolean {
+    const table = this.#tables.get(name);
+    return table !== undefined && mayWrite(table.spec, this.#refused.has(name));
+  }
+
+  /** "New <entity>" for a user who may write it; for one who may not, a note saying so instead of a dead button. */
+  #newButton(name: string): HTMLElement {
+    if (!this.#writable(name)) {
+      return h('span', { class: 'read-only', 'data-read-only': name }, 'read only: your roles cannot change these');
+    }
+    const add = h(
+      'button',
+      { type: 'button', class: 'new', 'data-action': 'new' },
+      `New ${labelOf(name).toLowerCase()}`,
+    );
+    add.addEventListener('click', () => this.#openEditor(name, undefined));
+    return add;
+  }
+
+  /** A write of `name` was refused with FORBIDDEN: hide its write controls from now on. */
+  #forbidden(name: string): void {
+    this.#refused.add(name);
+    document
+      .querySelector(`section.entity[data-entity="${CSS.escape(name)}"] header .new`)
+      ?.replaceWith(this.#newButton(name));
   }
 
   /** `load()`, again and again while the stack is starting (503) or unreachable; the badge says `connecting`. */
@@ -212,8 +265,9 @@ class SignedIn {
       const rows = await this.#api.list(name);
       this.#tables.get(name)?.load(rows);
       this.#renderAll();
+      succeeded(`load:${name}`);
     } catch (err) {
-      report(err);
+      report(err, `load:${name}`);
     }
   }
 
@@ -242,13 +296,13 @@ class SignedIn {
     }
   }
 
-  #cellText(column: Column, value: unknown): string {
+  #cell(column: Column, value: unknown): HTMLElement {
     if (column.field.type === 'uuid' && column.name.endsWith('_id') && typeof value === 'string') {
+      // The target's name when the page loaded its table (the user may read it), else enough of the id to tell apart.
       const target = this.#tables.get(column.name.slice(0, -3))?.get(value);
-      const label = target?.name ?? target?.title;
-      return typeof label === 'string' ? label : `${value.slice(0, 8)}…`;
+      return h('td', { 'data-field': column.name, title: value }, referenceText(value, target));
     }
-    return formatCell(value, column.field.type);
+    return h('td', { 'data-field': column.name }, formatCell(value, column.field.type));
   }
 
   #renderAll(flash: ReadonlySet<string> = new Set()): void {
@@ -271,7 +325,7 @@ class SignedIn {
               tabindex: 0,
               class: [key === selected && 'selected', flash.has(`${name}/${key}`) && 'flash'].filter(Boolean).join(' '),
             },
-            ...columns.map((c) => h('td', { 'data-field': c.name }, this.#cellText(c, row[c.name]))),
+            ...columns.map((c) => this.#cell(c, row[c.name])),
             h('td', { class: 'version' }, String(versionOf(row))),
           );
           const open = () => this.#openEditor(name, key);
@@ -291,11 +345,12 @@ class SignedIn {
     const table = this.#tables.get(entity);
     if (table === undefined) return;
     const base = key === undefined ? {} : table.get(key);
-    if (base === undefined) return;
+    const writable = this.#writable(entity);
+    if (base === undefined || (key === undefined && !writable)) return;
     this.#editor = { entity, key, base };
     const panel = byId('detail');
     panel.hidden = false;
-    const title = key === undefined ? `New ${entity}` : `Edit ${entity}`;
+    const title = key === undefined ? `New ${entity}` : writable ? `Edit ${entity}` : `View ${entity}`;
     const fields = editableFields(table.spec).map((column) => fieldInput(column, base[column.name]));
     const save = h('button', { type: 'submit', 'data-action': 'save' }, key === undefined ? 'Create' : 'Save');
     const cancel = h('button', { type: 'button', 'data-action': 'close' }, 'Close');
@@ -303,8 +358,8 @@ class SignedIn {
       'form',
       // Checked here (typed BAD_REQUEST errors), not by the browser's own validation bubbles.
       { id: 'editor', 'data-entity': entity, 'data-key': key, novalidate: true },
-      ...fields,
-      h('div', { class: 'actions' }, save, cancel),
+      h('fieldset', { disabled: !writable }, ...fields),
+      h('div', { class: 'actions' }, ...(writable ? [save] : []), cancel),
     );
     form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -321,6 +376,7 @@ class SignedIn {
       ...(key === undefined ? [] : [h('h3', {}, 'Change log'), h('ol', { id: 'change-log', reversed: true })]),
     );
     this.#renderAll();
+    if (!writable) editorNotice(`Read only: your roles cannot change ${entity}s.`, 'info');
     if (key !== undefined) void this.#loadChanges(entity, key);
   }
 
@@ -334,11 +390,12 @@ class SignedIn {
     const editor = this.#editor;
     const table = editor === undefined ? undefined : this.#tables.get(editor.entity);
     if (editor === undefined || table === undefined) return;
+    const action = `save:${editor.entity}/${editor.key ?? 'new'}`;
     let values: Record<string, unknown>;
     try {
       values = readForm(form, editableFields(table.spec));
     } catch (err) {
-      report(err);
+      report(err, action);
       return;
     }
     try {
@@ -348,6 +405,7 @@ class SignedIn {
           if (value !== null && !(value === '' && table.spec.fields[name]?.nullable)) body[name] = value;
         }
         const row = await this.#api.create(editor.entity, body);
+        succeeded(action);
         table.upsert(row);
         this.#openEditor(editor.entity, table.keyOf(row));
         editorNotice(`Created (version ${versionOf(row)}).`, 'ok');
@@ -359,6 +417,7 @@ class SignedIn {
         return;
       }
       const row = await this.#api.update(editor.entity, editor.key, patch, versionOf(editor.base));
+      succeeded(action);
       table.upsert(row);
       editor.base = row;
       this.#renderAll();
@@ -369,7 +428,13 @@ class SignedIn {
         this.#showConflict(editor, err);
         return;
       }
-      report(err);
+      report(err, action);
+      if (err instanceof ApiError && err.code === 'FORBIDDEN') {
+        // The API did not say (older schema answer) or the rules changed: no write controls for this entity now.
+        this.#forbidden(editor.entity);
+        if (editor.key === undefined) this.#closeEditor();
+        else this.#openEditor(editor.entity, editor.key);
+      }
     }
   }
 

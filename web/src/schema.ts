@@ -13,7 +13,16 @@ export interface FieldSpec {
 export interface EntitySpec {
   readonly primaryKey: string;
   readonly fields: Readonly<Record<string, FieldSpec>>;
+  /** What the caller's roles allow (`GET /v1/schema`); absent from an older API. */
+  readonly canRead?: boolean;
+  readonly canWrite?: boolean;
 }
+
+/**
+ * Whether to offer write controls (New, Save) for the entity: not when the API says the caller's roles cannot write
+ * it, nor once a write of it was refused with FORBIDDEN (an API that does not say `canWrite`).
+ */
+export const mayWrite = (spec: EntitySpec, refused = false): boolean => spec.canWrite !== false && !refused;
 
 export interface Schema {
   readonly entities: Readonly<Record<string, EntitySpec>>;

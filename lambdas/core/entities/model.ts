@@ -37,6 +37,11 @@ export interface SchemaSnapshot {
   readonly entities: Readonly<Record<string, EntitySpec>>;
 }
 
+/** `GET /v1/schema`: each entity the caller may read or write, with what the caller's roles allow on it. */
+export interface CallerSchema {
+  readonly entities: Readonly<Record<string, EntitySpec & { readonly canRead: boolean; readonly canWrite: boolean }>>;
+}
+
 /** Row filter: a row is visible when its `column` equals the caller's claim, or is one of the claim's values. */
 export const RowFilter = z.union([
   z.strictObject({ column: z.string().min(1), equalsClaim: z.string().min(1) }),

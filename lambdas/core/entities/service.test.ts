@@ -196,10 +196,20 @@ describe('EntityService.schema', () => {
             title: { type: 'text', nullable: false },
             owner: { type: 'text', nullable: true },
           },
+          canRead: true,
+          canWrite: true,
         },
       },
     });
     expect(await service.schema(caller('nobody', []))).toEqual({ entities: {} });
+  });
+
+  it("says whether the caller's roles may write each entity, so a client can hide what a viewer cannot use", async () => {
+    const { service } = setup();
+    expect((await service.schema(caller('vic', ['viewer']))).entities.note).toMatchObject({
+      canRead: true,
+      canWrite: false,
+    });
   });
 });
 

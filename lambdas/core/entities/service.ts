@@ -18,6 +18,7 @@ import {
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { ChangeEvent } from './events.ts';
 import {
+  type CallerSchema,
   type EntityCaller,
   type EntityRules,
   type EntitySpec,
@@ -111,20 +112,21 @@ interface Resolved {
 export class EntityService {
   constructor(private readonly deps: EntityDeps) {}
 
-  async schema(caller: EntityCaller): Promise<SchemaSnapshot> {
+  async schema(caller: EntityCaller): Promise<CallerSchema> {
     const tenant = await this.deps.tenantData(caller.tenantId);
-    const entities: Record<string, EntitySpec> = {};
+    const entities: Record<string, CallerSchema['entities'][string]> = {};
     for (const [name, spec] of Object.entries(tenant.schema.entities)) {
       const rule = ruleOf(tenant.rules, name);
-      if (rule === undefined || !caller.roles.some((r) => rule.readRoles.includes(r) || rule.writeRoles.includes(r)))
-        continue;
+      const canRead = rule !== undefined && caller.roles.some((r) => rule.readRoles.includes(r));
+      const canWrite = rule !== undefined && caller.roles.some((r) => rule.writeRoles.includes(r));
+      if (!canRead && !canWrite) continue;
       const fields: EntitySpec['fields'] = Object.fromEntries(
         fieldNames(spec).map((f) => {
           const field = spec.fields[f] as FieldSpec;
           return [f, { type: field.type, nullable: field.nullable }];
         }),
       );
-      entities[name] = { primaryKey: spec.primaryKey, fields };
+      entities[name] = { primaryKey: spec.primaryKey, fields, canRead, canWrite };
     }
     return { entities };
   }

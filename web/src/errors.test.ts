@@ -1,0 +1,28 @@
+import { describe, expect, it } from '@jest/globals';
+import { ErrorBanners } from './errors.ts';
+
+describe('ErrorBanners', () => {
+  it('keeps an error until the user dismisses it (no timer)', () => {
+    const banners = new ErrorBanners();
+    const banner = banners.add('FORBIDDEN', 'no write right', 'save:task/t1');
+    banners.add('NETWORK', 'no answer');
+    expect(banners.items.map((b) => b.code)).toEqual(['NETWORK', 'FORBIDDEN']);
+    banners.dismiss(banner.id);
+    expect(banners.items.map((b) => b.code)).toEqual(['NETWORK']);
+  });
+
+  it('clears the errors of an action when the same action succeeds, and only those', () => {
+    const banners = new ErrorBanners();
+    banners.add('NETWORK', 'no answer', 'load:task');
+    banners.add('CONFLICT', 'stale', 'save:task/t1');
+    banners.succeeded('load:task');
+    expect(banners.items.map((b) => b.action)).toEqual(['save:task/t1']);
+  });
+
+  it('lists the same error once, newest first, and keeps at most five', () => {
+    const banners = new ErrorBanners();
+    for (let i = 0; i < 7; i++) banners.add('INTERNAL', `boom ${i}`);
+    banners.add('INTERNAL', 'boom 3');
+    expect(banners.items.map((b) => b.message)).toEqual(['boom 3', 'boom 6', 'boom 5', 'boom 4', 'boom 2']);
+  });
+});

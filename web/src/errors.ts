@@ -1,0 +1,39 @@
+/**
+ * The error banners' state: an error stays until the user dismisses it or the action that failed succeeds (the same
+ * `action`, e.g. `save:task/<id>` or `load:task`); no timer. At most `max` are kept, newest first; the same error
+ * again (same action, code and message) moves to the top instead of being listed twice.
+ */
+export interface Banner {
+  readonly id: number;
+  readonly code: string;
+  readonly message: string;
+  /** What failed; a later success of it clears the banner. Undefined: only the user clears it. */
+  readonly action?: string;
+}
+
+export class ErrorBanners {
+  #items: Banner[] = [];
+  #nextId = 1;
+
+  constructor(private readonly max = 5) {}
+
+  get items(): readonly Banner[] {
+    return this.#items;
+  }
+
+  add(code: string, message: string, action?: string): Banner {
+    const banner: Banner = { id: this.#nextId++, code, message, ...(action !== undefined && { action }) };
+    const same = (b: Banner) => b.code === code && b.message === message && b.action === action;
+    this.#items = [banner, ...this.#items.filter((b) => !same(b))].slice(0, this.max);
+    return banner;
+  }
+
+  dismiss(id: number): void {
+    this.#items = this.#items.filter((b) => b.id !== id);
+  }
+
+  /** The action worked this time: its banners go. */
+  succeeded(action: string): void {
+    this.#items = this.#items.filter((b) => b.action !== action);
+  }
+}
