@@ -29,19 +29,21 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
   });
 }
 
-/** A dev-identity token for `userId` of `tenantId`; `extra` adds the other SignTokenInput fields (ttl, claims...). */
 /**
  * The usual test file setup: one quiet local runtime started before the file's tests and stopped (with every tracked
  * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran).
  */
 export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = STARTUP_TIMEOUT_MS): () => LocalRuntime {
   let runtime: LocalRuntime | undefined;
+  let starting: Promise<LocalRuntime> | undefined;
   beforeAll(async () => {
-    runtime = await startQuietRuntime(options);
+    starting = startQuietRuntime(options);
+    runtime = await starting;
   }, timeoutMs);
   afterAll(async () => {
     await closeClients();
-    await runtime?.stop();
+    // A start that outlived its hook's timeout still finishes: stop that runtime too, or it keeps Jest alive.
+    await (runtime ?? (await starting?.catch(() => undefined)))?.stop();
   }, timeoutMs);
   return () => {
     if (runtime === undefined) throw new Error('the local runtime is not started yet (use it inside a test)');
@@ -49,6 +51,7 @@ export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = STARTUP_
   };
 }
 
+/** A dev-identity token for `userId` of `tenantId`; `extra` adds the other SignTokenInput fields (ttl, claims...). */
 export function tokenFor(
   runtime: LocalRuntime,
   tenantId: string,
