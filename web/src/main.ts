@@ -149,15 +149,18 @@ class SignedIn {
     this.#stops.push(
       client.on('state', (state, previous) => {
         renderState(state);
+        // Connected: what went wrong with the connection (auth, refused frames) is over.
+        if (state === 'connected') succeeded('connection');
         // Back after a drop: load the tables again, so the page shows what the API has now (whatever happened
         // meanwhile, even a stack restarted without its data); later changes come through the feed by version.
         if (state === 'connected' && previous === 'reconnecting') {
           for (const name of this.#tables.keys()) void this.#reload(name);
         }
       }),
-      client.on('auth', (error) => showError(error.code, `${error.message}: sign out and in again`)),
+      // Connection errors stay until the connection works again (or the user dismisses them).
+      client.on('auth', (error) => showError(error.code, `${error.message}: sign out and in again`, 'connection')),
       client.on('error', (error) =>
-        showError(error.code, error.group ? `${error.message} (${error.group})` : error.message),
+        showError(error.code, error.group ? `${error.message} (${error.group})` : error.message, 'connection'),
       ),
       client.on('reset', ({ group }) => {
         const entity = group.startsWith('entity:') ? group.slice('entity:'.length) : undefined;
