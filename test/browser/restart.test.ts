@@ -127,7 +127,10 @@ describe('demo pages open while the stack restarts', () => {
       'connected',
     ]);
     // The pages recovered by themselves: no auth error was shown, nothing threw.
-    for (const page of pages) expect(await page.$$('#errors li[data-code="UNAUTHORIZED"]')).toEqual([]);
+    // Texts, not element handles: a failure must stay printable (Jest's JSON report cannot hold a handle).
+    for (const page of pages) {
+      expect(await page.locator('#errors li[data-code="UNAUTHORIZED"]').allTextContents()).toEqual([]);
+    }
     expect(pageErrors).toEqual([]);
   }, 180_000);
 });
