@@ -235,8 +235,15 @@ export const functions = [
       HISTORY_RETENTION_SECONDS: String(24 * 3600),
       /** Groups with more members than this are split into pages for the fanout function. */
       SPLIT_THRESHOLD: '500',
-      /** Parallel lanes of a split group. */
+      /** Most parallel lanes of a split group. */
       FANOUT_SHARDS: '8',
+      /** Members per lane when a split period starts (a group of 1000 gets 8 lanes, of 50 one). */
+      FANOUT_LANE_MEMBERS: '125',
+      /**
+       * A run whose oldest message waited longer than this (ms) takes the split path whatever the group's size, so
+       * its lane packs from the log (docs/delivery.md, "Pack from the log").
+       */
+      SPLIT_BACKLOG_MS: '250',
     },
     timeoutSeconds: 30,
     memoryMB: 1024,

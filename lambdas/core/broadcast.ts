@@ -24,7 +24,10 @@ import type { GroupHistory } from './history.ts';
 import type { Member, Registry } from './registry.ts';
 
 export interface BroadcastDeps {
-  readonly history: Pick<GroupHistory, 'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress'>;
+  readonly history: Pick<
+    GroupHistory,
+    'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress' | 'readAfter' | 'addAhead' | 'ahead'
+  >;
   readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'>;
   /** PostToConnection. */
   readonly post: (connectionId: string, data: string) => Promise<void>;
@@ -42,6 +45,18 @@ export interface BroadcastDeps {
   readonly shards?: number;
   /** How long a group stays on the split path after it last used it. @default 15 minutes */
   readonly stickySplitMs?: number;
+  /**
+   * A run whose oldest message waited longer than this in the queue (a backlog) takes the split path too, whatever
+   * the group's size: its lanes then pack from the log (docs/delivery.md). @default off
+   */
+  readonly backlogMs?: number;
+  /**
+   * Members per lane when a split period starts: lanes = ceil(members / laneMembers), at most `shards`, kept for the
+   * period. @default every split group gets `shards` lanes
+   */
+  readonly laneMembers?: number;
+  /** Most messages a lane reads from the log past its pages in one unit. @default 500 */
+  readonly readAheadMax?: number;
   /** Posts in flight at once. @default 32 */
   /** Packing and coalescing (both on unless turned off, for measuring the naive pattern). */
   readonly plan?: PlanOptions;
@@ -245,9 +260,23 @@ export async function broadcastRun(
   const members = everyone.filter((m) => m.replayFrom === undefined);
   const threshold = deps.splitThreshold ?? 500;
 
-  if (members.length > threshold || state.splitUntil > now) {
-    await splitRun(messages, members, range, deps);
-    await deps.history.markSplit(tenantId, group, now + (deps.stickySplitMs ?? 15 * 60_000));
+  const splitting = state.splitUntil > now;
+  const oldest = Math.min(...run.map((m) => m.ts));
+  const backlogged = deps.backlogMs !== undefined && now - oldest > deps.backlogMs;
+  if (members.length > threshold || splitting || backlogged) {
+    const shards = deps.shards ?? 8;
+    // A connection's lane must not change while its earlier pages may still be queued: lanes are kept per period.
+    const lanes = splitting
+      ? (state.lanes ?? shards)
+      : deps.laneMembers === undefined
+        ? shards
+        : Math.min(shards, Math.max(1, Math.ceil(members.length / deps.laneMembers)));
+    await splitRun(messages, members, range, lanes, deps);
+    // The period is extended at most once a minute (one write, not one per run), and always when it starts.
+    const sticky = deps.stickySplitMs ?? 15 * 60_000;
+    if (!splitting || state.splitUntil - now < sticky - 60_000 || state.lanes !== lanes) {
+      await deps.history.markSplit(tenantId, group, now + sticky, lanes);
+    }
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
   }
 
@@ -289,16 +318,16 @@ async function withoutDelivered(
   return out;
 }
 
-/** Splits a large group's run into fan-out jobs: one lane per shard, pages of at most `pageSize` members. */
+/** Splits a run into fan-out jobs: one lane per shard (of `shards`), pages of at most `pageSize` members. */
 async function splitRun(
   messages: readonly SequencedMessage[],
   members: readonly Member[],
   range: { first: number; last: number },
+  shards: number,
   deps: BroadcastDeps,
 ): Promise<void> {
   const head = messages[0];
   if (head === undefined) return;
-  const shards = deps.shards ?? 8;
   const pageSize = deps.pageSize ?? deps.splitThreshold ?? 500;
   const plan = planDelivery(messages, members, undefined, deps.plan);
   const groupKey = createHash('sha256').update(`${head.tenantId}#${head.group}`).digest('base64url').slice(0, 22);
@@ -310,15 +339,17 @@ async function splitRun(
     lanes.set(shard, lane);
   }
   const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
-  const jobHead = { tenantId: head.tenantId, group: head.group, batchSeq: range.first };
+  const jobHead = { tenantId: head.tenantId, group: head.group, batchSeq: range.first, lastSeq: range.last };
   for (const [shard, entries] of [...lanes].sort((a, b) => a[0] - b[0])) {
     for (let page = 0; page * pageSize < entries.length; page++) {
-      const job = pageJob(jobHead, entries.slice(page * pageSize, (page + 1) * pageSize));
-      // A page too big for one SQS message goes as consecutive parts of its lane (lambdas/core/fanout-pages.ts).
+      const job = pageJob({ ...jobHead, lane: shard }, entries.slice(page * pageSize, (page + 1) * pageSize));
+      // A page too big for one SQS message goes as consecutive parts of its lane (lambdas/core/fanout-pages.ts);
+      // every part but the last says more follow, so the lane does not read ahead between them.
       const parts = fitJob(job, limits.queueMessageBytes - FANOUT_ENVELOPE_BYTES);
       const id = `${groupKey}-${range.first}-${range.last}-${shard}-${page}`;
       for (const [n, part] of parts.entries()) {
-        jobs.push({ shard, id: parts.length === 1 ? id : `${id}-${n}`, job: part });
+        const more = n < parts.length - 1 ? { continued: true } : {};
+        jobs.push({ shard, id: parts.length === 1 ? id : `${id}-${n}`, job: { ...part, ...more } });
       }
     }
   }
@@ -365,13 +396,16 @@ export async function deliverFanoutJobs(
     );
   }
   const ranges = pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId }));
-  const done = redelivered
-    ? await Promise.all(
-        ranges.map(
-          async (range) => new Set((await deps.history.progress(tenantId, group, range)).flatMap((r) => [...r.done])),
-        ),
-      )
-    : ranges.map(() => new Set<string>());
+  const [done, ahead] = await Promise.all([
+    redelivered
+      ? Promise.all(
+          ranges.map(
+            async (range) => new Set((await deps.history.progress(tenantId, group, range)).flatMap((r) => [...r.done])),
+          ),
+        )
+      : ranges.map(() => new Set<string>()),
+    readAhead(pages, deps),
+  ]);
 
   // Per connection, the pages it still needs (page index, frame indexes), in page order.
   const needs = new Map<string, { page: number; indexes: readonly number[] }[]>();
@@ -383,23 +417,29 @@ export async function deliverFanoutJobs(
       needs.set(connectionId, own);
     }
   }
+  const readers = ahead.frames.length === 0 ? new Set<string>() : new Set(Object.keys(ahead.lastJob.recipients));
+  for (const connectionId of readers) if (!needs.has(connectionId)) needs.set(connectionId, []);
   // Connections needing the same frames of the same pages share one re-packing (usually everyone does).
   const shared = new Map<string, string[]>();
   const plan = new Map<string, string[]>();
   for (const [connectionId, own] of needs) {
-    const key = own.map(({ page, indexes }) => `${page}:${indexes.join(',')}`).join(';');
+    const after = ahead.floors.get(connectionId) ?? 0;
+    const reads = readers.has(connectionId);
+    const key = `${own.map(({ page, indexes }) => `${page}:${indexes.join(',')}`).join(';')}|${after}|${reads}`;
     let frames = shared.get(key);
     if (frames === undefined) {
       const separate = own.flatMap(({ page, indexes }) => indexes.map((i) => pages[page]?.job.frames[i] ?? ''));
-      // One page's frames are packed already; only frames of several pages are packed again.
-      frames = own.length > 1 ? repackFrames(separate, undefined, deps.plan) : separate;
+      if (reads) separate.push(...ahead.frames);
+      // One page's frames are packed already; only frames of several pages (or the log's) are packed again.
+      frames = own.length > 1 || reads || after > 0 ? repackFrames(separate, undefined, deps.plan, after) : separate;
       shared.set(key, frames);
     }
     if (frames.length > 0) plan.set(connectionId, frames);
   }
   const record = async (connectionIds: readonly string[]) => {
-    await Promise.all(
-      pages.map(({ job }, page) =>
+    const got = new Set(connectionIds);
+    await Promise.all([
+      ...pages.map(({ job }, page) =>
         deps.history.addProgress(
           tenantId,
           group,
@@ -407,9 +447,58 @@ export async function deliverFanoutJobs(
           connectionIds.filter((id) => Object.hasOwn(job.recipients, id)),
         ),
       ),
-    );
+      ahead.frames.length === 0
+        ? undefined
+        : deps.history.addAhead(
+            tenantId,
+            group,
+            ahead.lane,
+            ahead.through,
+            [...readers].filter((id) => got.has(id) || !plan.has(id)),
+          ),
+    ]);
   };
   return deliverFrames(plan, deps, record, { tenantId, live: true });
+}
+
+/** What a lane's unit reads from the log past its pages, and what earlier units of the lane read ahead. */
+interface ReadAhead {
+  /** Per connection, the seq through which an earlier unit of the lane already delivered everything. */
+  readonly floors: ReadonlyMap<string, number>;
+  /** Frames of the messages after the last page's run (no audience), for the last page's recipients. */
+  readonly frames: readonly string[];
+  readonly lastJob: FanoutJob;
+  readonly lane: number;
+  /** Seq of the last message read ahead. */
+  readonly through: number;
+}
+
+/**
+ * Pack from the log (docs/delivery.md): a lane's unit delivers, with its pages, every message the group's history
+ * holds after its last page's run (up to `readAheadMax`, stopping before a message with an audience, which needs
+ * each member's roles and claims), to that page's recipients; later pages skip what they got (`floors`). Pages
+ * without a lane or last seq (sent before this existed), a page with more parts to come, and the naive pattern
+ * (packing off) read nothing ahead.
+ */
+async function readAhead(pages: readonly FanoutPage[], deps: BroadcastDeps): Promise<ReadAhead> {
+  const lastJob = (pages.at(-1) as FanoutPage).job;
+  const { tenantId, group, lane, lastSeq } = lastJob;
+  const none = { floors: new Map<string, number>(), frames: [], lastJob, lane: lane ?? 0, through: 0 };
+  if (lane === undefined || lastSeq === undefined || deps.plan?.packing === false) return none;
+  const first = Math.min(...pages.map(({ job }) => job.batchSeq));
+  const [records, after] = await Promise.all([
+    deps.history.ahead(tenantId, group, lane, first),
+    lastJob.continued === true ? [] : deps.history.readAfter(tenantId, group, lastSeq, deps.readAheadMax ?? 500),
+  ]);
+  const floors = new Map<string, number>();
+  for (const { through, done } of records) {
+    for (const id of done) floors.set(id, Math.max(floors.get(id) ?? 0, through));
+  }
+  const stop = after.findIndex((m) => m.audience !== undefined);
+  const messages = stop === -1 ? after : after.slice(0, stop);
+  const through = messages.at(-1)?.seq ?? 0;
+  const frames = packFrames(messagesFor(messages, { roles: [], claims: {} }, deps.plan), undefined, deps.plan);
+  return { floors, frames, lastJob, lane, through };
 }
 
 /**

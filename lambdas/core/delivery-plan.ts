@@ -96,35 +96,39 @@ function packMessageJson(jsons: readonly string[], frameBytes: number, options: 
  * The messages of a `message` or `batch` frame, each as `message` frame text with its id, or undefined for any
  * other frame (a `reset`, or text that is not a frame).
  */
-function messagesOfFrame(frame: string): { readonly id: unknown; readonly json: string }[] | undefined {
+function messagesOfFrame(
+  frame: string,
+): { readonly id: unknown; readonly seq: unknown; readonly json: string }[] | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(frame);
   } catch {
     return undefined;
   }
-  const isMessage = (m: unknown): m is { type: 'message'; id?: unknown } =>
+  const isMessage = (m: unknown): m is { type: 'message'; id?: unknown; seq?: unknown } =>
     typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'message';
-  if (isMessage(parsed)) return [{ id: parsed.id, json: frame }];
+  if (isMessage(parsed)) return [{ id: parsed.id, seq: parsed.seq, json: frame }];
   const list = (parsed as { type?: unknown; messages?: unknown } | null)?.messages;
   if ((parsed as { type?: unknown } | null)?.type !== 'batch' || !Array.isArray(list) || !list.every(isMessage)) {
     return undefined;
   }
   // JSON.stringify(JSON.parse(text)) gives back the text JSON.stringify made: the messages are sent as they were.
-  return list.map((m) => ({ id: m.id, json: JSON.stringify(m) }));
+  return list.map((m) => ({ id: m.id, seq: m.seq, json: JSON.stringify(m) }));
 }
 
 /**
  * Frames that were packed separately (consecutive fan-out pages of one lane, docs/delivery.md "Large groups"),
  * re-packed into as few frames of at most `frameBytes` as possible: the messages of `message` and `batch` frames,
  * in order, packed like `packFrames`; any other frame (a `reset`) stays a frame of its own, in place; a message
- * that comes again (same id, e.g. in the page of a redelivered run) is sent once. Written by hand: it works on
- * frame text, which no kept library packs.
+ * that comes again (same id, e.g. in the page of a redelivered run) is sent once, and a message at or below `after`
+ * (a seq the connection already got, read ahead from the log) is left out. Written by hand: it works on frame text,
+ * which no kept library packs.
  */
 export function repackFrames(
   frames: readonly string[],
   frameBytes: number = limits.frameBytes,
   options: PlanOptions = {},
+  after = 0,
 ): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
@@ -136,7 +140,8 @@ export function repackFrames(
       pending = [];
       continue;
     }
-    for (const { id, json } of messages) {
+    for (const { id, seq, json } of messages) {
+      if (typeof seq === 'number' && seq <= after) continue;
       if (typeof id === 'string') {
         if (seen.has(id)) continue;
         seen.add(id);

@@ -58,6 +58,14 @@ export const FanoutJob = z.strictObject({
   group: z.string().regex(GROUP_PATTERN),
   /** Seq of the first message of the broadcaster batch this page belongs to (progress key). */
   batchSeq: z.number().int().positive(),
+  /**
+   * Seq of the run's last message, and the page's lane (shard): with both, the lane reads the group's history past
+   * `lastSeq` and delivers it too (docs/delivery.md, "Pack from the log"). Pages without them are delivered as they are.
+   */
+  lastSeq: z.number().int().positive().optional(),
+  lane: z.number().int().nonnegative().optional(),
+  /** More parts of this page follow in the lane (a page cut to fit one SQS message): no reading ahead after it. */
+  continued: z.boolean().optional(),
   /** The frames, JSON text, each at most one API Gateway frame. */
   frames: z.array(z.string()),
   /** Connection id → indexes into `frames`, in order. */

@@ -9,7 +9,7 @@
  */
 import type { FanoutJob } from './delivery.ts';
 
-type JobHead = Pick<FanoutJob, 'tenantId' | 'group' | 'batchSeq'>;
+type JobHead = Pick<FanoutJob, 'tenantId' | 'group' | 'batchSeq' | 'lastSeq' | 'lane'>;
 
 /** The job of one page: frames stored once, each connection's frame indexes rising. */
 export function pageJob(head: JobHead, entries: readonly (readonly [string, readonly string[]])[]): FanoutJob {

@@ -7,6 +7,7 @@
  * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, messageId, body, ttl          |
  * | id → seq  | `T#<tenant>#G#<group>#I` | message id                  | seq, ttl                           |
  * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
+ * | ahead     | `T#<tenant>#G#<group>#P` | `A#<lane>#<through>`        | through, done (string set), ttl    |
  *
  * Seqs are dense: a seq is taken by a conditional put of its history item, so two writers can never share one and
  * no seq is skipped. No transactions (dynalite has none); the crash points and why each is safe are in
@@ -42,6 +43,17 @@ export interface GroupState {
   readonly seq: number;
   /** Epoch ms until which the group keeps using the split (fan-out) path, so its order cannot change. */
   readonly splitUntil: number;
+  /** Fan-out lanes of the current split period (a connection's lane must not change while pages may be queued). */
+  readonly lanes: number | undefined;
+}
+
+/**
+ * What a fan-out lane delivered past its pages, read from the log (docs/delivery.md, "Pack from the log"): every
+ * connection in `done` got every message of the group through `through`, so later pages skip those seqs for it.
+ */
+export interface AheadRecord {
+  readonly through: number;
+  readonly done: ReadonlySet<string>;
 }
 
 export type HistoryRead =
@@ -98,7 +110,12 @@ export class GroupHistory {
         ConsistentRead: true,
       }),
     );
-    return { seq: Number(out.Item?.seq ?? 0), splitUntil: Number(out.Item?.splitUntil ?? 0) };
+    const lanes = out.Item?.lanes;
+    return {
+      seq: Number(out.Item?.seq ?? 0),
+      splitUntil: Number(out.Item?.splitUntil ?? 0),
+      lanes: lanes === undefined ? undefined : Number(lanes),
+    };
   }
 
   /**
@@ -251,15 +268,83 @@ export class GroupHistory {
     return { kind: 'ok', seq: top, messages };
   }
 
-  async markSplit(tenantId: string, group: string, until: number): Promise<void> {
+  /** Keeps the group on the split path until `until`, with `lanes` fan-out lanes (kept while the period lasts). */
+  async markSplit(tenantId: string, group: string, until: number, lanes?: number): Promise<void> {
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: `${base(tenantId, group)}#S`, sk: 'SEQ' },
-        UpdateExpression: 'SET splitUntil = :until',
-        ExpressionAttributeValues: { ':until': until },
+        UpdateExpression: lanes === undefined ? 'SET splitUntil = :until' : 'SET splitUntil = :until, lanes = :lanes',
+        ExpressionAttributeValues: { ':until': until, ...(lanes !== undefined && { ':lanes': lanes }) },
       }),
     );
+  }
+
+  /**
+   * Up to `max` messages after seq `after`, in seq order and without a gap (reading stops at the first seq that is
+   * missing or expired), each id once. For a fan-out lane reading ahead of its pages (docs/delivery.md).
+   */
+  async readAfter(tenantId: string, group: string, after: number, max: number): Promise<SequencedMessage[]> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk > :since',
+        ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H`, ':since': pad(after) },
+        Limit: max,
+        ConsistentRead: true,
+      }),
+    );
+    const nowSeconds = this.now() / 1000;
+    const seen = new Set<string>();
+    const messages: SequencedMessage[] = [];
+    let expected = after + 1;
+    for (const item of out.Items ?? []) {
+      const seq = Number(item.seq);
+      if (seq !== expected || Number(item.ttl) <= nowSeconds) break;
+      expected++;
+      const message = messageOf(item);
+      if (seen.has(message.id)) continue;
+      seen.add(message.id);
+      messages.push({ ...message, seq });
+    }
+    return messages;
+  }
+
+  /** Records that `connectionIds` got every message through `through`, read ahead by fan-out lane `lane`. */
+  async addAhead(
+    tenantId: string,
+    group: string,
+    lane: number,
+    through: number,
+    connectionIds: readonly string[],
+  ): Promise<void> {
+    if (connectionIds.length === 0) return;
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: `${base(tenantId, group)}#P`, sk: `A#${lane}#${pad(through)}` },
+        UpdateExpression: 'ADD done :done SET through = :through, #ttl = :ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':done': new Set(connectionIds),
+          ':through': through,
+          ':ttl': Math.floor(this.now() / 1000) + PROGRESS_TTL_SECONDS,
+        },
+      }),
+    );
+  }
+
+  /** The read-ahead records of fan-out lane `lane` that reach seq `from` or beyond. */
+  async ahead(tenantId: string, group: string, lane: number, from: number): Promise<AheadRecord[]> {
+    const items = await this.queryAll({
+      pk: `${base(tenantId, group)}#P`,
+      condition: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+      values: { ':lo': `A#${lane}#${pad(from)}`, ':hi': `A#${lane}#~` },
+    });
+    return items.map((item) => ({
+      through: Number(item.through),
+      done: new Set(item.done instanceof Set ? [...(item.done as Set<string>)] : []),
+    }));
   }
 
   /** Records that `connectionIds` got seqs `first`..`last` (or, with `jobId`, the whole fan-out job). */

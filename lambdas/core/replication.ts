@@ -187,9 +187,12 @@ export function replicatingHistory(
       return sequenced;
     },
     read: (tenantId, group, since) => history.read(tenantId, group, since),
-    markSplit: (tenantId, group, until) => history.markSplit(tenantId, group, until),
+    markSplit: (tenantId, group, until, lanes) => history.markSplit(tenantId, group, until, lanes),
     addProgress: (tenantId, group, range, ids) => history.addProgress(tenantId, group, range, ids),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),
+    readAfter: (tenantId, group, after, max) => history.readAfter(tenantId, group, after, max),
+    addAhead: (tenantId, group, lane, through, ids) => history.addAhead(tenantId, group, lane, through, ids),
+    ahead: (tenantId, group, lane, from) => history.ahead(tenantId, group, lane, from),
   };
 }
 

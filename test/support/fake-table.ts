@@ -212,6 +212,15 @@ export class FakeTable {
       case 'SET splitUntil = :until':
         current.splitUntil = v[':until'];
         break;
+      case 'SET splitUntil = :until, lanes = :lanes':
+        Object.assign(current, { splitUntil: v[':until'], lanes: v[':lanes'] });
+        break;
+      case 'ADD done :done SET through = :through, #ttl = :ttl': {
+        const done = current.done instanceof Set ? (current.done as Set<string>) : new Set<string>();
+        for (const id of v[':done'] as Set<string>) done.add(id);
+        Object.assign(current, { done, through: v[':through'], ttl: v[':ttl'] });
+        break;
+      }
       case 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl': {
         const done = current.done instanceof Set ? (current.done as Set<string>) : new Set<string>();
         for (const id of v[':done'] as Set<string>) done.add(id);
