@@ -251,7 +251,7 @@ export async function broadcastRun(
   const reading = deps.history.state(tenantId, group);
   const [state, messages, everyone] = await Promise.all([
     reading,
-    reading.then((s) => deps.history.assign(run, s)),
+    reading.then((s) => deps.history.assign(run, s, { redelivered })),
     allMembers(deps, tenantId, group),
   ]);
   const seqs = messages.map((m) => m.seq);

@@ -5,7 +5,6 @@
  * |-----------|--------------------------|-----------------------------|------------------------------------|
  * | counter   | `T#<tenant>#G#<group>#S` | `SEQ`                       | seq (high-water mark), splitUntil  |
  * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, messageId, body, ttl          |
- * | id → seq  | `T#<tenant>#G#<group>#I` | message id                  | seq, ttl                           |
  * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
  * | ahead     | `T#<tenant>#G#<group>#P` | `A#<lane>#<through>`        | through, done (string set), ttl    |
  *
@@ -18,8 +17,6 @@
  * before this layout hold a map in `message`; `messageOf` reads both.
  */
 import {
-  BatchGetCommand,
-  BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -68,6 +65,8 @@ export interface ProgressRecord {
 }
 
 const PROGRESS_TTL_SECONDS = 24 * 3600;
+/** History items read from the tail to find a redelivered run's seqs. */
+const TAIL_ITEMS = 30;
 
 /** The history item of a message at `seq`: the message as JSON text, its id beside it (for conditions). */
 function historyItem(message: DeliveryMessage, seq: number, ttl: number): Record<string, unknown> {
@@ -120,19 +119,32 @@ export class GroupHistory {
 
   /**
    * Gives each message its seq: the one it already has if it was sequenced before (a redelivery), else the next.
-   * Idempotent per message id: a message id that comes twice in one run (a publisher that reused an id after SQS's
-   * five-minute deduplication window) is sequenced and returned once, for its first occurrence.
+   * A message id that comes twice in one run (a publisher that reused an id after SQS's five-minute deduplication
+   * window) is sequenced and returned once, for its first occurrence.
+   *
+   * Where a redelivered message's seq is found: at the tail of the history. The FIFO queue hands a group's messages
+   * out in order, one batch at a time, and a failed run comes back before anything behind it, so nothing can have
+   * been sequenced after an earlier attempt of the run except the rest of that attempt. So no id → seq record is
+   * written (a write unit per message saved), and a first delivery (`redelivered: false`, SQS's receive count 1)
+   * looks nothing up at all.
    */
-  async assign(run: readonly DeliveryMessage[], state: GroupState): Promise<SequencedMessage[]> {
+  async assign(
+    run: readonly DeliveryMessage[],
+    state: GroupState,
+    options: { readonly redelivered?: boolean } = {},
+  ): Promise<SequencedMessage[]> {
     const messages = run.filter((m, i) => run.findIndex((other) => other.id === m.id) === i);
     const first = messages[0];
     if (first === undefined) return [];
     const { tenantId, group } = first;
-    const known = await this.knownSeqs(
-      tenantId,
-      group,
-      messages.map((m) => m.id),
-    );
+    const known =
+      options.redelivered === false
+        ? new Map<string, number>()
+        : await this.tailSeqs(
+            tenantId,
+            group,
+            messages.map((m) => m.id),
+          );
     const fresh = messages.filter((m) => !known.has(m.id));
     const taken = fresh.length > 0 && (await this.appendAll(fresh, state.seq + 1));
     const out: SequencedMessage[] = [];
@@ -147,11 +159,7 @@ export class GroupHistory {
       last = assigned;
       out.push({ ...message, seq: assigned });
     }
-    const high = Math.max(...out.map((m) => m.seq));
-    await Promise.all([
-      taken ? this.putIdRecords(out.filter((m) => taken.has(m.id))) : undefined,
-      this.raiseCounter(tenantId, group, high),
-    ]);
+    await this.raiseCounter(tenantId, group, Math.max(...out.map((m) => m.seq)));
     return out;
   }
 
@@ -160,8 +168,7 @@ export class GroupHistory {
    * sent together (the FIFO queue gives a group one broadcaster at a time, so nobody else is taking them). If any
    * seq was taken already (left by a crashed earlier attempt), the puts that did succeed are taken back (deleted
    * only if they still hold our message) and the caller falls back to one seq at a time; returns false then.
-   * The id records are written afterwards in one batch (`putIdRecords`); a crash before that is the same crash
-   * point as in `append` (docs/delivery.md).
+   * A crash after the puts leaves the messages at the history's tail, where their redelivery finds them.
    */
   private async appendAll(messages: readonly DeliveryMessage[], from: number): Promise<Map<string, number> | false> {
     const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
@@ -201,25 +208,9 @@ export class GroupHistory {
     return false;
   }
 
-  /** The id → seq records of freshly sequenced messages, 25 per BatchWriteItem (unprocessed items retried). */
-  private async putIdRecords(messages: readonly SequencedMessage[]): Promise<void> {
-    const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
-    for (let i = 0; i < messages.length; i += 25) {
-      let requests: Record<string, unknown>[] = messages.slice(i, i + 25).map((m) => ({
-        PutRequest: { Item: { pk: `${base(m.tenantId, m.group)}#I`, sk: m.id, seq: m.seq, ttl } },
-      }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`BatchWriteItem left ${requests.length} id records unprocessed`);
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
-        const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
-        requests = (out.UnprocessedItems?.[this.tableName] as Record<string, unknown>[] | undefined) ?? [];
-      }
-    }
-  }
-
   /**
    * Writes messages sequenced by another region (the group's home, docs/multi-region.md) into this region's history
-   * at the seqs they came with: history item, id → seq record, counter. No seq is assigned here. Idempotent: the
+   * at the seqs they came with: history item and counter. No seq is assigned here. Idempotent: the
    * home is the source of truth, so a seq's history item is simply (re)written with the home's message.
    */
   async record(messages: readonly SequencedMessage[]): Promise<void> {
@@ -227,16 +218,7 @@ export class GroupHistory {
     if (first === undefined) return;
     const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
     for (const { seq, ...message } of messages) {
-      const prefix = base(message.tenantId, message.group);
-      await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: historyItem(message, seq, ttl),
-        }),
-      );
-      await this.client.send(
-        new PutCommand({ TableName: this.tableName, Item: { pk: `${prefix}#I`, sk: message.id, seq, ttl } }),
-      );
+      await this.client.send(new PutCommand({ TableName: this.tableName, Item: historyItem(message, seq, ttl) }));
     }
     await this.raiseCounter(first.tenantId, first.group, Math.max(...messages.map((m) => m.seq)));
   }
@@ -396,24 +378,30 @@ export class GroupHistory {
       }));
   }
 
-  private async knownSeqs(tenantId: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
+  /** Seqs of `ids` among the last history items of the group (where a redelivered run's messages are). */
+  private async tailSeqs(tenantId: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
+    const wanted = new Set(ids);
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H` },
+        ScanIndexForward: false,
+        // A run is at most one SQS batch (10); a margin for the rest of an earlier attempt's batch.
+        Limit: Math.max(TAIL_ITEMS, 2 * wanted.size),
+        ConsistentRead: true,
+      }),
+    );
     const known = new Map<string, number>();
-    let keys: Record<string, unknown>[] = [...new Set(ids)].map((id) => ({ pk: `${base(tenantId, group)}#I`, sk: id }));
-    for (let attempt = 0; keys.length > 0; attempt++) {
-      if (attempt > 8) throw new Error(`BatchGetItem left ${keys.length} keys unprocessed`);
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
-      const out = await this.client.send(
-        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
-      );
-      for (const item of out.Responses?.[this.tableName] ?? []) known.set(String(item.sk), Number(item.seq));
-      keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+    for (const item of out.Items ?? []) {
+      const id = String(item.messageId);
+      if (wanted.has(id) && !known.has(id)) known.set(id, Number(item.seq));
     }
     return known;
   }
 
-  /** Takes the first free seq from `candidate` on with a conditional put of the history item, then the id record. */
+  /** Takes the first free seq from `candidate` on with a conditional put of the history item. */
   private async append(message: DeliveryMessage, candidate: number): Promise<number> {
-    const prefix = base(message.tenantId, message.group);
     const ttl = Math.floor(this.now() / 1000) + this.retentionSeconds;
     let seq = candidate;
     for (;;) {
@@ -431,11 +419,6 @@ export class GroupHistory {
         seq = (await this.lastHistorySeq(message.tenantId, message.group)) + 1;
       }
     }
-    // Crash here: the message has a history item but no id record; its redelivery takes a new seq, and replay
-    // drops the second copy by id.
-    await this.client.send(
-      new PutCommand({ TableName: this.tableName, Item: { pk: `${prefix}#I`, sk: message.id, seq, ttl } }),
-    );
     return seq;
   }
 

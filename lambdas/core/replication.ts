@@ -181,8 +181,8 @@ export function replicatingHistory(
 ): History {
   return {
     state: (tenantId, group) => history.state(tenantId, group),
-    assign: async (messages, state) => {
-      const sequenced = await history.assign(messages, state);
+    assign: async (messages, state, options) => {
+      const sequenced = await history.assign(messages, state, options);
       await replicate(sequenced);
       return sequenced;
     },
