@@ -538,6 +538,23 @@ describe('pack from the log: a lane reads the group history past its pages', () 
     }
   });
 
+  it('keeps a redelivered run of a small group on the direct path, however old its messages are', async () => {
+    const { deps, jobs, received, advance } = setup({ members: many(3), failures: { c1: [500, 500, 500] } });
+    const backlogged = { ...deps, backlogMs: 250, laneMembers: 125 };
+    const now = 1_700_000_000_000;
+    const run = [message('a', { ts: now }), message('b', { ts: now })];
+    await expect(broadcastRun(run, false, backlogged)).rejects.toBeInstanceOf(DeliveryFailedError);
+    advance(30_000);
+    expect(await broadcastRun(run, true, backlogged)).toMatchObject({ split: false, delivered: 1 });
+    expect(jobs).toEqual([]);
+    for (const m of many(3)) {
+      expect(received(m.connectionId)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+    }
+  });
+
   it('sends a small group with a backlog through one lane, kept for the split period', async () => {
     const { deps, jobs, posts } = setup({ members: many(12) });
     const backlogged = { ...deps, backlogMs: 250, laneMembers: 125 };

@@ -262,7 +262,9 @@ export async function broadcastRun(
 
   const splitting = state.splitUntil > now;
   const oldest = Math.min(...run.map((m) => m.ts));
-  const backlogged = deps.backlogMs !== undefined && now - oldest > deps.backlogMs;
+  // A redelivered run stays on the path its first attempt took (its progress records are for that path): its
+  // messages are old by now, which is no backlog of the group.
+  const backlogged = !redelivered && deps.backlogMs !== undefined && now - oldest > deps.backlogMs;
   if (members.length > threshold || splitting || backlogged) {
     const shards = deps.shards ?? 8;
     // A connection's lane must not change while its earlier pages may still be queued: lanes are kept per period.
@@ -271,12 +273,13 @@ export async function broadcastRun(
       : deps.laneMembers === undefined
         ? shards
         : Math.min(shards, Math.max(1, Math.ceil(members.length / deps.laneMembers)));
-    await splitRun(messages, members, range, lanes, deps);
-    // The period is extended at most once a minute (one write, not one per run), and always when it starts.
+    // Marked before the pages go, so a redelivery after a crash in between takes the split path again. The period
+    // is extended at most once a minute (one write, not one per run), and always when it starts.
     const sticky = deps.stickySplitMs ?? 15 * 60_000;
     if (!splitting || state.splitUntil - now < sticky - 60_000 || state.lanes !== lanes) {
       await deps.history.markSplit(tenantId, group, now + sticky, lanes);
     }
+    await splitRun(messages, members, range, lanes, deps);
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
   }
 
