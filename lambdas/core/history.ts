@@ -381,23 +381,29 @@ export class GroupHistory {
   /** Seqs of `ids` among the last history items of the group (where a redelivered run's messages are). */
   private async tailSeqs(tenantId: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
     const wanted = new Set(ids);
+    // A run is at most one SQS batch (10); a margin for the rest of an earlier attempt's batch.
+    const items = await this.tail(tenantId, group, Math.max(TAIL_ITEMS, 2 * wanted.size));
+    const known = new Map<string, number>();
+    for (const item of items) {
+      const id = String(item.messageId);
+      if (wanted.has(id) && !known.has(id)) known.set(id, Number(item.seq));
+    }
+    return known;
+  }
+
+  /** The group's last `limit` history items, newest first. */
+  private async tail(tenantId: string, group: string, limit: number): Promise<Record<string, unknown>[]> {
     const out = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H` },
         ScanIndexForward: false,
-        // A run is at most one SQS batch (10); a margin for the rest of an earlier attempt's batch.
-        Limit: Math.max(TAIL_ITEMS, 2 * wanted.size),
+        Limit: limit,
         ConsistentRead: true,
       }),
     );
-    const known = new Map<string, number>();
-    for (const item of out.Items ?? []) {
-      const id = String(item.messageId);
-      if (wanted.has(id) && !known.has(id)) known.set(id, Number(item.seq));
-    }
-    return known;
+    return out.Items ?? [];
   }
 
   /** Takes the first free seq from `candidate` on with a conditional put of the history item. */
@@ -423,17 +429,7 @@ export class GroupHistory {
   }
 
   private async lastHistorySeq(tenantId: string, group: string): Promise<number> {
-    const out = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H` },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
-      }),
-    );
-    return Number(out.Items?.[0]?.seq ?? 0);
+    return Number((await this.tail(tenantId, group, 1))[0]?.seq ?? 0);
   }
 
   private async raiseCounter(tenantId: string, group: string, seq: number): Promise<void> {
