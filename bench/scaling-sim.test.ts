@@ -7,6 +7,8 @@ import {
   deliverGroup,
   MB_PER_VCPU,
   model,
+  profilesTable,
+  unitCostsFrom,
 } from './scaling-sim.ts';
 
 /** As issue #14 measured on the bench machine: ~790 µs of SDK CPU per post. */
@@ -86,5 +88,18 @@ describe('the scaling model', () => {
     const p = model(1_000, 50, cpu, at1GB);
     expect(p.costPerMillionPacked / p.costPerMillionNaive).toBeGreaterThan(0.19);
     expect(p.costPerMillionPacked / p.costPerMillionNaive).toBeLessThan(0.22);
+  });
+});
+
+describe('the workload profiles in docs/scaling.md', () => {
+  it("bill Lambda for the measured CPU per post over the broadcaster's CPU share", () => {
+    expect(unitCostsFrom(cpu, at1GB).lambdaMsPerPost).toBeCloseTo(0.79 / (1024 / 1769), 9);
+  });
+
+  it('say the quiet profile never becomes cheaper than AppSync Events unless its messages are packed', () => {
+    const quiet = profilesTable(unitCostsFrom(cpu, at1GB))
+      .split('\n')
+      .find((row) => row.startsWith('| quiet'));
+    expect(quiet).toMatch(/\| never \| \d+ \| \d+ \|$/);
   });
 });

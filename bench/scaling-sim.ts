@@ -5,7 +5,15 @@
  * post and per page, on the bench machine), scaled to Lambda's CPU share. Not a load test. docs/scaling.md quotes it.
  */
 import { functions } from '../lambdas/manifest.ts';
-import { prices } from './cost.ts';
+import {
+  crossoverDeliveriesPerConnectionMinute,
+  defaultUnitCosts,
+  packingWithin,
+  prices,
+  profileBill,
+  profiles,
+  type UnitCosts,
+} from './cost.ts';
 import { type MeasuredConstants, readMeasured } from './measured.ts';
 
 /**
@@ -187,6 +195,24 @@ export function table(points: readonly ScalePoint[]): string {
   ].join('\n');
 }
 
+/** The cost model's Lambda duration per post at the broadcaster's memory, from the measured CPU per post. */
+export function unitCostsFrom(cpu: CpuConstants, a: Assumptions = assumptions): UnitCosts {
+  return { ...defaultUnitCosts, lambdaMsPerPost: cpu.cpuMsPerPost / cpuShare(a.broadcasterMemoryMB) };
+}
+
+/** Each profile's bill and its crossover rate, with its own packing and with packing that follows the rate. */
+export function profilesTable(u: UnitCosts): string {
+  const rate = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 0) : 'never');
+  return [
+    '| profile | deliveries/min | tenantcast $/min | AppSync Events $/min | ratio | crossover, packing as profiled | crossover, packing within 0.1 s | within 0.5 s |',
+    '|---|---|---|---|---|---|---|---|',
+    ...Object.values(profiles).map((p) => {
+      const b = profileBill(p, u);
+      return `| ${p.name} | ${b.deliveriesPerMinute.toLocaleString('en')} | ${b.tenantcastPerMinute.toFixed(5)} | ${b.appSyncPerMinute.toFixed(5)} | ${b.ratio.toFixed(3)} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u))} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u, packingWithin(0.1)))} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u, packingWithin(0.5)))} |`;
+    }),
+  ].join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const cpu = cpuConstantsFrom(readMeasured());
   const sizes = [1_000, 10_000, 100_000, 1_000_000];
@@ -200,5 +226,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const at1769 = { ...assumptions, broadcasterMemoryMB: MB_PER_VCPU, fanoutMemoryMB: MB_PER_VCPU };
   console.log('\n... with broadcaster and fanout at 1,769 MB:\n');
   console.log(JSON.stringify(deliverGroup(100_000, cpu, at1769), null, 2));
+  console.log('\nWorkload profiles (per minute), beside AppSync Events:\n');
+  console.log(profilesTable(unitCostsFrom(cpu)));
   console.log('\nAssumptions:', JSON.stringify(assumptions, null, 2));
 }
