@@ -1,7 +1,9 @@
 /**
  * A modeled AWS bill from counted calls, and the same bill for described workloads (profiles) beside AppSync Events.
- * Prices are the public list prices (us-east-1, on-demand, first tier), not a quote; each is checked against the
- * page cited beside it (read 2026-12-02).
+ * Prices are the public list prices (us-east-1, on-demand, first tier), not a quote. Each cites AWS's pricing page;
+ * those pages render their rates from price tokens, so each figure was also checked (2026-12-02) in a source that
+ * quotes the page: AWS re:Post, the AWS Price List (AppSync), and pricing write-ups (SQS FIFO, DynamoDB after the
+ * November 2024 on-demand cut, Lambda arm64).
  */
 export const prices = {
   /**
