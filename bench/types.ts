@@ -17,19 +17,19 @@ export interface ScenarioResult {
   duplicates: number;
   /** Frames the receivers got (a `batch` frame carries several messages). */
   frames: number;
-  latency: LatencySummary;
-  deliveriesPerSecond: number;
-  seconds: number;
   /** PostToConnection calls the gateway served during the scenario (pipeline and naive only). */
   posts?: number;
+  latency: LatencySummary;
+  /** p99 in rounds (one round = connections ÷ the SDK post ceiling), for the scenarios at the run's connection count. */
+  p99Rounds?: number;
+  deliveriesPerSecond: number;
+  /** Frames posted per second ÷ the SDK post ceiling of the same run (how close the scenario ran to it). */
+  framesVsSdkCeiling?: number;
+  seconds: number;
   usage?: Usage;
   perDelivery?: Record<string, number>;
   /** DynamoDB capacity units per published message, by action and item kind (local/meter.ts). */
   dynamoUnitsPerMessage?: Record<string, number>;
-  /** Frames posted per second ÷ the SDK post ceiling of the same run (how close the scenario ran to it). */
-  framesVsSdkCeiling?: number;
-  /** p99 in rounds (one round = connections ÷ the SDK post ceiling), for the scenarios at the run's connection count. */
-  p99Rounds?: number;
 }
 
 export interface CostSummary {
