@@ -184,7 +184,7 @@ export function model(
 }
 
 export function table(points: readonly ScalePoint[]): string {
-  const f = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n.toFixed(d));
+  const f = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n < 0.1 ? n.toPrecision(2) : n.toFixed(d));
   return [
     '| connections | group size | one message to the whole group | bound by | max msg/s to one such group | msg/s per connection, region-wide | reconnect storm | re-subscribe one group | $/M deliveries packed | naive |',
     '|---|---|---|---|---|---|---|---|---|---|',
