@@ -1,5 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
-import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import {
+  appSyncEventsCost,
+  crossoverDeliveriesPerConnectionMinute,
+  packingWithin,
+  perMillionDeliveries,
+  profileBill,
+  profiles,
+  profileUsage,
+  tenantcastCost,
+  type Usage,
+} from './cost.ts';
 import { percentile, summarize } from './stats.ts';
 
 const usage: Usage = {
@@ -20,7 +30,7 @@ describe('the cost model', () => {
     const cost = tenantcastCost(usage);
     expect(cost.apiGateway).toBeCloseTo(0.12 + 0.25, 6);
     expect(cost.lambda).toBeCloseTo(0.002 + 100 * 0.0000133334, 6);
-    expect(cost.sqs).toBeCloseTo(0.012, 6);
+    expect(cost.sqs).toBeCloseTo(0.015, 6); // FIFO: $0.50 per million requests
     expect(cost.dynamo).toBeCloseTo(0.0025 + 0.025, 6);
     expect(cost.total).toBeCloseTo(cost.apiGateway + cost.lambda + cost.sqs + cost.dynamo, 9);
   });
@@ -28,6 +38,61 @@ describe('the cost model', () => {
   it('prices AppSync Events at one operation per publish and per delivery plus connection-minutes', () => {
     expect(appSyncEventsCost(usage)).toBeCloseTo(1.02 + 0.08, 6);
     expect(perMillionDeliveries(2, 500_000)).toBe(4);
+  });
+});
+
+describe('the workload profiles', () => {
+  it('count a quiet minute: 10,000 connection-minutes, 10,000 deliveries of 1,000 messages, one post each', () => {
+    const u = profileUsage(profiles.quiet);
+    expect(u).toMatchObject({ connectionMinutes: 10_000, deliveries: 10_000, publishes: 1000, inboundMessages: 0 });
+    expect(u.outboundMessageUnits).toBe(10_000);
+    expect(u.lambdaInvocations).toBe(1000);
+    expect(u.sqsRequests).toBe(3000);
+  });
+
+  it('make AppSync Events cheaper for the quiet profile: nothing to pack, dearer connection-minutes', () => {
+    const bill = profileBill(profiles.quiet);
+    expect(bill.appSyncPerMinute).toBeCloseTo(0.011 + 0.0008, 9);
+    expect(bill.ratio).toBeGreaterThan(1);
+    expect(crossoverDeliveriesPerConnectionMinute(profiles.quiet)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('count the change feed upstream of every entity change', () => {
+    const u = profileUsage(profiles.entityFeed);
+    const changes = (5000 * 6) / 50;
+    expect(u.publishes).toBe(changes);
+    expect(u.sqsRequests).toBe(changes * 3 + changes * 3); // changes queue + delivery queue
+    expect(u.lambdaInvocations).toBe(changes * 2); // changeFeed + broadcaster
+  });
+
+  it('put the crossover where the fixed gap of connection-minutes meets the saving per delivery', () => {
+    const shape = profiles.busy;
+    const at = (rate: number) => profileBill({ ...shape, deliveriesPerConnectionMinute: rate });
+    const fixedGap = at(0).tenantcastPerMinute - at(0).appSyncPerMinute;
+    const perDeliveryGap =
+      at(1).appSyncPerMinute - at(0).appSyncPerMinute - (at(1).tenantcastPerMinute - at(0).tenantcastPerMinute);
+    const expected = fixedGap / perDeliveryGap; // both for all the profile's connections
+    // (0.25 − 0.08) per million connection-minutes ÷ about $0.79 saved per million deliveries.
+    expect(expected).toBeGreaterThan(0.2);
+    expect(expected).toBeLessThan(0.23);
+    const found = crossoverDeliveriesPerConnectionMinute(shape);
+    expect(found).toBeGreaterThanOrEqual(expected);
+    expect(found).toBeLessThan(expected * 1.011);
+  });
+
+  it('find the first rate cheaper than AppSync Events when packing grows with the rate', () => {
+    const packing = packingWithin(0.1);
+    const rate = crossoverDeliveriesPerConnectionMinute(profiles.quiet, undefined, packing);
+    const bill = (r: number) =>
+      profileBill({
+        ...profiles.quiet,
+        deliveriesPerConnectionMinute: r,
+        messagesPerFrame: packing(r),
+        messagesPerRun: packing(r),
+      });
+    expect(bill(rate).ratio).toBeLessThanOrEqual(1);
+    expect(bill(rate / 1.01).ratio).toBeGreaterThan(1);
+    expect(packing(rate)).toBeGreaterThan(1); // unpacked, it never wins
   });
 });
 

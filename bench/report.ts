@@ -1,8 +1,8 @@
 /** The benchmark's markdown report, with a hand-drawn SVG bar chart of latency percentiles per scenario. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ScenarioResult } from './run.ts';
 import { round } from './stats.ts';
+import type { ScenarioResult, Summary } from './types.ts';
 
 function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
@@ -45,62 +45,38 @@ export function latencyChart(results: readonly ScenarioResult[]): string {
   return parts.join('\n');
 }
 
-export function writeReport(
-  dir: string,
-  stamp: string,
-  summary: Record<string, unknown>,
-  results: readonly ScenarioResult[],
-): string {
+export function writeReport(dir: string, stamp: string, s: Summary, results: readonly ScenarioResult[]): string {
   const svgName = `${stamp}.svg`;
   writeFileSync(join(dir, svgName), latencyChart(results));
-  const s = summary as {
-    machine: string;
-    ratios: {
-      burstThroughputVsRaw: number;
-      p99At100VsRaw: number;
-      naiveBurstThroughputVsRaw: number;
-      naiveP99At100VsRaw: number;
-    };
-    p99At10PerSecondMs: number;
-    postsPerDeliveryPacked?: number;
-    postsPerDeliveryNaive?: number;
-    cost?: {
-      tenantcastPerMillionDeliveries: number;
-      appSyncEventsPerMillionDeliveries: number;
-      ratioVsAppSync: number;
-      breakdownPerMillion: Record<string, number>;
-    };
-    fairness: { bAloneP99: number; bDuringFloodP99: number };
-    postsPerSecondCeiling?: number;
-    costDynamoUnitsPerMessage?: Record<string, number>;
-  };
-  const check = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const c = s.sdkCeiling;
   const lines = [
     `# tenantcast benchmark, ${stamp}`,
     '',
-    `Machine: ${s.machine}. Everything (clients, gateway, functions, stand-ins) runs on this one machine; latencies are`,
-    'local and relative: what matters is the ratio to the plain `ws` server measured in the same run.',
+    `Machine: ${s.machine}; load average ${s.loadAverage.join(' / ')} at the start. Everything (clients, gateway,`,
+    'functions, stand-ins) runs on this one machine; latencies are local and relative: what matters is the ratio to',
+    'the plain `ws` server and to the post ceiling, both measured in the same run.',
     '',
     `![latency chart](${svgName})`,
     '',
-    '## Targets',
+    '## The ceiling',
     '',
-    '| target | measured | |',
-    '|---|---|---|',
-    `| burst throughput ≥ 0.5× raw ws | ${s.ratios.burstThroughputVsRaw}× | ${check(s.ratios.burstThroughputVsRaw >= 0.5)} |`,
-    `| p99 at 1000 conns, 100 msg/s ≤ 1.5× raw ws p99 | ${s.ratios.p99At100VsRaw}× | ${check(s.ratios.p99At100VsRaw <= 1.5)} |`,
-    `| p99 at 1000 conns, 10 msg/s ≤ 50 ms | ${s.p99At10PerSecondMs} ms | ${check(s.p99At10PerSecondMs <= 50)} |`,
-    `| PostToConnection per delivery ≤ 0.2 (packing on, 100 msg/s) | ${s.postsPerDeliveryPacked} | ${check((s.postsPerDeliveryPacked ?? 1) <= 0.2)} |`,
-    `| modeled cost ≤ 0.25× AppSync Events (group of 50, 100 msg/s) | ${s.cost?.ratioVsAppSync}× | ${check((s.cost?.ratioVsAppSync ?? 1) <= 0.25)} |`,
+    `The AWS SDK's PostToConnection against a bare Node HTTP server in another process that answers 200 at once,`,
+    `${c.inFlight} calls in flight, ${c.calls} calls: **${c.postsPerSecond} posts/s**, ${c.cpuMicrosPerPost} µs of client CPU per`,
+    `post. The same calls to the local gateway's \`@connections\` API: ${s.gatewayPostsPerSecond} posts/s. Every frame the`,
+    'pipeline delivers is one such post, so frames/s ÷ the SDK ceiling (column "× ceiling" below) says how close a',
+    `scenario ran to it. A **round** is ${s.options.connections} connections ÷ the SDK ceiling = ${round(s.roundSeconds * 1000)} ms: the least time one`,
+    `frame to every connection can take here. One page of ${c.pageSize} members (its DynamoDB Query, ${c.cpuMicrosPerPageQuery} µs, plus one post`,
+    `per member) costs ${c.cpuMsPerPage} ms of CPU; docs/scaling.md scales these to Lambda.`,
+    '',
+    '## Targets (issue #14)',
+    '',
+    '| target | measured | | why not, as measured |',
+    '|---|---|---|---|',
+    ...s.targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? 'met' : '**not met**'} | ${t.reason} |`),
     '',
     `Naive pattern (packing and coalescing off): burst throughput ${s.ratios.naiveBurstThroughputVsRaw}× raw, p99 at 100 msg/s ${s.ratios.naiveP99At100VsRaw}× raw, ${s.postsPerDeliveryNaive} PostToConnection per delivery.`,
     '',
     `Fairness: tenant B's p99 at 10 msg/s was ${s.fairness.bAloneP99} ms alone and ${s.fairness.bDuringFloodP99} ms while tenant A flooded.`,
-    '',
-    `This machine's \`@connections\` ceiling: ${s.postsPerSecondCeiling} PostToConnection/s (AWS SDK, 32 in flight, from one`,
-    'thread to the local gateway, measured in this run). Every frame the pipeline delivers is one such post, made by a',
-    'function sandbox sharing the same cores, so frames/s through the pipeline stay below it; at 1000 connections and',
-    '10 msg/s (one message per frame) the pipeline would need about 10 000 posts/s.',
     '',
     '## Modeled cost per million deliveries',
     '',
@@ -120,11 +96,11 @@ export function writeReport(
     '',
     '## Scenarios',
     '',
-    '| scenario | conns | msgs | rate | delivered/expected | dupes | frames | p50 | p95 | p99 | deliveries/s | posts/delivery | DynamoDB RU/WU per delivery | SQS req/delivery |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | conns | msgs | rate | delivered/expected | dupes | frames | p50 | p95 | p99 | p99 rounds | deliveries/s | × ceiling | posts/delivery | DynamoDB RU/WU per delivery | SQS req/delivery |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
       (r) =>
-        `| ${r.name} | ${r.connections} | ${r.messages} | ${r.rate} | ${r.delivered}/${r.expected} | ${r.duplicates} | ${r.frames} | ${round(r.latency.p50)} | ${round(r.latency.p95)} | ${round(r.latency.p99)} | ${r.deliveriesPerSecond} | ${r.perDelivery?.postToConnection ?? '–'} | ${r.perDelivery ? `${r.perDelivery.dynamoReadUnits} / ${r.perDelivery.dynamoWriteUnits}` : '–'} | ${r.perDelivery?.sqsRequests ?? '–'} |`,
+        `| ${r.name} | ${r.connections} | ${r.messages} | ${r.rate} | ${r.delivered}/${r.expected} | ${r.duplicates} | ${r.frames} | ${round(r.latency.p50)} | ${round(r.latency.p95)} | ${round(r.latency.p99)} | ${r.p99Rounds ?? '–'} | ${r.deliveriesPerSecond} | ${r.framesVsSdkCeiling ?? '–'} | ${r.perDelivery?.postToConnection ?? '–'} | ${r.perDelivery ? `${r.perDelivery.dynamoReadUnits} / ${r.perDelivery.dynamoWriteUnits}` : '–'} | ${r.perDelivery?.sqsRequests ?? '–'} |`,
     ),
     '',
   ];

@@ -1,7 +1,10 @@
 /**
- * `npm run bench`: delivery through the full local pipeline against a plain `ws` broadcast in the same run, the
- * naive pattern (packing and coalescing off), counted AWS calls per delivery, a modeled bill beside AppSync Events,
- * and a two-tenant fairness scenario. Writes bench/results/<timestamp>.json and .md (with an SVG chart).
+ * `npm run bench`: first the ceiling it is bound by (the AWS SDK's PostToConnection against a bare HTTP server in
+ * another process, bench/sdk-ceiling.ts), then delivery through the full local pipeline against a plain `ws` broadcast
+ * in the same run, the naive pattern (packing and coalescing off), counted AWS calls per delivery, a modeled bill
+ * beside AppSync Events, and a two-tenant fairness scenario. Judges issue #14's targets (bench/targets.ts). Writes
+ * bench/results/<timestamp>.json and .md (with an SVG chart), and the measured constants of the scaling model
+ * (bench/measured-constants.json).
  *
  * Options: --connections N (1000) --burst N (100 messages) --rate-seconds N (5) --cost-group N (50)
  *          --flood N (1000 messages) --quick (smaller everything) --out DIR
@@ -17,10 +20,14 @@ import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
 import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import { writeMeasured } from './measured.ts';
 import { startRawServer } from './raw-ws.ts';
 import { RemoteReceivers } from './remote-receivers.ts';
 import { writeReport } from './report.ts';
-import { type LatencySummary, round, summarize } from './stats.ts';
+import { measureSdkCeiling } from './sdk-ceiling.ts';
+import { round, summarize } from './stats.ts';
+import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
+import type { ScenarioResult, Summary } from './types.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,25 +56,6 @@ const FLOOD = Math.max(50, Math.round(Number(args.flood) * scale));
 
 /** Environment switch that turns packing and coalescing off (the naive API Gateway pattern). */
 export const NAIVE_ENV = { DELIVERY_PACKING: 'off', DELIVERY_COALESCING: 'off' } as const;
-
-export interface ScenarioResult {
-  name: string;
-  system: 'raw-ws' | 'pipeline' | 'naive';
-  connections: number;
-  messages: number;
-  rate: number | 'burst';
-  expected: number;
-  delivered: number;
-  duplicates: number;
-  frames: number;
-  latency: LatencySummary;
-  deliveriesPerSecond: number;
-  seconds: number;
-  usage?: Usage;
-  perDelivery?: Record<string, number>;
-  /** DynamoDB capacity units per published message, by action and item kind (local/meter.ts). */
-  dynamoUnitsPerMessage?: Record<string, number>;
-}
 
 const memoryOf = new Map<string, number>(manifestFunctions.map((f) => [f.name, f.memoryMB]));
 
@@ -265,6 +253,7 @@ async function pipelineScenario(
   const after = snapshot(rt);
   const collected = await group.receivers.collect();
   const result = finish(name, system, connections, messages, rate, expected, collected, startedAt);
+  result.posts = after.posts - before.posts;
   const minutes = (connections * result.seconds) / 60;
   result.usage = usageBetween(before, after, result.delivered, messages, minutes);
   result.perDelivery = perDelivery(result.usage, before, after);
@@ -326,11 +315,11 @@ async function settle(rt: LocalRuntime, timeoutMs = 30_000): Promise<void> {
 }
 
 /**
- * The machine's `@connections` ceiling: PostToConnection with the AWS SDK (as the broadcaster posts, 32 in flight)
- * from this thread to the local gateway, to the group's open connections. Every pipeline delivery needs such a post
- * per frame, so this bounds what the pipeline can do here.
+ * The local gateway's `@connections` ceiling: PostToConnection with the AWS SDK (as the broadcaster posts, 32 in
+ * flight) from this thread to the local gateway, to the group's open connections. Reported beside the SDK ceiling
+ * (bench/sdk-ceiling.ts, a bare HTTP server), which bounds it.
  */
-async function postCeiling(rt: LocalRuntime, posts: number): Promise<number> {
+async function gatewayCeiling(rt: LocalRuntime, posts: number): Promise<number> {
   const ids = [...rt.gateway.connections.keys()];
   const client = new ApiGatewayManagementApiClient({
     endpoint: rt.gateway.connectionsEndpoint,
@@ -357,22 +346,32 @@ async function postCeiling(rt: LocalRuntime, posts: number): Promise<number> {
 // ---- main ----
 
 const startedAt = new Date();
+const loadAverage = os.loadavg().map((n) => round(n, 2));
 const results: ScenarioResult[] = [];
 const rateSeconds = RATE_SECONDS;
+const splitThreshold = Number(
+  manifestFunctions.find((f) => f.name === 'broadcaster')?.environment?.SPLIT_THRESHOLD ?? 500,
+);
 
-results.push(await rawScenario('raw burst', G, BURST, Number.POSITIVE_INFINITY));
-results.push(await rawScenario('raw 100/s', G, Math.round(100 * rateSeconds), 100));
-results.push(await rawScenario('raw 10/s', G, Math.round(10 * rateSeconds), 10));
+// First, while nothing else runs in this process (its CPU is measured): the ceiling everything below is bound by.
+console.log('\n[SDK ceiling] PostToConnection with the AWS SDK against a bare HTTP server in another process');
+const sdkCeiling = await measureSdkCeiling({ calls: args.quick ? 3000 : 10_000, pageSize: splitThreshold });
+console.log(JSON.stringify(sdkCeiling));
+
+results.push(await rawScenario(scenarios.rawBurst, G, BURST, Number.POSITIVE_INFINITY));
+results.push(await rawScenario(scenarios.raw100, G, Math.round(100 * rateSeconds), 100));
+results.push(await rawScenario(scenarios.raw10, G, Math.round(10 * rateSeconds), 10));
+results.push(await rawScenario(scenarios.rawBusy(COST_GROUP), COST_GROUP, Math.round(100 * rateSeconds), 100));
 
 let rt = await startQuietRuntime();
 let group = await openGroup(rt, BENCH_TENANT, 'chat:bench', G);
 await settle(rt);
 console.log('\n[@connections ceiling] SDK PostToConnection from one thread to the local gateway');
-const postsPerSecondCeiling = await postCeiling(rt, args.quick ? 2000 : 5000);
+const gatewayPostsPerSecond = await gatewayCeiling(rt, args.quick ? 2000 : 5000);
 await settle(rt);
-results.push(await pipelineScenario(rt, 'pipeline', 'pipeline burst', group, BURST, Number.POSITIVE_INFINITY));
-results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 100/s', group, Math.round(100 * rateSeconds), 100));
-results.push(await pipelineScenario(rt, 'pipeline', 'pipeline 10/s', group, Math.round(10 * rateSeconds), 10));
+results.push(await pipelineScenario(rt, 'pipeline', scenarios.burst, group, BURST, Number.POSITIVE_INFINITY));
+results.push(await pipelineScenario(rt, 'pipeline', scenarios.at100, group, Math.round(100 * rateSeconds), 100));
+results.push(await pipelineScenario(rt, 'pipeline', scenarios.at10, group, Math.round(10 * rateSeconds), 10));
 await closeGroup(group);
 
 // Cost: one group of COST_GROUP at 100 msg/s.
@@ -380,7 +379,7 @@ group = await openGroup(rt, BENCH_TENANT, 'chat:cost', COST_GROUP);
 const costRun = await pipelineScenario(
   rt,
   'pipeline',
-  `cost: group of ${COST_GROUP} at 100/s`,
+  scenarios.busy(COST_GROUP),
   group,
   Math.round(100 * rateSeconds),
   100,
@@ -433,42 +432,71 @@ results.push(await pipelineScenario(rt, 'naive', 'naive 100/s', group, Math.roun
 await closeGroup(group);
 await rt.stop();
 
-const byName = (n: string) => results.find((r) => r.name === n) as ScenarioResult;
+const annotated = withCeiling(results, sdkCeiling.postsPerSecond, G);
+const byName = (n: string) => annotated.find((r) => r.name === n) as ScenarioResult;
 const tc = costRun.usage ? tenantcastCost(costRun.usage) : undefined;
 const appsync = costRun.usage ? appSyncEventsCost(costRun.usage) : Number.NaN;
-const summary = {
-  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const cost = tc && {
+  scenario: costRun.name,
+  tenantcastPerMillionDeliveries: round(perMillionDeliveries(tc.total, costRun.delivered), 4),
+  breakdownPerMillion: Object.fromEntries(
+    Object.entries(tc).map(([k, v]) => [k, round(perMillionDeliveries(v, costRun.delivered), 4)]),
+  ),
+  appSyncEventsPerMillionDeliveries: round(perMillionDeliveries(appsync, costRun.delivered), 4),
+  ratioVsAppSync: round(tc.total / appsync, 3),
+};
+const costDynamoWriteUnitsPerMessage = costRun.usage
+  ? round(costRun.usage.dynamoWriteUnits / costRun.messages, 3)
+  : undefined;
+const postsPerDeliveryPacked = byName(scenarios.at100).perDelivery?.postToConnection;
+const summary: Summary = {
+  machine,
+  loadAverage,
   startedAt: startedAt.toISOString(),
   options: { connections: G, burst: BURST, rateSeconds, costGroup: COST_GROUP, flood: FLOOD, quick: args.quick },
+  sdkCeiling,
+  gatewayPostsPerSecond,
+  roundSeconds: round(roundSeconds(G, sdkCeiling.postsPerSecond), 3),
   ratios: {
     burstThroughputVsRaw: round(
-      byName('pipeline burst').deliveriesPerSecond / byName('raw burst').deliveriesPerSecond,
+      byName(scenarios.burst).deliveriesPerSecond / byName(scenarios.rawBurst).deliveriesPerSecond,
       3,
     ),
-    p99At100VsRaw: round(byName('pipeline 100/s').latency.p99 / byName('raw 100/s').latency.p99, 3),
+    p99At100VsRaw: round(byName(scenarios.at100).latency.p99 / byName(scenarios.raw100).latency.p99, 3),
     naiveBurstThroughputVsRaw: round(
-      byName('naive burst').deliveriesPerSecond / byName('raw burst').deliveriesPerSecond,
+      byName('naive burst').deliveriesPerSecond / byName(scenarios.rawBurst).deliveriesPerSecond,
       3,
     ),
-    naiveP99At100VsRaw: round(byName('naive 100/s').latency.p99 / byName('raw 100/s').latency.p99, 3),
+    naiveP99At100VsRaw: round(byName('naive 100/s').latency.p99 / byName(scenarios.raw100).latency.p99, 3),
   },
-  p99At10PerSecondMs: round(byName('pipeline 10/s').latency.p99, 1),
-  postsPerDeliveryPacked: byName('pipeline 100/s').perDelivery?.postToConnection,
+  p99At10PerSecondMs: round(byName(scenarios.at10).latency.p99, 1),
+  postsPerDeliveryPacked,
   postsPerDeliveryNaive: byName('naive 100/s').perDelivery?.postToConnection,
-  cost: tc && {
-    scenario: costRun.name,
-    tenantcastPerMillionDeliveries: round(perMillionDeliveries(tc.total, costRun.delivered), 4),
-    breakdownPerMillion: Object.fromEntries(
-      Object.entries(tc).map(([k, v]) => [k, round(perMillionDeliveries(v, costRun.delivered), 4)]),
-    ),
-    appSyncEventsPerMillionDeliveries: round(perMillionDeliveries(appsync, costRun.delivered), 4),
-    ratioVsAppSync: round(tc.total / appsync, 3),
-  },
+  cost,
   fairness: { bAloneP99: round(bAlone.latency.p99, 1), bDuringFloodP99: round(bFlooded.latency.p99, 1) },
-  postsPerSecondCeiling,
   costDynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
+  costDynamoWriteUnitsPerMessage,
+  targets: checkTargets({
+    results: annotated,
+    sdkPostsPerSecond: sdkCeiling.postsPerSecond,
+    connections: G,
+    costGroup: COST_GROUP,
+    cost,
+    dynamoWriteUnitsPerMessage: costDynamoWriteUnitsPerMessage,
+    dynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
+    postsPerDeliveryPacked,
+  }),
 };
 
+writeMeasured({
+  measuredAt: startedAt.toISOString(),
+  machine,
+  loadAverage,
+  quick: args.quick,
+  sdkCeiling,
+  gatewayPostsPerSecond,
+});
 const outDir = args.out;
 mkdirSync(outDir, { recursive: true });
 const stamp = startedAt
@@ -476,7 +504,7 @@ const stamp = startedAt
   .replaceAll(':', '-')
   .replace(/\.\d+Z$/, 'Z');
 const jsonPath = join(outDir, `${stamp}.json`);
-writeFileSync(jsonPath, `${JSON.stringify({ summary, results }, null, 2)}\n`);
-const mdPath = writeReport(outDir, stamp, summary, results);
+writeFileSync(jsonPath, `${JSON.stringify({ summary, results: annotated }, null, 2)}\n`);
+const mdPath = writeReport(outDir, stamp, summary, annotated);
 console.log(`\n${JSON.stringify(summary, null, 2)}\nwrote ${jsonPath}\nwrote ${mdPath}`);
 process.exit(0);

@@ -1,9 +1,31 @@
 /**
- * `npm run scaling`: a small model of how one region's delivery time and cost grow from 1k to 1M connections.
- * It is arithmetic over AWS's published quotas and prices and a few measured or assumed constants (listed in
- * `assumptions`), not a load test. docs/scaling.md quotes its output.
+ * `npm run scaling`: a small model of how one region's delivery time and cost grow from 1k to 1M connections, and
+ * how one very large group is delivered. Arithmetic over AWS's published quotas and prices, the function manifest
+ * (memory, page size, lanes) and the CPU constants `npm run bench` measures (bench/measured-constants.json: CPU per
+ * post and per page, on the bench machine), scaled to Lambda's CPU share. Not a load test. docs/scaling.md quotes it.
  */
-import { prices } from './cost.ts';
+import { functions } from '../lambdas/manifest.ts';
+import {
+  crossoverDeliveriesPerConnectionMinute,
+  defaultUnitCosts,
+  packingWithin,
+  prices,
+  profileBill,
+  profiles,
+  type UnitCosts,
+} from './cost.ts';
+import { type MeasuredConstants, readMeasured } from './measured.ts';
+
+/**
+ * Lambda allocates CPU in proportion to memory: "At 1,769 MB, a function has the equivalent of one vCPU (one
+ * vCPU-second of credits per second)". https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
+ * Posting runs on one Node thread, so more than one vCPU does not make it faster.
+ */
+export const MB_PER_VCPU = 1769;
+export const cpuShare = (memoryMB: number) => Math.min(1, memoryMB / MB_PER_VCPU);
+
+const broadcaster = functions.find((f) => f.name === 'broadcaster');
+const fanout = functions.find((f) => f.name === 'fanout');
 
 export const assumptions = {
   /** API Gateway: account-level steady-state request rate per region (shared by @connections calls). */
@@ -12,29 +34,106 @@ export const assumptions = {
   newConnectionsPerSecond: 500,
   /** Lambda: default concurrent executions per region. */
   lambdaConcurrency: 1_000,
-  /** PostToConnection round trip inside a region (ms), and posts in flight per broadcaster invocation. */
+  /** PostToConnection round trip inside a region (ms), and posts in flight per invocation (as the broadcaster posts). */
   postLatencyMs: 20,
   postsInFlightPerInvocation: 32,
-  /** Members per fan-out page (one broadcaster invocation per page for large groups). */
-  pageSize: 1_000,
+  /** From the manifest: members per page (SPLIT_THRESHOLD), parallel lanes of a split group, memory. */
+  pageSize: Number(broadcaster?.environment?.SPLIT_THRESHOLD ?? 500),
+  fanoutShards: Number(broadcaster?.environment?.FANOUT_SHARDS ?? 8),
+  broadcasterMemoryMB: Number(broadcaster?.memoryMB ?? 1024),
+  fanoutMemoryMB: Number(fanout?.memoryMB ?? 1024),
+  /** Records per fan-out invocation (the fanout function's SQS batch size). */
+  pagesPerFanoutInvocation: Number(fanout?.trigger.kind === 'sqs' ? fanout.trigger.batchSize : 10),
   /** DynamoDB: per-partition limits (eventually consistent reads count half). */
   partitionReadUnitsPerSecond: 3_000,
   partitionWriteUnitsPerSecond: 1_000,
   /** Bytes per group→connection item. */
-  memberItemBytes: 120,
-  /** Messages per frame the packer achieves at the modeled rate (measured by `npm run bench`; 1 = naive). */
+  memberItemBytes: 150,
+  /** Messages per frame the packer achieves at the modeled rate (1 = naive). */
   packingFactor: 5,
-  /** Broadcaster: memory and ms of compute per page. */
-  broadcasterMemoryGb: 1,
-  broadcasterMsPerPage: 60,
-} as const;
+};
+
+export type Assumptions = typeof assumptions;
+
+/** CPU constants on the bench machine; one of its cores is taken as one Lambda vCPU (an assumption). */
+export interface CpuConstants {
+  cpuMsPerPost: number;
+  /** Reading one page of members (a Query of `pageSize` items through the SDK). */
+  cpuMsPerPageQuery: number;
+  source: string;
+}
+
+export function cpuConstantsFrom(m: MeasuredConstants): CpuConstants {
+  return {
+    cpuMsPerPost: m.sdkCeiling.cpuMicrosPerPost / 1000,
+    cpuMsPerPageQuery: m.sdkCeiling.cpuMicrosPerPageQuery / 1000,
+    source: `npm run bench${m.quick ? ' --quick' : ''} of ${m.measuredAt} on ${m.machine} (load ${m.loadAverage.join(' / ')})`,
+  };
+}
+
+/** How one message reaches every member of one group. */
+export interface GroupDelivery {
+  members: number;
+  pages: number;
+  /** Lanes posting in parallel (1 when the broadcaster posts directly), pages per lane, fan-out invocations. */
+  lanes: number;
+  pagesPerLane: number;
+  fanoutInvocations: number;
+  posts: number;
+  /** Posts per second one lane sustains: CPU per post ÷ its CPU share, or posts in flight ÷ round trip if lower. */
+  postsPerSecondPerLane: number;
+  laneBoundBy: 'CPU' | 'round trips';
+  /** Posts per second of all lanes together, and the share of the account's @connections quota it uses. */
+  postsPerSecond: number;
+  accountQuotaShare: number;
+  /** The broadcaster reading the members (partition throughput or unmarshalling CPU, whichever is slower). */
+  readSeconds: number;
+  postSeconds: number;
+  /** Read, then post (pages are posted as they are read in practice, so this is an upper bound). */
+  seconds: number;
+  boundBy: string;
+}
+
+export function deliverGroup(members: number, cpu: CpuConstants, a: Assumptions = assumptions): GroupDelivery {
+  const split = members > a.pageSize;
+  const pages = Math.max(1, Math.ceil(members / a.pageSize));
+  const lanes = split ? Math.min(a.fanoutShards, pages) : 1;
+  const pagesPerLane = Math.ceil(pages / lanes);
+  const laneMemory = split ? a.fanoutMemoryMB : a.broadcasterMemoryMB;
+  const cpuLimited = 1000 / (cpu.cpuMsPerPost / cpuShare(laneMemory));
+  const tripLimited = (a.postsInFlightPerInvocation * 1000) / a.postLatencyMs;
+  const postsPerSecondPerLane = Math.min(cpuLimited, tripLimited);
+  const postsPerSecond = Math.min(lanes * postsPerSecondPerLane, a.accountRequestsPerSecond);
+  const partitionSeconds = (members * a.memberItemBytes) / (a.partitionReadUnitsPerSecond * 4096 * 2);
+  const unmarshalSeconds = (pages * cpu.cpuMsPerPageQuery) / cpuShare(a.broadcasterMemoryMB) / 1000;
+  const readSeconds = Math.max(partitionSeconds, unmarshalSeconds);
+  const postSeconds = members / postsPerSecond + a.postLatencyMs / 1000;
+  const quotaBound = lanes * postsPerSecondPerLane >= a.accountRequestsPerSecond;
+  return {
+    members,
+    pages,
+    lanes,
+    pagesPerLane,
+    fanoutInvocations: split ? lanes * Math.ceil(pagesPerLane / a.pagesPerFanoutInvocation) : 0,
+    posts: members,
+    postsPerSecondPerLane,
+    laneBoundBy: cpuLimited < tripLimited ? 'CPU' : 'round trips',
+    postsPerSecond,
+    accountQuotaShare: postsPerSecond / a.accountRequestsPerSecond,
+    readSeconds,
+    postSeconds,
+    seconds: readSeconds + postSeconds,
+    boundBy: quotaBound
+      ? '@connections account quota'
+      : `${lanes} lane${lanes > 1 ? 's' : ''} × ${Math.round(postsPerSecondPerLane)} posts/s (${cpuLimited < tripLimited ? 'CPU' : 'round trips'})`,
+  };
+}
 
 export interface ScalePoint {
   connections: number;
   groupSize: number;
-  /** Seconds to deliver one message to every member of one group of `groupSize`. */
+  /** Seconds to deliver one message to every member of one group of `groupSize`, and what bounds it. */
   deliverySeconds: number;
-  /** What bounds it. */
   boundBy: string;
   /** Seconds for every connection to reconnect after a regional blip (new-connection quota). */
   reconnectStormSeconds: number;
@@ -50,44 +149,34 @@ export interface ScalePoint {
   costPerMillionNaive: number;
 }
 
-export function model(connections: number, groupSize: number, a = assumptions): ScalePoint {
-  const pages = Math.max(1, Math.ceil(groupSize / a.pageSize));
-  const parallelPages = Math.min(pages, a.lambdaConcurrency);
-  const postsPerSecondPerInvocation = (a.postsInFlightPerInvocation * 1000) / a.postLatencyMs;
-  const lambdaBound = parallelPages * postsPerSecondPerInvocation;
-  const postsPerSecond = Math.min(lambdaBound, a.accountRequestsPerSecond);
-  // Reading the member list: one partition, `partitionReadUnitsPerSecond` × 4 KB × 2 (eventually consistent).
-  const memberBytesPerSecond = a.partitionReadUnitsPerSecond * 4096 * 2;
-  const readSeconds = (groupSize * a.memberItemBytes) / memberBytesPerSecond;
-  const postSeconds = groupSize / postsPerSecond;
-  const deliverySeconds = Math.max(readSeconds, postSeconds) + a.postLatencyMs / 1000;
-  const boundBy =
-    readSeconds > postSeconds
-      ? 'DynamoDB partition reads'
-      : lambdaBound < a.accountRequestsPerSecond
-        ? 'broadcaster parallelism'
-        : '@connections account throttle';
-
+export function model(
+  connections: number,
+  groupSize: number,
+  cpu: CpuConstants,
+  a: Assumptions = assumptions,
+): ScalePoint {
+  const delivery = deliverGroup(groupSize, cpu, a);
   const perDelivery = (packing: number) => {
     const posts = 1 / packing;
     const apiGateway = posts * prices.apiGatewayMessagesPerMillion;
-    const lambdaPerDelivery = (a.broadcasterMemoryGb * (a.broadcasterMsPerPage / 1000)) / a.pageSize;
+    const lambdaSecondsPerPost = cpu.cpuMsPerPost / cpuShare(a.fanoutMemoryMB) / 1000;
+    const lambdaPerDelivery = posts * lambdaSecondsPerPost * (a.fanoutMemoryMB / 1024);
     const lambda =
       lambdaPerDelivery * 1_000_000 * prices.lambdaGbSecond + (1 / a.pageSize) * prices.lambdaRequestsPerMillion;
-    const dynamo = ((a.memberItemBytes / 4096) * 0.5 + 0) * prices.dynamoReadUnitsPerMillion;
+    const dynamo = (a.memberItemBytes / 4096) * 0.5 * prices.dynamoReadUnitsPerMillion;
     const sqs = (3 / a.pageSize) * prices.sqsRequestsPerMillion;
     return apiGateway + lambda + dynamo + sqs;
   };
-
+  const regionDeliveriesPerSecond = a.accountRequestsPerSecond * a.packingFactor;
   return {
     connections,
     groupSize,
-    deliverySeconds,
-    boundBy,
+    deliverySeconds: delivery.seconds,
+    boundBy: delivery.boundBy,
     reconnectStormSeconds: connections / a.newConnectionsPerSecond,
-    maxMessagesPerSecond: (a.accountRequestsPerSecond * a.packingFactor) / groupSize,
-    regionDeliveriesPerSecond: a.accountRequestsPerSecond * a.packingFactor,
-    perConnectionMessagesPerSecond: (a.accountRequestsPerSecond * a.packingFactor) / connections,
+    maxMessagesPerSecond: (delivery.postsPerSecond * a.packingFactor) / groupSize,
+    regionDeliveriesPerSecond,
+    perConnectionMessagesPerSecond: regionDeliveriesPerSecond / connections,
     resubscribeSeconds: groupSize / a.partitionWriteUnitsPerSecond,
     costPerMillionPacked: perDelivery(a.packingFactor),
     costPerMillionNaive: perDelivery(1),
@@ -95,7 +184,7 @@ export function model(connections: number, groupSize: number, a = assumptions): 
 }
 
 export function table(points: readonly ScalePoint[]): string {
-  const f = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n.toFixed(d));
+  const f = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n < 0.1 ? n.toPrecision(2) : n.toFixed(d));
   return [
     '| connections | group size | one message to the whole group | bound by | max msg/s to one such group | msg/s per connection, region-wide | reconnect storm | re-subscribe one group | $/M deliveries packed | naive |',
     '|---|---|---|---|---|---|---|---|---|---|',
@@ -106,12 +195,38 @@ export function table(points: readonly ScalePoint[]): string {
   ].join('\n');
 }
 
+/** The cost model's Lambda duration per post at the broadcaster's memory, from the measured CPU per post. */
+export function unitCostsFrom(cpu: CpuConstants, a: Assumptions = assumptions): UnitCosts {
+  return { ...defaultUnitCosts, lambdaMsPerPost: cpu.cpuMsPerPost / cpuShare(a.broadcasterMemoryMB) };
+}
+
+/** Each profile's bill and its crossover rate, with its own packing and with packing that follows the rate. */
+export function profilesTable(u: UnitCosts): string {
+  const rate = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 0) : 'never');
+  return [
+    '| profile | deliveries/min | tenantcast $/min | AppSync Events $/min | ratio | crossover, packing as profiled | crossover, packing within 0.1 s | within 0.5 s |',
+    '|---|---|---|---|---|---|---|---|',
+    ...Object.values(profiles).map((p) => {
+      const b = profileBill(p, u);
+      return `| ${p.name} | ${b.deliveriesPerMinute.toLocaleString('en')} | ${b.tenantcastPerMinute.toFixed(5)} | ${b.appSyncPerMinute.toFixed(5)} | ${b.ratio.toFixed(3)} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u))} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u, packingWithin(0.1)))} | ${rate(crossoverDeliveriesPerConnectionMinute(p, u, packingWithin(0.5)))} |`;
+    }),
+  ].join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const points = [1_000, 10_000, 100_000, 1_000_000].map((n) => model(n, n));
-  const grouped = [1_000, 10_000, 100_000, 1_000_000].map((n) => model(n, 50));
+  const cpu = cpuConstantsFrom(readMeasured());
+  const sizes = [1_000, 10_000, 100_000, 1_000_000];
+  console.log(`CPU constants: ${JSON.stringify(cpu)}\n`);
   console.log('Everyone in one group:\n');
-  console.log(table(points));
+  console.log(table(sizes.map((n) => model(n, n, cpu))));
   console.log('\nGroups of 50:\n');
-  console.log(table(grouped));
+  console.log(table(sizes.map((n) => model(n, 50, cpu))));
+  console.log('\nOne message to a group of 100,000:\n');
+  console.log(JSON.stringify(deliverGroup(100_000, cpu), null, 2));
+  const at1769 = { ...assumptions, broadcasterMemoryMB: MB_PER_VCPU, fanoutMemoryMB: MB_PER_VCPU };
+  console.log('\n... with broadcaster and fanout at 1,769 MB:\n');
+  console.log(JSON.stringify(deliverGroup(100_000, cpu, at1769), null, 2));
+  console.log('\nWorkload profiles (per minute), beside AppSync Events:\n');
+  console.log(profilesTable(unitCostsFrom(cpu)));
   console.log('\nAssumptions:', JSON.stringify(assumptions, null, 2));
 }

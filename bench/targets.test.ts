@@ -1,0 +1,138 @@
+import { describe, expect, it } from '@jest/globals';
+import { ceilingFrom } from './sdk-ceiling.ts';
+import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
+import type { ScenarioResult } from './types.ts';
+
+function scenario(name: string, over: Partial<ScenarioResult> & { p99?: number; p50?: number } = {}): ScenarioResult {
+  const { p99 = 100, p50 = 50, ...rest } = over;
+  return {
+    name,
+    system: name.startsWith('raw') ? 'raw-ws' : 'pipeline',
+    connections: 1000,
+    messages: 100,
+    rate: 'burst',
+    expected: 100_000,
+    delivered: 100_000,
+    duplicates: 0,
+    frames: 1000,
+    latency: { count: 1, p50, p95: p99, p99, max: p99, mean: p50 },
+    deliveriesPerSecond: 100_000,
+    seconds: 1,
+    ...rest,
+  };
+}
+
+const ceiling = 2000; // posts/s: one round of 1000 connections is 500 ms
+
+const passing = [
+  scenario(scenarios.rawBurst, { deliveriesPerSecond: 100_000 }),
+  scenario(scenarios.burst, { deliveriesPerSecond: 60_000, posts: 1000 }),
+  scenario(scenarios.at100, { rate: 100, deliveriesPerSecond: 99_000, p99: 900, posts: 10_000, seconds: 5 }),
+  scenario(scenarios.at10, { rate: 10, p99: 1200 }),
+  scenario(scenarios.rawBusy(50), { connections: 50, p99: 20 }),
+  scenario(scenarios.busy(50), { connections: 50, p99: 110 }),
+];
+
+describe('the ceiling figures', () => {
+  it('make a round the time to post one frame to every connection at the SDK ceiling', () => {
+    expect(roundSeconds(1000, 2000)).toBe(0.5);
+  });
+
+  it('give frames posted per second over the ceiling, and p99 in rounds for the large group only', () => {
+    const [raw, burst, at100, , , busy] = withCeiling(passing, ceiling, 1000);
+    expect(burst?.framesVsSdkCeiling).toBe(0.5); // 1000 posts in 1 s
+    expect(at100?.framesVsSdkCeiling).toBe(1); // 10 000 posts in 5 s
+    expect(at100?.p99Rounds).toBe(1.8); // 900 ms / 500 ms
+    expect(raw?.framesVsSdkCeiling).toBeUndefined();
+    expect(busy?.p99Rounds).toBeUndefined();
+  });
+
+  it('turn the SDK measurement into posts/s (the fastest round), CPU per post (over all) and CPU per page', () => {
+    const c = ceilingFrom(
+      [
+        { calls: 1000, wallMs: 1000, cpuMicros: 900_000 },
+        { calls: 1000, wallMs: 500, cpuMicros: 700_000 },
+      ],
+      { calls: 10, wallMs: 50, cpuMicros: 20_000 },
+      500,
+      32,
+    );
+    expect(c).toMatchObject({ calls: 2000, postsPerSecond: 2000, cpuMicrosPerPost: 800, cpuMicrosPerPageQuery: 2000 });
+    expect(c.cpuMsPerPage).toBe(402); // 2 ms of Query + 500 × 0.8 ms of posts
+  });
+});
+
+describe('the targets of issue #14', () => {
+  const judge = (results: ScenarioResult[]) =>
+    checkTargets({
+      results: withCeiling(results, ceiling, 1000),
+      sdkPostsPerSecond: ceiling,
+      connections: 1000,
+      costGroup: 50,
+      cost: {
+        scenario: scenarios.busy(50),
+        tenantcastPerMillionDeliveries: 0.3,
+        breakdownPerMillion: { apiGateway: 0.2, dynamo: 0.07, lambda: 0.03, total: 0.3 },
+        appSyncEventsPerMillionDeliveries: 1.02,
+        ratioVsAppSync: 0.294,
+      },
+      dynamoWriteUnitsPerMessage: 5.3,
+      dynamoUnitsPerMessage: { 'UpdateItem T#*#USAGE': 1.1, 'BatchGetItem T#*#G#*#I': 1, 'UpdateItem RL#C#*': 1 },
+      postsPerDeliveryPacked: 0.05,
+    });
+
+  it('are met when the run meets them, with no reason given', () => {
+    const byTarget = judge(passing);
+    const met = byTarget.filter((t) => t.met).map((t) => t.target);
+    expect(met).toEqual([
+      'burst throughput ≥ 0.5× raw `ws`',
+      '1000 connections × 100 msg/s: delivered/s ≥ 0.95 × offered and p99 ≤ 2 rounds',
+      '1000 connections × 10 msg/s: p99 ≤ 1.5 s',
+      'busy group (50 members at 100 msg/s): p99 ≤ raw p99 + 100 ms',
+      'PostToConnection per delivery ≤ 0.2, packing on (100 msg/s), as today',
+      'every message delivered once in every pipeline scenario',
+    ]);
+    expect(byTarget.filter((t) => t.met).every((t) => t.reason === '')).toBe(true);
+  });
+
+  it('say a run bound by posting needs more messages per frame', () => {
+    const slow = passing.map((r) =>
+      r.name === scenarios.burst ? { ...r, deliveriesPerSecond: 20_000, posts: 1900, frames: 1900 } : r,
+    );
+    const burst = judge(slow).find((t) => t.target.startsWith('burst'));
+    expect(burst).toMatchObject({ met: false, measured: '0.2× (20000 vs 100000 deliveries/s)' });
+    expect(burst?.reason).toContain('1900 frames/s = 0.95× the SDK ceiling (2000/s)');
+    expect(burst?.reason).toContain('bound by posting');
+    expect(burst?.reason).toContain('25 messages per frame at the ceiling');
+  });
+
+  it('say a slow run far below the ceiling loses its time before the post', () => {
+    const late = passing.map((r) =>
+      r.name === scenarios.busy(50) ? scenario(r.name, { connections: 50, p99: 3300, posts: 100 }) : r,
+    );
+    const busy = judge(late).find((t) => t.target.startsWith('busy group'));
+    expect(busy?.met).toBe(false);
+    expect(busy?.reason).toContain('posting is not what limits it');
+  });
+
+  it('fail 100 msg/s when it falls behind the offered rate even with a low p99', () => {
+    const behind = passing.map((r) => (r.name === scenarios.at100 ? { ...r, deliveriesPerSecond: 19_213 } : r));
+    const at100 = judge(behind).find((t) => t.target.includes('100 msg/s: delivered'));
+    expect(at100?.met).toBe(false);
+    expect(at100?.measured).toContain('0.192 × offered (19213 of 100000/s)');
+  });
+
+  it('name the largest writes and cost components when DynamoDB units and cost miss', () => {
+    const checks = judge(passing);
+    const writes = checks.find((t) => t.target.startsWith('≤ 2.5 DynamoDB'));
+    expect(writes?.reason).toBe('largest writes per message: UpdateItem T#*#USAGE 1.1, UpdateItem RL#C#* 1');
+    const cost = checks.find((t) => t.target.startsWith('modeled cost'));
+    expect(cost?.reason).toBe('per million deliveries: apiGateway $0.2, dynamo $0.07, lambda $0.03');
+  });
+
+  it('report a pipeline scenario that lost or duplicated messages', () => {
+    const lossy = passing.map((r) => (r.name === scenarios.at10 ? { ...r, delivered: 99_990, duplicates: 2 } : r));
+    const once = judge(lossy).at(-1);
+    expect(once).toMatchObject({ met: false, reason: 'pipeline 10/s: 99990/100000, 2 duplicates' });
+  });
+});

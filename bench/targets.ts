@@ -1,0 +1,193 @@
+/**
+ * The targets of issue #14, judged on one run's measurements, each with the measured reason when it is not met; and
+ * the ceiling figures per scenario (frames posted per second ÷ the SDK post ceiling, p99 in rounds).
+ */
+
+import { round } from './stats.ts';
+import type { CostSummary, ScenarioResult, TargetCheck } from './types.ts';
+
+/** Scenario names the targets read (bench/run.ts names its scenarios with these). */
+export const scenarios = {
+  rawBurst: 'raw burst',
+  raw100: 'raw 100/s',
+  raw10: 'raw 10/s',
+  rawBusy: (size: number) => `raw: group of ${size} at 100/s`,
+  burst: 'pipeline burst',
+  at100: 'pipeline 100/s',
+  at10: 'pipeline 10/s',
+  busy: (size: number) => `cost: group of ${size} at 100/s`,
+} as const;
+
+/** One round: what posting one frame to every connection takes at the SDK ceiling, in seconds. */
+export function roundSeconds(connections: number, sdkPostsPerSecond: number): number {
+  return connections / sdkPostsPerSecond;
+}
+
+const framesPosted = (r: ScenarioResult) => r.posts ?? r.frames;
+const framesPerSecond = (r: ScenarioResult) => (r.seconds > 0 ? framesPosted(r) / r.seconds : Number.NaN);
+const messagesPerFrame = (r: ScenarioResult) => r.delivered / Math.max(1, framesPosted(r));
+
+/**
+ * Adds frames/s ÷ SDK ceiling to every scenario that posts (pipeline, naive), and p99 in rounds to every scenario at
+ * `connections` (the run's large group).
+ */
+export function withCeiling(
+  results: readonly ScenarioResult[],
+  sdkPostsPerSecond: number,
+  connections: number,
+): ScenarioResult[] {
+  const roundMs = roundSeconds(connections, sdkPostsPerSecond) * 1000;
+  return results.map((r) => ({
+    ...r,
+    ...(r.system !== 'raw-ws' && { framesVsSdkCeiling: round(framesPerSecond(r) / sdkPostsPerSecond, 3) }),
+    ...(r.connections === connections && { p99Rounds: round(r.latency.p99 / roundMs, 2) }),
+  }));
+}
+
+/** Where the scenario's time went, in measured terms: posting rate against the ceiling and packing. */
+function postingNote(r: ScenarioResult, ceiling: number): string {
+  const ratio = framesPerSecond(r) / ceiling;
+  const figures = `${Math.round(framesPerSecond(r))} frames/s = ${round(ratio, 2)}× the SDK ceiling (${ceiling}/s), ${round(messagesPerFrame(r), 1)} messages per frame`;
+  return ratio >= 0.8
+    ? `${figures}: bound by posting, it needs more messages per frame`
+    : `${figures}: posting is not what limits it (below 0.8× the ceiling); the time goes before the post (queues, batches, invocations)`;
+}
+
+export interface TargetInput {
+  results: readonly ScenarioResult[];
+  sdkPostsPerSecond: number;
+  /** The run's large group (the "1000-connection" scenarios). */
+  connections: number;
+  costGroup: number;
+  cost?: CostSummary;
+  dynamoWriteUnitsPerMessage?: number;
+  dynamoUnitsPerMessage?: Record<string, number>;
+  postsPerDeliveryPacked?: number;
+}
+
+const WRITE_ACTIONS = /^(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems) /;
+
+function check(target: string, measured: string, met: boolean, reason: () => string): TargetCheck {
+  return { target, measured, met, reason: met ? '' : reason() };
+}
+
+export function checkTargets(input: TargetInput): TargetCheck[] {
+  const find = (name: string) => input.results.find((r) => r.name === name);
+  const ceiling = input.sdkPostsPerSecond;
+  const roundMs = roundSeconds(input.connections, ceiling) * 1000;
+  const checks: TargetCheck[] = [];
+
+  const rawBurst = find(scenarios.rawBurst);
+  const burst = find(scenarios.burst);
+  if (rawBurst && burst) {
+    const ratio = burst.deliveriesPerSecond / rawBurst.deliveriesPerSecond;
+    const needed = 0.5 * rawBurst.deliveriesPerSecond;
+    checks.push(
+      check(
+        'burst throughput ≥ 0.5× raw `ws`',
+        `${round(ratio, 3)}× (${burst.deliveriesPerSecond} vs ${rawBurst.deliveriesPerSecond} deliveries/s)`,
+        ratio >= 0.5,
+        () =>
+          `${postingNote(burst, ceiling)}; 0.5× raw is ${Math.round(needed)} deliveries/s, ${round(needed / ceiling, 1)} messages per frame at the ceiling`,
+      ),
+    );
+  }
+
+  const at100 = find(scenarios.at100);
+  if (at100) {
+    const offered = at100.connections * (typeof at100.rate === 'number' ? at100.rate : Number.NaN);
+    const keepsUp = at100.deliveriesPerSecond / offered;
+    const rounds = at100.latency.p99 / roundMs;
+    checks.push(
+      check(
+        `${at100.connections} connections × 100 msg/s: delivered/s ≥ 0.95 × offered and p99 ≤ 2 rounds`,
+        `${round(keepsUp, 3)} × offered (${at100.deliveriesPerSecond} of ${offered}/s), p99 ${round(at100.latency.p99)} ms = ${round(rounds, 2)} rounds of ${round(roundMs)} ms`,
+        keepsUp >= 0.95 && rounds <= 2,
+        () => postingNote(at100, ceiling),
+      ),
+    );
+  }
+
+  const at10 = find(scenarios.at10);
+  if (at10) {
+    checks.push(
+      check(
+        `${at10.connections} connections × 10 msg/s: p99 ≤ 1.5 s`,
+        `${round(at10.latency.p99)} ms (${round(at10.latency.p99 / roundMs, 2)} rounds)`,
+        at10.latency.p99 <= 1500,
+        () => postingNote(at10, ceiling),
+      ),
+    );
+  }
+
+  const busy = find(scenarios.busy(input.costGroup));
+  const rawBusy = find(scenarios.rawBusy(input.costGroup));
+  if (busy && rawBusy) {
+    const limit = rawBusy.latency.p99 + 100;
+    checks.push(
+      check(
+        `busy group (${input.costGroup} members at 100 msg/s): p99 ≤ raw p99 + 100 ms`,
+        `${round(busy.latency.p99)} ms vs ${round(limit)} ms (raw p99 ${round(rawBusy.latency.p99)} ms); p50 ${round(busy.latency.p50)} ms`,
+        busy.latency.p99 <= limit,
+        () => postingNote(busy, ceiling),
+      ),
+    );
+  }
+
+  if (input.dynamoWriteUnitsPerMessage !== undefined) {
+    const writes = Object.entries(input.dynamoUnitsPerMessage ?? {})
+      .filter(([kind]) => WRITE_ACTIONS.test(kind))
+      .slice(0, 4)
+      .map(([kind, units]) => `${kind} ${units}`)
+      .join(', ');
+    checks.push(
+      check(
+        '≤ 2.5 DynamoDB write units per published message (busy group)',
+        `${input.dynamoWriteUnitsPerMessage}`,
+        input.dynamoWriteUnitsPerMessage <= 2.5,
+        () => `largest writes per message: ${writes}`,
+      ),
+    );
+  }
+
+  if (input.cost) {
+    const { cost } = input;
+    const parts = Object.entries(cost.breakdownPerMillion)
+      .filter(([k]) => k !== 'total')
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} $${v}`)
+      .join(', ');
+    checks.push(
+      check(
+        `modeled cost ≤ 0.2× AppSync Events (${cost.scenario})`,
+        `${cost.ratioVsAppSync}×: $${cost.tenantcastPerMillionDeliveries} vs $${cost.appSyncEventsPerMillionDeliveries} per million deliveries`,
+        cost.ratioVsAppSync <= 0.2,
+        () => `per million deliveries: ${parts}`,
+      ),
+    );
+  }
+
+  if (at100 && input.postsPerDeliveryPacked !== undefined) {
+    checks.push(
+      check(
+        'PostToConnection per delivery ≤ 0.2, packing on (100 msg/s), as today',
+        `${input.postsPerDeliveryPacked}`,
+        input.postsPerDeliveryPacked <= 0.2,
+        () => `${round(messagesPerFrame(at100), 1)} messages per frame`,
+      ),
+    );
+  }
+
+  const incomplete = input.results.filter(
+    (r) => r.system === 'pipeline' && (r.delivered !== r.expected || r.duplicates > 0),
+  );
+  checks.push(
+    check(
+      'every message delivered once in every pipeline scenario',
+      incomplete.length === 0 ? 'yes' : `${incomplete.length} scenario(s) short or duplicated`,
+      incomplete.length === 0,
+      () => incomplete.map((r) => `${r.name}: ${r.delivered}/${r.expected}, ${r.duplicates} duplicates`).join('; '),
+    ),
+  );
+  return checks;
+}

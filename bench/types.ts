@@ -1,0 +1,78 @@
+/**
+ * What one benchmark run produces: per-scenario results and the run's summary. Shared by the runner (bench/run.ts),
+ * the target checks (bench/targets.ts) and the report writer (bench/report.ts), so none of them imports another.
+ */
+import type { Usage } from './cost.ts';
+import type { SdkCeiling } from './sdk-ceiling.ts';
+import type { LatencySummary } from './stats.ts';
+
+export interface ScenarioResult {
+  name: string;
+  system: 'raw-ws' | 'pipeline' | 'naive';
+  connections: number;
+  messages: number;
+  rate: number | 'burst';
+  expected: number;
+  delivered: number;
+  duplicates: number;
+  /** Frames the receivers got (a `batch` frame carries several messages). */
+  frames: number;
+  /** PostToConnection calls the gateway served during the scenario (pipeline and naive only). */
+  posts?: number;
+  latency: LatencySummary;
+  /** p99 in rounds (one round = connections ÷ the SDK post ceiling), for the scenarios at the run's connection count. */
+  p99Rounds?: number;
+  deliveriesPerSecond: number;
+  /** Frames posted per second ÷ the SDK post ceiling of the same run (how close the scenario ran to it). */
+  framesVsSdkCeiling?: number;
+  seconds: number;
+  usage?: Usage;
+  perDelivery?: Record<string, number>;
+  /** DynamoDB capacity units per published message, by action and item kind (local/meter.ts). */
+  dynamoUnitsPerMessage?: Record<string, number>;
+}
+
+export interface CostSummary {
+  scenario: string;
+  tenantcastPerMillionDeliveries: number;
+  breakdownPerMillion: Record<string, number>;
+  appSyncEventsPerMillionDeliveries: number;
+  ratioVsAppSync: number;
+}
+
+/** One target of issue #14, judged on the run's own measurements. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+  /** Why it was not met, in measured terms (empty when met). */
+  reason: string;
+}
+
+export interface Summary {
+  machine: string;
+  /** 1, 5 and 15 minute load averages when the run started (the machine is shared). */
+  loadAverage: number[];
+  startedAt: string;
+  options: Record<string, number | boolean>;
+  /** The AWS SDK's PostToConnection rate against a bare HTTP server in another process: what the pipeline is bound by. */
+  sdkCeiling: SdkCeiling;
+  /** The same SDK calls against the local gateway's `@connections` API, from this process. */
+  gatewayPostsPerSecond: number;
+  /** One round: the run's connections ÷ the SDK post ceiling, in seconds. */
+  roundSeconds: number;
+  ratios: {
+    burstThroughputVsRaw: number;
+    p99At100VsRaw: number;
+    naiveBurstThroughputVsRaw: number;
+    naiveP99At100VsRaw: number;
+  };
+  p99At10PerSecondMs: number;
+  postsPerDeliveryPacked?: number;
+  postsPerDeliveryNaive?: number;
+  cost?: CostSummary;
+  fairness: { bAloneP99: number; bDuringFloodP99: number };
+  costDynamoUnitsPerMessage?: Record<string, number>;
+  costDynamoWriteUnitsPerMessage?: number;
+  targets: TargetCheck[];
+}
