@@ -8,7 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { FanoutJob, SequencedMessage } from '../../lambdas/core/delivery.ts';
 import { fanoutLaneGroupId } from '../../lambdas/core/delivery.ts';
 import { packFrames } from '../../lambdas/core/delivery-plan.ts';
-import { eventually, messages, openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
+import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
 const runtime = useQuietRuntime({
@@ -141,4 +141,33 @@ describe('consecutive pages of a lane in one fan-out batch', () => {
       expect(framesOf(client, group)).toHaveLength(1);
     }
   }, 30_000);
+});
+
+describe('a small group under a backlog (docs/delivery.md, "Pack from the log")', () => {
+  it('takes the lanes once its runs wait, and every member still gets every message once, in seq order', async () => {
+    const group = 'chat:backlog';
+    const all = await members(3);
+    for (const { client } of all) await client.request({ action: 'subscribe', group });
+    const publisher = await openClient(runtime(), tokenFor(runtime(), 'acme', `pub-${Date.now()}`, ['admin']));
+    const fanouts = runtime().functions.get('fanout')?.invocations ?? 0;
+    await publisher.request({ action: 'publish', group, data: { n: 1 } });
+    await eventually(() => all.every(({ client }) => messages(client, group).length === 1), 10_000, 'message 1');
+    // The next run's post to one member is held 1.5 s: the messages published meanwhile wait in the queue.
+    runtime().gateway.injectFaults({
+      delayMs: 1500,
+      count: 1,
+      connectionIds: [(all[0] as (typeof all)[number]).connectionId],
+    });
+    for (let n = 2; n <= 40; n++) await publisher.request({ action: 'publish', group, data: { n } });
+    await eventually(() => all.every(({ client }) => messages(client, group).length >= 40), 20_000, 'all 40');
+    await sleep(300);
+    for (const { client } of all) {
+      expect(messages(client, group).map((m) => m.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(messages(client, group).map((m) => (m.data as { n: number }).n)).toEqual(
+        Array.from({ length: 40 }, (_, i) => i + 1),
+      );
+    }
+    // The small group went through the fan-out lanes (it has 3 members, far below the split threshold).
+    expect((runtime().functions.get('fanout')?.invocations ?? 0) - fanouts).toBeGreaterThan(0);
+  }, 40_000);
 });
