@@ -5,8 +5,8 @@
  */
 export class GroupCursor {
   // Declared here and assigned in the constructor, not class fields: an ES2020 bundle then needs no field helper.
-  private declare readonly capacity: number;
-  private declare readonly ids: Set<string>;
+  declare private readonly capacity: number;
+  declare private readonly ids: Set<string>;
   /** Highest `seq` seen, or undefined before the first message (or reset) that carried one. */
   declare lastSeq: number | undefined;
 

@@ -1,8 +1,46 @@
 /**
- * Checking the client's options: what was wrong is said at createClient, not later at some reconnect. The defaults
- * are createClient's; these helpers only refuse what cannot work.
+ * The client's options: their defaults and their checks. What was wrong is said at createClient, not later at some
+ * reconnect. `settingsFor` turns the options an app passes into the settings every unit reads: each default applied
+ * once, here.
  */
-import type { WebSocketConstructor } from './types.ts';
+import type { ClientOptions } from './client.ts';
+import { browserNetwork, systemClock } from './environment.ts';
+import type { Clock, Network, WebSocketConstructor } from './types.ts';
+
+/** The numeric options and their defaults (documented on ClientOptions), in the order they are checked. */
+const NUMBERS = {
+  heartbeatMs: 240_000,
+  pongTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  connectTimeoutMs: 15_000,
+  rolloverAfterMs: 110 * 60_000,
+  refreshBeforeMs: 60_000,
+  maxQueuedPublishes: 100,
+  dedupeWindow: 1000,
+};
+
+/** The options with every default applied. */
+export type Settings = ClientOptions & { readonly [K in keyof typeof NUMBERS]: number } & {
+  readonly WebSocket: WebSocketConstructor;
+  readonly clock: Clock;
+  readonly random: () => number;
+  /** Undefined when there is no network status to follow (`network: null`, or not a browser). */
+  readonly network: Network | undefined;
+};
+
+export function settingsFor(options: ClientOptions): Settings {
+  const settings: Record<string, unknown> = {
+    ...options,
+    WebSocket: webSocketFor(options),
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+    network: options.network === null ? undefined : (options.network ?? browserNetwork()),
+  };
+  for (const [name, fallback] of Object.entries(NUMBERS)) {
+    settings[name] = positive(name, options[name as keyof typeof NUMBERS], fallback);
+  }
+  return settings as Settings;
+}
 
 /** The url and getToken options must be there; returns the WebSocket implementation to use. */
 export function webSocketFor(options: {
