@@ -29,17 +29,21 @@ export type Settings = ClientOptions & { readonly [K in keyof typeof NUMBERS]: n
 };
 
 export function settingsFor(options: ClientOptions): Settings {
-  const settings: Record<string, unknown> = {
+  const WebSocket = webSocketFor(options);
+  const numbers = Object.fromEntries(
+    Object.entries(NUMBERS).map(([name, fallback]) => [
+      name,
+      positive(name, options[name as keyof typeof NUMBERS], fallback),
+    ]),
+  ) as typeof NUMBERS;
+  return {
     ...options,
-    WebSocket: webSocketFor(options),
+    ...numbers,
+    WebSocket,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
     network: options.network === null ? undefined : (options.network ?? browserNetwork()),
   };
-  for (const [name, fallback] of Object.entries(NUMBERS)) {
-    settings[name] = positive(name, options[name as keyof typeof NUMBERS], fallback);
-  }
-  return settings as Settings;
 }
 
 /** The url and getToken options must be there; returns the WebSocket implementation to use. */

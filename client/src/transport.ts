@@ -44,6 +44,12 @@ export function createTransport(
   };
 }
 
+/** The live transport with role `role` (at most one is primary and one standby), if any. */
+export function withRole(transports: Iterable<Transport>, role: Transport['role']): Transport | undefined {
+  for (const t of transports) if (t.role === role) return t;
+  return undefined;
+}
+
 /** A frame the client sends, before its ref is added. */
 export type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
 export type Answer = AckFrame | TenantcastClientError;
