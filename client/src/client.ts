@@ -138,7 +138,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
           resolve();
         });
       });
-      if (session.state === 'disconnected') session.start();
+      session.start();
       return connected;
     },
 

@@ -28,7 +28,7 @@ import type { ClientState, WebSocketLike } from './types.ts';
 
 export interface Session {
   readonly state: ClientState;
-  /** connect(): connecting, then a primary opens (or the network is awaited). */
+  /** connect(): unless started already, connecting, then a primary opens (or the network is awaited). */
   start(): void;
   /** close(): disconnected; opens under way are abandoned, reconnecting stops, every socket ends. */
   stop(): void;
@@ -245,6 +245,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
       return state;
     },
     start() {
+      if (state !== 'disconnected') return;
       setState('connecting');
       reconnect.cancel(true);
       stopNetwork = network?.subscribe(onNetwork);
