@@ -65,7 +65,8 @@ export function webSocketFor(options: {
 
 export function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+  // `!(value > 0)` also refuses NaN.
+  if (typeof value !== 'number' || !(value > 0)) {
     throw new TypeError(`${name} must be a positive number of milliseconds (or count); got ${String(value)}`);
   }
   return value;
