@@ -5,12 +5,13 @@
  * Written by hand (no kept library does this in a browser-sized package); the shape follows centrifuge-js's good
  * ideas: the state changes in one place, every socket dies through one path, and the WebSocket, clock, randomness
  * and network status are injected. This file owns the public API (the options, events and client types) and
- * `createClient`, which only wires the units that own the rest:
- * session.ts (the state funnel `setState`, opening sockets, the one teardown path `end`, a lost primary, the network
- * status), rollover.ts (the standby, promotion, the old primary's drain), subscriptions.ts (groups, handlers,
- * resubscribe, delivery), outbox.ts (the offline queue), reconnect.ts (backoff, fresh tokens, the auth check),
- * heartbeat.ts, token.ts (expiry, refresh), transport.ts (a socket's timers and requests), frames.ts (server
- * frames), events.ts (listeners), options.ts and environment.ts (defaults, option checks, default ports).
+ * `createClient`, which only wires the units that own the rest: session.ts (the state funnel `setState`, opening
+ * sockets, the one teardown path `end`, a lost primary, the network status), rollover.ts (the standby, promotion,
+ * the old primary's drain), keepalive.ts (the primary's heartbeat, token refresh and rollover timer),
+ * subscriptions.ts (groups, handlers, resubscribe, delivery), outbox.ts (the offline queue), reconnect.ts (backoff,
+ * fresh tokens, the auth check), heartbeat.ts, token.ts (expiry, refresh), transport.ts (a socket's timers and
+ * requests), frames.ts (server frames), events.ts (listeners), options.ts and environment.ts (defaults, option
+ * checks, default ports).
  *
  * Sockets ("transports") have a role: the `primary` carries the app's traffic; during a rollover a `standby` opens
  * with a fresh token and resubscribes (with `since`) before it becomes the primary; the old primary then drains (its

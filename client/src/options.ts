@@ -30,12 +30,11 @@ export type Settings = ClientOptions & { readonly [K in keyof typeof NUMBERS]: n
 
 export function settingsFor(options: ClientOptions): Settings {
   const WebSocket = webSocketFor(options);
-  const numbers = Object.fromEntries(
-    Object.entries(NUMBERS).map(([name, fallback]) => [
-      name,
-      positive(name, options[name as keyof typeof NUMBERS], fallback),
-    ]),
-  ) as typeof NUMBERS;
+  const numbers = {} as Record<keyof typeof NUMBERS, number>;
+  for (const name in NUMBERS) {
+    const key = name as keyof typeof NUMBERS;
+    numbers[key] = positive(name, options[key], NUMBERS[key]);
+  }
   return {
     ...options,
     ...numbers,

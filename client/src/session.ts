@@ -3,26 +3,26 @@
  * - the state: `setState` is the one place it changes, and every change is emitted as the `state` event;
  * - opening a socket: a token from getToken (a fresh one after a failed open, reconnect.ts), a WebSocket offering it
  *   as subprotocol, which must open within connectTimeoutMs;
- * - what an open primary does: connected, resubscribed, its heartbeat, token refresh and rollover timers armed
- *   (`activate`), the outbox flushed (a standby is rollover.ts's);
+ * - what an open primary does: connected, resubscribed, what keeps it usable started (keepalive.ts: heartbeat, token
+ *   refresh, rollover timer), the outbox flushed (a standby is rollover.ts's);
  * - the one teardown path, `end`: a socket's close or error, a connect or pong timeout, a failed send, a finished
  *   drain, close() and going offline all end a socket there, which clears its timers, handlers, socket and pending
  *   requests (publishes in flight go back to the outbox);
  * - what a lost primary means: a standby takes over, else a reconnect after the backoff (unless closed or offline).
- * The units it wires (requests and timers, subscriptions, outbox, reconnection, heartbeat, refresh, rollover) own the
- * rest; the WebSocket, clock and network come with the settings.
+ * The units it is given or wires (requests and timers, subscriptions, outbox, reconnection, keepalive, rollover) own
+ * the rest; the WebSocket, clock and network come with the settings.
  */
 import type { ClientEvents } from './client.ts';
 import { TenantcastClientError } from './errors.ts';
 import type { Events } from './events.ts';
 import { onFrame } from './frames.ts';
-import { createHeartbeat } from './heartbeat.ts';
+import { createKeepalive } from './keepalive.ts';
 import type { Settings } from './options.ts';
 import type { Outbox } from './outbox.ts';
 import type { Reconnect } from './reconnect.ts';
 import { createRollover } from './rollover.ts';
 import type { Subscriptions } from './subscriptions.ts';
-import { createRefresh, getTokenFailed, readToken } from './token.ts';
+import { getTokenFailed, readToken } from './token.ts';
 import { createTransport, type Requests, type Transport, withRole } from './transport.ts';
 import type { ClientState, WebSocketLike } from './types.ts';
 
@@ -70,6 +70,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     emit('state', next, previous);
   }
 
+  const activate = createKeepalive(s, requests, end, () => rollover.start(), report);
   const rollover = createRollover(transports, requests, s.requestTimeoutMs, reconnect.delay, {
     connected: () => state === 'connected',
     openStandby: () => void open('standby'),
@@ -78,23 +79,6 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     end,
     flush,
   });
-  const heartbeat = createHeartbeat<Transport>(
-    s.heartbeatMs,
-    s.pongTimeoutMs,
-    clock,
-    (t, ms, callback) => requests.arm(t, 'heartbeat', ms, callback),
-    (t, ms, answered) => requests.send(t, { action: 'ping' }, ms, answered),
-    end,
-  );
-  const refresh = createRefresh<Transport>(
-    s.refreshBeforeMs,
-    clock,
-    () => s.getToken(),
-    (t, ms, callback) => requests.arm(t, 'refresh', ms, callback),
-    (t, token, answered) => requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, answered),
-    report,
-    rollover.start,
-  );
 
   async function open(role: 'primary' | 'standby'): Promise<void> {
     const myEpoch = epoch;
@@ -154,13 +138,6 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     activate(t);
     subscriptions.resubscribe(t);
     flush();
-  }
-
-  /** Starts what a primary runs: its heartbeat, token refresh and rollover before the connection cap. */
-  function activate(t: Transport): void {
-    heartbeat(t);
-    refresh(t);
-    requests.arm(t, 'rollover', Math.max(0, t.openedAt + s.rolloverAfterMs - clock.now()), rollover.start);
   }
 
   function end(t: Transport): void {
