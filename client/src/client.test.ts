@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { connect, settle, setup } from './testing.ts';
+import { createClient } from './client.ts';
+import { connect, fakeWebSocket, settle, setup } from './testing.ts';
 
 // createClient only wires the units; their cases sit beside them (session.test.ts for the state and the network,
 // rollover.test.ts, subscriptions.test.ts, outbox.test.ts, ...). These are about the wiring itself.
@@ -43,5 +44,23 @@ describe('createClient', () => {
     off();
     h.client.close();
     expect(heard).toEqual(['connecting', 'connected']);
+  });
+
+  it('takes its options from a class instance too, calling getToken as its method', async () => {
+    const server = fakeWebSocket();
+    class Options {
+      readonly url = 'wss://example.test/ws';
+      readonly WebSocket = server.WebSocket;
+      readonly network = null;
+      readonly user = 'ada';
+      getToken() {
+        return `token-of-${this.user}`;
+      }
+    }
+    const client = createClient(new Options());
+    void client.connect();
+    await settle();
+    expect(server.last().token).toBe('token-of-ada');
+    client.close();
   });
 });

@@ -28,21 +28,21 @@ export type Settings = ClientOptions & { readonly [K in keyof typeof NUMBERS]: n
   readonly network: Network | undefined;
 };
 
+/**
+ * The settings inherit from the options object (they are not a copy of its own properties): options given as getters
+ * or as methods of a class instance read as they do on `options`, and getToken's `this` reads through to `options`.
+ */
 export function settingsFor(options: ClientOptions): Settings {
-  const WebSocket = webSocketFor(options);
-  const numbers = {} as Record<keyof typeof NUMBERS, number>;
+  const settings: { -readonly [K in keyof Settings]: Settings[K] } = Object.create(options);
+  settings.WebSocket = webSocketFor(options);
   for (const name in NUMBERS) {
     const key = name as keyof typeof NUMBERS;
-    numbers[key] = positive(name, options[key], NUMBERS[key]);
+    settings[key] = positive(name, options[key], NUMBERS[key]);
   }
-  return {
-    ...options,
-    ...numbers,
-    WebSocket,
-    clock: options.clock ?? systemClock,
-    random: options.random ?? Math.random,
-    network: options.network === null ? undefined : (options.network ?? browserNetwork()),
-  };
+  settings.clock = options.clock ?? systemClock;
+  settings.random = options.random ?? Math.random;
+  settings.network = options.network === null ? undefined : (options.network ?? browserNetwork());
+  return settings;
 }
 
 /** The url and getToken options must be there; returns the WebSocket implementation to use. */
