@@ -4,7 +4,7 @@
  * requests sent on it and not answered yet. This unit owns the timers (`arm`/`disarm`; all disarmed by a teardown),
  * request refs and their timeouts (TIMEOUT), matching an answer to its request on the same socket, and, when a
  * socket dies, handing back the publishes that were in flight. What a failed send means (`failed`) and what follows
- * a settled request (`settled`) are the client's.
+ * a settled request (`settled`) are the session's (session.ts).
  */
 import { TenantcastClientError } from './errors.ts';
 import type { QueuedPublish } from './outbox.ts';
