@@ -42,6 +42,14 @@ function setupRollover() {
     socket,
     disconnect: () => (connected = false),
     resubscribed: () => resubscribed(),
+    /** A primary with an ack outstanding, and a standby that just opened. */
+    standbyOpened() {
+      const old = socket('primary');
+      old.pending.add('7');
+      const next = socket('standby');
+      rollover.opened(next);
+      return { old, next };
+    },
   };
 }
 
@@ -63,10 +71,7 @@ describe('createRollover', () => {
 
   it('promotes the standby once resubscribed; the old primary drains and ends once nothing is outstanding', async () => {
     const h = setupRollover();
-    const old = h.socket('primary');
-    old.pending.add('7');
-    const next = h.socket('standby');
-    h.rollover.opened(next);
+    const { old, next } = h.standbyOpened();
     await settle();
     expect(next.role).toBe('standby');
     h.resubscribed();
@@ -81,10 +86,7 @@ describe('createRollover', () => {
 
   it('ends a draining socket after drainMs even with acks outstanding', async () => {
     const h = setupRollover();
-    const old = h.socket('primary');
-    old.pending.add('7');
-    const next = h.socket('standby');
-    h.rollover.opened(next);
+    const { old } = h.standbyOpened();
     h.resubscribed();
     await settle();
     h.rollover.settled(old);
