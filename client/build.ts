@@ -1,27 +1,20 @@
 /**
- * Builds the package into client/dist: one ESM bundle for browsers and Node (`index.js`, with a source map) and
+ * Builds the package into client/dist: one ESM bundle for browsers and Node (`index.js`, with a source map; built with
+ * bundle.ts's options, which shorten internal property names) and
  * type declarations (`*.d.ts`, emitted by tsc with client/tsconfig.json). Run with `npm run client:build`.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { bundleOptions } from './bundle.ts';
 import { bundleSize } from './size.ts';
 
 const root = import.meta.dirname;
 const dist = join(root, 'dist');
 
 rmSync(dist, { recursive: true, force: true });
-await build({
-  entryPoints: [join(root, 'src/index.ts')],
-  bundle: true,
-  format: 'esm',
-  platform: 'neutral',
-  target: 'es2020',
-  sourcemap: true,
-  outfile: join(dist, 'index.js'),
-  logLevel: 'warning',
-});
+await build({ ...bundleOptions, sourcemap: true, outfile: join(dist, 'index.js') });
 execFileSync(process.execPath, [join(root, '../node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {
   stdio: 'inherit',
 });

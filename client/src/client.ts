@@ -3,12 +3,15 @@
  * and 2-hour cap, and token expiry, and delivers every message of a subscribed group to its handlers once.
  *
  * Written by hand (no kept library does this in a browser-sized package); the shape follows centrifuge-js's good
- * ideas: the state changes in one place (`setState`), every socket dies through one path (`teardown`), and the
- * WebSocket, clock, randomness and network status are injected. This file owns the connection's life (opening
- * sockets, the state, teardown, rollover, the network status) and wires the units that own the rest:
+ * ideas: the state changes in one place, every socket dies through one path, and the WebSocket, clock, randomness
+ * and network status are injected. This file owns the public API (the options, events and client types) and
+ * `createClient`, which only wires the units that own the rest: session.ts (the state funnel `setState`, opening
+ * sockets, the one teardown path `end`, a lost primary, the network status), rollover.ts (the standby, promotion,
+ * the old primary's drain), keepalive.ts (the primary's heartbeat, token refresh and rollover timer),
  * subscriptions.ts (groups, handlers, resubscribe, delivery), outbox.ts (the offline queue), reconnect.ts (backoff,
  * fresh tokens, the auth check), heartbeat.ts, token.ts (expiry, refresh), transport.ts (a socket's timers and
- * requests), frames.ts (server frames), options.ts and environment.ts (option checks, default ports).
+ * requests), frames.ts (server frames), events.ts (listeners), options.ts and environment.ts (defaults, option
+ * checks, default ports).
  *
  * Sockets ("transports") have a role: the `primary` carries the app's traffic; during a rollover a `standby` opens
  * with a fresh token and resubscribes (with `since`) before it becomes the primary; the old primary then drains (its
@@ -16,26 +19,15 @@
  * cursor, which drops duplicates by id, so the overlap produces neither a gap nor a repeat.
  */
 import type { BackoffOptions } from './backoff.ts';
-import { browserNetwork, systemClock } from './environment.ts';
-import { TenantcastClientError } from './errors.ts';
-import { onFrame } from './frames.ts';
-import { createHeartbeat } from './heartbeat.ts';
-import { positive, webSocketFor } from './options.ts';
+import type { TenantcastClientError } from './errors.ts';
+import { createEvents } from './events.ts';
+import { settingsFor } from './options.ts';
 import { createOutbox } from './outbox.ts';
 import { createReconnect } from './reconnect.ts';
+import { createSession } from './session.ts';
 import { createSubscriptions, type Subscription } from './subscriptions.ts';
-import { createRefresh, getTokenFailed, readToken } from './token.ts';
-import { createRequests, createTransport, type Transport } from './transport.ts';
-import type {
-  ClientState,
-  Clock,
-  Message,
-  Network,
-  ResetEvent,
-  TokenResult,
-  WebSocketConstructor,
-  WebSocketLike,
-} from './types.ts';
+import { createRequests, type Transport } from './transport.ts';
+import type { ClientState, Clock, Message, Network, ResetEvent, TokenResult, WebSocketConstructor } from './types.ts';
 
 export interface ClientOptions {
   /** The WebSocket URL (`WebSocketUrl` stack output, or `ws://127.0.0.1:4000/ws` locally). */
@@ -106,333 +98,63 @@ export interface TenantcastClient {
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
 }
 
-const OPEN = 1;
-const CONNECTING = 0;
-
 export function createClient(options: ClientOptions): TenantcastClient {
-  const WebSocketImpl = webSocketFor(options);
-  const clock = options.clock ?? systemClock;
-  const random = options.random ?? Math.random;
-  const network = options.network === null ? undefined : (options.network ?? browserNetwork());
-  const heartbeatMs = positive('heartbeatMs', options.heartbeatMs, 240_000);
-  const pongTimeoutMs = positive('pongTimeoutMs', options.pongTimeoutMs, 10_000);
-  const requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 15_000);
-  const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
-  const rolloverAfterMs = positive('rolloverAfterMs', options.rolloverAfterMs, 110 * 60_000);
-  const refreshBeforeMs = positive('refreshBeforeMs', options.refreshBeforeMs, 60_000);
-  const outbox = createOutbox(positive('maxQueuedPublishes', options.maxQueuedPublishes, 100));
-
-  let state: ClientState = 'disconnected';
-  let primary: Transport | undefined;
-  let standby: Transport | undefined;
-  /** Bumped whenever in-flight connection attempts must be abandoned (close, offline). */
-  let epoch = 0;
-  let opening = false;
-  let rolling = false;
-  let stopNetwork: (() => void) | undefined;
-  const reconnect = createReconnect(clock, random, options.backoff, options.authCheckUrl, openPrimary, (error) =>
-    emit('auth', error),
-  );
+  const s = settingsFor(options);
+  const { emit, on } = createEvents<ClientEvents>();
   const transports = new Set<Transport>();
-  const requests = createRequests(clock, teardown, drainIfIdle);
-  const { arm: setTimer, disarm, send: request } = requests;
+  const requests = createRequests(
+    s.clock,
+    (t) => session.end(t),
+    (t) => session.settled(t),
+  );
   const subscriptions = createSubscriptions(
-    positive('dedupeWindow', options.dedupeWindow, 1000),
+    s.dedupeWindow,
     transports,
-    (t, frame, settle, group) => request(t, frame, requestTimeoutMs, settle, { group }),
-    (error) => reportError(error),
+    (t, frame, settle, group) => requests.send(t, frame, s.requestTimeoutMs, settle, { group }),
+    (error) => emit('error', error),
     (event) => emit('reset', event),
   );
-  const connectWaiters: (() => void)[] = [];
-  const listeners: { [E in keyof ClientEvents]: Set<ClientEvents[E]> } = {
-    state: new Set(),
-    error: new Set(),
-    reset: new Set(),
-    auth: new Set(),
-  };
-
-  function emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
-    for (const listener of [...listeners[event]]) {
-      try {
-        (listener as (...a: Parameters<ClientEvents[E]>) => void)(...args);
-      } catch {
-        // A throwing listener must not break the connection; there is nowhere better to report it.
-      }
-    }
-  }
-  const reportError = (error: TenantcastClientError) => emit('error', error);
-
-  /** The one place the state changes. */
-  function setState(next: ClientState): void {
-    if (next === state) return;
-    const previous = state;
-    state = next;
-    if (next === 'connected' || next === 'disconnected') {
-      for (const resolve of connectWaiters.splice(0)) resolve();
-    }
-    emit('state', next, previous);
-  }
-
-  // ---- opening sockets ----
-
-  async function open(role: 'primary' | 'standby'): Promise<void> {
-    const myEpoch = epoch;
-    const fresh = role === 'primary' && reconnect.fresh();
-    let token: string;
-    let expiresAt: number | undefined;
-    try {
-      ({ token, expiresAt } = readToken(await options.getToken({ fresh })));
-    } catch (err) {
-      if (myEpoch !== epoch) return;
-      reportError(getTokenFailed(err));
-      if (role === 'primary') connectionLost();
-      else rolloverFailed();
-      return;
-    } finally {
-      if (role === 'primary' && myEpoch === epoch) opening = false;
-    }
-    if (myEpoch !== epoch || state === 'disconnected') return;
-    reconnect.check(token);
-    if (role === 'standby' && !primary?.open) {
-      rolling = false;
-      return;
-    }
-    let ws: WebSocketLike;
-    try {
-      ws = new WebSocketImpl(options.url, ['tenantcast.v1', token]);
-    } catch (err) {
-      reportError(new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
-      if (role === 'primary') connectionLost();
-      else rolloverFailed();
-      return;
-    }
-    const t = createTransport(ws, role, clock.now(), expiresAt);
-    transports.add(t);
-    if (role === 'primary') primary = t;
-    else standby = t;
-    ws.onopen = () => onOpen(t);
-    ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, reportError);
-    ws.onclose = () => teardown(t);
-    ws.onerror = () => undefined; // a close event always follows
-    setTimer(t, 'connect', connectTimeoutMs, () => teardown(t));
-  }
-
-  function openPrimary(): void {
-    if (opening || primary || state === 'disconnected') return;
-    opening = true;
-    void open('primary');
-  }
-
-  function onOpen(t: Transport): void {
-    if (t.dead) return;
-    disarm(t, 'connect');
-    t.open = true;
-    t.openedAt = clock.now();
-    if (t.role === 'primary') {
-      reconnect.opened();
-      setState('connected');
-      activate(t);
-      subscriptions.resubscribe(t);
-      flushQueue();
-    } else {
-      // Rollover: the standby takes over only once every group is resubscribed on it.
-      void Promise.allSettled(subscriptions.resubscribe(t)).then(() => {
-        if (!t.dead && t.role === 'standby') promote(t);
-      });
-    }
-  }
-
-  /** Starts the primary's heartbeat, token refresh and rollover timers. */
-  function activate(t: Transport): void {
-    scheduleHeartbeat(t);
-    scheduleRefresh(t);
-    setTimer(t, 'rollover', Math.max(0, t.openedAt + rolloverAfterMs - clock.now()), startRollover);
-  }
-
-  // ---- the one teardown path ----
-
-  function teardown(t: Transport): void {
-    if (t.dead) return;
-    t.dead = true;
-    t.open = false;
-    transports.delete(t);
-    disarm(t);
-    t.ws.onopen = null;
-    t.ws.onmessage = null;
-    t.ws.onclose = null;
-    if (t.ws.readyState === OPEN || t.ws.readyState === CONNECTING) {
-      try {
-        t.ws.close(1000, 'client closing');
-      } catch {
-        // Closing a socket that is still connecting throws in some implementations; it is abandoned either way.
-      }
-    }
-    // Publishes in flight go back to the front of the queue, in order: at-least-once.
-    outbox.requeue(requests.drop(t));
-
-    if (t === standby) {
-      standby = undefined;
-      rolloverFailed();
-    } else if (t === primary) {
-      primary = undefined;
-      if (standby?.open) promote(standby);
-      else connectionLost();
-    }
-    flushQueue();
-  }
-
-  /** The primary is gone (or could not open): retry after a full-jitter backoff, unless closed or offline. */
-  function connectionLost(): void {
-    if (state === 'disconnected') return;
-    if (standby) teardown(standby);
-    rolling = false;
-    setState('reconnecting');
-    if (!network || network.isOnline()) reconnect.later();
-  }
-
-  // ---- rollover ----
-
-  function startRollover(): void {
-    if (rolling || !primary?.open || state !== 'connected') return;
-    rolling = true;
-    void open('standby');
-  }
-
-  function rolloverFailed(): void {
-    rolling = false;
-    const t = primary;
-    if (t?.open) setTimer(t, 'rollover', reconnect.delay(), startRollover);
-  }
-
-  function promote(next: Transport): void {
-    const previous = primary;
-    standby = undefined;
-    rolling = false;
-    next.role = 'primary';
-    primary = next;
-    activate(next);
-    if (previous && !previous.dead) {
-      previous.role = 'draining';
-      disarm(previous);
-      setTimer(previous, 'drain', requestTimeoutMs, () => teardown(previous));
-      drainIfIdle(previous);
-    }
-    flushQueue();
-  }
-
-  function drainIfIdle(t: Transport): void {
-    if (t.role === 'draining' && t.pending.size === 0) teardown(t);
-  }
-
-  // ---- heartbeat and token refresh ----
-
-  const scheduleHeartbeat = createHeartbeat<Transport>(
-    heartbeatMs,
-    pongTimeoutMs,
-    clock,
-    (t, ms, callback) => setTimer(t, 'heartbeat', ms, callback),
-    (t, ms, answered) => request(t, { action: 'ping' }, ms, answered),
-    teardown,
+  const outbox = createOutbox(s.maxQueuedPublishes);
+  const reconnect = createReconnect(
+    s.clock,
+    s.random,
+    s.backoff,
+    s.authCheckUrl,
+    () => session.reopen(),
+    (error) => emit('auth', error),
   );
-
-  const scheduleRefresh = createRefresh<Transport>(
-    refreshBeforeMs,
-    clock,
-    () => options.getToken(),
-    (t, ms, callback) => setTimer(t, 'refresh', ms, callback),
-    (t, token, answered) => request(t, { action: 'refresh', token }, requestTimeoutMs, answered),
-    (error) => reportError(error),
-    startRollover,
-  );
-
-  function flushQueue(): void {
-    const t = primary;
-    if (!t?.open || t.role !== 'primary') return;
-    for (const item of outbox.take()) {
-      if (t.dead) {
-        outbox.back(item);
-        continue;
-      }
-      request(
-        t,
-        { action: 'publish', group: item.group, data: item.data },
-        requestTimeoutMs,
-        (outcome) => {
-          if (outcome instanceof TenantcastClientError) item.reject(outcome);
-          else item.resolve({ id: outcome.id ?? '' });
-        },
-        { group: item.group, publish: item },
-      );
-    }
-  }
-
-  // ---- network ----
-
-  function onNetwork(online: boolean): void {
-    if (state === 'disconnected') return;
-    if (!online) {
-      epoch++;
-      opening = false;
-      reconnect.cancel();
-      for (const t of [...transports]) teardown(t);
-      setState('reconnecting');
-      return;
-    }
-    if (!primary && !opening) {
-      reconnect.cancel(true);
-      openPrimary();
-    }
-  }
-
-  // ---- the API ----
+  const session = createSession(s, { transports, requests, subscriptions, outbox, reconnect, emit });
 
   return {
     get state() {
-      return state;
+      return session.state;
     },
 
     connect() {
       const connected = new Promise<void>((resolve) => {
-        if (state === 'connected') resolve();
-        else connectWaiters.push(resolve);
+        if (session.state === 'connected') return resolve();
+        const stop = on('state', (state) => {
+          if (state !== 'connected' && state !== 'disconnected') return;
+          stop();
+          resolve();
+        });
       });
-      if (state !== 'disconnected') return connected;
-      setState('connecting');
-      reconnect.cancel(true);
-      stopNetwork = network?.subscribe(onNetwork);
-      if (network && !network.isOnline()) setState('reconnecting');
-      else openPrimary();
+      session.start();
       return connected;
     },
 
     close() {
-      if (state !== 'disconnected') {
-        epoch++;
-        opening = false;
-        rolling = false;
-        setState('disconnected');
-        stopNetwork?.();
-        stopNetwork = undefined;
-        reconnect.cancel();
-        for (const t of [...transports]) teardown(t);
-      }
+      session.stop();
       outbox.close();
     },
 
-    subscribe: (name, handler) => subscriptions.add(name, handler),
+    subscribe: (group, handler) => subscriptions.add(group, handler),
 
-    publish(group, data) {
-      return new Promise((resolve, reject) => {
-        if (outbox.add(group, data, resolve, reject)) flushQueue();
-      });
-    },
+    publish: (group, data) =>
+      new Promise((resolve, reject) => {
+        if (outbox.add(group, data, resolve, reject)) session.flush();
+      }),
 
-    on(event, listener) {
-      const set = listeners[event] as Set<typeof listener>;
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-      };
-    },
+    on,
   };
 }

@@ -4,11 +4,15 @@
  * overlap of two connections during a rollover) reaches the handlers once.
  */
 export class GroupCursor {
-  private readonly ids = new Set<string>();
+  // Declared here and assigned in the constructor, not class fields: an ES2020 bundle then needs no field helper.
+  declare private readonly capacity: number;
+  declare private readonly ids: Set<string>;
   /** Highest `seq` seen, or undefined before the first message (or reset) that carried one. */
-  lastSeq: number | undefined;
+  declare lastSeq: number | undefined;
 
-  constructor(private readonly capacity = 1000) {}
+  constructor(capacity = 1000) {
+    Object.assign(this, { capacity, ids: new Set<string>(), lastSeq: undefined });
+  }
 
   /** Records a message; false if its id was already seen (a duplicate to drop). */
   accept(id: string, seq: number | undefined): boolean {

@@ -2,7 +2,7 @@
  * The heartbeat of the primary connection. API Gateway closes a connection idle for 10 minutes, and a connection cut
  * somewhere on the way may not know it is dead. It owns when to ping (after `everyMs` without any frame sent: each
  * frame sent postpones it) and what a ping left unanswered for `pongTimeoutMs` means (the socket is dead). The timer,
- * the ping request and the teardown are the client's, passed in.
+ * the ping request and the teardown are passed in (keepalive.ts, session.ts).
  */
 import { TenantcastClientError } from './errors.ts';
 import type { Clock } from './types.ts';

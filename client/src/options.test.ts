@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createClient } from './client.ts';
-import { positive, webSocketFor } from './options.ts';
-import { fakeWebSocket } from './testing.ts';
+import { positive, settingsFor, webSocketFor } from './options.ts';
+import { FakeClock, fakeWebSocket } from './testing.ts';
 
 describe('checking options', () => {
   it('takes the default for a number not given, and the number given when it is positive', () => {
@@ -28,5 +28,39 @@ describe('createClient', () => {
     expect(() =>
       createClient({ url: 'wss://x', getToken: () => 't', WebSocket: fakeWebSocket().WebSocket, heartbeatMs: -1 }),
     ).toThrow('heartbeatMs must be a positive number of milliseconds (or count); got -1');
+  });
+});
+
+describe('settingsFor', () => {
+  it('applies every default once, keeping what the options give', () => {
+    const { WebSocket } = fakeWebSocket();
+    const clock = new FakeClock();
+    const settings = settingsFor({
+      url: 'wss://x',
+      getToken: () => 't',
+      WebSocket,
+      clock,
+      heartbeatMs: 5,
+      network: null,
+    });
+    expect(settings).toMatchObject({
+      url: 'wss://x',
+      WebSocket,
+      clock,
+      random: Math.random,
+      network: undefined,
+      heartbeatMs: 5,
+      pongTimeoutMs: 10_000,
+      requestTimeoutMs: 15_000,
+      connectTimeoutMs: 15_000,
+      rolloverAfterMs: 6_600_000,
+      refreshBeforeMs: 60_000,
+      maxQueuedPublishes: 100,
+      dedupeWindow: 1000,
+    });
+  });
+
+  it('checks the url and getToken before the numbers', () => {
+    expect(() => settingsFor({ url: '', getToken: () => 't', heartbeatMs: -1 })).toThrow('url must be');
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The outbox (offline queue): publishes waiting for a connection. It owns their order, its bound (QUEUE_FULL
  * beyond `max`), putting publishes that were in flight on a dead socket back in their original order
- * (at-least-once), and refusing what is left when the client closes. Sending is the client's: it takes the waiting
+ * (at-least-once), and refusing what is left when the client closes. Sending is the session's: it takes the waiting
  * publishes with `take()` and gives back any it could not send.
  */
 import { TenantcastClientError } from './errors.ts';

@@ -5,7 +5,8 @@
  * - the fresh-token rule: from the second attempt since a socket last opened, getToken is asked for a fresh token
  *   (a browser cannot see the handshake's 401, so a cached token may be the reason);
  * - when fresh tokens keep failing, `authCheckUrl` is asked with one; its 401 is reported once through `onAuth`.
- * What an attempt does (`retry`), the clock, the random source and `fetch` (the global one) are the client's.
+ * What an attempt does (`retry`: session.ts's `reopen`), the clock and the random source are passed in; `fetch` is
+ * the global one.
  */
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { TenantcastClientError } from './errors.ts';

@@ -156,12 +156,13 @@ export function fakeJwt(exp: number, sub = 'alice'): string {
 
 // ---- a client wired to the fakes, as the tests drive it ----
 
-export function setup(overrides: Partial<ClientOptions> = {}) {
+/** `create` is createClient from the sources unless a test passes another build of it (bundle.test.ts). */
+export function setup(overrides: Partial<ClientOptions> = {}, create: typeof createClient = createClient) {
   const server = fakeWebSocket();
   const clock = new FakeClock();
   let issued = 0;
   const getToken = jest.fn(async (): Promise<string> => `token-${++issued}`);
-  const client = createClient({
+  const client = create({
     url: 'wss://example.test/ws',
     getToken,
     WebSocket: server.WebSocket,

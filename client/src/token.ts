@@ -3,7 +3,8 @@
  * and refreshing the primary's token `refreshBeforeMs` before it expires. The refresh owns when to ask getToken
  * again, and what to do with the answer: send it on the connection (`send`), move the expiry forward only (so a
  * getToken returning the same token cannot spin), and fall back to a rollover (`rollover`), which opens a
- * connection with a new token, when getToken or the server fails. The timer, requests and reports are the client's.
+ * connection with a new token, when getToken or the server fails. The timer, requests and reports are passed in
+ * (keepalive.ts).
  */
 import { TenantcastClientError } from './errors.ts';
 import type { Clock, TokenResult } from './types.ts';

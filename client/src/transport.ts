@@ -4,7 +4,7 @@
  * requests sent on it and not answered yet. This unit owns the timers (`arm`/`disarm`; all disarmed by a teardown),
  * request refs and their timeouts (TIMEOUT), matching an answer to its request on the same socket, and, when a
  * socket dies, handing back the publishes that were in flight. What a failed send means (`failed`) and what follows
- * a settled request (`settled`) are the client's.
+ * a settled request (`settled`) are the session's (session.ts).
  */
 import { TenantcastClientError } from './errors.ts';
 import type { QueuedPublish } from './outbox.ts';
@@ -42,6 +42,12 @@ export function createTransport(
     pending: new Set(),
     timers: new Map(),
   };
+}
+
+/** The live transport with role `role` (at most one is primary and one standby), if any. */
+export function withRole(transports: Iterable<Transport>, role: Transport['role']): Transport | undefined {
+  for (const t of transports) if (t.role === role) return t;
+  return undefined;
 }
 
 /** A frame the client sends, before its ref is added. */

@@ -1,0 +1,193 @@
+import { describe, expect, it } from '@jest/globals';
+import { createRollover } from './rollover.ts';
+import { collect, connect, FakeClock, FakeSocket, message, settle, setup } from './testing.ts';
+import { createRequests, createTransport, type Transport } from './transport.ts';
+
+/** A rollover over fake sockets; what it asks of the session is recorded. */
+function setupRollover() {
+  const clock = new FakeClock();
+  const transports = new Set<Transport>();
+  const calls: string[] = [];
+  let connected = true;
+  let resubscribed: () => void = () => undefined;
+  const requests = createRequests(
+    clock,
+    () => undefined,
+    () => undefined,
+  );
+  const socket = (role: Transport['role'], open = true): Transport => {
+    const ws = new FakeSocket('wss://example.test/ws', undefined);
+    const t = { ...createTransport(ws, role, clock.now(), undefined), open };
+    transports.add(t);
+    return t;
+  };
+  const end = (t: Transport) => {
+    calls.push(`end ${t.role}`);
+    t.dead = true;
+    transports.delete(t);
+  };
+  const rollover = createRollover(transports, requests, 500, () => 700, {
+    connected: () => connected,
+    openStandby: () => calls.push('open standby'),
+    resubscribe: () => [new Promise<void>((resolve) => (resubscribed = resolve))],
+    activate: (t) => calls.push(`activate ${t.role}`),
+    end,
+    flush: () => calls.push('flush'),
+  });
+  return {
+    clock,
+    transports,
+    calls,
+    rollover,
+    socket,
+    disconnect: () => (connected = false),
+    resubscribed: () => resubscribed(),
+    /** A primary with an ack outstanding, and a standby that just opened. */
+    standbyOpened() {
+      const old = socket('primary');
+      old.pending.add('7');
+      const next = socket('standby');
+      rollover.opened(next);
+      return { old, next };
+    },
+  };
+}
+
+describe('createRollover', () => {
+  it('opens one standby at a time, only while the primary is open and the client connected', () => {
+    const h = setupRollover();
+    h.rollover.start();
+    const primary = h.socket('primary', false);
+    h.rollover.start();
+    primary.open = true;
+    h.rollover.start();
+    h.rollover.start();
+    expect(h.calls).toEqual(['open standby']);
+    h.rollover.failed();
+    h.disconnect();
+    h.rollover.start();
+    expect(h.calls).toEqual(['open standby']);
+  });
+
+  it('promotes the standby once resubscribed; the old primary drains and ends once nothing is outstanding', async () => {
+    const h = setupRollover();
+    const { old, next } = h.standbyOpened();
+    await settle();
+    expect(next.role).toBe('standby');
+    h.resubscribed();
+    await settle();
+    expect([next.role, old.role]).toEqual(['primary', 'draining']);
+    expect([...old.timers.keys()]).toEqual(['drain']);
+    expect(h.calls).toEqual(['activate primary', 'flush']);
+    old.pending.clear();
+    h.rollover.settled(old);
+    expect(h.calls).toEqual(['activate primary', 'flush', 'end draining']);
+  });
+
+  it('ends a draining socket after drainMs even with acks outstanding', async () => {
+    const h = setupRollover();
+    const { old } = h.standbyOpened();
+    h.resubscribed();
+    await settle();
+    h.rollover.settled(old);
+    expect(old.dead).toBe(false);
+    await h.clock.advance(500);
+    expect(old.dead).toBe(true);
+  });
+
+  it('tries again after the backoff delay when the standby fails, keeping the primary', async () => {
+    const h = setupRollover();
+    const primary = h.socket('primary');
+    h.rollover.start();
+    h.rollover.failed();
+    expect([...primary.timers.keys()]).toEqual(['rollover']);
+    await h.clock.advance(700);
+    expect(h.calls).toEqual(['open standby', 'open standby']);
+  });
+
+  it('lets an open standby take over a primary that ended, but not one still opening', () => {
+    const h = setupRollover();
+    const opening = h.socket('standby', false);
+    expect(h.rollover.takeOver()).toBe(false);
+    opening.open = true;
+    expect(h.rollover.takeOver()).toBe(true);
+    expect(opening.role).toBe('primary');
+  });
+
+  it('ends the standby when cancelled', () => {
+    const h = setupRollover();
+    h.socket('primary');
+    h.socket('standby');
+    h.rollover.cancel();
+    expect(h.calls).toEqual(['end standby']);
+  });
+});
+
+// Through createClient (moved from client.test.ts).
+
+describe('rollover before the connection cap', () => {
+  it('opens the new connection, resubscribes it, and only then closes the old one, with no state change', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    const { seen } = collect(h, 'chat:general');
+    old.ackAll('subscribe');
+    old.receive(message('chat:general', 1));
+    await h.clock.advance(100_000);
+    const next = h.server.last();
+    expect(next).not.toBe(old);
+    expect(next.token).toBe('token-2');
+    next.accept();
+    expect(next.lastOf('subscribe')).toMatchObject({ group: 'chat:general', since: 1 });
+    // Until the new connection is subscribed, the old one keeps delivering; both deliver the overlap.
+    old.receive(message('chat:general', 2));
+    next.receive(message('chat:general', 2));
+    expect(old.closed).toBe(false);
+    next.ackAll('subscribe');
+    await settle();
+    expect(old.closed).toBe(true);
+    next.receive(message('chat:general', 3));
+    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(h.states).toEqual(['connecting', 'connected']);
+  });
+
+  it('sends new publishes on the new connection and lets the old one finish its outstanding acks', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(99_000);
+    const early = h.client.publish('chat:general', 'early');
+    await h.clock.advance(1000);
+    const next = h.server.last();
+    next.accept();
+    await settle();
+    expect(old.closed).toBe(false);
+    const late = h.client.publish('chat:general', 'late');
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['late']);
+    old.ackAll('publish', () => ({ id: 'e' }));
+    next.ackAll('publish', () => ({ id: 'l' }));
+    await expect(Promise.all([early, late])).resolves.toEqual([{ id: 'e' }, { id: 'l' }]);
+    expect(old.closed).toBe(true);
+  });
+
+  it('switches to the new connection at once if the old one is cut before the new one is subscribed', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    collect(h, 'chat:general');
+    await h.clock.advance(100_000);
+    const next = h.server.last();
+    next.accept();
+    old.drop(1001);
+    expect(h.client.state).toBe('connected');
+    h.client.publish('chat:general', 'x').catch(() => undefined);
+    expect(next.framesOf('publish')).toHaveLength(1);
+  });
+
+  it('tries again later when the new connection fails, keeping the old one', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(100_000);
+    h.server.last().drop();
+    expect(old.closed).toBe(false);
+    await h.clock.advance(1000);
+    expect(h.server.sockets).toHaveLength(3);
+  });
+});

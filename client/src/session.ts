@@ -1,0 +1,245 @@
+/**
+ * The session: the client's one logical connection. It owns
+ * - the state: `setState` is the one place it changes, and every change is emitted as the `state` event;
+ * - opening a socket: a token from getToken (a fresh one after a failed open, reconnect.ts), a WebSocket offering it
+ *   as subprotocol, which must open within connectTimeoutMs;
+ * - what an open primary does: connected, resubscribed, what keeps it usable started (keepalive.ts: heartbeat, token
+ *   refresh, rollover timer), the outbox flushed (a standby is rollover.ts's);
+ * - the one teardown path, `end`: a socket's close or error, a connect or pong timeout, a failed send, a finished
+ *   drain, close() and going offline all end a socket there, which clears its timers, handlers, socket and pending
+ *   requests (publishes in flight go back to the outbox);
+ * - what a lost primary means: a standby takes over, else a reconnect after the backoff (unless closed or offline).
+ * The units it is given or wires (requests and timers, subscriptions, outbox, reconnection, keepalive, rollover) own
+ * the rest; the WebSocket, clock and network come with the settings.
+ */
+import type { ClientEvents } from './client.ts';
+import { TenantcastClientError } from './errors.ts';
+import type { Events } from './events.ts';
+import { onFrame } from './frames.ts';
+import { createKeepalive } from './keepalive.ts';
+import type { Settings } from './options.ts';
+import type { Outbox } from './outbox.ts';
+import type { Reconnect } from './reconnect.ts';
+import { createRollover } from './rollover.ts';
+import type { Subscriptions } from './subscriptions.ts';
+import { getTokenFailed, readToken } from './token.ts';
+import { createTransport, type Requests, type Transport, withRole } from './transport.ts';
+import type { ClientState, WebSocketLike } from './types.ts';
+
+export interface Session {
+  readonly state: ClientState;
+  /** connect(): unless started already, connecting, then a primary opens (or the network is awaited). */
+  start(): void;
+  /** close(): disconnected; opens under way are abandoned, reconnecting stops, every socket ends. */
+  stop(): void;
+  /** Sends the waiting publishes on the primary, if it is open. */
+  flush(): void;
+  /** The one teardown path (see the header). */
+  end(t: Transport): void;
+  /** Opens a primary, unless one is open or opening (reconnect.ts's retry). */
+  reopen(): void;
+  /** A request on `t` settled (a draining socket may be done). */
+  settled(t: Transport): void;
+}
+
+/** The units the session wires; `transports` are the live sockets, shared with the subscriptions. */
+export interface SessionUnits {
+  readonly transports: Set<Transport>;
+  readonly requests: Requests;
+  readonly subscriptions: Subscriptions<Transport>;
+  readonly outbox: Outbox;
+  readonly reconnect: Reconnect;
+  readonly emit: Events<ClientEvents>['emit'];
+}
+
+export function createSession(s: Settings, units: SessionUnits): Session {
+  const { clock, network } = s;
+  const { transports, requests, subscriptions, outbox, reconnect, emit } = units;
+  const report = (error: TenantcastClientError) => emit('error', error);
+  let state: ClientState = 'disconnected';
+  /** Bumped whenever opens under way must be abandoned (close, offline). */
+  let epoch = 0;
+  let opening = false;
+  let stopNetwork: (() => void) | undefined;
+
+  /** The one place the state changes. */
+  function setState(next: ClientState): void {
+    const previous = state;
+    if (next === previous) return;
+    state = next;
+    emit('state', next, previous);
+  }
+
+  const activate = createKeepalive(s, requests, end, () => rollover.start(), report);
+  const rollover = createRollover(transports, requests, s.requestTimeoutMs, reconnect.delay, {
+    connected: () => state === 'connected',
+    openStandby: () => void open('standby'),
+    resubscribe: subscriptions.resubscribe,
+    activate,
+    end,
+    flush,
+  });
+
+  async function open(role: 'primary' | 'standby'): Promise<void> {
+    const myEpoch = epoch;
+    const primary = role === 'primary';
+    let token: string;
+    let expiresAt: number | undefined;
+    try {
+      ({ token, expiresAt } = readToken(await s.getToken({ fresh: primary && reconnect.fresh() })));
+    } catch (err) {
+      if (myEpoch === epoch) failed(primary, getTokenFailed(err));
+      return;
+    } finally {
+      if (primary && myEpoch === epoch) opening = false;
+    }
+    if (myEpoch !== epoch || state === 'disconnected') return;
+    reconnect.check(token);
+    if (!primary && !withRole(transports, 'primary')?.open) return rollover.failed();
+    let ws: WebSocketLike;
+    try {
+      ws = new s.WebSocket(s.url, ['tenantcast.v1', token]);
+    } catch (err) {
+      return failed(primary, new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
+    }
+    const t = createTransport(ws, role, clock.now(), expiresAt);
+    transports.add(t);
+    ws.onopen = () => opened(t);
+    ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, report);
+    ws.onclose = () => end(t);
+    ws.onerror = () => undefined; // a close event always follows
+    requests.arm(t, 'connect', s.connectTimeoutMs, () => end(t));
+  }
+
+  /** No token or no socket: a primary is retried later, a standby's rollover too. */
+  function failed(primary: boolean, error: TenantcastClientError): void {
+    report(error);
+    if (primary) lost();
+    else rollover.failed();
+  }
+
+  function reopen(): void {
+    if (opening || withRole(transports, 'primary') || state === 'disconnected') return;
+    opening = true;
+    void open('primary');
+  }
+
+  function opened(t: Transport): void {
+    if (t.dead) return;
+    requests.disarm(t, 'connect');
+    t.open = true;
+    t.openedAt = clock.now();
+    if (t.role !== 'primary') {
+      rollover.opened(t);
+      return;
+    }
+    reconnect.opened();
+    setState('connected');
+    activate(t);
+    subscriptions.resubscribe(t);
+    flush();
+  }
+
+  function end(t: Transport): void {
+    if (t.dead) return;
+    t.dead = true;
+    t.open = false;
+    transports.delete(t);
+    requests.disarm(t);
+    const { ws } = t;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // CONNECTING (0) or OPEN (1): close it; one already closing or closed is left alone.
+    if (ws.readyState < 2) {
+      try {
+        ws.close(1000, 'client closing');
+      } catch {
+        // Closing a socket that is still connecting throws in some implementations; it is abandoned either way.
+      }
+    }
+    // Publishes in flight go back to the front of the queue, in order: at-least-once.
+    outbox.requeue(requests.drop(t));
+    if (t.role === 'standby') rollover.failed();
+    else if (t.role === 'primary' && !rollover.takeOver()) lost();
+    flush();
+  }
+
+  /** The primary is gone (or could not open): retry after a full-jitter backoff, unless closed or offline. */
+  function lost(): void {
+    if (state === 'disconnected') return;
+    rollover.cancel();
+    setState('reconnecting');
+    if (!network || network.isOnline()) reconnect.later();
+  }
+
+  function flush(): void {
+    const t = withRole(transports, 'primary');
+    if (!t?.open) return;
+    for (const item of outbox.take()) {
+      if (t.dead) {
+        outbox.back(item);
+        continue;
+      }
+      requests.send(
+        t,
+        { action: 'publish', group: item.group, data: item.data },
+        s.requestTimeoutMs,
+        (outcome) => {
+          if (outcome instanceof TenantcastClientError) item.reject(outcome);
+          else item.resolve({ id: outcome.id ?? '' });
+        },
+        { group: item.group, publish: item },
+      );
+    }
+  }
+
+  /** Abandons the opens under way (their getToken may still answer) and stops reconnecting. */
+  function abandon(): void {
+    epoch++;
+    opening = false;
+    reconnect.cancel();
+  }
+
+  /** Every socket ends, the standby first (so the primary's end does not promote it). */
+  function endAll(): void {
+    rollover.cancel();
+    for (const t of [...transports]) end(t);
+  }
+
+  function onNetwork(online: boolean): void {
+    if (state === 'disconnected') return;
+    if (!online) {
+      abandon();
+      endAll();
+      setState('reconnecting');
+    } else if (!withRole(transports, 'primary') && !opening) {
+      reconnect.cancel(true);
+      reopen();
+    }
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    start() {
+      if (state !== 'disconnected') return;
+      setState('connecting');
+      reconnect.cancel(true);
+      stopNetwork = network?.subscribe(onNetwork);
+      if (network && !network.isOnline()) setState('reconnecting');
+      else reopen();
+    },
+    stop() {
+      if (state === 'disconnected') return;
+      abandon();
+      setState('disconnected');
+      stopNetwork?.();
+      stopNetwork = undefined;
+      endAll();
+    },
+    flush,
+    end,
+    reopen,
+    settled: rollover.settled,
+  };
+}
