@@ -243,7 +243,7 @@ export const functions = [
        * A run whose oldest message waited longer than this (ms) takes the split path whatever the group's size, so
        * its lane packs from the log (docs/delivery.md, "Pack from the log").
        */
-      SPLIT_BACKLOG_MS: '250',
+      SPLIT_BACKLOG_MS: '1000',
     },
     timeoutSeconds: 30,
     memoryMB: 1024,

@@ -63,7 +63,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     splitThreshold: numberEnv('SPLIT_THRESHOLD', 500),
     shards: numberEnv('FANOUT_SHARDS', 8),
     laneMembers: numberEnv('FANOUT_LANE_MEMBERS', 125),
-    backlogMs: numberEnv('SPLIT_BACKLOG_MS', 250),
+    backlogMs: numberEnv('SPLIT_BACKLOG_MS', 1000),
     concurrency: numberEnv('DELIVERY_CONCURRENCY', 32),
     plan: {
       packing: optionalEnv('DELIVERY_PACKING', 'on') !== 'off',
