@@ -152,7 +152,7 @@ describe('a small group under a backlog (docs/delivery.md, "Pack from the log")'
     const fanouts = runtime().functions.get('fanout')?.invocations ?? 0;
     await publisher.request({ action: 'publish', group, data: { n: 1 } });
     await eventually(() => all.every(({ client }) => messages(client, group).length === 1), 10_000, 'message 1');
-    // The next run's post to one member is held 1.5 s: the messages published meanwhile wait in the queue.
+    // The next run's post to one member is held 2.5 s: the messages published meanwhile wait in the queue.
     runtime().gateway.injectFaults({
       delayMs: 1500,
       count: 1,
