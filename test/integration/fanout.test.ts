@@ -154,7 +154,7 @@ describe('a small group under a backlog (docs/delivery.md, "Pack from the log")'
     await eventually(() => all.every(({ client }) => messages(client, group).length === 1), 10_000, 'message 1');
     // The next run's post to one member is held 2.5 s: the messages published meanwhile wait in the queue.
     runtime().gateway.injectFaults({
-      delayMs: 1500,
+      delayMs: 2500,
       count: 1,
       connectionIds: [(all[0] as (typeof all)[number]).connectionId],
     });
