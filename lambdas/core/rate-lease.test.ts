@@ -46,22 +46,22 @@ describe('the size of the next lease', () => {
     expect(nextLeaseSize(spentLease(100, 2 * LEASE_MS + 1), 10_000, hot)).toBe(1);
   });
 
-  it('grows at most fourfold per lease', () => {
-    expect(nextLeaseSize(spentLease(1, 1), 10_000, hot)).toBe(4);
-    expect(nextLeaseSize(spentLease(4, 1), 10_000, hot)).toBe(16);
+  it('grows at most sixteenfold per lease', () => {
+    expect(nextLeaseSize(spentLease(1, 1), 10_000, hot)).toBe(16);
+    expect(nextLeaseSize(spentLease(16, 1), 10_000, hot)).toBe(256);
   });
 
-  it('aims to last three quarters of a lease lifetime at the rate this sandbox saw', () => {
-    // 100 tokens spent in 500 ms: 200/s, so 150 tokens for 750 ms.
-    expect(nextLeaseSize(spentLease(100, 500), 10_000, hot)).toBe(150);
-    // A slower key shrinks its leases: 40 tokens in 1,500 ms.
-    expect(nextLeaseSize(spentLease(40, 1500), 10_000, hot)).toBe(20);
+  it('aims to last a lease lifetime at the rate this sandbox saw', () => {
+    // 100 tokens spent in 500 ms: 200/s, so 200 tokens for the next second.
+    expect(nextLeaseSize(spentLease(100, 500), 10_000, hot)).toBe(200);
+    // A slower key shrinks its leases: 30 tokens in 1,500 ms.
+    expect(nextLeaseSize(spentLease(30, 1500), 10_000, hot)).toBe(20);
   });
 
   it('counts tokens that expired unspent as not spent', () => {
     const memory: KeyMemory = { tat: 0, held: 30, until: 9_900, leased: 40, leasedAt: 8_900 };
     // 10 of 40 spent in 1,100 ms.
-    expect(nextLeaseSize(memory, 10_000, hot)).toBe(7);
+    expect(nextLeaseSize(memory, 10_000, hot)).toBe(10);
   });
 
   it('never exceeds the largest lease of the bucket', () => {
@@ -83,20 +83,25 @@ describe('the size of the next lease', () => {
 
 describe('leased tokens', () => {
   it('are spent one by one until none is left', () => {
-    const memory = recordLease(undefined, 3, 2_000, 1_000);
+    const memory = recordLease(undefined, 3, 2_000, 1_000, 19);
     expect(memory.held).toBe(2);
     expect([spendHeld(memory, 1_001), spendHeld(memory, 1_002), spendHeld(memory, 1_003)]).toEqual([true, true, false]);
   });
 
   it('are never spent after their lease expired', () => {
-    const memory = recordLease(undefined, 5, 2_000, 1_000);
+    const memory = recordLease(undefined, 5, 2_000, 1_000, 19);
     expect(spendHeld(memory, 1_000 + LEASE_MS - 1)).toBe(true);
     expect(spendHeld(memory, 1_000 + LEASE_MS)).toBe(false);
   });
 
   it('of two leases expire with the earlier one', () => {
-    const first = recordLease(undefined, 3, 2_000, 1_000);
-    const both = recordLease(first, 4, 2_100, 1_500);
+    const first = recordLease(undefined, 3, 2_000, 1_000, 19);
+    const both = recordLease(first, 4, 2_100, 1_500, 19);
     expect(both).toMatchObject({ held: 5, until: 1_000 + LEASE_MS, leased: 4, leasedAt: 1_500, tat: 2_100 });
+  });
+
+  it('of two leases taken at once are no more than one lease holds', () => {
+    const first = recordLease(undefined, 20, 2_000, 1_000, 19);
+    expect(recordLease(first, 20, 2_200, 1_001, 19).held).toBe(19);
   });
 });

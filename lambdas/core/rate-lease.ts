@@ -6,13 +6,15 @@
  * that took it, the rest are spent from memory by later requests for the same key in this sandbox, until they run
  * out or the lease expires ({@link LEASE_MS} after it was taken; unspent tokens are then dropped, never returned).
  * Sizes adapt to the key's rate in this sandbox: 1 for a cold key (so a quiet key costs exactly what plain GCRA
- * costs), then at most 4× the previous lease, aiming to last ¾ of a lease's life at the rate seen, never more than
+ * costs), then at most 16× the previous lease, aiming to last its whole life at the rate seen, never more than
  * {@link maxLease}, and more than 1 only while the bucket keeps at least {@link leaseReserve} tokens after it.
  */
 import type { RateSpec } from './rate-limit.ts';
 
 /** How long leased tokens may be spent. */
 export const LEASE_MS = 1000;
+/** A lease is at most this many times the previous one. */
+const GROWTH = 16;
 
 /**
  * The largest lease of a bucket: a tenth of its burst, and no more than it refills in one lease lifetime; at least 1
@@ -68,26 +70,30 @@ export function nextLeaseSize(memory: KeyMemory | undefined, now: number, spec: 
   const expired = memory.held > 0 && now >= memory.until ? memory.held : 0;
   const spent = memory.leased - unspent - expired;
   const perMs = spent / Math.max(1, elapsed);
-  const wanted = Math.ceil(perMs * leaseMs * 0.75);
-  let size = Math.max(1, Math.min(wanted, cap, 4 * memory.leased));
+  const wanted = Math.ceil(perMs * leaseMs);
+  let size = Math.max(1, Math.min(wanted, cap, GROWTH * memory.leased));
   // Leave the reserve in the bucket (as far as this sandbox can tell: the real bucket may hold fewer).
   const room = tokensAvailable(memory.tat, now, spec) - leaseReserve(spec);
   if (size > 1) size = Math.max(1, Math.min(size, room));
   return size;
 }
 
-/** Records a lease of `size` tokens taken at `now` (one of them spent at once), and the `tat` it left. */
+/**
+ * Records a lease of `size` tokens taken at `now` (one of them spent at once) and the `tat` it left. A sandbox holds
+ * at most `maxHeld` tokens: two leases taken at once (concurrent requests) keep no more than one would.
+ */
 export function recordLease(
   memory: KeyMemory | undefined,
   size: number,
   tat: number,
   now: number,
+  maxHeld: number,
   leaseMs = LEASE_MS,
 ): KeyMemory {
   const stillHeld = memory !== undefined && memory.held > 0 && now < memory.until ? memory.held : 0;
   return {
     tat: Math.max(memory?.tat ?? 0, tat),
-    held: stillHeld + size - 1,
+    held: Math.min(maxHeld, stillHeld + size - 1),
     // Tokens of two leases share the earlier expiry: none is ever spent later than its own lease allows.
     until: stillHeld > 0 ? Math.min(memory?.until ?? now + leaseMs, now + leaseMs) : now + leaseMs,
     leased: size,

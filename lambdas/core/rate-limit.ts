@@ -29,7 +29,15 @@
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { numberAttribute } from './connection-counters.ts';
-import { type KeyMemory, LEASE_MS, leaseReserve, nextLeaseSize, recordLease, spendHeld } from './rate-lease.ts';
+import {
+  type KeyMemory,
+  LEASE_MS,
+  leaseReserve,
+  maxLease,
+  nextLeaseSize,
+  recordLease,
+  spendHeld,
+} from './rate-lease.ts';
 
 export interface RateSpec {
   /** Sustained rate. */
@@ -177,7 +185,8 @@ export class DynamoRateLimiter implements RateLimiter {
       const size = nextLeaseSize(known, now, spec, this.leaseMs);
       const outcome = await this.lease(key, known, size, now, spec);
       if (outcome.leased) {
-        this.remember(key, recordLease(this.memory.get(key), size, outcome.tat, now, this.leaseMs));
+        const maxHeld = maxLease(spec, this.leaseMs) - 1;
+        this.remember(key, recordLease(this.memory.get(key), size, outcome.tat, now, maxHeld, this.leaseMs));
         return { allowed: true };
       }
       // The condition failed: the table answered with the bucket as it is. Refuse from it, or write again with
