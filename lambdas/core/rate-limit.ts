@@ -20,7 +20,7 @@
  * until the next token can exist), else one failed conditional write, whose answer then proves the next ones.
  * The price of leases: a token is spent up to 1 s after the bucket issued it, so over any interval of T seconds at
  * most `burst + perSecond * T + E` requests are admitted, E <= min(perSecond * 1 s, sum over live sandboxes of
- * (lease - 1)); E is 0 whenever every bucket's tokens are single takes (bursts under 20, or the bucket below half).
+ * (largest lease - 1)); E is 0 for a burst under 20 (never leased from) and from any moment no sandbox holds tokens.
  *
  * Written by hand: Powertools has no distributed rate limiter (its idempotency utility is not one), and fixed-window
  * counters (one `ADD` per request, TTL'd per window) would let twice the rate through at a window boundary and
