@@ -5,13 +5,22 @@
  * The bucket is stored as GCRA (the generic cell rate algorithm): a single number per key, the "theoretical arrival
  * time" `tat` (epoch ms). A request at `now` is admitted when `tat <= now + (burst - 1) * interval`, and moves `tat`
  * to `max(tat, now) + interval` (interval = 1000 / perSecond). That is exactly a token bucket of `burst` tokens
- * refilled at `perSecond`, in one attribute, so admission is one conditional UpdateItem:
- *   - busy bucket (`now <= tat <= limit`): `SET tat = tat + :interval`, condition `tat BETWEEN :now AND :limit`;
- *   - idle bucket (no item, or `tat < now`): `SET tat = :now + :interval`, condition `attribute_not_exists(tat) OR tat < :now`.
- * Which one to try first is guessed from the `tat` this container saw last (a lower bound of the real one: `tat`
- * only grows), so the usual cost is one write per admitted request, two when the guess is wrong. A refused request
- * costs nothing when the local lower bound already proves the refusal (a flood from one connection is answered from
- * memory), else two failed conditional writes and one read (for `retryAfterMs`).
+ * refilled at `perSecond`, in one attribute, so taking `n` tokens is one conditional UpdateItem:
+ *   - busy bucket (`now <= tat <= limit`): `SET tat = tat + n * interval`, condition `tat BETWEEN :now AND :limit`;
+ *   - idle bucket (no item, or `tat < now`): `SET tat = :now + n * interval`, condition `attribute_not_exists(tat) OR tat < :now`.
+ * Which one to try is guessed from the `tat` this sandbox saw last (a lower bound of the real one: `tat` only grows);
+ * a failed condition returns the bucket as it is (`ReturnValuesOnConditionCheckFailure`), so a wrong guess costs one
+ * more write and never a read.
+ *
+ * Write units per request (docs/security.md): a sandbox leases several tokens at once when a key is hot in it and
+ * spends them from memory on later requests for that key (lambdas/core/rate-lease.ts: at most a tenth of the burst,
+ * expiring after 1 s, and only while half the burst stays in the bucket), so a busy key costs about one write per
+ * lease, not per request; a cold key or a bucket under pressure costs one write per admitted request, exactly as
+ * plain GCRA. A refusal costs nothing when the remembered `tat` already proves it (a flood is answered from memory
+ * until the next token can exist), else one failed conditional write, whose answer then proves the next ones.
+ * The price of leases: a token is spent up to 1 s after the bucket issued it, so over any interval of T seconds at
+ * most `burst + perSecond * T + E` requests are admitted, E <= min(perSecond * 1 s, sum over live sandboxes of
+ * (largest lease - 1)); E is 0 for a burst under 20 (never leased from) and from any moment no sandbox holds tokens.
  *
  * Written by hand: Powertools has no distributed rate limiter (its idempotency utility is not one), and fixed-window
  * counters (one `ADD` per request, TTL'd per window) would let twice the rate through at a window boundary and
@@ -19,6 +28,16 @@
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { numberAttribute } from './connection-counters.ts';
+import {
+  type KeyMemory,
+  LEASE_MS,
+  leaseReserve,
+  maxLease,
+  nextLeaseSize,
+  recordLease,
+  spendHeld,
+} from './rate-lease.ts';
 
 export interface RateSpec {
   /** Sustained rate. */
@@ -124,104 +143,133 @@ export interface DynamoRateLimiterOptions {
   readonly tableName: string;
   /** @default Date.now */
   readonly now?: () => number;
-  /** Most keys whose last `tat` this container remembers. @default 10_000 */
+  /** Most keys this sandbox remembers (their `tat` and leased tokens). @default 10_000 */
   readonly maxHints?: number;
+  /** How long leased tokens may be spent (lambdas/core/rate-lease.ts). @default LEASE_MS (1 s) */
+  readonly leaseMs?: number;
 }
 
 const isConditionFailed = (err: unknown) => (err as { name?: string }).name === 'ConditionalCheckFailedException';
 
-/** GCRA buckets in the main table: `pk = RL#<key>`, `sk = RL`, `tat` (epoch ms), `ttl`. */
+/** A lease's write: the new `tat`, or the stored one (undefined: no bucket yet) when the condition failed. */
+type LeaseOutcome = { readonly leased: true; readonly tat: number } | { readonly leased: false; readonly tat?: number };
+
+/**
+ * GCRA buckets in the main table: `pk = RL#<key>`, `sk = RL`, `tat` (epoch ms), `ttl`. Each instance (a Lambda
+ * sandbox) leases tokens from them and remembers what it saw (lambdas/core/rate-lease.ts).
+ */
 export class DynamoRateLimiter implements RateLimiter {
   private readonly now: () => number;
-  private readonly hints = new Map<string, number>();
+  private readonly memory = new Map<string, KeyMemory>();
   private readonly maxHints: number;
+  private readonly leaseMs: number;
 
   constructor(private readonly options: DynamoRateLimiterOptions) {
     this.now = options.now ?? Date.now;
     this.maxHints = options.maxHints ?? 10_000;
+    this.leaseMs = options.leaseMs ?? LEASE_MS;
   }
 
   async take(key: string, spec: RateSpec): Promise<RateDecision> {
     const interval = 1000 / spec.perSecond;
-    const tolerance = (Math.max(1, spec.burst) - 1) * interval;
     for (let round = 0; round < 3; round++) {
       const now = this.now();
-      const hint = this.hints.get(key);
-      // The stored tat is at least the hint: if the hint already refuses, so would the table.
-      if (hint !== undefined) {
-        const local = gcra(hint, now, spec);
+      const known = this.memory.get(key);
+      // A token this sandbox leased earlier: no write.
+      if (spendHeld(known, now)) return { allowed: true };
+      // The stored tat is at least the remembered one: if that already refuses, so would the table (no write).
+      if (known !== undefined) {
+        const local = gcra(known.tat, now, spec);
         if (!local.allowed) return local;
       }
-      const busyFirst = hint !== undefined && hint >= now;
-      const attempts = busyFirst ? (['busy', 'idle'] as const) : (['idle', 'busy'] as const);
-      for (const attempt of attempts) {
-        const next = await this.tryAdvance(key, attempt, now, interval, tolerance);
-        if (next !== undefined) {
-          this.remember(key, next);
-          return { allowed: true };
-        }
+      const size = nextLeaseSize(known, now, spec, this.leaseMs);
+      const outcome = await this.lease(key, known, size, now, spec);
+      if (outcome.leased) {
+        const maxHeld = maxLease(spec, this.leaseMs) - 1;
+        this.remember(key, recordLease(this.memory.get(key), size, outcome.tat, now, maxHeld, this.leaseMs));
+        return { allowed: true };
       }
-      // Both conditions failed: the bucket is over its limit (or moved between our two writes). Read it.
-      const out = await this.options.client.send(
-        new GetCommand({ TableName: this.options.tableName, Key: { pk: `RL#${key}`, sk: 'RL' }, ConsistentRead: true }),
-      );
-      const tat = typeof out.Item?.tat === 'number' ? out.Item.tat : undefined;
-      if (tat !== undefined) this.remember(key, tat);
-      const decision = gcra(tat, this.now(), spec);
+      // The condition failed: the table answered with the bucket as it is. Refuse from it, or write again with
+      // the form and size it allows.
+      const seen = this.memory.get(key);
+      this.remember(key, {
+        ...(seen ?? { held: 0, until: 0, leased: 0, leasedAt: 0 }),
+        tat: Math.max(seen?.tat ?? 0, outcome.tat ?? 0),
+      });
+      const decision = gcra(outcome.tat, this.now(), spec);
       if (!decision.allowed) return decision;
     }
     // Three lost races in a row: heavy contention on this key; refusing briefly is the safe answer.
     return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(interval)) };
   }
 
-  /** One conditional write; the new `tat`, or undefined when the condition failed. */
-  private async tryAdvance(
+  /**
+   * One conditional write taking `size` tokens: the busy form when the bucket is known to be in use (`tat >= now`),
+   * else the idle form. A lease of more than one also leaves {@link leaseReserve} tokens in the bucket.
+   */
+  private async lease(
     key: string,
-    attempt: 'busy' | 'idle',
+    known: KeyMemory | undefined,
+    size: number,
     now: number,
-    interval: number,
-    tolerance: number,
-  ): Promise<number | undefined> {
+    spec: RateSpec,
+  ): Promise<LeaseOutcome> {
+    const interval = 1000 / spec.perSecond;
+    const tolerance = (Math.max(1, spec.burst) - 1) * interval;
+    const reserve = size > 1 ? leaseReserve(spec) : 0;
+    const busy = known !== undefined && known.tat >= now;
     const ttl = Math.ceil((now + tolerance + interval) / 1000) + 60;
+    const Key = { pk: `RL#${key}`, sk: 'RL' };
     try {
       const out = await this.options.client.send(
         new UpdateCommand({
           TableName: this.options.tableName,
-          Key: { pk: `RL#${key}`, sk: 'RL' },
-          ...(attempt === 'busy'
+          Key,
+          ...(busy
             ? {
-                UpdateExpression: 'SET tat = tat + :interval, #ttl = :ttl',
+                UpdateExpression: 'SET tat = tat + :lease, #ttl = :ttl',
                 ConditionExpression: 'tat BETWEEN :now AND :limit',
                 ExpressionAttributeValues: {
-                  ':interval': interval,
+                  ':lease': size * interval,
                   ':now': now,
-                  ':limit': now + tolerance,
+                  ':limit': now + tolerance - (size - 1 + reserve) * interval,
                   ':ttl': ttl,
                 },
               }
             : {
                 UpdateExpression: 'SET tat = :next, #ttl = :ttl',
                 ConditionExpression: 'attribute_not_exists(tat) OR tat < :now',
-                ExpressionAttributeValues: { ':next': now + interval, ':now': now, ':ttl': ttl },
+                ExpressionAttributeValues: { ':next': now + size * interval, ':now': now, ':ttl': ttl },
               }),
           ExpressionAttributeNames: { '#ttl': 'ttl' },
           ReturnValues: 'UPDATED_NEW',
+          // The bucket as it was comes back with a failed condition, at no extra cost: no read to refuse.
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       const tat = out.Attributes?.tat;
-      return typeof tat === 'number' ? tat : now + interval;
+      return { leased: true, tat: typeof tat === 'number' ? tat : now + size * interval };
     } catch (err) {
-      if (isConditionFailed(err)) return undefined;
-      throw err;
+      if (!isConditionFailed(err)) throw err;
+      // AWS returns the item of a failed condition marshalled: the document client does not unmarshall errors.
+      const old = (err as { Item?: Record<string, unknown> }).Item;
+      if (old !== undefined) return { leased: false, tat: numberAttribute(old, 'tat') };
+      // No item came back: the busy form failed on a missing bucket (AWS returns no item then), or the stand-in
+      // does not return one. The idle form only fails on an existing bucket: read it.
+      if (busy) return { leased: false };
+      const read = await this.options.client.send(
+        new GetCommand({ TableName: this.options.tableName, Key, ConsistentRead: true }),
+      );
+      return { leased: false, tat: numberAttribute(read.Item, 'tat') };
     }
   }
 
-  private remember(key: string, tat: number): void {
-    this.hints.delete(key);
-    this.hints.set(key, tat);
-    if (this.hints.size > this.maxHints) {
-      const oldest = this.hints.keys().next();
-      if (!oldest.done) this.hints.delete(oldest.value);
+  private remember(key: string, memory: KeyMemory): void {
+    this.memory.delete(key);
+    this.memory.set(key, memory);
+    if (this.memory.size > this.maxHints) {
+      const oldest = this.memory.keys().next();
+      if (!oldest.done) this.memory.delete(oldest.value);
     }
   }
 }

@@ -1,6 +1,9 @@
-import { describe, expect, it } from '@jest/globals';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
 import { BadRequestError } from './errors.ts';
-import { parseUsageRange } from './usage.ts';
+import { ack, errorFrame, pong } from './protocol.ts';
+import { meteredOnArrival, parseUsageRange, UsageMeter, UsageStore } from './usage.ts';
 
 const now = Date.parse('2025-03-15T12:00:00Z');
 
@@ -25,5 +28,74 @@ describe('a usage range', () => {
   ])('refuses %j as BAD_REQUEST naming the problem', (query, message) => {
     expect(() => parseUsageRange(query, now)).toThrow(BadRequestError);
     expect(() => parseUsageRange(query, now)).toThrow(message);
+  });
+});
+
+describe('the frames the message handler meters on arrival', () => {
+  it('are every frame but an accepted publish, which the broadcaster meters as it sequences it', () => {
+    expect(meteredOnArrival(ack('r1', 'message-id'))).toBe(false);
+    expect(meteredOnArrival(ack('r2'))).toBe(true);
+    expect(meteredOnArrival(ack('r3', undefined, 42))).toBe(true);
+    expect(meteredOnArrival(pong('r4'))).toBe(true);
+    expect(meteredOnArrival(errorFrame('r5', 'RATE_LIMITED', 'too many publishes in this tenant'))).toBe(true);
+  });
+});
+
+describe('the usage meter', () => {
+  let dynamo: LocalDynamo;
+  let client: DynamoDBDocumentClient;
+  const tableName = 'usage-test';
+
+  beforeAll(async () => {
+    dynamo = await startDynamo();
+    await ensureTable(dynamo.client, tableName);
+    client = DynamoDBDocumentClient.from(dynamo.client);
+  });
+  afterAll(async () => {
+    await dynamo?.close();
+  });
+
+  /** The client, counting the writes sent through it. */
+  function counting(): { client: DynamoDBDocumentClient; writes: () => number } {
+    let writes = 0;
+    const wrapped = {
+      send: (command: { constructor: { name: string } }) => {
+        if (command.constructor.name === 'UpdateCommand') writes++;
+        return client.send(command as never);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    return { client: wrapped, writes: () => writes };
+  }
+
+  it('writes what one invocation counted with one UpdateItem per tenant and day, whatever the counters', async () => {
+    const now = Date.parse('2025-06-01T10:00:00Z');
+    const counted = counting();
+    const meter = new UsageMeter({ client: counted.client, tableName, now: () => now });
+    // A broadcaster run: the messages it sequenced and the deliveries it made, in one write per tenant.
+    meter.add('run-a', 'messagesIn', 10);
+    meter.add('run-a', 'deliveriesOut', 500);
+    meter.add('run-b', 'messagesIn', 3);
+    meter.add('run-b', 'messagesIn', 0);
+    await meter.flush();
+    expect(counted.writes()).toBe(2);
+    // Nothing counted: nothing written.
+    await meter.flush();
+    expect(counted.writes()).toBe(2);
+  });
+
+  it('keeps exact totals over many flushes and days', async () => {
+    let now = Date.parse('2025-06-02T23:59:59Z');
+    const meter = new UsageMeter({ client, tableName, now: () => now });
+    for (let run = 0; run < 25; run++) {
+      meter.add('totals', 'messagesIn', run);
+      meter.add('totals', 'deliveriesOut', 50 * run);
+      if (run === 12) now += 1000;
+      await meter.flush();
+    }
+    const days = await new UsageStore({ client, tableName }).read('totals', '2025-06-01', '2025-06-04');
+    expect(days.map((d) => [d.day, d.messagesIn, d.deliveriesOut])).toEqual([
+      ['2025-06-02', 78, 3900],
+      ['2025-06-03', 222, 11_100],
+    ]);
   });
 });

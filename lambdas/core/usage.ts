@@ -9,6 +9,7 @@
  */
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { BadRequestError } from './errors.ts';
+import type { ServerFrame } from './protocol.ts';
 
 export const usageCounters = [
   'connections',
@@ -21,6 +22,16 @@ export const usageCounters = [
 export type UsageCounter = (typeof usageCounters)[number];
 
 export type UsageDay = { readonly day: string } & Readonly<Record<UsageCounter, number>>;
+
+/**
+ * Whether the message handler meters a frame it answered as `messagesIn`: every frame but an accepted publish (the
+ * only ack carrying a message id). An accepted publish is metered by the broadcaster as it sequences the message,
+ * in the one write per run it makes for that run's deliveries anyway (lambdas/handlers/broadcaster.ts), so a
+ * published message costs no usage write of its own: docs/security.md, "Usage metering".
+ */
+export function meteredOnArrival(answer: ServerFrame): boolean {
+  return !(answer.type === 'ack' && answer.id !== undefined);
+}
 
 /** Kept for 400 days (a year of invoices plus a margin). */
 const RETENTION_SECONDS = 400 * 24 * 3600;

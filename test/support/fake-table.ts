@@ -34,6 +34,15 @@ function clone<T>(value: T): T {
 
 export class ConditionalCheckFailed extends Error {
   override readonly name = 'ConditionalCheckFailedException';
+  /** With `ReturnValuesOnConditionCheckFailure: ALL_OLD`: the item as it was, marshalled, as AWS returns it. */
+  Item?: Record<string, unknown>;
+}
+
+/** DynamoDB's wire form of an item's numbers and strings (what a failed condition returns with ALL_OLD). */
+function marshalled(item: Item): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(item).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: String(v) }]),
+  );
 }
 
 /** What DynamoDB answers to a request it refuses outright (here: duplicate keys in a batch). */
@@ -121,8 +130,15 @@ export class FakeTable {
     }
     if (command instanceof QueryCommand) return { Items: this.query(command.input) };
     if (command instanceof UpdateCommand) {
-      this.update(command.input);
-      return {};
+      try {
+        return this.update(command.input);
+      } catch (err) {
+        const existing = this.items.get(FakeTable.key(command.input.Key?.pk, command.input.Key?.sk));
+        if (err instanceof ConditionalCheckFailed && existing !== undefined) {
+          if (command.input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD') err.Item = marshalled(existing);
+        }
+        throw err;
+      }
     }
     if (command instanceof BatchGetCommand) {
       const responses: Record<string, Item[]> = {};
@@ -197,7 +213,7 @@ export class FakeTable {
     return items.map((item) => clone(item));
   }
 
-  private update(input: UpdateCommand['input']): void {
+  private update(input: UpdateCommand['input']): { Attributes?: Item } {
     const { pk, sk } = input.Key as Item;
     const key = FakeTable.key(pk, sk);
     const current: Item = this.items.get(key) ?? { pk, sk };
@@ -231,9 +247,32 @@ export class FakeTable {
         if (!this.items.has(key)) throw new ConditionalCheckFailed('missing');
         delete current.replayFrom;
         break;
+      // Rate-limit buckets (lambdas/core/rate-limit.ts): the busy and the idle form of a lease.
+      case 'SET tat = tat + :lease, #ttl = :ttl': {
+        if (input.ConditionExpression !== 'tat BETWEEN :now AND :limit') throw new Error('fake table: busy lease');
+        const tat = current.tat;
+        if (typeof tat !== 'number' || tat < Number(v[':now']) || tat > Number(v[':limit'])) {
+          throw new ConditionalCheckFailed('busy');
+        }
+        Object.assign(current, { tat: tat + Number(v[':lease']), ttl: v[':ttl'] });
+        this.items.set(key, current);
+        return { Attributes: { tat: current.tat, ttl: current.ttl } };
+      }
+      case 'SET tat = :next, #ttl = :ttl': {
+        if (input.ConditionExpression !== 'attribute_not_exists(tat) OR tat < :now') {
+          throw new Error('fake table: idle lease');
+        }
+        if (typeof current.tat === 'number' && !(current.tat < Number(v[':now']))) {
+          throw new ConditionalCheckFailed('idle');
+        }
+        Object.assign(current, { tat: v[':next'], ttl: v[':ttl'] });
+        this.items.set(key, current);
+        return { Attributes: { tat: current.tat, ttl: current.ttl } };
+      }
       default:
         throw new Error(`fake table: update ${input.UpdateExpression}`);
     }
     this.items.set(key, current);
+    return {};
   }
 }
