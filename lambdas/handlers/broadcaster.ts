@@ -190,6 +190,7 @@ async function deliverRun(
     });
     log.info('delivered', { group: head?.group, messageIds: messages.map((m) => m.id), redelivered, ...result });
     if (head !== undefined) {
+      usage.add(head.tenantId, 'messagesIn', messages.length);
       usage.add(head.tenantId, 'deliveriesOut', result.delivered);
       await usage.flush();
     }

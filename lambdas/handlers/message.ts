@@ -17,6 +17,7 @@ import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit
 import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
+import { meteredOnArrival } from '../core/usage.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -138,7 +139,9 @@ export const handler = middy<WebSocketEvent, WebSocketResult>()
       metrics.addMetric(metricNames.framesRejected, MetricUnit.Count, 1);
       if (frame.code === 'RATE_LIMITED') metrics.addMetric(metricNames.rateLimited, MetricUnit.Count, 1);
     }
-    if (caller !== undefined) {
+    // An accepted publish is metered by the broadcaster as it sequences it, in the write it makes for the run
+    // anyway (lambdas/core/usage.ts, meteredOnArrival): no usage write of its own here.
+    if (caller !== undefined && meteredOnArrival(frame)) {
       usage.add(caller.tenantId, 'messagesIn');
       await usage.flush();
     }
