@@ -66,6 +66,9 @@ function synthesize(context: Record<string, unknown>, stage: string, stackName: 
         ...context,
         [STAGE_CONTEXT_KEY]: stage,
         'aws:cdk:bundling-stacks': [stackName],
+        // What the CLI sets by default: each resource's construct path and asset directory in its metadata.
+        'aws:cdk:enable-path-metadata': true,
+        'aws:cdk:enable-asset-metadata': true,
       }),
     },
   });
