@@ -26,10 +26,11 @@ export const BUNDLE_BUDGET = { bytes: 600_000, importMs: 100 } as const;
  * environment, so the chain stops at `fromEnv` (bundled) and these are never loaded there.
  *
  * Everything else is bundled, the AWS SDK included, although the runtime provides it (CDK's default leaves out
- * `@aws-sdk/*` and `@smithy/*`). Measured (`npm run bundles`, docs/deploy.md): loading the runtime's SDK, hundreds of
- * unminified files, costs a function using DynamoDB, SQS and the Management API ~190-220 ms of CPU at import against
- * ~75-100 ms with the SDK bundled and minified; bundling it adds ~250-300 KB, and leaving these fallbacks out takes
- * ~115 KB (the STS/SSO clients they use) back off, which keeps every bundle under {@link BUNDLE_BUDGET}.
+ * `@aws-sdk/*` and `@smithy/*`). Chosen by measurement (docs/deploy.md, "Bundles"): importing the runtime's SDK,
+ * hundreds of unminified files, took the message handler ~237 ms of CPU against ~114 ms with the SDK bundled and
+ * minified (same run); bundling it adds ~270 KB, and leaving these fallbacks out takes ~115 KB (the STS and SSO
+ * clients they use) back off, which keeps every bundle under {@link BUNDLE_BUDGET} (`npm run bundles`: 211-561 KB,
+ * 52-97 ms).
  */
 export const RUNTIME_PROVIDED_MODULES = [
   '@aws-sdk/credential-provider-sso',
