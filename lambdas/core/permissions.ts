@@ -5,7 +5,6 @@
  * (`entity:<name>`, the live change feed) is published to only by the service itself (the change-feed function
  * enqueues directly), never by a caller: subscribers take its messages for change events.
  */
-
 import { ForbiddenError } from './errors.ts';
 import * as z from './zod.ts';
 

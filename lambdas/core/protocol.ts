@@ -2,7 +2,6 @@
  * The wire protocol between browsers and tenantcast (docs/protocol.md). Client frames are validated with zod;
  * server frames are built here so every handler speaks the same shapes.
  */
-
 import { BadRequestError, type ErrorCode } from './errors.ts';
 import * as z from './zod.ts';
 

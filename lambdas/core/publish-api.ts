@@ -9,7 +9,6 @@
  * Answers `202 {"id":"<message id>","group":"<group>"}` once the message is durably queued (not yet delivered), or
  * the entity API's error body `{"error":{"code","message"}}` with its status. Pure: every port is an argument.
  */
-
 import type { ClaimNames } from './auth.ts';
 import { USER_GROUP_PREFIX } from './broadcast.ts';
 import type { DeliveryMessage } from './delivery.ts';

@@ -3,7 +3,6 @@
  * or of one user of it; `GET /v1/usage?from=&to=` reads the tenant's metered usage. Both for the `admin` role only;
  * the tenant is always the token's. Every failure is `{"error":{"code","message"}}` with its status.
  */
-
 import type { ClaimNames } from './auth.ts';
 import { callerOf, type EntityHttpResponse, errorResponse, parseBody } from './entities/http.ts';
 import { BadRequestError, ForbiddenError, TenantcastError, toTenantcastError } from './errors.ts';

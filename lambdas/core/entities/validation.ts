@@ -3,7 +3,6 @@
  * unknown field is a BAD_REQUEST naming it), typed query filters. Nothing that is not a snapshot field name gets
  * past here, so the SQL builder only ever sees introspected identifiers.
  */
-
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import * as z from '../zod.ts';
 import {
