@@ -3,17 +3,19 @@
  * the broadcaster (and replay) checks each member against it, using the roles and claims the member's token had
  * when it subscribed (kept on the membership item).
  */
-import { z } from 'zod';
+import * as z from './zod.ts';
 
 const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
 
 export const Audience = z.strictObject({
   /** The member needs any one of these roles. */
-  roles: z.array(z.string().min(1)).min(1).optional(),
+  roles: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
   /** Members with any one of these roles receive the message whatever the other conditions say. */
-  bypassRoles: z.array(z.string().min(1)).min(1).optional(),
+  bypassRoles: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
   /** The member's claim `name` must equal one of `anyOf` (or, for an array claim, contain one of them). */
-  claim: z.strictObject({ name: z.string().min(1), anyOf: z.array(ClaimValue).min(1) }).optional(),
+  claim: z.optional(
+    z.strictObject({ name: z.string().check(z.minLength(1)), anyOf: z.array(ClaimValue).check(z.minLength(1)) }),
+  ),
 });
 export type Audience = z.infer<typeof Audience>;
 

@@ -3,21 +3,21 @@
  * fan-out queue, and the frames built from it. Layout and guarantees: docs/delivery.md.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { Audience } from './audience.ts';
 import { GROUP_PATTERN, type MessageFrame, TENANT_PATTERN } from './protocol.ts';
+import * as z from './zod.ts';
 
 /** A published message, as the publish route, the HTTP publish route and the server SDK enqueue it. */
 export const DeliveryMessage = z.strictObject({
   v: z.literal(1),
-  id: z.string().min(1).max(64),
-  tenantId: z.string().regex(TENANT_PATTERN),
-  group: z.string().regex(GROUP_PATTERN),
+  id: z.string().check(z.minLength(1), z.maxLength(64)),
+  tenantId: z.string().check(z.regex(TENANT_PATTERN)),
+  group: z.string().check(z.regex(GROUP_PATTERN)),
   data: z.unknown(),
-  from: z.string().min(1),
-  ts: z.number().int().positive(),
+  from: z.string().check(z.minLength(1)),
+  ts: z.number().check(z.int(), z.positive()),
   /** Who may receive it (docs/delivery.md); absent: every member of the group. */
-  audience: Audience.optional(),
+  audience: z.optional(Audience),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 
@@ -28,13 +28,13 @@ export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 export const ReplayRequest = z.strictObject({
   v: z.literal(1),
   kind: z.literal('replay'),
-  tenantId: z.string().regex(TENANT_PATTERN),
-  group: z.string().regex(GROUP_PATTERN),
-  connectionId: z.string().min(1).max(128),
-  since: z.number().int().nonnegative(),
+  tenantId: z.string().check(z.regex(TENANT_PATTERN)),
+  group: z.string().check(z.regex(GROUP_PATTERN)),
+  connectionId: z.string().check(z.minLength(1), z.maxLength(128)),
+  since: z.number().check(z.int(), z.nonnegative()),
   /** The subscriber's roles and claims, for the audience filter of replayed messages. */
-  roles: z.array(z.string()).optional(),
-  claims: z.record(z.string(), z.unknown()).optional(),
+  roles: z.optional(z.array(z.string())),
+  claims: z.optional(z.record(z.string(), z.unknown())),
 });
 export type ReplayRequest = z.infer<typeof ReplayRequest>;
 
@@ -54,22 +54,22 @@ export interface SequencedMessage extends DeliveryMessage {
 export const FanoutJob = z.strictObject({
   v: z.literal(1),
   kind: z.literal('fanout'),
-  tenantId: z.string().regex(TENANT_PATTERN),
-  group: z.string().regex(GROUP_PATTERN),
+  tenantId: z.string().check(z.regex(TENANT_PATTERN)),
+  group: z.string().check(z.regex(GROUP_PATTERN)),
   /** Seq of the first message of the broadcaster batch this page belongs to (progress key). */
-  batchSeq: z.number().int().positive(),
+  batchSeq: z.number().check(z.int(), z.positive()),
   /**
    * Seq of the run's last message, and the page's lane (shard): with both, the lane reads the group's history past
    * `lastSeq` and delivers it too (docs/delivery.md, "Pack from the log"). Pages without them are delivered as they are.
    */
-  lastSeq: z.number().int().positive().optional(),
-  lane: z.number().int().nonnegative().optional(),
+  lastSeq: z.optional(z.number().check(z.int(), z.positive())),
+  lane: z.optional(z.number().check(z.int(), z.nonnegative())),
   /** More parts of this page follow in the lane (a page cut to fit one SQS message): no reading ahead after it. */
-  continued: z.boolean().optional(),
+  continued: z.optional(z.boolean()),
   /** The frames, JSON text, each at most one API Gateway frame. */
   frames: z.array(z.string()),
   /** Connection id → indexes into `frames`, in order. */
-  recipients: z.record(z.string(), z.array(z.number().int().nonnegative())),
+  recipients: z.record(z.string(), z.array(z.number().check(z.int(), z.nonnegative()))),
 });
 export type FanoutJob = z.infer<typeof FanoutJob>;
 

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
 import { ANY_ENTITY } from './entities/access.ts';
@@ -16,6 +15,7 @@ import { BadRequestError, ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
 import { changeLogDdl, introspect, nextSnapshot, type SchemaSnapshot, splitSqlStatements } from './schema.ts';
 import { type TenantConfig, type TenantDirectory, TenantLimits } from './tenants.ts';
+import * as z from './zod.ts';
 
 /** A cluster tenants can be placed on: its ARN and the master user's secret (creates databases and roles). */
 export interface ClusterRef {
@@ -81,9 +81,9 @@ export const defaultEntityRules: EntityRules = {
 
 /** A rules file (`create --rules`, `set-rules`): each key given replaces the tenant's; keys left out are kept. */
 export const TenantRulesFile = z.strictObject({
-  roleRules: RoleRules.optional(),
-  entityRules: EntityRules.optional(),
-  limits: TenantLimits.optional(),
+  roleRules: z.optional(RoleRules),
+  entityRules: z.optional(EntityRules),
+  limits: z.optional(TenantLimits),
 });
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
 

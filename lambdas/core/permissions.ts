@@ -5,12 +5,12 @@
  * (`entity:<name>`, the live change feed) is published to only by the service itself (the change-feed function
  * enqueues directly), never by a caller: subscribers take its messages for change events.
  */
-import { z } from 'zod';
 import { ForbiddenError } from './errors.ts';
+import * as z from './zod.ts';
 
 export const RoleRule = z.strictObject({
-  subscribe: z.array(z.string()).default([]),
-  publish: z.array(z.string()).default([]),
+  subscribe: z._default(z.array(z.string()), []),
+  publish: z._default(z.array(z.string()), []),
 });
 export const RoleRules = z.record(z.string(), RoleRule);
 export type RoleRules = z.infer<typeof RoleRules>;

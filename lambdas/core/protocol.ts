@@ -2,28 +2,28 @@
  * The wire protocol between browsers and tenantcast (docs/protocol.md). Client frames are validated with zod;
  * server frames are built here so every handler speaks the same shapes.
  */
-import { z } from 'zod';
 import { BadRequestError, type ErrorCode } from './errors.ts';
+import * as z from './zod.ts';
 
 export const GROUP_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** Tenant ids become part of DynamoDB keys; they must never contain the key separator `#`. */
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-const ref = z.string().max(128, 'ref must be at most 128 characters').optional();
-const group = z.string().regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`);
+const ref = z.optional(z.string().check(z.maxLength(128, 'ref must be at most 128 characters')));
+const group = z.string().check(z.regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`));
 
 export const SubscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   group,
   /** Replay what the group delivered after this seq first (docs/protocol.md, "Recovery"). */
-  since: z.number().int('since must be an integer').nonnegative('since must not be negative').optional(),
+  since: z.optional(z.number().check(z.int('since must be an integer'), z.nonnegative('since must not be negative'))),
   ref,
 });
 export const UnsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), group, ref });
 export const PublishFrame = z.strictObject({
   action: z.literal('publish'),
   group,
-  data: z.unknown().refine((v) => v !== undefined, 'data is required'),
+  data: z.unknown().check(z.refine((v) => v !== undefined, 'data is required')),
   ref,
 });
 export const PingFrame = z.strictObject({ action: z.literal('ping'), ref });
@@ -32,7 +32,9 @@ export const PresenceFrame = z.strictObject({ action: z.literal('presence'), gro
 /** A fresh token for the open connection (docs/security.md, "Token lifetime"). Never logged. */
 export const RefreshFrame = z.strictObject({
   action: z.literal('refresh'),
-  token: z.string().min(1, 'token must not be empty').max(8192, 'token must be at most 8192 characters'),
+  token: z
+    .string()
+    .check(z.minLength(1, 'token must not be empty'), z.maxLength(8192, 'token must be at most 8192 characters')),
   ref,
 });
 

@@ -9,7 +9,6 @@
  * Answers `202 {"id":"<message id>","group":"<group>"}` once the message is durably queued (not yet delivered), or
  * the entity API's error body `{"error":{"code","message"}}` with its status. Pure: every port is an argument.
  */
-import { z } from 'zod';
 import type { ClaimNames } from './auth.ts';
 import { USER_GROUP_PREFIX } from './broadcast.ts';
 import type { DeliveryMessage } from './delivery.ts';
@@ -26,18 +25,23 @@ import { assertAllowed, type Caller } from './permissions.ts';
 import { GROUP_PATTERN } from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
 import type { TenantDirectory } from './tenants.ts';
+import * as z from './zod.ts';
 
-const data = z.unknown().refine((v) => v !== undefined, 'data is required');
-const groupName = z.string().regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`);
+const data = z.unknown().check(z.refine((v) => v !== undefined, 'data is required'));
+const groupName = z.string().check(z.regex(GROUP_PATTERN, `group must match ${GROUP_PATTERN.source}`));
 /** A user id that makes a valid `user:<id>` group name. */
 const userId = z
   .string()
-  .regex(
-    /^[A-Za-z0-9_.:-]{1,123}$/,
-    `userId must match ^[A-Za-z0-9_.:-]{1,123}$ (the group user:<id> must be a group name)`,
+  .check(
+    z.regex(
+      /^[A-Za-z0-9_.:-]{1,123}$/,
+      `userId must match ^[A-Za-z0-9_.:-]{1,123}$ (the group user:<id> must be a group name)`,
+    ),
   );
 
-export const PublishBody = z.union([z.strictObject({ group: groupName, data }), z.strictObject({ userId, data })]);
+const GroupPublishBody = z.strictObject({ group: groupName, data });
+const UserPublishBody = z.strictObject({ userId, data });
+export const PublishBody = z.union([GroupPublishBody, UserPublishBody]);
 export type PublishBody = z.infer<typeof PublishBody>;
 
 export type PublishRequest = Pick<EntityHttpRequest, 'body' | 'isBase64Encoded'> & HttpIdentity;
@@ -69,7 +73,7 @@ export function parsePublishBody(value: unknown): { group: string; data: unknown
   const hasGroup = Object.hasOwn(fields, 'group');
   const hasUser = Object.hasOwn(fields, 'userId');
   if (hasGroup === hasUser) throw new BadRequestError("body needs exactly one of 'group' and 'userId'");
-  const schema = hasGroup ? PublishBody.options[0] : PublishBody.options[1];
+  const schema = hasGroup ? GroupPublishBody : UserPublishBody;
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];

@@ -27,7 +27,6 @@
  * cannot express a burst separately from the rate. The trade-off is recorded in docs/security.md.
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { numberAttribute } from './connection-counters.ts';
 import {
   type KeyMemory,
@@ -38,6 +37,7 @@ import {
   recordLease,
   spendHeld,
 } from './rate-lease.ts';
+import * as z from './zod.ts';
 
 export interface RateSpec {
   /** Sustained rate. */
@@ -49,21 +49,21 @@ export interface RateSpec {
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
 /** Per-tenant limits (tenant catalog `limits`, docs/tenants.md); absent keys take {@link defaultLimits}. */
-export const RateLimitOverrides = z
-  .object({
+export const RateLimitOverrides = z.partial(
+  z.object({
     /** Frames a connection may send per second (sustained) and at once. */
-    messagesPerSecond: z.number().positive(),
-    messageBurst: z.number().int().positive(),
+    messagesPerSecond: z.number().check(z.positive()),
+    messageBurst: z.number().check(z.int(), z.positive()),
     /** Publishes per second across the whole tenant (WebSocket and HTTP). */
-    publishesPerSecond: z.number().positive(),
-    publishBurst: z.number().int().positive(),
+    publishesPerSecond: z.number().check(z.positive()),
+    publishBurst: z.number().check(z.int(), z.positive()),
     /** Open WebSocket connections of one user. (`maxConnections`, per tenant, is the catalog's own field.) */
-    maxConnectionsPerUser: z.number().int().positive(),
+    maxConnectionsPerUser: z.number().check(z.int(), z.positive()),
     /** HTTP API requests of one user per second and at once. */
-    httpRequestsPerSecond: z.number().positive(),
-    httpBurst: z.number().int().positive(),
-  })
-  .partial();
+    httpRequestsPerSecond: z.number().check(z.positive()),
+    httpBurst: z.number().check(z.int(), z.positive()),
+  }),
+);
 export type RateLimitOverrides = z.infer<typeof RateLimitOverrides>;
 
 export interface EffectiveLimits {

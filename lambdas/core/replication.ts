@@ -15,10 +15,10 @@
  * Pure: the topology comes from the environment through `parseTopology`, and every port is passed in.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { type BroadcastDeps, broadcastRun, type DeliveryResult } from './broadcast.ts';
 import { DeliveryMessage, messageGroupIdOf, type SequencedMessage } from './delivery.ts';
 import type { GroupHistory } from './history.ts';
+import * as z from './zod.ts';
 
 /** Where this region sits in its stage. */
 export interface StageTopology {
@@ -99,8 +99,8 @@ export const ReplicaMessage = z.strictObject({
   v: z.literal(1),
   kind: z.literal('replica'),
   /** The region that assigned `seq` (the tenant's home). */
-  origin: z.string().min(1),
-  seq: z.number().int().positive(),
+  origin: z.string().check(z.minLength(1)),
+  seq: z.number().check(z.int(), z.positive()),
   message: DeliveryMessage,
 });
 export type ReplicaMessage = z.infer<typeof ReplicaMessage>;
@@ -109,7 +109,7 @@ export type ReplicaMessage = z.infer<typeof ReplicaMessage>;
 export const ReplicationJob = z.strictObject({
   v: z.literal(1),
   kind: z.literal('replication'),
-  to: z.string().min(1),
+  to: z.string().check(z.minLength(1)),
   replica: ReplicaMessage,
 });
 export type ReplicationJob = z.infer<typeof ReplicationJob>;

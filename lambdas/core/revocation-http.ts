@@ -3,13 +3,13 @@
  * or of one user of it; `GET /v1/usage?from=&to=` reads the tenant's metered usage. Both for the `admin` role only;
  * the tenant is always the token's. Every failure is `{"error":{"code","message"}}` with its status.
  */
-import { z } from 'zod';
 import type { ClaimNames } from './auth.ts';
 import { callerOf, type EntityHttpResponse, errorResponse, parseBody } from './entities/http.ts';
 import { BadRequestError, ForbiddenError, TenantcastError, toTenantcastError } from './errors.ts';
 import type { HttpIdentity } from './http-identity.ts';
 import { type DisconnectDeps, disconnectAll } from './revocation.ts';
 import { parseUsageRange, type UsageStore } from './usage.ts';
+import * as z from './zod.ts';
 
 /** The role allowed to use the admin API. */
 export const ADMIN_ROLE = 'admin';
@@ -18,7 +18,11 @@ export const adminRoutes = { 'POST /v1/admin/disconnect': 'disconnect', 'GET /v1
 export type AdminOperation = (typeof adminRoutes)[keyof typeof adminRoutes];
 
 export const DisconnectBody = z.strictObject({
-  userId: z.string().min(1, 'userId must not be empty').max(256, 'userId must be at most 256 characters').optional(),
+  userId: z.optional(
+    z
+      .string()
+      .check(z.minLength(1, 'userId must not be empty'), z.maxLength(256, 'userId must be at most 256 characters')),
+  ),
 });
 
 export interface AdminRequest extends HttpIdentity {

@@ -7,9 +7,9 @@
  * `tenantcast_` belong to tenantcast (the change log) and are never entities.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import type { DataApi, DatabaseRef } from './data-api.ts';
 import { BadRequestError, NotFoundError } from './errors.ts';
+import * as z from './zod.ts';
 
 export const RESERVED_TABLE_PREFIX = 'tenantcast_';
 export const CHANGE_LOG_TABLE = 'tenantcast_change_log';
@@ -47,7 +47,7 @@ export const FieldSchema = z.object({
   nullable: z.boolean(),
   hasDefault: z.boolean(),
   /** Single-column foreign key. */
-  references: z.object({ entity: z.string(), field: z.string() }).optional(),
+  references: z.optional(z.object({ entity: z.string(), field: z.string() })),
 });
 export type FieldSchema = z.infer<typeof FieldSchema>;
 
@@ -59,13 +59,13 @@ export type EntitySchema = z.infer<typeof EntitySchema>;
 
 export const SchemaSnapshot = z.object({
   /** 1 for the first snapshot, +1 each time a refresh finds a different schema. */
-  version: z.number().int().positive(),
+  version: z.number().check(z.int(), z.positive()),
   /** sha256 of the canonical JSON of `entities`. */
   hash: z.string(),
   introspectedAt: z.string(),
   entities: z.record(z.string(), EntitySchema),
   /** Tables that are not entities, and why (no single-column primary key, ...). */
-  skipped: z.record(z.string(), z.string()).default({}),
+  skipped: z._default(z.record(z.string(), z.string()), {}),
 });
 export type SchemaSnapshot = z.infer<typeof SchemaSnapshot>;
 

@@ -8,7 +8,6 @@
  * Query on the partition reads both. `put` writes the snapshot first, so a reader never sees a config without it.
  */
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { EntityRules } from './entities/model.ts';
 import { ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
@@ -16,6 +15,7 @@ import { RateLimitOverrides } from './rate-limit.ts';
 import { tenantPk } from './registry.ts';
 import { SchemaSnapshot } from './schema.ts';
 import { TtlCache } from './ttl-cache.ts';
+import * as z from './zod.ts';
 
 /** Where the tenant's data lives. The secret's role can connect only to `databaseName`. */
 export const TenantDatabase = z.object({
@@ -28,29 +28,31 @@ export const TenantDatabase = z.object({
 export type TenantDatabase = z.infer<typeof TenantDatabase>;
 
 /** Per-tenant limits; absent keys take the service defaults. */
-export const TenantLimits = z
-  .object({
-    /** Largest page an entity list returns. */
-    maxPageSize: z.number().int().positive(),
-    /** Largest request body of an entity write, in bytes. */
-    maxWriteBytes: z.number().int().positive(),
-    /** Open WebSocket connections of the tenant. */
-    maxConnections: z.number().int().positive(),
-  })
-  .partial()
+export const TenantLimits = z.extend(
+  z.partial(
+    z.object({
+      /** Largest page an entity list returns. */
+      maxPageSize: z.number().check(z.int(), z.positive()),
+      /** Largest request body of an entity write, in bytes. */
+      maxWriteBytes: z.number().check(z.int(), z.positive()),
+      /** Open WebSocket connections of the tenant. */
+      maxConnections: z.number().check(z.int(), z.positive()),
+    }),
+  ),
   // Rate limits and the per-user connection cap (lambdas/core/rate-limit.ts, docs/security.md).
-  .extend(RateLimitOverrides.shape);
+  RateLimitOverrides.shape,
+);
 export type TenantLimits = z.infer<typeof TenantLimits>;
 
 export const TenantConfig = z.object({
   tenantId: z.string(),
   roleRules: RoleRules,
-  database: TenantDatabase.optional(),
-  schema: SchemaSnapshot.optional(),
-  entityRules: EntityRules.optional(),
-  limits: TenantLimits.optional(),
+  database: z.optional(TenantDatabase),
+  schema: z.optional(SchemaSnapshot),
+  entityRules: z.optional(EntityRules),
+  limits: z.optional(TenantLimits),
   /** Group patterns (`*` = any characters) whose members get presence join/leave events (docs/protocol.md). */
-  presenceGroups: z.array(z.string()).optional(),
+  presenceGroups: z.optional(z.array(z.string())),
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 

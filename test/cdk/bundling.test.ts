@@ -1,5 +1,6 @@
 /**
  * The one test that bundles for real (esbuild, no Docker): it needs every handler in lambdas/manifest.ts to exist.
+ * Sizes are deterministic, so the size budget is asserted here; import times only in `npm run bundles`.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,15 +8,21 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { Stack } from 'aws-cdk-lib';
 import { functions } from '../../lambdas/manifest.ts';
+import { BUNDLE_BUDGET, ESM_REQUIRE_BANNER, RUNTIME_PROVIDED_MODULES } from '../../lib/bundling.ts';
 import { RealtimeStack } from '../../lib/realtime-stack.ts';
-import { ESM_REQUIRE_BANNER } from '../../lib/tenantcast-function.ts';
 import { newApp, newDataStack, stageConfig } from './support.ts';
 
 const outdir = mkdtempSync(path.join(tmpdir(), 'tenantcast-cdk-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
+/** The AWS SDK and Smithy packages a bundle imports at run time instead of containing them. */
+function sdkImportsOf(code: string): string[] {
+  const specifiers = [...code.matchAll(/(?:from|import)\s*\(?\s*["']((?:@aws-sdk|@smithy)\/[^"']+)["']/g)];
+  return [...new Set(specifiers.map((m) => m[1] as string))].sort();
+}
+
 describe('bundling', () => {
-  it('turns every manifest handler into an ESM asset with the createRequire banner and a source map', () => {
+  it('turns every manifest handler into an ESM asset with the createRequire banner and a source map, the AWS SDK inside, within the size budget', () => {
     const app = newApp({ bundle: true, outdir });
     const stage = stageConfig('dev');
     const stack = new RealtimeStack(app, 'tenantcast-dev-eu-west-1', {
@@ -29,6 +36,7 @@ describe('bundling', () => {
       { Type: string; Properties: { Code?: { S3Key?: string } } }
     >;
 
+    const sizes: Record<string, number> = {};
     for (const spec of functions) {
       const fn = stack.functions.get(spec.name);
       if (!fn) throw new Error(`no function '${spec.name}'`);
@@ -43,6 +51,13 @@ describe('bundling', () => {
         /export\s*\{[^}]*\bas handler\b|export\s*\{\s*handler\s*\}|export\s+(async\s+)?(const|function)\s+handler/,
       );
       expect(existsSync(path.join(assetDir, 'index.mjs.map'))).toBe(true);
+      // The SDK is bundled (faster to import than the runtime's copy, lib/bundling.ts) but for the credential
+      // chain's fallbacks.
+      const external = sdkImportsOf(code).filter((m) => !(RUNTIME_PROVIDED_MODULES as readonly string[]).includes(m));
+      expect({ handler: spec.name, external }).toEqual({ handler: spec.name, external: [] });
+      sizes[spec.name] = Buffer.byteLength(code);
     }
+    const overBudget = Object.entries(sizes).filter(([, bytes]) => bytes > BUNDLE_BUDGET.bytes);
+    expect(overBudget).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
  * access rules. Both come from the tenant catalog (lambdas/core/tenants.ts); these are the structural views the
  * entity core needs, so it does not depend on how the catalog stores them.
  */
-import { z } from 'zod';
+import * as z from '../zod.ts';
 
 /** Column types an entity field can have (introspected from PostgreSQL). */
 export const fieldTypes = [
@@ -44,18 +44,18 @@ export interface CallerSchema {
 
 /** Row filter: a row is visible when its `column` equals the caller's claim, or is one of the claim's values. */
 export const RowFilter = z.union([
-  z.strictObject({ column: z.string().min(1), equalsClaim: z.string().min(1) }),
-  z.strictObject({ column: z.string().min(1), inClaim: z.string().min(1) }),
+  z.strictObject({ column: z.string().check(z.minLength(1)), equalsClaim: z.string().check(z.minLength(1)) }),
+  z.strictObject({ column: z.string().check(z.minLength(1)), inClaim: z.string().check(z.minLength(1)) }),
 ]);
 export type RowFilter = z.infer<typeof RowFilter>;
 
 /** Access rules of one entity of one tenant. */
 export const EntityRule = z.strictObject({
-  readRoles: z.array(z.string()).default([]),
-  writeRoles: z.array(z.string()).default([]),
-  rowFilter: RowFilter.optional(),
+  readRoles: z._default(z.array(z.string()), []),
+  writeRoles: z._default(z.array(z.string()), []),
+  rowFilter: z.optional(RowFilter),
   /** Roles that see and write every row whatever the row filter says. */
-  bypassRoles: z.array(z.string()).default([]),
+  bypassRoles: z._default(z.array(z.string()), []),
 });
 export type EntityRule = z.infer<typeof EntityRule>;
 

@@ -35,6 +35,21 @@ describe('entity request validation', () => {
     expect(() => parseCreate(task, 'task', { title: 'x', due: '2024-13-45x' })).toThrow(/field 'due'/);
   });
 
+  it("says what is wrong in zod's English words, as the API always has", () => {
+    expect(() => parseCreate(task, 'task', { title: 'x', priority: 1.5 })).toThrow(
+      "invalid value for field 'priority' of entity 'task': Invalid input: expected int, received number",
+    );
+    expect(() => parseCreate(task, 'task', { title: 'x', priority: 2 ** 31 })).toThrow(
+      "invalid value for field 'priority' of entity 'task': Too big: expected number to be <=2147483647",
+    );
+    expect(() => parseCreate(task, 'task', { title: 'x', done: 'yes' })).toThrow(
+      "invalid value for field 'done' of entity 'task': Invalid input: expected boolean, received string",
+    );
+    expect(() => parseCreate(task, 'task', { title: 'x'.repeat(65_537) })).toThrow(
+      "invalid value for field 'title' of entity 'task': Too big: expected string to have <=65536 characters",
+    );
+  });
+
   it('refuses a NUL character in a text, text[] or jsonb value (PostgreSQL cannot store it) naming the field', () => {
     const nul = 'a\u0000b';
     expect(() => parseCreate(task, 'task', { title: nul })).toThrow(/field 'title'.*NUL/);

@@ -3,8 +3,8 @@
  * unknown field is a BAD_REQUEST naming it), typed query filters. Nothing that is not a snapshot field name gets
  * past here, so the SQL builder only ever sees introspected identifiers.
  */
-import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../errors.ts';
+import * as z from '../zod.ts';
 import {
   type EntitySpec,
   type FieldSpec,
@@ -37,29 +37,30 @@ function jsonHasNul(value: unknown): boolean {
 }
 
 /** The JSON value a field accepts in a body. */
-export function fieldSchema(type: FieldType): z.ZodType {
+export function fieldSchema(type: FieldType): z.ZodMiniType {
   switch (type) {
     case 'text':
-      return z.string().max(65_536).refine(noNul, NUL_MESSAGE);
+      return z.string().check(z.maxLength(65_536), z.refine(noNul, NUL_MESSAGE));
     case 'int':
-      return z.number().int().min(INT_MIN).max(INT_MAX);
+      return z.number().check(z.int(), z.gte(INT_MIN), z.lte(INT_MAX));
     case 'numeric':
-      return z.union([z.number().finite(), z.string().regex(/^-?\d+(\.\d+)?$/)]);
+      // zod 4's number() refuses Infinity and NaN (classic's .finite() was a no-op).
+      return z.union([z.number(), z.string().check(z.regex(/^-?\d+(\.\d+)?$/))]);
     case 'uuid':
-      return z.string().regex(UUID, 'expected a UUID');
+      return z.string().check(z.regex(UUID, 'expected a UUID'));
     case 'date':
-      return z
-        .string()
-        .regex(DATE, 'expected a date YYYY-MM-DD')
-        .refine((v) => !Number.isNaN(Date.parse(v)), 'invalid date');
+      return z.string().check(
+        z.regex(DATE, 'expected a date YYYY-MM-DD'),
+        z.refine((v) => !Number.isNaN(Date.parse(v)), 'invalid date'),
+      );
     case 'timestamptz':
       return z.iso.datetime({ offset: true });
     case 'boolean':
       return z.boolean();
     case 'text[]':
-      return z.array(z.string().max(65_536).refine(noNul, NUL_MESSAGE)).max(1000);
+      return z.array(z.string().check(z.maxLength(65_536), z.refine(noNul, NUL_MESSAGE))).check(z.maxLength(1000));
     case 'jsonb':
-      return z.json().refine((v) => !jsonHasNul(v), NUL_MESSAGE);
+      return z.json().check(z.refine((v) => !jsonHasNul(v), NUL_MESSAGE));
   }
 }
 
@@ -85,7 +86,7 @@ function describeIssue(entityName: string, issue: z.core.$ZodIssue): string {
   return `invalid value for field '${String(field)}' of entity '${entityName}': ${issue.message}`;
 }
 
-function parseWith<T>(schema: z.ZodType<T>, value: unknown, entityName: string): T {
+function parseWith<T>(schema: z.ZodMiniType<T>, value: unknown, entityName: string): T {
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -94,16 +95,16 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, entityName: string):
   return result.data;
 }
 
-function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodType<Record<string, unknown>> {
-  const shape: Record<string, z.ZodType> = {};
+function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodMiniType<Record<string, unknown>> {
+  const shape: Record<string, z.ZodMiniType> = {};
   for (const name of fieldNames(entity)) {
     const field = entity.fields[name] as FieldSpec;
     let schema = fieldSchema(field.type);
-    if (field.nullable) schema = schema.nullable();
+    if (field.nullable) schema = z.nullable(schema);
     const required = mode === 'create' && !field.nullable && !field.hasDefault;
-    shape[name] = required ? schema : schema.optional();
+    shape[name] = required ? schema : z.optional(schema);
   }
-  return z.strictObject(shape) as z.ZodType<Record<string, unknown>>;
+  return z.strictObject(shape) as z.ZodMiniType<Record<string, unknown>>;
 }
 
 /** A create body: a JSON object of known fields with values of their types; required fields present. */
