@@ -22,6 +22,9 @@ export default {
   testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
   modulePathIgnorePatterns: ['<rootDir>/cdk.out/'],
   testTimeout: 30000,
+  // Function bundles built once for every local runtime of the run (test/support/global-setup.ts).
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   // A local runtime whose start outlived a timed-out beforeAll (a loaded machine) may still be running when its file
   // ends; without this the run would never exit and CI would wait for its own time limit. Test files stop what they
   // start (test/support/local-stack.ts also stops such late starts); this is the backstop.
