@@ -29,18 +29,32 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
   });
 }
 
+/** What a test file does around its runtime, in the same hooks that start and stop it. */
+export interface RuntimeHooks {
+  /** After the runtime started, in the same `beforeAll` (tenants and clients every test of the file uses). */
+  readonly prepare?: (runtime: LocalRuntime) => Promise<void>;
+  /** In the `afterAll`, before the tracked clients are closed and the runtime stopped. */
+  readonly cleanup?: (runtime: LocalRuntime) => Promise<void> | void;
+  /** How long the start (with `prepare`) and the stop (with `cleanup`) may each take. @default STARTUP_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+}
+
 /**
  * The usual test file setup: one quiet local runtime started before the file's tests and stopped (with every tracked
- * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran).
+ * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran). `hooks`
+ * (or a timeout alone) add what the file does once around it.
  */
-export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = STARTUP_TIMEOUT_MS): () => LocalRuntime {
+export function useQuietRuntime(options: LocalOptions = {}, hooks: RuntimeHooks | number = {}): () => LocalRuntime {
+  const { prepare, cleanup, timeoutMs = STARTUP_TIMEOUT_MS } = typeof hooks === 'number' ? { timeoutMs: hooks } : hooks;
   let runtime: LocalRuntime | undefined;
   let starting: Promise<LocalRuntime> | undefined;
   beforeAll(async () => {
     starting = startQuietRuntime(options);
     runtime = await starting;
+    await prepare?.(runtime);
   }, timeoutMs);
   afterAll(async () => {
+    if (runtime !== undefined) await cleanup?.(runtime);
     await closeClients();
     // A start that outlived its hook's timeout still finishes: stop that runtime too, or it keeps Jest alive.
     await (runtime ?? (await starting?.catch(() => undefined)))?.stop();
