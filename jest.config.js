@@ -22,6 +22,10 @@ export default {
   testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
   modulePathIgnorePatterns: ['<rootDir>/cdk.out/'],
   testTimeout: 30000,
+  // Two workers on this two-core machine: much of an integration file's time is waiting (sockets, queues, timers),
+  // which the other worker fills. Longest files first (test/support/sequencer.js) so neither waits for the other.
+  maxWorkers: 2,
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   // Function bundles built once for every local runtime of the run (test/support/global-setup.ts).
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
