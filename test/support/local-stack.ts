@@ -17,7 +17,8 @@ export const STARTUP_TIMEOUT_MS = 120_000;
 
 /**
  * Starts the local runtime on a free port with runtime and function logs dropped, its seeded tenants with raised
- * limits (tests drive them far harder than a person would); `options` override any of that.
+ * limits (tests drive them far harder than a person would), and sandboxes started on first use only (a file uses a
+ * few of the functions); `options` override any of that.
  */
 export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
   return startLocal({
@@ -25,6 +26,7 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
     log: () => undefined,
     onFunctionLog: () => undefined,
     seedLimits: devLimits,
+    warmFunctions: false,
     ...options,
   });
 }
