@@ -1,6 +1,9 @@
-import { resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
+import { buildFunctionBundles } from './function-bundles.ts';
 import { FunctionError, FunctionHost } from './function-host.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -20,8 +23,9 @@ afterEach(async () => {
   host = undefined;
 });
 
-function start(timeoutMs?: number, maxSandboxes?: number): FunctionHost {
+function start(timeoutMs?: number, maxSandboxes?: number, bundleDir?: string): FunctionHost {
   host = new FunctionHost({
+    ...(bundleDir !== undefined && { bundleDir }),
     spec,
     root,
     bindingValues: { TABLE_NAME: 'the-table', DELIVERY_QUEUE_URL: 'http://queue' },
@@ -91,5 +95,19 @@ describe('the local function host', () => {
 
   it('refuses a sandbox cap that is not a positive integer, saying what it was given', () => {
     expect(() => start(undefined, 0)).toThrow('maxSandboxes must be a positive integer, got 0 (function probe)');
+  });
+
+  it('runs the prebuilt bundle of its function instead of the TypeScript entry when given a bundle directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'function-host-test-'));
+    try {
+      await buildFunctionBundles(dir, [spec], root);
+      const h = start(undefined, undefined, dir);
+      expect(await h.invoke({ op: 'module' })).toEqual({ url: expect.stringMatching(/\/probe\.mjs$/) });
+      expect(await h.invoke({ op: 'env', key: 'TABLE_NAME' })).toEqual({ value: 'the-table', functionName: 'probe' });
+      expect(await h.invoke({ op: 'echo', nested: [1] })).toEqual({ echo: { op: 'echo', nested: [1] } });
+    } finally {
+      await host?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

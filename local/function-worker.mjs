@@ -1,13 +1,12 @@
 // One Lambda "sandbox" of the local runtime: a worker thread with exactly the environment the function manifest
 // gives the function, running its handler module unchanged. Plain .mjs so it starts the same under Node, tsx and
-// Jest; TypeScript entries are loaded through tsx's loader, registered for this thread.
+// Jest; TypeScript entries are loaded through tsx's loader, registered for this thread (prebuilt bundles,
+// local/function-bundles.ts, are plain JavaScript and skip it).
 import { randomUUID } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
-
-register();
 
 const { entryUrl, functionName, memoryMB, timeoutMs, region } = workerData;
+if (entryUrl.endsWith('.ts')) (await import('tsx/esm/api')).register();
 const mod = await import(entryUrl);
 if (typeof mod.handler !== 'function') throw new Error(`${entryUrl} does not export a function named 'handler'`);
 

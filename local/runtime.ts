@@ -22,6 +22,7 @@ import {
   startTtlSweeper,
   type TtlSweeper,
 } from './dynamo.ts';
+import { FUNCTION_BUNDLES_ENV } from './function-bundles.ts';
 import { FunctionHost } from './function-host.ts';
 import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromManifest } from './gateway.ts';
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
@@ -94,6 +95,17 @@ export interface LocalOptions {
    * The benchmark raises it to send its bursts from one connection. @default 64
    */
   readonly maxQueuedPerConnection?: number;
+  /**
+   * A directory of prebuilt function bundles (local/function-bundles.ts) the sandboxes load instead of the TypeScript
+   * entries: the Jest global setup builds them once per run. @default `TENANTCAST_FUNCTION_BUNDLES`, else the entries
+   */
+  readonly functionBundles?: string;
+  /**
+   * Start one sandbox of every function before the runtime is ready, so no first request waits for a cold start.
+   * Tests turn it off: a file uses a few of the functions, and a cold start costs a few tenths of a second of CPU.
+   * @default true
+   */
+  readonly warmFunctions?: boolean;
 }
 
 export interface LocalRuntime {
@@ -205,6 +217,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
 
     // Functions are started lazily, on first invocation, so their environment can name the gateway's real port.
     const hosts = new Map<string, FunctionHost>();
+    const bundleDir = options.functionBundles ?? process.env[FUNCTION_BUNDLES_ENV];
     // Every function log line also feeds the ops page's EMF collector (local/ops.ts), as CloudWatch extracts EMF.
     const metrics = new MetricsCollector();
     const functionLog = options.onFunctionLog ?? ((_name: string, line: string) => process.stdout.write(`${line}\n`));
@@ -231,6 +244,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
         new FunctionHost({
           spec,
           root,
+          ...(bundleDir !== undefined && bundleDir !== '' && { bundleDir }),
           bindingValues,
           baseEnv,
           ...(spec.trigger.kind === 'sqs' && {
@@ -408,8 +422,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
 
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
-    progress(`functions (${hosts.size} sandboxes)`);
-    await Promise.all([...hosts.values()].map((h) => h.start()));
+    if (options.warmFunctions ?? true) {
+      progress(`functions (${hosts.size} sandboxes)`);
+      await Promise.all([...hosts.values()].map((h) => h.start()));
+    }
     gateway.setReady();
     log('info', 'ready', { url: gateway.url, elapsedMs: Date.now() - startedAt });
 

@@ -4,34 +4,17 @@
  * and real WebSockets for `entity:<name>` subscribers.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import {
-  closeClients,
-  httpApi,
-  jsonOf,
-  openClient,
-  STARTUP_TIMEOUT_MS,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { describe, expect, it } from '@jest/globals';
+import { httpApi, jsonOf, openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
 const functionLogs: string[] = [];
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
-    onFunctionLog: (_name, line) => functionLogs.push(line),
-  });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
+const runtime = useQuietRuntime({
+  sqsRetryDelaySeconds: 0,
+  schedules: false,
+  functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
+  onFunctionLog: (_name, line) => functionLogs.push(line),
 });
 
 interface Answer {
@@ -47,8 +30,8 @@ async function api(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<Answer> {
-  const token = as && tokenFor(runtime, as.tenant, as.user, as.roles);
-  const answer = await httpApi(runtime, token, method, path, body, headers);
+  const token = as && tokenFor(runtime(), as.tenant, as.user, as.roles);
+  const answer = await httpApi(runtime(), token, method, path, body, headers);
   return { status: answer.status, body: jsonOf<Answer['body']>(answer), headers: answer.headers };
 }
 
@@ -58,7 +41,7 @@ async function subscriber(
   roles: string[],
   group = 'entity:task',
 ): Promise<TestClient> {
-  const c = await openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
+  const c = await openClient(runtime(), tokenFor(runtime(), tenantId, userId, roles));
   expect(await c.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
   return c;
 }

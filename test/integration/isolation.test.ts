@@ -4,34 +4,24 @@
  * ids over HTTP, globex's `user:` groups, replay with `since` — and receives nothing of globex's. Everything globex
  * sends carries a marker, and the test checks that no frame or response acme got contains it.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import {
-  closeClients,
-  httpApi,
-  openClient,
-  STARTUP_TIMEOUT_MS,
-  sleep,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { httpApi, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
 const MARKER = 'GLOBEX-SECRET';
-let runtime: LocalRuntime;
 const acmeSaw: string[] = [];
 let carol: TestClient;
 let globexAdmin: TestClient;
 let globexTaskIds: string[] = [];
 
-const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime, tenantId, userId, roles);
+const token = (tenantId: string, userId: string, roles: string[]) => tokenFor(runtime(), tenantId, userId, roles);
 
 async function client(tenantId: string, userId: string, roles: string[]): Promise<TestClient> {
-  return openClient(runtime, token(tenantId, userId, roles));
+  return openClient(runtime(), token(tenantId, userId, roles));
 }
 
 async function api(tenantId: string, userId: string, method: string, path: string, body?: unknown, headers = {}) {
-  const { status, text } = await httpApi(runtime, token(tenantId, userId, ['admin']), method, path, body, headers);
+  const { status, text } = await httpApi(runtime(), token(tenantId, userId, ['admin']), method, path, body, headers);
   if (tenantId === 'acme') acmeSaw.push(text);
   return { status, text };
 }
@@ -41,28 +31,27 @@ async function globexPublish(group: string): Promise<void> {
   expect(ack).toMatchObject({ type: 'ack' });
 }
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false });
-  carol = await client('globex', 'carol', ['member']);
-  globexAdmin = await client('globex', 'gadmin', ['admin']);
-  for (const group of ['chat:general', 'user:carol', 'entity:task']) {
-    expect(await carol.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
-  }
-  // History for replays: globex's chat:general has messages before acme ever subscribes.
-  await globexPublish('chat:general');
-  await globexPublish('chat:general');
-  await carol.waitFor((f) => f.type === 'message' || f.type === 'batch', 5000);
-  const list = await api('globex', 'gadmin', 'GET', '/v1/entities/task');
-  expect(list.status).toBe(200);
-  const items = (JSON.parse(list.text) as { items: { id: unknown }[] }).items;
-  globexTaskIds = items.map((item) => String(item.id));
-  expect(globexTaskIds.length).toBeGreaterThan(0);
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-});
+const runtime = useQuietRuntime(
+  { sqsRetryDelaySeconds: 0, schedules: false },
+  {
+    prepare: async () => {
+      carol = await client('globex', 'carol', ['member']);
+      globexAdmin = await client('globex', 'gadmin', ['admin']);
+      for (const group of ['chat:general', 'user:carol', 'entity:task']) {
+        expect(await carol.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
+      }
+      // History for replays: globex's chat:general has messages before acme ever subscribes.
+      await globexPublish('chat:general');
+      await globexPublish('chat:general');
+      await carol.waitFor((f) => f.type === 'message' || f.type === 'batch', 5000);
+      const list = await api('globex', 'gadmin', 'GET', '/v1/entities/task');
+      expect(list.status).toBe(200);
+      const items = (JSON.parse(list.text) as { items: { id: unknown }[] }).items;
+      globexTaskIds = items.map((item) => String(item.id));
+      expect(globexTaskIds.length).toBeGreaterThan(0);
+    },
+  },
+);
 
 describe('an admin of acme', () => {
   let mallory: TestClient;

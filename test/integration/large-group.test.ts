@@ -3,10 +3,9 @@
  * the manifest's SPLIT_THRESHOLD (500), so every run goes through the split path: the broadcaster pages the group
  * onto the fan-out queue and the fanout function delivers the pages in parallel lanes.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { functions } from '../../lambdas/manifest.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import { messages, STARTUP_TIMEOUT_MS, sleep, startQuietRuntime, tokenFor } from '../support/local-stack.ts';
+import { messages, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import { connect, type TestClient } from '../support/ws-client.ts';
 
 const MEMBERS = 2000;
@@ -14,18 +13,19 @@ const MESSAGES = 5;
 /** Handshakes (authorizer + connect) and subscribes in flight at once. */
 const PARALLEL = 50;
 
-let runtime: LocalRuntime;
 const members: TestClient[] = [];
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  // Closing 2000 connections runs 2000 $disconnects; in bounded batches like the opening.
-  for (let i = 0; i < members.length; i += 200) await Promise.all(members.slice(i, i + 200).map((c) => c.close()));
-  await runtime?.stop();
-}, 120_000);
+const runtime = useQuietRuntime(
+  { sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' },
+  {
+    cleanup: async () => {
+      // Closing 2000 connections would run 2000 $disconnects, which this file does not test (connection.test.ts and
+      // realtime.test.ts do): the disconnect function stops first, so each fails at once (logged by the gateway).
+      await runtime().functions.get('disconnect')?.close();
+      for (let i = 0; i < members.length; i += 200) await Promise.all(members.slice(i, i + 200).map((c) => c.close()));
+    },
+  },
+);
 
 /** Runs `work` for 0..count-1 with at most `parallel` in flight. */
 async function bounded(count: number, parallel: number, work: (i: number) => Promise<void>): Promise<void> {
@@ -44,23 +44,23 @@ describe('a 2000-member group', () => {
     expect(MEMBERS).toBeGreaterThan(threshold);
 
     // The tenant's connection cap (catalog `limits.maxConnections`) must admit the whole group.
-    const acme = await runtime.tenants.get('acme');
-    await runtime.tenants.put({ ...acme, limits: { ...acme.limits, maxConnections: MEMBERS + 100 } });
+    const acme = await runtime().tenants.get('acme');
+    await runtime().tenants.put({ ...acme, limits: { ...acme.limits, maxConnections: MEMBERS + 100 } });
 
     const group = 'chat:everyone';
     const started = Date.now();
     await bounded(MEMBERS, PARALLEL, async (i) => {
-      const c = await connect(runtime.wsUrl, tokenFor(runtime, 'acme', `m${i}`, ['member']));
+      const c = await connect(runtime().wsUrl, tokenFor(runtime(), 'acme', `m${i}`, ['member']));
       members.push(c);
       const ack = await c.request({ action: 'subscribe', group }, 20_000);
       if (ack.type !== 'ack') throw new Error(`member ${i} could not subscribe: ${JSON.stringify(ack)}`);
     });
     const joinedMs = Date.now() - started;
 
-    const fanout = runtime.functions.get('fanout');
+    const fanout = runtime().functions.get('fanout');
     if (fanout === undefined) throw new Error('no fanout function');
     const fanoutBefore = fanout.invocations;
-    const postsBefore = runtime.gateway.stats.posts;
+    const postsBefore = runtime().gateway.stats.posts;
     const publisher = members[0] as TestClient;
     const ids: unknown[] = [];
     const publishedAt = Date.now();
@@ -83,7 +83,7 @@ describe('a 2000-member group', () => {
     await sleep(500);
     console.log(
       `large group: ${MEMBERS} members joined in ${joinedMs} ms; ${MESSAGES} messages delivered to all in ${deliveredMs} ms ` +
-        `(${runtime.gateway.stats.posts - postsBefore} posts, ${fanout.invocations - fanoutBefore} fanout invocations)`,
+        `(${runtime().gateway.stats.posts - postsBefore} posts, ${fanout.invocations - fanoutBefore} fanout invocations)`,
     );
 
     expect(fanout.invocations - fanoutBefore).toBeGreaterThan(0);

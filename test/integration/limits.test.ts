@@ -4,53 +4,42 @@
  * (429 with Retry-After), frame and publish sizes. Tenants here are created by the test: `plain` with the service
  * defaults, `tiny` with small overrides in the tenant catalog.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { defaultLimits } from '../../lambdas/core/rate-limit.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
 import { defaultRoleRules } from '../../local/seed.ts';
-import {
-  closeClients,
-  openClient,
-  STARTUP_TIMEOUT_MS,
-  sleep,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import { type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startQuietRuntime({
+const runtime = useQuietRuntime(
+  {
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
-  });
-  await runtime.tenants.put({ tenantId: 'plain', roleRules: defaultRoleRules });
-  await runtime.tenants.put({
-    tenantId: 'tiny',
-    roleRules: defaultRoleRules,
-    limits: {
-      maxConnections: 3,
-      maxConnectionsPerUser: 2,
-      publishesPerSecond: 1,
-      publishBurst: 2,
-      httpBurst: 2,
-      httpRequestsPerSecond: 1,
+  },
+  {
+    prepare: async () => {
+      await runtime().tenants.put({ tenantId: 'plain', roleRules: defaultRoleRules });
+      await runtime().tenants.put({
+        tenantId: 'tiny',
+        roleRules: defaultRoleRules,
+        limits: {
+          maxConnections: 3,
+          maxConnectionsPerUser: 2,
+          publishesPerSecond: 1,
+          publishBurst: 2,
+          httpBurst: 2,
+          httpRequestsPerSecond: 1,
+        },
+      });
     },
-  });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-});
+  },
+);
 
 const token = (tenantId: string, userId: string, roles: string[] = ['member']) =>
-  tokenFor(runtime, tenantId, userId, roles);
+  tokenFor(runtime(), tenantId, userId, roles);
 
 async function client(tenantId: string, userId: string, roles?: string[]): Promise<TestClient> {
-  return openClient(runtime, token(tenantId, userId, roles));
+  return openClient(runtime(), token(tenantId, userId, roles));
 }
 
 /** Sends `count` pings at once and waits for every answer. */
@@ -98,7 +87,7 @@ describe('the publish rate of a tenant', () => {
     expect(answers[2]).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
     await a.close();
     await b.close();
-    await runtime.gateway.whenIdle();
+    await runtime().gateway.whenIdle();
   });
 });
 
@@ -106,19 +95,19 @@ describe('connection caps', () => {
   it('refuse a user past maxConnectionsPerUser with 429 and admit again once one closes', async () => {
     const one = await client('tiny', 'capped');
     await client('tiny', 'capped');
-    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'capped'))).toBe(429);
+    expect(await handshakeStatus(runtime().wsUrl, token('tiny', 'capped'))).toBe(429);
     await one.close();
-    await runtime.gateway.whenIdle();
-    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'capped'))).toBe(101);
+    await runtime().gateway.whenIdle();
+    expect(await handshakeStatus(runtime().wsUrl, token('tiny', 'capped'))).toBe(101);
   });
 
   it('refuse anyone of a tenant at maxConnections with 429, and never count another tenant', async () => {
-    await runtime.gateway.whenIdle();
+    await runtime().gateway.whenIdle();
     // 'capped' still holds one; two more fill the tenant's 3.
     await client('tiny', 'other1');
     await client('tiny', 'other2');
-    expect(await handshakeStatus(runtime.wsUrl, token('tiny', 'other3'))).toBe(429);
-    expect(await handshakeStatus(runtime.wsUrl, token('plain', 'other3'))).toBe(101);
+    expect(await handshakeStatus(runtime().wsUrl, token('tiny', 'other3'))).toBe(429);
+    expect(await handshakeStatus(runtime().wsUrl, token('plain', 'other3'))).toBe(101);
   });
 });
 
@@ -128,7 +117,7 @@ describe('the HTTP API rate of a user', () => {
     const statuses: number[] = [];
     let limited: Response | undefined;
     for (let i = 0; i < 3; i++) {
-      const response = await fetch(`${runtime.url}/v1/usage`, { headers: auth });
+      const response = await fetch(`${runtime().url}/v1/usage`, { headers: auth });
       statuses.push(response.status);
       if (response.status === 429) limited = response;
       else await response.arrayBuffer();
@@ -137,7 +126,7 @@ describe('the HTTP API rate of a user', () => {
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(await limited?.json()).toMatchObject({ error: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) } });
     // Another user of the same tenant has a bucket of their own.
-    const other = await fetch(`${runtime.url}/v1/usage`, {
+    const other = await fetch(`${runtime().url}/v1/usage`, {
       headers: { authorization: `Bearer ${token('tiny', 'http-other', ['admin'])}` },
     });
     expect(other.status).toBe(200);

@@ -4,45 +4,32 @@
  * database, the SQS stand-in refusing sends (`sqs.failSends`), and a real WebSocket subscriber of `entity:task`.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { changeLog } from '../../lambdas/core/entities/sql.ts';
-import type { LocalRuntime } from '../../local/runtime.ts';
 import { localDataPorts } from '../../local/tenant-data.ts';
-import {
-  closeClients,
-  eventually,
-  httpApi,
-  jsonOf,
-  openClient,
-  STARTUP_TIMEOUT_MS,
-  sleep,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { eventually, httpApi, jsonOf, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
 const functionLogs: string[] = [];
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({
+const runtime = useQuietRuntime(
+  {
     sqsRetryDelaySeconds: 0,
     schedules: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', OUTBOX_GRACE_SECONDS: '0' },
     onFunctionLog: (_name, line) => functionLogs.push(line),
-  });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  runtime?.sqs.restoreSends();
-  await closeClients();
-  await runtime?.stop();
-}, 60_000);
+  },
+  {
+    cleanup: async () => {
+      runtime().sqs.restoreSends();
+    },
+  },
+);
 
 async function createTask(body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
   const answer = await httpApi(
-    runtime,
-    tokenFor(runtime, 'acme', 'alice', ['member']),
+    runtime(),
+    tokenFor(runtime(), 'acme', 'alice', ['member']),
     'POST',
     '/v1/entities/task',
     body,
@@ -52,9 +39,9 @@ async function createTask(body: Record<string, unknown>): Promise<{ status: numb
 
 /** The `published` flag of a change-log row, read straight from acme's database through the Data API. */
 async function publishedFlag(key: string, version: number): Promise<boolean | undefined> {
-  const database = (await runtime.tenants.get('acme')).database;
+  const database = (await runtime().tenants.get('acme')).database;
   if (database === undefined) throw new Error('acme has no database');
-  const { dataApi } = localDataPorts(runtime.dataApi.endpoint, 'us-east-1');
+  const { dataApi } = localDataPorts(runtime().dataApi.endpoint, 'us-east-1');
   const { rows } = await dataApi.execute(
     { clusterArn: database.clusterArn, secretArn: database.secretArn, databaseName: database.databaseName },
     `SELECT published FROM "${changeLog.table}" WHERE entity = 'task' AND key = :key AND version = :version`,
@@ -71,31 +58,31 @@ const changesFor = (c: TestClient, key: string) =>
 
 describe('a change committed while the changes queue is unreachable', () => {
   it('still commits (201), stays unpublished, and reaches the subscriber exactly once after the relay runs', async () => {
-    const watcher = await openClient(runtime, tokenFor(runtime, 'acme', 'walt', ['viewer']));
+    const watcher = await openClient(runtime(), tokenFor(runtime(), 'acme', 'walt', ['viewer']));
     expect(await watcher.request({ action: 'subscribe', group: 'entity:task' })).toMatchObject({ type: 'ack' });
 
-    const refusedBefore = runtime.sqs.refusedSends();
-    const restore = runtime.sqs.failSends(runtime.queues.changes.name);
+    const refusedBefore = runtime().sqs.refusedSends();
+    const restore = runtime().sqs.failSends(runtime().queues.changes.name);
     const id = randomUUID();
     const created = await createTask({ id, title: 'Written during an outage', status: 'open' });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id, _version: 1 });
-    expect(runtime.sqs.refusedSends()).toBeGreaterThan(refusedBefore);
+    expect(runtime().sqs.refusedSends()).toBeGreaterThan(refusedBefore);
     expect(functionLogs.some((l) => l.includes('change committed but not published'))).toBe(true);
     expect(await publishedFlag(id, 1)).toBe(false);
 
     // While the queue is still down, the relay cannot publish either, and leaves the row for its next run.
-    expect(await runtime.runScheduled('outboxRelay')).toMatchObject({ published: 0, failedTenants: ['acme'] });
+    expect(await runtime().runScheduled('outboxRelay')).toMatchObject({ published: 0, failedTenants: ['acme'] });
     expect(await publishedFlag(id, 1)).toBe(false);
     await sleep(300);
     expect(changesFor(watcher, id)).toEqual([]);
 
     restore();
-    expect(await runtime.runScheduled('outboxRelay')).toMatchObject({ published: 1, failedTenants: [] });
+    expect(await runtime().runScheduled('outboxRelay')).toMatchObject({ published: 1, failedTenants: [] });
     expect(await publishedFlag(id, 1)).toBe(true);
     await eventually(() => changesFor(watcher, id).length > 0, 10_000);
     // A later relay run finds nothing left; nothing arrives twice.
-    expect(await runtime.runScheduled('outboxRelay')).toMatchObject({ published: 0 });
+    expect(await runtime().runScheduled('outboxRelay')).toMatchObject({ published: 0 });
     await sleep(500);
     const changes = changesFor(watcher, id);
     expect(changes).toHaveLength(1);

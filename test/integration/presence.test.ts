@@ -3,44 +3,33 @@
  * GetConnection so a connection dropped without `$disconnect` vanishes, and join/leave events for the groups a
  * tenant configures (acme: `room:*`).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import {
-  closeClients,
-  openClient,
-  STARTUP_TIMEOUT_MS,
-  sleep,
-  startQuietRuntime,
-  tokenFor,
-} from '../support/local-stack.ts';
+import { describe, expect, it } from '@jest/globals';
+import { openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startQuietRuntime({
+const runtime = useQuietRuntime(
+  {
     sqsRetryDelaySeconds: 0,
     web: false,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
-  });
-  const acme = await runtime.tenants.get('acme');
-  await runtime.tenants.put({ ...acme, presenceGroups: ['room:*'] });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
-});
+  },
+  {
+    prepare: async () => {
+      const acme = await runtime().tenants.get('acme');
+      await runtime().tenants.put({ ...acme, presenceGroups: ['room:*'] });
+    },
+  },
+);
 
 async function client(tenantId: string, userId: string, roles: string[] = ['member']): Promise<TestClient> {
-  return openClient(runtime, tokenFor(runtime, tenantId, userId, roles));
+  return openClient(runtime(), tokenFor(runtime(), tenantId, userId, roles));
 }
 
 /** A client and the connection id the gateway gave it (the one id that is new after it connected). */
 async function clientWithId(tenantId: string, userId: string): Promise<{ c: TestClient; id: string }> {
-  const before = new Set(runtime.gateway.connections.keys());
+  const before = new Set(runtime().gateway.connections.keys());
   const c = await client(tenantId, userId);
-  const id = [...runtime.gateway.connections.keys()].find((key) => !before.has(key));
+  const id = [...runtime().gateway.connections.keys()].find((key) => !before.has(key));
   if (id === undefined) throw new Error('the new connection has no id in the gateway');
   return { c, id };
 }
@@ -104,7 +93,7 @@ describe('a presence request', () => {
     await subscribe(alice, 'chat:dropped');
     await subscribe(dave, 'chat:dropped');
 
-    expect(runtime.gateway.dropConnection(daveId, { skipDisconnect: true })).toBe(true);
+    expect(runtime().gateway.dropConnection(daveId, { skipDisconnect: true })).toBe(true);
     await dave.closed;
 
     expect(await presenceOf(alice, 'chat:dropped')).toEqual([{ userId: 'alice', connections: 1 }]);
@@ -142,7 +131,7 @@ describe('presence events', () => {
     await subscribe(hank, 'room:dropped');
     await gina.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.userId === 'hank');
 
-    expect(runtime.gateway.dropConnection(hankId, { skipDisconnect: true })).toBe(true);
+    expect(runtime().gateway.dropConnection(hankId, { skipDisconnect: true })).toBe(true);
     await hank.closed;
 
     expect(await presenceOf(gina, 'room:dropped')).toEqual([{ userId: 'gina', connections: 1 }]);

@@ -141,3 +141,11 @@ describe('POST /v1/publish refuses', () => {
     });
   });
 });
+
+describe('the quiet test runtime', () => {
+  it("starts a function's sandboxes on first use only: the publish API ran, the unscheduled reaper never did", () => {
+    expect(runtime().functions.get('publishApi')?.coldStarts).toBeGreaterThan(0);
+    expect(runtime().functions.get('reaper')?.coldStarts).toBe(0);
+    expect(runtime().functions.get('reaper')?.sandboxCount).toBe(0);
+  });
+});

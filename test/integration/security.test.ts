@@ -3,35 +3,26 @@
  * WebSockets (docs/security.md). Schedules are off: the test runs the reaper with `runScheduled`.
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LocalRuntime } from '../../local/runtime.ts';
-import { closeClients, openClient, STARTUP_TIMEOUT_MS, sleep, startQuietRuntime } from '../support/local-stack.ts';
+import { describe, expect, it } from '@jest/globals';
+import { openClient, sleep, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-let runtime: LocalRuntime;
 const logs: string[] = [];
 
-beforeAll(async () => {
-  runtime = await startQuietRuntime({
-    sqsRetryDelaySeconds: 0,
-    schedules: false,
-    functionLogLevel: 'DEBUG',
-    onFunctionLog: (_name, line) => logs.push(line),
-    log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`),
-  });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await closeClients();
-  await runtime?.stop();
+const runtime = useQuietRuntime({
+  sqsRetryDelaySeconds: 0,
+  schedules: false,
+  functionLogLevel: 'DEBUG',
+  onFunctionLog: (_name, line) => logs.push(line),
+  log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`),
 });
 
 function sign(tenantId: string, userId: string, roles: string[], ttlSeconds = 3600) {
-  return runtime.identity.signToken({ tenantId, userId, roles, ttlSeconds });
+  return runtime().identity.signToken({ tenantId, userId, roles, ttlSeconds });
 }
 
 async function client(token: string, how: 'subprotocol' | 'query' = 'subprotocol'): Promise<TestClient> {
-  return openClient(runtime, token, how);
+  return openClient(runtime(), token, how);
 }
 
 /** Sleeps until the epoch second `exp` has passed. */
@@ -41,8 +32,8 @@ async function until(exp: number): Promise<void> {
 }
 
 async function connectionItem(connectionId: string) {
-  const out = await runtime.dynamo.client.send(
-    new GetItemCommand({ TableName: runtime.tableName, Key: { pk: { S: `C#${connectionId}` }, sk: { S: 'META' } } }),
+  const out = await runtime().dynamo.client.send(
+    new GetItemCommand({ TableName: runtime().tableName, Key: { pk: { S: `C#${connectionId}` }, sk: { S: 'META' } } }),
   );
   return out.Item;
 }
@@ -50,7 +41,7 @@ async function connectionItem(connectionId: string) {
 async function connectionIdOf(c: TestClient, userId: string): Promise<string> {
   // Identify the connection by a ping round trip, then by its user in the gateway's table of open connections.
   await c.request({ action: 'ping' });
-  const ids = [...runtime.gateway.connections.values()]
+  const ids = [...runtime().gateway.connections.values()]
     .filter((info) => info.authorizer?.userId === userId)
     .map((info) => info.connectionId);
   if (ids.length !== 1) throw new Error(`expected one connection of ${userId}, found ${ids.length}`);
@@ -65,7 +56,7 @@ describe('a connection whose token expires', () => {
     expect((await connectionItem(id))?.gsi2pk?.S).toBe(`EXP#${Math.floor(short.expiresAt / 60)}`);
 
     await until(short.expiresAt);
-    const result = (await runtime.runScheduled('reaper')) as { expired: number };
+    const result = (await runtime().runScheduled('reaper')) as { expired: number };
     expect(result.expired).toBeGreaterThanOrEqual(1);
     expect(await c.waitFor((f) => f.type === 'error')).toEqual({
       type: 'error',
@@ -78,7 +69,7 @@ describe('a connection whose token expires', () => {
 
   it('is left open by a sweep before its token expires', async () => {
     const c = await client(sign('acme', 'patient', ['member'], 600).token);
-    await runtime.runScheduled('reaper');
+    await runtime().runScheduled('reaper');
     expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
   });
 });
@@ -93,7 +84,7 @@ describe('refresh', () => {
     expect((await connectionItem(id))?.exp?.N).toBe(String(fresh.expiresAt));
 
     await until(short.expiresAt);
-    await runtime.runScheduled('reaper');
+    await runtime().runScheduled('reaper');
     expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
     expect(c.frames.some((f) => f.type === 'error')).toBe(false);
   });
@@ -103,14 +94,14 @@ describe('refresh', () => {
     ['another tenant', () => sign('globex', 'refusee', ['admin']).token, 'FORBIDDEN'],
     [
       'an expired token',
-      () => runtime.identity.signToken({ tenantId: 'acme', userId: 'refusee', roles: [], now: 1_000_000 }).token,
+      () => runtime().identity.signToken({ tenantId: 'acme', userId: 'refusee', roles: [], now: 1_000_000 }).token,
       'UNAUTHORIZED',
     ],
     ['a malformed token', () => 'not.a.jwt', 'UNAUTHORIZED'],
     [
       'a token of another issuer',
       () =>
-        runtime.identity.signToken({
+        runtime().identity.signToken({
           tenantId: 'acme',
           userId: 'refusee',
           roles: [],
@@ -126,7 +117,7 @@ describe('refresh', () => {
     expect((await connectionItem(id))?.exp?.N).toBe(String(own.expiresAt));
     expect(await c.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
     await c.close();
-    await runtime.gateway.whenIdle();
+    await runtime().gateway.whenIdle();
   });
 
   it('refuses a refresh without a token as BAD_REQUEST', async () => {
@@ -148,7 +139,7 @@ describe('logs', () => {
     expect(await b.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
     await a.close();
     await b.close();
-    await runtime.gateway.whenIdle();
+    await runtime().gateway.whenIdle();
     await sleep(100);
     expect(logs.length).toBeGreaterThan(0);
     for (const { token } of [viaProtocol, viaQuery, refreshed, refused]) {
@@ -161,7 +152,7 @@ describe('logs', () => {
 
 describe('revocation', () => {
   async function post(token: string, body: unknown) {
-    const response = await fetch(`${runtime.url}/v1/admin/disconnect`, {
+    const response = await fetch(`${runtime().url}/v1/admin/disconnect`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -183,7 +174,7 @@ describe('revocation', () => {
   });
 
   it('disconnects the whole tenant without a userId, never another tenant', async () => {
-    await runtime.gateway.whenIdle();
+    await runtime().gateway.whenIdle();
     const members = [
       await client(sign('globex', 'g1', ['member']).token),
       await client(sign('globex', 'g2', ['viewer']).token),
@@ -207,7 +198,7 @@ describe('revocation', () => {
 
 describe('usage metering', () => {
   it('counts connections, connection-minutes, frames in, deliveries out and entity reads per tenant and day', async () => {
-    await runtime.tenants.put({ tenantId: 'metered', roleRules: { admin: { subscribe: ['*'], publish: ['*'] } } });
+    await runtime().tenants.put({ tenantId: 'metered', roleRules: { admin: { subscribe: ['*'], publish: ['*'] } } });
     const a = await client(sign('metered', 'm1', ['admin']).token);
     const b = await client(sign('metered', 'm2', ['admin']).token);
     for (const c of [a, b])
@@ -216,15 +207,15 @@ describe('usage metering', () => {
     for (const c of [a, b]) await c.waitFor((f) => f.type === 'message' && f.id === ack.id, 5000);
     await a.close();
     await b.close();
-    await runtime.gateway.whenIdle();
-    const read = await fetch(`${runtime.url}/v1/entities/task`, {
+    await runtime().gateway.whenIdle();
+    const read = await fetch(`${runtime().url}/v1/entities/task`, {
       headers: { authorization: `Bearer ${sign('acme', 'reader', ['admin']).token}` },
     });
     expect(read.status).toBe(200);
 
     const today = new Date().toISOString().slice(0, 10);
     const usageOf = async (tenantId: string) => {
-      const response = await fetch(`${runtime.url}/v1/usage?from=${today}&to=${today}`, {
+      const response = await fetch(`${runtime().url}/v1/usage?from=${today}&to=${today}`, {
         headers: { authorization: `Bearer ${sign(tenantId, 'boss', ['admin']).token}` },
       });
       expect(response.status).toBe(200);
@@ -251,7 +242,7 @@ describe('usage metering', () => {
   });
 
   it('is readable by tenant admins only', async () => {
-    const response = await fetch(`${runtime.url}/v1/usage`, {
+    const response = await fetch(`${runtime().url}/v1/usage`, {
       headers: { authorization: `Bearer ${sign('metered', 'm1', ['member']).token}` },
     });
     expect(response.status).toBe(403);

@@ -17,7 +17,8 @@ export const STARTUP_TIMEOUT_MS = 120_000;
 
 /**
  * Starts the local runtime on a free port with runtime and function logs dropped, its seeded tenants with raised
- * limits (tests drive them far harder than a person would); `options` override any of that.
+ * limits (tests drive them far harder than a person would), and sandboxes started on first use only (a file uses a
+ * few of the functions); `options` override any of that.
  */
 export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
   return startLocal({
@@ -25,22 +26,37 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
     log: () => undefined,
     onFunctionLog: () => undefined,
     seedLimits: devLimits,
+    warmFunctions: false,
     ...options,
   });
 }
 
+/** What a test file does around its runtime, in the same hooks that start and stop it. */
+export interface RuntimeHooks {
+  /** After the runtime started, in the same `beforeAll` (tenants and clients every test of the file uses). */
+  readonly prepare?: (runtime: LocalRuntime) => Promise<void>;
+  /** In the `afterAll`, before the tracked clients are closed and the runtime stopped. */
+  readonly cleanup?: (runtime: LocalRuntime) => Promise<void> | void;
+  /** How long the start (with `prepare`) and the stop (with `cleanup`) may each take. @default STARTUP_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+}
+
 /**
  * The usual test file setup: one quiet local runtime started before the file's tests and stopped (with every tracked
- * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran).
+ * client closed) after them. Returns the runtime's getter (the runtime exists only once `beforeAll` ran). `hooks`
+ * (or a timeout alone) add what the file does once around it.
  */
-export function useQuietRuntime(options: LocalOptions = {}, timeoutMs = STARTUP_TIMEOUT_MS): () => LocalRuntime {
+export function useQuietRuntime(options: LocalOptions = {}, hooks: RuntimeHooks | number = {}): () => LocalRuntime {
+  const { prepare, cleanup, timeoutMs = STARTUP_TIMEOUT_MS } = typeof hooks === 'number' ? { timeoutMs: hooks } : hooks;
   let runtime: LocalRuntime | undefined;
   let starting: Promise<LocalRuntime> | undefined;
   beforeAll(async () => {
     starting = startQuietRuntime(options);
     runtime = await starting;
+    await prepare?.(runtime);
   }, timeoutMs);
   afterAll(async () => {
+    if (runtime !== undefined) await cleanup?.(runtime);
     await closeClients();
     // A start that outlived its hook's timeout still finishes: stop that runtime too, or it keeps Jest alive.
     await (runtime ?? (await starting?.catch(() => undefined)))?.stop();
