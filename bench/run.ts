@@ -10,12 +10,14 @@
  *          --flood N (1000 messages) --quick (smaller everything) --out DIR
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
+import { buildFunctionBundles } from '../local/function-bundles.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
@@ -278,8 +280,17 @@ async function closeGroup(group: Group) {
 const BENCH_TENANT = 'bench-a';
 const NEIGHBOUR_TENANT = 'bench-b';
 
+/**
+ * The functions run from bundles built with the deployed functions' esbuild settings (local/function-bundles.ts), as
+ * in Lambda: a sandbox's cold start then costs what a bundle's import costs, not tsx compiling hundreds of modules
+ * (which took most of the sandboxes' CPU in a profile of the busy group), so the pipeline is measured, not tsx.
+ */
+const functionBundles = await mkdtemp(join(tmpdir(), 'tenantcast-bench-bundles-'));
+await buildFunctionBundles(functionBundles);
+
 async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
   const runtime = await startLocal({
+    functionBundles,
     port: 0,
     log: () => undefined,
     onFunctionLog: () => undefined,
@@ -507,4 +518,5 @@ const jsonPath = join(outDir, `${stamp}.json`);
 writeFileSync(jsonPath, `${JSON.stringify({ summary, results: annotated }, null, 2)}\n`);
 const mdPath = writeReport(outDir, stamp, summary, annotated);
 console.log(`\n${JSON.stringify(summary, null, 2)}\nwrote ${jsonPath}\nwrote ${mdPath}`);
+await rm(functionBundles, { recursive: true, force: true });
 process.exit(0);

@@ -4,13 +4,9 @@
  * through the CDK app itself and reports size and import time against the budget (docs/deploy.md, "Bundles").
  */
 import { type BundlingOptions, LogLevel, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { ESM_REQUIRE_BANNER, RUNTIME_PROVIDED_MODULES } from './esbuild-options.ts';
 
-/**
- * Prepended to every ESM bundle so that CommonJS dependencies calling `require` keep working: ESM output has no
- * `require` of its own.
- */
-export const ESM_REQUIRE_BANNER =
-  "import { createRequire as __tenantcastCreateRequire } from 'node:module'; const require = __tenantcastCreateRequire(import.meta.url);";
+export { ESM_REQUIRE_BANNER, RUNTIME_PROVIDED_MODULES };
 
 /**
  * What a bundle may weigh and how long importing it may take in a fresh Node process (issue #14): the code file
@@ -18,28 +14,6 @@ export const ESM_REQUIRE_BANNER =
  * processes, `npm run bundles` only: a timing depends on the machine, so no test asserts it).
  */
 export const BUNDLE_BUDGET = { bytes: 600_000, importMs: 100 } as const;
-
-/**
- * Left out of the bundles, loaded from the Lambda Node.js runtime's own AWS SDK if ever needed: the fallbacks of the
- * SDK's default credential chain, which it imports only when the environment has no credentials (SSO, ini files,
- * credential processes, web identity, container and instance metadata). Lambda sets the credentials in the
- * environment, so the chain stops at `fromEnv` (bundled) and these are never loaded there.
- *
- * Everything else is bundled, the AWS SDK included, although the runtime provides it (CDK's default leaves out
- * `@aws-sdk/*` and `@smithy/*`). Chosen by measurement (docs/deploy.md, "Bundles"): importing the runtime's SDK,
- * hundreds of unminified files, took the message handler ~237 ms of CPU against ~114 ms with the SDK bundled and
- * minified (same run); bundling it adds ~270 KB, and leaving these fallbacks out takes ~115 KB (the STS and SSO
- * clients they use) back off, which keeps every bundle under {@link BUNDLE_BUDGET} (`npm run bundles`: 211-561 KB,
- * 52-97 ms).
- */
-export const RUNTIME_PROVIDED_MODULES = [
-  '@aws-sdk/credential-provider-sso',
-  '@aws-sdk/credential-provider-ini',
-  '@aws-sdk/credential-provider-process',
-  '@aws-sdk/credential-provider-web-identity',
-  '@aws-sdk/credential-provider-http',
-  '@smithy/credential-provider-imds',
-] as const;
 
 /**
  * `NODE_OPTIONS` of every function: stack traces in the logs point into the TypeScript sources. It makes Node read
@@ -54,6 +28,8 @@ export const tenantcastBundling: BundlingOptions = {
   mainFields: ['module', 'main'],
   banner: ESM_REQUIRE_BANNER,
   minify: true,
+  // Class and function names survive minification: logs name error classes (e.g. the authorizer's JWKS failures).
+  keepNames: true,
   sourceMap: true,
   sourcesContent: false,
   externalModules: [...RUNTIME_PROVIDED_MODULES],
