@@ -23,14 +23,15 @@ const spentLease = (leased: number, ago: number, now = 10_000): KeyMemory => ({
 });
 
 describe('the largest lease of a bucket', () => {
-  it('is a tenth of the burst, so the service defaults lease at most 2 frames, 20 publishes and 4 HTTP requests', () => {
-    expect(maxLease(defaultLimits.message)).toBe(2);
+  it('is a tenth of the burst, so the service defaults lease at most 20 publishes and 4 HTTP requests', () => {
+    expect(maxLease({ perSecond: 10, burst: 30 })).toBe(3);
     expect(maxLease(defaultLimits.publish)).toBe(20);
     expect(maxLease(defaultLimits.http)).toBe(4);
   });
 
-  it('is one token for a burst under 20, so small buckets are exact GCRA', () => {
+  it("is one token for a burst of 20 or less, so small buckets (a connection's frames, presence) are exact GCRA", () => {
     expect(maxLease(defaultLimits.presence)).toBe(1);
+    expect(maxLease(defaultLimits.message)).toBe(1);
     expect(maxLease({ perSecond: 1, burst: 2 })).toBe(1);
     expect(maxLease({ perSecond: 0.2, burst: 3 })).toBe(1);
   });
@@ -66,7 +67,8 @@ describe('the size of the next lease', () => {
 
   it('never exceeds the largest lease of the bucket', () => {
     expect(nextLeaseSize(spentLease(20, 1), 10_000, defaultLimits.publish)).toBe(20);
-    expect(nextLeaseSize(spentLease(2, 1), 10_000, defaultLimits.message)).toBe(2);
+    expect(nextLeaseSize(spentLease(3, 1), 10_000, { perSecond: 10, burst: 30 })).toBe(3);
+    expect(nextLeaseSize(spentLease(2, 1), 10_000, defaultLimits.message)).toBe(1);
   });
 
   it('is one token when the bucket, as far as this sandbox knows, would keep less than half its burst', () => {

@@ -17,12 +17,18 @@ export const LEASE_MS = 1000;
 const GROWTH = 16;
 
 /**
- * The largest lease of a bucket: a tenth of its burst, and no more than it refills in one lease lifetime; at least 1
- * (a bucket with a burst under 20 is never leased from: every request is its own write, as with plain GCRA).
+ * The largest lease of a bucket: a tenth of its burst, and no more than it refills in one lease lifetime; at least 1.
+ * A bucket with a burst of {@link EXACT_BURST} or less is never leased from (every request is its own write, as with
+ * plain GCRA): over-admission of up to a lease per sandbox would be a large share of so small a bucket (the default
+ * frame bucket of a connection, 20, could let 8 sandboxes admit 8 more a second).
  */
 export function maxLease(spec: RateSpec, leaseMs = LEASE_MS): number {
+  if (spec.burst <= EXACT_BURST) return 1;
   return Math.max(1, Math.min(Math.floor(spec.burst / 10), Math.floor((spec.perSecond * leaseMs) / 1000)));
 }
+
+/** Buckets this small are exact (never leased from). */
+export const EXACT_BURST = 20;
 
 /** Tokens a lease of more than one must leave in the bucket: half its burst. Under pressure leases are single tokens. */
 export function leaseReserve(spec: RateSpec): number {
