@@ -28,8 +28,6 @@ export const tenantcastBundling: BundlingOptions = {
   mainFields: ['module', 'main'],
   banner: ESM_REQUIRE_BANNER,
   minify: true,
-  // Class and function names survive minification: logs name error classes (e.g. the authorizer's JWKS failures).
-  keepNames: true,
   sourceMap: true,
   sourcesContent: false,
   externalModules: [...RUNTIME_PROVIDED_MODULES],

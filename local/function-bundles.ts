@@ -40,7 +40,6 @@ export async function buildFunctionBundles(
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_BANNER },
     minify: true,
-    keepNames: true,
     external: [...RUNTIME_PROVIDED_MODULES],
     outdir: outDir,
     outExtension: { '.js': '.mjs' },

@@ -70,6 +70,26 @@ describe('the $connect authorizer', () => {
     ]);
   });
 
+  it('names the error class as exported even when minification renamed the class (the deployed bundles are minified)', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const original = Object.getOwnPropertyDescriptor(FetchError, 'name');
+    Object.defineProperty(FetchError, 'name', { value: 'e', configurable: true });
+    try {
+      const outcome = authorize(
+        { methodArn, headers: {}, queryStringParameters: { token: 'x.y.z' } },
+        {
+          verifier: verifier(new FetchError('https://idp.example/jwks.json', 'timeout')),
+          claimNames: defaultClaimNames,
+          log: (_message, details) => logged.push(details),
+        },
+      );
+      await expect(outcome).rejects.toThrow(/^token could not be checked/);
+    } finally {
+      if (original !== undefined) Object.defineProperty(FetchError, 'name', original);
+    }
+    expect(logged).toEqual([expect.objectContaining({ errorClass: 'FetchError' })]);
+  });
+
   it('denies (HTTP 403) a verified token whose claims name no tenant', async () => {
     const result = await authorize(
       { methodArn, headers: {}, queryStringParameters: { token: 'x' } },

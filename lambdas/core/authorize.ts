@@ -1,12 +1,6 @@
 /** The `$connect` authorizer's decision: 401 (no or invalid token), 403 (explicit deny) or allow with context. */
 
-import {
-  FetchError,
-  JwksNotAvailableInCacheError,
-  JwksValidationError,
-  JwkValidationError,
-  JwtBaseError,
-} from 'aws-jwt-verify/error';
+import * as jwtErrors from 'aws-jwt-verify/error';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { type ClaimNames, ClaimsError, callerFromToken, extractToken, header, toAuthorizerContext } from './auth.ts';
@@ -22,12 +16,12 @@ export interface TokenVerifier {
  * does not have is a bad token (401).
  */
 export function isVerifierUnavailable(err: unknown): boolean {
-  if (!(err instanceof JwtBaseError)) return true;
+  if (!(err instanceof jwtErrors.JwtBaseError)) return true;
   return (
-    err instanceof FetchError ||
-    err instanceof JwksValidationError ||
-    err instanceof JwkValidationError ||
-    err instanceof JwksNotAvailableInCacheError
+    err instanceof jwtErrors.FetchError ||
+    err instanceof jwtErrors.JwksValidationError ||
+    err instanceof jwtErrors.JwkValidationError ||
+    err instanceof jwtErrors.JwksNotAvailableInCacheError
   );
 }
 
@@ -112,7 +106,20 @@ export async function authorize(
   }
 }
 
-const nameOf = (err: unknown) => (err instanceof Error ? err.constructor.name || err.name : typeof err);
+/**
+ * aws-jwt-verify's error classes by their exported names. Its errors do not set `name`, and the deployed bundles are
+ * minified (class names mangled), so the class is found by identity, not by `constructor.name`.
+ */
+const jwtErrorClasses: [string, { readonly prototype: unknown }][] = Object.entries(
+  jwtErrors as Record<string, unknown>,
+).flatMap(([name, value]) => (typeof value === 'function' ? [[name, value as { prototype: unknown }]] : []));
+
+/** The class of an error, for logs: aws-jwt-verify's by export name, others by `name` (`TypeError`, …). */
+function nameOf(err: unknown): string {
+  if (!(err instanceof Error)) return typeof err;
+  const own = jwtErrorClasses.find(([, type]) => Object.getPrototypeOf(err) === type.prototype);
+  return own?.[0] ?? (err.name !== 'Error' ? err.name : err.constructor.name || err.name);
+}
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 function policy(
