@@ -101,11 +101,11 @@ export interface LocalOptions {
    */
   readonly functionBundles?: string;
   /**
-   * Start one sandbox of every function before the runtime is ready, so no first request waits for a cold start.
-   * Tests turn it off: a file uses a few of the functions, and a cold start costs a few tenths of a second of CPU.
-   * @default true
+   * Start one sandbox of every function (or of the named ones) before the runtime is ready, so no first request waits
+   * for a cold start; the others start on first use. Tests warm the WebSocket path only: a file uses a few of the
+   * functions, and a cold start costs a few tenths of a second of CPU. @default true (every function)
    */
-  readonly warmFunctions?: boolean;
+  readonly warmFunctions?: boolean | readonly string[];
 }
 
 export interface LocalRuntime {
@@ -422,10 +422,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     });
 
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
-    if (options.warmFunctions ?? true) {
-      progress(`functions (${hosts.size} sandboxes)`);
-      await Promise.all([...hosts.values()].map((h) => h.start()));
-    }
+    const warm = options.warmFunctions ?? true;
+    const warmed = [...hosts.values()].filter((h) => (typeof warm === 'boolean' ? warm : warm.includes(h.name)));
+    progress(`functions (${warmed.length} sandboxes)`);
+    await Promise.all(warmed.map((h) => h.start()));
     gateway.setReady();
     log('info', 'ready', { url: gateway.url, elapsedMs: Date.now() - startedAt });
 

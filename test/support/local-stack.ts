@@ -16,9 +16,15 @@ import { connect, type Frame, type TestClient } from './ws-client.ts';
 export const STARTUP_TIMEOUT_MS = 120_000;
 
 /**
+ * What a first connection and its frames need (handshake, $connect, $disconnect, $default, delivery): warm before a
+ * test runtime is ready, as timed tests expect; the other functions start on first use (a file uses a few of them).
+ */
+export const WARM_IN_TESTS = ['authorizer', 'connect', 'disconnect', 'message', 'broadcaster'] as const;
+
+/**
  * Starts the local runtime on a free port with runtime and function logs dropped, its seeded tenants with raised
- * limits (tests drive them far harder than a person would), and sandboxes started on first use only (a file uses a
- * few of the functions); `options` override any of that.
+ * limits (tests drive them far harder than a person would), and only the WebSocket path warmed (WARM_IN_TESTS);
+ * `options` override any of that.
  */
 export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
   return startLocal({
@@ -26,7 +32,7 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
     log: () => undefined,
     onFunctionLog: () => undefined,
     seedLimits: devLimits,
-    warmFunctions: false,
+    warmFunctions: WARM_IN_TESTS,
     ...options,
   });
 }
