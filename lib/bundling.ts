@@ -16,11 +16,13 @@ export { ESM_REQUIRE_BANNER, RUNTIME_PROVIDED_MODULES };
 export const BUNDLE_BUDGET = { bytes: 600_000, importMs: 100 } as const;
 
 /**
- * `NODE_OPTIONS` of every function: stack traces in the logs point into the TypeScript sources. It makes Node read
- * and parse the bundle's source map at import (~1 MB with the SDK bundled); `npm run bundles` measures the import
- * with it, as the function runs.
+ * `NODE_OPTIONS` of every function: none. `--enable-source-maps` (stack traces pointing into the TypeScript) makes
+ * Node read and parse the bundle's ~0.8 MB source map at every cold start: measured with `npm run bundles` on a quiet
+ * machine (load ~3.5, same run of minutes), the imports took 62-137 ms with it and 55-108 ms without. The map is
+ * still built into the asset (`cdk.out`), to decode a stack trace offline, or to turn on for one function while
+ * debugging (`NODE_OPTIONS=--enable-source-maps` in its environment).
  */
-export const FUNCTION_NODE_OPTIONS = '--enable-source-maps';
+export const FUNCTION_NODE_OPTIONS: string | undefined = undefined;
 
 /** The esbuild options of every function: minified ESM with the require banner and a source map (without sources). */
 export const tenantcastBundling: BundlingOptions = {

@@ -112,7 +112,7 @@ export class TenantcastFunction extends NodejsFunction {
         POWERTOOLS_SERVICE_NAME: serviceName,
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? METRICS_NAMESPACE,
         LOG_LEVEL: props.logLevel ?? 'INFO',
-        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+        ...(FUNCTION_NODE_OPTIONS !== undefined && { NODE_OPTIONS: FUNCTION_NODE_OPTIONS }),
         ...props.environment,
       },
     });

@@ -374,7 +374,6 @@ describe('the functions', () => {
           'POWERTOOLS_SERVICE_NAME',
           'POWERTOOLS_METRICS_NAMESPACE',
           'LOG_LEVEL',
-          'NODE_OPTIONS',
         ].sort(),
       );
       expect(environmentOf(spec.name)).toMatchObject({
