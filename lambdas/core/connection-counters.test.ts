@@ -1,6 +1,7 @@
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
+import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from '@jest/globals';
+import { ensureTable, type LocalDynamo } from '../../local/dynamo.ts';
+import { useLocalTable } from '../../test/support/local-table.ts';
 import { ConnectionCounters, counterKeys, numberAttribute, recountDue } from './connection-counters.ts';
 import { Registry } from './registry.ts';
 import { TenantConnections } from './revocation.ts';
@@ -17,13 +18,9 @@ describe('connection counters', () => {
   /** A tenant of its own per test, so tests share one dynalite. */
   const freshTenant = () => `t${++tenantSeq}`;
 
-  beforeAll(async () => {
-    dynamo = await startDynamo();
-    await ensureTable(dynamo.client, tableName);
-    client = DynamoDBDocumentClient.from(dynamo.client);
-  });
-  afterAll(async () => {
-    await dynamo?.close();
+  useLocalTable(tableName, (table) => {
+    dynamo = table.dynamo;
+    client = table.client;
   });
 
   const setup = (table = tableName) => {

@@ -1,7 +1,7 @@
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from '@jest/globals';
 import { FakeTable } from '../../test/support/fake-table.ts';
+import { useLocalTable } from '../../test/support/local-table.ts';
 import { LEASE_MS, maxLease } from './rate-lease.ts';
 import { DynamoRateLimiter, defaultLimits, effectiveLimits, gcra, type RateSpec, rateKeys } from './rate-limit.ts';
 
@@ -45,17 +45,11 @@ describe('effective limits', () => {
 });
 
 describe('the DynamoDB rate limiter', () => {
-  let dynamo: LocalDynamo;
   let client: DynamoDBDocumentClient;
   const tableName = 'rate-limit-test';
 
-  beforeAll(async () => {
-    dynamo = await startDynamo();
-    await ensureTable(dynamo.client, tableName);
-    client = DynamoDBDocumentClient.from(dynamo.client);
-  });
-  afterAll(async () => {
-    await dynamo?.close();
+  useLocalTable(tableName, (table) => {
+    client = table.client;
   });
 
   it('shares one bucket between instances: two containers together get one burst, not two', async () => {
@@ -72,6 +66,27 @@ describe('the DynamoDB rate limiter', () => {
     now += 100;
     expect(await b.take(key, tenPerSecond)).toEqual({ allowed: true });
     expect(await a.take(key, tenPerSecond)).toMatchObject({ allowed: false });
+  });
+
+  it('is not refused by other sandboxes winning the races when the bucket has room', async () => {
+    const table = new FakeTable();
+    const now = 7_000_000;
+    let races = 5;
+    // Each lost race answers as AWS does: the condition failed, and the bucket (idle, full of tokens) comes back.
+    const racing = {
+      send: async (command: { constructor: { name: string } }) => {
+        if (command.constructor.name === 'UpdateCommand' && races-- > 0) {
+          throw Object.assign(new Error('The conditional request failed'), {
+            name: 'ConditionalCheckFailedException',
+            Item: { tat: { N: String(now - 60_000) } },
+          });
+        }
+        return (table.client as unknown as { send: (c: unknown) => Promise<unknown> }).send(command);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const limiter = new DynamoRateLimiter({ client: racing, tableName: 'test', now: () => now });
+    expect(await limiter.take('T#race#PUB', defaultLimits.publish)).toEqual({ allowed: true });
+    expect(races).toBeLessThan(0);
   });
 
   it('keeps keys apart and counts concurrent takes exactly', async () => {

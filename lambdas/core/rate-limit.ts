@@ -149,6 +149,14 @@ export interface DynamoRateLimiterOptions {
   readonly leaseMs?: number;
 }
 
+/**
+ * Writes one take may try when its condition fails although the bucket it sees has room: other sandboxes moved the
+ * bucket between its read of the clock and its write (a fast bucket, e.g. 10,000/s, flips between idle and busy
+ * within a millisecond). Three were too few: the benchmark's first burst of 100 publishes, spread over 8 sandboxes,
+ * had one refused RATE_LIMITED with the tenant's bucket nearly full.
+ */
+const CONTENTION_ROUNDS = 10;
+
 const isConditionFailed = (err: unknown) => (err as { name?: string }).name === 'ConditionalCheckFailedException';
 
 /** A lease's write: the new `tat`, or the stored one (undefined: no bucket yet) when the condition failed. */
@@ -172,7 +180,7 @@ export class DynamoRateLimiter implements RateLimiter {
 
   async take(key: string, spec: RateSpec): Promise<RateDecision> {
     const interval = 1000 / spec.perSecond;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < CONTENTION_ROUNDS; round++) {
       const now = this.now();
       const known = this.memory.get(key);
       // A token this sandbox leased earlier: no write.
@@ -199,7 +207,7 @@ export class DynamoRateLimiter implements RateLimiter {
       const decision = gcra(outcome.tat, this.now(), spec);
       if (!decision.allowed) return decision;
     }
-    // Three lost races in a row: heavy contention on this key; refusing briefly is the safe answer.
+    // Lost races every round: heavy contention on this key; refusing briefly is the safe answer.
     return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(interval)) };
   }
 

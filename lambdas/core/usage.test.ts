@@ -1,6 +1,6 @@
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ensureTable, type LocalDynamo, startDynamo } from '../../local/dynamo.ts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from '@jest/globals';
+import { useLocalTable } from '../../test/support/local-table.ts';
 import { BadRequestError } from './errors.ts';
 import { ack, errorFrame, pong } from './protocol.ts';
 import { meteredOnArrival, parseUsageRange, UsageMeter, UsageStore } from './usage.ts';
@@ -42,17 +42,11 @@ describe('the frames the message handler meters on arrival', () => {
 });
 
 describe('the usage meter', () => {
-  let dynamo: LocalDynamo;
   let client: DynamoDBDocumentClient;
   const tableName = 'usage-test';
 
-  beforeAll(async () => {
-    dynamo = await startDynamo();
-    await ensureTable(dynamo.client, tableName);
-    client = DynamoDBDocumentClient.from(dynamo.client);
-  });
-  afterAll(async () => {
-    await dynamo?.close();
+  useLocalTable(tableName, (table) => {
+    client = table.client;
   });
 
   /** The client, counting the writes sent through it. */
