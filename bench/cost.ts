@@ -110,7 +110,7 @@ export interface Profile {
 
 /** Per-call constants of the pipeline; defaults are measured by `npm run bench` (dates beside them). */
 export interface UnitCosts {
-  /** DynamoDB write units per published message (2026-11-26 full bench: 5.3; issue #14's target: 2.5). */
+  /** DynamoDB write units per published message (2026-12-02 full bench, busy group: 1.45; 5.3 before issue #14). */
   dynamoWriteUnitsPerMessage: number;
   /** Read units per message (id → seq lookup) and per run (the member page, eventually consistent). */
   dynamoReadUnitsPerMessage: number;
@@ -123,7 +123,7 @@ export interface UnitCosts {
 }
 
 export const defaultUnitCosts: UnitCosts = {
-  dynamoWriteUnitsPerMessage: 5.3,
+  dynamoWriteUnitsPerMessage: 1.45,
   dynamoReadUnitsPerMessage: 1,
   memberItemBytes: 150,
   // ~790 µs of SDK CPU per post (issue #14) at 1 GB = 1024/1769 of a vCPU.
