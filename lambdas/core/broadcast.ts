@@ -57,9 +57,9 @@ export interface BroadcastDeps {
   readonly laneMembers?: number;
   /** Most messages a lane reads from the log past its pages in one unit. @default 500 */
   readonly readAheadMax?: number;
-  /** Posts in flight at once. @default 32 */
   /** Packing and coalescing (both on unless turned off, for measuring the naive pattern). */
   readonly plan?: PlanOptions;
+  /** Posts in flight at once. @default 32 */
   readonly concurrency?: number;
   readonly backoff?: Omit<BackoffOptions, 'isRetryable'>;
   /** @default Date.now */

@@ -117,7 +117,7 @@ describe('GroupHistory.assign', () => {
 
   it('when a seq of the run is already taken, takes back its own puts and gives the run the next free seqs in order', async () => {
     const { history, table } = setup();
-    // Seq 2 is held by a message a crashed attempt wrote without its id record.
+    // Seq 2 is held by a message a crashed attempt wrote before raising the counter.
     table.put({ pk: H, sk: '000000000002', type: 'history', seq: 2, messageId: 'x', ttl: 9_999_999_999 });
     expect(await assign(history, 'a', 'b', 'c')).toEqual([
       ['a', 1],
@@ -133,7 +133,7 @@ describe('GroupHistory.assign', () => {
     expect((await history.state(T, G)).seq).toBe(4);
   });
 
-  it('after a crash between the id record and the counter, the next run skips the taken seq (dense, never shared)', async () => {
+  it('after a crash before the counter was raised, the next run skips the taken seq (dense, never shared)', async () => {
     const { history, table } = setup();
     await assign(history, 'a');
     table.failWhen((name) => name === 'UpdateCommand', new Error('sandbox died'));
