@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
 import { buildFunctionBundles } from './function-bundles.ts';
-import { FunctionError, FunctionHost } from './function-host.ts';
+import { defaultMaxSandboxes, FunctionError, FunctionHost } from './function-host.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const spec: FunctionSpec = {
@@ -91,6 +91,15 @@ describe('the local function host', () => {
     expect(order).toEqual([0, 1, 2, 3]);
     expect(h.sandboxCount).toBe(1);
     expect(h.coldStarts).toBe(1);
+  });
+
+  it('starts no more sandboxes than the machine has cores (at least 2) unless told otherwise', async () => {
+    const h = start();
+    const cap = defaultMaxSandboxes();
+    expect(cap).toBe(Math.max(2, availableParallelism()));
+    await Promise.all(Array.from({ length: cap + 2 }, () => h.invoke({ op: 'overlap', ms: 300 })));
+    expect(h.sandboxCount).toBeGreaterThanOrEqual(2);
+    expect(h.sandboxCount).toBeLessThanOrEqual(cap);
   });
 
   it('refuses a sandbox cap that is not a positive integer, saying what it was given', () => {

@@ -5,6 +5,7 @@
  * A handler that runs past its timeout fails with `Task timed out` and its sandbox is replaced, as Lambda does.
  */
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -24,7 +25,7 @@ export interface FunctionHostOptions {
   readonly onLog?: (functionName: string, line: string) => void;
   /** Override the manifest's timeout (tests). */
   readonly timeoutMs?: number;
-  /** Most sandboxes (concurrent invocations) of this function. @default 8 */
+  /** Most sandboxes (concurrent invocations) of this function. @default `defaultMaxSandboxes()` */
   readonly maxSandboxes?: number;
   /**
    * A directory of prebuilt bundles (local/function-bundles.ts): the sandbox loads `<dir>/<name>.mjs` instead of the
@@ -46,6 +47,16 @@ interface Sandbox {
   /** The invocation it is running. */
   pending: Pending | undefined;
   dead: boolean;
+}
+
+/**
+ * Sandboxes per function unless told otherwise: one per core, at least 2 (8 on an 8-core laptop). Lambda would start a
+ * sandbox per concurrent invocation, but here every sandbox shares the machine's cores: more of them than cores only
+ * add cold starts and threads contending for the same CPU. Measured on 2 cores: the 2,000-member test used 62 s of CPU
+ * with 8 sandboxes per function and 44 s with 2, and the whole test suite 543 s against 458 s.
+ */
+export function defaultMaxSandboxes(): number {
+  return Math.max(2, availableParallelism());
 }
 
 export class FunctionError extends Error {
@@ -79,7 +90,7 @@ export class FunctionHost {
   constructor(private readonly options: FunctionHostOptions) {
     this.name = options.spec.name;
     this.timeoutMs = options.timeoutMs ?? options.spec.timeoutSeconds * 1000;
-    this.maxSandboxes = options.maxSandboxes ?? 8;
+    this.maxSandboxes = options.maxSandboxes ?? defaultMaxSandboxes();
     if (!Number.isInteger(this.maxSandboxes) || this.maxSandboxes < 1) {
       throw new Error(`maxSandboxes must be a positive integer, got ${options.maxSandboxes} (function ${this.name})`);
     }

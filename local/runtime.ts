@@ -106,6 +106,10 @@ export interface LocalOptions {
    * functions, and a cold start costs a few tenths of a second of CPU. @default true (every function)
    */
   readonly warmFunctions?: boolean | readonly string[];
+  /**
+   * Most sandboxes (concurrent invocations) per function (local/function-host.ts). @default one per core, at least 2
+   */
+  readonly maxSandboxes?: number;
 }
 
 export interface LocalRuntime {
@@ -247,6 +251,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
           ...(bundleDir !== undefined && bundleDir !== '' && { bundleDir }),
           bindingValues,
           baseEnv,
+          ...(options.maxSandboxes !== undefined && { maxSandboxes: options.maxSandboxes }),
           ...(spec.trigger.kind === 'sqs' && {
             triggerValues: { DEAD_LETTER_QUEUE_URL: queues[spec.trigger.queue].dlqUrl },
           }),

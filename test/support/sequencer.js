@@ -4,6 +4,10 @@
  * (its cache); a fresh clone (CI) has none and Jest falls back to file size, which puts the 2,000-member test, a short
  * file, near the end. Without timing information, the files below go first, in this order (the slowest files of a
  * measured run, longest first), then files that start a local runtime or a browser, then the rest by size.
+ *
+ * The first three are ordered so that the two files that keep many sandboxes busy (the 2,000-member group and the
+ * fuzzer) run one after the other on one worker while the other worker runs the SQS stand-in's drains (one thread):
+ * measured on a fresh clone, the two started together took 110 s side by side against 77 s one after the other.
  */
 import jestSequencer from '@jest/test-sequencer';
 
@@ -11,9 +15,9 @@ import jestSequencer from '@jest/test-sequencer';
 const TestSequencer = jestSequencer.default ?? jestSequencer;
 
 const SLOWEST = [
+  'local/sqs.test.ts',
   'test/integration/large-group.test.ts',
   'test/integration/fuzz.test.ts',
-  'local/sqs.test.ts',
   'test/browser/restart.test.ts',
   'test/integration/client.test.ts',
   'test/integration/documented-commands.test.ts',
