@@ -22,6 +22,7 @@ import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
 import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import { type CpuSample, machineCpuBetween, sampleMachineCpu } from './machine-cpu.ts';
 import { writeMeasured } from './measured.ts';
 import { startRawServer } from './raw-ws.ts';
 import { RemoteReceivers } from './remote-receivers.ts';
@@ -152,6 +153,7 @@ async function rawScenario(name: string, connections: number, messages: number, 
   const publisher = new WebSocket(server.url);
   await new Promise((r) => publisher.once('open', r));
   const expected = connections * messages;
+  const cpuBefore = sampleMachineCpu();
   const { startedAt } = await publishPaced(
     (i, t) => publisher.send(JSON.stringify({ action: 'publish', group: 'bench', data: { i, t } })),
     messages,
@@ -162,7 +164,9 @@ async function rawScenario(name: string, connections: number, messages: number, 
     60_000,
     () => `received ${recorder.received}/${expected}`,
   );
+  const cpuAfter = sampleMachineCpu();
   const result = finish(name, 'raw-ws', connections, messages, rate, expected, await receivers.collect(), startedAt);
+  withMachineCpu(result, cpuBefore, cpuAfter);
   await receivers.close();
   await closeAll([publisher]);
   await server.close();
@@ -194,6 +198,12 @@ function finish(
     deliveriesPerSecond: round(recorder.received / seconds, 0),
     seconds: round(seconds, 2),
   };
+}
+
+/** Adds the machine's CPU use over the scenario (first publish to the end of the wait for the last delivery). */
+function withMachineCpu(result: ScenarioResult, before: CpuSample | undefined, after: CpuSample | undefined): void {
+  const machine = machineCpuBetween(before, after, result.seconds, result.delivered);
+  if (machine !== undefined) result.machine = machine;
 }
 
 // ---- pipeline ----
@@ -241,6 +251,7 @@ async function pipelineScenario(
   const { recorder } = group.receivers;
   const before = snapshot(rt);
   const expected = connections * messages;
+  const cpuBefore = sampleMachineCpu();
   const { startedAt } = await publishPaced(
     (i, t) => group.publisher.send(JSON.stringify({ action: 'publish', group: group.group, data: { i, t } })),
     messages,
@@ -251,10 +262,12 @@ async function pipelineScenario(
     drainMs,
     () => `received ${recorder.received}/${expected}`,
   );
+  const cpuAfter = sampleMachineCpu();
   await new Promise((r) => setTimeout(r, 300));
   const after = snapshot(rt);
   const collected = await group.receivers.collect();
   const result = finish(name, system, connections, messages, rate, expected, collected, startedAt);
+  withMachineCpu(result, cpuBefore, cpuAfter);
   result.posts = after.posts - before.posts;
   const minutes = (connections * result.seconds) / 60;
   result.usage = usageBetween(before, after, result.delivered, messages, minutes);

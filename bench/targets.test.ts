@@ -103,16 +103,32 @@ describe('the targets of issue #14', () => {
     expect(burst).toMatchObject({ met: false, measured: '0.2× (20000 vs 100000 deliveries/s)' });
     expect(burst?.reason).toContain('1900 frames/s = 0.95× the SDK ceiling (2000/s)');
     expect(burst?.reason).toContain('bound by posting');
-    expect(burst?.reason).toContain('25 messages per frame at the ceiling');
+    expect(burst?.reason).toContain('25 messages per frame at the SDK ceiling');
   });
 
-  it('say a slow run far below the ceiling loses its time before the post', () => {
+  it('say a slow run far below the ceiling is not limited by posting alone', () => {
     const late = passing.map((r) =>
       r.name === scenarios.busy(50) ? scenario(r.name, { connections: 50, p99: 3300, posts: 100 }) : r,
     );
     const busy = judge(late).find((t) => t.target.startsWith('busy group'));
     expect(busy?.met).toBe(false);
-    expect(busy?.reason).toContain('posting is not what limits it');
+    expect(busy?.reason).toContain('below 0.8× the ceiling, so posting alone is not the limit');
+  });
+
+  it("say how busy the machine's cores were, the CPU per delivery against raw ws, and the cores the target rate takes", () => {
+    const busyMachine = [
+      ...passing.map((r) =>
+        r.name === scenarios.at100
+          ? { ...r, deliveriesPerSecond: 50_000, machine: { busyCores: 1.9, cores: 2, cpuMicrosPerDelivery: 38 } }
+          : r,
+      ),
+      { ...scenario(scenarios.raw100, { rate: 100 }), machine: { busyCores: 0.5, cores: 2, cpuMicrosPerDelivery: 5 } },
+    ];
+    const at100 = judge(busyMachine).find((t) => t.target.includes('100 msg/s: delivered'));
+    expect(at100?.met).toBe(false);
+    expect(at100?.reason).toContain(
+      "the machine's 2 cores were 1.9 busy (CPU-bound), 38 µs of CPU per delivery across every process (raw `ws`: 5 µs); 95000 deliveries/s at that cost would take 3.6 cores",
+    );
   });
 
   it('fail 100 msg/s when it falls behind the offered rate even with a low p99', () => {
@@ -128,6 +144,18 @@ describe('the targets of issue #14', () => {
     expect(writes?.reason).toBe('largest writes per message: UpdateItem T#*#USAGE 1.1, UpdateItem RL#C#* 1');
     const cost = checks.find((t) => t.target.startsWith('modeled cost'));
     expect(cost?.reason).toBe('per million deliveries: apiGateway $0.2, dynamo $0.07, lambda $0.03');
+  });
+
+  it('say how many messages per frame 0.2× AppSync Events takes and how far apart that puts a group’s frames', () => {
+    // 25,000 deliveries in 6,400 posts: 0.256 per delivery. $0.3 against 0.2 × $1.02 is $0.096 over, at $1 a million
+    // posts: at most 0.16 posts per delivery, ~6.25 messages per frame, ~62 ms of messages at 100 msg/s.
+    const busy = passing.map((r) =>
+      r.name === scenarios.busy(50) ? { ...r, rate: 100, delivered: 25_000, posts: 6400, frames: 6400 } : r,
+    );
+    const cost = judge(busy).find((t) => t.target.startsWith('modeled cost'));
+    expect(cost?.reason).toContain(
+      '0.256 posts per delivery (3.9 messages per frame): 0.2× needs at most 0.16 (6.2 messages per frame), frames at least 62 ms apart at 100 msg/s',
+    );
   });
 
   it('report a pipeline scenario that lost or duplicated messages', () => {

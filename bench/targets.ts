@@ -3,6 +3,7 @@
  * the ceiling figures per scenario (frames posted per second ÷ the SDK post ceiling, p99 in rounds).
  */
 
+import { prices } from './cost.ts';
 import { round } from './stats.ts';
 import type { CostSummary, ScenarioResult, TargetCheck } from './types.ts';
 
@@ -45,12 +46,45 @@ export function withCeiling(
 }
 
 /** Where the scenario's time went, in measured terms: posting rate against the ceiling and packing. */
-function postingNote(r: ScenarioResult, ceiling: number): string {
+function postingNote(r: ScenarioResult, ceiling: number, raw?: ScenarioResult, neededPerSecond?: number): string {
   const ratio = framesPerSecond(r) / ceiling;
   const figures = `${Math.round(framesPerSecond(r))} frames/s = ${round(ratio, 2)}× the SDK ceiling (${ceiling}/s), ${round(messagesPerFrame(r), 1)} messages per frame`;
-  return ratio >= 0.8
-    ? `${figures}: bound by posting, it needs more messages per frame`
-    : `${figures}: posting is not what limits it (below 0.8× the ceiling); the time goes before the post (queues, batches, invocations)`;
+  const posting =
+    ratio >= 0.8
+      ? `${figures}: bound by posting, it needs more messages per frame`
+      : `${figures}: below 0.8× the ceiling, so posting alone is not the limit`;
+  return `${posting}${machineNote(r, raw, neededPerSecond)}`;
+}
+
+/**
+ * What the machine's CPU says: how busy its cores were, what the pipeline spent per delivery against raw `ws`, and how
+ * many cores the target's rate would take at that cost.
+ */
+function machineNote(r: ScenarioResult, raw?: ScenarioResult, neededPerSecond?: number): string {
+  const m = r.machine;
+  if (m === undefined) return '';
+  const bound = m.busyCores >= 0.85 * m.cores;
+  const versus = raw?.machine ? ` (raw \`ws\`: ${round(raw.machine.cpuMicrosPerDelivery, 1)} µs)` : '';
+  const needs =
+    neededPerSecond === undefined
+      ? ''
+      : `; ${Math.round(neededPerSecond)} deliveries/s at that cost would take ${round((neededPerSecond * m.cpuMicrosPerDelivery) / 1e6, 1)} cores`;
+  return `; the machine's ${m.cores} cores were ${round(m.busyCores, 2)} busy${bound ? ' (CPU-bound)' : ''}, ${round(m.cpuMicrosPerDelivery, 1)} µs of CPU per delivery across every process${versus}${needs}`;
+}
+
+/**
+ * Posts are API Gateway messages ($1 per million): how few posts per delivery 0.2× AppSync Events would take if the
+ * whole difference came from posts, and what that means for how far apart a group's frames must be at its rate.
+ */
+function framesNote(r: ScenarioResult | undefined, cost: CostSummary): string {
+  if (r === undefined || r.posts === undefined || r.delivered === 0 || typeof r.rate !== 'number') return '';
+  const postsPerDelivery = r.posts / r.delivered;
+  // Dollars per million deliveries over the target, and what one post per delivery costs per million deliveries.
+  const excess = cost.tenantcastPerMillionDeliveries - 0.2 * cost.appSyncEventsPerMillionDeliveries;
+  const allowed = postsPerDelivery - excess / prices.apiGatewayMessagesPerMillion;
+  if (allowed <= 0) return '';
+  const perFrame = 1 / allowed;
+  return `; ${round(postsPerDelivery, 3)} posts per delivery (${round(messagesPerFrame(r), 1)} messages per frame): 0.2× needs at most ${round(allowed, 3)} (${round(perFrame, 1)} messages per frame), frames at least ${Math.round((perFrame / r.rate) * 1000)} ms apart at ${r.rate} msg/s, which p99 latency then adds to`;
 }
 
 export interface TargetInput {
@@ -88,7 +122,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         `${round(ratio, 3)}× (${burst.deliveriesPerSecond} vs ${rawBurst.deliveriesPerSecond} deliveries/s)`,
         ratio >= 0.5,
         () =>
-          `${postingNote(burst, ceiling)}; 0.5× raw is ${Math.round(needed)} deliveries/s, ${round(needed / ceiling, 1)} messages per frame at the ceiling`,
+          `${postingNote(burst, ceiling, rawBurst, needed)}; 0.5× raw would need ${round(needed / ceiling, 1)} messages per frame at the SDK ceiling`,
       ),
     );
   }
@@ -103,7 +137,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         `${at100.connections} connections × 100 msg/s: delivered/s ≥ 0.95 × offered and p99 ≤ 2 rounds`,
         `${round(keepsUp, 3)} × offered (${at100.deliveriesPerSecond} of ${offered}/s), p99 ${round(at100.latency.p99)} ms = ${round(rounds, 2)} rounds of ${round(roundMs)} ms`,
         keepsUp >= 0.95 && rounds <= 2,
-        () => postingNote(at100, ceiling),
+        () => postingNote(at100, ceiling, find(scenarios.raw100), 0.95 * offered),
       ),
     );
   }
@@ -115,7 +149,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         `${at10.connections} connections × 10 msg/s: p99 ≤ 1.5 s`,
         `${round(at10.latency.p99)} ms (${round(at10.latency.p99 / roundMs, 2)} rounds)`,
         at10.latency.p99 <= 1500,
-        () => postingNote(at10, ceiling),
+        () => postingNote(at10, ceiling, find(scenarios.raw10)),
       ),
     );
   }
@@ -129,7 +163,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         `busy group (${input.costGroup} members at 100 msg/s): p99 ≤ raw p99 + 100 ms`,
         `${round(busy.latency.p99)} ms vs ${round(limit)} ms (raw p99 ${round(rawBusy.latency.p99)} ms); p50 ${round(busy.latency.p50)} ms`,
         busy.latency.p99 <= limit,
-        () => postingNote(busy, ceiling),
+        () => postingNote(busy, ceiling, rawBusy),
       ),
     );
   }
@@ -162,7 +196,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         `modeled cost ≤ 0.2× AppSync Events (${cost.scenario})`,
         `${cost.ratioVsAppSync}×: $${cost.tenantcastPerMillionDeliveries} vs $${cost.appSyncEventsPerMillionDeliveries} per million deliveries`,
         cost.ratioVsAppSync <= 0.2,
-        () => `per million deliveries: ${parts}`,
+        () => `per million deliveries: ${parts}${framesNote(find(cost.scenario), cost)}`,
       ),
     );
   }

@@ -3,6 +3,7 @@
  * the target checks (bench/targets.ts) and the report writer (bench/report.ts), so none of them imports another.
  */
 import type { Usage } from './cost.ts';
+import type { MachineCpu } from './machine-cpu.ts';
 import type { SdkCeiling } from './sdk-ceiling.ts';
 import type { LatencySummary } from './stats.ts';
 
@@ -30,6 +31,8 @@ export interface ScenarioResult {
   perDelivery?: Record<string, number>;
   /** DynamoDB capacity units per published message, by action and item kind (local/meter.ts). */
   dynamoUnitsPerMessage?: Record<string, number>;
+  /** The whole machine's CPU use from the first publish to the last delivery (bench/machine-cpu.ts). */
+  machine?: MachineCpu;
 }
 
 export interface CostSummary {
