@@ -4,13 +4,16 @@
  * hand: one line of a kernel file, no library needed.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 
 export interface CpuSample {
   /** Clock ticks spent running anything (user, nice, system, irq, softirq, steal), all cores together. */
   readonly busy: number;
   /** Every clock tick, idle and iowait included. */
   readonly total: number;
+  /** The CPUs /proc/stat counts (its `cpuN` lines): the cores `busy` and `total` are summed over. */
+  readonly cores: number;
+  /** When it was read (ms, any fixed origin). */
+  readonly at: number;
 }
 
 export interface MachineCpu {
@@ -21,9 +24,10 @@ export interface MachineCpu {
   readonly cpuMicrosPerDelivery: number;
 }
 
-/** Parses the aggregate `cpu` line of /proc/stat. */
-export function parseProcStat(text: string): CpuSample | undefined {
-  const line = text.split('\n').find((l) => l.startsWith('cpu '));
+/** Parses /proc/stat: the aggregate `cpu` line and the count of `cpuN` lines. */
+export function parseProcStat(text: string, at = 0): CpuSample | undefined {
+  const lines = text.split('\n');
+  const line = lines.find((l) => l.startsWith('cpu '));
   if (line === undefined) return undefined;
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
     .trim()
@@ -31,31 +35,40 @@ export function parseProcStat(text: string): CpuSample | undefined {
     .slice(1)
     .map(Number);
   const busy = user + nice + system + irq + softirq + steal;
-  return { busy, total: busy + idle + iowait };
+  const cores = lines.filter((l) => /^cpu\d+ /.test(l)).length || 1;
+  return { busy, total: busy + idle + iowait, cores, at };
 }
 
 /** Now, or undefined where /proc/stat does not exist (not Linux). */
-export function sampleMachineCpu(read: () => string = () => readFileSync('/proc/stat', 'utf8')): CpuSample | undefined {
+export function sampleMachineCpu(
+  read: () => string = () => readFileSync('/proc/stat', 'utf8'),
+  now: () => number = () => performance.now(),
+): CpuSample | undefined {
   try {
-    return parseProcStat(read());
+    return parseProcStat(read(), now());
   } catch {
     return undefined;
   }
 }
 
-/** The machine's CPU use between two samples `seconds` apart, per delivery made in between. */
+/**
+ * The machine's CPU use between two samples, and per delivery made in between. Both figures come from the samples'
+ * own window: the busy share of every tick times the cores is the cores busy, and that times the window is the CPU
+ * time spent.
+ */
 export function machineCpuBetween(
   before: CpuSample | undefined,
   after: CpuSample | undefined,
-  seconds: number,
   deliveries: number,
-  cores: number = availableParallelism(),
 ): MachineCpu | undefined {
-  if (before === undefined || after === undefined || after.total <= before.total || deliveries <= 0) return undefined;
-  const busyCores = ((after.busy - before.busy) / (after.total - before.total)) * cores;
+  if (before === undefined || after === undefined || after.total <= before.total || after.at <= before.at)
+    return undefined;
+  if (deliveries <= 0) return undefined;
+  const busyCores = ((after.busy - before.busy) / (after.total - before.total)) * after.cores;
+  const cpuSeconds = busyCores * ((after.at - before.at) / 1000);
   return {
     busyCores: Math.round(busyCores * 100) / 100,
-    cores,
-    cpuMicrosPerDelivery: Math.round(((busyCores * seconds) / deliveries) * 1e6 * 10) / 10,
+    cores: after.cores,
+    cpuMicrosPerDelivery: Math.round((cpuSeconds / deliveries) * 1e6 * 10) / 10,
   };
 }

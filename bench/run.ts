@@ -18,6 +18,7 @@ import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
 import { buildFunctionBundles } from '../local/function-bundles.ts';
+import { defaultMaxSandboxes } from '../local/function-host.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
@@ -40,13 +41,14 @@ const { values: args } = parseArgs({
     'cost-group': { type: 'string', default: '50' },
     flood: { type: 'string', default: '1000' },
     quick: { type: 'boolean', default: false },
+    'max-sandboxes': { type: 'string' },
     out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(
-    'npm run bench -- [--connections 1000] [--burst 100] [--rate-seconds 5] [--cost-group 50] [--flood 1000] [--quick] [--out dir]',
+    'npm run bench -- [--connections 1000] [--burst 100] [--rate-seconds 5] [--cost-group 50] [--flood 1000] [--quick] [--max-sandboxes N] [--out dir]',
   );
   process.exit(0);
 }
@@ -56,6 +58,8 @@ const BURST = Math.max(10, Math.round(Number(args.burst) * scale));
 const RATE_SECONDS = Math.max(1, Number(args['rate-seconds']) * (args.quick ? 0.4 : 1));
 const COST_GROUP = Number(args['cost-group']);
 const FLOOD = Math.max(50, Math.round(Number(args.flood) * scale));
+/** Sandboxes per function in the local runtime (to compare against the default, one per core). */
+const MAX_SANDBOXES = args['max-sandboxes'] === undefined ? defaultMaxSandboxes() : Number(args['max-sandboxes']);
 
 /** Environment switch that turns packing and coalescing off (the naive API Gateway pattern). */
 export const NAIVE_ENV = { DELIVERY_PACKING: 'off', DELIVERY_COALESCING: 'off' } as const;
@@ -202,7 +206,7 @@ function finish(
 
 /** Adds the machine's CPU use over the scenario (first publish to the end of the wait for the last delivery). */
 function withMachineCpu(result: ScenarioResult, before: CpuSample | undefined, after: CpuSample | undefined): void {
-  const machine = machineCpuBetween(before, after, result.seconds, result.delivered);
+  const machine = machineCpuBetween(before, after, result.delivered);
   if (machine !== undefined) result.machine = machine;
 }
 
@@ -304,6 +308,7 @@ await buildFunctionBundles(functionBundles);
 async function startQuietRuntime(functionEnv: Record<string, string> = {}) {
   const runtime = await startLocal({
     functionBundles,
+    maxSandboxes: MAX_SANDBOXES,
     port: 0,
     log: () => undefined,
     onFunctionLog: () => undefined,
@@ -478,7 +483,15 @@ const summary: Summary = {
   machine,
   loadAverage,
   startedAt: startedAt.toISOString(),
-  options: { connections: G, burst: BURST, rateSeconds, costGroup: COST_GROUP, flood: FLOOD, quick: args.quick },
+  options: {
+    connections: G,
+    burst: BURST,
+    rateSeconds,
+    costGroup: COST_GROUP,
+    flood: FLOOD,
+    quick: args.quick,
+    maxSandboxes: MAX_SANDBOXES,
+  },
   sdkCeiling,
   gatewayPostsPerSecond,
   roundSeconds: round(roundSeconds(G, sdkCeiling.postsPerSecond), 3),

@@ -93,13 +93,16 @@ describe('the local function host', () => {
     expect(h.coldStarts).toBe(1);
   });
 
-  it('starts no more sandboxes than the machine has cores (at least 2) unless told otherwise', async () => {
+  it('runs no more sandboxes than the machine has cores (at least 2) unless told otherwise', async () => {
+    expect(defaultMaxSandboxes()).toBeGreaterThanOrEqual(2);
+    expect(defaultMaxSandboxes()).toBeLessThanOrEqual(Math.max(2, availableParallelism()));
+    expect(start(undefined, 5).maxSandboxes).toBe(5);
+    await host?.close();
     const h = start();
-    const cap = defaultMaxSandboxes();
-    expect(cap).toBe(Math.max(2, availableParallelism()));
-    await Promise.all(Array.from({ length: cap + 2 }, () => h.invoke({ op: 'overlap', ms: 300 })));
+    expect(h.maxSandboxes).toBe(defaultMaxSandboxes());
+    await Promise.all(Array.from({ length: h.maxSandboxes + 2 }, () => h.invoke({ op: 'overlap', ms: 300 })));
     expect(h.sandboxCount).toBeGreaterThanOrEqual(2);
-    expect(h.sandboxCount).toBeLessThanOrEqual(cap);
+    expect(h.sandboxCount).toBeLessThanOrEqual(h.maxSandboxes);
   });
 
   it('refuses a sandbox cap that is not a positive integer, saying what it was given', () => {

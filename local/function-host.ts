@@ -85,7 +85,8 @@ export class FunctionHost {
   private nextId = 0;
   private closed = false;
   private readonly timeoutMs: number;
-  private readonly maxSandboxes: number;
+  /** Most sandboxes this function runs at once (its concurrency). */
+  readonly maxSandboxes: number;
 
   constructor(private readonly options: FunctionHostOptions) {
     this.name = options.spec.name;

@@ -3,6 +3,7 @@
  * with its JWT authorizer, the publishApi function, the delivery queue and broadcaster, and real WebSockets.
  */
 import { describe, expect, it } from '@jest/globals';
+import { defaultMaxSandboxes } from '../../local/function-host.ts';
 import {
   eventually,
   httpApi,
@@ -15,7 +16,14 @@ import {
 } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, schedules: false, functionLogLevel: 'WARN' });
+/** Sandboxes per function: not the default, to see the option reach every function. */
+const SANDBOXES = defaultMaxSandboxes() + 1;
+const runtime = useQuietRuntime({
+  sqsRetryDelaySeconds: 0,
+  schedules: false,
+  functionLogLevel: 'WARN',
+  maxSandboxes: SANDBOXES,
+});
 
 interface Who {
   readonly tenant: string;
@@ -147,5 +155,11 @@ describe('the quiet test runtime', () => {
     expect(runtime().functions.get('publishApi')?.coldStarts).toBeGreaterThan(0);
     expect(runtime().functions.get('reaper')?.coldStarts).toBe(0);
     expect(runtime().functions.get('reaper')?.sandboxCount).toBe(0);
+  });
+
+  it('runs each function in at most the sandboxes it was given', () => {
+    const caps = [...runtime().functions.values()].map((f) => f.maxSandboxes);
+    expect(caps.length).toBeGreaterThan(10);
+    expect(new Set(caps)).toEqual(new Set([SANDBOXES]));
   });
 });
