@@ -12,7 +12,7 @@ const order = async (paths: string[]) => {
 };
 
 describe('the test sequencer without timings of a previous run (a fresh clone)', () => {
-  it('runs the known slowest files first (the SQS drains beside the two that keep many sandboxes busy), then files that start a runtime, then the rest by size', async () => {
+  it('runs the known slowest files first, then files that start a runtime, then the rest by size', async () => {
     expect(
       await order([
         'lambdas/core/a-long-unit-test-file-name.test.ts',
@@ -22,8 +22,8 @@ describe('the test sequencer without timings of a previous run (a fresh clone)',
         'test/integration/large-group.test.ts',
       ]),
     ).toEqual([
-      'local/sqs.test.ts',
       'test/integration/large-group.test.ts',
+      'local/sqs.test.ts',
       'test/integration/auth.test.ts',
       'lambdas/core/a-long-unit-test-file-name.test.ts',
       'client/x.test.ts',
