@@ -253,6 +253,7 @@ async function pipelineScenario(
   // Fresh recorder per scenario.
   group.receivers.reset();
   const { recorder } = group.receivers;
+  await rt.dynamoMeter?.settled();
   const before = snapshot(rt);
   const expected = connections * messages;
   const cpuBefore = sampleMachineCpu();
@@ -268,6 +269,7 @@ async function pipelineScenario(
   );
   const cpuAfter = sampleMachineCpu();
   await new Promise((r) => setTimeout(r, 300));
+  await rt.dynamoMeter?.settled();
   const after = snapshot(rt);
   const collected = await group.receivers.collect();
   const result = finish(name, system, connections, messages, rate, expected, collected, startedAt);

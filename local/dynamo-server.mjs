@@ -189,6 +189,8 @@ function close() {
 }
 process.on('message', (message) => {
   if (message?.type === 'close') close();
+  // The IPC channel keeps order: the answer comes after every meter record sent before it.
+  if (message?.type === 'flush') send({ type: 'flushed', id: message.id });
 });
 // The runtime went away without closing us: close (flushing a dataDir) rather than linger.
 process.on('disconnect', close);

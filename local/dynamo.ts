@@ -86,7 +86,8 @@ type ChildMessage =
   | { type: 'ready'; port: number; version: string; pid: number }
   | { type: 'failed'; message: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
-  | { type: 'meter'; record: MeterRecord };
+  | { type: 'meter'; record: MeterRecord }
+  | { type: 'flushed'; id: number };
 
 const consoleLog: DynamoLog = (level, message, fields) =>
   console[level === 'info' ? 'log' : level](`[dynamo] ${message}`, fields ?? '');
@@ -128,10 +129,32 @@ export async function startDynamo(options: StartDynamoOptions = {}): Promise<Loc
   const child = forkServer({ dataDir: options.dataDir, host, port: options.port ?? 0, meter: options.meter });
   const { port, version } = await whenReady(child);
   const endpoint = `http://${urlHost(host)}:${port}`;
-  const meter = options.meter === undefined ? undefined : createMeter(endpoint);
+  // A round trip over the (ordered) IPC channel: once the child's answer arrives, so have its earlier meter records.
+  const flushes = new Map<number, () => void>();
+  let lastFlush = 0;
+  const settled = () =>
+    new Promise<void>((resolve) => {
+      if (!child.connected) return resolve();
+      const id = ++lastFlush;
+      flushes.set(id, resolve);
+      child.send({ type: 'flush', id }, (err) => {
+        if (!err) return;
+        flushes.delete(id);
+        resolve();
+      });
+    });
+  const meter = options.meter === undefined ? undefined : createMeter(endpoint, settled);
   child.on('message', (message: ChildMessage) => {
     if (message.type === 'log') log(message.level, message.message, message.fields);
     if (message.type === 'meter') meter?.record(message.record);
+    if (message.type === 'flushed') {
+      flushes.get(message.id)?.();
+      flushes.delete(message.id);
+    }
+  });
+  child.once('exit', () => {
+    for (const resolve of flushes.values()) resolve();
+    flushes.clear();
   });
   let closed: Promise<void> | undefined;
   const exited = new Promise<void>((resolve) => {

@@ -23,6 +23,7 @@ afterAll(async () => {
 
 describe('the DynamoDB meter', () => {
   it('counts requests by action and the capacity units DynamoDB reports, without changing answers', async () => {
+    await meter.settled();
     meter.reset();
     await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'a' }, sk: { S: '1' } } }));
     await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'a' }, sk: { S: '2' } } }));
@@ -39,6 +40,7 @@ describe('the DynamoDB meter', () => {
     expect(got.Item).toEqual({ pk: { S: 'a' }, sk: { S: '1' } });
     expect(got.ConsumedCapacity).toBeUndefined();
     expect(query.Count).toBe(2);
+    await meter.settled();
     const counts = meter.counts();
     expect(counts.requests).toEqual({ PutItem: 2, GetItem: 1, Query: 1 });
     expect(counts.writeUnits).toBe(2);
@@ -47,6 +49,7 @@ describe('the DynamoDB meter', () => {
   });
 
   it('attributes capacity to item kinds: key markers stay, tenant, group and connection values become *', async () => {
+    await meter.settled();
     meter.reset();
     const pk = 'T#acme#G#chat:room#H';
     await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: pk }, sk: { S: '1' } } }));
@@ -57,16 +60,20 @@ describe('the DynamoDB meter', () => {
         ExpressionAttributeValues: { ':p': { S: pk } },
       }),
     );
+    await meter.settled();
     expect(meter.counts().unitsByKind).toEqual({ 'PutItem T#*#G#*#H': 1, 'Query T#*#G#*#H': 0.5 });
     expect(itemKindOf('RL#C#abc=')).toBe('RL#C#*');
   });
 
   it('leaves out the requests of the runtime’s own client (the TTL sweeper stands in for free DynamoDB TTL)', async () => {
+    await meter.settled();
     meter.reset();
     await dynamo.client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'b' }, sk: { S: '1' } } }));
+    await meter.settled();
     expect(meter.counts().requests).toEqual({});
     expect(meter.counts().writeUnits).toBe(0);
     await client.send(new PutItemCommand({ TableName: 'metered', Item: { pk: { S: 'b' }, sk: { S: '2' } } }));
+    await meter.settled();
     expect(meter.counts().requests).toEqual({ PutItem: 1 });
     expect(meter.counts().writeUnits).toBe(1);
   });

@@ -38,19 +38,28 @@ export function itemKindOf(pk: string): string {
 
 export interface Meter {
   readonly endpoint: string;
+  /**
+   * Resolves once every request the DynamoDB child has answered so far is counted: its records come over an IPC
+   * channel that the client's HTTP answer does not wait for in this process, so read `counts` after this.
+   */
+  settled(): Promise<void>;
   counts(): MeterCounts;
   reset(): void;
   close(): Promise<void>;
 }
 
 /** A meter fed by records: `record` is called for each request the DynamoDB child reports. */
-export function createMeter(endpoint: string): Meter & { record(record: MeterRecord): void } {
+export function createMeter(
+  endpoint: string,
+  settled: () => Promise<void> = async () => undefined,
+): Meter & { record(record: MeterRecord): void } {
   const requests = new Map<string, number>();
   const unitsByKind = new Map<string, number>();
   let readUnits = 0;
   let writeUnits = 0;
   return {
     endpoint,
+    settled,
     record({ action, pk, units, write }) {
       requests.set(action, (requests.get(action) ?? 0) + 1);
       if (units === undefined) return;
