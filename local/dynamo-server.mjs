@@ -86,7 +86,10 @@ function callDynalite(handler, req, res, body) {
   replay.emit('end');
 }
 
-/** Wraps `res.end` so the meter sees dynalite's answer first, and its record reaches the runtime before the client. */
+/**
+ * Wraps `res.end` so the meter sees dynalite's answer first, and its record is sent to the runtime before the client's
+ * answer (the runtime may still read the answer first: `Meter.settled()` waits for the record).
+ */
 function metered(res, finish) {
   const end = res.end.bind(res);
   res.end = (chunk, ...rest) => {

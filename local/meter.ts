@@ -3,7 +3,9 @@
  * reports. The local DynamoDB runs in a child process (local/dynamo.ts); with `startDynamo({ meter })` it asks dynalite
  * for `ReturnConsumedCapacity: TOTAL` on requests that did not ask for it, removes the answer again so clients see
  * exactly what they asked for, and sends one record per request over the IPC channel (local/dynamo-meter.mjs), before
- * it answers the client. This side keeps the counts. The benchmark turns them into a modeled bill.
+ * it answers the client. The record may still be processed here after the client has its answer (two channels, no
+ * order between them): `settled()` waits for it. This side keeps the counts. The benchmark turns them into a modeled
+ * bill.
  */
 
 export interface MeterCounts {
