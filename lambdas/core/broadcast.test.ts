@@ -14,6 +14,7 @@ import {
 } from './broadcast.ts';
 import type { DeliveryMessage, FanoutJob } from './delivery.ts';
 import { GroupHistory } from './history.ts';
+import { MemberCache } from './member-cache.ts';
 import type { Member } from './registry.ts';
 import { sqsBatches } from './sqs-batches.ts';
 
@@ -35,6 +36,10 @@ interface Options {
   splitThreshold?: number;
   pageSize?: number;
   shards?: number;
+  /** Keep member lists between runs (a MemberCache) while the fake membership version stays the same. */
+  memberCache?: boolean;
+  /** Runs right after a member listing took its snapshot (a change racing the read). */
+  afterListing?: () => void;
 }
 
 /** The engine's ports: history over a fake table, an in-memory registry, and a recording @connections. */
@@ -46,13 +51,18 @@ function setup(options: Options = {}) {
   const removed: string[] = [];
   const replayed: string[] = [];
   const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
+  const membership = { version: 0, listings: 0 };
   const failures = Object.fromEntries(Object.entries(options.failures ?? {}).map(([k, v]) => [k, [...v]]));
   const deps: BroadcastDeps = {
     history: new GroupHistory({ client: table.client, tableName: 'test', now: () => now }),
     registry: {
       members: async function* () {
-        yield members.filter((m) => !removed.includes(m.connectionId));
+        membership.listings++;
+        const snapshot = members.filter((m) => !removed.includes(m.connectionId));
+        options.afterListing?.();
+        yield snapshot;
       },
+      membershipVersion: async () => membership.version,
       connectionsOfUser: async (_tenantId, userId) => options.userConnections?.[userId] ?? [],
       removeConnection: async (connectionId) => {
         removed.push(connectionId);
@@ -77,6 +87,7 @@ function setup(options: Options = {}) {
     ...(options.splitThreshold !== undefined && { splitThreshold: options.splitThreshold }),
     ...(options.pageSize !== undefined && { pageSize: options.pageSize }),
     ...(options.shards !== undefined && { shards: options.shards }),
+    ...(options.memberCache === true && { memberCache: new MemberCache({ now: () => now }) }),
   };
   /** What one connection received, frames unpacked, as [id, seq]. */
   const received = (connectionId: string) =>
@@ -95,6 +106,7 @@ function setup(options: Options = {}) {
     replayed,
     jobs,
     members,
+    membership,
     received,
     advance: (ms: number) => {
       now += ms;
@@ -627,5 +639,92 @@ describe('user groups', () => {
   it('other groups never look up user connections', async () => {
     const { deps } = setup({ members: [member('c1')], userConnections: { general: [member('intruder')] } });
     expect((await allMembers(deps, T, 'chat:general')).map((m) => m.connectionId)).toEqual(['c1']);
+  });
+});
+
+describe('member lists between runs (a member cache)', () => {
+  it('reads the members once while the membership version stays the same', async () => {
+    const { deps, membership, received } = setup({ members: [member('c1'), member('c2')], memberCache: true });
+    await broadcastRun([message('a')], false, deps);
+    await broadcastRun([message('b')], false, deps);
+    await broadcastRun([message('c')], false, deps);
+    expect(membership.listings).toBe(1);
+    expect(received('c2')).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+  });
+
+  it('reads them again after the version moved, so a new member gets the next run and a leaver does not', async () => {
+    const { deps, membership, members, received } = setup({
+      members: [member('c1'), member('old')],
+      memberCache: true,
+    });
+    await broadcastRun([message('a')], false, deps);
+    members.push(member('new'));
+    members.splice(
+      members.findIndex((m) => m.connectionId === 'old'),
+      1,
+    );
+    membership.version++;
+    await broadcastRun([message('b')], false, deps);
+    expect(membership.listings).toBe(2);
+    expect(received('new')).toEqual([['b', 2]]);
+    expect(received('old')).toEqual([['a', 1]]);
+    expect(received('c1')).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+  });
+
+  it('does not post to a kept member whose membership expired since the list was read', async () => {
+    const start = 1_700_000_000_000;
+    const { deps, advance, received } = setup({
+      members: [member('c1', { ttl: start / 1000 + 60 }), member('c2', { ttl: start / 1000 + 3600 })],
+      memberCache: true,
+    });
+    await broadcastRun([message('a')], false, deps);
+    advance(61_000);
+    await broadcastRun([message('b')], false, deps);
+    expect(received('c1')).toEqual([['a', 1]]);
+    expect(received('c2')).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+  });
+
+  it('keeps a list under the version read before it, so a change racing the read is picked up by the next run', async () => {
+    let race: (() => void) | undefined;
+    const { deps, members, membership, received } = setup({
+      members: [member('c1')],
+      memberCache: true,
+      afterListing: () => race?.(),
+    });
+    race = () => {
+      race = undefined;
+      members.push(member('new'));
+      membership.version++;
+    };
+    await broadcastRun([message('a')], false, deps);
+    await broadcastRun([message('b')], false, deps);
+    expect(received('new')).toEqual([['b', 2]]);
+  });
+
+  it('always reads a user group, whose connections of the user carry no version', async () => {
+    const { deps, membership } = setup({
+      userConnections: { bob: [member('phone', { userId: 'bob' })] },
+      memberCache: true,
+    });
+    await broadcastRun([message('a', { group: 'user:bob' })], false, deps);
+    await broadcastRun([message('b', { group: 'user:bob' })], false, deps);
+    expect(membership.listings).toBe(2);
+  });
+
+  it('reads the members on every run without a cache', async () => {
+    const { deps, membership } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a')], false, deps);
+    await broadcastRun([message('b')], false, deps);
+    expect(membership.listings).toBe(2);
   });
 });

@@ -21,6 +21,7 @@ import {
 } from './delivery-plan.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
+import type { MemberCache } from './member-cache.ts';
 import type { Member, Registry } from './registry.ts';
 
 export interface BroadcastDeps {
@@ -28,7 +29,13 @@ export interface BroadcastDeps {
     GroupHistory,
     'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress' | 'readAfter' | 'addAhead' | 'ahead'
   >;
-  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'>;
+  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'> &
+    Partial<Pick<Registry, 'membershipVersion'>>;
+  /**
+   * Member lists kept between runs, used while the group's membership version (`registry.membershipVersion`) is
+   * the one they were read at (lambdas/core/member-cache.ts). @default none: every run reads the members
+   */
+  readonly memberCache?: MemberCache;
   /** PostToConnection. */
   readonly post: (connectionId: string, data: string) => Promise<void>;
   /** 410 Gone. */
@@ -171,6 +178,28 @@ export async function allMembers(
 }
 
 /**
+ * The group's members for a run: from `deps.memberCache` while the group's membership version is the one they were
+ * read at, else read (after the version, so the list is at least as new as the version it is kept under). A
+ * `user:` group's connections of the user are not versioned, so those groups are always read.
+ */
+export async function currentMembers(
+  deps: Pick<BroadcastDeps, 'registry' | 'memberCache'>,
+  tenantId: string,
+  group: string,
+): Promise<Member[]> {
+  const cache = deps.memberCache;
+  if (cache === undefined || deps.registry.membershipVersion === undefined || group.startsWith(USER_GROUP_PREFIX)) {
+    return allMembers(deps, tenantId, group);
+  }
+  const version = await deps.registry.membershipVersion(tenantId, group);
+  const held = cache.get(tenantId, group, version);
+  if (held !== undefined) return held;
+  const members = await allMembers(deps, tenantId, group);
+  cache.set(tenantId, group, version, members);
+  return members;
+}
+
+/**
  * Posts each connection its frames in order, retrying throttles and 5xx with full-jitter backoff, removing gone
  * connections, and recording who got everything. Throws DeliveryFailedError when anyone is left out.
  */
@@ -252,7 +281,7 @@ export async function broadcastRun(
   const [state, messages, everyone] = await Promise.all([
     reading,
     reading.then((s) => deps.history.assign(run, s, { redelivered })),
-    allMembers(deps, tenantId, group),
+    currentMembers(deps, tenantId, group),
   ]);
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };

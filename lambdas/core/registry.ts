@@ -6,6 +6,7 @@
  * | connection            | `C#<connectionId>`        | `META`        | `T#<tenant>` | `U#<user>#C#<conn>`  |
  * | connection → group    | `C#<connectionId>`        | `G#<group>`   |              |                      |
  * | group → connection    | `T#<tenant>#G#<group>`    | `C#<conn>`    |              |                      |
+ * | membership version    | `T#<tenant>#G#<group>#V`  | `VERSION`     |              |                      |
  * | tenant configuration  | `T#<tenant>`              | `CONFIG`      |              |                      |
  *
  * "All connections of group G in tenant T" is one paginated Query on `T#T#G#G`; "all groups of connection C"
@@ -13,6 +14,12 @@
  * idempotent puts, connection side first, so whatever a crash leaves behind is found and removed with the
  * connection, and every item carries the connection's expiry in `ttl` so DynamoDB TTL removes what
  * `$disconnect` (best-effort in AWS) missed. Readers ignore items whose `ttl` has passed, since TTL deletion lags.
+ *
+ * The membership version (`v`) of a group goes up after every change to its member items (subscribe, unsubscribe,
+ * end of a replay wait, removal of a connection), before the change is acknowledged. A reader that read the version,
+ * then the members, may use that list for as long as the version stays the same (lambdas/core/member-cache.ts): a
+ * message published after a subscribe or unsubscribe was answered is sequenced after the version moved. It lives
+ * in its own partition, so a burst of subscriptions does not contend with the group's counter item.
  */
 import {
   BatchWriteCommand,
@@ -44,6 +51,8 @@ export interface Member {
   readonly claims: Readonly<Record<string, unknown>>;
   /** Set while a `subscribe` with `since` waits for its replay: live delivery skips the member until then. */
   readonly replayFrom?: number;
+  /** When the membership item expires (epoch seconds; the connection's 2-hour cap plus a margin). */
+  readonly ttl?: number;
 }
 
 export interface SubscribeOptions {
@@ -60,6 +69,7 @@ export interface RegistryOptions {
 
 const connectionPk = (connectionId: string) => `C#${connectionId}`;
 const groupPk = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
+const versionKey = (tenantId: string, group: string) => ({ pk: `${groupPk(tenantId, group)}#V`, sk: 'VERSION' });
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
 /** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
@@ -178,6 +188,7 @@ export class Registry {
         },
       }),
     );
+    await this.membershipChanged(caller.tenantId, group);
   }
 
   /** Ends a member's wait for its replay: live delivery includes it from now on. No-op if it left. */
@@ -193,7 +204,9 @@ export class Registry {
       );
     } catch (err) {
       if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+      return;
     }
+    await this.membershipChanged(tenantId, group);
   }
 
   /** Removes one membership (group side first, so delivery stops before the record of it goes). Idempotent. */
@@ -201,8 +214,32 @@ export class Registry {
     await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` } }),
     );
+    await this.membershipChanged(tenantId, group);
     await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: `G#${group}` } }),
+    );
+  }
+
+  /**
+   * The group's membership version: it goes up after every change to the group's members, so a member list read
+   * after it is current while it stays the same (one consistent GetItem).
+   */
+  async membershipVersion(tenantId: string, group: string): Promise<number> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: versionKey(tenantId, group), ConsistentRead: true }),
+    );
+    return Number(out.Item?.v ?? 0);
+  }
+
+  /** Raises the group's membership version (after the change, before it is acknowledged). */
+  private async membershipChanged(tenantId: string, group: string): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: versionKey(tenantId, group),
+        UpdateExpression: 'ADD v :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      }),
     );
   }
 
@@ -227,6 +264,7 @@ export class Registry {
             claims:
               typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
             ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
+            ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
           }),
         );
       if (page.length > 0) yield page;
@@ -273,18 +311,20 @@ export class Registry {
   async removeConnection(connectionId: string): Promise<{ groups: number }> {
     const items = await this.connectionItems(connectionId);
     const deletes: NonNullable<BatchWriteCommandInput['RequestItems']>[string] = [];
-    let groups = 0;
+    const memberships: [string, string][] = [];
     for (const item of items) {
       const sk = String(item.sk);
       if (sk.startsWith('G#')) {
-        groups++;
+        memberships.push([String(item.tenantId), String(item.group)]);
         deletes.push({
           DeleteRequest: { Key: { pk: groupPk(String(item.tenantId), String(item.group)), sk: `C#${connectionId}` } },
         });
       }
     }
+    const groups = memberships.length;
     // Group side first, then the connection's own items (META last, so a retry can still find everything).
     await this.batchWrite(deletes);
+    await Promise.all(memberships.map(([tenantId, group]) => this.membershipChanged(tenantId, group)));
     const own = items
       .filter((item) => item.sk !== 'META')
       .map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));

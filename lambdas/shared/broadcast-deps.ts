@@ -7,6 +7,7 @@ import type { BroadcastDeps } from '../core/broadcast.ts';
 import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { GroupHistory } from '../core/history.ts';
+import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches } from '../core/sqs-batches.ts';
 import { createDocumentClient } from './aws.ts';
@@ -30,6 +31,8 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       retentionSeconds: numberEnv('HISTORY_RETENTION_SECONDS', 86_400),
     }),
     registry: new Registry({ client: documentClient, tableName }),
+    // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
+    memberCache: new MemberCache(),
     post: async (connectionId, data) => {
       await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
     },

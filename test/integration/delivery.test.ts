@@ -75,6 +75,30 @@ describe('sequence numbers', () => {
   });
 });
 
+describe('membership between runs (member lists kept by the broadcaster)', () => {
+  it('a member who joins a busy group gets what is published after its subscribe; one who leaves gets nothing more', async () => {
+    const group = 'chat:joiners';
+    const stayer = await client('acme', 'stayer');
+    const leaver = await client('acme', 'leaver');
+    for (const c of [stayer, leaver]) await c.request({ action: 'subscribe', group });
+    const publisher = await client('acme', 'pub');
+    // Warm runs with the first members, so the broadcaster holds their list.
+    for (let i = 0; i < 5; i++) await publisher.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(stayer, group).length >= 5 && messages(leaver, group).length >= 5);
+    const joiner = await client('acme', 'joiner');
+    await joiner.request({ action: 'subscribe', group });
+    for (let i = 5; i < 10; i++) await publisher.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(stayer, group).length >= 10 && messages(joiner, group).length >= 5);
+    await leaver.request({ action: 'unsubscribe', group });
+    for (let i = 10; i < 15; i++) await publisher.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(stayer, group).length >= 15 && messages(joiner, group).length >= 10);
+    await sleep(200);
+    expect(seqs(stayer, group)).toEqual(range(1, 15));
+    expect(seqs(joiner, group)).toEqual(range(6, 15));
+    expect(seqs(leaver, group)).toEqual(range(1, 10));
+  });
+});
+
 describe('recovery with since', () => {
   it('replays what was missed, then continues live, with no gap and no duplicate while others publish', async () => {
     const group = 'chat:recover';

@@ -243,6 +243,10 @@ export class FakeTable {
         Object.assign(current, { done, first: v[':first'], last: v[':last'], ttl: v[':ttl'] });
         break;
       }
+      // A group's membership version (lambdas/core/registry.ts).
+      case 'ADD v :one':
+        current.v = Number(current.v ?? 0) + Number(v[':one']);
+        break;
       case 'REMOVE replayFrom':
         if (!this.items.has(key)) throw new ConditionalCheckFailed('missing');
         delete current.replayFrom;
