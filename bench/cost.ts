@@ -112,9 +112,13 @@ export interface Profile {
 export interface UnitCosts {
   /** DynamoDB write units per published message (2026-12-02 full bench, busy group: 1.45; 5.3 before issue #14). */
   dynamoWriteUnitsPerMessage: number;
-  /** Read units per message (id → seq lookup) and per run (the member page, eventually consistent). */
+  /** Read units per message (id → seq lookup). */
   dynamoReadUnitsPerMessage: number;
-  memberItemBytes: number;
+  /**
+   * Read units per run: the group's membership version, one consistent read (docs/delivery.md, "Member lists"). The
+   * member pages are read again only when membership changed, which the profiles do not model (they have no churn).
+   */
+  dynamoReadUnitsPerRun: number;
   /** Lambda duration per post at the broadcaster's memory (CPU per post ÷ CPU share), and per invocation. */
   lambdaMsPerPost: number;
   lambdaMsPerInvocation: number;
@@ -125,7 +129,7 @@ export interface UnitCosts {
 export const defaultUnitCosts: UnitCosts = {
   dynamoWriteUnitsPerMessage: 1.45,
   dynamoReadUnitsPerMessage: 1,
-  memberItemBytes: 150,
+  dynamoReadUnitsPerRun: 1,
   // ~790 µs of SDK CPU per post (issue #14) at 1 GB = 1024/1769 of a vCPU.
   lambdaMsPerPost: 1.37,
   lambdaMsPerInvocation: 20,
@@ -140,7 +144,6 @@ export function profileUsage(p: Profile, u: UnitCosts = defaultUnitCosts): Usage
   const posts = deliveries / p.messagesPerFrame;
   const runs = publishes / p.messagesPerRun;
   const handlers = p.publishedOverWebSocket ? publishes : 0;
-  const memberPageUnits = Math.max(1, Math.ceil((p.groupSize * u.memberItemBytes) / 4096)) * 0.5;
   return {
     deliveries,
     publishes,
@@ -155,7 +158,7 @@ export function profileUsage(p: Profile, u: UnitCosts = defaultUnitCosts): Usage
       publishes * (p.upstream?.lambdaGbSeconds ?? 0),
     // Send per message; receive and delete per batch (Lambda's event source mapping).
     sqsRequests: publishes + 2 * runs + publishes * (p.upstream?.sqsRequests ?? 0),
-    dynamoReadUnits: publishes * u.dynamoReadUnitsPerMessage + runs * memberPageUnits,
+    dynamoReadUnits: publishes * u.dynamoReadUnitsPerMessage + runs * u.dynamoReadUnitsPerRun,
     dynamoWriteUnits: publishes * u.dynamoWriteUnitsPerMessage,
   };
 }

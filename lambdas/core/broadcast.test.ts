@@ -51,13 +51,14 @@ function setup(options: Options = {}) {
   const removed: string[] = [];
   const replayed: string[] = [];
   const jobs: { job: FanoutJob; shard: number; id: string }[] = [];
-  const membership = { version: 0, listings: 0 };
+  const membership = { version: 0, listings: 0, consistentListings: 0 };
   const failures = Object.fromEntries(Object.entries(options.failures ?? {}).map(([k, v]) => [k, [...v]]));
   const deps: BroadcastDeps = {
     history: new GroupHistory({ client: table.client, tableName: 'test', now: () => now }),
     registry: {
-      members: async function* () {
+      members: async function* (_tenantId, _group, read) {
         membership.listings++;
+        if (read?.consistent === true) membership.consistentListings++;
         const snapshot = members.filter((m) => !removed.includes(m.connectionId));
         options.afterListing?.();
         yield snapshot;
@@ -649,6 +650,8 @@ describe('member lists between runs (a member cache)', () => {
     await broadcastRun([message('b')], false, deps);
     await broadcastRun([message('c')], false, deps);
     expect(membership.listings).toBe(1);
+    // A list kept under a version is read consistently, so it holds every change acknowledged before the version.
+    expect(membership.consistentListings).toBe(1);
     expect(received('c2')).toEqual([
       ['a', 1],
       ['b', 2],

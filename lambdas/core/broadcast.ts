@@ -165,9 +165,10 @@ export async function allMembers(
   deps: Pick<BroadcastDeps, 'registry'>,
   tenantId: string,
   group: string,
+  options: { readonly consistent?: boolean } = {},
 ): Promise<Member[]> {
   const members: Member[] = [];
-  for await (const page of deps.registry.members(tenantId, group)) members.push(...page);
+  for await (const page of deps.registry.members(tenantId, group, options)) members.push(...page);
   if (!group.startsWith(USER_GROUP_PREFIX)) return members;
   const userId = group.slice(USER_GROUP_PREFIX.length);
   const subscribed = new Set(members.map((m) => m.connectionId));
@@ -194,7 +195,9 @@ export async function currentMembers(
   const version = await deps.registry.membershipVersion(tenantId, group);
   const held = cache.get(tenantId, group, version);
   if (held !== undefined) return held;
-  const members = await allMembers(deps, tenantId, group);
+  // Consistent: an eventually consistent read could miss a change acknowledged before the version read, and the
+  // list would then be kept without it until the next change.
+  const members = await allMembers(deps, tenantId, group, { consistent: true });
   cache.set(tenantId, group, version, members);
   return members;
 }

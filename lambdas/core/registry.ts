@@ -243,15 +243,23 @@ export class Registry {
     );
   }
 
-  /** Pages of the live members of a group (one Query per page). */
-  async *members(tenantId: string, group: string, pageSize = 500): AsyncGenerator<Member[]> {
+  /**
+   * Pages of the live members of a group (one Query per page). `consistent`: a strongly consistent read, which sees
+   * every change acknowledged before it (a list kept under a membership version must; twice the read units).
+   */
+  async *members(
+    tenantId: string,
+    group: string,
+    options: { readonly pageSize?: number; readonly consistent?: boolean } = {},
+  ): AsyncGenerator<Member[]> {
     const pages = queryPages(this.client, {
       TableName: this.tableName,
+      ...(options.consistent === true && { ConsistentRead: true }),
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
       ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #ttl',
       ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles' },
-      Limit: pageSize,
+      Limit: options.pageSize ?? 500,
     });
     for await (const out of pages) {
       const page = (out.Items ?? [])
