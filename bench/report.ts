@@ -55,6 +55,7 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     `Machine: ${s.machine}; load average ${s.loadAverage.join(' / ')} at the start. Everything (clients, gateway,`,
     'functions, stand-ins) runs on this one machine; latencies are local and relative: what matters is the ratio to',
     'the plain `ws` server and to the post ceiling, both measured in the same run.',
+    ...(s.commit === undefined ? [] : [`Commit measured: ${s.commit}.`]),
     ...(s.options.maxSandboxes === undefined
       ? []
       : [`Each function ran in at most ${s.options.maxSandboxes} sandboxes (worker threads) at once.`]),

@@ -9,6 +9,7 @@
  * Options: --connections N (1000) --burst N (100 messages) --rate-seconds N (5) --cost-group N (50)
  *          --flood N (1000 messages) --quick (smaller everything) --out DIR
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -374,6 +375,18 @@ async function gatewayCeiling(rt: LocalRuntime, posts: number): Promise<number> 
   return Math.round(perSecond);
 }
 
+/** The checkout's commit, `-dirty` when it has uncommitted changes; undefined outside a git checkout. */
+function commitMeasured(): string | undefined {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd: import.meta.dirname,
+      encoding: 'utf8',
+    }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- main ----
 
 const startedAt = new Date();
@@ -481,8 +494,10 @@ const costDynamoWriteUnitsPerMessage = costRun.usage
   ? round(costRun.usage.dynamoWriteUnits / costRun.messages, 3)
   : undefined;
 const postsPerDeliveryPacked = byName(scenarios.at100).perDelivery?.postToConnection;
+const commit = commitMeasured();
 const summary: Summary = {
   machine,
+  ...(commit !== undefined && { commit }),
   loadAverage,
   startedAt: startedAt.toISOString(),
   options: {

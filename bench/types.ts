@@ -54,6 +54,8 @@ export interface TargetCheck {
 
 export interface Summary {
   machine: string;
+  /** The commit measured (`git describe --always --dirty`), when the run was made in a git checkout. */
+  commit?: string;
   /** 1, 5 and 15 minute load averages when the run started (the machine is shared). */
   loadAverage: number[];
   startedAt: string;
