@@ -11,9 +11,30 @@ describe('the membership version of a group', () => {
   });
   const now = 1_800_000_000_000;
   let seq = 0;
-  const setup = () => {
+  /** Every command sent, in order; `failVersion` makes raises of a membership version fail. */
+  const recording = (options: { failVersion?: boolean } = {}) => {
+    const sent: { name: string; input: Record<string, unknown> }[] = [];
+    const wrapped = {
+      send: (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+        sent.push({ name: command.constructor.name, input: command.input });
+        const key = command.input.Key as { pk?: string } | undefined;
+        if (options.failVersion === true && command.constructor.name === 'UpdateCommand' && key?.pk?.endsWith('#V')) {
+          return Promise.reject(Object.assign(new Error('throttled'), { name: 'ThrottlingException' }));
+        }
+        return client.send(command as never);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    /** Index of the first command matching, -1 if none. */
+    const at = (name: string, pk: (pk: string) => boolean) =>
+      sent.findIndex((c) => {
+        const { Key, Item } = c.input as { Key?: { pk?: string }; Item?: { pk?: string } };
+        return c.name === name && pk(String(Key?.pk ?? Item?.pk));
+      });
+    return { wrapped, sent, at };
+  };
+  const setup = (sending: DynamoDBDocumentClient = client) => {
     const tenantId = `t${++seq}`;
-    const registry = new Registry({ client, tableName, now: () => now });
+    const registry = new Registry({ client: sending, tableName, now: () => now });
     const caller = { tenantId, userId: 'alice', roles: ['member'] };
     const version = (group = 'chat') => registry.membershipVersion(tenantId, group);
     const memberIds = async (group = 'chat') => {
@@ -80,4 +101,59 @@ describe('the membership version of a group', () => {
     for await (const page of registry.members(tenantId, 'chat')) ttls.push(...page.map((m) => m.ttl));
     expect(ttls).toEqual([Registry.expiryOf(now)]);
   });
+
+  it('is raised only after the member items changed: subscribe, unsubscribe and removal', async () => {
+    const { wrapped, at } = recording();
+    const { tenantId, registry, caller } = setup(wrapped);
+    const group = (pk: string) => pk === `T#${tenantId}#G#chat`;
+    const version = (pk: string) => pk === `T#${tenantId}#G#chat#V`;
+    await registry.putConnection(caller, 'c1', now);
+    await registry.subscribe(caller, 'c1', 'chat', now);
+    expect(at('PutCommand', group)).toBeGreaterThanOrEqual(0);
+    expect(at('UpdateCommand', version)).toBeGreaterThan(at('PutCommand', group));
+
+    const unsubscribing = recording();
+    await registryOver(unsubscribing.wrapped).unsubscribe(tenantId, 'c1', 'chat');
+    expect(unsubscribing.at('UpdateCommand', version)).toBeGreaterThan(unsubscribing.at('DeleteCommand', group));
+
+    await registry.subscribe(caller, 'c1', 'chat', now);
+    const removing = recording();
+    await registryOver(removing.wrapped).removeConnection('c1');
+    const groupDeletes = removing.sent.findIndex((c) => c.name === 'BatchWriteCommand');
+    expect(groupDeletes).toBeGreaterThanOrEqual(0);
+    expect(removing.at('UpdateCommand', version)).toBeGreaterThan(groupDeletes);
+  });
+
+  it('a removal whose version raise fails still removes the connection (the raise is best effort there)', async () => {
+    const { tenantId, registry, caller, memberIds } = setup();
+    await registry.putConnection(caller, 'c1', now);
+    await registry.subscribe(caller, 'c1', 'chat', now);
+    const failing = recording({ failVersion: true });
+    await expect(registryOver(failing.wrapped).removeConnection('c1')).resolves.toEqual({ groups: 1 });
+    expect(await memberIds()).toEqual([]);
+  });
+
+  it('a subscribe whose version raise fails is refused, so the client tries again', async () => {
+    const failing = recording({ failVersion: true });
+    const { registry, caller } = setup(failing.wrapped);
+    await expect(registry.subscribe(caller, 'c1', 'chat', now)).rejects.toThrow('throttled');
+  });
+
+  it('reads the members with a strongly consistent Query when asked, and eventually consistent otherwise', async () => {
+    const { wrapped, sent } = recording();
+    const { tenantId, registry, caller } = setup(wrapped);
+    await registry.subscribe(caller, 'c1', 'chat', now);
+    for await (const _ of registry.members(tenantId, 'chat', { consistent: true })) {
+      // drain
+    }
+    for await (const _ of registry.members(tenantId, 'chat')) {
+      // drain
+    }
+    const queries = sent.filter((c) => c.name === 'QueryCommand').map((c) => c.input.ConsistentRead);
+    expect(queries).toEqual([true, undefined]);
+  });
+
+  /** A registry sending through another client (the tenant's items are the table's). */
+  const registryOver = (sending: DynamoDBDocumentClient) =>
+    new Registry({ client: sending, tableName, now: () => now });
 });

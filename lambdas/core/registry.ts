@@ -332,7 +332,12 @@ export class Registry {
     const groups = memberships.length;
     // Group side first, then the connection's own items (META last, so a retry can still find everything).
     await this.batchWrite(deletes);
-    await Promise.all(memberships.map(([tenantId, group]) => this.membershipChanged(tenantId, group)));
+    // Best effort: a raise that fails here (a throttled version item in a reconnect storm) must not fail the removal
+    // or the delivery that found the connection gone. A list kept without it posts to the gone connection, whose 410
+    // removes it again, for at most the cache's maximum age (lambdas/core/member-cache.ts).
+    await Promise.all(
+      memberships.map(([tenantId, group]) => this.membershipChanged(tenantId, group).catch(() => undefined)),
+    );
     const own = items
       .filter((item) => item.sk !== 'META')
       .map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));

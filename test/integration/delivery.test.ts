@@ -10,7 +10,12 @@ import { deliverySendParams } from '../../lambdas/core/delivery.ts';
 import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
-const runtime = useQuietRuntime({ sqsRetryDelaySeconds: 0, functionLogLevel: 'WARN', faultInjection: true });
+const runtime = useQuietRuntime({
+  sqsRetryDelaySeconds: 0,
+  functionLogLevel: 'WARN',
+  faultInjection: true,
+  meterDynamo: true,
+});
 
 async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
   return openClient(runtime(), tokenFor(runtime(), tenantId, userId, roles));
@@ -96,6 +101,30 @@ describe('membership between runs (member lists kept by the broadcaster)', () =>
     expect(seqs(stayer, group)).toEqual(range(1, 15));
     expect(seqs(joiner, group)).toEqual(range(6, 15));
     expect(seqs(leaver, group)).toEqual(range(1, 10));
+  });
+});
+
+describe('member reads of a busy group', () => {
+  it('happen once per broadcaster sandbox while membership does not change, not once per run', async () => {
+    const group = 'chat:steady';
+    const members = await Promise.all([client('acme', 'm1'), client('acme', 'm2'), client('acme', 'm3')]);
+    for (const m of members) await m.request({ action: 'subscribe', group });
+    const publisher = await client('acme', 'pub');
+    const memberQueryUnits = async () => {
+      await runtime().dynamoMeter?.settled();
+      return runtime().dynamoMeter?.counts().unitsByKind['Query T#*#G#*'] ?? 0;
+    };
+    const before = await memberQueryUnits();
+    const runs = 12;
+    // One message at a time, each delivered before the next: every message is a run of its own.
+    for (let i = 0; i < runs; i++) {
+      await publisher.request({ action: 'publish', group, data: { i } });
+      await until(() => members.every((m) => messages(m, group).length > i));
+    }
+    const sandboxes = runtime().functions.get('broadcaster')?.maxSandboxes ?? 2;
+    // A member Query of this group costs at least 0.5 read units (eventually consistent) or 1 (consistent).
+    expect(await memberQueryUnits()).toBeLessThanOrEqual(before + sandboxes);
+    for (const m of members) expect(seqs(m, group)).toEqual(range(1, runs));
   });
 });
 
