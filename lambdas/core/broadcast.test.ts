@@ -684,11 +684,12 @@ describe('member lists between runs (a member cache)', () => {
   it('does not post to a kept member whose membership expired since the list was read', async () => {
     const start = 1_700_000_000_000;
     const { deps, advance, received } = setup({
-      members: [member('c1', { ttl: start / 1000 + 60 }), member('c2', { ttl: start / 1000 + 3600 })],
+      members: [member('c1', { ttl: start / 1000 + 10 }), member('c2', { ttl: start / 1000 + 3600 })],
       memberCache: true,
     });
     await broadcastRun([message('a')], false, deps);
-    advance(61_000);
+    // Within the cache's maximum age (30 s), so the kept list is used.
+    advance(11_000);
     await broadcastRun([message('b')], false, deps);
     expect(received('c1')).toEqual([['a', 1]]);
     expect(received('c2')).toEqual([
@@ -712,6 +713,17 @@ describe('member lists between runs (a member cache)', () => {
     await broadcastRun([message('a')], false, deps);
     await broadcastRun([message('b')], false, deps);
     expect(received('new')).toEqual([['b', 2]]);
+  });
+
+  it('reads the members again once a kept list is 30 s old, even if the version did not move', async () => {
+    const { deps, membership, advance } = setup({ members: [member('c1')], memberCache: true });
+    await broadcastRun([message('a')], false, deps);
+    advance(29_000);
+    await broadcastRun([message('b')], false, deps);
+    expect(membership.listings).toBe(1);
+    advance(1_000);
+    await broadcastRun([message('c')], false, deps);
+    expect(membership.listings).toBe(2);
   });
 
   it('always reads a user group, whose connections of the user carry no version', async () => {

@@ -125,7 +125,7 @@ describe('the membership version of a group', () => {
   });
 
   it('a removal whose version raise fails still removes the connection (the raise is best effort there)', async () => {
-    const { tenantId, registry, caller, memberIds } = setup();
+    const { registry, caller, memberIds } = setup();
     await registry.putConnection(caller, 'c1', now);
     await registry.subscribe(caller, 'c1', 'chat', now);
     const failing = recording({ failVersion: true });
