@@ -10,7 +10,8 @@ const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
  * Starts the runtime (`start`) and Chromium at once. `keep` gets whichever started, even when the other failed, so the
- * file's afterAll stops it; then the first failure is thrown.
+ * file's afterAll stops it; then the first failure is thrown. (A missing Chromium is a rejection, not a throw: a throw
+ * left the started runtime running past the file, and its timers failed the next test files of that Jest worker.)
  */
 export async function startWithChromium<R>(
   start: () => Promise<R>,
@@ -25,7 +26,7 @@ export async function startWithChromium<R>(
   if (launched.status === 'rejected') throw launched.reason;
 }
 
-export function launchChromium(): Promise<Browser> {
+export async function launchChromium(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
     throw new Error(
       `Chromium not found at ${chromiumPath}: the browser tests need it (Debian: apt-get install chromium; or set CHROMIUM_PATH)`,
