@@ -38,6 +38,7 @@ function setup(members: Member[], failures: Record<string, number[]> = {}) {
         yield members;
       },
       connectionsOfUser: async () => [],
+      membershipVersion: async () => 0,
       removeConnection: async () => ({ groups: 1 }),
       completeReplay: async () => undefined,
     },

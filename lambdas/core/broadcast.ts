@@ -29,8 +29,10 @@ export interface BroadcastDeps {
     GroupHistory,
     'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress' | 'readAfter' | 'addAhead' | 'ahead'
   >;
-  readonly registry: Pick<Registry, 'members' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'> &
-    Partial<Pick<Registry, 'membershipVersion'>>;
+  readonly registry: Pick<
+    Registry,
+    'members' | 'membershipVersion' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'
+  >;
   /**
    * Member lists kept between runs, used while the group's membership version (`registry.membershipVersion`) is
    * the one they were read at (lambdas/core/member-cache.ts). @default none: every run reads the members
@@ -189,7 +191,7 @@ export async function currentMembers(
   group: string,
 ): Promise<Member[]> {
   const cache = deps.memberCache;
-  if (cache === undefined || deps.registry.membershipVersion === undefined || group.startsWith(USER_GROUP_PREFIX)) {
+  if (cache === undefined || group.startsWith(USER_GROUP_PREFIX)) {
     return allMembers(deps, tenantId, group);
   }
   const version = await deps.registry.membershipVersion(tenantId, group);

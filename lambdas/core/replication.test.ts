@@ -248,6 +248,7 @@ describe('deliverReplicas', () => {
           yield [member('c1'), member('c2')];
         },
         connectionsOfUser: async () => [],
+        membershipVersion: async () => 0,
         removeConnection: async () => ({ groups: 0 }),
         completeReplay: async () => undefined,
       },
