@@ -55,7 +55,7 @@ export async function signedInPage(
   url: string,
   identity: string,
   pageErrors: string[],
-  entity = 'task',
+  entities: string | readonly string[] = 'task',
   timeoutMs = 10_000,
 ): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 820 } });
@@ -65,6 +65,9 @@ export async function signedInPage(
   await page.goto(`${url}/`);
   await page.click(`[data-identity="${identity}"]`);
   await page.waitForSelector('#connection[data-state="connected"]', { timeout: timeoutMs });
-  await page.waitForSelector(`section[data-entity="${entity}"] tbody tr[data-key]`, { timeout: timeoutMs });
+  // Each table the test reads is loaded separately: wait for the rows of every one it names.
+  for (const entity of typeof entities === 'string' ? [entities] : entities) {
+    await page.waitForSelector(`section[data-entity="${entity}"] tbody tr[data-key]`, { timeout: timeoutMs });
+  }
   return page;
 }
