@@ -176,6 +176,13 @@ export interface FunctionSpec {
   readonly environment?: Readonly<Record<string, string>>;
   readonly timeoutSeconds: number;
   readonly memoryMB: number;
+  /**
+   * Whether the handler runs the Powertools Tracer (the X-Ray SDK) in process. Functions that run for every published
+   * message go without: loading the X-Ray SDK turns on async hooks that track every promise of the process, about
+   * 60 % more CPU per AWS call, measured (lambdas/shared/tracer.ts, docs/operations.md "Traces"). Lambda's active
+   * tracing still records every invocation of every function (CDK turns it on for all).
+   */
+  readonly inProcessTracing: boolean;
 }
 
 export const functions = [
@@ -186,6 +193,7 @@ export const functions = [
     trigger: { kind: 'websocket-authorizer' },
     bindings: ['auth'],
     timeoutSeconds: 10,
+    inProcessTracing: true,
     memoryMB: 256,
   },
   {
@@ -195,6 +203,7 @@ export const functions = [
     trigger: { kind: 'websocket', routes: ['$connect'], returnResponse: false },
     bindings: ['table'],
     timeoutSeconds: 10,
+    inProcessTracing: true,
     memoryMB: 256,
   },
   {
@@ -205,6 +214,7 @@ export const functions = [
     // connections: presence leave events (docs/protocol.md, "Presence").
     bindings: ['table', 'connections'],
     timeoutSeconds: 30,
+    inProcessTracing: true,
     memoryMB: 256,
   },
   {
@@ -220,6 +230,7 @@ export const functions = [
     // GetConnection and posts join/leave events (docs/protocol.md, "Presence").
     bindings: ['table', 'deliveryQueue', 'auth', 'connections'],
     timeoutSeconds: 10,
+    inProcessTracing: false,
     memoryMB: 512,
   },
   {
@@ -246,6 +257,7 @@ export const functions = [
       SPLIT_BACKLOG_MS: '1000',
     },
     timeoutSeconds: 30,
+    inProcessTracing: false,
     memoryMB: 1024,
   },
   {
@@ -255,6 +267,7 @@ export const functions = [
     trigger: { kind: 'sqs', queue: 'fanout', batchSize: 10, maxBatchingWindowSeconds: 0 },
     bindings: ['table', 'connections'],
     timeoutSeconds: 30,
+    inProcessTracing: false,
     memoryMB: 1024,
   },
   {
@@ -264,6 +277,7 @@ export const functions = [
     trigger: { kind: 'sqs', queue: 'replication', batchSize: 10, maxBatchingWindowSeconds: 0 },
     bindings: ['peers'],
     timeoutSeconds: 10,
+    inProcessTracing: false,
     memoryMB: 256,
   },
   {
@@ -285,6 +299,7 @@ export const functions = [
     },
     bindings: ['table', 'auth', 'changesQueue', 'tenantData'],
     timeoutSeconds: 15,
+    inProcessTracing: true,
     memoryMB: 512,
   },
   {
@@ -294,6 +309,7 @@ export const functions = [
     trigger: { kind: 'sqs', queue: 'changes', batchSize: 10, maxBatchingWindowSeconds: 0 },
     bindings: ['table', 'deliveryQueue', 'tenantData'],
     timeoutSeconds: 30,
+    inProcessTracing: false,
     memoryMB: 512,
   },
   {
@@ -303,6 +319,7 @@ export const functions = [
     trigger: { kind: 'schedule', rateMinutes: 1 },
     bindings: ['table', 'changesQueue', 'tenantData'],
     timeoutSeconds: 60,
+    inProcessTracing: true,
     memoryMB: 256,
   },
   {
@@ -313,6 +330,7 @@ export const functions = [
     // table: the tenant catalog's role rules; auth: the claim names of the JWT authorizer's claims.
     bindings: ['table', 'auth', 'deliveryQueue'],
     timeoutSeconds: 10,
+    inProcessTracing: false,
     memoryMB: 256,
   },
   {
@@ -322,6 +340,7 @@ export const functions = [
     trigger: { kind: 'schedule', rateMinutes: 1 },
     bindings: ['table', 'connections'],
     timeoutSeconds: 60,
+    inProcessTracing: true,
     memoryMB: 256,
   },
   {
@@ -338,6 +357,7 @@ export const functions = [
     },
     bindings: ['table', 'auth', 'connections'],
     timeoutSeconds: 30,
+    inProcessTracing: true,
     memoryMB: 256,
   },
 ] as const satisfies readonly FunctionSpec[];

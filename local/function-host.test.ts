@@ -15,6 +15,7 @@ const spec: FunctionSpec = {
   bindings: ['table'],
   timeoutSeconds: 5,
   memoryMB: 128,
+  inProcessTracing: false,
 };
 
 let host: FunctionHost | undefined;

@@ -17,7 +17,8 @@ import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countHttp, createMetrics, createTracer } from '../shared/metrics.ts';
+import { countHttp, createMetrics } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();

@@ -7,7 +7,8 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { authorize, originPolicyFrom } from '../core/authorize.ts';
 import { optionalEnv } from '../core/env.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 import { claimNamesFromEnv, createJwtVerifier } from '../shared/verifier.ts';
 
 const logger = createLogger();

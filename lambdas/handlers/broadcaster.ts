@@ -12,7 +12,7 @@ import { queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import { correlatedLogger, correlationOf, createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
+import { correlatedLogger, correlationOf, createMetrics, DeliveryMetrics } from '../shared/metrics.ts';
 import { createRecorder, createReplication } from '../shared/replication-deps.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 
@@ -20,7 +20,6 @@ const logger = createLogger();
 const metrics = createMetrics();
 /** Per-tenant lines of each run (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
-const tracer = createTracer();
 const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 /** Multi-region delivery (docs/multi-region.md): forward to the tenant's home region, or replicate from here. */
 const replication = createReplication(logger);
@@ -239,7 +238,6 @@ async function deliverOther(record: SQSRecord): Promise<void> {
 export const handler = fifoBatchHandler({
   logger,
   metrics,
-  tracer,
   maxReceiveCount: queues.delivery.maxReceiveCount,
   recordHandlerFor: (event, context) => {
     startInvocation(context);

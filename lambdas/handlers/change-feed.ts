@@ -6,7 +6,6 @@
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -16,12 +15,11 @@ import { ChangeEvent } from '../core/entities/events.ts';
 import { requireEnv } from '../core/env.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, countSetAside, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, countSetAside, createMetrics, metricNames } from '../shared/metrics.ts';
 import { createSetAside } from '../shared/set-aside.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const tracer = createTracer();
 const sqs = new SQSClient({});
 const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
 const tenants = createTenantDirectory();
@@ -39,7 +37,6 @@ const deps = {
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
   .use(logMetrics(metrics))
   .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
   .handler(async (event) => {

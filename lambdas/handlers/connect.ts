@@ -13,7 +13,8 @@ import { TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 

@@ -11,7 +11,8 @@ import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 

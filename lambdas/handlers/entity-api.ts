@@ -20,7 +20,8 @@ import { changesPublisher } from '../shared/changes-queue.ts';
 import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countHttp, createMetrics, createTracer } from '../shared/metrics.ts';
+import { countHttp, createMetrics } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import { claimNamesFromEnv } from '../shared/verifier.ts';
 

@@ -9,14 +9,13 @@ import { queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics, createTracer, DeliveryMetrics } from '../shared/metrics.ts';
+import { createMetrics, DeliveryMetrics } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
 /** Per-tenant lines of each unit (their own instance, so they never carry the invocation's metrics). */
 const tenantMetrics = createMetrics();
-const tracer = createTracer();
 const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 const usage = createUsage(logger);
 
@@ -91,7 +90,6 @@ async function deliverPages(pages: readonly FanoutPage[], records: readonly SQSR
 export const handler = fifoBatchHandler({
   logger,
   metrics,
-  tracer,
   maxReceiveCount: queues.fanout.maxReceiveCount,
   recordHandlerFor: (event, context) => {
     startInvocation(context);

@@ -2,7 +2,6 @@
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
@@ -21,14 +20,13 @@ import { meteredOnArrival } from '../core/usage.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { countInput, createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import { claimNamesFromEnv, createJwtVerifier } from '../shared/verifier.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const tracer = createTracer();
 const documentClient = createDocumentClient();
 const sqs = new SQSClient({});
 const tableName = requireEnv('TABLE_NAME');
@@ -125,7 +123,6 @@ const deps: RouteDeps = {
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
   .use(logMetrics(metrics))
   .use(countInput(metrics, metricNames.framesIn))
   .handler(async (event) => {

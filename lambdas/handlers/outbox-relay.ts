@@ -10,7 +10,8 @@ import { numberEnv, requireEnv } from '../core/env.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
@@ -16,12 +15,11 @@ import { limits } from '../manifest.ts';
 import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createHttpRateLimit, createPublishAdmit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countHttp, createMetrics, createTracer, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { countHttp, createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const tracer = createTracer();
 const sqs = new SQSClient({});
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
 // The user's HTTP bucket, shared with the entity and admin APIs: taken before the request is read.
@@ -46,7 +44,6 @@ const deps: PublishDeps = {
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer, { captureResponse: false }))
   .use(logMetrics(metrics))
   .use(countHttp(metrics))
   .handler(async (event) => {

@@ -16,7 +16,8 @@ import { TenantConnections } from '../core/revocation.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
-import { countInput, createMetrics, createTracer, metricNames } from '../shared/metrics.ts';
+import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createTracer } from '../shared/tracer.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();

@@ -8,12 +8,11 @@ import { ReplicationJob } from '../core/replication.ts';
 import { queues } from '../manifest.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics, createTracer, MetricUnit } from '../shared/metrics.ts';
+import { createMetrics, MetricUnit } from '../shared/metrics.ts';
 import { createReplication } from '../shared/replication-deps.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const tracer = createTracer();
 const replication = createReplication(logger);
 
 async function replicate(record: SQSRecord): Promise<void> {
@@ -46,7 +45,6 @@ function safeJson(text: string): unknown {
 export const handler = fifoBatchHandler({
   logger,
   metrics,
-  tracer,
   maxReceiveCount: queues.replication.maxReceiveCount,
   recordHandlerFor: () => replicate,
 });

@@ -1,5 +1,5 @@
 /**
- * The handler shape every SQS FIFO consumer shares: Powertools logger/tracer/metrics middleware, the records-in
+ * The handler shape every SQS FIFO consumer shares: Powertools logger/metrics (and tracer, if given) middleware, the records-in
  * count, a partial batch response that fails only the failing record's message group, the DLQ-send count, and
  * poison isolation: a record that can never succeed (lambdas/core/poison.ts) is logged at error level with its ids,
  * sent to the queue's dead-letter queue (`DEAD_LETTER_QUEUE_URL`) with its reason, and counts as processed, so the
@@ -21,7 +21,11 @@ import { createSetAside, type SetAside } from './set-aside.ts';
 export interface FifoBatchHandlerProps {
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tracer: Tracer;
+  /**
+   * Traces the handler and its AWS calls. The delivery functions go without (lambdas/shared/tracer.ts says why).
+   * @default no in-process tracing
+   */
+  readonly tracer?: Tracer;
   /** The queue's maxReceiveCount (from the manifest): a record failing its last receive is counted as sent to the DLQ. */
   readonly maxReceiveCount: number;
   /** The record handler for one batch (called once per invocation, so it may plan over the whole batch first). */
@@ -56,9 +60,9 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
         countSetAside(metrics);
       }
     };
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  const traced = middy<SQSEvent, SQSBatchResponse>().use(injectLambdaContext(logger, { resetKeys: true }));
+  if (tracer !== undefined) traced.use(captureLambdaHandler(tracer, { captureResponse: false }));
+  return traced
     .use(logMetrics(metrics))
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {

@@ -1,5 +1,5 @@
 /**
- * Metrics (CloudWatch EMF through Powertools) and tracing (X-Ray through Powertools) for every function.
+ * Metrics (CloudWatch EMF through Powertools) for every function (tracing is lambdas/shared/tracer.ts).
  * Names, units and dimensions are listed in docs/operations.md; keep the two in step.
  *
  * Tenant ids are never a dimension (one metric series per tenant does not scale); they ride along as an EMF
@@ -7,7 +7,6 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import type middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { DeliveryEvent } from '../core/broadcast.ts';
@@ -45,11 +44,6 @@ export function createMetrics(): Metrics {
     namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'tenantcast',
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'tenantcast',
   });
-}
-
-/** One per function, at module scope. `POWERTOOLS_TRACE_ENABLED=false` turns it off (no X-Ray daemon). */
-export function createTracer(): Tracer {
-  return new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'tenantcast' });
 }
 
 /**

@@ -21,8 +21,16 @@ function sdkImportsOf(code: string): string[] {
   return [...new Set(specifiers.map((m) => m[1] as string))].sort();
 }
 
+/**
+ * Whether a bundle contains the X-Ray SDK: its automatic mode's namespace name, a string literal minifying keeps
+ * (aws-xray-sdk-core, context_utils). Loading the SDK turns on async hooks for every promise (lambdas/shared/tracer.ts).
+ */
+function containsXRaySdk(code: string): boolean {
+  return /["']AWSXRay["']/.test(code);
+}
+
 describe('bundling', () => {
-  it('turns every manifest handler into an ESM asset with the createRequire banner and a source map, the AWS SDK inside, within the size budget', () => {
+  it('turns every manifest handler into an ESM asset with the createRequire banner and a source map, the AWS SDK inside, the X-Ray SDK only where the manifest traces in process, within the size budget', () => {
     const app = newApp({ bundle: true, outdir });
     const stage = stageConfig('dev');
     const stack = new RealtimeStack(app, 'tenantcast-dev-eu-west-1', {
@@ -55,6 +63,12 @@ describe('bundling', () => {
       // chain's fallbacks.
       const external = sdkImportsOf(code).filter((m) => !(RUNTIME_PROVIDED_MODULES as readonly string[]).includes(m));
       expect({ handler: spec.name, external }).toEqual({ handler: spec.name, external: [] });
+      // The X-Ray SDK is in exactly the functions whose manifest entry traces in process; the ones that run for
+      // every message go without (lambdas/manifest.ts, `inProcessTracing`).
+      expect({ handler: spec.name, xray: containsXRaySdk(code) }).toEqual({
+        handler: spec.name,
+        xray: spec.inProcessTracing,
+      });
       sizes[spec.name] = Buffer.byteLength(code);
     }
     const overBudget = Object.entries(sizes).filter(([, bytes]) => bytes > BUNDLE_BUDGET.bytes);
