@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import type { BroadcastDeps } from '../core/broadcast.ts';
 import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
+import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
@@ -22,6 +23,8 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     // Our own full-jitter backoff retries throttles and 5xx (lambdas/core/backoff.ts).
     maxAttempts: 1,
   });
+  // A page's connections share their frames: each is encoded once, not once per post.
+  const frameBytes = new FrameBytes();
   const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
   const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient({});
   return {
@@ -34,7 +37,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
     memberCache: new MemberCache(),
     post: async (connectionId, data) => {
-      await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+      await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: frameBytes.of(data) }));
     },
     isGone: (err) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410,
     isRetryable: (err) => {
