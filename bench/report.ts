@@ -59,6 +59,12 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     ...(s.options.maxSandboxes === undefined
       ? []
       : [`Each function ran in at most ${s.options.maxSandboxes} sandboxes (worker threads) at once.`]),
+    ...(typeof s.options.burstWarmUps === 'number' && s.options.burstWarmUps > 0
+      ? [
+          `Each burst (plain \`ws\` and the pipeline's) was measured after ${s.options.burstWarmUps} unmeasured burst(s) of the same size on`,
+          'the same server or runtime (JIT warm-up); the other scenarios run after them.',
+        ]
+      : []),
     '',
     `![latency chart](${svgName})`,
     '',
