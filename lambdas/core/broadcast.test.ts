@@ -297,6 +297,38 @@ describe('broadcastRun on a large group (the split path)', () => {
     expect(new Set(jobs.map((j) => j.id)).size).toBe(jobs.length);
   });
 
+  it("raises the group's counter by the time the run ends, as the direct path does", async () => {
+    const { deps } = setup({ members: many(25), splitThreshold: 10, shards: 3 });
+    await broadcastRun([message('a'), message('b')], false, deps);
+    expect((await deps.history.state(T, G)).seq).toBe(2);
+    await broadcastRun([message('c')], false, deps);
+    expect((await deps.history.state(T, G)).seq).toBe(3);
+  });
+
+  it('a run whose pages could not be queued is redelivered with its seqs, the counter raised and the same page ids', async () => {
+    const { deps, jobs } = setup({ members: many(25), splitThreshold: 10, shards: 3 });
+    const enqueue = deps.enqueueFanout;
+    let refuse = true;
+    const flaky: BroadcastDeps = {
+      ...deps,
+      enqueueFanout: async (batch) => {
+        if (refuse) throw new Error('SQS is down');
+        await enqueue?.(batch);
+      },
+    };
+    await expect(broadcastRun([message('a'), message('b')], false, flaky)).rejects.toThrow('SQS is down');
+    refuse = false;
+    const again = await broadcastRun([message('a'), message('b')], true, flaky);
+    expect(again).toMatchObject({ split: true, seqs: [1, 2] });
+    expect((await deps.history.state(T, G)).seq).toBe(2);
+    expect(new Set(jobs.map((j) => j.job.batchSeq))).toEqual(new Set([1]));
+    expect(jobs.flatMap(({ job }) => Object.keys(job.recipients)).sort()).toEqual(
+      many(25)
+        .map((m) => m.connectionId)
+        .sort(),
+    );
+  });
+
   it('shapes 4,000 members x 10 quote-heavy 16 KB messages into SQS-sized jobs and delivers every message, in order', async () => {
     const { deps, jobs, posts } = setup({ members: many(4000) });
     // 8,000 quotes: 16,002 bytes of JSON as data, and four bytes per quote once a frame is JSON inside a job.
