@@ -4,6 +4,7 @@
  * (DeleteConnection, `disconnect`, `dropConnection`, shutdown) with a grace period, and $disconnect once per
  * connection whatever closed it.
  */
+import { isUtf8 } from 'node:buffer';
 import { WebSocket } from 'ws';
 import { apiGatewayStyleId, buildDisconnectEvent, type ConnectionFacts } from '../lambda-events.ts';
 import { invoke, track } from './invoke.ts';
@@ -93,13 +94,8 @@ export function touch(conn: Connection): void {
 /** Sends a data frame (valid UTF-8 as text, anything else as binary). False if the connection is not open. */
 export function sendFrame(gw: GatewayState, conn: Connection, data: string | Buffer): boolean {
   if (conn.state !== 'open' || conn.ws.readyState !== WebSocket.OPEN) return false;
-  if (typeof data === 'string') {
-    conn.ws.send(data);
-  } else {
-    const text = decodeUtf8(data);
-    if (text === undefined) conn.ws.send(data, { binary: true });
-    else conn.ws.send(text);
-  }
+  // A posted body is sent as it came, without decoding and encoding it again: as text when it is valid UTF-8.
+  conn.ws.send(data, { binary: typeof data !== 'string' && !isUtf8(data) });
   gw.stats.framesOut++;
   touch(conn);
   return true;
@@ -197,14 +193,4 @@ function toBuffer(data: WebSocket.RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function decodeUtf8(data: Buffer): string | undefined {
-  try {
-    return utf8.decode(data);
-  } catch {
-    return undefined;
-  }
 }

@@ -23,6 +23,14 @@ describe('@connections Management API', () => {
     expect(post.$metadata.httpStatusCode).toBe(200);
     expect(await box.next()).toBe('{"hello":"world"}');
 
+    // Valid UTF-8 (multi-byte characters included) arrives as a text frame, byte for byte; anything else as binary.
+    await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: '{"name":"Zoë ✓ 😀"}' }));
+    expect(await box.next()).toBe('{"name":"Zoë ✓ 😀"}');
+    await client.send(
+      new PostToConnectionCommand({ ConnectionId: id, Data: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }),
+    );
+    expect(await box.next()).toBe('<binary 4>');
+
     const info = await client.send(new GetConnectionCommand({ ConnectionId: id }));
     expect(info.ConnectedAt).toBeInstanceOf(Date);
     expect(info.ConnectedAt?.getTime()).toBe(h.gateway.connections.get(id)?.connectedAt);
@@ -35,7 +43,7 @@ describe('@connections Management API', () => {
     expect((await done).code).toBe(1000);
     await waitFor(() => h.disconnectEvents.length === 1);
     expect(h.disconnectEvents[0]?.requestContext.disconnectStatusCode).toBe(1000);
-    expect(h.gateway.stats).toMatchObject({ posts: 1, gets: 1, deletes: 1, gone: 0 });
+    expect(h.gateway.stats).toMatchObject({ posts: 3, gets: 1, deletes: 1, gone: 0 });
   });
 
   it('answers GoneException (410) for unknown and closed connections', async () => {
