@@ -62,7 +62,8 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     ...(typeof s.options.burstWarmUps === 'number' && s.options.burstWarmUps > 0
       ? [
           `Each burst (plain \`ws\` and the pipeline's) was measured after ${s.options.burstWarmUps} unmeasured burst(s) of the same size on`,
-          'the same server or runtime (JIT warm-up); the other scenarios run after them.',
+          'the same server or runtime (JIT warm-up); the other scenarios run after them. The naive burst is not warmed (one',
+          'takes about a minute): its ratio to the warmed plain `ws` burst is a cold one.',
         ]
       : []),
     '',

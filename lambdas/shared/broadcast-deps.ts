@@ -23,7 +23,8 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     // Our own full-jitter backoff retries throttles and 5xx (lambdas/core/backoff.ts).
     maxAttempts: 1,
   });
-  // A page's connections share their frames: each is encoded once, not once per post.
+  // A page's connections share their frames: each is encoded once while held (lambdas/core/frame-bytes.ts), not once
+  // per post.
   const frameBytes = new FrameBytes();
   const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
   const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient({});

@@ -1,5 +1,5 @@
 /**
- * The handler shape every SQS FIFO consumer shares: Powertools logger/metrics (and tracer, if given) middleware, the records-in
+ * The handler shape every SQS FIFO consumer shares: Powertools logger and metrics middleware, the records-in
  * count, a partial batch response that fails only the failing record's message group, the DLQ-send count, and
  * poison isolation: a record that can never succeed (lambdas/core/poison.ts) is logged at error level with its ids,
  * sent to the queue's dead-letter queue (`DEAD_LETTER_QUEUE_URL`) with its reason, and counts as processed, so the
@@ -10,8 +10,6 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import type { Tracer } from '@aws-lambda-powertools/tracer';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { isPermanent, reasonOf } from '../core/poison.ts';
@@ -21,11 +19,6 @@ import { createSetAside, type SetAside } from './set-aside.ts';
 export interface FifoBatchHandlerProps {
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /**
-   * Traces the handler and its AWS calls. The delivery functions go without (lambdas/shared/tracer.ts says why).
-   * @default no in-process tracing
-   */
-  readonly tracer?: Tracer;
   /** The queue's maxReceiveCount (from the manifest): a record failing its last receive is counted as sent to the DLQ. */
   readonly maxReceiveCount: number;
   /** The record handler for one batch (called once per invocation, so it may plan over the whole batch first). */
@@ -36,7 +29,7 @@ export interface FifoBatchHandlerProps {
 
 /** A middy handler consuming an SQS FIFO batch record by record (skipGroupOnError; never throws on a full failure). */
 export function fifoBatchHandler(props: FifoBatchHandlerProps) {
-  const { logger, metrics, tracer, maxReceiveCount, recordHandlerFor } = props;
+  const { logger, metrics, maxReceiveCount, recordHandlerFor } = props;
   const processor = new SqsFifoPartialProcessorAsync();
   const setAside = props.setAside ?? createSetAside();
   /** The record handler, with permanent failures set aside instead of thrown (a failed set-aside is retried). */
@@ -60,9 +53,9 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
         countSetAside(metrics);
       }
     };
-  const traced = middy<SQSEvent, SQSBatchResponse>().use(injectLambdaContext(logger, { resetKeys: true }));
-  if (tracer !== undefined) traced.use(captureLambdaHandler(tracer, { captureResponse: false }));
-  return traced
+  // No Tracer: every FIFO consumer runs per message, where the X-Ray SDK's hooks cost most (lambdas/shared/tracer.ts).
+  return middy<SQSEvent, SQSBatchResponse>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics))
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {

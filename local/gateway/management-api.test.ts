@@ -30,6 +30,9 @@ describe('@connections Management API', () => {
       new PostToConnectionCommand({ ConnectionId: id, Data: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }),
     );
     expect(await box.next()).toBe('<binary 4>');
+    // Bytes go through as they were posted: a leading byte order mark is kept, not stripped.
+    await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: '\uFEFF{}' }));
+    expect(await box.next()).toBe('\uFEFF{}');
 
     const info = await client.send(new GetConnectionCommand({ ConnectionId: id }));
     expect(info.ConnectedAt).toBeInstanceOf(Date);
@@ -43,7 +46,7 @@ describe('@connections Management API', () => {
     expect((await done).code).toBe(1000);
     await waitFor(() => h.disconnectEvents.length === 1);
     expect(h.disconnectEvents[0]?.requestContext.disconnectStatusCode).toBe(1000);
-    expect(h.gateway.stats).toMatchObject({ posts: 3, gets: 1, deletes: 1, gone: 0 });
+    expect(h.gateway.stats).toMatchObject({ posts: 4, gets: 1, deletes: 1, gone: 0 });
   });
 
   it('answers GoneException (410) for unknown and closed connections', async () => {
