@@ -272,38 +272,33 @@ async function pipelineScenario(
   console.log(
     `\n[${name}] ${system}: ${connections} connections, ${messages} messages ${Number.isFinite(rate) ? `at ${rate}/s` : 'as a burst'}`,
   );
-  for (let round = 0; round < warmUps; round++) {
-    await settle(rt);
-    group.receivers.reset();
-    await publishPaced(
+  const expected = connections * messages;
+  const publishAll = () =>
+    publishPaced(
       (i, t) => group.publisher.send(JSON.stringify({ action: 'publish', group: group.group, data: { i, t } })),
       messages,
       rate,
     );
-    await waitUntil(
-      () => group.receivers.recorder.received >= connections * messages,
+  const delivered = () =>
+    waitUntil(
+      () => group.receivers.recorder.received >= expected,
       drainMs,
-      () => `warm-up: received ${group.receivers.recorder.received}/${connections * messages}`,
+      () => `received ${group.receivers.recorder.received}/${expected}`,
     );
+  for (let round = 0; round < warmUps; round++) {
+    await settle(rt);
+    group.receivers.reset();
+    await publishAll();
+    await delivered();
   }
   await settle(rt);
   // Fresh recorder per scenario.
   group.receivers.reset();
-  const { recorder } = group.receivers;
   await rt.dynamoMeter?.settled();
   const before = snapshot(rt);
-  const expected = connections * messages;
   const cpuBefore = sampleMachineCpu();
-  const { startedAt } = await publishPaced(
-    (i, t) => group.publisher.send(JSON.stringify({ action: 'publish', group: group.group, data: { i, t } })),
-    messages,
-    rate,
-  );
-  await waitUntil(
-    () => recorder.received >= expected,
-    drainMs,
-    () => `received ${recorder.received}/${expected}`,
-  );
+  const { startedAt } = await publishAll();
+  await delivered();
   const cpuAfter = sampleMachineCpu();
   await new Promise((r) => setTimeout(r, 300));
   await rt.dynamoMeter?.settled();

@@ -1,9 +1,9 @@
 /**
  * Frames as UTF-8 bytes, each encoded once however many connections it is posted to while it is held (the memo is
- * per container: it spans pages and invocations). Every connection of a page (or
- * of a busy group) is usually sent the same frame text; given a string, the AWS SDK encodes the body again on every
- * `PostToConnection` (a 20 KB frame posted to 1,000 connections is 20 MB of copies and garbage). Written by hand: a
- * memo of a few entries, which no kept library offers in this shape.
+ * per container: it spans pages and invocations). Every connection of a page (or of a busy group) is usually sent
+ * the same frame text; given a string, the AWS SDK encodes the body again on every `PostToConnection` (a 20 KB frame
+ * posted to 1,000 connections is 20 MB of copies and garbage). Written by hand: a memo of a few entries, which no
+ * kept library offers in this shape.
  */
 export class FrameBytes {
   private readonly held = new Map<string, Uint8Array>();
