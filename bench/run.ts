@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
+import { clientConfig } from '../lambdas/shared/aws.ts';
 import { buildFunctionBundles } from '../local/function-bundles.ts';
 import { defaultMaxSandboxes } from '../local/function-host.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
@@ -385,6 +386,7 @@ async function settle(rt: LocalRuntime, timeoutMs = 30_000): Promise<void> {
 async function gatewayCeiling(rt: LocalRuntime, posts: number): Promise<number> {
   const ids = [...rt.gateway.connections.keys()];
   const client = new ApiGatewayManagementApiClient({
+    ...clientConfig,
     endpoint: rt.gateway.connectionsEndpoint,
     region: process.env.AWS_REGION ?? 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },

@@ -3,6 +3,8 @@
  * process that answers 200 at once (bench/http-sink.ts), `inFlight` calls at a time, as the broadcaster posts. Measured
  * with `process.cpuUsage()` around the calls, it also gives the client CPU per post, and, with a DynamoDB `Query` of
  * one page of member items through the SDK, the CPU of one fan-out page: the constants of bench/scaling-sim.ts.
+ * The post client is configured as the functions' is (`clientConfig`, lambdas/shared/aws.ts); the Query client as
+ * `createDocumentClient`'s (the document client takes no cached middleware).
  * Run it while nothing else runs in this process (cpuUsage counts every thread of the process).
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -10,6 +12,7 @@ import { resolve } from 'node:path';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { clientConfig } from '../lambdas/shared/aws.ts';
 import { round } from './stats.ts';
 
 export interface SdkCeiling {
@@ -103,7 +106,7 @@ export async function measureSdkCeiling(options: CeilingOptions): Promise<SdkCei
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     maxAttempts: 1,
   };
-  const api = new ApiGatewayManagementApiClient(config);
+  const api = new ApiGatewayManagementApiClient({ ...clientConfig, ...config });
   const dynamo = DynamoDBDocumentClient.from(new DynamoDBClient(config));
   const data = JSON.stringify({
     type: 'message',

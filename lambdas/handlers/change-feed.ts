@@ -13,6 +13,7 @@ import { deliverySendParams } from '../core/delivery.ts';
 import { produceChangeMessages } from '../core/entities/change-feed.ts';
 import { ChangeEvent } from '../core/entities/events.ts';
 import { requireEnv } from '../core/env.ts';
+import { clientConfig } from '../shared/aws.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, countSetAside, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -20,7 +21,7 @@ import { createSetAside } from '../shared/set-aside.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const sqs = new SQSClient({});
+const sqs = new SQSClient(clientConfig);
 const deliveryQueueUrl = requireEnv('DELIVERY_QUEUE_URL');
 const tenants = createTenantDirectory();
 const setAside = createSetAside();

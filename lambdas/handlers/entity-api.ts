@@ -16,6 +16,7 @@ import { EntityService } from '../core/entities/service.ts';
 import { tenantDataFrom } from '../core/entities/tenant-data.ts';
 import { requireEnv } from '../core/env.ts';
 import { functions, limits } from '../manifest.ts';
+import { clientConfig } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
 import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createHttpRateLimit } from '../shared/http-rate-limit.ts';
@@ -28,12 +29,12 @@ import { claimNamesFromEnv } from '../shared/verifier.ts';
 const logger = createLogger();
 const metrics = createMetrics();
 const tracer = createTracer();
-const data = new RdsDataApi(new RDSDataClient({}));
+const data = new RdsDataApi(new RDSDataClient(clientConfig));
 const tenants = createTenantDirectory();
 const service = new EntityService({
   data,
   tenantData: tenantDataFrom(tenants),
-  publish: changesPublisher(new SQSClient({}), requireEnv('CHANGES_QUEUE_URL')),
+  publish: changesPublisher(new SQSClient(clientConfig), requireEnv('CHANGES_QUEUE_URL')),
   onPublishError: (err, events) =>
     logger.warn('change committed but not published; the outbox relay will', { error: err as Error, events }),
 });

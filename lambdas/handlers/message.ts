@@ -17,7 +17,7 @@ import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { meteredOnArrival } from '../core/usage.ts';
-import { createDocumentClient } from '../shared/aws.ts';
+import { clientConfig, createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
@@ -28,7 +28,7 @@ import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.
 const logger = createLogger();
 const metrics = createMetrics();
 const documentClient = createDocumentClient();
-const sqs = new SQSClient({});
+const sqs = new SQSClient(clientConfig);
 const tableName = requireEnv('TABLE_NAME');
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
 

@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { type RelayResult, relayUnpublished } from '../core/entities/outbox.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
+import { clientConfig } from '../shared/aws.ts';
 import { changesPublisher } from '../shared/changes-queue.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -19,7 +20,7 @@ const tracer = createTracer();
 const tenants = createTenantDirectory();
 const deps = {
   ...createEntityData(tenants),
-  publish: changesPublisher(new SQSClient({}), requireEnv('CHANGES_QUEUE_URL')),
+  publish: changesPublisher(new SQSClient(clientConfig), requireEnv('CHANGES_QUEUE_URL')),
   // A Scan of tenant items, once a minute: acceptable off the request path (see docs/entities.md).
   tenantIds: async () => (await tenants.list()).filter((t) => t.database !== undefined).map((t) => t.tenantId),
   log: (message: string, details: Record<string, unknown>) => logger.error(message, details),

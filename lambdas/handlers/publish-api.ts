@@ -12,6 +12,7 @@ import { deliverySendParams } from '../core/delivery.ts';
 import { requireEnv } from '../core/env.ts';
 import { handlePublishRequest, type PublishDeps } from '../core/publish-api.ts';
 import { limits } from '../manifest.ts';
+import { clientConfig } from '../shared/aws.ts';
 import { createTenantDirectory } from '../shared/entity-data.ts';
 import { createHttpRateLimit, createPublishAdmit } from '../shared/http-rate-limit.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -20,7 +21,7 @@ import { claimNamesFromEnv } from '../shared/verifier.ts';
 
 const logger = createLogger();
 const metrics = createMetrics();
-const sqs = new SQSClient({});
+const sqs = new SQSClient(clientConfig);
 const queueUrl = requireEnv('DELIVERY_QUEUE_URL');
 // The user's HTTP bucket, shared with the entity and admin APIs: taken before the request is read.
 const rateLimited = createHttpRateLimit();

@@ -11,7 +11,7 @@ import { GroupHistory } from '../core/history.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches } from '../core/sqs-batches.ts';
-import { createDocumentClient } from './aws.ts';
+import { clientConfig, createDocumentClient } from './aws.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
@@ -19,6 +19,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const documentClient = createDocumentClient();
   const tableName = requireEnv('TABLE_NAME');
   const connections = new ApiGatewayManagementApiClient({
+    ...clientConfig,
     endpoint: requireEnv('CONNECTIONS_ENDPOINT'),
     // Our own full-jitter backoff retries throttles and 5xx (lambdas/core/backoff.ts).
     maxAttempts: 1,
@@ -27,7 +28,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   // per post.
   const frameBytes = new FrameBytes();
   const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
-  const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient({});
+  const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient(clientConfig);
   return {
     history: new GroupHistory({
       client: documentClient,

@@ -9,6 +9,7 @@ import {
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { requireEnv } from '../core/env.ts';
+import { clientConfig } from './aws.ts';
 
 const isGone = (err: unknown) =>
   (err as { name?: string }).name === 'GoneException' ||
@@ -24,7 +25,7 @@ export interface ConnectionsApi {
 }
 
 export function createConnectionsApi(): ConnectionsApi {
-  const client = new ApiGatewayManagementApiClient({ endpoint: requireEnv('CONNECTIONS_ENDPOINT') });
+  const client = new ApiGatewayManagementApiClient({ ...clientConfig, endpoint: requireEnv('CONNECTIONS_ENDPOINT') });
   return {
     async post(connectionId, data) {
       try {

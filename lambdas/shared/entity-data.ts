@@ -4,7 +4,7 @@ import { RdsDataApi } from '../core/data-api.ts';
 import { tenantDataFrom } from '../core/entities/tenant-data.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { TenantDirectory } from '../core/tenants.ts';
-import { createDocumentClient } from './aws.ts';
+import { clientConfig, createDocumentClient } from './aws.ts';
 
 /** The tenant directory on `TABLE_NAME`, cached for `TENANT_CACHE_TTL_SECONDS` (default 60). */
 export function createTenantDirectory(): TenantDirectory {
@@ -17,5 +17,5 @@ export function createTenantDirectory(): TenantDirectory {
 
 /** The Data API client and each tenant's database (from its directory entry). */
 export function createEntityData(tenants: TenantDirectory) {
-  return { data: new RdsDataApi(new RDSDataClient({})), tenantData: tenantDataFrom(tenants) };
+  return { data: new RdsDataApi(new RDSDataClient(clientConfig)), tenantData: tenantDataFrom(tenants) };
 }

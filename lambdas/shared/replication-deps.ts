@@ -19,7 +19,7 @@ import {
   type StageTopology,
 } from '../core/replication.ts';
 import { sqsBatches } from '../core/sqs-batches.ts';
-import { createDocumentClient } from './aws.ts';
+import { clientConfig, createDocumentClient } from './aws.ts';
 
 export interface Replication {
   readonly topology: StageTopology;
@@ -49,10 +49,13 @@ export function createReplication(logger: Logger): Replication {
     peerDeliveryQueues: optionalEnv('PEER_DELIVERY_QUEUES', ''),
   });
   const peerClients = new Map(
-    [...topology.peers].map(([region, url]) => [region, new SQSClient({ region, endpoint: new URL(url).origin })]),
+    [...topology.peers].map(([region, url]) => [
+      region,
+      new SQSClient({ ...clientConfig, region, endpoint: new URL(url).origin }),
+    ]),
   );
   const replicationQueueUrl = optionalEnv('REPLICATION_QUEUE_URL', '');
-  const local = replicationQueueUrl === '' ? undefined : new SQSClient({});
+  const local = replicationQueueUrl === '' ? undefined : new SQSClient(clientConfig);
 
   const clientOf = (region: string) => {
     const client = peerClients.get(region);

@@ -7,12 +7,13 @@ import { type MessageAttributeValue, SendMessageCommand, SQSClient } from '@aws-
 import type { SQSRecord } from 'aws-lambda';
 import { optionalEnv } from '../core/env.ts';
 import { setAsideAttributes } from '../core/poison.ts';
+import { clientConfig } from './aws.ts';
 
 export type SetAside = (record: SQSRecord, reason: string) => Promise<void>;
 
 export function createSetAside(): SetAside {
   const queueUrl = optionalEnv('DEAD_LETTER_QUEUE_URL', '');
-  const sqs = queueUrl === '' ? undefined : new SQSClient({});
+  const sqs = queueUrl === '' ? undefined : new SQSClient(clientConfig);
   return async (record, reason) => {
     if (sqs === undefined) throw new Error('DEAD_LETTER_QUEUE_URL is not set: the function has no SQS trigger');
     const attributes: Record<string, MessageAttributeValue> = {};
