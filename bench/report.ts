@@ -61,9 +61,10 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
       : [`Each function ran in at most ${s.options.maxSandboxes} sandboxes (worker threads) at once.`]),
     ...(typeof s.options.burstWarmUps === 'number' && s.options.burstWarmUps > 0
       ? [
-          `Each burst (plain \`ws\` and the pipeline's) was measured after ${s.options.burstWarmUps} unmeasured burst(s) of the same size on`,
-          'the same server or runtime (JIT warm-up); the other scenarios run after them. The naive burst is not warmed (one',
-          'takes about a minute): its ratio to the warmed plain `ws` burst is a cold one.',
+          `Each burst (plain \`ws\` and the pipeline's) ran ${s.options.burstWarmUps} unmeasured time(s) (JIT warm-up), then ${s.options.burstRuns ?? 1} measured time(s),`,
+          'on the same server or runtime; its row below is the measured run with the median deliveries/s, and "Bursts" lists',
+          'every run. The other scenarios run after them. The naive burst is not warmed (one takes about a minute): its',
+          'ratio to the warmed plain `ws` burst is a cold one.',
         ]
       : []),
     '',
@@ -85,6 +86,7 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     '|---|---|---|---|',
     ...s.targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? 'met' : '**not met**'} | ${t.reason} |`),
     '',
+    ...burstRuns(results),
     `Naive pattern (packing and coalescing off): burst throughput ${s.ratios.naiveBurstThroughputVsRaw}× raw, p99 at 100 msg/s ${s.ratios.naiveP99At100VsRaw}× raw, ${s.postsPerDeliveryNaive} PostToConnection per delivery.`,
     '',
     `Fairness: tenant B's p99 at 10 msg/s was ${s.fairness.bAloneP99} ms alone and ${s.fairness.bDuringFloodP99} ms while tenant A flooded.`,
@@ -121,4 +123,16 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
   const path = join(dir, `${stamp}.md`);
   writeFileSync(path, lines.join('\n'));
   return path;
+}
+
+/** One line per scenario that ran several times: every run's deliveries/s, warm-ups first. */
+function burstRuns(results: readonly ScenarioResult[]): string[] {
+  const lines = results.flatMap((r) =>
+    r.runs === undefined
+      ? []
+      : [
+          `- ${r.name}: warm-ups ${r.runs.warmUps.join(', ') || 'none'}; measured ${r.runs.measured.join(', ')} (median ${r.deliveriesPerSecond})`,
+        ],
+  );
+  return lines.length === 0 ? [] : ['Bursts, deliveries/s of each run:', '', ...lines, ''];
 }

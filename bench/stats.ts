@@ -28,4 +28,12 @@ export function summarize(samples: readonly number[]): LatencySummary {
   };
 }
 
+/** The item with the median `key` (for an even count, the lower of the two middle ones). */
+export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (median === undefined) throw new Error('medianBy needs at least one item');
+  return median;
+}
+
 export const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);

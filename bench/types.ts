@@ -33,6 +33,11 @@ export interface ScenarioResult {
   dynamoUnitsPerMessage?: Record<string, number>;
   /** The whole machine's CPU use from the first publish to the last delivery (bench/machine-cpu.ts). */
   machine?: MachineCpu;
+  /**
+   * A scenario run several times (the bursts): deliveries/s of each unmeasured warm-up and of each measured run, in
+   * order. The result is the measured run with the median deliveries/s.
+   */
+  runs?: { warmUps: number[]; measured: number[] };
 }
 
 export interface CostSummary {
