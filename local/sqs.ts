@@ -156,7 +156,8 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
   const { port, url: endpoint } = await listen(server, { port: options.port, host, name: 'local-aws-sqs' });
   // local-aws-sqs builds queue URLs from PORT, which it only knows when it listens itself.
   service.PORT = port;
-  const client = new SQSClient({ endpoint, region, credentials: localCredentials });
+  // Its middleware is resolved once per command class (as lambdas/shared/aws.ts does): the pollers call it all the time.
+  const client = new SQSClient({ endpoint, region, credentials: localCredentials, cacheMiddleware: true });
 
   let closed: Promise<void> | undefined;
   return {

@@ -36,7 +36,7 @@ const helps = {
   root: `Usage: tenantcast <command> [options]
 
 Commands:
-  tenants create|set-rules|refresh-schema|list
+  tenants create|set-rules|refresh-schema|list|reindex
                                        onboard tenants, set their rules and limits (tenantcast tenants --help)
   connections list <tenantId> [--user <userId>]
                                        the tenant's live connections

@@ -6,6 +6,7 @@
  *   set-rules <tenantId> --rules <file.json>                   replace role rules, entity rules and/or limits
  *   refresh-schema <tenantId>                                  re-introspect; new snapshot version if it changed
  *   list                                                       tenants per cluster
+ *   reindex                                                    index a table's catalog written before it was indexed
  *
  * Target: the local runtime by default (the endpoints file `npm start` writes, `.local/endpoints.json`, or
  * `--endpoints <file>`). `--stage <s> --region <r> [--profile <p>]` targets AWS (scripts/cli-target.ts: the stacks'
@@ -52,6 +53,9 @@ Commands:
       Re-introspects the tenant's database after its schema changed; stores a new snapshot version if it differs.
   list
       Tenants per cluster, with database and schema version.
+  reindex
+      Once per table after upgrading from a version whose tenant catalog was not indexed (docs/deploy.md): adds the
+      index keys \`list\` and the outbox relay read to every tenant item written before (one Scan of the table).
   usage <tenantId> [--from yyyy-mm-dd] [--to yyyy-mm-dd]
       Metered usage per day (connections, connection-minutes, frames in, deliveries out, entity reads and writes);
       the last 30 days by default. docs/security.md.
@@ -189,6 +193,11 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           }
         }
         io.out(table(['CLUSTER', 'TENANT', 'DATABASE', 'SCHEMA', 'ENTITIES'], rows));
+        return 0;
+      }
+      case 'reindex': {
+        const updated = await tenants.reindex();
+        io.out(`${updated} tenant catalog item(s) indexed`);
         return 0;
       }
       case 'usage': {

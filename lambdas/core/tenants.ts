@@ -6,8 +6,17 @@
  * Items (partition `T#<tenant>`): `CONFIG` holds everything but the schema; `SCHEMA` holds the snapshot as JSON
  * text (it can grow towards DynamoDB's 400 KB item limit with large schemas, and changes on its own schedule). One
  * Query on the partition reads both. `put` writes the snapshot first, so a reader never sees a config without it.
+ * Both items are also in index gsi2, partition `TENANTS` (`gsi2sk` `C#<tenant>` and `S#<tenant>`), so the catalog is
+ * listed with a Query, never a Scan: the outbox relay lists it every minute, and a Scan reads the whole table
+ * (connections, history, progress), whose size grows with traffic.
  */
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { EntityRules } from './entities/model.ts';
 import { ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
@@ -56,6 +65,14 @@ export const TenantConfig = z.object({
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 
+/** Index gsi2's partition of the tenant catalog, and the keys of a tenant's items in it. */
+const CATALOG_INDEX_PK = 'TENANTS';
+const catalogKeys = (kind: 'C' | 'S', tenantId: string) => ({
+  gsi2pk: CATALOG_INDEX_PK,
+  gsi2sk: `${kind}#${tenantId}`,
+});
+const tenantOfPk = (pk: unknown) => String(pk).slice(tenantPk('').length);
+
 export interface TenantDirectoryOptions {
   readonly client: DynamoDBDocumentClient;
   readonly tableName: string;
@@ -91,6 +108,7 @@ export class TenantDirectory {
           pk: tenantPk(valid.tenantId),
           sk: 'CONFIG',
           type: 'tenant',
+          ...catalogKeys('C', valid.tenantId),
           ...valid,
           ...(schema && { schemaVersion: schema.version }),
         },
@@ -109,6 +127,7 @@ export class TenantDirectory {
           pk: tenantPk(tenantId),
           sk: 'SCHEMA',
           type: 'tenant-schema',
+          ...catalogKeys('S', tenantId),
           version: valid.version,
           hash: valid.hash,
           snapshot: JSON.stringify(valid),
@@ -118,16 +137,39 @@ export class TenantDirectory {
     this.cache.invalidate(tenantId);
   }
 
-  /** Every tenant (a Scan: for the operator CLI, never for a request path). */
-  async list(): Promise<TenantConfig[]> {
-    const configs: Record<string, unknown>[] = [];
-    const schemas = new Map<string, unknown>();
+  /**
+   * Every tenant, from index gsi2 (eventually consistent, as a Scan was): one Query of the configs and, unless
+   * `schemas` is false, one of the schema snapshots (up to ~400 KB each). For the operator CLI, onboarding and the
+   * outbox relay, never a request path.
+   */
+  async list(options: { readonly schemas?: boolean } = {}): Promise<TenantConfig[]> {
+    const [configs, snapshots] = await Promise.all([
+      this.catalog('C'),
+      options.schemas === false ? [] : this.catalog('S'),
+    ]);
+    const schemas = new Map(snapshots.map((item) => [tenantOfPk(item.pk), JSON.parse(String(item.snapshot))]));
+    return configs
+      .map((item) => {
+        const schema = schemas.get(tenantOfPk(item.pk));
+        return TenantConfig.parse({ ...item, ...(schema !== undefined && { schema }) });
+      })
+      .sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+  }
+
+  /**
+   * Puts the index keys on catalog items written before `list` read index gsi2 (one Scan of the table, once per
+   * table: `npm run tenants -- reindex`, and the local runtime at start). Returns how many items it updated.
+   */
+  async reindex(): Promise<number> {
+    let updated = 0;
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await this.options.client.send(
         new ScanCommand({
           TableName: this.options.tableName,
-          FilterExpression: '(sk = :config AND #type = :tenant) OR (sk = :schema AND #type = :tenantSchema)',
+          FilterExpression:
+            '((sk = :config AND #type = :tenant) OR (sk = :schema AND #type = :tenantSchema)) AND attribute_not_exists(gsi2pk)',
+          ProjectionExpression: 'pk, sk',
           ExpressionAttributeNames: { '#type': 'type' },
           ExpressionAttributeValues: {
             ':config': 'CONFIG',
@@ -138,17 +180,47 @@ export class TenantDirectory {
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const item of out.Items ?? []) {
-        if (item.sk === 'CONFIG') configs.push(item);
-        else schemas.set(String(item.pk), JSON.parse(String(item.snapshot)));
+      for (const { pk, sk } of out.Items ?? []) {
+        const keys = catalogKeys(sk === 'CONFIG' ? 'C' : 'S', tenantOfPk(pk));
+        try {
+          await this.options.client.send(
+            new UpdateCommand({
+              TableName: this.options.tableName,
+              Key: { pk, sk },
+              UpdateExpression: 'SET gsi2pk = :pk, gsi2sk = :sk',
+              // Never recreates an item deleted since the Scan read it.
+              ConditionExpression: 'attribute_exists(pk)',
+              ExpressionAttributeValues: { ':pk': keys.gsi2pk, ':sk': keys.gsi2sk },
+            }),
+          );
+          updated++;
+        } catch (err) {
+          if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+        }
       }
       startKey = out.LastEvaluatedKey;
     } while (startKey !== undefined);
-    return configs
-      .map((item) =>
-        TenantConfig.parse({ ...item, ...(schemas.has(String(item.pk)) && { schema: schemas.get(String(item.pk)) }) }),
-      )
-      .sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+    return updated;
+  }
+
+  /** The catalog's items of one kind (`C` configs, `S` schemas), all pages. */
+  private async catalog(kind: 'C' | 'S'): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.client.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: 'gsi2',
+          KeyConditionExpression: 'gsi2pk = :pk AND begins_with(gsi2sk, :kind)',
+          ExpressionAttributeValues: { ':pk': CATALOG_INDEX_PK, ':kind': `${kind}#` },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
   }
 
   private async load(tenantId: string): Promise<TenantConfig | undefined> {

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RdsDataApi } from '../../lambdas/core/data-api.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
@@ -89,6 +90,25 @@ describe('the seeded tenants', () => {
 });
 
 describe('the tenants CLI', () => {
+  it('indexes a catalog written before the catalog was indexed, once', async () => {
+    const documentClient = DynamoDBDocumentClient.from(runtime.dynamo.client);
+    for (const sk of ['CONFIG', 'SCHEMA']) {
+      await documentClient.send(
+        new UpdateCommand({
+          TableName: runtime.tableName,
+          Key: { pk: 'T#globex', sk },
+          UpdateExpression: 'REMOVE gsi2pk, gsi2sk',
+        }),
+      );
+    }
+    expect((await runtime.tenants.list()).map((t) => t.tenantId)).not.toContain('globex');
+
+    expect(await cli('reindex')).toMatchObject({ code: 0, out: '2 tenant catalog item(s) indexed' });
+    const globex = (await runtime.tenants.list()).find((t) => t.tenantId === 'globex');
+    expect(globex?.schema?.entities.task).toBeDefined();
+    expect(await cli('reindex')).toMatchObject({ code: 0, out: '0 tenant catalog item(s) indexed' });
+  });
+
   it('explains itself', async () => {
     const { code, out } = await cli('--help');
     expect(code).toBe(0);

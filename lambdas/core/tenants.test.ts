@@ -1,0 +1,89 @@
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from '@jest/globals';
+import { TenantDirectory } from './tenants.ts';
+
+interface Sent {
+  readonly name: string;
+  readonly input: Record<string, unknown>;
+}
+
+/** A document client that records each command and answers Queries of index gsi2 from `pages` (by `gsi2sk` prefix). */
+function fakeClient(pages: Record<string, Record<string, unknown>[][]>) {
+  const sent: Sent[] = [];
+  const client = {
+    send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      const { name } = command.constructor;
+      sent.push({ name, input: command.input });
+      if (name !== 'QueryCommand') return {};
+      const values = command.input.ExpressionAttributeValues as Record<string, string>;
+      const kind = values[':kind'] ?? '';
+      const page = Number((command.input.ExclusiveStartKey as { page?: number } | undefined)?.page ?? 0);
+      const all = pages[kind] ?? [];
+      return {
+        Items: all[page] ?? [],
+        ...(page + 1 < all.length && { LastEvaluatedKey: { page: page + 1 } }),
+      };
+    },
+  };
+  return { client: client as unknown as DynamoDBDocumentClient, sent };
+}
+
+const config = (tenantId: string) => ({
+  pk: `T#${tenantId}`,
+  sk: 'CONFIG',
+  type: 'tenant',
+  gsi2pk: 'TENANTS',
+  gsi2sk: `C#${tenantId}`,
+  tenantId,
+  roleRules: {},
+});
+const snapshot = { version: 3, hash: 'h', introspectedAt: '2026-12-02T00:00:00Z', entities: {}, skipped: {} };
+const schemaItem = (tenantId: string) => ({
+  pk: `T#${tenantId}`,
+  sk: 'SCHEMA',
+  gsi2pk: 'TENANTS',
+  gsi2sk: `S#${tenantId}`,
+  snapshot: JSON.stringify(snapshot),
+});
+
+describe('the tenant catalog', () => {
+  it('is listed with Queries of its index partition, every page, never a Scan', async () => {
+    const { client, sent } = fakeClient({
+      'C#': [[config('globex')], [config('acme')]],
+      'S#': [[schemaItem('acme')]],
+    });
+    const tenants = await new TenantDirectory({ client, tableName: 't' }).list();
+
+    expect(tenants.map((t) => [t.tenantId, t.schema?.version])).toEqual([
+      ['acme', 3],
+      ['globex', undefined],
+    ]);
+    expect(sent.map((s) => s.name)).toEqual(['QueryCommand', 'QueryCommand', 'QueryCommand']);
+    for (const { input } of sent) {
+      expect(input).toMatchObject({
+        IndexName: 'gsi2',
+        KeyConditionExpression: 'gsi2pk = :pk AND begins_with(gsi2sk, :kind)',
+      });
+      expect((input.ExpressionAttributeValues as Record<string, string>)[':pk']).toBe('TENANTS');
+    }
+  });
+
+  it('reads no schema snapshot when listed without schemas (the outbox relay)', async () => {
+    const { client, sent } = fakeClient({ 'C#': [[config('acme')]], 'S#': [[schemaItem('acme')]] });
+    const tenants = await new TenantDirectory({ client, tableName: 't' }).list({ schemas: false });
+
+    expect(tenants.map((t) => [t.tenantId, t.schema])).toEqual([['acme', undefined]]);
+    expect(sent.map((s) => (s.input.ExpressionAttributeValues as Record<string, string>)[':kind'])).toEqual(['C#']);
+  });
+
+  it('writes a config and its schema with their index keys', async () => {
+    const { client, sent } = fakeClient({});
+    await new TenantDirectory({ client, tableName: 't' }).put({ tenantId: 'acme', roleRules: {}, schema: snapshot });
+
+    const items = sent.filter((s) => s.name === 'PutCommand').map((s) => s.input.Item as Record<string, unknown>);
+    expect(items.map((i) => [i.sk, i.gsi2pk, i.gsi2sk])).toEqual([
+      ['SCHEMA', 'TENANTS', 'S#acme'],
+      ['CONFIG', 'TENANTS', 'C#acme'],
+    ]);
+  });
+});
