@@ -125,14 +125,23 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
   return path;
 }
 
-/** One line per scenario that ran several times: every run's deliveries/s, warm-ups first. */
-function burstRuns(results: readonly ScenarioResult[]): string[] {
-  const lines = results.flatMap((r) =>
-    r.runs === undefined
-      ? []
-      : [
-          `- ${r.name}: warm-ups ${r.runs.warmUps.join(', ') || 'none'}; measured ${r.runs.measured.join(', ')} (median ${r.deliveriesPerSecond})`,
-        ],
-  );
+/** One line per scenario that ran several times: every run's deliveries/s, warm-ups first, and how far they spread. */
+export function burstRuns(results: readonly ScenarioResult[]): string[] {
+  const repeated = results.filter((r) => r.runs !== undefined);
+  const lines = repeated.map((r) => {
+    const measured = r.runs?.measured ?? [];
+    const spread = (Math.max(...measured) - Math.min(...measured)) / r.deliveriesPerSecond;
+    const flag = spread > 0.1 ? ": more than 10 %, the machine's speed moved within the scenario" : '';
+    return `- ${r.name}: warm-ups ${r.runs?.warmUps.join(', ') || 'none'}; measured ${measured.join(', ')} (median ${r.deliveriesPerSecond}; spread ${Math.round(spread * 100)} % of it${flag})`;
+  });
+  const raw = repeated.find((r) => r.system === 'raw-ws' && r.rate === 'burst')?.runs?.measured;
+  const pipeline = repeated.find((r) => r.system === 'pipeline' && r.rate === 'burst')?.runs?.measured;
+  if (raw !== undefined && pipeline !== undefined) {
+    const low = Math.min(...pipeline) / Math.max(...raw);
+    const high = Math.max(...pipeline) / Math.min(...raw);
+    lines.push(
+      `- the burst ratio over the measured runs, any pipeline run against any plain \`ws\` run: ${round(low, 3)}× to ${round(high, 3)}×`,
+    );
+  }
   return lines.length === 0 ? [] : ['Bursts, deliveries/s of each run:', '', ...lines, ''];
 }

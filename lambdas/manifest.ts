@@ -129,7 +129,10 @@ export const table = {
   timeToLiveAttribute: 'ttl',
   globalSecondaryIndexes: [
     { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
-    /** Token expiry of connections: `gsi2pk = EXP#<minute bucket>`, `gsi2sk = C#<connectionId>` (docs/security.md). */
+    /**
+     * Sparse, several partitions: token expiry of connections (`gsi2pk = EXP#<minute bucket>`, docs/security.md), the
+     * reaper's recount order (`CONNS#RECOUNT`) and the tenant catalog (`TENANTS`); docs/data-model.md.
+     */
     { indexName: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
   ],
 } as const;

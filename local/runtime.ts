@@ -339,7 +339,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const documentClient = DynamoDBDocumentClient.from(dynamo.client);
     const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
     // A data directory written before the catalog was indexed (lambdas/core/tenants.ts) gets its index keys, so its
-    // tenants are listed (and not onboarded again below). One Scan of the local table; nothing to do after that.
+    // tenants are listed (and not onboarded again below). One Scan of the local table at each start (a few ms; it
+    // finds nothing to update after the first).
     const reindexed = await tenants.reindex();
     if (reindexed > 0) log('info', `tenant catalog: indexed ${reindexed} item(s) of an older data directory`);
     // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.

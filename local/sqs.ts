@@ -156,8 +156,9 @@ export async function startSqs(options: StartSqsOptions = {}): Promise<LocalSqs>
   const { port, url: endpoint } = await listen(server, { port: options.port, host, name: 'local-aws-sqs' });
   // local-aws-sqs builds queue URLs from PORT, which it only knows when it listens itself.
   service.PORT = port;
-  // Its middleware is resolved once per command class (as lambdas/shared/aws.ts does): the pollers call it all the time.
-  const client = new SQSClient({ endpoint, region, credentials: localCredentials, cacheMiddleware: true });
+  // No cacheMiddleware (lambdas/shared/aws.ts): the pollers' long polls pass an abort signal per call, which makes
+  // the SDK skip and drop its cache on every one of them.
+  const client = new SQSClient({ endpoint, region, credentials: localCredentials });
 
   let closed: Promise<void> | undefined;
   return {

@@ -149,9 +149,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         if (tenantId === undefined) return usage('connections list needs <tenantId>');
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
         // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
-        const known = await new TenantDirectory({ client: documentClient, tableName: target.tableName }).list();
-        if (!known.some((t) => t.tenantId === tenantId)) {
-          const names = known.map((t) => t.tenantId).sort();
+        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+        if ((await tenants.find(tenantId)) === undefined) {
+          const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
           io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
           return 1;
         }

@@ -167,9 +167,13 @@ export class Onboarding {
     if (!TENANT_ID.test(tenantId)) throw new BadRequestError(`tenant id must match ${TENANT_ID} (got '${tenantId}')`);
     const statements = splitSqlStatements(input.schemaSql);
     if (statements.length === 0) throw new BadRequestError('the schema file has no statements');
-    const existing = await this.deps.tenants.list();
+    // The tenant itself from its own items, strongly consistent; the catalog (an eventually consistent index) only
+    // counts tenants per cluster for placement.
+    const [current, existing] = await Promise.all([
+      this.deps.tenants.find(tenantId),
+      this.deps.tenants.list({ schemas: false }),
+    ]);
     // A tenant of the real-time plane only (no database yet) gains a data plane; one with a database is refused.
-    const current = existing.find((t) => t.tenantId === tenantId);
     if (current?.database !== undefined) throw new BadRequestError(`tenant '${tenantId}' exists already`);
     const cluster =
       input.clusterId === undefined

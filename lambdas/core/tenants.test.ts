@@ -76,6 +76,17 @@ describe('the tenant catalog', () => {
     expect(sent.map((s) => (s.input.ExpressionAttributeValues as Record<string, string>)[':kind'])).toEqual(['C#']);
   });
 
+  it('finds one tenant with a strongly consistent read of its own items, past the cache', async () => {
+    const { client, sent } = fakeClient({});
+    expect(await new TenantDirectory({ client, tableName: 't' }).find('acme')).toBeUndefined();
+    expect(sent).toEqual([
+      {
+        name: 'QueryCommand',
+        input: expect.objectContaining({ ExpressionAttributeValues: { ':pk': 'T#acme' }, ConsistentRead: true }),
+      },
+    ]);
+  });
+
   it('writes a config and its schema with their index keys', async () => {
     const { client, sent } = fakeClient({});
     await new TenantDirectory({ client, tableName: 't' }).put({ tenantId: 'acme', roleRules: {}, schema: snapshot });

@@ -98,6 +98,14 @@ export class TenantDirectory {
     return config;
   }
 
+  /**
+   * The tenant's configuration as stored now: its own items read strongly consistent, past the cache (onboarding,
+   * the CLI). Undefined when the tenant has none.
+   */
+  async find(tenantId: string): Promise<TenantConfig | undefined> {
+    return this.load(tenantId, true);
+  }
+
   async put(config: TenantConfig): Promise<void> {
     const { schema, ...valid } = TenantConfig.parse(config);
     if (schema !== undefined) await this.putSchema(valid.tenantId, schema);
@@ -223,12 +231,13 @@ export class TenantDirectory {
     return items;
   }
 
-  private async load(tenantId: string): Promise<TenantConfig | undefined> {
+  private async load(tenantId: string, consistent = false): Promise<TenantConfig | undefined> {
     const out = await this.options.client.send(
       new QueryCommand({
         TableName: this.options.tableName,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': tenantPk(tenantId) },
+        ...(consistent && { ConsistentRead: true }),
       }),
     );
     const items = out.Items ?? [];

@@ -21,7 +21,7 @@ const tenants = createTenantDirectory();
 const deps = {
   ...createEntityData(tenants),
   publish: changesPublisher(new SQSClient(clientConfig), requireEnv('CHANGES_QUEUE_URL')),
-  // A Scan of tenant items, once a minute: acceptable off the request path (see docs/entities.md).
+  // The catalog's configs from its index (a Query, no schemas), once a minute (docs/data-model.md).
   tenantIds: async () =>
     (await tenants.list({ schemas: false })).filter((t) => t.database !== undefined).map((t) => t.tenantId),
   log: (message: string, details: Record<string, unknown>) => logger.error(message, details),

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { clientConfig, createDocumentClient } from './aws.ts';
 
 /** A bare HTTP server that records each request's path and body and answers 200 after a random short delay. */
@@ -45,6 +45,20 @@ afterAll(() => {
 describe('the clients of lambdas/', () => {
   it('resolve their middleware once per command class', () => {
     expect(clientConfig.cacheMiddleware).toBe(true);
+  });
+
+  it("resolve a command class's middleware once, where a default client resolves it on every call", async () => {
+    const resolving = jest.spyOn(PostToConnectionCommand.prototype, 'resolveMiddleware');
+    const callsOf = async (config: object) => {
+      resolving.mockClear();
+      const api = new ApiGatewayManagementApiClient({ ...config, ...local, endpoint, maxAttempts: 1 });
+      for (const id of ['a=', 'b=', 'c=']) await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: id }));
+      api.destroy();
+      return resolving.mock.calls.length;
+    };
+    expect(await callsOf(clientConfig)).toBe(1);
+    expect(await callsOf({})).toBe(3);
+    resolving.mockRestore();
   });
 
   it('send each of many overlapping calls with its own input when the middleware is cached', async () => {

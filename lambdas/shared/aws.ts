@@ -8,9 +8,11 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 /**
  * What every client in `lambdas/` but DynamoDB's is created with. `cacheMiddleware`: the SDK resolves a client's
  * middleware stack once per command class instead of on every call (a documented client option; it ignores
- * middleware added after a client's first call, and nothing here adds any). Measured (docs/scaling.md, "Measured
- * constants"): a `PostToConnection` of a 20 KB frame took ~250 µs of CPU instead of ~380 µs. The DynamoDB document
- * client refuses the option (lib-dynamodb throws at its creation), so `createDocumentClient` does without it.
+ * middleware added after a client's first call, and nothing here adds any; a call given per-call options would skip
+ * and drop the cache, and none is). Measured (scratch, alternated, 2026-12-02): a `PostToConnection` of a 20 KB frame
+ * took ~250 µs of CPU instead of ~380 µs; docs/scaling.md, "Measured constants". The DynamoDB document client refuses
+ * the option (lib-dynamodb throws at its creation), so `createDocumentClient` does without it. The server SDK
+ * (lambdas/sdk/publisher.ts) keeps the SDK's default: its users may add middleware to the client they pass.
  */
 export const clientConfig = { cacheMiddleware: true } as const;
 

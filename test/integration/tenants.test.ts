@@ -38,6 +38,20 @@ async function cli(...argv: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
+/** Makes a tenant's catalog items look as they were written before the catalog was indexed. */
+async function dropIndexKeys(tenantId: string) {
+  const documentClient = DynamoDBDocumentClient.from(runtime.dynamo.client);
+  for (const sk of ['CONFIG', 'SCHEMA']) {
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: runtime.tableName,
+        Key: { pk: `T#${tenantId}`, sk },
+        UpdateExpression: 'REMOVE gsi2pk, gsi2sk',
+      }),
+    );
+  }
+}
+
 const dataApi = () => localDataPorts(runtime.dataApi.endpoint, 'us-east-1').dataApi as RdsDataApi;
 
 describe('the seeded tenants', () => {
@@ -91,16 +105,7 @@ describe('the seeded tenants', () => {
 
 describe('the tenants CLI', () => {
   it('indexes a catalog written before the catalog was indexed, once', async () => {
-    const documentClient = DynamoDBDocumentClient.from(runtime.dynamo.client);
-    for (const sk of ['CONFIG', 'SCHEMA']) {
-      await documentClient.send(
-        new UpdateCommand({
-          TableName: runtime.tableName,
-          Key: { pk: 'T#globex', sk },
-          UpdateExpression: 'REMOVE gsi2pk, gsi2sk',
-        }),
-      );
-    }
+    await dropIndexKeys('globex');
     expect((await runtime.tenants.list()).map((t) => t.tenantId)).not.toContain('globex');
 
     expect(await cli('reindex')).toMatchObject({ code: 0, out: '2 tenant catalog item(s) indexed' });
@@ -160,5 +165,15 @@ describe('the tenants CLI', () => {
       err: expect.stringMatching(/unknown cluster 'nope'/),
     });
     expect(await cli('create', 'x2')).toMatchObject({ code: 2 });
+  });
+
+  it('refuses a tenant that exists even while the catalog index does not list it (read from its own items)', async () => {
+    await dropIndexKeys('acme');
+    expect((await runtime.tenants.list()).map((t) => t.tenantId)).not.toContain('acme');
+    expect(await cli('create', 'acme', '--schema', 'examples/initech.sql')).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/exists already/),
+    });
+    expect(await cli('reindex')).toMatchObject({ code: 0, out: '2 tenant catalog item(s) indexed' });
   });
 });
