@@ -150,10 +150,9 @@ function perDelivery(usage: Usage, a: Snapshot, b: Snapshot): Record<string, num
  * A burst is short enough for the JIT to matter, and the pipeline (a dozen sandboxes, each its own V8 isolate, and the
  * stand-ins) warms up over more bursts than one `ws` server (scratch, 2026-12-02, 1000 connections × 100 messages:
  * plain `ws` 85k, then 100–120k deliveries/s, moving burst to burst with the machine but not rising; the pipeline
- * ~40k, ~58k, ~68k, ~72k). So each
- * system first gets the same number of unmeasured bursts of the same size, as a busy server or Lambda sandbox has
- * run its code many times before, then the same number of measured ones; a burst's result is its median measured run,
- * and the report lists every burst's deliveries/s, warm-ups included.
+ * ~40k, ~58k, ~68k, ~72k). So each system first gets the same number of unmeasured bursts of the same size, as a
+ * busy server or Lambda sandbox has run its code many times before, then the same number of measured ones; a burst's
+ * result is its median measured run, and the report lists every burst's deliveries/s, warm-ups included.
  */
 const BURSTS: Runs = { warmUps: 3, measured: 3 };
 
