@@ -525,7 +525,15 @@ async function readAhead(pages: readonly FanoutPage[], deps: BroadcastDeps): Pro
   const first = Math.min(...pages.map(({ job }) => job.batchSeq));
   const [records, after] = await Promise.all([
     deps.history.ahead(tenantId, group, lane, first),
-    lastJob.continued === true ? [] : deps.history.readAfter(tenantId, group, lastSeq, deps.readAheadMax ?? 500),
+    lastJob.continued === true
+      ? []
+      : // Only seqs the group's counter covers, read first: their runs are done. Above it a run may still be assigning,
+        // and one that meets a seq left by a crashed attempt takes its other puts back and gives their seqs to other
+        // messages (history.ts, `appendAll`): read ahead there, a lane could record a connection as having a seq it
+        // then never gets.
+        deps.history
+          .state(tenantId, group)
+          .then((state) => deps.history.readAfter(tenantId, group, lastSeq, deps.readAheadMax ?? 500, state.seq)),
   ]);
   const floors = new Map<string, number>();
   for (const { through, done } of records) {

@@ -263,15 +263,28 @@ export class GroupHistory {
   }
 
   /**
-   * Up to `max` messages after seq `after`, in seq order and without a gap (reading stops at the first seq that is
-   * missing or expired), each id once. For a fan-out lane reading ahead of its pages (docs/delivery.md).
+   * Up to `max` messages after seq `after` and at most `through`, in seq order and without a gap (reading stops at
+   * the first seq that is missing or expired), each id once. For a fan-out lane reading ahead of its pages
+   * (docs/delivery.md), with `through` the group's counter read before: a seq above it may belong to a run still
+   * assigning, which can take a put back and give that seq to another message (`appendAll`).
    */
-  async readAfter(tenantId: string, group: string, after: number, max: number): Promise<SequencedMessage[]> {
+  async readAfter(
+    tenantId: string,
+    group: string,
+    after: number,
+    max: number,
+    through: number,
+  ): Promise<SequencedMessage[]> {
+    if (through <= after) return [];
     const out = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk AND sk > :since',
-        ExpressionAttributeValues: { ':pk': `${base(tenantId, group)}#H`, ':since': pad(after) },
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: {
+          ':pk': `${base(tenantId, group)}#H`,
+          ':lo': pad(after + 1),
+          ':hi': pad(through),
+        },
         Limit: max,
         ConsistentRead: true,
       }),

@@ -190,7 +190,7 @@ export function replicatingHistory(
     markSplit: (tenantId, group, until, lanes) => history.markSplit(tenantId, group, until, lanes),
     addProgress: (tenantId, group, range, ids) => history.addProgress(tenantId, group, range, ids),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),
-    readAfter: (tenantId, group, after, max) => history.readAfter(tenantId, group, after, max),
+    readAfter: (tenantId, group, after, max, through) => history.readAfter(tenantId, group, after, max, through),
     addAhead: (tenantId, group, lane, through, ids) => history.addAhead(tenantId, group, lane, through, ids),
     ahead: (tenantId, group, lane, from) => history.ahead(tenantId, group, lane, from),
   };
