@@ -20,6 +20,7 @@ import {
 import { EntityRules } from './entities/model.ts';
 import { ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
+import { queryPages } from './query-pages.ts';
 import { RateLimitOverrides } from './rate-limit.ts';
 import { tenantPk } from './registry.ts';
 import { SchemaSnapshot } from './schema.ts';
@@ -214,20 +215,14 @@ export class TenantDirectory {
   /** The catalog's items of one kind (`C` configs, `S` schemas), all pages. */
   private async catalog(kind: 'C' | 'S'): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.options.client.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          IndexName: 'gsi2',
-          KeyConditionExpression: 'gsi2pk = :pk AND begins_with(gsi2sk, :kind)',
-          ExpressionAttributeValues: { ':pk': CATALOG_INDEX_PK, ':kind': `${kind}#` },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    for await (const page of queryPages(this.options.client, {
+      TableName: this.options.tableName,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :pk AND begins_with(gsi2sk, :kind)',
+      ExpressionAttributeValues: { ':pk': CATALOG_INDEX_PK, ':kind': `${kind}#` },
+    })) {
+      items.push(...(page.Items ?? []));
+    }
     return items;
   }
 
