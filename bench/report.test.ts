@@ -1,22 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { burstRuns } from './report.ts';
+import { scenario } from './scenario-fixture.ts';
 import type { ScenarioResult } from './types.ts';
 
-const burst = (system: ScenarioResult['system'], median: number, measured: number[]): ScenarioResult => ({
-  name: `${system} burst`,
-  system,
-  connections: 1000,
-  messages: 100,
-  rate: 'burst',
-  expected: 100_000,
-  delivered: 100_000,
-  duplicates: 0,
-  frames: 1000,
-  latency: { count: 1, p50: 1, p95: 1, p99: 1, max: 1, mean: 1 },
-  deliveriesPerSecond: median,
-  seconds: 1,
-  runs: { warmUps: [40_000], measured },
-});
+const burst = (system: ScenarioResult['system'], median: number, measured: number[]): ScenarioResult =>
+  scenario(`${system} burst`, { system, deliveriesPerSecond: median, runs: { warmUps: [40_000], measured } });
 
 describe('the report of repeated bursts', () => {
   it('lists every run, the spread of the measured ones, and the range of the ratio over them', () => {
