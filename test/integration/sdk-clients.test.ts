@@ -1,3 +1,7 @@
+/**
+ * The SDK clients of lambdas/ (lambdas/shared/aws.ts) against a bare HTTP server on this machine: a cached middleware
+ * stack is resolved once and still sends each overlapping call's own input.
+ */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -5,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { clientConfig, createDocumentClient } from './aws.ts';
+import { clientConfig, createDocumentClient } from '../../lambdas/shared/aws.ts';
 
 /** A bare HTTP server that records each request's path and body and answers 200 after a random short delay. */
 const received: { path: string; body: string }[] = [];
