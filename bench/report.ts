@@ -59,6 +59,12 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     ...(s.options.maxSandboxes === undefined
       ? []
       : [`Each function ran in at most ${s.options.maxSandboxes} sandboxes (worker threads) at once.`]),
+    ...(s.options.ttlSweeps === false
+      ? [
+          "The local DynamoDB's TTL sweeper was off: its Scan of the whole table holds the one-threaded stand-in for tens of",
+          "milliseconds, which AWS's background TTL never does to requests.",
+        ]
+      : []),
     ...(typeof s.options.burstWarmUps === 'number' && s.options.burstWarmUps > 0
       ? [
           `Each burst (plain \`ws\` and the pipeline's) ran ${s.options.burstWarmUps} unmeasured time(s) (JIT warm-up), then ${s.options.burstRuns ?? 1} measured time(s),`,

@@ -227,6 +227,23 @@ describe('startTtlSweeper', () => {
     expect(await allKeys(dynamo.client, name)).toEqual([]);
   });
 
+  it('sweeps only when asked with intervalMs null (no timer)', async () => {
+    const name = newTableName();
+    await ensureTable(dynamo.client, name);
+    await putAll(dynamo.client, name, [{ pk: { S: 'a' }, sk: { S: '1' }, ttl: { N: String(NOW_S - 1) } }]);
+    const timers = jest.spyOn(globalThis, 'setInterval');
+    const sweeper = startTtlSweeper({ client: dynamo.client, tableName: name, now: () => NOW_MS, intervalMs: null });
+    try {
+      expect(timers).not.toHaveBeenCalled();
+      expect(await allKeys(dynamo.client, name)).toEqual(['a|1']);
+      expect(await sweeper.sweepOnce()).toBe(1);
+      expect(await allKeys(dynamo.client, name)).toEqual([]);
+    } finally {
+      timers.mockRestore();
+      await sweeper.stop();
+    }
+  });
+
   it('sweeps on its timer, survives errors, and stop() stops it', async () => {
     const name = newTableName();
     await ensureTable(dynamo.client, name);

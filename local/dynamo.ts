@@ -301,8 +301,11 @@ export interface TtlSweeperOptions {
   tableName: string;
   /** Number attribute holding the expiry in epoch seconds. Defaults to `ttl`. */
   attribute?: string;
-  /** Time between sweeps. Defaults to 30 s. The first sweep runs one interval after start. */
-  intervalMs?: number;
+  /**
+   * Time between sweeps. Defaults to 30 s. The first sweep runs one interval after start. `null`: no timer, only
+   * `sweepOnce` (the benchmark: a sweep's Scan holds the local DynamoDB, which AWS's background TTL never does).
+   */
+  intervalMs?: number | null;
   /** Clock in epoch milliseconds (tests move it). */
   now?: () => number;
   /** Scan page size (Limit). Defaults to DynamoDB's own (1 MB pages). */
@@ -412,14 +415,17 @@ export function startTtlSweeper(options: TtlSweeperOptions): TtlSweeper {
     return running;
   }
 
-  const timer = setInterval(() => {
-    if (stopped) return;
-    sweepOnce().catch((err: unknown) => {
-      log.error(`[ttl-sweeper] ${tableName}: sweep failed`, err);
-    });
-  }, options.intervalMs ?? 30_000);
+  const timer =
+    options.intervalMs === null
+      ? undefined
+      : setInterval(() => {
+          if (stopped) return;
+          sweepOnce().catch((err: unknown) => {
+            log.error(`[ttl-sweeper] ${tableName}: sweep failed`, err);
+          });
+        }, options.intervalMs ?? 30_000);
   // The sweeper alone must not keep the process alive.
-  timer.unref();
+  timer?.unref();
 
   return {
     sweepOnce,

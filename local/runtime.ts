@@ -51,8 +51,11 @@ export interface LocalOptions {
   readonly maxConnectionMs?: number;
   /** Seconds before a failed SQS message is visible again (a local speed-up; AWS waits the visibility timeout). @default 1 */
   readonly sqsRetryDelaySeconds?: number | null;
-  /** How often expired items are swept (DynamoDB TTL). @default 30 s */
-  readonly ttlSweepIntervalMs?: number;
+  /**
+   * How often expired items are swept (DynamoDB TTL); `null`: never on a timer (`ttlSweeper.sweepOnce()` still
+   * sweeps). @default 30 s
+   */
+  readonly ttlSweepIntervalMs?: number | null;
   /** Log level of the functions (Powertools). @default 'INFO' */
   readonly functionLogLevel?: string;
   /** Where function log lines go. @default stdout */
@@ -408,7 +411,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const ttlSweeper = startTtlSweeper({
       client: dynamo.client,
       tableName,
-      intervalMs: options.ttlSweepIntervalMs ?? 30_000,
+      intervalMs: options.ttlSweepIntervalMs === undefined ? 30_000 : options.ttlSweepIntervalMs,
       log: { error: (m, ...d) => log('error', m, { details: d }) },
     });
     stoppers.push(() => ttlSweeper.stop());
