@@ -130,6 +130,28 @@ describe('the targets of issue #14', () => {
     expect(at100?.measured).toContain('0.192 × offered (19213 of 100000/s)');
   });
 
+  it('say how many messages per broadcaster run the write units per message need', () => {
+    const checks = checkTargets({
+      results: withCeiling(passing, ceiling, 1000),
+      sdkPostsPerSecond: ceiling,
+      connections: 1000,
+      costGroup: 50,
+      dynamoWriteUnitsPerMessage: 2.55,
+      dynamoUnitsPerMessage: {
+        'PutItem T#*#G#*#H': 1,
+        'UpdateItem T#*#USAGE': 0.5,
+        'UpdateItem T#*#G#*#S': 0.5,
+        'UpdateItem T#*#G#*#P': 0.5,
+        'UpdateItem RL#C#*': 0.05,
+      },
+    });
+    const writes = checks.find((t) => t.target.startsWith('≤ 2.5 DynamoDB'));
+    expect(writes?.met).toBe(false);
+    expect(writes?.reason).toContain(
+      "2 messages per broadcaster run, each run writing 3 units (the group's counter, a progress record, usage) whatever its size: the target needs at least 2.1 messages per run",
+    );
+  });
+
   it('name the largest writes and cost components when DynamoDB units and cost miss', () => {
     const checks = judge(passing);
     const writes = checks.find((t) => t.target.startsWith('≤ 2.5 DynamoDB'));

@@ -108,6 +108,26 @@ export interface TargetInput {
 
 const WRITE_ACTIONS = /^(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems) /;
 
+/** The writes a broadcaster run makes once whatever its size: the group's counter, its progress record, usage. */
+const RUN_WRITES = ['UpdateItem T#*#G#*#S', 'UpdateItem T#*#G#*#P', 'UpdateItem T#*#USAGE'];
+
+/**
+ * How the write units per message follow the size of the broadcaster's runs (one counter raise per run): messages
+ * per run, and how many the target needs. Empty when the run carries no counter raise.
+ */
+function runSizeNote(total: number, unitsByKind: Readonly<Record<string, number>>): string {
+  const runsPerMessage = unitsByKind[RUN_WRITES[0] as string] ?? 0;
+  if (runsPerMessage <= 0) return '';
+  const perRunUnits = RUN_WRITES.reduce((sum, kind) => sum + (unitsByKind[kind] ?? 0), 0);
+  const rest = total - perRunUnits;
+  const perRun = perRunUnits / runsPerMessage;
+  const need =
+    rest < 2.5
+      ? `the target needs at least ${round(perRun / (2.5 - rest), 1)} messages per run`
+      : 'the per-message writes alone exceed the target';
+  return `; ${round(1 / runsPerMessage, 1)} messages per broadcaster run, each run writing ${round(perRun, 1)} units (the group's counter, a progress record, usage) whatever its size: ${need}`;
+}
+
 function check(target: string, measured: string, met: boolean, reason: () => string): TargetCheck {
   return { target, measured, met, reason: met ? '' : reason() };
 }
@@ -177,6 +197,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
   }
 
   if (input.dynamoWriteUnitsPerMessage !== undefined) {
+    const total = input.dynamoWriteUnitsPerMessage;
     const writes = Object.entries(input.dynamoUnitsPerMessage ?? {})
       .filter(([kind]) => WRITE_ACTIONS.test(kind))
       .slice(0, 4)
@@ -187,7 +208,7 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
         '≤ 2.5 DynamoDB write units per published message (busy group)',
         `${input.dynamoWriteUnitsPerMessage}`,
         input.dynamoWriteUnitsPerMessage <= 2.5,
-        () => `largest writes per message: ${writes}`,
+        () => `largest writes per message: ${writes}${runSizeNote(total, input.dynamoUnitsPerMessage ?? {})}`,
       ),
     );
   }
