@@ -444,17 +444,48 @@ describe('deliverFanoutJobs: consecutive pages of a lane delivered as one', () =
     ]);
   });
 
-  it('records every connection that got all its frames under each page it is in', async () => {
-    const { deps, pages } = await pagesOf([[message('a')], [message('b')]]);
+  it('records each page every recipient got as complete, naming nobody, and a redelivery then posts nothing', async () => {
+    const { deps, pages, posts } = await pagesOf([[message('a')], [message('b')]]);
     await deliverFanoutJobs(pages, false, deps);
     for (const { job, jobId } of pages) {
       const records = await deps.history.progress(T, G, { first: job.batchSeq, last: job.batchSeq, jobId });
-      expect([...(records[0]?.done ?? [])].sort()).toEqual(
-        many(12)
-          .map((m) => m.connectionId)
-          .sort(),
-      );
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ complete: true });
+      expect(records[0]?.done.size).toBe(0);
     }
+    const before = posts.length;
+    expect(await deliverFanoutJobs(pages, true, deps)).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(posts.length).toBe(before);
+  });
+
+  it('records a page with a gone recipient as complete too (nothing is left to post to it)', async () => {
+    const { deps, pages } = await pagesOf([[message('a')]], { failures: { c5: [410] } });
+    expect(await deliverFanoutJobs(pages, false, deps)).toEqual({ delivered: 11, gone: 1, failed: 0 });
+    const { job, jobId } = pages[0] as (typeof pages)[number];
+    const records = await deps.history.progress(T, G, { first: job.batchSeq, last: job.batchSeq, jobId });
+    expect(records[0]).toMatchObject({ complete: true });
+  });
+
+  it('names who got a page when someone was left out, and marks it complete once the redelivery reaches them', async () => {
+    const { deps, pages, posts } = await pagesOf([[message('a')]], { failures: { c3: [500, 500, 500] } });
+    await expect(deliverFanoutJobs(pages, false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    const { job, jobId } = pages[0] as (typeof pages)[number];
+    const range = { first: job.batchSeq, last: job.batchSeq, jobId };
+    const [partial] = await deps.history.progress(T, G, range);
+    expect(partial).toMatchObject({ complete: false });
+    expect([...(partial?.done ?? [])].sort()).toEqual(
+      many(12)
+        .map((m) => m.connectionId)
+        .filter((id) => id !== 'c3')
+        .sort(),
+    );
+    const before = posts.length;
+    expect(await deliverFanoutJobs(pages, true, deps)).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    expect(posts.slice(before).map(([c]) => c)).toEqual(['c3']);
+    expect((await deps.history.progress(T, G, range))[0]).toMatchObject({ complete: true });
+    const after = posts.length;
+    expect(await deliverFanoutJobs(pages, true, deps)).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(posts.length).toBe(after);
   });
 
   it('fails the whole unit when a connection is left out, and its redelivery sends only that connection both pages', async () => {

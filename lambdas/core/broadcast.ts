@@ -211,7 +211,7 @@ export async function currentMembers(
 export async function deliverFrames(
   plan: ReadonlyMap<string, readonly string[]>,
   deps: BroadcastDeps,
-  record: (connectionIds: readonly string[]) => Promise<void>,
+  record: (connectionIds: readonly string[], goneIds: readonly string[]) => Promise<void>,
   observed?: ObserveContext,
 ): Promise<DeliveryResult> {
   let delivered = 0;
@@ -219,6 +219,7 @@ export async function deliverFrames(
   let failed = 0;
   let firstCause: unknown;
   const done: string[] = [];
+  const goneIds: string[] = [];
   const observe = observed === undefined ? undefined : deps.observe;
   const now = deps.now ?? Date.now;
   const frameInfo = new Map<string, ReturnType<typeof framePublishTimes>>();
@@ -249,6 +250,7 @@ export async function deliverFrames(
       return 'delivered' as const;
     } catch (err) {
       if (!deps.isGone(err)) throw err;
+      goneIds.push(connectionId);
       await deps.registry.removeConnection(connectionId);
       deps.log?.('removed gone connection', { connectionId });
       if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });
@@ -265,7 +267,7 @@ export async function deliverFrames(
       if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
     }
   }
-  await record(done);
+  await record(done, goneIds);
   const result = { delivered, gone, failed };
   if (failed > 0) throw new DeliveryFailedError(result, firstCause);
   return result;
@@ -436,9 +438,12 @@ export async function deliverFanoutJobs(
   const [done, ahead] = await Promise.all([
     redelivered
       ? Promise.all(
-          ranges.map(
-            async (range) => new Set((await deps.history.progress(tenantId, group, range)).flatMap((r) => [...r.done])),
-          ),
+          ranges.map(async (range, page) => {
+            const records = await deps.history.progress(tenantId, group, range);
+            // A complete record names nobody: every recipient of the page got it.
+            if (records.some((r) => r.complete)) return new Set(Object.keys(pages[page]?.job.recipients ?? {}));
+            return new Set(records.flatMap((r) => [...r.done]));
+          }),
         )
       : ranges.map(() => new Set<string>()),
     readAhead(pages, deps),
@@ -473,17 +478,19 @@ export async function deliverFanoutJobs(
     }
     if (frames.length > 0) plan.set(connectionId, frames);
   }
-  const record = async (connectionIds: readonly string[]) => {
+  const record = async (connectionIds: readonly string[], goneIds: readonly string[]) => {
     const got = new Set(connectionIds);
+    const gone = new Set(goneIds);
     await Promise.all([
-      ...pages.map(({ job }, page) =>
-        deps.history.addProgress(
-          tenantId,
-          group,
-          ranges[page] as (typeof ranges)[number],
-          connectionIds.filter((id) => Object.hasOwn(job.recipients, id)),
-        ),
-      ),
+      ...pages.map(({ job }, page) => {
+        const ids = connectionIds.filter((id) => Object.hasOwn(job.recipients, id));
+        // Nobody of the page left out (got it now or earlier, had nothing left to get, or is gone): a record
+        // without ids.
+        const complete = Object.keys(job.recipients).every(
+          (id) => got.has(id) || gone.has(id) || done[page]?.has(id) === true || !plan.has(id),
+        );
+        return deps.history.addProgress(tenantId, group, ranges[page] as (typeof ranges)[number], ids, complete);
+      }),
       ahead.frames.length === 0
         ? undefined
         : deps.history.addAhead(

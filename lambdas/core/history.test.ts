@@ -243,6 +243,20 @@ describe('GroupHistory progress and split marks', () => {
     expect(records.map((r) => [...r.done])).toEqual([['c1']]);
   });
 
+  it('records a fan-out page every recipient got as complete, with no ids, and a run range never so', async () => {
+    const { history, table } = setup();
+    await history.addProgress(T, G, { first: 5, last: 5, jobId: 'page-1' }, ['c1', 'c2'], true);
+    const [record] = await history.progress(T, G, { first: 5, last: 5, jobId: 'page-1' });
+    expect(record).toMatchObject({ first: 5, last: 5, complete: true });
+    expect([...(record?.done ?? [])]).toEqual([]);
+    expect(JSON.stringify(table.calls.at(-2))).not.toContain('c1');
+    // A run's members are not fixed in a job body: its record always names them.
+    await history.addProgress(T, G, { first: 6, last: 6 }, ['c3'], true);
+    const [run] = await history.progress(T, G, { first: 6, last: 6 });
+    expect(run).toMatchObject({ complete: false });
+    expect([...(run?.done ?? [])]).toEqual(['c3']);
+  });
+
   it('writes nothing for an empty list of connections', async () => {
     const { history, table } = setup();
     await history.addProgress(T, G, { first: 1, last: 1 }, []);

@@ -62,6 +62,8 @@ export interface ProgressRecord {
   readonly first: number;
   readonly last: number;
   readonly done: ReadonlySet<string>;
+  /** Every recipient of the fan-out page got it (`addProgress` with `complete`): `done` is then empty. */
+  readonly complete: boolean;
 }
 
 const PROGRESS_TTL_SECONDS = 24 * 3600;
@@ -342,27 +344,40 @@ export class GroupHistory {
     }));
   }
 
-  /** Records that `connectionIds` got seqs `first`..`last` (or, with `jobId`, the whole fan-out job). */
+  /**
+   * Records that `connectionIds` got seqs `first`..`last` (or, with `jobId`, the whole fan-out job). With `complete`
+   * (only for a job: its recipients are fixed in its body), every recipient of the job got it: the record then holds
+   * no ids at all, one write unit instead of one per ~60 ids (a page of 125 members' ids is ~2.2 KB, 3 units).
+   */
   async addProgress(
     tenantId: string,
     group: string,
     range: { first: number; last: number; jobId?: string },
     connectionIds: readonly string[],
+    complete = false,
   ): Promise<void> {
-    if (connectionIds.length === 0) return;
+    const whole = complete && range.jobId !== undefined;
+    if (connectionIds.length === 0 && !whole) return;
     const sk = range.jobId === undefined ? `R#${pad(range.first)}#${pad(range.last)}` : `J#${range.jobId}`;
+    const common = {
+      ':first': range.first,
+      ':last': range.last,
+      ':ttl': Math.floor(this.now() / 1000) + PROGRESS_TTL_SECONDS,
+    };
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: `${base(tenantId, group)}#P`, sk },
-        UpdateExpression: 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl',
+        ...(whole
+          ? {
+              UpdateExpression: 'SET #first = :first, #last = :last, #ttl = :ttl, complete = :complete',
+              ExpressionAttributeValues: { ...common, ':complete': true },
+            }
+          : {
+              UpdateExpression: 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl',
+              ExpressionAttributeValues: { ...common, ':done': new Set(connectionIds) },
+            }),
         ExpressionAttributeNames: { '#first': 'first', '#last': 'last', '#ttl': 'ttl' },
-        ExpressionAttributeValues: {
-          ':done': new Set(connectionIds),
-          ':first': range.first,
-          ':last': range.last,
-          ':ttl': Math.floor(this.now() / 1000) + PROGRESS_TTL_SECONDS,
-        },
       }),
     );
   }
@@ -388,6 +403,7 @@ export class GroupHistory {
         first: Number(item.first),
         last: Number(item.last),
         done: new Set(item.done instanceof Set ? [...(item.done as Set<string>)] : []),
+        complete: item.complete === true,
       }));
   }
 

@@ -188,7 +188,7 @@ export function replicatingHistory(
     },
     read: (tenantId, group, since) => history.read(tenantId, group, since),
     markSplit: (tenantId, group, until, lanes) => history.markSplit(tenantId, group, until, lanes),
-    addProgress: (tenantId, group, range, ids) => history.addProgress(tenantId, group, range, ids),
+    addProgress: (tenantId, group, range, ids, complete) => history.addProgress(tenantId, group, range, ids, complete),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),
     readAfter: (tenantId, group, after, max, through) => history.readAfter(tenantId, group, after, max, through),
     addAhead: (tenantId, group, lane, through, ids) => history.addAhead(tenantId, group, lane, through, ids),

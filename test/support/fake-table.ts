@@ -243,6 +243,9 @@ export class FakeTable {
         Object.assign(current, { done, first: v[':first'], last: v[':last'], ttl: v[':ttl'] });
         break;
       }
+      case 'SET #first = :first, #last = :last, #ttl = :ttl, complete = :complete':
+        Object.assign(current, { first: v[':first'], last: v[':last'], ttl: v[':ttl'], complete: v[':complete'] });
+        break;
       // A group's membership version (lambdas/core/registry.ts).
       case 'ADD v :one':
         current.v = Number(current.v ?? 0) + Number(v[':one']);
