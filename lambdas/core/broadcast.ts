@@ -250,8 +250,8 @@ export async function deliverFrames(
       return 'delivered' as const;
     } catch (err) {
       if (!deps.isGone(err)) throw err;
-      goneIds.push(connectionId);
       await deps.registry.removeConnection(connectionId);
+      goneIds.push(connectionId);
       deps.log?.('removed gone connection', { connectionId });
       if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });
       return 'gone' as const;
@@ -415,9 +415,10 @@ export interface FanoutPage {
  * Consecutive pages of one lane (same tenant, group and shard; from one fan-out batch), delivered as one unit:
  * each connection gets the messages of all its pages, in page order, re-packed into as few frames as possible
  * (`repackFrames`), so under load a backlog of pages becomes fewer, fuller frames. Each page keeps its own
- * progress record (`J#<jobId>`): a connection that got all its frames is recorded under every page it is in, and
- * a redelivery skips, per page, the connections that page lists as done. Throws DeliveryFailedError when anyone
- * is left out, so the caller fails every page of the unit together.
+ * progress record (`J#<jobId>`): a connection that got all its frames is recorded under every page it is in (a page
+ * nobody was left out of, by its body's fingerprint instead of the ids), and a redelivery skips, per page, the
+ * connections that page lists as done. Throws DeliveryFailedError when anyone is left out, so the caller fails every
+ * page of the unit together.
  */
 export async function deliverFanoutJobs(
   pages: readonly FanoutPage[],
@@ -440,8 +441,9 @@ export async function deliverFanoutJobs(
       ? Promise.all(
           ranges.map(async (range, page) => {
             const records = await deps.history.progress(tenantId, group, range);
-            // A complete record names nobody: every recipient of the page got it.
-            if (records.some((r) => r.complete)) return new Set(Object.keys(pages[page]?.job.recipients ?? {}));
+            // A complete record of this very page body names nobody: every recipient of it got it.
+            const job = (pages[page] as FanoutPage).job;
+            if (records.some((r) => r.complete === pageFingerprint(job))) return new Set(Object.keys(job.recipients));
             return new Set(records.flatMap((r) => [...r.done]));
           }),
         )
@@ -484,12 +486,13 @@ export async function deliverFanoutJobs(
     await Promise.all([
       ...pages.map(({ job }, page) => {
         const ids = connectionIds.filter((id) => Object.hasOwn(job.recipients, id));
-        // Nobody of the page left out (got it now or earlier, had nothing left to get, or is gone): a record
-        // without ids.
+        // Nobody of the page left out (got it now or earlier, had nothing left to get, or is gone): a record of the
+        // page body's fingerprint instead of the ids. Written only when someone of the page got something now.
         const complete = Object.keys(job.recipients).every(
           (id) => got.has(id) || gone.has(id) || done[page]?.has(id) === true || !plan.has(id),
         );
-        return deps.history.addProgress(tenantId, group, ranges[page] as (typeof ranges)[number], ids, complete);
+        const range = ranges[page] as (typeof ranges)[number];
+        return deps.history.addProgress(tenantId, group, range, ids, complete ? pageFingerprint(job) : undefined);
       }),
       ahead.frames.length === 0
         ? undefined
@@ -503,6 +506,17 @@ export async function deliverFanoutJobs(
     ]);
   };
   return deliverFrames(plan, deps, record, { tenantId, live: true });
+}
+
+/**
+ * A fan-out page body's fingerprint (its frames and recipients): a progress record marks a page complete under it,
+ * so a later body of the same page id (the run split again, with other members) is not taken for the one recorded.
+ */
+function pageFingerprint(job: FanoutJob): string {
+  return createHash('sha256')
+    .update(JSON.stringify([job.frames, job.recipients]))
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 /** What a lane's unit reads from the log past its pages, and what earlier units of the lane read ahead. */

@@ -62,8 +62,11 @@ export interface ProgressRecord {
   readonly first: number;
   readonly last: number;
   readonly done: ReadonlySet<string>;
-  /** Every recipient of the fan-out page got it (`addProgress` with `complete`): `done` is then empty. */
-  readonly complete: boolean;
+  /**
+   * Every recipient of the fan-out page body with this fingerprint got it (`addProgress` with `complete`); `done`
+   * then lists only who was recorded before, by an attempt that left someone out.
+   */
+  readonly complete: string | undefined;
 }
 
 const PROGRESS_TTL_SECONDS = 24 * 3600;
@@ -346,18 +349,20 @@ export class GroupHistory {
 
   /**
    * Records that `connectionIds` got seqs `first`..`last` (or, with `jobId`, the whole fan-out job). With `complete`
-   * (only for a job: its recipients are fixed in its body), every recipient of the job got it: the record then holds
-   * no ids at all, one write unit instead of one per ~60 ids (a page of 125 members' ids is ~2.2 KB, 3 units).
+   * (only for a job), every recipient of the job body whose fingerprint it is got it: the record then holds the
+   * fingerprint instead of the ids, one write unit instead of one per ~60 connection ids (a page of 125 members'
+   * ids is ~2.2 KB, 3 units). A fingerprint, not a flag: a job id names a run's page, and the same run split again
+   * later (a redelivery after SQS's 5-minute deduplication) may give that page other recipients.
    */
   async addProgress(
     tenantId: string,
     group: string,
     range: { first: number; last: number; jobId?: string },
     connectionIds: readonly string[],
-    complete = false,
+    complete?: string,
   ): Promise<void> {
-    const whole = complete && range.jobId !== undefined;
-    if (connectionIds.length === 0 && !whole) return;
+    const whole = complete !== undefined && range.jobId !== undefined;
+    if (connectionIds.length === 0) return;
     const sk = range.jobId === undefined ? `R#${pad(range.first)}#${pad(range.last)}` : `J#${range.jobId}`;
     const common = {
       ':first': range.first,
@@ -371,7 +376,7 @@ export class GroupHistory {
         ...(whole
           ? {
               UpdateExpression: 'SET #first = :first, #last = :last, #ttl = :ttl, complete = :complete',
-              ExpressionAttributeValues: { ...common, ':complete': true },
+              ExpressionAttributeValues: { ...common, ':complete': complete },
             }
           : {
               UpdateExpression: 'ADD done :done SET #first = :first, #last = :last, #ttl = :ttl',
@@ -403,7 +408,7 @@ export class GroupHistory {
         first: Number(item.first),
         last: Number(item.last),
         done: new Set(item.done instanceof Set ? [...(item.done as Set<string>)] : []),
-        complete: item.complete === true,
+        complete: typeof item.complete === 'string' ? item.complete : undefined,
       }));
   }
 
