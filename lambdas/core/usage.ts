@@ -26,7 +26,7 @@ export type UsageDay = { readonly day: string } & Readonly<Record<UsageCounter, 
 /**
  * Whether the message handler meters a frame it answered as `messagesIn`: every frame but an accepted publish (the
  * only ack carrying a message id). An accepted publish is metered by the broadcaster as it sequences the message,
- * in the one write per run it makes for that run's deliveries anyway (lambdas/handlers/broadcaster.ts), so a
+ * in the one write per invocation it makes for its runs' deliveries anyway (lambdas/handlers/broadcaster.ts), so a
  * published message costs no usage write of its own: docs/security.md, "Usage metering".
  */
 export function meteredOnArrival(answer: ServerFrame): boolean {

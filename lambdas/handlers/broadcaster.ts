@@ -191,7 +191,6 @@ async function deliverRun(
     if (head !== undefined) {
       usage.add(head.tenantId, 'messagesIn', messages.length);
       usage.add(head.tenantId, 'deliveriesOut', result.delivered);
-      await usage.flush();
     }
   } finally {
     observed.flush();
@@ -215,7 +214,6 @@ async function deliverReplicaRun(replicas: ReplicaMessage[], redelivered: boolea
     // Deliveries in a peer region are the tenant's deliveries too.
     if (head !== undefined) {
       usage.add(head.tenantId, 'deliveriesOut', result.delivered);
-      await usage.flush();
     }
   } finally {
     observed.flush();
@@ -239,6 +237,8 @@ export const handler = fifoBatchHandler({
   logger,
   metrics,
   maxReceiveCount: queues.delivery.maxReceiveCount,
+  // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
+  afterBatch: () => usage.flush(),
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     const outcomes = plan(event);

@@ -81,7 +81,6 @@ async function deliverPages(pages: readonly FanoutPage[], records: readonly SQSR
     const result = await deliverFanoutJobs(pages, redelivered, { ...deps, observe: observed.observe });
     logger.info('pages delivered', { tenantId: head.tenantId, group: head.group, jobIds, redelivered, ...result });
     usage.add(head.tenantId, 'deliveriesOut', result.delivered);
-    await usage.flush();
   } finally {
     observed.flush();
   }
@@ -91,6 +90,8 @@ export const handler = fifoBatchHandler({
   logger,
   metrics,
   maxReceiveCount: queues.fanout.maxReceiveCount,
+  // Usage of every unit of the batch in one write per tenant (several lanes' units share a batch under load).
+  afterBatch: () => usage.flush(),
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     const outcomes = plan(event);

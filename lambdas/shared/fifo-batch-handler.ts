@@ -25,6 +25,11 @@ export interface FifoBatchHandlerProps {
   readonly recordHandlerFor: (event: SQSEvent, context: Context) => (record: SQSRecord) => Promise<void>;
   /** Where poison records go. @default the queue's dead-letter queue, from `DEAD_LETTER_QUEUE_URL` */
   readonly setAside?: SetAside;
+  /**
+   * Runs once the batch's records are processed (whether or not some failed), before the response: usage metering's
+   * one write per tenant and invocation (docs/security.md, "Usage metering"). @default nothing
+   */
+  readonly afterBatch?: () => Promise<void>;
 }
 
 /** A middy handler consuming an SQS FIFO batch record by record (skipGroupOnError; never throws on a full failure). */
@@ -59,12 +64,16 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
     .use(logMetrics(metrics))
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {
-      const response = await processPartialResponse(event, isolating(recordHandlerFor(event, context)), processor, {
-        context,
-        skipGroupOnError: true,
-        throwOnFullBatchFailure: false,
-      });
-      countDlqSends(metrics, event, response, maxReceiveCount);
-      return response;
+      try {
+        const response = await processPartialResponse(event, isolating(recordHandlerFor(event, context)), processor, {
+          context,
+          skipGroupOnError: true,
+          throwOnFullBatchFailure: false,
+        });
+        countDlqSends(metrics, event, response, maxReceiveCount);
+        return response;
+      } finally {
+        await props.afterBatch?.();
+      }
     });
 }

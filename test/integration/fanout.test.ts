@@ -171,3 +171,37 @@ describe('a small group under a backlog (docs/delivery.md, "Pack from the log")'
     expect((runtime().functions.get('fanout')?.invocations ?? 0) - fanouts).toBeGreaterThan(0);
   }, 40_000);
 });
+
+describe('usage of fan-out deliveries (docs/security.md, "Usage metering")', () => {
+  /** acme's `deliveriesOut` of today. */
+  async function deliveriesOut(): Promise<number> {
+    const today = new Date().toISOString().slice(0, 10);
+    const response = await fetch(`${runtime().url}/v1/usage?from=${today}&to=${today}`, {
+      headers: { authorization: `Bearer ${tokenFor(runtime(), 'acme', 'usage-reader', ['admin'])}` },
+    });
+    const body = (await response.json()) as { days: { deliveriesOut?: number }[] };
+    return body.days[0]?.deliveriesOut ?? 0;
+  }
+
+  it("counts every connection a unit reached, written once the fan-out's batch is done", async () => {
+    const group = 'chat:metered';
+    const all = await members(3);
+    const before = await deliveriesOut();
+    await send(
+      group,
+      pages(
+        group,
+        [1],
+        all.map((m) => m.connectionId),
+      ),
+    );
+    await eventually(() => all.every(({ client }) => messages(client, group).length === 1), 10_000, 'the page');
+    await runtime().gateway.whenIdle();
+    let after = before;
+    for (let i = 0; i < 50 && after < before + 3; i++) {
+      await sleep(100);
+      after = await deliveriesOut();
+    }
+    expect(after).toBe(before + 3);
+  }, 20_000);
+});

@@ -1,0 +1,56 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { describe, expect, it } from '@jest/globals';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { fifoBatchHandler } from './fifo-batch-handler.ts';
+
+function record(messageId: string, group: string): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body: '{}',
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: '0',
+      SenderId: 'test',
+      ApproximateFirstReceiveTimestamp: '0',
+      MessageGroupId: group,
+      MessageDeduplicationId: messageId,
+      SequenceNumber: '1',
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:test.fifo',
+    awsRegion: 'us-east-1',
+  };
+}
+
+const context = {
+  functionName: 'test',
+  awsRequestId: 'request',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+describe('the FIFO batch handler', () => {
+  it('runs afterBatch once per invocation, after every record, also when a record failed', async () => {
+    const steps: string[] = [];
+    const handler = fifoBatchHandler({
+      logger: new Logger({ logLevel: 'SILENT' }),
+      metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
+      maxReceiveCount: 3,
+      setAside: async () => undefined,
+      recordHandlerFor: () => async (r) => {
+        steps.push(r.messageId);
+        if (r.messageId === 'b1') throw new Error('transient');
+      },
+      afterBatch: async () => {
+        steps.push('afterBatch');
+      },
+    });
+    const event: SQSEvent = { Records: [record('a1', 'a'), record('b1', 'b'), record('c1', 'c')] };
+    const response = await handler(event, context);
+    expect(steps).toEqual(['a1', 'b1', 'c1', 'afterBatch']);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'b1' }]);
+  });
+});
