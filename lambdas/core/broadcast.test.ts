@@ -605,6 +605,40 @@ describe('pack from the log: a lane reads the group history past its pages', () 
     }
   });
 
+  it('writes no record of its own for a page whose recipients the read-ahead record covers, and a redelivery repeats nothing', async () => {
+    const { deps, jobs, posts, received } = setup({ members: many(12), ...lane });
+    for (const id of ['a', 'b']) await broadcastRun([message(id)], false, deps);
+    const [first, second] = jobs.map(({ job, id }) => ({ job, jobId: id })) as [FanoutPage, FanoutPage];
+    await deliverFanoutJobs([first], false, deps);
+    const range = { first: first.job.batchSeq, last: first.job.batchSeq, jobId: first.jobId };
+    expect(await deps.history.progress(T, G, range)).toEqual([]);
+    expect(await deliverFanoutJobs([first], true, deps)).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(await deliverFanoutJobs([second], false, deps)).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(posts).toHaveLength(12);
+    for (const m of many(12)) {
+      expect(received(m.connectionId)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+    }
+  });
+
+  it('gives a connection left out of a unit that read ahead its page and the read-ahead on redelivery, and no one else', async () => {
+    const { deps, jobs, posts, received } = setup({ members: many(12), ...lane, failures: { c3: [500, 500, 500] } });
+    for (const id of ['a', 'b']) await broadcastRun([message(id)], false, deps);
+    const [first] = jobs.map(({ job, id }) => ({ job, jobId: id })) as [FanoutPage];
+    await expect(deliverFanoutJobs([first], false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    const before = posts.length;
+    expect(await deliverFanoutJobs([first], true, deps)).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    expect(posts.slice(before).map(([c]) => c)).toEqual(['c3']);
+    for (const m of many(12)) {
+      expect(received(m.connectionId)).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+    }
+  });
+
   it("reads ahead only the seqs the group's counter covers: a run still assigning may give a seq to another message", async () => {
     const { deps, jobs, table, received } = setup({ members: many(12), ...lane });
     for (const id of ['a', 'b']) await broadcastRun([message(id)], false, deps);

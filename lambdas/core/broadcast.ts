@@ -483,9 +483,16 @@ export async function deliverFanoutJobs(
   const record = async (connectionIds: readonly string[], goneIds: readonly string[]) => {
     const got = new Set(connectionIds);
     const gone = new Set(goneIds);
+    // Who the read-ahead record says has everything through its seq, past every page of the unit.
+    const aheadDone = new Set(
+      ahead.frames.length === 0 ? [] : [...readers].filter((id) => got.has(id) || !plan.has(id)),
+    );
     await Promise.all([
       ...pages.map(({ job }, page) => {
         const ids = connectionIds.filter((id) => Object.hasOwn(job.recipients, id));
+        // Everyone the page reached now is in the read-ahead record: its floors already make a redelivery skip the
+        // page for them, so the page needs no record of its own.
+        if (ids.length > 0 && ids.every((id) => aheadDone.has(id))) return undefined;
         // Nobody of the page left out (got it now or earlier, had nothing left to get, or is gone): a record of the
         // page body's fingerprint instead of the ids. Written only when someone of the page got something now.
         const complete = Object.keys(job.recipients).every(
@@ -496,13 +503,7 @@ export async function deliverFanoutJobs(
       }),
       ahead.frames.length === 0
         ? undefined
-        : deps.history.addAhead(
-            tenantId,
-            group,
-            ahead.lane,
-            ahead.through,
-            [...readers].filter((id) => got.has(id) || !plan.has(id)),
-          ),
+        : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone]),
     ]);
   };
   return deliverFrames(plan, deps, record, { tenantId, live: true });
