@@ -639,6 +639,22 @@ describe('pack from the log: a lane reads the group history past its pages', () 
     }
   });
 
+  it('keeps the record of a page the read-ahead did not get past (a unit out of lane order), so a redelivery repeats nothing', async () => {
+    const { deps, jobs, posts } = setup({ members: many(12), ...lane, failures: { c3: [500, 500, 500] } });
+    const viewers = { audience: { roles: ['member'] } };
+    await broadcastRun([message('a')], false, deps);
+    await broadcastRun([message('b')], false, deps);
+    await broadcastRun([message('x', viewers)], false, deps);
+    await broadcastRun([message('c', viewers)], false, deps);
+    const pages = jobs.map(({ job, id }) => ({ job, jobId: id }));
+    // The page of 'a' redriven from the DLQ behind the page of 'c': its read-ahead stops before 'x', short of 'c'.
+    const unit = [pages[3], pages[0]] as FanoutPage[];
+    await expect(deliverFanoutJobs(unit, false, deps)).rejects.toBeInstanceOf(DeliveryFailedError);
+    const before = posts.length;
+    await deliverFanoutJobs(unit, true, deps);
+    expect(posts.slice(before).map(([c]) => c)).toEqual(['c3']);
+  });
+
   it("reads ahead only the seqs the group's counter covers: a run still assigning may give a seq to another message", async () => {
     const { deps, jobs, table, received } = setup({ members: many(12), ...lane });
     for (const id of ['a', 'b']) await broadcastRun([message(id)], false, deps);

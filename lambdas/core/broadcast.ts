@@ -490,9 +490,11 @@ export async function deliverFanoutJobs(
     await Promise.all([
       ...pages.map(({ job }, page) => {
         const ids = connectionIds.filter((id) => Object.hasOwn(job.recipients, id));
-        // Everyone the page reached now is in the read-ahead record: its floors already make a redelivery skip the
-        // page for them, so the page needs no record of its own.
-        if (ids.length > 0 && ids.every((id) => aheadDone.has(id))) return undefined;
+        // Everyone the page reached now is in the read-ahead record, whose seq is past the page's: its floors already
+        // make a redelivery skip the page for them, so the page needs no record of its own. (A unit out of lane
+        // order, a page redriven from the DLQ behind a later one, can read ahead less far than a page's seq.)
+        const covered = job.lastSeq !== undefined && ahead.through >= job.lastSeq;
+        if (covered && ids.length > 0 && ids.every((id) => aheadDone.has(id))) return undefined;
         // Nobody of the page left out (got it now or earlier, had nothing left to get, or is gone): a record of the
         // page body's fingerprint instead of the ids. Written only when someone of the page got something now.
         const complete = Object.keys(job.recipients).every(
