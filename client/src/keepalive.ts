@@ -30,7 +30,7 @@ export function createKeepalive(
   const refresh = createRefresh<Transport>(
     s.refreshBeforeMs,
     s.clock,
-    () => s.getToken(),
+    (request) => s.getToken(request),
     (t, ms, callback) => requests.arm(t, 'refresh', ms, callback),
     (t, token, answered) => requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, answered),
     report,

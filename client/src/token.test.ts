@@ -20,7 +20,7 @@ describe('reading tokens', () => {
   });
 });
 
-function setupRefresh(tokens: (() => string)[]) {
+function setupRefresh(tokens: (() => string)[], asked: unknown[] = []) {
   const clock = new FakeClock();
   const t = { dead: false, role: 'primary', expiresAt: (clock.now() + 10_000) as number | undefined };
   const sent: { token: string; answered: (answer: unknown) => void }[] = [];
@@ -30,7 +30,8 @@ function setupRefresh(tokens: (() => string)[]) {
   const schedule = createRefresh<typeof t>(
     1000,
     clock,
-    () => {
+    (request) => {
+      asked.push(request);
       const next = tokens.shift();
       if (!next) throw new Error('no token');
       return next();
@@ -60,7 +61,21 @@ describe('createRefresh', () => {
     expect(h.sent).toHaveLength(2);
   });
 
-  it('does not schedule again for a token that does not expire later', async () => {
+  it('asks for a fresh token a second later, without sending it, when the answer expires no later', async () => {
+    // exp has whole seconds: a token issued in the same second as the current one expires with it.
+    const asked: unknown[] = [];
+    const h = setupRefresh([() => fakeJwt(1_700_000_010), () => fakeJwt(1_700_000_011)], asked);
+    h.schedule(h.t); // the current token expires at 1_700_000_010 s, in 10 s; the refresh asks at 9 s
+    await h.clock.advance(9000);
+    expect(h.sent).toHaveLength(0);
+    await h.clock.advance(999);
+    expect(asked).toEqual([{ fresh: false }]);
+    await h.clock.advance(1);
+    expect(asked).toEqual([{ fresh: false }, { fresh: true }]);
+    expect(h.sent.map((s) => s.token)).toEqual([fakeJwt(1_700_000_011)]);
+  });
+
+  it('does not schedule again for a token whose expiry is unknown', async () => {
     const h = setupRefresh([() => 'opaque']);
     h.schedule(h.t);
     await h.clock.advance(9000);

@@ -1,10 +1,10 @@
 /**
  * Tokens: reading what getToken returns (the token and its expiry: `expiresAt` when given, else the JWT's `exp`)
  * and refreshing the primary's token `refreshBeforeMs` before it expires. The refresh owns when to ask getToken
- * again, and what to do with the answer: send it on the connection (`send`), move the expiry forward only (so a
- * getToken returning the same token cannot spin), and fall back to a rollover (`rollover`), which opens a
- * connection with a new token, when getToken or the server fails. The timer, requests and reports are passed in
- * (keepalive.ts).
+ * again, and what to do with the answer: send it on the connection (`send`) when it expires later than the current
+ * one, else ask again for a fresh one a second later (so a getToken returning the same token cannot spin),
+ * and fall back to a rollover (`rollover`), which opens a connection with a new token, when getToken or the server
+ * fails. The timer, requests and reports are passed in (keepalive.ts).
  */
 import { TenantcastClientError } from './errors.ts';
 import type { Clock, TokenResult } from './types.ts';
@@ -46,19 +46,21 @@ interface Refreshed {
 export function createRefresh<T extends Refreshed>(
   refreshBeforeMs: number,
   clock: Clock,
-  getToken: () => TokenResult | Promise<TokenResult>,
+  getToken: (request: { readonly fresh: boolean }) => TokenResult | Promise<TokenResult>,
   arm: (t: T, ms: number, callback: () => void) => void,
   send: (t: T, token: string, answered: (answer: unknown) => void) => void,
   report: (error: TenantcastClientError) => void,
   rollover: () => void,
 ): (t: T) => void {
-  const schedule = (t: T): void => {
+  // `fresh`: the last answer did not expire later (a cached token, or one issued in the same second as the current
+  // one, exp having whole seconds), so ask for a newly issued one a second later: it cannot spin.
+  const schedule = (t: T, fresh = false): void => {
     if (t.expiresAt === undefined) return;
     const current = t.expiresAt;
-    arm(t, Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
+    arm(t, fresh ? 1000 : Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
       let result: TokenResult;
       try {
-        result = await getToken();
+        result = await getToken({ fresh });
       } catch (err) {
         report(getTokenFailed(err));
         rollover();
@@ -66,6 +68,8 @@ export function createRefresh<T extends Refreshed>(
       }
       if (t.dead || t.role !== 'primary') return;
       const { token, expiresAt } = readToken(result);
+      // A token of unknown expiry is sent, and not refreshed again.
+      if (expiresAt !== undefined && expiresAt <= current) return schedule(t, true);
       send(t, token, (answer) => {
         if (answer instanceof TenantcastClientError) {
           // The server could not take the new token: a rollover opens a connection with it, without a gap.
@@ -73,8 +77,7 @@ export function createRefresh<T extends Refreshed>(
           rollover();
           return;
         }
-        // Only move forward, so a getToken that returns the same token cannot spin.
-        if (expiresAt !== undefined && expiresAt > current) {
+        if (expiresAt) {
           t.expiresAt = expiresAt;
           schedule(t);
         }
