@@ -116,15 +116,13 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     '## Scenarios',
     '',
     'Machine CPU: cores busy across every process (gateway, sandboxes, stand-ins, the receivers) from the first publish',
-    'to the last delivery, from /proc/stat, and that CPU time per delivery. Deliveries/s count from the first publish',
-    'to the last delivery; for a paced scenario, "steady" counts from the first delivery to the last (plus one publish',
-    'interval): the rate kept while delivering, without the latency of the first and last delivery, which p99 measures.',
+    'to the last delivery, from /proc/stat, and that CPU time per delivery.',
     '',
     '| scenario | conns | msgs | rate | delivered/expected | dupes | frames | p50 | p95 | p99 | p99 rounds | deliveries/s | × ceiling | machine CPU: cores busy, µs/delivery | posts/delivery | DynamoDB RU/WU per delivery | SQS req/delivery |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
       (r) =>
-        `| ${r.name} | ${r.connections} | ${r.messages} | ${r.rate} | ${r.delivered}/${r.expected} | ${r.duplicates} | ${r.frames} | ${round(r.latency.p50)} | ${round(r.latency.p95)} | ${round(r.latency.p99)} | ${r.p99Rounds ?? '–'} | ${r.deliveriesPerSecond}${r.steadyDeliveriesPerSecond === undefined ? '' : ` (${r.steadyDeliveriesPerSecond} steady)`} | ${r.framesVsSdkCeiling ?? '–'} | ${r.machine ? `${r.machine.busyCores} of ${r.machine.cores}, ${r.machine.cpuMicrosPerDelivery}` : '–'} | ${r.perDelivery?.postToConnection ?? '–'} | ${r.perDelivery ? `${r.perDelivery.dynamoReadUnits} / ${r.perDelivery.dynamoWriteUnits}` : '–'} | ${r.perDelivery?.sqsRequests ?? '–'} |`,
+        `| ${r.name} | ${r.connections} | ${r.messages} | ${r.rate} | ${r.delivered}/${r.expected} | ${r.duplicates} | ${r.frames} | ${round(r.latency.p50)} | ${round(r.latency.p95)} | ${round(r.latency.p99)} | ${r.p99Rounds ?? '–'} | ${r.deliveriesPerSecond} | ${r.framesVsSdkCeiling ?? '–'} | ${r.machine ? `${r.machine.busyCores} of ${r.machine.cores}, ${r.machine.cpuMicrosPerDelivery}` : '–'} | ${r.perDelivery?.postToConnection ?? '–'} | ${r.perDelivery ? `${r.perDelivery.dynamoReadUnits} / ${r.perDelivery.dynamoWriteUnits}` : '–'} | ${r.perDelivery?.sqsRequests ?? '–'} |`,
     ),
     '',
   ];

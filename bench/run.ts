@@ -31,7 +31,7 @@ import { startRawServer } from './raw-ws.ts';
 import { RemoteReceivers } from './remote-receivers.ts';
 import { writeReport } from './report.ts';
 import { measureSdkCeiling } from './sdk-ceiling.ts';
-import { medianBy, round, steadyDeliveriesPerSecond, summarize } from './stats.ts';
+import { medianBy, round, summarize } from './stats.ts';
 import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
 import type { ScenarioResult, Summary } from './types.ts';
 
@@ -244,7 +244,6 @@ function finish(
     frames: recorder.frames,
     latency: summarize(recorder.samples),
     deliveriesPerSecond: round(recorder.received / seconds, 0),
-    steadyDeliveriesPerSecond: steadyDeliveriesPerSecond(recorder, rate),
     seconds: round(seconds, 2),
   };
 }

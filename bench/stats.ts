@@ -37,17 +37,3 @@ export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
 }
 
 export const round = (n: number, digits = 1) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
-
-/**
- * A paced scenario's deliveries ÷ the time from its first delivery to its last plus one publish interval (`rate` per
- * second): the rate kept while delivering. With a steady latency it is the offered rate; a backlog that grows
- * stretches the last delivery and lowers it. Undefined for a burst, or with fewer than two delivery times.
- */
-export function steadyDeliveriesPerSecond(
-  delivered: { received: number; firstAt: number; lastAt: number },
-  rate: number,
-): number | undefined {
-  const { received, firstAt, lastAt } = delivered;
-  if (!Number.isFinite(rate) || rate <= 0 || !(lastAt > firstAt)) return undefined;
-  return Math.round(received / ((lastAt - firstAt) / 1000 + 1 / rate));
-}

@@ -123,23 +123,6 @@ describe('the targets of issue #14', () => {
     expect(at100?.reason).toContain('plain `ws` on this machine in the same run: 0.909 × offered, p99 1.3 rounds');
   });
 
-  it('judge keeping up by the rate kept from the first delivery to the last where the run measured it', () => {
-    // A steady latency of 400 ms over a 5-s run: 0.926 × offered from the first publish, the offered rate while delivering.
-    const steady = passing.map((r) =>
-      r.name === scenarios.at100 ? { ...r, deliveriesPerSecond: 92_600, steadyDeliveriesPerSecond: 100_000 } : r,
-    );
-    const at100 = judge(steady).find((t) => t.target.includes('100 msg/s: delivered'));
-    expect(at100?.met).toBe(true);
-    expect(at100?.measured).toContain(
-      '1 × offered (100000 of 100000/s from the first delivery to the last; 0.926 × from the first publish)',
-    );
-
-    const fallingBehind = passing.map((r) =>
-      r.name === scenarios.at100 ? { ...r, deliveriesPerSecond: 80_000, steadyDeliveriesPerSecond: 90_000 } : r,
-    );
-    expect(judge(fallingBehind).find((t) => t.target.includes('100 msg/s: delivered'))?.met).toBe(false);
-  });
-
   it('fail 100 msg/s when it falls behind the offered rate even with a low p99', () => {
     const behind = passing.map((r) => (r.name === scenarios.at100 ? { ...r, deliveriesPerSecond: 19_213 } : r));
     const at100 = judge(behind).find((t) => t.target.includes('100 msg/s: delivered'));

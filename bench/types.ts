@@ -24,13 +24,6 @@ export interface ScenarioResult {
   /** p99 in rounds (one round = connections ÷ the SDK post ceiling), for the scenarios at the run's connection count. */
   p99Rounds?: number;
   deliveriesPerSecond: number;
-  /**
-   * Paced scenarios only: deliveries ÷ the time from the first delivery to the last (plus one publish interval, the
-   * share of the last message). The rate deliveries kept once they flowed: a pipeline whose latency holds steady
-   * reads as the offered rate, one falling behind reads lower. `deliveriesPerSecond` counts from the first publish,
-   * so in a short run it also loses the latency of the last delivery, which p99 already measures.
-   */
-  steadyDeliveriesPerSecond?: number;
   /** Frames posted per second ÷ the SDK post ceiling of the same run (how close the scenario ran to it). */
   framesVsSdkCeiling?: number;
   seconds: number;
