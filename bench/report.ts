@@ -65,6 +65,13 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
           "milliseconds, which AWS's background TTL never does to requests.",
         ]
       : []),
+    ...(typeof s.options.keepUpSeconds === 'number'
+      ? [
+          `The large group's 100 msg/s scenarios publish for ${s.options.keepUpSeconds} s, the other paced ones for ${s.options.rateSeconds} s: keeping up counts`,
+          'deliveries/s from the first publish to the last delivery, so a short run would also count the latency of the',
+          'last delivery against it.',
+        ]
+      : []),
     ...(typeof s.options.burstWarmUps === 'number' && s.options.burstWarmUps > 0
       ? [
           `Each burst (plain \`ws\` and the pipeline's) ran ${s.options.burstWarmUps} unmeasured time(s) (JIT warm-up), then ${s.options.burstRuns ?? 1} measured time(s),`,
