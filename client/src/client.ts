@@ -35,8 +35,8 @@ export interface ClientOptions {
   /**
    * Returns a token valid for at least `refreshBeforeMs`; called for every new connection and before the token
    * expires. Its expiry is `expiresAt` (epoch seconds) when given, else the JWT's `exp` claim. `fresh` is true when
-   * the last connection attempt failed to open (a browser cannot see the handshake's 401): return a newly issued
-   * token then, not a cached one.
+   * the last connection attempt failed to open (a browser cannot see the handshake's 401), or when a refresh got a
+   * token expiring no later than the current one: return a newly issued token then, not a cached one.
    */
   readonly getToken: (request?: { readonly fresh: boolean }) => TokenResult | Promise<TokenResult>;
   /**

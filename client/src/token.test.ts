@@ -75,6 +75,37 @@ describe('createRefresh', () => {
     expect(h.sent.map((s) => s.token)).toEqual([fakeJwt(1_700_000_011)]);
   });
 
+  it('asks again every second while the same token comes back, then follows the later one as usual', async () => {
+    const asked: unknown[] = [];
+    const same = () => fakeJwt(1_700_000_010);
+    const h = setupRefresh([same, same, same, () => fakeJwt(1_700_000_030), () => fakeJwt(1_700_000_040)], asked);
+    h.schedule(h.t);
+    await h.clock.advance(9000 + 2000);
+    expect(h.sent).toHaveLength(0);
+    await h.clock.advance(1000);
+    expect(asked).toEqual([{ fresh: false }, { fresh: true }, { fresh: true }, { fresh: true }]);
+    h.sent[0]?.answered({ type: 'ack' });
+    await h.clock.advance(16_999); // the new token expires 18 s later: its refresh is due 17 s later
+    expect(asked).toHaveLength(4);
+    await h.clock.advance(1);
+    expect(asked.at(-1)).toEqual({ fresh: false });
+  });
+
+  it('refreshes a token living less than refreshBeforeMs at most once a second', async () => {
+    let issued = 1_700_000_000;
+    const h = setupRefresh(Array.from({ length: 20 }, () => () => fakeJwt(++issued)));
+    const sent = h.sent.push.bind(h.sent);
+    h.sent.push = (...entries) => {
+      for (const entry of entries) entry.answered({ type: 'ack' }); // the server acks at once
+      return sent(...entries);
+    };
+    h.t.expiresAt = 1_700_000_000_500; // due at once: refreshBeforeMs is 1000, each new token lives 1 s more
+    h.schedule(h.t);
+    await h.clock.advance(4000);
+    expect(h.sent).toHaveLength(5);
+    expect(h.rollovers()).toBe(0);
+  });
+
   it('does not schedule again for a token whose expiry is unknown', async () => {
     const h = setupRefresh([() => 'opaque']);
     h.schedule(h.t);

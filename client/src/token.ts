@@ -53,11 +53,12 @@ export function createRefresh<T extends Refreshed>(
   rollover: () => void,
 ): (t: T) => void {
   // `fresh`: the last answer did not expire later (a cached token, or one issued in the same second as the current
-  // one, exp having whole seconds), so ask for a newly issued one a second later: it cannot spin.
-  const schedule = (t: T, fresh = false): void => {
+  // one, exp having whole seconds), so ask for a newly issued one. `wait`: at least this long, a second after any
+  // answer, so neither that nor a token living less than refreshBeforeMs can spin.
+  const schedule = (t: T, fresh = false, wait = 0): void => {
     if (t.expiresAt === undefined) return;
     const current = t.expiresAt;
-    arm(t, fresh ? 1000 : Math.max(0, current - refreshBeforeMs - clock.now()), async () => {
+    arm(t, Math.max(wait, current - refreshBeforeMs - clock.now()), async () => {
       let result: TokenResult;
       try {
         result = await getToken({ fresh });
@@ -69,7 +70,7 @@ export function createRefresh<T extends Refreshed>(
       if (t.dead || t.role !== 'primary') return;
       const { token, expiresAt } = readToken(result);
       // A token of unknown expiry is sent, and not refreshed again.
-      if (expiresAt !== undefined && expiresAt <= current) return schedule(t, true);
+      if (expiresAt !== undefined && expiresAt <= current) return schedule(t, true, 1000);
       send(t, token, (answer) => {
         if (answer instanceof TenantcastClientError) {
           // The server could not take the new token: a rollover opens a connection with it, without a gap.
@@ -79,7 +80,7 @@ export function createRefresh<T extends Refreshed>(
         }
         if (expiresAt) {
           t.expiresAt = expiresAt;
-          schedule(t);
+          schedule(t, false, 1000);
         }
       });
     });
