@@ -411,7 +411,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
     const ttlSweeper = startTtlSweeper({
       client: dynamo.client,
       tableName,
-      intervalMs: options.ttlSweepIntervalMs === undefined ? 30_000 : options.ttlSweepIntervalMs,
+      intervalMs: options.ttlSweepIntervalMs,
       log: { error: (m, ...d) => log('error', m, { details: d }) },
     });
     stoppers.push(() => ttlSweeper.stop());

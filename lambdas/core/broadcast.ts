@@ -436,6 +436,9 @@ export async function deliverFanoutJobs(
     );
   }
   const ranges = pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId }));
+  // Each page body's fingerprint, hashed once when first needed (a redelivery reads it, the record writes it).
+  const fingerprints: (string | undefined)[] = [];
+  const fingerprintOf = (page: number) => (fingerprints[page] ??= pageFingerprint((pages[page] as FanoutPage).job));
   const [done, ahead] = await Promise.all([
     redelivered
       ? Promise.all(
@@ -443,7 +446,9 @@ export async function deliverFanoutJobs(
             const records = await deps.history.progress(tenantId, group, range);
             // A complete record of this very page body names nobody: every recipient of it got it.
             const job = (pages[page] as FanoutPage).job;
-            if (records.some((r) => r.complete === pageFingerprint(job))) return new Set(Object.keys(job.recipients));
+            if (records.some((r) => r.complete !== undefined && r.complete === fingerprintOf(page))) {
+              return new Set(Object.keys(job.recipients));
+            }
             return new Set(records.flatMap((r) => [...r.done]));
           }),
         )
@@ -501,7 +506,7 @@ export async function deliverFanoutJobs(
           (id) => got.has(id) || gone.has(id) || done[page]?.has(id) === true || !plan.has(id),
         );
         const range = ranges[page] as (typeof ranges)[number];
-        return deps.history.addProgress(tenantId, group, range, ids, complete ? pageFingerprint(job) : undefined);
+        return deps.history.addProgress(tenantId, group, range, ids, complete ? fingerprintOf(page) : undefined);
       }),
       ahead.frames.length === 0
         ? undefined
