@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { FakeTable } from '../../test/support/fake-table.ts';
 import {
@@ -270,6 +271,22 @@ describe('broadcastRun after a failure', () => {
     const { deps, table } = setup({ members: [member('c1')] });
     await broadcastRun([message('a')], false, deps);
     expect(table.calls.filter((c) => c.name === 'QueryCommand')).toEqual([]);
+  });
+});
+
+describe("shardOf: a connection's lane", () => {
+  const lane = (id: string, shards: number) => createHash('sha256').update(id).digest().readUInt32BE(0) % shards;
+
+  it("is the first four bytes of the id's SHA-256 modulo the lanes, whatever lane counts were asked before", () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `conn-${i}=`);
+    for (const shards of [3, 8, 1, 5]) for (const id of ids) expect(shardOf(id, shards)).toBe(lane(id, shards));
+  });
+
+  it('stays the same after the sandbox has hashed more connections than it keeps', () => {
+    const before = Array.from({ length: 20 }, (_, i) => shardOf(`kept-${i}=`, 8));
+    for (let i = 0; i < 150_001; i++) shardOf(`other-${i}=`, 8);
+    expect(Array.from({ length: 20 }, (_, i) => shardOf(`kept-${i}=`, 8))).toEqual(before);
+    expect(before).toEqual(Array.from({ length: 20 }, (_, i) => lane(`kept-${i}=`, 8)));
   });
 });
 
