@@ -258,6 +258,11 @@ export const functions = [
        * its lane packs from the log (docs/delivery.md, "Pack from the log").
        */
       SPLIT_BACKLOG_MS: '1000',
+      /**
+       * An invocation whose every run was a busy small group's (2–9 messages, posted directly) lasts at least this
+       * long (ms), so the group's next batch holds more: fewer frames and writes per message (lambdas/core/pace.ts).
+       */
+      BUSY_RUN_MIN_MS: '40',
     },
     timeoutSeconds: 30,
     inProcessTracing: false,

@@ -5,10 +5,12 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
+import { numberEnv } from '../core/env.ts';
+import { type PaceRun, paceDelayMs } from '../core/pace.ts';
 import { isPermanent, PoisonRecordError, reasonOf } from '../core/poison.ts';
 import { publishDataProblem } from '../core/publish-data.ts';
 import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
-import { queues } from '../manifest.ts';
+import { functions, queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -25,6 +27,13 @@ const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 const replication = createReplication(logger);
 const recorder = createRecorder();
 const usage = createUsage(logger);
+/** Pacing a busy small group (lambdas/core/pace.ts): the invocation's start and its runs. */
+const trigger = functions.find((f) => f.name === 'broadcaster')?.trigger;
+const pacing = {
+  minRunMs: numberEnv('BUSY_RUN_MIN_MS', 0),
+  batchSize: trigger?.kind === 'sqs' ? trigger.batchSize : 10,
+};
+let invocation: { startedAt: number; units: number; runs: PaceRun[] } = { startedAt: 0, units: 0, runs: [] };
 
 type Unit =
   | { kind: 'run'; messages: DeliveryMessage[]; records: SQSRecord[] }
@@ -100,6 +109,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     run.messages.push(parsed);
     run.records.push(record);
   }
+  invocation.units = units.length;
   for (const { unit, records } of units) {
     let started: Promise<Outcome> | undefined;
     const redelivered = records.some((r) => Number(r.attributes.ApproximateReceiveCount) > 1);
@@ -188,6 +198,7 @@ async function deliverRun(
       observe: observed.observe,
     });
     log.info('delivered', { group: head?.group, messageIds: messages.map((m) => m.id), redelivered, ...result });
+    invocation.runs.push({ size: messages.length, direct: !result.split });
     if (head !== undefined) {
       usage.add(head.tenantId, 'messagesIn', messages.length);
       usage.add(head.tenantId, 'deliveriesOut', result.delivered);
@@ -238,9 +249,15 @@ export const handler = fifoBatchHandler({
   metrics,
   maxReceiveCount: queues.delivery.maxReceiveCount,
   // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
-  afterBatch: () => usage.flush(),
+  // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
+  afterBatch: async () => {
+    await usage.flush();
+    const wait = paceDelayMs(invocation, Date.now() - invocation.startedAt, pacing);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  },
   recordHandlerFor: (event, context) => {
     startInvocation(context);
+    invocation = { startedAt: Date.now(), units: 0, runs: [] };
     const outcomes = plan(event);
     return async (record) => {
       const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();

@@ -234,6 +234,26 @@ describe('coalescing and packing', () => {
     expect(seqs(sub, group)).toEqual([1, 3, 4]);
     expect(sub.frames.filter((f) => f.type === 'batch')).toHaveLength(1);
   });
+
+  it('paces a busy small group: a message every 10 ms reaches a member in frames of several, in order, once', async () => {
+    const group = 'chat:paced';
+    const sub = await client('acme', 'paced-reader');
+    await sub.request({ action: 'subscribe', group });
+    const framesBefore = sub.frames.length;
+    const count = 40;
+    for (let i = 0; i < count; i++) {
+      await enqueue('acme', group, [{ i }], `paced-${i}`);
+      await sleep(10);
+    }
+    await until(() => messages(sub, group).length >= count);
+    await sleep(100);
+    expect(messages(sub, group).map((m) => (m.data as { i: number }).i)).toEqual(range(0, count - 1));
+    expect(seqs(sub, group)).toEqual(range(1, count));
+    // Runs of this group last at least BUSY_RUN_MIN_MS (40 ms, manifest), so each frame holds about four messages;
+    // without pacing, runs here ended every ~20 ms with two.
+    const frames = sub.frames.length - framesBefore;
+    expect(frames).toBeLessThanOrEqual(Math.ceil(count / 3));
+  });
 });
 
 describe('faults', () => {
