@@ -284,7 +284,7 @@ describe("shardOf: a connection's lane", () => {
 
   it('stays the same after the sandbox has hashed more connections than it keeps', () => {
     const before = Array.from({ length: 20 }, (_, i) => shardOf(`kept-${i}=`, 8));
-    for (let i = 0; i < 150_001; i++) shardOf(`other-${i}=`, 8);
+    for (let i = 0; i < 250_001; i++) shardOf(`other-${i}=`, 8);
     expect(Array.from({ length: 20 }, (_, i) => shardOf(`kept-${i}=`, 8))).toEqual(before);
     expect(before).toEqual(Array.from({ length: 20 }, (_, i) => lane(`kept-${i}=`, 8)));
   });

@@ -153,21 +153,30 @@ const FANOUT_ENVELOPE_BYTES = 1024;
 
 /**
  * Each connection's lane hash, kept for the sandbox's life: a split group's runs meet the same members again and
- * again, and one SHA-256 per member per run cost ~1.5 µs each (scratch, 2026-12-02: ~150 ms of CPU per run of a
- * 100,000-member group, 8 ms from this map). Bounded: emptied when it holds `LANE_HASHES_MAX` ids (~15 MB).
+ * again, and one SHA-256 per member per run cost ~1.5 µs each (scratch, 2026-12-02: ~305 ms of CPU per run of a
+ * 100,000-member group, ~133 ms with this). Bounded in two generations of `LANE_HASHES_MAX` ids (~10 MB each): when
+ * the newer one is full it becomes the older one, and a hash found only in the older one is carried over, so ids
+ * seen on every run stay however many others pass through.
  */
-const laneHashes = new Map<string, number>();
-const LANE_HASHES_MAX = 150_000;
+const LANE_HASHES_MAX = 100_000;
+let laneHashes = new Map<string, number>();
+let olderLaneHashes = new Map<string, number>();
+
+function laneHash(connectionId: string): number {
+  let hash = laneHashes.get(connectionId);
+  if (hash !== undefined) return hash;
+  hash = olderLaneHashes.get(connectionId) ?? createHash('sha256').update(connectionId).digest().readUInt32BE(0);
+  if (laneHashes.size >= LANE_HASHES_MAX) {
+    olderLaneHashes = laneHashes;
+    laneHashes = new Map();
+  }
+  laneHashes.set(connectionId, hash);
+  return hash;
+}
 
 /** Stable lane of a connection within a split group, so its pages of successive runs stay in one FIFO group. */
 export function shardOf(connectionId: string, shards: number): number {
-  let hash = laneHashes.get(connectionId);
-  if (hash === undefined) {
-    hash = createHash('sha256').update(connectionId).digest().readUInt32BE(0);
-    if (laneHashes.size >= LANE_HASHES_MAX) laneHashes.clear();
-    laneHashes.set(connectionId, hash);
-  }
-  return hash % shards;
+  return laneHash(connectionId) % shards;
 }
 
 /** The `user:` group prefix: a user's own group, delivered to every connection of that user. */

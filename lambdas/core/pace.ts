@@ -14,6 +14,8 @@ export interface PaceRun {
 }
 
 export interface PacedInvocation {
+  /** Records in the batch: a full batch may have a backlog behind it. */
+  readonly records: number;
   /** Units of the batch (runs of a group, replay requests, replicas, set-aside records). */
   readonly units: number;
   /** The runs that were delivered, as they ended. */
@@ -28,14 +30,14 @@ export interface PaceOptions {
 }
 
 /**
- * How long the invocation should still wait before returning, ms: `minRunMs` less what it already took, when every
- * unit of its batch was a run delivered directly with at least two messages (they arrive faster than runs end) and
- * fewer than a full batch; otherwise 0. So a lone message (a quiet group) never waits, nor does a backlog, a split
- * group, or any group sharing the batch with one of those.
+ * How long the invocation should still wait before returning, ms: `minRunMs` less what it already took, when its
+ * batch was not full and every unit of it was a run delivered directly with at least two messages (they arrive
+ * faster than runs end); otherwise 0. So a lone message (a quiet group) never waits, nor does a full batch (a
+ * backlog), a split group's run, a replay, a replica or a forwarded run, nor any group sharing the batch with one.
  */
 export function paceDelayMs(invocation: PacedInvocation, elapsedMs: number, options: PaceOptions): number {
-  const { units, runs } = invocation;
-  if (options.minRunMs <= 0 || units === 0 || runs.length !== units) return 0;
-  const busy = runs.every((run) => run.direct && run.size >= 2 && run.size < options.batchSize);
+  const { records, units, runs } = invocation;
+  if (options.minRunMs <= 0 || records >= options.batchSize || units === 0 || runs.length !== units) return 0;
+  const busy = runs.every((run) => run.direct && run.size >= 2);
   return busy ? Math.max(0, options.minRunMs - elapsedMs) : 0;
 }

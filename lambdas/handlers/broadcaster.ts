@@ -33,7 +33,12 @@ const pacing = {
   minRunMs: numberEnv('BUSY_RUN_MIN_MS', 0),
   batchSize: trigger?.kind === 'sqs' ? trigger.batchSize : 10,
 };
-let invocation: { startedAt: number; units: number; runs: PaceRun[] } = { startedAt: 0, units: 0, runs: [] };
+let invocation: { startedAt: number; records: number; units: number; runs: PaceRun[] } = {
+  startedAt: 0,
+  records: 0,
+  units: 0,
+  runs: [],
+};
 
 type Unit =
   | { kind: 'run'; messages: DeliveryMessage[]; records: SQSRecord[] }
@@ -252,12 +257,12 @@ export const handler = fifoBatchHandler({
   // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
   afterBatch: async () => {
     await usage.flush();
-    const wait = paceDelayMs(invocation, Date.now() - invocation.startedAt, pacing);
+    const wait = paceDelayMs(invocation, performance.now() - invocation.startedAt, pacing);
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   },
   recordHandlerFor: (event, context) => {
     startInvocation(context);
-    invocation = { startedAt: Date.now(), units: 0, runs: [] };
+    invocation = { startedAt: performance.now(), records: event.Records.length, units: 0, runs: [] };
     const outcomes = plan(event);
     return async (record) => {
       const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();
