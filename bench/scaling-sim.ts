@@ -4,6 +4,7 @@
  * (memory, page size, lanes) and the CPU constants `npm run bench` measures (bench/measured-constants.json: CPU per
  * post and per page, on the bench machine), scaled to Lambda's CPU share. Not a load test. docs/scaling.md quotes it.
  */
+import { DELIVERY_CONCURRENCY } from '../lambdas/core/broadcast.ts';
 import { functions } from '../lambdas/manifest.ts';
 import {
   crossoverDeliveriesPerConnectionMinute,
@@ -36,7 +37,7 @@ export const assumptions = {
   lambdaConcurrency: 1_000,
   /** PostToConnection round trip inside a region (ms), and posts in flight per invocation (as the broadcaster posts). */
   postLatencyMs: 20,
-  postsInFlightPerInvocation: 32,
+  postsInFlightPerInvocation: DELIVERY_CONCURRENCY,
   /** From the manifest: members per page (SPLIT_THRESHOLD), parallel lanes of a split group, memory. */
   pageSize: Number(broadcaster?.environment?.SPLIT_THRESHOLD ?? 500),
   fanoutShards: Number(broadcaster?.environment?.FANOUT_SHARDS ?? 8),

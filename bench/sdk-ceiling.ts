@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DELIVERY_CONCURRENCY } from '../lambdas/core/broadcast.ts';
 import { clientConfig } from '../lambdas/shared/aws.ts';
 import { round } from './stats.ts';
 
@@ -89,7 +90,7 @@ async function measure(calls: number, inFlight: number, call: (i: number) => Pro
 
 export interface CeilingOptions {
   calls: number;
-  /** @default 32, as the broadcaster posts */
+  /** @default DELIVERY_CONCURRENCY (lambdas/core/broadcast.ts), as the broadcaster and fan-out post */
   inFlight?: number;
   /** Members per page for the Query. */
   pageSize: number;
@@ -98,7 +99,7 @@ export interface CeilingOptions {
 }
 
 export async function measureSdkCeiling(options: CeilingOptions): Promise<SdkCeiling> {
-  const inFlight = options.inFlight ?? 32;
+  const inFlight = options.inFlight ?? DELIVERY_CONCURRENCY;
   const { child, endpoint } = await startSink(options.pageSize);
   const config = {
     endpoint,

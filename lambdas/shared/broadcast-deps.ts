@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import type { BroadcastDeps } from '../core/broadcast.ts';
+import { type BroadcastDeps, DELIVERY_CONCURRENCY } from '../core/broadcast.ts';
 import { fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { FrameBytes } from '../core/frame-bytes.ts';
@@ -72,7 +72,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     shards: numberEnv('FANOUT_SHARDS', 8),
     laneMembers: numberEnv('FANOUT_LANE_MEMBERS', 125),
     backlogMs: numberEnv('SPLIT_BACKLOG_MS', 1000),
-    concurrency: numberEnv('DELIVERY_CONCURRENCY', 32),
+    concurrency: numberEnv('DELIVERY_CONCURRENCY', DELIVERY_CONCURRENCY),
     plan: {
       packing: optionalEnv('DELIVERY_PACKING', 'on') !== 'off',
       coalescing: optionalEnv('DELIVERY_COALESCING', 'on') !== 'off',
