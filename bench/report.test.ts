@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { burstRuns } from './report.ts';
+import { bundlesSection, burstRuns, largeGroupSection, profilesSection } from './report.ts';
 import { scenario } from './scenario-fixture.ts';
 import type { ScenarioResult } from './types.ts';
 
@@ -25,5 +25,62 @@ describe('the report of repeated bursts', () => {
 
   it('says nothing when no scenario ran more than once', () => {
     expect(burstRuns([{ ...burst('raw-ws', 1, [1]), runs: undefined }])).toEqual([]);
+  });
+});
+
+describe('the report sections of the modeled targets', () => {
+  it('price each profile with its crossover, "never" where no rate wins', () => {
+    const lines = profilesSection([
+      {
+        name: 'quiet',
+        deliveriesPerMinute: 10_000,
+        tenantcastPerMinute: 0.0158,
+        appSyncPerMinute: 0.0118,
+        ratio: 1.34,
+        crossover: null,
+        crossoverPackedWithinHalfSecond: 150.4,
+      },
+    ]);
+    expect(lines[0]).toBe('## Cost across workloads');
+    expect(lines).toContain('| quiet | 10,000 | 0.0158 | 0.0118 | 1.34 | never | 150 |');
+  });
+
+  it('mark each function within or over the cold-start budget', () => {
+    const lines = bundlesSection({
+      runs: 5,
+      budget: { bytes: 600_000, importMs: 100 },
+      runtime: 'nodejs24.x',
+      functions: [
+        { name: 'fanout', bytes: 390_800, importMs: 39 },
+        { name: 'big', bytes: 700_000, importMs: 120 },
+      ],
+    });
+    expect(lines).toContain('| fanout | 390.8 KB | met | 39 ms | met |');
+    expect(lines).toContain('| big | 700 KB | **not met** | 120 ms | **not met** |');
+  });
+
+  it('say how long the modeled large group takes and what bounds it', () => {
+    const lines = largeGroupSection({
+      members: 100_000,
+      pages: 200,
+      lanes: 8,
+      fanoutInvocations: 24,
+      fanoutMemoryMB: 1024,
+      cpuMsPerPost: 0.3236,
+      lambdaMsPerPost: 0.559,
+      postsPerSecond: 14_311,
+      accountQuotaShare: 1,
+      readSeconds: 1.5,
+      postSeconds: 10.02,
+      seconds: 11.52,
+      boundBy: '@connections account quota',
+    }).join(' ');
+    expect(lines).toContain('200 pages in 8 lanes');
+    expect(lines).toContain('**11.5 s**');
+    expect(lines).toContain('bound by @connections account quota');
+  });
+
+  it('leave a section out when the run has no figures for it', () => {
+    expect([...profilesSection(undefined), ...bundlesSection(undefined), ...largeGroupSection(undefined)]).toEqual([]);
   });
 });

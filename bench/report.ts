@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { round } from './stats.ts';
-import type { ScenarioResult, Summary } from './types.ts';
+import type { BundleFigures, LargeGroupFigures, ProfileFigures, ScenarioResult, Summary } from './types.ts';
 
 function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
@@ -120,6 +120,9 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
       .map(([k, v]) => `${k} ${v}`)
       .join('; ')}.`,
     '',
+    ...profilesSection(s.profiles),
+    ...largeGroupSection(s.largeGroup),
+    ...bundlesSection(s.bundles),
     '## Scenarios',
     '',
     'Machine CPU: cores busy across every process (gateway, sandboxes, stand-ins, the receivers) from the first publish',
@@ -157,4 +160,67 @@ export function burstRuns(results: readonly ScenarioResult[]): string[] {
     );
   }
   return lines.length === 0 ? [] : ['Bursts, deliveries/s of each run:', '', ...lines, ''];
+}
+
+/** Target 5: the cost model's workload profiles, priced with the run's unit costs. */
+export function profilesSection(profiles: readonly ProfileFigures[] | undefined): string[] {
+  if (profiles === undefined || profiles.length === 0) return [];
+  const rate = (n: number | null) => (n === null ? 'never' : `${round(n, n < 10 ? 2 : 0)}`);
+  return [
+    '## Cost across workloads',
+    '',
+    "The cost model's profiles (bench/cost.ts, `profiles`), per minute, priced with this run's unit costs: Lambda time",
+    "per post from the CPU per post measured above over the broadcaster's CPU share, DynamoDB write units per message",
+    'from the cost run. API Gateway bills connection-minutes at $0.25 per million, AppSync Events at $0.08, so where',
+    'nothing is packed AppSync Events is cheaper. Crossover: the least deliveries per connection-minute from which',
+    'tenantcast is cheaper for the profile\'s shape (docs/scaling.md, "Cost across workloads, beside AppSync Events").',
+    'The busy profile assumes a full SQS batch of 10 messages per run and per frame; the cost run above is what this',
+    'machine packed for the same group (its row in the targets).',
+    '',
+    '| profile | deliveries/min | tenantcast $/min | AppSync Events $/min | ratio | crossover, packing as profiled | crossover, packing within 0.5 s |',
+    '|---|---|---|---|---|---|---|',
+    ...profiles.map(
+      (p) =>
+        `| ${p.name} | ${p.deliveriesPerMinute.toLocaleString('en')} | ${p.tenantcastPerMinute} | ${p.appSyncPerMinute} | ${p.ratio} | ${rate(p.crossover)} | ${rate(p.crossoverPackedWithinHalfSecond)} |`,
+    ),
+    '',
+  ];
+}
+
+/** Target 6: one message to a very large group, by the scaling model with the run's CPU constants. */
+export function largeGroupSection(g: LargeGroupFigures | undefined): string[] {
+  if (g === undefined) return [];
+  return [
+    `## A ${g.members.toLocaleString('en')}-member group, modeled from this run`,
+    '',
+    `The scaling model (bench/scaling-sim.ts, \`deliverGroup\`; docs/scaling.md) with this run's CPU per post, ${g.cpuMsPerPost} ms,`,
+    `over the fan-out function's CPU share at ${g.fanoutMemoryMB} MB (1,769 MB = one vCPU): ${round(g.lambdaMsPerPost, 3)} ms per post. The broadcaster`,
+    `reads the members and splits one message into ${g.pages} pages in ${g.lanes} lanes (the fan-out queue's message groups),`,
+    `${g.fanoutInvocations} fan-out invocations in all; the lanes post in parallel, ${Math.round(g.postsPerSecond)} posts/s together`,
+    `(${round(g.accountQuotaShare * 100)} % of the account's 10,000/s \`@connections\` quota; bound by ${g.boundBy}). About`,
+    `**${round(g.seconds, 1)} s** from the broadcaster's run to the last post: ${round(g.readSeconds, 1)} s reading the members (an upper`,
+    `bound: pages are posted as they are read), ${round(g.postSeconds, 1)} s posting.`,
+    '',
+  ];
+}
+
+/** Target 3: each function's bundle as a deploy builds it. */
+export function bundlesSection(b: BundleFigures | undefined): string[] {
+  if (b === undefined || b.functions.length === 0) return [];
+  const kb = (bytes: number) => `${round(bytes / 1000, 1)} KB`;
+  return [
+    '## Cold start',
+    '',
+    `Every function built as \`cdk synth\` builds it (\`npm run bundles\`, scripts/bundles.ts), its \`index.mjs\` sized and imported in`,
+    `a fresh Node process with its deployed environment, median of ${b.runs}, before the scenarios ran. The functions are deployed on`,
+    `${b.runtime}; this machine's Node imported them.`,
+    '',
+    `| function | bundle | ≤ ${b.budget.bytes / 1000} KB | import | ≤ ${b.budget.importMs} ms |`,
+    '|---|---|---|---|---|',
+    ...b.functions.map(
+      (f) =>
+        `| ${f.name} | ${kb(f.bytes)} | ${f.bytes <= b.budget.bytes ? 'met' : '**not met**'} | ${f.importMs} ms | ${f.importMs <= b.budget.importMs ? 'met' : '**not met**'} |`,
+    ),
+    '',
+  ];
 }

@@ -19,21 +19,34 @@ import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk
 import WebSocket from 'ws';
 import { functions as manifestFunctions } from '../lambdas/manifest.ts';
 import { clientConfig } from '../lambdas/shared/aws.ts';
+import { BUNDLE_BUDGET } from '../lib/bundling.ts';
 import { buildFunctionBundles } from '../local/function-bundles.ts';
 import { defaultMaxSandboxes } from '../local/function-host.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
+import { measureBundles } from '../scripts/bundles.ts';
 import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
-import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import {
+  appSyncEventsCost,
+  crossoverDeliveriesPerConnectionMinute,
+  packingWithin,
+  perMillionDeliveries,
+  profileBill,
+  profiles,
+  tenantcastCost,
+  type UnitCosts,
+  type Usage,
+} from './cost.ts';
 import { type CpuSample, machineCpuBetween, sampleMachineCpu } from './machine-cpu.ts';
-import { writeMeasured } from './measured.ts';
+import { type MeasuredConstants, writeMeasured } from './measured.ts';
 import { startRawServer } from './raw-ws.ts';
 import { RemoteReceivers } from './remote-receivers.ts';
 import { writeReport } from './report.ts';
+import { assumptions, cpuConstantsFrom, cpuShare, deliverGroup, unitCostsFrom } from './scaling-sim.ts';
 import { measureSdkCeiling } from './sdk-ceiling.ts';
 import { medianBy, round, summarize } from './stats.ts';
 import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
-import type { ScenarioResult, Summary } from './types.ts';
+import type { BundleFigures, LargeGroupFigures, ProfileFigures, ScenarioResult, Summary } from './types.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -465,6 +478,18 @@ console.log('\n[SDK ceiling] PostToConnection with the AWS SDK against a bare HT
 const sdkCeiling = await measureSdkCeiling({ calls: args.quick ? 3000 : 10_000, pageSize: splitThreshold });
 console.log(JSON.stringify(sdkCeiling));
 
+// Cold start (target 3): every function built as a deploy builds it (`npm run bundles`), sized and imported in fresh
+// processes, before the scenarios load the machine.
+console.log('\n[bundles] every function built as `cdk synth` builds it: size and import time in a fresh process');
+const bundleRun = measureBundles({ runs: 5 });
+const bundles: BundleFigures = {
+  runs: bundleRun.runs,
+  budget: BUNDLE_BUDGET,
+  runtime: bundleRun.runtime,
+  functions: bundleRun.reports.map((r) => ({ name: r.name, bytes: r.bytes, importMs: round(r.time.ms, 1) })),
+};
+console.log(bundles.functions.map((f) => `${f.name} ${(f.bytes / 1000).toFixed(1)} KB ${f.importMs} ms`).join(', '));
+
 results.push(await rawScenario(scenarios.rawBurst, G, BURST, Number.POSITIVE_INFINITY, BURSTS));
 results.push(await rawScenario(scenarios.raw100, G, Math.round(100 * KEEP_UP_SECONDS), 100));
 results.push(await rawScenario(scenarios.raw10, G, Math.round(10 * rateSeconds), 10));
@@ -559,6 +584,53 @@ const costDynamoWriteUnitsPerMessage = costRun.usage
   ? round(costRun.usage.dynamoWriteUnits / costRun.messages, 3)
   : undefined;
 const postsPerDeliveryPacked = byName(scenarios.at100).perDelivery?.postToConnection;
+const measuredNow: MeasuredConstants = {
+  measuredAt: startedAt.toISOString(),
+  machine,
+  loadAverage,
+  quick: args.quick,
+  sdkCeiling,
+  gatewayPostsPerSecond,
+};
+const cpuConstants = cpuConstantsFrom(measuredNow);
+// The cost model's profiles (target 5) priced with this run's unit costs: Lambda time per post from the CPU per post
+// measured above, DynamoDB write units per message from the cost run.
+const unitCosts: UnitCosts = {
+  ...unitCostsFrom(cpuConstants),
+  ...(costDynamoWriteUnitsPerMessage !== undefined && { dynamoWriteUnitsPerMessage: costDynamoWriteUnitsPerMessage }),
+};
+const finiteOrNull = (n: number) => (Number.isFinite(n) ? round(n, 3) : null);
+const profileFigures: ProfileFigures[] = Object.values(profiles).map((p) => {
+  const bill = profileBill(p, unitCosts);
+  return {
+    name: p.name,
+    deliveriesPerMinute: bill.deliveriesPerMinute,
+    tenantcastPerMinute: round(bill.tenantcastPerMinute, 5),
+    appSyncPerMinute: round(bill.appSyncPerMinute, 5),
+    ratio: round(bill.ratio, 3),
+    crossover: finiteOrNull(crossoverDeliveriesPerConnectionMinute(p, unitCosts)),
+    crossoverPackedWithinHalfSecond: finiteOrNull(
+      crossoverDeliveriesPerConnectionMinute(p, unitCosts, packingWithin(0.5)),
+    ),
+  };
+});
+// The scaling model (target 6) with this run's CPU per post and per page, for one message to 100,000 members.
+const modeled = deliverGroup(100_000, cpuConstants);
+const largeGroup: LargeGroupFigures = {
+  members: modeled.members,
+  pages: modeled.pages,
+  lanes: modeled.lanes,
+  fanoutInvocations: modeled.fanoutInvocations,
+  fanoutMemoryMB: assumptions.fanoutMemoryMB,
+  cpuMsPerPost: round(cpuConstants.cpuMsPerPost, 4),
+  lambdaMsPerPost: round(cpuConstants.cpuMsPerPost / cpuShare(assumptions.fanoutMemoryMB), 4),
+  postsPerSecond: round(modeled.postsPerSecond, 1),
+  accountQuotaShare: round(modeled.accountQuotaShare, 3),
+  readSeconds: round(modeled.readSeconds, 2),
+  postSeconds: round(modeled.postSeconds, 2),
+  seconds: round(modeled.seconds, 2),
+  boundBy: modeled.boundBy,
+};
 const commit = commitMeasured();
 const summary: Summary = {
   machine,
@@ -600,6 +672,9 @@ const summary: Summary = {
   fairness: { bAloneP99: round(bAlone.latency.p99, 1), bDuringFloodP99: round(bFlooded.latency.p99, 1) },
   costDynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
   costDynamoWriteUnitsPerMessage,
+  bundles,
+  profiles: profileFigures,
+  largeGroup,
   targets: checkTargets({
     results: annotated,
     sdkPostsPerSecond: sdkCeiling.postsPerSecond,
@@ -609,17 +684,15 @@ const summary: Summary = {
     dynamoWriteUnitsPerMessage: costDynamoWriteUnitsPerMessage,
     dynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
     postsPerDeliveryPacked,
+    gatewayPostsPerSecond,
+    cpuMicrosPerPost: sdkCeiling.cpuMicrosPerPost,
+    bundles,
+    profiles: profileFigures,
+    largeGroup,
   }),
 };
 
-writeMeasured({
-  measuredAt: startedAt.toISOString(),
-  machine,
-  loadAverage,
-  quick: args.quick,
-  sdkCeiling,
-  gatewayPostsPerSecond,
-});
+writeMeasured(measuredNow);
 const outDir = args.out;
 mkdirSync(outDir, { recursive: true });
 const stamp = startedAt

@@ -178,3 +178,126 @@ describe('the targets of issue #14', () => {
     expect(once).toMatchObject({ met: false, reason: 'pipeline 10/s: 99990/100000, 2 duplicates' });
   });
 });
+
+describe('the targets of issue #14 beyond the scenarios', () => {
+  const bundles = {
+    runs: 5,
+    budget: { bytes: 600_000, importMs: 100 },
+    runtime: 'nodejs24.x',
+    functions: [
+      { name: 'authorizer', bytes: 212_400, importMs: 29 },
+      { name: 'entityApi', bytes: 564_900, importMs: 54 },
+    ],
+  };
+  const profile = (name: string, ratio: number, crossover: number | null, packed: number | null) => ({
+    name,
+    deliveriesPerMinute: 1000,
+    tenantcastPerMinute: ratio,
+    appSyncPerMinute: 1,
+    ratio,
+    crossover,
+    crossoverPackedWithinHalfSecond: packed,
+  });
+  const profiles = [
+    profile('busy group: 50 members, 100 msg/s', 0.179, 0.2, 135),
+    profile('quiet: 10,000 connections, 1 msg/min each', 1.34, null, 150),
+    profile('entity feed: 100 tenants × 50 users, 6 changes/min each', 1.132, null, 135),
+  ];
+  const largeGroup = {
+    members: 100_000,
+    pages: 200,
+    lanes: 8,
+    fanoutInvocations: 24,
+    fanoutMemoryMB: 1024,
+    cpuMsPerPost: 0.3236,
+    lambdaMsPerPost: 0.559,
+    postsPerSecond: 14_311,
+    accountQuotaShare: 1,
+    readSeconds: 1.5,
+    postSeconds: 10.02,
+    seconds: 11.52,
+    boundBy: '@connections account quota',
+  };
+  const judge = (over: Partial<Parameters<typeof checkTargets>[0]> = {}) =>
+    checkTargets({
+      results: withCeiling(passing, ceiling, 1000),
+      sdkPostsPerSecond: ceiling,
+      connections: 1000,
+      costGroup: 50,
+      gatewayPostsPerSecond: 1800,
+      cpuMicrosPerPost: 323.6,
+      bundles,
+      profiles,
+      largeGroup,
+      ...over,
+    });
+  const find = (checks: ReturnType<typeof judge>, start: string) => checks.find((t) => t.target.startsWith(start));
+
+  it('come in the order of the issue: the ceiling and cold start after the scenarios, the profiles and the model after cost', () => {
+    const names = judge().map((t) => t.target.split(':')[0]);
+    expect(names.indexOf('the bench measures the ceiling it is bound by')).toBe(
+      names.indexOf('busy group (50 members at 100 msg/s)') + 1,
+    );
+    expect(names.indexOf('cold start')).toBe(names.indexOf('the bench measures the ceiling it is bound by') + 1);
+    expect(names.indexOf("scaling model from this run's constants")).toBe(
+      names.indexOf('honest cost across workloads') + 1,
+    );
+  });
+
+  it('give the SDK ceiling beside the gateway, met when every posting scenario was read against it', () => {
+    const ceilingCheck = find(judge(), 'the bench measures the ceiling');
+    expect(ceilingCheck).toMatchObject({ met: true, reason: '' });
+    expect(ceilingCheck?.measured).toBe(
+      'SDK against a bare HTTP server 2000 posts/s (323.6 µs of CPU per post), the local gateway 1800 posts/s; "× ceiling" for 4 of 4 posting scenarios',
+    );
+  });
+
+  it('name a posting scenario the ceiling was not applied to', () => {
+    const results = withCeiling(passing, ceiling, 1000).map((r) =>
+      r.name === scenarios.at10 ? { ...r, framesVsSdkCeiling: undefined } : r,
+    );
+    expect(find(judge({ results }), 'the bench measures the ceiling')).toMatchObject({
+      met: false,
+      reason: 'no frames/s ÷ ceiling for pipeline 10/s',
+    });
+  });
+
+  it('meet cold start with the largest bundle and the slowest import named, and name what is over the budget', () => {
+    expect(find(judge(), 'cold start')).toMatchObject({
+      met: true,
+      measured: '2 functions: largest entityApi 564.9 KB, slowest import entityApi 54 ms',
+    });
+    const slow = { ...bundles, functions: [...bundles.functions, { name: 'message', bytes: 610_000, importMs: 140 }] };
+    expect(find(judge({ bundles: slow }), 'cold start')).toMatchObject({
+      met: false,
+      reason: 'over the budget: message 610 KB, 140 ms',
+    });
+  });
+
+  it('say for which profiles AppSync Events is cheaper and from what rate tenantcast wins', () => {
+    const cost = find(judge(), 'honest cost across workloads');
+    expect(cost?.met).toBe(true);
+    expect(cost?.measured).toContain('busy group: 50 members, 100 msg/s: 0.179×');
+    expect(cost?.measured).toContain(
+      'AppSync Events is cheaper for the quiet profile (tenantcast cheaper at no rate as profiled; from 150 deliveries per connection-minute with packing within 0.5 s) and the entity feed profile',
+    );
+    expect(find(judge({ profiles: profiles.slice(0, 1) }), 'honest cost')).toMatchObject({
+      met: false,
+      reason: 'only 1 profile(s) priced',
+    });
+  });
+
+  it('say how the model delivers a 100,000-member group from the run’s CPU per post, and how long it takes', () => {
+    expect(find(judge(), 'scaling model')).toMatchObject({
+      met: true,
+      target: "scaling model from this run's constants: how a 100,000-member group is delivered and how long it takes",
+      measured:
+        "0.324 ms of CPU per post here = 0.559 ms at 1024 MB: 200 pages in 8 lanes, 24 fan-out invocations, 14311 posts/s (100 % of the account's @connections quota; @connections account quota): 11.5 s (1.5 s reading members, 10 s posting)",
+    });
+  });
+
+  it('leave out what the run did not measure', () => {
+    const checks = checkTargets({ results: passing, sdkPostsPerSecond: ceiling, connections: 1000, costGroup: 50 });
+    expect(checks.some((t) => /ceiling it is bound|cold start|honest cost|scaling model/.test(t.target))).toBe(false);
+  });
+});

@@ -5,7 +5,14 @@
 
 import { prices } from './cost.ts';
 import { round } from './stats.ts';
-import type { CostSummary, ScenarioResult, TargetCheck } from './types.ts';
+import type {
+  BundleFigures,
+  CostSummary,
+  LargeGroupFigures,
+  ProfileFigures,
+  ScenarioResult,
+  TargetCheck,
+} from './types.ts';
 
 /** Scenario names the targets read (bench/run.ts names its scenarios with these). */
 export const scenarios = {
@@ -104,6 +111,12 @@ export interface TargetInput {
   dynamoWriteUnitsPerMessage?: number;
   dynamoUnitsPerMessage?: Record<string, number>;
   postsPerDeliveryPacked?: number;
+  /** Target 2: the local gateway's own `@connections` rate beside the SDK ceiling, and the SDK's CPU per post. */
+  gatewayPostsPerSecond?: number;
+  cpuMicrosPerPost?: number;
+  bundles?: BundleFigures;
+  profiles?: readonly ProfileFigures[];
+  largeGroup?: LargeGroupFigures;
 }
 
 const WRITE_ACTIONS = /^(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems) /;
@@ -196,6 +209,8 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
     );
   }
 
+  checks.push(...ceilingCheck(input), ...coldStartCheck(input.bundles));
+
   if (input.dynamoWriteUnitsPerMessage !== undefined) {
     const total = input.dynamoWriteUnitsPerMessage;
     const writes = Object.entries(input.dynamoUnitsPerMessage ?? {})
@@ -230,6 +245,8 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
     );
   }
 
+  checks.push(...profilesCheck(input.profiles), ...largeGroupCheck(input.largeGroup));
+
   if (at100 && input.postsPerDeliveryPacked !== undefined) {
     checks.push(
       check(
@@ -253,4 +270,80 @@ export function checkTargets(input: TargetInput): TargetCheck[] {
     ),
   );
   return checks;
+}
+
+/** Target 2: the SDK's post ceiling measured beside the gateway's, and every posting scenario read against it. */
+function ceilingCheck(input: TargetInput): TargetCheck[] {
+  if (input.gatewayPostsPerSecond === undefined) return [];
+  const posting = input.results.filter((r) => r.system !== 'raw-ws');
+  const without = posting.filter((r) => r.framesVsSdkCeiling === undefined || !Number.isFinite(r.framesVsSdkCeiling));
+  const cpu = input.cpuMicrosPerPost === undefined ? '' : ` (${round(input.cpuMicrosPerPost, 1)} µs of CPU per post)`;
+  return [
+    check(
+      "the bench measures the ceiling it is bound by: the SDK post rate beside the gateway's, frames/s ÷ it per scenario",
+      `SDK against a bare HTTP server ${input.sdkPostsPerSecond} posts/s${cpu}, the local gateway ${input.gatewayPostsPerSecond} posts/s; "× ceiling" for ${posting.length - without.length} of ${posting.length} posting scenarios`,
+      input.sdkPostsPerSecond > 0 && without.length === 0,
+      () =>
+        input.sdkPostsPerSecond > 0
+          ? `no frames/s ÷ ceiling for ${without.map((r) => r.name).join(', ')}`
+          : 'the SDK ceiling was not measured',
+    ),
+  ];
+}
+
+/** Target 3: every function's bundle, built as a deploy builds it, within the size and import-time budget. */
+function coldStartCheck(b: BundleFigures | undefined): TargetCheck[] {
+  if (b === undefined || b.functions.length === 0) return [];
+  const kb = (bytes: number) => `${round(bytes / 1000, 1)} KB`;
+  const largest = b.functions.reduce((x, y) => (y.bytes > x.bytes ? y : x));
+  const slowest = b.functions.reduce((x, y) => (y.importMs > x.importMs ? y : x));
+  const over = b.functions.filter((f) => f.bytes > b.budget.bytes || f.importMs > b.budget.importMs);
+  return [
+    check(
+      `cold start: every function's bundle ≤ ${b.budget.bytes / 1000} KB and imported in ≤ ${b.budget.importMs} ms (fresh process, median of ${b.runs}), built as CDK builds it`,
+      `${b.functions.length} functions: largest ${largest.name} ${kb(largest.bytes)}, slowest import ${slowest.name} ${round(slowest.importMs)} ms`,
+      over.length === 0,
+      () => `over the budget: ${over.map((f) => `${f.name} ${kb(f.bytes)}, ${round(f.importMs)} ms`).join('; ')}`,
+    ),
+  ];
+}
+
+const perConnectionMinute = (rate: number | null) =>
+  rate === null || !Number.isFinite(rate) ? 'never' : `${round(rate, rate < 10 ? 2 : 0)}`;
+
+/** Target 5: the cost model prices a quiet and an entity-feed profile beside the busy group, and says where it loses. */
+function profilesCheck(profiles: readonly ProfileFigures[] | undefined): TargetCheck[] {
+  if (profiles === undefined || profiles.length === 0) return [];
+  const dearer = profiles.filter((p) => p.ratio > 1);
+  const figures = profiles.map((p) => `${p.name}: ${round(p.ratio, 3)}×`).join('; ');
+  const where =
+    dearer.length === 0
+      ? 'tenantcast is cheaper for every profile'
+      : `AppSync Events is cheaper for ${dearer
+          .map(
+            (p) =>
+              `the ${p.name.split(':')[0]} profile (tenantcast cheaper ${p.crossover === null ? 'at no rate' : `from ${perConnectionMinute(p.crossover)} deliveries per connection-minute`} as profiled; from ${perConnectionMinute(p.crossoverPackedWithinHalfSecond)} deliveries per connection-minute with packing within 0.5 s)`,
+          )
+          .join(' and ')}`;
+  return [
+    check(
+      'honest cost across workloads: quiet and entity-feed profiles beside the busy group, and where AppSync Events is cheaper',
+      `${figures}. ${where}`,
+      profiles.length >= 3,
+      () => `only ${profiles.length} profile(s) priced`,
+    ),
+  ];
+}
+
+/** Target 6: the scaling model with this run's CPU constants says how a very large group is delivered, and how fast. */
+function largeGroupCheck(g: LargeGroupFigures | undefined): TargetCheck[] {
+  if (g === undefined) return [];
+  return [
+    check(
+      `scaling model from this run's constants: how a ${g.members.toLocaleString('en')}-member group is delivered and how long it takes`,
+      `${round(g.cpuMsPerPost, 3)} ms of CPU per post here = ${round(g.lambdaMsPerPost, 3)} ms at ${g.fanoutMemoryMB} MB: ${g.pages} pages in ${g.lanes} lanes, ${g.fanoutInvocations} fan-out invocations, ${Math.round(g.postsPerSecond)} posts/s (${round(g.accountQuotaShare * 100)} % of the account's @connections quota; ${g.boundBy}): ${round(g.seconds, 1)} s (${round(g.readSeconds, 1)} s reading members, ${round(g.postSeconds, 1)} s posting)`,
+      g.cpuMsPerPost > 0 && Number.isFinite(g.seconds),
+      () => 'the run measured no CPU per post',
+    ),
+  ];
 }

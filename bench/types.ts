@@ -57,6 +57,49 @@ export interface TargetCheck {
   reason: string;
 }
 
+/** Target 3: each function's bundle built as a deploy builds it (scripts/bundles.ts), its size and import time. */
+export interface BundleFigures {
+  readonly runs: number;
+  readonly budget: { readonly bytes: number; readonly importMs: number };
+  /** The Lambda runtime the functions are deployed on; the bench machine's Node imports them. */
+  readonly runtime: string;
+  readonly functions: readonly { readonly name: string; readonly bytes: number; readonly importMs: number }[];
+}
+
+/** Target 5: one workload profile of bench/cost.ts priced with the run's unit costs, beside AppSync Events. */
+export interface ProfileFigures {
+  readonly name: string;
+  readonly deliveriesPerMinute: number;
+  readonly tenantcastPerMinute: number;
+  readonly appSyncPerMinute: number;
+  /** tenantcast ÷ AppSync Events: over 1 where AppSync Events is cheaper. */
+  readonly ratio: number;
+  /**
+   * The least rate (deliveries per connection-minute) from which tenantcast is cheaper for the profile's shape: with
+   * its own packing, and with packing that grows with the rate within 0.5 s. Infinity (JSON null) when never.
+   */
+  readonly crossover: number | null;
+  readonly crossoverPackedWithinHalfSecond: number | null;
+}
+
+/** Target 6: one message to a very large group, by the scaling model with the run's CPU constants. */
+export interface LargeGroupFigures {
+  readonly members: number;
+  readonly pages: number;
+  readonly lanes: number;
+  readonly fanoutInvocations: number;
+  readonly fanoutMemoryMB: number;
+  /** The run's CPU per post (bare SDK post), and that over the fan-out function's CPU share. */
+  readonly cpuMsPerPost: number;
+  readonly lambdaMsPerPost: number;
+  readonly postsPerSecond: number;
+  readonly accountQuotaShare: number;
+  readonly readSeconds: number;
+  readonly postSeconds: number;
+  readonly seconds: number;
+  readonly boundBy: string;
+}
+
 export interface Summary {
   machine: string;
   /** The commit measured (`git describe --always --dirty`), when the run was made in a git checkout. */
@@ -84,5 +127,8 @@ export interface Summary {
   fairness: { bAloneP99: number; bDuringFloodP99: number };
   costDynamoUnitsPerMessage?: Record<string, number>;
   costDynamoWriteUnitsPerMessage?: number;
+  bundles?: BundleFigures;
+  profiles?: ProfileFigures[];
+  largeGroup?: LargeGroupFigures;
   targets: TargetCheck[];
 }

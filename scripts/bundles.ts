@@ -184,37 +184,49 @@ export function formatReport(reports: readonly BundleReport[], runs: number): st
   return lines.join('\n');
 }
 
-function main(): number {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '5' },
-      function: { type: 'string', multiple: true },
-      stage: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer (got ${values.runs})`);
+/** Every function's bundle built as a deploy builds it, with its size and import time. */
+export interface BundleMeasurement {
+  readonly stackName: string;
+  /** The Lambda runtime the functions are deployed on (this machine's Node imports them). */
+  readonly runtime: string;
+  readonly runs: number;
+  readonly reports: readonly BundleReport[];
+  readonly synthSeconds: number;
+  readonly importSeconds: number;
+  /** The 1-minute load average before and after the imports. */
+  readonly loadBefore: number;
+  readonly loadAfter: number;
+}
+
+export interface MeasureBundlesOptions {
+  /** Fresh processes per function; the median is reported. @default 5 */
+  readonly runs?: number;
+  /** Only these functions. @default every function of the manifest */
+  readonly functions?: readonly string[];
+  /** The cdk.json stage to synthesize. @default the first */
+  readonly stage?: string;
+}
+
+/** Synthesizes one realtime stack as `cdk synth` does (bundling its functions), then times importing each bundle. */
+export function measureBundles(options: MeasureBundlesOptions = {}): BundleMeasurement {
+  const runs = options.runs ?? 5;
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer (got ${runs})`);
   const cdkJson = readJson(path.join(root, 'cdk.json')) as { app: string; context: Record<string, unknown> };
   const stages = parseConfig(cdkJson.context[CONFIG_CONTEXT_KEY]).stages;
-  const stage = values.stage === undefined ? stages[0] : stages.find((s) => s.name === values.stage);
+  const stage = options.stage === undefined ? stages[0] : stages.find((s) => s.name === options.stage);
   const region = stage?.regions[0];
-  if (stage === undefined || region === undefined) throw new Error(`cdk.json has no stage '${values.stage}'`);
+  if (stage === undefined || region === undefined) throw new Error(`cdk.json has no stage '${options.stage}'`);
   const stackName = stackNameOf(stage, region);
 
   let started = performance.now();
   synthesize(cdkJson.context, stage.name, stackName, cdkJson.app);
-  console.log(`synthesized and bundled ${stackName} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const synthSeconds = (performance.now() - started) / 1000;
   const artifacts = (readJson(path.join(outdir, 'manifest.json')) as { artifacts: Record<string, StackArtifact> })
     .artifacts;
   const templateFile = artifacts[stackName]?.properties?.templateFile ?? `${stackName}.template.json`;
   const template = readJson(path.join(outdir, templateFile)) as { Resources: Record<string, LambdaResource> };
   const selected = builtFunctions(template, stackName).filter(
-    (fn) => values.function === undefined || values.function.includes(fn.name),
+    (fn) => options.functions === undefined || options.functions.includes(fn.name),
   );
 
   const loadBefore = loadavg()[0] ?? 0;
@@ -230,12 +242,42 @@ function main(): number {
       time: importTime(file, env, runs),
     };
   });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(formatReport(reports, runs));
+  return {
+    stackName,
+    runtime: selected[0]?.runtime ?? '?',
+    runs,
+    reports,
+    synthSeconds,
+    importSeconds: (performance.now() - started) / 1000,
+    loadBefore,
+    loadAfter: loadavg()[0] ?? 0,
+  };
+}
+
+function main(): number {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '5' },
+      function: { type: 'string', multiple: true },
+      stage: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const m = measureBundles({
+    runs: Number(values.runs),
+    ...(values.function === undefined ? {} : { functions: values.function }),
+    ...(values.stage === undefined ? {} : { stage: values.stage }),
+  });
+  console.log(`synthesized and bundled ${m.stackName} in ${m.synthSeconds.toFixed(1)} s`);
+  console.log(formatReport(m.reports, m.runs));
   console.log(
-    `\nNode ${process.version} (the functions run ${selected[0]?.runtime ?? '?'}); load average ${loadBefore.toFixed(2)} before, ${(loadavg()[0] ?? 0).toFixed(2)} after ${seconds} s of imports.`,
+    `\nNode ${process.version} (the functions run ${m.runtime}); load average ${m.loadBefore.toFixed(2)} before, ${m.loadAfter.toFixed(2)} after ${m.importSeconds.toFixed(1)} s of imports.`,
   );
-  return reports.every((r) => r.bytes <= BUNDLE_BUDGET.bytes) ? 0 : 1;
+  return m.reports.every((r) => r.bytes <= BUNDLE_BUDGET.bytes) ? 0 : 1;
 }
 
 interface StackArtifact {
