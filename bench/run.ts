@@ -343,6 +343,8 @@ async function pipelineScenario(
     const after = snapshot(rt);
     const collected = await group.receivers.collect();
     const result = finish(name, system, connections, messages, rate, expected, collected, startedAt);
+    const sequencedAt = rt.functions.get('broadcaster')?.lastEndedAt ?? Number.NaN;
+    if (!Number.isFinite(rate) && sequencedAt > startedAt) result.sequencedMs = round(sequencedAt - startedAt, 1);
     withMachineCpu(result, cpuBefore, cpuAfter);
     result.posts = after.posts - before.posts;
     const minutes = (connections * result.seconds) / 60;

@@ -88,6 +88,16 @@ describe('the targets of issue #14', () => {
     expect(burst?.reason).toContain('25 messages per frame at the SDK ceiling');
   });
 
+  it('split a missed burst into sequencing and the delivery after the last seq, against the time 0.5× allows', () => {
+    const late = passing.map((r) =>
+      r.name === scenarios.burst ? { ...r, deliveriesPerSecond: 40_000, seconds: 2.5, sequencedMs: 1600 } : r,
+    );
+    const burst = judge(late).find((t) => t.target.startsWith('burst'));
+    expect(burst?.reason).toContain(
+      "the last message was sequenced (its run's pages queued) 1600 ms after the first publish, and the last delivery came 900 ms after that (at least a round, 500 ms: every connection needs the frame with the last message); 0.5× raw needs the whole burst within 2000 ms",
+    );
+  });
+
   it('say a slow run far below the ceiling is not limited by posting alone', () => {
     const late = passing.map((r) =>
       r.name === scenarios.busy(50) ? scenario(r.name, { connections: 50, p99: 3300, posts: 100 }) : r,

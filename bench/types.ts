@@ -24,6 +24,11 @@ export interface ScenarioResult {
   /** p99 in rounds (one round = connections ÷ the SDK post ceiling), for the scenarios at the run's connection count. */
   p99Rounds?: number;
   deliveriesPerSecond: number;
+  /**
+   * A pipeline burst: ms from the first publish to the end of the broadcaster's last invocation (the last message
+   * sequenced and its pages queued for the lanes).
+   */
+  sequencedMs?: number;
   /** Frames posted per second ÷ the SDK post ceiling of the same run (how close the scenario ran to it). */
   framesVsSdkCeiling?: number;
   seconds: number;

@@ -55,6 +55,18 @@ describe('the local function host', () => {
     expect(await h.invoke({ op: 'count' })).toEqual({ invocations: 3 });
   });
 
+  it('records when its latest invocation ended, on the epoch clock', async () => {
+    const h = start();
+    expect(h.lastEndedAt).toBeNaN();
+    const before = Date.now();
+    await h.invoke({ op: 'echo' });
+    const ended = h.lastEndedAt;
+    expect(ended).toBeGreaterThanOrEqual(before - 1);
+    expect(ended).toBeLessThanOrEqual(Date.now() + 1);
+    await h.invoke({ op: 'echo' });
+    expect(h.lastEndedAt).toBeGreaterThanOrEqual(ended);
+  });
+
   it('rejects with the error the handler threw', async () => {
     const h = start();
     const error = await h.invoke({ op: 'throw' }).catch((e: unknown) => e);

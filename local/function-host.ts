@@ -76,6 +76,8 @@ export class FunctionHost {
   billedDurationMs = 0;
   /** Sandboxes started over the host's life (cold starts). */
   coldStarts = 0;
+  /** When the latest invocation ended (ms since the epoch, sub-millisecond); NaN before the first. */
+  lastEndedAt = Number.NaN;
   private readonly sandboxes = new Set<Sandbox>();
   private readonly idle: Sandbox[] = [];
   /** Invocations waiting for a sandbox, in arrival order. */
@@ -239,6 +241,7 @@ export class FunctionHost {
       const elapsed = performance.now() - started;
       this.durationMs += elapsed;
       this.billedDurationMs += Math.ceil(elapsed);
+      this.lastEndedAt = performance.timeOrigin + performance.now();
     };
     return new Promise((resolvePromise, rejectPromise) => {
       const timer = setTimeout(() => {
