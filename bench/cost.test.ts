@@ -9,6 +9,7 @@ import {
   profileUsage,
   tenantcastCost,
   type Usage,
+  writeUnitsOf,
 } from './cost.ts';
 import { percentile, summarize } from './stats.ts';
 
@@ -48,6 +49,21 @@ describe('the workload profiles', () => {
     expect(u.outboundMessageUnits).toBe(10_000);
     expect(u.lambdaInvocations).toBe(1000);
     expect(u.sqsRequests).toBe(3000);
+    // Each of the 1,000 messages is a run of its own: its history item and rate-limit share, and the run's 3 writes.
+    expect(u.dynamoWriteUnits).toBeCloseTo(1000 * 1.044 + 1000 * 3, 6);
+  });
+
+  it("split a run's write units into what each message writes and what each broadcaster run writes", () => {
+    const split = writeUnitsOf({
+      'PutItem T#*#G#*#H': 1,
+      'UpdateItem T#*#G#*#S': 0.25,
+      'UpdateItem T#*#G#*#P': 0.25,
+      'UpdateItem T#*#USAGE': 0.25,
+      'UpdateItem RL#C#*': 0.05,
+      'GetItem T#*#G#*#V': 0.25,
+    });
+    expect(split).toEqual({ perMessage: 1.05, perRun: 3, messagesPerRun: 4 });
+    expect(writeUnitsOf({ 'PutItem T#*#G#*#H': 1 })).toBeUndefined();
   });
 
   it('make AppSync Events cheaper for the quiet profile: nothing to pack, dearer connection-minutes', () => {

@@ -110,13 +110,23 @@ export interface Profile {
 
 /** Per-call constants of the pipeline; defaults are measured by `npm run bench` (dates beside them). */
 export interface UnitCosts {
-  /** DynamoDB write units per published message (2026-12-02 full bench, busy group: 1.45; 5.3 before issue #14). */
+  /**
+   * DynamoDB write units per published message whatever the run: its history item and its share of the leased
+   * rate-limit buckets (2026-12-03 full benches, busy group: 1 + 0.044; before issue #14 5.3 in all).
+   */
   dynamoWriteUnitsPerMessage: number;
-  /** Read units per message (id → seq lookup). */
+  /**
+   * Write units per broadcaster run whatever its size: the group's counter, its progress record, usage (`RUN_WRITES`;
+   * 1 each in the 2026-12-03 full benches). Usage is written once per tenant and invocation, so runs of several
+   * groups in one batch share it: 3 is the most a run writes.
+   */
+  dynamoWriteUnitsPerRun: number;
+  /** Read units per message (none since issue #14: the seq is assigned by a conditional put, not looked up). */
   dynamoReadUnitsPerMessage: number;
   /**
-   * Read units per run: the group's membership version, one consistent read (docs/delivery.md, "Member lists"). The
-   * member pages are read again only when membership changed, which the profiles do not model (they have no churn).
+   * Read units per run: the group's counter and its membership version, consistent reads (docs/delivery.md, "Member
+   * lists"; 1 each in the 2026-12-03 full benches). The member pages are read again only when membership changed,
+   * which the profiles do not model (they have no churn).
    */
   dynamoReadUnitsPerRun: number;
   /** Lambda duration per post at the broadcaster's memory (CPU per post ÷ CPU share), and per invocation. */
@@ -127,15 +137,42 @@ export interface UnitCosts {
 }
 
 export const defaultUnitCosts: UnitCosts = {
-  dynamoWriteUnitsPerMessage: 1.45,
-  dynamoReadUnitsPerMessage: 1,
-  dynamoReadUnitsPerRun: 1,
+  dynamoWriteUnitsPerMessage: 1.044,
+  dynamoWriteUnitsPerRun: 3,
+  dynamoReadUnitsPerMessage: 0,
+  dynamoReadUnitsPerRun: 2,
   // ~790 µs of SDK CPU per post (issue #14) at 1 GB = 1024/1769 of a vCPU.
   lambdaMsPerPost: 1.37,
   lambdaMsPerInvocation: 20,
   broadcasterMemoryGb: 1,
   messageHandlerMemoryGb: 0.5,
 };
+
+/** The writes a broadcaster run makes once whatever its size: the group's counter, its progress record, usage. */
+export const RUN_WRITES = ['UpdateItem T#*#G#*#S', 'UpdateItem T#*#G#*#P', 'UpdateItem T#*#USAGE'] as const;
+
+/** DynamoDB actions that consume write units. */
+export const WRITE_ACTIONS = /^(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems) /;
+
+/**
+ * A run's DynamoDB write units per published message, by action and item kind (local/meter.ts), split into what each
+ * message writes and what each broadcaster run writes (runs counted by the counter's raise, once per run). Undefined
+ * when the run raised no counter.
+ */
+export function writeUnitsOf(
+  unitsByKind: Readonly<Record<string, number>>,
+): { readonly perMessage: number; readonly perRun: number; readonly messagesPerRun: number } | undefined {
+  const runsPerMessage = unitsByKind[RUN_WRITES[0]] ?? 0;
+  if (runsPerMessage <= 0) return undefined;
+  const writes = Object.entries(unitsByKind).filter(([kind]) => WRITE_ACTIONS.test(kind));
+  const total = writes.reduce((sum, [, units]) => sum + units, 0);
+  const perRunUnits = RUN_WRITES.reduce((sum, kind) => sum + (unitsByKind[kind] ?? 0), 0);
+  return {
+    perMessage: total - perRunUnits,
+    perRun: perRunUnits / runsPerMessage,
+    messagesPerRun: 1 / runsPerMessage,
+  };
+}
 
 /** One minute of the profile as counted usage (the inputs of `tenantcastCost` and `appSyncEventsCost`). */
 export function profileUsage(p: Profile, u: UnitCosts = defaultUnitCosts): Usage {
@@ -159,7 +196,7 @@ export function profileUsage(p: Profile, u: UnitCosts = defaultUnitCosts): Usage
     // Send per message; receive and delete per batch (Lambda's event source mapping).
     sqsRequests: publishes + 2 * runs + publishes * (p.upstream?.sqsRequests ?? 0),
     dynamoReadUnits: publishes * u.dynamoReadUnitsPerMessage + runs * u.dynamoReadUnitsPerRun,
-    dynamoWriteUnits: publishes * u.dynamoWriteUnitsPerMessage,
+    dynamoWriteUnits: publishes * u.dynamoWriteUnitsPerMessage + runs * u.dynamoWriteUnitsPerRun,
   };
 }
 

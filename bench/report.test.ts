@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { bundlesSection, burstRuns, largeGroupSection, profilesSection } from './report.ts';
+import { bundlesSection, burstRuns, largeGroupSection, profilesSection, targetStatus } from './report.ts';
 import { scenario } from './scenario-fixture.ts';
 import type { ScenarioResult } from './types.ts';
 
@@ -29,20 +29,41 @@ describe('the report of repeated bursts', () => {
 });
 
 describe('the report sections of the modeled targets', () => {
-  it('price each profile with its crossover, "never" where no rate wins', () => {
-    const lines = profilesSection([
-      {
-        name: 'quiet',
-        deliveriesPerMinute: 10_000,
-        tenantcastPerMinute: 0.0158,
-        appSyncPerMinute: 0.0118,
-        ratio: 1.34,
-        crossover: null,
-        crossoverPackedWithinHalfSecond: 150.4,
-      },
-    ]);
+  it('tell a target met by being reported from one met against its threshold, and from one not met', () => {
+    const t = { target: 't', measured: 'm', reason: '' };
+    expect(targetStatus({ ...t, met: true })).toBe('met');
+    expect(targetStatus({ ...t, met: true, reported: true })).toBe('met (reported; no threshold)');
+    expect(targetStatus({ ...t, met: false, reported: true, reason: 'why' })).toBe('**not met**');
+  });
+
+  it('price each profile with its crossover, "never" where no rate wins, and say where the unit costs came from', () => {
+    const costs = {
+      lambdaMsPerPost: 0.632,
+      dynamoWriteUnitsPerMessage: 1.044,
+      dynamoWriteUnitsPerRun: 3,
+      writesFromRun: true,
+    };
+    const lines = profilesSection(
+      [
+        {
+          name: 'quiet',
+          deliveriesPerMinute: 10_000,
+          tenantcastPerMinute: 0.0158,
+          appSyncPerMinute: 0.0118,
+          ratio: 1.34,
+          crossover: null,
+          crossoverPackedWithinHalfSecond: 150.4,
+        },
+      ],
+      costs,
+    );
     expect(lines[0]).toBe('## Cost across workloads');
     expect(lines).toContain('| quiet | 10,000 | 0.0158 | 0.0118 | 1.34 | never | 150 |');
+    expect(lines.join(' ')).toContain(
+      '1.044 DynamoDB write units per message and 3 per broadcaster run from the cost run',
+    );
+    const defaults = profilesSection([], { ...costs, writesFromRun: false });
+    expect(defaults).toEqual([]);
   });
 
   it('mark each function within or over the cold-start budget', () => {
@@ -56,7 +77,7 @@ describe('the report sections of the modeled targets', () => {
       ],
     });
     expect(lines).toContain('| fanout | 390.8 KB | met | 39 ms | met |');
-    expect(lines).toContain('| big | 700 KB | **not met** | 120 ms | **not met** |');
+    expect(lines).toContain('| big | 700.0 KB | **not met** | 120 ms | **not met** |');
   });
 
   it('say how long the modeled large group takes and what bounds it', () => {
@@ -66,6 +87,8 @@ describe('the report sections of the modeled targets', () => {
       lanes: 8,
       fanoutInvocations: 24,
       fanoutMemoryMB: 1024,
+      mbPerVcpu: 1769,
+      accountRequestsPerSecond: 10_000,
       cpuMsPerPost: 0.3236,
       lambdaMsPerPost: 0.559,
       postsPerSecond: 14_311,

@@ -25,28 +25,18 @@ import { defaultMaxSandboxes } from '../local/function-host.ts';
 import { type LocalRuntime, startLocal } from '../local/runtime.ts';
 import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { measureBundles } from '../scripts/bundles.ts';
-import { closeAll, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
-import {
-  appSyncEventsCost,
-  crossoverDeliveriesPerConnectionMinute,
-  packingWithin,
-  perMillionDeliveries,
-  profileBill,
-  profiles,
-  tenantcastCost,
-  type UnitCosts,
-  type Usage,
-} from './cost.ts';
+import { closeAll, epochNow, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
+import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
 import { type CpuSample, machineCpuBetween, sampleMachineCpu } from './machine-cpu.ts';
 import { type MeasuredConstants, writeMeasured } from './measured.ts';
 import { startRawServer } from './raw-ws.ts';
 import { RemoteReceivers } from './remote-receivers.ts';
 import { writeReport } from './report.ts';
-import { assumptions, cpuConstantsFrom, cpuShare, deliverGroup, unitCostsFrom } from './scaling-sim.ts';
+import { cpuConstantsFrom, largeGroupFigures, profileFigures, unitCostsOfRun } from './scaling-sim.ts';
 import { measureSdkCeiling } from './sdk-ceiling.ts';
 import { medianBy, round, summarize } from './stats.ts';
 import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
-import type { BundleFigures, LargeGroupFigures, ProfileFigures, ScenarioResult, Summary } from './types.ts';
+import type { BundleFigures, ScenarioResult, Summary } from './types.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -338,13 +328,17 @@ async function pipelineScenario(
     const { startedAt } = await publishAll();
     await delivered();
     const cpuAfter = sampleMachineCpu();
+    // A burst to a split group: when the broadcaster's last run ended, read before anything else can invoke it. Its
+    // runs then only sequence and queue pages (a group at or under the split threshold is posted by the broadcaster).
+    const sequencedAt = rt.functions.get('broadcaster')?.lastEndedAt ?? Number.NaN;
+    const sequenced =
+      !Number.isFinite(rate) && connections > splitThreshold && sequencedAt > startedAt && sequencedAt <= epochNow();
     await new Promise((r) => setTimeout(r, 300));
     await rt.dynamoMeter?.settled();
     const after = snapshot(rt);
     const collected = await group.receivers.collect();
     const result = finish(name, system, connections, messages, rate, expected, collected, startedAt);
-    const sequencedAt = rt.functions.get('broadcaster')?.lastEndedAt ?? Number.NaN;
-    if (!Number.isFinite(rate) && sequencedAt > startedAt) result.sequencedMs = round(sequencedAt - startedAt, 1);
+    if (sequenced) result.sequencedMs = round(sequencedAt - startedAt, 1);
     withMachineCpu(result, cpuBefore, cpuAfter);
     result.posts = after.posts - before.posts;
     const minutes = (connections * result.seconds) / 60;
@@ -595,44 +589,10 @@ const measuredNow: MeasuredConstants = {
   gatewayPostsPerSecond,
 };
 const cpuConstants = cpuConstantsFrom(measuredNow);
-// The cost model's profiles (target 5) priced with this run's unit costs: Lambda time per post from the CPU per post
-// measured above, DynamoDB write units per message from the cost run.
-const unitCosts: UnitCosts = {
-  ...unitCostsFrom(cpuConstants),
-  ...(costDynamoWriteUnitsPerMessage !== undefined && { dynamoWriteUnitsPerMessage: costDynamoWriteUnitsPerMessage }),
-};
-const finiteOrNull = (n: number) => (Number.isFinite(n) ? round(n, 3) : null);
-const profileFigures: ProfileFigures[] = Object.values(profiles).map((p) => {
-  const bill = profileBill(p, unitCosts);
-  return {
-    name: p.name,
-    deliveriesPerMinute: bill.deliveriesPerMinute,
-    tenantcastPerMinute: round(bill.tenantcastPerMinute, 5),
-    appSyncPerMinute: round(bill.appSyncPerMinute, 5),
-    ratio: round(bill.ratio, 3),
-    crossover: finiteOrNull(crossoverDeliveriesPerConnectionMinute(p, unitCosts)),
-    crossoverPackedWithinHalfSecond: finiteOrNull(
-      crossoverDeliveriesPerConnectionMinute(p, unitCosts, packingWithin(0.5)),
-    ),
-  };
-});
-// The scaling model (target 6) with this run's CPU per post and per page, for one message to 100,000 members.
-const modeled = deliverGroup(100_000, cpuConstants);
-const largeGroup: LargeGroupFigures = {
-  members: modeled.members,
-  pages: modeled.pages,
-  lanes: modeled.lanes,
-  fanoutInvocations: modeled.fanoutInvocations,
-  fanoutMemoryMB: assumptions.fanoutMemoryMB,
-  cpuMsPerPost: round(cpuConstants.cpuMsPerPost, 4),
-  lambdaMsPerPost: round(cpuConstants.cpuMsPerPost / cpuShare(assumptions.fanoutMemoryMB), 4),
-  postsPerSecond: round(modeled.postsPerSecond, 1),
-  accountQuotaShare: round(modeled.accountQuotaShare, 3),
-  readSeconds: round(modeled.readSeconds, 2),
-  postSeconds: round(modeled.postSeconds, 2),
-  seconds: round(modeled.seconds, 2),
-  boundBy: modeled.boundBy,
-};
+// The cost model's profiles (target 5) priced with this run's unit costs; the scaling model (target 6) with its CPU.
+const { costs: unitCosts, ...profileUnitCosts } = unitCostsOfRun(cpuConstants, costRun.dynamoUnitsPerMessage);
+const profiles = profileFigures(unitCosts);
+const largeGroup = largeGroupFigures(100_000, cpuConstants);
 const commit = commitMeasured();
 const summary: Summary = {
   machine,
@@ -675,7 +635,8 @@ const summary: Summary = {
   costDynamoUnitsPerMessage: costRun.dynamoUnitsPerMessage,
   costDynamoWriteUnitsPerMessage,
   bundles,
-  profiles: profileFigures,
+  profiles,
+  profileUnitCosts,
   largeGroup,
   targets: checkTargets({
     results: annotated,
@@ -689,7 +650,7 @@ const summary: Summary = {
     gatewayPostsPerSecond,
     cpuMicrosPerPost: sdkCeiling.cpuMicrosPerPost,
     bundles,
-    profiles: profileFigures,
+    profiles,
     largeGroup,
   }),
 };

@@ -5,10 +5,13 @@ import {
   cpuConstantsFrom,
   cpuShare,
   deliverGroup,
+  largeGroupFigures,
   MB_PER_VCPU,
   model,
+  profileFigures,
   profilesTable,
   unitCostsFrom,
+  unitCostsOfRun,
 } from './scaling-sim.ts';
 
 /** As issue #14 measured on the bench machine: ~790 µs of SDK CPU per post. */
@@ -101,5 +104,50 @@ describe('the workload profiles in docs/scaling.md', () => {
       .split('\n')
       .find((row) => row.startsWith('| quiet'));
     expect(quiet).toMatch(/\| never \| \d+ \| \d+ \|$/);
+  });
+});
+
+describe("a bench run's own unit costs and figures", () => {
+  // The busy group's writes per message in a run of ~4.1 messages per broadcaster run.
+  const unitsByKind = {
+    'PutItem T#*#G#*#H': 1,
+    'UpdateItem T#*#USAGE': 0.242,
+    'GetItem T#*#G#*#S': 0.242,
+    'UpdateItem T#*#G#*#S': 0.242,
+    'UpdateItem T#*#G#*#P': 0.242,
+    'UpdateItem RL#C#*': 0.022,
+  };
+
+  it('take Lambda time per post from the CPU per post, and write units per message and per run from the cost run', () => {
+    const run = unitCostsOfRun(cpu, unitsByKind, at1GB);
+    expect(run.writesFromRun).toBe(true);
+    expect(run.dynamoWriteUnitsPerMessage).toBe(1.022);
+    expect(run.dynamoWriteUnitsPerRun).toBe(3);
+    expect(run.costs.lambdaMsPerPost).toBeCloseTo(0.79 / (1024 / 1769), 9);
+  });
+
+  it("keep the model's write units, and say so, when the cost run counted none", () => {
+    const run = unitCostsOfRun(cpu, undefined, at1GB);
+    expect(run.writesFromRun).toBe(false);
+    expect(run.costs.dynamoWriteUnitsPerRun).toBe(3);
+  });
+
+  it('price every profile, with null for a crossover no rate reaches', () => {
+    const figures = profileFigures(unitCostsOfRun(cpu, unitsByKind, at1GB).costs);
+    expect(figures.map((f) => f.name)).toEqual([
+      'busy group: 50 members, 100 msg/s',
+      'quiet: 10,000 connections, 1 msg/min each',
+      'entity feed: 100 tenants × 50 users, 6 changes/min each',
+    ]);
+    expect(figures[1]?.crossover).toBeNull();
+    expect(figures[1]?.ratio).toBeGreaterThan(1);
+    expect(figures[0]?.ratio).toBeLessThan(1);
+  });
+
+  it('give the large group as the model delivers it, with the quota and vCPU size it assumed', () => {
+    const g = largeGroupFigures(100_000, cpu, at1GB);
+    expect(g).toMatchObject({ pages: 200, lanes: 8, fanoutInvocations: 24, mbPerVcpu: 1769 });
+    expect(g.accountRequestsPerSecond).toBe(10_000);
+    expect(g.seconds).toBeCloseTo(deliverGroup(100_000, cpu, at1GB).seconds, 2);
   });
 });

@@ -14,8 +14,12 @@ import {
   profileBill,
   profiles,
   type UnitCosts,
+  writeUnitsOf,
 } from './cost.ts';
+import { perConnectionMinute } from './format.ts';
 import { type MeasuredConstants, readMeasured } from './measured.ts';
+import { round } from './stats.ts';
+import type { LargeGroupFigures, ProfileFigures, ProfileUnitCosts } from './types.ts';
 
 /**
  * Lambda allocates CPU in proportion to memory: "At 1,769 MB, a function has the equivalent of one vCPU (one
@@ -201,9 +205,75 @@ export function unitCostsFrom(cpu: CpuConstants, a: Assumptions = assumptions): 
   return { ...defaultUnitCosts, lambdaMsPerPost: cpu.cpuMsPerPost / cpuShare(a.broadcasterMemoryMB) };
 }
 
+/**
+ * The unit costs of one bench run: Lambda time per post from its CPU per post (`unitCostsFrom`), and DynamoDB write
+ * units per message and per run from its cost scenario's units by item kind, when it has them (else the defaults).
+ */
+export function unitCostsOfRun(
+  cpu: CpuConstants,
+  unitsByKind: Readonly<Record<string, number>> | undefined,
+  a: Assumptions = assumptions,
+): ProfileUnitCosts & { readonly costs: UnitCosts } {
+  const writes = unitsByKind === undefined ? undefined : writeUnitsOf(unitsByKind);
+  const costs: UnitCosts = {
+    ...unitCostsFrom(cpu, a),
+    ...(writes !== undefined && {
+      dynamoWriteUnitsPerMessage: writes.perMessage,
+      dynamoWriteUnitsPerRun: writes.perRun,
+    }),
+  };
+  return {
+    costs,
+    lambdaMsPerPost: round(costs.lambdaMsPerPost, 3),
+    dynamoWriteUnitsPerMessage: round(costs.dynamoWriteUnitsPerMessage, 3),
+    dynamoWriteUnitsPerRun: round(costs.dynamoWriteUnitsPerRun, 2),
+    writesFromRun: writes !== undefined,
+  };
+}
+
+const finiteOrNull = (n: number) => (Number.isFinite(n) ? round(n, 3) : null);
+
+/** Each profile of bench/cost.ts priced with `u`, with its crossover as profiled and with packing within 0.5 s. */
+export function profileFigures(u: UnitCosts): ProfileFigures[] {
+  return Object.values(profiles).map((p) => {
+    const bill = profileBill(p, u);
+    return {
+      name: p.name,
+      deliveriesPerMinute: bill.deliveriesPerMinute,
+      tenantcastPerMinute: round(bill.tenantcastPerMinute, 5),
+      appSyncPerMinute: round(bill.appSyncPerMinute, 5),
+      ratio: round(bill.ratio, 3),
+      crossover: finiteOrNull(crossoverDeliveriesPerConnectionMinute(p, u)),
+      crossoverPackedWithinHalfSecond: finiteOrNull(crossoverDeliveriesPerConnectionMinute(p, u, packingWithin(0.5))),
+    };
+  });
+}
+
+/** One message to `members`, by the model with `cpu`, as the bench reports it. */
+export function largeGroupFigures(members: number, cpu: CpuConstants, a: Assumptions = assumptions): LargeGroupFigures {
+  const d = deliverGroup(members, cpu, a);
+  return {
+    members: d.members,
+    pages: d.pages,
+    lanes: d.lanes,
+    fanoutInvocations: d.fanoutInvocations,
+    fanoutMemoryMB: a.fanoutMemoryMB,
+    mbPerVcpu: MB_PER_VCPU,
+    accountRequestsPerSecond: a.accountRequestsPerSecond,
+    cpuMsPerPost: round(cpu.cpuMsPerPost, 4),
+    lambdaMsPerPost: round(cpu.cpuMsPerPost / cpuShare(a.fanoutMemoryMB), 4),
+    postsPerSecond: round(d.postsPerSecond, 1),
+    accountQuotaShare: round(d.accountQuotaShare, 3),
+    readSeconds: round(d.readSeconds, 2),
+    postSeconds: round(d.postSeconds, 2),
+    seconds: round(d.seconds, 2),
+    boundBy: d.boundBy,
+  };
+}
+
 /** Each profile's bill and its crossover rate, with its own packing and with packing that follows the rate. */
 export function profilesTable(u: UnitCosts): string {
-  const rate = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 0) : 'never');
+  const rate = perConnectionMinute;
   return [
     '| profile | deliveries/min | tenantcast $/min | AppSync Events $/min | ratio | crossover, packing as profiled | crossover, packing within 0.1 s | within 0.5 s |',
     '|---|---|---|---|---|---|---|---|',

@@ -94,8 +94,18 @@ describe('the targets of issue #14', () => {
     );
     const burst = judge(late).find((t) => t.target.startsWith('burst'));
     expect(burst?.reason).toContain(
-      "the last message was sequenced (its run's pages queued) 1600 ms after the first publish, and the last delivery came 900 ms after that (at least a round, 500 ms: every connection needs the frame with the last message); 0.5× raw needs the whole burst within 2000 ms",
+      "the last message was sequenced (its run's pages queued) by 1600 ms after the first publish, and the last delivery came 900 ms after that (at least a round, 500 ms: every connection needs the frame with the last message); 0.5× raw needs the whole burst within 2000 ms",
     );
+  });
+
+  it('say nothing of sequencing without the figure, and nothing of the delivery after it when it came later', () => {
+    const slow = { deliveriesPerSecond: 40_000, seconds: 2.5 };
+    const without = passing.map((r) => (r.name === scenarios.burst ? { ...r, ...slow } : r));
+    expect(judge(without).find((t) => t.target.startsWith('burst'))?.reason).not.toContain('sequenced');
+    const stamped = passing.map((r) => (r.name === scenarios.burst ? { ...r, ...slow, sequencedMs: 2600 } : r));
+    const reason = judge(stamped).find((t) => t.target.startsWith('burst'))?.reason;
+    expect(reason).toContain("sequenced (its run's pages queued) by 2600 ms after the first publish; 0.5× raw needs");
+    expect(reason).not.toContain('the last delivery came');
   });
 
   it('say a slow run far below the ceiling is not limited by posting alone', () => {
@@ -219,6 +229,8 @@ describe('the targets of issue #14 beyond the scenarios', () => {
     lanes: 8,
     fanoutInvocations: 24,
     fanoutMemoryMB: 1024,
+    mbPerVcpu: 1769,
+    accountRequestsPerSecond: 10_000,
     cpuMsPerPost: 0.3236,
     lambdaMsPerPost: 0.559,
     postsPerSecond: 14_311,
@@ -256,7 +268,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
 
   it('give the SDK ceiling beside the gateway, met when every posting scenario was read against it', () => {
     const ceilingCheck = find(judge(), 'the bench measures the ceiling');
-    expect(ceilingCheck).toMatchObject({ met: true, reason: '' });
+    expect(ceilingCheck).toMatchObject({ met: true, reported: true, reason: '' });
     expect(ceilingCheck?.measured).toBe(
       'SDK against a bare HTTP server 2000 posts/s (323.6 µs of CPU per post), the local gateway 1800 posts/s; "× ceiling" for 4 of 4 posting scenarios',
     );
@@ -273,6 +285,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
   });
 
   it('meet cold start with the largest bundle and the slowest import named, and name what is over the budget', () => {
+    expect(find(judge(), 'cold start')?.reported).toBeUndefined();
     expect(find(judge(), 'cold start')).toMatchObject({
       met: true,
       measured: '2 functions: largest entityApi 564.9 KB, slowest import entityApi 54 ms',
@@ -280,7 +293,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
     const slow = { ...bundles, functions: [...bundles.functions, { name: 'message', bytes: 610_000, importMs: 140 }] };
     expect(find(judge({ bundles: slow }), 'cold start')).toMatchObject({
       met: false,
-      reason: 'over the budget: message 610 KB, 140 ms',
+      reason: 'over the budget: message 610.0 KB, 140 ms',
     });
   });
 
@@ -291,9 +304,11 @@ describe('the targets of issue #14 beyond the scenarios', () => {
     expect(cost?.measured).toContain(
       'AppSync Events is cheaper for the quiet profile (tenantcast cheaper at no rate as profiled; from 150 deliveries per connection-minute with packing within 0.5 s) and the entity feed profile',
     );
-    expect(find(judge({ profiles: profiles.slice(0, 1) }), 'honest cost')).toMatchObject({
+    expect(cost?.reported).toBe(true);
+    const unpriced = [...profiles.slice(0, 2), { ...(profiles[2] as (typeof profiles)[number]), ratio: Number.NaN }];
+    expect(find(judge({ profiles: unpriced }), 'honest cost')).toMatchObject({
       met: false,
-      reason: 'only 1 profile(s) priced',
+      reason: 'a profile has no finite price',
     });
   });
 
@@ -304,6 +319,11 @@ describe('the targets of issue #14 beyond the scenarios', () => {
       measured:
         "0.324 ms of CPU per post here = 0.559 ms at 1024 MB: 200 pages in 8 lanes, 24 fan-out invocations, 14311 posts/s (100 % of the account's @connections quota; @connections account quota): 11.5 s (1.5 s reading members, 10 s posting)",
     });
+  });
+
+  it('miss the model when the run measured no CPU per post', () => {
+    const model = find(judge({ largeGroup: { ...largeGroup, cpuMsPerPost: 0 } }), 'scaling model');
+    expect(model).toMatchObject({ met: false, reported: true, reason: 'the run measured no CPU per post' });
   });
 
   it('leave out what the run did not measure', () => {

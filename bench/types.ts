@@ -58,6 +58,11 @@ export interface TargetCheck {
   target: string;
   measured: string;
   met: boolean;
+  /**
+   * A target that asks for something to be measured or modeled and stated, with no threshold to reach (the ceiling,
+   * the cost profiles, the large-group model): met when the run produced it.
+   */
+  reported?: boolean;
   /** Why it was not met, in measured terms (empty when met). */
   reason: string;
 }
@@ -87,6 +92,15 @@ export interface ProfileFigures {
   readonly crossoverPackedWithinHalfSecond: number | null;
 }
 
+/** The unit costs a run prices the profiles with: which come from the run, which are the model's defaults. */
+export interface ProfileUnitCosts {
+  readonly lambdaMsPerPost: number;
+  readonly dynamoWriteUnitsPerMessage: number;
+  readonly dynamoWriteUnitsPerRun: number;
+  /** The write units came from the run's cost scenario (false: bench/cost.ts `defaultUnitCosts`). */
+  readonly writesFromRun: boolean;
+}
+
 /** Target 6: one message to a very large group, by the scaling model with the run's CPU constants. */
 export interface LargeGroupFigures {
   readonly members: number;
@@ -94,6 +108,9 @@ export interface LargeGroupFigures {
   readonly lanes: number;
   readonly fanoutInvocations: number;
   readonly fanoutMemoryMB: number;
+  /** Lambda's memory for one vCPU, and the account's `@connections` request quota the model assumes. */
+  readonly mbPerVcpu: number;
+  readonly accountRequestsPerSecond: number;
   /** The run's CPU per post (bare SDK post), and that over the fan-out function's CPU share. */
   readonly cpuMsPerPost: number;
   readonly lambdaMsPerPost: number;
@@ -134,6 +151,7 @@ export interface Summary {
   costDynamoWriteUnitsPerMessage?: number;
   bundles?: BundleFigures;
   profiles?: ProfileFigures[];
+  profileUnitCosts?: ProfileUnitCosts;
   largeGroup?: LargeGroupFigures;
   targets: TargetCheck[];
 }
