@@ -94,7 +94,7 @@ describe('the targets of issue #14', () => {
     );
     const burst = judge(late).find((t) => t.target.startsWith('burst'));
     expect(burst?.reason).toContain(
-      "the last message was sequenced (its run's pages queued) by 1600 ms after the first publish, and the last delivery came 900 ms after that (at least a round, 500 ms: every connection needs the frame with the last message); 0.5× raw needs the whole burst within 2000 ms",
+      "the last message was sequenced (its run's pages queued) by 1600 ms after the first publish, and the last delivery came 900 ms after that (every connection needs the frame with the last message: one frame to each takes a round, 500 ms, at the SDK ceiling); 0.5× raw needs the whole burst within 2000 ms",
     );
   });
 

@@ -97,8 +97,9 @@ function framesNote(r: ScenarioResult | undefined, cost: CostSummary): string {
 
 /**
  * A burst's time in two parts: sequencing (the group's FIFO hands out one batch of at most 10 at a time, so its
- * messages get their seqs in runs back to back) and the delivery after the last seq, which takes at least a round:
- * every connection needs one more frame, the one with the last message.
+ * messages get their seqs in runs back to back) and the delivery after the last seq, about a round: every connection
+ * needs one more frame, the one with the last message (lanes may read it as soon as the counter is raised, a little
+ * before the run ends).
  */
 function sequencingNote(burst: ScenarioResult, roundMs: number, neededPerSecond: number): string {
   if (burst.sequencedMs === undefined) return '';
@@ -108,7 +109,7 @@ function sequencingNote(burst: ScenarioResult, roundMs: number, neededPerSecond:
   // The end of the broadcaster's last run is stamped when the runtime's thread hears of it: an upper bound.
   const rest =
     after > 0
-      ? `, and the last delivery came ${Math.round(after)} ms after that (at least a round, ${Math.round(roundMs)} ms: every connection needs the frame with the last message)`
+      ? `, and the last delivery came ${Math.round(after)} ms after that (every connection needs the frame with the last message: one frame to each takes a round, ${Math.round(roundMs)} ms, at the SDK ceiling)`
       : '';
   return `; the last message was sequenced (its run's pages queued) by ${Math.round(burst.sequencedMs)} ms after the first publish${rest}; 0.5× raw needs the whole burst within ${Math.round(budgetMs)} ms`;
 }
