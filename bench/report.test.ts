@@ -32,7 +32,7 @@ describe('the report sections of the modeled targets', () => {
   it('tell a target met by being reported from one met against its threshold, and from one not met', () => {
     const t = { target: 't', measured: 'm', reason: '' };
     expect(targetStatus({ ...t, met: true })).toBe('met');
-    expect(targetStatus({ ...t, met: true, reported: true })).toBe('met (reported; no threshold)');
+    expect(targetStatus({ ...t, met: true, reported: true })).toBe('reported (no threshold)');
     expect(targetStatus({ ...t, met: false, reported: true, reason: 'why' })).toBe('**not met**');
   });
 
@@ -48,6 +48,7 @@ describe('the report sections of the modeled targets', () => {
         {
           name: 'quiet',
           deliveriesPerMinute: 10_000,
+          messagesPerFrame: 1,
           tenantcastPerMinute: 0.0158,
           appSyncPerMinute: 0.0118,
           ratio: 1.34,
@@ -58,7 +59,7 @@ describe('the report sections of the modeled targets', () => {
       costs,
     );
     expect(lines[0]).toBe('## Cost across workloads');
-    expect(lines).toContain('| quiet | 10,000 | 0.0158 | 0.0118 | 1.34 | never | 150 |');
+    expect(lines).toContain('| quiet | 10,000 | 1 | 0.0158 | 0.0118 | 1.34 | never | 150 |');
     expect(lines.join(' ')).toContain(
       '1.044 DynamoDB write units per message and 3 per broadcaster run from the cost run',
     );
@@ -100,7 +101,7 @@ describe('the report sections of the modeled targets', () => {
     }).join(' ');
     expect(lines).toContain('200 pages in 8 lanes');
     expect(lines).toContain('**11.5 s**');
-    expect(lines).toContain('bound by @connections account quota');
+    expect(lines).toContain('bound by that quota');
   });
 
   it('leave a section out when the run has no figures for it', () => {

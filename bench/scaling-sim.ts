@@ -240,6 +240,7 @@ export function profileFigures(u: UnitCosts): ProfileFigures[] {
     return {
       name: p.name,
       deliveriesPerMinute: bill.deliveriesPerMinute,
+      messagesPerFrame: p.messagesPerFrame,
       tenantcastPerMinute: round(bill.tenantcastPerMinute, 5),
       appSyncPerMinute: round(bill.appSyncPerMinute, 5),
       ratio: round(bill.ratio, 3),

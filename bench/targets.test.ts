@@ -72,7 +72,7 @@ describe('the targets of issue #14', () => {
       '1000 connections × 10 msg/s: p99 ≤ 1.5 s',
       'busy group (50 members at 100 msg/s): p99 ≤ raw p99 + 100 ms',
       'PostToConnection per delivery ≤ 0.2, packing on (100 msg/s), as today',
-      'every message delivered once in every pipeline scenario',
+      'every message delivered once in every pipeline scenario (the naive pattern, packing off, is not held to it)',
     ]);
     expect(byTarget.filter((t) => t.met).every((t) => t.reason === '')).toBe(true);
   });
@@ -212,6 +212,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
   const profile = (name: string, ratio: number, crossover: number | null, packed: number | null) => ({
     name,
     deliveriesPerMinute: 1000,
+    messagesPerFrame: name.startsWith('busy') ? 10 : 1,
     tenantcastPerMinute: ratio,
     appSyncPerMinute: 1,
     ratio,
@@ -300,7 +301,8 @@ describe('the targets of issue #14 beyond the scenarios', () => {
   it('say for which profiles AppSync Events is cheaper and from what rate tenantcast wins', () => {
     const cost = find(judge(), 'honest cost across workloads');
     expect(cost?.met).toBe(true);
-    expect(cost?.measured).toContain('busy group: 50 members, 100 msg/s: 0.179×');
+    expect(cost?.measured).toContain('busy group: 50 members, 100 msg/s (10 messages per frame, modeled): 0.179×');
+    expect(cost?.measured).toContain('(1 message per frame, modeled): 1.34×');
     expect(cost?.measured).toContain(
       'AppSync Events is cheaper for the quiet profile (tenantcast cheaper at no rate as profiled; from 150 deliveries per connection-minute with packing within 0.5 s) and the entity feed profile',
     );
@@ -317,7 +319,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
       met: true,
       target: "scaling model from this run's constants: how a 100,000-member group is delivered and how long it takes",
       measured:
-        "0.324 ms of CPU per post here = 0.559 ms at 1024 MB: 200 pages in 8 lanes, 24 fan-out invocations, 14311 posts/s (100 % of the account's @connections quota; @connections account quota): 11.5 s (1.5 s reading members, 10 s posting)",
+        "0.324 ms of CPU per post here = 0.559 ms at 1024 MB: 200 pages in 8 lanes, 24 fan-out invocations, 14311 posts/s (100 % of the account's @connections quota; bound by it): 11.5 s (1.5 s reading members, 10 s posting)",
     });
   });
 

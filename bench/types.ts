@@ -80,6 +80,8 @@ export interface BundleFigures {
 export interface ProfileFigures {
   readonly name: string;
   readonly deliveriesPerMinute: number;
+  /** Messages per frame the profile assumes (the busy group's 10 is a full SQS batch: a model, not a measurement). */
+  readonly messagesPerFrame: number;
   readonly tenantcastPerMinute: number;
   readonly appSyncPerMinute: number;
   /** tenantcast ÷ AppSync Events: over 1 where AppSync Events is cheaper. */
