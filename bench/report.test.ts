@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { bundlesSection, burstRuns, largeGroupSection, profilesSection, targetStatus } from './report.ts';
-import { scenario } from './scenario-fixture.ts';
+import { largeGroupFixture, scenario } from './scenario-fixture.ts';
 import type { ScenarioResult } from './types.ts';
 
 const burst = (system: ScenarioResult['system'], median: number, measured: number[]): ScenarioResult =>
@@ -82,23 +82,7 @@ describe('the report sections of the modeled targets', () => {
   });
 
   it('say how long the modeled large group takes and what bounds it', () => {
-    const lines = largeGroupSection({
-      members: 100_000,
-      pages: 200,
-      lanes: 8,
-      fanoutInvocations: 24,
-      fanoutMemoryMB: 1024,
-      mbPerVcpu: 1769,
-      accountRequestsPerSecond: 10_000,
-      cpuMsPerPost: 0.3236,
-      lambdaMsPerPost: 0.559,
-      postsPerSecond: 14_311,
-      accountQuotaShare: 1,
-      readSeconds: 1.5,
-      postSeconds: 10.02,
-      seconds: 11.52,
-      boundBy: '@connections account quota',
-    }).join(' ');
+    const lines = largeGroupSection(largeGroupFixture).join(' ');
     expect(lines).toContain('200 pages in 8 lanes');
     expect(lines).toContain('**11.5 s**');
     expect(lines).toContain('bound by that quota');

@@ -220,16 +220,11 @@ export function largeGroupSection(g: LargeGroupFigures | undefined): string[] {
     `over the fan-out function's CPU share at ${g.fanoutMemoryMB} MB (${g.mbPerVcpu.toLocaleString('en')} MB = one vCPU): ${round(g.lambdaMsPerPost, 3)} ms per post. The broadcaster`,
     `reads the members and splits one message into ${g.pages} pages in ${g.lanes} lanes (the fan-out queue's message groups),`,
     `${g.fanoutInvocations} fan-out invocations in all; the lanes post in parallel, ${Math.round(g.postsPerSecond)} posts/s together`,
-    `(${round(g.accountQuotaShare * 100)} % of the account's ${g.accountRequestsPerSecond.toLocaleString('en')}/s \`@connections\` quota; bound by ${boundByText(g)}). About`,
+    `(${round(g.accountQuotaShare * 100)} % of the account's ${g.accountRequestsPerSecond.toLocaleString('en')}/s \`@connections\` quota; bound by ${g.quotaBound ? 'that quota' : g.boundBy}). About`,
     `**${round(g.seconds, 1)} s** from the broadcaster's run to the last post: ${round(g.readSeconds, 1)} s reading the members (an upper`,
     `bound: pages are posted as they are read), ${round(g.postSeconds, 1)} s posting.`,
     '',
   ];
-}
-
-/** What bounds the modeled group's posting, without naming the quota twice. */
-export function boundByText(g: LargeGroupFigures): string {
-  return g.boundBy === '@connections account quota' ? 'that quota' : g.boundBy;
 }
 
 /** Target 3: each function's bundle as a deploy builds it. */

@@ -27,6 +27,7 @@ import { defaultRoleRules, devLimits } from '../local/seed.ts';
 import { measureBundles } from '../scripts/bundles.ts';
 import { closeAll, epochNow, type LatencyRecorder, publishPaced, waitUntil } from './clients.ts';
 import { appSyncEventsCost, perMillionDeliveries, tenantcastCost, type Usage } from './cost.ts';
+import { kilobytes } from './format.ts';
 import { type CpuSample, machineCpuBetween, sampleMachineCpu } from './machine-cpu.ts';
 import { type MeasuredConstants, writeMeasured } from './measured.ts';
 import { startRawServer } from './raw-ws.ts';
@@ -484,7 +485,7 @@ const bundles: BundleFigures = {
   runtime: bundleRun.runtime,
   functions: bundleRun.reports.map((r) => ({ name: r.name, bytes: r.bytes, importMs: round(r.time.ms, 1) })),
 };
-console.log(bundles.functions.map((f) => `${f.name} ${(f.bytes / 1000).toFixed(1)} KB ${f.importMs} ms`).join(', '));
+console.log(bundles.functions.map((f) => `${f.name} ${kilobytes(f.bytes)} ${f.importMs} ms`).join(', '));
 
 results.push(await rawScenario(scenarios.rawBurst, G, BURST, Number.POSITIVE_INFINITY, BURSTS));
 results.push(await rawScenario(scenarios.raw100, G, Math.round(100 * KEEP_UP_SECONDS), 100));

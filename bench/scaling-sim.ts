@@ -97,6 +97,8 @@ export interface GroupDelivery {
   /** Read, then post (pages are posted as they are read in practice, so this is an upper bound). */
   seconds: number;
   boundBy: string;
+  /** Posting is held to the account's `@connections` quota rather than by the lanes' CPU or round trips. */
+  quotaBound: boolean;
 }
 
 export function deliverGroup(members: number, cpu: CpuConstants, a: Assumptions = assumptions): GroupDelivery {
@@ -128,6 +130,7 @@ export function deliverGroup(members: number, cpu: CpuConstants, a: Assumptions 
     readSeconds,
     postSeconds,
     seconds: readSeconds + postSeconds,
+    quotaBound,
     boundBy: quotaBound
       ? '@connections account quota'
       : `${lanes} lane${lanes > 1 ? 's' : ''} × ${Math.round(postsPerSecondPerLane)} posts/s (${cpuLimited < tripLimited ? 'CPU' : 'round trips'})`,
@@ -269,6 +272,7 @@ export function largeGroupFigures(members: number, cpu: CpuConstants, a: Assumpt
     postSeconds: round(d.postSeconds, 2),
     seconds: round(d.seconds, 2),
     boundBy: d.boundBy,
+    quotaBound: d.quotaBound,
   };
 }
 

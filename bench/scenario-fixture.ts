@@ -1,5 +1,5 @@
-/** A scenario result for the bench's unit tests: a burst of 100 messages to 1000 connections, all delivered. */
-import type { ScenarioResult } from './types.ts';
+/** Fixtures for the bench's unit tests: a burst of 100 messages to 1000 connections, all delivered; a modeled large group. */
+import type { LargeGroupFigures, ScenarioResult } from './types.ts';
 
 export function scenario(
   name: string,
@@ -22,3 +22,23 @@ export function scenario(
     ...rest,
   };
 }
+
+/** The scaling model's 100,000-member group as a run at ~0.32 ms of CPU per post reports it: held to the quota. */
+export const largeGroupFixture: LargeGroupFigures = {
+  members: 100_000,
+  pages: 200,
+  lanes: 8,
+  fanoutInvocations: 24,
+  fanoutMemoryMB: 1024,
+  mbPerVcpu: 1769,
+  accountRequestsPerSecond: 10_000,
+  cpuMsPerPost: 0.3236,
+  lambdaMsPerPost: 0.559,
+  postsPerSecond: 14_311,
+  accountQuotaShare: 1,
+  readSeconds: 1.5,
+  postSeconds: 10.02,
+  seconds: 11.52,
+  boundBy: '@connections account quota',
+  quotaBound: true,
+};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { scenario } from './scenario-fixture.ts';
+import { largeGroupFixture, scenario } from './scenario-fixture.ts';
 import { ceilingFrom } from './sdk-ceiling.ts';
 import { checkTargets, roundSeconds, scenarios, withCeiling } from './targets.ts';
 import type { ScenarioResult } from './types.ts';
@@ -224,23 +224,7 @@ describe('the targets of issue #14 beyond the scenarios', () => {
     profile('quiet: 10,000 connections, 1 msg/min each', 1.34, null, 150),
     profile('entity feed: 100 tenants × 50 users, 6 changes/min each', 1.132, null, 135),
   ];
-  const largeGroup = {
-    members: 100_000,
-    pages: 200,
-    lanes: 8,
-    fanoutInvocations: 24,
-    fanoutMemoryMB: 1024,
-    mbPerVcpu: 1769,
-    accountRequestsPerSecond: 10_000,
-    cpuMsPerPost: 0.3236,
-    lambdaMsPerPost: 0.559,
-    postsPerSecond: 14_311,
-    accountQuotaShare: 1,
-    readSeconds: 1.5,
-    postSeconds: 10.02,
-    seconds: 11.52,
-    boundBy: '@connections account quota',
-  };
+  const largeGroup = largeGroupFixture;
   const judge = (over: Partial<Parameters<typeof checkTargets>[0]> = {}) =>
     checkTargets({
       results: withCeiling(passing, ceiling, 1000),

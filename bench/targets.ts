@@ -363,7 +363,7 @@ function largeGroupCheck(g: LargeGroupFigures | undefined): TargetCheck[] {
   return [
     reported(
       `scaling model from this run's constants: how a ${g.members.toLocaleString('en')}-member group is delivered and how long it takes`,
-      `${round(g.cpuMsPerPost, 3)} ms of CPU per post here = ${round(g.lambdaMsPerPost, 3)} ms at ${g.fanoutMemoryMB} MB: ${g.pages} pages in ${g.lanes} lanes, ${g.fanoutInvocations} fan-out invocations, ${Math.round(g.postsPerSecond)} posts/s (${round(g.accountQuotaShare * 100)} % of the account's @connections quota; bound by ${g.boundBy === '@connections account quota' ? 'it' : g.boundBy}): ${round(g.seconds, 1)} s (${round(g.readSeconds, 1)} s reading members, ${round(g.postSeconds, 1)} s posting)`,
+      `${round(g.cpuMsPerPost, 3)} ms of CPU per post here = ${round(g.lambdaMsPerPost, 3)} ms at ${g.fanoutMemoryMB} MB: ${g.pages} pages in ${g.lanes} lanes, ${g.fanoutInvocations} fan-out invocations, ${Math.round(g.postsPerSecond)} posts/s (${round(g.accountQuotaShare * 100)} % of the account's @connections quota; bound by ${g.quotaBound ? 'it' : g.boundBy}): ${round(g.seconds, 1)} s (${round(g.readSeconds, 1)} s reading members, ${round(g.postSeconds, 1)} s posting)`,
       g.cpuMsPerPost > 0 && Number.isFinite(g.seconds),
       () => 'the run measured no CPU per post',
     ),

@@ -122,6 +122,8 @@ export interface LargeGroupFigures {
   readonly postSeconds: number;
   readonly seconds: number;
   readonly boundBy: string;
+  /** Posting is held to the account's quota (then `boundBy` names the quota). */
+  readonly quotaBound: boolean;
 }
 
 export interface Summary {
