@@ -192,6 +192,23 @@ describe('the targets of issue #14', () => {
     );
   });
 
+  it('predict the busy group’s p99 at the frame gap 0.2× needs from the run’s own gap and p99, against its target', () => {
+    // 3.9 messages per frame at 100 msg/s: frames 39 ms apart; p99 110 ms is 71 ms beyond that. 62 ms apart would
+    // make it ~133 ms, over the raw p99 (20 ms) + 100 ms.
+    const busy = passing.map((r) =>
+      r.name === scenarios.busy(50) ? { ...r, rate: 100, delivered: 25_000, posts: 6400, frames: 6400 } : r,
+    );
+    const cost = judge(busy).find((t) => t.target.startsWith('modeled cost'));
+    expect(cost?.reason).toContain(
+      "this run's frames were 39 ms apart and its p99 110 ms, 71 ms beyond the gap; 62 ms apart would put the p99 near 133 ms, over the busy group's 120 ms target",
+    );
+    // With a faster pipeline (p99 50 ms: 11 ms beyond the gap) the same spacing fits: ~73 ms.
+    const fast = busy.map((r) => (r.name === scenarios.busy(50) ? { ...r, latency: { ...r.latency, p99: 50 } } : r));
+    expect(judge(fast).find((t) => t.target.startsWith('modeled cost'))?.reason).toContain(
+      "62 ms apart would put the p99 near 73 ms, within the busy group's 120 ms target",
+    );
+  });
+
   it('report a pipeline scenario that lost or duplicated messages', () => {
     const lossy = passing.map((r) => (r.name === scenarios.at10 ? { ...r, delivered: 99_990, duplicates: 2 } : r));
     const once = judge(lossy).at(-1);
