@@ -909,6 +909,65 @@ describe('member lists between runs (a member cache)', () => {
     expect(received('new')).toEqual([['b', 2]]);
   });
 
+  it.each([
+    ['kept', true],
+    ['not kept', false],
+  ])(
+    "delivers a subscriber every message after its ack's seq when it subscribes right after a run listed the members (lists %s)",
+    async (_, memberCache) => {
+      // The subscribe route: member item, version raise, then the group's seq for the ack (lambdas/core/routes.ts).
+      let ack: Promise<number> | undefined;
+      let race: (() => void) | undefined;
+      const { deps, members, membership, received } = setup({
+        members: [member('c1')],
+        memberCache,
+        afterListing: () => race?.(),
+      });
+      race = () => {
+        race = undefined;
+        members.push(member('new'));
+        membership.version++;
+        ack = deps.history.state(T, G).then((s) => s.seq);
+      };
+      const { seqs } = await broadcastRun([message('a'), message('b')], false, deps);
+      const acked = await ack;
+      expect(acked).toBeDefined();
+      const due = seqs.filter((seq) => seq > (acked ?? Number.POSITIVE_INFINITY));
+      expect(received('new').map(([, seq]) => seq)).toEqual(due);
+    },
+  );
+
+  it('reads the members consistently when it keeps no lists, so a subscribe acknowledged before the read is in it', async () => {
+    const { deps, membership } = setup({ members: [member('c1')] });
+    await broadcastRun([message('a')], false, deps);
+    expect(membership).toMatchObject({ listings: 1, consistentListings: 1 });
+  });
+
+  it('reads the members after the run has its seqs, so a subscribe acknowledged before them is in the list', async () => {
+    const order: string[] = [];
+    const { deps } = setup({ members: [member('c1')], memberCache: true });
+    const history = deps.history;
+    const traced: BroadcastDeps = {
+      ...deps,
+      history: Object.assign(Object.create(history) as typeof history, {
+        assign: async (...args: Parameters<typeof history.assign>) => {
+          const out = await history.assign(...args);
+          order.push('seqs');
+          return out;
+        },
+      }),
+      registry: {
+        ...deps.registry,
+        membershipVersion: async (tenantId: string, group: string) => {
+          order.push('version');
+          return deps.registry.membershipVersion(tenantId, group);
+        },
+      },
+    };
+    await broadcastRun([message('a')], false, traced);
+    expect(order).toEqual(['seqs', 'version']);
+  });
+
   it('reads the members again once a kept list is 30 s old, even if the version did not move', async () => {
     const { deps, membership, advance } = setup({ members: [member('c1')], memberCache: true });
     await broadcastRun([message('a')], false, deps);

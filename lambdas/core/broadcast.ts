@@ -223,8 +223,10 @@ export async function currentMembers(
   group: string,
 ): Promise<Member[]> {
   const cache = deps.memberCache;
+  // Consistent: an eventually consistent read could miss a subscribe acknowledged before it (a `user:` group's
+  // connections of the user come from an index, which has no consistent read).
   if (cache === undefined || group.startsWith(USER_GROUP_PREFIX)) {
-    return allMembers(deps, tenantId, group);
+    return allMembers(deps, tenantId, group, { consistent: true });
   }
   const version = await deps.registry.membershipVersion(tenantId, group);
   const held = cache.get(tenantId, group, version);
@@ -319,13 +321,13 @@ export async function broadcastRun(
   if (head === undefined) return { delivered: 0, gone: 0, failed: 0, seqs: [], split: false };
   const { tenantId, group } = head;
   const now = (deps.now ?? Date.now)();
-  // Sequencing and the member list are independent reads: one round trip less on every run.
-  const reading = deps.history.state(tenantId, group);
-  const [state, messages, everyone] = await Promise.all([
-    reading,
-    reading.then((s) => deps.history.assign(run, s, { redelivered })),
-    currentMembers(deps, tenantId, group),
-  ]);
+  const state = await deps.history.state(tenantId, group);
+  const messages = await deps.history.assign(run, state, { redelivered });
+  // The members are read only once the run has its seqs (the group's counter raised). A subscribe writes its member
+  // item and raises the membership version before it reads the counter for its ack, so one whose ack is below these
+  // seqs was in the list: every message after the ack reaches it (docs/protocol.md). Read alongside the sequencing,
+  // as before 2026-12-03, a subscribe landing between the list and the counter raise missed this run's messages.
+  const everyone = await currentMembers(deps, tenantId, group);
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
   // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").

@@ -104,6 +104,44 @@ describe('membership between runs (member lists kept by the broadcaster)', () =>
   });
 });
 
+describe('subscribing while the group is busy', () => {
+  it("every joiner gets each message after its ack's seq, whenever its subscribe lands among the runs", async () => {
+    const group = 'chat:racing';
+    const first = await client('acme', 'first');
+    await first.request({ action: 'subscribe', group });
+    // Runs back to back: the queue holds a backlog the broadcaster works through while the joiners subscribe.
+    const total = 400;
+    const publishing = enqueue(
+      'acme',
+      group,
+      Array.from({ length: total }, (_, i) => ({ i })),
+      'racing',
+    );
+    const joiners: { c: TestClient; ack: number }[] = [];
+    for (let j = 0; j < 30; j++) {
+      const c = await client('acme', `joiner-${j}`);
+      const ack = await c.request({ action: 'subscribe', group });
+      joiners.push({ c, ack: ack.seq as number });
+    }
+    await publishing;
+    await until(() => messages(first, group).length >= total, 20_000, 'the first member got everything');
+    const afterAck = (c: TestClient, ack: number) => seqs(c, group).filter((seq) => seq > ack);
+    await until(
+      () => joiners.every(({ c, ack }) => afterAck(c, ack).length >= total - ack),
+      5_000,
+      'every joiner got everything after its ack',
+    ).catch(() => undefined);
+    expect(joiners.some(({ ack }) => ack > 0 && ack < total)).toBe(true);
+    for (const { c, ack } of joiners) {
+      expect({ ack, after: afterAck(c, ack) }).toEqual({ ack, after: range(ack + 1, total) });
+      // A run that had its seqs just before the subscribe may still list it: seqs at or below the ack may come too,
+      // in order, once.
+      const all = seqs(c, group);
+      expect(all).toEqual([...new Set(all)].sort((a, b) => a - b));
+    }
+  }, 60_000);
+});
+
 describe('member reads of a busy group', () => {
   it('happen once per broadcaster sandbox while membership does not change, not once per run', async () => {
     const group = 'chat:steady';
