@@ -423,7 +423,10 @@ async function splitRun(
       // A page too big for one SQS message goes as consecutive parts of its lane (lambdas/core/fanout-pages.ts);
       // every part but the last says more follow, so the lane does not read ahead between them.
       const parts = fitJob(job, limits.queueMessageBytes - FANOUT_ENVELOPE_BYTES);
-      const id = `${groupKey}-${range.first}-${range.last}-${shard}-${page}`;
+      // The body's fingerprint is in the id: a redelivered run lists the members again, and if they changed (a leave,
+      // a 410) its pages shift, so a page id the queue accepted before stands for another body; without it SQS's
+      // deduplication would drop the new body and a member moved into that page would miss the run.
+      const id = `${groupKey}-${range.first}-${range.last}-${shard}-${page}-${pageFingerprint(job)}`;
       for (const [n, part] of parts.entries()) {
         const more = n < parts.length - 1 ? { continued: true } : {};
         jobs.push({ shard, id: parts.length === 1 ? id : `${id}-${n}`, job: { ...part, ...more } });
