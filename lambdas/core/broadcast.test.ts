@@ -41,6 +41,28 @@ interface Options {
   memberCache?: boolean;
   /** Runs right after a member listing took its snapshot (a change racing the read). */
   afterListing?: () => void;
+  /** Runs (once) right before the run raises the group's counter: its history items are written, its seqs not yet readable. */
+  beforeCounterRaise?: () => Promise<void>;
+}
+
+/** The table's client, running `options.beforeCounterRaise` once before the first raise of a group's counter. */
+function withHookBeforeCounterRaise(table: FakeTable, options: Options): FakeTable['client'] {
+  let hook = options.beforeCounterRaise;
+  if (hook === undefined) return table.client;
+  return {
+    send: async (command: { input: { Key?: { pk?: string }; UpdateExpression?: string } }) => {
+      if (
+        hook !== undefined &&
+        command.input.Key?.pk?.endsWith('#S') &&
+        command.input.UpdateExpression === 'SET seq = :seq'
+      ) {
+        const run = hook;
+        hook = undefined;
+        await run();
+      }
+      return table.client.send(command as never);
+    },
+  } as unknown as FakeTable['client'];
 }
 
 /** The engine's ports: history over a fake table, an in-memory registry, and a recording @connections. */
@@ -55,7 +77,11 @@ function setup(options: Options = {}) {
   const membership = { version: 0, listings: 0, consistentListings: 0 };
   const failures = Object.fromEntries(Object.entries(options.failures ?? {}).map(([k, v]) => [k, [...v]]));
   const deps: BroadcastDeps = {
-    history: new GroupHistory({ client: table.client, tableName: 'test', now: () => now }),
+    history: new GroupHistory({
+      client: withHookBeforeCounterRaise(table, options),
+      tableName: 'test',
+      now: () => now,
+    }),
     registry: {
       members: async function* (_tenantId, _group, read) {
         membership.listings++;
@@ -960,6 +986,34 @@ describe('member lists between runs (a member cache)', () => {
       expect(acked).toBeDefined();
       const due = seqs.filter((seq) => seq > (acked ?? Number.POSITIVE_INFINITY));
       expect(received('new').map(([, seq]) => seq)).toEqual(due);
+    },
+  );
+
+  it.each([
+    ['kept', true],
+    ['not kept', false],
+  ])(
+    'delivers a run to a subscriber acknowledged after the run wrote its history but before it raised the counter (lists %s)',
+    async (_, memberCache) => {
+      let ack: number | undefined;
+      let joined: (() => Promise<void>) | undefined;
+      const { deps, members, membership, received } = setup({
+        members: [member('c1')],
+        memberCache,
+        beforeCounterRaise: () => (joined as () => Promise<void>)(),
+      });
+      joined = async () => {
+        members.push(member('new'));
+        membership.version++;
+        ack = (await deps.history.state(T, G)).seq;
+      };
+      const { seqs } = await broadcastRun([message('a'), message('b')], false, deps);
+      expect(ack).toBe(0);
+      expect(seqs).toEqual([1, 2]);
+      expect(received('new')).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
     },
   );
 
