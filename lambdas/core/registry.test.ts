@@ -153,6 +153,59 @@ describe('the membership version of a group', () => {
     expect(queries).toEqual([true, undefined]);
   });
 
+  describe("a connection's subscribe and unsubscribe of one group, run concurrently", () => {
+    it('an unsubscribe received before a subscribe that wrote first leaves that subscription, and says so', async () => {
+      const { tenantId, registry, caller, version, memberIds } = setup();
+      await registry.putConnection(caller, 'c1', now);
+      await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 20 });
+      const before = await version();
+      expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 10)).toBe(false);
+      expect(await memberIds()).toEqual(['c1']);
+      expect(await version()).toBe(before);
+      // The connection side stayed too: a removal still finds the membership.
+      expect(await registry.removeConnection('c1')).toEqual({ groups: 1 });
+    });
+
+    it('keeps a subscribe received in the same millisecond as the unsubscribe (no loss either way)', async () => {
+      const { tenantId, registry, caller, memberIds } = setup();
+      await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 10 });
+      expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 10)).toBe(false);
+      expect(await memberIds()).toEqual(['c1']);
+    });
+
+    it('an unsubscribe received after the subscribe removes it, as does one of a membership written without a time', async () => {
+      const { tenantId, registry, caller, memberIds } = setup();
+      await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 10 });
+      expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 20)).toBe(true);
+      await registry.subscribe(caller, 'c2', 'chat', now);
+      expect(await registry.unsubscribe(tenantId, 'c2', 'chat', now + 20)).toBe(true);
+      expect(await memberIds()).toEqual([]);
+    });
+
+    it("a later subscribe landing between an unsubscribe's two deletes keeps its connection-side item", async () => {
+      const { tenantId, caller, memberIds } = setup();
+      const direct = registryOver(client);
+      await direct.putConnection(caller, 'c1', now);
+      await direct.subscribe(caller, 'c1', 'chat', now, { at: now + 10 });
+      let resubscribe: (() => Promise<void>) | undefined = () =>
+        direct.subscribe(caller, 'c1', 'chat', now, { at: now + 30 });
+      // Runs the later subscribe right before the unsubscribe's connection-side delete.
+      const interleaved = {
+        send: async (command: { constructor: { name: string }; input: { Key?: { pk?: string } } }) => {
+          if (command.constructor.name === 'DeleteCommand' && command.input.Key?.pk === 'C#c1' && resubscribe) {
+            const run = resubscribe;
+            resubscribe = undefined;
+            await run();
+          }
+          return client.send(command as never);
+        },
+      } as unknown as DynamoDBDocumentClient;
+      expect(await registryOver(interleaved).unsubscribe(tenantId, 'c1', 'chat', now + 20)).toBe(true);
+      expect(await memberIds()).toEqual(['c1']);
+      expect(await direct.removeConnection('c1')).toEqual({ groups: 1 });
+    });
+  });
+
   /** A registry sending through another client (the tenant's items are the table's). */
   const registryOver = (sending: DynamoDBDocumentClient) =>
     new Registry({ client: sending, tableName, now: () => now });

@@ -58,7 +58,15 @@ export interface Member {
 export interface SubscribeOptions {
   /** The client's `since`: the member waits for its replay before live delivery (docs/delivery.md). */
   readonly since?: number;
+  /**
+   * When API Gateway received the frame (`requestTimeEpoch`, ms): kept on both items as `at`, so an unsubscribe of
+   * the same connection and group received before it cannot delete them (see `unsubscribe`).
+   */
+  readonly at?: number;
 }
+
+/** A membership item's `at` is older than the unsubscribe's (or it has none, from before `at`): it may go. */
+const SUBSCRIBED_BEFORE = 'attribute_not_exists(#at) OR #at < :at';
 
 export interface RegistryOptions {
   readonly client: DynamoDBDocumentClient;
@@ -169,6 +177,7 @@ export class Registry {
           tenantId: caller.tenantId,
           group,
           ttl,
+          ...(options.at !== undefined && { at: options.at }),
         },
       }),
     );
@@ -185,6 +194,7 @@ export class Registry {
           claims: caller.claims ?? {},
           ...(options.since !== undefined && { replayFrom: options.since }),
           ttl,
+          ...(options.at !== undefined && { at: options.at }),
         },
       }),
     );
@@ -209,15 +219,48 @@ export class Registry {
     await this.membershipChanged(tenantId, group);
   }
 
-  /** Removes one membership (group side first, so delivery stops before the record of it goes). Idempotent. */
-  async unsubscribe(tenantId: string, connectionId: string, group: string): Promise<void> {
-    await this.client.send(
-      new DeleteCommand({ TableName: this.tableName, Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` } }),
-    );
+  /**
+   * Removes one membership (group side first, so delivery stops before the record of it goes). Idempotent.
+   * `at`: when API Gateway received the unsubscribe frame. API Gateway runs a connection's frames concurrently, so a
+   * subscribe received after it (a client that left and joined again at once) may have written its items first:
+   * those items, with a later `at` (or the same millisecond), stay, and false is returned. Without `at` the
+   * membership goes whatever wrote it.
+   */
+  async unsubscribe(tenantId: string, connectionId: string, group: string, at?: number): Promise<boolean> {
+    const onlyOlder =
+      at === undefined
+        ? {}
+        : {
+            ConditionExpression: SUBSCRIBED_BEFORE,
+            ExpressionAttributeNames: { '#at': 'at' },
+            ExpressionAttributeValues: { ':at': at },
+          };
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
+          ...onlyOlder,
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
     await this.membershipChanged(tenantId, group);
-    await this.client.send(
-      new DeleteCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: `G#${group}` } }),
-    );
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: connectionPk(connectionId), sk: `G#${group}` },
+          ...onlyOlder,
+        }),
+      );
+    } catch (err) {
+      // A later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
+      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+    }
+    return true;
   }
 
   /**

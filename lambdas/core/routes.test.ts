@@ -13,13 +13,18 @@ const roleRules: RoleRules = {
 function fakes() {
   const subscriptions: string[] = [];
   const enqueued: DeliveryMessage[] = [];
+  /** The receive times the registry was given, per call. */
+  const times: { call: string; at: number | undefined }[] = [];
   const deps: RouteDeps = {
     registry: {
-      subscribe: async (caller, connectionId, group) => {
+      subscribe: async (caller, connectionId, group, _connectedAt, options) => {
+        times.push({ call: 'subscribe', at: options?.at });
         subscriptions.push(`${caller.tenantId}/${group}/${connectionId}`);
       },
-      unsubscribe: async (tenantId, connectionId, group) => {
+      unsubscribe: async (tenantId, connectionId, group, at) => {
+        times.push({ call: 'unsubscribe', at });
         subscriptions.splice(subscriptions.indexOf(`${tenantId}/${group}/${connectionId}`), 1);
+        return true;
       },
     },
     tenants: {
@@ -35,7 +40,7 @@ function fakes() {
     newId: () => 'm-1',
     now: () => 1700000000000,
   };
-  return { deps, subscriptions, enqueued };
+  return { deps, subscriptions, enqueued, times };
 }
 
 const alice = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
@@ -115,6 +120,22 @@ describe('message routes', () => {
       ref: '2',
     });
     expect(subscriptions).toEqual([]);
+  });
+
+  it('give the registry the time each frame was received, which orders a subscribe and unsubscribe run at once', async () => {
+    const { deps: base, times } = fakes();
+    const deps: RouteDeps = { ...base, enqueue: async () => undefined };
+    const at = (body: unknown, receivedAt: number) => ({ ...frame(body), receivedAt });
+    await handleFrame(at({ action: 'subscribe', group: 'chat:general' }, 10), deps);
+    await handleFrame(at({ action: 'unsubscribe', group: 'chat:general' }, 20), deps);
+    expect(await handleFrame(at({ action: 'subscribe', group: 'chat:general', since: 0 }, 30), deps)).toEqual({
+      type: 'ack',
+    });
+    expect(times).toEqual([
+      { call: 'subscribe', at: 10 },
+      { call: 'unsubscribe', at: 20 },
+      { call: 'subscribe', at: 30 },
+    ]);
   });
 
   it('enqueue a publish with the tenant and user from the token and ack it with the message id', async () => {

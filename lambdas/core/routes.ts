@@ -56,6 +56,11 @@ export interface FrameRequest {
   readonly connectionId: string;
   /** Epoch ms at which the connection opened (API Gateway's `requestContext.connectedAt`). */
   readonly connectedAt: number;
+  /**
+   * Epoch ms at which API Gateway received this frame (`requestContext.requestTimeEpoch`): orders a connection's
+   * subscribe and unsubscribe of one group, which may run concurrently. Omitted: they are not ordered.
+   */
+  readonly receivedAt?: number;
   /** From the authorizer context; undefined means the route was reached without it (a deployment error). */
   readonly caller: Caller | undefined;
 }
@@ -92,7 +97,9 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
           }
         };
         if (frame.since === undefined) {
-          await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt);
+          await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+            ...(request.receivedAt !== undefined && { at: request.receivedAt }),
+          });
           const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
           await announceIfFirst();
           return ack(ref, undefined, seq);
@@ -101,6 +108,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
         await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
           since: frame.since,
+          ...(request.receivedAt !== undefined && { at: request.receivedAt }),
         });
         await deps.enqueue(
           {
@@ -141,8 +149,14 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         const presence = hasPresenceEvents(tenant?.presenceGroups, frame.group) ? deps.presence : undefined;
         const before: Member[] | undefined =
           presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
-        await deps.registry.unsubscribe(caller.tenantId, request.connectionId, frame.group);
-        if (presence && before) {
+        const left = await deps.registry.unsubscribe(
+          caller.tenantId,
+          request.connectionId,
+          frame.group,
+          request.receivedAt,
+        );
+        // A subscribe received after this one stands (the member did not leave): no leave to announce.
+        if (presence && before && left !== false) {
           await announceLeave(presence, frame.group, caller.userId, request.connectionId, before);
         }
         return ack(ref);

@@ -126,11 +126,14 @@ export const handler = middy<WebSocketEvent, WebSocketResult>()
   .use(logMetrics(metrics))
   .use(countInput(metrics, metricNames.framesIn))
   .handler(async (event) => {
-    const { connectionId, connectedAt, authorizer, routeKey } = event.requestContext;
+    const { connectionId, connectedAt, authorizer, routeKey, requestTimeEpoch } = event.requestContext;
     const caller = callerFromAuthorizer(authorizer);
     logger.appendKeys({ connectionId, tenantId: caller?.tenantId, routeKey });
     if (caller !== undefined) metrics.addMetadata('tenantId', caller.tenantId);
-    const frame = await handleFrame({ body: event.body, connectionId, connectedAt, caller }, deps);
+    const frame = await handleFrame(
+      { body: event.body, connectionId, connectedAt, receivedAt: requestTimeEpoch, caller },
+      deps,
+    );
     if (frame.type === 'error') {
       logger.info('frame rejected', { code: frame.code, reason: frame.message });
       metrics.addMetric(metricNames.framesRejected, MetricUnit.Count, 1);
