@@ -212,30 +212,53 @@ export async function allMembers(
   return members;
 }
 
+/** A run's member list and the group's membership version read before it. */
+export interface MemberList {
+  readonly members: Member[];
+  readonly version: number;
+}
+
 /**
  * The group's members for a run: from `deps.memberCache` while the group's membership version is the one they were
  * read at, else read (after the version, so the list is at least as new as the version it is kept under). A
- * `user:` group's connections of the user are not versioned, so those groups are always read.
+ * `user:` group's connections of the user are not versioned (they come from an index), so those groups are always
+ * read; the version is read for every group, for `joinedSince`.
  */
 export async function currentMembers(
   deps: Pick<BroadcastDeps, 'registry' | 'memberCache'>,
   tenantId: string,
   group: string,
-): Promise<Member[]> {
+): Promise<MemberList> {
   const cache = deps.memberCache;
-  // Consistent: an eventually consistent read could miss a subscribe acknowledged before it (a `user:` group's
-  // connections of the user come from an index, which has no consistent read).
-  if (cache === undefined || group.startsWith(USER_GROUP_PREFIX)) {
-    return allMembers(deps, tenantId, group, { consistent: true });
-  }
   const version = await deps.registry.membershipVersion(tenantId, group);
-  const held = cache.get(tenantId, group, version);
-  if (held !== undefined) return held;
+  const cacheable = cache !== undefined && !group.startsWith(USER_GROUP_PREFIX);
+  const held = cacheable ? cache.get(tenantId, group, version) : undefined;
+  if (held !== undefined) return { members: held, version };
   // Consistent: an eventually consistent read could miss a change acknowledged before the version read, and the
   // list would then be kept without it until the next change.
   const members = await allMembers(deps, tenantId, group, { consistent: true });
-  cache.set(tenantId, group, version, members);
-  return members;
+  if (cacheable) cache.set(tenantId, group, version, members);
+  return { members, version };
+}
+
+/**
+ * Members who joined after `listed` was read, for a run whose seqs are now readable (its counter raised). A subscribe
+ * writes its member item and raises the membership version before it reads the counter for its ack. The run read its
+ * list beside its sequencing, so a subscribe landing between that read and the counter raise has an ack below the
+ * run's seqs and is not in the list; its version raise came before the raise, so the version read after the raise
+ * shows it, and those members are read and returned. Usually the version has not moved: one GetItem, read while the
+ * run delivers to the others. (Until 2026-12-03 such a subscriber missed the run's messages.)
+ */
+export async function joinedSince(
+  deps: Pick<BroadcastDeps, 'registry' | 'memberCache'>,
+  tenantId: string,
+  group: string,
+  listed: MemberList,
+): Promise<Member[]> {
+  if ((await deps.registry.membershipVersion(tenantId, group)) === listed.version) return [];
+  const known = new Set(listed.members.map((m) => m.connectionId));
+  const { members } = await currentMembers(deps, tenantId, group);
+  return members.filter((m) => !known.has(m.connectionId));
 }
 
 /**
@@ -321,13 +344,18 @@ export async function broadcastRun(
   if (head === undefined) return { delivered: 0, gone: 0, failed: 0, seqs: [], split: false };
   const { tenantId, group } = head;
   const now = (deps.now ?? Date.now)();
-  const state = await deps.history.state(tenantId, group);
-  const messages = await deps.history.assign(run, state, { redelivered });
-  // The members are read only once the run has its seqs (the group's counter raised). A subscribe writes its member
-  // item and raises the membership version before it reads the counter for its ack, so one whose ack is below these
-  // seqs was in the list: every message after the ack reaches it (docs/protocol.md). Read alongside the sequencing,
-  // as before 2026-12-03, a subscribe landing between the list and the counter raise missed this run's messages.
-  const everyone = await currentMembers(deps, tenantId, group);
+  // Sequencing and the member list are independent reads: one round trip less on every run. A member who joined in
+  // between is caught up once the counter is raised (`joinedSince`), while the others are delivered to.
+  const reading = deps.history.state(tenantId, group);
+  const [state, messages, listed] = await Promise.all([
+    reading,
+    reading.then((s) => deps.history.assign(run, s, { redelivered })),
+    currentMembers(deps, tenantId, group),
+  ]);
+  const joining = joinedSince(deps, tenantId, group, listed);
+  // Awaited on every path, so its failure fails the run (redelivered: nothing is lost) and is never left unhandled.
+  joining.catch(() => undefined);
+  const everyone = listed.members;
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
   // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").
@@ -354,16 +382,31 @@ export async function broadcastRun(
       await deps.history.markSplit(tenantId, group, now + sticky, lanes);
     }
     await splitRun(messages, members, range, lanes, deps);
+    const joiners = (await joining).filter((m) => m.replayFrom === undefined);
+    // Their own pages: each page id carries its body's fingerprint, so these never collide with the pages above.
+    if (joiners.length > 0) await splitRun(messages, joiners, range, lanes, deps);
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
   }
 
-  let plan = planDelivery(messages, members, undefined, deps.plan);
-  if (redelivered) plan = await withoutDelivered(plan, messages, members, range, deps);
-  const result = await deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids), {
-    tenantId,
-    live: true,
-  });
-  return { ...result, seqs, split: false };
+  const deliver = async (to: readonly Member[]) => {
+    let plan = planDelivery(messages, to, undefined, deps.plan);
+    if (redelivered) plan = await withoutDelivered(plan, messages, to, range, deps);
+    return deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids), {
+      tenantId,
+      live: true,
+    });
+  };
+  const result = await deliver(members);
+  const joiners = (await joining).filter((m) => m.replayFrom === undefined);
+  if (joiners.length === 0) return { ...result, seqs, split: false };
+  const late = await deliver(joiners);
+  return {
+    delivered: result.delivered + late.delivered,
+    gone: result.gone + late.gone,
+    failed: result.failed + late.failed,
+    seqs,
+    split: false,
+  };
 }
 
 /** Drops, per connection, the seqs earlier attempts already delivered to it. */
