@@ -180,13 +180,15 @@ describe('the targets of issue #14', () => {
     expect(cost?.reason).toBe('per million deliveries: apiGateway $0.2, dynamo $0.07, lambda $0.03');
   });
 
+  /** The busy group of 50 at 100 msg/s: 25,000 deliveries in 6,400 posts. */
+  const busy6400 = passing.map((r) =>
+    r.name === scenarios.busy(50) ? { ...r, rate: 100, delivered: 25_000, posts: 6400, frames: 6400 } : r,
+  );
+
   it('say how many messages per frame 0.2× AppSync Events takes and how far apart that puts a group’s frames', () => {
     // 25,000 deliveries in 6,400 posts: 0.256 per delivery. $0.3 against 0.2 × $1.02 is $0.096 over, at $1 a million
     // posts: at most 0.16 posts per delivery, ~6.25 messages per frame, ~62 ms of messages at 100 msg/s.
-    const busy = passing.map((r) =>
-      r.name === scenarios.busy(50) ? { ...r, rate: 100, delivered: 25_000, posts: 6400, frames: 6400 } : r,
-    );
-    const cost = judge(busy).find((t) => t.target.startsWith('modeled cost'));
+    const cost = judge(busy6400).find((t) => t.target.startsWith('modeled cost'));
     expect(cost?.reason).toContain(
       '0.256 posts per delivery (3.9 messages per frame): 0.2× needs at most 0.16 (6.2 messages per frame), frames at least 62 ms apart at 100 msg/s',
     );
@@ -195,15 +197,14 @@ describe('the targets of issue #14', () => {
   it('predict the busy group’s p99 at the frame gap 0.2× needs from the run’s own gap and p99, against its target', () => {
     // 3.9 messages per frame at 100 msg/s: frames 39 ms apart; p99 110 ms is 71 ms beyond that. 62 ms apart would
     // make it ~133 ms, over the raw p99 (20 ms) + 100 ms.
-    const busy = passing.map((r) =>
-      r.name === scenarios.busy(50) ? { ...r, rate: 100, delivered: 25_000, posts: 6400, frames: 6400 } : r,
-    );
-    const cost = judge(busy).find((t) => t.target.startsWith('modeled cost'));
+    const cost = judge(busy6400).find((t) => t.target.startsWith('modeled cost'));
     expect(cost?.reason).toContain(
       "this run's frames were 39 ms apart and its p99 110 ms, 71 ms beyond the gap; 62 ms apart would put the p99 near 133 ms, over the busy group's 120 ms target",
     );
     // With a faster pipeline (p99 50 ms: 11 ms beyond the gap) the same spacing fits: ~73 ms.
-    const fast = busy.map((r) => (r.name === scenarios.busy(50) ? { ...r, latency: { ...r.latency, p99: 50 } } : r));
+    const fast = busy6400.map((r) =>
+      r.name === scenarios.busy(50) ? { ...r, latency: { ...r.latency, p99: 50 } } : r,
+    );
     expect(judge(fast).find((t) => t.target.startsWith('modeled cost'))?.reason).toContain(
       "62 ms apart would put the p99 near 73 ms, within the busy group's 120 ms target",
     );

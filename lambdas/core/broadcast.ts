@@ -212,6 +212,14 @@ export async function allMembers(
   return members;
 }
 
+/**
+ * Members a live run delivers to: one waiting for its replay gets the run from history instead (docs/delivery.md,
+ * "Recovery").
+ */
+function liveOnly(members: readonly Member[]): Member[] {
+  return members.filter((m) => m.replayFrom === undefined);
+}
+
 /** A run's member list and the group's membership version read before it. */
 export interface MemberList {
   readonly members: Member[];
@@ -355,11 +363,9 @@ export async function broadcastRun(
   const joining = joinedSince(deps, tenantId, group, listed);
   // Awaited on every path, so its failure fails the run (redelivered: nothing is lost) and is never left unhandled.
   joining.catch(() => undefined);
-  const everyone = listed.members;
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
-  // A member waiting for its replay gets these messages from history instead (docs/delivery.md, "Recovery").
-  const members = everyone.filter((m) => m.replayFrom === undefined);
+  const members = liveOnly(listed.members);
   const threshold = deps.splitThreshold ?? 500;
 
   const splitting = state.splitUntil > now;
@@ -382,7 +388,7 @@ export async function broadcastRun(
       await deps.history.markSplit(tenantId, group, now + sticky, lanes);
     }
     await splitRun(messages, members, range, lanes, deps);
-    const joiners = (await joining).filter((m) => m.replayFrom === undefined);
+    const joiners = liveOnly(await joining);
     // Their own pages: each page id carries its body's fingerprint, so these never collide with the pages above.
     if (joiners.length > 0) await splitRun(messages, joiners, range, lanes, deps);
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
@@ -397,7 +403,7 @@ export async function broadcastRun(
     });
   };
   const result = await deliver(members);
-  const joiners = (await joining).filter((m) => m.replayFrom === undefined);
+  const joiners = liveOnly(await joining);
   if (joiners.length === 0) return { ...result, seqs, split: false };
   const late = await deliver(joiners);
   return {

@@ -98,7 +98,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         };
         if (frame.since === undefined) {
           await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
-            ...(request.receivedAt !== undefined && { at: request.receivedAt }),
+            at: request.receivedAt,
           });
           const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
           await announceIfFirst();
@@ -108,7 +108,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
         await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
           since: frame.since,
-          ...(request.receivedAt !== undefined && { at: request.receivedAt }),
+          at: request.receivedAt,
         });
         await deps.enqueue(
           {
@@ -156,7 +156,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
           request.receivedAt,
         );
         // A subscribe received after this one stands (the member did not leave): no leave to announce.
-        if (presence && before && left !== false) {
+        if (presence && before && left) {
           await announceLeave(presence, frame.group, caller.userId, request.connectionId, before);
         }
         return ack(ref);
