@@ -28,6 +28,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
+import { isConditionalCheckFailed } from './errors.ts';
 
 export interface ConnectionCaps {
   readonly maxConnections: number;
@@ -58,8 +59,6 @@ export const counterKeys = {
   tenant: (tenantId: string) => ({ pk: `T#${tenantId}`, sk: COUNTER_SK }),
   user: (tenantId: string, userId: string) => ({ pk: `T#${tenantId}#U#${encodeURIComponent(userId)}`, sk: COUNTER_SK }),
 };
-
-const isConditionFailed = (err: unknown) => (err as { name?: string }).name === 'ConditionalCheckFailedException';
 
 type Key = { pk: string; sk: string };
 
@@ -188,7 +187,7 @@ export class ConnectionCounters {
         );
         return { created: out.Attributes?.checkedAt === undefined };
       } catch (err) {
-        if (!isConditionFailed(err)) throw err;
+        if (!isConditionalCheckFailed(err)) throw err;
         // AWS returns the item of a failed condition marshalled (`{n: {N: "3"}}`): the document client does not
         // unmarshall errors. Without it (an old stand-in), read it.
         const old = (err as { Item?: Record<string, unknown> }).Item ?? (await this.read(key));
@@ -215,7 +214,7 @@ export class ConnectionCounters {
         }),
       );
     } catch (err) {
-      if (!isConditionFailed(err)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
     }
   }
 

@@ -84,3 +84,11 @@ export function toTenantcastError(err: unknown): TenantcastError {
   if (err instanceof TenantcastError) return err;
   return new TenantcastError('INTERNAL', 'internal error');
 }
+
+/**
+ * Whether a DynamoDB write was refused by its condition: `ConditionalCheckFailedException`, tested by name so the
+ * SDK's error and a test's stand-in both count.
+ */
+export function isConditionalCheckFailed(err: unknown): boolean {
+  return (err as { name?: unknown } | null | undefined)?.name === 'ConditionalCheckFailedException';
+}

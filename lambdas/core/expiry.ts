@@ -19,7 +19,7 @@ import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { limits } from '../manifest.ts';
 import { type ClaimNames, ClaimsError, callerFromClaims } from './auth.ts';
 import { isVerifierUnavailable, type TokenVerifier } from './authorize.ts';
-import { ForbiddenError, UnauthorizedError } from './errors.ts';
+import { ForbiddenError, isConditionalCheckFailed, UnauthorizedError } from './errors.ts';
 import type { Caller } from './permissions.ts';
 import { errorFrame } from './protocol.ts';
 
@@ -119,7 +119,7 @@ export class ExpiryStore {
       );
       return true;
     } catch (err) {
-      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      if (isConditionalCheckFailed(err)) return false;
       throw err;
     }
   }

@@ -25,6 +25,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { DeliveryMessage, SequencedMessage } from './delivery.ts';
+import { isConditionalCheckFailed } from './errors.ts';
 
 export interface GroupHistoryOptions {
   readonly client: DynamoDBDocumentClient;
@@ -190,7 +191,7 @@ export class GroupHistory {
     );
     const failed = attempts.find((a) => a.status === 'rejected');
     if (failed === undefined) return new Map(messages.map((m, i) => [m.id, from + i]));
-    const conflict = (failed.reason as { name?: string }).name === 'ConditionalCheckFailedException';
+    const conflict = isConditionalCheckFailed(failed.reason);
     await Promise.all(
       messages.map((message, i) =>
         attempts[i]?.status !== 'fulfilled'
@@ -205,7 +206,7 @@ export class GroupHistory {
                 }),
               )
               .catch((err: unknown) => {
-                if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+                if (!isConditionalCheckFailed(err)) throw err;
               }),
       ),
     );
@@ -455,7 +456,7 @@ export class GroupHistory {
         );
         break;
       } catch (err) {
-        if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+        if (!isConditionalCheckFailed(err)) throw err;
         seq = (await this.lastHistorySeq(message.tenantId, message.group)) + 1;
       }
     }
@@ -478,7 +479,7 @@ export class GroupHistory {
         }),
       );
     } catch (err) {
-      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
     }
   }
 

@@ -28,6 +28,7 @@
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { numberAttribute } from './connection-counters.ts';
+import { isConditionalCheckFailed } from './errors.ts';
 import {
   type KeyMemory,
   LEASE_MS,
@@ -157,8 +158,6 @@ export interface DynamoRateLimiterOptions {
  */
 const CONTENTION_ROUNDS = 10;
 
-const isConditionFailed = (err: unknown) => (err as { name?: string }).name === 'ConditionalCheckFailedException';
-
 /** A lease's write: the new `tat`, or the stored one (undefined: no bucket yet) when the condition failed. */
 type LeaseOutcome = { readonly leased: true; readonly tat: number } | { readonly leased: false; readonly tat?: number };
 
@@ -258,7 +257,7 @@ export class DynamoRateLimiter implements RateLimiter {
       const tat = out.Attributes?.tat;
       return { leased: true, tat: typeof tat === 'number' ? tat : now + size * interval };
     } catch (err) {
-      if (!isConditionFailed(err)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       // AWS returns the item of a failed condition marshalled: the document client does not unmarshall errors.
       const old = (err as { Item?: Record<string, unknown> }).Item;
       if (old !== undefined) return { leased: false, tat: numberAttribute(old, 'tat') };

@@ -33,6 +33,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
 import { ConnectionCounters } from './connection-counters.ts';
+import { isConditionalCheckFailed } from './errors.ts';
 import { expiryKeys } from './expiry.ts';
 import type { Caller } from './permissions.ts';
 import { queryPages } from './query-pages.ts';
@@ -213,7 +214,7 @@ export class Registry {
         }),
       );
     } catch (err) {
-      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       return;
     }
     await this.membershipChanged(tenantId, group);
@@ -244,7 +245,7 @@ export class Registry {
         }),
       );
     } catch (err) {
-      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      if (isConditionalCheckFailed(err)) return false;
       throw err;
     }
     await this.membershipChanged(tenantId, group);
@@ -258,7 +259,7 @@ export class Registry {
       );
     } catch (err) {
       // A later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
-      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
     }
     return true;
   }

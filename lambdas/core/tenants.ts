@@ -18,7 +18,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { EntityRules } from './entities/model.ts';
-import { ForbiddenError } from './errors.ts';
+import { ForbiddenError, isConditionalCheckFailed } from './errors.ts';
 import { RoleRules } from './permissions.ts';
 import { queryPages } from './query-pages.ts';
 import { RateLimitOverrides } from './rate-limit.ts';
@@ -204,7 +204,7 @@ export class TenantDirectory {
           );
           updated++;
         } catch (err) {
-          if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+          if (!isConditionalCheckFailed(err)) throw err;
         }
       }
       startKey = out.LastEvaluatedKey;
