@@ -124,10 +124,11 @@ function nextSequenceNumber(): string {
 type SqsErrorClass = new (init: { Code: string; Type: string; Message: string }) => Error;
 let sqsErrorClass: SqsErrorClass | undefined;
 /**
- * SQS's `OverLimit`. local-aws-sqs answers with an SQS error only for errors of its own base class, which it does not
- * export: we take it from an error one of its methods throws (an unparsable receipt handle).
+ * An SQS error (`Code`, `com.amazonaws.sqs#<Code>`). local-aws-sqs answers with an SQS error only for errors of its own
+ * base class, which it does not export: we take it from an error one of its methods throws (an unparsable receipt
+ * handle).
  */
-function overLimit(changeVisibility: StandInQueue['changeVisibility']): Error {
+function sqsError(changeVisibility: StandInQueue['changeVisibility'], code: string, message: string): Error {
   if (sqsErrorClass === undefined) {
     try {
       changeVisibility('', '0');
@@ -136,12 +137,38 @@ function overLimit(changeVisibility: StandInQueue['changeVisibility']): Error {
       if (typeof base === 'function' && base.prototype instanceof Error) sqsErrorClass = base as SqsErrorClass;
     }
   }
-  const init = {
-    Code: 'OverLimit',
-    Type: 'com.amazonaws.sqs#OverLimit',
-    Message: 'The maximum number of in flight messages is reached',
-  };
+  const init = { Code: code, Type: `com.amazonaws.sqs#${code}`, Message: message };
   return sqsErrorClass === undefined ? Object.assign(new Error(init.Message), init) : new sqsErrorClass(init);
+}
+
+/** SQS's `OverLimit`. */
+function overLimit(changeVisibility: StandInQueue['changeVisibility']): Error {
+  return sqsError(changeVisibility, 'OverLimit', 'The maximum number of in flight messages is reached');
+}
+
+/**
+ * Characters an SQS message may not hold: anything outside #x9 | #xA | #xD | #x20–#xD7FF | #xE000–#xFFFD |
+ * #x10000–#x10FFFF (SendMessage API reference). A surrogate is allowed only as half of a pair.
+ */
+const NOT_SQS_CHARACTER =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Fix 10: local-aws-sqs takes any character; SQS does not (the SendMessage(Batch) reference: "rejects the message
+ * and returns an InvalidMessageContents error"; another page says it replaces them with U+FFFD instead). Refused
+ * here as the former, so a body we build with such a character fails locally as loudly as it would in AWS; a batch
+ * entry fails alone, in the batch's `Failed`.
+ */
+function invalidContents(input: unknown): string | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const { MessageBody, MessageAttributes } = input as SendInput;
+  if (typeof MessageBody === 'string' && NOT_SQS_CHARACTER.test(MessageBody)) return 'the message body';
+  for (const [name, value] of Object.entries((MessageAttributes ?? {}) as Record<string, { StringValue?: unknown }>)) {
+    if (typeof value?.StringValue === 'string' && NOT_SQS_CHARACTER.test(value.StringValue)) {
+      return `message attribute '${name}'`;
+    }
+  }
+  return undefined;
 }
 
 export function patchQueue(queue: StandInQueue, context: QueuePatchContext): void {
@@ -220,6 +247,10 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
   };
 
   queue.setRecord = (input, messageId) => {
+    const invalid = invalidContents(input);
+    if (invalid !== undefined) {
+      throw sqsError(changeVisibility, 'InvalidMessageContents', `Invalid characters found in ${invalid}`);
+    }
     const result = (fifo ? storeFifo(input, messageId) : undefined) ?? setRecord(input, messageId);
     if (isEntry(result)) index.track(result, Date.now());
     // local-aws-sqs marks a new message delayed until a timer of DelaySeconds (usually 0) fires: wake after it.

@@ -122,6 +122,36 @@ describe('ensureQueues', () => {
 });
 
 describe('local-aws-sqs behaviour (with our fixes)', () => {
+  it('refuses, as SQS does, a body or attribute holding a character SQS does not carry; a batch entry fails alone', async () => {
+    const { q } = await ensureQueues(sqs.client, { q: { ...spec } }, { prefix: `${unique()}-` });
+    for (const bad of ['a\uFFFFb', 'a\uFFFEb', 'a\u0000b', 'a\u001Fb', 'a\uD800b', 'a\uDC00b']) {
+      await expect(
+        sqs.client.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: bad })),
+      ).rejects.toMatchObject({ name: 'InvalidMessageContents' });
+    }
+    await expect(
+      sqs.client.send(
+        new SendMessageCommand({
+          QueueUrl: q.url,
+          MessageBody: 'ok',
+          MessageAttributes: { note: { DataType: 'String', StringValue: '\uFFFF' } },
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'InvalidMessageContents' });
+    const out = await sqs.client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: q.url,
+        Entries: [
+          { Id: 'good', MessageBody: 'tab\there, \u00e9, \uFFFD and \u{1F600}' },
+          { Id: 'bad', MessageBody: '\uFFFF' },
+        ],
+      }),
+    );
+    expect(out.Successful?.map((e) => e.Id)).toEqual(['good']);
+    expect(out.Failed).toEqual([expect.objectContaining({ Id: 'bad', Code: 'InvalidMessageContents' })]);
+    expect((await receive(q.url)).map((m) => m.Body)).toEqual(['tab\there, \u00e9, \uFFFD and \u{1F600}']);
+  });
+
   it('long polling returns as soon as a message arrives, without waiting for a full batch', async () => {
     const [q] = Object.values(await ensureQueues(sqs.client, { [unique()]: spec }));
     if (q === undefined) throw new Error('no queue');

@@ -31,6 +31,8 @@
  *    (50,000 messages: tens of seconds). We look duplicates up in our index and store a message without one as
  *    local-aws-sqs would (its `createRecord` and `newRecord`, with our own increasing sequence numbers). Its delete
  *    still shifts its array of messages, a cost that grows with the backlog.
+ * 10. Any character is taken, where SQS refuses a message holding one outside its set (InvalidMessageContents).
+ *    Fixed: refused the same way (`invalidContents`).
  * Also, where SQS moves a message to the DLQ on the receive that would exceed maxReceiveCount, local-aws-sqs moves it
  * when its last visibility timeout expires; the observable result (received maxReceiveCount times, then in the DLQ)
  * is the same. Not reproduced: a FIFO queue finds available groups among its first 120,000 messages only (a larger

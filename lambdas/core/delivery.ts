@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Audience } from './audience.ts';
 import { GROUP_PATTERN, type MessageFrame, TENANT_PATTERN } from './protocol.ts';
+import { sqsMessageBody } from './sqs-batches.ts';
 import * as z from './zod.ts';
 
 /** A published message, as the publish route, the HTTP publish route and the server SDK enqueue it. */
@@ -98,7 +99,7 @@ export function deliverySendParams(queueUrl: string, message: QueueMessage, dedu
   const id = isReplayRequest(message) ? (dedupId ?? `replay-${message.connectionId}-${message.since}`) : message.id;
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(message),
+    MessageBody: sqsMessageBody(message),
     MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
     MessageDeduplicationId: id.slice(0, 128),
     MessageAttributes: {

@@ -8,6 +8,7 @@
  * recipients that still does not fit has its recipients halved.
  */
 import type { FanoutJob } from './delivery.ts';
+import { sqsMessageBody } from './sqs-batches.ts';
 
 type JobHead = Pick<FanoutJob, 'tenantId' | 'group' | 'batchSeq' | 'lastSeq' | 'lane'>;
 
@@ -31,7 +32,7 @@ export function pageJob(head: JobHead, entries: readonly (readonly [string, read
   return { v: 1, kind: 'fanout', ...head, frames, recipients };
 }
 
-const bytesOf = (job: FanoutJob) => Buffer.byteLength(JSON.stringify(job), 'utf8');
+const bytesOf = (job: FanoutJob) => Buffer.byteLength(sqsMessageBody(job), 'utf8');
 
 /**
  * At least as many bytes as `job`'s JSON, without building it: JSON escapes a character of a string in at most 6

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { type BroadcastDeps, broadcastRun, type DeliveryResult } from './broadcast.ts';
 import { DeliveryMessage, messageGroupIdOf, type SequencedMessage } from './delivery.ts';
 import type { GroupHistory } from './history.ts';
+import { sqsMessageBody } from './sqs-batches.ts';
 import * as z from './zod.ts';
 
 /** Where this region sits in its stage. */
@@ -144,7 +145,7 @@ export function replicationSendParams(queueUrl: string, job: ReplicationJob) {
   const { message, seq } = job.replica;
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(job),
+    MessageBody: sqsMessageBody(job),
     MessageGroupId: sqsId(`${job.to}#${messageGroupIdOf(message.tenantId, message.group)}`),
     MessageDeduplicationId: sqsId(`${job.to}/${message.id}@${seq}`),
   };
@@ -158,7 +159,7 @@ export function replicaSendParams(queueUrl: string, replica: ReplicaMessage) {
   const { message, seq } = replica;
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(replica),
+    MessageBody: sqsMessageBody(replica),
     MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
     MessageDeduplicationId: sqsId(`${message.id}@${seq}`),
     MessageAttributes: {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { MessageTooLargeError, messageBytes, sqsBatches } from './sqs-batches.ts';
+import { MessageTooLargeError, messageBytes, sqsBatches, sqsMessageBody } from './sqs-batches.ts';
 
 const entry = (bytes: number, tag = 'x') => ({ MessageBody: tag.repeat(bytes) });
 
@@ -27,5 +27,25 @@ describe('SQS batches', () => {
   it('refuses, by name, a single message over 256 KiB instead of letting SQS refuse the batch', () => {
     expect(() => sqsBatches([entry(10), entry(256 * 1024 + 1)])).toThrow(MessageTooLargeError);
     expect(() => sqsBatches([entry(256 * 1024)])).not.toThrow();
+  });
+});
+
+describe('sqsMessageBody', () => {
+  /** What SQS takes in a message body (SendMessage API reference). */
+  const SQS_CHARACTERS = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
+
+  it('writes U+FFFE and U+FFFF, in keys and values, as escapes that read back as the same characters', () => {
+    const value = { '\uFFFEk': ['\uFFFF', 'a\uFFFEb\uFFFFc'], n: 1 };
+    const body = sqsMessageBody(value);
+    expect(body).toBe('{"\\ufffek":["\\uffff","a\\ufffeb\\uffffc"],"n":1}');
+    expect(body).toMatch(SQS_CHARACTERS);
+    expect(JSON.parse(body)).toEqual(value);
+  });
+
+  it('leaves every other character as JSON.stringify writes it, and each call alike', () => {
+    const value = { text: 'tab\t é \uFFFD \u{1F600} \u0000 \uD800', deep: [{ x: null }] };
+    expect(sqsMessageBody(value)).toBe(JSON.stringify(value));
+    expect(sqsMessageBody(value)).toMatch(SQS_CHARACTERS);
+    expect(sqsMessageBody({ a: '\uFFFF' })).toBe(sqsMessageBody({ a: '\uFFFF' }));
   });
 });

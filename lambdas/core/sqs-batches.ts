@@ -5,6 +5,21 @@
  */
 import { limits } from '../manifest.ts';
 
+/** The two characters `JSON.stringify` leaves raw that an SQS message may not hold. */
+const NOT_FOR_SQS = /[\uFFFE\uFFFF]/g;
+
+/**
+ * `value` as JSON for an SQS message body. SQS takes only #x9, #xA, #xD, #x20–#xD7FF, #xE000–#xFFFD and
+ * #x10000–#x10FFFF (SendMessage API reference; one page says it refuses the message with InvalidMessageContents,
+ * another that it replaces the characters with U+FFFD). `JSON.stringify` escapes control characters and lone
+ * surrogates but leaves U+FFFE and U+FFFF as they are, and a published string or a tenant's row may hold them: they
+ * are written as `\ufffe` and `\uffff`, which `JSON.parse` reads back as the same characters, so the value arrives
+ * unchanged. Hand-written: no library shapes JSON for SQS.
+ */
+export function sqsMessageBody(value: unknown): string {
+  return JSON.stringify(value).replace(NOT_FOR_SQS, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
 export interface BatchEntry {
   readonly MessageBody: string;
   readonly MessageAttributes?: Readonly<

@@ -10,7 +10,7 @@ import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
-import { sqsBatches } from '../core/sqs-batches.ts';
+import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -53,7 +53,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     enqueueFanout: async (jobs) => {
       if (sqs === undefined) throw new Error('FANOUT_QUEUE_URL is not set; the function needs the fanoutQueue binding');
       const entries = jobs.map(({ job, shard, id }) => ({
-        MessageBody: JSON.stringify(job),
+        MessageBody: sqsMessageBody(job),
         MessageGroupId: fanoutLaneGroupId(job.tenantId, job.group, shard),
         MessageDeduplicationId: id,
       }));

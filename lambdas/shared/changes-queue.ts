@@ -1,12 +1,12 @@
 /** Sends change events to the changes queue (`CHANGES_QUEUE_URL`), in SendMessageBatches within SQS's limits. */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ChangeEvent } from '../core/entities/events.ts';
-import { sqsBatches } from '../core/sqs-batches.ts';
+import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 
 export function changesPublisher(sqs: SQSClient, queueUrl: string): (events: readonly ChangeEvent[]) => Promise<void> {
   return async (events) => {
     const entries = events.map((event) => ({
-      MessageBody: JSON.stringify(event),
+      MessageBody: sqsMessageBody(event),
       MessageAttributes: { tenantId: { DataType: 'String', StringValue: event.tenantId } },
     }));
     for (const batch of sqsBatches(entries)) {

@@ -117,6 +117,32 @@ describe('published data that DynamoDB could not store', () => {
   });
 });
 
+describe('published data holding characters SQS does not carry as they are', () => {
+  // JSON.stringify leaves U+FFFE and U+FFFF raw, and SQS takes neither (lambdas/core/sqs-batches.ts, `sqsMessageBody`).
+  const odd = { '\uFFFEkey': 'value \uFFFF', list: ['\uFFFE', '\uFFFF'] };
+
+  it('arrives unchanged, published over WebSocket or HTTP', async () => {
+    const sub = await subscriber('chat:odd');
+    const c = await openClient(runtime, member());
+    expect(await c.request({ action: 'publish', group: 'chat:odd', data: odd })).toMatchObject({ type: 'ack' });
+    const answer = await httpApi(runtime, admin(), 'POST', '/v1/publish', { group: 'chat:odd', data: odd });
+    expect(answer.status).toBe(202);
+    await eventually(() => messages(sub, 'chat:odd').length === 2, 10_000, 'both messages');
+    expect(messages(sub, 'chat:odd').map((m) => m.data)).toEqual([odd, odd]);
+  });
+
+  it('in an entity row, reaches the live feed unchanged', async () => {
+    const alice = tokenFor(runtime, 'globex', 'alice', ['member']);
+    const sub = await subscriber('entity:task', alice);
+    const before = messages(sub, 'entity:task').length;
+    const summary = 'odd \uFFFE\uFFFF';
+    const created = await httpApi(runtime, alice, 'POST', '/v1/entities/task', { summary });
+    expect(created.status).toBe(201);
+    await eventually(() => messages(sub, 'entity:task').length > before, 15_000, 'the change');
+    expect(messages(sub, 'entity:task').at(-1)?.data).toMatchObject({ op: 'insert', row: { summary } });
+  }, 30_000);
+});
+
 describe('a poison message in the middle of a group', () => {
   const group = 'chat:poison';
   const queued = (id: string, data: unknown): DeliveryMessage => ({

@@ -65,7 +65,8 @@ describe('a 2000-member group', () => {
     const ids: unknown[] = [];
     const publishedAt = Date.now();
     for (let i = 1; i <= MESSAGES; i++) {
-      const ack = await publisher.request({ action: 'publish', group, data: { i } });
+      // U+FFFE and U+FFFF, which SQS does not carry raw, ride in the fan-out pages too (`sqsMessageBody`).
+      const ack = await publisher.request({ action: 'publish', group, data: { i, text: `\uFFFE${i}\uFFFF` } });
       expect(ack).toMatchObject({ type: 'ack', id: expect.any(String) });
       ids.push(ack.id);
     }
@@ -92,6 +93,7 @@ describe('a 2000-member group', () => {
       const got = messages(c, group);
       expect(got.map((m) => m.seq)).toEqual(expectedSeqs);
       expect(got.map((m) => m.id)).toEqual(ids);
+      expect(got.map((m) => m.data)).toEqual(expectedSeqs.map((i) => ({ i, text: `\uFFFE${i}\uFFFF` })));
     }
   }, 150_000);
 });
