@@ -10,11 +10,20 @@ const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
 export const Audience = z.strictObject({
   /** The member needs any one of these roles. */
   roles: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
-  /** Members with any one of these roles receive the message whatever the other conditions say. */
+  /** Members with any one of these roles need not meet `claim` (they still need one of `roles`). */
   bypassRoles: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
-  /** The member's claim `name` must equal one of `anyOf` (or, for an array claim, contain one of them). */
+  /**
+   * The member's claim `name` must equal one of `anyOf` (or, for an array claim, contain one of them), values compared
+   * as strings (`claimValues`); with `firstValue`, only an array claim's first value counts (an entity rule's
+   * `equalsClaim`, as the HTTP API reads it).
+   */
   claim: z.optional(
-    z.strictObject({ name: z.string().check(z.minLength(1)), anyOf: z.array(ClaimValue).check(z.minLength(1)) }),
+    z.strictObject({
+      name: z.string().check(z.minLength(1)),
+      /** Empty: no member meets the claim (only bypass roles receive). */
+      anyOf: z.array(ClaimValue),
+      firstValue: z.optional(z.literal(true)),
+    }),
   ),
 });
 export type Audience = z.infer<typeof Audience>;
@@ -24,14 +33,30 @@ export interface AudienceMember {
   readonly claims?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * A claim's values as strings, as both transports and every filter read them: an array is its scalar elements, a
+ * string is one value (never split: `"[bob]"` is the value `[bob]`, not `bob`), numbers and booleans are stringified.
+ * Anything else (objects, missing) has no values.
+ */
+export function claimValues(claims: Readonly<Record<string, unknown>>, name: string): string[] {
+  const raw = Object.hasOwn(claims, name) ? claims[name] : undefined;
+  if (Array.isArray(raw)) return raw.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map(String);
+  if (typeof raw === 'number' || typeof raw === 'boolean') return [String(raw)];
+  if (typeof raw !== 'string') return [];
+  return [raw];
+}
+
+/**
+ * Whether a member may receive a message with this audience. The same rights as the entity API's over HTTP
+ * (lambdas/core/entities/access.ts): one of `roles` always, then a bypass role or the claim condition.
+ */
 export function isInAudience(audience: Audience | undefined, member: AudienceMember): boolean {
   if (audience === undefined) return true;
-  if (audience.bypassRoles?.some((role) => member.roles.includes(role))) return true;
   if (audience.roles !== undefined && !audience.roles.some((role) => member.roles.includes(role))) return false;
-  if (audience.claim !== undefined) {
-    const value = member.claims?.[audience.claim.name];
-    const values = Array.isArray(value) ? value : [value];
-    if (!values.some((v) => audience.claim?.anyOf.includes(v as never))) return false;
-  }
-  return true;
+  if (audience.bypassRoles?.some((role) => member.roles.includes(role))) return true;
+  const claim = audience.claim;
+  if (claim === undefined) return true;
+  const values = claimValues(member.claims ?? {}, claim.name);
+  const wanted = claim.anyOf.map(String);
+  return (claim.firstValue ? values.slice(0, 1) : values).some((value) => wanted.includes(value));
 }

@@ -174,6 +174,32 @@ describe('the globex row filter', () => {
     expect((await api(globexBob, 'POST', '/v1/entities/task', { summary: 'x', owner: 'alice' })).status).toBe(403);
   });
 
+  it('shows a row handed to a member from the version it reached them, without what it held before', async () => {
+    const root = { tenant: 'globex', user: 'root', roles: ['admin'] };
+    const created = await api(root, 'POST', '/v1/entities/task', { summary: 'BOB-SECRET', owner: 'bob' });
+    const id = String(created.body.id);
+    expect(
+      (await api(root, 'PATCH', `/v1/entities/task/${id}`, { summary: 'handed over', owner: 'alice' })).status,
+    ).toBe(200);
+    const alices = await api(globexAlice, 'GET', `/v1/entities/task/${id}/changes`);
+    expect(alices.status).toBe(200);
+    expect(alices.body.items).toEqual([
+      expect.objectContaining({
+        version: 2,
+        op: 'update',
+        beforeHidden: true,
+        diff: { summary: [null, 'handed over'], owner: [null, 'alice'] },
+      }),
+    ]);
+    expect(JSON.stringify(alices.body)).not.toContain('BOB-SECRET');
+    const bobs = await api(globexBob, 'GET', `/v1/entities/task/${id}/changes`);
+    expect((bobs.body.items as { version: number }[]).map((c) => c.version)).toEqual([1]);
+    const roots = await api(root, 'GET', `/v1/entities/task/${id}/changes`);
+    expect((roots.body.items as { diff: Record<string, unknown> }[])[1]?.diff).toMatchObject({
+      summary: ['BOB-SECRET', 'handed over'],
+    });
+  });
+
   it('delivers a live change only to members the row filter lets see it', async () => {
     const bob = await subscriber('globex', 'bob', ['member']);
     const alice = await subscriber('globex', 'alice', ['member']);

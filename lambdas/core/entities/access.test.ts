@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { audienceFor, canRead, canWrite, claimValues, rowRestriction, rowVisible, ruleFor } from './access.ts';
+import { claimValues } from '../audience.ts';
+import { audienceFor, canRead, canWrite, rowRestriction, rowVisible, ruleFor } from './access.ts';
 import type { EntityCaller, EntityRule } from './model.ts';
 
 const ownerRule: EntityRule = {
@@ -71,7 +72,7 @@ describe('entity access rules', () => {
     expect(audienceFor(ownerRule, { owner: 'bob' })).toEqual({
       roles: ['admin', 'member'],
       bypassRoles: ['admin'],
-      claim: { name: 'sub', anyOf: ['bob'] },
+      claim: { name: 'sub', anyOf: ['bob'], firstValue: true },
     });
   });
 });

@@ -6,6 +6,7 @@
  *  - a rule under `*` applies to every entity without a rule of its own (what a new tenant gets: admin only);
  *  - no rule for an entity: nobody may read or write it (closed by default).
  */
+import { claimValues } from '../audience.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { EntityCaller, EntityRule, EntityRules } from './model.ts';
 
@@ -41,19 +42,6 @@ export function assertCanRead(rule: EntityRule, caller: EntityCaller, entity: st
 
 export function assertCanWrite(rule: EntityRule, caller: EntityCaller, entity: string): void {
   if (!canWrite(rule, caller)) throw new ForbiddenError(`not allowed to write entity '${entity}'`);
-}
-
-/**
- * A claim's values as strings, from the token's claims as both transports read them (`callerFromToken`): an array
- * is its scalar elements, a string is one value (never split: `"[bob]"` is the value `[bob]`, not `bob`), numbers
- * and booleans are stringified. Anything else (objects, missing) has no values.
- */
-export function claimValues(claims: Readonly<Record<string, unknown>>, name: string): string[] {
-  const raw = Object.hasOwn(claims, name) ? claims[name] : undefined;
-  if (Array.isArray(raw)) return raw.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map(String);
-  if (typeof raw === 'number' || typeof raw === 'boolean') return [String(raw)];
-  if (typeof raw !== 'string') return [];
-  return [raw];
 }
 
 /**
@@ -98,7 +86,7 @@ export function assertRowVisible(
 export interface Audience {
   readonly roles?: string[];
   readonly bypassRoles?: string[];
-  readonly claim?: { readonly name: string; readonly anyOf: string[] };
+  readonly claim?: { readonly name: string; readonly anyOf: string[]; readonly firstValue?: true };
 }
 
 export function audienceFor(rule: EntityRule, row: Readonly<Record<string, unknown>> | undefined): Audience {
@@ -106,6 +94,10 @@ export function audienceFor(rule: EntityRule, row: Readonly<Record<string, unkno
   if (filter === undefined) return { roles: [...rule.readRoles] };
   const value = row?.[filter.column];
   const anyOf = value === null || value === undefined ? [] : [String(value)];
-  const name = 'equalsClaim' in filter ? filter.equalsClaim : filter.inClaim;
-  return { roles: [...rule.readRoles], bypassRoles: [...rule.bypassRoles], claim: { name, anyOf } };
+  // As `rowRestriction` reads the claim: `equalsClaim` by its first value only.
+  const claim =
+    'equalsClaim' in filter
+      ? { name: filter.equalsClaim, anyOf, firstValue: true as const }
+      : { name: filter.inClaim, anyOf };
+  return { roles: [...rule.readRoles], bypassRoles: [...rule.bypassRoles], claim };
 }

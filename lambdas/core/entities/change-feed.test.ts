@@ -17,7 +17,7 @@ const schema: SchemaSnapshot = {
 };
 const rules: EntityRules = {
   task: {
-    readRoles: ['member'],
+    readRoles: ['member', 'admin'],
     writeRoles: ['member'],
     rowFilter: { column: 'owner', equalsClaim: 'sub' },
     bypassRoles: ['admin'],
@@ -46,11 +46,12 @@ function setup() {
     key: string,
     version: number,
     op = 'insert',
+    changed?: Record<string, [unknown, unknown]>,
   ) => {
     const table = data.tables.get(entity);
     if (row === undefined) table?.delete(key);
     else table?.set(key, row);
-    const diff = op === 'delete' ? { id: [key, null], owner: ['alice', null] } : { id: [null, key] };
+    const diff = changed ?? (op === 'delete' ? { id: [key, null], owner: ['alice', null] } : { id: [null, key] });
     data.addChange({ entity, key, version, op, changed_by: 'alice', diff: diff as never, published: true });
   };
   return { data, deps, logged, write };
@@ -129,10 +130,25 @@ describe('produceChangeMessages', () => {
     write('task', { id: 't1', owner: 'bob' }, 't1', 1);
     const [message] = await produceChangeMessages([event('task', 't1', 1)], deps);
     expect(message?.audience).toEqual({
-      roles: ['member'],
+      roles: ['member', 'admin'],
       bypassRoles: ['admin'],
-      claim: { name: 'sub', anyOf: ['bob'] },
+      claim: { name: 'sub', anyOf: ['bob'], firstValue: true },
     });
+  });
+
+  it('judges an update whose row was deleted before the read by the values it wrote, not those it replaced', async () => {
+    const { deps, write } = setup();
+    // Version 2 gave bob's row to alice; the row was deleted (version 3) before the feed read version 2.
+    write('task', undefined, 't1', 2, 'update', { owner: ['bob', 'alice'] });
+    const [message] = await produceChangeMessages([event('task', 't1', 2)], deps);
+    expect(message?.audience).toMatchObject({ claim: { name: 'sub', anyOf: ['alice'] } });
+  });
+
+  it('judges such an update that did not write the filter column as matching nobody but the bypass roles', async () => {
+    const { deps, write } = setup();
+    write('task', undefined, 't1', 2, 'update', { title: ['a', 'b'] });
+    const [message] = await produceChangeMessages([event('task', 't1', 2)], deps);
+    expect(message?.audience).toMatchObject({ bypassRoles: ['admin'], claim: { name: 'sub', anyOf: [] } });
   });
 
   it("takes a deleted row's audience from its last values, and sends no row", async () => {
@@ -147,7 +163,12 @@ describe('produceChangeMessages', () => {
     const { deps, write } = setup();
     write('task', { id: 't1', owner: null }, 't1', 1);
     const [message] = await produceChangeMessages([event('task', 't1', 1)], deps);
-    expect(message?.audience).toEqual({ roles: ['admin'] });
+    // Read roles still apply: a bypass role lifts the row filter only, as over HTTP.
+    expect(message?.audience).toEqual({
+      roles: ['member', 'admin'],
+      bypassRoles: ['admin'],
+      claim: { name: 'sub', anyOf: [], firstValue: true },
+    });
   });
 
   it('sends nothing for an entity nobody may read', async () => {

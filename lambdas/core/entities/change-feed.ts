@@ -33,12 +33,12 @@ export function changeMessageId(event: ChangeEvent): string {
 /** The audience in the delivery engine's terms (its lists must not be empty); undefined: nobody may see it. */
 function deliverable(audience: ReturnType<typeof audienceFor>): Audience | undefined {
   const roles = audience.roles ?? [];
+  // Nobody may read the entity: the change goes to nobody (a bypass role lifts the row filter, not the read roles).
+  if (roles.length === 0) return undefined;
+  if (audience.claim === undefined) return { roles };
   const bypass = audience.bypassRoles ?? [];
-  if (audience.claim === undefined) return roles.length > 0 ? { roles } : undefined;
-  if (audience.claim.anyOf.length === 0 || roles.length === 0) {
-    // No row value to match: only the bypass roles may see it.
-    return bypass.length > 0 ? { roles: bypass } : undefined;
-  }
+  // No row value to match (an empty claim list) and no bypass role: nobody may see the row.
+  if (audience.claim.anyOf.length === 0 && bypass.length === 0) return undefined;
   return { roles, ...(bypass.length > 0 && { bypassRoles: bypass }), claim: audience.claim };
 }
 
@@ -106,8 +106,12 @@ export async function produceChangeMessages(
       const current = typeof r.row === 'string' ? (JSON.parse(r.row) as Record<string, unknown>) : null;
       const diff = JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>;
       const row = op === 'delete' ? null : current;
-      // A deleted row is gone: its audience comes from its last values, which the delete's diff keeps.
-      const image = row ?? Object.fromEntries(Object.entries(diff).map(([k, [before]]) => [k, before]));
+      // A deleted row is gone: its audience comes from its last values, which the delete's diff keeps. An insert or
+      // update whose row was deleted before this read is judged by the values it wrote (a field it did not write is
+      // unknown, so a row filter on it matches nobody but the bypass roles), not by the values it replaced.
+      const image =
+        row ??
+        Object.fromEntries(Object.entries(diff).map(([k, [before, after]]) => [k, op === 'delete' ? before : after]));
       const audience = deliverable(audienceFor(rule, image));
       const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
       if (audience === undefined) continue;

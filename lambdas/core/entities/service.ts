@@ -64,6 +64,11 @@ export interface ChangeEntry {
   readonly changedBy: string;
   readonly changedAt: string;
   readonly diff: Record<string, [unknown, unknown]>;
+  /**
+   * The row came into the caller's row filter with this version: the values it replaced belong to a row the caller
+   * could not see, so each is given as null.
+   */
+  readonly beforeHidden?: true;
 }
 
 /** The row as the API returns it (`_version` included). */
@@ -195,7 +200,14 @@ export class EntityService {
       const get = getStatement(entityName, entity, id, undefined);
       const current = await this.deps.data.execute(tenant.db, get.sql, get.params);
       const images = versionImages(items, parseRow(current.rows[0]));
-      visible = items.filter((_, i) => rowVisible(restriction, images[i] as EntityRow));
+      visible = items.flatMap((item, i) => {
+        const image = images[i] as EntityRow;
+        if (!rowVisible(restriction, image)) return [];
+        if (item.op !== 'update') return [item];
+        // The row before this version: the image with the values the version replaced.
+        const previous = { ...image, ...Object.fromEntries(Object.entries(item.diff).map(([k, [old]]) => [k, old])) };
+        return rowVisible(restriction, previous) ? [item] : [withBeforeHidden(item)];
+      });
     }
     if (visible.length === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
     return { items: visible };
@@ -350,6 +362,12 @@ async function locked(
     throw new ConflictError(`${entityName} '${rawId}' is at version ${versionOf(row)}, not ${ifMatch}`);
   }
   return row;
+}
+
+/** A change-log entry without the values it replaced (each given as null). */
+function withBeforeHidden(item: ChangeEntry): ChangeEntry {
+  const diff = Object.fromEntries(Object.entries(item.diff).map(([k, [, value]]) => [k, [null, value]]));
+  return { ...item, diff: diff as ChangeEntry['diff'], beforeHidden: true };
 }
 
 /**
