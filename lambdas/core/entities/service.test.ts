@@ -20,7 +20,7 @@ const schema: SchemaSnapshot = {
 const rules: EntityRules = {
   note: {
     readRoles: ['member', 'viewer'],
-    writeRoles: ['member'],
+    writeRoles: ['member', 'scribe'],
     rowFilter: { column: 'owner', equalsClaim: 'sub' },
     bypassRoles: ['admin'],
   },
@@ -121,6 +121,20 @@ describe('EntityService.create', () => {
       published: true,
     });
     expect(await service.create(alice, 'note', { id: 'n1', title: 'Again' })).toMatchObject({ _version: 5 });
+  });
+
+  it('answers a writer without a read role with the key and version it wrote, none of the row', async () => {
+    const { service } = setup();
+    const sam = caller('sam', ['scribe']);
+    await expect(service.get(sam, 'note', 'n1')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect(await service.create(sam, 'note', { id: 'n1', title: 'Sealed' })).toEqual({ id: 'n1', _version: 1 });
+    expect(await service.update(sam, 'note', 'n1', { title: 'Still sealed' }, undefined)).toEqual({
+      id: 'n1',
+      _version: 2,
+    });
+    expect(await service.get(caller('ann', ['admin', 'member']), 'note', 'n1')).toMatchObject({
+      title: 'Still sealed',
+    });
   });
 
   it("refuses a row outside the caller's row filter, and a role without write rights, before touching the database", async () => {

@@ -9,6 +9,7 @@ import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import {
   assertCanRead,
   assertCanWrite,
+  canRead,
   type RowRestriction,
   rowRestriction,
   rowVisible,
@@ -112,6 +113,8 @@ interface Resolved {
   readonly tenant: TenantData;
   readonly entity: EntitySpec;
   readonly restriction: RowRestriction | undefined;
+  /** Whether the caller may read the entity: a writer who may not gets back only the key and version it wrote. */
+  readonly readable: boolean;
 }
 
 export class EntityService {
@@ -142,7 +145,7 @@ export class EntityService {
     const rule = ruleFor(tenant.rules, entityName);
     if (mode === 'read') assertCanRead(rule, caller, entityName);
     else assertCanWrite(rule, caller, entityName);
-    return { tenant, entity, restriction: rowRestriction(rule, caller) };
+    return { tenant, entity, restriction: rowRestriction(rule, caller), readable: canRead(rule, caller) };
   }
 
   /** `rawQuery`: `limit`, `cursor` and `<field>=<value>` equality filters, validated against the entity. */
@@ -214,7 +217,7 @@ export class EntityService {
   }
 
   async create(caller: EntityCaller, entityName: string, body: unknown): Promise<EntityRow> {
-    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'write');
+    const { tenant, entity, restriction, readable } = await this.resolve(caller, entityName, 'write');
     const values = parseCreate(entity, entityName, body);
     if (restriction !== undefined) {
       const column = restriction.column;
@@ -224,7 +227,7 @@ export class EntityService {
       }
     }
     try {
-      return await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
+      const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
         const inserted = await one(tx, insertStatement(entityName, entity, values));
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
@@ -232,6 +235,7 @@ export class EntityService {
         const last = await tx.execute(lastVersion.sql, lastVersion.params);
         return { before: undefined, after: inserted, version: Number(last.rows[0]?.version ?? 0) + 1 };
       });
+      return readable ? row : keyAndVersion(entity, row);
     } catch (err) {
       throw await this.hiddenConflict(err, tenant, entityName, entity, restriction, values);
     }
@@ -264,7 +268,7 @@ export class EntityService {
     body: unknown,
     ifMatch: number | undefined,
   ): Promise<EntityRow> {
-    const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'write');
+    const { tenant, entity, restriction, readable } = await this.resolve(caller, entityName, 'write');
     const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
     const values = parseUpdate(entity, entityName, body);
     if (restriction !== undefined && Object.hasOwn(values, restriction.column) && !rowVisible(restriction, values)) {
@@ -272,11 +276,12 @@ export class EntityService {
         `field '${restriction.column}' of entity '${entityName}' must be one of your own values`,
       );
     }
-    return this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
+    const row = await this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
       const after = await one(tx, updateStatement(entityName, entity, id, values));
       return { before, after, version: versionOf(before) + 1 };
     });
+    return readable ? row : keyAndVersion(entity, row);
   }
 
   async remove(caller: EntityCaller, entityName: string, rawId: string, ifMatch: number | undefined): Promise<void> {
@@ -362,6 +367,11 @@ async function locked(
     throw new ConflictError(`${entityName} '${rawId}' is at version ${versionOf(row)}, not ${ifMatch}`);
   }
   return row;
+}
+
+/** What a writer without a read role gets back from its write: the row's key and version, none of its values. */
+function keyAndVersion(entity: EntitySpec, row: EntityRow): EntityRow {
+  return { [entity.primaryKey]: row[entity.primaryKey], [VERSION_COLUMN]: row[VERSION_COLUMN] };
 }
 
 /** A change-log entry without the values it replaced (each given as null). */
