@@ -148,10 +148,10 @@ function overLimit(changeVisibility: StandInQueue['changeVisibility']): Error {
 
 /**
  * Characters an SQS message may not hold: anything outside #x9 | #xA | #xD | #x20–#xD7FF | #xE000–#xFFFD |
- * #x10000–#x10FFFF (SendMessage API reference). A surrogate is allowed only as half of a pair.
+ * #x10000–#x10FFFF (SendMessage API reference). With the `u` flag a lone surrogate is a character of its own, outside the
+ * set; a pair is one character, inside it.
  */
-const NOT_SQS_CHARACTER =
-  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const NOT_SQS_CHARACTER = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
 /**
  * Fix 10: local-aws-sqs takes any character; SQS does not (the SendMessage(Batch) reference: "rejects the message

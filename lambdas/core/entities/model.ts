@@ -109,6 +109,24 @@ export function fieldTypeOf(udtName: string): FieldType {
   }
 }
 
+/** Short type names (lambdas/core/schema.ts, `normalizeType`) that are not PostgreSQL's name for the type. */
+const CAST_SPELLING: Readonly<Record<string, string>> = {
+  float4: 'real',
+  float8: 'double precision',
+  timetz: 'time with time zone',
+};
+
+/**
+ * The type a value is cast to in SQL: PostgreSQL's name for the column's type, without a length or precision (a cast to
+ * `varchar(20)` would cut a longer value silently where the column refuses it). Any other name (an enum, a domain) is
+ * quoted, as every identifier is: it comes from the introspected schema, and a mixed-case one would be folded.
+ */
+export function castTypeOf(udtName: string, type: string): string {
+  const spelled = CAST_SPELLING[udtName];
+  if (spelled !== undefined) return spelled;
+  return /^[a-z_][a-z0-9_]*$/.test(type) ? type : `"${type.replaceAll('"', '""')}"`;
+}
+
 /** The entity view of an introspected snapshot (lambdas/core/schema.ts). */
 export function toEntitySchema(snapshot: {
   readonly entities: Readonly<
@@ -133,7 +151,7 @@ export function toEntitySchema(snapshot: {
         nullable: spec.nullable,
         hasDefault: spec.hasDefault,
         // Casts use PostgreSQL's spelling, except for arrays (converted from JSON text by the Data API port).
-        pgType: type === 'text[]' ? 'text[]' : spec.type,
+        pgType: type === 'text[]' ? 'text[]' : castTypeOf(spec.udtName, spec.type),
       };
     }
     entities[name] = { primaryKey: entity.primaryKey, fields };
