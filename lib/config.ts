@@ -32,7 +32,10 @@ export const DEFAULT_CLAIM_NAMES: ClaimNames = { tenant: 'tenant_id', user: 'sub
 export interface AuthConfig {
   /** Expected `iss` of the JWT (`JWT_ISSUER`), an https URL. */
   readonly issuer: string;
-  /** Expected `aud` (or Cognito `client_id`) of the JWT (`JWT_AUDIENCE`). */
+  /**
+   * Expected `aud` of the JWT (`JWT_AUDIENCE`), on both transports: a token without `aud` (a Cognito access token, whose
+   * `client_id` API Gateway's HTTP authorizer would take instead) is refused (docs/security.md, "Claims over HTTP").
+   */
   readonly audience: string;
   /** Where the signing keys are published (`JWKS_URI`), an https URL. */
   readonly jwksUri: string;

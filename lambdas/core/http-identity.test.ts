@@ -60,6 +60,21 @@ describe('the caller of an HTTP request', () => {
     }
   });
 
+  it('is refused UNAUTHORIZED without an aud claim, which the WebSocket authorizer requires', () => {
+    // API Gateway's JWT authorizer lets such a token through when its client_id is the audience.
+    const noAud = httpIdentity(token({ aud: undefined, client_id: 'tenantcast-local', roles: ['member'] }));
+    expect(noAud.claims.aud).toBeUndefined();
+    expect(() => read(noAud)).toThrow(
+      expect.objectContaining({ code: 'UNAUTHORIZED', message: expect.stringMatching(/'aud'/) }),
+    );
+    expect(() => read(httpIdentity(token({ aud: [], roles: ['member'] })))).toThrow(
+      expect.objectContaining({ code: 'UNAUTHORIZED' }),
+    );
+    expect(read(httpIdentity(token({ aud: ['other', 'tenantcast-local'], roles: ['member'] })))).toMatchObject({
+      userId: 'alice',
+    });
+  });
+
   it('is refused UNAUTHORIZED when the token has no usable tenant or user', () => {
     expect(() => read(httpIdentity(token({ tenant_id: ['acme'] })))).toThrow(
       expect.objectContaining({ code: 'UNAUTHORIZED' }),

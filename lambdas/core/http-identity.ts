@@ -54,6 +54,12 @@ function verifiedPayload(identity: HttpIdentity, names: ClaimNames): JwtPayload 
   const token = authorization?.replace(/^Bearer\s+/i, '').trim();
   const payload = token ? decodePayload(token) : undefined;
   if (payload === undefined) throw new UnauthorizedError('request has no bearer token');
+  // API Gateway's JWT authorizer also admits a token without `aud` whose `client_id` is the audience (it checks
+  // `client_id` only when `aud` is absent: "Troubleshooting issues with HTTP API JWT authorizers"); the WebSocket
+  // authorizer (aws-jwt-verify) requires `aud`. So a token without one is refused here too: one token, one answer.
+  if (payload.aud === undefined || payload.aud === '' || (Array.isArray(payload.aud) && payload.aud.length === 0)) {
+    throw new UnauthorizedError("bearer token has no 'aud' claim");
+  }
   for (const name of [names.tenant, names.user]) {
     if (!Object.hasOwn(claims, name)) throw new UnauthorizedError(`verified claims lack '${name}'`);
   }
