@@ -186,6 +186,22 @@ describe('a write’s answer', () => {
   }, 20_000);
 });
 
+describe('a create that clashes with a row outside the caller’s filter', () => {
+  it('answers 404 for the row’s key, and 409 for another unique field, which cannot be hidden', async () => {
+    await setRules(ownerRule);
+    const bob = tok('bob', ['member']);
+    const alice = tok('alice', ['member']);
+    const [id, slug] = [randomUUID(), `bob-${randomUUID()}`];
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id, slug })).status).toBe(201);
+    const sameKey = await api(alice, 'POST', '/v1/entities/doc', { id });
+    expect(sameKey).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    const mine = randomUUID();
+    const sameSlug = await api(alice, 'POST', '/v1/entities/doc', { id: mine, slug });
+    expect(sameSlug).toMatchObject({ status: 409, body: { error: { code: 'CONFLICT' } } });
+    expect(sameSlug.text).not.toContain(mine);
+  }, 20_000);
+});
+
 describe('field types', () => {
   it('casts a double precision column by PostgreSQL’s name for it, in a filter and a body', async () => {
     await setRules(ownerRule);

@@ -256,9 +256,14 @@ export class EntityService {
     const key = values[entity.primaryKey];
     if (!(err instanceof ConflictError || (err as { code?: string }).code === 'CONFLICT')) return err;
     if (restriction === undefined || key === undefined) return err;
-    const get = getStatement(entityName, entity, key, restriction);
+    // Which row holds the key, whoever may see it: none means the conflict is on another unique field, whose values,
+    // like a client-chosen key, cannot be hidden (docs/entities.md); answering "no <entity> '<key>'" would name the
+    // wrong row.
+    const get = getStatement(entityName, entity, key, undefined);
     const { rows } = await this.deps.data.execute(tenant.db, get.sql, get.params);
-    return rows.length > 0 ? err : new NotFoundError(`no ${entityName} '${String(key)}'`);
+    const holder = parseRow(rows[0]);
+    if (holder === undefined || rowVisible(restriction, holder)) return err;
+    return new NotFoundError(`no ${entityName} '${String(key)}'`);
   }
 
   async update(
