@@ -114,6 +114,20 @@ describe('connection counters', () => {
     expect(await counters.current(tenant, 'alice')).toBe(1);
   });
 
+  it("recounts a user's own connections only, not those of a user whose id continues it ('alice#1234')", async () => {
+    const { connect, registry } = setup();
+    const tenant = freshTenant();
+    for (let i = 0; i < 2; i++) expect(await connect(tenant, 'alice#1234')).toHaveProperty('connectionId');
+    const mine = [await connect(tenant, 'alice'), await connect(tenant, 'alice')];
+    expect(await connect(tenant, 'alice')).toHaveProperty('refused');
+    now += 61_000;
+    // Refused again, and recounted: alice's own 2, not 4.
+    expect(await connect(tenant, 'alice')).toMatchObject({ refused: expect.anything() });
+    for (const c of mine) await registry.removeConnection(String(c.connectionId));
+    now += 61_000;
+    expect(await connect(tenant, 'alice')).toEqual({ connectionId: expect.any(String) });
+  });
+
   it('recounts a refusing counter at most once per minute, however many handshakes it refuses', async () => {
     let recounts = 0;
     const live = new TenantConnections({ client, tableName, now: clock });

@@ -66,13 +66,14 @@ export class TenantConnections {
   private condition(tenantId: string, userId: string | undefined) {
     return {
       KeyConditionExpression: userId === undefined ? 'gsi1pk = :pk' : 'gsi1pk = :pk AND begins_with(gsi1sk, :user)',
-      // Items past their ttl are gone for readers even before DynamoDB TTL deletes them.
-      FilterExpression: '#ttl > :now',
-      ExpressionAttributeNames: { '#ttl': 'ttl' },
+      // Items past their ttl are gone for readers even before DynamoDB TTL deletes them. The sort key's prefix
+      // `U#<user>#` also matches a user whose id continues it (`alice` and `alice#1234`): the user id must be exact.
+      FilterExpression: userId === undefined ? '#ttl > :now' : '#ttl > :now AND #user = :userId',
+      ExpressionAttributeNames: { '#ttl': 'ttl', ...(userId !== undefined && { '#user': 'userId' }) },
       ExpressionAttributeValues: {
         ':pk': tenantPk(tenantId),
         ':now': Math.floor(this.now() / 1000),
-        ...(userId !== undefined && { ':user': `U#${userId}#` }),
+        ...(userId !== undefined && { ':user': `U#${userId}#`, ':userId': userId }),
       },
     };
   }
