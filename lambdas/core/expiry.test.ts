@@ -30,7 +30,7 @@ function store(connections: Record<string, number>, cursor?: number) {
 const now = 6_000 * 60 * 1000 + 30_000; // 30 s into minute 6000
 
 describe('the reaper', () => {
-  it('expires connections whose token has passed, keeps the rest, and advances its cursor to the last past bucket', async () => {
+  it('expires connections whose token has passed, keeps the rest, and advances its cursor a minute behind the last past bucket', async () => {
     const { store: s, state } = store({ old: 6000 * 60 - 5, thisMinute: 6000 * 60 + 10, later: 6000 * 60 + 50 }, 5990);
     const expired: string[] = [];
     const result = await reapExpired({
@@ -41,7 +41,21 @@ describe('the reaper', () => {
     expect(expired.sort()).toEqual(['old', 'thisMinute']);
     expect(result).toMatchObject({ expired: 2, failed: 0, buckets: 10 });
     expect(state.queried).toEqual([5991, 5992, 5993, 5994, 5995, 5996, 5997, 5998, 5999, 6000]);
-    expect(state.cursor).toBe(5999);
+    expect(state.cursor).toBe(5998);
+  });
+
+  it('reaps a connection indexed just after the sweep that passed the minute its token expired in', async () => {
+    const connections: Record<string, number> = {};
+    const { store: s } = store(connections, 5990);
+    const expired: string[] = [];
+    const sweep = (at: number) =>
+      reapExpired({ store: s, now: () => at, expire: async (c) => void expired.push(c.connectionId) });
+    // Minute 6000 begins; the sweep at 0.3 s reads minute 5999, where nothing is indexed yet.
+    await sweep(6000 * 60_000 + 300);
+    // $connect indexes a token that expired at 59.5 s of minute 5999 (its authorizer ran just before).
+    connections.late = 6000 * 60 - 1;
+    await sweep(6001 * 60_000 + 300);
+    expect(expired).toEqual(['late']);
   });
 
   it('skips a connection refreshed since the index was written', async () => {

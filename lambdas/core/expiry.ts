@@ -198,10 +198,18 @@ export interface ReapResult {
 }
 
 /**
+ * Buckets the cursor stays behind the current minute. A connection is indexed by `$connect` after its authorizer ran,
+ * and gsi2 shows it a moment later still, so a token expiring in a minute's last seconds can be indexed after the
+ * sweep that passed that minute: with the cursor a minute further back, the next sweep reads that bucket again
+ * (until 2026-12-03 such a connection was never reaped and lived to API Gateway's 2-hour cap).
+ */
+const CURSOR_LAG_BUCKETS = 1;
+
+/**
  * One sweep: every bucket after the cursor up to the current minute; connections whose token has expired are closed.
- * The cursor advances to the last bucket that is wholly in the past and had no failure, so a failed close is
- * retried on the next sweep (at-least-once). Buckets before the current minute are wholly expired; the current
- * one is checked connection by connection and never passed by the cursor.
+ * The cursor advances to the last bucket that ended over `CURSOR_LAG_BUCKETS` minutes ago and had no failure, so a
+ * failed close is retried on the next sweep (at-least-once). Buckets before the current minute are wholly expired;
+ * the current one is checked connection by connection and never passed by the cursor.
  */
 export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
   const nowSeconds = Math.floor(deps.now() / 1000);
@@ -231,7 +239,7 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
       }
     }
     if (bucketFailed) blocked = true;
-    if (!blocked && bucket < current) nextCursor = bucket;
+    if (!blocked && bucket < current - CURSOR_LAG_BUCKETS) nextCursor = bucket;
   }
   if (nextCursor !== cursor) await deps.store.setCursor(nextCursor);
   return { buckets: current - first + 1, checked, expired, failed };
