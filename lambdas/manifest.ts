@@ -204,7 +204,9 @@ export const functions = [
     entry: 'lambdas/handlers/connect.ts',
     description: 'Registers a connection ($connect)',
     trigger: { kind: 'websocket', routes: ['$connect'], returnResponse: false },
-    bindings: ['table'],
+    // connections: a refusing user counter asks API Gateway about the user's registered connections (GetConnection)
+    // and forgets those whose $disconnect was lost (lambdas/core/revocation.ts, `liveUserCount`).
+    bindings: ['table', 'connections'],
     timeoutSeconds: 10,
     inProcessTracing: true,
     memoryMB: 256,

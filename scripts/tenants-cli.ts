@@ -30,6 +30,7 @@ import {
   skippedLines,
   type TenantRulesFile,
 } from '../lambdas/core/onboarding.ts';
+import { Registry } from '../lambdas/core/registry.ts';
 import { disconnectAll, TenantConnections } from '../lambdas/core/revocation.ts';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { parseUsageRange, UsageStore, usageCounters } from '../lambdas/core/usage.ts';
@@ -233,6 +234,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           endpoint: target.connectionsEndpoint,
         });
         const connections = new TenantConnections({ client: documentClient, tableName: target.tableName });
+        const registry = new Registry({ client: documentClient, tableName: target.tableName });
         const bar = progress(`disconnecting ${tenantId}${values.user ? ` user ${values.user}` : ''}`);
         const result = await disconnectAll(tenantId, values.user, {
           connections: {
@@ -245,11 +247,17 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           close: async (connectionId) => {
             try {
               await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+              return true;
             } catch (err) {
               if ((err as { name?: string }).name !== 'GoneException') throw err;
+              return false;
             } finally {
               bar.tick();
             }
+          },
+          // Gone already (its $disconnect was lost): nothing else will remove its items.
+          forget: async (connectionId) => {
+            await registry.removeConnection(connectionId);
           },
         }).finally(() => bar.done());
         io.out(

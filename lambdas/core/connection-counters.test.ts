@@ -4,7 +4,7 @@ import { ensureTable, type LocalDynamo } from '../../local/dynamo.ts';
 import { useLocalTable } from '../../test/support/local-table.ts';
 import { ConnectionCounters, counterKeys, numberAttribute, recountDue } from './connection-counters.ts';
 import { Registry } from './registry.ts';
-import { TenantConnections } from './revocation.ts';
+import { disconnectAll, liveUserCount, TenantConnections } from './revocation.ts';
 
 const caps = { maxConnections: 5, maxConnectionsPerUser: 2 };
 
@@ -126,6 +126,91 @@ describe('connection counters', () => {
     for (const c of mine) await registry.removeConnection(String(c.connectionId));
     now += 61_000;
     expect(await connect(tenant, 'alice')).toEqual({ connectionId: expect.any(String) });
+  });
+
+  describe('whose $disconnects AWS lost (API Gateway no longer has the connections)', () => {
+    /** As lambdas/handlers/connect.ts counts: a user's registered connections that API Gateway still has. */
+    const setupAsked = (gone: Set<string>) => {
+      const live = new TenantConnections({ client, tableName, now: clock });
+      const registry = new Registry({ client, tableName, now: clock });
+      const asked: string[] = [];
+      const deps = {
+        connections: live,
+        now: clock,
+        isConnected: async (id: string) => {
+          asked.push(id);
+          return !gone.has(id);
+        },
+        forget: async (id: string) => void (await registry.removeConnection(id)),
+      };
+      const counters = new ConnectionCounters({
+        client,
+        tableName,
+        now: clock,
+        count: (tenantId, userId) =>
+          userId === undefined ? live.count(tenantId) : liveUserCount(tenantId, userId, deps),
+      });
+      let connSeq = 0;
+      const connect = async (tenantId: string, userId: string) => {
+        const refused = await counters.acquire(tenantId, userId, caps);
+        if (refused !== undefined) return { refused };
+        const connectionId = `${tenantId}-lost${++connSeq}`;
+        await registry.putConnection({ tenantId, userId, roles: [] }, connectionId, now, { counted: true });
+        return { connectionId };
+      };
+      return { connect, asked, live, deps };
+    };
+
+    it('admits the user at the next recount, a minute later, and forgets the connections API Gateway lost', async () => {
+      const gone = new Set<string>();
+      const { connect, asked, live } = setupAsked(gone);
+      const tenant = freshTenant();
+      const lost = [await connect(tenant, 'alice'), await connect(tenant, 'alice')];
+      for (const c of lost) gone.add(String(c.connectionId));
+      // Both sockets dropped and no $disconnect ran: the records stay (ttl: 2 h 5 min).
+      expect(await connect(tenant, 'alice')).toHaveProperty('refused');
+      now += 61_000;
+      expect(await connect(tenant, 'alice')).toEqual({ connectionId: expect.any(String) });
+      expect(asked.sort()).toEqual(lost.map((c) => String(c.connectionId)).sort());
+      expect((await live.list(tenant, 'alice')).map((c) => c.connectionId)).not.toContain(lost[0]?.connectionId);
+    });
+
+    it('still refuses when the connections are there, and counts one in its handshake without asking', async () => {
+      const { connect, asked } = setupAsked(new Set());
+      const tenant = freshTenant();
+      const first = await connect(tenant, 'bob');
+      now += 61_000;
+      await connect(tenant, 'bob');
+      now += 1_000;
+      // A recount is due: the first is asked about (and is there); the second, a second old, may still be in its
+      // handshake (API Gateway would not know it yet) and counts without asking. The refusal stands.
+      expect(await connect(tenant, 'bob')).toHaveProperty('refused');
+      expect(asked).toEqual([first.connectionId]);
+    });
+
+    it('counts a connection it cannot ask about as live, never admitting over the cap', async () => {
+      const { deps } = setupAsked(new Set());
+      const tenant = freshTenant();
+      const registry = new Registry({ client, tableName, now: clock });
+      await registry.putConnection({ tenantId: tenant, userId: 'cy', roles: [] }, `${tenant}-x`, now - 120_000);
+      const failing = { ...deps, isConnected: async () => Promise.reject(new Error('API unreachable')) };
+      expect(await liveUserCount(tenant, 'cy', failing)).toBe(1);
+    });
+
+    it('are forgotten by an admin disconnect, which finds them gone', async () => {
+      const gone = new Set<string>();
+      const { connect, live, deps } = setupAsked(gone);
+      const tenant = freshTenant();
+      const lost = await connect(tenant, 'dee');
+      gone.add(String(lost.connectionId));
+      const result = await disconnectAll(tenant, 'dee', {
+        connections: live,
+        close: async (id) => !gone.has(id),
+        forget: deps.forget,
+      });
+      expect(result).toEqual({ disconnected: 1, failed: 0 });
+      expect(await live.list(tenant, 'dee')).toEqual([]);
+    });
   });
 
   it('recounts a refusing counter at most once per minute, however many handshakes it refuses', async () => {

@@ -79,16 +79,55 @@ export class TenantConnections {
   }
 }
 
-export interface DisconnectDeps {
+/**
+ * A registered connection younger than this is counted without asking API Gateway: its `$connect` may not have
+ * returned yet (API Gateway waits up to 29 s for an integration), and until then GetConnection does not know it.
+ */
+const HANDSHAKE_GRACE_MS = 60_000;
+
+/** What tells a registered connection API Gateway still has from one whose `$disconnect` was lost. */
+export interface GoneConnectionDeps {
+  /** GetConnection: false when API Gateway no longer has the connection (410). */
+  readonly isConnected: (connectionId: string) => Promise<boolean>;
+  /** Removes a connection API Gateway no longer has: its items and its counted place (`Registry.removeConnection`). */
+  readonly forget: (connectionId: string) => Promise<void>;
+}
+
+/**
+ * The live connections of one user, for the recount of a counter that refuses them (connection-counters.ts): the
+ * registered ones API Gateway still has. `$disconnect` is best effort in AWS: a lost one leaves its connection
+ * registered until the record's ttl (2 h 5 min), and counted, that phantom kept the user locked out as long (until
+ * 2026-12-03). So each registered connection is asked about (GetConnection: at most the user's cap of them) and a gone
+ * one is forgotten. One that cannot be asked (the API failing) or is still in its handshake counts as live: the
+ * recount never admits over the cap. A tenant's count stays the records' (thousands of calls per refusal would be too
+ * many); its phantoms go with delivery's 410s, the reaper and the ttl.
+ */
+export async function liveUserCount(
+  tenantId: string,
+  userId: string,
+  deps: GoneConnectionDeps & { readonly connections: Pick<TenantConnections, 'list'>; readonly now?: () => number },
+): Promise<number> {
+  const listed = await deps.connections.list(tenantId, userId);
+  const settled = (deps.now ?? Date.now)() - HANDSHAKE_GRACE_MS;
+  const answers = await settleConcurrently(listed, 8, async ({ connectionId, connectedAt }) => {
+    if (connectedAt > settled || (await deps.isConnected(connectionId))) return true;
+    await deps.forget(connectionId);
+    return false;
+  });
+  return answers.filter((answer) => answer.status === 'rejected' || answer.value).length;
+}
+
+export interface DisconnectDeps extends Pick<GoneConnectionDeps, 'forget'> {
   readonly connections: Pick<TenantConnections, 'list'>;
-  /** DeleteConnection; must tolerate a connection that is already gone. */
-  readonly close: (connectionId: string) => Promise<void>;
+  /** DeleteConnection; false when the connection was already gone. */
+  readonly close: (connectionId: string) => Promise<boolean>;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
 
 /**
  * Closes every connection of a tenant, or of one user of it. The tenant is always the caller's (from the token):
- * there is no parameter through which another tenant could be named. `$disconnect` removes their items.
+ * there is no parameter through which another tenant could be named. `$disconnect` removes their items; a connection
+ * API Gateway no longer has (its `$disconnect` was lost) gets no `$disconnect`, so it is forgotten here.
  */
 export async function disconnectAll(
   tenantId: string,
@@ -99,7 +138,9 @@ export async function disconnectAll(
   let disconnected = 0;
   let failed = 0;
   // Bounded parallelism: a big tenant must not open thousands of requests to the Management API at once.
-  const results = await settleConcurrently(targets, 16, (t) => deps.close(t.connectionId));
+  const results = await settleConcurrently(targets, 16, async (t) => {
+    if (!(await deps.close(t.connectionId))) await deps.forget(t.connectionId);
+  });
   for (const [i, result] of results.entries()) {
     if (result.status === 'fulfilled') disconnected++;
     else {

@@ -10,6 +10,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { errorResponse } from '../core/entities/http.ts';
 import { requireEnv } from '../core/env.ts';
 import { BadRequestError } from '../core/errors.ts';
+import { Registry } from '../core/registry.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { adminRoutes, handleAdminRequest } from '../core/revocation-http.ts';
 import { UsageStore } from '../core/usage.ts';
@@ -27,11 +28,13 @@ const tracer = createTracer();
 const client = createDocumentClient();
 const tableName = requireEnv('TABLE_NAME');
 const api = createConnectionsApi();
+const registry = new Registry({ client, tableName });
 const rateLimited = createHttpRateLimit();
 const deps = {
   connections: new TenantConnections({ client, tableName }),
-  close: async (connectionId: string) => {
-    await api.close(connectionId);
+  close: (connectionId: string) => api.close(connectionId),
+  forget: async (connectionId: string) => {
+    await registry.removeConnection(connectionId);
   },
   usage: new UsageStore({ client, tableName }),
   claimNames: claimNamesFromEnv(),

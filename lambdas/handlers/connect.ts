@@ -9,9 +9,10 @@ import { numberEnv, requireEnv } from '../core/env.ts';
 import { ForbiddenError } from '../core/errors.ts';
 import { effectiveLimits } from '../core/rate-limit.ts';
 import { Registry } from '../core/registry.ts';
-import { TenantConnections } from '../core/revocation.ts';
+import { liveUserCount, TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
 import { createTracer } from '../shared/tracer.ts';
@@ -25,11 +26,22 @@ const documentClient = createDocumentClient();
 const tableName = requireEnv('TABLE_NAME');
 const registry = new Registry({ client: documentClient, tableName });
 const connections = new TenantConnections({ client: documentClient, tableName });
-// O(1) per handshake: counter items, recounted through `connections` only when they refuse (docs/security.md).
+const api = createConnectionsApi();
+// O(1) per handshake: counter items, recounted through `connections` only when they refuse (docs/security.md); a
+// user's recount asks API Gateway which of their registered connections it still has.
 const counters = new ConnectionCounters({
   client: documentClient,
   tableName,
-  count: (tenantId, userId) => connections.count(tenantId, userId),
+  count: (tenantId, userId) =>
+    userId === undefined
+      ? connections.count(tenantId)
+      : liveUserCount(tenantId, userId, {
+          connections,
+          isConnected: (connectionId) => api.isConnected(connectionId),
+          forget: async (connectionId) => {
+            await registry.removeConnection(connectionId);
+          },
+        }),
 });
 const usage = createUsage(logger);
 const tenants = new TenantDirectory({
