@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { defaultEntityRules, entityRuleProblems, parseRulesFile, skippedLines } from './onboarding.ts';
+import { databaseNameOf, defaultEntityRules, entityRuleProblems, parseRulesFile, skippedLines } from './onboarding.ts';
 import type { SchemaSnapshot } from './schema.ts';
 
 const schema = {
@@ -75,4 +75,22 @@ it('says which tables are skipped and why', () => {
   expect(skippedLines(schema)).toEqual([
     'skipped table ticket_watcher: composite primary key (an entity needs a single-column primary key; the API cannot address its rows)',
   ]);
+});
+
+describe('a tenant’s database name', () => {
+  it('is tenant_<id> for an id in lower case without dashes', () => {
+    expect(databaseNameOf('acme')).toBe('tenant_acme');
+    expect(databaseNameOf('a_b2')).toBe('tenant_a_b2');
+  });
+
+  it('differs for ids that lower case, dashes or PostgreSQL’s 63-character cut would make one', () => {
+    const ids = ['acme', 'Acme', 'ACME', 'a-b', 'a_b', `${'x'.repeat(60)}1`, `${'x'.repeat(60)}2`, 'x'.repeat(64)];
+    const names = ids.map(databaseNameOf);
+    expect(new Set(names).size).toBe(ids.length);
+    for (const name of names) {
+      expect(name.length).toBeLessThanOrEqual(63);
+      expect(name).toMatch(/^tenant_[a-z0-9_]+$/);
+    }
+    expect(databaseNameOf('Acme')).toBe(databaseNameOf('Acme'));
+  });
 });

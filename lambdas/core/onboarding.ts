@@ -5,7 +5,7 @@
  * Everything goes through ports: the Data API, a secret store and the tenant directory, so the same code runs
  * against AWS and against the local runtime.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
@@ -141,9 +141,20 @@ export function skippedLines(schema: SchemaSnapshot | undefined): string[] {
 
 const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The database (and role) name of a tenant: `tenant_<id>`, lower case, `-` as `_`. */
+/** PostgreSQL's longest name (NAMEDATALEN − 1): a longer one is cut silently. */
+const MAX_PG_NAME = 63;
+
+/**
+ * The database (and role) name of a tenant: `tenant_<id>`, lower case, `-` as `_`. Tenant ids are case-sensitive and
+ * may hold `-`, so `Acme` and `acme`, or `a-b` and `a_b`, would share a name, as would two ids of over 56 characters
+ * that PostgreSQL cuts alike: an id that is not already such a name, or too long, gets its own hash as a suffix
+ * (`tenant_acme_3f0c9a1b`), so no two tenants meet at `CREATE ROLE`.
+ */
 export function databaseNameOf(tenantId: string): string {
-  return `tenant_${tenantId.toLowerCase().replace(/-/g, '_')}`;
+  const plain = `tenant_${tenantId.toLowerCase().replace(/-/g, '_')}`;
+  if (plain === `tenant_${tenantId}` && plain.length <= MAX_PG_NAME) return plain;
+  const hash = createHash('sha256').update(tenantId).digest('hex').slice(0, 8);
+  return `${plain.slice(0, MAX_PG_NAME - hash.length - 1)}_${hash}`;
 }
 
 /** The cluster with the fewest tenants (ties: the first in `clusters` order). */
