@@ -38,6 +38,7 @@ export const INTERNAL_PROPERTIES = [
   'deliver',
   'ids',
   'capacity',
+  'deliveredSeq',
   // reconnect.ts, rollover.ts, session.ts
   'opened',
   'later',

@@ -107,13 +107,6 @@ export function createClient(options: ClientOptions): TenantcastClient {
     (t) => session.end(t),
     (t) => session.settled(t),
   );
-  const subscriptions = createSubscriptions(
-    s.dedupeWindow,
-    transports,
-    (t, frame, settle, group) => requests.send(t, frame, s.requestTimeoutMs, settle, { group }),
-    (error) => emit('error', error),
-    (event) => emit('reset', event),
-  );
   const outbox = createOutbox(s.maxQueuedPublishes);
   const reconnect = createReconnect(
     s.clock,
@@ -122,6 +115,15 @@ export function createClient(options: ClientOptions): TenantcastClient {
     s.authCheckUrl,
     () => session.reopen(),
     (error) => emit('auth', error),
+  );
+  const subscriptions = createSubscriptions(
+    s.dedupeWindow,
+    transports,
+    (t, frame, settle, group) => requests.send(t, frame, s.requestTimeoutMs, settle, { group }),
+    (error) => emit('error', error),
+    (event) => emit('reset', event),
+    requests.arm,
+    reconnect.delay,
   );
   const session = createSession(s, { transports, requests, subscriptions, outbox, reconnect, emit });
 
@@ -148,7 +150,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
       outbox.close();
     },
 
-    subscribe: (group, handler) => subscriptions.add(group, handler),
+    subscribe: subscriptions.add,
 
     publish: (group, data) =>
       new Promise((resolve, reject) => {

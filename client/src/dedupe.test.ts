@@ -38,4 +38,32 @@ describe('a group cursor', () => {
     cursor.resetTo(4);
     expect(cursor.lastSeq).toBe(4);
   });
+
+  it('refuses a message whose seq is not above the last one accepted, even once its id left the window', () => {
+    const cursor = new GroupCursor(10);
+    for (let seq = 1; seq <= 11; seq++) cursor.accept(`m${seq}`, seq);
+    // m1 is no longer among the ten ids remembered: an at-least-once repeat of it is known by its seq.
+    expect(cursor.accept('m1', 1)).toBe(false);
+    expect(cursor.accept('m12', 12)).toBe(true);
+  });
+
+  it('hands on a message at or below a live subscribe ack: an ack moves the resume point, not the repeat bound', () => {
+    const cursor = new GroupCursor();
+    cursor.advance(10);
+    expect(cursor.accept('m8', 8)).toBe(true);
+    expect(cursor.lastSeq).toBe(10);
+    expect(cursor.accept('m7', 7)).toBe(false);
+  });
+
+  it('takes only a non-negative integer as a seq to resume from, by a message or by a reset', () => {
+    const cursor = new GroupCursor();
+    cursor.accept('m4', 4);
+    for (const seq of [4.5, -1, Number.NaN, '57' as unknown as number]) {
+      cursor.accept(`m${seq}`, seq);
+      cursor.resetTo(seq);
+    }
+    expect(cursor.lastSeq).toBe(4);
+    cursor.resetTo(0);
+    expect(cursor.lastSeq).toBe(0);
+  });
 });

@@ -6,7 +6,8 @@ import type { Clock, Network } from './types.ts';
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+  // A delay over 2^31 - 1 ms (24.8 days) fires at once: it is capped at 2e9 ms (23 days), so a far timer fires early.
+  setTimeout: (callback, ms) => globalThis.setTimeout(callback, Math.min(ms, 2e9)),
   clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
 };
 

@@ -6,10 +6,12 @@ export class TenantcastClientError extends Error {
   declare readonly code: ErrorCode;
   /** The group the failed request was about, if any. */
   declare readonly group?: string;
+  /** RATE_LIMITED: how long the server asks to wait before trying again (ms), as its error frame said. */
+  declare readonly retryAfterMs?: number;
   declare readonly name: 'TenantcastClientError';
 
-  constructor(code: ErrorCode, message: string, group?: string) {
+  constructor(code: ErrorCode, message: string, group?: string, retryAfterMs?: number) {
     super(message);
-    Object.assign(this, { code, group, name: 'TenantcastClientError' });
+    Object.assign(this, { code, group, name: 'TenantcastClientError', retryAfterMs });
   }
 }

@@ -25,9 +25,7 @@ export function createEvents<E extends Listeners<E>>(): Events<E> {
     on(event, listener) {
       const set = listeners.get(event) ?? new Set();
       listeners.set(event, set.add(listener));
-      return () => {
-        set.delete(listener);
-      };
+      return () => void set.delete(listener);
     },
   };
 }

@@ -5,30 +5,27 @@ import { collect, connect, message, reconnect, setup } from './testing.ts';
 import type { Transport } from './transport.ts';
 import type { Message } from './types.ts';
 
-function setupFrames(pendingGroup?: string) {
+function setupFrames() {
   const t = { dead: false } as Transport;
   const delivered: Message[] = [];
-  const answered: { ref: string; outcome: unknown }[] = [];
+  const answered: { ref: string | undefined; outcome: unknown }[] = [];
   const errors: TenantcastClientError[] = [];
   const receive = (raw: unknown) =>
     onFrame(
       t,
       raw,
       { deliver: (m) => delivered.push(m), reset: () => undefined },
-      {
-        answer: (_t, ref, outcome) => answered.push({ ref, outcome }),
-        find: (ref) => (ref === 'known' ? { group: pendingGroup } : undefined),
-      },
+      { answer: (_t, ref, outcome) => ref === 'known' && answered.push({ ref, outcome }) > 0 },
       (error) => errors.push(error),
     );
   return { t, delivered, answered, errors, receive };
 }
 
 describe('onFrame', () => {
-  it('settles the request an error names, with the group of that request', () => {
-    const h = setupFrames('g');
+  it('settles the request an error names with it', () => {
+    const h = setupFrames();
     h.receive(JSON.stringify({ type: 'error', ref: 'known', code: 'FORBIDDEN', message: 'no' }));
-    expect(h.answered).toMatchObject([{ ref: 'known', outcome: { code: 'FORBIDDEN', group: 'g' } }]);
+    expect(h.answered).toMatchObject([{ ref: 'known', outcome: { type: 'error', code: 'FORBIDDEN' } }]);
     expect(h.errors).toEqual([]);
   });
 

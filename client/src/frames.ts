@@ -1,18 +1,26 @@
 /**
  * Frames from the server: parsing one, and handing it to the unit it is for. Messages and batches go to the
  * subscriptions (which drop duplicates), resets too; acks, pongs and errors with a ref settle their request (on the
- * socket that sent it); errors without a ref and API Gateway's own `{"message": ...}` frames are reported; a frame
- * that is not JSON is reported as PROTOCOL without closing the connection; unknown types are ignored, so the server
- * can add some.
+ * socket that sent it: transport.ts); other errors and API Gateway's own `{"message": ...}` frames are reported; a
+ * frame that is not JSON is reported as PROTOCOL without closing the connection; unknown types are ignored, so the
+ * server can add some.
  */
 import { TenantcastClientError } from './errors.ts';
 import type { Subscriptions } from './subscriptions.ts';
 import type { Requests, Transport } from './transport.ts';
-import type { AckFrame, ErrorCode, ServerFrame } from './types.ts';
+import type { ErrorCode, ServerFrame } from './types.ts';
 
-export function errorFrom(frame: { code?: unknown; message?: unknown }, group?: string): TenantcastClientError {
+export function errorFrom(
+  frame: { code?: unknown; message?: unknown; retryAfterMs?: number },
+  group?: string,
+): TenantcastClientError {
   const code = typeof frame.code === 'string' ? (frame.code as ErrorCode) : 'INTERNAL';
-  return new TenantcastClientError(code, typeof frame.message === 'string' ? frame.message : code, group);
+  return new TenantcastClientError(
+    code,
+    typeof frame.message === 'string' ? frame.message : code,
+    group,
+    frame.retryAfterMs,
+  );
 }
 
 /** Handles one frame `raw` received on `t`. */
@@ -20,19 +28,18 @@ export function onFrame(
   t: Transport,
   raw: unknown,
   subscriptions: Pick<Subscriptions<Transport>, 'deliver' | 'reset'>,
-  requests: Pick<Requests, 'answer' | 'find'>,
+  requests: Pick<Requests, 'answer'>,
   reportError: (error: TenantcastClientError) => void,
 ): void {
   if (t.dead) return;
   let frame: ServerFrame | { type?: undefined; message?: unknown };
   try {
-    frame = JSON.parse(typeof raw === 'string' ? raw : String(raw));
+    frame = JSON.parse(String(raw));
   } catch {
     reportError(new TenantcastClientError('PROTOCOL', 'a frame from the server is not JSON'));
     return;
   }
-  if (typeof frame !== 'object' || frame === null) return;
-  switch (frame.type) {
+  switch (frame?.type) {
     case 'message':
       subscriptions.deliver(frame);
       return;
@@ -44,20 +51,13 @@ export function onFrame(
       return;
     case 'ack':
     case 'pong':
-      if (frame.ref !== undefined) requests.answer(t, frame.ref, frame as AckFrame);
+    case 'error':
+      // An answer settles its request (on the socket that sent it); an error answering none is reported.
+      if (!requests.answer(t, frame.ref, frame) && frame.type === 'error') reportError(errorFrom(frame));
       return;
-    case 'error': {
-      const pending = frame.ref === undefined ? undefined : requests.find(frame.ref);
-      const error = errorFrom(frame, pending?.group);
-      if (pending && frame.ref !== undefined) requests.answer(t, frame.ref, error);
-      else reportError(error);
-      return;
-    }
     case undefined:
       // API Gateway's own error frames: {"message":"Forbidden" | "Internal server error", ...}.
-      if (typeof frame.message === 'string') reportError(new TenantcastClientError('INTERNAL', frame.message));
-      return;
-    default:
+      if (typeof frame?.message === 'string') reportError(new TenantcastClientError('INTERNAL', frame.message));
     // Frame types this version does not know are ignored, so the server can add some.
   }
 }

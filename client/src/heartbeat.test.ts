@@ -2,24 +2,25 @@ import { describe, expect, it } from '@jest/globals';
 import { TenantcastClientError } from './errors.ts';
 import { createHeartbeat } from './heartbeat.ts';
 import { connect, FakeClock, setup } from './testing.ts';
+import type { Transport } from './transport.ts';
 
 function setupBeat() {
   const clock = new FakeClock();
-  const t = { role: 'primary', lastSentAt: clock.now() };
-  const timers = new Map<typeof t, unknown>();
+  const t = { role: 'primary', lastSentAt: clock.now() } as Transport;
+  const timers = new Map<Transport, unknown>();
   const pings: ((answer: unknown) => void)[] = [];
-  const dead: (typeof t)[] = [];
-  const beat = createHeartbeat<typeof t>(
-    1000,
-    100,
-    clock,
-    (conn, ms, callback) => {
-      clock.clearTimeout(timers.get(conn));
-      timers.set(conn, clock.setTimeout(callback, ms));
-    },
-    (conn, _timeoutMs, answered) => {
-      conn.lastSentAt = clock.now();
-      pings.push(answered);
+  const dead: Transport[] = [];
+  const beat = createHeartbeat(
+    { heartbeatMs: 1000, pongTimeoutMs: 100, clock },
+    {
+      arm: (conn, _name, ms, callback) => {
+        clock.clearTimeout(timers.get(conn));
+        timers.set(conn, clock.setTimeout(callback, ms));
+      },
+      send: (conn, _frame, _timeoutMs, answered) => {
+        conn.lastSentAt = clock.now();
+        pings.push(answered as (answer: unknown) => void);
+      },
     },
     (conn) => dead.push(conn),
   );
@@ -27,7 +28,7 @@ function setupBeat() {
 }
 
 describe('createHeartbeat', () => {
-  it('pings once the connection has sent nothing for everyMs', async () => {
+  it('pings once the connection has sent nothing for heartbeatMs', async () => {
     const h = setupBeat();
     h.beat(h.t);
     await h.clock.advance(999);

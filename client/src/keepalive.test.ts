@@ -32,7 +32,14 @@ function setupKeepalive() {
   );
   const ws = new FakeSocket('wss://x', undefined);
   ws.readyState = 1;
-  const t = { ...createTransport(ws, 'primary', clock.now(), clock.now() + 120_000), open: true };
+  const t = {
+    ...createTransport('primary'),
+    ws,
+    open: true,
+    expiresAt: clock.now() + 120_000,
+    openedAt: clock.now(),
+    lastSentAt: clock.now(),
+  };
   return { clock, requests, activate, t, ws, ended, rollovers: () => rollovers };
 }
 

@@ -19,26 +19,11 @@ export function createKeepalive(
   rollover: () => void,
   report: (error: TenantcastClientError) => void,
 ): (t: Transport) => void {
-  const heartbeat = createHeartbeat<Transport>(
-    s.heartbeatMs,
-    s.pongTimeoutMs,
-    s.clock,
-    (t, ms, callback) => requests.arm(t, 'heartbeat', ms, callback),
-    (t, ms, answered) => requests.send(t, { action: 'ping' }, ms, answered),
-    end,
-  );
-  const refresh = createRefresh<Transport>(
-    s.refreshBeforeMs,
-    s.clock,
-    (request) => s.getToken(request),
-    (t, ms, callback) => requests.arm(t, 'refresh', ms, callback),
-    (t, token, answered) => requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, answered),
-    report,
-    rollover,
-  );
+  const heartbeat = createHeartbeat(s, requests, end);
+  const refresh = createRefresh(s, requests, report, rollover);
   return (t) => {
     heartbeat(t);
     refresh(t);
-    requests.arm(t, 'rollover', Math.max(0, t.openedAt + s.rolloverAfterMs - s.clock.now()), rollover);
+    requests.arm(t, 'rollover', t.openedAt + s.rolloverAfterMs - s.clock.now(), rollover);
   };
 }

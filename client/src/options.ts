@@ -35,10 +35,8 @@ export type Settings = ClientOptions & { readonly [K in keyof typeof NUMBERS]: n
 export function settingsFor(options: ClientOptions): Settings {
   const settings: { -readonly [K in keyof Settings]: Settings[K] } = Object.create(options);
   settings.WebSocket = webSocketFor(options);
-  for (const name in NUMBERS) {
-    const key = name as keyof typeof NUMBERS;
-    settings[key] = positive(name, options[key], NUMBERS[key]);
-  }
+  let name: keyof typeof NUMBERS;
+  for (name in NUMBERS) settings[name] = positive(name, options[name], NUMBERS[name]);
   settings.clock = options.clock ?? systemClock;
   settings.random = options.random ?? Math.random;
   settings.network = options.network === null ? undefined : (options.network ?? browserNetwork());

@@ -100,6 +100,21 @@ describe('publish', () => {
     await expect(Promise.all([lost, later])).resolves.toHaveLength(2);
   });
 
+  it('over 32 KB reject with TOO_LARGE and leave the connection alone, instead of being sent again on every one', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    await expect(h.client.publish('chat:general', { text: 'x'.repeat(40_000) })).rejects.toMatchObject({
+      code: 'TOO_LARGE',
+      group: 'chat:general',
+    });
+    expect(socket.framesOf('publish')).toEqual([]);
+    expect(socket.closed).toBe(false);
+    const next = h.client.publish('chat:general', 'small');
+    socket.ackAll('publish', () => ({ id: 'p1' }));
+    await expect(next).resolves.toEqual({ id: 'p1' });
+    expect(h.server.sockets).toHaveLength(1);
+  });
+
   it('queues only up to its bound and refuses more with QUEUE_FULL', async () => {
     const h = setup({ maxQueuedPublishes: 2 });
     const queued = Promise.allSettled([h.client.publish('chat:general', 1), h.client.publish('chat:general', 2)]);

@@ -33,7 +33,7 @@ export function createOutbox(max: number): Outbox {
   return {
     add(group, data, resolve, reject) {
       if (queue.length >= max) {
-        reject(new TenantcastClientError('QUEUE_FULL', `${queue.length} publishes are already waiting`, group));
+        reject(new TenantcastClientError('QUEUE_FULL', `${max} publishes are already waiting`, group));
         return false;
       }
       queue.push({ order: ++order, group, data, resolve, reject });

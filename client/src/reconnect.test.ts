@@ -1,6 +1,6 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import type { TenantcastClientError } from './errors.ts';
-import { createReconnect } from './reconnect.ts';
+import { createReconnect, STAYED_OPEN_MS } from './reconnect.ts';
 import { connect, FakeClock, reconnect, settle, setup } from './testing.ts';
 
 /** `times` connection attempts that never open (dropped before the handshake ends), each followed by the backoff. */
@@ -139,6 +139,7 @@ describe('reconnecting', () => {
     // Drops before the socket ever opened count as consecutive failures: about 1 s, 2 s, 4 s, 8 s.
     expect(waits.map((w) => Math.round(w / 1000))).toEqual([1, 2, 4, 8]);
     socket.accept();
+    await h.clock.advance(STAYED_OPEN_MS);
     socket.drop();
     let waited = 0;
     while (h.server.sockets.length === 5) {
@@ -146,5 +147,27 @@ describe('reconnecting', () => {
       waited += 10;
     }
     expect(Math.round(waited / 1000)).toBe(1);
+  });
+});
+
+describe('a connection the server closes as soon as it opens', () => {
+  it('does not start the backoff again, so reconnecting slows down instead of looping', async () => {
+    const h = setup({ random: () => 0.999, backoff: { baseMs: 1000, maxMs: 60_000 } });
+    let socket = await connect(h);
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      socket.drop(1009, 'Message too big');
+      const before = h.server.sockets.length;
+      let waited = 0;
+      while (h.server.sockets.length === before) {
+        await h.clock.advance(10);
+        waited += 10;
+      }
+      waits.push(Math.round(waited / 1000));
+      socket = h.server.last();
+      socket.accept();
+      await settle();
+    }
+    expect(waits).toEqual([1, 2, 4, 8]);
   });
 });

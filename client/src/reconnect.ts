@@ -1,7 +1,8 @@
 /**
  * Reconnection of the primary connection. It owns the attempt count, the failure count and the reconnect timer:
  * - a lost primary is retried after a full-jitter backoff that grows with each consecutive attempt and starts again
- *   once a socket opens (a failed rollover waits the same delay, without counting an attempt);
+ *   after a socket that stayed open `STAYED_OPEN_MS` (one the server closes at once, for something it sent, say, does
+ *   not reset it, so such a loop slows down); a failed rollover or subscribe waits the delay of its own attempts;
  * - the fresh-token rule: from the second attempt since a socket last opened, getToken is asked for a fresh token
  *   (a browser cannot see the handshake's 401, so a cached token may be the reason);
  * - when fresh tokens keep failing, `authCheckUrl` is asked with one; its 401 is reported once through `onAuth`.
@@ -15,17 +16,20 @@ import type { Clock } from './types.ts';
 export interface Reconnect {
   /** Counts a primary attempt; true when it must ask getToken for a fresh token. */
   fresh(): boolean;
-  /** A primary socket opened: the backoff and the fresh-token rule start again. */
+  /** A primary socket opened: the fresh-token rule starts again, and the backoff once it stayed open a while. */
   opened(): void;
   /** Schedules the next attempt after the backoff, unless one is scheduled already. */
   later(): void;
   /** Cancels a scheduled attempt; with `restart`, the backoff starts again too. */
   cancel(restart?: boolean): void;
-  /** The current backoff delay, without counting an attempt (a rollover retry waits it). */
-  delay(): number;
+  /** The backoff delay of attempt number `attempt` (by default the current one), without counting an attempt. */
+  delay(attempt?: number): number;
   /** A token is about to be used: when fresh tokens failed before, asks `authCheckUrl` about it. */
   check(token: string): void;
 }
+
+/** How long a primary must have stayed open for the backoff to start again after it is lost. */
+export const STAYED_OPEN_MS = 10_000;
 
 export function createReconnect(
   clock: Clock,
@@ -40,9 +44,12 @@ export function createReconnect(
   let failures = 0;
   let authReported = false;
   let timer: unknown;
+  /** When the primary last opened; Infinity once a retry after it is scheduled. */
+  let openedAt = Infinity;
 
+  const delay = (n = attempt) => backoffDelay(n, backoff, random);
   const cancel = (restart?: boolean): void => {
-    if (timer !== undefined) clock.clearTimeout(timer);
+    clock.clearTimeout(timer);
     timer = undefined;
     if (restart) attempt = 0;
   };
@@ -50,30 +57,29 @@ export function createReconnect(
   return {
     fresh: () => failures++ > 0,
     opened() {
-      attempt = failures = 0;
+      failures = 0;
       authReported = false;
+      openedAt = clock.now();
     },
     later() {
       if (timer !== undefined) return;
-      timer = clock.setTimeout(
-        () => {
-          timer = undefined;
-          retry();
-        },
-        backoffDelay(attempt++, backoff, random),
-      );
+      if (clock.now() - openedAt >= STAYED_OPEN_MS) attempt = 0;
+      openedAt = Infinity;
+      timer = clock.setTimeout(() => {
+        timer = undefined;
+        retry();
+      }, delay(attempt++));
     },
     cancel,
-    delay: () => backoffDelay(attempt, backoff, random),
+    delay,
     check(token) {
       // A fresh token failed before this one: ask the HTTP API whether the tokens themselves are refused.
-      const url = authCheckUrl;
-      if (failures <= 2 || url === undefined || authReported) return;
-      fetch(url, { headers: { authorization: `Bearer ${token}` } }).then(
+      if (failures <= 2 || !authCheckUrl || authReported) return;
+      fetch(authCheckUrl, { headers: { authorization: `Bearer ${token}` } }).then(
         (answer) => {
           if (answer.status !== 401 || authReported || failures === 0) return;
           authReported = true;
-          onAuth(new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${url} answers 401)`));
+          onAuth(new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${authCheckUrl} answers 401)`));
         },
         () => undefined, // unreachable: not an answer about the token
       );

@@ -17,7 +17,7 @@ function setupRollover() {
   );
   const socket = (role: Transport['role'], open = true): Transport => {
     const ws = new FakeSocket('wss://example.test/ws', undefined);
-    const t = { ...createTransport(ws, role, clock.now(), undefined), open };
+    const t = { ...createTransport(role), ws, open };
     transports.add(t);
     return t;
   };
@@ -26,9 +26,9 @@ function setupRollover() {
     t.dead = true;
     transports.delete(t);
   };
-  const rollover = createRollover(transports, requests, 500, () => 700, {
+  const rollover = createRollover(transports, requests, 500, (attempt) => 700 * 2 ** attempt, {
     connected: () => connected,
-    openStandby: () => calls.push('open standby'),
+    openStandby: (fresh) => calls.push(fresh ? 'open standby, fresh token' : 'open standby'),
     resubscribe: () => [new Promise<void>((resolve) => (resubscribed = resolve))],
     activate: (t) => calls.push(`activate ${t.role}`),
     end,
@@ -45,7 +45,7 @@ function setupRollover() {
     /** A primary with an ack outstanding, and a standby that just opened. */
     standbyOpened() {
       const old = socket('primary');
-      old.pending.add('7');
+      old.pending.set('7', { timer: undefined, settle: () => undefined });
       const next = socket('standby');
       rollover.opened(next);
       return { old, next };
@@ -90,19 +90,35 @@ describe('createRollover', () => {
     h.resubscribed();
     await settle();
     h.rollover.settled(old);
-    expect(old.dead).toBe(false);
+    expect(old.dead).toBeFalsy();
     await h.clock.advance(500);
     expect(old.dead).toBe(true);
   });
 
-  it('tries again after the backoff delay when the standby fails, keeping the primary', async () => {
+  it('tries again when the standby fails, keeping the primary, after a backoff growing per failure, with a fresh token', async () => {
     const h = setupRollover();
     const primary = h.socket('primary');
     h.rollover.start();
     h.rollover.failed();
     expect([...primary.timers.keys()]).toEqual(['rollover']);
     await h.clock.advance(700);
-    expect(h.calls).toEqual(['open standby', 'open standby']);
+    h.rollover.failed();
+    await h.clock.advance(1399);
+    expect(h.calls).toEqual(['open standby', 'open standby, fresh token']);
+    await h.clock.advance(1);
+    expect(h.calls).toHaveLength(3);
+  });
+
+  it('starts the backoff and the cached tokens again once a standby took over', async () => {
+    const h = setupRollover();
+    h.rollover.start();
+    const { next } = h.standbyOpened();
+    h.rollover.failed(); // an earlier standby that failed
+    h.resubscribed();
+    await settle();
+    expect(next.role).toBe('primary');
+    h.rollover.start();
+    expect(h.calls.at(-1)).toBe('open standby');
   });
 
   it('lets an open standby take over a primary that ended, but not one still opening', () => {
@@ -189,5 +205,57 @@ describe('rollover before the connection cap', () => {
     expect(old.closed).toBe(false);
     await h.clock.advance(1000);
     expect(h.server.sockets).toHaveLength(3);
+  });
+
+  it('waits longer after each failed new connection, asking getToken for a fresh token', async () => {
+    const h = setup({ rolloverAfterMs: 60_000 });
+    const old = await connect(h);
+    await h.clock.advance(60_000);
+    const handled = new Set([old]);
+    for (let ms = 0; ms < 60_000; ms += 50) {
+      await h.clock.advance(50);
+      for (const socket of h.server.sockets) {
+        if (handled.has(socket)) continue;
+        handled.add(socket);
+        socket.drop(1006); // the handshake was refused (a per-user cap, a refused token): a browser sees 1006
+      }
+    }
+    // With the 500 ms base and 20 s cap, a minute holds about 9 attempts (not ~240 at a constant [0, 500) ms).
+    expect(h.server.sockets.length - 1).toBeLessThan(15);
+    // After the first standby failed (the primary's token and the first standby's were not fresh), only fresh ones.
+    const asked = h.getToken.mock.calls.map((call) => (call as unknown[])[0]);
+    expect(asked.slice(2)).toEqual(asked.slice(2).map(() => ({ fresh: true })));
+    expect(asked.length).toBeGreaterThan(3);
+    expect(old.closed).toBe(false);
+  });
+
+  it('keeps the old connection until every group is subscribed on the new one, retrying those that are not', async () => {
+    const h = setup({ rolloverAfterMs: 60_000 });
+    const { seen } = collect(h, 'chat');
+    collect(h, 'news');
+    const old = await connect(h);
+    old.ackAll('subscribe', () => ({ seq: 1 }));
+    await h.clock.advance(60_000);
+    const next = h.server.last();
+    next.accept();
+    await settle();
+    const [chat, news] = next.framesOf('subscribe');
+    next.answered.add(chat?.ref ?? '');
+    next.receive({ type: 'error', ref: chat?.ref, code: 'RATE_LIMITED', message: 'too many', retryAfterMs: 100 });
+    next.answered.add(news?.ref ?? ''); // no answer: it times out
+    await h.clock.advance(15_000);
+    expect(old.closed).toBe(false);
+    old.receive(message('chat', 2));
+    expect(next.framesOf('subscribe').map((f) => f.group)).toEqual(['chat', 'news', 'chat']);
+    next.ackAll('subscribe'); // chat, the second time
+    await h.clock.advance(1_000);
+    expect(next.framesOf('subscribe').map((f) => f.group)).toEqual(['chat', 'news', 'chat', 'news']);
+    expect(old.closed).toBe(false);
+    next.ackAll('subscribe'); // news, the second time
+    await settle();
+    expect(old.closed).toBe(true);
+    next.receive(message('chat', 2));
+    next.receive(message('chat', 3));
+    expect(seen.map((m) => m.seq)).toEqual([2, 3]);
   });
 });

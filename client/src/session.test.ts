@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { ClientEvents } from './client.ts';
 import { settingsFor } from './options.ts';
 import { createOutbox } from './outbox.ts';
@@ -16,9 +16,10 @@ function setupSession(
   const server = fakeWebSocket();
   const clock = new FakeClock();
   let issued = 0;
+  const getToken = jest.fn(async (): Promise<string> => `token-${++issued}`);
   const s = settingsFor({
     url: 'wss://example.test/ws',
-    getToken: async () => `token-${++issued}`,
+    getToken,
     WebSocket: server.WebSocket,
     clock,
     random: () => 0.5,
@@ -73,7 +74,7 @@ function setupSession(
     );
     session.flush();
   };
-  return { server, clock, transports, states, requests, outbox, session, primary, open, publishInFlight };
+  return { server, clock, getToken, transports, states, requests, outbox, session, primary, open, publishInFlight };
 }
 
 describe('the state funnel', () => {
@@ -134,6 +135,23 @@ describe('the one teardown path', () => {
     expect(t.dead).toBe(true);
     expect(h.server.last().closedByClient).toEqual({ code: 1000, reason: 'client closing' });
     expect(h.states).toEqual(['connecting', 'reconnecting']);
+  });
+
+  it('gives up on a getToken that does not answer within connectTimeoutMs, and tries again', async () => {
+    const h = setupSession({ connectTimeoutMs: 5000 });
+    const answers: ((token: string) => void)[] = [];
+    h.getToken.mockImplementation(() => new Promise<string>((resolve) => answers.push(resolve)));
+    h.session.start();
+    await h.clock.advance(5000);
+    expect(h.states).toEqual(['connecting', 'reconnecting']);
+    await h.clock.advance(1000);
+    expect(answers).toHaveLength(2);
+    answers[0]?.('late'); // the abandoned attempt's token comes too late: no socket is opened with it
+    answers[1]?.('in time');
+    await settle();
+    expect(h.server.sockets.map((socket) => socket.token)).toEqual(['in time']);
+    h.server.last().accept();
+    expect(h.states).toEqual(['connecting', 'reconnecting', 'connected']);
   });
 
   it('opens no socket when stopped while getToken is still answering', async () => {

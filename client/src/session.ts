@@ -2,11 +2,11 @@
  * The session: the client's one logical connection. It owns
  * - the state: `setState` is the one place it changes, and every change is emitted as the `state` event;
  * - opening a socket: a token from getToken (a fresh one after a failed open, reconnect.ts), a WebSocket offering it
- *   as subprotocol, which must open within connectTimeoutMs;
+ *   as subprotocol; both must be done within connectTimeoutMs (the attempt's transport exists from the start);
  * - what an open primary does: connected, resubscribed, what keeps it usable started (keepalive.ts: heartbeat, token
  *   refresh, rollover timer), the outbox flushed (a standby is rollover.ts's);
- * - the one teardown path, `end`: a socket's close or error, a connect or pong timeout, a failed send, a finished
- *   drain, close() and going offline all end a socket there, which clears its timers, handlers, socket and pending
+ * - the one teardown path, `end`: a socket's close or error, a connect or pong timeout, a failed getToken or send, a
+ *   finished drain, close() and going offline all end a socket (or an attempt) there, which clears its timers, handlers, socket and pending
  *   requests (publishes in flight go back to the outbox);
  * - what a lost primary means: a standby takes over, else a reconnect after the backoff (unless closed or offline).
  * The units it is given or wires (requests and timers, subscriptions, outbox, reconnection, keepalive, rollover) own
@@ -57,9 +57,6 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   const { transports, requests, subscriptions, outbox, reconnect, emit } = units;
   const report = (error: TenantcastClientError) => emit('error', error);
   let state: ClientState = 'disconnected';
-  /** Bumped whenever opens under way must be abandoned (close, offline). */
-  let epoch = 0;
-  let opening = false;
   let stopNetwork: (() => void) | undefined;
 
   /** The one place the state changes. */
@@ -73,54 +70,52 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   const activate = createKeepalive(s, requests, end, () => rollover.start(), report);
   const rollover = createRollover(transports, requests, s.requestTimeoutMs, reconnect.delay, {
     connected: () => state === 'connected',
-    openStandby: () => void open('standby'),
+    openStandby: (fresh) => void open('standby', fresh),
     resubscribe: subscriptions.resubscribe,
     activate,
     end,
     flush,
   });
 
-  async function open(role: 'primary' | 'standby'): Promise<void> {
-    const myEpoch = epoch;
-    const primary = role === 'primary';
+  /**
+   * Opens a socket with role `role`. Its transport is there from the start, before getToken answers (with no socket
+   * yet), so it counts as the primary (or standby) under way, whatever ends it ends the open too (close, offline, a
+   * lost primary), and the connect timeout covers getToken: one that never answers is abandoned and retried as well.
+   * `fresh` (a standby's: rollover.ts) defaults to the reconnection's fresh-token rule, which counts an attempt.
+   */
+  async function open(role: 'primary' | 'standby', fresh = reconnect.fresh()): Promise<void> {
+    const t = createTransport(role);
+    transports.add(t);
+    requests.arm(t, 'connect', s.connectTimeoutMs, () => end(t));
     let token: string;
-    let expiresAt: number | undefined;
     try {
-      ({ token, expiresAt } = readToken(await s.getToken({ fresh: primary && reconnect.fresh() })));
+      ({ token, expiresAt: t.expiresAt } = readToken(await s.getToken({ fresh })));
     } catch (err) {
-      if (myEpoch === epoch) failed(primary, getTokenFailed(err));
-      return;
-    } finally {
-      if (primary && myEpoch === epoch) opening = false;
+      return failed(t, getTokenFailed(err));
     }
-    if (myEpoch !== epoch || state === 'disconnected') return;
+    if (t.dead) return;
     reconnect.check(token);
-    if (!primary && !withRole(transports, 'primary')?.open) return rollover.failed();
     let ws: WebSocketLike;
     try {
-      ws = new s.WebSocket(s.url, ['tenantcast.v1', token]);
+      ws = t.ws = new s.WebSocket(s.url, ['tenantcast.v1', token]);
     } catch (err) {
-      return failed(primary, new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
+      return failed(t, new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
     }
-    const t = createTransport(ws, role, clock.now(), expiresAt);
-    transports.add(t);
     ws.onopen = () => opened(t);
     ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, report);
     ws.onclose = () => end(t);
     ws.onerror = () => undefined; // a close event always follows
-    requests.arm(t, 'connect', s.connectTimeoutMs, () => end(t));
   }
 
-  /** No token or no socket: a primary is retried later, a standby's rollover too. */
-  function failed(primary: boolean, error: TenantcastClientError): void {
+  /** No token or no socket: reported, and the open ends (a primary is retried later, a standby's rollover too). */
+  function failed(t: Transport, error: TenantcastClientError): void {
+    if (t.dead) return;
     report(error);
-    if (primary) lost();
-    else rollover.failed();
+    end(t);
   }
 
   function reopen(): void {
-    if (opening || withRole(transports, 'primary') || state === 'disconnected') return;
-    opening = true;
+    if (withRole(transports, 'primary') || state === 'disconnected') return;
     void open('primary');
   }
 
@@ -128,7 +123,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     if (t.dead) return;
     requests.disarm(t, 'connect');
     t.open = true;
-    t.openedAt = clock.now();
+    t.openedAt = t.lastSentAt = clock.now();
     if (t.role !== 'primary') {
       rollover.opened(t);
       return;
@@ -192,15 +187,12 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     }
   }
 
-  /** Abandons the opens under way (their getToken may still answer) and stops reconnecting. */
-  function abandon(): void {
-    epoch++;
-    opening = false;
-    reconnect.cancel();
-  }
-
-  /** Every socket ends, the standby first (so the primary's end does not promote it). */
+  /**
+   * Reconnecting stops and every socket ends, attempts under way too, the standby first (so the primary's end does not
+   * promote it).
+   */
   function endAll(): void {
+    reconnect.cancel();
     rollover.cancel();
     for (const t of [...transports]) end(t);
   }
@@ -208,10 +200,9 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   function onNetwork(online: boolean): void {
     if (state === 'disconnected') return;
     if (!online) {
-      abandon();
       endAll();
       setState('reconnecting');
-    } else if (!withRole(transports, 'primary') && !opening) {
+    } else if (!withRole(transports, 'primary')) {
       reconnect.cancel(true);
       reopen();
     }
@@ -231,7 +222,6 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     },
     stop() {
       if (state === 'disconnected') return;
-      abandon();
       setState('disconnected');
       stopNetwork?.();
       stopNetwork = undefined;

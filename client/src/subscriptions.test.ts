@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { TenantcastClientError } from './errors.ts';
 import { createSubscriptions, type SubscriptionFrame } from './subscriptions.ts';
-import { collect, connect, message, reconnect, setup } from './testing.ts';
+import { collect, connect, FakeClock, message, reconnect, setup } from './testing.ts';
 import type { AckFrame, Message, ResetEvent } from './types.ts';
 
 interface Sock {
@@ -14,14 +14,22 @@ function setupGroups() {
   const sent: { frame: SubscriptionFrame; settle: (answer: AckFrame | TenantcastClientError) => void }[] = [];
   const errors: TenantcastClientError[] = [];
   const resets: ResetEvent[] = [];
+  const clock = new FakeClock();
+  /** The delays of the retry timers armed, by group (one socket here). */
+  const timers = new Map<object, number>();
   const subs = createSubscriptions<Sock>(
     10,
     new Set([socket]),
     (_t, frame, settle) => sent.push({ frame, settle }),
     (error) => errors.push(error),
     (event) => resets.push(event),
+    (_t, name, ms, callback) => {
+      timers.set(name, ms);
+      clock.setTimeout(callback, ms);
+    },
+    (attempt) => 100 * 2 ** attempt,
   );
-  return { socket, sent, errors, resets, subs };
+  return { socket, sent, errors, resets, subs, clock, timers };
 }
 
 const ack = (seq?: number): AckFrame => ({ type: 'ack', ...(seq !== undefined && { seq }) }) as AckFrame;
@@ -64,7 +72,7 @@ describe('createSubscriptions', () => {
     expect(h.errors.map((e) => e.code)).toEqual(['HANDLER_FAILED']);
   });
 
-  it('drops a group the server refused, but keeps one whose subscribe timed out', async () => {
+  it('drops a group the server refused, but keeps (and retries) one whose subscribe timed out', async () => {
     const h = setupGroups();
     const refused = h.subs.add('refused', () => undefined);
     h.subs.add('slow', () => undefined);
@@ -73,6 +81,38 @@ describe('createSubscriptions', () => {
     await expect(refused.ready).rejects.toMatchObject({ code: 'FORBIDDEN' });
     void h.subs.resubscribe(h.socket);
     expect(h.sent.slice(2).map((s) => s.frame.group)).toEqual(['slow']);
+  });
+
+  it('sends a subscribe again after a transient error, waiting its backoff plus retryAfterMs, until it is answered', async () => {
+    const h = setupGroups();
+    const g = h.subs.add('g', () => undefined);
+    h.sent[0]?.settle(new TenantcastClientError('RATE_LIMITED', 'slow down', 'g', 250));
+    await h.clock.advance(349); // the first attempt's backoff (100 ms here) and the 250 ms the server asked for
+    expect(h.sent).toHaveLength(1);
+    await h.clock.advance(1);
+    h.sent[1]?.settle(new TenantcastClientError('INTERNAL', 'internal error', 'g'));
+    expect(h.timers.get([...h.timers.keys()][0] as object)).toBe(200); // the second attempt's backoff
+    await h.clock.advance(200);
+    h.sent[2]?.settle(ack());
+    await expect(g.ready).resolves.toBeUndefined();
+    expect(h.sent.map((s) => s.frame.action)).toEqual(['subscribe', 'subscribe', 'subscribe']);
+    expect(h.errors.map((e) => e.code)).toEqual(['RATE_LIMITED', 'INTERNAL']);
+  });
+
+  it('does not send a subscribe again for a group unsubscribed meanwhile, or on a socket no longer usable', async () => {
+    const h = setupGroups();
+    const unsubscribe = h.subs.add('g', () => undefined);
+    h.subs.add('h', () => undefined);
+    h.sent[0]?.settle(new TenantcastClientError('TIMEOUT', 'late', 'g'));
+    h.sent[1]?.settle(new TenantcastClientError('TIMEOUT', 'late', 'h'));
+    unsubscribe();
+    h.socket.role = 'draining';
+    await h.clock.advance(1000);
+    expect(h.sent.map((s) => `${s.frame.action} ${s.frame.group}`)).toEqual([
+      'subscribe g',
+      'subscribe h',
+      'unsubscribe g',
+    ]);
   });
 
   it('tells the server when the last handler of a group leaves, and only then', () => {
@@ -178,5 +218,94 @@ describe('subscriptions', () => {
     socket.receive(message('chat:general', 1));
     expect(seen).toHaveLength(1);
     expect(h.errors.map((e) => e.code)).toEqual(['HANDLER_FAILED']);
+  });
+
+  it('answered RATE_LIMITED on a reconnect with more groups than the frame burst are retried and delivered', async () => {
+    const h = setup();
+    const seen = Array.from({ length: 25 }, (_, i) => collect(h, `g${i}`).seen);
+    const first = await connect(h);
+    first.ackAll('subscribe', () => ({ seq: 10 }));
+    first.drop(1001);
+    const second = await reconnect(h, first);
+    // The server takes a burst of 20 frames, then answers RATE_LIMITED with retryAfterMs.
+    for (const [i, f] of second.framesOf('subscribe').entries()) {
+      second.answered.add(f.ref);
+      second.receive(
+        i < 20
+          ? { type: 'ack', ref: f.ref }
+          : { type: 'error', ref: f.ref, code: 'RATE_LIMITED', message: 'too many frames', retryAfterMs: 100 },
+      );
+    }
+    await h.clock.advance(5_000);
+    expect(
+      second
+        .framesOf('subscribe')
+        .slice(25)
+        .map((f) => f.group),
+    ).toEqual(['g20', 'g21', 'g22', 'g23', 'g24']);
+    second.ackAll('subscribe');
+    second.receive(message('g24', 11));
+    second.drop(1006);
+    const third = await reconnect(h, second);
+    expect(third.framesOf('subscribe').map((f) => f.group)).toContain('g24');
+    third.ackAll('subscribe');
+    third.receive(message('g24', 12));
+    expect(seen[24]?.map((m) => m.seq)).toEqual([11, 12]);
+  });
+
+  it('answered INTERNAL are kept, not dropped: the app stays subscribed', async () => {
+    const h = setup();
+    const { seen } = collect(h, 'chat');
+    const first = await connect(h);
+    first.ackAll('subscribe', () => ({ seq: 1 }));
+    first.receive(message('chat', 2));
+    first.drop(1006);
+    const second = await reconnect(h, first);
+    const f = second.lastOf('subscribe');
+    second.answered.add(f.ref);
+    second.receive({ type: 'error', ref: f.ref, code: 'INTERNAL', message: 'internal error' });
+    second.drop(1006);
+    const third = await reconnect(h, second);
+    expect(third.framesOf('subscribe').map((x) => x.group)).toEqual(['chat']);
+    third.ackAll('subscribe');
+    third.receive(message('chat', 3));
+    expect(seen.map((m) => m.seq)).toEqual([2, 3]);
+  });
+
+  it('without an answer (API Gateway answers a failed route with a frame of its own) are sent again on the socket', async () => {
+    const h = setup();
+    collect(h, 'chat');
+    const first = await connect(h);
+    first.ackAll('subscribe', () => ({ seq: 5 }));
+    first.drop(1006);
+    const second = await reconnect(h, first);
+    second.receive({ message: 'Internal server error', connectionId: 'c', requestId: 'r' });
+    await h.clock.advance(15_000 + 1_000); // the request timeout, then the backoff
+    expect(h.client.state).toBe('connected');
+    expect(second.framesOf('subscribe').map((f) => f.since)).toEqual([5, 5]);
+    expect(h.errors.map((e) => e.code)).toEqual(['INTERNAL', 'TIMEOUT']);
+  });
+
+  it('drop a repeat older than the id window by its seq, in a batch too', async () => {
+    const h = setup({ dedupeWindow: 10 });
+    const { seen } = collect(h, 'chat');
+    const socket = await connect(h);
+    socket.ackAll('subscribe', () => ({ seq: 0 }));
+    for (let seq = 1; seq <= 11; seq++) socket.receive(message('chat', seq));
+    socket.receive(message('chat', 1));
+    socket.receive({ type: 'batch', messages: [message('chat', 2), message('chat', 12)] });
+    expect(seen.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('resume from a valid seq only: a message or reset carrying another one does not become `since`', async () => {
+    const h = setup();
+    collect(h, 'chat');
+    const first = await connect(h);
+    first.ackAll('subscribe', () => ({ seq: 4 }));
+    first.receive(message('chat', 4.5));
+    first.receive({ type: 'reset', group: 'chat', reason: 'HISTORY_EXPIRED', seq: '57' });
+    first.drop(1006);
+    const second = await reconnect(h, first);
+    expect(second.lastOf('subscribe').since).toBe(4);
   });
 });

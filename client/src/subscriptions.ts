@@ -1,9 +1,9 @@
 /**
  * Subscriptions: the groups this client is subscribed to, each with its handlers, its `ready` promise and its cursor
- * (dedupe.ts: where it stands, for `since`, and the ids already delivered). It owns subscribing a group on every
- * usable socket (and every group on a new one), dropping a group the server refused, telling the server when the
- * last handler leaves, delivering messages once each (a throwing handler is reported, the others still run) and
- * resets. Sockets and requests are the client's: `request` sends a frame and settles with its ack or error.
+ * (dedupe.ts: where it stands, for `since`, and what was delivered). It owns subscribing a group on every usable
+ * socket (and every group on a new one), sending a subscribe again on the same socket after a transient error,
+ * dropping a group the server refused, telling the server when the last handler leaves, delivering messages once each
+ * (a throwing handler is reported, the others still run) and resets. Sockets and requests are the client's: `request` sends a frame and settles with its ack or error.
  */
 import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
@@ -29,52 +29,68 @@ export interface Subscriptions<T> {
 interface Group {
   readonly handlers: Set<{ handler: (message: Message) => void }>;
   readonly cursor: GroupCursor;
-  readonly ready: Promise<void>;
+  ready: Promise<void>;
   resolve(): void;
   reject(error: TenantcastClientError): void;
 }
 
 type Answer = AckFrame | TenantcastClientError;
 export type SubscriptionFrame =
-  | { action: 'subscribe'; group: string; since?: number }
+  | { action: 'subscribe'; group: string; since: number | undefined }
   | { action: 'unsubscribe'; group: string };
 
 /**
  * `transports` are the client's sockets (usable: open and not draining); `request` sends a subscribe or unsubscribe
- * frame on one, `group` naming the group its errors are about; `report` and `onReset` reach the app's listeners.
+ * frame on one, `group` naming the group its errors are about; `report` and `onReset` reach the app's listeners;
+ * `later` (re)arms a socket's timer for a group (ending the socket disarms it); `delay` is an attempt's backoff delay.
  */
-export function createSubscriptions<T extends { readonly open: boolean; readonly role: string }>(
+export function createSubscriptions<T extends { readonly open?: boolean; readonly role: string }>(
   dedupeWindow: number,
   transports: Set<T>,
   request: (t: T, frame: SubscriptionFrame, settle: (answer: Answer) => void, group?: string) => void,
   report: (error: TenantcastClientError) => void,
   onReset: (event: ResetEvent) => void,
+  later: (t: T, key: object, ms: number, callback: () => void) => void,
+  delay: (attempt: number) => number,
 ): Subscriptions<T> {
   const groups = new Map<string, Group>();
   const usable = (t: T) => t.open && t.role !== 'draining';
 
+  /**
+   * Subscribes `name` on `t`; the promise settles once the server acked or refused it (or it no longer needs to be:
+   * unsubscribed, or `t` no longer usable). A refusal (BAD_REQUEST, FORBIDDEN, NOT_FOUND) drops the group; any other
+   * error (RATE_LIMITED, INTERNAL, TIMEOUT, ...) is transient: the subscribe is sent again on `t` after the backoff
+   * delay of its attempt plus the `retryAfterMs` the server asked for.
+   */
   function subscribeOn(t: T, name: string): Promise<void> {
-    const group = groups.get(name);
-    if (!group) return Promise.resolve();
-    const since = group.cursor.lastSeq;
-    return new Promise((done) => {
+    const group = groups.get(name) as Group; // add and resubscribe call it for a group that is there
+    let attempt = 0;
+    return new Promise(function send(done): void {
+      if (groups.get(name) !== group || !usable(t)) {
+        done();
+        return;
+      }
+      const since = group.cursor.lastSeq;
       request(
         t,
-        since === undefined ? { action: 'subscribe', group: name } : { action: 'subscribe', group: name, since },
+        { action: 'subscribe', group: name, since },
         (outcome) => {
-          done();
           if (outcome instanceof TenantcastClientError) {
             report(outcome);
-            // Refused by the server (not a timeout): drop the group, so it is not retried on every reconnect.
-            if (outcome.code !== 'TIMEOUT' && groups.get(name) === group) {
+            if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code)) {
+              return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
+            }
+            if (groups.get(name) === group) {
               groups.delete(name);
               group.reject(outcome);
             }
-            return;
+          } else {
+            // Subscribed live (no `since`): where the group stands now is where a later resubscribe resumes (unless
+            // a message seen meanwhile is further on: a cursor only moves forward).
+            if (since === undefined) group.cursor.advance(outcome.seq);
+            group.resolve();
           }
-          // Subscribed live (no `since`): where the group stands now is where a later resubscribe resumes.
-          if (since === undefined && group.cursor.lastSeq === undefined) group.cursor.advance(outcome.seq);
-          group.resolve();
+          done();
         },
         name,
       );
@@ -85,15 +101,11 @@ export function createSubscriptions<T extends { readonly open: boolean; readonly
     add<M>(name: string, handler: (message: Message<M>) => void): Subscription {
       let group = groups.get(name);
       if (!group) {
-        let resolve!: () => void;
-        let reject!: (error: TenantcastClientError) => void;
-        const ready = new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
+        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow) } as Group;
+        const created = group;
+        created.ready = new Promise((resolve, reject) => Object.assign(created, { resolve, reject }));
         // `ready` need not be awaited: an unobserved refusal is reported through the 'error' event instead.
-        ready.catch(() => undefined);
-        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow), ready, resolve, reject };
+        created.ready.catch(() => undefined);
         groups.set(name, group);
         for (const t of transports) if (usable(t)) void subscribeOn(t, name);
       }

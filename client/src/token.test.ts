@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { TenantcastClientError } from './errors.ts';
 import { connect, FakeClock, fakeJwt, type Harness, settle, setup } from './testing.ts';
 import { createRefresh, readToken, tokenExpiry } from './token.ts';
+import type { Transport } from './transport.ts';
 
 describe('reading tokens', () => {
   it("takes a JWT's exp as its expiry", () => {
@@ -22,25 +23,31 @@ describe('reading tokens', () => {
 
 function setupRefresh(tokens: (() => string)[], asked: unknown[] = []) {
   const clock = new FakeClock();
-  const t = { dead: false, role: 'primary', expiresAt: (clock.now() + 10_000) as number | undefined };
+  const t = { dead: false, role: 'primary', expiresAt: clock.now() + 10_000 } as Transport;
   const sent: { token: string; answered: (answer: unknown) => void }[] = [];
   const errors: TenantcastClientError[] = [];
   let rollovers = 0;
   let timer: unknown;
-  const schedule = createRefresh<typeof t>(
-    1000,
-    clock,
-    (request) => {
-      asked.push(request);
-      const next = tokens.shift();
-      if (!next) throw new Error('no token');
-      return next();
+  const schedule = createRefresh(
+    {
+      refreshBeforeMs: 1000,
+      requestTimeoutMs: 100,
+      clock,
+      getToken: (request) => {
+        asked.push(request);
+        const next = tokens.shift();
+        if (!next) throw new Error('no token');
+        return next();
+      },
     },
-    (_t, ms, callback) => {
-      clock.clearTimeout(timer);
-      timer = clock.setTimeout(callback, ms);
+    {
+      arm: (_t, _name, ms, callback) => {
+        clock.clearTimeout(timer);
+        timer = clock.setTimeout(callback, ms);
+      },
+      send: (_t, frame, _timeoutMs, answered) =>
+        sent.push({ token: (frame as { token: string }).token, answered: answered as (answer: unknown) => void }),
     },
-    (_t, token, answered) => sent.push({ token, answered }),
     (error) => errors.push(error),
     () => rollovers++,
   );

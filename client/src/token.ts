@@ -1,13 +1,15 @@
 /**
  * Tokens: reading what getToken returns (the token and its expiry: `expiresAt` when given, else the JWT's `exp`)
  * and refreshing the primary's token `refreshBeforeMs` before it expires. The refresh owns when to ask getToken
- * again, and what to do with the answer: send it on the connection (`send`) when it expires later than the current
- * one, else ask again for a fresh one a second later (so a getToken returning the same token cannot spin),
- * and fall back to a rollover (`rollover`), which opens a connection with a new token, when getToken or the server
- * fails. The timer, requests and reports are passed in (keepalive.ts).
+ * again, and what to do with the answer: send it on the connection (a `refresh` request) when it expires later than
+ * the current one, else ask again for a fresh one a second later (so a getToken returning the same token cannot
+ * spin), and fall back to a rollover (`rollover`), which opens a connection with a new token, when getToken or the
+ * server fails. The timer and request (transport.ts), reports and the rollover are passed in (keepalive.ts).
  */
 import { TenantcastClientError } from './errors.ts';
-import type { Clock, TokenResult } from './types.ts';
+import type { Settings } from './options.ts';
+import type { Requests, Transport } from './transport.ts';
+import type { TokenResult } from './types.ts';
 
 /** Reads a JWT's `exp` (epoch seconds) without verifying it: only to know when to refresh. */
 export function tokenExpiry(token: string): number | undefined {
@@ -23,45 +25,36 @@ export function tokenExpiry(token: string): number | undefined {
 
 /** The token getToken returned and when it expires (epoch ms), if known. */
 export function readToken(result: TokenResult): { token: string; expiresAt: number | undefined } {
-  const token = typeof result === 'string' ? result : result.token;
-  const seconds = typeof result === 'string' ? tokenExpiry(result) : (result.expiresAt ?? tokenExpiry(token));
-  return { token, expiresAt: seconds === undefined ? undefined : seconds * 1000 };
+  const { token, expiresAt = tokenExpiry(token) } = (typeof result === 'string' ? { token: result } : result) as {
+    token: string;
+    expiresAt?: number;
+  };
+  return { token, expiresAt: expiresAt && expiresAt * 1000 };
 }
 
 export const getTokenFailed = (err: unknown) =>
   new TenantcastClientError('UNAUTHORIZED', `getToken failed: ${String(err)}`);
 
-interface Refreshed {
-  readonly dead: boolean;
-  readonly role: string;
-  /** Epoch ms the connection's token expires, if known. */
-  expiresAt: number | undefined;
-}
-
 /**
- * Returns the function that schedules the token refresh of a primary connection `t`. Positional ports keep the
- * minified bundle small: `arm` (re)arms the refresh timer of `t`; `send` sends the new token on `t` and hands the
- * server's answer to `answered`; `report` reaches the app's error listeners; `rollover` starts a rollover.
+ * Returns the function that schedules the token refresh of a primary connection `t`: its refresh timer and the
+ * `refresh` request are `requests'`; `report` reaches the app's error listeners; `rollover` starts a rollover.
  */
-export function createRefresh<T extends Refreshed>(
-  refreshBeforeMs: number,
-  clock: Clock,
-  getToken: (request: { readonly fresh: boolean }) => TokenResult | Promise<TokenResult>,
-  arm: (t: T, ms: number, callback: () => void) => void,
-  send: (t: T, token: string, answered: (answer: unknown) => void) => void,
+export function createRefresh(
+  s: Pick<Settings, 'refreshBeforeMs' | 'requestTimeoutMs' | 'clock' | 'getToken'>,
+  requests: Pick<Requests, 'arm' | 'send'>,
   report: (error: TenantcastClientError) => void,
   rollover: () => void,
-): (t: T) => void {
+): (t: Transport) => void {
   // `fresh`: the last answer did not expire later (a cached token, or one issued in the same second as the current
   // one, exp having whole seconds), so ask for a newly issued one. `wait`: at least this long, a second after any
   // answer, so neither that nor a token living less than refreshBeforeMs can spin.
-  const schedule = (t: T, fresh = false, wait = 0): void => {
-    if (t.expiresAt === undefined) return;
+  const schedule = (t: Transport, fresh = false, wait = 0): void => {
     const current = t.expiresAt;
-    arm(t, Math.max(wait, current - refreshBeforeMs - clock.now()), async () => {
+    if (current === undefined) return;
+    requests.arm(t, 'refresh', Math.max(wait, current - s.refreshBeforeMs - s.clock.now()), async () => {
       let result: TokenResult;
       try {
-        result = await getToken({ fresh });
+        result = await s.getToken({ fresh });
       } catch (err) {
         report(getTokenFailed(err));
         rollover();
@@ -69,9 +62,9 @@ export function createRefresh<T extends Refreshed>(
       }
       if (t.dead || t.role !== 'primary') return;
       const { token, expiresAt } = readToken(result);
-      // A token of unknown expiry is sent, and not refreshed again.
-      if (expiresAt !== undefined && expiresAt <= current) return schedule(t, true, 1000);
-      send(t, token, (answer) => {
+      // A token of unknown expiry (undefined is not <=) is sent, and not refreshed again.
+      if ((expiresAt as number) <= current) return schedule(t, true, 1000);
+      requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, (answer) => {
         if (answer instanceof TenantcastClientError) {
           // The server could not take the new token: a rollover opens a connection with it, without a gap.
           report(answer);

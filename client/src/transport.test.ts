@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { TenantcastClientError } from './errors.ts';
 import type { QueuedPublish } from './outbox.ts';
 import { FakeClock, FakeSocket } from './testing.ts';
 import { type Answer, createRequests, createTransport, type Transport } from './transport.ts';
@@ -15,7 +16,7 @@ function setupRequests() {
   const transport = (): Transport => {
     const ws = new FakeSocket('wss://example.test/ws', undefined);
     ws.readyState = 1;
-    return { ...createTransport(ws, 'primary', clock.now(), undefined), open: true };
+    return { ...createTransport('primary'), ws, open: true, lastSentAt: clock.now() };
   };
   return { clock, failed, settled, requests, transport };
 }
@@ -43,9 +44,24 @@ describe('createRequests', () => {
     const answers: Answer[] = [];
     h.requests.send(a, { action: 'ping' }, 100, (x) => answers.push(x));
     const ref = (a.ws as FakeSocket).sent[0]?.ref ?? '';
-    h.requests.answer(b, ref, { type: 'ack', ref });
+    expect(h.requests.answer(b, ref, { type: 'ack', ref })).toBe(false);
     expect(answers).toEqual([]);
-    expect(h.requests.find(ref)).toBeDefined();
+    expect(a.pending.size).toBe(1);
+  });
+
+  it('settles a request answered by an error frame with an error naming its group', () => {
+    const h = setupRequests();
+    const t = h.transport();
+    const answers: Answer[] = [];
+    h.requests.send(t, { action: 'subscribe', group: 'g' }, 100, (x) => answers.push(x), {
+      group: 'g',
+    });
+    const ref = (t.ws as FakeSocket).sent[0]?.ref ?? '';
+    expect(
+      h.requests.answer(t, ref, { type: 'error', ref, code: 'RATE_LIMITED', message: 'slow down', retryAfterMs: 100 }),
+    ).toBe(true);
+    expect(answers).toMatchObject([{ code: 'RATE_LIMITED', group: 'g', retryAfterMs: 100 }]);
+    expect(answers[0]).toBeInstanceOf(TenantcastClientError);
   });
 
   it('settles a request left unanswered with TIMEOUT naming its group', async () => {
@@ -56,6 +72,21 @@ describe('createRequests', () => {
     await h.clock.advance(100);
     expect(answers).toMatchObject([{ code: 'TIMEOUT', group: 'g' }]);
     expect(t.pending.size).toBe(0);
+  });
+
+  it('refuses a frame over 32 KB (UTF-8) with TOO_LARGE without sending it, so API Gateway does not close the socket', () => {
+    const h = setupRequests();
+    const t = h.transport();
+    const answers: Answer[] = [];
+    // 16,400 characters but 32,800 bytes: the frame is measured in UTF-8, as API Gateway counts it.
+    h.requests.send(t, { action: 'publish', group: 'g', data: '\u00e9'.repeat(16_400) }, 100, (x) => answers.push(x), {
+      group: 'g',
+    });
+    h.requests.send(t, { action: 'publish', group: 'g', data: 'x'.repeat(32_000) }, 100, (x) => answers.push(x));
+    expect(answers).toMatchObject([{ code: 'TOO_LARGE', group: 'g' }]);
+    expect((t.ws as FakeSocket).sent.map((f) => (f.data as string).length)).toEqual([32_000]);
+    expect(t.pending.size).toBe(1);
+    expect(h.failed).toEqual([]);
   });
 
   it('reports a socket that cannot send', () => {

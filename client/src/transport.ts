@@ -2,60 +2,57 @@
  * Transports and their requests. A transport is one socket with its role (the `primary` carries the app's traffic,
  * a `standby` opens during a rollover, a `draining` one finishes its outstanding acks), its named timers and the
  * requests sent on it and not answered yet. This unit owns the timers (`arm`/`disarm`; all disarmed by a teardown),
- * request refs and their timeouts (TIMEOUT), matching an answer to its request on the same socket, and, when a
- * socket dies, handing back the publishes that were in flight. What a failed send means (`failed`) and what follows
+ * request refs and their timeouts (TIMEOUT), refusing a frame over API Gateway's 32 KB (TOO_LARGE), matching an
+ * answer (an error frame becomes an error) to its request on the same socket, and, when a socket dies, handing back
+ * the publishes that were in flight. What a failed send means (`failed`) and what follows
  * a settled request (`settled`) are the session's (session.ts).
  */
 import { TenantcastClientError } from './errors.ts';
+import { errorFrom } from './frames.ts';
 import type { QueuedPublish } from './outbox.ts';
-import type { AckFrame, ClientFrame, Clock, WebSocketLike } from './types.ts';
+import type { AckFrame, ClientFrame, Clock, ErrorFrame, PongFrame, WebSocketLike } from './types.ts';
 
 export interface Transport {
-  readonly ws: WebSocketLike;
+  /** A stand-in without a socket until getToken answered (session.ts). */
+  ws: WebSocketLike;
   role: 'primary' | 'standby' | 'draining';
-  open: boolean;
-  dead: boolean;
+  /** Unset until the socket opens. */
+  open?: boolean;
+  /** Unset until the socket is torn down. */
+  dead?: boolean;
+  /** Set when the socket opens (session.ts). */
   openedAt: number;
+  /** Set when the socket opens, and by every frame sent. */
   lastSentAt: number;
   /** Epoch ms the token of this connection expires, if known. */
   expiresAt: number | undefined;
-  /** Refs of requests sent on this socket and not answered yet. */
-  readonly pending: Set<string>;
-  readonly timers: Map<string, unknown>;
+  /** The requests sent on this socket and not answered yet, by ref. */
+  readonly pending: Map<string, Request>;
+  /** Timers by name, or by the object they are for (a group's subscribe retry: subscriptions.ts). */
+  readonly timers: Map<unknown, unknown>;
 }
 
-/** A transport for a socket just created (not open yet), opened at `now` with a token expiring at `expiresAt`. */
-export function createTransport(
-  ws: WebSocketLike,
-  role: Transport['role'],
-  now: number,
-  expiresAt: number | undefined,
-): Transport {
+/** A transport for a socket about to be opened: its `ws` is a stand-in (never open, nothing to close) until then. */
+export function createTransport(role: Transport['role']): Transport {
   return {
-    ws,
+    ws: {} as WebSocketLike,
     role,
-    open: false,
-    dead: false,
-    openedAt: now,
-    lastSentAt: now,
-    expiresAt,
-    pending: new Set(),
+    pending: new Map(),
     timers: new Map(),
-  };
+    // openedAt and lastSentAt are set when it opens, expiresAt when getToken answered (session.ts).
+  } as Transport;
 }
 
 /** The live transport with role `role` (at most one is primary and one standby), if any. */
-export function withRole(transports: Iterable<Transport>, role: Transport['role']): Transport | undefined {
-  for (const t of transports) if (t.role === role) return t;
-  return undefined;
-}
+export const withRole = (transports: Iterable<Transport>, role: Transport['role']): Transport | undefined =>
+  [...transports].find((t) => t.role === role);
 
 /** A frame the client sends, before its ref is added. */
 export type Outgoing = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'ref'> : never) : never;
 export type Answer = AckFrame | TenantcastClientError;
 
-interface Request {
-  readonly transport: Transport;
+/** A request sent on a transport and not answered yet. */
+export interface Request {
   readonly timer: unknown;
   readonly group?: string;
   readonly publish?: QueuedPublish;
@@ -63,10 +60,10 @@ interface Request {
 }
 
 export interface Requests {
-  /** (Re)arms the timer `name` of `t`. */
-  arm(t: Transport, name: string, ms: number, callback: () => void): void;
+  /** (Re)arms the timer `name` of `t` (a string, or an object the timer is for). */
+  arm(t: Transport, name: unknown, ms: number, callback: () => void): void;
   /** Disarms the timer `name` of `t`, or every timer of `t` without a name. */
-  disarm(t: Transport, name?: string): void;
+  disarm(t: Transport, name?: unknown): void;
   /** Sends `frame` on `t` with a new ref; `settle` gets the answer, or TIMEOUT after `timeoutMs`. */
   send(
     t: Transport,
@@ -75,10 +72,11 @@ export interface Requests {
     settle: (answer: Answer) => void,
     extra?: { group?: string; publish?: QueuedPublish },
   ): void;
-  /** Settles the request `ref` sent on `t` (an answer to a request of another socket is ignored). */
-  answer(t: Transport, ref: string, outcome: Answer): void;
-  /** The request `ref` not answered yet, on whichever socket. */
-  find(ref: string): { readonly group?: string } | undefined;
+  /**
+   * Settles the request `ref` sent on `t` with the server's answer (an error frame as an error naming the request's
+   * group); false when `t` has no such request (an answer to a request of another socket is not taken).
+   */
+  answer(t: Transport, ref: string | undefined, frame: AckFrame | PongFrame | ErrorFrame): boolean;
   /** `t` died: forgets its requests and hands back the publishes in flight on it. */
   drop(t: Transport): QueuedPublish[];
 }
@@ -89,12 +87,10 @@ export function createRequests(
   settled: (t: Transport) => void,
 ): Requests {
   let refs = 0;
-  const requests = new Map<string, Request>();
 
-  const disarm = (t: Transport, name?: string): void => {
+  const disarm = (t: Transport, name?: unknown): void => {
     for (const key of name === undefined ? [...t.timers.keys()] : [name]) {
-      const handle = t.timers.get(key);
-      if (handle !== undefined) clock.clearTimeout(handle);
+      clock.clearTimeout(t.timers.get(key));
       t.timers.delete(key);
     }
   };
@@ -113,39 +109,39 @@ export function createRequests(
     disarm,
     send(t, frame, timeoutMs, settle, extra = {}) {
       const ref = String(++refs);
-      const timer = clock.setTimeout(() => {
-        if (!requests.delete(ref)) return;
-        t.pending.delete(ref);
-        settle(
-          new TenantcastClientError('TIMEOUT', `no answer to ${frame.action} within ${timeoutMs} ms`, extra.group),
-        );
-        settled(t);
-      }, timeoutMs);
-      requests.set(ref, { transport: t, timer, settle, ...extra });
-      t.pending.add(ref);
       try {
-        t.ws.send(JSON.stringify({ ...frame, ref }));
+        const data = JSON.stringify({ ...frame, ref });
+        // API Gateway closes a connection sent a frame over 32 KB (1009), and a publish in flight on it would be sent
+        // again on every new one: such a frame is refused instead.
+        if (new Blob([data]).size > 32768) {
+          return settle(new TenantcastClientError('TOO_LARGE', `a ${frame.action} frame over 32 KB`, extra.group));
+        }
+        const timer = clock.setTimeout(() => {
+          t.pending.delete(ref);
+          settle(
+            new TenantcastClientError('TIMEOUT', `no answer to ${frame.action} within ${timeoutMs} ms`, extra.group),
+          );
+          settled(t);
+        }, timeoutMs);
+        t.pending.set(ref, { timer, settle, ...extra });
+        t.ws.send(data);
         t.lastSentAt = clock.now();
       } catch {
         failed(t);
       }
     },
-    answer(t, ref, outcome) {
-      const pending = requests.get(ref);
-      if (!pending || pending.transport !== t) return;
-      requests.delete(ref);
-      t.pending.delete(ref);
+    answer(t, ref, frame) {
+      const pending = t.pending.get(ref as string);
+      if (!pending) return false;
+      t.pending.delete(ref as string);
       clock.clearTimeout(pending.timer);
-      pending.settle(outcome);
+      pending.settle(frame.type === 'error' ? errorFrom(frame, pending.group) : (frame as AckFrame));
       settled(t);
+      return true;
     },
-    find: (ref) => requests.get(ref),
     drop(t) {
       const inFlight: QueuedPublish[] = [];
-      for (const ref of t.pending) {
-        const request = requests.get(ref);
-        requests.delete(ref);
-        if (!request) continue;
+      for (const request of t.pending.values()) {
         clock.clearTimeout(request.timer);
         if (request.publish) inFlight.push(request.publish);
       }

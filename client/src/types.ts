@@ -49,6 +49,8 @@ export interface ErrorFrame {
   ref?: string;
   code: ServerErrorCode;
   message: string;
+  /** RATE_LIMITED: wait this long (ms) before trying again. */
+  retryAfterMs?: number;
 }
 export interface BatchFrame {
   type: 'batch';
@@ -101,7 +103,10 @@ export interface WebSocketLike {
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
-/** Time and timers; inject a fake in tests. */
+/**
+ * Time and timers; inject a fake in tests. As the platform's: a delay below 0 means 0, and clearing `undefined` (or a
+ * timer that fired) does nothing.
+ */
 export interface Clock {
   now(): number;
   setTimeout(callback: () => void, ms: number): unknown;
