@@ -5,7 +5,16 @@ describe('queue message groups', () => {
   it('name a group by tenant and group, and hash a group whose name would pass 128 characters', () => {
     expect(messageGroupIdOf('acme', 'chat:room')).toBe('acme#chat:room');
     const long = `chat:${'x'.repeat(124)}`;
-    expect(messageGroupIdOf('acme', long)).toMatch(/^acme#h:[A-Za-z0-9_-]{43}$/);
+    expect(messageGroupIdOf('acme', long)).toMatch(/^acme#h#[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('never give a group the hashed id of a long one, whatever its name', () => {
+    const long = `room.${'x'.repeat(123)}`;
+    const hashed = messageGroupIdOf('acme', long);
+    const lookalike = hashed.slice('acme#'.length);
+    // The old hashed form, `h:<hash>`, was a valid group name; `#` is not part of any.
+    expect(messageGroupIdOf('acme', lookalike.replace('h#', 'h:'))).not.toBe(hashed);
+    expect(messageGroupIdOf('acme', lookalike.replace('h#', 'h:'))).toBe(`acme#${lookalike.replace('h#', 'h:')}`);
   });
 
   it('give each fan-out lane its own group, and never let two long groups with the same beginning share a lane', () => {

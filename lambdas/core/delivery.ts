@@ -81,7 +81,9 @@ export type FanoutJob = z.infer<typeof FanoutJob>;
 function queueGroupId(tenantId: string, group: string, suffix: string): string {
   const plain = `${tenantId}#${group}${suffix}`;
   if (plain.length <= 128) return plain;
-  return `${tenantId}#h:${createHash('sha256').update(group).digest('base64url')}${suffix}`;
+  // `#` cannot be part of a group name, so no group's plain id is a hashed one (until 2026-12-03 the hashed form was
+  // `<tenant>#h:<hash>`, itself a valid group name: that group and the long one shared a FIFO stream and a run).
+  return `${tenantId}#h#${createHash('sha256').update(group).digest('base64url')}${suffix}`;
 }
 
 /** The delivery queue's message group of a tenant's group. */

@@ -75,7 +75,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     // Consecutive replicas of a group are one run too, delivered (coalesced, packed) like published messages.
     const replica = replicaOf(record.body);
     if (replica !== undefined) {
-      open.delete(group);
+      for (const key of open.keys()) if (key.startsWith(`${group}\n`)) open.delete(key);
       let run = openReplicas.get(group);
       if (run === undefined) {
         run = { replicas: [], records: [] };
@@ -93,22 +93,25 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     } catch {
       parsed = undefined;
     }
+    // A run is one tenant's group as the messages name it, not the queue's message group: a run is sequenced and
+    // delivered as its first message's group, so two groups meeting in one message group must never share one.
+    const runKey = parsed === undefined ? group : `${group}\n${parsed.tenantId}\n${parsed.group}`;
     if (parsed === undefined || isReplayRequest(parsed)) {
-      open.delete(group);
+      for (const key of open.keys()) if (key === group || key.startsWith(`${group}\n`)) open.delete(key);
       units.push({ unit: { kind: 'other', record }, records: [record] });
       continue;
     }
     const problem = publishDataProblem(parsed.data);
     if (problem !== undefined) {
-      open.delete(group);
+      open.delete(runKey);
       const reason = `message ${parsed.id}: ${problem.code} ${problem.message}`;
       units.push({ unit: { kind: 'poison', record, reason }, records: [record] });
       continue;
     }
-    let run = open.get(group);
+    let run = open.get(runKey);
     if (run === undefined) {
       run = { messages: [], records: [] };
-      open.set(group, run);
+      open.set(runKey, run);
       units.push({ unit: { kind: 'run', messages: run.messages, records: run.records }, records: run.records });
     }
     run.messages.push(parsed);

@@ -80,6 +80,42 @@ describe('sequence numbers', () => {
   });
 });
 
+describe('two groups in one queue message group', () => {
+  it("deliver each group's messages to its own subscribers, as their own runs", async () => {
+    // Only a forged or legacy message group id puts two groups in one FIFO stream; the broadcaster must still keep
+    // them apart (until 2026-12-03 a run was the message group's, delivered as its first message's group).
+    const [a, b] = [await client('acme', 'ga'), await client('acme', 'gb')];
+    expect(await a.request({ action: 'subscribe', group: 'chat:shared-a' })).toMatchObject({ type: 'ack' });
+    expect(await b.request({ action: 'subscribe', group: 'chat:shared-b' })).toMatchObject({ type: 'ack' });
+    const entries = ['chat:shared-a', 'chat:shared-b', 'chat:shared-a'].map((group, n) => {
+      const p = deliverySendParams(runtime().queues.delivery.url, {
+        v: 1,
+        id: `shared-${n}`,
+        tenantId: 'acme',
+        group,
+        data: { n },
+        from: 'svc',
+        ts: Date.now(),
+      });
+      return {
+        Id: `e${n}`,
+        MessageBody: p.MessageBody,
+        MessageGroupId: 'acme#one-stream',
+        MessageDeduplicationId: p.MessageDeduplicationId,
+      };
+    });
+    await runtime().sqs.client.send(
+      new SendMessageBatchCommand({ QueueUrl: runtime().queues.delivery.url, Entries: entries }),
+    );
+    await until(() => messages(a, 'chat:shared-a').length === 2 && messages(b, 'chat:shared-b').length === 1);
+    await sleep(200);
+    expect(messages(a, 'chat:shared-a').map((m) => m.id)).toEqual(['shared-0', 'shared-2']);
+    expect(messages(b, 'chat:shared-b').map((m) => [m.id, m.seq])).toEqual([['shared-1', 1]]);
+    expect(messages(a, 'chat:shared-b')).toEqual([]);
+    expect(messages(b, 'chat:shared-a')).toEqual([]);
+  });
+});
+
 describe('membership between runs (member lists kept by the broadcaster)', () => {
   it('a member who joins a busy group gets what is published after its subscribe; one who leaves gets nothing more', async () => {
     const group = 'chat:joiners';
