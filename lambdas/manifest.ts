@@ -419,6 +419,13 @@ export const limits = {
   idleTimeoutSeconds: aws.websocketIdleSeconds,
   /** API Gateway maximum connection duration. */
   maxConnectionSeconds: aws.websocketConnectionSeconds,
+  /**
+   * Most messages a `subscribe` with `since` replays, and most frames it takes: further behind, the subscriber gets a
+   * `reset` (`HISTORY_TOO_LONG`) and reloads, so one replay stays a few seconds of one invocation (docs/delivery.md,
+   * "Recovery").
+   */
+  replayMessages: 1000,
+  replayFrames: 32,
   /** Largest entity API request body (413 TOO_LARGE above it; API Gateway's own limit is 10 MB). */
   entityBodyBytes: 256 * 1024,
   /** Largest SQS message tenantcast sends (the queues' `MaximumMessageSize`). */

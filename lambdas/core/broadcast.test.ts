@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { FakeTable } from '../../test/support/fake-table.ts';
+import { limits } from '../manifest.ts';
 import {
   allMembers,
   type BroadcastDeps,
@@ -851,6 +852,71 @@ describe('replay', () => {
     await broadcastRun([message('a'), message('secret', { audience: { roles: ['admin'] } })], false, deps);
     await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'm', since: 0, roles: ['member'] }, deps);
     expect(received('m')).toEqual([['a', 1]]);
+  });
+
+  it('sends a reset instead of more than limits.replayMessages messages', async () => {
+    const { deps, received, replayed, posts } = setup({ members: [member('c1')] });
+    const n = limits.replayMessages + 1;
+    for (let i = 0; i < n; i += 10) {
+      await broadcastRun(
+        Array.from({ length: Math.min(10, n - i) }, (_, k) => message(`m${i + k}`)),
+        false,
+        deps,
+      );
+    }
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, deps);
+    expect(received('late')).toEqual([['reset', n]]);
+    expect(JSON.parse(posts.filter(([c]) => c === 'late')[0]?.[1] ?? '{}')).toMatchObject({
+      reason: 'HISTORY_TOO_LONG',
+    });
+    expect(replayed).toEqual(['late']);
+    // One message fewer behind is replayed in full.
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'later', since: 1 }, deps);
+    expect(received('later')).toHaveLength(n - 1);
+  });
+
+  it('sends a reset instead of more than limits.replayFrames frames', async () => {
+    const { deps, received, posts } = setup({ members: [member('c1')] });
+    const big = 'x'.repeat(15_000);
+    // Two 15 KB messages per 32 KB frame: replayFrames + 1 frames' worth.
+    const count = 2 * (limits.replayFrames + 1);
+    for (let i = 0; i < count; i += 10) {
+      const run = Array.from({ length: Math.min(10, count - i) }, (_, k) => message(`b${i + k}`, { data: big }));
+      await broadcastRun(run, false, deps);
+    }
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, deps);
+    expect(received('late')).toEqual([['reset', count]]);
+    expect(JSON.parse(posts.filter(([c]) => c === 'late')[0]?.[1] ?? '{}')).toMatchObject({
+      reason: 'HISTORY_TOO_LONG',
+    });
+  });
+
+  it('ends a replay the time left cannot finish with a reset, and completes it, rather than failing it', async () => {
+    const { deps, posts, replayed } = setup({ members: [member('c1')] });
+    const big = 'x'.repeat(15_000);
+    for (let i = 0; i < 6; i += 3) {
+      await broadcastRun(
+        Array.from({ length: 3 }, (_, k) => message(`t${i + k}`, { data: big })),
+        false,
+        deps,
+      );
+    }
+    let left = 10_000;
+    const slow = {
+      ...deps,
+      remainingMs: () => left,
+      post: async (connectionId: string, data: string) => {
+        await deps.post(connectionId, data);
+        left -= 4_000; // each post takes 4 s of the invocation
+      },
+    };
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, slow);
+    const frames = posts
+      .filter(([c]) => c === 'late')
+      .map(([, d]) => JSON.parse(d) as { type: string; reason?: string });
+    expect(frames.map((f) => f.type)).toEqual(['batch', 'batch', 'reset']);
+    expect(frames.at(-1)).toMatchObject({ reason: 'HISTORY_TOO_LONG', seq: 6 });
+    expect(replayed).toEqual(['late']);
   });
 
   it('completes the replay even when there is nothing to send', async () => {

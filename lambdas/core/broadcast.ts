@@ -666,27 +666,58 @@ async function readAhead(pages: readonly FanoutPage[], deps: BroadcastDeps): Pro
 }
 
 /**
- * A `subscribe` with `since`, in order with the group's live messages: replay what history holds after `since`
- * (or a `reset` when part of it is gone), then let live delivery include the member.
+ * A `subscribe` with `since`, in order with the group's live messages: replay what history holds after `since`, then
+ * let live delivery include the member. Bounded (`limits.replayMessages`, `limits.replayFrames`, and the invocation's
+ * time, checked before each frame): a member further behind, or one whose replay the time left cannot finish, gets a
+ * `reset` to the group's seq instead (`HISTORY_TOO_LONG`; `HISTORY_EXPIRED` when part of the history is gone) and
+ * reloads, live messages following. Until 2026-12-03 a replay read and posted all of it: a `since: 0` on a long
+ * history ran the broadcaster past its timeout, again on every redelivery, held the group's queue and left the member
+ * waiting for a replay that went to the DLQ.
  */
 export async function replay(
   request: ReplayRequest & { roles?: readonly string[]; claims?: Readonly<Record<string, unknown>> },
   deps: BroadcastDeps,
 ): Promise<DeliveryResult> {
   const { tenantId, group, connectionId, since } = request;
-  const history = await deps.history.read(tenantId, group, since);
-  const frames =
-    history.kind === 'expired'
-      ? [JSON.stringify({ type: 'reset', group, reason: 'HISTORY_EXPIRED', seq: history.seq })]
-      : packFrames(
+  const history = await deps.history.read(tenantId, group, since, limits.replayMessages);
+  const reset = (reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG') =>
+    JSON.stringify({ type: 'reset', group, reason, seq: history.seq });
+  let frames =
+    history.kind === 'ok'
+      ? packFrames(
           messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }, deps.plan),
           undefined,
           deps.plan,
-        );
-  const plan = new Map(frames.length > 0 ? [[connectionId, frames]] : []);
-  const result = await deliverFrames(plan, deps, async () => undefined, { tenantId, live: false });
+        )
+      : [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')];
+  if (frames.length > limits.replayFrames) frames = [reset('HISTORY_TOO_LONG')];
+  const total = { delivered: 0, gone: 0, failed: 0 };
+  const post = (frame: string, timed: boolean) =>
+    deliverFrames(
+      new Map([[connectionId, [frame]]]),
+      timed ? deps : { ...deps, remainingMs: undefined },
+      async () => undefined,
+      { tenantId, live: false },
+    );
+  for (const frame of frames) {
+    let result: DeliveryResult;
+    let cut = false;
+    try {
+      result = await post(frame, true);
+    } catch (err) {
+      if (!(err instanceof DeliveryFailedError && err.firstCause instanceof OutOfTimeError)) throw err;
+      // Out of time part way: the member reloads from the group's seq rather than the replay failing (and starting
+      // over on every redelivery).
+      deps.log?.('replay cut short: out of time', { tenantId, group, connectionId, since });
+      result = await post(reset('HISTORY_TOO_LONG'), false);
+      cut = true;
+    }
+    total.delivered = Math.max(total.delivered, result.delivered);
+    total.gone += result.gone;
+    if (cut || result.gone > 0) break;
+  }
   await deps.registry.completeReplay(tenantId, group, connectionId);
-  return result;
+  return total;
 }
 
 export type { Recipient };

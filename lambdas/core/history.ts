@@ -56,7 +56,9 @@ export interface AheadRecord {
 
 export type HistoryRead =
   | { readonly kind: 'ok'; readonly seq: number; readonly messages: SequencedMessage[] }
-  | { readonly kind: 'expired'; readonly seq: number };
+  | { readonly kind: 'expired'; readonly seq: number }
+  /** More than the read's `max` messages follow `since`: none are returned. */
+  | { readonly kind: 'tooLong'; readonly seq: number };
 
 /** Connections that got seqs `first`..`last` of a group (one record per delivered run, written as it goes). */
 export interface ProgressRecord {
@@ -229,16 +231,23 @@ export class GroupHistory {
     await this.raiseCounter(first.tenantId, first.group, Math.max(...messages.map((m) => m.seq)));
   }
 
-  /** History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group). */
-  async read(tenantId: string, group: string, since: number): Promise<HistoryRead> {
+  /**
+   * History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group);
+   * `tooLong` if more than `max` items follow `since` (reading stops after `max + 1` of them).
+   */
+  async read(tenantId: string, group: string, since: number, max = Number.POSITIVE_INFINITY): Promise<HistoryRead> {
     const [state, items] = await Promise.all([
       this.state(tenantId, group),
-      this.queryAll({
-        pk: `${base(tenantId, group)}#H`,
-        condition: 'pk = :pk AND sk > :since',
-        values: { ':since': pad(since) },
-      }),
+      this.queryAll(
+        {
+          pk: `${base(tenantId, group)}#H`,
+          condition: 'pk = :pk AND sk > :since',
+          values: { ':since': pad(since) },
+        },
+        max + 1,
+      ),
     ]);
+    if (items.length > max) return { kind: 'tooLong', seq: state.seq };
     const nowSeconds = this.now() / 1000;
     const seen = new Set<string>();
     const messages: SequencedMessage[] = [];
@@ -483,11 +492,15 @@ export class GroupHistory {
     }
   }
 
-  private async queryAll(query: {
-    pk: string;
-    condition: string;
-    values: Record<string, unknown>;
-  }): Promise<Record<string, unknown>[]> {
+  /** Every item the query finds, in key order; at most `max` (whole pages are read, the rest dropped). */
+  private async queryAll(
+    query: {
+      pk: string;
+      condition: string;
+      values: Record<string, unknown>;
+    },
+    max = Number.POSITIVE_INFINITY,
+  ): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -498,11 +511,12 @@ export class GroupHistory {
           ExpressionAttributeValues: { ':pk': query.pk, ...query.values },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
+          ...(Number.isFinite(max) && { Limit: max - items.length }),
         }),
       );
       items.push(...(out.Items ?? []));
       startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    } while (startKey !== undefined && items.length < max);
     return items;
   }
 }

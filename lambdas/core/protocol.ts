@@ -151,7 +151,8 @@ export interface BatchFrame {
 export interface ResetFrame {
   type: 'reset';
   group: string;
-  reason: 'HISTORY_EXPIRED';
+  /** `HISTORY_EXPIRED`: part of it is gone; `HISTORY_TOO_LONG`: too much to replay (`limits.replayMessages`). */
+  reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG';
   seq: number;
 }
 /** A user's first connection joined, or last connection left, a group with presence events (docs/protocol.md). */

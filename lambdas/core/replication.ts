@@ -187,7 +187,7 @@ export function replicatingHistory(
       await replicate(sequenced);
       return sequenced;
     },
-    read: (tenantId, group, since) => history.read(tenantId, group, since),
+    read: (tenantId, group, since, max) => history.read(tenantId, group, since, max),
     markSplit: (tenantId, group, until, lanes) => history.markSplit(tenantId, group, until, lanes),
     addProgress: (tenantId, group, range, ids, complete) => history.addProgress(tenantId, group, range, ids, complete),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),
