@@ -6,6 +6,7 @@
  * before (SQS redelivers; after `maxReceiveCount` receives SQS itself moves the record to the DLQ).
  */
 import { TenantcastError } from './errors.ts';
+import { messageBytes } from './sqs-batches.ts';
 
 /** This record can never succeed: retrying it would only hold back the records behind it. */
 export class PoisonRecordError extends Error {
@@ -21,6 +22,38 @@ export class PoisonRecordError extends Error {
 
 /** Message attributes of a set-aside record in the dead-letter queue: why, and which function gave up on it. */
 export const setAsideAttributes = { reason: 'failureReason', by: 'failedBy' } as const;
+
+type StringAttributes = Record<string, { DataType: string; StringValue: string }>;
+
+/**
+ * The attributes a set-aside copy of `body` carries: at most 8 of the record's own (SQS allows 10), then the reason
+ * and the function, all within `maxBytes` with the body (SQS counts both): a record near the limit keeps fewer of
+ * its own, then a shorter reason, then none (its reason is in the error-level log line either way). Until 2026-12-03
+ * such a copy went over 256 KiB, SQS refused it, and the record stayed where it was, holding its group.
+ */
+export function setAsideMessageAttributes(
+  body: string,
+  own: StringAttributes,
+  reason: string,
+  by: string,
+  maxBytes: number,
+): StringAttributes {
+  const ours = (why: string): StringAttributes => ({
+    [setAsideAttributes.reason]: { DataType: 'String', StringValue: why },
+    [setAsideAttributes.by]: { DataType: 'String', StringValue: by },
+  });
+  const fits = (attributes: StringAttributes) =>
+    messageBytes({ MessageBody: body, MessageAttributes: attributes }) <= maxBytes;
+  const kept = Object.entries(own).slice(0, 8);
+  for (let n = kept.length; n >= 0; n--) {
+    const attributes = { ...Object.fromEntries(kept.slice(0, n)), ...ours(reason) };
+    if (fits(attributes)) return attributes;
+  }
+  const room = maxBytes - messageBytes({ MessageBody: body, MessageAttributes: ours('') });
+  // Characters, not bytes: a reason is mostly ASCII, and a 4-byte character only makes the cut shorter.
+  if (room >= 16) return ours(`${reason.slice(0, Math.floor(room / 4) - 1)}…`);
+  return {};
+}
 
 const permanentAwsErrors = new Set([
   // DynamoDB and SQS refuse the request itself (nesting, sizes, names, duplicate keys): the same request fails again.
@@ -40,6 +73,10 @@ const permanentAwsErrors = new Set([
  */
 export function isPermanent(err: unknown): boolean {
   if (err instanceof PoisonRecordError) return true;
+  // A delivery that failed for a reason no retry changes (a 413: a frame over API Gateway's limit).
+  if ((err as { name?: unknown } | undefined)?.name === 'DeliveryFailedError') {
+    return isPermanent((err as { firstCause?: unknown }).firstCause);
+  }
   if (err instanceof TenantcastError) return err.code === 'BAD_REQUEST' || err.code === 'TOO_LARGE';
   const name = (err as { name?: unknown } | undefined)?.name;
   if (name === 'ZodError' || name === 'SyntaxError') return true;

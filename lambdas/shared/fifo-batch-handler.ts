@@ -46,15 +46,25 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
       } catch (err) {
         if (!isPermanent(err)) throw err;
         const reason = reasonOf(err);
-        logger.error('poison record set aside', {
+        const ids = {
           sqsMessageId: record.messageId,
           messageGroupId: record.attributes.MessageGroupId,
           tenantId: record.messageAttributes.tenantId?.stringValue,
           messageId: record.messageAttributes.messageId?.stringValue,
           reason,
-          error: err as Error,
-        });
-        await setAside(record, reason);
+        };
+        try {
+          await setAside(record, reason);
+        } catch (asideErr) {
+          // Logged as what happened: the record was not set aside, it stays where it is and is retried.
+          logger.error('poison record could not be set aside', {
+            ...ids,
+            error: err as Error,
+            asideError: asideErr as Error,
+          });
+          throw asideErr;
+        }
+        logger.error('poison record set aside', { ...ids, error: err as Error });
         countSetAside(metrics);
       }
     };

@@ -3,10 +3,11 @@
  * every SQS-triggered function by the manifest's trigger), with the reason and the function that gave up on it as
  * message attributes, where `npx tenantcast dlq show` shows them and `dlq redrive` can send it back (docs/limits.md).
  */
-import { type MessageAttributeValue, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { optionalEnv } from '../core/env.ts';
-import { setAsideAttributes } from '../core/poison.ts';
+import { setAsideMessageAttributes } from '../core/poison.ts';
+import { limits } from '../manifest.ts';
 import { clientConfig } from './aws.ts';
 
 export type SetAside = (record: SQSRecord, reason: string) => Promise<void>;
@@ -16,17 +17,12 @@ export function createSetAside(): SetAside {
   const sqs = queueUrl === '' ? undefined : new SQSClient(clientConfig);
   return async (record, reason) => {
     if (sqs === undefined) throw new Error('DEAD_LETTER_QUEUE_URL is not set: the function has no SQS trigger');
-    const attributes: Record<string, MessageAttributeValue> = {};
-    // SQS allows 10 attributes per message: the record keeps at most 8 of its own.
-    for (const [name, value] of Object.entries(record.messageAttributes).slice(0, 8)) {
-      if (value.stringValue !== undefined)
-        attributes[name] = { DataType: value.dataType, StringValue: value.stringValue };
+    const own: Record<string, { DataType: string; StringValue: string }> = {};
+    for (const [name, value] of Object.entries(record.messageAttributes)) {
+      if (value.stringValue !== undefined) own[name] = { DataType: value.dataType, StringValue: value.stringValue };
     }
-    attributes[setAsideAttributes.reason] = { DataType: 'String', StringValue: reason };
-    attributes[setAsideAttributes.by] = {
-      DataType: 'String',
-      StringValue: optionalEnv('AWS_LAMBDA_FUNCTION_NAME', 'unknown'),
-    };
+    const by = optionalEnv('AWS_LAMBDA_FUNCTION_NAME', 'unknown');
+    const attributes = setAsideMessageAttributes(record.body, own, reason, by, limits.queueMessageBytes);
     const groupId = record.attributes.MessageGroupId;
     await sqs.send(
       new SendMessageCommand({
