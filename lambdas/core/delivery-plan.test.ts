@@ -63,6 +63,21 @@ describe('a delivery plan', () => {
     expect(ids('c2')).toEqual([open.id]);
   });
 
+  it('shares one set of frames among recipients who may receive the same messages, whatever else their claims hold', () => {
+    const team = msg('t1 only', { audience: { roles: ['member'], claim: { name: 'team', anyOf: ['t1'] } } });
+    const open = msg('everyone');
+    const recipients = Array.from({ length: 1000 }, (_, i) => ({
+      connectionId: `c${i}`,
+      roles: ['member'],
+      claims: { email: `user${i}@example.com`, team: i % 2 === 0 ? 't1' : 't2' },
+    }));
+    const plan = planDelivery([team, open], recipients);
+    expect(plan.size).toBe(1000);
+    // Two audiences' worth of frames, not a thousand.
+    expect(new Set(plan.values()).size).toBe(2);
+    expect(plan.get('c0')).not.toBe(plan.get('c1'));
+  });
+
   it('leaves out recipients that get nothing', () => {
     const secret = msg('x', { audience: { roles: ['admin'] } });
     expect(planDelivery([secret], [{ connectionId: 'c', roles: [] }]).size).toBe(0);
