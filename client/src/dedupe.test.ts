@@ -39,6 +39,16 @@ describe('a group cursor', () => {
     expect(cursor.lastSeq).toBe(4);
   });
 
+  it('takes the live messages after a reset to a lower seq (history lost), which were below what it had delivered', () => {
+    const cursor = new GroupCursor();
+    for (let seq = 1; seq <= 10; seq++) cursor.accept(`old${seq}`, seq);
+    cursor.resetTo(3);
+    expect(cursor.accept('new4', 4)).toBe(true);
+    expect(cursor.accept('new5', 5)).toBe(true);
+    expect(cursor.accept('new4', 4)).toBe(false);
+    expect(cursor.lastSeq).toBe(5);
+  });
+
   it('refuses a message whose seq is not above the last one accepted, even once its id left the window', () => {
     const cursor = new GroupCursor(10);
     for (let seq = 1; seq <= 11; seq++) cursor.accept(`m${seq}`, seq);

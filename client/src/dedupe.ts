@@ -39,8 +39,11 @@ export class GroupCursor {
     if (Number.isSafeInteger(seq) && (seq as number) > (this.lastSeq ?? -1)) this.lastSeq = seq;
   }
 
-  /** After a reset the history is gone: resume from the server's current position `seq`, if it is one. */
+  /**
+   * After a reset the history is gone: resume from the server's current position `seq`, if it is one, and take live
+   * messages after it, even where it is below what was delivered before (history lost).
+   */
   resetTo(seq: number): void {
-    if (Number.isSafeInteger(seq) && seq >= 0) this.lastSeq = seq;
+    if (Number.isSafeInteger(seq) && seq >= 0) this.lastSeq = this.deliveredSeq = seq;
   }
 }

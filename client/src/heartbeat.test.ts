@@ -6,7 +6,7 @@ import type { Transport } from './transport.ts';
 
 function setupBeat() {
   const clock = new FakeClock();
-  const t = { role: 'primary', lastSentAt: clock.now() } as Transport;
+  const t = { role: 'primary', heardAt: clock.now() } as Transport;
   const timers = new Map<Transport, unknown>();
   const pings: ((answer: unknown) => void)[] = [];
   const dead: Transport[] = [];
@@ -17,8 +17,7 @@ function setupBeat() {
         clock.clearTimeout(timers.get(conn));
         timers.set(conn, clock.setTimeout(callback, ms));
       },
-      send: (conn, _frame, _timeoutMs, answered) => {
-        conn.lastSentAt = clock.now();
+      send: (_conn, _frame, _timeoutMs, answered) => {
         pings.push(answered as (answer: unknown) => void);
       },
     },
@@ -28,7 +27,7 @@ function setupBeat() {
 }
 
 describe('createHeartbeat', () => {
-  it('pings once the connection has sent nothing for heartbeatMs', async () => {
+  it('pings once nothing has come from the server for heartbeatMs', async () => {
     const h = setupBeat();
     h.beat(h.t);
     await h.clock.advance(999);
@@ -37,11 +36,11 @@ describe('createHeartbeat', () => {
     expect(h.pings).toHaveLength(1);
   });
 
-  it('is postponed by every frame sent', async () => {
+  it('is postponed by every frame received', async () => {
     const h = setupBeat();
     h.beat(h.t);
     await h.clock.advance(600);
-    h.t.lastSentAt = h.clock.now();
+    h.t.heardAt = h.clock.now();
     await h.clock.advance(600);
     expect(h.pings).toHaveLength(0);
     await h.clock.advance(400);
@@ -69,11 +68,11 @@ describe('createHeartbeat', () => {
 });
 
 describe('the heartbeat', () => {
-  it('pings after heartbeatMs without a frame sent, and each frame sent postpones it', async () => {
+  it('pings after heartbeatMs without a frame from the server, and each frame received postpones it', async () => {
     const h = setup({ heartbeatMs: 60_000 });
     const socket = await connect(h);
     await h.clock.advance(40_000);
-    h.client.publish('chat:general', 1).catch(() => undefined);
+    socket.receive({ type: 'pong' });
     await h.clock.advance(40_000);
     expect(socket.framesOf('ping')).toEqual([]);
     await h.clock.advance(20_000);
@@ -81,6 +80,18 @@ describe('the heartbeat', () => {
     socket.ackAll('ping');
     await h.clock.advance(60_000);
     expect(socket.framesOf('ping')).toHaveLength(2);
+  });
+
+  it('is not postponed by frames sent without an answer: a socket whose sends go nowhere is found dead', async () => {
+    const h = setup({ heartbeatMs: 60_000, pongTimeoutMs: 5000 });
+    const socket = await connect(h);
+    for (let i = 0; i < 5; i++) {
+      h.client.publish('chat:general', i).catch(() => undefined);
+      await h.clock.advance(12_000);
+    }
+    expect(socket.framesOf('ping')).toHaveLength(1);
+    await h.clock.advance(5000);
+    expect(socket.closed).toBe(true);
   });
 
   it('treats a ping without a pong as a dead connection and reconnects', async () => {

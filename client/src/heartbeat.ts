@@ -1,7 +1,8 @@
 /**
  * The heartbeat of the primary connection. API Gateway closes a connection idle for 10 minutes, and a connection cut
- * somewhere on the way may not know it is dead. It owns when to ping (after `heartbeatMs` without any frame sent: each
- * frame sent postpones it) and what a ping left unanswered for `pongTimeoutMs` means (the socket is dead). The timer
+ * somewhere on the way may not know it is dead. It owns when to ping (after `heartbeatMs` without any frame from the server:
+ * each frame received postpones it; frames sent do not, so a socket whose sends go nowhere, a subscribe retried
+ * without an answer, is still found dead) and what a ping left unanswered for `pongTimeoutMs` means (the socket is dead). The timer
  * and the ping request (transport.ts) and the teardown (session.ts) are passed in.
  */
 import { TenantcastClientError } from './errors.ts';
@@ -19,16 +20,16 @@ export function createHeartbeat(
   dead: (t: Transport) => void,
 ): (t: Transport) => void {
   const { heartbeatMs, clock } = s;
-  const beat = (t: Transport): void =>
-    requests.arm(t, 'heartbeat', t.lastSentAt + heartbeatMs - clock.now(), () => {
+  // After a ping the next check is a whole `heartbeatMs` later (its pong, a frame heard, postpones it further).
+  const beat = (t: Transport, ms = t.heardAt + heartbeatMs - clock.now()): void =>
+    requests.arm(t, 'heartbeat', ms, () => {
       if (t.role !== 'primary') return;
-      if (clock.now() - t.lastSentAt >= heartbeatMs) {
-        requests.send(t, { action: 'ping' }, s.pongTimeoutMs, (answer) => {
-          // No pong in time: the socket is dead even if it does not know it yet.
-          if (answer instanceof TenantcastClientError && answer.code === 'TIMEOUT') dead(t);
-        });
-      }
-      beat(t);
+      if (clock.now() - t.heardAt < heartbeatMs) return beat(t);
+      requests.send(t, { action: 'ping' }, s.pongTimeoutMs, (answer) => {
+        // No pong in time: the socket is dead even if it does not know it yet.
+        if (answer instanceof TenantcastClientError && answer.code === 'TIMEOUT') dead(t);
+      });
+      beat(t, heartbeatMs);
     });
   return beat;
 }

@@ -38,7 +38,7 @@ function setupKeepalive() {
     open: true,
     expiresAt: clock.now() + 120_000,
     openedAt: clock.now(),
-    lastSentAt: clock.now(),
+    heardAt: clock.now(),
   };
   return { clock, requests, activate, t, ws, ended, rollovers: () => rollovers };
 }

@@ -102,7 +102,10 @@ export function createSession(s: Settings, units: SessionUnits): Session {
       return failed(t, new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
     }
     ws.onopen = () => opened(t);
-    ws.onmessage = (event) => onFrame(t, event.data, subscriptions, requests, report);
+    ws.onmessage = (event) => {
+      t.heardAt = clock.now();
+      onFrame(t, event.data, subscriptions, requests, report);
+    };
     ws.onclose = () => end(t);
     ws.onerror = () => undefined; // a close event always follows
   }
@@ -123,7 +126,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     if (t.dead) return;
     requests.disarm(t, 'connect');
     t.open = true;
-    t.openedAt = t.lastSentAt = clock.now();
+    t.openedAt = t.heardAt = clock.now();
     if (t.role !== 'primary') {
       rollover.opened(t);
       return;

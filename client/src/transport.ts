@@ -23,7 +23,8 @@ export interface Transport {
   /** Set when the socket opens (session.ts). */
   openedAt: number;
   /** Set when the socket opens, and by every frame sent. */
-  lastSentAt: number;
+  /** When a frame last came from the server (or the socket opened): the heartbeat pings after `heartbeatMs` of silence. */
+  heardAt: number;
   /** Epoch ms the token of this connection expires, if known. */
   expiresAt: number | undefined;
   /** The requests sent on this socket and not answered yet, by ref. */
@@ -39,7 +40,7 @@ export function createTransport(role: Transport['role']): Transport {
     role,
     pending: new Map(),
     timers: new Map(),
-    // openedAt and lastSentAt are set when it opens, expiresAt when getToken answered (session.ts).
+    // openedAt and heardAt are set when it opens, expiresAt when getToken answered (session.ts).
   } as Transport;
 }
 
@@ -125,7 +126,6 @@ export function createRequests(
         }, timeoutMs);
         t.pending.set(ref, { timer, settle, ...extra });
         t.ws.send(data);
-        t.lastSentAt = clock.now();
       } catch {
         failed(t);
       }
