@@ -143,6 +143,8 @@ export class DeliveryFailedError extends Error {
   constructor(
     readonly result: DeliveryResult,
     readonly firstCause: unknown,
+    /** Why each connection left out failed (the first is `firstCause`). */
+    readonly causes: readonly unknown[] = [firstCause],
   ) {
     super(`delivery failed for ${result.failed} connection(s); ${result.delivered} delivered, ${result.gone} gone`);
   }
@@ -283,6 +285,7 @@ export async function deliverFrames(
   let gone = 0;
   let failed = 0;
   let firstCause: unknown;
+  const causes: unknown[] = [];
   const done: string[] = [];
   const goneIds: string[] = [];
   const observe = observed === undefined ? undefined : deps.observe;
@@ -333,12 +336,13 @@ export async function deliverFrames(
     } else {
       failed++;
       firstCause ??= result.reason;
+      causes.push(result.reason);
       if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
     }
   }
   await record(done, goneIds);
   const result = { delivered, gone, failed };
-  if (failed > 0) throw new DeliveryFailedError(result, firstCause);
+  if (failed > 0) throw new DeliveryFailedError(result, firstCause, causes);
   return result;
 }
 

@@ -39,5 +39,20 @@ describe('a permanent failure', () => {
     const status = (code: number) => Object.assign(new Error(`HTTP ${code}`), { $metadata: { httpStatusCode: code } });
     expect(isPermanent(new DeliveryFailedError({ delivered: 0, gone: 0, failed: 1 }, status(413)))).toBe(true);
     expect(isPermanent(new DeliveryFailedError({ delivered: 0, gone: 0, failed: 1 }, status(503)))).toBe(false);
+    // One connection's 413 and another's 503: retried, so the second gets another try.
+    const mixed = new DeliveryFailedError({ delivered: 0, gone: 0, failed: 2 }, status(413), [
+      status(413),
+      status(503),
+    ]);
+    expect(isPermanent(mixed)).toBe(false);
+  });
+
+  it('cuts a long reason without leaving half a surrogate pair', () => {
+    const reason = '😀'.repeat(200);
+    for (let room = 40; room < 80; room++) {
+      const body = 'b'.repeat(max - room - 44);
+      const why = setAsideMessageAttributes(body, {}, reason, 'broadcaster', max).failureReason?.StringValue ?? '';
+      expect(why).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    }
   });
 });

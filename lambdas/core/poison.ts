@@ -51,7 +51,8 @@ export function setAsideMessageAttributes(
   }
   const room = maxBytes - messageBytes({ MessageBody: body, MessageAttributes: ours('') });
   // Characters, not bytes: a reason is mostly ASCII, and a 4-byte character only makes the cut shorter.
-  if (room >= 16) return ours(`${reason.slice(0, Math.floor(room / 4) - 1)}…`);
+  // Never half a surrogate pair, which SQS refuses.
+  if (room >= 16) return ours(`${reason.slice(0, Math.floor(room / 4) - 1).replace(/[\uD800-\uDBFF]$/, '')}…`);
   return {};
 }
 
@@ -73,9 +74,11 @@ const permanentAwsErrors = new Set([
  */
 export function isPermanent(err: unknown): boolean {
   if (err instanceof PoisonRecordError) return true;
-  // A delivery that failed for a reason no retry changes (a 413: a frame over API Gateway's limit).
+  // A delivery every left-out connection of which failed for a reason no retry changes (a 413: a frame over API
+  // Gateway's limit); one with a transient failure among them is retried, so those connections get another try.
   if ((err as { name?: unknown } | undefined)?.name === 'DeliveryFailedError') {
-    return isPermanent((err as { firstCause?: unknown }).firstCause);
+    const { causes, firstCause } = err as { causes?: readonly unknown[]; firstCause?: unknown };
+    return (causes ?? [firstCause]).every((cause) => isPermanent(cause));
   }
   if (err instanceof TenantcastError) return err.code === 'BAD_REQUEST' || err.code === 'TOO_LARGE';
   const name = (err as { name?: unknown } | undefined)?.name;

@@ -76,17 +76,19 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     const replica = replicaOf(record.body);
     if (replica !== undefined) {
       for (const key of open.keys()) if (key.startsWith(`${group}\n`)) open.delete(key);
-      let run = openReplicas.get(group);
+      // As for published messages: a run of replicas is one tenant's group, whatever message group carried it.
+      const replicaKey = `${group}\n${replica.message.tenantId}\n${replica.message.group}`;
+      let run = openReplicas.get(replicaKey);
       if (run === undefined) {
         run = { replicas: [], records: [] };
-        openReplicas.set(group, run);
+        openReplicas.set(replicaKey, run);
         units.push({ unit: { kind: 'replicas', ...run }, records: run.records });
       }
       run.replicas.push(replica);
       run.records.push(record);
       continue;
     }
-    openReplicas.delete(group);
+    for (const key of openReplicas.keys()) if (key.startsWith(`${group}\n`)) openReplicas.delete(key);
     let parsed: QueueMessage | undefined;
     try {
       parsed = QueueMessage.parse(JSON.parse(record.body));
