@@ -23,16 +23,18 @@ describe('connection counters', () => {
     client = table.client;
   });
 
-  const setup = (table = tableName) => {
+  type Count = (tenantId: string, userId?: string) => Promise<number>;
+  /** `count`: how a refusing counter recounts, given the registered connections; @default counting the records. */
+  const setup = (table = tableName, count?: (live: TenantConnections, registry: Registry) => Count) => {
     const tableName = table;
     const live = new TenantConnections({ client, tableName, now: clock });
+    const registry = new Registry({ client, tableName, now: clock });
     const counters = new ConnectionCounters({
       client,
       tableName,
       now: clock,
-      count: (tenantId, userId) => live.count(tenantId, userId),
+      count: count?.(live, registry) ?? ((tenantId, userId) => live.count(tenantId, userId)),
     });
-    const registry = new Registry({ client, tableName, now: clock });
     let connSeq = 0;
     /** What `$connect` does: acquire, then register the connection as counted. */
     const connect = async (tenantId: string, userId: string) => {
@@ -42,7 +44,7 @@ describe('connection counters', () => {
       await registry.putConnection({ tenantId, userId, roles: [] }, connectionId, now, { counted: true });
       return { connectionId };
     };
-    return { counters, registry, connect };
+    return { counters, registry, connect, live };
   };
 
   it('counts each admitted connection once per user and once per tenant', async () => {
@@ -131,33 +133,21 @@ describe('connection counters', () => {
   describe('whose $disconnects AWS lost (API Gateway no longer has the connections)', () => {
     /** As lambdas/handlers/connect.ts counts: a user's registered connections that API Gateway still has. */
     const setupAsked = (gone: Set<string>) => {
-      const live = new TenantConnections({ client, tableName, now: clock });
-      const registry = new Registry({ client, tableName, now: clock });
       const asked: string[] = [];
-      const deps = {
-        connections: live,
-        now: clock,
-        isConnected: async (id: string) => {
-          asked.push(id);
-          return !gone.has(id);
-        },
-        forget: async (id: string) => void (await registry.removeConnection(id)),
-      };
-      const counters = new ConnectionCounters({
-        client,
-        tableName,
-        now: clock,
-        count: (tenantId, userId) =>
-          userId === undefined ? live.count(tenantId) : liveUserCount(tenantId, userId, deps),
+      let deps!: Parameters<typeof liveUserCount>[2];
+      const { connect, live } = setup(tableName, (connections, registry) => {
+        deps = {
+          connections,
+          now: clock,
+          isConnected: async (id: string) => {
+            asked.push(id);
+            return !gone.has(id);
+          },
+          forget: async (id: string) => void (await registry.removeConnection(id)),
+        };
+        return (tenantId, userId) =>
+          userId === undefined ? connections.count(tenantId) : liveUserCount(tenantId, userId, deps);
       });
-      let connSeq = 0;
-      const connect = async (tenantId: string, userId: string) => {
-        const refused = await counters.acquire(tenantId, userId, caps);
-        if (refused !== undefined) return { refused };
-        const connectionId = `${tenantId}-lost${++connSeq}`;
-        await registry.putConnection({ tenantId, userId, roles: [] }, connectionId, now, { counted: true });
-        return { connectionId };
-      };
       return { connect, asked, live, deps };
     };
 
