@@ -60,6 +60,11 @@ function replicaOf(body: string): ReplicaMessage | undefined {
   }
 }
 
+/** Ends every open run of queue message group `group` (their keys start `<group>\n`): what comes next starts anew. */
+function closeRuns(runs: Map<string, unknown>, group: string): void {
+  for (const key of runs.keys()) if (key.startsWith(`${group}\n`)) runs.delete(key);
+}
+
 /**
  * Splits the batch into units processed as one: consecutive published messages of a group (coalesced and packed
  * together), or a single replay request, unparseable record or poison message. Returns, for each record, its unit's
@@ -75,7 +80,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     // Consecutive replicas of a group are one run too, delivered (coalesced, packed) like published messages.
     const replica = replicaOf(record.body);
     if (replica !== undefined) {
-      for (const key of open.keys()) if (key.startsWith(`${group}\n`)) open.delete(key);
+      closeRuns(open, group);
       // As for published messages: a run of replicas is one tenant's group, whatever message group carried it.
       const replicaKey = `${group}\n${replica.message.tenantId}\n${replica.message.group}`;
       let run = openReplicas.get(replicaKey);
@@ -88,7 +93,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
       run.records.push(record);
       continue;
     }
-    for (const key of openReplicas.keys()) if (key.startsWith(`${group}\n`)) openReplicas.delete(key);
+    closeRuns(openReplicas, group);
     let parsed: QueueMessage | undefined;
     try {
       parsed = QueueMessage.parse(JSON.parse(record.body));
@@ -97,12 +102,12 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     }
     // A run is one tenant's group as the messages name it, not the queue's message group: a run is sequenced and
     // delivered as its first message's group, so two groups meeting in one message group must never share one.
-    const runKey = parsed === undefined ? group : `${group}\n${parsed.tenantId}\n${parsed.group}`;
     if (parsed === undefined || isReplayRequest(parsed)) {
-      for (const key of open.keys()) if (key === group || key.startsWith(`${group}\n`)) open.delete(key);
+      closeRuns(open, group);
       units.push({ unit: { kind: 'other', record }, records: [record] });
       continue;
     }
+    const runKey = `${group}\n${parsed.tenantId}\n${parsed.group}`;
     const problem = publishDataProblem(parsed.data);
     if (problem !== undefined) {
       open.delete(runKey);
