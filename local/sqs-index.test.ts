@@ -87,16 +87,39 @@ describe('MessageIndex', () => {
     expect(q.receive(10)).toEqual(['a3']);
   });
 
-  it('FIFO: groups take turns', () => {
+  /** Sends messages in this order, each in the group its id starts with (`a0` in group `a`). */
+  const sendInGroups = (q: ReturnType<typeof indexOf>, ids: string) => {
+    for (const id of ids.split(' ')) q.send(id, id.slice(0, 1));
+  };
+
+  it('FIFO: the group of the oldest receivable message comes first, with as many of its messages as fit', () => {
     const q = indexOf({ fifo: true });
-    for (let i = 0; i < 3; i++) for (const group of ['a', 'b', 'c']) q.send(`${group}${i}`, group);
-    const first = q.receive(1);
-    expect(first).toEqual(['a0']);
-    q.remove('a0');
-    // Group a was just served: b and c come before it.
+    sendInGroups(q, 'a0 b0 b1 c0 a1 b2');
+    // a0 is the oldest: all of group a, then the group of the next oldest message (b), as far as the batch allows.
+    expect(q.receive(3)).toEqual(['a0', 'a1', 'b0']);
+  });
+
+  it('FIFO: a group that fell behind comes before a busier group ahead of it, however often that one was served', () => {
+    const q = indexOf({ fifo: true });
+    sendInGroups(q, 'a0 b0 b1 b2 a1 a2');
+    const served: string[] = [];
+    for (let n = 0; n < 6; n++) {
+      const [id] = q.receive(1) as string[];
+      served.push(id as string);
+      q.remove(id as string);
+    }
+    // Groups taking turns would give a0 b0 a1 b1 a2 b2: here each receive takes the oldest message it may.
+    expect(served).toEqual(['a0', 'b0', 'b1', 'b2', 'a1', 'a2']);
+  });
+
+  it('FIFO: a locked group is passed over for the next oldest, and served again once released', () => {
+    const q = indexOf({ fifo: true });
+    sendInGroups(q, 'a0 a1 b0 c0');
+    expect(q.receive(1)).toEqual(['a0']);
     expect(q.receive(1)).toEqual(['b0']);
-    expect(q.receive(1)).toEqual(['c0']);
+    q.remove('a0');
     expect(q.receive(1)).toEqual(['a1']);
+    expect(q.receive(1)).toEqual(['c0']);
   });
 
   it('FIFO: after the head moves to the DLQ (maxReceiveCount receives, visibility ended), the group is released', () => {

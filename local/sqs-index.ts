@@ -41,6 +41,8 @@ export interface Tracked {
   gone: boolean;
   /** FIFO: its deduplication key. */
   dedupKey?: string;
+  /** Its place in the queue: tracked messages are numbered in send order. */
+  order: number;
 }
 
 /** The messages of one group (FIFO) or of the whole queue (standard), in send order; `head` skips the gone. */
@@ -54,12 +56,14 @@ export type ReceiveOne = (t: Tracked) => unknown;
 
 export class MessageIndex {
   private readonly byId = new Map<string, Tracked>();
-  /** Lanes by group: a group's lane is dropped when empty, and goes to the back when served. */
+  /** Lanes by group: a group's lane is dropped when empty. */
   private readonly lanes = new Map<string, Lane>();
   /** Received and not yet deleted or visible again (settled lazily by `settle`). */
   private readonly inFlight = new Set<Tracked>();
   /** FIFO: queued messages by deduplication key. */
   private readonly byDedupKey = new Map<string, Tracked>();
+  /** The next message's `order`. */
+  private sent = 0;
 
   constructor(private readonly queue: IndexedQueue) {}
 
@@ -85,6 +89,7 @@ export class MessageIndex {
       expiresAt: now + this.queue.retentionSeconds() * 1000,
       visibleAt: 0,
       gone: false,
+      order: this.sent++,
     };
     const deduplicationId = record.attributes.MessageDeduplicationId;
     if (this.queue.fifo && deduplicationId !== undefined) {
@@ -130,25 +135,31 @@ export class MessageIndex {
   }
 
   /**
-   * One receive: up to `max` messages, as many as possible from one group first (FIFO), as SQS does. A FIFO group is
-   * locked while any of its messages is in flight. Groups take turns: a group served goes to the back of the line, so
-   * that none waits behind busier ones. Call `settle` first.
+   * One receive: up to `max` messages. FIFO: a group is locked while any of its messages is in flight; of the others,
+   * the group of the oldest receivable message comes first, with as many of its messages as possible, then the group
+   * of the next oldest, as SQS does: it looks for available groups by scanning the queue from its oldest message
+   * (developer guide, "FIFO queue delivery logic"; knowledge center, "sqs-fifo-messages-not-returned"). So a group
+   * that fell behind is served before the busier groups that are ahead of it. (Until 2026-12-03 groups here took
+   * turns in a fixed order: of the fan-out lanes of a large group, which two sandboxes shared in batches of 10, every
+   * other lane got only the slots the lane before it left and fell seconds behind; see docs/delivery.md.) Call
+   * `settle` first.
    */
   take(max: number, visibilityTimeout: number, now: number, receiveOne: ReceiveOne): unknown[] {
     const batch: unknown[] = [];
     const locked = new Set<string>();
     if (this.queue.fifo) for (const t of this.inFlight) locked.add(t.group);
-    const served: [string, Lane][] = [];
+    const heads: { group: string; lane: Lane; order: number }[] = [];
     for (const [group, lane] of this.lanes) {
-      if (batch.length >= max) break;
-      const before = batch.length;
-      if (!locked.has(group)) this.takeFrom(lane, batch, max, now, now + visibilityTimeout * 1000, receiveOne);
-      if (lane.head >= lane.items.length) this.lanes.delete(group);
-      else if (batch.length > before) served.push([group, lane]);
+      if (locked.has(group)) continue;
+      const head = this.headOf(lane, now);
+      if (head === undefined) this.lanes.delete(group);
+      else heads.push({ group, lane, order: head.order });
     }
-    for (const [group, lane] of served) {
-      this.lanes.delete(group);
-      this.lanes.set(group, lane);
+    heads.sort((a, b) => a.order - b.order);
+    for (const { group, lane } of heads) {
+      if (batch.length >= max) break;
+      this.takeFrom(lane, batch, max, now, now + visibilityTimeout * 1000, receiveOne);
+      if (lane.head >= lane.items.length) this.lanes.delete(group);
     }
     return batch;
   }
@@ -174,11 +185,6 @@ export class MessageIndex {
     visibleAt: number,
     receiveOne: ReceiveOne,
   ): void {
-    while (lane.head < lane.items.length && this.expired(lane.items[lane.head] as Tracked, now)) lane.head++;
-    if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
-      lane.items = lane.items.slice(lane.head);
-      lane.head = 0;
-    }
     for (let i = lane.head; i < lane.items.length && batch.length < max; i++) {
       const t = lane.items[i] as Tracked;
       if (this.expired(t, now)) continue;
@@ -194,6 +200,16 @@ export class MessageIndex {
         batch.push(message);
       }
     }
+  }
+
+  /** The lane's first message still queued (passing the gone ones for good); undefined when it has none. */
+  private headOf(lane: Lane, now: number): Tracked | undefined {
+    while (lane.head < lane.items.length && this.expired(lane.items[lane.head] as Tracked, now)) lane.head++;
+    if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
+      lane.items = lane.items.slice(lane.head);
+      lane.head = 0;
+    }
+    return lane.items[lane.head];
   }
 
   /** Whether local-aws-sqs has dropped the message (at the end of its retention period, or otherwise). */

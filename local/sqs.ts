@@ -18,7 +18,9 @@
  * 5. ReceiveMessage ignores `MessageSystemAttributeNames` (only the deprecated `AttributeNames` works). Fixed.
  * 6. FIFO queues hand out later messages of a message group while earlier ones are in flight. SQS locks a group
  *    while any of its messages is in flight (which keeps a group in order across consumers), and returns as many
- *    messages of one group as it can. Fixed; groups also take turns, so that none waits behind busier ones.
+ *    messages of one group as it can. Fixed. Which group comes first is SQS's too: the group of the oldest
+ *    receivable message, as SQS finds available groups by scanning the queue from its oldest message (until
+ *    2026-12-03 groups here took turns in a fixed order, which starved every other fan-out lane; local/sqs-index.ts).
  * 7. The in-flight quota counts *visible* messages (and is 20,000 for FIFO queues): once that many are queued, every
  *    receive fails with `OverLimit` and delivery stops for good. SQS counts messages received and not yet deleted or
  *    visible again, up to 120,000 for standard and FIFO queues alike; at that quota a standard queue answers a short
