@@ -52,10 +52,10 @@ export function webSocketFor(options: {
   if (typeof options?.url !== 'string' || options.url === '') {
     throw new TypeError(`url must be a WebSocket URL; got ${String(options?.url)}`);
   }
-  if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function returning a token');
+  if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function');
   const maybeWebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (maybeWebSocket === undefined) {
-    throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node 20, the ws package)');
+    throw new TypeError('no WebSocket: pass options.WebSocket (Node 20: the ws package)');
   }
   return maybeWebSocket;
 }

@@ -115,6 +115,31 @@ describe('publish', () => {
     expect(h.server.sockets).toHaveLength(1);
   });
 
+  it.each([
+    [
+      'a cycle',
+      () => {
+        const data: Record<string, unknown> = {};
+        data.self = data;
+        return data;
+      },
+    ],
+    ['a BigInt', () => ({ n: 1n })],
+  ])('with data JSON cannot encode (%s) reject with BAD_REQUEST and leave the connection alone', async (_, data) => {
+    const h = setup();
+    const socket = await connect(h);
+    await expect(h.client.publish('chat:general', data())).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      group: 'chat:general',
+    });
+    expect(socket.framesOf('publish')).toEqual([]);
+    expect(socket.closed).toBe(false);
+    const next = h.client.publish('chat:general', 'fine');
+    socket.ackAll('publish', () => ({ id: 'p1' }));
+    await expect(next).resolves.toEqual({ id: 'p1' });
+    expect(h.server.sockets).toHaveLength(1);
+  });
+
   it('queues only up to its bound and refuses more with QUEUE_FULL', async () => {
     const h = setup({ maxQueuedPublishes: 2 });
     const queued = Promise.allSettled([h.client.publish('chat:general', 1), h.client.publish('chat:general', 2)]);

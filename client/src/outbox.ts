@@ -52,9 +52,7 @@ export function createOutbox(max: number): Outbox {
     },
     close() {
       for (const item of this.take()) {
-        item.reject(
-          new TenantcastClientError('CLOSED', 'the client was closed before the publish was sent', item.group),
-        );
+        item.reject(new TenantcastClientError('CLOSED', 'closed before the publish was sent', item.group));
       }
     },
   };

@@ -110,13 +110,20 @@ export function createRequests(
     disarm,
     send(t, frame, timeoutMs, settle, extra = {}) {
       const ref = String(++refs);
+      let data: string;
       try {
-        const data = JSON.stringify({ ...frame, ref });
-        // API Gateway closes a connection sent a frame over 32 KB (1009), and a publish in flight on it would be sent
-        // again on every new one: such a frame is refused instead.
-        if (new Blob([data]).size > 32768) {
-          return settle(new TenantcastClientError('TOO_LARGE', `a ${frame.action} frame over 32 KB`, extra.group));
-        }
+        data = JSON.stringify({ ...frame, ref });
+      } catch (error) {
+        // Data JSON cannot encode (a cycle, a BigInt) fails its own request, not the socket (until 2026-12-03 it
+        // closed the connection, and the publish, put back, did the same on every new one).
+        return settle(new TenantcastClientError('BAD_REQUEST', String(error), extra.group));
+      }
+      // API Gateway closes a connection sent a frame over 32 KB (1009), and a publish in flight on it would be sent
+      // again on every new one: such a frame is refused instead.
+      if (new Blob([data]).size > 32768) {
+        return settle(new TenantcastClientError('TOO_LARGE', `a ${frame.action} frame over 32 KB`, extra.group));
+      }
+      try {
         const timer = clock.setTimeout(() => {
           t.pending.delete(ref);
           settle(
