@@ -64,7 +64,7 @@ export function positive(name: string, value: number | undefined, fallback: numb
   if (value === undefined) return fallback;
   // `!(value > 0)` also refuses NaN.
   if (typeof value !== 'number' || !(value > 0)) {
-    throw new TypeError(`${name} must be a positive number of milliseconds (or count); got ${String(value)}`);
+    throw new TypeError(`${name} must be a positive number; got ${String(value)}`);
   }
   return value;
 }

@@ -66,6 +66,28 @@ describe('createReconnect', () => {
   });
 });
 
+describe('tokens after the server closed a connection whose token expired', () => {
+  it('asks getToken for a fresh token on the first attempt, not for the expired one it cached', async () => {
+    const expiresAt = (1_700_000_000_000 + 60_000) / 1000;
+    const getToken = jest.fn(async (request?: { readonly fresh: boolean }) =>
+      request?.fresh ? { token: 'new', expiresAt: expiresAt + 3600 } : { token: 'cached', expiresAt },
+    );
+    // Refreshing 1 ms before expiry, the cached token comes back and a fresh one is asked for a second later: the
+    // server closes the connection in between (as when a sleeping laptop misses its refresh).
+    const h = setup({ getToken, refreshBeforeMs: 1 });
+    const socket = await connect(h);
+    await h.clock.advance(60_500);
+    socket.drop();
+    await reconnect(h, socket);
+    expect(getToken.mock.calls.map(([options]) => options)).toEqual([
+      { fresh: false },
+      { fresh: false },
+      { fresh: true },
+    ]);
+    expect(h.server.last().token).toBe('new');
+  });
+});
+
 describe('tokens after a connection that failed to open', () => {
   it('asks getToken for a fresh token before retrying, and for its cache otherwise', async () => {
     const h = setup();

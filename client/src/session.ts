@@ -58,6 +58,8 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   const report = (error: TenantcastClientError) => emit('error', error);
   let state: ClientState = 'disconnected';
   let stopNetwork: (() => void) | undefined;
+  /** When the token of the last socket to end expires (epoch ms), if known. */
+  let expiry: number | undefined;
 
   /** The one place the state changes. */
   function setState(next: ClientState): void {
@@ -89,6 +91,8 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     requests.arm(t, 'connect', s.connectTimeoutMs, () => end(t));
     let token: string;
     try {
+      // A token known to have expired (the server closes a connection whose token did) is never asked for again.
+      fresh ||= (expiry as number) <= clock.now();
       ({ token, expiresAt: t.expiresAt } = readToken(await s.getToken({ fresh })));
     } catch (err) {
       return failed(t, getTokenFailed(err));
@@ -156,6 +160,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     }
     // Publishes in flight go back to the front of the queue, in order: at-least-once.
     outbox.requeue(requests.drop(t));
+    expiry = t.expiresAt;
     if (t.role === 'standby') rollover.failed();
     else if (t.role === 'primary' && !rollover.takeOver()) lost();
     flush();
