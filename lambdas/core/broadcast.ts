@@ -530,6 +530,8 @@ export async function deliverFanoutJobs(
     );
   }
   const ranges = pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId }));
+  // The unit's read-ahead record is its own, named by its last page (`addAhead`).
+  const unitId = (pages.at(-1) as FanoutPage).jobId;
   // Each page body's fingerprint, hashed once when first needed (a redelivery reads it, the record writes it).
   const fingerprints: (string | undefined)[] = [];
   const fingerprintOf = (page: number) => (fingerprints[page] ??= pageFingerprint((pages[page] as FanoutPage).job));
@@ -604,7 +606,7 @@ export async function deliverFanoutJobs(
       }),
       ahead.frames.length === 0
         ? undefined
-        : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone]),
+        : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone], unitId),
     ]);
   };
   return deliverFrames(plan, deps, record, { tenantId, live: true });

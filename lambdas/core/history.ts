@@ -6,7 +6,7 @@
  * | counter   | `T#<tenant>#G#<group>#S` | `SEQ`                       | seq (high-water mark), splitUntil  |
  * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, messageId, body, ttl          |
  * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
- * | ahead     | `T#<tenant>#G#<group>#P` | `A#<lane>#<through>`        | through, done (string set), ttl    |
+ * | ahead     | `T#<tenant>#G#<group>#P` | `A#<lane>#<through>#<unit>` | through, done (string set), ttl    |
  *
  * Seqs are dense: a seq is taken by a conditional put of its history item, so two writers can never share one and
  * no seq is skipped. No transactions (dynalite has none); the crash points and why each is safe are in
@@ -320,19 +320,26 @@ export class GroupHistory {
     return messages;
   }
 
-  /** Records that `connectionIds` got every message through `through`, read ahead by fan-out lane `lane`. */
+  /**
+   * Records that `connectionIds` got every message through `through`, read ahead by fan-out lane `lane` in the unit
+   * whose last page is `unit` (its page id). Each unit has its own record, which holds at most its last page's
+   * recipients (one SQS message of ids, well under DynamoDB's 400 KB). Until 2026-12-03 the record was the lane's per
+   * seq: every unit of a lane reading ahead to the same seq (a burst to a group of over ~200,000 members, 25,000 per
+   * lane) added its readers to one item, which DynamoDB refuses past 400 KB, and the lane's units failed over and over.
+   */
   async addAhead(
     tenantId: string,
     group: string,
     lane: number,
     through: number,
     connectionIds: readonly string[],
+    unit: string,
   ): Promise<void> {
     if (connectionIds.length === 0) return;
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: { pk: `${base(tenantId, group)}#P`, sk: `A#${lane}#${pad(through)}` },
+        Key: { pk: `${base(tenantId, group)}#P`, sk: `A#${lane}#${pad(through)}#${unit}` },
         UpdateExpression: 'ADD done :done SET through = :through, #ttl = :ttl',
         ExpressionAttributeNames: { '#ttl': 'ttl' },
         ExpressionAttributeValues: {

@@ -192,7 +192,8 @@ export function replicatingHistory(
     addProgress: (tenantId, group, range, ids, complete) => history.addProgress(tenantId, group, range, ids, complete),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),
     readAfter: (tenantId, group, after, max, through) => history.readAfter(tenantId, group, after, max, through),
-    addAhead: (tenantId, group, lane, through, ids) => history.addAhead(tenantId, group, lane, through, ids),
+    addAhead: (tenantId, group, lane, through, ids, unit) =>
+      history.addAhead(tenantId, group, lane, through, ids, unit),
     ahead: (tenantId, group, lane, from) => history.ahead(tenantId, group, lane, from),
   };
 }
