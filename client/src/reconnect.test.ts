@@ -86,6 +86,30 @@ describe('tokens after the server closed a connection whose token expired', () =
     ]);
     expect(h.server.last().token).toBe('new');
   });
+
+  it('asks for a fresh token even when a standby still waiting for its own token ends after the primary', async () => {
+    const expiresAt = (1_700_000_000_000 + 60_000) / 1000;
+    const calls: unknown[] = [];
+    const getToken = jest.fn((request?: { readonly fresh: boolean }) => {
+      calls.push(request);
+      // The second call is the standby's: the auth server does not answer in time (a laptop just woke, say).
+      if (calls.length === 2) return new Promise<never>(() => undefined);
+      return Promise.resolve(
+        request?.fresh ? { token: 'new', expiresAt: expiresAt + 3600 } : { token: 'cached', expiresAt },
+      );
+    });
+    // The rollover opens a standby at 59.9 s; the token expires at 60 s and the server closes the primary at 60.5 s,
+    // before the standby's getToken answered (the lost primary cancels the rollover, which ends the standby).
+    const h = setup({ getToken, refreshBeforeMs: 1, rolloverAfterMs: 59_900 });
+    const socket = await connect(h);
+    await h.clock.advance(60_500);
+    await settle();
+    expect(calls).toHaveLength(3); // the primary's, the standby's (pending), the refresh's (the cached one again)
+    socket.drop();
+    await reconnect(h, socket);
+    expect(calls.at(-1)).toEqual({ fresh: true });
+    expect(h.server.last().token).toBe('new');
+  });
 });
 
 describe('tokens after a connection that failed to open', () => {

@@ -58,7 +58,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   const report = (error: TenantcastClientError) => emit('error', error);
   let state: ClientState = 'disconnected';
   let stopNetwork: (() => void) | undefined;
-  /** When the token of the last socket to end expires (epoch ms), if known. */
+  /** When the token of the last primary socket to end expires (epoch ms), if known (a standby's never tells). */
   let expiry: number | undefined;
 
   /** The one place the state changes. */
@@ -160,7 +160,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     }
     // Publishes in flight go back to the front of the queue, in order: at-least-once.
     outbox.requeue(requests.drop(t));
-    expiry = t.expiresAt;
+    if (t.role === 'primary') expiry = t.expiresAt;
     if (t.role === 'standby') rollover.failed();
     else if (t.role === 'primary' && !rollover.takeOver()) lost();
     flush();
