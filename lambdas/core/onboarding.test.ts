@@ -48,9 +48,44 @@ describe('entity rules checked against a schema', () => {
     ).toEqual([
       "no entity 'tiket' (entities: ticket)",
       "'ticket_watcher' is not an entity (composite primary key)",
-      "entity 'ticket' has no column 'owner' for its row filter",
+      "entity 'ticket' row filter: no column 'owner'",
       "the '*' rule cannot have a row filter",
     ]);
+  });
+
+  it('find a row filter on a column whose JSON value is not its text (bigint, numeric, timestamp, array, JSON)', () => {
+    const column = (type: string, pgType: string, udtName: string) => ({
+      type,
+      pgType,
+      udtName,
+      nullable: true,
+      hasDefault: false,
+    });
+    const typed = {
+      ...schema,
+      entities: {
+        account: {
+          primaryKey: 'id',
+          fields: {
+            id: column('uuid', 'uuid', 'uuid'),
+            team: column('bigint', 'bigint', 'int8'),
+            seat: column('int', 'integer', 'int4'),
+            price: column('numeric', 'numeric(12,2)', 'numeric'),
+            owner: column('text', 'text', 'text'),
+          },
+        },
+      },
+    } as unknown as SchemaSnapshot;
+    const filtered = (column: string) => ({
+      account: { readRoles: ['member'], writeRoles: [], bypassRoles: [], rowFilter: { column, inClaim: 'teams' } },
+    });
+    expect(entityRuleProblems(filtered('team'), typed)).toEqual([
+      "entity 'account' row filter: column 'team' is bigint: a row filter needs text, uuid, boolean, integer or smallint",
+    ]);
+    expect(entityRuleProblems(filtered('price'), typed)).toHaveLength(1);
+    expect(entityRuleProblems(filtered('seat'), typed)).toEqual([]);
+    expect(entityRuleProblems(filtered('owner'), typed)).toEqual([]);
+    expect(entityRuleProblems(filtered('id'), typed)).toEqual([]);
   });
 });
 

@@ -9,8 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
-import { ANY_ENTITY } from './entities/access.ts';
-import { EntityRules } from './entities/model.ts';
+import { ANY_ENTITY, rowFilterProblem } from './entities/access.ts';
+import { EntityRules, type EntitySpec, toEntitySchema } from './entities/model.ts';
 import { BadRequestError, ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
 import { changeLogDdl, introspect, nextSnapshot, type SchemaSnapshot, splitSqlStatements } from './schema.ts';
@@ -124,11 +124,17 @@ export function entityRuleProblems(rules: EntityRules, schema: SchemaSnapshot | 
           ? `no entity '${name}' (entities: ${Object.keys(entities).join(', ') || 'none'})`
           : `'${name}' is not an entity (${skipped})`,
       );
-    } else if (rule.rowFilter !== undefined && !Object.hasOwn(entity.fields, rule.rowFilter.column)) {
-      problems.push(`entity '${name}' has no column '${rule.rowFilter.column}' for its row filter`);
+    } else if (rule.rowFilter !== undefined) {
+      const problem = rowFilterProblem(entitySpecOf(entity), rule.rowFilter.column);
+      if (problem !== undefined) problems.push(`entity '${name}' row filter: ${problem}`);
     }
   }
   return problems;
+}
+
+/** An introspected entity as the entity API sees it (its field types and casts). */
+function entitySpecOf(entity: Parameters<typeof toEntitySchema>[0]['entities'][string]): EntitySpec {
+  return toEntitySchema({ entities: { entity } }).entities.entity as EntitySpec;
 }
 
 /** One line per table that is not an entity, with the reason: what `create` and `refresh-schema` print. */

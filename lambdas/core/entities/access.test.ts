@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { claimValues } from '../audience.ts';
-import { audienceFor, canRead, canWrite, rowRestriction, rowVisible, ruleFor } from './access.ts';
-import type { EntityCaller, EntityRule } from './model.ts';
+import { applicableRule, audienceFor, canRead, canWrite, rowRestriction, rowVisible, ruleFor } from './access.ts';
+import type { EntityCaller, EntityRule, FieldType } from './model.ts';
 
 const ownerRule: EntityRule = {
   readRoles: ['admin', 'member'],
@@ -63,6 +63,29 @@ describe('entity access rules', () => {
     expect(claimValues({ n: 7, b: true }, 'b')).toEqual(['true']);
     expect(claimValues({ o: { x: 1 } }, 'o')).toEqual([]);
     expect(claimValues({}, 'missing')).toEqual([]);
+  });
+
+  it('leave only the bypass roles when the row filter column cannot be compared exactly (a bigint)', () => {
+    const rule: EntityRule = {
+      readRoles: ['member', 'admin'],
+      writeRoles: ['member', 'admin'],
+      bypassRoles: ['admin'],
+      rowFilter: { column: 'team', inClaim: 'teams' },
+    };
+    const entity = (type: FieldType, pgType: string) => ({
+      primaryKey: 'id',
+      fields: { id: { type: 'uuid' as const, nullable: false }, team: { type, pgType, nullable: false } },
+    });
+    // 1234567890123456789 comes back from JSON as 1234567890123456800: the feed and the change log would compare that.
+    const applied = applicableRule(rule, entity('int', 'bigint'));
+    expect(applied).toEqual({ readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: [] });
+    expect(canRead(applied, caller(['member'], { teams: ['1234567890123456800'] }))).toBe(false);
+    expect(audienceFor(applied, { team: 1234567890123456800 })).toEqual({ roles: ['admin'] });
+    expect(canRead(applied, caller(['admin']))).toBe(true);
+    expect(applicableRule(rule, entity('int', 'integer'))).toBe(rule);
+    expect(applicableRule(rule, entity('text', 'text'))).toBe(rule);
+    expect(applicableRule(rule, entity('numeric', 'numeric'))).not.toBe(rule);
+    expect(applicableRule(rule, entity('timestamptz', 'timestamp with time zone'))).not.toBe(rule);
   });
 
   it('give a change the read roles as its audience, narrowed to the row owner under a row filter', () => {

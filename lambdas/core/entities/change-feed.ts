@@ -8,7 +8,7 @@ import { limits } from '../../manifest.ts';
 import type { Audience } from '../audience.ts';
 import type { DeliveryMessage } from '../delivery.ts';
 import { publishDataProblem } from '../publish-data.ts';
-import { audienceFor, ruleFor } from './access.ts';
+import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityDeps } from './service.ts';
 import { feedStatement } from './sql.ts';
@@ -89,7 +89,7 @@ export async function produceChangeMessages(
     try {
       tenant = await deps.tenantData(tenantId);
       entity = entityOf(tenant.schema, entityName);
-      rule = ruleFor(tenant.rules, entityName);
+      rule = applicableRule(ruleFor(tenant.rules, entityName), entity);
     } catch (err) {
       deps.log?.('change events dropped', {
         tenantId,

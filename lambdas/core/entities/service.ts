@@ -7,6 +7,7 @@
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import {
+  applicableRule,
   assertCanRead,
   assertCanWrite,
   canRead,
@@ -142,7 +143,7 @@ export class EntityService {
   private async resolve(caller: EntityCaller, entityName: string, mode: 'read' | 'write'): Promise<Resolved> {
     const tenant = await this.deps.tenantData(caller.tenantId);
     const entity = entityOf(tenant.schema, entityName);
-    const rule = ruleFor(tenant.rules, entityName);
+    const rule = applicableRule(ruleFor(tenant.rules, entityName), entity);
     if (mode === 'read') assertCanRead(rule, caller, entityName);
     else assertCanWrite(rule, caller, entityName);
     return { tenant, entity, restriction: rowRestriction(rule, caller), readable: canRead(rule, caller) };
