@@ -30,6 +30,14 @@ describe('entity request validation', () => {
     );
   });
 
+  it('refuses a primary key longer than a change event carries (256 characters), whose change could never be published', () => {
+    const doc: EntitySpec = { primaryKey: 'slug', fields: { slug: { type: 'text', nullable: false } } };
+    expect(parseCreate(doc, 'doc', { slug: 'k'.repeat(256) })).toEqual({ slug: 'k'.repeat(256) });
+    expect(() => parseCreate(doc, 'doc', { slug: 'k'.repeat(257) })).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringMatching(/primary key: at most 256/) }),
+    );
+  });
+
   it('names the field whose value has the wrong type', () => {
     expect(() => parseCreate(task, 'task', { title: 'x', priority: 'high' })).toThrow(/field 'priority'/);
     expect(() => parseCreate(task, 'task', { title: 'x', due: '2024-13-45x' })).toThrow(/field 'due'/);

@@ -5,6 +5,7 @@
  */
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import * as z from '../zod.ts';
+import { MAX_KEY_LENGTH } from './events.ts';
 import {
   type EntitySpec,
   type FieldSpec,
@@ -113,7 +114,14 @@ export function parseCreate(entity: EntitySpec, entityName: string, body: unknow
     throw new BadRequestError('body must be a JSON object');
   }
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
-  return parseWith(bodySchema(entity, 'create'), body, entityName);
+  const values = parseWith(bodySchema(entity, 'create'), body, entityName);
+  const key = values[entity.primaryKey];
+  if (key !== undefined && key !== null && String(key).length > MAX_KEY_LENGTH) {
+    throw new BadRequestError(
+      `field '${entity.primaryKey}' of entity '${entityName}' is the primary key: at most ${MAX_KEY_LENGTH} characters`,
+    );
+  }
+  return values;
 }
 
 /** An update body: a non-empty JSON object of known fields (not the primary key). */
