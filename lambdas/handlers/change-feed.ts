@@ -2,13 +2,14 @@
  * Change feed: change events from the changes queue → `entity:<name>` messages on the delivery queue, each with
  * the audience its row allows. The whole batch is one unit (one query per tenant and entity): any failure fails
  * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued. A record
- * that is not a change event is set aside in the dead-letter queue at once, with its reason.
+ * that is not a change event, or whose change could never be delivered (too big for the delivery queue), is set aside
+ * in the dead-letter queue at once, with its reason.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { deliverySendParams } from '../core/delivery.ts';
 import { produceChangeMessages } from '../core/entities/change-feed.ts';
 import { ChangeEvent } from '../core/entities/events.ts';
@@ -36,16 +37,37 @@ const deps = {
   log: (message: string, details: Record<string, unknown>) => logger.warn(message, details),
 };
 
+/** The batch's records by the change they carry, to set a change aside by its record. */
+let recordsOf = new Map<string, SQSRecord[]>();
+const changeKey = (e: ChangeEvent) => JSON.stringify([e.tenantId, e.entity, e.key, e.version]);
+
+async function setAsideChange(event: ChangeEvent, reason: string): Promise<void> {
+  const records = recordsOf.get(changeKey(event)) ?? [];
+  logger.error('undeliverable change set aside', {
+    tenantId: event.tenantId,
+    entity: event.entity,
+    key: event.key,
+    version: event.version,
+    sqsMessageIds: records.map((r) => r.messageId),
+    reason,
+  });
+  for (const record of records) await setAside(record, reason);
+  countSetAside(metrics);
+}
+
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics))
   .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
   .handler(async (event) => {
     const events: ChangeEvent[] = [];
+    recordsOf = new Map();
     for (const record of event.Records) {
       const parsed = ChangeEvent.safeParse(safeJson(record.body));
       if (parsed.success) {
         events.push(parsed.data);
+        const key = changeKey(parsed.data);
+        recordsOf.set(key, [...(recordsOf.get(key) ?? []), record]);
         continue;
       }
       // A malformed event can never succeed: set it aside (docs/limits.md) rather than poison the batch.
@@ -55,7 +77,7 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
       countSetAside(metrics);
     }
     try {
-      const messages = await produceChangeMessages(events, deps);
+      const messages = await produceChangeMessages(events, { ...deps, setAside: setAsideChange });
       await deps.enqueue(messages);
       logger.info('changes fed', { events: events.length, messages: messages.length });
       return { batchItemFailures: [] };

@@ -29,6 +29,7 @@ const rules: EntityRules = {
 function setup() {
   const data = new FakeDataApi({ task: 'id', note: 'id', hidden: 'id' });
   const logged: [string, Record<string, unknown>][] = [];
+  const setAside: [ChangeEvent, string][] = [];
   const deps: ChangeFeedDeps = {
     data,
     tenantData: async (tenantId) => {
@@ -38,6 +39,7 @@ function setup() {
     enqueue: async () => undefined,
     now: () => 1_700_000_000_000,
     log: (message, details) => logged.push([message, details]),
+    setAside: async (event, reason) => void setAside.push([event, reason]),
   };
   /** A committed write: the row as it is now, and its change-log entry. */
   const write = (
@@ -54,7 +56,7 @@ function setup() {
     const diff = changed ?? (op === 'delete' ? { id: [key, null], owner: ['alice', null] } : { id: [null, key] });
     data.addChange({ entity, key, version, op, changed_by: 'alice', diff: diff as never, published: true });
   };
-  return { data, deps, logged, write };
+  return { data, deps, logged, setAside, write };
 }
 
 const event = (entity: string, key: string, version: number, tenantId = 'acme'): ChangeEvent => ({
@@ -65,6 +67,19 @@ const event = (entity: string, key: string, version: number, tenantId = 'acme'):
 });
 
 describe('produceChangeMessages', () => {
+  it('sets aside, alone, a change whose message the delivery queue would refuse (a huge row-filter value)', async () => {
+    const { deps, write, setAside } = setup();
+    // U+FFFE is written as a 6-character escape in an SQS body: 45,000 of them are 270 KB.
+    const owner = '\uFFFE'.repeat(45_000);
+    write('task', { id: 'poison', owner }, 'poison', 1);
+    write('task', { id: 'fine', owner: 'bob' }, 'fine', 1);
+    const messages = await produceChangeMessages([event('task', 'poison', 1), event('task', 'fine', 1)], deps);
+    expect(messages.map((m) => (m.data as { key: string }).key)).toEqual(['fine']);
+    expect(setAside).toEqual([
+      [event('task', 'poison', 1), expect.stringMatching(/^change message is \d+ bytes, over /)],
+    ]);
+  });
+
   it('announces a change whose row is over 16 KB without the row, so the message fits a frame', async () => {
     const { deps, write, logged } = setup();
     write('note', { id: 'big', body: 'x'.repeat(200 * 1024) }, 'big', 1);

@@ -8,6 +8,7 @@ import { limits } from '../../manifest.ts';
 import type { Audience } from '../audience.ts';
 import type { DeliveryMessage } from '../delivery.ts';
 import { publishDataProblem } from '../publish-data.ts';
+import { sqsMessageBody } from '../sqs-batches.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityDeps } from './service.ts';
@@ -21,6 +22,11 @@ export interface ChangeFeedDeps {
   readonly enqueue: (messages: readonly DeliveryMessage[]) => Promise<void>;
   readonly now: () => number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * A change that can never be delivered (its message would pass the delivery queue's size): the event is set aside
+   * (the handler puts its record in the dead-letter queue) and the batch goes on without it.
+   */
+  readonly setAside: (event: ChangeEvent, reason: string) => Promise<void>;
 }
 
 /** Deterministic per change, so a redelivered event produces the same message and the delivery queue dedupes it. */
@@ -60,6 +66,12 @@ function withinPublishRules<D extends { row: Record<string, unknown> | null }>(
   log?.('change announced without its row', { ...ids, reason: problem });
   return { ...data, row: null, rowOmitted: true };
 }
+
+/**
+ * The most a change message's SQS body may hold: the delivery queue's limit, less room for what wraps it on the way
+ * (a forward to the home region, a replica to the peers, their attributes: docs/multi-region.md).
+ */
+const CHANGE_MESSAGE_BYTES = limits.queueMessageBytes - 1024;
 
 function groupKey(e: ChangeEvent): string {
   return `${e.tenantId}\u0000${e.entity}`;
@@ -124,7 +136,7 @@ export async function produceChangeMessages(
         changedBy: String(r.changed_by),
         changedAt: String(r.changed_at),
       };
-      messages.push({
+      const message: DeliveryMessage = {
         v: 1,
         id: changeMessageId(event),
         tenantId,
@@ -133,7 +145,16 @@ export async function produceChangeMessages(
         from: String(r.changed_by),
         ts: deps.now(),
         audience,
-      });
+      };
+      // The row is bounded (`withinPublishRules`), but not the audience's row-filter value or the writer's name: a
+      // message the delivery queue refuses failed the whole batch, other tenants' changes with it, on every retry
+      // (until 2026-12-03). Such a change is set aside alone; the change log still has it.
+      const bytes = Buffer.byteLength(sqsMessageBody(message), 'utf8');
+      if (bytes > CHANGE_MESSAGE_BYTES) {
+        await deps.setAside(event, `change message is ${bytes} bytes, over ${CHANGE_MESSAGE_BYTES}`);
+        continue;
+      }
+      messages.push(message);
     }
     if (rows.length < group.length) {
       deps.log?.('change events without a change-log row', {
