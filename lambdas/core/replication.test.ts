@@ -10,6 +10,7 @@ import {
   homeRegionOf,
   parseTopology,
   type ReplicaMessage,
+  replicaProblem,
   replicaSendParams,
   replicatingHistory,
   replicationJobs,
@@ -39,6 +40,45 @@ const replica = (id: string, seq: number): ReplicaMessage => ({
   origin: 'eu-west-1',
   seq,
   message: message(id),
+});
+
+describe('replicaProblem', () => {
+  const message = (tenantId: string): DeliveryMessage => ({
+    v: 1,
+    id: 'm1',
+    tenantId,
+    group: 'chat:general',
+    data: 'hi',
+    from: 'alice',
+    ts: 1,
+  });
+  const replica = (origin: string, tenantId: string): ReplicaMessage => ({
+    v: 1,
+    kind: 'replica',
+    origin,
+    seq: 1,
+    message: message(tenantId),
+  });
+  const here = parseTopology({
+    region: 'eu-west-1',
+    stageRegions: 'eu-west-1 us-east-1',
+    peerDeliveryQueues: `us-east-1=${US}`,
+  });
+  // A tenant homed in each region.
+  const tenants = Array.from({ length: 40 }, (_, i) => `t${i}`);
+  const homedIn = (region: string) => tenants.find((t) => homeRegionOf(t, here.regions) === region) as string;
+
+  it('takes a replica from the peer that is the tenant home', () => {
+    expect(replicaProblem(replica('us-east-1', homedIn('us-east-1')), here)).toBeUndefined();
+  });
+
+  it('refuses a replica from a region that is not a peer, for a tenant homed here, or in a single-region stage', () => {
+    expect(replicaProblem(replica('mars-1', homedIn('us-east-1')), here)).toMatch(/not a peer/);
+    expect(replicaProblem(replica('us-east-1', homedIn('eu-west-1')), here)).toMatch(/not the home/);
+    expect(replicaProblem(replica('eu-west-1', homedIn('eu-west-1')), here)).toMatch(/not a peer/);
+    const alone = parseTopology({ region: 'eu-west-1', stageRegions: '', peerDeliveryQueues: '' });
+    expect(replicaProblem(replica('us-east-1', 'acme'), alone)).toMatch(/not a peer/);
+  });
 });
 
 describe('parseTopology', () => {

@@ -119,6 +119,21 @@ export function isReplica(body: unknown): body is ReplicaMessage {
   return typeof body === 'object' && body !== null && (body as { kind?: unknown }).kind === 'replica';
 }
 
+/**
+ * Why this region must not take a replica, or undefined when it may: only the tenant's home region sequences its
+ * messages, and it replicates them to its peers, so a replica comes from a peer that is the tenant's home, never to
+ * the home itself. Until 2026-12-03 any `kind: 'replica'` body on the delivery queue was taken, from any origin, even
+ * in a single-region stage: it overwrote the group's history at its seq and skipped the data rules.
+ */
+export function replicaProblem(replica: ReplicaMessage, topology: StageTopology): string | undefined {
+  const { origin, message } = replica;
+  const home = homeRegionOf(message.tenantId, topology.regions);
+  if (!topology.peers.has(origin)) return `replica from '${origin}', which is not a peer of ${topology.region}`;
+  if (origin !== home)
+    return `replica from '${origin}', which is not the home of tenant '${message.tenantId}' (${home})`;
+  return undefined;
+}
+
 /** SQS allows 128 characters of `[!-~]` in group and dedup ids; longer ones are hashed. */
 function sqsId(id: string): string {
   return id.length <= 128 ? id : `h:${createHash('sha256').update(id).digest('base64url')}`;

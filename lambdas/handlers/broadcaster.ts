@@ -9,7 +9,7 @@ import { numberEnv } from '../core/env.ts';
 import { type PaceRun, paceDelayMs } from '../core/pace.ts';
 import { isPermanent, PoisonRecordError, reasonOf } from '../core/poison.ts';
 import { publishDataProblem } from '../core/publish-data.ts';
-import { deliverReplicas, isReplica, ReplicaMessage, routeOf } from '../core/replication.ts';
+import { deliverReplicas, isReplica, ReplicaMessage, replicaProblem, routeOf } from '../core/replication.ts';
 import { functions, queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
@@ -81,6 +81,14 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     const replica = replicaOf(record.body);
     if (replica !== undefined) {
       closeRuns(open, group);
+      const refused =
+        replicaProblem(replica, replication.topology) ?? publishDataProblem(replica.message.data)?.message;
+      if (refused !== undefined) {
+        closeRuns(openReplicas, group);
+        const reason = `replica of ${replica.message.id}: ${refused}`;
+        units.push({ unit: { kind: 'poison', record, reason }, records: [record] });
+        continue;
+      }
       // As for published messages: a run of replicas is one tenant's group, whatever message group carried it.
       const replicaKey = `${group}\n${replica.message.tenantId}\n${replica.message.group}`;
       let run = openReplicas.get(replicaKey);

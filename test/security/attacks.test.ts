@@ -9,7 +9,9 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
+import { messageGroupIdOf } from '../../lambdas/core/delivery.ts';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
 import { defaultRoleRules } from '../../local/seed.ts';
 import {
@@ -346,5 +348,45 @@ describe('the system group entity:*', () => {
     const feed = messages(subscriber, 'entity:task');
     expect(feed.map((m) => (m.data as { key: string }).key)).toEqual([created.id]);
     expect(feed.some((m) => (m.data as { changedBy?: string }).changedBy === 'ceo')).toBe(false);
+  });
+});
+
+describe('a forged replica on the delivery queue (a principal that may send to it)', () => {
+  it("is set aside: it never rewrites the home region's history, live or on replay", async () => {
+    const group = 'chat:replica-forgery';
+    const alice = await client(token('acme', 'alice', ['member']));
+    expect(await alice.request({ action: 'subscribe', group })).toMatchObject({ type: 'ack' });
+    await alice.request({ action: 'publish', group, data: { text: 'original' } });
+    await eventually(() => messages(alice, group).length === 1);
+    // A body claiming to be seq 1 replicated from a region that is not in this (one-region) stage.
+    const forged = {
+      v: 1,
+      kind: 'replica',
+      origin: 'mars-1',
+      seq: 1,
+      message: {
+        v: 1,
+        id: 'forged-1',
+        tenantId: 'acme',
+        group,
+        data: { text: 'forged' },
+        from: 'alice',
+        ts: Date.now(),
+      },
+    };
+    await runtime().sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: runtime().queues.delivery.url,
+        MessageBody: JSON.stringify(forged),
+        MessageGroupId: messageGroupIdOf('acme', group),
+        MessageDeduplicationId: 'forged-1@1',
+      }),
+    );
+    await sleep(1500);
+    const bob = await client(token('acme', 'bob', ['member']));
+    await bob.request({ action: 'subscribe', group, since: 0 });
+    await eventually(() => messages(bob, group).length >= 1);
+    const view = (c: TestClient) => messages(c, group).map((m) => [m.seq, (m.data as { text: string }).text]);
+    expect({ live: view(alice), replay: view(bob) }).toEqual({ live: [[1, 'original']], replay: [[1, 'original']] });
   });
 });
