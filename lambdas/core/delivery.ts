@@ -3,6 +3,7 @@
  * fan-out queue, and the frames built from it. Layout and guarantees: docs/delivery.md.
  */
 import { createHash } from 'node:crypto';
+import { limits } from '../manifest.ts';
 import { Audience } from './audience.ts';
 import { GROUP_PATTERN, type MessageFrame, TENANT_PATTERN } from './protocol.ts';
 import { sqsMessageBody } from './sqs-batches.ts';
@@ -21,6 +22,20 @@ export const DeliveryMessage = z.strictObject({
   audience: z.optional(Audience),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
+
+/**
+ * The most a delivery message's SQS body may hold: the delivery queue's limit less 1 KiB for what wraps it on its way
+ * (a forward to the tenant's home region, a replica to the peers, their attributes: docs/multi-region.md). Until
+ * 2026-12-03 a message the queue took could be too big to replicate: sequenced at home, never delivered there live
+ * and never reaching the peers.
+ */
+export const DELIVERY_MESSAGE_BYTES = limits.queueMessageBytes - 1024;
+
+/** The size of a delivery message's SQS body when it is over `DELIVERY_MESSAGE_BYTES`, else undefined. */
+export function oversizeDeliveryMessage(message: DeliveryMessage): number | undefined {
+  const bytes = Buffer.byteLength(sqsMessageBody(message), 'utf8');
+  return bytes > DELIVERY_MESSAGE_BYTES ? bytes : undefined;
+}
 
 /**
  * Put on the group's FIFO stream by a `subscribe` with `since`: the broadcaster replays history to that connection

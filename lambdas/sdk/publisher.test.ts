@@ -52,6 +52,20 @@ describe('the server SDK publisher', () => {
     ).rejects.toMatchObject({ code: 'TOO_LARGE' });
   });
 
+  it('refuses a message whose from and audience leave no room to forward or replicate it, before sending', async () => {
+    const publisher = new Publisher({ queueUrl: queue.url, client: sqs.client });
+    // Within SQS's 256 KiB, so the queue would take it, but a replica wraps it in more and could not be sent.
+    const audience = { roles: ['member'], claim: { name: 'team', anyOf: ['t'.repeat(255 * 1024)] } };
+    await expect(publisher.publish({ tenantId: 'acme', group: 'g', data: 1, audience })).rejects.toMatchObject({
+      code: 'TOO_LARGE',
+    });
+    await expect(
+      publisher.publish({ tenantId: 'acme', group: 'g', data: 1, from: 'f'.repeat(255 * 1024) }),
+    ).rejects.toMatchObject({
+      code: 'TOO_LARGE',
+    });
+  });
+
   it('refuses a queue URL that is not the FIFO delivery queue', () => {
     expect(() => new Publisher({ queueUrl: 'http://q/123/delivery', client: sqs.client })).toThrow(/\.fifo/);
   });

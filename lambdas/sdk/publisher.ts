@@ -13,8 +13,13 @@
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Audience } from '../core/audience.ts';
-import { DeliveryMessage, deliverySendParams } from '../core/delivery.ts';
-import { BadRequestError } from '../core/errors.ts';
+import {
+  DELIVERY_MESSAGE_BYTES,
+  DeliveryMessage,
+  deliverySendParams,
+  oversizeDeliveryMessage,
+} from '../core/delivery.ts';
+import { BadRequestError, TooLargeError } from '../core/errors.ts';
 import { assertPublishData } from '../core/publish-data.ts';
 
 export interface PublisherOptions {
@@ -66,6 +71,12 @@ export class Publisher {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new BadRequestError(`${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const bytes = oversizeDeliveryMessage(parsed.data);
+    if (bytes !== undefined) {
+      throw new TooLargeError(
+        `message is ${bytes} bytes queued (its from and audience count): at most ${DELIVERY_MESSAGE_BYTES}`,
+      );
     }
     await this.client.send(new SendMessageCommand(deliverySendParams(this.options.queueUrl, parsed.data)));
     return { id: parsed.data.id };

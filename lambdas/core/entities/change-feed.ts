@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto';
 import { limits } from '../../manifest.ts';
 import type { Audience } from '../audience.ts';
-import type { DeliveryMessage } from '../delivery.ts';
+import { DELIVERY_MESSAGE_BYTES, type DeliveryMessage, oversizeDeliveryMessage } from '../delivery.ts';
 import { publishDataProblem } from '../publish-data.ts';
-import { sqsMessageBody } from '../sqs-batches.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityDeps } from './service.ts';
@@ -66,12 +65,6 @@ function withinPublishRules<D extends { row: Record<string, unknown> | null }>(
   log?.('change announced without its row', { ...ids, reason: problem });
   return { ...data, row: null, rowOmitted: true };
 }
-
-/**
- * The most a change message's SQS body may hold: the delivery queue's limit, less room for what wraps it on the way
- * (a forward to the home region, a replica to the peers, their attributes: docs/multi-region.md).
- */
-const CHANGE_MESSAGE_BYTES = limits.queueMessageBytes - 1024;
 
 function groupKey(e: ChangeEvent): string {
   return `${e.tenantId}\u0000${e.entity}`;
@@ -149,9 +142,9 @@ export async function produceChangeMessages(
       // The row is bounded (`withinPublishRules`), but not the audience's row-filter value or the writer's name: a
       // message the delivery queue refuses failed the whole batch, other tenants' changes with it, on every retry
       // (until 2026-12-03). Such a change is set aside alone; the change log still has it.
-      const bytes = Buffer.byteLength(sqsMessageBody(message), 'utf8');
-      if (bytes > CHANGE_MESSAGE_BYTES) {
-        await deps.setAside(event, `change message is ${bytes} bytes, over ${CHANGE_MESSAGE_BYTES}`);
+      const bytes = oversizeDeliveryMessage(message);
+      if (bytes !== undefined) {
+        await deps.setAside(event, `change message is ${bytes} bytes, over ${DELIVERY_MESSAGE_BYTES}`);
         continue;
       }
       messages.push(message);
