@@ -87,6 +87,30 @@ describe('the tenant catalog', () => {
     ]);
   });
 
+  it('forgets within seconds that a tenant was not configured, and keeps a configured one for the cache time', async () => {
+    let items: Record<string, unknown>[] = [];
+    let queries = 0;
+    const client = {
+      send: async () => {
+        queries++;
+        return { Items: items };
+      },
+    } as unknown as DynamoDBDocumentClient;
+    let now = 1_000_000;
+    const tenants = new TenantDirectory({ client, tableName: 't', now: () => now });
+    await expect(tenants.get('hooli')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    // Onboarded just after its users' first (refused) requests.
+    items = [config('hooli')];
+    now += 4_000;
+    await expect(tenants.get('hooli')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    now += 2_000;
+    await expect(tenants.get('hooli')).resolves.toMatchObject({ tenantId: 'hooli' });
+    const asked = queries;
+    now += 50_000;
+    await tenants.get('hooli');
+    expect(queries).toBe(asked);
+  });
+
   it('writes a config and its schema with their index keys', async () => {
     const { client, sent } = fakeClient({});
     await new TenantDirectory({ client, tableName: 't' }).put({ tenantId: 'acme', roleRules: {}, schema: snapshot });

@@ -82,12 +82,19 @@ export interface TenantDirectoryOptions {
   readonly now?: () => number;
 }
 
+/** How long a sandbox remembers that a tenant is not configured. */
+const MISS_TTL_MS = 5_000;
+
 export class TenantDirectory {
   private readonly cache: TtlCache<TenantConfig | undefined>;
 
   constructor(private readonly options: TenantDirectoryOptions) {
+    const ttlMs = options.cacheTtlMs ?? 60_000;
     this.cache = new TtlCache((tenantId) => this.load(tenantId), {
-      ttlMs: options.cacheTtlMs ?? 60_000,
+      ttlMs,
+      // An unknown tenant is asked again after a few seconds, not a minute: a tenant onboarded while its users'
+      // pages were already retrying was refused for up to a minute after `tenants create` (until 2026-12-03).
+      ttlOf: (config) => (config === undefined ? Math.min(ttlMs, MISS_TTL_MS) : ttlMs),
       ...(options.now && { now: options.now }),
     });
   }

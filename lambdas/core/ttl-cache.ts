@@ -3,8 +3,10 @@
  * Written by hand: Powertools has no general-purpose cache, and this one is a dozen lines.
  * Concurrent misses for the same key share one load; failed loads are not cached.
  */
-export interface TtlCacheOptions {
+export interface TtlCacheOptions<V = unknown> {
   readonly ttlMs: number;
+  /** How long a loaded value lives, when it depends on the value (a miss shorter than a hit). @default ttlMs */
+  readonly ttlOf?: (value: V) => number;
   /** @default Date.now */
   readonly now?: () => number;
   /** @default 1000 */
@@ -18,7 +20,7 @@ export class TtlCache<V> {
 
   constructor(
     private readonly load: (key: string) => Promise<V>,
-    private readonly options: TtlCacheOptions,
+    private readonly options: TtlCacheOptions<V>,
   ) {
     this.now = options.now ?? Date.now;
     this.maxEntries = options.maxEntries ?? 1000;
@@ -29,10 +31,18 @@ export class TtlCache<V> {
     if (hit !== undefined && hit.expiresAt > this.now()) return hit.value;
     const value = this.load(key);
     if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(key, { expiresAt: this.now() + this.options.ttlMs, value });
-    value.catch(() => {
-      if (this.entries.get(key)?.value === value) this.entries.delete(key);
-    });
+    const loadedAt = this.now();
+    const entry = { expiresAt: loadedAt + this.options.ttlMs, value };
+    this.entries.set(key, entry);
+    const { ttlOf } = this.options;
+    value.then(
+      (loaded) => {
+        if (ttlOf !== undefined) entry.expiresAt = loadedAt + ttlOf(loaded);
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
     return value;
   }
 
