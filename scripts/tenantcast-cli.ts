@@ -180,6 +180,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         } catch (err) {
           return usage(`<json> is not JSON (${(err as Error).message}); got ${json}`);
         }
+        // A mistyped tenant would be "published" to nobody and metered: say that it does not exist.
+        const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
+        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+        if ((await tenants.find(tenantId)) === undefined) {
+          const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
+          io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
+          return 1;
+        }
         const delivery = queueOf(target, 'delivery');
         const publisher = new Publisher({
           queueUrl: delivery.url,

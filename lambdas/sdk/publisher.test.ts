@@ -66,6 +66,13 @@ describe('the server SDK publisher', () => {
     });
   });
 
+  it("refuses a system group before sending: a table's live feed comes from the change feed only", async () => {
+    const publisher = new Publisher({ queueUrl: queue.url, client: sqs.client });
+    await expect(
+      publisher.publish({ tenantId: 'acme', group: 'entity:task', data: { op: 'update', row: { title: 'forged' } } }),
+    ).rejects.toMatchObject({ code: 'FORBIDDEN' });
+  });
+
   it('refuses a queue URL that is not the FIFO delivery queue', () => {
     expect(() => new Publisher({ queueUrl: 'http://q/123/delivery', client: sqs.client })).toThrow(/\.fifo/);
   });

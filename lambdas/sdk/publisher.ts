@@ -19,7 +19,8 @@ import {
   deliverySendParams,
   oversizeDeliveryMessage,
 } from '../core/delivery.ts';
-import { BadRequestError, TooLargeError } from '../core/errors.ts';
+import { BadRequestError, ForbiddenError, TooLargeError } from '../core/errors.ts';
+import { isSystemGroup } from '../core/permissions.ts';
 import { assertPublishData } from '../core/publish-data.ts';
 
 export interface PublisherOptions {
@@ -57,6 +58,11 @@ export class Publisher {
 
   /** Validates and enqueues one message; resolves with its id once it is durably queued. */
   async publish(input: PublishInput): Promise<{ id: string }> {
+    // The same system-group rule as every other publish path: `entity:*` messages come from the change feed only,
+    // with each row's audience (until 2026-12-03 the SDK and the CLI put any row on a table's live feed).
+    if (isSystemGroup(input.group)) {
+      throw new ForbiddenError(`'${input.group}' is a system group: only the service publishes to entity:* groups`);
+    }
     assertPublishData(input.data);
     const parsed = DeliveryMessage.safeParse({
       v: 1,

@@ -149,6 +149,18 @@ describe('tenantcast publish', () => {
     });
     expect(await cli('publish', 'acme', '', '1')).toMatchObject({ code: 1, err: expect.stringMatching(/^error: /) });
   });
+
+  it("refuses a system group (a table's live feed) and a tenant that does not exist, as every publish path does", async () => {
+    const forged = '{"op":"update","entity":"task","key":"t1","version":99,"row":{"title":"forged"}}';
+    expect(await cli('publish', 'acme', 'entity:task', forged)).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/system group/),
+    });
+    expect(await cli('publish', 'nosuch', 'chat:general', '{}')).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/unknown tenant 'nosuch'/),
+    });
+  });
 });
 
 describe('tenantcast usage', () => {

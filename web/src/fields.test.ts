@@ -114,6 +114,8 @@ describe('form inputs', () => {
     expect(fromInputText('due_date', '  ', { type: 'date', nullable: true })).toBeNull();
     expect(fromInputText('title', '', { type: 'text', nullable: false })).toBe('');
     expect(() => fromInputText('priority', '', { type: 'int', nullable: false })).toThrow('Priority: is required');
+    // A field the database fills by default (opened_at DEFAULT now()) is left out of the body instead.
+    expect(fromInputText('opened_at', '', { type: 'timestamptz', nullable: false, hasDefault: true })).toBeUndefined();
   });
 
   it('refuses text that is not of the field type, with a BAD_REQUEST code', () => {

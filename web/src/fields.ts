@@ -100,14 +100,16 @@ export class FieldInputError extends Error {
 }
 
 /**
- * The JSON value for what was typed. Empty input is `null` for a nullable field (an empty string for a required
- * text field, which the API then judges). Numerics stay strings so no precision is lost.
+ * The JSON value for what was typed. Empty input is `null` for a nullable field, `undefined` (left out) for one the
+ * database fills by default, and an empty string for a required text field, which the API then judges. Numerics stay
+ * strings so no precision is lost.
  */
 export function fromInputText(name: string, text: string, field: FieldSpec): unknown {
   const trimmed = text.trim();
   if (field.type === 'boolean') return text === 'true';
   if (trimmed === '') {
     if (field.nullable) return null;
+    if (field.hasDefault === true) return undefined;
     if (field.type === 'text') return '';
     throw new FieldInputError(name, 'is required');
   }

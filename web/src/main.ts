@@ -513,7 +513,7 @@ function fieldInput(column: Column, value: unknown): HTMLElement {
     });
     input.value = text;
   }
-  const required = column.field.nullable ? '' : ' *';
+  const required = column.field.nullable || column.field.hasDefault === true ? '' : ' *';
   return h(
     'label',
     { for: id, 'data-field': column.name },
@@ -529,7 +529,8 @@ function readForm(form: HTMLFormElement, columns: readonly Column[]): Record<str
     const input = form.elements.namedItem(column.name);
     if (!(input instanceof HTMLInputElement || input instanceof HTMLTextAreaElement)) continue;
     const text = input instanceof HTMLInputElement && input.type === 'checkbox' ? String(input.checked) : input.value;
-    values[column.name] = fromInputText(column.name, text, column.field);
+    const value = fromInputText(column.name, text, column.field);
+    if (value !== undefined) values[column.name] = value;
   }
   return values;
 }

@@ -8,6 +8,8 @@ export type FieldType = 'text' | 'int' | 'numeric' | 'uuid' | 'date' | 'timestam
 export interface FieldSpec {
   readonly type: FieldType;
   readonly nullable: boolean;
+  /** The database fills it when a create leaves it out (`GET /v1/schema`). */
+  readonly hasDefault?: boolean;
 }
 
 export interface EntitySpec {

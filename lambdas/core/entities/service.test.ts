@@ -218,6 +218,30 @@ describe('EntityService.schema', () => {
     expect(await service.schema(caller('nobody', []))).toEqual({ entities: {} });
   });
 
+  it('says which fields have a default, so a form can leave them out of a create', async () => {
+    const withDefault: SchemaSnapshot = {
+      entities: {
+        note: {
+          primaryKey: 'id',
+          fields: {
+            ...schema.entities.note?.fields,
+            opened_at: { type: 'timestamptz', nullable: false, hasDefault: true },
+          },
+        },
+      },
+    };
+    const service = new EntityService({
+      data: new FakeDataApi({ note: 'id' }),
+      tenantData: async () => ({ db, schema: withDefault, rules }),
+      publish: async () => undefined,
+    });
+    expect((await service.schema(alice)).entities.note?.fields).toMatchObject({
+      opened_at: { type: 'timestamptz', nullable: false, hasDefault: true },
+      title: { type: 'text', nullable: false },
+    });
+    expect((await service.schema(alice)).entities.note?.fields.title).not.toHaveProperty('hasDefault');
+  });
+
   it("says whether the caller's roles may write each entity, so a client can hide what a viewer cannot use", async () => {
     const { service } = setup();
     expect((await service.schema(caller('vic', ['viewer']))).entities.note).toMatchObject({
