@@ -91,6 +91,17 @@ describe('an entity table', () => {
     expect(table.size).toBe(0);
   });
 
+  it('takes the list as the truth on reload, even at lower versions, after a stack restarted without its data', () => {
+    const table = new EntityTable(acmeTask);
+    table.load([{ id: 'a', title: 'edited', _version: 2 }]);
+    // The restarted stack has the seed row again, at version 0, and versions start over.
+    table.load([{ id: 'a', title: 'reseeded', _version: 0 }]);
+    expect(table.get('a')).toEqual({ id: 'a', title: 'reseeded', _version: 0 });
+    expect(table.apply(change('a', 1, 'edited again'))).toBe(true);
+    expect(table.get('a')).toMatchObject({ title: 'edited again', _version: 1 });
+    expect(table.upsert({ id: 'a', title: 'saved', _version: 2 })).toBe(true);
+  });
+
   it('takes a write answer that is newer and refuses one the live feed already overtook', () => {
     const table = new EntityTable(acmeTask);
     table.load([{ id: 'a', title: 'A', _version: 0 }]);

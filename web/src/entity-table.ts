@@ -35,20 +35,26 @@ export class EntityTable {
     return keyed.map(([, row]) => row);
   }
 
-  /** Replaces the rows with a fresh list from the API, keeping anything newer that arrived live meanwhile. */
+  /**
+   * Replaces the rows with a fresh list from the API, keeping what changed live meanwhile where it is newer. Anything
+   * else the list decides, even at a lower version: the API is the truth, and after a stack restarted without its
+   * data versions start again (until 2026-12-03 the page kept the old rows, refused the new versions and every save
+   * conflicted).
+   */
   load(list: readonly Row[]): void {
     const listed = new Set<string>();
     const next = new Map<string, Row>();
+    const seen = new Map<string, number>();
+    for (const key of this.#live) seen.set(key, this.#seen.get(key) ?? -1);
     for (const row of list) {
       const key = this.keyOf(row);
       listed.add(key);
-      const seen = this.#seen.get(key) ?? -1;
-      if (seen > versionOf(row)) {
+      if ((seen.get(key) ?? -1) > versionOf(row)) {
         const current = this.#rows.get(key);
         if (current !== undefined) next.set(key, current);
         continue;
       }
-      this.#seen.set(key, versionOf(row));
+      seen.set(key, versionOf(row));
       next.set(key, row);
     }
     for (const key of this.#live) {
@@ -56,6 +62,8 @@ export class EntityTable {
       if (!listed.has(key) && current !== undefined) next.set(key, current);
     }
     this.#live.clear();
+    this.#seen.clear();
+    for (const [key, version] of seen) this.#seen.set(key, version);
     this.#rows.clear();
     for (const [key, row] of next) this.#rows.set(key, row);
   }
