@@ -10,6 +10,13 @@ const runtime = await startLocal({
   ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
   // Where `npm run tenants` finds this runtime.
   endpointsFile: '.local/endpoints.json',
+}).catch((err: unknown) => {
+  if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+  console.error(
+    `error: ${(err as Error).message}: another local stack (or another program) holds the port. Stop it first ` +
+      '(Ctrl-C in its terminal, or kill the process listening there), then run npm start again.',
+  );
+  process.exit(1);
 });
 
 const lines = [
