@@ -32,8 +32,14 @@ export const handler = middy<ScheduledEvent, RelayResult>()
   .use(captureLambdaHandler(tracer, { captureResponse: false }))
   .use(logMetrics(metrics))
   .use(countInput(metrics, metricNames.scheduledRuns))
-  .handler(async () => {
-    const result = await relayUnpublished(deps, { graceSeconds: numberEnv('OUTBOX_GRACE_SECONDS', 5) });
-    if (result.published > 0 || result.failedTenants.length > 0) logger.info('outbox relayed', { ...result });
+  .handler(async (_event, context) => {
+    const result = await relayUnpublished(deps, {
+      graceSeconds: numberEnv('OUTBOX_GRACE_SECONDS', 5),
+      remainingMs: () => context.getRemainingTimeInMillis(),
+      startAt: Math.floor(Date.now() / 60_000),
+    });
+    if (result.published > 0 || result.failedTenants.length > 0 || result.skippedTenants > 0) {
+      logger.info('outbox relayed', { ...result });
+    }
     return result;
   });

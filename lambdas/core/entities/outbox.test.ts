@@ -64,7 +64,11 @@ describe('relayUnpublished', () => {
     globex.addChange(change('g', 1));
     const { deps, sent } = setup({ acme, globex });
 
-    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({ published: 3, failedTenants: [] });
+    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({
+      published: 3,
+      failedTenants: [],
+      skippedTenants: 0,
+    });
     expect(sent).toEqual([
       [
         { tenantId: 'acme', entity: 'task', key: 'a', version: 1 },
@@ -73,14 +77,22 @@ describe('relayUnpublished', () => {
       [{ tenantId: 'globex', entity: 'task', key: 'g', version: 1 }],
     ]);
     expect([...acme.log, ...globex.log].every((c) => c.published)).toBe(true);
-    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({ published: 0, failedTenants: [] });
+    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({
+      published: 0,
+      failedTenants: [],
+      skippedTenants: 0,
+    });
   });
 
   it('leaves changes younger than the grace period to their writer', async () => {
     const acme = new FakeDataApi({});
     acme.addChange(change('a', 1));
     const { deps, sent } = setup({ acme });
-    expect(await relayUnpublished(deps, { graceSeconds: 5 })).toEqual({ published: 0, failedTenants: [] });
+    expect(await relayUnpublished(deps, { graceSeconds: 5 })).toEqual({
+      published: 0,
+      failedTenants: [],
+      skippedTenants: 0,
+    });
     expect(sent).toEqual([]);
   });
 
@@ -91,6 +103,7 @@ describe('relayUnpublished', () => {
     expect(await relayUnpublished(deps, { graceSeconds: 0, pageSize: 2, maxPages: 3 })).toEqual({
       published: 6,
       failedTenants: [],
+      skippedTenants: 0,
     });
     expect(sent.map((page) => page.length)).toEqual([2, 2, 2]);
     expect(await relayUnpublished(deps, { graceSeconds: 0, pageSize: 2, maxPages: 3 })).toMatchObject({ published: 1 });
@@ -101,12 +114,52 @@ describe('relayUnpublished', () => {
     acme.addChange(change('a', 1));
     const { deps, sent, logged, setQueueDown } = setup({ acme });
     setQueueDown(true);
-    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({ published: 0, failedTenants: ['acme'] });
+    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({
+      published: 0,
+      failedTenants: ['acme'],
+      skippedTenants: 0,
+    });
     expect(acme.log[0]?.published).toBe(false);
     expect(logged).toEqual([{ tenantId: 'acme', error: 'ServiceUnavailable' }]);
     setQueueDown(false);
-    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({ published: 1, failedTenants: [] });
+    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({
+      published: 1,
+      failedTenants: [],
+      skippedTenants: 0,
+    });
     expect(sent).toHaveLength(1);
+  });
+
+  it('starts no tenant without time left, and starts where the run says, so the tail is reached later', async () => {
+    const dbs = Object.fromEntries(
+      ['a', 'b', 'c'].map((t) => {
+        const db = new FakeDataApi({});
+        db.addChange(change(`${t}1`, 1));
+        return [t, db];
+      }),
+    );
+    const { deps, sent } = setup(dbs);
+    let left = 12_000;
+    // Each tenant takes 2 s of the invocation's time: after a, 10 s are left, after b 8 s (under the 10 s reserve).
+    const publish = deps.publish;
+    const timed = {
+      ...deps,
+      publish: async (events: readonly ChangeEvent[]) => {
+        left -= 2_000;
+        await publish(events);
+      },
+    };
+    expect(await relayUnpublished(timed, { graceSeconds: 0, remainingMs: () => left })).toMatchObject({
+      published: 2,
+      skippedTenants: 1,
+    });
+    expect(sent.map(([e]) => e?.tenantId)).toEqual(['a', 'b']);
+    // The next run (the next minute) starts one further on: c first.
+    left = 12_000;
+    expect(await relayUnpublished(timed, { graceSeconds: 0, remainingMs: () => left, startAt: 2 })).toMatchObject({
+      published: 1,
+    });
+    expect(sent.map(([e]) => e?.tenantId)).toEqual(['a', 'b', 'c']);
   });
 
   it("does not let one tenant's failing database stop the others", async () => {
@@ -115,6 +168,10 @@ describe('relayUnpublished', () => {
     const acme = new FakeDataApi({});
     acme.addChange(change('a', 1));
     const { deps } = setup({ broken, acme });
-    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({ published: 1, failedTenants: ['broken'] });
+    expect(await relayUnpublished(deps, { graceSeconds: 0 })).toEqual({
+      published: 1,
+      failedTenants: ['broken'],
+      skippedTenants: 0,
+    });
   });
 });

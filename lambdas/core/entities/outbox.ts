@@ -24,12 +24,23 @@ export interface RelayOptions {
   readonly pageSize?: number;
   /** Pages per tenant per run. @default 10 */
   readonly maxPages?: number;
+  /** The invocation's time left (ms): no tenant is started with less than `reserveMs` of it. @default unlimited */
+  readonly remainingMs?: () => number;
+  /** @default 10_000 */
+  readonly reserveMs?: number;
+  /**
+   * Which tenant of the list a run starts with (taken modulo its length; the handler passes the minute), so the
+   * tenants a run had no time for come first in a later one. @default 0
+   */
+  readonly startAt?: number;
 }
 
 export interface RelayResult {
   readonly published: number;
   /** Tenants whose relay failed (logged); the next run retries them. */
   readonly failedTenants: readonly string[];
+  /** Tenants this run had no time left for (the run's start rotates, so a later run starts with them). */
+  readonly skippedTenants: number;
 }
 
 export async function relayUnpublished(deps: OutboxRelayDeps, options: RelayOptions = {}): Promise<RelayResult> {
@@ -38,7 +49,19 @@ export async function relayUnpublished(deps: OutboxRelayDeps, options: RelayOpti
   const maxPages = options.maxPages ?? 10;
   let published = 0;
   const failedTenants: string[] = [];
-  for (const tenantId of await deps.tenantIds()) {
+  const all = await deps.tenantIds();
+  // Rotated, and bounded by the time left: with many tenants, or slow databases (a paused cluster answers only after
+  // it resumes), a run in a fixed order that ran out of time never reached the same tail (until 2026-12-03).
+  const first = all.length === 0 ? 0 : (((options.startAt ?? 0) % all.length) + all.length) % all.length;
+  const order = [...all.slice(first), ...all.slice(0, first)];
+  const reserveMs = options.reserveMs ?? 10_000;
+  let skippedTenants = 0;
+  for (const [index, tenantId] of order.entries()) {
+    if (options.remainingMs !== undefined && options.remainingMs() < reserveMs) {
+      skippedTenants = order.length - index;
+      deps.log?.('outbox relay out of time', { skippedTenants, next: tenantId });
+      break;
+    }
     try {
       const tenant = await deps.tenantData(tenantId);
       for (let page = 0; page < maxPages; page++) {
@@ -62,5 +85,5 @@ export async function relayUnpublished(deps: OutboxRelayDeps, options: RelayOpti
       deps.log?.('outbox relay failed for tenant', { tenantId, error: (err as Error).message });
     }
   }
-  return { published, failedTenants };
+  return { published, failedTenants, skippedTenants };
 }
