@@ -24,6 +24,7 @@ const lines = [
   `  ops page           ${runtime.url}/ops`,
   `  WebSocket          ${runtime.wsUrl}   (token: ?token=<jwt> or subprotocols ["tenantcast.v1", "<jwt>"])`,
   `  @connections API   ${runtime.url}/@connections/<id>   (SigV4-signed AWS SDK requests only)`,
+  `  HTTP API           ${runtime.url}/v1/...   (entities, publish, admin: docs/entities.md; bearer token)`,
   `  dev tokens         POST ${runtime.url}/dev/token  {"tenantId":"acme","userId":"alice","roles":["member"]}`,
   `  JWKS               ${runtime.url}/dev/jwks.json`,
   `  DynamoDB           ${runtime.dynamo.endpoint}  table ${runtime.tableName}`,

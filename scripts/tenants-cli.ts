@@ -274,13 +274,19 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
   }
 }
 
-/** Prints a command's failure (with the Data API's detail when there is one) and returns exit code 1. */
+/**
+ * Prints a command's failure (with the Data API's detail when there is one, and what to do when nothing answers at
+ * the local runtime's endpoints) and returns exit code 1.
+ */
 export function failure(io: CliIo, err: unknown): number {
   const message =
     err instanceof TenantcastError && 'detail' in err && err.detail
       ? `${err.message}: ${String(err.detail)}`
       : (err as Error).message;
-  io.err(`error: ${message}`);
+  const refused = (err as { code?: string }).code === 'ECONNREFUSED' || /ECONNREFUSED/.test(message);
+  io.err(
+    `error: ${message}${refused ? ' (is the local stack running? start it with npm start, or pass --stage)' : ''}`,
+  );
   return 1;
 }
 

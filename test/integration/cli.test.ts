@@ -3,9 +3,9 @@
  * help, tenants, connections with a real WebSocket, publish to a real subscriber, usage, and a dead-lettered message
  * redriven to its subscriber. AWS mode reads stack outputs from an injected fake CloudFormation client.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
@@ -160,6 +160,21 @@ describe('tenantcast publish', () => {
       code: 1,
       err: expect.stringMatching(/unknown tenant 'nosuch'/),
     });
+  });
+});
+
+describe('a CLI whose endpoints file is left from a stopped stack', () => {
+  it('says to start the local stack when nothing answers', async () => {
+    const stale = join(dirname(endpointsFile), 'stale-endpoints.json');
+    await writeFile(stale, (await readFile(endpointsFile, 'utf8')).replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:1'));
+    const err: string[] = [];
+    const code = await runCli(['usage', 'acme', '--endpoints', stale], {
+      out: () => undefined,
+      err: (l) => err.push(l),
+      cwd: join(import.meta.dirname, '..', '..'),
+    });
+    expect(code).toBe(1);
+    expect(err.join('\n')).toMatch(/ECONNREFUSED.*is the local stack running\? start it with npm start/);
   });
 });
 
