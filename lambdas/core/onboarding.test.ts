@@ -72,6 +72,7 @@ describe('entity rules checked against a schema', () => {
             seat: column('int', 'integer', 'int4'),
             price: column('numeric', 'numeric(12,2)', 'numeric'),
             owner: column('text', 'text', 'text'),
+            code: column('text', 'character(3)', 'bpchar'),
           },
         },
       },
@@ -85,6 +86,10 @@ describe('entity rules checked against a schema', () => {
     expect(entityRuleProblems(filtered('price'), typed)).toHaveLength(1);
     expect(entityRuleProblems(filtered('seat'), typed)).toEqual([]);
     expect(entityRuleProblems(filtered('owner'), typed)).toEqual([]);
+    // char(3): 'ab ' in JSON, 'ab' as SQL text.
+    expect(entityRuleProblems(filtered('code'), typed)).toEqual([
+      "entity 'account' row filter: column 'code' is char(n): a row filter needs text, uuid, boolean, integer or smallint",
+    ]);
     expect(entityRuleProblems(filtered('id'), typed)).toEqual([]);
   });
 });

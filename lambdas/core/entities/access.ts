@@ -93,9 +93,12 @@ export function rowFilterProblem(entity: EntitySpec, column: string): string | u
   const exact =
     field.type === 'uuid' ||
     field.type === 'boolean' ||
-    (field.type === 'text' && !/character\(|bpchar/.test(pg)) ||
+    (field.type === 'text' && field.padded !== true) ||
     (field.type === 'int' && !/bigint|int8/.test(pg));
-  return exact ? undefined : `column '${column}' is ${pg}: a row filter needs text, uuid, boolean, integer or smallint`;
+  const named = field.padded === true ? 'char(n)' : pg;
+  return exact
+    ? undefined
+    : `column '${column}' is ${named}: a row filter needs text, uuid, boolean, integer or smallint`;
 }
 
 /**

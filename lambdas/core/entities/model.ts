@@ -26,6 +26,8 @@ export interface FieldSpec {
   readonly hasDefault?: boolean;
   /** PostgreSQL's own spelling of the column type (`numeric(12,2)`, `bigint`), for casts. @default from `type` */
   readonly pgType?: string;
+  /** A blank-padded `char(n)` column: its SQL text drops the padding its JSON value keeps. @default false */
+  readonly padded?: boolean;
 }
 
 export interface EntitySpec {
@@ -152,6 +154,7 @@ export function toEntitySchema(snapshot: {
         hasDefault: spec.hasDefault,
         // Casts use PostgreSQL's spelling, except for arrays (converted from JSON text by the Data API port).
         pgType: type === 'text[]' ? 'text[]' : castTypeOf(spec.udtName, spec.type),
+        ...(spec.udtName === 'bpchar' && { padded: true }),
       };
     }
     entities[name] = { primaryKey: entity.primaryKey, fields };
