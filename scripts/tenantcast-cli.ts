@@ -149,12 +149,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         if (tenantId === undefined) return usage('connections list needs <tenantId>');
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
         // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
-        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
-        if ((await tenants.find(tenantId)) === undefined) {
-          const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
-          io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
-          return 1;
-        }
+        if (!(await knownTenant(io, documentClient, target.tableName, tenantId))) return 1;
         const found = await new TenantConnections({ client: documentClient, tableName: target.tableName }).list(
           tenantId,
           values.user,
@@ -182,12 +177,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         }
         // A mistyped tenant would be "published" to nobody and metered: say that it does not exist.
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
-        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
-        if ((await tenants.find(tenantId)) === undefined) {
-          const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
-          io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
-          return 1;
-        }
+        if (!(await knownTenant(io, documentClient, target.tableName, tenantId))) return 1;
         const delivery = queueOf(target, 'delivery');
         const publisher = new Publisher({
           queueUrl: delivery.url,
@@ -246,6 +236,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     return failure(io, err);
   }
+}
+
+/** Whether the tenant exists; if not, says so with the tenants there are. */
+async function knownTenant(
+  io: CliIo,
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  tenantId: string,
+): Promise<boolean> {
+  const tenants = new TenantDirectory({ client, tableName });
+  if ((await tenants.find(tenantId)) !== undefined) return true;
+  const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
+  io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
+  return false;
 }
 
 function out(io: CliIo, text: string): number {

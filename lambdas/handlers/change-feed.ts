@@ -37,22 +37,23 @@ const deps = {
   log: (message: string, details: Record<string, unknown>) => logger.warn(message, details),
 };
 
-/** The batch's records by the change they carry, to set a change aside by its record. */
-let recordsOf = new Map<string, SQSRecord[]>();
 const changeKey = (e: ChangeEvent) => JSON.stringify([e.tenantId, e.entity, e.key, e.version]);
 
-async function setAsideChange(event: ChangeEvent, reason: string): Promise<void> {
-  const records = recordsOf.get(changeKey(event)) ?? [];
-  logger.error('undeliverable change set aside', {
-    tenantId: event.tenantId,
-    entity: event.entity,
-    key: event.key,
-    version: event.version,
-    sqsMessageIds: records.map((r) => r.messageId),
-    reason,
-  });
-  for (const record of records) await setAside(record, reason);
-  countSetAside(metrics);
+/** Sets a change aside by the batch's records that carry it (`recordsOf`: the batch's records by change). */
+function setAsideChange(recordsOf: ReadonlyMap<string, readonly SQSRecord[]>) {
+  return async (event: ChangeEvent, reason: string): Promise<void> => {
+    const records = recordsOf.get(changeKey(event)) ?? [];
+    logger.error('undeliverable change set aside', {
+      tenantId: event.tenantId,
+      entity: event.entity,
+      key: event.key,
+      version: event.version,
+      sqsMessageIds: records.map((r) => r.messageId),
+      reason,
+    });
+    for (const record of records) await setAside(record, reason);
+    countSetAside(metrics);
+  };
 }
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
@@ -61,7 +62,7 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
   .handler(async (event) => {
     const events: ChangeEvent[] = [];
-    recordsOf = new Map();
+    const recordsOf = new Map<string, SQSRecord[]>();
     for (const record of event.Records) {
       const parsed = ChangeEvent.safeParse(safeJson(record.body));
       if (parsed.success) {
@@ -77,7 +78,7 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
       countSetAside(metrics);
     }
     try {
-      const messages = await produceChangeMessages(events, { ...deps, setAside: setAsideChange });
+      const messages = await produceChangeMessages(events, { ...deps, setAside: setAsideChange(recordsOf) });
       await deps.enqueue(messages);
       logger.info('changes fed', { events: events.length, messages: messages.length });
       return { batchItemFailures: [] };
