@@ -1,7 +1,7 @@
 /**
  * Change feed: change events from the changes queue → `entity:<name>` messages on the delivery queue, each with
- * the audience its row allows. The whole batch is one unit (one query per tenant and entity): any failure fails
- * every record, so SQS redelivers them and the deterministic message ids dedupe what was already enqueued. A record
+ * the audience its row allows. Each tenant's entity is one unit (one query): a failure fails that unit's records, so
+ * SQS redelivers them and the deterministic message ids dedupe what was already enqueued. A record
  * that is not a change event, or whose change could never be delivered (too big for the delivery queue), is set aside
  * in the dead-letter queue at once, with its reason.
  */
@@ -77,16 +77,38 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
       await setAside(record, reason);
       countSetAside(metrics);
     }
-    try {
-      const messages = await produceChangeMessages(events, { ...deps, setAside: setAsideChange(recordsOf) });
-      await deps.enqueue(messages);
-      logger.info('changes fed', { events: events.length, messages: messages.length });
-      return { batchItemFailures: [] };
-    } catch (err) {
-      logger.error('change batch failed; will be retried', { error: err as Error });
-      return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+    // Each tenant's entity on its own: a database that fails (a table dropped under its schema snapshot, a cluster
+    // that does not answer) fails only its own records, and the other tenants' changes go on (until 2026-12-03 any
+    // failure failed the whole batch, and a lasting one took every change that shared its batches to the DLQ).
+    const failed: string[] = [];
+    for (const [unit, unitEvents] of unitsOf(events)) {
+      try {
+        const messages = await produceChangeMessages(unitEvents, { ...deps, setAside: setAsideChange(recordsOf) });
+        await deps.enqueue(messages);
+        logger.info('changes fed', { unit, events: unitEvents.length, messages: messages.length });
+      } catch (err) {
+        const records = unitEvents.flatMap((e) => recordsOf.get(changeKey(e)) ?? []);
+        logger.error('changes failed; will be retried', {
+          tenantId: unitEvents[0]?.tenantId,
+          entity: unitEvents[0]?.entity,
+          sqsMessageIds: records.map((r) => r.messageId),
+          error: err as Error,
+        });
+        failed.push(...records.map((r) => r.messageId));
+      }
     }
+    return { batchItemFailures: [...new Set(failed)].map((itemIdentifier) => ({ itemIdentifier })) };
   });
+
+/** The batch's events by tenant and entity (one query each), in the order each first appears. */
+function unitsOf(events: readonly ChangeEvent[]): Map<string, ChangeEvent[]> {
+  const units = new Map<string, ChangeEvent[]>();
+  for (const e of events) {
+    const unit = JSON.stringify([e.tenantId, e.entity]);
+    units.set(unit, [...(units.get(unit) ?? []), e]);
+  }
+  return units;
+}
 
 function safeJson(text: string): unknown {
   try {

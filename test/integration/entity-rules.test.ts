@@ -213,3 +213,74 @@ describe('field types', () => {
     expect((list.body.items as { id: string }[]).map((r) => r.id)).toContain(id);
   }, 20_000);
 });
+
+/** A change of `owner`'s after the late ones: the group's queue is ordered, so once it is there the earlier ones were too. */
+async function settle(ws: TestClient, owner: string): Promise<void> {
+  const marker = randomUUID();
+  expect((await api(tok(owner, ['member']), 'POST', '/v1/entities/doc', { id: marker, title: 'marker' })).status).toBe(
+    201,
+  );
+  await eventually(() => docMsgs(ws, marker).length === 1, 10_000, 'the marker change');
+}
+
+describe('the live feed and the change log judge a version alike', () => {
+  it('does not send alice a version of bob’s history of a key she re-created (histories kept apart)', async () => {
+    await setRules(ownerRule);
+    const bob = tok('bob', ['member']);
+    const alice = tok('alice', ['member']);
+    const aliceWs = await sub(alice);
+    const bobWs = await sub(bob);
+    const id = `k-${randomUUID()}`;
+    // bob's insert and delete reach the feed late (their publish fails; the outbox relay sends them).
+    const restore = runtime().sqs.failSends(runtime().queues.changes.name);
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id, title: 'BOB-PRIVATE' })).status).toBe(201);
+    expect((await api(bob, 'DELETE', `/v1/entities/doc/${id}`)).status).toBe(204);
+    restore();
+    expect((await api(alice, 'POST', '/v1/entities/doc', { id, title: 'alice own' })).status).toBe(201);
+    await eventually(() => docMsgs(aliceWs, id).some((d) => d.version === 3), 10_000, 'alice’s own version 3');
+    await runtime().runScheduled('outboxRelay');
+    await settle(aliceWs, 'alice');
+    await settle(bobWs, 'bob');
+
+    // The change log keeps the histories apart: alice sees version 3 only, bob versions 1 and 2.
+    const aliceLog = await api(alice, 'GET', `/v1/entities/doc/${id}/changes`);
+    expect((aliceLog.body.items as { version: number }[]).map((i) => i.version)).toEqual([3]);
+    const bobLog = await api(bob, 'GET', `/v1/entities/doc/${id}/changes`);
+    expect((bobLog.body.items as { version: number }[]).map((i) => i.version)).toEqual([1, 2]);
+
+    const aliceGot = docMsgs(aliceWs, id).map((d) => ({ v: d.version, op: d.op, by: d.changedBy }));
+    const bobGot = docMsgs(bobWs, id).map((d) => ({ v: d.version, op: d.op, by: d.changedBy }));
+    // As in her change log: bob's insert (version 1) and delete (2) are bob's, not hers.
+    expect(aliceGot.map((d) => d.v)).toEqual([3]);
+    expect(bobGot.map((d) => d.v).sort()).toEqual([1, 2]);
+  }, 40_000);
+
+  it('does not send alice an edit bob made while the row was his, once the row is reassigned to her', async () => {
+    await setRules(ownerRule);
+    const bob = tok('bob', ['member']);
+    const alice = tok('alice', ['member']);
+    const admin = tok('root', ['admin']);
+    const aliceWs = await sub(alice);
+    const bobWs = await sub(bob);
+    const id = `m-${randomUUID()}`;
+    expect((await api(admin, 'POST', '/v1/entities/doc', { id, owner: 'bob', title: 'v1' })).status).toBe(201);
+    await eventually(() => docMsgs(bobWs, id).some((d) => d.version === 1), 10_000, 'bob’s version 1');
+    const restore = runtime().sqs.failSends(runtime().queues.changes.name);
+    expect((await api(bob, 'PATCH', `/v1/entities/doc/${id}`, { title: 'bob edit' })).status).toBe(200);
+    restore();
+    expect((await api(admin, 'PATCH', `/v1/entities/doc/${id}`, { owner: 'alice' })).status).toBe(200);
+    await eventually(() => docMsgs(aliceWs, id).some((d) => d.version === 3), 10_000, 'alice’s version 3');
+    await runtime().runScheduled('outboxRelay');
+    await settle(aliceWs, 'alice');
+    await settle(bobWs, 'bob');
+
+    const aliceLog = await api(alice, 'GET', `/v1/entities/doc/${id}/changes`);
+    expect((aliceLog.body.items as { version: number }[]).map((i) => i.version)).toEqual([3]);
+    const aliceGot = docMsgs(aliceWs, id).map((d) => ({ v: d.version, by: d.changedBy }));
+    const bobGot = docMsgs(bobWs, id).map((d) => ({ v: d.version, by: d.changedBy }));
+    // Version 2 (bob's edit of his own row) is not alice's: her change log hides it, and so does the feed.
+    expect(aliceGot.map((d) => d.v)).toEqual([3]);
+    // …and it is bob's: he could see the row at version 2 (his change log shows it).
+    expect(bobGot.map((d) => d.v)).toContain(2);
+  }, 40_000);
+});

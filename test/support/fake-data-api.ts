@@ -183,29 +183,56 @@ export class FakeDataApi implements DataApi {
       return { rows, updated: 0 };
     }
     const feedRows = sql.match(/^SELECT c\.key, c\.version, .* LEFT JOIN "(\w+)" t/);
-    if (feedRows) {
-      // feedStatement: [entity name, (key, version) pairs...]
-      const table = feedRows[1] as string;
-      const [entity, ...pairs] = values;
-      const wanted = new Set<string>();
-      for (let i = 0; i < pairs.length; i += 2) wanted.add(`${pairs[i]}\u0000${Number(pairs[i + 1])}`);
-      const rows: Row[] = this.log
-        .filter((c) => c.entity === entity && wanted.has(`${c.key}\u0000${c.version}`))
-        .map((c) => {
-          const current = this.table(table).get(c.key);
-          return {
-            key: c.key,
-            version: c.version,
-            op: c.op,
-            changed_by: c.changed_by,
-            changed_at: c.changed_at,
-            diff: JSON.stringify(c.diff),
-            row: current === undefined ? null : JSON.stringify(current),
-          };
-        });
-      return { rows, updated: 0 };
-    }
+    if (feedRows) return { rows: this.feed(feedRows[1] as string, sql, params), updated: 0 };
     throw new Error(`fake data api: unsupported statement ${sql.slice(0, 120)}`);
+  }
+
+  /** feedStatement (lambdas/core/entities/sql.ts): its parameters found by where they stand in the SQL. */
+  private feed(table: string, sql: string, params: Params): Row[] {
+    const value = (pattern: RegExp) => plain(params[sql.match(pattern)?.[1] as string]);
+    const fields = [...new Set([...sql.matchAll(/CAST\(:(p\d+) AS text\)/g)].map((m) => m[1] as string))].map((name) =>
+      String(plain(params[name])),
+    );
+    const valueBytes = Number(value(/<= :(p\d+) THEN/));
+    const rowBytes = Number(value(/octet_length\(to_jsonb\(t\)::text\) <= :(p\d+)/));
+    const filterName = sql.match(/\(l\.diff -> CAST\(:(p\d+) AS text\)\) IS NOT NULL/)?.[1];
+    const filter = filterName === undefined ? undefined : String(plain(params[filterName]));
+    const entity = value(/WHERE c\.entity = :(p\d+) AND \(/);
+    const wanted = new Set(
+      [...sql.matchAll(/c\.key = :(p\d+) AND c\.version = CAST\(:(p\d+) AS integer\)/g)].map(
+        (m) => `${plain(params[m[1] as string])}\u0000${Number(plain(params[m[2] as string]))}`,
+      ),
+    );
+    const bounded = (source: Record<string, unknown>) =>
+      Object.fromEntries(
+        fields
+          .filter((f) => source[f] !== undefined && source[f] !== null)
+          .filter((f) => JSON.stringify(source[f]).length <= valueBytes)
+          .map((f) => [f, source[f]]),
+      );
+    return this.log
+      .map((c, seq) => ({ c, seq }))
+      .filter(({ c }) => c.entity === entity && wanted.has(`${c.key}\u0000${c.version}`))
+      .map(({ c, seq }) => {
+        const current = this.table(table).get(c.key);
+        const later = this.log
+          .filter((l, i) => i > seq && l.entity === c.entity && l.key === c.key)
+          .filter((l) => filter !== undefined && (l.op !== 'update' || l.diff[filter] !== undefined))
+          .reverse()
+          .map((l) => [l.op, bounded(l.diff)]);
+        return {
+          key: c.key,
+          version: c.version,
+          op: c.op,
+          changed_by: c.changed_by,
+          changed_at: c.changed_at,
+          diff: JSON.stringify(bounded(c.diff)),
+          row_exists: current !== undefined,
+          row: current !== undefined && JSON.stringify(current).length <= rowBytes ? JSON.stringify(current) : null,
+          image: current === undefined ? null : JSON.stringify(bounded(current)),
+          later: later.length === 0 ? null : JSON.stringify(later),
+        };
+      });
   }
 
   private versionOf(entity: unknown, key: unknown): number {

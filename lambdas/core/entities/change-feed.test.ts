@@ -67,17 +67,98 @@ const event = (entity: string, key: string, version: number, tenantId = 'acme'):
 });
 
 describe('produceChangeMessages', () => {
-  it('sets aside, alone, a change whose message the delivery queue would refuse (a huge row-filter value)', async () => {
-    const { deps, write, setAside } = setup();
-    // U+FFFE is written as a 6-character escape in an SQS body: 45,000 of them are 270 KB.
-    const owner = '\uFFFE'.repeat(45_000);
-    write('task', { id: 'poison', owner }, 'poison', 1);
+  it("sets aside, alone, a change whose message the delivery queue would refuse (a writer's name of 300 KB)", async () => {
+    const { data, deps, write, setAside } = setup();
+    data.tables.get('task')?.set('poison', { id: 'poison', owner: 'bob' });
+    data.addChange({
+      entity: 'task',
+      key: 'poison',
+      version: 1,
+      op: 'insert',
+      changed_by: 'x'.repeat(300_000),
+      diff: { id: [null, 'poison'] } as never,
+      published: true,
+    });
     write('task', { id: 'fine', owner: 'bob' }, 'fine', 1);
     const messages = await produceChangeMessages([event('task', 'poison', 1), event('task', 'fine', 1)], deps);
     expect(messages.map((m) => (m.data as { key: string }).key)).toEqual(['fine']);
     expect(setAside).toEqual([
       [event('task', 'poison', 1), expect.stringMatching(/^change message is \d+ bytes, over /)],
     ]);
+  });
+
+  it('takes a row-filter value over 4 KB as unknown: only the bypass roles get the change, in a small message', async () => {
+    const { deps, write, setAside } = setup();
+    // U+FFFE is written as a 6-character escape in an SQS body: 45,000 of them were 270 KB of audience (until
+    // 2026-12-03, set aside); the feed no longer reads such a value.
+    write('task', { id: 'huge', owner: '\uFFFE'.repeat(45_000) }, 'huge', 1);
+    const [huge] = await produceChangeMessages([event('task', 'huge', 1)], deps);
+    expect(huge?.audience).toMatchObject({ bypassRoles: ['admin'], claim: { anyOf: [] } });
+    expect(huge?.data).toMatchObject({ key: 'huge', row: null, rowOmitted: true });
+    expect(Buffer.byteLength(JSON.stringify(huge))).toBeLessThan(2048);
+    expect(setAside).toEqual([]);
+  });
+
+  it("judges each version by the row as it was then: bob's version of a key alice created again goes to bob, without her row", async () => {
+    const { data, deps } = setup();
+    const log = (version: number, op: string, changedBy: string, diff: Record<string, [unknown, unknown]>) =>
+      data.addChange({
+        entity: 'task',
+        key: 'k',
+        version,
+        op,
+        changed_by: changedBy,
+        diff: diff as never,
+        published: false,
+      });
+    log(1, 'insert', 'bob', { id: [null, 'k'], owner: [null, 'bob'] });
+    log(2, 'delete', 'bob', { id: ['k', null], owner: ['bob', null] });
+    log(3, 'insert', 'alice', { id: [null, 'k'], owner: [null, 'alice'] });
+    data.tables.get('task')?.set('k', { id: 'k', owner: 'alice' });
+    const messages = await produceChangeMessages(
+      [1, 2, 3].map((v) => event('task', 'k', v)),
+      deps,
+    );
+    expect(
+      messages.map((m) => [
+        (m.data as { version: number }).version,
+        m.audience?.claim?.anyOf,
+        (m.data as { row: unknown }).row,
+      ]),
+    ).toEqual([
+      [1, ['bob'], null],
+      [2, ['bob'], null],
+      [3, ['alice'], { id: 'k', owner: 'alice' }],
+    ]);
+    expect(messages[0]?.data).toMatchObject({ rowOmitted: true });
+  });
+
+  it("sends an edit made while the row was bob's to bob, not to alice it was reassigned to since", async () => {
+    const { data, deps } = setup();
+    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
+      data.addChange({
+        entity: 'task',
+        key: 'k',
+        version,
+        op,
+        changed_by: 'bob',
+        diff: diff as never,
+        published: false,
+      });
+    log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
+    log(2, 'update', { title: ['a', 'b'] });
+    log(3, 'update', { owner: ['bob', 'alice'] });
+    data.tables.get('task')?.set('k', { id: 'k', owner: 'alice', title: 'b' });
+    const messages = await produceChangeMessages(
+      [2, 3].map((v) => event('task', 'k', v)),
+      deps,
+    );
+    expect(messages.map((m) => [(m.data as { version: number }).version, m.audience?.claim?.anyOf])).toEqual([
+      [2, ['bob']],
+      [3, ['alice']],
+    ]);
+    // Version 2 is not sent with the row as it is now (alice's).
+    expect(messages[0]?.data).toMatchObject({ row: null, rowOmitted: true });
   });
 
   it('announces a change whose row is over 16 KB without the row, so the message fits a frame', async () => {

@@ -66,6 +66,41 @@ function withinPublishRules<D extends { row: Record<string, unknown> | null }>(
   return { ...data, row: null, rowOmitted: true };
 }
 
+type ChangeOp = 'insert' | 'update' | 'delete';
+/** A change-log diff: per field, its value before and after (the feed reads only its image fields). */
+type Diff = Record<string, [unknown, unknown]>;
+
+/** A value of the row filter's column or the key longer than this is taken as unknown: it matches only bypass roles. */
+const IMAGE_VALUE_BYTES = 4096;
+
+/**
+ * The row as a version left it (the image fields only), which decides who may see the version, as the change log
+ * decides it (`versionImages`, ./service.ts): `current` (the row now; undefined once deleted) with the changes after
+ * the version undone, newest first. A delete shows its last values. An insert or update whose row is gone without a
+ * logged delete is judged by the values it wrote (a field it did not write is unknown, so a row filter on it matches
+ * nobody but the bypass roles). Until 2026-12-03 every version was judged by the row as it is now: the new owner of a
+ * reassigned row, or whoever created a deleted key again, was sent the earlier versions.
+ */
+export function imageAt(
+  op: ChangeOp,
+  diff: Diff,
+  current: Record<string, unknown> | undefined,
+  later: readonly (readonly [ChangeOp, Diff])[],
+): Record<string, unknown> {
+  const undo = (after: Record<string, unknown> | undefined, laterOp: ChangeOp, laterDiff: Diff) => {
+    const before: Record<string, unknown> = laterOp === 'delete' ? {} : { ...after };
+    for (const [field, [old]] of Object.entries(laterDiff)) before[field] = old;
+    return before;
+  };
+  if (op === 'delete') return undo(undefined, 'delete', diff);
+  let after = current;
+  for (const [laterOp, laterDiff] of later) {
+    const before = undo(after, laterOp, laterDiff);
+    after = laterOp === 'insert' ? undefined : before;
+  }
+  return after ?? Object.fromEntries(Object.entries(diff).map(([field, [, value]]) => [field, value]));
+}
+
 function groupKey(e: ChangeEvent): string {
   return `${e.tenantId}\u0000${e.entity}`;
 }
@@ -104,26 +139,48 @@ export async function produceChangeMessages(
       });
       continue;
     }
-    const statement = feedStatement(entityName, entityName, entity, group);
+    const filterColumn = rule.rowFilter?.column;
+    const statement = feedStatement(entityName, entityName, entity, group, {
+      // The exact check is `withinPublishRules`'; jsonb's text is a little longer than JSON.stringify's.
+      rowBytes: 2 * limits.changeRowBytes,
+      imageFields: [...new Set([entity.primaryKey, ...(filterColumn === undefined ? [] : [filterColumn])])],
+      valueBytes: IMAGE_VALUE_BYTES,
+      ...(filterColumn !== undefined && { filterColumn }),
+    });
     const { rows } = await deps.data.execute(tenant.db, statement.sql, statement.params);
     for (const r of rows) {
-      const op = String(r.op) as 'insert' | 'update' | 'delete';
-      const current = typeof r.row === 'string' ? (JSON.parse(r.row) as Record<string, unknown>) : null;
-      const diff = JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>;
-      const row = op === 'delete' ? null : current;
-      // A deleted row is gone: its audience comes from its last values, which the delete's diff keeps. An insert or
-      // update whose row was deleted before this read is judged by the values it wrote (a field it did not write is
-      // unknown, so a row filter on it matches nobody but the bypass roles), not by the values it replaced.
-      const image =
-        row ??
-        Object.fromEntries(Object.entries(diff).map(([k, [before, after]]) => [k, op === 'delete' ? before : after]));
+      const op = String(r.op) as ChangeOp;
+      const exists = r.row_exists === true && op !== 'delete';
+      const later = typeof r.later === 'string' ? (JSON.parse(r.later) as [ChangeOp, Diff][]) : [];
+      const current =
+        exists && typeof r.image === 'string' ? (JSON.parse(r.image) as Record<string, unknown>) : undefined;
+      const image = imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
+      // The row as it is now is the version's only while nothing since moved it between audiences; else the
+      // subscriber reads it with its own rights (a key deleted and created again by someone else, a reassigned row).
+      const full =
+        exists && later.length === 0 && typeof r.row === 'string'
+          ? (JSON.parse(r.row) as Record<string, unknown>)
+          : undefined;
+      const omitted = exists && full === undefined;
+      if (omitted) {
+        deps.log?.('change announced without its row', {
+          tenantId,
+          entity: entityName,
+          key: String(r.key),
+          reason:
+            later.length > 0
+              ? 'the row moved between audiences since'
+              : `row is over ${2 * limits.changeRowBytes} bytes`,
+        });
+      }
+      const row = full ?? null;
       const audience = deliverable(audienceFor(rule, image));
       const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
       if (audience === undefined) continue;
       const data = {
         op,
         entity: entityName,
-        key: row?.[entity.primaryKey] ?? image[entity.primaryKey] ?? event.key,
+        key: image[entity.primaryKey] ?? event.key,
         version: event.version,
         row,
         changedBy: String(r.changed_by),
@@ -134,7 +191,9 @@ export async function produceChangeMessages(
         id: changeMessageId(event),
         tenantId,
         group: `entity:${entityName}`,
-        data: withinPublishRules(data, { tenantId, entity: entityName, key: event.key }, deps.log),
+        data: omitted
+          ? { ...data, rowOmitted: true as const }
+          : withinPublishRules(data, { tenantId, entity: entityName, key: event.key }, deps.log),
         from: String(r.changed_by),
         ts: deps.now(),
         audience,

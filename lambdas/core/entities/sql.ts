@@ -93,11 +93,14 @@ export interface ListStatementInput {
   readonly filters: Readonly<Record<string, unknown>>;
   /** Primary key value after which the page starts (keyset pagination). */
   readonly after?: unknown;
-  readonly limit: number;
   readonly restriction?: RowRestriction;
 }
 
-/** One page ordered by primary key; asks for `limit + 1` rows to know whether another page follows. */
+/**
+ * One page ordered by primary key, of `:limit` rows: the caller runs it with `DataApi.executePaged`, which asks for
+ * fewer when the rows pass the Data API's 1 MiB result, and asks for one row more than it shows, to know whether
+ * another page follows.
+ */
 export function listStatement(input: ListStatementInput): Statement {
   const p = new ParamBuilder();
   const pk = quoteIdent(input.entity.primaryKey);
@@ -114,7 +117,7 @@ export function listStatement(input: ListStatementInput): Statement {
   const sql =
     `SELECT ${rowColumns(input.table, input.entity, p)} FROM ${quoteIdent(input.table)} t` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY t.${pk} LIMIT ${p.value(input.limit + 1)}`;
+    ` ORDER BY t.${pk} LIMIT :limit`;
   return { sql, params: p.params };
 }
 
@@ -228,23 +231,66 @@ export function unpublishedStatement(graceSeconds: number, limit: number): State
   return { sql, params: p.params };
 }
 
+/** What the feed reads of a change: bounded, so a batch of changes always fits the Data API's 1 MiB result. */
+export interface FeedBounds {
+  /** The row is read whole only when its JSON text is at most this long; else `row` is null (`row_exists` stays). */
+  readonly rowBytes: number;
+  /** Fields the feed needs whatever the row's size (the primary key, the row filter's column): in `image`. */
+  readonly imageFields: readonly string[];
+  /** A value of an image field, or of a diff, longer than this is left out (taken as unknown). */
+  readonly valueBytes: number;
+  /**
+   * The row filter's column: `later` lists, newest first, the key's later changes that can move the row between
+   * audiences (a delete, an insert, an update of this column), so the feed judges each version by the row as it was
+   * then. @default none: no row filter, `later` is null
+   */
+  readonly filterColumn?: string;
+}
+
 /**
  * For the live feed: the change-log entries of these (key, version) pairs of one entity, each with the current row
- * (null once deleted). One query per entity per batch.
+ * (null once deleted). One query per entity per batch. Nothing unbounded is read: the row only up to
+ * `bounds.rowBytes`, beside it the `image` fields of the row, and of the diffs only those fields, each value up to
+ * `bounds.valueBytes`. Until 2026-12-03 it read whole rows and diffs: one update of a 200 KB value passed the 1 MiB
+ * result, and the change, with every other change of its batch, failed on every retry.
  */
 export function feedStatement(
   table: string,
   entityName: string,
   entity: EntitySpec,
   changes: readonly { key: string; version: number }[],
+  bounds: FeedBounds,
 ): Statement {
   const p = new ParamBuilder();
+  const pk = `t.${quoteIdent(entity.primaryKey)}`;
+  const valueBytes = p.value(bounds.valueBytes);
+  // Field names are parameters too: values always are.
+  const names = new Map(bounds.imageFields.map((field) => [field, `CAST(${p.value(field)} AS text)`]));
+  const bounded = (source: string) =>
+    `jsonb_strip_nulls(jsonb_build_object(${[...names.values()]
+      .map(
+        (name) =>
+          `${name}, CASE WHEN octet_length((${source} -> ${name})::text) <= ${valueBytes} THEN ${source} -> ${name} END`,
+      )
+      .join(', ')}))`;
+  const filter =
+    bounds.filterColumn === undefined ? undefined : (names.get(bounds.filterColumn) ?? p.value(bounds.filterColumn));
+  const later =
+    filter === undefined
+      ? 'NULL'
+      : `(SELECT jsonb_agg(jsonb_build_array(l.op, ${bounded('l.diff')}) ORDER BY l.seq DESC) FROM ${quoteIdent(changeLog.table)} l` +
+        ` WHERE l.entity = c.entity AND l.key = c.key AND l.seq > c.seq AND (l.op <> 'update' OR (l.diff -> ${filter}) IS NOT NULL))::text`;
+  const rowBytes = p.value(bounds.rowBytes);
   const pairs = changes.map((c) => `(c.key = ${p.value(c.key)} AND c.version = ${p.typedValue(c.version, 'integer')})`);
   const sql =
     `SELECT c.key, c.version, c.op, c.changed_by,` +
-    ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at, c.diff::text AS diff,` +
-    ` CASE WHEN t.${quoteIdent(entity.primaryKey)} IS NULL THEN NULL ELSE to_jsonb(t)::text END AS "row"` +
-    ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON t.${quoteIdent(entity.primaryKey)}::text = c.key` +
+    ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
+    ` ${bounded('c.diff')}::text AS diff,` +
+    ` ${pk} IS NOT NULL AS row_exists,` +
+    ` CASE WHEN ${pk} IS NOT NULL AND octet_length(to_jsonb(t)::text) <= ${rowBytes} THEN to_jsonb(t)::text END AS "row",` +
+    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded('to_jsonb(t)')}::text END AS image,` +
+    ` ${later} AS later` +
+    ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON ${pk}::text = c.key` +
     ` WHERE c.entity = ${p.value(entityName)} AND (${pairs.join(' OR ')}) ORDER BY c.seq`;
   return { sql, params: p.params };
 }
