@@ -428,6 +428,11 @@ export const limits = {
   replayFrames: 32,
   /** Largest entity API request body (413 TOO_LARGE above it; API Gateway's own limit is 10 MB). */
   entityBodyBytes: 256 * 1024,
+  /**
+   * Deepest nesting of objects and arrays in an entity API body (a jsonb value): ours, so that validating and storing a
+   * body never runs out of stack (20,000 levels, well within 256 KB, was a 500 until 2026-12-03).
+   */
+  entityBodyDepth: 1000,
   /** Largest SQS message tenantcast sends (the queues' `MaximumMessageSize`). */
   queueMessageBytes: aws.sqsMessageBytes,
   /** Largest SendMessageBatch tenantcast sends. */

@@ -169,14 +169,19 @@ export class EntityService {
       table: entityName,
       entity,
       filters: query.filters,
-      limit: query.limit,
       ...(after !== undefined && { after }),
       ...(restriction !== undefined && { restriction }),
     });
-    const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
+    // One row more than the page, to know whether another follows; fewer when big rows pass the Data API's 1 MiB
+    // result (until 2026-12-03 a list of three 200 KB rows answered 413 at any limit the client could guess).
+    const { rows, limit } = await this.deps.data.executePaged(tenant.db, statement.sql, statement.params, {
+      limit: query.limit + 1,
+    });
     const items = rows.map((r) => parseRow(r) as EntityRow);
-    const more = items.length > query.limit;
-    if (more) items.length = query.limit;
+    // Asked for a single row, it cannot tell whether more follow: a cursor after it, whose page may be empty.
+    const page = limit > 1 ? limit - 1 : 1;
+    const more = limit > 1 ? items.length > page : items.length === 1;
+    if (items.length > page) items.length = page;
     const last = items.at(-1);
     return { items, nextCursor: more && last !== undefined ? encodeCursor(entityName, last[entity.primaryKey]) : null };
   }

@@ -3,6 +3,7 @@
  * unknown field is a BAD_REQUEST naming it), typed query filters. Nothing that is not a snapshot field name gets
  * past here, so the SQL builder only ever sees introspected identifiers.
  */
+import { limits } from '../../manifest.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import * as z from '../zod.ts';
 import { MAX_KEY_LENGTH } from './events.ts';
@@ -35,6 +36,37 @@ function jsonHasNul(value: unknown): boolean {
     return Object.entries(value).some(([k, v]) => hasNul(k) || jsonHasNul(v));
   }
   return false;
+}
+
+/**
+ * What no field schema can check without running out of stack or after precision is gone: nesting deeper than
+ * `limits.entityBodyDepth`, and a number beyond ±(2^53 - 1), which JSON.parse has already rounded (a numeric or a
+ * jsonb value was stored rounded until 2026-12-03; send such a value as a string). Iterative, like publish-data.ts.
+ */
+function bodyShapeProblem(body: unknown): string | undefined {
+  const stack: [unknown, number][] = [[body, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value === 'number') {
+      if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+        return `body contains the number ${value}, beyond ±(2^53 - 1), which JSON cannot carry exactly: send it as a string`;
+      }
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth + 1 > limits.entityBodyDepth) return `body is nested more than ${limits.entityBodyDepth} levels deep`;
+    for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push([item, depth + 1]);
+  }
+  return undefined;
+}
+
+/** A body as JSON object, checked for what the field schemas cannot check (`bodyShapeProblem`). */
+function assertBodyObject(body: unknown): asserts body is Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequestError('body must be a JSON object');
+  }
+  const problem = bodyShapeProblem(body);
+  if (problem !== undefined) throw new BadRequestError(problem);
 }
 
 /** The JSON value a field accepts in a body. */
@@ -110,9 +142,7 @@ function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodMiniTyp
 
 /** A create body: a JSON object of known fields with values of their types; required fields present. */
 export function parseCreate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new BadRequestError('body must be a JSON object');
-  }
+  assertBodyObject(body);
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
   const values = parseWith(bodySchema(entity, 'create'), body, entityName);
   const key = values[entity.primaryKey];
@@ -126,9 +156,7 @@ export function parseCreate(entity: EntitySpec, entityName: string, body: unknow
 
 /** An update body: a non-empty JSON object of known fields (not the primary key). */
 export function parseUpdate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new BadRequestError('body must be a JSON object');
-  }
+  assertBodyObject(body);
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
   if (Object.hasOwn(body, entity.primaryKey)) {
     throw new BadRequestError(
