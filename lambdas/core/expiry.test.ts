@@ -97,8 +97,25 @@ describe('a refresh token', () => {
   const verifying = (payload: JwtPayload) => ({ verify: async () => payload });
 
   it('of the same user and tenant gives its expiry', async () => {
-    const deps = { verifier: verifying({ sub: 'alice', tenant_id: 'acme', exp: 123 }), claimNames };
+    const deps = { verifier: verifying({ sub: 'alice', tenant_id: 'acme', roles: ['member'], exp: 123 }), claimNames };
     expect(await verifyRefreshToken('t', caller, deps)).toBe(123);
+  });
+
+  it('that grants other roles or claims than the connection has is FORBIDDEN (the client rolls over to it)', async () => {
+    const withTeams = { ...caller, roles: ['member'], claims: { sub: 'alice', teams: ['t1'] } };
+    const refresh = (payload: JwtPayload) =>
+      verifyRefreshToken('t', withTeams, { verifier: verifying(payload), claimNames });
+    const same = { sub: 'alice', tenant_id: 'acme', roles: ['member'], teams: ['t1'], exp: 9 };
+    expect(await refresh(same)).toBe(9);
+    // What an identity provider sets anew on every token, and the registered claims, are not rights.
+    expect(await refresh({ ...same, at_hash: 'x', nonce: 'n', iat: 5, jti: 'j' })).toBe(9);
+    await expect(refresh({ ...same, teams: ['t2'] })).rejects.toThrow('other roles or claims');
+    const { teams: _, ...withoutTeams } = same;
+    await expect(refresh(withoutTeams)).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(refresh({ ...same, roles: ['member', 'admin'] })).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(refresh({ ...same, plan: 'gold' })).rejects.toBeInstanceOf(ForbiddenError);
+    // Order does not grant anything.
+    expect(await refresh({ ...same, roles: 'member' })).toBe(9);
   });
 
   it('of another user or tenant is FORBIDDEN, one that does not verify UNAUTHORIZED', async () => {

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { limits } from '../manifest.ts';
-import { type ClaimNames, ClaimsError, callerFromClaims } from './auth.ts';
+import { type ClaimNames, ClaimsError, callerFromToken } from './auth.ts';
 import { isVerifierUnavailable, type TokenVerifier } from './authorize.ts';
 import { ForbiddenError, isConditionalCheckFailed, UnauthorizedError } from './errors.ts';
 import type { Caller } from './permissions.ts';
@@ -46,7 +46,7 @@ export interface RefreshDeps {
 
 /**
  * Verifies a refresh token for a connection of `caller`: UNAUTHORIZED if it does not verify, FORBIDDEN if it is
- * another user's or tenant's (or has no usable claims). Returns its `exp` (epoch seconds; 0 when it has none).
+ * another user's or tenant's (or has no usable claims), or grants other roles or claims than the connection has. Returns its `exp` (epoch seconds; 0 when it has none).
  * The token is never part of an error message.
  */
 export async function verifyRefreshToken(token: string, caller: Caller, deps: RefreshDeps): Promise<number> {
@@ -60,7 +60,7 @@ export async function verifyRefreshToken(token: string, caller: Caller, deps: Re
   }
   let next: Caller;
   try {
-    next = callerFromClaims(payload, deps.claimNames);
+    next = callerFromToken(payload, deps.claimNames);
   } catch (err) {
     if (err instanceof ClaimsError) throw new ForbiddenError('token has no usable tenant or user claim');
     throw err;
@@ -68,7 +68,47 @@ export async function verifyRefreshToken(token: string, caller: Caller, deps: Re
   if (next.tenantId !== caller.tenantId || next.userId !== caller.userId) {
     throw new ForbiddenError('token is for another user or tenant than the connection');
   }
+  // The connection keeps the roles and claims it connected with (API Gateway fixes the authorizer context), so a
+  // token that grants other rights cannot extend it: the client opens a new connection with it instead (a rollover).
+  // Until 2026-12-03 it was taken, and a claim the identity provider had removed kept working on the live feed
+  // for the connection's life, while HTTP with the same token refused it.
+  if (rightsOf(next, deps.claimNames) !== rightsOf(caller, deps.claimNames)) {
+    throw new ForbiddenError('token grants other roles or claims than the connection: open a new connection with it');
+  }
   return typeof payload.exp === 'number' ? payload.exp : 0;
+}
+
+/**
+ * Claims an identity provider sets anew on each token it issues, which grant nothing: left out when a refresh compares
+ * rights (OpenID Connect's hashes, nonce and session id; Cognito's event ids; Entra's token ids).
+ */
+const PER_TOKEN_CLAIMS = new Set([
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'nonce',
+  'sid',
+  'event_id',
+  'origin_jti',
+  'uti',
+  'rh',
+]);
+
+/** A caller's roles (as a set) and claims (but the per-token ones and the user, compared already), as canonical JSON. */
+function rightsOf(caller: Caller, names: ClaimNames): string {
+  const canonical = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(canonical);
+    if (typeof value !== 'object' || value === null) return value;
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+    );
+  };
+  const claims = Object.fromEntries(
+    Object.entries(caller.claims ?? {}).filter(([key]) => key !== names.user && !PER_TOKEN_CLAIMS.has(key)),
+  );
+  return JSON.stringify([[...new Set(caller.roles)].sort(), canonical(claims)]);
 }
 
 // ---- the store ----

@@ -92,6 +92,18 @@ describe('refresh', () => {
   it.each([
     ['another user', () => sign('acme', 'mallory', ['admin']).token, 'FORBIDDEN'],
     ['another tenant', () => sign('globex', 'refusee', ['admin']).token, 'FORBIDDEN'],
+    ['more roles', () => sign('acme', 'refusee', ['member', 'admin']).token, 'FORBIDDEN'],
+    [
+      'other claims (a team the identity provider added or removed)',
+      () =>
+        runtime().identity.signToken({
+          tenantId: 'acme',
+          userId: 'refusee',
+          roles: ['member'],
+          extraClaims: { teams: ['t2'] },
+        }).token,
+      'FORBIDDEN',
+    ],
     [
       'an expired token',
       () => runtime().identity.signToken({ tenantId: 'acme', userId: 'refusee', roles: [], now: 1_000_000 }).token,
