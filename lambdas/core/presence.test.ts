@@ -7,6 +7,7 @@ import {
   hasPresenceEvents,
   livePresence,
   type PresenceDeps,
+  presencePage,
   removeAnnouncingLeaves,
   sharedPresence,
 } from './presence.ts';
@@ -217,5 +218,38 @@ describe('removeAnnouncingLeaves', () => {
     expect(fake.posted).toEqual([
       { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
     ]);
+  });
+});
+
+describe('presencePage', () => {
+  const members = Array.from({ length: 300 }, (_, i) => ({
+    userId: `${String(i).padStart(3, '0')}-${'u'.repeat(200)}`,
+    connections: 1,
+  }));
+
+  it('keeps an answer within the frame, saying how many users there are and after whom the next page starts', () => {
+    const first = presencePage(members, undefined, 32 * 1024);
+    expect(Buffer.byteLength(JSON.stringify({ type: 'ack', ref: 'r'.repeat(64), ...first }))).toBeLessThanOrEqual(
+      32 * 1024,
+    );
+    expect(first.total).toBe(300);
+    expect(first.members[0]).toEqual(members[0]);
+    expect(first.next).toBe(first.members.at(-1)?.userId);
+  });
+
+  it('reaches every member once, in order, following `next`', () => {
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 100; pages++) {
+      const page = presencePage(members, after, 32 * 1024);
+      seen.push(...page.members.map((m) => m.userId));
+      after = page.next;
+      if (after === undefined) break;
+    }
+    expect(seen).toEqual(members.map((m) => m.userId));
+  });
+
+  it('answers a small group whole, without `next`', () => {
+    expect(presencePage(members.slice(0, 3), undefined, 32 * 1024)).toEqual({ members: members.slice(0, 3), total: 3 });
   });
 });

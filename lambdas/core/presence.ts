@@ -65,6 +65,31 @@ export function aggregatePresence(members: readonly Pick<Member, 'userId'>[]): P
     .map(([userId, connections]) => ({ userId, connections }));
 }
 
+/**
+ * One `presence` answer's page: the members after user id `after`, as many as keep the answer's JSON within
+ * `maxBytes` (at least one), with `total` users in all and `next` when more follow. Until 2026-12-03 the whole list
+ * went in one ack: 700 users of 200-character ids made a 150 KB frame, over API Gateway's 128 KB per message.
+ */
+export function presencePage(
+  members: readonly PresenceMember[],
+  after: string | undefined,
+  maxBytes: number,
+): { members: PresenceMember[]; total: number; next?: string } {
+  const rest = after === undefined ? members : members.filter((m) => m.userId > after);
+  const page: PresenceMember[] = [];
+  // The ack's envelope: type, ref (at most 64 characters), total and next (at most 256 characters each, escaped).
+  let bytes = 2048;
+  for (const member of rest) {
+    const size = Buffer.byteLength(JSON.stringify(member), 'utf8') + 1;
+    if (page.length > 0 && bytes + size > maxBytes) break;
+    page.push(member);
+    bytes += size;
+  }
+  const last = page.at(-1);
+  const more = page.length < rest.length && last !== undefined;
+  return { members: page, total: members.length, ...(more && { next: last.userId }) };
+}
+
 /** Whether a tenant's `presenceGroups` patterns (`*` = any characters) cover `group`. */
 export function hasPresenceEvents(patterns: readonly string[] | undefined, group: string): boolean {
   return (patterns ?? []).some((pattern) => globToRegExp(pattern).test(group));

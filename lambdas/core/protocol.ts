@@ -28,7 +28,13 @@ export const PublishFrame = z.strictObject({
 });
 export const PingFrame = z.strictObject({ action: z.literal('ping'), ref });
 /** Who is in a group: answered with an ack carrying `members` (docs/protocol.md, "Presence"). */
-export const PresenceFrame = z.strictObject({ action: z.literal('presence'), group, ref });
+export const PresenceFrame = z.strictObject({
+  action: z.literal('presence'),
+  group,
+  /** The members after this user id (the `next` of the previous answer); absent: from the first. */
+  after: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+  ref,
+});
 /** A fresh token for the open connection (docs/security.md, "Token lifetime"). Never logged. */
 export const RefreshFrame = z.strictObject({
   action: z.literal('refresh'),
@@ -117,8 +123,13 @@ export interface AckFrame {
   id?: string;
   /** On a live subscribe: the group's seq when the subscription took effect; every later message reaches it. */
   seq?: number;
-  /** On a `presence`: the group's live members, one entry per user (docs/protocol.md, "Presence"). */
+  /**
+   * On a `presence`: the group's live members, one entry per user, sorted by user id, as many as fit one frame
+   * (docs/protocol.md, "Presence"); `total` users in all, and `next` (pass it as `after`) when more follow.
+   */
   members?: { userId: string; connections: number }[];
+  total?: number;
+  next?: string;
 }
 export interface PongFrame {
   type: 'pong';

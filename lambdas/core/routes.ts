@@ -3,6 +3,7 @@
  * Pure core: every dependency is a port passed in; the handler (lambdas/handlers/message.ts) wires the real ones.
  * Every outcome is a frame for the caller; nothing here throws past `handleFrame`.
  */
+import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
 import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
@@ -14,6 +15,7 @@ import {
   type LivePresence,
   livePresence,
   type PresenceDeps,
+  presencePage,
 } from './presence.ts';
 import { ack, errorFrame, parseClientFrame, parseJsonFrame, pong, refOf, type ServerFrame } from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
@@ -137,7 +139,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         const members = await live(caller.tenantId, frame.group, {
           announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
         });
-        return { ...ack(ref), members };
+        return { ...ack(ref), ...presencePage(members, frame.after, limits.frameBytes) };
       }
       case 'refresh':
         if (deps.refresh === undefined) throw new BadRequestError("unknown action 'refresh'");

@@ -3,7 +3,10 @@
  * GetConnection so a connection dropped without `$disconnect` vanishes, and join/leave events for the groups a
  * tenant configures (acme: `room:*`).
  */
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
+import { Registry } from '../../lambdas/core/registry.ts';
+import { limits } from '../../lambdas/manifest.ts';
 import { openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import type { Frame, TestClient } from '../support/ws-client.ts';
 
@@ -98,6 +101,53 @@ describe('a presence request', () => {
 
     expect(await presenceOf(alice, 'chat:dropped')).toEqual([{ userId: 'alice', connections: 1 }]);
   });
+});
+
+describe('a presence answer of a large group', () => {
+  it('fits one frame and pages with `next` / `after` through every member', async () => {
+    const rt = runtime();
+    const registry = new Registry({ client: DynamoDBDocumentClient.from(rt.dynamo.client), tableName: rt.tableName });
+    const group = 'chat:big-presence';
+    // 700 users with 200-character ids: one answer of them all was 150 KB, over API Gateway's 128 KB per message.
+    const users = Array.from({ length: 700 }, (_, i) => `${String(i).padStart(4, '0')}-${'u'.repeat(195)}`);
+    for (let i = 0; i < users.length; i += 50) {
+      await Promise.all(
+        users
+          .slice(i, i + 50)
+          .map((userId, j) =>
+            registry.subscribe(
+              { tenantId: 'acme', userId, roles: ['member'], claims: {} },
+              `big${i + j}=`,
+              group,
+              Date.now(),
+            ),
+          ),
+      );
+    }
+    const c = await client('acme', 'looker');
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 40; pages++) {
+      c.frames.length = 0;
+      const answer = await c.request({ action: 'presence', group, ...(after !== undefined && { after }) }, 20_000);
+      if (answer.type === 'error' && answer.code === 'RATE_LIMITED') {
+        await sleep(Number(answer.retryAfterMs ?? 1000));
+        continue;
+      }
+      expect(answer).toMatchObject({ type: 'ack' });
+      expect(Buffer.byteLength(JSON.stringify(answer))).toBeLessThanOrEqual(limits.frameBytes);
+      const members = answer.members as { userId: string }[];
+      expect(members.length).toBeGreaterThan(0);
+      seen.push(...members.map((m) => m.userId));
+      after = answer.next as string | undefined;
+      if (after === undefined) break;
+      expect(after).toBe(members.at(-1)?.userId);
+    }
+    // In order, none twice. (These members have no live connection, so each answer's GetConnection checks remove up
+    // to 50 of them: the pages see fewer, never the same one again.)
+    expect(seen).toEqual([...new Set(seen)].sort());
+    expect(seen.length).toBeGreaterThan(300);
+  }, 120_000);
 });
 
 describe('presence events', () => {
