@@ -426,6 +426,11 @@ export const limits = {
    */
   replayMessages: 1000,
   replayFrames: 32,
+  /**
+   * Most groups one connection may be subscribed to (ours: each costs two items, and `$disconnect` removes them all
+   * in one invocation; Centrifugo's default is 128, Ably's 200). A subscribe past it is FORBIDDEN.
+   */
+  subscriptionsPerConnection: 100,
   /** Largest entity API request body (413 TOO_LARGE above it; API Gateway's own limit is 10 MB). */
   entityBodyBytes: 256 * 1024,
   /**

@@ -350,6 +350,29 @@ export class Registry {
     return members;
   }
 
+  /**
+   * Whether `connectionId` may subscribe to `group` with at most `max` subscriptions: it has fewer (one Query of at
+   * most `max` keys), or it is subscribed to `group` already (a subscribe again changes nothing). Concurrent
+   * subscribes of one connection can pass it together, by at most the frames in flight.
+   */
+  async hasRoomFor(connectionId: string, group: string, max: number): Promise<boolean> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :g)',
+        ExpressionAttributeValues: { ':pk': connectionPk(connectionId), ':g': 'G#' },
+        ProjectionExpression: 'sk',
+        Select: 'SPECIFIC_ATTRIBUTES',
+        Limit: max,
+      }),
+    );
+    if ((out.Items?.length ?? 0) < max) return true;
+    const held = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: `G#${group}` } }),
+    );
+    return held.Item !== undefined;
+  }
+
   /** The groups a connection is subscribed to (one Query, paginated). */
   async groupsOf(connectionId: string): Promise<string[]> {
     const items = await this.connectionItems(connectionId);

@@ -5,7 +5,14 @@
  */
 import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
-import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
+import {
+  BadRequestError,
+  ForbiddenError,
+  RateLimitedError,
+  TenantcastError,
+  toTenantcastError,
+  UnauthorizedError,
+} from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
   allMembers,
@@ -24,6 +31,11 @@ import type { TenantDirectory } from './tenants.ts';
 
 export interface RouteDeps {
   readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
+  /**
+   * Whether the connection may subscribe to one more group (`limits.subscriptionsPerConnection`; one it has already
+   * does not count). @default no cap
+   */
+  readonly hasRoomFor?: (connectionId: string, group: string) => Promise<boolean>;
   readonly tenants: Pick<TenantDirectory, 'get'>;
   /** Puts a message (or a replay request) on the delivery queue. */
   readonly enqueue: (message: QueueMessage, meta: { connectionId: string }) => Promise<void>;
@@ -90,6 +102,11 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
       case 'subscribe': {
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
+          throw new ForbiddenError(
+            `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`,
+          );
+        }
         // Presence events: the members before the subscription tell whether this is the user's first connection.
         const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
         const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));

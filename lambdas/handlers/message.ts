@@ -17,6 +17,7 @@ import { Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { meteredOnArrival } from '../core/usage.ts';
+import { limits as productLimits } from '../manifest.ts';
 import { clientConfig, createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -67,6 +68,8 @@ const presenceDeps: PresenceDeps = {
 
 const deps: RouteDeps = {
   registry,
+  hasRoomFor: (connectionId, group) =>
+    registry.hasRoomFor(connectionId, group, productLimits.subscriptionsPerConnection),
   tenants,
   enqueue: async (message, meta) => {
     // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).

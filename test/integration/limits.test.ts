@@ -4,8 +4,11 @@
  * (429 with Retry-After), frame and publish sizes. Tenants here are created by the test: `plain` with the service
  * defaults, `tiny` with small overrides in the tenant catalog.
  */
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { defaultLimits } from '../../lambdas/core/rate-limit.ts';
+import { Registry } from '../../lambdas/core/registry.ts';
+import { limits } from '../../lambdas/manifest.ts';
 import { defaultRoleRules } from '../../local/seed.ts';
 import { openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
 import { type Frame, handshakeStatus, type TestClient } from '../support/ws-client.ts';
@@ -131,6 +134,34 @@ describe('the HTTP API rate of a user', () => {
     });
     expect(other.status).toBe(200);
   });
+});
+
+describe('the subscriptions of a connection', () => {
+  it(`are at most ${limits.subscriptionsPerConnection}: one more is FORBIDDEN, one held already or after an unsubscribe is taken`, async () => {
+    const before = new Set(runtime().gateway.connections.keys());
+    const c = await openClient(runtime(), token('plain', 'collector'));
+    const id = [...runtime().gateway.connections.keys()].find((key) => !before.has(key)) as string;
+    // All but one of the subscriptions written straight to the registry (a client would take ten seconds at its rate).
+    const registry = new Registry({
+      client: DynamoDBDocumentClient.from(runtime().dynamo.client),
+      tableName: runtime().tableName,
+    });
+    const caller = { tenantId: 'plain', userId: 'collector', roles: ['member'], claims: {} };
+    const max = limits.subscriptionsPerConnection;
+    await Promise.all(
+      Array.from({ length: max - 1 }, (_, i) => registry.subscribe(caller, id, `chat:g${i}`, Date.now())),
+    );
+    expect(await c.request({ action: 'subscribe', group: 'chat:last' })).toMatchObject({ type: 'ack' });
+    expect(await c.request({ action: 'subscribe', group: 'chat:one-more' })).toMatchObject({
+      type: 'error',
+      code: 'FORBIDDEN',
+      message: expect.stringContaining(`has ${max} subscriptions`),
+    });
+    expect(await c.request({ action: 'subscribe', group: 'chat:g7' })).toMatchObject({ type: 'ack' });
+    expect(await c.request({ action: 'unsubscribe', group: 'chat:g7' })).toMatchObject({ type: 'ack' });
+    expect(await c.request({ action: 'subscribe', group: 'chat:one-more' })).toMatchObject({ type: 'ack' });
+    expect((await registry.groupsOf(id)).length).toBe(max);
+  }, 30_000);
 });
 
 describe('sizes', () => {
