@@ -113,6 +113,41 @@ describe('the change log', () => {
   }, 20_000);
 });
 
+describe('the change log in pages', () => {
+  it('skips the versions of another owner’s history to fill a page, and shows none of them on any page', async () => {
+    await setRules(ownerRule);
+    const bob = tok('bob', ['member']);
+    const alice = tok('alice', ['member']);
+    const id = `paged-${randomUUID()}`;
+    // bob's history of the key (versions 1–4), then alice's (5–7).
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id, title: 'b1' })).status).toBe(201);
+    for (const title of ['b2', 'b3'])
+      expect((await api(bob, 'PATCH', `/v1/entities/doc/${id}`, { title })).status).toBe(200);
+    expect((await api(bob, 'DELETE', `/v1/entities/doc/${id}`)).status).toBe(204);
+    expect((await api(alice, 'POST', '/v1/entities/doc', { id, title: 'a5' })).status).toBe(201);
+    for (const title of ['a6', 'a7'])
+      expect((await api(alice, 'PATCH', `/v1/entities/doc/${id}`, { title })).status).toBe(200);
+    const pages = async (token: string, limit: number) => {
+      const out: number[][] = [];
+      let cursor: string | null = null;
+      for (let n = 0; n < 10; n++) {
+        const page = await api(
+          token,
+          'GET',
+          `/v1/entities/doc/${id}/changes?limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(page.status).toBe(200);
+        out.push((page.body.items as { version: number }[]).map((i) => i.version));
+        cursor = page.body.nextCursor as string | null;
+        if (cursor === null) break;
+      }
+      return out;
+    };
+    expect(await pages(alice, 2)).toEqual([[5, 6], [7]]);
+    expect((await pages(bob, 3)).flat()).toEqual([1, 2, 3, 4]);
+  }, 40_000);
+});
+
 describe('the live feed gives the rights HTTP gives', () => {
   it('counts an array claim by its first value for equalsClaim, as GET does', async () => {
     await setRules({ ...ownerRule, rowFilter: { column: 'team', equalsClaim: 'teams' } });

@@ -190,9 +190,9 @@ export class FakeDataApi implements DataApi {
   /** feedStatement (lambdas/core/entities/sql.ts): its parameters found by where they stand in the SQL. */
   private feed(table: string, sql: string, params: Params): Row[] {
     const value = (pattern: RegExp) => plain(params[sql.match(pattern)?.[1] as string]);
-    const fields = [...new Set([...sql.matchAll(/CAST\(:(p\d+) AS text\)/g)].map((m) => m[1] as string))].map((name) =>
-      String(plain(params[name])),
-    );
+    const fields = [
+      ...new Set([...sql.matchAll(/CAST\(:(p\d+) AS text\)/g)].map((m) => String(plain(params[m[1] as string])))),
+    ];
     const valueBytes = Number(value(/<= :(p\d+) THEN/));
     const rowBytes = Number(value(/octet_length\(to_jsonb\(t\)::text\) <= :(p\d+)/));
     const filterName = sql.match(/\(l\.diff -> CAST\(:(p\d+) AS text\)\) IS NOT NULL/)?.[1];

@@ -140,11 +140,19 @@ export class EntityApi {
     });
   }
 
+  /** The key's whole change log, page after page (each `GET …/changes` gives at most 500 versions). */
   async changes(entity: string, key: string): Promise<ChangeLogEntry[]> {
-    const answer = await this.#request<{ items: ChangeLogEntry[] }>(
-      'GET',
-      `/v1/entities/${encodeURIComponent(entity)}/${encodeURIComponent(key)}/changes`,
-    );
-    return answer.items;
+    const items: ChangeLogEntry[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '?limit=500' : `?limit=500&cursor=${encodeURIComponent(cursor)}`;
+      const answer: { items: ChangeLogEntry[]; nextCursor?: string | null } = await this.#request(
+        'GET',
+        `/v1/entities/${encodeURIComponent(entity)}/${encodeURIComponent(key)}/changes${query}`,
+      );
+      items.push(...answer.items);
+      cursor = answer.nextCursor ?? null;
+    } while (cursor !== null);
+    return items;
   }
 }

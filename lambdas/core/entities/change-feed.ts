@@ -10,7 +10,7 @@ import { DELIVERY_MESSAGE_BYTES, type DeliveryMessage, oversizeDeliveryMessage }
 import { publishDataProblem } from '../publish-data.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
-import type { EntityDeps } from './service.ts';
+import { type EntityDeps, rowBefore } from './service.ts';
 import { feedStatement } from './sql.ts';
 import { entityOf } from './validation.ts';
 
@@ -87,18 +87,12 @@ export function imageAt(
   current: Record<string, unknown> | undefined,
   later: readonly (readonly [ChangeOp, Diff])[],
 ): Record<string, unknown> {
-  const undo = (after: Record<string, unknown> | undefined, laterOp: ChangeOp, laterDiff: Diff) => {
-    const before: Record<string, unknown> = laterOp === 'delete' ? {} : { ...after };
-    for (const [field, [old]] of Object.entries(laterDiff)) before[field] = old;
-    return before;
-  };
-  if (op === 'delete') return undo(undefined, 'delete', diff);
-  let after = current;
-  for (const [laterOp, laterDiff] of later) {
-    const before = undo(after, laterOp, laterDiff);
-    after = laterOp === 'insert' ? undefined : before;
-  }
-  return after ?? Object.fromEntries(Object.entries(diff).map(([field, [, value]]) => [field, value]));
+  if (op === 'delete') return rowBefore([{ op, diff }], undefined) ?? {};
+  const oldestFirst = later.map(([laterOp, laterDiff]) => ({ op: laterOp, diff: laterDiff })).reverse();
+  return (
+    rowBefore(oldestFirst, current) ??
+    Object.fromEntries(Object.entries(diff).map(([field, [, value]]) => [field, value]))
+  );
 }
 
 function groupKey(e: ChangeEvent): string {

@@ -30,3 +30,28 @@ export function decodeCursor(cursor: string, entity: string): string | number {
   if (e !== entity || (typeof k !== 'string' && typeof k !== 'number')) throw new BadRequestError('invalid cursor');
   return k;
 }
+
+/** A change-log page's cursor: base64url of `{"e":<entity>,"k":<key>,"v":<last version read>}`. */
+export function encodeChangesCursor(entity: string, key: string, version: number): string {
+  return Buffer.from(JSON.stringify({ e: entity, k: key, v: version }), 'utf8').toString('base64url');
+}
+
+/** The version a change-log page starts after; BAD_REQUEST for anything that is not a cursor of this very key. */
+export function decodeChangesCursor(cursor: string, entity: string, key: string): number {
+  if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new BadRequestError('invalid cursor');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadRequestError('invalid cursor');
+  }
+  const { e, k, v } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
+    e?: unknown;
+    k?: unknown;
+    v?: unknown;
+  };
+  if (e !== entity || k !== key || typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new BadRequestError('invalid cursor');
+  }
+  return v;
+}

@@ -126,7 +126,10 @@ export async function handleEntityRequest(
       case 'get':
         return versioned(200, await service.get(caller, param(request, 'entity'), param(request, 'id')));
       case 'changes':
-        return respond(200, await service.changes(caller, param(request, 'entity'), param(request, 'id')));
+        return respond(
+          200,
+          await service.changes(caller, param(request, 'entity'), param(request, 'id'), request.query),
+        );
       case 'create': {
         const body = parseBody(request, deps.maxBodyBytes);
         return versioned(201, await service.create(caller, param(request, 'entity'), body));

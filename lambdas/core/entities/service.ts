@@ -17,7 +17,7 @@ import {
   ruleFor,
   ruleOf,
 } from './access.ts';
-import { decodeCursor, encodeCursor } from './cursor.ts';
+import { decodeChangesCursor, decodeCursor, encodeChangesCursor, encodeCursor } from './cursor.ts';
 import type { ChangeEvent } from './events.ts';
 import {
   type CallerSchema,
@@ -34,14 +34,27 @@ import {
   changesStatement,
   deleteStatement,
   getStatement,
+  imageStatement,
   insertChangeStatement,
   insertStatement,
   lastVersionStatement,
+  laterChangesStatement,
   listStatement,
   markPublishedStatement,
   updateStatement,
 } from './sql.ts';
-import { entityOf, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
+import { entityOf, parseChangesQuery, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
+
+/** A change-log diff: per field, its value before and after. */
+type Diff = Record<string, [unknown, unknown]>;
+/**
+ * A change-log entry's diff is given whole up to this much text; a bigger one gives only its fields of at most
+ * `CHANGE_VALUE_BYTES` and names the others in `omitted`: so any one entry fits the Data API's 1 MiB result.
+ */
+const CHANGE_DIFF_BYTES = 256 * 1024;
+const CHANGE_VALUE_BYTES = 4096;
+/** Reads of the change log one request makes to fill a page past versions the caller may not see. */
+const CHANGES_READS = 10;
 
 /** What the tenant catalog knows about a tenant's data. */
 export interface TenantData {
@@ -71,6 +84,8 @@ export interface ChangeEntry {
    * could not see, so each is given as null.
    */
   readonly beforeHidden?: true;
+  /** Fields the version changed whose values are too big for the change log's answer (read the row instead). */
+  readonly omitted?: readonly string[];
 }
 
 /** The row as the API returns it (`_version` included). */
@@ -196,36 +211,104 @@ export class EntityService {
     return row;
   }
 
-  async changes(caller: EntityCaller, entityName: string, rawId: string): Promise<{ items: ChangeEntry[] }> {
+  /**
+   * A page of a key's change log, oldest first: `limit` (default 100) versions after `cursor`, each shown only to
+   * whoever could see the row at that version (docs/entities.md, "Change log and row filters"), so a key deleted
+   * and created again by someone else keeps its histories apart. Versions the caller may not see are skipped, not
+   * given as an empty page. NOT_FOUND when the caller may see no version at all.
+   */
+  async changes(
+    caller: EntityCaller,
+    entityName: string,
+    rawId: string,
+    rawQuery: Readonly<Record<string, string | undefined>> = {},
+  ): Promise<{ items: ChangeEntry[]; nextCursor: string | null }> {
     const { tenant, entity, restriction } = await this.resolve(caller, entityName, 'read');
     const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
-    const statement = changesStatement(entityName, String(id));
-    const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
+    const key = String(id);
+    const query = parseChangesQuery(rawQuery);
+    const first = query.cursor === undefined ? 0 : decodeChangesCursor(query.cursor, entityName, key);
+    const items: ChangeEntry[] = [];
+    let after = first;
+    let more = true;
+    for (let reads = 0; more && items.length < query.limit && reads < CHANGES_READS; reads++) {
+      const page = await this.changesPage(
+        tenant.db,
+        entityName,
+        entity,
+        id,
+        after,
+        query.limit - items.length,
+        restriction,
+      );
+      items.push(...page.visible);
+      after = page.last;
+      more = page.more;
+    }
+    if (items.length === 0 && !more && first === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+    return { items, nextCursor: more ? encodeChangesCursor(entityName, key, after) : null };
+  }
+
+  /** Up to `want` versions after `after` (fewer if they pass the Data API's 1 MiB result), and those the caller sees. */
+  private async changesPage(
+    db: DatabaseRef,
+    entityName: string,
+    entity: EntitySpec,
+    id: unknown,
+    after: number,
+    want: number,
+    restriction: RowRestriction | undefined,
+  ): Promise<{ visible: ChangeEntry[]; last: number; more: boolean }> {
+    const key = String(id);
+    const statement = changesStatement(entityName, key, after, {
+      diffBytes: CHANGE_DIFF_BYTES,
+      valueBytes: CHANGE_VALUE_BYTES,
+      imageBytes: CHANGE_VALUE_BYTES,
+      ...(restriction !== undefined && { imageField: restriction.column }),
+    });
+    const result = await this.deps.data.executePaged(db, statement.sql, statement.params, { limit: want + 1 });
+    // One row more than wanted tells whether more follow; asked for a single row, it cannot tell.
+    const size = result.limit > 1 ? result.limit - 1 : 1;
+    const more = result.limit > 1 ? result.rows.length > size : result.rows.length === 1;
+    const rows = result.rows.slice(0, size);
     const items: ChangeEntry[] = rows.map((r) => ({
       version: Number(r.version),
       op: r.op as ChangeOp,
       changedBy: String(r.changed_by),
       changedAt: String(r.changed_at),
-      diff: JSON.parse(String(r.diff)) as Record<string, [unknown, unknown]>,
+      diff: JSON.parse(String(r.diff)) as Diff,
+      ...(typeof r.omitted === 'string' && { omitted: JSON.parse(r.omitted) as string[] }),
     }));
-    let visible = items;
-    if (restriction !== undefined && items.length > 0) {
-      // Each version is shown only to whoever could see the row at that version (docs/entities.md, "Change log
-      // and row filters"): a key deleted and created again by someone else keeps its histories apart.
-      const get = getStatement(entityName, entity, id, undefined);
-      const current = await this.deps.data.execute(tenant.db, get.sql, get.params);
-      const images = versionImages(items, parseRow(current.rows[0]));
-      visible = items.flatMap((item, i) => {
-        const image = images[i] as EntityRow;
-        if (!rowVisible(restriction, image)) return [];
-        if (item.op !== 'update') return [item];
-        // The row before this version: the image with the values the version replaced.
-        const previous = { ...image, ...Object.fromEntries(Object.entries(item.diff).map(([k, [old]]) => [k, old])) };
-        return rowVisible(restriction, previous) ? [item] : [withBeforeHidden(item)];
-      });
-    }
-    if (visible.length === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
-    return { items: visible };
+    const last = items.at(-1)?.version ?? after;
+    if (restriction === undefined || items.length === 0) return { visible: items, last, more };
+    // The row filter's column as each version left it: the current row's, with the later changes undone.
+    const column = restriction.column;
+    const image = imageStatement(entityName, entity, id, [column], CHANGE_VALUE_BYTES);
+    const later = laterChangesStatement(entityName, key, last, column, CHANGE_VALUE_BYTES);
+    const [current, laterRows] = await Promise.all([
+      this.deps.data.execute(db, image.sql, image.params),
+      this.deps.data.execute(db, later.sql, later.params),
+    ]);
+    const judged = rows.map((r, i) => ({
+      ...(items[i] as ChangeEntry),
+      diff: JSON.parse(String(r.image_diff)) as Diff,
+    }));
+    const newestFirst = laterRows.rows.map((r) => ({
+      op: r.op as ChangeOp,
+      diff: JSON.parse(String(r.image_diff)) as Diff,
+    }));
+    const end = rowBefore([...newestFirst].reverse(), parseImage(current.rows[0]?.image));
+    const images = versionImages(judged, end);
+    const visible = items.flatMap((item, i) => {
+      const image = images[i] as EntityRow;
+      if (!rowVisible(restriction, image)) return [];
+      if (item.op !== 'update') return [item];
+      // The row before this version: the image with the values the version replaced.
+      const replaced = Object.entries((judged[i] as ChangeEntry).diff).map(([k, [old]]) => [k, old]);
+      const previous = { ...image, ...Object.fromEntries(replaced) };
+      return rowVisible(restriction, previous) ? [item] : [withBeforeHidden(item)];
+    });
+    return { visible, last, more };
   }
 
   async create(caller: EntityCaller, entityName: string, body: unknown): Promise<EntityRow> {
@@ -403,15 +486,40 @@ function withBeforeHidden(item: ChangeEntry): ChangeEntry {
  * fields a change did not touch (such as the row filter's column) are known even for rows first written outside
  * the API. An insert starts a history: nothing before it belongs to the same row.
  */
-export function versionImages(items: readonly ChangeEntry[], current: EntityRow | undefined): EntityRow[] {
+export function versionImages(
+  items: readonly Pick<ChangeEntry, 'op' | 'diff'>[],
+  current: EntityRow | undefined,
+): EntityRow[] {
   const images: EntityRow[] = new Array(items.length);
   let after: EntityRow | undefined = current;
   for (let i = items.length - 1; i >= 0; i--) {
-    const item = items[i] as ChangeEntry;
+    const item = items[i] as Pick<ChangeEntry, 'op' | 'diff'>;
     const before: EntityRow = item.op === 'delete' ? {} : { ...after };
     for (const [field, [old]] of Object.entries(item.diff)) before[field] = old;
     images[i] = item.op === 'delete' ? before : { ...after };
     after = item.op === 'insert' ? undefined : before;
   }
   return images;
+}
+
+/**
+ * The row as it was before `items` (oldest first): `current` (undefined once deleted) with each change undone, newest
+ * first, as `versionImages` does; undefined when the oldest is an insert (nothing before it is the same row).
+ */
+export function rowBefore(
+  items: readonly Pick<ChangeEntry, 'op' | 'diff'>[],
+  current: EntityRow | undefined,
+): EntityRow | undefined {
+  let after = current;
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i] as Pick<ChangeEntry, 'op' | 'diff'>;
+    const before: EntityRow = item.op === 'delete' ? {} : { ...after };
+    for (const [field, [old]] of Object.entries(item.diff)) before[field] = old;
+    after = item.op === 'insert' ? undefined : before;
+  }
+  return after;
+}
+
+function parseImage(text: unknown): EntityRow | undefined {
+  return typeof text === 'string' ? (JSON.parse(text) as EntityRow) : undefined;
 }

@@ -201,11 +201,89 @@ export function lastVersionStatement(entity: string, key: string): Statement {
   return { sql, params: p.params };
 }
 
-export function changesStatement(entity: string, key: string): Statement {
+/**
+ * `jsonb` text of the `fields` of the JSON object `source` (an expression), each only while its value's text is at
+ * most `valueBytes` (a parameter): a longer one is left out, as is a field `source` lacks.
+ */
+function boundedFields(p: ParamBuilder, source: string, fields: readonly string[], valueBytes: string): string {
+  // Field names are parameters too: values always are.
+  const pairs = fields.map((field) => {
+    const name = `CAST(${p.value(field)} AS text)`;
+    return `${name}, CASE WHEN octet_length((${source} -> ${name})::text) <= ${valueBytes} THEN ${source} -> ${name} END`;
+  });
+  return `jsonb_strip_nulls(jsonb_build_object(${pairs.join(', ')}))::text`;
+}
+
+/** What one page of a key's change log reads: bounded, so any one entry fits the Data API's 1 MiB result. */
+export interface ChangesBounds {
+  /** An entry's diff is read whole when its text is at most this long… */
+  readonly diffBytes: number;
+  /** …else only its fields whose [old, new] text is at most this long (`omitted` names the others). */
+  readonly valueBytes: number;
+  /** The row filter's column: `image_diff` holds its pair, bounded by `imageBytes`, to judge each version by. */
+  readonly imageField?: string;
+  readonly imageBytes: number;
+}
+
+/**
+ * A page of a key's change log, versions after `afterVersion` in order, `:limit` of them (run with
+ * `DataApi.executePaged`). Until 2026-12-03 the log was read whole, diffs and all: after one update of a 200 KB
+ * value the answer passed the Data API's 1 MiB result, and the key's log answered 413 for good.
+ */
+export function changesStatement(entity: string, key: string, afterVersion: number, bounds: ChangesBounds): Statement {
   const p = new ParamBuilder();
+  const whole = p.value(bounds.diffBytes);
+  const field = p.value(bounds.valueBytes);
+  const image =
+    bounds.imageField === undefined
+      ? 'NULL'
+      : boundedFields(p, 'c.diff', [bounds.imageField], p.value(bounds.imageBytes));
+  const each = 'FROM jsonb_each(c.diff) AS d(k, v)';
   const sql =
-    `SELECT version, op, changed_by, to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at, diff::text AS diff` +
-    ` FROM ${quoteIdent(changeLog.table)} WHERE entity = ${p.value(entity)} AND key = ${p.value(key)} ORDER BY seq`;
+    `SELECT c.version, c.op, c.changed_by,` +
+    ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
+    ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN c.diff::text` +
+    ` ELSE (SELECT COALESCE(jsonb_object_agg(d.k, d.v), '{}'::jsonb) ${each} WHERE octet_length(d.v::text) <= ${field})::text END AS diff,` +
+    ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN NULL` +
+    ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) ${each} WHERE octet_length(d.v::text) > ${field})::text END AS omitted,` +
+    ` ${image} AS image_diff` +
+    ` FROM ${quoteIdent(changeLog.table)} c WHERE c.entity = ${p.value(entity)} AND c.key = ${p.value(key)}` +
+    ` AND c.version > ${p.typedValue(afterVersion, 'integer')} ORDER BY c.seq LIMIT :limit`;
+  return { sql, params: p.params };
+}
+
+/**
+ * The changes of a key after `afterVersion` that can move its row between audiences (a delete, an insert, an update
+ * of `filterColumn`), newest first, each with the column's bounded pair: how a page of the change log, or a late
+ * change on the feed, finds the row as a version left it.
+ */
+export function laterChangesStatement(
+  entity: string,
+  key: string,
+  afterVersion: number,
+  filterColumn: string,
+  imageBytes: number,
+): Statement {
+  const p = new ParamBuilder();
+  const image = boundedFields(p, 'c.diff', [filterColumn], p.value(imageBytes));
+  const sql =
+    `SELECT c.op, ${image} AS image_diff FROM ${quoteIdent(changeLog.table)} c` +
+    ` WHERE c.entity = ${p.value(entity)} AND c.key = ${p.value(key)} AND c.version > ${p.typedValue(afterVersion, 'integer')}` +
+    ` AND (c.op <> 'update' OR (c.diff -> CAST(${p.value(filterColumn)} AS text)) IS NOT NULL) ORDER BY c.seq DESC`;
+  return { sql, params: p.params };
+}
+
+/** The row's `fields` (each bounded by `valueBytes`), not the whole row, which can pass 1 MiB. No row: no result. */
+export function imageStatement(
+  table: string,
+  entity: EntitySpec,
+  id: unknown,
+  fields: readonly string[],
+  valueBytes: number,
+): Statement {
+  const p = new ParamBuilder();
+  const image = boundedFields(p, 'to_jsonb(t)', fields, p.value(valueBytes));
+  const sql = `SELECT ${image} AS image FROM ${quoteIdent(table)} t WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`;
   return { sql, params: p.params };
 }
 
@@ -264,31 +342,22 @@ export function feedStatement(
   const p = new ParamBuilder();
   const pk = `t.${quoteIdent(entity.primaryKey)}`;
   const valueBytes = p.value(bounds.valueBytes);
-  // Field names are parameters too: values always are.
-  const names = new Map(bounds.imageFields.map((field) => [field, `CAST(${p.value(field)} AS text)`]));
-  const bounded = (source: string) =>
-    `jsonb_strip_nulls(jsonb_build_object(${[...names.values()]
-      .map(
-        (name) =>
-          `${name}, CASE WHEN octet_length((${source} -> ${name})::text) <= ${valueBytes} THEN ${source} -> ${name} END`,
-      )
-      .join(', ')}))`;
-  const filter =
-    bounds.filterColumn === undefined ? undefined : (names.get(bounds.filterColumn) ?? p.value(bounds.filterColumn));
+  const bounded = (source: string) => boundedFields(p, source, bounds.imageFields, valueBytes);
   const later =
-    filter === undefined
+    bounds.filterColumn === undefined
       ? 'NULL'
-      : `(SELECT jsonb_agg(jsonb_build_array(l.op, ${bounded('l.diff')}) ORDER BY l.seq DESC) FROM ${quoteIdent(changeLog.table)} l` +
-        ` WHERE l.entity = c.entity AND l.key = c.key AND l.seq > c.seq AND (l.op <> 'update' OR (l.diff -> ${filter}) IS NOT NULL))::text`;
+      : `(SELECT jsonb_agg(jsonb_build_array(l.op, ${bounded('l.diff')}::jsonb) ORDER BY l.seq DESC) FROM ${quoteIdent(changeLog.table)} l` +
+        ` WHERE l.entity = c.entity AND l.key = c.key AND l.seq > c.seq` +
+        ` AND (l.op <> 'update' OR (l.diff -> CAST(${p.value(bounds.filterColumn)} AS text)) IS NOT NULL))::text`;
   const rowBytes = p.value(bounds.rowBytes);
   const pairs = changes.map((c) => `(c.key = ${p.value(c.key)} AND c.version = ${p.typedValue(c.version, 'integer')})`);
   const sql =
     `SELECT c.key, c.version, c.op, c.changed_by,` +
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
-    ` ${bounded('c.diff')}::text AS diff,` +
+    ` ${bounded('c.diff')} AS diff,` +
     ` ${pk} IS NOT NULL AS row_exists,` +
     ` CASE WHEN ${pk} IS NOT NULL AND octet_length(to_jsonb(t)::text) <= ${rowBytes} THEN to_jsonb(t)::text END AS "row",` +
-    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded('to_jsonb(t)')}::text END AS image,` +
+    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded('to_jsonb(t)')} END AS image,` +
     ` ${later} AS later` +
     ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON ${pk}::text = c.key` +
     ` WHERE c.entity = ${p.value(entityName)} AND (${pairs.join(' OR ')}) ORDER BY c.seq`;

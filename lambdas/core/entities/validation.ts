@@ -211,10 +211,7 @@ export function parseListQuery(
   for (const [key, raw] of Object.entries(query)) {
     if (raw === undefined) continue;
     if (key === 'limit') {
-      if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
-        throw new BadRequestError(`limit must be an integer from 1 to ${MAX_LIMIT} (got '${raw.slice(0, 32)}')`);
-      }
-      limit = Number(raw);
+      limit = parseLimit(raw);
     } else if (key === 'cursor') {
       cursor = raw;
     } else {
@@ -222,6 +219,35 @@ export function parseListQuery(
     }
   }
   return { limit, ...(cursor !== undefined && { cursor }), filters };
+}
+
+/** Versions per page of a key's change log (`GET …/changes`): at most `MAX_LIMIT`, this many by default. */
+export const DEFAULT_CHANGES_LIMIT = 100;
+
+/** `limit` and `cursor` of `GET …/changes` (the cursor is decoded by the caller, which knows the key). */
+export function parseChangesQuery(query: Readonly<Record<string, string | undefined>>): {
+  readonly limit: number;
+  readonly cursor?: string;
+} {
+  let limit = DEFAULT_CHANGES_LIMIT;
+  let cursor: string | undefined;
+  for (const [key, raw] of Object.entries(query)) {
+    if (raw === undefined) continue;
+    if (key === 'limit') limit = parseLimit(raw);
+    else if (key === 'cursor') cursor = raw;
+    else
+      throw new BadRequestError(
+        `unknown query parameter '${key.slice(0, 64)}' (the change log takes limit and cursor)`,
+      );
+  }
+  return { limit, ...(cursor !== undefined && { cursor }) };
+}
+
+function parseLimit(raw: string): number {
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
+    throw new BadRequestError(`limit must be an integer from 1 to ${MAX_LIMIT} (got '${raw.slice(0, 32)}')`);
+  }
+  return Number(raw);
 }
 
 /** `If-Match: <version>` (quotes and a weak prefix tolerated, as HTTP clients send ETags). */
