@@ -2,13 +2,13 @@
  * SQL for the entity API. Identifiers come only from the tenant's introspected schema snapshot (and the fixed
  * change-log names), always double-quoted; every value is a named Data API parameter with its column's type.
  * Rows are read back as `to_jsonb(t)::text`, so a row reaches the API exactly as PostgreSQL renders it in JSON,
- * whatever the Data API's own type mapping.
+ * whatever the Data API's own type mapping, but for numbers a JSON number cannot carry exactly (`rowJson`).
  */
 import { type Params, placeholder, typed } from '../data-api.ts';
 import { BadRequestError } from '../errors.ts';
 import { CHANGE_LOG_TABLE } from '../schema.ts';
 import type { RowRestriction } from './access.ts';
-import type { EntitySpec, FieldType } from './model.ts';
+import { type EntitySpec, type FieldType, fieldNames } from './model.ts';
 
 /** The change log (the outbox): one row per committed change, in the tenant's database (lambdas/core/schema.ts). */
 export const changeLog = { table: CHANGE_LOG_TABLE } as const;
@@ -73,11 +73,31 @@ export class ParamBuilder {
  */
 function rowColumns(entityName: string, entity: EntitySpec, p: ParamBuilder): string {
   return (
-    `to_jsonb(t)::text AS "row", (SELECT COALESCE(MAX(c.version), 0) FROM ${quoteIdent(changeLog.table)} c` +
+    `${rowJson(entity)}::text AS "row", (SELECT COALESCE(MAX(c.version), 0) FROM ${quoteIdent(changeLog.table)} c` +
     ` WHERE c.entity = ${p.value(entityName)} AND c.key = t.${quoteIdent(entity.primaryKey)}::text)::int AS "version"`
   );
 }
-const RETURNING = 'RETURNING to_jsonb(t)::text AS "row"';
+const returning = (entity: EntitySpec) => `RETURNING ${rowJson(entity)}::text AS "row"`;
+
+/**
+ * The row `t` as `jsonb`, as PostgreSQL renders it, but for a number a JSON number cannot carry exactly (a numeric
+ * or bigint past 2^53, or with more digits than a double holds), which comes as a string: JSON.parse would round
+ * it (until 2026-12-03 12345678901234567891 was read back as 12345678901234567000). The overrides take their keys
+ * from the column aliases (identifiers from the schema), so no value enters the SQL text.
+ */
+function rowJson(entity: EntitySpec): string {
+  const wide = fieldNames(entity).filter((name) => {
+    const field = entity.fields[name];
+    return field?.type === 'numeric' || field?.pgType === 'bigint';
+  });
+  if (wide.length === 0) return 'to_jsonb(t)';
+  const columns = wide.map((name) => {
+    const c = `t.${quoteIdent(name)}`;
+    const exact = `${c} IS NULL OR (abs(${c}) < 1e300 AND ${c}::float8::text::numeric = ${c})`;
+    return `CASE WHEN ${exact} THEN to_jsonb(${c}) ELSE to_jsonb(${c}::text) END AS ${quoteIdent(name)}`;
+  });
+  return `(to_jsonb(t) || (SELECT to_jsonb(x) FROM (SELECT ${columns.join(', ')}) x))`;
+}
 
 /** `WHERE` terms restricting rows to the caller's row filter (compared as text). No permitted value: no row. */
 function restrictionTerm(restriction: RowRestriction | undefined, p: ParamBuilder): string[] {
@@ -148,8 +168,8 @@ export function insertStatement(
   const exprs = names.map((n) => p.field(entity, n, values[n])).join(', ');
   const sql =
     names.length === 0
-      ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${RETURNING}`
-      : `INSERT INTO ${quoteIdent(table)} AS t (${columns}) VALUES (${exprs}) ${RETURNING}`;
+      ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${returning(entity)}`
+      : `INSERT INTO ${quoteIdent(table)} AS t (${columns}) VALUES (${exprs}) ${returning(entity)}`;
   return { sql, params: p.params };
 }
 
@@ -164,7 +184,7 @@ export function updateStatement(
   const sets = Object.keys(values).map((n) => `${quoteIdent(n)} = ${p.field(entity, n, values[n])}`);
   const sql =
     `UPDATE ${quoteIdent(table)} AS t SET ${sets.join(', ')}` +
-    ` WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)} ${RETURNING}`;
+    ` WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)} ${returning(entity)}`;
   return { sql, params: p.params };
 }
 
@@ -282,7 +302,7 @@ export function imageStatement(
   valueBytes: number,
 ): Statement {
   const p = new ParamBuilder();
-  const image = boundedFields(p, 'to_jsonb(t)', fields, p.value(valueBytes));
+  const image = boundedFields(p, rowJson(entity), fields, p.value(valueBytes));
   const sql = `SELECT ${image} AS image FROM ${quoteIdent(table)} t WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`;
   return { sql, params: p.params };
 }
@@ -343,6 +363,7 @@ export function feedStatement(
   const pk = `t.${quoteIdent(entity.primaryKey)}`;
   const valueBytes = p.value(bounds.valueBytes);
   const bounded = (source: string) => boundedFields(p, source, bounds.imageFields, valueBytes);
+  const row = rowJson(entity);
   const later =
     bounds.filterColumn === undefined
       ? 'NULL'
@@ -356,8 +377,8 @@ export function feedStatement(
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
     ` ${bounded('c.diff')} AS diff,` +
     ` ${pk} IS NOT NULL AS row_exists,` +
-    ` CASE WHEN ${pk} IS NOT NULL AND octet_length(to_jsonb(t)::text) <= ${rowBytes} THEN to_jsonb(t)::text END AS "row",` +
-    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded('to_jsonb(t)')} END AS image,` +
+    ` CASE WHEN ${pk} IS NOT NULL AND octet_length(${row}::text) <= ${rowBytes} THEN ${row}::text END AS "row",` +
+    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded(row)} END AS image,` +
     ` ${later} AS later` +
     ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON ${pk}::text = c.key` +
     ` WHERE c.entity = ${p.value(entityName)} AND (${pairs.join(' OR ')}) ORDER BY c.seq`;
