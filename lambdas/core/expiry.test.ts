@@ -108,7 +108,7 @@ describe('a refresh token', () => {
     const same = { sub: 'alice', tenant_id: 'acme', roles: ['member'], teams: ['t1'], exp: 9 };
     expect(await refresh(same)).toBe(9);
     // What an identity provider sets anew on every token, and the registered claims, are not rights.
-    expect(await refresh({ ...same, at_hash: 'x', nonce: 'n', iat: 5, jti: 'j' })).toBe(9);
+    expect(await refresh({ ...same, at_hash: 'x', nonce: 'n', aio: 'e', iat: 5, jti: 'j' })).toBe(9);
     await expect(refresh({ ...same, teams: ['t2'] })).rejects.toThrow('other roles or claims');
     const { teams: _, ...withoutTeams } = same;
     await expect(refresh(withoutTeams)).rejects.toBeInstanceOf(ForbiddenError);

@@ -80,7 +80,7 @@ export async function verifyRefreshToken(token: string, caller: Caller, deps: Re
 
 /**
  * Claims an identity provider sets anew on each token it issues, which grant nothing: left out when a refresh compares
- * rights (OpenID Connect's hashes, nonce and session id; Cognito's event ids; Entra's token ids).
+ * rights (OpenID Connect's hashes, nonce and session id; Cognito's event ids; Entra's token ids and `aio`).
  */
 const PER_TOKEN_CLAIMS = new Set([
   'at_hash',
@@ -92,6 +92,7 @@ const PER_TOKEN_CLAIMS = new Set([
   'origin_jti',
   'uti',
   'rh',
+  'aio',
 ]);
 
 /** A caller's roles (as a set) and claims (but the per-token ones and the user, compared already), as canonical JSON. */

@@ -77,8 +77,8 @@ export function presencePage(
 ): { members: PresenceMember[]; total: number; next?: string } {
   const rest = after === undefined ? members : members.filter((m) => m.userId > after);
   const page: PresenceMember[] = [];
-  // The ack's envelope: type, ref (at most 64 characters), total and next (at most 256 characters each, escaped).
-  let bytes = 2048;
+  // The ack's envelope: type, total, ref (at most 128 characters) and next (at most 256), each escaped at worst.
+  let bytes = 6 * (128 + 256) + 256;
   for (const member of rest) {
     const size = Buffer.byteLength(JSON.stringify(member), 'utf8') + 1;
     if (page.length > 0 && bytes + size > maxBytes) break;

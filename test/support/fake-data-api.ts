@@ -9,7 +9,7 @@
  */
 import type { DataApi, DatabaseRef, ExecuteResult, Params, Row, Transaction } from '../../lambdas/core/data-api.ts';
 import { isTyped } from '../../lambdas/core/data-api.ts';
-import { changeLog } from '../../lambdas/core/entities/sql.ts';
+import { changeLog, LATER_CHANGES_MAX } from '../../lambdas/core/entities/sql.ts';
 
 export interface ChangeLogRow {
   seq: number;
@@ -210,6 +210,12 @@ export class FakeDataApi implements DataApi {
           .filter((f) => JSON.stringify(source[f]).length <= valueBytes)
           .map((f) => [f, source[f]]),
       );
+    // A diff's pairs keep each side while it is short enough, else null (unknown).
+    const side = (value: unknown) => (JSON.stringify(value ?? null).length <= valueBytes ? (value ?? null) : null);
+    const pairs = (diff: Record<string, [unknown, unknown]>) =>
+      Object.fromEntries(
+        fields.filter((f) => diff[f] !== undefined).map((f) => [f, [side(diff[f]?.[0]), side(diff[f]?.[1])]]),
+      );
     return this.log
       .map((c, seq) => ({ c, seq }))
       .filter(({ c }) => c.entity === entity && wanted.has(`${c.key}\u0000${c.version}`))
@@ -219,14 +225,15 @@ export class FakeDataApi implements DataApi {
           .filter((l, i) => i > seq && l.entity === c.entity && l.key === c.key)
           .filter((l) => filter !== undefined && (l.op !== 'update' || l.diff[filter] !== undefined))
           .reverse()
-          .map((l) => [l.op, bounded(l.diff)]);
+          .slice(0, LATER_CHANGES_MAX + 1)
+          .map((l) => [l.op, pairs(l.diff)]);
         return {
           key: c.key,
           version: c.version,
           op: c.op,
           changed_by: c.changed_by,
           changed_at: c.changed_at,
-          diff: JSON.stringify(bounded(c.diff)),
+          diff: JSON.stringify(pairs(c.diff)),
           row_exists: current !== undefined,
           row: current !== undefined && JSON.stringify(current).length <= rowBytes ? JSON.stringify(current) : null,
           image: current === undefined ? null : JSON.stringify(bounded(current)),

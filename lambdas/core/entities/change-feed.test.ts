@@ -1,9 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
-import { ForbiddenError } from '../errors.ts';
+import { ForbiddenError, TooLargeError } from '../errors.ts';
 import { type ChangeFeedDeps, changeMessageId, produceChangeMessages } from './change-feed.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityRules, SchemaSnapshot } from './model.ts';
+import { LATER_CHANGES_MAX } from './sql.ts';
 
 const schema: SchemaSnapshot = {
   entities: {
@@ -159,6 +160,69 @@ describe('produceChangeMessages', () => {
     ]);
     // Version 2 is not sent with the row as it is now (alice's).
     expect(messages[0]?.data).toMatchObject({ row: null, rowOmitted: true });
+  });
+
+  it("takes a filter value too long to judge by as unknown, not unchanged: an edit before it stays bob's", async () => {
+    const { data, deps } = setup();
+    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
+      data.addChange({
+        entity: 'task',
+        key: 'k',
+        version,
+        op,
+        changed_by: 'bob',
+        diff: diff as never,
+        published: false,
+      });
+    log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
+    log(2, 'update', { title: ['a', 'b'] });
+    log(3, 'update', { owner: ['bob', 'x'.repeat(4200)] });
+    log(4, 'update', { owner: ['x'.repeat(4200), 'alice'] });
+    data.tables.get('task')?.set('k', { id: 'k', owner: 'alice', title: 'b' });
+    const messages = await produceChangeMessages(
+      [2, 3, 4].map((v) => event('task', 'k', v)),
+      deps,
+    );
+    expect(messages.map((m) => [(m.data as { version: number }).version, m.audience?.claim?.anyOf])).toEqual([
+      [2, ['bob']],
+      [3, []],
+      [4, ['alice']],
+    ]);
+  });
+
+  it(`judges a version through at most ${LATER_CHANGES_MAX} later reassignments: past them only bypass roles get it`, async () => {
+    const { data, deps } = setup();
+    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
+      data.addChange({
+        entity: 'task',
+        key: 'k',
+        version,
+        op,
+        changed_by: 'bob',
+        diff: diff as never,
+        published: false,
+      });
+    log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
+    for (let v = 2; v <= LATER_CHANGES_MAX + 2; v++)
+      log(v, 'update', { owner: [v % 2 ? 'carol' : 'dave', v % 2 ? 'dave' : 'carol'] });
+    data.tables.get('task')?.set('k', { id: 'k', owner: 'dave' });
+    const [first, second] = await produceChangeMessages([event('task', 'k', 1), event('task', 'k', 2)], deps);
+    expect(first?.audience).toMatchObject({ bypassRoles: ['admin'], claim: { anyOf: [] } });
+    expect(first?.data).toMatchObject({ key: 'k', row: null, rowOmitted: true });
+    expect(second?.audience?.claim?.anyOf).toEqual(['carol']);
+  });
+
+  it('reads the changes one at a time when together they pass 1 MiB, and sets aside one that does not fit alone', async () => {
+    const { data, deps, write, setAside } = setup();
+    write('task', { id: 'a', owner: 'bob' }, 'a', 1);
+    write('task', { id: 'b', owner: 'bob' }, 'b', 1);
+    const isFeed = (sql: string) => sql.startsWith('SELECT c.key, c.version');
+    data.failWhen(isFeed, new TooLargeError('over 1 MiB'), 1);
+    expect((await produceChangeMessages([event('task', 'a', 1), event('task', 'b', 1)], deps)).length).toBe(2);
+    data.failWhen(isFeed, new TooLargeError('over 1 MiB'), 2);
+    const messages = await produceChangeMessages([event('task', 'a', 1), event('task', 'b', 1)], deps);
+    expect(messages.map((m) => (m.data as { key: string }).key)).toEqual(['b']);
+    expect(setAside).toEqual([[event('task', 'a', 1), expect.stringContaining('1 MiB')]]);
   });
 
   it('announces a change whose row is over 16 KB without the row, so the message fits a frame', async () => {

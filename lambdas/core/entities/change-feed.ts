@@ -6,12 +6,14 @@
 import { createHash } from 'node:crypto';
 import { limits } from '../../manifest.ts';
 import type { Audience } from '../audience.ts';
+import type { Row } from '../data-api.ts';
 import { DELIVERY_MESSAGE_BYTES, type DeliveryMessage, oversizeDeliveryMessage } from '../delivery.ts';
+import { TenantcastError } from '../errors.ts';
 import { publishDataProblem } from '../publish-data.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
-import { type EntityDeps, rowBefore } from './service.ts';
-import { feedStatement } from './sql.ts';
+import { type EntityDeps, IMAGE_VALUE_BYTES, rowBefore } from './service.ts';
+import { feedStatement, LATER_CHANGES_MAX } from './sql.ts';
 import { entityOf } from './validation.ts';
 
 export interface ChangeFeedDeps {
@@ -70,9 +72,6 @@ type ChangeOp = 'insert' | 'update' | 'delete';
 /** A change-log diff: per field, its value before and after (the feed reads only its image fields). */
 type Diff = Record<string, [unknown, unknown]>;
 
-/** A value of the row filter's column or the key longer than this is taken as unknown: it matches only bypass roles. */
-const IMAGE_VALUE_BYTES = 4096;
-
 /**
  * The row as a version left it (the image fields only), which decides who may see the version, as the change log
  * decides it (`versionImages`, ./service.ts): `current` (the row now; undefined once deleted) with the changes after
@@ -93,6 +92,38 @@ export function imageAt(
     rowBefore(oldestFirst, current) ??
     Object.fromEntries(Object.entries(diff).map(([field, [, value]]) => [field, value]))
   );
+}
+
+/**
+ * The feed's rows of `changes`, read together, or one change at a time when together they pass the Data API's
+ * 1 MiB result (each is bounded: `feedStatement`); a change that still does not fit alone is set aside.
+ */
+async function readEach(
+  changes: readonly ChangeEvent[],
+  read: (changes: readonly ChangeEvent[]) => Promise<Row[]>,
+  deps: ChangeFeedDeps,
+): Promise<Row[]> {
+  const tooLarge = (err: unknown) => err instanceof TenantcastError && err.code === 'TOO_LARGE';
+  if (changes.length > 1) {
+    try {
+      return await read(changes);
+    } catch (err) {
+      if (!tooLarge(err)) throw err;
+    }
+  }
+  const rows: Row[] = [];
+  for (const change of changes) {
+    try {
+      rows.push(...(await read([change])));
+    } catch (err) {
+      if (!tooLarge(err)) throw err;
+      await deps.setAside(
+        change,
+        `the change cannot be read within the Data API's 1 MiB result: ${(err as Error).message}`,
+      );
+    }
+  }
+  return rows;
 }
 
 function groupKey(e: ChangeEvent): string {
@@ -134,21 +165,26 @@ export async function produceChangeMessages(
       continue;
     }
     const filterColumn = rule.rowFilter?.column;
-    const statement = feedStatement(entityName, entityName, entity, group, {
-      // The exact check is `withinPublishRules`'; jsonb's text is a little longer than JSON.stringify's.
-      rowBytes: 2 * limits.changeRowBytes,
-      imageFields: [...new Set([entity.primaryKey, ...(filterColumn === undefined ? [] : [filterColumn])])],
-      valueBytes: IMAGE_VALUE_BYTES,
-      ...(filterColumn !== undefined && { filterColumn }),
-    });
-    const { rows } = await deps.data.execute(tenant.db, statement.sql, statement.params);
+    const read = async (changes: readonly ChangeEvent[]) => {
+      const statement = feedStatement(entityName, entityName, entity, changes, {
+        // The exact check is `withinPublishRules`'; jsonb's text is a little longer than JSON.stringify's.
+        rowBytes: 2 * limits.changeRowBytes,
+        imageFields: [...new Set([entity.primaryKey, ...(filterColumn === undefined ? [] : [filterColumn])])],
+        valueBytes: IMAGE_VALUE_BYTES,
+        ...(filterColumn !== undefined && { filterColumn }),
+      });
+      return (await deps.data.execute(tenant.db, statement.sql, statement.params)).rows;
+    };
+    const rows = await readEach(group, read, deps);
     for (const r of rows) {
       const op = String(r.op) as ChangeOp;
       const exists = r.row_exists === true && op !== 'delete';
       const later = typeof r.later === 'string' ? (JSON.parse(r.later) as [ChangeOp, Diff][]) : [];
       const current =
         exists && typeof r.image === 'string' ? (JSON.parse(r.image) as Record<string, unknown>) : undefined;
-      const image = imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
+      // Past LATER_CHANGES_MAX later changes the row as the version left it is unknown: only bypass roles see it.
+      const image =
+        later.length > LATER_CHANGES_MAX ? {} : imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
       // The row as it is now is the version's only while nothing since moved it between audiences; else the
       // subscriber reads it with its own rights (a key deleted and created again by someone else, a reassigned row).
       const full =
@@ -174,7 +210,7 @@ export async function produceChangeMessages(
       const data = {
         op,
         entity: entityName,
-        key: image[entity.primaryKey] ?? event.key,
+        key: image[entity.primaryKey] ?? current?.[entity.primaryKey] ?? event.key,
         version: event.version,
         row,
         changedBy: String(r.changed_by),

@@ -4,6 +4,7 @@
  * transaction; the change event is published after the commit, and the row marked published. If publishing fails
  * the write still succeeds: the outbox relay (./outbox.ts) publishes what was left unpublished.
  */
+import { MAX_CLAIMS_BYTES } from '../auth.ts';
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import {
@@ -34,11 +35,10 @@ import {
   changesStatement,
   deleteStatement,
   getStatement,
-  imageStatement,
   insertChangeStatement,
   insertStatement,
+  LATER_CHANGES_MAX,
   lastVersionStatement,
-  laterChangesStatement,
   listStatement,
   markPublishedStatement,
   updateStatement,
@@ -53,8 +53,15 @@ type Diff = Record<string, [unknown, unknown]>;
  */
 const CHANGE_DIFF_BYTES = 256 * 1024;
 const CHANGE_VALUE_BYTES = 4096;
-/** Reads of the change log one request makes to fill a page past versions the caller may not see. */
+/**
+ * A row filter's value longer than this is unknown when a version is judged (it matches no claim): a token's claims
+ * are at most `MAX_CLAIMS_BYTES` (2 KB) of JSON, so no caller could hold it anyway.
+ */
+export const IMAGE_VALUE_BYTES = MAX_CLAIMS_BYTES + 2;
+/** Reads of the change log one request makes to fill a page past versions the caller may not see… */
 const CHANGES_READS = 10;
+/** …each of at least this many versions. */
+const CHANGES_SCAN = 100;
 
 /** What the tenant catalog knows about a tenant's data. */
 export interface TenantData {
@@ -215,7 +222,7 @@ export class EntityService {
    * A page of a key's change log, oldest first: `limit` (default 100) versions after `cursor`, each shown only to
    * whoever could see the row at that version (docs/entities.md, "Change log and row filters"), so a key deleted
    * and created again by someone else keeps its histories apart. Versions the caller may not see are skipped, not
-   * given as an empty page. NOT_FOUND when the caller may see no version at all.
+   * given as an empty page. NOT_FOUND when the caller may see none of them, as far as one request reads.
    */
   async changes(
     caller: EntityCaller,
@@ -231,25 +238,33 @@ export class EntityService {
     const items: ChangeEntry[] = [];
     let after = first;
     let more = true;
-    for (let reads = 0; more && items.length < query.limit && reads < CHANGES_READS; reads++) {
-      const page = await this.changesPage(
-        tenant.db,
-        entityName,
-        entity,
-        id,
-        after,
-        query.limit - items.length,
-        restriction,
-      );
+    let reads = 0;
+    // Hidden versions are read past in pages of at least CHANGES_SCAN, so a small `limit` does not shrink how far.
+    for (; more && items.length < query.limit && reads < CHANGES_READS; reads++) {
+      const want = Math.max(query.limit - items.length, CHANGES_SCAN);
+      const page = await this.changesPage(tenant.db, entityName, entity, id, after, want, restriction);
+      const room = query.limit - items.length;
+      if (page.visible.length > room) {
+        // More than the page takes: the cursor goes after the last one given, the rest come next time.
+        items.push(...page.visible.slice(0, room));
+        after = (items.at(-1) as ChangeEntry).version;
+        more = true;
+        break;
+      }
       items.push(...page.visible);
       after = page.last;
       more = page.more;
     }
-    if (items.length === 0 && !more && first === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
+    // Nothing to show from the start, as far as this request read: NOT_FOUND, as for a key that never existed (an
+    // empty page with a cursor would tell that it has a history someone else may see).
+    if (items.length === 0 && first === 0) throw new NotFoundError(`no ${entityName} '${rawId}'`);
     return { items, nextCursor: more ? encodeChangesCursor(entityName, key, after) : null };
   }
 
-  /** Up to `want` versions after `after` (fewer if they pass the Data API's 1 MiB result), and those the caller sees. */
+  /**
+   * Up to `want` versions after `after` (fewer if they pass the Data API's 1 MiB result), those the caller sees, the
+   * last version read and whether more follow.
+   */
   private async changesPage(
     db: DatabaseRef,
     entityName: string,
@@ -263,15 +278,14 @@ export class EntityService {
     const statement = changesStatement(entityName, key, after, {
       diffBytes: CHANGE_DIFF_BYTES,
       valueBytes: CHANGE_VALUE_BYTES,
-      imageBytes: CHANGE_VALUE_BYTES,
-      ...(restriction !== undefined && { imageField: restriction.column }),
+      imageBytes: IMAGE_VALUE_BYTES,
+      ...(restriction !== undefined && { filter: { table: entityName, entity, id, column: restriction.column } }),
     });
     const result = await this.deps.data.executePaged(db, statement.sql, statement.params, { limit: want + 1 });
     // One row more than wanted tells whether more follow; asked for a single row, it cannot tell.
     const size = result.limit > 1 ? result.limit - 1 : 1;
     const more = result.limit > 1 ? result.rows.length > size : result.rows.length === 1;
-    const rows = result.rows.slice(0, size);
-    const items: ChangeEntry[] = rows.map((r) => ({
+    const entries: ChangeEntry[] = result.rows.map((r) => ({
       version: Number(r.version),
       op: r.op as ChangeOp,
       changedBy: String(r.changed_by),
@@ -279,32 +293,28 @@ export class EntityService {
       diff: JSON.parse(String(r.diff)) as Diff,
       ...(typeof r.omitted === 'string' && { omitted: JSON.parse(r.omitted) as string[] }),
     }));
+    const items = entries.slice(0, size);
     const last = items.at(-1)?.version ?? after;
     if (restriction === undefined || items.length === 0) return { visible: items, last, more };
-    // The row filter's column as each version left it: the current row's, with the later changes undone.
-    const column = restriction.column;
-    const image = imageStatement(entityName, entity, id, [column], CHANGE_VALUE_BYTES);
-    const later = laterChangesStatement(entityName, key, last, column, CHANGE_VALUE_BYTES);
-    const [current, laterRows] = await Promise.all([
-      this.deps.data.execute(db, image.sql, image.params),
-      this.deps.data.execute(db, later.sql, later.params),
-    ]);
-    const judged = rows.map((r, i) => ({
-      ...(items[i] as ChangeEntry),
+    // The row filter's column as each version left it: the current row's, with the later changes undone (read with
+    // the page, on its first row). Past LATER_CHANGES_MAX of them it is unknown, and the versions are not shown.
+    const head = result.rows[0];
+    const later = typeof head?.later === 'string' ? (JSON.parse(head.later) as [ChangeOp, Diff][]) : [];
+    if (later.length > LATER_CHANGES_MAX) return { visible: [], last, more };
+    const oldestFirst = later.map(([op, diff]) => ({ op, diff })).reverse();
+    const end = rowBefore(oldestFirst, parseImage(head?.current));
+    // Every row read is undone, the one read past the page too: the page's images come after it.
+    const judged = result.rows.map((r, i) => ({
+      op: (entries[i] as ChangeEntry).op,
       diff: JSON.parse(String(r.image_diff)) as Diff,
     }));
-    const newestFirst = laterRows.rows.map((r) => ({
-      op: r.op as ChangeOp,
-      diff: JSON.parse(String(r.image_diff)) as Diff,
-    }));
-    const end = rowBefore([...newestFirst].reverse(), parseImage(current.rows[0]?.image));
     const images = versionImages(judged, end);
     const visible = items.flatMap((item, i) => {
       const image = images[i] as EntityRow;
       if (!rowVisible(restriction, image)) return [];
       if (item.op !== 'update') return [item];
       // The row before this version: the image with the values the version replaced.
-      const replaced = Object.entries((judged[i] as ChangeEntry).diff).map(([k, [old]]) => [k, old]);
+      const replaced = Object.entries((judged[i] as { diff: Diff }).diff).map(([k, [old]]) => [k, old]);
       const previous = { ...image, ...Object.fromEntries(replaced) };
       return rowVisible(restriction, previous) ? [item] : [withBeforeHidden(item)];
     });

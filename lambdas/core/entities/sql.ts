@@ -222,8 +222,8 @@ export function lastVersionStatement(entity: string, key: string): Statement {
 }
 
 /**
- * `jsonb` text of the `fields` of the JSON object `source` (an expression), each only while its value's text is at
- * most `valueBytes` (a parameter): a longer one is left out, as is a field `source` lacks.
+ * `jsonb` of the `fields` of the row JSON `source` (an expression), each only while its value's text is at most
+ * `valueBytes` (a parameter): a longer one is left out (unknown), as is a field `source` lacks.
  */
 function boundedFields(p: ParamBuilder, source: string, fields: readonly string[], valueBytes: string): string {
   // Field names are parameters too: values always are.
@@ -231,7 +231,50 @@ function boundedFields(p: ParamBuilder, source: string, fields: readonly string[
     const name = `CAST(${p.value(field)} AS text)`;
     return `${name}, CASE WHEN octet_length((${source} -> ${name})::text) <= ${valueBytes} THEN ${source} -> ${name} END`;
   });
-  return `jsonb_strip_nulls(jsonb_build_object(${pairs.join(', ')}))::text`;
+  return `jsonb_strip_nulls(jsonb_build_object(${pairs.join(', ')}))`;
+}
+
+/**
+ * `jsonb` of the `fields` of the change-log diff `source`, each an `[old, new]` pair whose values are kept while
+ * their text is at most `valueBytes`, else given as null (unknown: it matches no claim). A field the diff lacks stays
+ * out, so undoing the change leaves it as it was. (A pair left out whole, as until 2026-12-03, undid a change of a
+ * long value as no change at all, and judged earlier versions by the later owner.)
+ */
+function boundedPairs(p: ParamBuilder, source: string, fields: readonly string[], valueBytes: string): string {
+  const pairs = fields.map((field) => {
+    const name = `CAST(${p.value(field)} AS text)`;
+    const side = (i: number) =>
+      `CASE WHEN octet_length((${source} -> ${name} -> ${i})::text) <= ${valueBytes} THEN ${source} -> ${name} -> ${i} ELSE 'null'::jsonb END`;
+    return `${name}, CASE WHEN (${source} -> ${name}) IS NULL THEN NULL ELSE jsonb_build_array(${side(0)}, ${side(1)}) END`;
+  });
+  return `jsonb_strip_nulls(jsonb_build_object(${pairs.join(', ')}))`;
+}
+
+/**
+ * Most later changes that can move a row between audiences one version is judged through (`laterChanges`); past it
+ * the version's audience is unknown, and only bypass roles see it.
+ */
+export const LATER_CHANGES_MAX = 50;
+
+/**
+ * `jsonb` text: the key's changes after `seq` (an expression) that can move its row between audiences (a delete, an
+ * insert, an update of `filterColumn`), newest first, as `[op, pairs]`, at most `LATER_CHANGES_MAX + 1` of them (one
+ * more than is used tells that the list is cut). `entity` and `key` are expressions too.
+ */
+function laterChanges(
+  p: ParamBuilder,
+  entity: string,
+  key: string,
+  seq: string,
+  filterColumn: string,
+  valueBytes: string,
+): string {
+  const column = `CAST(${p.value(filterColumn)} AS text)`;
+  return (
+    `(SELECT jsonb_agg(jsonb_build_array(l.op, ${boundedPairs(p, 'l.diff', [filterColumn], valueBytes)}) ORDER BY l.seq DESC)` +
+    ` FROM (SELECT * FROM ${quoteIdent(changeLog.table)} l WHERE l.entity = ${entity} AND l.key = ${key} AND l.seq > ${seq}` +
+    ` AND (l.op <> 'update' OR (l.diff -> ${column}) IS NOT NULL) ORDER BY l.seq DESC LIMIT ${LATER_CHANGES_MAX + 1}) l)::text`
+  );
 }
 
 /** What one page of a key's change log reads: bounded, so any one entry fits the Data API's 1 MiB result. */
@@ -240,70 +283,52 @@ export interface ChangesBounds {
   readonly diffBytes: number;
   /** …else only its fields whose [old, new] text is at most this long (`omitted` names the others). */
   readonly valueBytes: number;
-  /** The row filter's column: `image_diff` holds its pair, bounded by `imageBytes`, to judge each version by. */
-  readonly imageField?: string;
+  /**
+   * A row filter: `image_diff` holds each entry's pair of its column, and the page's first row the row's column now
+   * (`current`) and the changes after the page (`later`), each value bounded by `imageBytes`, to judge each version by.
+   */
+  readonly filter?: {
+    readonly table: string;
+    readonly entity: EntitySpec;
+    readonly id: unknown;
+    readonly column: string;
+  };
   readonly imageBytes: number;
 }
 
 /**
  * A page of a key's change log, versions after `afterVersion` in order, `:limit` of them (run with
- * `DataApi.executePaged`). Until 2026-12-03 the log was read whole, diffs and all: after one update of a 200 KB
- * value the answer passed the Data API's 1 MiB result, and the key's log answered 413 for good.
+ * `DataApi.executePaged`), in one statement, so the page and what judges it are one snapshot. Until 2026-12-03 the
+ * log was read whole, diffs and all: after one update of a 200 KB value the answer passed the Data API's 1 MiB
+ * result, and the key's log answered 413 for good.
  */
 export function changesStatement(entity: string, key: string, afterVersion: number, bounds: ChangesBounds): Statement {
   const p = new ParamBuilder();
   const whole = p.value(bounds.diffBytes);
   const field = p.value(bounds.valueBytes);
-  const image =
-    bounds.imageField === undefined
-      ? 'NULL'
-      : boundedFields(p, 'c.diff', [bounds.imageField], p.value(bounds.imageBytes));
+  const entityValue = p.value(entity);
+  const keyValue = p.value(key);
+  const filter = bounds.filter;
+  const imageBytes = p.value(bounds.imageBytes);
   const each = 'FROM jsonb_each(c.diff) AS d(k, v)';
-  const sql =
-    `SELECT c.version, c.op, c.changed_by,` +
+  const page =
+    `SELECT c.seq, c.version, c.op, c.changed_by,` +
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN c.diff::text` +
     ` ELSE (SELECT COALESCE(jsonb_object_agg(d.k, d.v), '{}'::jsonb) ${each} WHERE octet_length(d.v::text) <= ${field})::text END AS diff,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN NULL` +
     ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) ${each} WHERE octet_length(d.v::text) > ${field})::text END AS omitted,` +
-    ` ${image} AS image_diff` +
-    ` FROM ${quoteIdent(changeLog.table)} c WHERE c.entity = ${p.value(entity)} AND c.key = ${p.value(key)}` +
+    ` ${filter === undefined ? 'NULL' : `${boundedPairs(p, 'c.diff', [filter.column], imageBytes)}::text`} AS image_diff` +
+    ` FROM ${quoteIdent(changeLog.table)} c WHERE c.entity = ${entityValue} AND c.key = ${keyValue}` +
     ` AND c.version > ${p.typedValue(afterVersion, 'integer')} ORDER BY c.seq LIMIT :limit`;
-  return { sql, params: p.params };
-}
-
-/**
- * The changes of a key after `afterVersion` that can move its row between audiences (a delete, an insert, an update
- * of `filterColumn`), newest first, each with the column's bounded pair: how a page of the change log, or a late
- * change on the feed, finds the row as a version left it.
- */
-export function laterChangesStatement(
-  entity: string,
-  key: string,
-  afterVersion: number,
-  filterColumn: string,
-  imageBytes: number,
-): Statement {
-  const p = new ParamBuilder();
-  const image = boundedFields(p, 'c.diff', [filterColumn], p.value(imageBytes));
-  const sql =
-    `SELECT c.op, ${image} AS image_diff FROM ${quoteIdent(changeLog.table)} c` +
-    ` WHERE c.entity = ${p.value(entity)} AND c.key = ${p.value(key)} AND c.version > ${p.typedValue(afterVersion, 'integer')}` +
-    ` AND (c.op <> 'update' OR (c.diff -> CAST(${p.value(filterColumn)} AS text)) IS NOT NULL) ORDER BY c.seq DESC`;
-  return { sql, params: p.params };
-}
-
-/** The row's `fields` (each bounded by `valueBytes`), not the whole row, which can pass 1 MiB. No row: no result. */
-export function imageStatement(
-  table: string,
-  entity: EntitySpec,
-  id: unknown,
-  fields: readonly string[],
-  valueBytes: number,
-): Statement {
-  const p = new ParamBuilder();
-  const image = boundedFields(p, rowJson(entity), fields, p.value(valueBytes));
-  const sql = `SELECT ${image} AS image FROM ${quoteIdent(table)} t WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`;
+  const first = 'page.seq = (SELECT min(seq) FROM page)';
+  const judging =
+    filter === undefined
+      ? 'NULL AS later, NULL AS current'
+      : `CASE WHEN ${first} THEN ${laterChanges(p, entityValue, keyValue, '(SELECT max(seq) FROM page)', filter.column, imageBytes)} END AS later,` +
+        ` CASE WHEN ${first} THEN (SELECT ${boundedFields(p, rowJson(filter.entity), [filter.column], imageBytes)}::text` +
+        ` FROM ${quoteIdent(filter.table)} t WHERE t.${quoteIdent(filter.entity.primaryKey)} = ${p.field(filter.entity, filter.entity.primaryKey, filter.id)}) END AS current`;
+  const sql = `WITH page AS (${page}) SELECT page.*, ${judging} FROM page ORDER BY page.seq`;
   return { sql, params: p.params };
 }
 
@@ -362,23 +387,20 @@ export function feedStatement(
   const p = new ParamBuilder();
   const pk = `t.${quoteIdent(entity.primaryKey)}`;
   const valueBytes = p.value(bounds.valueBytes);
-  const bounded = (source: string) => boundedFields(p, source, bounds.imageFields, valueBytes);
   const row = rowJson(entity);
   const later =
     bounds.filterColumn === undefined
       ? 'NULL'
-      : `(SELECT jsonb_agg(jsonb_build_array(l.op, ${bounded('l.diff')}::jsonb) ORDER BY l.seq DESC) FROM ${quoteIdent(changeLog.table)} l` +
-        ` WHERE l.entity = c.entity AND l.key = c.key AND l.seq > c.seq` +
-        ` AND (l.op <> 'update' OR (l.diff -> CAST(${p.value(bounds.filterColumn)} AS text)) IS NOT NULL))::text`;
+      : laterChanges(p, 'c.entity', 'c.key', 'c.seq', bounds.filterColumn, valueBytes);
   const rowBytes = p.value(bounds.rowBytes);
   const pairs = changes.map((c) => `(c.key = ${p.value(c.key)} AND c.version = ${p.typedValue(c.version, 'integer')})`);
   const sql =
     `SELECT c.key, c.version, c.op, c.changed_by,` +
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
-    ` ${bounded('c.diff')} AS diff,` +
+    ` ${boundedPairs(p, 'c.diff', bounds.imageFields, valueBytes)}::text AS diff,` +
     ` ${pk} IS NOT NULL AS row_exists,` +
     ` CASE WHEN ${pk} IS NOT NULL AND octet_length(${row}::text) <= ${rowBytes} THEN ${row}::text END AS "row",` +
-    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${bounded(row)} END AS image,` +
+    ` CASE WHEN ${pk} IS NULL THEN NULL ELSE ${boundedFields(p, row, bounds.imageFields, valueBytes)}::text END AS image,` +
     ` ${later} AS later` +
     ` FROM ${quoteIdent(changeLog.table)} c LEFT JOIN ${quoteIdent(table)} t ON ${pk}::text = c.key` +
     ` WHERE c.entity = ${p.value(entityName)} AND (${pairs.join(' OR ')}) ORDER BY c.seq`;

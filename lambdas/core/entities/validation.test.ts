@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { EntitySpec } from './model.ts';
-import { entityOf, parseCreate, parseIfMatch, parseListQuery, parseUpdate } from './validation.ts';
+import { entityOf, fieldSchema, parseCreate, parseIfMatch, parseListQuery, parseUpdate } from './validation.ts';
 
 const task: EntitySpec = {
   primaryKey: 'id',
@@ -95,5 +95,15 @@ describe('entity request validation', () => {
     expect(parseIfMatch('"4"')).toBe(4);
     expect(parseIfMatch(undefined)).toBeUndefined();
     expect(() => parseIfMatch('abc')).toThrow(/If-Match/);
+  });
+});
+
+describe('a numeric field', () => {
+  it('takes a number a double holds, or a decimal string with or without an exponent, and nothing else', () => {
+    const numeric = fieldSchema('numeric');
+    for (const ok of [12.5, -3, '12345678901234567891', '-0.25', '6.022e23', '1E-7']) {
+      expect(numeric.safeParse(ok).success).toBe(true);
+    }
+    for (const bad of ['1e', 'e5', '0x10', 'NaN', '', ' 1']) expect(numeric.safeParse(bad).success).toBe(false);
   });
 });

@@ -78,7 +78,7 @@ export function fieldSchema(type: FieldType): z.ZodMiniType {
       return z.number().check(z.int(), z.gte(INT_MIN), z.lte(INT_MAX));
     case 'numeric':
       // zod 4's number() refuses Infinity and NaN (classic's .finite() was a no-op).
-      return z.union([z.number(), z.string().check(z.regex(/^-?\d+(\.\d+)?$/))]);
+      return z.union([z.number(), z.string().check(z.regex(/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/))]);
     case 'uuid':
       return z.string().check(z.regex(UUID, 'expected a UUID'));
     case 'date':
