@@ -164,9 +164,12 @@ function perDelivery(usage: Usage, a: Snapshot, b: Snapshot): Record<string, num
  * plain `ws` 85k, then 100–120k deliveries/s, moving burst to burst with the machine but not rising; the pipeline
  * ~40k, ~58k, ~68k, ~72k). So each system first gets the same number of unmeasured bursts of the same size, as a
  * busy server or Lambda sandbox has run its code many times before, then the same number of measured ones; a burst's
- * result is its median measured run, and the report lists every burst's deliveries/s, warm-ups included.
+ * result is its median measured run, and the report lists every burst's deliveries/s, warm-ups included. Six
+ * warm-ups, not three (until 2026-12-03): the pipeline was still rising after three (scratch, 2026-12-03, eight
+ * warm-ups then four measured: 47k, 65k, 75k, 87k, 74k, 86k, 101k, 89k, then 94–106k; the bench's three measured runs
+ * after three warm-ups read 76–80k the same day), while plain `ws` is flat after two.
  */
-const BURSTS: Runs = { warmUps: 3, measured: 3 };
+const BURSTS: Runs = { warmUps: 6, measured: 3 };
 
 /** How often a scenario runs: unmeasured warm-ups, then measured runs (the median one is the result). */
 interface Runs {
