@@ -189,6 +189,23 @@ describe('judging a version through values and histories too long to read', () =
     expect([hidden.status, hidden.text.replace(id, 'K')]).toEqual([404, none.text.replace(/nosuch-[-\w]+/, 'K')]);
   }, 40_000);
 
+  it(`counts the ${LATER_CHANGES_MAX} later reassignments from the version, whatever the page's size`, async () => {
+    await setRules(ownerRule);
+    const bob = tok('bob', ['member']);
+    const admin = tok('root', ['admin']);
+    const id = `count-${randomUUID()}`;
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id, title: 'first' })).status).toBe(201);
+    for (let i = 0; i <= LATER_CHANGES_MAX; i++) {
+      const owner = i === LATER_CHANGES_MAX ? 'bob' : i % 2 === 0 ? 'carol' : 'dave';
+      expect((await api(admin, 'PATCH', `/v1/entities/doc/${id}`, { owner })).status).toBe(200);
+    }
+    // Version 1 is followed by 51 reassignments: unknown, at any limit. The last, back to bob, is followed by none.
+    for (const limit of [1, 500]) {
+      const log = await api(bob, 'GET', `/v1/entities/doc/${id}/changes?limit=${limit}`);
+      expect((log.body.items as { version: number }[]).map((i) => i.version)).toEqual([LATER_CHANGES_MAX + 2]);
+    }
+  }, 60_000);
+
   it(`never answers 413 after many reassignments, and shows nobody a version judged past ${LATER_CHANGES_MAX} of them`, async () => {
     await setRules(ownerRule);
     const bob = tok('bob', ['member']);
@@ -202,7 +219,10 @@ describe('judging a version through values and histories too long to read', () =
     }
     expect((await api(admin, 'PATCH', `/v1/entities/doc/${id}`, { owner: 'alice' })).status).toBe(200);
     // bob's version 1 is followed by more reassignments than it is judged through: unknown, so not shown.
-    expect((await api(bob, 'GET', `/v1/entities/doc/${id}/changes?limit=1`)).status).toBe(404);
+    // The same whatever the page's size: the count is of changes after the version, not after the page.
+    for (const limit of [1, 500]) {
+      expect((await api(bob, 'GET', `/v1/entities/doc/${id}/changes?limit=${limit}`)).status).toBe(404);
+    }
     const aliceLog = await api(alice, 'GET', `/v1/entities/doc/${id}/changes`);
     expect(aliceLog.status).toBe(200);
     expect((aliceLog.body.items as { version: number }[]).map((i) => i.version)).toEqual([162]);

@@ -132,7 +132,7 @@ export class FakeDataApi implements DataApi {
       const versions = this.log.filter((c) => c.entity === entity && c.key === key).map((c) => c.version);
       return { rows: [{ version: Math.max(0, ...versions) }], updated: 0 };
     }
-    const getRow = sql.match(/^SELECT to_jsonb\(t\)::text AS "row", .* FROM "(\w+)" t WHERE t\."(\w+)" = /);
+    const getRow = sql.match(/^SELECT to_jsonb\(t\.\*\)::text AS "row", .* FROM "(\w+)" t WHERE t\."(\w+)" = /);
     if (getRow) {
       // getStatement: [entity name, id, ...row filter values]
       const table = getRow[1] as string;
@@ -194,7 +194,7 @@ export class FakeDataApi implements DataApi {
       ...new Set([...sql.matchAll(/CAST\(:(p\d+) AS text\)/g)].map((m) => String(plain(params[m[1] as string])))),
     ];
     const valueBytes = Number(value(/<= :(p\d+) THEN/));
-    const rowBytes = Number(value(/octet_length\(to_jsonb\(t\)::text\) <= :(p\d+)/));
+    const rowBytes = Number(value(/octet_length\(to_jsonb\(t\.\*\)::text\) <= :(p\d+)/));
     const filterName = sql.match(/\(l\.diff -> CAST\(:(p\d+) AS text\)\) IS NOT NULL/)?.[1];
     const filter = filterName === undefined ? undefined : String(plain(params[filterName]));
     const entity = value(/WHERE c\.entity = :(p\d+) AND \(/);

@@ -297,21 +297,29 @@ export class EntityService {
     const last = items.at(-1)?.version ?? after;
     if (restriction === undefined || items.length === 0) return { visible: items, last, more };
     // The row filter's column as each version left it: the current row's, with the later changes undone (read with
-    // the page, on its first row). Past LATER_CHANGES_MAX of them it is unknown, and the versions are not shown.
+    // the page, on its first row). A version is judged through at most LATER_CHANGES_MAX later changes that can move
+    // the row, whatever the page's size: past them it is unknown, and not shown.
+    const column = restriction.column;
     const head = result.rows[0];
     const later = typeof head?.later === 'string' ? (JSON.parse(head.later) as [ChangeOp, Diff][]) : [];
-    if (later.length > LATER_CHANGES_MAX) return { visible: [], last, more };
     const oldestFirst = later.map(([op, diff]) => ({ op, diff })).reverse();
-    const end = rowBefore(oldestFirst, parseImage(head?.current));
+    const end = later.length > LATER_CHANGES_MAX ? undefined : rowBefore(oldestFirst, parseImage(head?.current));
     // Every row read is undone, the one read past the page too: the page's images come after it.
     const judged = result.rows.map((r, i) => ({
       op: (entries[i] as ChangeEntry).op,
       diff: JSON.parse(String(r.image_diff)) as Diff,
     }));
     const images = versionImages(judged, end);
+    const movesAfter: number[] = new Array(judged.length);
+    let moves = later.length;
+    for (let i = judged.length - 1; i >= 0; i--) {
+      movesAfter[i] = moves;
+      const { op, diff } = judged[i] as { op: ChangeOp; diff: Diff };
+      if (op !== 'update' || Object.hasOwn(diff, column)) moves++;
+    }
     const visible = items.flatMap((item, i) => {
       const image = images[i] as EntityRow;
-      if (!rowVisible(restriction, image)) return [];
+      if ((movesAfter[i] as number) > LATER_CHANGES_MAX || !rowVisible(restriction, image)) return [];
       if (item.op !== 'update') return [item];
       // The row before this version: the image with the values the version replaced.
       const replaced = Object.entries((judged[i] as { diff: Diff }).diff).map(([k, [old]]) => [k, old]);

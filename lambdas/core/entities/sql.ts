@@ -1,7 +1,7 @@
 /**
  * SQL for the entity API. Identifiers come only from the tenant's introspected schema snapshot (and the fixed
  * change-log names), always double-quoted; every value is a named Data API parameter with its column's type.
- * Rows are read back as `to_jsonb(t)::text`, so a row reaches the API exactly as PostgreSQL renders it in JSON,
+ * Rows are read back as `to_jsonb(t.*)::text`, so a row reaches the API exactly as PostgreSQL renders it in JSON,
  * whatever the Data API's own type mapping, but for numbers a JSON number cannot carry exactly (`rowJson`).
  */
 import { type Params, placeholder, typed } from '../data-api.ts';
@@ -80,23 +80,27 @@ function rowColumns(entityName: string, entity: EntitySpec, p: ParamBuilder): st
 const returning = (entity: EntitySpec) => `RETURNING ${rowJson(entity)}::text AS "row"`;
 
 /**
- * The row `t` as `jsonb`, as PostgreSQL renders it, but for a number a JSON number cannot carry exactly (a numeric
- * or bigint past 2^53, or with more digits than a double holds), which comes as a string: JSON.parse would round
- * it (until 2026-12-03 12345678901234567891 was read back as 12345678901234567000). The overrides take their keys
- * from the column aliases (identifiers from the schema), so no value enters the SQL text.
+ * The row `t` as `jsonb`, as PostgreSQL renders it, but for a numeric or bigint a JSON number cannot carry exactly
+ * (past 2^53, more digits than a double holds, beyond a double's range either way), which comes as a string:
+ * JSON.parse would round it (until 2026-12-03 12345678901234567891 was read back as 12345678901234567000). Floating
+ * point columns need none: a double's JSON is exact. The overrides take their keys from the column aliases
+ * (identifiers from the schema), so no value enters the SQL text. Whole rows are `t.*`: a bare `t` would be a column
+ * of that name, if the table has one.
  */
 function rowJson(entity: EntitySpec): string {
   const wide = fieldNames(entity).filter((name) => {
     const field = entity.fields[name];
-    return field?.type === 'numeric' || field?.pgType === 'bigint';
+    const floating = field?.pgType === 'real' || field?.pgType === 'double precision';
+    return (field?.type === 'numeric' && !floating) || field?.pgType === 'bigint';
   });
-  if (wide.length === 0) return 'to_jsonb(t)';
+  if (wide.length === 0) return 'to_jsonb(t.*)';
   const columns = wide.map((name) => {
     const c = `t.${quoteIdent(name)}`;
-    const exact = `${c} IS NULL OR (abs(${c}) < 1e300 AND ${c}::float8::text::numeric = ${c})`;
+    // The cast to float8 fails past a double's range (overflow or underflow): only values well within it try it.
+    const exact = `${c} IS NULL OR ${c} = 0 OR (abs(${c}) < 1e300 AND abs(${c}) > 1e-300 AND ${c}::float8::text::numeric = ${c})`;
     return `CASE WHEN ${exact} THEN to_jsonb(${c}) ELSE to_jsonb(${c}::text) END AS ${quoteIdent(name)}`;
   });
-  return `(to_jsonb(t) || (SELECT to_jsonb(x) FROM (SELECT ${columns.join(', ')}) x))`;
+  return `(to_jsonb(t.*) || (SELECT to_jsonb(x.*) FROM (SELECT ${columns.join(', ')}) x))`;
 }
 
 /** `WHERE` terms restricting rows to the caller's row filter (compared as text). No permitted value: no row. */
@@ -281,7 +285,10 @@ function laterChanges(
 export interface ChangesBounds {
   /** An entry's diff is read whole when its text is at most this long… */
   readonly diffBytes: number;
-  /** …else only its fields whose [old, new] text is at most this long (`omitted` names the others). */
+  /**
+   * …else only its fields whose [old, new] text is at most this long, in name order while they add up to at most
+   * `diffBytes` (`omitted` names the others).
+   */
   readonly valueBytes: number;
   /**
    * A row filter: `image_diff` holds each entry's pair of its column, and the page's first row the row's column now
@@ -310,25 +317,29 @@ export function changesStatement(entity: string, key: string, afterVersion: numb
   const keyValue = p.value(key);
   const filter = bounds.filter;
   const imageBytes = p.value(bounds.imageBytes);
-  const each = 'FROM jsonb_each(c.diff) AS d(k, v)';
+  // A diff over `whole` keeps its fields of at most `field`, in name order while they add up to at most `whole`.
+  const kept =
+    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.v::text)) OVER (ORDER BY d.k) AS run` +
+    ` FROM jsonb_each(c.diff) AS d(k, v) WHERE octet_length(d.v::text) <= ${field}) s WHERE s.run <= ${whole})`;
   const page =
     `SELECT c.seq, c.version, c.op, c.changed_by,` +
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN c.diff::text` +
-    ` ELSE (SELECT COALESCE(jsonb_object_agg(d.k, d.v), '{}'::jsonb) ${each} WHERE octet_length(d.v::text) <= ${field})::text END AS diff,` +
+    ` ELSE (SELECT COALESCE(jsonb_object_agg(d.k, d.v), '{}'::jsonb) FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k IN ${kept})::text END AS diff,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN NULL` +
-    ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) ${each} WHERE octet_length(d.v::text) > ${field})::text END AS omitted,` +
+    ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k NOT IN ${kept})::text END AS omitted,` +
     ` ${filter === undefined ? 'NULL' : `${boundedPairs(p, 'c.diff', [filter.column], imageBytes)}::text`} AS image_diff` +
     ` FROM ${quoteIdent(changeLog.table)} c WHERE c.entity = ${entityValue} AND c.key = ${keyValue}` +
     ` AND c.version > ${p.typedValue(afterVersion, 'integer')} ORDER BY c.seq LIMIT :limit`;
-  const first = 'page.seq = (SELECT min(seq) FROM page)';
+  // No CTE: its name would hide a tenant's table of that name. The page's first and last seq come from windows.
+  const framed = `SELECT g.*, min(g.seq) OVER () AS first_seq, max(g.seq) OVER () AS last_seq FROM (${page}) g`;
   const judging =
     filter === undefined
       ? 'NULL AS later, NULL AS current'
-      : `CASE WHEN ${first} THEN ${laterChanges(p, entityValue, keyValue, '(SELECT max(seq) FROM page)', filter.column, imageBytes)} END AS later,` +
-        ` CASE WHEN ${first} THEN (SELECT ${boundedFields(p, rowJson(filter.entity), [filter.column], imageBytes)}::text` +
+      : `CASE WHEN q.seq = q.first_seq THEN ${laterChanges(p, entityValue, keyValue, 'q.last_seq', filter.column, imageBytes)} END AS later,` +
+        ` CASE WHEN q.seq = q.first_seq THEN (SELECT ${boundedFields(p, rowJson(filter.entity), [filter.column], imageBytes)}::text` +
         ` FROM ${quoteIdent(filter.table)} t WHERE t.${quoteIdent(filter.entity.primaryKey)} = ${p.field(filter.entity, filter.entity.primaryKey, filter.id)}) END AS current`;
-  const sql = `WITH page AS (${page}) SELECT page.*, ${judging} FROM page ORDER BY page.seq`;
+  const sql = `SELECT q.*, ${judging} FROM (${framed}) q ORDER BY q.seq`;
   return { sql, params: p.params };
 }
 

@@ -40,32 +40,36 @@ function jsonHasNul(value: unknown): boolean {
 
 /**
  * What no field schema can check without running out of stack or after precision is gone: nesting deeper than
- * `limits.entityBodyDepth`, and a number beyond ±(2^53 - 1), which JSON.parse has already rounded (a numeric or a
- * jsonb value was stored rounded until 2026-12-03; send such a value as a string). Iterative, like publish-data.ts.
+ * `limits.entityBodyDepth`, and, but in a floating point column (whose double is exactly what JSON carries), a number
+ * beyond ±(2^53 - 1), which JSON.parse may have rounded already (a numeric or a jsonb value was stored rounded until
+ * 2026-12-03; send such a value as a string). Iterative, like publish-data.ts.
  */
-function bodyShapeProblem(body: unknown): string | undefined {
-  const stack: [unknown, number][] = [[body, 0]];
+function bodyShapeProblem(entity: EntitySpec, body: Readonly<Record<string, unknown>>): string | undefined {
+  const stack: [unknown, number, boolean][] = Object.entries(body).map(([name, value]) => {
+    const pgType = Object.hasOwn(entity.fields, name) ? entity.fields[name]?.pgType : undefined;
+    return [value, 1, pgType !== 'real' && pgType !== 'double precision'];
+  });
   while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
+    const [value, depth, exact] = stack.pop() as [unknown, number, boolean];
     if (typeof value === 'number') {
-      if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+      if (exact && Math.abs(value) > Number.MAX_SAFE_INTEGER) {
         return `body contains the number ${value}, beyond ±(2^53 - 1), which JSON cannot carry exactly: send it as a string`;
       }
       continue;
     }
     if (typeof value !== 'object' || value === null) continue;
     if (depth + 1 > limits.entityBodyDepth) return `body is nested more than ${limits.entityBodyDepth} levels deep`;
-    for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push([item, depth + 1]);
+    for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push([item, depth + 1, exact]);
   }
   return undefined;
 }
 
 /** A body as JSON object, checked for what the field schemas cannot check (`bodyShapeProblem`). */
-function assertBodyObject(body: unknown): asserts body is Record<string, unknown> {
+function assertBodyObject(entity: EntitySpec, body: unknown): asserts body is Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new BadRequestError('body must be a JSON object');
   }
-  const problem = bodyShapeProblem(body);
+  const problem = bodyShapeProblem(entity, body as Record<string, unknown>);
   if (problem !== undefined) throw new BadRequestError(problem);
 }
 
@@ -78,7 +82,8 @@ export function fieldSchema(type: FieldType): z.ZodMiniType {
       return z.number().check(z.int(), z.gte(INT_MIN), z.lte(INT_MAX));
     case 'numeric':
       // zod 4's number() refuses Infinity and NaN (classic's .finite() was a no-op).
-      return z.union([z.number(), z.string().check(z.regex(/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/))]);
+      // A string is a plain decimal, as the Data API's DECIMAL hint takes it (no exponent).
+      return z.union([z.number(), z.string().check(z.regex(/^-?\d+(\.\d+)?$/))]);
     case 'uuid':
       return z.string().check(z.regex(UUID, 'expected a UUID'));
     case 'date':
@@ -142,7 +147,7 @@ function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodMiniTyp
 
 /** A create body: a JSON object of known fields with values of their types; required fields present. */
 export function parseCreate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
-  assertBodyObject(body);
+  assertBodyObject(entity, body);
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
   const values = parseWith(bodySchema(entity, 'create'), body, entityName);
   const key = values[entity.primaryKey];
@@ -156,7 +161,7 @@ export function parseCreate(entity: EntitySpec, entityName: string, body: unknow
 
 /** An update body: a non-empty JSON object of known fields (not the primary key). */
 export function parseUpdate(entity: EntitySpec, entityName: string, body: unknown): Record<string, unknown> {
-  assertBodyObject(body);
+  assertBodyObject(entity, body);
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
   if (Object.hasOwn(body, entity.primaryKey)) {
     throw new BadRequestError(
