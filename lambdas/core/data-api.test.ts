@@ -4,6 +4,7 @@ import {
   DataApiError,
   fromField,
   placeholder,
+  plainDecimal,
   RdsDataApi,
   RESPONSE_TOO_LARGE,
   rowsOf,
@@ -175,5 +176,18 @@ describe('RdsDataApi', () => {
     expect(calls).toHaveLength(2);
     failures = 1;
     await expect(api.execute(db, 'SELECT 1', {}, { transactionId: 'tx' })).rejects.toBeInstanceOf(DataApiError);
+  });
+});
+
+describe('plainDecimal', () => {
+  it('writes out the exponent of a number JavaScript writes with one, digits unchanged', () => {
+    expect([1e-7, -1.5e-10, 1.5e21, 123.45, 0, -7].map(plainDecimal)).toEqual([
+      '0.0000001',
+      '-0.00000000015',
+      '1500000000000000000000',
+      '123.45',
+      '0',
+      '-7',
+    ]);
   });
 });

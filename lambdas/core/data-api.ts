@@ -161,6 +161,23 @@ function plainField(value: unknown, name: string): Field {
   return { stringValue: JSON.stringify(value) };
 }
 
+/**
+ * A finite number's shortest round-trip text (`String`) with any exponent written out: `1e-7` → `0.0000001`,
+ * `1.5e21` → `1500000000000000000000`. Written by hand: `toFixed` stops at 100 digits and rounds, and no kept
+ * library formats decimals.
+ */
+export function plainDecimal(value: number): string {
+  const text = String(value);
+  const match = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(text);
+  if (match === null) return text;
+  const [, sign, lead, rest = '', exponent] = match;
+  const digits = `${lead}${rest}`;
+  const point = 1 + Number(exponent);
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+
 /** One named Data API parameter for a value (typed or plain). */
 export function toSqlParameter(name: string, value: ParamValue): SqlParameter {
   if (!isTyped(value)) {
@@ -184,10 +201,13 @@ export function toSqlParameter(name: string, value: ParamValue): SqlParameter {
     case 'TIMESTAMP':
       if (typeof v !== 'string' && !(v instanceof Date)) throw new BadRequestError(`'${name}' must be a timestamp`);
       return { name, value: { stringValue: toDataApiTimestamp(v) }, typeHint: hint };
-    case 'DECIMAL':
+    case 'DECIMAL': {
       if (typeof v !== 'string' && typeof v !== 'number') throw new BadRequestError(`'${name}' must be a number`);
-      if (!/^-?\d+(\.\d+)?$/.test(String(v))) throw new BadRequestError(`'${name}' must be a decimal number`);
-      return { name, value: { stringValue: String(v) }, typeHint: hint };
+      // A number as plain decimal digits: JavaScript writes 0.0000001 as 1e-7, which DECIMAL does not take.
+      const text = typeof v === 'number' ? plainDecimal(v) : v;
+      if (!/^-?\d+(\.\d+)?$/.test(text)) throw new BadRequestError(`'${name}' must be a decimal number`);
+      return { name, value: { stringValue: text }, typeHint: hint };
+    }
     case 'JSON':
       return { name, value: { stringValue: JSON.stringify(v) }, typeHint: hint };
     default:

@@ -96,8 +96,10 @@ function rowJson(entity: EntitySpec): string {
   if (wide.length === 0) return 'to_jsonb(t.*)';
   const columns = wide.map((name) => {
     const c = `t.${quoteIdent(name)}`;
-    // The cast to float8 fails past a double's range (overflow or underflow): only values well within it try it.
-    const exact = `${c} IS NULL OR ${c} = 0 OR (abs(${c}) < 1e300 AND abs(${c}) > 1e-300 AND ${c}::float8::text::numeric = ${c})`;
+    // As numeric: abs() of the smallest bigint overflows. The cast to float8 fails past a double's range (overflow or
+    // underflow): only values well within it try it.
+    const n = `${c}::numeric`;
+    const exact = `${c} IS NULL OR ${n} = 0 OR (abs(${n}) < 1e300 AND abs(${n}) > 1e-300 AND ${n}::float8::text::numeric = ${n})`;
     return `CASE WHEN ${exact} THEN to_jsonb(${c}) ELSE to_jsonb(${c}::text) END AS ${quoteIdent(name)}`;
   });
   return `(to_jsonb(t.*) || (SELECT to_jsonb(x.*) FROM (SELECT ${columns.join(', ')}) x))`;

@@ -102,6 +102,27 @@ export function fieldSchema(type: FieldType): z.ZodMiniType {
   }
 }
 
+const INT8_MIN = -(2n ** 63n);
+const INT8_MAX = 2n ** 63n - 1n;
+
+/**
+ * A bigint column's value: an integer, or a string of digits in its range (how a value past 2^53 is read back,
+ * docs/entities.md). Until 2026-12-03 a bigint took only a 32-bit number, and a value read back could not be
+ * written back.
+ */
+const bigintSchema = z.union([
+  z.number().check(z.int()),
+  z.string().check(
+    z.regex(/^-?\d{1,19}$/, 'expected an integer'),
+    z.refine((v) => BigInt(v) >= INT8_MIN && BigInt(v) <= INT8_MAX, 'out of the range of bigint'),
+  ),
+]);
+
+/** The JSON value a field accepts, by its column's type. */
+function schemaOf(field: FieldSpec): z.ZodMiniType {
+  return field.pgType === 'bigint' ? bigintSchema : fieldSchema(field.type);
+}
+
 /** The entity's spec, or NOT_FOUND (an unknown entity is a 404, not a 400). */
 export function entityOf(schema: SchemaSnapshot, name: string): EntitySpec {
   const entity = Object.hasOwn(schema.entities, name) ? schema.entities[name] : undefined;
@@ -137,7 +158,7 @@ function bodySchema(entity: EntitySpec, mode: 'create' | 'update'): z.ZodMiniTyp
   const shape: Record<string, z.ZodMiniType> = {};
   for (const name of fieldNames(entity)) {
     const field = entity.fields[name] as FieldSpec;
-    let schema = fieldSchema(field.type);
+    let schema = schemaOf(field);
     if (field.nullable) schema = z.nullable(schema);
     const required = mode === 'create' && !field.nullable && !field.hasDefault;
     shape[name] = required ? schema : z.optional(schema);
@@ -181,7 +202,13 @@ export function parseUrlValue(entity: EntitySpec, entityName: string, name: stri
     case 'int':
     case 'numeric':
       value = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
-      if (field.type === 'numeric' && typeof value === 'number' && !Number.isSafeInteger(value)) value = raw;
+      if (
+        (field.type === 'numeric' || field.pgType === 'bigint') &&
+        typeof value === 'number' &&
+        !Number.isSafeInteger(value)
+      ) {
+        value = raw;
+      }
       break;
     case 'boolean':
       value = raw === 'true' ? true : raw === 'false' ? false : raw;
@@ -192,7 +219,7 @@ export function parseUrlValue(entity: EntitySpec, entityName: string, name: stri
     default:
       break;
   }
-  return parseWith(z.object({ [name]: fieldSchema(field.type) }), { [name]: value }, entityName)[name];
+  return parseWith(z.object({ [name]: schemaOf(field) }), { [name]: value }, entityName)[name];
 }
 
 export interface ListQuery {
