@@ -1,6 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
+import { BadRequestError } from '../errors.ts';
 import type { EntitySpec } from './model.ts';
-import { entityOf, fieldSchema, parseCreate, parseIfMatch, parseListQuery, parseUpdate } from './validation.ts';
+import {
+  entityOf,
+  fieldSchema,
+  parseCreate,
+  parseIfMatch,
+  parseListQuery,
+  parseUpdate,
+  parseUrlValue,
+} from './validation.ts';
 
 const task: EntitySpec = {
   primaryKey: 'id',
@@ -104,5 +113,20 @@ describe('a numeric field', () => {
     for (const ok of [12.5, -3, '12345678901234567891', '-0.25']) expect(numeric.safeParse(ok).success).toBe(true);
     for (const bad of ['6.022e23', '1e', 'e5', '0x10', 'NaN', '', ' 1'])
       expect(numeric.safeParse(bad).success).toBe(false);
+  });
+});
+
+describe('a bigint field', () => {
+  const entity: EntitySpec = {
+    primaryKey: 'id',
+    fields: { id: { type: 'int', pgType: 'bigint', nullable: false } },
+  };
+  it('takes an integer or a string of digits in its range, and refuses anything else as BAD_REQUEST', () => {
+    expect(parseCreate(entity, 'big', { id: '-9223372036854775808' })).toEqual({ id: '-9223372036854775808' });
+    expect(parseCreate(entity, 'big', { id: 3_000_000_000 })).toEqual({ id: 3_000_000_000 });
+    for (const id of ['9223372036854775808', '0 OR 1=1', '1.5', '']) {
+      expect(() => parseCreate(entity, 'big', { id })).toThrow(BadRequestError);
+    }
+    expect(() => parseUrlValue(entity, 'big', 'id', '0 OR 1=1')).toThrow(BadRequestError);
   });
 });

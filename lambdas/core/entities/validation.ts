@@ -102,6 +102,7 @@ export function fieldSchema(type: FieldType): z.ZodMiniType {
   }
 }
 
+const INTEGER = /^-?\d{1,19}$/;
 const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
 
@@ -113,8 +114,9 @@ const INT8_MAX = 2n ** 63n - 1n;
 const bigintSchema = z.union([
   z.number().check(z.int()),
   z.string().check(
-    z.regex(/^-?\d{1,19}$/, 'expected an integer'),
-    z.refine((v) => BigInt(v) >= INT8_MIN && BigInt(v) <= INT8_MAX, 'out of the range of bigint'),
+    z.regex(INTEGER, 'expected an integer'),
+    // Checks all run, the regex's failure too: BigInt of anything else would throw (a 500).
+    z.refine((v) => !INTEGER.test(v) || (BigInt(v) >= INT8_MIN && BigInt(v) <= INT8_MAX), 'out of the range of bigint'),
   ),
 ]);
 
