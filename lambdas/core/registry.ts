@@ -199,7 +199,40 @@ export class Registry {
         },
       }),
     );
+    if (options.at !== undefined) await this.dropIfUnsubscribed(caller.tenantId, connectionId, group, options.at);
     await this.membershipChanged(caller.tenantId, group);
+  }
+
+  /**
+   * A later unsubscribe of the same connection and group can run between a subscribe's two puts: it deletes the group
+   * side before it exists, then the connection side. So once the group side is written, the connection side is read
+   * back: gone means that unsubscribe won, and the group side just written goes too (if it is still this subscribe's).
+   * With `unsubscribe` deleting the group side again after the connection side, no membership outlives a later
+   * unsubscribe. (Until 2026-12-03 about half of such races left a member without its connection side: delivered to
+   * after its unsubscribe was acknowledged, and not counted by `hasRoomFor`.)
+   */
+  private async dropIfUnsubscribed(tenantId: string, connectionId: string, group: string, at: number): Promise<void> {
+    const own = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: connectionPk(connectionId), sk: `G#${group}` },
+        ConsistentRead: true,
+      }),
+    );
+    if (own.Item !== undefined) return;
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
+          ConditionExpression: '#at = :at',
+          ExpressionAttributeNames: { '#at': 'at' },
+          ExpressionAttributeValues: { ':at': at },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+    }
   }
 
   /** Ends a member's wait for its replay: live delivery includes it from now on. No-op if it left. */
@@ -259,6 +292,21 @@ export class Registry {
       );
     } catch (err) {
       // A later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
+      if (!isConditionalCheckFailed(err)) throw err;
+    }
+    // Again: an earlier subscribe's group side may have been written after the first delete (`dropIfUnsubscribed`);
+    // if so, the membership version goes up once more, so no member list is kept with it.
+    try {
+      const again = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
+          ReturnValues: 'ALL_OLD',
+          ...onlyOlder,
+        }),
+      );
+      if (again.Attributes !== undefined) await this.membershipChanged(tenantId, group);
+    } catch (err) {
       if (!isConditionalCheckFailed(err)) throw err;
     }
     return true;
