@@ -116,6 +116,16 @@ describe('a refresh token', () => {
     await expect(refresh({ ...same, plan: 'gold' })).rejects.toBeInstanceOf(ForbiddenError);
     // Order does not grant anything.
     expect(await refresh({ ...same, roles: 'member' })).toBe(9);
+    // A claim is compared as audiences and row filters read it.
+    expect(await refresh({ ...same, teams: 't1' })).toBe(9);
+    expect(await refresh({ ...same, teams: ['t1', 't1'] })).toBe(9);
+    await expect(refresh({ ...same, teams: ['t2', 't1'] })).rejects.toBeInstanceOf(ForbiddenError);
+    // A session id stays across one session's tokens, and a row filter may read it (equalsClaim: 'sid').
+    const session = { ...withTeams, claims: { ...withTeams.claims, sid: 's1', level: 5 } };
+    const again = (payload: JwtPayload) =>
+      verifyRefreshToken('t', session, { verifier: verifying(payload), claimNames });
+    expect(await again({ ...same, sid: 's1', level: '5' })).toBe(9);
+    await expect(again({ ...same, sid: 's2', level: 5 })).rejects.toBeInstanceOf(ForbiddenError);
   });
 
   it('of another user or tenant is FORBIDDEN, one that does not verify UNAUTHORIZED', async () => {

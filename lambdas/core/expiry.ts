@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { limits } from '../manifest.ts';
+import { claimValues } from './audience.ts';
 import { type ClaimNames, ClaimsError, callerFromToken } from './auth.ts';
 import { isVerifierUnavailable, type TokenVerifier } from './authorize.ts';
 import { ForbiddenError, isConditionalCheckFailed, UnauthorizedError } from './errors.ts';
@@ -79,37 +80,25 @@ export async function verifyRefreshToken(token: string, caller: Caller, deps: Re
 }
 
 /**
- * Claims an identity provider sets anew on each token it issues, which grant nothing: left out when a refresh compares
- * rights (OpenID Connect's hashes, nonce and session id; Cognito's event ids; Entra's token ids and `aio`).
+ * Claims an identity provider sets anew on each token it issues, opaque and never a right: left out when a refresh
+ * compares rights (OpenID Connect's hashes and nonce; Entra's token ids and `aio`). A session id (`sid`) stays: it is
+ * the same across one session's tokens, and a row filter may read it.
  */
-const PER_TOKEN_CLAIMS = new Set([
-  'at_hash',
-  'c_hash',
-  's_hash',
-  'nonce',
-  'sid',
-  'event_id',
-  'origin_jti',
-  'uti',
-  'rh',
-  'aio',
-]);
+const PER_TOKEN_CLAIMS = new Set(['at_hash', 'c_hash', 's_hash', 'nonce', 'uti', 'rh', 'aio']);
 
-/** A caller's roles (as a set) and claims (but the per-token ones and the user, compared already), as canonical JSON. */
+/**
+ * A caller's rights as canonical JSON: its roles as a set, and each claim (but the per-token ones and the user,
+ * compared already) as audiences and row filters read it (`claimValues`: `"t1"` and `["t1"]` alike, `5` and `"5"`
+ * alike, repeats once, order kept for `equalsClaim`'s first value); a claim that gives no value grants nothing.
+ */
 function rightsOf(caller: Caller, names: ClaimNames): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (typeof value !== 'object' || value === null) return value;
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
-    );
-  };
-  const claims = Object.fromEntries(
-    Object.entries(caller.claims ?? {}).filter(([key]) => key !== names.user && !PER_TOKEN_CLAIMS.has(key)),
-  );
-  return JSON.stringify([[...new Set(caller.roles)].sort(), canonical(claims)]);
+  const claims = caller.claims ?? {};
+  const read = Object.keys(claims)
+    .filter((key) => key !== names.user && !PER_TOKEN_CLAIMS.has(key))
+    .sort()
+    .map((key) => [key, [...new Set(claimValues(claims, key))]] as const)
+    .filter(([, values]) => values.length > 0);
+  return JSON.stringify([[...new Set(caller.roles)].sort(), read]);
 }
 
 // ---- the store ----
