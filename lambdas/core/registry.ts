@@ -25,6 +25,7 @@ import {
   BatchWriteCommand,
   type BatchWriteCommandInput,
   DeleteCommand,
+  type DeleteCommandInput,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -78,6 +79,10 @@ export interface RegistryOptions {
 
 const connectionPk = (connectionId: string) => `C#${connectionId}`;
 const groupPk = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
+const memberKey = (tenantId: string, group: string, connectionId: string) => ({
+  pk: groupPk(tenantId, group),
+  sk: `C#${connectionId}`,
+});
 const versionKey = (tenantId: string, group: string) => ({ pk: `${groupPk(tenantId, group)}#V`, sk: 'VERSION' });
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
@@ -220,18 +225,29 @@ export class Registry {
       }),
     );
     if (own.Item !== undefined) return;
+    await this.deleteIf(memberKey(tenantId, group, connectionId), {
+      ConditionExpression: '#at = :at',
+      ExpressionAttributeNames: { '#at': 'at' },
+      ExpressionAttributeValues: { ':at': at },
+    });
+  }
+
+  /** Deletes an item if `condition` holds: whether the condition refused it, and whether an item was deleted. */
+  private async deleteIf(
+    key: { pk: string; sk: string },
+    condition: Pick<
+      DeleteCommandInput,
+      'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+    >,
+  ): Promise<{ refused: boolean; deleted: boolean }> {
     try {
-      await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          ConditionExpression: '#at = :at',
-          ExpressionAttributeNames: { '#at': 'at' },
-          ExpressionAttributeValues: { ':at': at },
-        }),
+      const out = await this.client.send(
+        new DeleteCommand({ TableName: this.tableName, Key: key, ReturnValues: 'ALL_OLD', ...condition }),
       );
+      return { refused: false, deleted: out.Attributes !== undefined };
     } catch (err) {
       if (!isConditionalCheckFailed(err)) throw err;
+      return { refused: true, deleted: false };
     }
   }
 
@@ -269,46 +285,14 @@ export class Registry {
             ExpressionAttributeNames: { '#at': 'at' },
             ExpressionAttributeValues: { ':at': at },
           };
-    try {
-      await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          ...onlyOlder,
-        }),
-      );
-    } catch (err) {
-      if (isConditionalCheckFailed(err)) return false;
-      throw err;
-    }
+    const member = memberKey(tenantId, group, connectionId);
+    if ((await this.deleteIf(member, onlyOlder)).refused) return false;
     await this.membershipChanged(tenantId, group);
-    try {
-      await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: connectionPk(connectionId), sk: `G#${group}` },
-          ...onlyOlder,
-        }),
-      );
-    } catch (err) {
-      // A later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
-      if (!isConditionalCheckFailed(err)) throw err;
-    }
+    // Refused: a later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
+    await this.deleteIf({ pk: connectionPk(connectionId), sk: `G#${group}` }, onlyOlder);
     // Again: an earlier subscribe's group side may have been written after the first delete (`dropIfUnsubscribed`);
     // if so, the membership version goes up once more, so no member list is kept with it.
-    try {
-      const again = await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          ReturnValues: 'ALL_OLD',
-          ...onlyOlder,
-        }),
-      );
-      if (again.Attributes !== undefined) await this.membershipChanged(tenantId, group);
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw err;
-    }
+    if ((await this.deleteIf(member, onlyOlder)).deleted) await this.membershipChanged(tenantId, group);
     return true;
   }
 

@@ -57,7 +57,18 @@ function setup() {
     const diff = changed ?? (op === 'delete' ? { id: [key, null], owner: ['alice', null] } : { id: [null, key] });
     data.addChange({ entity, key, version, op, changed_by: 'alice', diff: diff as never, published: true });
   };
-  return { data, deps, logged, setAside, write };
+  /** A change-log entry of task `k` not yet published (a late one, for the outbox relay), by `changedBy`. */
+  const logChange = (version: number, op: string, diff: Record<string, [unknown, unknown]>, changedBy = 'bob') =>
+    data.addChange({
+      entity: 'task',
+      key: 'k',
+      version,
+      op,
+      changed_by: changedBy,
+      diff: diff as never,
+      published: false,
+    });
+  return { data, deps, logged, setAside, write, logChange };
 }
 
 const event = (entity: string, key: string, version: number, tenantId = 'acme'): ChangeEvent => ({
@@ -101,20 +112,10 @@ describe('produceChangeMessages', () => {
   });
 
   it("judges each version by the row as it was then: bob's version of a key alice created again goes to bob, without her row", async () => {
-    const { data, deps } = setup();
-    const log = (version: number, op: string, changedBy: string, diff: Record<string, [unknown, unknown]>) =>
-      data.addChange({
-        entity: 'task',
-        key: 'k',
-        version,
-        op,
-        changed_by: changedBy,
-        diff: diff as never,
-        published: false,
-      });
-    log(1, 'insert', 'bob', { id: [null, 'k'], owner: [null, 'bob'] });
-    log(2, 'delete', 'bob', { id: ['k', null], owner: ['bob', null] });
-    log(3, 'insert', 'alice', { id: [null, 'k'], owner: [null, 'alice'] });
+    const { data, deps, logChange: log } = setup();
+    log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
+    log(2, 'delete', { id: ['k', null], owner: ['bob', null] });
+    log(3, 'insert', { id: [null, 'k'], owner: [null, 'alice'] }, 'alice');
     data.tables.get('task')?.set('k', { id: 'k', owner: 'alice' });
     const messages = await produceChangeMessages(
       [1, 2, 3].map((v) => event('task', 'k', v)),
@@ -135,17 +136,7 @@ describe('produceChangeMessages', () => {
   });
 
   it("sends an edit made while the row was bob's to bob, not to alice it was reassigned to since", async () => {
-    const { data, deps } = setup();
-    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
-      data.addChange({
-        entity: 'task',
-        key: 'k',
-        version,
-        op,
-        changed_by: 'bob',
-        diff: diff as never,
-        published: false,
-      });
+    const { data, deps, logChange: log } = setup();
     log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
     log(2, 'update', { title: ['a', 'b'] });
     log(3, 'update', { owner: ['bob', 'alice'] });
@@ -163,17 +154,7 @@ describe('produceChangeMessages', () => {
   });
 
   it("takes a filter value too long to judge by as unknown, not unchanged: an edit before it stays bob's", async () => {
-    const { data, deps } = setup();
-    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
-      data.addChange({
-        entity: 'task',
-        key: 'k',
-        version,
-        op,
-        changed_by: 'bob',
-        diff: diff as never,
-        published: false,
-      });
+    const { data, deps, logChange: log } = setup();
     log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
     log(2, 'update', { title: ['a', 'b'] });
     log(3, 'update', { owner: ['bob', 'x'.repeat(4200)] });
@@ -191,17 +172,7 @@ describe('produceChangeMessages', () => {
   });
 
   it(`judges a version through at most ${LATER_CHANGES_MAX} later reassignments: past them only bypass roles get it`, async () => {
-    const { data, deps } = setup();
-    const log = (version: number, op: string, diff: Record<string, [unknown, unknown]>) =>
-      data.addChange({
-        entity: 'task',
-        key: 'k',
-        version,
-        op,
-        changed_by: 'bob',
-        diff: diff as never,
-        published: false,
-      });
+    const { data, deps, logChange: log } = setup();
     log(1, 'insert', { id: [null, 'k'], owner: [null, 'bob'] });
     for (let v = 2; v <= LATER_CHANGES_MAX + 2; v++)
       log(v, 'update', { owner: [v % 2 ? 'carol' : 'dave', v % 2 ? 'dave' : 'carol'] });

@@ -16,8 +16,8 @@ export function encodeCursor(entity: string, lastKey: unknown): string {
   return Buffer.from(JSON.stringify({ e: entity, k: lastKey }), 'utf8').toString('base64url');
 }
 
-/** The primary key value the next page starts after; BAD_REQUEST for anything that is not our cursor. */
-export function decodeCursor(cursor: string, entity: string): string | number {
+/** The JSON object a cursor of ours holds; BAD_REQUEST for anything else. */
+function parseCursor(cursor: string): { e?: unknown; k?: unknown; v?: unknown } {
   if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new BadRequestError('invalid cursor');
   let parsed: unknown;
   try {
@@ -26,7 +26,12 @@ export function decodeCursor(cursor: string, entity: string): string | number {
     throw new BadRequestError('invalid cursor');
   }
   if (typeof parsed !== 'object' || parsed === null) throw new BadRequestError('invalid cursor');
-  const { e, k } = parsed as { e?: unknown; k?: unknown };
+  return parsed;
+}
+
+/** The primary key value the next page starts after; BAD_REQUEST for anything that is not our cursor. */
+export function decodeCursor(cursor: string, entity: string): string | number {
+  const { e, k } = parseCursor(cursor);
   if (e !== entity || (typeof k !== 'string' && typeof k !== 'number')) throw new BadRequestError('invalid cursor');
   return k;
 }
@@ -38,18 +43,7 @@ export function encodeChangesCursor(entity: string, key: string, version: number
 
 /** The version a change-log page starts after; BAD_REQUEST for anything that is not a cursor of this very key. */
 export function decodeChangesCursor(cursor: string, entity: string, key: string): number {
-  if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new BadRequestError('invalid cursor');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new BadRequestError('invalid cursor');
-  }
-  const { e, k, v } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
-    e?: unknown;
-    k?: unknown;
-    v?: unknown;
-  };
+  const { e, k, v } = parseCursor(cursor);
   if (e !== entity || k !== key || typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     throw new BadRequestError('invalid cursor');
   }

@@ -508,16 +508,7 @@ export function versionImages(
   items: readonly Pick<ChangeEntry, 'op' | 'diff'>[],
   current: EntityRow | undefined,
 ): EntityRow[] {
-  const images: EntityRow[] = new Array(items.length);
-  let after: EntityRow | undefined = current;
-  for (let i = items.length - 1; i >= 0; i--) {
-    const item = items[i] as Pick<ChangeEntry, 'op' | 'diff'>;
-    const before: EntityRow = item.op === 'delete' ? {} : { ...after };
-    for (const [field, [old]] of Object.entries(item.diff)) before[field] = old;
-    images[i] = item.op === 'delete' ? before : { ...after };
-    after = item.op === 'insert' ? undefined : before;
-  }
-  return images;
+  return walkBack(items, current).images;
 }
 
 /**
@@ -528,14 +519,24 @@ export function rowBefore(
   items: readonly Pick<ChangeEntry, 'op' | 'diff'>[],
   current: EntityRow | undefined,
 ): EntityRow | undefined {
-  let after = current;
+  return walkBack(items, current).before;
+}
+
+/** `current` with `items` undone, newest first: each item's image (`versionImages`) and the row before them all. */
+function walkBack(
+  items: readonly Pick<ChangeEntry, 'op' | 'diff'>[],
+  current: EntityRow | undefined,
+): { images: EntityRow[]; before: EntityRow | undefined } {
+  const images: EntityRow[] = new Array(items.length);
+  let after: EntityRow | undefined = current;
   for (let i = items.length - 1; i >= 0; i--) {
     const item = items[i] as Pick<ChangeEntry, 'op' | 'diff'>;
     const before: EntityRow = item.op === 'delete' ? {} : { ...after };
     for (const [field, [old]] of Object.entries(item.diff)) before[field] = old;
+    images[i] = item.op === 'delete' ? before : { ...after };
     after = item.op === 'insert' ? undefined : before;
   }
-  return after;
+  return { images, before: after };
 }
 
 function parseImage(text: unknown): EntityRow | undefined {
