@@ -34,6 +34,7 @@ export const INTERNAL_PROPERTIES = [
   'handlers',
   'handler',
   'cursor',
+  'asking',
   'resubscribe',
   'deliver',
   'ids',

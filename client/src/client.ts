@@ -119,7 +119,7 @@ export function createClient(options: ClientOptions): TenantcastClient {
   const subscriptions = createSubscriptions(
     s.dedupeWindow,
     transports,
-    (t, frame, settle, group) => requests.send(t, frame, s.requestTimeoutMs, settle, { group }),
+    (t, frame, settle) => requests.send(t, frame, s.requestTimeoutMs, settle, { group: frame.group }),
     (error) => emit('error', error),
     (event) => emit('reset', event),
     requests.arm,

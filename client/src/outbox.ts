@@ -48,7 +48,7 @@ export function createOutbox(max: number): Outbox {
       queue.push(item);
     },
     requeue(items) {
-      if (items.length > 0) queue = [...items, ...queue].sort((a, b) => a.order - b.order);
+      queue = [...items, ...queue].sort((a, b) => a.order - b.order);
     },
     close() {
       for (const item of this.take()) {

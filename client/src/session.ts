@@ -153,7 +153,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     // CONNECTING (0) or OPEN (1): close it; one already closing or closed is left alone.
     if (ws.readyState < 2) {
       try {
-        ws.close(1000, 'client closing');
+        ws.close(1000);
       } catch {
         // Closing a socket that is still connecting throws in some implementations; it is abandoned either way.
       }

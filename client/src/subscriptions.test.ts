@@ -119,10 +119,32 @@ describe('createSubscriptions', () => {
     const h = setupGroups();
     const first = h.subs.add('g', () => undefined);
     const second = h.subs.add('g', () => undefined);
+    h.sent[0]?.settle(ack(3));
     first();
     expect(h.sent.map((s) => s.frame.action)).toEqual(['subscribe']);
     second();
     expect(h.sent.map((s) => s.frame.action)).toEqual(['subscribe', 'unsubscribe']);
+  });
+
+  it("sends a group's unsubscribe only after its subscribe was answered, and none when it was subscribed again", () => {
+    const h = setupGroups();
+    const sent = () => h.sent.map((s) => `${s.frame.action} ${s.frame.group}`);
+    const leave = h.subs.add('g', () => undefined);
+    h.subs.add('other', () => undefined);
+    leave();
+    // Another group's frames do not wait, nor does a new subscribe: received later, it stands whatever the order.
+    expect(sent()).toEqual(['subscribe g', 'subscribe other']);
+    h.sent[0]?.settle(new TenantcastClientError('TIMEOUT', 'late', 'g'));
+    expect(sent()).toEqual(['subscribe g', 'subscribe other', 'unsubscribe g']);
+    const again = h.subs.add('g', () => undefined);
+    again();
+    h.subs.add('g', () => undefined);
+    expect(sent().slice(3)).toEqual(['subscribe g', 'subscribe g']);
+    // The first of these two answers after the group was subscribed again: no unsubscribe follows it.
+    h.sent[3]?.settle(ack(4));
+    h.sent[4]?.settle(ack(5));
+    expect(sent()).toHaveLength(5);
+    expect(h.errors).toEqual([]);
   });
 
   it('passes a reset of a subscribed group to the app, and ignores one of another group', () => {
@@ -200,6 +222,7 @@ describe('subscriptions', () => {
     const a = collect(h, 'chat:general');
     const b = collect(h, 'chat:general');
     expect(socket.framesOf('subscribe')).toHaveLength(1);
+    socket.ackAll('subscribe', () => ({ seq: 6 }));
     a.subscription();
     expect(socket.framesOf('unsubscribe')).toEqual([]);
     b.subscription();

@@ -29,6 +29,8 @@ export interface Subscriptions<T> {
 interface Group {
   readonly handlers: Set<{ handler: (message: Message) => void }>;
   readonly cursor: GroupCursor;
+  /** The sockets a subscribe of the group is in flight on (not answered yet). */
+  readonly asking: Set<unknown>;
   ready: Promise<void>;
   resolve(): void;
   reject(error: TenantcastClientError): void;
@@ -47,7 +49,7 @@ export type SubscriptionFrame =
 export function createSubscriptions<T extends { readonly open?: boolean; readonly role: string }>(
   dedupeWindow: number,
   transports: Set<T>,
-  request: (t: T, frame: SubscriptionFrame, settle: (answer: Answer) => void, group?: string) => void,
+  request: (t: T, frame: SubscriptionFrame, settle: (answer: Answer) => void) => void,
   report: (error: TenantcastClientError) => void,
   onReset: (event: ResetEvent) => void,
   later: (t: T, key: object, ms: number, callback: () => void) => void,
@@ -55,6 +57,10 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
 ): Subscriptions<T> {
   const groups = new Map<string, Group>();
   const usable = (t: T) => t.open && t.role !== 'draining';
+  const leave = (t: T, name: string) =>
+    request(t, { action: 'unsubscribe', group: name }, (outcome) => {
+      if (outcome instanceof TenantcastClientError) report(outcome);
+    });
 
   /**
    * Subscribes `name` on `t`; the promise settles once the server acked or refused it (or it no longer needs to be:
@@ -65,35 +71,32 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
   function subscribeOn(t: T, name: string): Promise<void> {
     const group = groups.get(name) as Group; // add and resubscribe call it for a group that is there
     let attempt = 0;
-    return new Promise(function send(done): void {
-      if (groups.get(name) !== group || !usable(t)) {
-        done();
-        return;
-      }
-      const since = group.cursor.lastSeq;
-      request(
-        t,
-        { action: 'subscribe', group: name, since },
-        (outcome) => {
-          if (outcome instanceof TenantcastClientError) {
-            report(outcome);
-            if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code)) {
-              return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
-            }
-            if (groups.get(name) === group) {
-              groups.delete(name);
-              group.reject(outcome);
-            }
-          } else {
-            // Subscribed live (no `since`): where the group stands now is where a later resubscribe resumes (unless
-            // a message seen meanwhile is further on: a cursor only moves forward).
-            if (since === undefined) group.cursor.advance(outcome.seq);
-            group.resolve();
+    return new Promise(function send(done) {
+      if (groups.get(name) !== group || !usable(t)) return done();
+      group.asking.add(t);
+      request(t, { action: 'subscribe', group: name, since: group.cursor.lastSeq }, (outcome) => {
+        group.asking.delete(t);
+        // Unsubscribed while this was in flight: the unsubscribe waited for this answer (`add`), unless the group
+        // was subscribed to again since (that subscribe, received later, stands anyway).
+        if (groups.get(name) !== group) {
+          if (!groups.has(name)) leave(t, name);
+          return done();
+        }
+        if (outcome instanceof TenantcastClientError) {
+          report(outcome);
+          if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code)) {
+            return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
           }
-          done();
-        },
-        name,
-      );
+          groups.delete(name);
+          group.reject(outcome);
+        } else {
+          // Subscribed live (no `since`: only then does the ack carry a seq): where the group stands now is where a
+          // later resubscribe resumes (unless a message seen meanwhile is further on: a cursor only moves forward).
+          group.cursor.advance(outcome.seq);
+          group.resolve();
+        }
+        done();
+      });
     });
   }
 
@@ -101,7 +104,7 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     add<M>(name: string, handler: (message: Message<M>) => void): Subscription {
       let group = groups.get(name);
       if (!group) {
-        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow) } as Group;
+        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow), asking: new Set() } as Group;
         const created = group;
         created.ready = new Promise((resolve, reject) => Object.assign(created, { resolve, reject }));
         // `ready` need not be awaited: an unobserved refusal is reported through the 'error' event instead.
@@ -116,12 +119,10 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         subscribed.handlers.delete(entry);
         if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
         groups.delete(name);
-        for (const t of transports) {
-          if (!usable(t)) continue;
-          request(t, { action: 'unsubscribe', group: name }, (outcome) => {
-            if (outcome instanceof TenantcastClientError) report(outcome);
-          });
-        }
+        // Where its subscribe is still unanswered, the unsubscribe waits for the answer: the server runs a
+        // connection's frames concurrently and orders a group's subscribe and unsubscribe only by the millisecond it
+        // received them (docs/protocol.md), so sent at once they could take effect in either order.
+        for (const t of transports) if (usable(t) && !subscribed.asking.has(t)) leave(t, name);
       };
       return Object.assign(unsubscribe, { ready: subscribed.ready });
     },

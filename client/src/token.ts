@@ -57,8 +57,7 @@ export function createRefresh(
         result = await s.getToken({ fresh });
       } catch (err) {
         report(getTokenFailed(err));
-        rollover();
-        return;
+        return rollover();
       }
       if (t.dead || t.role !== 'primary') return;
       const { token, expiresAt } = readToken(result);
@@ -68,8 +67,7 @@ export function createRefresh(
         if (answer instanceof TenantcastClientError) {
           // The server could not take the new token: a rollover opens a connection with it, without a gap.
           report(answer);
-          rollover();
-          return;
+          return rollover();
         }
         if (expiresAt) {
           t.expiresAt = expiresAt;

@@ -1,4 +1,4 @@
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
 import { Registry } from './registry.ts';
@@ -182,12 +182,45 @@ describe('the membership version of a group', () => {
       expect(await memberIds()).toEqual([]);
     });
 
+    it('an unsubscribe run wholly before a subscribe received earlier leaves no membership behind it', async () => {
+      const { tenantId, registry, caller, memberIds } = setup();
+      await registry.putConnection(caller, 'c1', now);
+      expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 20)).toBe(true);
+      expect(await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 10 })).toBe(false);
+      expect(await memberIds()).toEqual([]);
+      expect(await registry.groupsOf('c1')).toEqual([]);
+      // A subscribe received after that unsubscribe stands.
+      expect(await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 30 })).toBe(true);
+      expect(await memberIds()).toEqual(['c1']);
+      expect(await registry.removeConnection('c1')).toEqual({ groups: 1 });
+    });
+
+    it('a subscribe landing after a later subscribe leaves that one as it was, so an unsubscribe between them is refused', async () => {
+      const { tenantId, registry, caller, memberIds } = setup();
+      await registry.putConnection(caller, 'c1', now);
+      expect(await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 30 })).toBe(true);
+      expect(await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 10, since: 4 })).toBe(false);
+      expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 20)).toBe(false);
+      expect(await memberIds()).toEqual(['c1']);
+      const [member] = await allMembersOf(registry, tenantId);
+      expect(member?.replayFrom).toBeUndefined();
+    });
+
+    it('keeps only the newest unsubscribe mark, with an expiry past any running subscribe', async () => {
+      const { tenantId, registry } = setup();
+      await registry.unsubscribe(tenantId, 'c9', 'chat', now + 50);
+      await registry.unsubscribe(tenantId, 'c9', 'chat', now + 40);
+      const out = await client.send(new GetCommand({ TableName: tableName, Key: { pk: 'C#c9#UNSUB', sk: 'G#chat' } }));
+      expect(out.Item).toMatchObject({ at: now + 50 });
+      expect(Number(out.Item?.ttl) * 1000 - (now + 50)).toBeGreaterThan(15 * 60_000);
+    });
+
     it("a later subscribe landing between an unsubscribe's two deletes keeps its connection-side item", async () => {
       const { tenantId, caller, memberIds } = setup();
       const direct = registryOver(client);
       await direct.putConnection(caller, 'c1', now);
       await direct.subscribe(caller, 'c1', 'chat', now, { at: now + 10 });
-      let resubscribe: (() => Promise<void>) | undefined = () =>
+      let resubscribe: (() => Promise<boolean>) | undefined = () =>
         direct.subscribe(caller, 'c1', 'chat', now, { at: now + 30 });
       // Runs the later subscribe right before the unsubscribe's connection-side delete.
       const interleaved = {
@@ -205,6 +238,12 @@ describe('the membership version of a group', () => {
       expect(await direct.removeConnection('c1')).toEqual({ groups: 1 });
     });
   });
+
+  const allMembersOf = async (registry: Registry, tenantId: string) => {
+    const members = [];
+    for await (const page of registry.members(tenantId, 'chat')) members.push(...page);
+    return members;
+  };
 
   /** A registry sending through another client (the tenant's items are the table's). */
   const registryOver = (sending: DynamoDBDocumentClient) =>

@@ -84,6 +84,19 @@ const memberKey = (tenantId: string, group: string, connectionId: string) => ({
   sk: `C#${connectionId}`,
 });
 const versionKey = (tenantId: string, group: string) => ({ pk: `${groupPk(tenantId, group)}#V`, sk: 'VERSION' });
+/**
+ * An unsubscribe's mark, `at` its frame's time: in a partition of its own, so neither the cap's Query nor a
+ * connection's removal reads it, however many groups a client leaves; it expires by TTL.
+ */
+const unsubscribedKey = (connectionId: string, group: string) => ({
+  pk: `${connectionPk(connectionId)}#UNSUB`,
+  sk: `G#${group}`,
+});
+/**
+ * How long an unsubscribe's mark is kept: longer than any subscribe can still be running (Lambda's longest timeout,
+ * 15 minutes), so every subscribe received before the unsubscribe finds it.
+ */
+const UNSUBSCRIBED_MARK_SECONDS = 20 * 60;
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
 /** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
@@ -163,73 +176,108 @@ export class Registry {
     };
   }
 
-  /** Records that `connectionId` (whose expiry is `ttl`) is a member of `group`. Idempotent. */
+  /**
+   * Records that `connectionId` (whose expiry is `ttl`) is a member of `group`. Idempotent. Returns false when an
+   * unsubscribe of the same group received after it (`options.at`) has already run: the membership does not stand.
+   */
   async subscribe(
     caller: Caller,
     connectionId: string,
     group: string,
     connectedAt: number,
     options: SubscribeOptions = {},
-  ): Promise<void> {
+  ): Promise<boolean> {
     const ttl = Registry.expiryOf(connectedAt);
+    const { at } = options;
+    // Neither side overwrites one a subscribe received later wrote (the same millisecond may: ties go to subscribing).
+    const notNewer =
+      at === undefined
+        ? {}
+        : {
+            ConditionExpression: 'attribute_not_exists(#at) OR #at <= :at',
+            ExpressionAttributeNames: { '#at': 'at' },
+            ExpressionAttributeValues: { ':at': at },
+          };
     // Connection side first: if the second write never happens, removing the connection still finds this one.
-    await this.client.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          pk: connectionPk(connectionId),
-          sk: `G#${group}`,
-          type: 'subscription',
-          tenantId: caller.tenantId,
-          group,
-          ttl,
-          ...(options.at !== undefined && { at: options.at }),
-        },
-      }),
+    const wrote = await this.putIf(
+      {
+        pk: connectionPk(connectionId),
+        sk: `G#${group}`,
+        type: 'subscription',
+        tenantId: caller.tenantId,
+        group,
+        ttl,
+        ...(at !== undefined && { at }),
+      },
+      notNewer,
     );
-    await this.client.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          pk: groupPk(caller.tenantId, group),
-          sk: `C#${connectionId}`,
-          type: 'member',
-          connectionId,
-          userId: caller.userId,
-          roles: [...caller.roles],
-          claims: caller.claims ?? {},
-          ...(options.since !== undefined && { replayFrom: options.since }),
-          ttl,
-          ...(options.at !== undefined && { at: options.at }),
-        },
-      }),
-    );
-    if (options.at !== undefined) await this.dropIfUnsubscribed(caller.tenantId, connectionId, group, options.at);
+    // Refused: a later subscribe holds the membership, with its own time, replay and announcement.
+    if (!wrote) return false;
+    const member = {
+      ...memberKey(caller.tenantId, group, connectionId),
+      type: 'member',
+      connectionId,
+      userId: caller.userId,
+      roles: [...caller.roles],
+      claims: caller.claims ?? {},
+      ...(options.since !== undefined && { replayFrom: options.since }),
+      ttl,
+      ...(at !== undefined && { at }),
+    };
+    if (!(await this.putIf(member, notNewer))) return false;
+    const stands = at === undefined || !(await this.dropIfUnsubscribed(caller.tenantId, connectionId, group, at));
     await this.membershipChanged(caller.tenantId, group);
+    return stands;
+  }
+
+  /** Puts an item if `condition` holds: whether it was written. */
+  private async putIf(
+    item: Record<string, unknown>,
+    condition: Pick<
+      DeleteCommandInput,
+      'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+    >,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ...condition }));
+      return true;
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+      return false;
+    }
   }
 
   /**
-   * A later unsubscribe of the same connection and group can run between a subscribe's two puts: it deletes the group
-   * side before it exists, then the connection side. So once the group side is written, the connection side is read
-   * back: gone means that unsubscribe won, and the group side just written goes too (if it is still this subscribe's).
-   * With `unsubscribe` deleting the group side again after the connection side, no membership outlives a later
-   * unsubscribe. (Until 2026-12-03 about half of such races left a member without its connection side: delivered to
-   * after its unsubscribe was acknowledged, and not counted by `hasRoomFor`.)
+   * A later unsubscribe of the same connection and group can run before this subscribe's writes land (API Gateway runs
+   * a connection's frames concurrently): between its two puts, or wholly before them. So once both sides are written,
+   * the unsubscribe's mark and the connection side are read back: a mark newer than this subscribe, or a connection
+   * side gone, means that unsubscribe won, and both sides just written go (each only if it is still this
+   * subscribe's). An unsubscribe leaves its mark before it deletes anything, so every subscribe received before it
+   * either finds the mark or wrote before the deletes, which then remove it. Returns whether it dropped them.
+   * (Until 2026-12-03 about half of the races between the two puts left a member without its connection side, and
+   * until 2026-12-04 an unsubscribe run wholly first left the whole membership: delivered to after the unsubscribe
+   * was acknowledged.)
    */
-  private async dropIfUnsubscribed(tenantId: string, connectionId: string, group: string, at: number): Promise<void> {
-    const own = await this.client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: connectionPk(connectionId), sk: `G#${group}` },
-        ConsistentRead: true,
-      }),
+  private async dropIfUnsubscribed(
+    tenantId: string,
+    connectionId: string,
+    group: string,
+    at: number,
+  ): Promise<boolean> {
+    const [own, mark] = await Promise.all(
+      [{ pk: connectionPk(connectionId), sk: `G#${group}` }, unsubscribedKey(connectionId, group)].map((Key) =>
+        this.client.send(new GetCommand({ TableName: this.tableName, Key, ConsistentRead: true })),
+      ),
     );
-    if (own.Item !== undefined) return;
-    await this.deleteIf(memberKey(tenantId, group, connectionId), {
+    if (own?.Item !== undefined && !(Number(mark?.Item?.at) > at)) return false;
+    const onlyMine = {
       ConditionExpression: '#at = :at',
       ExpressionAttributeNames: { '#at': 'at' },
       ExpressionAttributeValues: { ':at': at },
-    });
+    };
+    await this.deleteIf(memberKey(tenantId, group, connectionId), onlyMine);
+    await this.deleteIf({ pk: connectionPk(connectionId), sk: `G#${group}` }, onlyMine);
+    return true;
   }
 
   /** Deletes an item if `condition` holds: whether the condition refused it, and whether an item was deleted. */
@@ -286,6 +334,7 @@ export class Registry {
             ExpressionAttributeValues: { ':at': at },
           };
     const member = memberKey(tenantId, group, connectionId);
+    if (at !== undefined) await this.markUnsubscribed(connectionId, group, at);
     if ((await this.deleteIf(member, onlyOlder)).refused) return false;
     await this.membershipChanged(tenantId, group);
     // Refused: a later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
@@ -294,6 +343,20 @@ export class Registry {
     // if so, the membership version goes up once more, so no member list is kept with it.
     if ((await this.deleteIf(member, onlyOlder)).deleted) await this.membershipChanged(tenantId, group);
     return true;
+  }
+
+  /** Leaves the unsubscribe's mark for subscribes received before it and still running (`dropIfUnsubscribed`). */
+  private async markUnsubscribed(connectionId: string, group: string, at: number): Promise<void> {
+    const mark = { ...unsubscribedKey(connectionId, group), type: 'unsubscribed', at };
+    // A newer unsubscribe's mark stays.
+    await this.putIf(
+      { ...mark, ttl: Math.floor(at / 1000) + UNSUBSCRIBED_MARK_SECONDS },
+      {
+        ConditionExpression: 'attribute_not_exists(#at) OR #at < :at',
+        ExpressionAttributeNames: { '#at': 'at' },
+        ExpressionAttributeValues: { ':at': at },
+      },
+    );
   }
 
   /**

@@ -20,6 +20,7 @@ function fakes() {
       subscribe: async (caller, connectionId, group, _connectedAt, options) => {
         times.push({ call: 'subscribe', at: options?.at });
         subscriptions.push(`${caller.tenantId}/${group}/${connectionId}`);
+        return true;
       },
       unsubscribe: async (tenantId, connectionId, group, at) => {
         times.push({ call: 'unsubscribe', at });
@@ -136,6 +137,44 @@ describe('message routes', () => {
       { call: 'unsubscribe', at: 20 },
       { call: 'subscribe', at: 30 },
     ]);
+  });
+
+  it('answer a subscribe that an unsubscribe received after it overtook, without a replay or a join', async () => {
+    const { deps: base } = fakes();
+    const posted: unknown[] = [];
+    const requested: unknown[] = [];
+    const deps: RouteDeps = {
+      ...base,
+      registry: { ...base.registry, subscribe: async () => false },
+      tenants: { get: async (tenantId) => ({ tenantId, roleRules, presenceGroups: ['chat:*'] }) },
+      enqueue: async (message) => {
+        requested.push(message);
+      },
+      presence: {
+        registry: {
+          async *members() {
+            yield [{ connectionId: 'c2', userId: 'bob', roles: [], claims: {} }];
+          },
+          removeConnection: async () => ({ groups: 0 }),
+        },
+        isConnected: async () => true,
+        post: async (_connectionId, frame) => {
+          posted.push(frame);
+          return true;
+        },
+      },
+    };
+    const at = (body: unknown) => ({ ...frame(body), receivedAt: 10 });
+    expect(await handleFrame(at({ action: 'subscribe', group: 'chat:general', since: 3, ref: 'r' }), deps)).toEqual({
+      type: 'ack',
+      ref: 'r',
+    });
+    expect(await handleFrame(at({ action: 'subscribe', group: 'chat:general', ref: 'l' }), deps)).toEqual({
+      type: 'ack',
+      ref: 'l',
+    });
+    expect(requested).toEqual([]);
+    expect(posted).toEqual([]);
   });
 
   it('enqueue a publish with the tenant and user from the token and ack it with the message id', async () => {

@@ -115,20 +115,23 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
             await announceJoin(presence, caller.tenantId, frame.group, caller.userId, before);
           }
         };
+        // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
+        // client's last word holds, and this one is answered without a join or a replay.
         if (frame.since === undefined) {
-          await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+          const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
             at: request.receivedAt,
           });
           const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
-          await announceIfFirst();
+          if (stands) await announceIfFirst();
           return ack(ref, undefined, seq);
         }
         // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
         // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
-        await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+        const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
           since: frame.since,
           at: request.receivedAt,
         });
+        if (!stands) return ack(ref);
         await deps.enqueue(
           {
             v: 1,

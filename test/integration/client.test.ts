@@ -3,22 +3,32 @@
  * behind the API Gateway, DynamoDB and SQS stand-ins. Connections are cut, capped and their tokens expire while
  * numbered streams are published; the subscriber must see every message exactly once.
  */
+
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { ClientState, Message, TenantcastClientError, WebSocketConstructor } from '../../client/src/index.ts';
 import { type ClientOptions, createClient, type TenantcastClient } from '../../client/src/index.ts';
+import { Registry } from '../../lambdas/core/registry.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
 import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 
-/** Every frame the SDK sent, by user: `ws` with its `send` recorded. */
+/** Every frame the SDK sent, and every answer it got, by user: `ws` with its `send` and messages recorded. */
 const sentBy = new Map<string, Record<string, unknown>[]>();
+const answeredBy = new Map<string, Record<string, unknown>[]>();
 function recordingWebSocket(userId: string): WebSocketConstructor {
   const sent: Record<string, unknown>[] = [];
+  const answered: Record<string, unknown>[] = [];
   sentBy.set(userId, sent);
+  answeredBy.set(userId, answered);
   return class extends WebSocket {
     constructor(url: string, protocols?: string | string[]) {
       super(url, protocols);
+      this.addEventListener('message', (event) => {
+        const frame = JSON.parse(String(event.data)) as Record<string, unknown>;
+        if (frame.ref !== undefined) answered.push(frame);
+      });
       const send = this.send.bind(this);
       this.send = ((data: string) => {
         sent.push(JSON.parse(data) as Record<string, unknown>);
@@ -131,6 +141,29 @@ describe('the client SDK against the local runtime', () => {
       code: 'FORBIDDEN',
     });
     expect(alice.client.state).toBe('connected');
+  });
+
+  it('leaves no membership on the server for a subscription the app drops at once (a component mounted and gone)', async () => {
+    const carol = sdk(h, 'carol', ['member']);
+    await carol.client.connect();
+    const groups = range(20).map((i) => `chat:blink-${i}`);
+    for (const group of groups) carol.client.subscribe(group, () => undefined)();
+    const answers = () => (answeredBy.get('carol') ?? []).filter((f) => f.type === 'ack').length;
+    await eventually(() => answers() === 2 * groups.length, 10_000, 'every subscribe and unsubscribe answered');
+    const registry = new Registry({
+      client: DynamoDBDocumentClient.from(h.runtime.dynamo.client),
+      tableName: h.runtime.tableName,
+    });
+    const held: string[] = [];
+    for (const group of groups) {
+      for await (const page of registry.members('acme', group)) if (page.length > 0) held.push(group);
+    }
+    // Until 2026-12-04 the SDK sent each unsubscribe with its subscribe still in flight: received in the same
+    // millisecond, the subscribe counted as last and the membership stayed, delivered to and counted by the cap.
+    expect(held).toEqual([]);
+    const [connection] = connectionsOf(h, 'carol');
+    expect(await registry.groupsOf(connection?.connectionId as string)).toEqual([]);
+    expect(carol.errors).toEqual([]);
   });
 
   it('loses and repeats nothing when the connection is cut in the middle of a stream', async () => {
