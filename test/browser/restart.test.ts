@@ -100,6 +100,12 @@ describe('demo pages open while the stack restarts', () => {
     await current().stop();
     runtime = undefined;
     for (const page of pages) await page.waitForSelector('#connection[data-state="reconnecting"]');
+    // While nothing answers, a page says so, and not that its user must sign in again.
+    for (const page of pages) {
+      await page.waitForSelector('#errors li', { timeout: 15_000 });
+      expect((await shownOn(page)).errors.join('\n')).toMatch(/UNAVAILABLE/);
+      expect(await page.locator('#errors li[data-code="UNAUTHORIZED"]').allTextContents()).toEqual([]);
+    }
     let ready = false;
     const starting = start(port).then((rt) => {
       ready = true;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ErrorBanners } from './errors.ts';
+import { connectionError, ErrorBanners } from './errors.ts';
 
 describe('ErrorBanners', () => {
   it('keeps an error until the user dismisses it (no timer)', () => {
@@ -24,5 +24,24 @@ describe('ErrorBanners', () => {
     for (let i = 0; i < 7; i++) banners.add('INTERNAL', `boom ${i}`);
     banners.add('INTERNAL', 'boom 3');
     expect(banners.items.map((b) => b.message)).toEqual(['boom 3', 'boom 6', 'boom 5', 'boom 4', 'boom 2']);
+  });
+});
+
+describe('a connection error as the page shows it', () => {
+  const getTokenFailed = { code: 'UNAUTHORIZED', message: 'getToken failed: ApiError: POST /dev/token: TypeError' };
+
+  it('is an outage when the token request got no answer or a 5xx, not a sign-in problem', () => {
+    expect(connectionError(getTokenFailed, true)).toEqual({
+      code: 'UNAVAILABLE',
+      message: 'the server is not answering: retrying',
+    });
+  });
+
+  it('keeps its own code otherwise, naming the group it is about', () => {
+    expect(connectionError(getTokenFailed, false)).toEqual(getTokenFailed);
+    expect(connectionError({ code: 'FORBIDDEN', message: 'no', group: 'entity:task' }, true)).toEqual({
+      code: 'FORBIDDEN',
+      message: 'no (entity:task)',
+    });
   });
 });

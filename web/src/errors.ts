@@ -37,3 +37,22 @@ export class ErrorBanners {
     this.#items = this.#items.filter((b) => b.action !== action);
   }
 }
+
+/** An error the client SDK reports: its code, message and the group it is about. */
+export interface ClientErrorLike {
+  readonly code: string;
+  readonly message: string;
+  readonly group?: string;
+}
+
+/**
+ * What the page shows for an error of the connection. The client SDK reports any getToken failure as UNAUTHORIZED
+ * (docs/client.md); while the token request gets no answer or a 5xx (`tokenUnavailable`), that is the network's or
+ * the server's outage, shown as UNAVAILABLE: signing in again would not help.
+ */
+export function connectionError(error: ClientErrorLike, tokenUnavailable: boolean): { code: string; message: string } {
+  if (error.code === 'UNAUTHORIZED' && tokenUnavailable) {
+    return { code: 'UNAVAILABLE', message: 'the server is not answering: retrying' };
+  }
+  return { code: error.code, message: error.group ? `${error.message} (${error.group})` : error.message };
+}

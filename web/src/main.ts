@@ -8,7 +8,7 @@ import { createClient, type TenantcastClient } from '../../client/src/index.ts';
 import type { ClientState } from '../../client/src/types.ts';
 import { ApiError, EntityApi } from './api.ts';
 import { EntityTable } from './entity-table.ts';
-import { ErrorBanners } from './errors.ts';
+import { connectionError, ErrorBanners } from './errors.ts';
 import {
   type Column,
   changedFields,
@@ -159,9 +159,10 @@ class SignedIn {
       }),
       // Connection errors stay until the connection works again (or the user dismisses them).
       client.on('auth', (error) => showError(error.code, `${error.message}: sign out and in again`, 'connection')),
-      client.on('error', (error) =>
-        showError(error.code, error.group ? `${error.message} (${error.group})` : error.message, 'connection'),
-      ),
+      client.on('error', (error) => {
+        const shown = connectionError(error, this.#session.unavailable);
+        showError(shown.code, shown.message, 'connection');
+      }),
       client.on('reset', ({ group }) => {
         const entity = group.startsWith('entity:') ? group.slice('entity:'.length) : undefined;
         if (entity !== undefined && this.#tables.has(entity)) void this.#reload(entity);

@@ -31,6 +31,30 @@ describe('a demo session', () => {
     expect(server.requests).toEqual([{ tenantId: 'acme', userId: 'alice', roles: ['member'], ttlSeconds: 3600 }]);
   });
 
+  it('says the token service is unavailable after no answer or a 5xx, and not after a 4xx or an answer', async () => {
+    const server = tokenServer();
+    let answer: 'none' | 503 | 400 | 200 = 'none';
+    const fetchImpl = ((input: RequestInfo | URL, init?: RequestInit) =>
+      answer === 'none'
+        ? Promise.reject(new TypeError('Failed to fetch'))
+        : answer === 200
+          ? server.fetch(input, init)
+          : Promise.resolve(new Response('{}', { status: answer }))) as typeof fetch;
+    const session = new Session({ identity, fetch: fetchImpl, now: () => 1000_000 });
+    expect(session.unavailable).toBe(false);
+    await expect(session.token()).rejects.toMatchObject({ code: 'NETWORK' });
+    expect(session.unavailable).toBe(true);
+    answer = 400;
+    await expect(session.token()).rejects.toMatchObject({ status: 400 });
+    expect(session.unavailable).toBe(false);
+    answer = 503;
+    await expect(session.token()).rejects.toMatchObject({ status: 503 });
+    expect(session.unavailable).toBe(true);
+    answer = 200;
+    await session.token();
+    expect(session.unavailable).toBe(false);
+  });
+
   it('fetches a new token within two minutes of expiry, before the SDK would refresh', async () => {
     const server = tokenServer();
     let now = 1000_000;

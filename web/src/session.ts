@@ -51,6 +51,7 @@ export class Session {
   readonly #options: SessionOptions;
   #current: IssuedToken | undefined;
   #pending: Promise<IssuedToken> | undefined;
+  #unavailable = false;
 
   constructor(options: SessionOptions) {
     this.identity = options.identity;
@@ -61,13 +62,32 @@ export class Session {
    * A token valid for at least two more minutes (fetched at most once at a time). `fresh`: a newly issued one, not
    * the cached one (the cached one was refused, e.g. by a local runtime restarted without its data directory).
    */
+  /**
+   * The last token request got no answer at all or a 5xx: the network or the server is down (a local stack
+   * restarting answers 503 until it is ready), which signing in again would not help.
+   */
+  get unavailable(): boolean {
+    return this.#unavailable;
+  }
+
   async token(fresh = false): Promise<IssuedToken> {
     const nowSeconds = (this.#options.now ?? Date.now)() / 1000;
     const cached = this.#current;
     if (!fresh && cached !== undefined && cached.expiresAt - nowSeconds > REUSE_MARGIN_SECONDS) return cached;
-    this.#pending ??= this.#issue().finally(() => {
-      this.#pending = undefined;
-    });
+    this.#pending ??= this.#issue()
+      .then(
+        (issued) => {
+          this.#unavailable = false;
+          return issued;
+        },
+        (err: unknown) => {
+          this.#unavailable = err instanceof ApiError && (err.status === 0 || err.status >= 500);
+          throw err;
+        },
+      )
+      .finally(() => {
+        this.#pending = undefined;
+      });
     return this.#pending;
   }
 
