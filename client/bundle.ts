@@ -34,7 +34,6 @@ export const INTERNAL_PROPERTIES = [
   'handlers',
   'handler',
   'cursor',
-  'asking',
   'resubscribe',
   'deliver',
   'ids',

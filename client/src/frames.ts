@@ -36,7 +36,7 @@ export function onFrame(
   try {
     frame = JSON.parse(String(raw));
   } catch {
-    reportError(new TenantcastClientError('PROTOCOL', 'a server frame is not JSON'));
+    reportError(new TenantcastClientError('PROTOCOL', 'a frame from the server is not JSON'));
     return;
   }
   switch (frame?.type) {

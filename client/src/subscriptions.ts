@@ -29,8 +29,6 @@ export interface Subscriptions<T> {
 interface Group {
   readonly handlers: Set<{ handler: (message: Message) => void }>;
   readonly cursor: GroupCursor;
-  /** The sockets a subscribe of the group is in flight on (not answered yet). */
-  readonly asking: Set<unknown>;
   ready: Promise<void>;
   resolve(): void;
   reject(error: TenantcastClientError): void;
@@ -73,22 +71,20 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     let attempt = 0;
     return new Promise(function send(done) {
       if (groups.get(name) !== group || !usable(t)) return done();
-      group.asking.add(t);
       request(t, { action: 'subscribe', group: name, since: group.cursor.lastSeq }, (outcome) => {
-        group.asking.delete(t);
-        // Unsubscribed while this was in flight: the unsubscribe waited for this answer (`add`), unless the group
-        // was subscribed to again since (that subscribe, received later, stands anyway).
-        if (groups.get(name) !== group) {
-          if (!groups.has(name)) leave(t, name);
-          return done();
-        }
+        // Unsubscribed while this was in flight: that unsubscribe, sent at once, may have reached the server in the
+        // same millisecond, which counts as subscribe last (docs/protocol.md). Said again now, it is surely later;
+        // unless the group was subscribed to again since (that subscribe, received later, stands anyway).
+        if (!groups.has(name)) leave(t, name);
         if (outcome instanceof TenantcastClientError) {
           report(outcome);
           if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code)) {
             return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
           }
-          groups.delete(name);
-          group.reject(outcome);
+          if (groups.get(name) === group) {
+            groups.delete(name);
+            group.reject(outcome);
+          }
         } else {
           // Subscribed live (no `since`: only then does the ack carry a seq): where the group stands now is where a
           // later resubscribe resumes (unless a message seen meanwhile is further on: a cursor only moves forward).
@@ -104,7 +100,7 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     add<M>(name: string, handler: (message: Message<M>) => void): Subscription {
       let group = groups.get(name);
       if (!group) {
-        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow), asking: new Set() } as Group;
+        group = { handlers: new Set(), cursor: new GroupCursor(dedupeWindow) } as Group;
         const created = group;
         created.ready = new Promise((resolve, reject) => Object.assign(created, { resolve, reject }));
         // `ready` need not be awaited: an unobserved refusal is reported through the 'error' event instead.
@@ -119,10 +115,8 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         subscribed.handlers.delete(entry);
         if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
         groups.delete(name);
-        // Where its subscribe is still unanswered, the unsubscribe waits for the answer: the server runs a
-        // connection's frames concurrently and orders a group's subscribe and unsubscribe only by the millisecond it
-        // received them (docs/protocol.md), so sent at once they could take effect in either order.
-        for (const t of transports) if (usable(t) && !subscribed.asking.has(t)) leave(t, name);
+        // Where its subscribe is still unanswered, the answer sends it again (`subscribeOn`).
+        for (const t of transports) if (usable(t)) leave(t, name);
       };
       return Object.assign(unsubscribe, { ready: subscribed.ready });
     },

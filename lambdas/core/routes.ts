@@ -108,11 +108,15 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
           );
         }
         // Presence events: the members before the subscription tell whether this is the user's first connection.
+        // This connection's own member item does not count: it may be an earlier subscribe of the group that a
+        // concurrent unsubscribe is about to undo (announcing its leave), so a subscribe that stands announces its
+        // join unless another connection of the user is there (a repeated join is allowed: docs/protocol.md).
         const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
         const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
         const announceIfFirst = async () => {
           if (presence && before) {
-            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, before);
+            const others = before.filter((m) => m.connectionId !== request.connectionId);
+            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, others);
           }
         };
         // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
