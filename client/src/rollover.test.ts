@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRollover } from './rollover.ts';
-import { collect, connect, FakeClock, FakeSocket, message, settle, setup } from './testing.ts';
+import { collect, connect, FakeClock, FakeSocket, message, reconnect, settle, setup } from './testing.ts';
 import { createRequests, createTransport, type Transport } from './transport.ts';
 
 /** A rollover over fake sockets; what it asks of the session is recorded. */
@@ -205,6 +205,32 @@ describe('rollover before the connection cap', () => {
     expect(old.closed).toBe(false);
     await h.clock.advance(1000);
     expect(h.server.sockets).toHaveLength(3);
+  });
+
+  it('asks for no fresh token at a rollover after a reconnection, though the token before it has expired since', async () => {
+    let issued = 0;
+    const asked: unknown[] = [];
+    const clock = { now: () => 0 };
+    const h = setup({
+      rolloverAfterMs: 60_000,
+      refreshBeforeMs: 1000,
+      getToken: async (request) => {
+        asked.push(request);
+        issued++;
+        // The first token lives 20 s, the later ones an hour.
+        return { token: `t${issued}`, expiresAt: Math.floor(clock.now() / 1000) + (issued === 1 ? 20 : 3600) };
+      },
+    });
+    clock.now = () => h.clock.now();
+    const first = await connect(h);
+    await h.clock.advance(5000);
+    first.drop();
+    await reconnect(h, first);
+    expect(h.client.state).toBe('connected');
+    // Past the first token's expiry, then to the rollover.
+    await h.clock.advance(61_000);
+    expect(h.server.sockets).toHaveLength(3);
+    expect(asked).toEqual([{ fresh: false }, { fresh: false }, { fresh: false }]);
   });
 
   it('waits longer after each failed new connection, asking getToken for a fresh token', async () => {

@@ -136,6 +136,8 @@ export function createSession(s: Settings, units: SessionUnits): Session {
       return;
     }
     reconnect.opened();
+    // The token that expired is no longer the one in use: a rollover later needs no fresh one on its account.
+    expiry = undefined;
     setState('connected');
     activate(t);
     subscriptions.resubscribe(t);
