@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ApiError, EntityApi, errorFromAnswer } from './api.ts';
+import { ApiError, EntityApi, errorFromAnswer, tenantNotConfigured } from './api.ts';
 
 interface Sent {
   url: string;
@@ -90,5 +90,14 @@ describe('the entity API client', () => {
     await expect(api.update('task', 'k', { title: 'x' }, 1)).rejects.toMatchObject({ code: 'CONFLICT', status: 409 });
     await expect(api.schema()).rejects.toBeInstanceOf(ApiError);
     await expect(api.schema()).rejects.toMatchObject({ code: 'NETWORK' });
+  });
+});
+
+describe('a tenant not configured', () => {
+  it('is told by the FORBIDDEN that names it, and by nothing else', () => {
+    expect(tenantNotConfigured(new ApiError('FORBIDDEN', "tenant 'hooli' is not configured", 403))).toBe(true);
+    expect(tenantNotConfigured(new ApiError('FORBIDDEN', 'this role may not read task', 403))).toBe(false);
+    expect(tenantNotConfigured(new ApiError('NOT_FOUND', "tenant 'hooli' is not configured", 404))).toBe(false);
+    expect(tenantNotConfigured(new Error("tenant 'hooli' is not configured"))).toBe(false);
   });
 });

@@ -16,6 +16,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The caller's tenant is not (or no longer) configured: the API answers FORBIDDEN naming it (lambdas/core/tenants.ts).
+ * A tenant being onboarded is served within seconds of `tenants create` (docs/tenants.md), so a page waits for it.
+ */
+export function tenantNotConfigured(err: unknown): boolean {
+  return err instanceof ApiError && err.code === 'FORBIDDEN' && /^tenant '.*' is not configured$/.test(err.message);
+}
+
 const codeByStatus: Readonly<Record<number, string>> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',

@@ -33,6 +33,17 @@ describe('an entity table', () => {
     expect(table.get('10')).toMatchObject({ summary: 'ten' });
   });
 
+  it('forgets every row when cleared, those that arrived live too, and takes a later change of one as new', () => {
+    const table = new EntityTable(acmeTask);
+    table.load([{ id: 'a', title: 'A', _version: 4 }]);
+    table.apply(change('b', 1, 'B'));
+    table.clear();
+    expect(table.rows()).toEqual([]);
+    table.load([]);
+    expect(table.rows()).toEqual([]);
+    expect(table.apply(change('a', 1, 'A again'))).toBe(true);
+  });
+
   it('applies a newer change and records its version on the row', () => {
     const table = new EntityTable(acmeTask);
     table.load([{ id: 'a', title: 'old', _version: 1 }]);

@@ -41,6 +41,13 @@ export class EntityTable {
    * data versions start again (until 2026-12-03 the page kept the old rows, refused the new versions and every save
    * conflicted).
    */
+  /** Forgets every row, listed or live: none of them is there any more (the tenant itself is gone). */
+  clear(): void {
+    this.#rows.clear();
+    this.#live.clear();
+    this.#seen.clear();
+  }
+
   load(list: readonly Row[]): void {
     const listed = new Set<string>();
     const next = new Map<string, Row>();

@@ -6,7 +6,7 @@
  */
 import { createClient, type TenantcastClient } from '../../client/src/index.ts';
 import type { ClientState } from '../../client/src/types.ts';
-import { ApiError, EntityApi } from './api.ts';
+import { ApiError, EntityApi, tenantNotConfigured } from './api.ts';
 import { EntityTable } from './entity-table.ts';
 import { connectionError, ErrorBanners } from './errors.ts';
 import {
@@ -251,13 +251,20 @@ class SignedIn {
   }
 
   /** `load()`, again and again while the stack is starting (503) or unreachable; the badge says `connecting`. */
+  /**
+   * `load`, again after a backoff while the stack is starting or unreachable, or while the tenant is not configured
+   * yet (being onboarded: that error stays shown until it is).
+   */
   async #untilAvailable<T>(load: () => Promise<T>): Promise<T> {
     for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 4000)) {
       try {
-        return await load();
+        const loaded = await load();
+        succeeded('load:schema');
+        return loaded;
       } catch (err) {
         const starting = err instanceof ApiError && (err.status === 503 || err.code === 'NETWORK');
-        if (!starting || this.#closed) throw err;
+        if ((!starting && !tenantNotConfigured(err)) || this.#closed) throw err;
+        if (!starting) report(err, 'load:schema');
         renderState('connecting');
         await sleep(waitMs);
       }
@@ -271,6 +278,11 @@ class SignedIn {
       this.#renderAll();
       succeeded(`load:${name}`);
     } catch (err) {
+      // The tenant is gone (a local stack restarted without its data directory): none of its rows is there now.
+      if (tenantNotConfigured(err)) {
+        this.#tables.get(name)?.clear();
+        this.#renderAll();
+      }
       report(err, `load:${name}`);
     }
   }
