@@ -45,7 +45,8 @@ Commands:
   create <tenantId> --schema <file.sql> [--cluster <id>] [--rules <file.json>]
       Places the tenant on the cluster with the fewest tenants (or --cluster), creates its database and a role that
       can connect only to it, stores the role's secret, applies the DDL and the change log, and records the schema.
-      Tables that cannot be entities (no single-column primary key) are listed as skipped, with the reason.
+      Tables that cannot be entities (no single-column primary key, or a name its live feed entity:<name> cannot
+      have) are listed as skipped, with the reason.
       Without --rules: admins read and write every entity, the default role rules and limits (docs/tenants.md).
   set-rules <tenantId> --rules <file.json>
       Replaces the tenant's roleRules, entityRules and/or limits with the file's (keys left out are kept);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { fanoutLaneGroupId, messageGroupIdOf } from './delivery.ts';
+import { fanoutLaneGroupId, messageGroupIdOf, sqsId } from './delivery.ts';
 
 describe('queue message groups', () => {
   it('name a group by tenant and group, and hash a group whose name would pass 128 characters', () => {
@@ -26,5 +26,16 @@ describe('queue message groups', () => {
     expect(laneA).not.toBe(laneB);
     expect(laneA.length).toBeLessThanOrEqual(128);
     expect(laneA).toMatch(/#7$/);
+  });
+});
+
+describe('ids as SQS takes them', () => {
+  it('are kept when they are 1 to 128 printable ASCII characters, and hashed otherwise, each to its own', () => {
+    expect(sqsId('chg:acme:item:boston:1')).toBe('chg:acme:item:boston:1');
+    const odd = ['chg:acme:item:new york:1', 'chg:acme:item:Zürich:1', 'x'.repeat(129), ''];
+    const hashed = odd.map(sqsId);
+    for (const id of hashed) expect(id).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+    expect(new Set(hashed).size).toBe(odd.length);
+    expect(sqsId('chg:acme:item:new york:1')).toBe(hashed[0]);
   });
 });

@@ -111,6 +111,17 @@ export function fanoutLaneGroupId(tenantId: string, group: string, shard: number
   return queueGroupId(tenantId, group, `#${shard}`);
 }
 
+/**
+ * An id as SQS takes it for a FIFO message group or deduplication id: 1 to 128 characters of `[!-~]` (printable
+ * ASCII, no space; SendMessage's MessageDeduplicationId). Any other id (a change of a row whose text key has a space
+ * or an accent, an id a server SDK caller chose, a long one) is hashed (`h:` + SHA-256, base64url), so it still
+ * deduplicates exactly as itself. Until 2026-12-04 such a change was refused by SQS on every attempt and never
+ * reached the live feed (found by an attacking pass).
+ */
+export function sqsId(id: string): string {
+  return /^[!-~]{1,128}$/.test(id) ? id : `h:${createHash('sha256').update(id).digest('base64url')}`;
+}
+
 /** SendMessage parameters for the delivery queue (FIFO): ordered per tenant and group, deduplicated by id. */
 export function deliverySendParams(queueUrl: string, message: QueueMessage, dedupId?: string) {
   const id = isReplayRequest(message) ? (dedupId ?? `replay-${message.connectionId}-${message.since}`) : message.id;
@@ -118,10 +129,12 @@ export function deliverySendParams(queueUrl: string, message: QueueMessage, dedu
     QueueUrl: queueUrl,
     MessageBody: sqsMessageBody(message),
     MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
-    MessageDeduplicationId: id.slice(0, 128),
+    MessageDeduplicationId: sqsId(id),
     MessageAttributes: {
       tenantId: { DataType: 'String', StringValue: message.tenantId },
-      messageId: { DataType: 'String', StringValue: id },
+      // SQS refuses a lone surrogate in an attribute (its characters are XML's): the id only correlates logs, so one
+      // goes as U+FFFD (what UTF-8 encoding makes of it).
+      messageId: { DataType: 'String', StringValue: Buffer.from(id, 'utf8').toString('utf8') },
     },
   };
 }

@@ -13,7 +13,14 @@ import { ANY_ENTITY, rowFilterProblem } from './entities/access.ts';
 import { EntityRules, type EntitySpec, toEntitySchema } from './entities/model.ts';
 import { BadRequestError, ForbiddenError } from './errors.ts';
 import { RoleRules } from './permissions.ts';
-import { changeLogDdl, introspect, nextSnapshot, type SchemaSnapshot, splitSqlStatements } from './schema.ts';
+import {
+  changeLogDdl,
+  introspect,
+  nextSnapshot,
+  type SchemaSnapshot,
+  splitSqlStatements,
+  UNFIT_NAME,
+} from './schema.ts';
 import { type TenantConfig, type TenantDirectory, TenantLimits } from './tenants.ts';
 import * as z from './zod.ts';
 
@@ -139,9 +146,10 @@ function entitySpecOf(entity: Parameters<typeof toEntitySchema>[0]['entities'][s
 
 /** One line per table that is not an entity, with the reason: what `create` and `refresh-schema` print. */
 export function skippedLines(schema: SchemaSnapshot | undefined): string[] {
-  return Object.entries(schema?.skipped ?? {}).map(
-    ([table, why]) =>
-      `skipped table ${table}: ${why} (an entity needs a single-column primary key; the API cannot address its rows)`,
+  return Object.entries(schema?.skipped ?? {}).map(([table, why]) =>
+    why === UNFIT_NAME
+      ? `skipped table ${table}: ${why}`
+      : `skipped table ${table}: ${why} (an entity needs a single-column primary key; the API cannot address its rows)`,
   );
 }
 

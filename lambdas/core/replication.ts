@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type BroadcastDeps, broadcastRun, type DeliveryResult } from './broadcast.ts';
-import { DeliveryMessage, messageGroupIdOf, type SequencedMessage } from './delivery.ts';
+import { DeliveryMessage, messageGroupIdOf, type SequencedMessage, sqsId } from './delivery.ts';
 import type { GroupHistory } from './history.ts';
 import { sqsMessageBody } from './sqs-batches.ts';
 import * as z from './zod.ts';
@@ -132,11 +132,6 @@ export function replicaProblem(replica: ReplicaMessage, topology: StageTopology)
   if (origin !== home)
     return `replica from '${origin}', which is not the home of tenant '${message.tenantId}' (${home})`;
   return undefined;
-}
-
-/** SQS allows 128 characters of `[!-~]` in group and dedup ids; longer ones are hashed. */
-function sqsId(id: string): string {
-  return id.length <= 128 ? id : `h:${createHash('sha256').update(id).digest('base64url')}`;
 }
 
 /** One job per peer and message, in seq order. */

@@ -3,15 +3,20 @@
  * snapshot in the tenant catalog. SQL identifiers are only ever built from a snapshot: `quoteIdent` refuses a
  * name the snapshot does not have, and `assertField` rejects an unknown field before any SQL exists.
  *
- * Entities are the tables of schema `public` with a single-column primary key. Tables whose name starts with
- * `tenantcast_` belong to tenantcast (the change log) and are never entities.
+ * Entities are the tables of schema `public` with a single-column primary key and a name that can name a group
+ * (`entity:<name>`, its live feed). Tables whose name starts with `tenantcast_` belong to tenantcast (the change
+ * log) and are never entities.
  */
 import { createHash } from 'node:crypto';
 import type { DataApi, DatabaseRef } from './data-api.ts';
 import { BadRequestError, NotFoundError } from './errors.ts';
+import { GROUP_PATTERN } from './protocol.ts';
 import * as z from './zod.ts';
 
 export const RESERVED_TABLE_PREFIX = 'tenantcast_';
+/** Why a table whose name cannot name its live feed is not an entity. */
+export const UNFIT_NAME =
+  'its name cannot name a live feed (entity:<name> is a group: letters, digits and _ . - only, at most 121 characters)';
 export const CHANGE_LOG_TABLE = 'tenantcast_change_log';
 
 /**
@@ -151,6 +156,9 @@ export async function introspect(dataApi: DataApi, db: DatabaseRef): Promise<Int
     const pk = primaryKeys.get(table);
     if (pk === undefined) skipped[table] = 'no primary key';
     else if (pk === null) skipped[table] = 'composite primary key';
+    // Its live feed is the group `entity:<name>`, which must be a group name (until 2026-12-04 such a table was an
+    // entity whose changes no one could subscribe to, each refused downstream; found by an attacking pass).
+    else if (!GROUP_PATTERN.test(`entity:${table}`)) skipped[table] = UNFIT_NAME;
     else entities[table] = { primaryKey: pk, fields };
   }
   return { entities, skipped };

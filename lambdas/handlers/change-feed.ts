@@ -11,9 +11,10 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { deliverySendParams } from '../core/delivery.ts';
-import { produceChangeMessages } from '../core/entities/change-feed.ts';
+import { feedUnits, produceChangeMessages } from '../core/entities/change-feed.ts';
 import { ChangeEvent } from '../core/entities/events.ts';
 import { requireEnv } from '../core/env.ts';
+import { isPermanent } from '../core/poison.ts';
 import { clientConfig } from '../shared/aws.ts';
 import { createEntityData, createTenantDirectory } from '../shared/entity-data.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -80,23 +81,26 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
     // Each tenant's entity on its own: a database that fails (a table dropped under its schema snapshot, a cluster
     // that does not answer) fails only its own records, and the other tenants' changes go on (until 2026-12-03 any
     // failure failed the whole batch, and a lasting one took every change that shared its batches to the DLQ).
-    const failed: string[] = [];
-    for (const [unit, unitEvents] of unitsOf(events)) {
-      try {
+    // Within a unit, a change AWS refuses as such fails alone (until 2026-12-04 it failed its unit every time).
+    const retry = await feedUnits(unitsOf(events).values(), {
+      feed: async (unitEvents) => {
         const messages = await produceChangeMessages(unitEvents, { ...deps, setAside: setAsideChange(recordsOf) });
         await deps.enqueue(messages);
-        logger.info('changes fed', { unit, events: unitEvents.length, messages: messages.length });
-      } catch (err) {
-        const records = unitEvents.flatMap((e) => recordsOf.get(changeKey(e)) ?? []);
+        logger.info('changes fed', { events: unitEvents.length, messages: messages.length });
+      },
+      setAside: setAsideChange(recordsOf),
+      failed: (unitEvents, err) =>
         logger.error('changes failed; will be retried', {
           tenantId: unitEvents[0]?.tenantId,
           entity: unitEvents[0]?.entity,
-          sqsMessageIds: records.map((r) => r.messageId),
+          keys: unitEvents.map((e) => e.key),
+          sqsMessageIds: unitEvents.flatMap((e) => recordsOf.get(changeKey(e)) ?? []).map((r) => r.messageId),
           error: err as Error,
-        });
-        failed.push(...records.map((r) => r.messageId));
-      }
-    }
+          // A request AWS refuses as such: the unit's changes are fed again one by one (feedUnits).
+          permanent: isPermanent(err),
+        }),
+    });
+    const failed = retry.flatMap((e) => recordsOf.get(changeKey(e)) ?? []).map((r) => r.messageId);
     return { batchItemFailures: [...new Set(failed)].map((itemIdentifier) => ({ itemIdentifier })) };
   });
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RdsDataApi } from '../../lambdas/core/data-api.ts';
+import { UNFIT_NAME } from '../../lambdas/core/schema.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { localDataPorts } from '../../local/tenant-data.ts';
 import { runTenantsCli } from '../../scripts/tenants-cli.ts';
@@ -153,6 +154,19 @@ describe('the tenants CLI', () => {
     expect(Object.keys(schema?.entities ?? {}).sort()).toEqual(['note', 'ticket']);
     // Versions live in the change log, not in a column added to the tenant's tables.
     expect(schema?.entities.note?.fields._version).toBeUndefined();
+  });
+
+  it('skips a table whose name cannot name its live feed (entity:<name> is a group), saying why', async () => {
+    const db = (await runtime.tenants.get('initech')).database;
+    if (db === undefined) throw new Error('initech has no database');
+    await dataApi().execute(db, 'CREATE TABLE "café" (id text PRIMARY KEY, name text)');
+    await dataApi().execute(db, 'CREATE TABLE "new york" (id text PRIMARY KEY)');
+    await dataApi().execute(db, 'CREATE TABLE memo (id text PRIMARY KEY)');
+    const refreshed = await cli('refresh-schema', 'initech');
+    expect(refreshed.out).toContain(`skipped table café: ${UNFIT_NAME}`);
+    expect(refreshed.out).toContain(`skipped table new york: ${UNFIT_NAME}`);
+    const schema = (await runtime.tenants.get('initech')).schema;
+    expect(Object.keys(schema?.entities ?? {}).sort()).toEqual(['memo', 'note', 'ticket']);
   });
 
   it('refuses a tenant that exists, an unknown cluster and a missing schema file with a message', async () => {

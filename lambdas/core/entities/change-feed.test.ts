@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
 import { ForbiddenError, TooLargeError } from '../errors.ts';
-import { type ChangeFeedDeps, changeMessageId, produceChangeMessages } from './change-feed.ts';
+import { type ChangeFeedDeps, changeMessageId, feedUnits, produceChangeMessages } from './change-feed.ts';
 import type { ChangeEvent } from './events.ts';
 import type { EntityRules, SchemaSnapshot } from './model.ts';
 import { LATER_CHANGES_MAX } from './sql.ts';
@@ -345,5 +345,40 @@ describe('produceChangeMessages', () => {
     write('note', { id: 'n1' }, 'n1', 1);
     data.failWhen(() => true);
     await expect(produceChangeMessages([event('note', 'n1', 1)], deps)).rejects.toThrow('database unavailable');
+  });
+});
+
+describe('feeding units of changes', () => {
+  const refused = Object.assign(new Error('Value chg:x for parameter MessageDeduplicationId is invalid'), {
+    name: 'InvalidParameterValue',
+  });
+  const run = async (units: ChangeEvent[][], refuses: (events: readonly ChangeEvent[]) => Error | undefined) => {
+    const fed: string[] = [];
+    const asideKeys: string[] = [];
+    const retry = await feedUnits(units, {
+      feed: async (events) => {
+        const err = refuses(events);
+        if (err !== undefined) throw err;
+        fed.push(...events.map((e) => String(e.key)));
+      },
+      setAside: async (e, reason) => {
+        asideKeys.push(`${String(e.key)}: ${reason.slice(0, 30)}`);
+      },
+      failed: () => undefined,
+    });
+    return { fed, aside: asideKeys, retry: retry.map((e) => String(e.key)) };
+  };
+
+  it('feeds a unit a change of which AWS refuses as such change by change, and sets that one aside alone', async () => {
+    const units = [[event('note', 'a', 1), event('note', 'bad', 1), event('note', 'c', 1)], [event('task', 't', 1)]];
+    const out = await run(units, (events) => (events.some((e) => e.key === 'bad') ? refused : undefined));
+    expect(out).toEqual({ fed: ['a', 'c', 't'], aside: ['bad: refused for good: Value chg:x '], retry: [] });
+  });
+
+  it('retries a unit that failed for a reason that may pass, whole, and feeds the other units', async () => {
+    const units = [[event('note', 'a', 1), event('note', 'b', 1)], [event('task', 't', 1)]];
+    const down = Object.assign(new Error('cluster not answering'), { name: 'ServiceUnavailableError' });
+    const out = await run(units, (events) => (events[0]?.entity === 'note' ? down : undefined));
+    expect(out).toEqual({ fed: ['t'], aside: [], retry: ['a', 'b'] });
   });
 });

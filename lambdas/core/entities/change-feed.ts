@@ -9,6 +9,7 @@ import type { Audience } from '../audience.ts';
 import type { Row } from '../data-api.ts';
 import { DELIVERY_MESSAGE_BYTES, type DeliveryMessage, oversizeDeliveryMessage } from '../delivery.ts';
 import { TenantcastError } from '../errors.ts';
+import { isPermanent } from '../poison.ts';
 import { publishDataProblem } from '../publish-data.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
@@ -28,6 +29,40 @@ export interface ChangeFeedDeps {
    * (the handler puts its record in the dead-letter queue) and the batch goes on without it.
    */
   readonly setAside: (event: ChangeEvent, reason: string) => Promise<void>;
+}
+
+/**
+ * Feeds each unit (one tenant's entity: one query). A unit that fails for a reason no retry changes (a request AWS
+ * refuses as such, lambdas/core/poison.ts) is fed again change by change, so one change that can never succeed does
+ * not hold back the others, and a change that fails so alone is set aside at once. Returns the changes to retry
+ * (their unit, or they alone, failed for a reason that may pass); `failed` hears of every failure.
+ */
+export async function feedUnits(
+  units: Iterable<readonly ChangeEvent[]>,
+  ports: {
+    readonly feed: (events: readonly ChangeEvent[]) => Promise<void>;
+    readonly setAside: (event: ChangeEvent, reason: string) => Promise<void>;
+    readonly failed: (events: readonly ChangeEvent[], err: unknown) => void;
+  },
+): Promise<ChangeEvent[]> {
+  const retry: ChangeEvent[] = [];
+  const attempt = async (events: readonly ChangeEvent[]): Promise<void> => {
+    try {
+      await ports.feed(events);
+    } catch (err) {
+      ports.failed(events, err);
+      const [only] = events;
+      if (!isPermanent(err)) retry.push(...events);
+      else if (events.length > 1 || only === undefined) for (const event of events) await attempt([event]);
+      else
+        await ports.setAside(
+          only,
+          `refused for good: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500),
+        );
+    }
+  };
+  for (const events of units) await attempt(events);
+  return retry;
 }
 
 /** Deterministic per change, so a redelivered event produces the same message and the delivery queue dedupes it. */
