@@ -56,6 +56,13 @@ describe('claims', () => {
     expect(() => callerFromClaims(claims({ tenant_id: 'acme', sub: 'a', roles: 5 }))).toThrow(/roles/);
   });
 
+  it('refuse a user id holding half a surrogate pair, and take one holding whole pairs', () => {
+    for (const sub of ['bob\ud800', '\udc00bob', 'a\ud800b']) {
+      expect(() => callerFromClaims(claims({ tenant_id: 'acme', sub }))).toThrow(/sub' must be well-formed text/);
+    }
+    expect(callerFromClaims(claims({ tenant_id: 'acme', sub: 'bob😀' })).userId).toBe('bob😀');
+  });
+
   it('round-trip through the authorizer context API Gateway passes to routes', () => {
     const caller = { tenantId: 'acme', userId: 'alice', roles: ['member', 'x,y'], claims: { team: 'red', n: 2 } };
     expect(callerFromAuthorizer({ principalId: 'alice', ...toAuthorizerContext(caller, 123) })).toEqual(caller);

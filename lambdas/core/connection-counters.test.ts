@@ -2,7 +2,8 @@ import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } fr
 import { describe, expect, it } from '@jest/globals';
 import { ensureTable, type LocalDynamo } from '../../local/dynamo.ts';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { ConnectionCounters, counterKeys, numberAttribute, recountDue } from './connection-counters.ts';
+import { ConnectionCounters, counterKeys, numberAttribute, recountDue, userKeyPart } from './connection-counters.ts';
+import { rateKeys } from './rate-limit.ts';
 import { Registry } from './registry.ts';
 import { disconnectAll, liveUserCount, TenantConnections } from './revocation.ts';
 
@@ -269,4 +270,17 @@ describe('connection counters', () => {
     expect(before.Item).toBeDefined();
     await client.send(new DeleteCommand({ TableName: table, Key: key }));
   }
+});
+
+describe('a user id in a key', () => {
+  it('is percent-encoded, and hashed where that would pass 512 characters, so every key stays within DynamoDB’s', () => {
+    expect(userKeyPart('alice#1')).toBe('alice%231');
+    const long = '€'.repeat(256);
+    expect(userKeyPart(long)).toMatch(/^~[A-Za-z0-9_-]{43}$/);
+    expect(userKeyPart(long)).not.toBe(userKeyPart('€'.repeat(255)));
+    for (const key of [counterKeys.user('t'.repeat(64), long).pk, rateKeys.userHttp('t'.repeat(64), long)]) {
+      expect(Buffer.byteLength(key)).toBeLessThan(2048);
+    }
+    expect(Buffer.byteLength(counterKeys.user('t'.repeat(64), '😀'.repeat(128)).pk)).toBeLessThan(2048);
+  });
 });

@@ -20,6 +20,7 @@
  *
  * Written by hand: no kept library keeps bounded counters in DynamoDB.
  */
+import { createHash } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -55,9 +56,19 @@ const MARK_INDEX_PK = 'CONNS#RECOUNT';
 /** Seconds after its last change when a counter can no longer count a live connection (as Registry.expiryOf). */
 const COUNTER_LIFETIME_SECONDS = limits.maxConnectionSeconds + 5 * 60;
 
+/**
+ * A user id as a part of a key: percent-encoded (no `#` of its own), or hashed when that would be long (256
+ * characters of `€` encode to 2,304, past DynamoDB's 2,048-byte partition key: until 2026-12-04 every request of
+ * such a user failed with a 500; found by an attacking pass). Ids are well-formed text (auth.ts, callerFromClaims).
+ */
+export function userKeyPart(userId: string): string {
+  const encoded = encodeURIComponent(userId);
+  return encoded.length <= 512 ? encoded : `~${createHash('sha256').update(userId).digest('base64url')}`;
+}
+
 export const counterKeys = {
   tenant: (tenantId: string) => ({ pk: `T#${tenantId}`, sk: COUNTER_SK }),
-  user: (tenantId: string, userId: string) => ({ pk: `T#${tenantId}#U#${encodeURIComponent(userId)}`, sk: COUNTER_SK }),
+  user: (tenantId: string, userId: string) => ({ pk: `T#${tenantId}#U#${userKeyPart(userId)}`, sk: COUNTER_SK }),
 };
 
 type Key = { pk: string; sk: string };

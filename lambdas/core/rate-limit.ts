@@ -27,7 +27,7 @@
  * cannot express a burst separately from the rate. The trade-off is recorded in docs/security.md.
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { numberAttribute } from './connection-counters.ts';
+import { numberAttribute, userKeyPart } from './connection-counters.ts';
 import { isConditionalCheckFailed } from './errors.ts';
 import {
   type KeyMemory,
@@ -116,7 +116,7 @@ export const rateKeys = {
   connection: (connectionId: string) => `C#${connectionId}`,
   connectionPresence: (connectionId: string) => `C#${connectionId}#PRESENCE`,
   tenantPublish: (tenantId: string) => `T#${tenantId}#PUB`,
-  userHttp: (tenantId: string, userId: string) => `T#${tenantId}#U#${encodeURIComponent(userId)}#HTTP`,
+  userHttp: (tenantId: string, userId: string) => `T#${tenantId}#U#${userKeyPart(userId)}#HTTP`,
 };
 
 /**

@@ -77,6 +77,33 @@ describe('the usage meter', () => {
     expect(counted.writes()).toBe(2);
   });
 
+  it("writes the other tenants' counts when one tenant's write fails, and keeps that one's for the next flush", async () => {
+    const now = Date.parse('2025-06-02T10:00:00Z');
+    let throttled = true;
+    const hot = {
+      send: (command: { input?: { Key?: { pk?: string } } }) =>
+        throttled && command.input?.Key?.pk === 'T#hot#USAGE'
+          ? Promise.reject(Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' }))
+          : client.send(command as never),
+    } as unknown as DynamoDBDocumentClient;
+    const meter = new UsageMeter({ client: hot, tableName, now: () => now });
+    meter.add('hot', 'messagesIn', 50);
+    meter.add('quiet', 'messagesIn', 3);
+    meter.add('quiet', 'deliveriesOut', 7);
+    await expect(meter.flush()).rejects.toThrow('usage of 1 of 2 tenant-days not written (kept for the next flush)');
+    const store = new UsageStore({ client, tableName });
+    expect(await store.read('quiet', '2025-06-02', '2025-06-02')).toEqual([
+      expect.objectContaining({ messagesIn: 3, deliveriesOut: 7 }),
+    ]);
+    throttled = false;
+    meter.add('hot', 'messagesIn', 1);
+    await meter.flush();
+    expect(await store.read('hot', '2025-06-02', '2025-06-02')).toEqual([expect.objectContaining({ messagesIn: 51 })]);
+    expect(await store.read('quiet', '2025-06-02', '2025-06-02')).toEqual([
+      expect.objectContaining({ messagesIn: 3, deliveriesOut: 7 }),
+    ]);
+  });
+
   it('keeps exact totals over many flushes and days', async () => {
     let now = Date.parse('2025-06-02T23:59:59Z');
     const meter = new UsageMeter({ client, tableName, now: () => now });

@@ -41,6 +41,13 @@ export const MAX_USAGE_DAYS = 366;
 export const dayOf = (epochMs: number) => new Date(epochMs).toISOString().slice(0, 10);
 const usagePk = (tenantId: string) => `T#${tenantId}#USAGE`;
 
+/** One tenant's counts of one day, not written yet. */
+interface PendingUsage {
+  readonly tenantId: string;
+  readonly day: string;
+  readonly counts: Map<UsageCounter, number>;
+}
+
 export interface UsageOptions {
   readonly client: DynamoDBDocumentClient;
   readonly tableName: string;
@@ -50,7 +57,7 @@ export interface UsageOptions {
 
 /** Counts in memory; `flush` writes them (one UpdateItem per tenant and day) and starts over. */
 export class UsageMeter {
-  private readonly pending = new Map<string, { tenantId: string; day: string; counts: Map<UsageCounter, number> }>();
+  private readonly pending = new Map<string, PendingUsage>();
   private readonly now: () => number;
 
   constructor(private readonly options: UsageOptions) {
@@ -59,7 +66,37 @@ export class UsageMeter {
 
   add(tenantId: string, counter: UsageCounter, amount = 1): void {
     if (!(amount > 0)) return;
-    const day = dayOf(this.now());
+    this.addOn(tenantId, dayOf(this.now()), counter, amount);
+  }
+
+  /**
+   * Writes what was counted, one UpdateItem per tenant and day, all of them whatever one answers: a write that fails
+   * (a hot tenant's throttled usage item) keeps its counts for the next flush and is reported after the others were
+   * written (until 2026-12-04 it dropped the counts of every tenant after it; found by an attacking pass).
+   */
+  async flush(): Promise<void> {
+    const entries = [...this.pending.values()];
+    this.pending.clear();
+    const written = await Promise.allSettled(entries.map((entry) => this.write(entry)));
+    const failed = written.flatMap((w, i) =>
+      w.status === 'rejected' ? [{ entry: entries[i], reason: w.reason }] : [],
+    );
+    for (const { entry } of failed) {
+      if (entry === undefined) continue;
+      for (const [counter, amount] of entry.counts) this.addOn(entry.tenantId, entry.day, counter, amount);
+    }
+    const first = failed[0];
+    if (first !== undefined) {
+      throw new Error(
+        `usage of ${failed.length} of ${entries.length} tenant-days not written (kept for the next flush)`,
+        {
+          cause: first.reason,
+        },
+      );
+    }
+  }
+
+  private addOn(tenantId: string, day: string, counter: UsageCounter, amount: number): void {
     const key = `${tenantId}#${day}`;
     let entry = this.pending.get(key);
     if (entry === undefined) {
@@ -69,32 +106,28 @@ export class UsageMeter {
     entry.counts.set(counter, (entry.counts.get(counter) ?? 0) + amount);
   }
 
-  async flush(): Promise<void> {
-    const entries = [...this.pending.values()];
-    this.pending.clear();
-    for (const { tenantId, day, counts } of entries) {
-      const names: Record<string, string> = { '#ttl': 'ttl' };
-      const values: Record<string, unknown> = {
-        ':tenant': tenantId,
-        ':day': day,
-        ':ttl': Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + RETENTION_SECONDS,
-      };
-      const adds: string[] = [];
-      for (const [i, [counter, amount]] of [...counts.entries()].entries()) {
-        names[`#c${i}`] = counter;
-        values[`:c${i}`] = amount;
-        adds.push(`#c${i} :c${i}`);
-      }
-      await this.options.client.send(
-        new UpdateCommand({
-          TableName: this.options.tableName,
-          Key: { pk: usagePk(tenantId), sk: day },
-          UpdateExpression: `SET tenantId = :tenant, #day = :day, #ttl = :ttl, #type = :type ADD ${adds.join(', ')}`,
-          ExpressionAttributeNames: { ...names, '#day': 'day', '#type': 'type' },
-          ExpressionAttributeValues: { ...values, ':type': 'usage' },
-        }),
-      );
+  private async write({ tenantId, day, counts }: PendingUsage): Promise<void> {
+    const names: Record<string, string> = { '#ttl': 'ttl' };
+    const values: Record<string, unknown> = {
+      ':tenant': tenantId,
+      ':day': day,
+      ':ttl': Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + RETENTION_SECONDS,
+    };
+    const adds: string[] = [];
+    for (const [i, [counter, amount]] of [...counts.entries()].entries()) {
+      names[`#c${i}`] = counter;
+      values[`:c${i}`] = amount;
+      adds.push(`#c${i} :c${i}`);
     }
+    await this.options.client.send(
+      new UpdateCommand({
+        TableName: this.options.tableName,
+        Key: { pk: usagePk(tenantId), sk: day },
+        UpdateExpression: `SET tenantId = :tenant, #day = :day, #ttl = :ttl, #type = :type ADD ${adds.join(', ')}`,
+        ExpressionAttributeNames: { ...names, '#day': 'day', '#type': 'type' },
+        ExpressionAttributeValues: { ...values, ':type': 'usage' },
+      }),
+    );
   }
 }
 

@@ -18,7 +18,7 @@ export function createUsage(logger: Logger): HandlerUsage {
       try {
         await meter.flush();
       } catch (err) {
-        logger.warn('usage not recorded', { error: err as Error });
+        logger.warn('usage not recorded yet: kept for the next flush of this instance', { error: err as Error });
       }
     },
   };
