@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { devLimits } from '../../local/seed.ts';
-import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
+import { httpApi, STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { connect, handshakeStatus } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
@@ -91,6 +91,19 @@ describe('a handshake', () => {
     const badTenant = runtime.identity.signToken({ ...base, tenantId: 'acme#G#chat' }).token;
     expect(await handshakeStatus(runtime.wsUrl, noTenant)).toBe(403);
     expect(await handshakeStatus(runtime.wsUrl, badTenant)).toBe(403);
+  });
+
+  it('with a user id of 256 euro signs opens and publishes over HTTP; one holding half a surrogate pair is refused', async () => {
+    // Until 2026-12-04 both were a 500: the first's percent-encoded id passed DynamoDB's 2,048-byte partition key in
+    // the connection counter and the HTTP rate-limit keys, the second's could not be encoded at all.
+    const long = runtime.identity.signToken({ ...base, userId: '€'.repeat(256), roles: ['admin'] }).token;
+    expect(await handshakeStatus(runtime.wsUrl, long)).toBe(101);
+    const published = await httpApi(runtime, long, 'POST', '/v1/publish', { group: 'chat:general', data: 1 });
+    expect(published.status).toBe(202);
+    const broken = runtime.identity.signToken({ ...base, userId: 'bob\ud800' }).token;
+    expect(await handshakeStatus(runtime.wsUrl, broken)).toBe(403);
+    const refused = await httpApi(runtime, broken, 'POST', '/v1/publish', { group: 'chat:general', data: 1 });
+    expect(refused.status).toBe(401);
   });
 });
 
