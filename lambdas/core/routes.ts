@@ -5,6 +5,7 @@
  */
 import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
+import { assertMayFollow } from './entities/access.ts';
 import {
   BadRequestError,
   ForbiddenError,
@@ -102,6 +103,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
       case 'subscribe': {
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        assertMayFollow(tenant.entityRules, caller, frame.group);
         if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
           throw new ForbiddenError(
             `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`,
@@ -156,6 +158,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
         const tenant = await deps.tenants.get(caller.tenantId);
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+        assertMayFollow(tenant.entityRules, caller, frame.group);
         await deps.admit?.('presence', caller, request.connectionId);
         const presence = deps.presence;
         const live: LivePresence =

@@ -12,6 +12,8 @@ import type { EntityCaller, EntityRule, EntityRules, EntitySpec } from './model.
 
 /** The key of the rule for every entity that has none of its own (a new tenant's default: docs/tenants.md). */
 export const ANY_ENTITY = '*';
+/** The live feed of entity `<name>` is the group `entity:<name>`. */
+export const ENTITY_GROUP_PREFIX = 'entity:';
 
 /** The rule for an entity: its own, else the tenant's `*` rule, else none. */
 export function ruleOf(rules: EntityRules, entity: string): EntityRule | undefined {
@@ -34,6 +36,22 @@ export function canRead(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>): 
 
 export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>): boolean {
   return hasAny(caller.roles, rule.writeRoles);
+}
+
+/**
+ * A subscribe to a live feed (`entity:<name>`) is a read of the entity: refused (FORBIDDEN) as `GET` would be, for a
+ * caller none of whose roles reads it, so its acks (their seq) and timing tell nothing of changes it may not read
+ * (until 2026-12-04 only the role rules were asked; found by an attacking pass). Other groups pass.
+ */
+export function assertMayFollow(
+  rules: EntityRules | undefined,
+  caller: Pick<EntityCaller, 'roles'>,
+  group: string,
+): void {
+  if (!group.startsWith(ENTITY_GROUP_PREFIX)) return;
+  const entity = group.slice(ENTITY_GROUP_PREFIX.length);
+  const rule = ruleOf(rules ?? {}, entity);
+  if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
 }
 
 export function assertCanRead(rule: EntityRule, caller: EntityCaller, entity: string): void {
