@@ -233,6 +233,48 @@ describe('rollover before the connection cap', () => {
     expect(asked).toEqual([{ fresh: false }, { fresh: false }, { fresh: false }]);
   });
 
+  it('asks for no fresh token after a standby took over from a cut primary whose token has expired since', async () => {
+    let issued = 0;
+    const asked: unknown[] = [];
+    const clock = { now: () => 0 };
+    const h = setup({
+      rolloverAfterMs: 60_000,
+      refreshBeforeMs: 1000,
+      getToken: async (request) => {
+        asked.push(request);
+        issued++;
+        // The first token lives 30 min (never refreshed here), the later ones an hour.
+        return { token: `t${issued}`, expiresAt: Math.floor(clock.now() / 1000) + (issued === 1 ? 1800 : 3600) };
+      },
+    });
+    clock.now = () => h.clock.now();
+    const first = await connect(h);
+    collect(h, 'chat');
+    first.ackAll('subscribe');
+    // The rollover opens a standby; it opens, but the primary is cut before its resubscribe is answered.
+    await h.clock.advance(60_000);
+    const standby = h.server.last();
+    standby.accept();
+    await settle();
+    first.drop(1001);
+    standby.ackAll('subscribe');
+    await settle();
+    // Past the first token's expiry (found by a reviewing helper: until 2026-12-04 each rollover from then on asked
+    // for a fresh token, on account of the cut primary's).
+    for (let i = 0; i < 2400; i++) {
+      await h.clock.advance(1000);
+      for (const s of h.server.sockets) {
+        if (s.closed) continue;
+        s.ackAll('refresh');
+        s.ackAll('subscribe');
+        if (s.readyState === 0) s.accept();
+      }
+      await settle();
+    }
+    expect(asked.length).toBeGreaterThan(30);
+    expect(asked.filter((r) => (r as { fresh: boolean }).fresh)).toEqual([]);
+  });
+
   it('waits longer after each failed new connection, asking getToken for a fresh token', async () => {
     const h = setup({ rolloverAfterMs: 60_000 });
     const old = await connect(h);

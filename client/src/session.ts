@@ -69,7 +69,12 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     emit('state', next, previous);
   }
 
-  const activate = createKeepalive(s, requests, end, () => rollover.start(), report);
+  const keepalive = createKeepalive(s, requests, end, () => rollover.start(), report);
+  /** A socket becomes the primary (reconnected, or a standby taking over): the expiry of the one before is no concern. */
+  const activate = (t: Transport) => {
+    expiry = undefined;
+    keepalive(t);
+  };
   const rollover = createRollover(transports, requests, s.requestTimeoutMs, reconnect.delay, {
     connected: () => state === 'connected',
     openStandby: (fresh) => void open('standby', fresh),
@@ -136,8 +141,6 @@ export function createSession(s: Settings, units: SessionUnits): Session {
       return;
     }
     reconnect.opened();
-    // The token that expired is no longer the one in use: a rollover later needs no fresh one on its account.
-    expiry = undefined;
     setState('connected');
     activate(t);
     subscriptions.resubscribe(t);

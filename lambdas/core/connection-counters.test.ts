@@ -273,11 +273,17 @@ describe('connection counters', () => {
 });
 
 describe('a user id in a key', () => {
-  it('is percent-encoded, and hashed where that would pass 512 characters, so every key stays within DynamoDB’s', () => {
+  it('is percent-encoded, and hashed only where that would not fit, so every key stays within DynamoDB’s', () => {
     expect(userKeyPart('alice#1')).toBe('alice%231');
+    // An id whose key fitted before keeps it (its counter and buckets are found after an upgrade).
+    expect(userKeyPart('é'.repeat(256))).toBe(encodeURIComponent('é'.repeat(256)));
     const long = '€'.repeat(256);
-    expect(userKeyPart(long)).toMatch(/^~[A-Za-z0-9_-]{43}$/);
+    expect(userKeyPart(long)).toMatch(/^%h[A-Za-z0-9_-]{43}$/);
     expect(userKeyPart(long)).not.toBe(userKeyPart('€'.repeat(255)));
+    // No id spells another's hash: percent-encoding never writes `%h`, and a `~` stays a `~`.
+    const hash = userKeyPart(long);
+    expect(userKeyPart(hash)).not.toBe(hash);
+    expect(userKeyPart(`~${hash.slice(2)}`)).not.toBe(hash);
     for (const key of [counterKeys.user('t'.repeat(64), long).pk, rateKeys.userHttp('t'.repeat(64), long)]) {
       expect(Buffer.byteLength(key)).toBeLessThan(2048);
     }

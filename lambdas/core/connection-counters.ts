@@ -57,13 +57,15 @@ const MARK_INDEX_PK = 'CONNS#RECOUNT';
 const COUNTER_LIFETIME_SECONDS = limits.maxConnectionSeconds + 5 * 60;
 
 /**
- * A user id as a part of a key: percent-encoded (no `#` of its own), or hashed when that would be long (256
- * characters of `€` encode to 2,304, past DynamoDB's 2,048-byte partition key: until 2026-12-04 every request of
- * such a user failed with a 500; found by an attacking pass). Ids are well-formed text (auth.ts, callerFromClaims).
+ * A user id as a part of a key: percent-encoded (no `#` of its own), or, when that would not fit DynamoDB's 2,048-byte
+ * partition key beside a tenant id and the key's other parts (256 characters of `€` encode to 2,304: until
+ * 2026-12-04 every request of such a user failed with a 500; found by an attacking pass), `%h` and a SHA-256 hash,
+ * which no percent-encoding can spell (`%` there is always followed by two hex digits). Every id that fitted before
+ * keeps its key. Ids are well-formed text (auth.ts, callerFromClaims).
  */
 export function userKeyPart(userId: string): string {
   const encoded = encodeURIComponent(userId);
-  return encoded.length <= 512 ? encoded : `~${createHash('sha256').update(userId).digest('base64url')}`;
+  return encoded.length <= 1900 ? encoded : `%h${createHash('sha256').update(userId).digest('base64url')}`;
 }
 
 export const counterKeys = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { fanoutLaneGroupId, messageGroupIdOf, sqsId } from './delivery.ts';
+import { attributeId, deliverySendParams, fanoutLaneGroupId, messageGroupIdOf, sqsId } from './delivery.ts';
 
 describe('queue message groups', () => {
   it('name a group by tenant and group, and hash a group whose name would pass 128 characters', () => {
@@ -37,5 +37,26 @@ describe('ids as SQS takes them', () => {
     for (const id of hashed) expect(id).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
     expect(new Set(hashed).size).toBe(odd.length);
     expect(sqsId('chg:acme:item:new york:1')).toBe(hashed[0]);
+    // Ids that differ only in half a surrogate pair (or a U+FFFD) stay apart (a reviewing helper's find).
+    const halves = ['order\uD800', 'order\uDBFF', 'order\uDC00', 'order\uFFFD'].map(sqsId);
+    expect(new Set(halves).size).toBe(4);
+  });
+
+  it('go in the messageId attribute as they are where SQS takes the characters, and hashed where it does not', () => {
+    expect(attributeId('Zürich 😀')).toBe('Zürich 😀');
+    for (const id of ['ctl\u0001x', 'nonchar\uFFFF', 'half\uD800']) {
+      expect(attributeId(id)).toBe(sqsId(id));
+      const params = deliverySendParams('q', {
+        v: 1,
+        id,
+        tenantId: 'acme',
+        group: 'chat:x',
+        data: 1,
+        from: 'u',
+        ts: 1,
+      });
+      expect(params.MessageAttributes.messageId.StringValue).toMatch(/^h:/);
+      expect(params.MessageDeduplicationId).toBe(sqsId(id));
+    }
   });
 });

@@ -114,12 +114,21 @@ export function fanoutLaneGroupId(tenantId: string, group: string, shard: number
 /**
  * An id as SQS takes it for a FIFO message group or deduplication id: 1 to 128 characters of `[!-~]` (printable
  * ASCII, no space; SendMessage's MessageDeduplicationId). Any other id (a change of a row whose text key has a space
- * or an accent, an id a server SDK caller chose, a long one) is hashed (`h:` + SHA-256, base64url), so it still
- * deduplicates exactly as itself. Until 2026-12-04 such a change was refused by SQS on every attempt and never
- * reached the live feed (found by an attacking pass).
+ * or an accent, an id a server SDK caller chose, a long one) is hashed (`h:` + SHA-256 of its UTF-16 code units, so
+ * two ids differing only in half a surrogate pair stay apart), and still deduplicates exactly as itself. Until
+ * 2026-12-04 such a change was refused by SQS on every attempt and never reached the live feed (found by an
+ * attacking pass).
  */
 export function sqsId(id: string): string {
-  return /^[!-~]{1,128}$/.test(id) ? id : `h:${createHash('sha256').update(id).digest('base64url')}`;
+  return /^[!-~]{1,128}$/.test(id) ? id : `h:${createHash('sha256').update(id, 'utf16le').digest('base64url')}`;
+}
+
+/** Characters an SQS message attribute's string value may hold (XML's: SendMessage's MessageAttributeValue). */
+const ATTRIBUTE_TEXT = /^[\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
+
+/** A message id for the `messageId` attribute, which only correlates logs: as it is, or `sqsId`'s hash of it. */
+export function attributeId(id: string): string {
+  return ATTRIBUTE_TEXT.test(id) ? id : sqsId(id);
 }
 
 /** SendMessage parameters for the delivery queue (FIFO): ordered per tenant and group, deduplicated by id. */
@@ -132,9 +141,7 @@ export function deliverySendParams(queueUrl: string, message: QueueMessage, dedu
     MessageDeduplicationId: sqsId(id),
     MessageAttributes: {
       tenantId: { DataType: 'String', StringValue: message.tenantId },
-      // SQS refuses a lone surrogate in an attribute (its characters are XML's): the id only correlates logs, so one
-      // goes as U+FFFD (what UTF-8 encoding makes of it).
-      messageId: { DataType: 'String', StringValue: Buffer.from(id, 'utf8').toString('utf8') },
+      messageId: { DataType: 'String', StringValue: attributeId(id) },
     },
   };
 }

@@ -235,6 +235,12 @@ describe('replication messages', () => {
     });
     expect(JSON.parse(params.MessageBody)).toEqual(replica('a', 7));
   });
+
+  it('sends a replica of a message whose id SQS cannot take with ids and attributes it can (the home takes them)', () => {
+    const params = replicaSendParams(US, replica('ctl\u0001\uD800', 7));
+    expect(params.MessageDeduplicationId).toMatch(/^h:/);
+    expect(params.MessageAttributes.messageId.StringValue).toMatch(/^h:/);
+  });
 });
 
 describe('replicatingHistory', () => {

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type BroadcastDeps, broadcastRun, type DeliveryResult } from './broadcast.ts';
-import { DeliveryMessage, messageGroupIdOf, type SequencedMessage, sqsId } from './delivery.ts';
+import { attributeId, DeliveryMessage, messageGroupIdOf, type SequencedMessage, sqsId } from './delivery.ts';
 import type { GroupHistory } from './history.ts';
 import { sqsMessageBody } from './sqs-batches.ts';
 import * as z from './zod.ts';
@@ -174,7 +174,7 @@ export function replicaSendParams(queueUrl: string, replica: ReplicaMessage) {
     MessageDeduplicationId: sqsId(`${message.id}@${seq}`),
     MessageAttributes: {
       tenantId: { DataType: 'String', StringValue: message.tenantId },
-      messageId: { DataType: 'String', StringValue: message.id },
+      messageId: { DataType: 'String', StringValue: attributeId(message.id) },
     },
   };
 }

@@ -83,8 +83,8 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
     // failure failed the whole batch, and a lasting one took every change that shared its batches to the DLQ).
     // Within a unit, a change AWS refuses as such fails alone (until 2026-12-04 it failed its unit every time).
     const retry = await feedUnits(unitsOf(events).values(), {
-      feed: async (unitEvents) => {
-        const messages = await produceChangeMessages(unitEvents, { ...deps, setAside: setAsideChange(recordsOf) });
+      feed: async (unitEvents, setAside) => {
+        const messages = await produceChangeMessages(unitEvents, { ...deps, setAside });
         await deps.enqueue(messages);
         logger.info('changes fed', { events: unitEvents.length, messages: messages.length });
       },

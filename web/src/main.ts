@@ -104,6 +104,9 @@ interface Editor {
 }
 
 const STORAGE_KEY = 'tenantcast-demo-identity';
+
+/** The page was signed out while it waited: nothing to report (the next user's page must not show it). */
+class SignedOut extends Error {}
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class SignedIn {
@@ -263,10 +266,12 @@ class SignedIn {
         return loaded;
       } catch (err) {
         const starting = err instanceof ApiError && (err.status === 503 || err.code === 'NETWORK');
-        if ((!starting && !tenantNotConfigured(err)) || this.#closed) throw err;
+        if (this.#closed) throw new SignedOut();
+        if (!starting && !tenantNotConfigured(err)) throw err;
         if (!starting) report(err, 'load:schema');
         renderState('connecting');
         await sleep(waitMs);
+        if (this.#closed) throw new SignedOut();
       }
     }
   }
@@ -576,7 +581,9 @@ function signIn(identity: Identity): void {
   byId('sign-out').hidden = false;
   const app = new SignedIn(identity);
   current = app;
-  app.start().catch(report);
+  app.start().catch((err: unknown) => {
+    if (!(err instanceof SignedOut) && current === app) report(err);
+  });
 }
 
 function signOut(): void {

@@ -375,6 +375,36 @@ describe('feeding units of changes', () => {
     expect(out).toEqual({ fed: ['a', 'c', 't'], aside: ['bad: refused for good: Value chg:x '], retry: [] });
   });
 
+  it('sets a change aside once when its unit is fed again change by change (a too-big change beside a refused one)', async () => {
+    const { deps, data, write } = setup();
+    data.tables.get('note')?.set('big', { id: 'big' });
+    const diff = { id: [null, 'big'] } as never;
+    data.addChange({
+      entity: 'note',
+      key: 'big',
+      version: 1,
+      op: 'insert',
+      changed_by: 'x'.repeat(300_000),
+      diff,
+      published: true,
+    });
+    for (const key of ['fine', 'refused']) write('note', { id: key }, key, 1);
+    const aside: string[] = [];
+    const fed: string[] = [];
+    const retry = await feedUnits([[event('note', 'big', 1), event('note', 'fine', 1), event('note', 'refused', 1)]], {
+      feed: async (events, setAside) => {
+        const messages = await produceChangeMessages(events, { ...deps, setAside });
+        if (messages.some((m) => (m.data as { key?: unknown }).key === 'refused')) throw refused;
+        fed.push(...messages.map((m) => String((m.data as { key?: unknown }).key)));
+      },
+      setAside: async (e) => {
+        aside.push(String(e.key));
+      },
+      failed: () => undefined,
+    });
+    expect({ retry, fed, aside: aside.sort() }).toEqual({ retry: [], fed: ['fine'], aside: ['big', 'refused'] });
+  });
+
   it('retries a unit that failed for a reason that may pass, whole, and feeds the other units', async () => {
     const units = [[event('note', 'a', 1), event('note', 'b', 1)], [event('task', 't', 1)]];
     const down = Object.assign(new Error('cluster not answering'), { name: 'ServiceUnavailableError' });

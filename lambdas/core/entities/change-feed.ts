@@ -34,31 +34,36 @@ export interface ChangeFeedDeps {
 /**
  * Feeds each unit (one tenant's entity: one query). A unit that fails for a reason no retry changes (a request AWS
  * refuses as such, lambdas/core/poison.ts) is fed again change by change, so one change that can never succeed does
- * not hold back the others, and a change that fails so alone is set aside at once. Returns the changes to retry
- * (their unit, or they alone, failed for a reason that may pass); `failed` hears of every failure.
+ * not hold back the others, and a change that fails so alone is set aside at once. `feed` gets the set-aside to use
+ * (for a change it finds undeliverable): each change is set aside once, however often its unit is fed. Returns the
+ * changes to retry (their unit, or they alone, failed for a reason that may pass); `failed` hears of every failure.
  */
 export async function feedUnits(
   units: Iterable<readonly ChangeEvent[]>,
   ports: {
-    readonly feed: (events: readonly ChangeEvent[]) => Promise<void>;
-    readonly setAside: (event: ChangeEvent, reason: string) => Promise<void>;
+    readonly feed: (events: readonly ChangeEvent[], setAside: ChangeFeedDeps['setAside']) => Promise<void>;
+    readonly setAside: ChangeFeedDeps['setAside'];
     readonly failed: (events: readonly ChangeEvent[], err: unknown) => void;
   },
 ): Promise<ChangeEvent[]> {
+  const setAsideKeys = new Set<string>();
+  const setAsideOnce: ChangeFeedDeps['setAside'] = async (event, reason) => {
+    const key = JSON.stringify([event.tenantId, event.entity, event.key, event.version]);
+    if (setAsideKeys.has(key)) return;
+    setAsideKeys.add(key);
+    await ports.setAside(event, reason);
+  };
   const retry: ChangeEvent[] = [];
   const attempt = async (events: readonly ChangeEvent[]): Promise<void> => {
     try {
-      await ports.feed(events);
+      await ports.feed(events, setAsideOnce);
     } catch (err) {
       ports.failed(events, err);
       const [only] = events;
       if (!isPermanent(err)) retry.push(...events);
       else if (events.length > 1 || only === undefined) for (const event of events) await attempt([event]);
       else
-        await ports.setAside(
-          only,
-          `refused for good: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500),
-        );
+        await setAsideOnce(only, `refused for good: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500));
     }
   };
   for (const events of units) await attempt(events);
