@@ -115,6 +115,22 @@ describe('createSubscriptions', () => {
     ]);
   });
 
+  it('settles ready of a subscription let go before its answer, whatever the answer: a refusal or a failure rejects it', async () => {
+    for (const answer of [
+      new TenantcastClientError('FORBIDDEN', 'no', 'g'),
+      new TenantcastClientError('INTERNAL', 'boom', 'g'),
+    ]) {
+      const h = setupGroups();
+      const leave = h.subs.add('g', () => undefined);
+      leave();
+      h.sent[0]?.settle(answer);
+      await expect(leave.ready).rejects.toBe(answer);
+      // Not retried once let go.
+      await h.clock.advance(60_000);
+      expect(h.sent.filter((s) => s.frame.action === 'subscribe')).toHaveLength(1);
+    }
+  });
+
   it('tells the server when the last handler of a group leaves, and only then', () => {
     const h = setupGroups();
     const first = h.subs.add('g', () => undefined);

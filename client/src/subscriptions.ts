@@ -78,13 +78,12 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         if (!groups.has(name)) leave(t, name);
         if (outcome instanceof TenantcastClientError) {
           report(outcome);
-          if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code)) {
+          // Retried while the group is still wanted; refused, or failed once the app let it go, `ready` rejects.
+          if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code) && groups.get(name) === group) {
             return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
           }
-          if (groups.get(name) === group) {
-            groups.delete(name);
-            group.reject(outcome);
-          }
+          if (groups.get(name) === group) groups.delete(name);
+          group.reject(outcome);
         } else {
           // Subscribed live (no `since`: only then does the ack carry a seq): where the group stands now is where a
           // later resubscribe resumes (unless a message seen meanwhile is further on: a cursor only moves forward).

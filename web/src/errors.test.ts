@@ -11,6 +11,14 @@ describe('ErrorBanners', () => {
     expect(banners.items.map((b) => b.code)).toEqual(['NETWORK']);
   });
 
+  it('clears every error at once (a sign-out)', () => {
+    const banners = new ErrorBanners();
+    banners.add('FORBIDDEN', 'no', 'load:schema');
+    banners.add('INTERNAL', 'boom');
+    banners.clear();
+    expect(banners.items).toEqual([]);
+  });
+
   it('clears the errors of an action when the same action succeeds, and only those', () => {
     const banners = new ErrorBanners();
     banners.add('NETWORK', 'no answer', 'load:task');

@@ -32,6 +32,11 @@ export class ErrorBanners {
     this.#items = this.#items.filter((b) => b.id !== id);
   }
 
+  /** Every banner goes (the user signed out: the errors were the previous session's). */
+  clear(): void {
+    this.#items = [];
+  }
+
   /** The action worked this time: its banners go. */
   succeeded(action: string): void {
     this.#items = this.#items.filter((b) => b.action !== action);

@@ -262,6 +262,7 @@ class SignedIn {
     for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 4000)) {
       try {
         const loaded = await load();
+        if (this.#closed) throw new SignedOut();
         succeeded('load:schema');
         return loaded;
       } catch (err) {
@@ -596,6 +597,8 @@ function signOut(): void {
   byId('sign-in').hidden = false;
   byId('entities').replaceChildren();
   byId('who').textContent = '';
+  banners.clear();
+  renderErrors();
 }
 
 function storedIdentity(): Identity | undefined {

@@ -50,8 +50,9 @@ export async function feedUnits(
   const setAsideOnce: ChangeFeedDeps['setAside'] = async (event, reason) => {
     const key = JSON.stringify([event.tenantId, event.entity, event.key, event.version]);
     if (setAsideKeys.has(key)) return;
-    setAsideKeys.add(key);
+    // Remembered once it is set aside: a set-aside that failed is tried again (or fails the batch, redelivered).
     await ports.setAside(event, reason);
+    setAsideKeys.add(key);
   };
   const retry: ChangeEvent[] = [];
   const attempt = async (events: readonly ChangeEvent[]): Promise<void> => {
