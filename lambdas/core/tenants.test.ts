@@ -76,6 +76,21 @@ describe('the tenant catalog', () => {
     expect(sent.map((s) => (s.input.ExpressionAttributeValues as Record<string, string>)[':kind'])).toEqual(['C#']);
   });
 
+  it('leaves out and names a tenant whose items do not parse when asked to, and fails the listing otherwise', async () => {
+    const broken = { ...config('broken'), roleRules: 'not rules' };
+    const { client } = fakeClient({
+      'C#': [[config('acme'), broken, config('globex')]],
+      'S#': [[{ ...schemaItem('globex'), snapshot: '{not json' }]],
+    });
+    const directory = new TenantDirectory({ client, tableName: 't' });
+    const invalid: string[] = [];
+    const listed = await directory.list({ onInvalid: (tenantId) => invalid.push(tenantId) });
+    // Until 2026-12-04 one such item failed the outbox relay's listing, so no tenant's outbox was relayed.
+    expect(listed.map((t) => t.tenantId)).toEqual(['acme']);
+    expect(invalid).toEqual(['broken', 'globex']);
+    await expect(directory.list()).rejects.toThrow();
+  });
+
   it('finds one tenant with a strongly consistent read of its own items, past the cache', async () => {
     const { client, sent } = fakeClient({});
     expect(await new TenantDirectory({ client, tableName: 't' }).find('acme')).toBeUndefined();

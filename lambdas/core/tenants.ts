@@ -158,18 +158,35 @@ export class TenantDirectory {
    * `schemas` is false, one of the schema snapshots (up to ~400 KB each). For the operator CLI, onboarding and the
    * outbox relay, never a request path.
    */
-  async list(options: { readonly schemas?: boolean } = {}): Promise<TenantConfig[]> {
+  async list(
+    options: {
+      readonly schemas?: boolean;
+      /**
+       * Given: a tenant whose items do not parse (written by another version during a rollout, or by hand) is left
+       * out and named here, and the others are listed (the outbox relay's way: one bad item must not stop every
+       * tenant's relay). @default none: such an item fails the listing
+       */
+      readonly onInvalid?: (tenantId: string, reason: string) => void;
+    } = {},
+  ): Promise<TenantConfig[]> {
     const [configs, snapshots] = await Promise.all([
       this.catalog('C'),
       options.schemas === false ? [] : this.catalog('S'),
     ]);
-    const schemas = new Map(snapshots.map((item) => [tenantOfPk(item.pk), JSON.parse(String(item.snapshot))]));
-    return configs
-      .map((item) => {
-        const schema = schemas.get(tenantOfPk(item.pk));
-        return TenantConfig.parse({ ...item, ...(schema !== undefined && { schema }) });
-      })
-      .sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+    const snapshotOf = new Map(snapshots.map((item) => [tenantOfPk(item.pk), String(item.snapshot)]));
+    const listed: TenantConfig[] = [];
+    for (const item of configs) {
+      const tenantId = tenantOfPk(item.pk);
+      try {
+        const snapshot = snapshotOf.get(tenantId);
+        const schema: unknown = snapshot === undefined ? undefined : JSON.parse(snapshot);
+        listed.push(TenantConfig.parse({ ...item, ...(schema !== undefined && { schema }) }));
+      } catch (err) {
+        if (options.onInvalid === undefined) throw err;
+        options.onInvalid(tenantId, err instanceof Error ? err.message.slice(0, 300) : String(err));
+      }
+    }
+    return listed.sort((a, b) => a.tenantId.localeCompare(b.tenantId));
   }
 
   /**

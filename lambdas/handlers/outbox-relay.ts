@@ -22,8 +22,12 @@ const deps = {
   ...createEntityData(tenants),
   publish: changesPublisher(new SQSClient(clientConfig), requireEnv('CHANGES_QUEUE_URL')),
   // The catalog's configs from its index (a Query, no schemas), once a minute (docs/data-model.md).
-  tenantIds: async () =>
-    (await tenants.list({ schemas: false })).filter((t) => t.database !== undefined).map((t) => t.tenantId),
+  tenantIds: async () => {
+    const onInvalid = (tenantId: string, reason: string) =>
+      logger.error('tenant configuration unreadable: its outbox is not relayed', { tenantId, reason });
+    const listed = await tenants.list({ schemas: false, onInvalid });
+    return listed.filter((t) => t.database !== undefined).map((t) => t.tenantId);
+  },
   log: (message: string, details: Record<string, unknown>) => logger.error(message, details),
 };
 
