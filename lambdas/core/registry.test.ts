@@ -206,6 +206,14 @@ describe('the membership version of a group', () => {
       expect(member?.replayFrom).toBeUndefined();
     });
 
+    it('writes no membership version for an unsubscribe of a group the connection never held', async () => {
+      const { tenantId, registry, version } = setup();
+      expect(await registry.unsubscribe(tenantId, 'c1', 'never-held', now + 5)).toBe(true);
+      expect(await registry.unsubscribe(tenantId, 'c1', 'never-held-2')).toBe(true);
+      expect(await version('never-held')).toBe(0);
+      expect(await version('never-held-2')).toBe(0);
+    });
+
     it('keeps only the newest unsubscribe mark, with an expiry past any running subscribe', async () => {
       const { tenantId, registry } = setup();
       await registry.unsubscribe(tenantId, 'c9', 'chat', now + 50);

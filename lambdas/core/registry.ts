@@ -335,8 +335,11 @@ export class Registry {
           };
     const member = memberKey(tenantId, group, connectionId);
     if (at !== undefined) await this.markUnsubscribed(connectionId, group, at);
-    if ((await this.deleteIf(member, onlyOlder)).refused) return false;
-    await this.membershipChanged(tenantId, group);
+    const removed = await this.deleteIf(member, onlyOlder);
+    if (removed.refused) return false;
+    // Only a membership that was there changes the group: an unsubscribe of a group never held writes no version item
+    // (until 2026-12-04 each made one that never expires; found by an attacking pass).
+    if (removed.deleted) await this.membershipChanged(tenantId, group);
     // Refused: a later subscribe wrote its connection-side item meanwhile (after this one's group side went): it stays.
     await this.deleteIf({ pk: connectionPk(connectionId), sk: `G#${group}` }, onlyOlder);
     // Again: an earlier subscribe's group side may have been written after the first delete (`dropIfUnsubscribed`);
