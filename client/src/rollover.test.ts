@@ -141,6 +141,27 @@ describe('createRollover', () => {
 
 // Through createClient (moved from client.test.ts).
 
+/**
+ * A client rolling over every minute whose first token lives `firstSeconds` and later ones an hour; `asked` records
+ * each getToken request.
+ */
+function withExpiringTokens(firstSeconds: number) {
+  let issued = 0;
+  const asked: unknown[] = [];
+  let now = () => 0;
+  const h = setup({
+    rolloverAfterMs: 60_000,
+    refreshBeforeMs: 1000,
+    getToken: async (request) => {
+      asked.push(request);
+      issued++;
+      return { token: `t${issued}`, expiresAt: Math.floor(now() / 1000) + (issued === 1 ? firstSeconds : 3600) };
+    },
+  });
+  now = () => h.clock.now();
+  return { h, asked };
+}
+
 describe('rollover before the connection cap', () => {
   it('opens the new connection, resubscribes it, and only then closes the old one, with no state change', async () => {
     const h = setup({ rolloverAfterMs: 100_000 });
@@ -208,20 +229,8 @@ describe('rollover before the connection cap', () => {
   });
 
   it('asks for no fresh token at a rollover after a reconnection, though the token before it has expired since', async () => {
-    let issued = 0;
-    const asked: unknown[] = [];
-    const clock = { now: () => 0 };
-    const h = setup({
-      rolloverAfterMs: 60_000,
-      refreshBeforeMs: 1000,
-      getToken: async (request) => {
-        asked.push(request);
-        issued++;
-        // The first token lives 20 s, the later ones an hour.
-        return { token: `t${issued}`, expiresAt: Math.floor(clock.now() / 1000) + (issued === 1 ? 20 : 3600) };
-      },
-    });
-    clock.now = () => h.clock.now();
+    // The first token lives 20 s, the later ones an hour.
+    const { h, asked } = withExpiringTokens(20);
     const first = await connect(h);
     await h.clock.advance(5000);
     first.drop();
@@ -234,20 +243,8 @@ describe('rollover before the connection cap', () => {
   });
 
   it('asks for no fresh token after a standby took over from a cut primary whose token has expired since', async () => {
-    let issued = 0;
-    const asked: unknown[] = [];
-    const clock = { now: () => 0 };
-    const h = setup({
-      rolloverAfterMs: 60_000,
-      refreshBeforeMs: 1000,
-      getToken: async (request) => {
-        asked.push(request);
-        issued++;
-        // The first token lives 30 min (never refreshed here), the later ones an hour.
-        return { token: `t${issued}`, expiresAt: Math.floor(clock.now() / 1000) + (issued === 1 ? 1800 : 3600) };
-      },
-    });
-    clock.now = () => h.clock.now();
+    // The first token lives 30 min (never refreshed here), the later ones an hour.
+    const { h, asked } = withExpiringTokens(1800);
     const first = await connect(h);
     collect(h, 'chat');
     first.ackAll('subscribe');
