@@ -40,6 +40,7 @@ function setup(members: Member[], failures: Record<string, number[]> = {}) {
       connectionsOfUser: async () => [],
       membershipVersion: async () => 0,
       removeConnection: async () => ({ groups: 1 }),
+      awaitsReplay: async () => true,
       completeReplay: async () => undefined,
     },
     post: async (connectionId) => {

@@ -44,6 +44,8 @@ interface Options {
   afterListing?: () => void;
   /** Runs (once) right before the run raises the group's counter: its history items are written, its seqs not yet readable. */
   beforeCounterRaise?: () => Promise<void>;
+  /** Connections whose membership no longer waits for a replay (they left, or subscribed again without since). */
+  notAwaitingReplay?: string[];
 }
 
 /** The table's client, running `options.beforeCounterRaise` once before the first raise of a group's counter. */
@@ -97,6 +99,8 @@ function setup(options: Options = {}) {
         removed.push(connectionId);
         return { groups: 1 };
       },
+      awaitsReplay: async (_tenantId, _group, connectionId) =>
+        !removed.includes(connectionId) && !(options.notAwaitingReplay ?? []).includes(connectionId),
       completeReplay: async (_tenantId, _group, connectionId) => {
         replayed.push(connectionId);
       },
@@ -917,6 +921,16 @@ describe('replay', () => {
     expect(frames.map((f) => f.type)).toEqual(['batch', 'batch', 'reset']);
     expect(frames.at(-1)).toMatchObject({ reason: 'HISTORY_TOO_LONG', seq: 6 });
     expect(replayed).toEqual(['late']);
+  });
+
+  it('sends nothing to a member that left, or subscribed again without since, before its replay ran', async () => {
+    const { deps, posts, replayed } = setup({ members: [member('c1')], notAwaitingReplay: ['left'] });
+    await broadcastRun([message('a'), message('b')], false, deps);
+    const before = posts.length;
+    const result = await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'left', since: 0 }, deps);
+    expect(posts.length).toBe(before);
+    expect(result).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(replayed).toEqual([]);
   });
 
   it('completes the replay even when there is nothing to send', async () => {

@@ -31,7 +31,7 @@ export interface BroadcastDeps {
   >;
   readonly registry: Pick<
     Registry,
-    'members' | 'membershipVersion' | 'removeConnection' | 'completeReplay' | 'connectionsOfUser'
+    'members' | 'membershipVersion' | 'removeConnection' | 'awaitsReplay' | 'completeReplay' | 'connectionsOfUser'
   >;
   /**
    * Member lists kept between runs, used while the group's membership version (`registry.membershipVersion`) is
@@ -685,6 +685,12 @@ export async function replay(
   deps: BroadcastDeps,
 ): Promise<DeliveryResult> {
   const { tenantId, group, connectionId, since } = request;
+  // The member may have left (or subscribed again without `since`) while the request waited in the queue: then it is
+  // owed nothing, and a frame now would arrive after its unsubscribe was acknowledged.
+  if (!(await deps.registry.awaitsReplay(tenantId, group, connectionId))) {
+    deps.log?.('replay skipped: the membership no longer waits for it', { tenantId, group, connectionId, since });
+    return { delivered: 0, gone: 0, failed: 0 };
+  }
   const history = await deps.history.read(tenantId, group, since, limits.replayMessages);
   const reset = (reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG') =>
     JSON.stringify({ type: 'reset', group, reason, seq: history.seq });

@@ -62,6 +62,18 @@ describe('the membership version of a group', () => {
     expect(await memberIds()).toEqual([]);
   });
 
+  it('says a membership waits for its replay only until it is completed, replaced or left', async () => {
+    const { tenantId, registry, caller } = setup();
+    await registry.subscribe(caller, 'c1', 'chat', now, { since: 0 });
+    await registry.subscribe(caller, 'c2', 'chat', now, { since: 0 });
+    await registry.subscribe(caller, 'c3', 'chat', now, { since: 0 });
+    expect(await registry.awaitsReplay(tenantId, 'chat', 'c1')).toBe(true);
+    await registry.completeReplay(tenantId, 'chat', 'c1');
+    await registry.subscribe(caller, 'c2', 'chat', now);
+    await registry.unsubscribe(tenantId, 'c3', 'chat');
+    for (const c of ['c1', 'c2', 'c3', 'never']) expect(await registry.awaitsReplay(tenantId, 'chat', c)).toBe(false);
+  });
+
   it('goes up when a member ends its replay wait, and not for a member that already left', async () => {
     const { tenantId, registry, caller, version } = setup();
     await registry.subscribe(caller, 'c1', 'chat', now, { since: 0 });

@@ -300,6 +300,26 @@ export class Registry {
   }
 
   /** Ends a member's wait for its replay: live delivery includes it from now on. No-op if it left. */
+  /**
+   * Whether the connection's membership of `group` still waits for its replay (a consistent read of the member item):
+   * false once the member left (an unsubscribe, a disconnect), subscribed again without `since` (live delivery
+   * already includes it), or had its replay completed by an earlier attempt. A replay run for a membership that no
+   * longer waits would post history the client did not ask for, after its unsubscribe was acknowledged (until
+   * 2026-12-04).
+   */
+  async awaitsReplay(tenantId: string, group: string, connectionId: string): Promise<boolean> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: memberKey(tenantId, group, connectionId),
+        ConsistentRead: true,
+        ProjectionExpression: 'replayFrom, #ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+      }),
+    );
+    return out.Item !== undefined && !this.isExpired(out.Item) && typeof out.Item.replayFrom === 'number';
+  }
+
   async completeReplay(tenantId: string, group: string, connectionId: string): Promise<void> {
     try {
       await this.client.send(

@@ -296,6 +296,7 @@ describe('deliverReplicas', () => {
         connectionsOfUser: async () => [],
         membershipVersion: async () => 0,
         removeConnection: async () => ({ groups: 0 }),
+        awaitsReplay: async () => true,
         completeReplay: async () => undefined,
       },
       post: async (connectionId, data) => {

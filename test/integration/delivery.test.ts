@@ -238,6 +238,30 @@ describe('recovery with since', () => {
     );
   });
 
+  it('replays nothing to a connection that unsubscribed before its replay ran', async () => {
+    const group = 'chat:left-early';
+    const watcher = await client('acme', 'watcher');
+    await watcher.request({ action: 'subscribe', group });
+    const watcherId = connectionIdOf();
+    const pub = await client('acme', 'pub');
+    for (let i = 0; i < 3; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(watcher, group).length === 3);
+    // Hold the group's stream with a slow post, so the replay request waits in the queue behind the next run.
+    const remove = runtime().gateway.injectFaults({ delayMs: 600, count: 1, connectionIds: [watcherId] });
+    await pub.request({ action: 'publish', group, data: { i: 3 } });
+    await sleep(100);
+    const leaver = await client('acme', 'leaver');
+    expect(await leaver.request({ action: 'subscribe', group, since: 0 })).toMatchObject({ type: 'ack' });
+    expect(await leaver.request({ action: 'unsubscribe', group })).toMatchObject({ type: 'ack' });
+    const acknowledged = leaver.frames.length;
+    remove();
+    await until(() => messages(watcher, group).length === 4, 10_000, 'the held run delivered');
+    // The replay request ran right behind the held run; give it time to post.
+    await sleep(500);
+    expect(leaver.frames.slice(acknowledged)).toEqual([]);
+    expect(messages(leaver, group)).toEqual([]);
+  });
+
   it('sends reset with the current seq when history after since has expired', async () => {
     const group = 'chat:expired';
     const pub = await client('acme', 'pub');
