@@ -59,6 +59,15 @@ describe('client frames', () => {
     expect(parseClientFrame({ action: 'subscribe', group: 'x'.repeat(128) }).action).toBe('subscribe');
   });
 
+  it("takes in a user group any user id of printable ASCII but '#', and nothing else beyond the plain names", () => {
+    for (const group of ['user:auth0|5f3c', 'user:bob+tag@example.com', `user:${'u'.repeat(256)}`, 'user:a/b"c']) {
+      expect(parseClientFrame({ action: 'subscribe', group }).action).toBe('subscribe');
+    }
+    for (const group of ['user:a#b', 'user:a b', 'user:ü', `user:${'u'.repeat(257)}`, 'chat:a|b', 'a@b']) {
+      expect(rejectionOf(() => parseClientFrame({ action: 'subscribe', group })).message).toContain('group must match');
+    }
+  });
+
   it('echoes a usable ref even from an invalid frame', () => {
     expect(refOf({ action: 'nope', ref: 'r1' })).toBe('r1');
     expect(refOf({ ref: 5 })).toBeUndefined();

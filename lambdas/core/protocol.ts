@@ -5,7 +5,15 @@
 import { BadRequestError, type ErrorCode } from './errors.ts';
 import * as z from './zod.ts';
 
-export const GROUP_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/**
+ * The user ids a user's own group `user:<id>` can name (docs/protocol.md, "Groups"): printable ASCII but `#` (the
+ * key separator, docs/data-model.md), as many characters as a user id may have (auth.ts). OpenID Connect's `sub` is
+ * ASCII, and issuers spell it `auth0|…`, `google-oauth2|…` or as an e-mail address: until 2026-12-04 a user group
+ * took only the characters of other group names, so such users could be sent nothing of their own.
+ */
+export const USER_GROUP_ID = /^[!"$-~]{1,256}$/;
+/** Group names: letters, digits and `_.:-`, 1 to 128; or `user:` and a user id as `USER_GROUP_ID` takes it. */
+export const GROUP_PATTERN = /^(?:[A-Za-z0-9_.:-]{1,128}|user:[!"$-~]{1,256})$/;
 /** Tenant ids become part of DynamoDB keys; they must never contain the key separator `#`. */
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 

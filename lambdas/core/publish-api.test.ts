@@ -158,13 +158,22 @@ describe('handlePublishRequest', () => {
 });
 
 describe('parsePublishBody', () => {
+  it.each(['auth0|5f3c2a', 'google-oauth2|1034', 'bob+tag@example.com', 'x'.repeat(256)])(
+    "takes the user id %s as OpenID Connect issuers spell it, for the group 'user:<id>'",
+    (id) => {
+      expect(parsePublishBody({ userId: id, data: 1 })).toEqual({ group: `user:${id}`, data: 1 });
+    },
+  );
+
   it.each([
     [{ group: 'chat:x', userId: 'bob', data: 1 }, "exactly one of 'group' and 'userId'"],
     [{ data: 1 }, "exactly one of 'group' and 'userId'"],
     [{ group: 'chat:x' }, 'data'],
     [{ group: 'chat:x', data: 1, tenantId: 'globex' }, "unknown field 'tenantId'"],
     [{ group: 'no spaces', data: 1 }, 'group must match'],
-    [{ userId: 'bob@example.com', data: 1 }, 'userId must match'],
+    [{ userId: 'bob smith', data: 1 }, 'userId must match'],
+    [{ userId: 'bob#1', data: 1 }, 'userId must match'],
+    [{ userId: 'x'.repeat(257), data: 1 }, 'userId must match'],
     [[1, 2], 'body must be a JSON object'],
   ])('refuses %j with BAD_REQUEST naming the problem', (body, problem) => {
     expect(() => parsePublishBody(body)).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));

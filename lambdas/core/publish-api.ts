@@ -22,7 +22,7 @@ import {
 import { BadRequestError, TenantcastError, toTenantcastError } from './errors.ts';
 import type { HttpIdentity } from './http-identity.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
-import { GROUP_PATTERN } from './protocol.ts';
+import { GROUP_PATTERN, USER_GROUP_ID } from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
 import type { TenantDirectory } from './tenants.ts';
 import * as z from './zod.ts';
@@ -34,8 +34,8 @@ const userId = z
   .string()
   .check(
     z.regex(
-      /^[A-Za-z0-9_.:-]{1,123}$/,
-      `userId must match ^[A-Za-z0-9_.:-]{1,123}$ (the group user:<id> must be a group name)`,
+      USER_GROUP_ID,
+      `userId must match ${USER_GROUP_ID.source} (printable ASCII without '#': the group user:<id> must be a group name)`,
     ),
   );
 
