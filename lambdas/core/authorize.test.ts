@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { FetchError, JwtInvalidSignatureError, KidNotFoundInJwksError } from 'aws-jwt-verify/error';
 import { defaultClaimNames } from './auth.ts';
-import { authorize, originPolicyFrom, refusedOrigin, type TokenVerifier } from './authorize.ts';
+import { authorize, originPolicyFrom, refusedOrigin, requireExpiry, type TokenVerifier } from './authorize.ts';
 
 const methodArn = 'arn:aws:execute-api:eu-west-1:123456789012:abc/dev/$connect';
 const verifier = (payload: Record<string, unknown> | Error): TokenVerifier => ({
@@ -125,5 +125,12 @@ describe('the origin policy', () => {
     expect(refusedOrigin(undefined, policy)).toBe('no Origin header');
     expect(refusedOrigin(undefined, originPolicyFrom('', 'true'))).toBeUndefined();
     expect(refusedOrigin('https://anything.example', originPolicyFrom('*', 'false'))).toBeUndefined();
+  });
+});
+
+describe('requireExpiry', () => {
+  it('refuses a token without a numeric exp and passes one that has it', () => {
+    expect(() => requireExpiry({ payload: { sub: 'alice' } })).toThrow('no exp claim');
+    expect(() => requireExpiry({ payload: { sub: 'alice', exp: 1_900_000_000 } })).not.toThrow();
   });
 });

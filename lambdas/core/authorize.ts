@@ -59,6 +59,20 @@ export function refusedOrigin(origin: string | undefined, policy: OriginPolicy):
 /** API Gateway answers 401 when the authorizer throws exactly this. */
 export const UNAUTHORIZED = 'Unauthorized';
 
+/**
+ * A token must say when it expires: aws-jwt-verify checks `exp` only when a token has one (RFC 7519 makes it
+ * optional), while API Gateway's HTTP API JWT authorizer requires it ("exp – Must be after the current time"), and a
+ * connection never outlives its token (docs/security.md). So every verifier of tenant tokens (the `$connect`
+ * authorizer, `refresh`, the local HTTP API) runs this as aws-jwt-verify's `customJwtCheck`. Until 2026-12-04 a token
+ * without `exp` opened a WebSocket connection bound only by the 2-hour cap (and, locally, published over HTTP for
+ * ever), while the same token was refused over HTTP on AWS.
+ */
+export function requireExpiry({ payload }: { readonly payload: JwtPayload }): void {
+  if (typeof payload.exp !== 'number') {
+    throw new jwtErrors.JwtParseError('JWT payload has no exp claim');
+  }
+}
+
 export async function authorize(
   event: Pick<APIGatewayRequestAuthorizerEvent, 'headers' | 'queryStringParameters' | 'methodArn'>,
   deps: AuthorizeDeps,

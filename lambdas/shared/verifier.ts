@@ -2,13 +2,19 @@
 import { JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import { type ClaimNames, defaultClaimNames } from '../core/auth.ts';
+import { requireExpiry } from '../core/authorize.ts';
 import { optionalEnv, requireEnv } from '../core/env.ts';
 import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
 
 /** A verifier for the tenant's tokens: issuer, audience and JWKS from `JWT_ISSUER`, `JWT_AUDIENCE`, `JWKS_URI`. */
 export function createJwtVerifier() {
   return JwtVerifier.create(
-    { issuer: requireEnv('JWT_ISSUER'), audience: requireEnv('JWT_AUDIENCE'), jwksUri: requireEnv('JWKS_URI') },
+    {
+      issuer: requireEnv('JWT_ISSUER'),
+      audience: requireEnv('JWT_AUDIENCE'),
+      jwksUri: requireEnv('JWKS_URI'),
+      customJwtCheck: requireExpiry,
+    },
     { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
   );
 }

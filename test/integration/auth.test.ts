@@ -50,6 +50,10 @@ describe('a handshake', () => {
     ['three garbage segments', () => 'a.b.c'],
     ['an expired token', () => runtime.identity.signToken({ ...base, now: now() - 7200, ttlSeconds: 60 }).token],
     [
+      'a token that never expires (no exp)',
+      () => runtime.identity.signToken({ ...base, extraClaims: { exp: undefined } }).token,
+    ],
+    [
       'a token not yet valid',
       () => runtime.identity.signToken({ ...base, extraClaims: { nbf: now() + 3600, iat: now() + 3600 } }).token,
     ],
@@ -84,6 +88,16 @@ describe('a handshake', () => {
   it.each(refused)('with %s is refused with 401, as a subprotocol and in the query string', async (_what, token) => {
     expect(await handshakeStatus(runtime.wsUrl, token(), 'subprotocol')).toBe(401);
     expect(await handshakeStatus(runtime.wsUrl, token(), 'query')).toBe(401);
+  });
+
+  it('with a token that never expires is refused over HTTP too, as API Gateway refuses it (claims mean one thing)', async () => {
+    const forever = runtime.identity.signToken({ ...base, roles: ['admin'], extraClaims: { exp: undefined } }).token;
+    const answer = await httpApi(runtime, forever, 'POST', '/v1/publish', { group: 'chat:general', data: 1 });
+    expect(answer.status).toBe(401);
+    const expiring = runtime.identity.signToken({ ...base, roles: ['admin'] }).token;
+    expect((await httpApi(runtime, expiring, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(
+      202,
+    );
   });
 
   it('with a verified token lacking a usable tenant claim is refused with 403', async () => {

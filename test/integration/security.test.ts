@@ -109,6 +109,17 @@ describe('refresh', () => {
       () => runtime().identity.signToken({ tenantId: 'acme', userId: 'refusee', roles: [], now: 1_000_000 }).token,
       'UNAUTHORIZED',
     ],
+    [
+      'a token that never expires (no exp)',
+      () =>
+        runtime().identity.signToken({
+          tenantId: 'acme',
+          userId: 'refusee',
+          roles: ['member'],
+          extraClaims: { exp: undefined },
+        }).token,
+      'UNAUTHORIZED',
+    ],
     ['a malformed token', () => 'not.a.jwt', 'UNAUTHORIZED'],
     [
       'a token of another issuer',
