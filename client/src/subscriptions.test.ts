@@ -131,6 +131,17 @@ describe('createSubscriptions', () => {
     }
   });
 
+  it('rejects ready of a subscription let go while it waits to be sent again, with the failure it waited on', async () => {
+    const h = setupGroups();
+    const leave = h.subs.add('g', () => undefined);
+    const failure = new TenantcastClientError('RATE_LIMITED', 'slow down', 'g');
+    h.sent[0]?.settle(failure);
+    leave();
+    await h.clock.advance(60_000);
+    await expect(leave.ready).rejects.toBe(failure);
+    expect(h.sent.map((s) => `${s.frame.action} ${s.frame.group}`)).toEqual(['subscribe g', 'unsubscribe g']);
+  });
+
   it('tells the server when the last handler of a group leaves, and only then', () => {
     const h = setupGroups();
     const first = h.subs.add('g', () => undefined);

@@ -70,7 +70,7 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     const group = groups.get(name) as Group; // add and resubscribe call it for a group that is there
     let attempt = 0;
     return new Promise(function send(done) {
-      if (groups.get(name) !== group || !usable(t)) return done();
+      if (!usable(t)) return done();
       request(t, { action: 'subscribe', group: name, since: group.cursor.lastSeq }, (outcome) => {
         // Unsubscribed while this was in flight: that unsubscribe, sent at once, may have reached the server in the
         // same millisecond, which counts as subscribe last (docs/protocol.md). Said again now, it is surely later;
@@ -80,7 +80,10 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
           report(outcome);
           // Retried while the group is still wanted; refused, or failed once the app let it go, `ready` rejects.
           if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code) && groups.get(name) === group) {
-            return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
+            // Let go while it waits to be sent again: `ready` rejects with the failure it waited on.
+            return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () =>
+              groups.get(name) === group ? send(done) : done(group.reject(outcome)),
+            );
           }
           if (groups.get(name) === group) groups.delete(name);
           group.reject(outcome);
