@@ -40,7 +40,7 @@ function setup(members: Member[], failures: Record<string, number[]> = {}) {
       connectionsOfUser: async () => [],
       membershipVersion: async () => 0,
       removeConnection: async () => ({ groups: 1 }),
-      awaitsReplay: async () => true,
+      replayState: async () => 'waiting' as const,
       completeReplay: async () => undefined,
     },
     post: async (connectionId) => {

@@ -31,7 +31,7 @@ export interface BroadcastDeps {
   >;
   readonly registry: Pick<
     Registry,
-    'members' | 'membershipVersion' | 'removeConnection' | 'awaitsReplay' | 'completeReplay' | 'connectionsOfUser'
+    'members' | 'membershipVersion' | 'removeConnection' | 'replayState' | 'completeReplay' | 'connectionsOfUser'
   >;
   /**
    * Member lists kept between runs, used while the group's membership version (`registry.membershipVersion`) is
@@ -685,10 +685,12 @@ export async function replay(
   deps: BroadcastDeps,
 ): Promise<DeliveryResult> {
   const { tenantId, group, connectionId, since } = request;
-  // The member may have left (or subscribed again without `since`) while the request waited in the queue: then it is
-  // owed nothing, and a frame now would arrive after its unsubscribe was acknowledged.
-  if (!(await deps.registry.awaitsReplay(tenantId, group, connectionId))) {
-    deps.log?.('replay skipped: the membership no longer waits for it', { tenantId, group, connectionId, since });
+  // While the request waited in the queue the member may have left (a frame now would arrive after its unsubscribe was
+  // acknowledged), or subscribed again (that subscribe's own request, or live delivery, serves it). A `user:` group
+  // reaches its user's connections subscribed or not, so one that left is still owed what it missed.
+  const state = await deps.registry.replayState(tenantId, group, connectionId, since, request.at);
+  if (state === 'taken' || (state === 'gone' && !group.startsWith(USER_GROUP_PREFIX))) {
+    deps.log?.('replay skipped: no membership waits for it', { tenantId, group, connectionId, since, state });
     return { delivered: 0, gone: 0, failed: 0 };
   }
   const history = await deps.history.read(tenantId, group, since, limits.replayMessages);
@@ -728,7 +730,10 @@ export async function replay(
     total.gone += result.gone;
     if (cut || result.gone > 0) break;
   }
-  await deps.registry.completeReplay(tenantId, group, connectionId);
+  await deps.registry.completeReplay(tenantId, group, connectionId, {
+    since,
+    ...(request.at !== undefined && { at: request.at }),
+  });
   return total;
 }
 

@@ -62,16 +62,26 @@ describe('the membership version of a group', () => {
     expect(await memberIds()).toEqual([]);
   });
 
-  it('says a membership waits for its replay only until it is completed, replaced or left', async () => {
+  it("says a subscribe's replay waits only while the membership it wrote does, until it is completed", async () => {
     const { tenantId, registry, caller } = setup();
-    await registry.subscribe(caller, 'c1', 'chat', now, { since: 0 });
-    await registry.subscribe(caller, 'c2', 'chat', now, { since: 0 });
-    await registry.subscribe(caller, 'c3', 'chat', now, { since: 0 });
-    expect(await registry.awaitsReplay(tenantId, 'chat', 'c1')).toBe(true);
-    await registry.completeReplay(tenantId, 'chat', 'c1');
-    await registry.subscribe(caller, 'c2', 'chat', now);
-    await registry.unsubscribe(tenantId, 'c3', 'chat');
-    for (const c of ['c1', 'c2', 'c3', 'never']) expect(await registry.awaitsReplay(tenantId, 'chat', c)).toBe(false);
+    // Connection ids of their own: an unsubscribe's mark is kept per connection and group, whatever the tenant.
+    await registry.subscribe(caller, 'r1', 'chat', now, { since: 4, at: now + 10 });
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 4, now + 10)).toBe('waiting');
+    // Another subscribe's membership (a later one with since, or one without) is taken, not this request's.
+    await registry.subscribe(caller, 'r1', 'chat', now, { since: 1, at: now + 20 });
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 4, now + 10)).toBe('taken');
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('waiting');
+    // An older request's completion leaves the newer wait alone.
+    await registry.completeReplay(tenantId, 'chat', 'r1', { since: 4, at: now + 10 });
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('waiting');
+    await registry.completeReplay(tenantId, 'chat', 'r1', { since: 1, at: now + 20 });
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('taken');
+    await registry.unsubscribe(tenantId, 'r1', 'chat', now + 30);
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('gone');
+    // A request queued without `at` (before 2026-12-04) is told by its since.
+    await registry.subscribe(caller, 'r2', 'chat', now, { since: 7, at: now + 40 });
+    expect(await registry.replayState(tenantId, 'chat', 'r2', 7)).toBe('waiting');
+    expect(await registry.replayState(tenantId, 'chat', 'r2', 6)).toBe('taken');
   });
 
   it('goes up when a member ends its replay wait, and not for a member that already left', async () => {

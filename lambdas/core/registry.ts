@@ -299,35 +299,60 @@ export class Registry {
     }
   }
 
-  /** Ends a member's wait for its replay: live delivery includes it from now on. No-op if it left. */
   /**
-   * Whether the connection's membership of `group` still waits for its replay (a consistent read of the member item):
-   * false once the member left (an unsubscribe, a disconnect), subscribed again without `since` (live delivery
-   * already includes it), or had its replay completed by an earlier attempt. A replay run for a membership that no
-   * longer waits would post history the client did not ask for, after its unsubscribe was acknowledged (until
-   * 2026-12-04).
+   * Where the replay request of one subscribe (`since`, and `at`, when API Gateway received it) stands, by a
+   * consistent read of the member item: `waiting` while the membership that subscribe wrote waits for it; `taken`
+   * when the membership is another subscribe's (a later one, with or without `since`: its own request, if any, serves
+   * it) or live already (an earlier attempt of this request completed); `gone` when the connection is no member (it
+   * unsubscribed or disconnected while the request waited). Until 2026-12-04 every request replayed whatever stood:
+   * history was posted after an acknowledged unsubscribe, and an older request served a newer subscribe.
    */
-  async awaitsReplay(tenantId: string, group: string, connectionId: string): Promise<boolean> {
+  async replayState(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    since: number,
+    at?: number,
+  ): Promise<'waiting' | 'taken' | 'gone'> {
     const out = await this.client.send(
       new GetCommand({
         TableName: this.tableName,
         Key: memberKey(tenantId, group, connectionId),
         ConsistentRead: true,
-        ProjectionExpression: 'replayFrom, #ttl',
-        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ProjectionExpression: 'replayFrom, #at, #ttl',
+        ExpressionAttributeNames: { '#at': 'at', '#ttl': 'ttl' },
       }),
     );
-    return out.Item !== undefined && !this.isExpired(out.Item) && typeof out.Item.replayFrom === 'number';
+    const item = out.Item;
+    if (item === undefined || this.isExpired(item)) return 'gone';
+    return item.replayFrom === since && (at === undefined || item.at === at) ? 'waiting' : 'taken';
   }
 
-  async completeReplay(tenantId: string, group: string, connectionId: string): Promise<void> {
+  /**
+   * Ends the replay wait of the membership one subscribe wrote (`since`, `at`: `replayState`), so live delivery
+   * includes the member; a membership another subscribe wrote meanwhile keeps its own wait. Without `wait`, whatever
+   * wait the member has. No-op if it left. Idempotent.
+   */
+  async completeReplay(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    wait?: { readonly since: number; readonly at?: number },
+  ): Promise<void> {
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
           UpdateExpression: 'REMOVE replayFrom',
-          ConditionExpression: 'attribute_exists(pk)',
+          ...(wait === undefined
+            ? { ConditionExpression: 'attribute_exists(pk)' }
+            : {
+                ConditionExpression:
+                  wait.at === undefined ? 'replayFrom = :since' : 'replayFrom = :since AND #at = :at',
+                ...(wait.at !== undefined && { ExpressionAttributeNames: { '#at': 'at' } }),
+                ExpressionAttributeValues: { ':since': wait.since, ...(wait.at !== undefined && { ':at': wait.at }) },
+              }),
         }),
       );
     } catch (err) {

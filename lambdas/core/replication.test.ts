@@ -296,7 +296,7 @@ describe('deliverReplicas', () => {
         connectionsOfUser: async () => [],
         membershipVersion: async () => 0,
         removeConnection: async () => ({ groups: 0 }),
-        awaitsReplay: async () => true,
+        replayState: async () => 'waiting' as const,
         completeReplay: async () => undefined,
       },
       post: async (connectionId, data) => {
