@@ -21,9 +21,11 @@ function fakePresence(initial: Member[], open: string[]) {
   const alive = new Set(open);
   const posted: { connectionId: string; frame: unknown }[] = [];
   const removed: string[] = [];
+  const reads: unknown[] = [];
   const deps: PresenceDeps = {
     registry: {
-      async *members() {
+      async *members(_tenantId, _group, read) {
+        reads.push(read);
         if (members.length > 0) yield [...members];
       },
       async removeConnection(connectionId) {
@@ -38,7 +40,7 @@ function fakePresence(initial: Member[], open: string[]) {
       return alive.has(connectionId);
     },
   };
-  return { deps, posted, removed, members: () => members };
+  return { deps, posted, removed, reads, members: () => members };
 }
 
 describe('aggregatePresence', () => {
@@ -173,34 +175,55 @@ describe('sharedPresence', () => {
 });
 
 describe('announceJoin', () => {
-  it("announces a user's first connection to every member of the group", async () => {
+  it("announces a user's first connection to every member of the group, itself included", async () => {
     const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1', 'c2']);
-    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', [member('c1', 'alice')]);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
     expect(fake.posted.map((p) => p.connectionId)).toEqual(['c1', 'c2']);
     expect(fake.posted[0]?.frame).toEqual({ type: 'presence', group: 'chat:x', event: 'join', userId: 'bob' });
   });
 
-  it('stays quiet when the user already had a connection in the group', async () => {
+  it('stays quiet when another connection of the user is a member once it joined', async () => {
     const fake = fakePresence([member('c1', 'bob'), member('c2', 'bob')], ['c1', 'c2']);
-    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', [member('c1', 'bob')]);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
     expect(fake.posted).toEqual([]);
+  });
+
+  it('reads the members consistently, after the write', async () => {
+    const fake = fakePresence([member('c2', 'bob')], ['c2']);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
+    expect(fake.reads).toEqual([{ consistent: true }]);
   });
 });
 
 describe('announceLeave', () => {
   it("announces a user's last connection leaving to the members that remain", async () => {
-    const fake = fakePresence([], ['c1']);
-    await announceLeave(fake.deps, 'chat:x', 'bob', 'c2', [member('c1', 'alice'), member('c2', 'bob')]);
+    const fake = fakePresence([member('c1', 'alice')], ['c1']);
+    await announceLeave(fake.deps, 'acme', 'chat:x', 'bob', 'c2', [member('c1', 'alice'), member('c2', 'bob')]);
     expect(fake.posted).toEqual([
       { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
     ]);
+    expect(fake.reads).toEqual([{ consistent: true }]);
   });
 
   it('stays quiet while the user keeps another connection, or when the connection was not a member', async () => {
-    const fake = fakePresence([], ['c1']);
-    await announceLeave(fake.deps, 'chat:x', 'bob', 'c2', [member('c1', 'bob'), member('c2', 'bob')]);
-    await announceLeave(fake.deps, 'chat:x', 'bob', 'c9', [member('c1', 'alice')]);
+    const fake = fakePresence([member('c1', 'bob')], ['c1']);
+    await announceLeave(fake.deps, 'acme', 'chat:x', 'bob', 'c2', [member('c1', 'bob'), member('c2', 'bob')]);
+    await announceLeave(fake.deps, 'acme', 'chat:x', 'bob', 'c9', [member('c1', 'alice')]);
     expect(fake.posted).toEqual([]);
+  });
+
+  it('announces the leave when two connections of the user leave at once, each having seen the other before', async () => {
+    // Both removals ran before either read the members again (two tabs closed together).
+    const fake = fakePresence([member('c1', 'alice')], ['c1']);
+    const before = [member('c1', 'alice'), member('b1', 'bob'), member('b2', 'bob')];
+    await Promise.all([
+      announceLeave(fake.deps, 'acme', 'chat:x', 'bob', 'b1', before),
+      announceLeave(fake.deps, 'acme', 'chat:x', 'bob', 'b2', before),
+    ]);
+    expect(fake.posted.map((p) => [p.connectionId, (p.frame as { event: string }).event])).toContainEqual([
+      'c1',
+      'leave',
+    ]);
   });
 });
 

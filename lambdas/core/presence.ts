@@ -95,14 +95,15 @@ export function hasPresenceEvents(patterns: readonly string[] | undefined, group
   return (patterns ?? []).some((pattern) => globToRegExp(pattern).test(group));
 }
 
-/** Every member of a group (all pages). */
+/** Every member of a group (all pages); `consistent`: a strongly consistent read. */
 export async function allMembers(
   registry: Pick<Registry, 'members'>,
   tenantId: string,
   group: string,
+  read: { readonly consistent?: boolean } = {},
 ): Promise<Member[]> {
   const members: Member[] = [];
-  for await (const page of registry.members(tenantId, group)) members.push(...page);
+  for await (const page of registry.members(tenantId, group, read)) members.push(...page);
   return members;
 }
 
@@ -187,35 +188,43 @@ export async function announce(
 }
 
 /**
- * After `connectionId` of `userId` joined `group` (its membership written): announces `join` to the group if no
- * connection of the user was a member before. `before`: the members read before the subscription was written.
+ * After `connectionId` of `userId` joined `group` (its membership written and standing): announces `join` to the
+ * group unless another connection of the user is a member. Decided on the members read (consistently) after the
+ * write, as `announceLeave` decides on those read after the removal: of a join and a leave of one user's connections
+ * that race, the one that runs last reads the other's outcome, so the last event the members get is the true one.
+ * (Until 2026-12-04 both decided on the members read before their write: a tab subscribing while the user's other
+ * tab disconnected could leave her announced as gone.) A repeated join is allowed (docs/protocol.md).
  */
 export async function announceJoin(
   deps: PresenceDeps,
   tenantId: string,
   group: string,
   userId: string,
-  before: readonly Member[],
+  connectionId: string,
 ): Promise<void> {
-  if (before.some((m) => m.userId === userId)) return;
-  const members = await allMembers(deps.registry, tenantId, group);
+  const members = await allMembers(deps.registry, tenantId, group, { consistent: true });
+  if (members.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
   await announce(deps, members, { type: 'presence', group, event: 'join', userId });
 }
 
 /**
- * After `connectionId` of `userId` left `group`: announces `leave` to the remaining members if the connection was
- * a member and it was the user's last connection in the group. `before`: the members read before it left.
+ * After `connectionId` of `userId` left `group`: announces `leave` to the remaining members if the connection was a
+ * member (`before`: the members read before it left) and no other connection of the user is one now, read
+ * consistently after the removal. Two connections of one user leaving at once (two tabs closed together) each saw
+ * the other before; whichever reads last finds neither and announces (until 2026-12-04 neither did).
  */
 export async function announceLeave(
   deps: PresenceDeps,
+  tenantId: string,
   group: string,
   userId: string,
   connectionId: string,
   before: readonly Member[],
 ): Promise<void> {
   if (!before.some((m) => m.connectionId === connectionId)) return;
-  if (before.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
-  const remaining = before.filter((m) => m.connectionId !== connectionId);
+  const after = await allMembers(deps.registry, tenantId, group, { consistent: true });
+  if (after.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
+  const remaining = after.filter((m) => m.connectionId !== connectionId);
   await announce(deps, remaining, { type: 'presence', group, event: 'leave', userId });
 }
 
@@ -241,7 +250,7 @@ export async function removeAnnouncingLeaves<R>(
   const result = await remove();
   for (const [group, members] of before) {
     try {
-      await announceLeave(deps, group, who.userId, who.connectionId, members);
+      await announceLeave(deps, who.tenantId, group, who.userId, who.connectionId, members);
     } catch (err) {
       deps.onError?.(err, { group });
     }

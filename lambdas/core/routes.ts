@@ -109,17 +109,11 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
             `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`,
           );
         }
-        // Presence events: the members before the subscription tell whether this is the user's first connection.
-        // This connection's own member item does not count: it may be an earlier subscribe of the group that a
-        // concurrent unsubscribe is about to undo (announcing its leave), so a subscribe that stands announces its
-        // join unless another connection of the user is there (a repeated join is allowed: docs/protocol.md).
+        // Presence events: a subscribe that stands announces its join unless another connection of the user is a
+        // member once it is written (presence.ts, announceJoin).
         const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
-        const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
         const announceIfFirst = async () => {
-          if (presence && before) {
-            const others = before.filter((m) => m.connectionId !== request.connectionId);
-            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, others);
-          }
+          if (presence) await announceJoin(presence, caller.tenantId, frame.group, caller.userId, request.connectionId);
         };
         // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
         // client's last word holds, and this one is answered without a join or a replay.
@@ -187,7 +181,7 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         );
         // A subscribe received after this one stands (the member did not leave): no leave to announce.
         if (presence && before && left) {
-          await announceLeave(presence, frame.group, caller.userId, request.connectionId, before);
+          await announceLeave(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
         }
         return ack(ref);
       }

@@ -174,6 +174,33 @@ describe('presence events', () => {
     expect(await presenceOf(erin, 'room:lobby')).toEqual([{ userId: 'erin', connections: 1 }]);
   });
 
+  it("announce the leave of a user whose two tabs close together, and a tab's join while her other tab closes", async () => {
+    const ivan = await client('acme', 'ivan');
+    await subscribe(ivan, 'room:tabs');
+    const tabs = [await client('acme', 'judy'), await client('acme', 'judy')];
+    for (const tab of tabs) await subscribe(tab, 'room:tabs');
+    await ivan.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.userId === 'judy');
+    // Both $disconnects run at once; each read the other tab among the members before its removal.
+    await Promise.all(tabs.map((tab) => tab.close()));
+    await ivan.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'judy', 5_000);
+    expect(await presenceOf(ivan, 'room:tabs')).toEqual([{ userId: 'ivan', connections: 1 }]);
+
+    // A new tab subscribes while the old one closes: whatever the order, the last word the others hear is a join.
+    const old = await client('acme', 'judy');
+    await subscribe(old, 'room:tabs');
+    await sleep(200);
+    const fresh = await client('acme', 'judy');
+    await Promise.all([subscribe(fresh, 'room:tabs'), old.close()]);
+    // Past the 1 s in which presence answers for a group are shared (presence.ts, sharedPresence).
+    await sleep(1_100);
+    expect(
+      presenceEvents(ivan, 'room:tabs')
+        .filter((e) => e.endsWith(':judy'))
+        .at(-1),
+    ).toBe('join:judy');
+    expect(await presenceOf(ivan, 'room:tabs')).toContainEqual({ userId: 'judy', connections: 1 });
+  });
+
   it('announce the leave of a connection dropped without $disconnect once presence finds it gone', async () => {
     const gina = await client('acme', 'gina');
     await subscribe(gina, 'room:dropped');
