@@ -6,7 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Onboarding } from '../../lambdas/core/onboarding.ts';
 import { localDataPorts } from '../../local/tenant-data.ts';
-import { httpApi, jsonOf, useQuietRuntime } from '../support/local-stack.ts';
+import { eventually, httpApi, jsonOf, messages, openClient, useQuietRuntime } from '../support/local-stack.ts';
 
 const TENANT = 'shapes';
 const A = '9007199254740993'; // 2^53 + 1: JSON.parse would give 2^53
@@ -35,12 +35,16 @@ const runtime = useQuietRuntime(
           CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
           CREATE TABLE part (id int PRIMARY KEY, region text NOT NULL) PARTITION BY LIST (id);
           CREATE TABLE part_low PARTITION OF part FOR VALUES IN (1, 2, 3);
+          CREATE TABLE code (code char(8) PRIMARY KEY, title text);
+          CREATE TABLE price (amount numeric(10,2) PRIMARY KEY, title text);
+          CREATE TABLE tick (at timestamptz PRIMARY KEY, title text);
+          CREATE TABLE thing (id uuid PRIMARY KEY, title text);
         `,
         limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
       });
       await onboarding.setRules(TENANT, {
         entityRules: Object.fromEntries(
-          ['doc', 'obj', 'part'].map((name) => [
+          ['doc', 'obj', 'part', 'code', 'price', 'tick', 'thing'].map((name) => [
             name,
             { readRoles: ['member'], writeRoles: ['member'], bypassRoles: [] },
           ]),
@@ -97,4 +101,45 @@ describe('a partitioned table', () => {
     expect((await call('POST', '/v1/entities/part', { id: 1, region: 'eu' })).status).toBe(201);
     expect((await call('PATCH', '/v1/entities/part_low/1', { region: 'us' })).status).toBe(404);
   });
+});
+
+describe('a key whose JSON is not its text', () => {
+  it.each([
+    ['char(8)', 'code', { code: 'ab' }, 'ab'],
+    ['numeric(10,2)', 'price', { amount: '1.50' }, '1.50'],
+    ['timestamptz', 'tick', { at: '2024-05-01T10:00:00.123Z' }, encodeURIComponent('2024-05-01T10:00:00.123Z')],
+    [
+      'upper-case uuid',
+      'thing',
+      { id: 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' },
+      'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+    ],
+  ])(
+    '(%s) keeps one history: versions, If-Match, the change log and the live feed',
+    async (_type, entity, key, path) => {
+      const feed = await openClient(runtime(), token('alice'));
+      expect(await feed.request({ action: 'subscribe', group: `entity:${entity}` })).toMatchObject({ type: 'ack' });
+      expect((await call('POST', `/v1/entities/${entity}`, { ...key, title: 'one' })).body).toMatchObject({
+        _version: 1,
+      });
+      expect((await call('GET', `/v1/entities/${entity}/${path}`)).body).toMatchObject({ title: 'one', _version: 1 });
+      const patched = await httpApi(
+        runtime(),
+        token('alice'),
+        'PATCH',
+        `/v1/entities/${entity}/${path}`,
+        { title: 'two' },
+        {
+          'If-Match': '"1"',
+        },
+      );
+      expect(patched.status).toBe(200);
+      expect(jsonOf<Record<string, unknown>>(patched)).toMatchObject({ title: 'two', _version: 2 });
+      const changes = await call('GET', `/v1/entities/${entity}/${path}/changes`);
+      expect((changes.body.items as { version: number }[]).map((c) => c.version)).toEqual([1, 2]);
+      await eventually(() => messages(feed, `entity:${entity}`).length >= 2, 10_000, 'both changes on the feed');
+      expect(messages(feed, `entity:${entity}`).map((m) => (m.data as { version: number }).version)).toEqual([1, 2]);
+      await feed.close();
+    },
+  );
 });

@@ -125,7 +125,8 @@ export class FakeDataApi implements DataApi {
         diff: (typeof diff === 'string' ? JSON.parse(diff) : diff) as ChangeLogRow['diff'],
         published: false,
       });
-      return { rows: [], updated: 1 };
+      // RETURNING key: the key's text (PostgreSQL's `pk::text`; the fake's keys are text already).
+      return { rows: [{ key: String(key) }], updated: 1 };
     }
     if (sql.startsWith('SELECT COALESCE(MAX(version), 0)::int AS version')) {
       const [entity, key] = values;

@@ -28,6 +28,12 @@ export interface FieldSpec {
   readonly pgType?: string;
   /** A blank-padded `char(n)` column: its SQL text drops the padding its JSON value keeps. @default false */
   readonly padded?: boolean;
+  /**
+   * PostgreSQL's full spelling of the type, length and scale included (`numeric(10,2)`, `character(8)`): a primary key
+   * value cast to it gives the key's own text (`pk::text`), which keys the change log (sql.ts, `keyText`).
+   * @default `pgType`
+   */
+  readonly keyType?: string;
 }
 
 export interface EntitySpec {
@@ -137,7 +143,7 @@ export function toEntitySchema(snapshot: {
       {
         readonly primaryKey: string;
         readonly fields: Readonly<
-          Record<string, { type: string; udtName: string; nullable: boolean; hasDefault: boolean }>
+          Record<string, { type: string; udtName: string; nullable: boolean; hasDefault: boolean; pgType?: string }>
         >;
       }
     >
@@ -155,6 +161,7 @@ export function toEntitySchema(snapshot: {
         // Casts use PostgreSQL's spelling, except for arrays (converted from JSON text by the Data API port).
         pgType: type === 'text[]' ? 'text[]' : castTypeOf(spec.udtName, spec.type),
         ...(spec.udtName === 'bpchar' && { padded: true }),
+        ...(field === entity.primaryKey && spec.pgType !== undefined && { keyType: spec.pgType }),
       };
     }
     entities[name] = { primaryKey: entity.primaryKey, fields };

@@ -107,10 +107,6 @@ function parseRow(row: Row | undefined): EntityRow | undefined {
   return parsed;
 }
 
-function keyOf(entity: EntitySpec, row: EntityRow): string {
-  return String(row[entity.primaryKey]);
-}
-
 function versionOf(row: EntityRow): number {
   const v = row[VERSION_COLUMN];
   if (typeof v !== 'number') throw new Error('row read without its version');
@@ -274,8 +270,7 @@ export class EntityService {
     want: number,
     restriction: RowRestriction | undefined,
   ): Promise<{ visible: ChangeEntry[]; last: number; more: boolean }> {
-    const key = String(id);
-    const statement = changesStatement(entityName, key, after, {
+    const statement = changesStatement(entityName, entity, id, after, {
       diffBytes: CHANGE_DIFF_BYTES,
       valueBytes: CHANGE_VALUE_BYTES,
       imageBytes: IMAGE_VALUE_BYTES,
@@ -344,7 +339,7 @@ export class EntityService {
         const inserted = await one(tx, insertStatement(entityName, entity, values));
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
-        const lastVersion = lastVersionStatement(entityName, keyOf(entity, inserted));
+        const lastVersion = lastVersionStatement(entityName, entity, inserted[entity.primaryKey]);
         const last = await tx.execute(lastVersion.sql, lastVersion.params);
         return { before: undefined, after: inserted, version: Number(last.rows[0]?.version ?? 0) + 1 };
       });
@@ -429,15 +424,15 @@ export class EntityService {
       const image: EntityRow = { ...(after ?? before), [VERSION_COLUMN]: version };
       const change = {
         entity: entityName,
-        key: keyOf(entity, image),
+        id: image[entity.primaryKey],
         version,
         op,
         changedBy: caller.userId,
         diff: diffRows(entity, before, after),
       };
-      const statement = insertChangeStatement(change);
-      await tx.execute(statement.sql, statement.params);
-      return { row: image, change };
+      const statement = insertChangeStatement(entity, change);
+      const logged = await tx.execute(statement.sql, statement.params);
+      return { row: image, change: { ...change, key: String(logged.rows[0]?.key) } };
     });
     const event: ChangeEvent = {
       tenantId: caller.tenantId,

@@ -202,28 +202,44 @@ export function deleteStatement(table: string, entity: EntitySpec, id: unknown):
 
 export type ChangeOp = 'insert' | 'update' | 'delete';
 
+/**
+ * The change log's key of a primary key value: the key column's own text (`pk::text`), which the value cast to the
+ * key's full type gives (`1.5` as `numeric(10,2)` is `1.50`, a `char(8)` loses its padding, a uuid is lower case, a
+ * timestamptz is PostgreSQL's spelling). Every write and lookup of the change log by key goes through it, so a row's
+ * versions stay one history whatever spelling a request or a row's JSON used (until 2026-12-04 the log was keyed by
+ * the JSON value's text: such keys lost their versions, `If-Match`, their change log and their feed; found by an
+ * attacking pass).
+ */
+function keyText(entity: EntitySpec, p: ParamBuilder, id: unknown): string {
+  const value = p.field(entity, entity.primaryKey, id);
+  const keyType = entity.fields[entity.primaryKey]?.keyType;
+  return keyType === undefined ? `(${value})::text` : `CAST(${value} AS ${keyType})::text`;
+}
+
 export interface ChangeRecord {
   readonly entity: string;
-  readonly key: string;
+  /** The row's primary key value (its JSON value); the log keys it by `keyText`. */
+  readonly id: unknown;
   readonly version: number;
   readonly op: ChangeOp;
   readonly changedBy: string;
   readonly diff: Readonly<Record<string, readonly [unknown, unknown]>>;
 }
 
-export function insertChangeStatement(change: ChangeRecord): Statement {
+/** Writes one change to the log, returning the key it was logged under (`keyText`). */
+export function insertChangeStatement(spec: EntitySpec, change: ChangeRecord): Statement {
   const p = new ParamBuilder();
   const sql =
     `INSERT INTO ${quoteIdent(changeLog.table)} (entity, key, version, op, changed_by, diff)` +
-    ` VALUES (${p.value(change.entity)}, ${p.value(change.key)}, ${p.typedValue(change.version, 'integer')},` +
-    ` ${p.value(change.op)}, ${p.value(change.changedBy)}, ${p.typedValue(change.diff, 'jsonb')})`;
+    ` VALUES (${p.value(change.entity)}, ${keyText(spec, p, change.id)}, ${p.typedValue(change.version, 'integer')},` +
+    ` ${p.value(change.op)}, ${p.value(change.changedBy)}, ${p.typedValue(change.diff, 'jsonb')}) RETURNING key`;
   return { sql, params: p.params };
 }
 
 /** The highest version the change log has for a key (0 if none): a re-created key continues from it. */
-export function lastVersionStatement(entity: string, key: string): Statement {
+export function lastVersionStatement(entityName: string, entity: EntitySpec, id: unknown): Statement {
   const p = new ParamBuilder();
-  const sql = `SELECT COALESCE(MAX(version), 0)::int AS version FROM ${quoteIdent(changeLog.table)} WHERE entity = ${p.value(entity)} AND key = ${p.value(key)}`;
+  const sql = `SELECT COALESCE(MAX(version), 0)::int AS version FROM ${quoteIdent(changeLog.table)} WHERE entity = ${p.value(entityName)} AND key = ${keyText(entity, p, id)}`;
   return { sql, params: p.params };
 }
 
@@ -311,12 +327,18 @@ export interface ChangesBounds {
  * log was read whole, diffs and all: after one update of a 200 KB value the answer passed the Data API's 1 MiB
  * result, and the key's log answered 413 for good.
  */
-export function changesStatement(entity: string, key: string, afterVersion: number, bounds: ChangesBounds): Statement {
+export function changesStatement(
+  entity: string,
+  spec: EntitySpec,
+  id: unknown,
+  afterVersion: number,
+  bounds: ChangesBounds,
+): Statement {
   const p = new ParamBuilder();
   const whole = p.value(bounds.diffBytes);
   const field = p.value(bounds.valueBytes);
   const entityValue = p.value(entity);
-  const keyValue = p.value(key);
+  const keyValue = keyText(spec, p, id);
   const filter = bounds.filter;
   const imageBytes = p.value(bounds.imageBytes);
   // A diff over `whole` keeps its fields of at most `field`, in name order while they add up to at most `whole`.
