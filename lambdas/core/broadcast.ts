@@ -688,7 +688,7 @@ export async function replay(
   // While the request waited in the queue the member may have left (a frame now would arrive after its unsubscribe was
   // acknowledged), or subscribed again (that subscribe's own request, or live delivery, serves it). A `user:` group
   // reaches its user's connections subscribed or not, so one that left is still owed what it missed.
-  const state = await deps.registry.replayState(tenantId, group, connectionId, since, request.at);
+  const state = await deps.registry.replayState(tenantId, group, connectionId, since);
   if (state === 'taken' || (state === 'gone' && !group.startsWith(USER_GROUP_PREFIX))) {
     deps.log?.('replay skipped: no membership waits for it', { tenantId, group, connectionId, since, state });
     return { delivered: 0, gone: 0, failed: 0 };
@@ -730,10 +730,7 @@ export async function replay(
     total.gone += result.gone;
     if (cut || result.gone > 0) break;
   }
-  await deps.registry.completeReplay(tenantId, group, connectionId, {
-    since,
-    ...(request.at !== undefined && { at: request.at }),
-  });
+  await deps.registry.completeReplay(tenantId, group, connectionId, since);
   return total;
 }
 

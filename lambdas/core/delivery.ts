@@ -48,11 +48,6 @@ export const ReplayRequest = z.strictObject({
   group: z.string().check(z.regex(GROUP_PATTERN)),
   connectionId: z.string().check(z.minLength(1), z.maxLength(128)),
   since: z.number().check(z.int(), z.nonnegative()),
-  /**
-   * When API Gateway received the subscribe (ms), as its membership item holds it: the replay serves that membership
-   * only (Registry.replayState). Absent in requests queued before 2026-12-04: `since` alone tells.
-   */
-  at: z.optional(z.number().check(z.int(), z.nonnegative())),
   /** The subscriber's roles and claims, for the audience filter of replayed messages. */
   roles: z.optional(z.array(z.string())),
   claims: z.optional(z.record(z.string(), z.unknown())),

@@ -62,26 +62,26 @@ describe('the membership version of a group', () => {
     expect(await memberIds()).toEqual([]);
   });
 
-  it("says a subscribe's replay waits only while the membership it wrote does, until it is completed", async () => {
+  it("says a subscribe's replay waits only while the membership waits for a replay from its since", async () => {
     const { tenantId, registry, caller } = setup();
     // Connection ids of their own: an unsubscribe's mark is kept per connection and group, whatever the tenant.
     await registry.subscribe(caller, 'r1', 'chat', now, { since: 4, at: now + 10 });
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 4, now + 10)).toBe('waiting');
-    // Another subscribe's membership (a later one with since, or one without) is taken, not this request's.
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 4)).toBe('waiting');
+    // A later subscribe waiting from another since is taken, not this request's.
     await registry.subscribe(caller, 'r1', 'chat', now, { since: 1, at: now + 20 });
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 4, now + 10)).toBe('taken');
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('waiting');
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 4)).toBe('taken');
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1)).toBe('waiting');
     // An older request's completion leaves the newer wait alone.
-    await registry.completeReplay(tenantId, 'chat', 'r1', { since: 4, at: now + 10 });
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('waiting');
-    await registry.completeReplay(tenantId, 'chat', 'r1', { since: 1, at: now + 20 });
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('taken');
+    await registry.completeReplay(tenantId, 'chat', 'r1', 4);
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1)).toBe('waiting');
+    await registry.completeReplay(tenantId, 'chat', 'r1', 1);
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1)).toBe('taken');
     await registry.unsubscribe(tenantId, 'r1', 'chat', now + 30);
-    expect(await registry.replayState(tenantId, 'chat', 'r1', 1, now + 20)).toBe('gone');
-    // A request queued without `at` (before 2026-12-04) is told by its since.
+    expect(await registry.replayState(tenantId, 'chat', 'r1', 1)).toBe('gone');
+    // A later subscribe without since is live: taken.
     await registry.subscribe(caller, 'r2', 'chat', now, { since: 7, at: now + 40 });
-    expect(await registry.replayState(tenantId, 'chat', 'r2', 7)).toBe('waiting');
-    expect(await registry.replayState(tenantId, 'chat', 'r2', 6)).toBe('taken');
+    await registry.subscribe(caller, 'r2', 'chat', now, { at: now + 50 });
+    expect(await registry.replayState(tenantId, 'chat', 'r2', 7)).toBe('taken');
   });
 
   it('goes up when a member ends its replay wait, and not for a member that already left', async () => {

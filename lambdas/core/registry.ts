@@ -300,59 +300,51 @@ export class Registry {
   }
 
   /**
-   * Where the replay request of one subscribe (`since`, and `at`, when API Gateway received it) stands, by a
-   * consistent read of the member item: `waiting` while the membership that subscribe wrote waits for it; `taken`
-   * when the membership is another subscribe's (a later one, with or without `since`: its own request, if any, serves
-   * it) or live already (an earlier attempt of this request completed); `gone` when the connection is no member (it
-   * unsubscribed or disconnected while the request waited). Until 2026-12-04 every request replayed whatever stood:
-   * history was posted after an acknowledged unsubscribe, and an older request served a newer subscribe.
+   * Where the replay request of a subscribe with `since` stands, by a consistent read of the member item: `waiting`
+   * while the membership waits for a replay from that `since`; `taken` when it is live (a later subscribe without
+   * `since`, or an earlier attempt of this request completed it) or waits for another `since` (a later subscribe's,
+   * whose own request serves it); `gone` when the connection is no member (it unsubscribed or disconnected while the
+   * request waited). A later subscribe with the same `since` is served by whichever of the two requests runs first:
+   * the replay is the same. (The request carries no more than `since` on purpose: a broadcaster still on a version
+   * before a new field would set every such request aside as malformed, during a deploy or after a rollback.) Until
+   * 2026-12-04 every request replayed whatever stood: history was posted after an acknowledged unsubscribe, and an
+   * older request served a newer subscribe, ending its wait before its own replay.
    */
   async replayState(
     tenantId: string,
     group: string,
     connectionId: string,
     since: number,
-    at?: number,
   ): Promise<'waiting' | 'taken' | 'gone'> {
     const out = await this.client.send(
       new GetCommand({
         TableName: this.tableName,
         Key: memberKey(tenantId, group, connectionId),
         ConsistentRead: true,
-        ProjectionExpression: 'replayFrom, #at, #ttl',
-        ExpressionAttributeNames: { '#at': 'at', '#ttl': 'ttl' },
+        ProjectionExpression: 'replayFrom, #ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
       }),
     );
     const item = out.Item;
     if (item === undefined || this.isExpired(item)) return 'gone';
-    return item.replayFrom === since && (at === undefined || item.at === at) ? 'waiting' : 'taken';
+    return item.replayFrom === since ? 'waiting' : 'taken';
   }
 
   /**
-   * Ends the replay wait of the membership one subscribe wrote (`since`, `at`: `replayState`), so live delivery
-   * includes the member; a membership another subscribe wrote meanwhile keeps its own wait. Without `wait`, whatever
-   * wait the member has. No-op if it left. Idempotent.
+   * Ends the replay wait of the membership waiting for a replay from `since` (`replayState`), so live delivery
+   * includes the member; a wait for another `since` (a later subscribe's) stays. Without `since`, whatever wait the
+   * member has. No-op if it left. Idempotent.
    */
-  async completeReplay(
-    tenantId: string,
-    group: string,
-    connectionId: string,
-    wait?: { readonly since: number; readonly at?: number },
-  ): Promise<void> {
+  async completeReplay(tenantId: string, group: string, connectionId: string, since?: number): Promise<void> {
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
           UpdateExpression: 'REMOVE replayFrom',
-          ...(wait === undefined
+          ...(since === undefined
             ? { ConditionExpression: 'attribute_exists(pk)' }
-            : {
-                ConditionExpression:
-                  wait.at === undefined ? 'replayFrom = :since' : 'replayFrom = :since AND #at = :at',
-                ...(wait.at !== undefined && { ExpressionAttributeNames: { '#at': 'at' } }),
-                ExpressionAttributeValues: { ':since': wait.since, ...(wait.at !== undefined && { ':at': wait.at }) },
-              }),
+            : { ConditionExpression: 'replayFrom = :since', ExpressionAttributeValues: { ':since': since } }),
         }),
       );
     } catch (err) {

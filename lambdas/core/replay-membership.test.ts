@@ -1,7 +1,7 @@
 /**
  * A replay request and the membership it serves, on a real local table: the request waits in the group's queue while
- * the client may unsubscribe, or subscribe again with another `since`; what stands when the broadcaster reaches it
- * decides what the connection gets. (Until 2026-12-04 a request replayed whatever stood; the first fix of that, the
+ * the client may unsubscribe, or subscribe again; what stands when the broadcaster reaches it decides what the
+ * connection gets. (Until 2026-12-04 a request replayed whatever stood; the first fix of that, the
  * same day, lost messages in the two cases a reviewing helper found: an older request serving a newer subscribe, and
  * a `user:` group's connection that left.)
  */
@@ -46,14 +46,13 @@ describe('a replay request reaching the broadcaster', () => {
         false,
         deps,
       );
-    const request = (group: string, since: number, at: number): ReplayRequest => ({
+    const request = (group: string, since: number): ReplayRequest => ({
       v: 1,
       kind: 'replay',
       tenantId,
       group,
       connectionId: 'c1',
       since,
-      at,
       roles: ['member'],
       claims: {},
     });
@@ -75,7 +74,7 @@ describe('a replay request reaching the broadcaster', () => {
     await publish('chat', 'm1', 'm2');
     await registry.subscribe(alice, 'c1', 'chat', now, { since: 0, at: now + 10 });
     await registry.unsubscribe(tenantId, 'c1', 'chat', now + 20);
-    await replay(request('chat', 0, now + 10), deps);
+    await replay(request('chat', 0), deps);
     expect(seqs()).toEqual([]);
   });
 
@@ -87,10 +86,24 @@ describe('a replay request reaching the broadcaster', () => {
     await registry.subscribe(alice, 'c1', 'chat', now, { since: 4, at: now + 10 });
     await registry.unsubscribe(tenantId, 'c1', 'chat', now + 15);
     await registry.subscribe(alice, 'c1', 'chat', now, { since: 1, at: now + 20 });
-    await replay(request('chat', 4, now + 10), deps);
-    await replay(request('chat', 1, now + 20), deps);
+    await replay(request('chat', 4), deps);
+    await replay(request('chat', 1), deps);
     await publish('chat', 'm6');
     expect(seqs()).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('replays once to a subscribe made again from the same since, whichever of the two requests serves it', async () => {
+    const { tenantId, registry, deps, alice, publish, request, seqs } = setup();
+    await registry.putConnection(alice, 'c1', now);
+    await publish('chat', 'm1', 'm2', 'm3');
+    await registry.subscribe(alice, 'c1', 'chat', now, { since: 1, at: now + 10 });
+    await registry.unsubscribe(tenantId, 'c1', 'chat', now + 15);
+    await registry.subscribe(alice, 'c1', 'chat', now, { since: 1, at: now + 20 });
+    await replay(request('chat', 1), deps);
+    await publish('chat', 'm4');
+    await replay(request('chat', 1), deps);
+    await publish('chat', 'm5');
+    expect(seqs()).toEqual([2, 3, 4, 5]);
   });
 
   it("still sends a user group's connection what it missed after it unsubscribed: the group reaches it anyway", async () => {
@@ -101,7 +114,7 @@ describe('a replay request reaching the broadcaster', () => {
     // Live delivery skips the connection while it waits for its replay.
     await publish('user:alice', 'm2');
     await registry.unsubscribe(tenantId, 'c1', 'user:alice', now + 20);
-    await replay(request('user:alice', 1, now + 10), deps);
+    await replay(request('user:alice', 1), deps);
     await publish('user:alice', 'm3');
     expect(seqs()).toEqual([1, 2, 3]);
   });

@@ -140,7 +140,6 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
             group: frame.group,
             connectionId: request.connectionId,
             since: frame.since,
-            ...(request.receivedAt !== undefined && { at: request.receivedAt }),
             roles: [...caller.roles],
             claims: { ...caller.claims },
           },
