@@ -177,21 +177,31 @@ describe('sharedPresence', () => {
 describe('announceJoin', () => {
   it("announces a user's first connection to every member of the group, itself included", async () => {
     const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1', 'c2']);
-    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2', [member('c1', 'alice')]);
     expect(fake.posted.map((p) => p.connectionId)).toEqual(['c1', 'c2']);
     expect(fake.posted[0]?.frame).toEqual({ type: 'presence', group: 'chat:x', event: 'join', userId: 'bob' });
   });
 
-  it('stays quiet when another connection of the user is a member once it joined', async () => {
+  it('stays quiet when another connection of the user was a member before the write and still is after it', async () => {
     const fake = fakePresence([member('c1', 'bob'), member('c2', 'bob')], ['c1', 'c2']);
-    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2', [member('c1', 'bob')]);
     expect(fake.posted).toEqual([]);
+    expect(fake.reads).toEqual([{ consistent: true }]);
   });
 
-  it('reads the members consistently, after the write', async () => {
+  it("announces when the user's other connection left meanwhile (a join racing a leave)", async () => {
     const fake = fakePresence([member('c2', 'bob')], ['c2']);
-    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2');
-    expect(fake.reads).toEqual([{ consistent: true }]);
+    await announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'c2', [member('c1', 'bob')]);
+    expect(fake.posted.map((p) => (p.frame as { event: string }).event)).toEqual(['join']);
+  });
+
+  it('announces at least once when two connections of the user join at once, each seeing the other only after', async () => {
+    const fake = fakePresence([member('a1', 'alice'), member('b1', 'bob'), member('b2', 'bob')], ['a1', 'b1', 'b2']);
+    await Promise.all([
+      announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'b1', [member('a1', 'alice')]),
+      announceJoin(fake.deps, 'acme', 'chat:x', 'bob', 'b2', [member('a1', 'alice')]),
+    ]);
+    expect(fake.posted.filter((p) => p.connectionId === 'a1').length).toBeGreaterThanOrEqual(1);
   });
 });
 

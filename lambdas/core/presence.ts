@@ -189,11 +189,12 @@ export async function announce(
 
 /**
  * After `connectionId` of `userId` joined `group` (its membership written and standing): announces `join` to the
- * group unless another connection of the user is a member. Decided on the members read (consistently) after the
- * write, as `announceLeave` decides on those read after the removal: of a join and a leave of one user's connections
- * that race, the one that runs last reads the other's outcome, so the last event the members get is the true one.
- * (Until 2026-12-04 both decided on the members read before their write: a tab subscribing while the user's other
- * tab disconnected could leave her announced as gone.) A repeated join is allowed (docs/protocol.md).
+ * group unless another connection of the user was a member both before the write (`before`) and after it (read
+ * consistently). After: so a join racing a leave of the user's other connection reads that leave's outcome, as
+ * `announceLeave` reads the join's (until 2026-12-04 both decided on a read before: a tab subscribing while the user's
+ * other tab disconnected could leave her announced as gone). Before as well: of two connections of the user joining
+ * at once, each may see the other after, but not both before, so at least one announces. Repeated joins are allowed
+ * (docs/protocol.md).
  */
 export async function announceJoin(
   deps: PresenceDeps,
@@ -201,9 +202,13 @@ export async function announceJoin(
   group: string,
   userId: string,
   connectionId: string,
+  before: readonly Member[],
 ): Promise<void> {
+  const others = (members: readonly Member[]) =>
+    new Set(members.filter((m) => m.userId === userId && m.connectionId !== connectionId).map((m) => m.connectionId));
+  const earlier = others(before);
   const members = await allMembers(deps.registry, tenantId, group, { consistent: true });
-  if (members.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
+  if ([...others(members)].some((id) => earlier.has(id))) return;
   await announce(deps, members, { type: 'presence', group, event: 'join', userId });
 }
 

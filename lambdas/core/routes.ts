@@ -109,11 +109,14 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
             `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`,
           );
         }
-        // Presence events: a subscribe that stands announces its join unless another connection of the user is a
-        // member once it is written (presence.ts, announceJoin).
+        // Presence events: a subscribe that stands announces its join unless another connection of the user was a
+        // member before it was written and still is after (presence.ts, announceJoin).
         const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
+        const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
         const announceIfFirst = async () => {
-          if (presence) await announceJoin(presence, caller.tenantId, frame.group, caller.userId, request.connectionId);
+          if (presence && before) {
+            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
+          }
         };
         // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
         // client's last word holds, and this one is answered without a join or a replay.
@@ -180,7 +183,13 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         );
         // A subscribe received after this one stands (the member did not leave): no leave to announce.
         if (presence && before && left) {
-          await announceLeave(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
+          // Best effort, as on $disconnect: the membership is gone, and the unsubscribe is acknowledged whatever the
+          // announcement's reads and posts do.
+          try {
+            await announceLeave(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
+          } catch (err) {
+            presence.onError?.(err, { group: frame.group, event: 'leave' });
+          }
         }
         return ack(ref);
       }
