@@ -294,7 +294,17 @@ const clientSqlStates: Record<string, string> = {
   '22008': 'date or time out of range',
   '22P02': 'invalid value for the field type',
   '22023': 'invalid parameter value',
+  // A value for a column the database generates (`GENERATED ALWAYS AS IDENTITY`, a generated column), and a value
+  // too large for its column's index (a long text in a UNIQUE column): until 2026-12-04 both answered 500.
+  '428C9': 'a value was given for a column the database generates',
+  '54000': 'a value is too large for its column (its index or a database limit)',
 };
+
+/**
+ * A column or table the snapshot names is gone (dropped or renamed since the schema was introspected): the operator's
+ * to fix (`tenants refresh-schema`), so still INTERNAL, saying so.
+ */
+const driftSqlStates = new Set(['42703', '42P01']);
 
 /** Maps an SDK error (or anything thrown) to a DataApiError. */
 export function toDataApiError(err: unknown): TenantcastError {
@@ -310,6 +320,15 @@ export function toDataApiError(err: unknown): TenantcastError {
       const friendly = sqlState === undefined ? undefined : clientSqlStates[sqlState];
       if (friendly !== undefined) {
         return new DataApiError(sqlState === '23505' ? 'CONFLICT' : 'BAD_REQUEST', friendly, name, sqlState, message);
+      }
+      if (sqlState !== undefined && driftSqlStates.has(sqlState)) {
+        return new DataApiError(
+          'INTERNAL',
+          "the database's schema changed since it was introspected: refresh the tenant's schema",
+          name,
+          sqlState,
+          message,
+        );
       }
       return new DataApiError('INTERNAL', 'database error', name, sqlState, message);
     }

@@ -3,6 +3,7 @@
  * tables, keys whose JSON is not their text (char(n), numeric(p,s), timestamptz, upper-case uuids), generated and
  * identity columns. Real SQL (PGlite) through the Data API stand-in, onboarded as the CLI does.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { Onboarding } from '../../lambdas/core/onboarding.ts';
 import { localDataPorts } from '../../local/tenant-data.ts';
@@ -39,12 +40,18 @@ const runtime = useQuietRuntime(
           CREATE TABLE price (amount numeric(10,2) PRIMARY KEY, title text);
           CREATE TABLE tick (at timestamptz PRIMARY KEY, title text);
           CREATE TABLE thing (id uuid PRIMARY KEY, title text);
+          CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz, local_at timestamp, tags int[], flags bool[], notes text[]);
+          CREATE TABLE gen (
+            id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, qty int NOT NULL,
+            twice int GENERATED ALWAYS AS (qty * 2) STORED, code text UNIQUE
+          );
+          CREATE TABLE named (name text PRIMARY KEY, title text);
         `,
         limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
       });
       await onboarding.setRules(TENANT, {
         entityRules: Object.fromEntries(
-          ['doc', 'obj', 'part', 'code', 'price', 'tick', 'thing'].map((name) => [
+          ['doc', 'obj', 'part', 'code', 'price', 'tick', 'thing', 'stamp', 'gen', 'named'].map((name) => [
             name,
             { readRoles: ['member'], writeRoles: ['member'], bypassRoles: [] },
           ]),
@@ -142,4 +149,55 @@ describe('a key whose JSON is not its text', () => {
       await feed.close();
     },
   );
+});
+
+describe('values as they read back', () => {
+  it('write back and filter: microseconds of a timestamptz, a timestamp without time zone, arrays of any type', async () => {
+    const row = {
+      id: 1,
+      at: '2024-05-01T10:00:00.123456+02:00',
+      local_at: '2024-05-01T10:00:00.5',
+      tags: [1, 2],
+      flags: [true, null],
+      notes: ['a', null],
+    };
+    expect((await call('POST', '/v1/entities/stamp', row)).status).toBe(201);
+    const read = (await call('GET', '/v1/entities/stamp/1')).body;
+    expect(read).toMatchObject({
+      at: '2024-05-01T08:00:00.123456+00:00',
+      local_at: '2024-05-01T10:00:00.5',
+      tags: [1, 2],
+      flags: [true, null],
+      notes: ['a', null],
+    });
+    const { _version, id, ...fields } = read;
+    expect((await call('PATCH', '/v1/entities/stamp/1', fields)).status).toBe(200);
+    for (const [name, value] of [
+      ['at', read.at],
+      ['local_at', read.local_at],
+    ]) {
+      const found = await call('GET', `/v1/entities/stamp?${name}=${encodeURIComponent(String(value))}`);
+      expect(found.status).toBe(200);
+      expect((found.body.items as { id: number }[]).map((r) => r.id)).toEqual([1]);
+    }
+    expect((await call('GET', '/v1/entities/stamp?tags=1')).status).toBe(400);
+  });
+
+  it('refuse with 400, not 500: a value for a generated or identity column, a value too large for its index, an empty key', async () => {
+    expect((await call('POST', '/v1/entities/gen', { qty: 2 })).body).toMatchObject({ qty: 2, twice: 4 });
+    // Random text: PostgreSQL compresses a repeated one below the index's limit.
+    const long = randomBytes(20_000).toString('base64');
+    for (const body of [
+      { id: 7, qty: 1 },
+      { qty: 1, twice: 9 },
+      { qty: 1, code: long },
+    ]) {
+      const answer = await call('POST', '/v1/entities/gen', body);
+      expect([answer.status, (answer.body.error as { code?: string } | undefined)?.code]).toEqual([400, 'BAD_REQUEST']);
+    }
+    expect(await call('POST', '/v1/entities/named', { name: '', title: 'x' })).toMatchObject({
+      status: 400,
+      body: { error: { code: 'BAD_REQUEST' } },
+    });
+  });
 });

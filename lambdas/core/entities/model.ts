@@ -86,8 +86,13 @@ export function fieldNames(entity: EntitySpec): string[] {
   return Object.keys(entity.fields).filter((name) => name !== VERSION_COLUMN);
 }
 
-/** The API's field type for an introspected column (its `udtName`); unknown types are handled as text. */
+/**
+ * The API's field type for an introspected column (its `udtName`); unknown types are handled as text. Every array is
+ * `text[]`: a JSON array whose elements PostgreSQL casts to the column's element type (`int[]` takes `[1, 2]`; until
+ * 2026-12-04 only `text[]` and `varchar[]` were arrays, and writing or filtering any other failed with a 500).
+ */
 export function fieldTypeOf(udtName: string): FieldType {
+  if (udtName.startsWith('_') && udtName !== '_json' && udtName !== '_jsonb') return 'text[]';
   switch (udtName) {
     case 'int2':
     case 'int4':
@@ -130,6 +135,8 @@ const CAST_SPELLING: Readonly<Record<string, string>> = {
  * quoted, as every identifier is: it comes from the introspected schema, and a mixed-case one would be folded.
  */
 export function castTypeOf(udtName: string, type: string): string {
+  // An array: its element type's spelling, then `[]` (a quoted `"int[]"` names no type).
+  if (udtName.startsWith('_') && type.endsWith('[]')) return `${castTypeOf(udtName.slice(1), type.slice(0, -2))}[]`;
   const spelled = CAST_SPELLING[udtName];
   if (spelled !== undefined) return spelled;
   return /^[a-z_][a-z0-9_]*$/.test(type) ? type : `"${type.replaceAll('"', '""')}"`;
@@ -158,8 +165,8 @@ export function toEntitySchema(snapshot: {
         type,
         nullable: spec.nullable,
         hasDefault: spec.hasDefault,
-        // Casts use PostgreSQL's spelling, except for arrays (converted from JSON text by the Data API port).
-        pgType: type === 'text[]' ? 'text[]' : castTypeOf(spec.udtName, spec.type),
+        // Casts use PostgreSQL's spelling; an array's elements are converted from JSON text by the Data API port.
+        pgType: castTypeOf(spec.udtName, spec.type),
         ...(spec.udtName === 'bpchar' && { padded: true }),
         ...(field === entity.primaryKey && spec.pgType !== undefined && { keyType: spec.pgType }),
       };

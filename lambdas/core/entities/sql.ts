@@ -54,7 +54,10 @@ export class ParamBuilder {
   /** A value with a PostgreSQL type. The cast makes untyped text parameters (`varchar`) compare with the column. */
   typedValue(value: unknown, pgType: string): string {
     const name = `p${this.next++}`;
-    this.params[name] = typed(value, pgType);
+    // A timestamp goes as text for the cast below to read: the Data API's TIMESTAMP hint takes milliseconds at most
+    // (`YYYY-MM-DD HH:MM:SS[.FFF]`, in UTC), so it cut microseconds and shifted a `timestamp`'s local time by its
+    // offset (until 2026-12-04; found by an attacking pass). PostgreSQL's own parse keeps both.
+    this.params[name] = /^timestamp/.test(pgType) && typeof value === 'string' ? value : typed(value, pgType);
     const expr = placeholder(name, pgType);
     return pgType.endsWith('[]') ? expr : `CAST(${expr} AS ${pgType})`;
   }

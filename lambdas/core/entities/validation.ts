@@ -96,7 +96,19 @@ export function fieldSchema(type: FieldType): z.ZodMiniType {
     case 'boolean':
       return z.boolean();
     case 'text[]':
-      return z.array(z.string().check(z.maxLength(65_536), z.refine(noNul, NUL_MESSAGE))).check(z.maxLength(1000));
+      // Elements as an array reads back: text, or a number or boolean of an `int[]`, `numeric[]`, `bool[]` column, or
+      // null; PostgreSQL casts each to the column's element type.
+      return z
+        .array(
+          z.nullable(
+            z.union([
+              z.string().check(z.maxLength(65_536), z.refine(noNul, NUL_MESSAGE)),
+              z.number().check(z.refine(Number.isFinite, 'expected a finite number')),
+              z.boolean(),
+            ]),
+          ),
+        )
+        .check(z.maxLength(1000));
     case 'jsonb':
       return z.json().check(z.refine((v) => !jsonHasNul(v), NUL_MESSAGE));
   }
@@ -121,8 +133,17 @@ const bigintSchema = z.union([
 ]);
 
 /** The JSON value a field accepts, by its column's type. */
+/**
+ * A `timestamp without time zone` reads back without an offset (`2024-05-01T10:00:00.5`), so it takes one without
+ * (and one with, which PostgreSQL ignores for such a column): until 2026-12-04 a value read could not be written back
+ * or filtered by (a Rails `created_at`).
+ */
+const localTimestampSchema = z.iso.datetime({ offset: true, local: true });
+
 function schemaOf(field: FieldSpec): z.ZodMiniType {
-  return field.pgType === 'bigint' ? bigintSchema : fieldSchema(field.type);
+  if (field.pgType === 'bigint') return bigintSchema;
+  if (field.pgType === 'timestamp') return localTimestampSchema;
+  return fieldSchema(field.type);
 }
 
 /** The entity's spec, or NOT_FOUND (an unknown entity is a 404, not a 400). */
@@ -174,6 +195,13 @@ export function parseCreate(entity: EntitySpec, entityName: string, body: unknow
   for (const key of Object.keys(body)) fieldOf(entity, entityName, key);
   const values = parseWith(bodySchema(entity, 'create'), body, entityName);
   const key = values[entity.primaryKey];
+  // An empty key names no URL (`/v1/entities/<name>/` has no id): such a row could be created but never read, changed
+  // or deleted through the API (until 2026-12-04; found by an attacking pass).
+  if (key === '') {
+    throw new BadRequestError(
+      `field '${entity.primaryKey}' of entity '${entityName}' is the primary key: it cannot be empty`,
+    );
+  }
   if (key !== undefined && key !== null && String(key).length > MAX_KEY_LENGTH) {
     throw new BadRequestError(
       `field '${entity.primaryKey}' of entity '${entityName}' is the primary key: at most ${MAX_KEY_LENGTH} characters`,
