@@ -7,7 +7,7 @@
  *   /RollbackTransaction; named parameters with type hints; `records` with `includeResultMetadata`, or
  *   `formatRecordsAs: 'JSON'`; errors as the Data API shapes them (`x-amzn-errortype` + `{message}`); the 1 MiB
  *   response limit (BadRequestException "Database returned more than the allowed response size limit").
- * - Secrets Manager (JSON 1.1): CreateSecret, GetSecretValue, DescribeSecret, PutSecretValue.
+ * - Secrets Manager (JSON 1.1): CreateSecret, GetSecretValue, DescribeSecret, PutSecretValue, DeleteSecret.
  * - Clusters by ARN; each database is its own PGlite under `<dataDir>/<cluster>/<database>`, opened on first use
  *   and created from a dumped empty template (much faster than a fresh PGlite). Roles are cluster-wide:
  *   `CREATE ROLE|USER ... PASSWORD`, `CREATE DATABASE ... [OWNER r]`, `DROP DATABASE`, and
@@ -494,12 +494,16 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
           `ERROR: role "${name}" already exists; SQLState: 42710`,
         );
       }
-      cluster.catalog.roles[name] = { password: m[2] as string, superuser: false };
-      await saveCatalog(cluster);
+      // A role is the cluster's: every open database learns it before the catalog does (one left behind by an earlier
+      // DROP ROLE of this name in an open database is taken as it is).
       for (const [key, open] of databases) {
         if (!key.startsWith(`${cluster.id}/`)) continue;
-        await (await open).pg.exec(`CREATE ROLE ${quoteIdent(name)}`);
+        const pg = (await open).pg;
+        const found = await pg.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
+        if (found.rows.length === 0) await pg.exec(`CREATE ROLE ${quoteIdent(name)}`);
       }
+      cluster.catalog.roles[name] = { password: m[2] as string, superuser: false };
+      await saveCatalog(cluster);
       return true;
     }
     m = new RegExp(`^GRANT\\s+${ident}\\s+TO\\s+(?:CURRENT_USER|${ident})$`, 'i').exec(s);
@@ -529,6 +533,12 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
       }
       delete cluster.catalog.roles[name];
       await saveCatalog(cluster);
+      // Gone from the open databases too, where it owns nothing (as DROP ROLE needs in a real cluster); where it still
+      // owns something, it stays there, unused: the catalog no longer lets it connect.
+      for (const [key, open] of databases) {
+        if (!key.startsWith(`${cluster.id}/`)) continue;
+        await (await open).pg.exec(`DROP ROLE IF EXISTS ${quoteIdent(name)}`).catch(() => undefined);
+      }
       return true;
     }
     m = new RegExp(`^(GRANT|REVOKE)\\s+CONNECT\\s+ON\\s+DATABASE\\s+${ident}\\s+(?:TO|FROM)\\s+${ident}$`, 'i').exec(s);
@@ -766,6 +776,17 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
         const s = findSecret(String(body.SecretId));
         if (!s) throw notFound();
         return { ARN: s.arn, Name: s.name, Description: s.description, CreatedDate: s.createdDate };
+      }
+      case 'DeleteSecret': {
+        const s = findSecret(String(body.SecretId));
+        if (!s) throw notFound();
+        // With ForceDeleteWithoutRecovery the name is free at once; without, AWS keeps it through a 7-30 day recovery
+        // window (the name stays taken), which the stand-in keeps for ever.
+        if (body.ForceDeleteWithoutRecovery === true) {
+          secrets.delete(s.arn);
+          await saveSecrets();
+        }
+        return { ARN: s.arn, Name: s.name, DeletionDate: Date.now() / 1000 };
       }
       case 'PutSecretValue': {
         const s = findSecret(String(body.SecretId));

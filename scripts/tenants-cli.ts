@@ -3,7 +3,7 @@
  *
  *   create <tenantId> --schema <file.sql> [--cluster <id>] [--rules <file.json>]
  *                                                              place, create database + role + secret, apply DDL
- *   set-rules <tenantId> --rules <file.json>                   replace role rules, entity rules and/or limits
+ *   set-rules <tenantId> --rules <file.json>                   replace role rules, entity rules, limits and/or presence groups
  *   refresh-schema <tenantId>                                  re-introspect; new snapshot version if it changed
  *   list                                                       tenants per cluster
  *   reindex                                                    index a table's catalog written before it was indexed
@@ -49,8 +49,9 @@ Commands:
       have) are listed as skipped, with the reason.
       Without --rules: admins read and write every entity, the default role rules and limits (docs/tenants.md).
   set-rules <tenantId> --rules <file.json>
-      Replaces the tenant's roleRules, entityRules and/or limits with the file's (keys left out are kept);
-      entity rules that do not fit its schema are refused. Example: examples/initech.rules.json.
+      Replaces the tenant's roleRules, entityRules, limits and/or presenceGroups with the file's (keys left out are
+      kept); entity rules that do not fit its schema, and unknown limits, are refused. Example:
+      examples/initech.rules.json.
   refresh-schema <tenantId>
       Re-introspects the tenant's database after its schema changed; stores a new snapshot version if it differs.
   list

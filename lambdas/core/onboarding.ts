@@ -6,7 +6,7 @@
  * against AWS and against the local runtime.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DeleteSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { tenantSecretName } from '../manifest.ts';
 import type { DataApi, DatabaseRef } from './data-api.ts';
 import { ANY_ENTITY, rowFilterProblem } from './entities/access.ts';
@@ -34,6 +34,8 @@ export interface ClusterRef {
 /** Stores a tenant's database credentials; returns the secret's ARN (what the Data API is given). */
 export interface SecretStore {
   create(name: string, value: string, description: string): Promise<string>;
+  /** Deletes at once, without a recovery window, so the name can be created again (a failed onboarding's). */
+  delete(name: string): Promise<void>;
 }
 
 /** The SecretStore over Secrets Manager (configured from the environment, like every SDK client). */
@@ -45,6 +47,9 @@ export class SecretsManagerStore implements SecretStore {
     );
     if (out.ARN === undefined) throw new Error(`CreateSecret for ${name} returned no ARN`);
     return out.ARN;
+  }
+  async delete(name: string): Promise<void> {
+    await this.client.send(new DeleteSecretCommand({ SecretId: name, ForceDeleteWithoutRecovery: true }));
   }
 }
 
@@ -70,6 +75,7 @@ export interface CreateTenantInput {
   readonly roleRules?: RoleRules;
   readonly entityRules?: EntityRules;
   readonly limits?: TenantLimits;
+  readonly presenceGroups?: string[];
 }
 
 export const defaultTenantRoleRules: RoleRules = {
@@ -86,22 +92,38 @@ export const defaultEntityRules: EntityRules = {
   [ANY_ENTITY]: { readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: [] },
 };
 
-/** A rules file (`create --rules`, `set-rules`): each key given replaces the tenant's; keys left out are kept. */
+/**
+ * A rules file (`create --rules`, `set-rules`): each key given replaces the tenant's; keys left out are kept. Its
+ * limits are strict: a misspelt one (`maxConnectionPerUser`) is refused, where the catalog's reader drops it (until
+ * 2026-12-04 the file's did too, and the tenant's limits were replaced by none; found by an attacking pass).
+ */
 export const TenantRulesFile = z.strictObject({
   roleRules: z.optional(RoleRules),
   entityRules: z.optional(EntityRules),
-  limits: z.optional(TenantLimits),
+  limits: z.optional(z.strictObject(TenantLimits.shape)),
+  /** Group patterns whose members get presence join/leave events (docs/protocol.md, "Presence"). */
+  presenceGroups: z.optional(z.array(z.string().check(z.minLength(1), z.maxLength(256))).check(z.maxLength(100))),
 });
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
+
+/** Keys JSON.parse keeps as own keys but an object built from them would not (`__proto__`): refused anywhere. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Parses a rules file's JSON text; BAD_REQUEST naming what is wrong. */
 export function parseRulesFile(text: string): TenantRulesFile {
   let json: unknown;
+  let unsafe: string | undefined;
   try {
-    json = JSON.parse(text);
+    // A role or entity named `__proto__` would be dropped on the way in (the rules left empty: every right gone).
+    json = JSON.parse(text, (key, value) => {
+      if (UNSAFE_KEYS.has(key)) unsafe ??= key;
+      return value;
+    });
   } catch (err) {
     throw new BadRequestError(`the rules file is not JSON: ${(err as Error).message}`);
   }
+  if (unsafe !== undefined)
+    throw new BadRequestError(`the rules file is not valid: the key '${unsafe}' is not allowed`);
   const parsed = TenantRulesFile.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
@@ -220,29 +242,43 @@ export class Onboarding {
     const log = this.deps.log ?? (() => undefined);
 
     log(`placing ${tenantId} on ${cluster.id} as database ${databaseName}`);
-    await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
-    await this.deps.dataApi.execute(admin, `GRANT ${role} TO CURRENT_USER`);
-    await this.deps.dataApi.execute(admin, `CREATE DATABASE ${role} OWNER ${role}`);
-    await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
-    await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
-    const secretArn = await this.deps.secrets.create(
-      tenantSecretName(this.deps.stage ?? 'local', tenantId),
-      JSON.stringify({
-        username: databaseName,
-        password,
-        engine: 'postgres',
-        dbname: databaseName,
-        dbClusterIdentifier: cluster.id,
-      }),
-      `database credentials of tenant ${tenantId}`,
-    );
-    const db: DatabaseRef = { clusterArn: cluster.clusterArn, secretArn, databaseName };
+    const secretName = tenantSecretName(this.deps.stage ?? 'local', tenantId);
+    const made = { role: false, database: false, secret: false };
+    let db: DatabaseRef;
+    let schema: SchemaSnapshot;
+    try {
+      await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
+      made.role = true;
+      await this.deps.dataApi.execute(admin, `GRANT ${role} TO CURRENT_USER`);
+      await this.deps.dataApi.execute(admin, `CREATE DATABASE ${role} OWNER ${role}`);
+      made.database = true;
+      await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
+      await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
+      const secretArn = await this.deps.secrets.create(
+        secretName,
+        JSON.stringify({
+          username: databaseName,
+          password,
+          engine: 'postgres',
+          dbname: databaseName,
+          dbClusterIdentifier: cluster.id,
+        }),
+        `database credentials of tenant ${tenantId}`,
+      );
+      made.secret = true;
+      db = { clusterArn: cluster.clusterArn, secretArn, databaseName };
 
-    log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
-    await this.deps.dataApi.transaction(db, async (tx) => {
-      for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
-    });
-    const schema = await this.snapshot(db, undefined);
+      log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
+      await this.deps.dataApi.transaction(db, async (tx) => {
+        for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
+      });
+      schema = await this.snapshot(db, undefined);
+    } catch (err) {
+      // Undone, so the same command can run again once the schema file is fixed (until 2026-12-04 a failed create left
+      // its role, database and secret behind, and every later create of the tenant failed on them).
+      await this.undoCreate(admin, role, secretName, made);
+      throw err;
+    }
     for (const line of skippedLines(schema)) log(line);
     const entityRules = input.entityRules ?? current?.entityRules ?? defaultEntityRules;
     // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
@@ -253,12 +289,43 @@ export class Onboarding {
       database: { clusterId: cluster.id, ...db },
       schema,
       entityRules,
-      // Like the role rules, limits already in the catalog are kept unless new ones are given.
+      // Like the role rules, limits already in the catalog are kept unless new ones are given; presence groups too
+      // (until 2026-12-04 a real-time tenant gaining a database lost its presence events).
       ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
+      ...((input.presenceGroups ?? current?.presenceGroups) && {
+        presenceGroups: input.presenceGroups ?? current?.presenceGroups,
+      }),
     };
     await this.deps.tenants.put(config);
     log(`${tenantId}: ${Object.keys(schema.entities).length} entities, schema version ${schema.version}`);
     return config;
+  }
+
+  /**
+   * Drops what a failed `createTenant` made (the secret, the database, the role), each only if that attempt made it.
+   * Best effort: a step that fails is logged, and the operator's way out is named.
+   */
+  private async undoCreate(
+    admin: DatabaseRef,
+    role: string,
+    secretName: string,
+    made: { readonly role: boolean; readonly database: boolean; readonly secret: boolean },
+  ): Promise<void> {
+    const log = this.deps.log ?? (() => undefined);
+    const steps: [boolean, string, () => Promise<unknown>][] = [
+      [made.secret, `delete secret ${secretName}`, () => this.deps.secrets.delete(secretName)],
+      [made.database, `DROP DATABASE ${role}`, () => this.deps.dataApi.execute(admin, `DROP DATABASE ${role}`)],
+      [made.role, `DROP ROLE ${role}`, () => this.deps.dataApi.execute(admin, `DROP ROLE ${role}`)],
+    ];
+    for (const [due, what, step] of steps) {
+      if (!due) continue;
+      try {
+        await step();
+        log(`create failed: undone: ${what}`);
+      } catch (err) {
+        log(`create failed, and could not undo it: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   /** Re-introspects after the tenant's schema changed; stores a new snapshot version when it differs. */
@@ -287,6 +354,7 @@ export class Onboarding {
       ...(rules.roleRules !== undefined && { roleRules: rules.roleRules }),
       ...(rules.entityRules !== undefined && { entityRules: rules.entityRules }),
       ...(rules.limits !== undefined && { limits: rules.limits }),
+      ...(rules.presenceGroups !== undefined && { presenceGroups: rules.presenceGroups }),
     };
     await this.deps.tenants.put(next);
     return next;

@@ -105,3 +105,45 @@ describe('a tenant onboarded from the documented example', () => {
     expect((await httpApi(runtime(), viewer, 'GET', '/v1/entities/ticket')).status).toBe(200);
   });
 });
+
+describe("an operator's mistakes", () => {
+  const file = async (name: string, text: string) => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+
+  it('a create that fails on the schema file undoes itself, so the same command runs again once it is fixed', async () => {
+    const broken = await file('typo.sql', 'CREATE TABLE note (id text PRIMARY KEY, body txet);');
+    const failed = await tenants('create', 'hooli', '--schema', broken);
+    expect(failed.code).not.toBe(0);
+    expect(failed.err).toContain('txet');
+    const fixed = await file('fixed.sql', 'CREATE TABLE note (id text PRIMARY KEY, body text);');
+    expect(await tenants('create', 'hooli', '--schema', fixed)).toMatchObject({ code: 0, err: '' });
+    const admin = tokenFor(runtime(), 'hooli', 'gavin', ['admin']);
+    expect((await httpApi(runtime(), admin, 'POST', '/v1/entities/note', { id: 'n1', body: 'hi' })).status).toBe(201);
+  });
+
+  it('a rules file with a misspelt limit or a __proto__ key is refused, and the tenant keeps its rules', async () => {
+    const before = await runtime().tenants.get('initech');
+    for (const [name, text] of [
+      ['misspelt.json', '{"limits":{"maxConnectionPerUser":1}}'],
+      ['proto.json', '{"roleRules":{"__proto__":{"subscribe":["*"],"publish":["*"]}}}'],
+    ]) {
+      const refused = await tenants('set-rules', 'initech', '--rules', await file(name as string, text as string));
+      expect(refused.code).not.toBe(0);
+      expect(refused.err).toMatch(/maxConnectionPerUser|__proto__/);
+    }
+    const after = await runtime().tenants.get('initech');
+    expect([after.roleRules, after.limits]).toEqual([before.roleRules, before.limits]);
+  });
+
+  it('presence groups are set with a rules file, and kept when a real-time tenant gains a database', async () => {
+    await runtime().tenants.put({ tenantId: 'pied', roleRules: { admin: { subscribe: ['*'], publish: ['*'] } } });
+    const rules = await file('presence.json', '{"presenceGroups":["room:*"]}');
+    expect(await tenants('set-rules', 'pied', '--rules', rules)).toMatchObject({ code: 0 });
+    const schema = await file('pied.sql', 'CREATE TABLE note (id text PRIMARY KEY);');
+    expect(await tenants('create', 'pied', '--schema', schema)).toMatchObject({ code: 0, err: '' });
+    expect((await runtime().tenants.get('pied')).presenceGroups).toEqual(['room:*']);
+  });
+});
