@@ -16,7 +16,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { setAsideAttributes } from '../lambdas/core/poison.ts';
+import { REDRIVE_OF_ATTRIBUTE, setAsideAttributes } from '../lambdas/core/poison.ts';
 import { TenantConnections } from '../lambdas/core/revocation.ts';
 import { TenantDirectory } from '../lambdas/core/tenants.ts';
 import { queues as manifestQueues } from '../lambdas/manifest.ts';
@@ -352,6 +352,12 @@ async function redrive(sqs: SQSClient, urls: QueueUrls, max: number, onMoved: ()
           ...(value.StringValue !== undefined && { StringValue: value.StringValue }),
           ...(value.BinaryValue !== undefined && { BinaryValue: value.BinaryValue }),
         };
+      }
+      // What the message was (a redriven one keeps its first id through later redrives): consumers treat it as a
+      // redelivery, and the fan-out skips the members a page reached before.
+      const before = message.Attributes?.MessageDeduplicationId ?? message.MessageId;
+      if (fifo && before !== undefined && attributes[REDRIVE_OF_ATTRIBUTE] === undefined) {
+        attributes[REDRIVE_OF_ATTRIBUTE] = { DataType: 'String', StringValue: before };
       }
       await sqs.send(
         new SendMessageCommand({

@@ -23,6 +23,19 @@ export class PoisonRecordError extends Error {
 /** Message attributes of a set-aside record in the dead-letter queue: why, and which function gave up on it. */
 export const setAsideAttributes = { reason: 'failureReason', by: 'failedBy' } as const;
 
+/**
+ * The attribute `tenantcast dlq redrive` puts on a message it sends back: the deduplication id the message had before
+ * it was dead-lettered (its own is new, or FIFO would drop it within five minutes). Consumers treat such a message as
+ * a redelivery (it may have been partly done), and the fan-out keys its progress by the old id, so members a page
+ * reached before are skipped (until 2026-12-04 they got it again; found by an attacking pass).
+ */
+export const REDRIVE_OF_ATTRIBUTE = 'redriveOf';
+
+/** The deduplication id a redriven record had before it was dead-lettered, if it was redriven. */
+export function redriveOf(record: { readonly messageAttributes?: Record<string, { stringValue?: string }> }) {
+  return record.messageAttributes?.[REDRIVE_OF_ATTRIBUTE]?.stringValue;
+}
+
 type StringAttributes = Record<string, { DataType: string; StringValue: string }>;
 
 /**
