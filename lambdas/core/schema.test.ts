@@ -85,4 +85,22 @@ describe('an SQL script', () => {
       expect.stringContaining('$$ SELECT 1; $$ LANGUAGE sql'),
     ]);
   });
+
+  it('keeps whole a tagged dollar quote, an escape string and an SQL-standard function body', () => {
+    const script = `CREATE FUNCTION g() RETURNS int AS $fn1$ SELECT 1; $fn1$ LANGUAGE sql;
+      INSERT INTO t VALUES (E'it\\'s; fine', e'a\\\\'); SELECT $1;
+      CREATE FUNCTION h(x int) RETURNS int LANGUAGE sql
+      BEGIN ATOMIC
+        SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;
+        SELECT 2;
+      END;
+      CREATE TABLE after_it (id int);`;
+    const statements = splitSqlStatements(script);
+    expect(statements).toHaveLength(5);
+    expect(statements[0]).toContain('$fn1$ SELECT 1; $fn1$ LANGUAGE sql');
+    expect(statements[1]).toBe("INSERT INTO t VALUES (E'it\\'s; fine', e'a\\\\')");
+    expect(statements[2]).toBe('SELECT $1');
+    expect(statements[3]).toMatch(/^CREATE FUNCTION h[\s\S]*SELECT 2;\s*END$/);
+    expect(statements[4]).toBe('CREATE TABLE after_it (id int)');
+  });
 });

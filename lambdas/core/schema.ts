@@ -243,34 +243,47 @@ export function quoteIdent(snapshot: SchemaSnapshot, entity: string, field?: str
 }
 
 /**
- * Splits an SQL script into statements at top-level semicolons (outside quotes, comments and dollar quotes), for
- * APIs that take one statement per call. Hand-written: a dozen lines, no SQL parser needed for this.
+ * Splits an SQL script into statements at top-level semicolons, for APIs that take one statement per call: not inside
+ * quotes (`'…'`, `"…"`, an escape string `E'…\'…'`), comments, dollar quotes (`$$…$$`, `$fn1$…$fn1$`) or an SQL-standard
+ * function body (`BEGIN ATOMIC … END`, which holds statements of its own, and `CASE … END`s). Hand-written: psql's own
+ * lexer does this, and no kept library splits PostgreSQL scripts; until 2026-12-04 the three last forms were cut
+ * apart, and their `create` failed (found by an attacking pass).
  */
 export function splitSqlStatements(script: string): string[] {
+  const token =
+    /'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\/\*[\s\S]*?\*\/|(\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$)[\s\S]*?\1|[A-Za-z_][\w$]*|;|[\s\S]/y;
   const statements: string[] = [];
-  let current = '';
-  let i = 0;
-  while (i < script.length) {
-    const rest = script.slice(i);
-    const skip =
-      /^'(?:[^']|'')*'/.exec(rest) ??
-      /^"(?:[^"]|"")*"/.exec(rest) ??
-      /^--[^\n]*/.exec(rest) ??
-      /^\/\*[\s\S]*?\*\//.exec(rest) ??
-      /^(\$[A-Za-z_]*\$)[\s\S]*?\1/.exec(rest);
-    if (skip) {
-      current += skip[0];
-      i += skip[0].length;
-    } else if (script[i] === ';') {
-      statements.push(current);
-      current = '';
-      i++;
-    } else {
-      current += script[i];
-      i++;
+  let start = 0;
+  /** Inside `BEGIN ATOMIC`: how many of it and of `CASE` are open (each closed by an `END`). */
+  let depth = 0;
+  let previousWord = '';
+  token.lastIndex = 0;
+  for (let match = token.exec(script); match !== null; match = token.exec(script)) {
+    const text = match[0];
+    const at = match.index;
+    // An escape string: E (or e) right before a quote, not ending a longer word.
+    if (/^[Ee]$/.test(text) && script[at + 1] === "'") {
+      const escaped = /'(?:[^'\\]|\\[\s\S]|'')*'/y;
+      escaped.lastIndex = at + 1;
+      if (escaped.exec(script) !== null) token.lastIndex = escaped.lastIndex;
+      previousWord = '';
+      continue;
+    }
+    if (/^[A-Za-z_]/.test(text)) {
+      const word = text.toUpperCase();
+      if (depth === 0 && word === 'ATOMIC' && previousWord === 'BEGIN') depth = 1;
+      else if (depth > 0 && (word === 'CASE' || (word === 'ATOMIC' && previousWord === 'BEGIN'))) depth++;
+      else if (depth > 0 && word === 'END') depth--;
+      previousWord = word;
+      continue;
+    }
+    if (!/^\s/.test(text) && !text.startsWith('--') && !text.startsWith('/*')) previousWord = '';
+    if (text === ';' && depth === 0) {
+      statements.push(script.slice(start, at));
+      start = at + 1;
     }
   }
-  statements.push(current);
+  statements.push(script.slice(start));
   return statements
     .map((s) => s.trim())
     .filter(

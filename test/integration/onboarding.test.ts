@@ -124,17 +124,34 @@ describe("an operator's mistakes", () => {
     expect((await httpApi(runtime(), admin, 'POST', '/v1/entities/note', { id: 'n1', body: 'hi' })).status).toBe(201);
   });
 
+  it('a schema file with tagged dollar quotes, escape strings and SQL-standard function bodies is taken whole', async () => {
+    const schema = await file(
+      'forms.sql',
+      [
+        "CREATE TABLE note (id int PRIMARY KEY, body text DEFAULT E'it\\'s; fine');",
+        'CREATE FUNCTION one() RETURNS int LANGUAGE plpgsql AS $f1$ BEGIN RETURN 1; END $f1$;',
+        'CREATE FUNCTION two(x int) RETURNS int LANGUAGE sql',
+        '  BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END; SELECT 2; END;',
+      ].join('\n'),
+    );
+    expect(await tenants('create', 'forms', '--schema', schema)).toMatchObject({ code: 0, err: '' });
+    const admin = tokenFor(runtime(), 'forms', 'fay', ['admin']);
+    const created = await httpApi(runtime(), admin, 'POST', '/v1/entities/note', { id: 1 });
+    expect(jsonOf<{ body: string }>(created).body).toBe("it's; fine");
+  });
+
   it('a rules file with a misspelt limit or a __proto__ key is refused, and the tenant keeps its rules', async () => {
-    const before = await runtime().tenants.get('initech');
+    // hooli: onboarded by the first case of this block.
+    const before = await runtime().tenants.get('hooli');
     for (const [name, text] of [
       ['misspelt.json', '{"limits":{"maxConnectionPerUser":1}}'],
       ['proto.json', '{"roleRules":{"__proto__":{"subscribe":["*"],"publish":["*"]}}}'],
     ]) {
-      const refused = await tenants('set-rules', 'initech', '--rules', await file(name as string, text as string));
+      const refused = await tenants('set-rules', 'hooli', '--rules', await file(name as string, text as string));
       expect(refused.code).not.toBe(0);
       expect(refused.err).toMatch(/maxConnectionPerUser|__proto__/);
     }
-    const after = await runtime().tenants.get('initech');
+    const after = await runtime().tenants.get('hooli');
     expect([after.roleRules, after.limits]).toEqual([before.roleRules, before.limits]);
   });
 
