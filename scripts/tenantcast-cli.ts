@@ -103,6 +103,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return runTenantsCli(rest, { ...io, prog: 'tenantcast tenants' });
     case 'usage':
       if (wantsHelp) return out(io, helps.usage);
+      // Said here, with this command's help (the tenants CLI's would name its own commands).
+      if (tenantOf(rest) === undefined) {
+        io.err(`usage needs <tenantId>\n\n${helps.usage}`);
+        return 2;
+      }
       return runTenantsCli(['usage', ...rest], { ...io, prog: 'tenantcast' });
     case 'connections':
     case 'publish':
@@ -128,6 +133,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   };
 
   if (command === 'connections' && positionals[0] === 'disconnect') {
+    if (positionals[1] === undefined) return usage('connections disconnect needs <tenantId>');
     const at = rest.indexOf('disconnect');
     return runTenantsCli(['disconnect', ...rest.slice(0, at), ...rest.slice(at + 1)], { ...io, prog: 'tenantcast' });
   }
@@ -255,6 +261,13 @@ async function knownTenant(
 function out(io: CliIo, text: string): number {
   io.out(text);
   return 0;
+}
+
+/** The first positional of a `usage` command line (its options' values are not positionals). */
+function tenantOf(argv: readonly string[]): string | undefined {
+  const text = { type: 'string' } as const;
+  const options = { from: text, to: text, endpoints: text, stage: text, region: text, profile: text };
+  return parseArgs({ args: [...argv], allowPositionals: true, strict: false, options }).positionals[0];
 }
 
 function parse(argv: readonly string[]) {

@@ -112,10 +112,29 @@ describe('tenantcast connections', () => {
     expect((await cli('connections', 'list', 'globex')).out).not.toContain('cli-ann');
   });
 
-  it('says that a tenant does not exist instead of listing no connections, and fails', async () => {
-    const listed = await cli('connections', 'list', 'nosuch');
-    expect(listed).toMatchObject({ code: 1, out: '' });
-    expect(listed.err).toContain("error: unknown tenant 'nosuch' (tenants: acme, globex)");
+  it('says that a tenant does not exist instead of listing, disconnecting or metering nothing, and fails', async () => {
+    for (const argv of [
+      ['connections', 'list', 'nosuch'],
+      ['connections', 'disconnect', 'nosuch'],
+      ['usage', 'nosuch'],
+    ]) {
+      const answered = await cli(...argv);
+      expect(answered).toMatchObject({ code: 1, out: '' });
+      expect(answered.err).toContain("error: unknown tenant 'nosuch' (tenants: acme, globex)");
+    }
+  });
+
+  it('names the missing tenant with the help of the command given, not of another CLI', async () => {
+    for (const [argv, help] of [
+      [['usage', '--from', '2026-01-01'], 'Usage: tenantcast usage <tenantId>'],
+      [['connections', 'disconnect'], 'Usage: tenantcast connections'],
+    ] as const) {
+      const answered = await cli(...argv);
+      expect(answered.code).toBe(2);
+      expect(answered.err).toContain('needs <tenantId>');
+      expect(answered.err).toContain(help);
+      expect(answered.err).not.toContain('create');
+    }
   });
 
   it("disconnects one user's connections and leaves the others open", async () => {
