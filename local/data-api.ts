@@ -459,7 +459,8 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
       await openDatabase(cluster, name);
       return true;
     }
-    m = new RegExp(`^DROP\\s+DATABASE\\s+(IF\\s+EXISTS\\s+)?${ident}$`, 'i').exec(s);
+    // `WITH (FORCE)` (PostgreSQL 13+) closes other sessions first; the stand-in closes its handle either way.
+    m = new RegExp(`^DROP\\s+DATABASE\\s+(IF\\s+EXISTS\\s+)?${ident}(?:\\s+WITH\\s*\\(\\s*FORCE\\s*\\))?$`, 'i').exec(s);
     if (m) {
       if (!superuser) denied('drop database');
       const name = m[2] as string;

@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { databaseNameOf, defaultEntityRules, entityRuleProblems, parseRulesFile, skippedLines } from './onboarding.ts';
+import {
+  databaseNameOf,
+  defaultEntityRules,
+  entityRuleProblems,
+  Onboarding,
+  parseRulesFile,
+  skippedLines,
+} from './onboarding.ts';
 import type { SchemaSnapshot } from './schema.ts';
 
 const schema = {
@@ -132,5 +139,54 @@ describe('a tenant’s database name', () => {
       expect(name).toMatch(/^tenant_[a-z0-9_]+$/);
     }
     expect(databaseNameOf('Acme')).toBe(databaseNameOf('Acme'));
+  });
+});
+
+describe('a create that fails', () => {
+  it('at the catalog write undoes the database, the role and then the secret, and fails with the first error', async () => {
+    const done: string[] = [];
+    const ok = { rows: [], updated: 0 };
+    const dataApi = {
+      execute: async (_db: unknown, sql: string) => {
+        if (/^(DROP|CREATE) /.test(sql)) done.push(sql.replace(/ WITH LOGIN PASSWORD .*/, ''));
+        return ok;
+      },
+      batchExecute: async () => ({ updated: 0 }),
+      transaction: async (_db: unknown, work: (tx: unknown) => Promise<unknown>) => work({ execute: async () => ok }),
+      executePaged: async () => ({ ...ok, limit: 1 }),
+    };
+    const onboarding = new Onboarding({
+      dataApi: dataApi as never,
+      secrets: {
+        create: async (name) => {
+          done.push(`create secret ${name}`);
+          return 'arn:secret';
+        },
+        delete: async (name) => {
+          done.push(`delete secret ${name}`);
+        },
+      },
+      tenants: {
+        find: async () => undefined,
+        list: async () => [],
+        put: async () => {
+          throw Object.assign(new Error('Item size has exceeded the maximum allowed size'), {
+            name: 'ValidationException',
+          });
+        },
+      } as never,
+      clusters: [{ id: 'c1', clusterArn: 'arn:c1', adminSecretArn: 'arn:admin' }],
+    });
+    await expect(
+      onboarding.createTenant({ tenantId: 'big', schemaSql: 'CREATE TABLE t (id int PRIMARY KEY);' }),
+    ).rejects.toThrow('Item size');
+    expect(done).toEqual([
+      'CREATE ROLE "tenant_big"',
+      'CREATE DATABASE "tenant_big" OWNER "tenant_big"',
+      'create secret tenantcast/local/tenant/big',
+      'DROP DATABASE "tenant_big" WITH (FORCE)',
+      'DROP ROLE "tenant_big"',
+      'delete secret tenantcast/local/tenant/big',
+    ]);
   });
 });

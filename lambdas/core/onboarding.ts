@@ -106,8 +106,8 @@ export const TenantRulesFile = z.strictObject({
 });
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
 
-/** Keys JSON.parse keeps as own keys but an object built from them would not (`__proto__`): refused anywhere. */
-const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** A key JSON.parse keeps as an own key but an object built from it would not: refused anywhere. */
+const UNSAFE_KEY = '__proto__';
 
 /** Parses a rules file's JSON text; BAD_REQUEST naming what is wrong. */
 export function parseRulesFile(text: string): TenantRulesFile {
@@ -116,7 +116,7 @@ export function parseRulesFile(text: string): TenantRulesFile {
   try {
     // A role or entity named `__proto__` would be dropped on the way in (the rules left empty: every right gone).
     json = JSON.parse(text, (key, value) => {
-      if (UNSAFE_KEYS.has(key)) unsafe ??= key;
+      if (key === UNSAFE_KEY) unsafe ??= key;
       return value;
     });
   } catch (err) {
@@ -244,8 +244,8 @@ export class Onboarding {
     log(`placing ${tenantId} on ${cluster.id} as database ${databaseName}`);
     const secretName = tenantSecretName(this.deps.stage ?? 'local', tenantId);
     const made = { role: false, database: false, secret: false };
-    let db: DatabaseRef;
     let schema: SchemaSnapshot;
+    let config: TenantConfig;
     try {
       await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
       made.role = true;
@@ -266,43 +266,43 @@ export class Onboarding {
         `database credentials of tenant ${tenantId}`,
       );
       made.secret = true;
-      db = { clusterArn: cluster.clusterArn, secretArn, databaseName };
+      const db: DatabaseRef = { clusterArn: cluster.clusterArn, secretArn, databaseName };
 
       log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
       await this.deps.dataApi.transaction(db, async (tx) => {
         for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
       });
       schema = await this.snapshot(db, undefined);
+      for (const line of skippedLines(schema)) log(line);
+      const entityRules = input.entityRules ?? current?.entityRules ?? defaultEntityRules;
+      // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
+      for (const problem of entityRuleProblems(entityRules, schema)) log(`warning: entity rules: ${problem}`);
+      config = {
+        tenantId,
+        roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
+        database: { clusterId: cluster.id, ...db },
+        schema,
+        entityRules,
+        // Like the role rules, limits already in the catalog are kept unless new ones are given; presence groups too
+        // (until 2026-12-04 a real-time tenant gaining a database lost its presence events).
+        ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
+        ...((input.presenceGroups ?? current?.presenceGroups) && {
+          presenceGroups: input.presenceGroups ?? current?.presenceGroups,
+        }),
+      };
+      await this.deps.tenants.put(config);
     } catch (err) {
       // Undone, so the same command can run again once the schema file is fixed (until 2026-12-04 a failed create left
       // its role, database and secret behind, and every later create of the tenant failed on them).
       await this.undoCreate(admin, role, secretName, made);
       throw err;
     }
-    for (const line of skippedLines(schema)) log(line);
-    const entityRules = input.entityRules ?? current?.entityRules ?? defaultEntityRules;
-    // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
-    for (const problem of entityRuleProblems(entityRules, schema)) log(`warning: entity rules: ${problem}`);
-    const config: TenantConfig = {
-      tenantId,
-      roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
-      database: { clusterId: cluster.id, ...db },
-      schema,
-      entityRules,
-      // Like the role rules, limits already in the catalog are kept unless new ones are given; presence groups too
-      // (until 2026-12-04 a real-time tenant gaining a database lost its presence events).
-      ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
-      ...((input.presenceGroups ?? current?.presenceGroups) && {
-        presenceGroups: input.presenceGroups ?? current?.presenceGroups,
-      }),
-    };
-    await this.deps.tenants.put(config);
     log(`${tenantId}: ${Object.keys(schema.entities).length} entities, schema version ${schema.version}`);
     return config;
   }
 
   /**
-   * Drops what a failed `createTenant` made (the secret, the database, the role), each only if that attempt made it.
+   * Drops what a failed `createTenant` made (the database, the role, the secret), each only if that attempt made it.
    * Best effort: a step that fails is logged, and the operator's way out is named.
    */
   private async undoCreate(
@@ -312,10 +312,16 @@ export class Onboarding {
     made: { readonly role: boolean; readonly database: boolean; readonly secret: boolean },
   ): Promise<void> {
     const log = this.deps.log ?? (() => undefined);
+    // FORCE: the Data API may still hold a pooled session in the new database. The secret goes last, so a drop that
+    // fails leaves the credentials that reach what is left.
     const steps: [boolean, string, () => Promise<unknown>][] = [
-      [made.secret, `delete secret ${secretName}`, () => this.deps.secrets.delete(secretName)],
-      [made.database, `DROP DATABASE ${role}`, () => this.deps.dataApi.execute(admin, `DROP DATABASE ${role}`)],
+      [
+        made.database,
+        `DROP DATABASE ${role}`,
+        () => this.deps.dataApi.execute(admin, `DROP DATABASE ${role} WITH (FORCE)`),
+      ],
       [made.role, `DROP ROLE ${role}`, () => this.deps.dataApi.execute(admin, `DROP ROLE ${role}`)],
+      [made.secret, `delete secret ${secretName}`, () => this.deps.secrets.delete(secretName)],
     ];
     for (const [due, what, step] of steps) {
       if (!due) continue;

@@ -6,7 +6,7 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { optionalEnv } from '../core/env.ts';
-import { setAsideMessageAttributes } from '../core/poison.ts';
+import { REDRIVE_OF_ATTRIBUTE, setAsideMessageAttributes } from '../core/poison.ts';
 import { limits } from '../manifest.ts';
 import { clientConfig } from './aws.ts';
 
@@ -18,7 +18,13 @@ export function createSetAside(): SetAside {
   return async (record, reason) => {
     if (sqs === undefined) throw new Error('DEAD_LETTER_QUEUE_URL is not set: the function has no SQS trigger');
     const own: Record<string, { DataType: string; StringValue: string }> = {};
+    // First, so it is among the attributes kept: the deduplication id the record had, which a redrive takes as the
+    // record's (this copy's own is `aside-…`; the fan-out keys a page's progress by it).
+    const before =
+      record.messageAttributes[REDRIVE_OF_ATTRIBUTE]?.stringValue ?? record.attributes.MessageDeduplicationId;
+    if (before !== undefined) own[REDRIVE_OF_ATTRIBUTE] = { DataType: 'String', StringValue: before };
     for (const [name, value] of Object.entries(record.messageAttributes)) {
+      if (name === REDRIVE_OF_ATTRIBUTE) continue;
       if (value.stringValue !== undefined) own[name] = { DataType: value.dataType, StringValue: value.stringValue };
     }
     const by = optionalEnv('AWS_LAMBDA_FUNCTION_NAME', 'unknown');

@@ -7,7 +7,7 @@ describe('addFault', () => {
     const faults = new Set<ActiveFault>();
     expect(() => addFault(faults, false, { status: 410 })).toThrow('fault injection is off');
     expect(() => addFault(faults, true, { rate: 1.5 })).toThrow('fault rate must be between 0 and 1 (got 1.5)');
-    expect(() => addFault(faults, true, { status: 404 as 410 })).toThrow('fault status must be 410, 429 or 500');
+    expect(() => addFault(faults, true, { status: 404 as 410 })).toThrow('fault status must be 410, 413, 429 or 500');
     expect(faults.size).toBe(0);
   });
 

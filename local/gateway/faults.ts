@@ -8,6 +8,7 @@ import type { ActiveFault, FaultSpec } from './types.ts';
 /** The error type API Gateway names for each injectable status. */
 export const FAULT_TYPES = {
   410: 'GoneException',
+  413: 'PayloadTooLargeException',
   429: 'LimitExceededException',
   500: 'InternalServerErrorException',
 } as const;
@@ -18,7 +19,7 @@ export function addFault(faults: Set<ActiveFault>, enabled: boolean, spec: Fault
   const rate = spec.rate ?? 1;
   if (!(rate >= 0 && rate <= 1)) throw new Error(`fault rate must be between 0 and 1 (got ${spec.rate})`);
   if (spec.status !== undefined && !(spec.status in FAULT_TYPES)) {
-    throw new Error(`fault status must be 410, 429 or 500 (got ${spec.status})`);
+    throw new Error(`fault status must be 410, 413, 429 or 500 (got ${spec.status})`);
   }
   const fault = { spec, left: spec.count ?? Number.POSITIVE_INFINITY };
   faults.add(fault);

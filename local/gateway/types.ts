@@ -144,7 +144,7 @@ export interface GatewayStats {
 /** A fault for `@connections` posts (see `Gateway.injectFaults`). */
 export interface FaultSpec {
   /** Answer matching posts with this status instead of delivering. Omitted: deliver (after `delayMs`). */
-  readonly status?: 410 | 429 | 500;
+  readonly status?: 410 | 413 | 429 | 500;
   /** Fraction of matching posts affected, 0 to 1. @default 1 */
   readonly rate?: number;
   /** Affect at most this many posts, then the fault is removed. @default unlimited */

@@ -42,7 +42,7 @@ async function depth(url: string): Promise<number> {
 }
 
 /** Two members of `group`; posts to the second fail with 500 until `deadLettered` finds the DLQ holding the message. */
-async function twoMembers(group: string) {
+async function twoMembers(group: string, status: 413 | 500 = 500) {
   const ids = () => [...runtime().gateway.connections.keys()];
   const a = await openClient(runtime(), tokenFor(runtime(), 'acme', 'ra', ['admin']));
   const aId = ids().at(-1) as string;
@@ -50,7 +50,7 @@ async function twoMembers(group: string) {
   const b = await openClient(runtime(), tokenFor(runtime(), 'acme', 'rb', ['admin']));
   const bId = ids().at(-1) as string;
   await b.request({ action: 'subscribe', group });
-  const stop = runtime().gateway.injectFaults({ status: 500, connectionIds: [bId], count: 100_000 });
+  const stop = runtime().gateway.injectFaults({ status, connectionIds: [bId], count: 100_000 });
   const deadLettered = async (dlqUrl: string) => {
     await eventually(() => messages(a, group).length >= 1, 20_000, 'the first member got it');
     const deadline = Date.now() + 90_000;
@@ -84,9 +84,12 @@ describe('a redriven message', () => {
     expect(seen(b, group)).toEqual(seen(a, group));
   });
 
-  it('of the fan-out queue reaches only the members its page had not reached', async () => {
-    const group = 'chat:redrive-page';
-    const { a, aId, b, bId, deadLettered } = await twoMembers(group);
+  it.each([
+    ['dead-lettered by SQS after its receives', 500 as const],
+    ['set aside by the fan-out (a 413, which no retry changes)', 413 as const],
+  ])('of the fan-out queue, %s, reaches only the members its page had not reached', async (_how, status) => {
+    const group = `chat:redrive-page-${status}`;
+    const { a, aId, b, bId, deadLettered } = await twoMembers(group, status);
     const message: SequencedMessage = {
       v: 1,
       id: 'page-m1',
@@ -111,7 +114,7 @@ describe('a redriven message', () => {
         QueueUrl: runtime().queues.fanout.url,
         MessageBody: JSON.stringify(job),
         MessageGroupId: fanoutLaneGroupId('acme', group, 0),
-        MessageDeduplicationId: 'redrive-page-1',
+        MessageDeduplicationId: `redrive-page-${status}`,
       }),
     );
     await deadLettered(runtime().queues.fanout.dlqUrl);
