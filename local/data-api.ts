@@ -460,7 +460,9 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
       return true;
     }
     // `WITH (FORCE)` (PostgreSQL 13+) closes other sessions first; the stand-in closes its handle either way.
-    m = new RegExp(`^DROP\\s+DATABASE\\s+(IF\\s+EXISTS\\s+)?${ident}(?:\\s+WITH\\s*\\(\\s*FORCE\\s*\\))?$`, 'i').exec(s);
+    m = new RegExp(`^DROP\\s+DATABASE\\s+(IF\\s+EXISTS\\s+)?${ident}(?:\\s+WITH\\s*\\(\\s*FORCE\\s*\\))?$`, 'i').exec(
+      s,
+    );
     if (m) {
       if (!superuser) denied('drop database');
       const name = m[2] as string;
