@@ -52,6 +52,8 @@ export const FieldSchema = z.object({
   udtName: z.string(),
   nullable: z.boolean(),
   hasDefault: z.boolean(),
+  /** An enum type: its JSON value is its text (snapshots before 2026-12-04 do not say). */
+  enum: z.optional(z.boolean()),
   /** Single-column foreign key. */
   references: z.optional(z.object({ entity: z.string(), field: z.string() })),
 });
@@ -94,7 +96,8 @@ resolved AS (
 )
 SELECT c.relname AS table_name, a.attname AS column_name,
        format_type(COALESCE(r.base, a.atttypid), CASE WHEN r.id IS NULL THEN a.atttypmod ELSE r.typmod END) AS data_type,
-       t.typname AS udt_name, NOT a.attnotnull AS nullable, (a.atthasdef OR a.attidentity <> '') AS has_default
+       t.typname AS udt_name, t.typtype = 'e' AS is_enum, NOT a.attnotnull AS nullable,
+       (a.atthasdef OR a.attidentity <> '') AS has_default
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -154,6 +157,7 @@ export async function introspect(dataApi: DataApi, db: DatabaseRef): Promise<Int
       udtName: String(row.udt_name),
       nullable: row.nullable === true,
       hasDefault: row.has_default === true,
+      ...(row.is_enum === true && { enum: true }),
     };
     tables.set(table, fields);
   }

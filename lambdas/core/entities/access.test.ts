@@ -1,7 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { claimValues } from '../audience.ts';
-import { applicableRule, audienceFor, canRead, canWrite, rowRestriction, rowVisible, ruleFor } from './access.ts';
-import type { EntityCaller, EntityRule, FieldType } from './model.ts';
+import {
+  applicableRule,
+  audienceFor,
+  canRead,
+  canWrite,
+  rowFilterProblem,
+  rowRestriction,
+  rowVisible,
+  ruleFor,
+} from './access.ts';
+import { type EntityCaller, type EntityRule, type EntitySpec, type FieldType, toEntitySchema } from './model.ts';
 
 const ownerRule: EntityRule = {
   readRoles: ['admin', 'member'],
@@ -97,5 +106,27 @@ describe('entity access rules', () => {
       bypassRoles: ['admin'],
       claim: { name: 'sub', anyOf: ['bob'], firstValue: true },
     });
+  });
+});
+
+describe('a row filter on a column of a snapshot introspected before domains were resolved', () => {
+  const snapshot = (udtName: string, extra: { enum?: boolean } = {}) =>
+    toEntitySchema({
+      entities: {
+        doc: {
+          primaryKey: 'id',
+          fields: {
+            id: { type: 'text', udtName: 'text', nullable: false, hasDefault: false, pgType: 'text' },
+            team: { type: udtName, udtName, nullable: false, hasDefault: false, pgType: udtName, ...extra },
+          },
+        },
+      },
+    }).entities.doc as EntitySpec;
+
+  it('applies on text, varchar and enums, and on a domain (taken for text then) only once the schema is refreshed', () => {
+    expect(rowFilterProblem(snapshot('text'), 'team')).toBeUndefined();
+    expect(rowFilterProblem(snapshot('varchar'), 'team')).toBeUndefined();
+    expect(rowFilterProblem(snapshot('mood', { enum: true }), 'team')).toBeUndefined();
+    expect(rowFilterProblem(snapshot('snowflake'), 'team')).toMatch(/snowflake, not known as text.*refresh-schema/);
   });
 });

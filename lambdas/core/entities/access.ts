@@ -107,6 +107,9 @@ export function assertRowVisible(
 export function rowFilterProblem(entity: EntitySpec, column: string): string | undefined {
   const field = Object.hasOwn(entity.fields, column) ? entity.fields[column] : undefined;
   if (field === undefined) return `no column '${column}'`;
+  if (field.opaque === true) {
+    return `column '${column}' is of type ${field.pgType ?? field.type}, not known as text: a row filter needs text, uuid, boolean, integer or smallint (a domain over one of them counts once the tenant's schema is refreshed: tenants refresh-schema)`;
+  }
   const pg = field.pgType ?? field.type;
   const exact =
     field.type === 'uuid' ||

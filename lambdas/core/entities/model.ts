@@ -34,6 +34,12 @@ export interface FieldSpec {
    * @default `pgType`
    */
   readonly keyType?: string;
+  /**
+   * A type taken for text without being known as text (not text, varchar, char, citext, name or an enum): a domain in
+   * a snapshot introspected before domains were resolved to their base type. A row filter on it applies to no row
+   * until the tenant's schema is refreshed. @default false
+   */
+  readonly opaque?: boolean;
 }
 
 export interface EntitySpec {
@@ -142,6 +148,9 @@ export function castTypeOf(udtName: string, type: string): string {
   return /^[a-z_][a-z0-9_]*$/.test(type) ? type : `"${type.replaceAll('"', '""')}"`;
 }
 
+/** PostgreSQL's text types: their JSON value is their `::text`. */
+const TEXT_TYPES: ReadonlySet<string> = new Set(['text', 'varchar', 'bpchar', 'citext', 'name']);
+
 /** The entity view of an introspected snapshot (lambdas/core/schema.ts). */
 export function toEntitySchema(snapshot: {
   readonly entities: Readonly<
@@ -150,7 +159,17 @@ export function toEntitySchema(snapshot: {
       {
         readonly primaryKey: string;
         readonly fields: Readonly<
-          Record<string, { type: string; udtName: string; nullable: boolean; hasDefault: boolean; pgType?: string }>
+          Record<
+            string,
+            {
+              type: string;
+              udtName: string;
+              nullable: boolean;
+              hasDefault: boolean;
+              pgType?: string;
+              enum?: boolean;
+            }
+          >
         >;
       }
     >
@@ -169,6 +188,7 @@ export function toEntitySchema(snapshot: {
         pgType: castTypeOf(spec.udtName, spec.type),
         ...(spec.udtName === 'bpchar' && { padded: true }),
         ...(field === entity.primaryKey && spec.pgType !== undefined && { keyType: spec.pgType }),
+        ...(type === 'text' && !TEXT_TYPES.has(spec.udtName) && spec.enum !== true && { opaque: true }),
       };
     }
     entities[name] = { primaryKey: entity.primaryKey, fields };
