@@ -40,7 +40,8 @@ const runtime = useQuietRuntime(
           CREATE TABLE price (amount numeric(10,2) PRIMARY KEY, title text);
           CREATE TABLE tick (at timestamptz PRIMARY KEY, title text);
           CREATE TABLE thing (id uuid PRIMARY KEY, title text);
-          CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz, local_at timestamp, tags int[], flags bool[], notes text[]);
+          CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz, local_at timestamp, tags int[], flags bool[], notes text[],
+            big bigint[], amounts numeric[]);
           CREATE TABLE gen (
             id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, qty int NOT NULL,
             twice int GENERATED ALWAYS AS (qty * 2) STORED, code text UNIQUE
@@ -165,6 +166,8 @@ describe('values as they read back', () => {
       tags: [1, 2],
       flags: [true, null],
       notes: ['a', null],
+      big: [A, 2],
+      amounts: ['12345678901234567891', 1.5],
     };
     expect((await call('POST', '/v1/entities/stamp', row)).status).toBe(201);
     const read = (await call('GET', '/v1/entities/stamp/1')).body;
@@ -174,6 +177,8 @@ describe('values as they read back', () => {
       tags: [1, 2],
       flags: [true, null],
       notes: ['a', null],
+      big: [A, 2],
+      amounts: ['12345678901234567891', 1.5],
     });
     const { _version, id, ...fields } = read;
     expect((await call('PATCH', '/v1/entities/stamp/1', fields)).status).toBe(200);

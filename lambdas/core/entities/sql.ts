@@ -96,15 +96,27 @@ function rowJson(entity: EntitySpec): string {
     const floating = field?.pgType === 'real' || field?.pgType === 'double precision';
     return (field?.type === 'numeric' && !floating) || field?.pgType === 'bigint';
   });
-  if (wide.length === 0) return 'to_jsonb(t.*)';
-  const columns = wide.map((name) => {
-    const c = `t.${quoteIdent(name)}`;
+  // The same for each element of a one-dimensional bigint or numeric array (until 2026-12-04 arrays of them were not
+  // writable; read, their elements past 2^53 came rounded).
+  const wideArrays = fieldNames(entity).filter((name) =>
+    /^(bigint|numeric)\[\]$/.test(entity.fields[name]?.pgType ?? ''),
+  );
+  if (wide.length === 0 && wideArrays.length === 0) return 'to_jsonb(t.*)';
+  const exactJson = (c: string) => {
     // As numeric: abs() of the smallest bigint overflows. The cast to float8 fails past a double's range (overflow or
     // underflow): only values well within it try it.
     const n = `${c}::numeric`;
     const exact = `${c} IS NULL OR ${n} = 0 OR (abs(${n}) < 1e300 AND abs(${n}) > 1e-300 AND ${n}::float8::text::numeric = ${n})`;
-    return `CASE WHEN ${exact} THEN to_jsonb(${c}) ELSE to_jsonb(${c}::text) END AS ${quoteIdent(name)}`;
-  });
+    return `CASE WHEN ${exact} THEN to_jsonb(${c}) ELSE to_jsonb(${c}::text) END`;
+  };
+  const columns = [
+    ...wide.map((name) => `${exactJson(`t.${quoteIdent(name)}`)} AS ${quoteIdent(name)}`),
+    ...wideArrays.map((name) => {
+      const c = `t.${quoteIdent(name)}`;
+      const elements = `(SELECT COALESCE(jsonb_agg(${exactJson('u.e')} ORDER BY u.o), '[]'::jsonb) FROM unnest(${c}) WITH ORDINALITY AS u(e, o))`;
+      return `CASE WHEN ${c} IS NULL OR array_ndims(${c}) > 1 THEN to_jsonb(${c}) ELSE ${elements} END AS ${quoteIdent(name)}`;
+    }),
+  ];
   return `(to_jsonb(t.*) || (SELECT to_jsonb(x.*) FROM (SELECT ${columns.join(', ')}) x))`;
 }
 
