@@ -36,7 +36,7 @@ export function onFrame(
   try {
     frame = JSON.parse(String(raw));
   } catch {
-    reportError(new TenantcastClientError('PROTOCOL', 'a frame from the server is not JSON'));
+    reportError(new TenantcastClientError('PROTOCOL', 'frame not JSON'));
     return;
   }
   switch (frame?.type) {

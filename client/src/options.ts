@@ -55,7 +55,7 @@ export function webSocketFor(options: {
   if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function');
   const maybeWebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (maybeWebSocket === undefined) {
-    throw new TypeError('no WebSocket: pass options.WebSocket (Node 20: the ws package)');
+    throw new TypeError('no WebSocket: pass options.WebSocket');
   }
   return maybeWebSocket;
 }

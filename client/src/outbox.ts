@@ -33,7 +33,7 @@ export function createOutbox(max: number): Outbox {
   return {
     add(group, data, resolve, reject) {
       if (queue.length >= max) {
-        reject(new TenantcastClientError('QUEUE_FULL', `${max} publishes are already waiting`, group));
+        reject(new TenantcastClientError('QUEUE_FULL', `${max} publishes waiting`, group));
         return false;
       }
       queue.push({ order: ++order, group, data, resolve, reject });
@@ -52,7 +52,7 @@ export function createOutbox(max: number): Outbox {
     },
     close() {
       for (const item of this.take()) {
-        item.reject(new TenantcastClientError('CLOSED', 'closed before the publish was sent', item.group));
+        item.reject(new TenantcastClientError('CLOSED', 'closed', item.group));
       }
     },
   };

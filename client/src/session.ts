@@ -108,7 +108,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     try {
       ws = t.ws = new s.WebSocket(s.url, ['tenantcast.v1', token]);
     } catch (err) {
-      return failed(t, new TenantcastClientError('INTERNAL', `cannot open a WebSocket: ${String(err)}`));
+      return failed(t, new TenantcastClientError('INTERNAL', `WebSocket: ${String(err)}`));
     }
     ws.onopen = () => opened(t);
     ws.onmessage = (event) => {

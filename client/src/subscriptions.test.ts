@@ -16,7 +16,7 @@ function setupGroups() {
   const resets: ResetEvent[] = [];
   const clock = new FakeClock();
   /** The delays of the retry timers armed, by group (one socket here). */
-  const timers = new Map<object, number>();
+  const timers = new Map<object | string, number>();
   const subs = createSubscriptions<Sock>(
     10,
     new Set([socket]),
@@ -140,6 +140,54 @@ describe('createSubscriptions', () => {
     await h.clock.advance(60_000);
     await expect(leave.ready).rejects.toBe(failure);
     expect(h.sent.map((s) => `${s.frame.action} ${s.frame.group}`)).toEqual(['subscribe g', 'unsubscribe g']);
+  });
+
+  it('says an unsubscribe again after a transient failure, with backoff, until the server takes it', async () => {
+    const h = setupGroups();
+    const leave = h.subs.add('g', () => undefined);
+    h.sent[0]?.settle(ack(1));
+    leave();
+    h.sent[1]?.settle(new TenantcastClientError('RATE_LIMITED', 'slow down', 'g', 500));
+    expect(h.timers.get('#g')).toBe(100 + 500);
+    await h.clock.advance(600);
+    expect(h.sent.map((s) => `${s.frame.action} ${s.frame.group}`)).toEqual([
+      'subscribe g',
+      'unsubscribe g',
+      'unsubscribe g',
+    ]);
+    h.sent[2]?.settle(ack());
+    await h.clock.advance(60_000);
+    expect(h.sent).toHaveLength(3);
+  });
+
+  it('does not say an unsubscribe again once the group is subscribed to again', async () => {
+    const h = setupGroups();
+    const leave = h.subs.add('g', () => undefined);
+    h.sent[0]?.settle(ack(1));
+    leave();
+    h.sent[1]?.settle(new TenantcastClientError('TIMEOUT', 'no answer', 'g'));
+    h.subs.add('g', () => undefined);
+    await h.clock.advance(60_000);
+    expect(h.sent.map((s) => s.frame.action)).toEqual(['subscribe', 'unsubscribe', 'subscribe']);
+  });
+
+  it('refuses at once, without retrying, a subscribe the client itself found too large to send', async () => {
+    const h = setupGroups();
+    const sub = h.subs.add('g', () => undefined);
+    const tooLarge = new TenantcastClientError('TOO_LARGE', 'a subscribe frame over 32 KB', 'g');
+    h.sent[0]?.settle(tooLarge);
+    await expect(sub.ready).rejects.toBe(tooLarge);
+    await h.clock.advance(60_000);
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it('resolves ready of a subscription let go before any socket could say it', async () => {
+    const h = setupGroups();
+    h.socket.open = false;
+    const leave = h.subs.add('g', () => undefined);
+    leave();
+    await expect(leave.ready).resolves.toBeUndefined();
+    expect(h.sent).toEqual([]);
   });
 
   it('tells the server when the last handler of a group leaves, and only then', () => {

@@ -50,14 +50,26 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
   request: (t: T, frame: SubscriptionFrame, settle: (answer: Answer) => void) => void,
   report: (error: TenantcastClientError) => void,
   onReset: (event: ResetEvent) => void,
-  later: (t: T, key: object, ms: number, callback: () => void) => void,
+  later: (t: T, key: object | string, ms: number, callback: () => void) => void,
   delay: (attempt: number) => number,
 ): Subscriptions<T> {
   const groups = new Map<string, Group>();
   const usable = (t: T) => t.open && t.role !== 'draining';
-  const leave = (t: T, name: string) =>
+  /** A refusal no retry changes (the server's, or the client's own for a frame over 32 KB). */
+  const refused = (error: TenantcastClientError) => /BAD_REQUEST|FORBIDDEN|NOT_FOUND|TOO_LARGE/.test(error.code);
+  // Said again after a transient failure (RATE_LIMITED, TIMEOUT, ...), as a subscribe is, unless the group was wanted
+  // again meanwhile: until 2026-12-04 a rate-limited unsubscribe was only reported, and the server kept the
+  // subscription, delivering to it and counting it under the cap. Its timer is keyed `#<group>` (no group has `#`).
+  const leave = (t: T, name: string, attempt = 0): void =>
     request(t, { action: 'unsubscribe', group: name }, (outcome) => {
-      if (outcome instanceof TenantcastClientError) report(outcome);
+      if (outcome instanceof TenantcastClientError) {
+        report(outcome);
+        if (!refused(outcome)) {
+          later(t, `#${name}`, delay(attempt) + (+(outcome.retryAfterMs as number) || 0), () => {
+            if (!groups.has(name)) leave(t, name, attempt + 1);
+          });
+        }
+      }
     });
 
   /**
@@ -79,7 +91,7 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         if (outcome instanceof TenantcastClientError) {
           report(outcome);
           // Retried while the group is still wanted; refused, or failed once the app let it go, `ready` rejects.
-          if (!/BAD_REQUEST|FORBIDDEN|NOT_FOUND/.test(outcome.code) && groups.get(name) === group) {
+          if (!refused(outcome) && groups.get(name) === group) {
             // Let go while it waits to be sent again: `ready` rejects with the failure it waited on.
             return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () =>
               groups.get(name) === group ? send(done) : done(group.reject(outcome)),
@@ -117,8 +129,9 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         subscribed.handlers.delete(entry);
         if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
         groups.delete(name);
-        // Where its subscribe is still unanswered, the answer sends it again (`subscribeOn`).
-        for (const t of transports) if (usable(t)) leave(t, name);
+        // Where its subscribe is still unanswered, the answer sends it again (`subscribeOn`). With no socket to say it
+        // on, no subscribe was either: `ready` resolves, nothing to wait for (it stayed pending until 2026-12-04).
+        if (![...transports].filter(usable).map((t) => leave(t, name)).length) subscribed.resolve();
       };
       return Object.assign(unsubscribe, { ready: subscribed.ready });
     },

@@ -136,6 +136,17 @@ describe('createRefresh', () => {
     expect(refused.rollovers()).toBe(1);
   });
 
+  it('falls back to a rollover, as for a failure, when getToken answers with no token at all', async () => {
+    for (const answer of [null, {}, 42]) {
+      const h = setupRefresh([() => answer as never]);
+      h.schedule(h.t);
+      await h.clock.advance(9000);
+      expect(h.errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
+      expect(h.rollovers()).toBe(1);
+      expect(h.sent).toHaveLength(0);
+    }
+  });
+
   it('does nothing for a connection whose token has no known expiry', async () => {
     const h = setupRefresh([() => 'next']);
     h.t.expiresAt = undefined;

@@ -52,15 +52,17 @@ export function createRefresh(
     const current = t.expiresAt;
     if (current === undefined) return;
     requests.arm(t, 'refresh', Math.max(wait, current - s.refreshBeforeMs - s.clock.now()), async () => {
-      let result: TokenResult;
+      let token: string;
+      let expiresAt: number | undefined;
       try {
-        result = await s.getToken({ fresh });
+        // Read inside: an answer that is no token (null, {}) fails as a throwing getToken does (until 2026-12-04 it
+        // escaped as an unhandled rejection, and ended a Node process).
+        ({ token, expiresAt } = readToken(await s.getToken({ fresh })));
       } catch (err) {
         report(getTokenFailed(err));
         return rollover();
       }
       if (t.dead || t.role !== 'primary') return;
-      const { token, expiresAt } = readToken(result);
       // A token of unknown expiry (undefined is not <=) is sent, and not refreshed again.
       if ((expiresAt as number) <= current) return schedule(t, true, 1000);
       requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, (answer) => {

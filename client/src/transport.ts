@@ -126,9 +126,7 @@ export function createRequests(
       try {
         const timer = clock.setTimeout(() => {
           t.pending.delete(ref);
-          settle(
-            new TenantcastClientError('TIMEOUT', `no answer to ${frame.action} within ${timeoutMs} ms`, extra.group),
-          );
+          settle(new TenantcastClientError('TIMEOUT', `no answer in ${timeoutMs} ms`, extra.group));
           settled(t);
         }, timeoutMs);
         t.pending.set(ref, { timer, settle, ...extra });
