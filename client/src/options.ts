@@ -50,7 +50,7 @@ export function webSocketFor(options: {
   readonly WebSocket?: WebSocketConstructor;
 }): WebSocketConstructor {
   if (typeof options?.url !== 'string' || options.url === '') {
-    throw new TypeError(`url must be a WebSocket URL; got ${String(options?.url)}`);
+    throw new TypeError('url must be a WebSocket URL');
   }
   if (typeof options.getToken !== 'function') throw new TypeError('getToken must be a function');
   const maybeWebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -64,7 +64,7 @@ export function positive(name: string, value: number | undefined, fallback: numb
   if (value === undefined) return fallback;
   // `!(value > 0)` also refuses NaN.
   if (typeof value !== 'number' || !(value > 0)) {
-    throw new TypeError(`${name} must be a positive number; got ${String(value)}`);
+    throw new TypeError(`${name} must be a positive number`);
   }
   return value;
 }

@@ -160,6 +160,17 @@ describe('createSubscriptions', () => {
     expect(h.sent).toHaveLength(3);
   });
 
+  it('does not say an unsubscribe again on a socket that is draining by then', async () => {
+    const h = setupGroups();
+    const leave = h.subs.add('g', () => undefined);
+    h.sent[0]?.settle(ack(1));
+    leave();
+    h.socket.role = 'draining';
+    h.sent[1]?.settle(new TenantcastClientError('RATE_LIMITED', 'slow down', 'g'));
+    await h.clock.advance(60_000);
+    expect(h.sent).toHaveLength(2);
+  });
+
   it('does not say an unsubscribe again once the group is subscribed to again', async () => {
     const h = setupGroups();
     const leave = h.subs.add('g', () => undefined);

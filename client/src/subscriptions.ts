@@ -59,14 +59,15 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
   const refused = (error: TenantcastClientError) => /BAD_REQUEST|FORBIDDEN|NOT_FOUND|TOO_LARGE/.test(error.code);
   // Said again after a transient failure (RATE_LIMITED, TIMEOUT, ...), as a subscribe is, unless the group was wanted
   // again meanwhile: until 2026-12-04 a rate-limited unsubscribe was only reported, and the server kept the
-  // subscription, delivering to it and counting it under the cap. Its timer is keyed `#<group>` (no group has `#`).
+  // subscription, delivering to it and counting it under the cap. Its timer is keyed `#<group>`, apart from the socket's
+  // own timers (`heartbeat`, …) and the subscribe retries (keyed by the group object). Not on a draining socket.
   const leave = (t: T, name: string, attempt = 0): void =>
     request(t, { action: 'unsubscribe', group: name }, (outcome) => {
       if (outcome instanceof TenantcastClientError) {
         report(outcome);
         if (!refused(outcome)) {
           later(t, `#${name}`, delay(attempt) + (+(outcome.retryAfterMs as number) || 0), () => {
-            if (!groups.has(name)) leave(t, name, attempt + 1);
+            if (!groups.has(name) && usable(t)) leave(t, name, attempt + 1);
           });
         }
       }

@@ -147,6 +147,20 @@ describe('createRefresh', () => {
     }
   });
 
+  it('says nothing and rolls nothing over when the answer comes after the connection stopped being primary', async () => {
+    for (const answer of [null, 'next']) {
+      const h: ReturnType<typeof setupRefresh> = setupRefresh([
+        () => {
+          h.t.role = 'draining';
+          return answer as never;
+        },
+      ]);
+      h.schedule(h.t);
+      await h.clock.advance(9000);
+      expect([h.errors, h.rollovers(), h.sent]).toEqual([[], 0, []]);
+    }
+  });
+
   it('does nothing for a connection whose token has no known expiry', async () => {
     const h = setupRefresh([() => 'next']);
     h.t.expiresAt = undefined;

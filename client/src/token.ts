@@ -52,17 +52,21 @@ export function createRefresh(
     const current = t.expiresAt;
     if (current === undefined) return;
     requests.arm(t, 'refresh', Math.max(wait, current - s.refreshBeforeMs - s.clock.now()), async () => {
-      let token: string;
-      let expiresAt: number | undefined;
+      let answer: ReturnType<typeof readToken> | TenantcastClientError;
       try {
         // Read inside: an answer that is no token (null, {}) fails as a throwing getToken does (until 2026-12-04 it
         // escaped as an unhandled rejection, and ended a Node process).
-        ({ token, expiresAt } = readToken(await s.getToken({ fresh })));
+        answer = readToken(await s.getToken({ fresh }));
       } catch (err) {
-        report(getTokenFailed(err));
+        answer = getTokenFailed(err);
+      }
+      // The socket was replaced meanwhile: its refresh, failed or not, is nobody's business.
+      if (t.dead || t.role !== 'primary') return;
+      if (answer instanceof TenantcastClientError) {
+        report(answer);
         return rollover();
       }
-      if (t.dead || t.role !== 'primary') return;
+      const { token, expiresAt } = answer;
       // A token of unknown expiry (undefined is not <=) is sent, and not refreshed again.
       if ((expiresAt as number) <= current) return schedule(t, true, 1000);
       requests.send(t, { action: 'refresh', token }, s.requestTimeoutMs, (answer) => {
