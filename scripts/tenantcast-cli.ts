@@ -23,7 +23,7 @@ import { queues as manifestQueues } from '../lambdas/manifest.ts';
 import { Publisher } from '../lambdas/sdk/publisher.ts';
 import { noProgress } from './cli-progress.ts';
 import { DEFAULT_ENDPOINTS_FILE, type QueueUrls, resolveTarget, type Target } from './cli-target.ts';
-import { type CliIo, failure, runTenantsCli, table } from './tenants-cli.ts';
+import { type CliIo, failure, knownTenant, runTenantsCli, table } from './tenants-cli.ts';
 
 const targetHelp = `Target options (every command):
   --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
@@ -155,7 +155,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         if (tenantId === undefined) return usage('connections list needs <tenantId>');
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
         // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
-        if (!(await knownTenant(io, documentClient, target.tableName, tenantId))) return 1;
+        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+        if (!(await knownTenant(io, tenants, tenantId))) return 1;
         const found = await new TenantConnections({ client: documentClient, tableName: target.tableName }).list(
           tenantId,
           values.user,
@@ -183,7 +184,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         }
         // A mistyped tenant would be "published" to nobody and metered: say that it does not exist.
         const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
-        if (!(await knownTenant(io, documentClient, target.tableName, tenantId))) return 1;
+        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+        if (!(await knownTenant(io, tenants, tenantId))) return 1;
         const delivery = queueOf(target, 'delivery');
         const publisher = new Publisher({
           queueUrl: delivery.url,
@@ -242,20 +244,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     return failure(io, err);
   }
-}
-
-/** Whether the tenant exists; if not, says so with the tenants there are. */
-async function knownTenant(
-  io: CliIo,
-  client: DynamoDBDocumentClient,
-  tableName: string,
-  tenantId: string,
-): Promise<boolean> {
-  const tenants = new TenantDirectory({ client, tableName });
-  if ((await tenants.find(tenantId)) !== undefined) return true;
-  const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
-  io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
-  return false;
 }
 
 function out(io: CliIo, text: string): number {

@@ -123,13 +123,6 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
     });
     const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
     const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName, cacheTtlMs: 0 });
-    /** Whether the tenant exists; if not, says so (a typo would otherwise print an empty table, or disconnect none). */
-    const known = async (id: string) => {
-      if ((await tenants.find(id)) !== undefined) return true;
-      const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
-      io.err(`error: unknown tenant '${id}' (tenants: ${names.join(', ') || 'none'})`);
-      return false;
-    };
     // Lazily: only create and refresh-schema reach the Data API and Secrets Manager.
     const onboardingWith = (log: (m: string) => void) =>
       new Onboarding({
@@ -215,7 +208,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           io.err(`usage needs <tenantId>\n\n${help}`);
           return 2;
         }
-        if (!(await known(tenantId))) return 1;
+        if (!(await knownTenant(io, tenants, tenantId))) return 1;
         const { from, to } = parseUsageRange({ from: values.from, to: values.to }, Date.now());
         const days = await new UsageStore({ client: documentClient, tableName: target.tableName }).read(
           tenantId,
@@ -236,7 +229,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
           io.err(`disconnect needs <tenantId>\n\n${help}`);
           return 2;
         }
-        if (!(await known(tenantId))) return 1;
+        if (!(await knownTenant(io, tenants, tenantId))) return 1;
         if (target.connectionsEndpoint === undefined) throw new Error('the target has no connections endpoint');
         const { region, credentials } = target.clientConfig('dynamodb');
         const api = new ApiGatewayManagementApiClient({
@@ -350,4 +343,15 @@ function entitiesTable(
         .join(' '),
     ]),
   );
+}
+
+/**
+ * Whether the tenant exists; if not, says so with the tenants there are (a typo would otherwise list no connections,
+ * print an empty usage table or disconnect none).
+ */
+export async function knownTenant(io: CliIo, tenants: TenantDirectory, tenantId: string): Promise<boolean> {
+  if ((await tenants.find(tenantId)) !== undefined) return true;
+  const names = (await tenants.list({ schemas: false })).map((t) => t.tenantId);
+  io.err(`error: unknown tenant '${tenantId}' (tenants: ${names.join(', ') || 'none'})`);
+  return false;
 }

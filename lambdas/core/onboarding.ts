@@ -106,24 +106,21 @@ export const TenantRulesFile = z.strictObject({
 });
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
 
-/** A key JSON.parse keeps as an own key but an object built from it would not: refused anywhere. */
-const UNSAFE_KEY = '__proto__';
-
 /** Parses a rules file's JSON text; BAD_REQUEST naming what is wrong. */
 export function parseRulesFile(text: string): TenantRulesFile {
   let json: unknown;
-  let unsafe: string | undefined;
+  let proto = false;
   try {
-    // A role or entity named `__proto__` would be dropped on the way in (the rules left empty: every right gone).
+    // A key JSON.parse keeps but an object built from it would not: a role or entity named `__proto__` would be dropped
+    // on the way in (the rules left empty: every right gone). Refused anywhere in the file.
     json = JSON.parse(text, (key, value) => {
-      if (key === UNSAFE_KEY) unsafe ??= key;
+      if (key === '__proto__') proto = true;
       return value;
     });
   } catch (err) {
     throw new BadRequestError(`the rules file is not JSON: ${(err as Error).message}`);
   }
-  if (unsafe !== undefined)
-    throw new BadRequestError(`the rules file is not valid: the key '${unsafe}' is not allowed`);
+  if (proto) throw new BadRequestError("the rules file is not valid: the key '__proto__' is not allowed");
   const parsed = TenantRulesFile.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
@@ -303,7 +300,7 @@ export class Onboarding {
 
   /**
    * Drops what a failed `createTenant` made (the database, the role, the secret), each only if that attempt made it.
-   * Best effort: a step that fails is logged, and the operator's way out is named.
+   * Best effort: a step that fails is logged, and the others still run.
    */
   private async undoCreate(
     admin: DatabaseRef,

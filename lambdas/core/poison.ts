@@ -36,6 +36,17 @@ export function redriveOf(record: { readonly messageAttributes?: Record<string, 
   return record.messageAttributes?.[REDRIVE_OF_ATTRIBUTE]?.stringValue;
 }
 
+/**
+ * Whether a record may have been (partly) processed before: SQS delivered it before (receive count over 1), or it was
+ * redriven from the dead-letter queue (`redriveOf`, its receive count starting again at 1).
+ */
+export function isRedelivery(record: {
+  readonly attributes: { readonly ApproximateReceiveCount: string };
+  readonly messageAttributes?: Record<string, { stringValue?: string }>;
+}): boolean {
+  return Number(record.attributes.ApproximateReceiveCount) > 1 || redriveOf(record) !== undefined;
+}
+
 type StringAttributes = Record<string, { DataType: string; StringValue: string }>;
 
 /**

@@ -7,7 +7,7 @@ import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
 import { type PaceRun, paceDelayMs } from '../core/pace.ts';
-import { isPermanent, PoisonRecordError, reasonOf, redriveOf } from '../core/poison.ts';
+import { isPermanent, isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
 import { publishDataProblem } from '../core/publish-data.ts';
 import { deliverReplicas, isReplica, ReplicaMessage, replicaProblem, routeOf } from '../core/replication.ts';
 import { functions, queues } from '../manifest.ts';
@@ -137,9 +137,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
     let started: Promise<Outcome> | undefined;
     // A redriven record may have been sequenced before: its seq is looked up at the history's tail (found when nothing
     // of its group was sequenced after it; else it takes a new one, and members it reached before drop it by id).
-    const redelivered = records.some(
-      (r) => Number(r.attributes.ApproximateReceiveCount) > 1 || redriveOf(r) !== undefined,
-    );
+    const redelivered = records.some(isRedelivery);
     const start = () => {
       started ??=
         unit.kind === 'run'

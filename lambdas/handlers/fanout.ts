@@ -5,7 +5,7 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { deliverFanoutJobs, type FanoutPage } from '../core/broadcast.ts';
 import { FanoutJob } from '../core/delivery.ts';
-import { redriveOf } from '../core/poison.ts';
+import { isRedelivery, redriveOf } from '../core/poison.ts';
 import { queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
@@ -75,9 +75,7 @@ function plan(event: SQSEvent): Map<string, () => Promise<void>> {
 async function deliverPages(pages: readonly FanoutPage[], records: readonly SQSRecord[]): Promise<void> {
   const head = pages[0]?.job;
   if (head === undefined) return;
-  const redelivered = records.some(
-    (r) => Number(r.attributes.ApproximateReceiveCount) > 1 || redriveOf(r) !== undefined,
-  );
+  const redelivered = records.some(isRedelivery);
   const jobIds = pages.map((p) => p.jobId);
   const observed = new DeliveryMetrics(tenantMetrics, head.tenantId);
   try {

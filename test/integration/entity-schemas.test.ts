@@ -171,15 +171,8 @@ describe('values as they read back', () => {
     };
     expect((await call('POST', '/v1/entities/stamp', row)).status).toBe(201);
     const read = (await call('GET', '/v1/entities/stamp/1')).body;
-    expect(read).toMatchObject({
-      at: '2024-05-01T08:00:00.123456+00:00',
-      local_at: '2024-05-01T10:00:00.5',
-      tags: [1, 2],
-      flags: [true, null],
-      notes: ['a', null],
-      big: [A, 2],
-      amounts: ['12345678901234567891', 1.5],
-    });
+    // As written, the offset aside: a timestamptz reads back in UTC.
+    expect(read).toMatchObject({ ...row, at: '2024-05-01T08:00:00.123456+00:00' });
     const { _version, id, ...fields } = read;
     expect((await call('PATCH', '/v1/entities/stamp/1', fields)).status).toBe(200);
     for (const [name, value] of [

@@ -227,12 +227,12 @@ export type ChangeOp = 'insert' | 'update' | 'delete';
  */
 function keyText(entity: EntitySpec, p: ParamBuilder, id: unknown): string {
   const value = p.field(entity, entity.primaryKey, id);
-  const keyType = entity.fields[entity.primaryKey]?.keyType;
+  const field = entity.fields[entity.primaryKey];
+  const keyType = field?.keyType;
   if (keyType === undefined) return `(${value})::text`;
   // A value the key's type would cut or round (`abcdefghX` as `char(8)`, `1.505` as `numeric(10,2)`) is no key of it:
   // NULL, which matches no change, rather than another key's history. Compared as the type without its length or
   // scale (a `char(n)` as `bpchar`, so padding does not count).
-  const field = entity.fields[entity.primaryKey];
   const base = field?.padded === true ? 'bpchar' : (field?.pgType ?? 'text');
   const exact = `CAST(${value} AS ${keyType})`;
   return `(CASE WHEN CAST(${exact} AS ${base}) = CAST(${value} AS ${base}) THEN ${exact}::text END)`;

@@ -132,7 +132,6 @@ const bigintSchema = z.union([
   ),
 ]);
 
-/** The JSON value a field accepts, by its column's type. */
 /**
  * A `timestamp without time zone` reads back without an offset (`2024-05-01T10:00:00.5`), so it takes one without
  * (and one with, which PostgreSQL ignores for such a column): until 2026-12-04 a value read could not be written back
@@ -140,6 +139,7 @@ const bigintSchema = z.union([
  */
 const localTimestampSchema = z.iso.datetime({ offset: true, local: true });
 
+/** The JSON value a field accepts, by its column's type. */
 function schemaOf(field: FieldSpec): z.ZodMiniType {
   if (field.pgType === 'bigint') return bigintSchema;
   if (field.pgType === 'timestamp') return localTimestampSchema;
