@@ -115,30 +115,31 @@ describe('createSubscriptions', () => {
     ]);
   });
 
-  it('settles ready of a subscription let go before its answer, whatever the answer: a refusal or a failure rejects it', async () => {
+  it('resolves ready of a subscription let go before its answer, whatever the answer then is', async () => {
     for (const answer of [
       new TenantcastClientError('FORBIDDEN', 'no', 'g'),
       new TenantcastClientError('INTERNAL', 'boom', 'g'),
+      undefined,
     ]) {
       const h = setupGroups();
       const leave = h.subs.add('g', () => undefined);
       leave();
-      h.sent[0]?.settle(answer);
-      await expect(leave.ready).rejects.toBe(answer);
+      await expect(leave.ready).resolves.toBeUndefined();
+      if (answer !== undefined) h.sent[0]?.settle(answer);
       // Not retried once let go.
       await h.clock.advance(60_000);
       expect(h.sent.filter((s) => s.frame.action === 'subscribe')).toHaveLength(1);
     }
   });
 
-  it('rejects ready of a subscription let go while it waits to be sent again, with the failure it waited on', async () => {
+  it('resolves ready of a subscription let go while it waits to be sent again, and does not send it again', async () => {
     const h = setupGroups();
     const leave = h.subs.add('g', () => undefined);
     const failure = new TenantcastClientError('RATE_LIMITED', 'slow down', 'g');
     h.sent[0]?.settle(failure);
     leave();
+    await expect(leave.ready).resolves.toBeUndefined();
     await h.clock.advance(60_000);
-    await expect(leave.ready).rejects.toBe(failure);
     expect(h.sent.map((s) => `${s.frame.action} ${s.frame.group}`)).toEqual(['subscribe g', 'unsubscribe g']);
   });
 
@@ -317,6 +318,31 @@ describe('subscriptions', () => {
     expect(socket.lastOf('unsubscribe')).toMatchObject({ group: 'chat:general' });
     socket.receive(message('chat:general', 7));
     expect([...a.seen, ...b.seen]).toEqual([]);
+  });
+
+  it('let go while the subscribe is unanswered settle ready even when the socket then drops, and are not sent again', async () => {
+    for (const when of ['in flight', 'waiting to be sent again'] as const) {
+      const h = setup();
+      const socket = await connect(h);
+      const subscription = h.client.subscribe('chat:general', () => undefined);
+      let settled = false;
+      subscription.ready.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      if (when === 'waiting to be sent again') {
+        socket.receive({ type: 'error', ref: socket.lastOf('subscribe').ref, code: 'RATE_LIMITED', message: 'slow' });
+      }
+      subscription();
+      socket.drop();
+      const next = await reconnect(h, socket);
+      await h.clock.advance(60_000);
+      expect({ when, settled, subscribes: next.framesOf('subscribe').length }).toEqual({
+        when,
+        settled: true,
+        subscribes: 0,
+      });
+    }
   });
 
   it('keep delivering to the other handlers when one throws, and report the throw', async () => {

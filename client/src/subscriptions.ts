@@ -9,7 +9,10 @@ import { GroupCursor } from './dedupe.ts';
 import { TenantcastClientError } from './errors.ts';
 import type { AckFrame, Message, ResetEvent, ResetFrame } from './types.ts';
 
-/** Call it to unsubscribe; `ready` settles when the server acknowledged (or refused) the subscription. */
+/**
+ * Call it to unsubscribe; `ready` settles when the server acknowledged (or refused) the subscription, or resolves
+ * when it is let go first.
+ */
 export interface Subscription {
   (): void;
   readonly ready: Promise<void>;
@@ -91,11 +94,10 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         if (!groups.has(name)) leave(t, name);
         if (outcome instanceof TenantcastClientError) {
           report(outcome);
-          // Retried while the group is still wanted; refused, or failed once the app let it go, `ready` rejects.
+          // Retried while the group is still wanted (a `ready` let go meanwhile has resolved: rejecting is a no-op).
           if (!refused(outcome) && groups.get(name) === group) {
-            // Let go while it waits to be sent again: `ready` rejects with the failure it waited on.
             return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () =>
-              groups.get(name) === group ? send(done) : done(group.reject(outcome)),
+              groups.get(name) === group ? send(done) : done(),
             );
           }
           if (groups.get(name) === group) groups.delete(name);
@@ -130,9 +132,11 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
         subscribed.handlers.delete(entry);
         if (subscribed.handlers.size > 0 || groups.get(name) !== subscribed) return;
         groups.delete(name);
-        // Where its subscribe is still unanswered, the answer sends it again (`subscribeOn`). With no socket to say it
-        // on, no subscribe was either: `ready` resolves, nothing to wait for (it stayed pending until 2026-12-04).
-        if (![...transports].filter(usable).map((t) => leave(t, name)).length) subscribed.resolve();
+        // Where its subscribe is still unanswered, the answer sends the unsubscribe again (`subscribeOn`).
+        for (const t of transports) if (usable(t)) leave(t, name);
+        // Let go, `ready` resolves now unless it was refused already: an answer still awaited may never come (its
+        // socket can drop, which disarms its retry too), and until 2026-12-05 `ready` then stayed pending for ever.
+        subscribed.resolve();
       };
       return Object.assign(unsubscribe, { ready: subscribed.ready });
     },

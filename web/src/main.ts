@@ -183,7 +183,8 @@ class SignedIn {
       );
       const inTime = await Promise.race([ready, sleep(3000).then(() => undefined)]);
       await this.#reload(name);
-      if (inTime === undefined && (await ready)) await this.#reload(name);
+      // A subscription let go (the view closed) resolves its `ready` too: nothing to load then.
+      if (inTime === undefined && (await ready) && !this.#closed) await this.#reload(name);
     });
     void client.connect();
     await Promise.all(loads);
