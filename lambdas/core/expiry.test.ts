@@ -18,7 +18,7 @@ function store(connections: Record<string, number>, cursor?: number) {
       currentExp: async (id: string) =>
         connections[id] === undefined
           ? undefined
-          : { exp: connections[id] as number, tenantId: 'acme', connectedAt: 0 },
+          : { exp: connections[id] as number, tenantId: 'acme', userId: 'alice', connectedAt: 0 },
       cursor: async () => state.cursor,
       setCursor: async (bucket: number) => {
         state.cursor = bucket;
@@ -61,7 +61,7 @@ describe('the reaper', () => {
   it('skips a connection refreshed since the index was written', async () => {
     const connections = { refreshed: 6000 * 60 - 5 };
     const { store: s } = store(connections, 5998);
-    s.currentExp = async () => ({ exp: 6000 * 60 + 600, tenantId: 'acme', connectedAt: 0 });
+    s.currentExp = async () => ({ exp: 6000 * 60 + 600, tenantId: 'acme', userId: 'alice', connectedAt: 0 });
     const expired: string[] = [];
     await reapExpired({ store: s, now: () => now, expire: async (c) => void expired.push(c.connectionId) });
     expect(expired).toEqual([]);

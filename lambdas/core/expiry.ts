@@ -179,7 +179,9 @@ export class ExpiryStore {
   }
 
   /** The connection's current token expiry (strongly consistent), or undefined if it is gone. */
-  async currentExp(connectionId: string): Promise<{ exp: number; tenantId: string; connectedAt: number } | undefined> {
+  async currentExp(
+    connectionId: string,
+  ): Promise<{ exp: number; tenantId: string; userId: string; connectedAt: number } | undefined> {
     const out = await this.options.client.send(
       new GetCommand({
         TableName: this.options.tableName,
@@ -192,6 +194,7 @@ export class ExpiryStore {
     return {
       exp: typeof item.exp === 'number' ? item.exp : 0,
       tenantId: String(item.tenantId),
+      userId: String(item.userId),
       connectedAt: Number(item.connectedAt),
     };
   }
@@ -214,8 +217,13 @@ export class ExpiryStore {
 
 export interface ReapDeps {
   readonly store: Pick<ExpiryStore, 'inBucket' | 'currentExp' | 'cursor' | 'setCursor'>;
-  /** Sends the `token expired` frame, closes the connection and removes its items; must tolerate a gone connection. */
-  readonly expire: (connection: DueConnection & { tenantId: string; connectedAt: number }) => Promise<void>;
+  /**
+   * Sends the `token expired` frame, closes the connection and removes its items (announcing presence `leave`s, as
+   * `$disconnect` would: its own finds the items gone); must tolerate a gone connection.
+   */
+  readonly expire: (
+    connection: DueConnection & { tenantId: string; userId: string; connectedAt: number },
+  ) => Promise<void>;
   readonly now: () => number;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
@@ -260,7 +268,8 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
         const live = await deps.store.currentExp(due.connectionId);
         // Gone, refreshed meanwhile, or never expiring: nothing to do.
         if (live === undefined || live.exp === 0 || live.exp > nowSeconds) continue;
-        await deps.expire({ ...due, exp: live.exp, tenantId: live.tenantId, connectedAt: live.connectedAt });
+        const { exp, tenantId, userId, connectedAt } = live;
+        await deps.expire({ ...due, exp, tenantId, userId, connectedAt });
         expired++;
       } catch (err) {
         failed++;

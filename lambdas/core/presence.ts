@@ -234,7 +234,24 @@ export async function announceLeave(
 }
 
 /**
- * Runs `remove` (the connection's removal, on `$disconnect`) and announces `leave` in each of `groups` (those with
+ * The groups of `connectionId` with presence events under the tenant's `patterns` (none when it has none). A failed
+ * lookup is reported to `onError` and costs only the leave events, never the removal.
+ */
+export async function presenceGroupsOf(
+  deps: Pick<PresenceDeps, 'onError'> & { readonly registry: Pick<Registry, 'groupsOf'> },
+  patterns: readonly string[] | undefined,
+  connectionId: string,
+): Promise<string[]> {
+  if (patterns === undefined || patterns.length === 0) return [];
+  const groups = await deps.registry.groupsOf(connectionId).catch((err: unknown) => {
+    deps.onError?.(err, { connectionId });
+    return [];
+  });
+  return groups.filter((group) => hasPresenceEvents(patterns, group));
+}
+
+/**
+ * Runs `remove` (the connection's removal, on `$disconnect` or when the reaper closes it) and announces `leave` in each of `groups` (those with
  * presence events) where this was the user's last connection. Announcing is best-effort: its failures are reported
  * to `onError`, never thrown, so the removal's outcome stands.
  */

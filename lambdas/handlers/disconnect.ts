@@ -5,10 +5,10 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
-import { hasPresenceEvents, removeAnnouncingLeaves } from '../core/presence.ts';
 import { Registry } from '../core/registry.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionRemoval } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -27,29 +27,7 @@ const tenants = new TenantDirectory({
   tableName,
   cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
 });
-const connections = createConnectionsApi();
-const presence = {
-  registry,
-  isConnected: (connectionId: string) => connections.isConnected(connectionId),
-  post: (connectionId: string, data: string) => connections.post(connectionId, data),
-  onError: (err: unknown, context: Record<string, unknown>) =>
-    logger.warn('presence leave failed', { ...context, error: err as Error }),
-};
-
-/** The connection's groups with presence events (lambdas/core/presence.ts); none for an unconfigured tenant. */
-async function presenceGroupsOf(tenantId: string, connectionId: string): Promise<string[]> {
-  const patterns = await tenants.get(tenantId).then(
-    (tenant) => tenant.presenceGroups,
-    () => undefined,
-  );
-  if (patterns === undefined || patterns.length === 0) return [];
-  // A failed lookup costs only the leave events, never the removal.
-  const groups = await registry.groupsOf(connectionId).catch((err: unknown) => {
-    presence.onError(err, { connectionId });
-    return [];
-  });
-  return groups.filter((group) => hasPresenceEvents(patterns, group));
-}
+const removeConnection = createConnectionRemoval({ registry, connections: createConnectionsApi(), tenants, logger });
 const usage = createUsage(logger);
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()
@@ -61,17 +39,11 @@ export const handler = middy<WebSocketEvent, WebSocketResult>()
     const { connectionId, connectedAt, authorizer } = event.requestContext;
     logger.appendKeys({ connectionId });
     const caller = callerFromAuthorizer(authorizer);
-    const remove = () => registry.removeConnection(connectionId);
     // Presence leave events for the user's last connection in groups configured for them (docs/protocol.md).
     const { groups } =
       caller === undefined
-        ? await remove()
-        : await removeAnnouncingLeaves(
-            presence,
-            { tenantId: caller.tenantId, userId: caller.userId, connectionId },
-            await presenceGroupsOf(caller.tenantId, connectionId),
-            remove,
-          );
+        ? await registry.removeConnection(connectionId)
+        : await removeConnection({ tenantId: caller.tenantId, userId: caller.userId, connectionId });
     logger.info('disconnected', { groups });
     // Connection-minutes (docs/security.md, "Usage metering"): started minutes, counted when the connection ends.
     if (caller !== undefined && typeof connectedAt === 'number') {

@@ -1,6 +1,6 @@
 /**
  * Reaper (every minute): closes connections whose token expired — `token expired` error frame, DeleteConnection,
- * registry clean-up (`$disconnect` would do it too, but it is best-effort in AWS) — then recounts the connection
+ * registry clean-up with presence `leave`s (`$disconnect` would do it too, but it is best-effort in AWS) — then recounts the connection
  * counters of a few tenants, the least recently checked first (docs/security.md, "Connection caps").
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -9,11 +9,13 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { ConnectionCounters, recountDue } from '../core/connection-counters.ts';
-import { requireEnv } from '../core/env.ts';
+import { numberEnv, requireEnv } from '../core/env.ts';
 import { ExpiryStore, type ReapResult, reapExpired, tokenExpiredFrame } from '../core/expiry.ts';
 import { Registry } from '../core/registry.ts';
 import { TenantConnections } from '../core/revocation.ts';
+import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
+import { createConnectionRemoval } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -27,6 +29,12 @@ const tableName = requireEnv('TABLE_NAME');
 const store = new ExpiryStore({ client: documentClient, tableName });
 const registry = new Registry({ client: documentClient, tableName });
 const connections = createConnectionsApi();
+const tenants = new TenantDirectory({
+  client: documentClient,
+  tableName,
+  cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+});
+const removeConnection = createConnectionRemoval({ registry, connections, tenants, logger });
 const tenantConnections = new TenantConnections({ client: documentClient, tableName });
 const counters = new ConnectionCounters({
   client: documentClient,
@@ -45,10 +53,10 @@ export const handler = middy<ScheduledEvent, ReapResult>()
     const result = await reapExpired({
       store,
       now: Date.now,
-      expire: async ({ connectionId, tenantId }) => {
+      expire: async ({ connectionId, tenantId, userId }) => {
         await connections.post(connectionId, tokenExpiredFrame());
         await connections.close(connectionId);
-        await registry.removeConnection(connectionId);
+        await removeConnection({ tenantId, userId, connectionId });
         logger.info('connection closed: token expired', { connectionId, tenantId });
       },
       onError: (err, context) => logger.error('expiring a connection failed', { ...context, error: err as Error }),

@@ -214,6 +214,25 @@ describe('presence events', () => {
     expect(await presenceOf(gina, 'room:dropped')).toEqual([{ userId: 'gina', connections: 1 }]);
     await gina.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'hank');
   });
+
+  it("announce the leave of a connection the reaper closes for its expired token, without another member's request", async () => {
+    const ida = await client('acme', 'ida');
+    await subscribe(ida, 'room:expiring');
+    const signed = runtime().identity.signToken({
+      tenantId: 'acme',
+      userId: 'jules',
+      roles: ['member'],
+      ttlSeconds: 2,
+    });
+    const jules = await openClient(runtime(), signed.token);
+    await subscribe(jules, 'room:expiring');
+    await ida.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.userId === 'jules');
+
+    await sleep(signed.expiresAt * 1000 + 50 - Date.now());
+    expect(await runtime().runScheduled('reaper')).toMatchObject({ expired: 1 });
+    await jules.closed;
+    await ida.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'jules');
+  });
 });
 
 describe('leaving and joining again at once', () => {

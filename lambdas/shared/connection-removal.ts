@@ -1,0 +1,47 @@
+/**
+ * Removing an ending connection as `$disconnect` does: its items, and a presence `leave` in each group with presence
+ * events where it was the user's last connection (lambdas/core/presence.ts). Shared by `$disconnect` and the reaper,
+ * which closes connections whose token expired and removes their items itself (`$disconnect` is best-effort in AWS;
+ * the one its DeleteConnection triggers then finds nothing left to announce). Until 2026-12-05 the reaper removed
+ * them silently, and the group's other members saw the user online for good.
+ */
+import { type PresenceDeps, presenceGroupsOf, removeAnnouncingLeaves } from '../core/presence.ts';
+import type { Registry } from '../core/registry.ts';
+import type { TenantDirectory } from '../core/tenants.ts';
+import type { ConnectionsApi } from './connections-api.ts';
+import type { createLogger } from './logger.ts';
+
+export interface ConnectionRemovalOptions {
+  readonly registry: Registry;
+  readonly connections: ConnectionsApi;
+  readonly tenants: Pick<TenantDirectory, 'get'>;
+  readonly logger: ReturnType<typeof createLogger>;
+}
+
+/** Who is leaving: the connection and its user, of its tenant. */
+export interface Leaving {
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly connectionId: string;
+}
+
+export function createConnectionRemoval(
+  options: ConnectionRemovalOptions,
+): (who: Leaving) => Promise<{ groups: number }> {
+  const { registry, connections, tenants, logger } = options;
+  const presence: PresenceDeps & { registry: Pick<Registry, 'groupsOf'> } = {
+    registry,
+    isConnected: (connectionId) => connections.isConnected(connectionId),
+    post: (connectionId, data) => connections.post(connectionId, data),
+    onError: (err, context) => logger.warn('presence leave failed', { ...context, error: err as Error }),
+  };
+  return async (who) => {
+    // An unconfigured tenant has no presence groups.
+    const patterns = await tenants.get(who.tenantId).then(
+      (tenant) => tenant.presenceGroups,
+      () => undefined,
+    );
+    const groups = await presenceGroupsOf(presence, patterns, who.connectionId);
+    return removeAnnouncingLeaves(presence, who, groups, () => registry.removeConnection(who.connectionId));
+  };
+}
