@@ -65,6 +65,8 @@ describe('the membership version of a group', () => {
   it("says a subscribe's replay waits only while the membership waits for a replay from its since", async () => {
     const { tenantId, registry, caller } = setup();
     // Connection ids of their own: an unsubscribe's mark is kept per connection and group, whatever the tenant.
+    await registry.putConnection(caller, 'r1', now);
+    await registry.putConnection(caller, 'r2', now);
     await registry.subscribe(caller, 'r1', 'chat', now, { since: 4, at: now + 10 });
     expect(await registry.replayState(tenantId, 'chat', 'r1', 4)).toBe('waiting');
     // A later subscribe waiting from another since is taken, not this request's.
@@ -190,6 +192,7 @@ describe('the membership version of a group', () => {
 
     it('keeps a subscribe received in the same millisecond as the unsubscribe (no loss either way)', async () => {
       const { tenantId, registry, caller, memberIds } = setup();
+      await registry.putConnection(caller, 'c1', now);
       await registry.subscribe(caller, 'c1', 'chat', now, { at: now + 10 });
       expect(await registry.unsubscribe(tenantId, 'c1', 'chat', now + 10)).toBe(false);
       expect(await memberIds()).toEqual(['c1']);
@@ -266,6 +269,38 @@ describe('the membership version of a group', () => {
       expect(await registryOver(interleaved).unsubscribe(tenantId, 'c1', 'chat', now + 20)).toBe(true);
       expect(await memberIds()).toEqual(['c1']);
       expect(await direct.removeConnection('c1')).toEqual({ groups: 1 });
+    });
+  });
+
+  describe("a connection's subscribe run beside its removal ($disconnect runs beside the connection's last frames)", () => {
+    it('a subscribe landing after the removal leaves nothing and does not stand', async () => {
+      // Connection ids of their own: an unsubscribe's mark is kept per connection and group, whatever the tenant.
+      const { registry, caller, memberIds } = setup();
+      await registry.putConnection(caller, 'd1', now);
+      await registry.removeConnection('d1');
+      expect(await registry.subscribe(caller, 'd1', 'chat', now, { at: now + 10 })).toBe(false);
+      expect(await memberIds()).toEqual([]);
+      expect(await registry.groupsOf('d1')).toEqual([]);
+    });
+
+    it("a subscribe that writes after the removal's first look, and still finds the connection, is removed too", async () => {
+      const { caller, memberIds } = setup();
+      const direct = registryOver(client);
+      await direct.putConnection(caller, 'd2', now);
+      let subscribing: Promise<boolean> | undefined;
+      // The subscribe runs whole right after the removal listed the connection's items, before META goes.
+      const interleaved = {
+        send: async (command: { constructor: { name: string }; input: { Key?: { pk?: string; sk?: string } } }) => {
+          if (command.constructor.name === 'DeleteCommand' && command.input.Key?.sk === 'META' && !subscribing) {
+            subscribing = direct.subscribe(caller, 'd2', 'chat', now, { at: now + 10 });
+            expect(await subscribing).toBe(true);
+          }
+          return client.send(command as never);
+        },
+      } as unknown as DynamoDBDocumentClient;
+      expect(await registryOver(interleaved).removeConnection('d2')).toEqual({ groups: 1 });
+      expect(await memberIds()).toEqual([]);
+      expect(await direct.groupsOf('d2')).toEqual([]);
     });
   });
 

@@ -253,7 +253,11 @@ export class Registry {
    * the unsubscribe's mark and the connection side are read back: a mark newer than this subscribe, or a connection
    * side gone, means that unsubscribe won, and both sides just written go (each only if it is still this
    * subscribe's). An unsubscribe leaves its mark before it deletes anything, so every subscribe received before it
-   * either finds the mark or wrote before the deletes, which then remove it. Returns whether it dropped them.
+   * either finds the mark or wrote before the deletes, which then remove it. The connection's `META` is read back too:
+   * `$disconnect` runs beside the connection's last frames, and a subscribe that lands after the removal (`META`
+   * gone) drops itself; `removeConnection` looks again after deleting `META` for one that found it still there.
+   * Returns whether it dropped them. (Until 2026-12-05 a subscribe in flight when its socket closed left its
+   * membership, posted to and counted until its ttl, and announced a presence `join` of a connection already gone.)
    * (Until 2026-12-03 about half of the races between the two puts left a member without its connection side, and
    * until 2026-12-04 an unsubscribe run wholly first left the whole membership: delivered to after the unsubscribe
    * was acknowledged.)
@@ -264,12 +268,15 @@ export class Registry {
     group: string,
     at: number,
   ): Promise<boolean> {
-    const [own, mark] = await Promise.all(
-      [{ pk: connectionPk(connectionId), sk: `G#${group}` }, unsubscribedKey(connectionId, group)].map((Key) =>
-        this.client.send(new GetCommand({ TableName: this.tableName, Key, ConsistentRead: true })),
-      ),
+    const keys = [
+      { pk: connectionPk(connectionId), sk: `G#${group}` },
+      unsubscribedKey(connectionId, group),
+      { pk: connectionPk(connectionId), sk: 'META' },
+    ];
+    const [own, mark, meta] = await Promise.all(
+      keys.map((Key) => this.client.send(new GetCommand({ TableName: this.tableName, Key, ConsistentRead: true }))),
     );
-    if (own?.Item !== undefined && !(Number(mark?.Item?.at) > at)) return false;
+    if (own?.Item !== undefined && meta?.Item !== undefined && !(Number(mark?.Item?.at) > at)) return false;
     const onlyMine = {
       ConditionExpression: '#at = :at',
       ExpressionAttributeNames: { '#at': 'at' },
@@ -519,31 +526,7 @@ export class Registry {
    * connection gone (410). Safe to run twice or concurrently.
    */
   async removeConnection(connectionId: string): Promise<{ groups: number }> {
-    const items = await this.connectionItems(connectionId);
-    const deletes: NonNullable<BatchWriteCommandInput['RequestItems']>[string] = [];
-    const memberships: [string, string][] = [];
-    for (const item of items) {
-      const sk = String(item.sk);
-      if (sk.startsWith('G#')) {
-        memberships.push([String(item.tenantId), String(item.group)]);
-        deletes.push({
-          DeleteRequest: { Key: { pk: groupPk(String(item.tenantId), String(item.group)), sk: `C#${connectionId}` } },
-        });
-      }
-    }
-    const groups = memberships.length;
-    // Group side first, then the connection's own items (META last, so a retry can still find everything).
-    await this.batchWrite(deletes);
-    // Best effort: a raise that fails here (a throttled version item in a reconnect storm) must not fail the removal
-    // or the delivery that found the connection gone. A list kept without it posts to the gone connection, whose 410
-    // removes it again, for at most the cache's maximum age (lambdas/core/member-cache.ts).
-    await Promise.all(
-      memberships.map(([tenantId, group]) => this.membershipChanged(tenantId, group).catch(() => undefined)),
-    );
-    const own = items
-      .filter((item) => item.sk !== 'META')
-      .map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));
-    await this.batchWrite(own);
+    let groups = await this.removeItems(connectionId, await this.connectionItems(connectionId));
     // META alone, returning what it was: of concurrent or repeated removals exactly one sees it, and only that one
     // releases the connection's place under the caps. A crash between the two leaves the counters high until
     // their next recount, never low.
@@ -557,10 +540,43 @@ export class Registry {
     if (meta.Attributes?.counted === true) {
       await this.counters.release(String(meta.Attributes.tenantId), String(meta.Attributes.userId));
     }
+    // A subscribe that ran beside this one reads `META` back after its writes (`dropIfUnsubscribed`): one that still
+    // found it wrote before the delete above, maybe after the first look. A second (consistent) look finds it.
+    const late = await this.connectionItems(connectionId, true);
+    if (late.length > 0) groups += await this.removeItems(connectionId, late);
     return { groups };
   }
 
-  private async connectionItems(connectionId: string): Promise<Record<string, unknown>[]> {
+  /** Deletes the memberships among a connection's `items` (both sides) and its other items but `META`. */
+  private async removeItems(connectionId: string, items: readonly Record<string, unknown>[]): Promise<number> {
+    const deletes: NonNullable<BatchWriteCommandInput['RequestItems']>[string] = [];
+    const memberships: [string, string][] = [];
+    for (const item of items) {
+      const sk = String(item.sk);
+      if (sk.startsWith('G#')) {
+        memberships.push([String(item.tenantId), String(item.group)]);
+        deletes.push({
+          DeleteRequest: { Key: { pk: groupPk(String(item.tenantId), String(item.group)), sk: `C#${connectionId}` } },
+        });
+      }
+    }
+    const groups = memberships.length;
+    // Group side first, then the connection's own items (META is the caller's, last: a retry still finds everything).
+    await this.batchWrite(deletes);
+    // Best effort: a raise that fails here (a throttled version item in a reconnect storm) must not fail the removal
+    // or the delivery that found the connection gone. A list kept without it posts to the gone connection, whose 410
+    // removes it again, for at most the cache's maximum age (lambdas/core/member-cache.ts).
+    await Promise.all(
+      memberships.map(([tenantId, group]) => this.membershipChanged(tenantId, group).catch(() => undefined)),
+    );
+    const own = items
+      .filter((item) => item.sk !== 'META')
+      .map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } }));
+    await this.batchWrite(own);
+    return groups;
+  }
+
+  private async connectionItems(connectionId: string, consistent = false): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -570,6 +586,7 @@ export class Registry {
           KeyConditionExpression: 'pk = :pk',
           ExpressionAttributeValues: { ':pk': connectionPk(connectionId) },
           ExclusiveStartKey: startKey,
+          ...(consistent && { ConsistentRead: true }),
         }),
       );
       items.push(...(out.Items ?? []));
