@@ -895,6 +895,31 @@ describe('replay', () => {
     });
   });
 
+  it('reads no more of a long history of large messages than its frames could replay, and resets', async () => {
+    const { deps, received, table } = setup({ members: [member('c1')] });
+    const big = 'x'.repeat(15_000);
+    const count = 300; // 4.5 MB of messages: over four times what limits.replayFrames frames hold
+    for (let i = 0; i < count; i += 10) {
+      const run = Array.from({ length: 10 }, (_, k) => message(`h${i + k}`, { data: big }));
+      await broadcastRun(run, false, deps);
+    }
+    let bytesRead = 0;
+    const counting = {
+      send: async (command: { constructor: { name: string } }) => {
+        const out = (await table.client.send(command as never)) as { Items?: Record<string, unknown>[] };
+        if (command.constructor.name === 'QueryCommand') {
+          for (const item of out.Items ?? []) bytesRead += String(item.body ?? '').length;
+        }
+        return out;
+      },
+    } as unknown as FakeTable['client'];
+    const history = new GroupHistory({ client: counting, tableName: 'test', now: () => 1_700_000_000_000 });
+    await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, { ...deps, history });
+    expect(received('late')).toEqual([['reset', count]]);
+    // The bound is the frames' bytes; a read stops at most a page past it (DynamoDB's pages hold at most 1 MB).
+    expect(bytesRead).toBeLessThanOrEqual(2 * limits.replayFrames * limits.frameBytes);
+  });
+
   it('ends a replay the time left cannot finish with a reset, and completes it, rather than failing it', async () => {
     const { deps, posts, replayed } = setup({ members: [member('c1')] });
     const big = 'x'.repeat(15_000);

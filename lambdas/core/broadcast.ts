@@ -693,7 +693,9 @@ export async function replay(
     deps.log?.('replay skipped: no membership waits for it', { tenantId, group, connectionId, since, state });
     return { delivered: 0, gone: 0, failed: 0 };
   }
-  const history = await deps.history.read(tenantId, group, since, limits.replayMessages);
+  // Read no further than what could be replayed: more message bytes than `replayFrames` full frames hold is a reset.
+  const maxBytes = limits.replayFrames * limits.frameBytes;
+  const history = await deps.history.read(tenantId, group, since, limits.replayMessages, maxBytes);
   const reset = (reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG') =>
     JSON.stringify({ type: 'reset', group, reason, seq: history.seq });
   let frames =

@@ -202,6 +202,41 @@ describe('GroupHistory.read', () => {
     expect((await history.read(T, G, 2)).kind).toBe('ok');
   });
 
+  it('with a byte bound reads pages sized to it and stops a page past it: tooLong, as past its message bound', async () => {
+    const { history, table } = setup();
+    const runs = 100;
+    for (let i = 0; i < runs; i++) {
+      const state = await history.state(T, G);
+      await history.assign(
+        Array.from({ length: 10 }, (_, k) => ({
+          ...message(`s${String(i * 10 + k).padStart(4, '0')}`),
+          data: 'y'.repeat(100),
+        })),
+        state,
+      );
+    }
+    // Every message the same size (ids of one length).
+    const sizes = [...new Set(table.partition(H).map((i) => String(i.body).length))];
+    expect(sizes).toHaveLength(1);
+    const size = sizes[0] as number;
+    const limitsAsked: unknown[] = [];
+    const counting = {
+      send: (command: { constructor: { name: string }; input: { Limit?: number } }) => {
+        if (command.constructor.name === 'QueryCommand') limitsAsked.push(command.input.Limit);
+        return table.client.send(command as never);
+      },
+    } as unknown as FakeTable['client'];
+    const reading = new GroupHistory({ client: counting, tableName: 'tenantcast-test', now: () => 1_700_000_000_000 });
+
+    // Within the bound: everything (a first page of 100, then pages sized to the bytes left).
+    const whole = await reading.read(T, G, 0, 1000, 1000 * size);
+    expect(whole.kind === 'ok' && whole.messages).toHaveLength(1000);
+    // Past it: tooLong, having asked for no more than the bytes allowed (plus one item) after the first page.
+    limitsAsked.length = 0;
+    expect(await reading.read(T, G, 0, 1000, 300 * size)).toEqual({ kind: 'tooLong', seq: 1000 });
+    expect(limitsAsked).toEqual([100, 201]);
+  });
+
   it('reports expired when the retention has passed, before DynamoDB TTL has deleted anything', async () => {
     const { history, advance } = setup({ retentionSeconds: 60 });
     await assign(history, 'a', 'b');

@@ -93,6 +93,12 @@ function historyItem(message: DeliveryMessage, seq: number, ttl: number): Record
 function messageOf(item: Record<string, unknown>): DeliveryMessage {
   return typeof item.body === 'string' ? (JSON.parse(item.body) as DeliveryMessage) : (item.message as DeliveryMessage);
 }
+/** A history item's message size: its JSON text (or, in the earlier layout, the map's JSON). */
+function bodyBytes(item: Record<string, unknown>): number {
+  return Buffer.byteLength(typeof item.body === 'string' ? item.body : JSON.stringify(item.message ?? null), 'utf8');
+}
+/** Items the first page of a byte-bounded read asks for, before it knows their size. */
+const FIRST_PAGE_ITEMS = 100;
 const pad = (seq: number) => String(seq).padStart(12, '0');
 const base = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
 
@@ -235,19 +241,23 @@ export class GroupHistory {
    * History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group);
    * `tooLong` if more than `max` items follow `since` (reading stops after `max + 1` of them).
    */
-  async read(tenantId: string, group: string, since: number, max = Number.POSITIVE_INFINITY): Promise<HistoryRead> {
-    const [state, items] = await Promise.all([
+  async read(
+    tenantId: string,
+    group: string,
+    since: number,
+    max = Number.POSITIVE_INFINITY,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<HistoryRead> {
+    const query = {
+      pk: `${base(tenantId, group)}#H`,
+      condition: 'pk = :pk AND sk > :since',
+      values: { ':since': pad(since) },
+    };
+    const [state, { items, overBytes }] = await Promise.all([
       this.state(tenantId, group),
-      this.queryAll(
-        {
-          pk: `${base(tenantId, group)}#H`,
-          condition: 'pk = :pk AND sk > :since',
-          values: { ':since': pad(since) },
-        },
-        max + 1,
-      ),
+      this.queryAll(query, max + 1, maxBytes),
     ]);
-    if (items.length > max) return { kind: 'tooLong', seq: state.seq };
+    if (items.length > max || overBytes) return { kind: 'tooLong', seq: state.seq };
     const nowSeconds = this.now() / 1000;
     const seen = new Set<string>();
     const messages: SequencedMessage[] = [];
@@ -353,7 +363,7 @@ export class GroupHistory {
 
   /** The read-ahead records of fan-out lane `lane` that reach seq `from` or beyond. */
   async ahead(tenantId: string, group: string, lane: number, from: number): Promise<AheadRecord[]> {
-    const items = await this.queryAll({
+    const { items } = await this.queryAll({
       pk: `${base(tenantId, group)}#P`,
       condition: 'pk = :pk AND sk BETWEEN :lo AND :hi',
       values: { ':lo': `A#${lane}#${pad(from)}`, ':hi': `A#${lane}#~` },
@@ -411,7 +421,7 @@ export class GroupHistory {
     range: { first: number; last: number; jobId?: string },
   ): Promise<ProgressRecord[]> {
     const pk = `${base(tenantId, group)}#P`;
-    const items =
+    const { items } =
       range.jobId === undefined
         ? await this.queryAll({
             pk,
@@ -500,6 +510,12 @@ export class GroupHistory {
   }
 
   /** Every item the query finds, in key order; at most `max` (whole pages are read, the rest dropped). */
+  /**
+   * Every item of `query`, up to `max` items. With `maxBytes`, reading stops once the items' messages (`bodyBytes`)
+   * pass it (`overBytes`): pages after the first hold only as many items as the bytes left allow at the average
+   * size so far, so a read never goes more than a page past the bound (a `since: 0` on 1,000 messages of 15 KB read
+   * all 15 MB until 2026-12-05, to answer HISTORY_TOO_LONG; found by an attacking pass).
+   */
   private async queryAll(
     query: {
       pk: string;
@@ -507,10 +523,18 @@ export class GroupHistory {
       values: Record<string, unknown>;
     },
     max = Number.POSITIVE_INFINITY,
-  ): Promise<Record<string, unknown>[]> {
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<{ items: Record<string, unknown>[]; overBytes: boolean }> {
     const items: Record<string, unknown>[] = [];
+    let bytes = 0;
     let startKey: Record<string, unknown> | undefined;
     do {
+      let limit = max - items.length;
+      if (Number.isFinite(maxBytes)) {
+        const average = items.length === 0 ? undefined : bytes / items.length;
+        const fit = average === undefined ? FIRST_PAGE_ITEMS : Math.ceil((maxBytes - bytes) / average) + 1;
+        limit = Math.min(limit, fit);
+      }
       const out = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
@@ -518,12 +542,16 @@ export class GroupHistory {
           ExpressionAttributeValues: { ':pk': query.pk, ...query.values },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
-          ...(Number.isFinite(max) && { Limit: max - items.length }),
+          ...(Number.isFinite(limit) && { Limit: limit }),
         }),
       );
-      items.push(...(out.Items ?? []));
+      for (const item of out.Items ?? []) {
+        items.push(item);
+        bytes += bodyBytes(item);
+      }
+      if (bytes > maxBytes) return { items, overBytes: true };
       startKey = out.LastEvaluatedKey;
     } while (startKey !== undefined && items.length < max);
-    return items;
+    return { items, overBytes: false };
   }
 }

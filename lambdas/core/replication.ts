@@ -197,7 +197,7 @@ export function replicatingHistory(
       await replicate(sequenced);
       return sequenced;
     },
-    read: (tenantId, group, since, max) => history.read(tenantId, group, since, max),
+    read: (tenantId, group, since, max, maxBytes) => history.read(tenantId, group, since, max, maxBytes),
     markSplit: (tenantId, group, until, lanes) => history.markSplit(tenantId, group, until, lanes),
     addProgress: (tenantId, group, range, ids, complete) => history.addProgress(tenantId, group, range, ids, complete),
     progress: (tenantId, group, range) => history.progress(tenantId, group, range),

@@ -128,7 +128,7 @@ export class FakeTable {
       this.put(clone(item));
       return {};
     }
-    if (command instanceof QueryCommand) return { Items: this.query(command.input) };
+    if (command instanceof QueryCommand) return this.query(command.input);
     if (command instanceof UpdateCommand) {
       try {
         return this.update(command.input);
@@ -179,7 +179,8 @@ export class FakeTable {
     throw new Error(`fake table: unsupported command ${c.constructor.name}`);
   }
 
-  private query(input: QueryCommand['input']): Item[] {
+  /** A page of a Query: `Limit` items at most, after `ExclusiveStartKey`, with `LastEvaluatedKey` when cut short. */
+  private query(input: QueryCommand['input']): { Items: Item[]; LastEvaluatedKey?: Item } {
     const values = input.ExpressionAttributeValues ?? {};
     const expression = input.KeyConditionExpression ?? '';
     let items: Item[];
@@ -209,8 +210,17 @@ export class FakeTable {
       }
     }
     if (input.ScanIndexForward === false) items = [...items].reverse();
-    if (input.Limit !== undefined) items = items.slice(0, input.Limit);
-    return items.map((item) => clone(item));
+    const start = input.ExclusiveStartKey as Item | undefined;
+    if (start !== undefined) {
+      const at = items.findIndex((i) => i.pk === start.pk && i.sk === start.sk);
+      items = items.slice(at + 1);
+    }
+    if (input.Limit !== undefined && items.length > input.Limit) {
+      items = items.slice(0, input.Limit);
+      const last = items.at(-1) as Item;
+      return { Items: items.map((item) => clone(item)), LastEvaluatedKey: { pk: last.pk, sk: last.sk } };
+    }
+    return { Items: items.map((item) => clone(item)) };
   }
 
   private update(input: UpdateCommand['input']): { Attributes?: Item } {
