@@ -6,14 +6,7 @@
 import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
 import { assertMayFollow } from './entities/access.ts';
-import {
-  BadRequestError,
-  ForbiddenError,
-  RateLimitedError,
-  TenantcastError,
-  toTenantcastError,
-  UnauthorizedError,
-} from './errors.ts';
+import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
   allMembers,
@@ -29,6 +22,9 @@ import { ack, errorFrame, parseClientFrame, parseJsonFrame, pong, refOf, type Se
 import { assertPublishData } from './publish-data.ts';
 import type { Member, Registry } from './registry.ts';
 import type { TenantDirectory } from './tenants.ts';
+
+/** The `retryAfterMs` of a subscribe refused at the subscription cap: about when the unsubscribes sent with it land. */
+export const SUBSCRIPTION_CAP_RETRY_MS = 1000;
 
 export interface RouteDeps {
   readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
@@ -105,8 +101,13 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
         assertMayFollow(tenant.entityRules, caller, frame.group);
         if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
-          throw new ForbiddenError(
-            `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`,
+          // RATE_LIMITED, not FORBIDDEN: room comes back as the connection's unsubscribes land, and a client swapping
+          // groups at the cap sends them together with its subscribes (the frame rate limit can hold the
+          // unsubscribes back). Clients drop a FORBIDDEN group for good; until 2026-12-05 swapping 40 of 100 groups at
+          // once lost 1–3 of the new ones (found by a newcomer's pass). Retried after `retryAfterMs`, one gets in.
+          throw new RateLimitedError(
+            `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: one more is taken once another is unsubscribed, or open another connection`,
+            SUBSCRIPTION_CAP_RETRY_MS,
           );
         }
         // Presence events: a subscribe that stands announces its join unless another connection of the user was a

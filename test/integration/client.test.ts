@@ -10,8 +10,9 @@ import WebSocket from 'ws';
 import type { ClientState, Message, TenantcastClientError, WebSocketConstructor } from '../../client/src/index.ts';
 import { type ClientOptions, createClient, type TenantcastClient } from '../../client/src/index.ts';
 import { Registry } from '../../lambdas/core/registry.ts';
+import { limits } from '../../lambdas/manifest.ts';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
-import { devLimits } from '../../local/seed.ts';
+import { defaultRoleRules, devLimits } from '../../local/seed.ts';
 import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 
 /** Every frame the SDK sent, and every answer it got, by user: `ws` with its `send` and messages recorded. */
@@ -84,16 +85,16 @@ function sdk(
   h: Harness,
   userId: string,
   roles: string[],
-  options: Partial<ClientOptions> & { ttlSeconds?: number } = {},
+  options: Partial<ClientOptions> & { ttlSeconds?: number; tenantId?: string } = {},
 ) {
   const observed: Observed = { states: [], errors: [], tokens: 0 } as unknown as Observed;
-  const { ttlSeconds, ...rest } = options;
+  const { ttlSeconds, tenantId = 'acme', ...rest } = options;
   const client = createClient({
     url: h.runtime.wsUrl,
     WebSocket: recordingWebSocket(userId),
     getToken: () => {
       observed.tokens++;
-      return h.runtime.identity.signToken({ tenantId: 'acme', userId, roles, ...(ttlSeconds && { ttlSeconds }) });
+      return h.runtime.identity.signToken({ tenantId, userId, roles, ...(ttlSeconds && { ttlSeconds }) });
     },
     backoff: { baseMs: 50, maxMs: 500 },
     ...rest,
@@ -166,6 +167,37 @@ describe('the client SDK against the local runtime', () => {
     expect(await registry.groupsOf(connection?.connectionId as string)).toEqual([]);
     expect(carol.errors).toEqual([]);
   });
+
+  it('ends with exactly the groups it wants when it swaps groups at the subscription cap under the frame rate limit', async () => {
+    // A tenant with the service's default limits (10 frames/s, burst 20), so a swap's frames are rate-limited.
+    await h.runtime.tenants.put({ tenantId: 'paced', roleRules: defaultRoleRules });
+    const dora = sdk(h, 'dora', ['member'], { tenantId: 'paced' });
+    await dora.client.connect();
+    const [connection] = connectionsOf(h, 'dora');
+    const id = connection?.connectionId as string;
+    const registry = new Registry({
+      client: DynamoDBDocumentClient.from(h.runtime.dynamo.client),
+      tableName: h.runtime.tableName,
+    });
+    // 60 memberships written straight to the registry (as if held), so the app's 40 groups fill the cap of 100.
+    const caller = { tenantId: 'paced', userId: 'dora', roles: ['member'], claims: {} };
+    const held = range(limits.subscriptionsPerConnection - 40).map((i) => `chat:held-${i}`);
+    await Promise.all(held.map((group) => registry.subscribe(caller, id, group, Date.now())));
+    const old = range(40).map((i) => `chat:old-${i}`);
+    const leaves = old.map((group) => dora.client.subscribe(group, () => undefined));
+    await Promise.all(leaves.map((leave) => leave.ready));
+
+    // In one tick: let go of the 40 and subscribe 40 others.
+    for (const leave of leaves) leave();
+    const wanted = range(40).map((i) => `chat:new-${i}`);
+    const readies = wanted.map((group) => dora.client.subscribe(group, () => undefined).ready);
+    await Promise.all(readies);
+    const acked = (ref: unknown) => (answeredBy.get('dora') ?? []).some((a) => a.ref === ref && a.type === 'ack');
+    const left = (group: string) =>
+      (sentBy.get('dora') ?? []).some((f) => f.action === 'unsubscribe' && f.group === group && acked(f.ref));
+    await eventually(() => old.every(left), 30_000, 'every unsubscribe acknowledged');
+    expect((await registry.groupsOf(id)).sort()).toEqual([...held, ...wanted].sort());
+  }, 60_000);
 
   it('loses and repeats nothing when the connection is cut in the middle of a stream', async () => {
     const publisher = sdk(h, 'pub-cut', ['member']);
