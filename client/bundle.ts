@@ -29,7 +29,8 @@ export const INTERNAL_PROPERTIES = [
   // outbox.ts, subscriptions.ts, dedupe.ts (GroupCursor's private fields)
   'order',
   'take',
-  'back',
+  'oldest',
+  'publishing',
   'requeue',
   'handlers',
   'handler',

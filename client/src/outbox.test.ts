@@ -83,9 +83,38 @@ describe('publish', () => {
     first.drop();
     const results = [h.client.publish('chat:general', 'a'), h.client.publish('chat:general', 'b')];
     const next = await reconnect(h, first);
+    // One at a time: the next goes once the previous is answered (API Gateway runs a connection's frames at once).
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['a']);
+    next.ackAll('publish', (f) => ({ id: `id-${String(f.data)}` }));
     expect(next.framesOf('publish').map((f) => f.data)).toEqual(['a', 'b']);
     next.ackAll('publish', (f) => ({ id: `id-${String(f.data)}` }));
     await expect(Promise.all(results)).resolves.toEqual([{ id: 'id-a' }, { id: 'id-b' }]);
+  });
+
+  it('made in one tick are sent one at a time, each once the previous is answered, so they are sequenced in order', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const results = ['a', 'b', 'c'].map((data) => h.client.publish('chat:general', data));
+    const sentBefore = (answers: number) => {
+      for (let i = 0; i < answers; i++) socket.ackAll('publish', (f) => ({ id: String(f.data) }));
+      return socket.framesOf('publish').map((f) => f.data);
+    };
+    expect(sentBefore(0)).toEqual(['a']);
+    expect(sentBefore(1)).toEqual(['a', 'b']);
+    expect(sentBefore(2)).toEqual(['a', 'b', 'c']);
+    await expect(Promise.all(results)).resolves.toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+  });
+
+  it('answered with an error still let the next one go', async () => {
+    const h = setup();
+    const socket = await connect(h);
+    const first = h.client.publish('chat:general', 'refused');
+    const second = h.client.publish('chat:general', 'next');
+    socket.receive({ type: 'error', ref: socket.lastOf('publish').ref, code: 'FORBIDDEN', message: 'no' });
+    await expect(first).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect(socket.lastOf('publish')).toMatchObject({ data: 'next' });
+    socket.ackAll('publish', () => ({ id: 'n' }));
+    await expect(second).resolves.toEqual({ id: 'n' });
   });
 
   it('in flight when the connection drops are sent again on the next connection, before newer ones', async () => {
@@ -95,8 +124,9 @@ describe('publish', () => {
     first.drop();
     const later = h.client.publish('chat:general', 'later');
     const next = await reconnect(h, first);
-    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['in flight', 'later']);
     next.ackAll('publish', () => ({ id: 'x' }));
+    next.ackAll('publish', () => ({ id: 'x' }));
+    expect(next.framesOf('publish').map((f) => f.data)).toEqual(['in flight', 'later']);
     await expect(Promise.all([lost, later])).resolves.toHaveLength(2);
   });
 

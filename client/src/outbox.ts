@@ -19,8 +19,8 @@ export interface Outbox {
   add(group: string, data: unknown, resolve: QueuedPublish['resolve'], reject: QueuedPublish['reject']): boolean;
   /** Empties the queue, handing over what was waiting, oldest first. */
   take(): QueuedPublish[];
-  /** Puts one publish taken but not sent back at the end. */
-  back(item: QueuedPublish): void;
+  /** Takes the oldest waiting publish out of the queue. */
+  oldest(): QueuedPublish | undefined;
   /** Puts publishes that were in flight back, all in their original order. */
   requeue(items: QueuedPublish[]): void;
   /** Rejects every waiting publish with CLOSED. */
@@ -44,9 +44,7 @@ export function createOutbox(max: number): Outbox {
       queue = [];
       return batch;
     },
-    back(item) {
-      queue.push(item);
-    },
+    oldest: () => queue.shift(),
     requeue(items) {
       queue = [...items, ...queue].sort((a, b) => a.order - b.order);
     },

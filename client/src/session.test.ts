@@ -101,7 +101,7 @@ describe('the one teardown path', () => {
       'a send fails',
       (h) => {
         h.server.last().readyState = 3;
-        h.publishInFlight();
+        h.requests.send(h.primary() as Transport, { action: 'ping' }, 1000, () => undefined);
       },
     ],
     ['the session stops', (h) => h.session.stop()],

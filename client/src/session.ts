@@ -179,25 +179,29 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     if (!network || network.isOnline()) reconnect.later();
   }
 
+  /**
+   * Sends the oldest queued publish on the primary, one at a time: API Gateway runs a connection's frames concurrently,
+   * so publishes sent together could be sequenced in another order (until 2026-12-05 the queue went out at once, and
+   * 15 publishes made in one tick arrived as `1,0,2,…,13,12,14`). The next goes once the previous is answered, queued
+   * in its group's order by then. One in flight when its socket ends is handed back in place (`requests.drop`).
+   */
   function flush(): void {
     const t = withRole(transports, 'primary');
-    if (!t?.open) return;
-    for (const item of outbox.take()) {
-      if (t.dead) {
-        outbox.back(item);
-        continue;
-      }
-      requests.send(
-        t,
-        { action: 'publish', group: item.group, data: item.data },
-        s.requestTimeoutMs,
-        (outcome) => {
-          if (outcome instanceof TenantcastClientError) item.reject(outcome);
-          else item.resolve({ id: outcome.id ?? '' });
-        },
-        { group: item.group, publish: item },
-      );
-    }
+    const item = t?.open && !t.dead && !t.publishing ? outbox.oldest() : undefined;
+    if (!item || !t) return;
+    t.publishing = true;
+    requests.send(
+      t,
+      { action: 'publish', group: item.group, data: item.data },
+      s.requestTimeoutMs,
+      (outcome) => {
+        t.publishing = false;
+        if (outcome instanceof TenantcastClientError) item.reject(outcome);
+        else item.resolve({ id: outcome.id ?? '' });
+        flush();
+      },
+      { group: item.group, publish: item },
+    );
   }
 
   /**

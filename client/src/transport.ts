@@ -29,6 +29,8 @@ export interface Transport {
   expiresAt: number | undefined;
   /** The requests sent on this socket and not answered yet, by ref. */
   readonly pending: Map<string, Request>;
+  /** A publish is in flight on this socket: the next waits for its answer (session.ts, `flush`). */
+  publishing?: boolean;
   /** Timers by name, or by the object they are for (a group's subscribe retry: subscriptions.ts). */
   readonly timers: Map<unknown, unknown>;
 }

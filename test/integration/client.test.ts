@@ -144,6 +144,18 @@ describe('the client SDK against the local runtime', () => {
     expect(alice.client.state).toBe('connected');
   });
 
+  it('delivers the publishes one sender makes in one tick in the order it made them', async () => {
+    const erin = sdk(h, 'erin', ['member']);
+    const frank = sdk(h, 'frank', ['member']);
+    await Promise.all([erin.client.connect(), frank.client.connect()]);
+    const received: number[] = [];
+    await frank.client.subscribe('chat:order', (m) => received.push((m.data as { n: number }).n)).ready;
+    await Promise.all(range(15).map((n) => erin.client.publish('chat:order', { n })));
+    await eventually(() => received.length === 15, 10_000, 'frank receives all 15');
+    // Until 2026-12-05 the SDK sent them at once, and API Gateway runs a connection's frames concurrently.
+    expect(received).toEqual(range(15));
+  });
+
   it('leaves no membership on the server for a subscription the app drops at once (a component mounted and gone)', async () => {
     const carol = sdk(h, 'carol', ['member']);
     await carol.client.connect();
