@@ -272,6 +272,15 @@ describe('the membership version of a group', () => {
     });
   });
 
+  it('says whether the connection unsubscribed from any group since a time', async () => {
+    const { tenantId, registry } = setup();
+    expect(await registry.unsubscribedSince('e1', now - 60_000)).toBe(false);
+    await registry.unsubscribe(tenantId, 'e1', 'chat', now - 30_000);
+    expect(await registry.unsubscribedSince('e1', now - 60_000)).toBe(true);
+    expect(await registry.unsubscribedSince('e1', now - 10_000)).toBe(false);
+    expect(await registry.unsubscribedSince('e2', now - 60_000)).toBe(false);
+  });
+
   describe("a connection's subscribe run beside its removal ($disconnect runs beside the connection's last frames)", () => {
     it('a subscribe landing after the removal leaves nothing and does not stand', async () => {
       // Connection ids of their own: an unsubscribe's mark is kept per connection and group, whatever the tenant.

@@ -493,6 +493,30 @@ export class Registry {
   }
 
   /**
+   * Whether the connection unsubscribed from any group at or after `since` (epoch ms; its unsubscribe marks, read
+   * consistently): asked only when a subscribe finds no room, which is then worth another try.
+   */
+  async unsubscribedSince(connectionId: string, since: number): Promise<boolean> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          FilterExpression: '#at >= :since',
+          ExpressionAttributeNames: { '#at': 'at' },
+          ExpressionAttributeValues: { ':pk': `${connectionPk(connectionId)}#UNSUB`, ':since': since },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      if ((out.Items?.length ?? 0) > 0) return true;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return false;
+  }
+
+  /**
    * Whether `connectionId` may subscribe to `group` with at most `max` subscriptions: it has fewer (one Query of at
    * most `max` keys), or it is subscribed to `group` already (a subscribe again changes nothing). Concurrent
    * subscribes of one connection can pass it together, by at most the frames in flight.

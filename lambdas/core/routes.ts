@@ -6,7 +6,14 @@
 import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
 import { assertMayFollow } from './entities/access.ts';
-import { BadRequestError, RateLimitedError, TenantcastError, toTenantcastError, UnauthorizedError } from './errors.ts';
+import {
+  BadRequestError,
+  ForbiddenError,
+  RateLimitedError,
+  TenantcastError,
+  toTenantcastError,
+  UnauthorizedError,
+} from './errors.ts';
 import { assertAllowed, type Caller } from './permissions.ts';
 import {
   allMembers,
@@ -23,8 +30,13 @@ import { assertPublishData } from './publish-data.ts';
 import type { Member, Registry } from './registry.ts';
 import type { TenantDirectory } from './tenants.ts';
 
-/** The `retryAfterMs` of a subscribe refused at the subscription cap: about when the unsubscribes sent with it land. */
+/** The `retryAfterMs` of a subscribe refused at the subscription cap while room is coming back. */
 export const SUBSCRIPTION_CAP_RETRY_MS = 1000;
+/**
+ * How recent an unsubscribe of the connection makes a subscribe at the cap worth another try: longer than a client's
+ * unsubscribe waits to be sent again after RATE_LIMITED (its backoff, at most 20 s by default, plus `retryAfterMs`).
+ */
+export const SUBSCRIPTION_CAP_FREEING_MS = 60_000;
 
 export interface RouteDeps {
   readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
@@ -33,6 +45,11 @@ export interface RouteDeps {
    * does not count). @default no cap
    */
   readonly hasRoomFor?: (connectionId: string, group: string) => Promise<boolean>;
+  /**
+   * Whether the connection unsubscribed from a group at or after `since` (epoch ms): a subscribe that finds no room is
+   * then RATE_LIMITED, not FORBIDDEN (room is coming back). @default never
+   */
+  readonly unsubscribedSince?: (connectionId: string, since: number) => Promise<boolean>;
   readonly tenants: Pick<TenantDirectory, 'get'>;
   /** Puts a message (or a replay request) on the delivery queue. */
   readonly enqueue: (message: QueueMessage, meta: { connectionId: string }) => Promise<void>;
@@ -101,14 +118,18 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
         assertMayFollow(tenant.entityRules, caller, frame.group);
         if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
-          // RATE_LIMITED, not FORBIDDEN: room comes back as the connection's unsubscribes land, and a client swapping
-          // groups at the cap sends them together with its subscribes (the frame rate limit can hold the
-          // unsubscribes back). Clients drop a FORBIDDEN group for good; until 2026-12-05 swapping 40 of 100 groups at
-          // once lost 1–3 of the new ones (found by a newcomer's pass). Retried after `retryAfterMs`, one gets in.
-          throw new RateLimitedError(
-            `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: one more is taken once another is unsubscribed, or open another connection`,
-            SUBSCRIPTION_CAP_RETRY_MS,
-          );
+          const message = `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`;
+          // While the connection is unsubscribing (within SUBSCRIPTION_CAP_FREEING_MS), RATE_LIMITED: room comes back
+          // as its unsubscribes land, and a client swapping groups at the cap sends both together, the frame rate
+          // limit maybe holding the unsubscribes back. Clients drop a FORBIDDEN group for good: until 2026-12-05
+          // swapping 40 of 100 groups at once lost 1–3 of the new ones (found by a newcomer's pass). Otherwise
+          // FORBIDDEN: an app over the cap is told once, not retried for ever (a client's rollover waits for every
+          // subscribe's answer).
+          const since = (request.receivedAt ?? Date.now()) - SUBSCRIPTION_CAP_FREEING_MS;
+          if (await deps.unsubscribedSince?.(request.connectionId, since)) {
+            throw new RateLimitedError(message, SUBSCRIPTION_CAP_RETRY_MS);
+          }
+          throw new ForbiddenError(message);
         }
         // Presence events: a subscribe that stands announces its join unless another connection of the user was a
         // member before it was written and still is after (presence.ts, announceJoin).
