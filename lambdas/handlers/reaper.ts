@@ -56,6 +56,8 @@ export const handler = middy<ScheduledEvent, ReapResult>()
       expire: async ({ connectionId, tenantId, userId }) => {
         await connections.post(connectionId, tokenExpiredFrame());
         await connections.close(connectionId);
+        // After the close, so a failed close leaves the connection for the next sweep to find (by its META). The
+        // `$disconnect` the close triggers may run beside this and announce the same leave: events are idempotent.
         await removeConnection({ tenantId, userId, connectionId });
         logger.info('connection closed: token expired', { connectionId, tenantId });
       },

@@ -2,8 +2,8 @@
  * Removing an ending connection as `$disconnect` does: its items, and a presence `leave` in each group with presence
  * events where it was the user's last connection (lambdas/core/presence.ts). Shared by `$disconnect` and the reaper,
  * which closes connections whose token expired and removes their items itself (`$disconnect` is best-effort in AWS;
- * the one its DeleteConnection triggers then finds nothing left to announce). Until 2026-12-05 the reaper removed
- * them silently, and the group's other members saw the user online for good.
+ * the one its DeleteConnection triggers may run beside it and announce the same `leave`: events are idempotent).
+ * Until 2026-12-05 the reaper removed them silently, and the group's other members saw the user online for good.
  */
 import { type PresenceDeps, presenceGroupsOf, removeAnnouncingLeaves } from '../core/presence.ts';
 import type { Registry } from '../core/registry.ts';
