@@ -24,7 +24,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { DeliveryMessage, SequencedMessage } from './delivery.ts';
+import { type DeliveryMessage, type SequencedMessage, toMessageFrame } from './delivery.ts';
 import { isConditionalCheckFailed } from './errors.ts';
 
 export interface GroupHistoryOptions {
@@ -92,10 +92,6 @@ function historyItem(message: DeliveryMessage, seq: number, ttl: number): Record
 /** The message of a history item, in either layout (`body` JSON text, or an older item's `message` map). */
 function messageOf(item: Record<string, unknown>): DeliveryMessage {
   return typeof item.body === 'string' ? (JSON.parse(item.body) as DeliveryMessage) : (item.message as DeliveryMessage);
-}
-/** A history item's message size: its JSON text (or, in the earlier layout, the map's JSON). */
-function bodyBytes(item: Record<string, unknown>): number {
-  return Buffer.byteLength(typeof item.body === 'string' ? item.body : JSON.stringify(item.message ?? null), 'utf8');
 }
 /** Items the first page of a byte-bounded read asks for, before it knows their size. */
 const FIRST_PAGE_ITEMS = 100;
@@ -248,6 +244,22 @@ export class GroupHistory {
     max = Number.POSITIVE_INFINITY,
     maxBytes = Number.POSITIVE_INFINITY,
   ): Promise<HistoryRead> {
+    const nowSeconds = this.now() / 1000;
+    const seen = new Set<string>();
+    const messages: SequencedMessage[] = [];
+    let top = 0;
+    // Each item becomes its message as it is read. Its size is its `message` frame's, what a replay would send: an
+    // expired item, or a repeat, counts nothing, nor does an `audience` (found in review: counting stored bytes
+    // reset replays that fit, and said HISTORY_TOO_LONG for an expired history).
+    const take = (item: Record<string, unknown>) => {
+      if (Number(item.ttl) <= nowSeconds) return 0;
+      const message = { ...messageOf(item), seq: Number(item.seq) };
+      top = Math.max(top, message.seq);
+      if (seen.has(message.id)) return 0;
+      seen.add(message.id);
+      messages.push(message);
+      return Buffer.byteLength(JSON.stringify(toMessageFrame(message)), 'utf8');
+    };
     const query = {
       pk: `${base(tenantId, group)}#H`,
       condition: 'pk = :pk AND sk > :since',
@@ -255,23 +267,13 @@ export class GroupHistory {
     };
     const [state, { items, overBytes }] = await Promise.all([
       this.state(tenantId, group),
-      this.queryAll(query, max + 1, maxBytes),
+      this.queryAll(query, max + 1, maxBytes, take),
     ]);
-    if (items.length > max || overBytes) return { kind: 'tooLong', seq: state.seq };
-    const nowSeconds = this.now() / 1000;
-    const seen = new Set<string>();
-    const messages: SequencedMessage[] = [];
-    let top = state.seq;
-    for (const item of items) {
-      if (Number(item.ttl) <= nowSeconds) continue;
-      const message = { ...messageOf(item), seq: Number(item.seq) };
-      top = Math.max(top, message.seq);
-      if (seen.has(message.id)) continue;
-      seen.add(message.id);
-      messages.push(message);
-    }
+    top = Math.max(top, state.seq);
+    // What was read starts where the history does, so a gap shows even in a read cut short.
     if (since > top) return { kind: 'expired', seq: top };
     if (since < top && messages[0]?.seq !== since + 1) return { kind: 'expired', seq: top };
+    if (items.length > max || overBytes) return { kind: 'tooLong', seq: state.seq };
     return { kind: 'ok', seq: top, messages };
   }
 
@@ -511,8 +513,8 @@ export class GroupHistory {
 
   /** Every item the query finds, in key order; at most `max` (whole pages are read, the rest dropped). */
   /**
-   * Every item of `query`, up to `max` items. With `maxBytes`, reading stops once the items' messages (`bodyBytes`)
-   * pass it (`overBytes`): pages after the first hold only as many items as the bytes left allow at the average
+   * Every item of `query`, up to `max` items. With `maxBytes`, reading stops once the items' sizes (`sizeOf`) pass
+   * it (`overBytes`): pages after the first hold only as many items as the bytes left allow at the average
    * size so far, so a read never goes more than a page past the bound (a `since: 0` on 1,000 messages of 15 KB read
    * all 15 MB until 2026-12-05, to answer HISTORY_TOO_LONG; found by an attacking pass).
    */
@@ -524,6 +526,7 @@ export class GroupHistory {
     },
     max = Number.POSITIVE_INFINITY,
     maxBytes = Number.POSITIVE_INFINITY,
+    sizeOf: (item: Record<string, unknown>) => number = () => 0,
   ): Promise<{ items: Record<string, unknown>[]; overBytes: boolean }> {
     const items: Record<string, unknown>[] = [];
     let bytes = 0;
@@ -531,7 +534,7 @@ export class GroupHistory {
     do {
       let limit = max - items.length;
       if (Number.isFinite(maxBytes)) {
-        const average = items.length === 0 ? undefined : bytes / items.length;
+        const average = items.length === 0 || bytes === 0 ? undefined : bytes / items.length;
         const fit = average === undefined ? FIRST_PAGE_ITEMS : Math.ceil((maxBytes - bytes) / average) + 1;
         limit = Math.min(limit, fit);
       }
@@ -547,7 +550,7 @@ export class GroupHistory {
       );
       for (const item of out.Items ?? []) {
         items.push(item);
-        bytes += bodyBytes(item);
+        bytes += sizeOf(item);
       }
       if (bytes > maxBytes) return { items, overBytes: true };
       startKey = out.LastEvaluatedKey;
