@@ -79,7 +79,7 @@ export function createReconnect(
         (answer) => {
           if (answer.status !== 401 || authReported || failures === 0) return;
           authReported = true;
-          onAuth(new TenantcastClientError('UNAUTHORIZED', `fresh tokens are refused (${authCheckUrl} answers 401)`));
+          onAuth(new TenantcastClientError('UNAUTHORIZED', `tokens refused: ${authCheckUrl} answers 401`));
         },
         () => undefined, // unreachable: not an answer about the token
       );

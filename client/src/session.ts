@@ -180,14 +180,17 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   }
 
   /**
-   * Sends the oldest queued publish on the primary, one at a time: API Gateway runs a connection's frames concurrently,
-   * so publishes sent together could be sequenced in another order (until 2026-12-05 the queue went out at once, and
-   * 15 publishes made in one tick arrived as `1,0,2,…,13,12,14`). The next goes once the previous is answered, queued
-   * in its group's order by then. One in flight when its socket ends is handed back in place (`requests.drop`).
+   * Sends the oldest queued publish on the primary, one at a time in the session: API Gateway runs a connection's
+   * frames concurrently, so publishes sent together could be sequenced in another order (until 2026-12-05 the queue
+   * went out at once, and 15 publishes made in one tick arrived as `1,0,2,…,13,12,14`). The next goes once the previous
+   * is answered, queued in its group's order by then, or its socket ended (`requests.drop` hands it back in place); a
+   * draining socket's publish holds the new primary's back. Each publish refused before it is sent (TOO_LARGE,
+   * BAD_REQUEST) is answered at once and flushes the next from its answer: a recursion as deep as such publishes in a
+   * row, at most `maxQueuedPublishes`.
    */
   function flush(): void {
     const t = withRole(transports, 'primary');
-    const item = t?.open && !t.dead && !t.publishing ? outbox.oldest() : undefined;
+    const item = t?.open && ![...transports].some((x) => x.publishing) ? outbox.oldest() : undefined;
     if (!item || !t) return;
     t.publishing = true;
     requests.send(
