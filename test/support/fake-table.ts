@@ -210,8 +210,12 @@ export class FakeTable {
       }
     }
     if (input.ScanIndexForward === false) items = [...items].reverse();
+    // The page after the start key's place in sort order, as DynamoDB does (the item there may be gone by now).
     const start = input.ExclusiveStartKey as Item | undefined;
-    if (start !== undefined) {
+    if (start !== undefined && input.IndexName === undefined) {
+      const forward = input.ScanIndexForward !== false;
+      items = items.filter((i) => (forward ? String(i.sk) > String(start.sk) : String(i.sk) < String(start.sk)));
+    } else if (start !== undefined) {
       const at = items.findIndex((i) => i.pk === start.pk && i.sk === start.sk);
       items = items.slice(at + 1);
     }
