@@ -172,7 +172,8 @@ describe('local-aws-sqs behaviour (with our fixes)', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(990);
     started = Date.now();
     expect(await receive(q.url, 0)).toEqual([]);
-    expect(Date.now() - started).toBeLessThan(30);
+    // Does not wait: well under the second a poll waits (30 ms was too tight for a loaded CI machine: 32 ms seen).
+    expect(Date.now() - started).toBeLessThan(500);
   });
 
   it('returns up to MaxNumberOfMessages of what is queued, with attributes', async () => {
