@@ -122,6 +122,8 @@ function numbersOf(received: Message[]): number[] {
   return received.map((m) => (m.data as { n: number }).n);
 }
 const range = (count: number) => Array.from({ length: count }, (_, i) => i);
+/** Groups swapped at the cap: enough that the frame burst (20) holds some unsubscribes back. */
+const SWAP = 24;
 
 describe('the client SDK against the local runtime', () => {
   const h = harness();
@@ -191,17 +193,17 @@ describe('the client SDK against the local runtime', () => {
       client: DynamoDBDocumentClient.from(h.runtime.dynamo.client),
       tableName: h.runtime.tableName,
     });
-    // 60 memberships written straight to the registry (as if held), so the app's 40 groups fill the cap of 100.
+    // Memberships written straight to the registry (as if held), so the app's SWAP groups fill the cap of 100.
     const caller = { tenantId: 'paced', userId: 'dora', roles: ['member'], claims: {} };
-    const held = range(limits.subscriptionsPerConnection - 40).map((i) => `chat:held-${i}`);
+    const held = range(limits.subscriptionsPerConnection - SWAP).map((i) => `chat:held-${i}`);
     await Promise.all(held.map((group) => registry.subscribe(caller, id, group, Date.now())));
-    const old = range(40).map((i) => `chat:old-${i}`);
+    const old = range(SWAP).map((i) => `chat:old-${i}`);
     const leaves = old.map((group) => dora.client.subscribe(group, () => undefined));
     await Promise.all(leaves.map((leave) => leave.ready));
 
-    // In one tick: let go of the 40 and subscribe 40 others.
+    // In one tick: let go of them and subscribe as many others.
     for (const leave of leaves) leave();
-    const wanted = range(40).map((i) => `chat:new-${i}`);
+    const wanted = range(SWAP).map((i) => `chat:new-${i}`);
     const readies = wanted.map((group) => dora.client.subscribe(group, () => undefined).ready);
     await Promise.all(readies);
     const acked = (ref: unknown) => (answeredBy.get('dora') ?? []).some((a) => a.ref === ref && a.type === 'ack');
