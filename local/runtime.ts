@@ -45,6 +45,8 @@ export interface LocalOptions {
   readonly stage?: string;
   /** Where data is kept between runs (DynamoDB, tenant databases, the dev signing key); omitted = in memory. */
   readonly dataDir?: string;
+  /** Without `dataDir`, tenant databases in memory rather than in a temporary directory (local/data-api.ts). @default false */
+  readonly memoryDatabases?: boolean;
   /** API Gateway's idle timeout. @default 10 minutes */
   readonly idleTimeoutMs?: number;
   /** API Gateway's maximum connection duration. @default 2 hours */
@@ -201,6 +203,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       startLocalDataApi({
         region,
         ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
+        ...(options.memoryDatabases === true && { memoryDatabases: true }),
       }),
     ]);
     if (startedDynamo.status === 'fulfilled') stoppers.push(() => startedDynamo.value.close());

@@ -29,6 +29,7 @@ beforeAll(async () => {
   await startWithChromium(
     () =>
       startLocal({
+        memoryDatabases: true,
         port: 0,
         sqsRetryDelaySeconds: 0,
         schedules: false,

@@ -14,6 +14,7 @@ let runtime: LocalRuntime;
 
 beforeAll(async () => {
   runtime = await startLocal({
+    memoryDatabases: true,
     seedLimits: devLimits,
     port: 0,
     schedules: false,

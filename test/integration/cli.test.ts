@@ -26,6 +26,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tenantcast-admin-cli-'));
   endpointsFile = join(dir, 'endpoints.json');
   runtime = await startLocal({
+    memoryDatabases: true,
     seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,

@@ -59,6 +59,7 @@ function harness(maxConnectionMs?: number): Harness {
   beforeAll(async () => {
     h.runtime = await startLocal({
       seedLimits: devLimits,
+      memoryDatabases: true,
       port: 0,
       sqsRetryDelaySeconds: 0,
       functionLogLevel: 'WARN',

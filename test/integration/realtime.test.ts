@@ -18,6 +18,7 @@ const open: TestClient[] = [];
 
 beforeAll(async () => {
   runtime = await startLocal({
+    memoryDatabases: true,
     seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,

@@ -17,6 +17,7 @@ const tokens: string[] = [];
 
 beforeAll(async () => {
   runtime = await startLocal({
+    memoryDatabases: true,
     seedLimits: devLimits,
     port: 0,
     sqsRetryDelaySeconds: 0,

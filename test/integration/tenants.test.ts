@@ -20,7 +20,13 @@ let endpointsFile: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tenantcast-cli-'));
   endpointsFile = join(dir, 'endpoints.json');
-  runtime = await startLocal({ port: 0, log: () => undefined, onFunctionLog: () => undefined, endpointsFile });
+  runtime = await startLocal({
+    memoryDatabases: true,
+    port: 0,
+    log: () => undefined,
+    onFunctionLog: () => undefined,
+    endpointsFile,
+  });
 }, 180_000); // starting takes over a minute on this machine when it is loaded
 
 afterAll(async () => {

@@ -33,6 +33,8 @@ export function startQuietRuntime(options: LocalOptions = {}): Promise<LocalRunt
     onFunctionLog: () => undefined,
     seedLimits: devLimits,
     warmFunctions: WARM_IN_TESTS,
+    // ~2.5 s sooner per start (local/data-api.ts says why the benchmark and `npm start` keep them on disk).
+    memoryDatabases: true,
     ...options,
   });
 }
