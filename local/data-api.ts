@@ -35,8 +35,9 @@ export interface LocalDataApiOptions {
   /**
    * Without `dataDir`, keep the databases in memory instead of the temporary directory: a test runtime starts ~2.5 s
    * sooner here (unpacking the template to disk costs ~0.4 s of syscalls per database, four per start), but the
-   * process holds every database's files in its heap, and its garbage collections grow: in the benchmark the busy
-   * group's p99 went from 86–94 ms to 123–128 ms (2026-12-04, two runs each), so only tests ask for it.
+   * process then holds every database's files in its heap. Only tests ask for it: the benchmark and `npm start` keep
+   * what they measured and ran before. (Two benchmark runs with it gave the busy group a p99 of 123–128 ms, but runs
+   * without it later gave 86–130 ms on the same machine: no effect was shown either way.)
    * @default false
    */
   readonly memoryDatabases?: boolean;
