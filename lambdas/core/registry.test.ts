@@ -272,13 +272,13 @@ describe('the membership version of a group', () => {
     });
   });
 
-  it('says whether the connection unsubscribed from any group since a time', async () => {
+  it('says since when a connection is at the subscription cap: its first refusal since its last unsubscribe', async () => {
     const { tenantId, registry } = setup();
-    expect(await registry.unsubscribedSince('e1', now - 60_000)).toBe(false);
-    await registry.unsubscribe(tenantId, 'e1', 'chat', now - 30_000);
-    expect(await registry.unsubscribedSince('e1', now - 60_000)).toBe(true);
-    expect(await registry.unsubscribedSince('e1', now - 10_000)).toBe(false);
-    expect(await registry.unsubscribedSince('e2', now - 60_000)).toBe(false);
+    expect(await registry.atCapSince('e1', now)).toBe(now);
+    expect(await registry.atCapSince('e1', now + 70_000)).toBe(now);
+    await registry.unsubscribe(tenantId, 'e1', 'chat', now + 80_000);
+    expect(await registry.atCapSince('e1', now + 90_000)).toBe(now + 90_000);
+    expect(await registry.atCapSince('e2', now + 90_000)).toBe(now + 90_000);
   });
 
   describe("a connection's subscribe run beside its removal ($disconnect runs beside the connection's last frames)", () => {

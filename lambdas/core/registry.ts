@@ -97,6 +97,8 @@ const unsubscribedKey = (connectionId: string, group: string) => ({
  * 15 minutes), so every subscribe received before the unsubscribe finds it.
  */
 const UNSUBSCRIBED_MARK_SECONDS = 20 * 60;
+/** The item saying since when a connection is at the subscription cap (`Registry.atCapSince`). */
+const capKey = (connectionId: string) => ({ pk: `${connectionPk(connectionId)}#CAP`, sk: 'CAP' });
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
 /** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
@@ -379,6 +381,8 @@ export class Registry {
           };
     const member = memberKey(tenantId, group, connectionId);
     if (at !== undefined) await this.markUnsubscribed(connectionId, group, at);
+    // A stretch at the subscription cap ends with any unsubscribe (`atCapSince`).
+    await this.client.send(new DeleteCommand({ TableName: this.tableName, Key: capKey(connectionId) }));
     const removed = await this.deleteIf(member, onlyOlder);
     if (removed.refused) return false;
     // Only a membership that was there changes the group: an unsubscribe of a group never held writes no version item
@@ -493,27 +497,23 @@ export class Registry {
   }
 
   /**
-   * Whether the connection unsubscribed from any group at or after `since` (epoch ms; its unsubscribe marks, read
-   * consistently): asked only when a subscribe finds no room, which is then worth another try.
+   * When the connection's current stretch at the subscription cap began (epoch ms): its first subscribe refused at the
+   * cap since its last unsubscribe (every unsubscribe deletes the item, `C#<connection>#CAP`, and only an unsubscribe
+   * brings a connection under the cap). Written only when a subscribe finds no room: one UpdateItem.
    */
-  async unsubscribedSince(connectionId: string, since: number): Promise<boolean> {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          FilterExpression: '#at >= :since',
-          ExpressionAttributeNames: { '#at': 'at' },
-          ExpressionAttributeValues: { ':pk': `${connectionPk(connectionId)}#UNSUB`, ':since': since },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      if ((out.Items?.length ?? 0) > 0) return true;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return false;
+  async atCapSince(connectionId: string, now: number): Promise<number> {
+    const out = await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: capKey(connectionId),
+        UpdateExpression: 'SET since = if_not_exists(since, :now), #ttl = :ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: { ':now': now, ':ttl': Registry.expiryOf(now) },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const since = Number(out.Attributes?.since);
+    return Number.isFinite(since) ? since : now;
   }
 
   /**

@@ -53,6 +53,30 @@ const frame = (body: unknown, caller = alice) => ({
 });
 
 describe('message routes', () => {
+  it('answer a subscribe at the cap RATE_LIMITED in its first minute there since the last unsubscribe, FORBIDDEN after', async () => {
+    const { deps } = fakes();
+    const at = 1_700_000_100_000;
+    let since = at;
+    const full: RouteDeps = { ...deps, hasRoomFor: async () => false, atCapSince: async () => since };
+    const subscribe = () =>
+      handleFrame({ ...frame({ action: 'subscribe', group: 'chat:more', ref: 's' }), receivedAt: at }, full);
+    expect(await subscribe()).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: 1000 });
+    since = at - 59_000;
+    expect(await subscribe()).toMatchObject({ type: 'error', code: 'RATE_LIMITED' });
+    since = at - 60_000;
+    expect(await subscribe()).toMatchObject({
+      type: 'error',
+      code: 'FORBIDDEN',
+      message: expect.stringContaining('100'),
+    });
+    expect(
+      await handleFrame(frame({ action: 'subscribe', group: 'chat:more', ref: 's' }), {
+        ...full,
+        atCapSince: undefined,
+      }),
+    ).toMatchObject({ code: 'FORBIDDEN' });
+  });
+
   it('count a presence request against the presence limit before any GetConnection call', async () => {
     const { deps } = fakes();
     const kinds: string[] = [];

@@ -33,7 +33,7 @@ import type { TenantDirectory } from './tenants.ts';
 /** The `retryAfterMs` of a subscribe refused at the subscription cap while room is coming back. */
 export const SUBSCRIPTION_CAP_RETRY_MS = 1000;
 /**
- * How recent an unsubscribe of the connection makes a subscribe at the cap worth another try: longer than a client's
+ * How long from a connection's first subscribe refused at the cap more are worth another try: longer than a client's
  * unsubscribe waits to be sent again after RATE_LIMITED (its backoff, at most 20 s by default, plus `retryAfterMs`).
  */
 export const SUBSCRIPTION_CAP_FREEING_MS = 60_000;
@@ -46,10 +46,11 @@ export interface RouteDeps {
    */
   readonly hasRoomFor?: (connectionId: string, group: string) => Promise<boolean>;
   /**
-   * Whether the connection unsubscribed from a group at or after `since` (epoch ms): a subscribe that finds no room is
-   * then RATE_LIMITED, not FORBIDDEN (room is coming back). @default never
+   * When the connection's current stretch at the subscription cap began (`Registry.atCapSince`): a subscribe that
+   * finds no room in its first SUBSCRIPTION_CAP_FREEING_MS is RATE_LIMITED, later ones FORBIDDEN.
+   * @default none: always FORBIDDEN
    */
-  readonly unsubscribedSince?: (connectionId: string, since: number) => Promise<boolean>;
+  readonly atCapSince?: (connectionId: string, now: number) => Promise<number>;
   readonly tenants: Pick<TenantDirectory, 'get'>;
   /** Puts a message (or a replay request) on the delivery queue. */
   readonly enqueue: (message: QueueMessage, meta: { connectionId: string }) => Promise<void>;
@@ -119,14 +120,17 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
         assertMayFollow(tenant.entityRules, caller, frame.group);
         if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
           const message = `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`;
-          // While the connection is unsubscribing (within SUBSCRIPTION_CAP_FREEING_MS), RATE_LIMITED: room comes back
-          // as its unsubscribes land, and a client swapping groups at the cap sends both together, the frame rate
-          // limit maybe holding the unsubscribes back. Clients drop a FORBIDDEN group for good: until 2026-12-05
-          // swapping 40 of 100 groups at once lost 1–3 of the new ones (found by a newcomer's pass). Otherwise
-          // FORBIDDEN: an app over the cap is told once, not retried for ever (a client's rollover waits for every
-          // subscribe's answer).
-          const since = (request.receivedAt ?? Date.now()) - SUBSCRIPTION_CAP_FREEING_MS;
-          if (await deps.unsubscribedSince?.(request.connectionId, since)) {
+          // In the first SUBSCRIPTION_CAP_FREEING_MS at the cap since the connection's last unsubscribe, RATE_LIMITED:
+          // room may be coming back, as a client
+          // swapping groups at the cap sends its unsubscribes with its subscribes (in either order, the frame rate
+          // limit maybe holding the unsubscribes back, which write nothing then). Clients drop a FORBIDDEN group for
+          // good: until 2026-12-05 swapping 40 of 100 groups at once lost 1–3 of the new ones (found by a newcomer's
+          // pass). After that, FORBIDDEN: an app over the cap is told, not retried for ever (a client's rollover waits
+          // for every subscribe's answer; found in review). Until a review the window followed the connection's last
+          // unsubscribe, which a swap's own unsubscribes may not have written yet.
+          const now = request.receivedAt ?? Date.now();
+          const since = await deps.atCapSince?.(request.connectionId, now);
+          if (since !== undefined && now - since < SUBSCRIPTION_CAP_FREEING_MS) {
             throw new RateLimitedError(message, SUBSCRIPTION_CAP_RETRY_MS);
           }
           throw new ForbiddenError(message);

@@ -70,7 +70,7 @@ const deps: RouteDeps = {
   registry,
   hasRoomFor: (connectionId, group) =>
     registry.hasRoomFor(connectionId, group, productLimits.subscriptionsPerConnection),
-  unsubscribedSince: (connectionId, since) => registry.unsubscribedSince(connectionId, since),
+  atCapSince: (connectionId, now) => registry.atCapSince(connectionId, now),
   tenants,
   enqueue: async (message, meta) => {
     // FIFO: ordered per tenant and group, deduplicated by message id (lambdas/core/delivery.ts).
