@@ -250,7 +250,8 @@ describe('GroupHistory.read', () => {
       })),
       state,
     );
-    const fits = await history.read(T, G, 0, 1000, 32 * 1024);
+    // ~480 KB stored against a bound of 200 KB: a quarter of it counts (120 KB), and the frames are ~4 KB.
+    const fits = await history.read(T, G, 0, 1000, 200 * 1024);
     expect(fits.kind === 'ok' && fits.messages).toHaveLength(40);
     // Past their retention, 100 messages of 15 KB are an expired history, however large.
     state = await history.state(T, G);
@@ -260,6 +261,29 @@ describe('GroupHistory.read', () => {
     );
     advance(61_000);
     expect(await history.read(T, G, 40, 1000, 32 * 1024)).toEqual({ kind: 'expired', seq: 140 });
+  });
+
+  it('with a byte bound stops reading an expired history at its first page, and says expired', async () => {
+    const { history, table, advance } = setup({ retentionSeconds: 60 });
+    for (let i = 0; i < 30; i++) {
+      const state = await history.state(T, G);
+      await history.assign(
+        Array.from({ length: 10 }, (_, k) => ({ ...message(`x${i * 10 + k}`), data: 'z'.repeat(15_000) })),
+        state,
+      );
+    }
+    advance(61_000);
+    let itemsRead = 0;
+    const counting = {
+      send: async (command: { constructor: { name: string } }) => {
+        const out = (await table.client.send(command as never)) as { Items?: unknown[] };
+        if (command.constructor.name === 'QueryCommand') itemsRead += out.Items?.length ?? 0;
+        return out;
+      },
+    } as unknown as FakeTable['client'];
+    const reading = new GroupHistory({ client: counting, tableName: 'tenantcast-test', now: () => 1_700_000_061_000 });
+    expect(await reading.read(T, G, 0, 1000, 1024 * 1024)).toEqual({ kind: 'expired', seq: 300 });
+    expect(itemsRead).toBeLessThanOrEqual(100);
   });
 
   it('reports expired when the retention has passed, before DynamoDB TTL has deleted anything', async () => {

@@ -248,17 +248,21 @@ export class GroupHistory {
     const seen = new Set<string>();
     const messages: SequencedMessage[] = [];
     let top = 0;
-    // Each item becomes its message as it is read. Its size is its `message` frame's, what a replay would send: an
-    // expired item, or a repeat, counts nothing, nor does an `audience` (found in review: counting stored bytes
-    // reset replays that fit, and said HISTORY_TOO_LONG for an expired history).
+    // Each item becomes its message as it is read. Its size is its `message` frame's, what a replay would send, not
+    // its `audience` (found in review: counting stored bytes reset replays that fit), or a quarter of what is stored
+    // if that is more (a repeat, a long audience), so no read takes more than four bounds of stored bytes. An
+    // expired item before any message means the history after `since` is gone: the read stops there (Infinity),
+    // and says so, rather than reading on (found in review: an expired history read 1,000 items).
     const take = (item: Record<string, unknown>) => {
-      if (Number(item.ttl) <= nowSeconds) return 0;
+      if (Number(item.ttl) <= nowSeconds) return messages.length === 0 ? Number.POSITIVE_INFINITY : 0;
+      const body = typeof item.body === 'string' ? item.body : JSON.stringify(item.message ?? null);
+      const stored = Buffer.byteLength(body, 'utf8') / 4;
       const message = { ...messageOf(item), seq: Number(item.seq) };
       top = Math.max(top, message.seq);
-      if (seen.has(message.id)) return 0;
+      if (seen.has(message.id)) return stored;
       seen.add(message.id);
       messages.push(message);
-      return Buffer.byteLength(JSON.stringify(toMessageFrame(message)), 'utf8');
+      return Math.max(stored, Buffer.byteLength(JSON.stringify(toMessageFrame(message)), 'utf8'));
     };
     const query = {
       pk: `${base(tenantId, group)}#H`,

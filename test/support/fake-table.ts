@@ -89,11 +89,10 @@ export class FakeTable {
     this.items.delete(FakeTable.key(pk, sk));
   }
 
-  /** Items of a partition, by sort key. */
+  /** Items of a partition, by sort key in code-unit order (as DynamoDB orders by bytes; not the locale's order). */
   partition(pk: string): Item[] {
-    return [...this.items.values()]
-      .filter((item) => item.pk === pk)
-      .sort((a, b) => String(a.sk).localeCompare(String(b.sk)));
+    const order = (a: Item, b: Item) => (String(a.sk) < String(b.sk) ? -1 : String(a.sk) > String(b.sk) ? 1 : 0);
+    return [...this.items.values()].filter((item) => item.pk === pk).sort(order);
   }
 
   /** The next `times` requests for which `matches` is true throw `error` instead of running. */
