@@ -219,7 +219,7 @@ export interface ReapDeps {
   readonly store: Pick<ExpiryStore, 'inBucket' | 'currentExp' | 'cursor' | 'setCursor'>;
   /**
    * Sends the `token expired` frame, closes the connection and removes its items (announcing presence `leave`s, as
-   * `$disconnect` would: its own finds the items gone); must tolerate a gone connection.
+   * `$disconnect` does; the one the close triggers may announce them too); must tolerate a gone connection.
    */
   readonly expire: (
     connection: DueConnection & { tenantId: string; userId: string; connectedAt: number },

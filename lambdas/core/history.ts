@@ -235,7 +235,8 @@ export class GroupHistory {
 
   /**
    * History after `since`, deduplicated by id; `expired` if some of it is gone (or `since` is beyond the group);
-   * `tooLong` if more than `max` items follow `since` (reading stops after `max + 1` of them).
+   * `tooLong` if more than `max` items follow `since` (reading stops after `max + 1` of them), or more than `maxBytes`
+   * of what a replay would send (reading stops a page past it).
    */
   async read(
     tenantId: string,
