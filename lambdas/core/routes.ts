@@ -25,7 +25,19 @@ import {
   type PresenceDeps,
   presencePage,
 } from './presence.ts';
-import { ack, errorFrame, parseClientFrame, parseJsonFrame, pong, refOf, type ServerFrame } from './protocol.ts';
+import {
+  ack,
+  errorFrame,
+  type PresenceFrame,
+  type PublishFrame,
+  parseClientFrame,
+  parseJsonFrame,
+  pong,
+  refOf,
+  type ServerFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
+} from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
 import type { Member, Registry } from './registry.ts';
 import type { TenantDirectory } from './tenants.ts';
@@ -110,135 +122,22 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
     const frame = parseClientFrame(value);
     const caller = request.caller;
     if (caller === undefined) throw new UnauthorizedError('connection has no identity');
-
+    const on: Route = { request, caller, deps, ref };
     switch (frame.action) {
       case 'ping':
         return pong(ref);
-      case 'subscribe': {
-        const tenant = await deps.tenants.get(caller.tenantId);
-        assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-        assertMayFollow(tenant.entityRules, caller, frame.group);
-        if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
-          const message = `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`;
-          // In the first SUBSCRIPTION_CAP_FREEING_MS at the cap since the connection's last unsubscribe, RATE_LIMITED:
-          // room may be coming back, as a client
-          // swapping groups at the cap sends its unsubscribes with its subscribes (in either order, the frame rate
-          // limit maybe holding the unsubscribes back, which write nothing then). Clients drop a FORBIDDEN group for
-          // good: until 2026-12-05 swapping 40 of 100 groups at once lost 1–3 of the new ones (found by a newcomer's
-          // pass). After that, FORBIDDEN: an app over the cap is told, not retried for ever (a client's rollover waits
-          // for every subscribe's answer; found in review). Until a review the window followed the connection's last
-          // unsubscribe, which a swap's own unsubscribes may not have written yet.
-          const now = request.receivedAt ?? Date.now();
-          const since = await deps.atCapSince?.(request.connectionId, now);
-          if (since !== undefined && now - since < SUBSCRIPTION_CAP_FREEING_MS) {
-            throw new RateLimitedError(message, SUBSCRIPTION_CAP_RETRY_MS);
-          }
-          throw new ForbiddenError(message);
-        }
-        // Presence events: a subscribe that stands announces its join unless another connection of the user was a
-        // member before it was written and still is after (presence.ts, announceJoin).
-        const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
-        const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
-        const announceIfFirst = async () => {
-          if (presence && before) {
-            await announceJoin(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
-          }
-        };
-        // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
-        // client's last word holds, and this one is answered without a join or a replay.
-        if (frame.since === undefined) {
-          const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
-            at: request.receivedAt,
-          });
-          const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
-          if (stands) await announceIfFirst();
-          return ack(ref, undefined, seq);
-        }
-        // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
-        // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
-        const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
-          since: frame.since,
-          at: request.receivedAt,
-        });
-        if (!stands) return ack(ref);
-        await deps.enqueue(
-          {
-            v: 1,
-            kind: 'replay',
-            tenantId: caller.tenantId,
-            group: frame.group,
-            connectionId: request.connectionId,
-            since: frame.since,
-            roles: [...caller.roles],
-            claims: { ...caller.claims },
-          },
-          { connectionId: request.connectionId },
-        );
-        await announceIfFirst();
-        return ack(ref);
-      }
-      case 'presence': {
-        if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
-        const tenant = await deps.tenants.get(caller.tenantId);
-        assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-        assertMayFollow(tenant.entityRules, caller, frame.group);
-        await deps.admit?.('presence', caller, request.connectionId);
-        const presence = deps.presence;
-        const live: LivePresence =
-          presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));
-        const members = await live(caller.tenantId, frame.group, {
-          announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
-        });
-        return { ...ack(ref), ...presencePage(members, frame.after, limits.frameBytes) };
-      }
+      case 'subscribe':
+        return await subscribe(on, frame);
+      case 'presence':
+        return await presence(on, frame);
       case 'refresh':
         if (deps.refresh === undefined) throw new BadRequestError("unknown action 'refresh'");
         await deps.refresh(request.connectionId, caller, frame.token);
         return ack(ref);
-      case 'unsubscribe': {
-        // An unconfigured tenant may still unsubscribe: it just has no presence events.
-        const tenant = deps.presence && (await deps.tenants.get(caller.tenantId).catch(() => undefined));
-        const presence = hasPresenceEvents(tenant?.presenceGroups, frame.group) ? deps.presence : undefined;
-        const before: Member[] | undefined =
-          presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
-        const left = await deps.registry.unsubscribe(
-          caller.tenantId,
-          request.connectionId,
-          frame.group,
-          request.receivedAt,
-        );
-        // A subscribe received after this one stands (the member did not leave): no leave to announce.
-        if (presence && before && left) {
-          // Best effort, as on $disconnect: the membership is gone, and the unsubscribe is acknowledged whatever the
-          // announcement's reads and posts do.
-          try {
-            await announceLeave(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
-          } catch (err) {
-            presence.onError?.(err, { group: frame.group, event: 'leave' });
-          }
-        }
-        return ack(ref);
-      }
-      case 'publish': {
-        assertPublishData(frame.data);
-        const tenant = await deps.tenants.get(caller.tenantId);
-        assertAllowed(tenant.roleRules, caller, 'publish', frame.group);
-        await deps.admit?.('publish', caller, request.connectionId);
-        const id = deps.newId();
-        await deps.enqueue(
-          {
-            v: 1,
-            id,
-            tenantId: caller.tenantId,
-            group: frame.group,
-            data: frame.data,
-            from: caller.userId,
-            ts: deps.now(),
-          },
-          { connectionId: request.connectionId },
-        );
-        return ack(ref, id);
-      }
+      case 'unsubscribe':
+        return await unsubscribe(on, frame);
+      case 'publish':
+        return await publish(on, frame);
     }
   } catch (err) {
     if (!(err instanceof TenantcastError)) deps.onError?.(err, { connectionId: request.connectionId });
@@ -250,6 +149,129 @@ export async function handleFrame(request: FrameRequest, deps: RouteDeps): Promi
       error instanceof RateLimitedError ? { retryAfterMs: error.retryAfterMs } : {},
     );
   }
+}
+
+/** One parsed frame of a known caller, as each action's function below takes it. */
+interface Route {
+  readonly request: FrameRequest;
+  readonly caller: Caller;
+  readonly deps: RouteDeps;
+  readonly ref: string | undefined;
+}
+
+async function subscribe({ request, caller, deps, ref }: Route, frame: SubscribeFrame): Promise<ServerFrame> {
+  const tenant = await deps.tenants.get(caller.tenantId);
+  assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+  assertMayFollow(tenant.entityRules, caller, frame.group);
+  if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
+    await refuseAtCap(request, deps);
+  }
+  // Presence events: a subscribe that stands announces its join unless another connection of the user was a
+  // member before it was written and still is after (presence.ts, announceJoin).
+  const presence = hasPresenceEvents(tenant.presenceGroups, frame.group) ? deps.presence : undefined;
+  const before = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
+  const announceIfFirst = async () => {
+    if (presence && before) {
+      await announceJoin(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
+    }
+  };
+  // Not standing: an unsubscribe (or subscribe) of the group received after this one won the race; the
+  // client's last word holds, and this one is answered without a join or a replay.
+  if (frame.since === undefined) {
+    const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+      at: request.receivedAt,
+    });
+    const seq = await deps.groupSeq?.(caller.tenantId, frame.group);
+    if (stands) await announceIfFirst();
+    return ack(ref, undefined, seq);
+  }
+  // Membership first (marked as waiting for its replay), then the replay request on the group's ordered
+  // stream: the broadcaster replays history in order with live messages (docs/delivery.md, "Recovery").
+  const stands = await deps.registry.subscribe(caller, request.connectionId, frame.group, request.connectedAt, {
+    since: frame.since,
+    at: request.receivedAt,
+  });
+  if (!stands) return ack(ref);
+  await deps.enqueue(
+    {
+      v: 1,
+      kind: 'replay',
+      tenantId: caller.tenantId,
+      group: frame.group,
+      connectionId: request.connectionId,
+      since: frame.since,
+      roles: [...caller.roles],
+      claims: { ...caller.claims },
+    },
+    { connectionId: request.connectionId },
+  );
+  await announceIfFirst();
+  return ack(ref);
+}
+
+/**
+ * A subscribe with no room left. In the first SUBSCRIPTION_CAP_FREEING_MS at the cap since the connection's last
+ * unsubscribe, RATE_LIMITED: room may be coming back, as a client swapping groups at the cap sends its unsubscribes
+ * with its subscribes (in either order, the frame rate limit maybe holding the unsubscribes back, which write nothing
+ * then). Clients drop a FORBIDDEN group for good: until 2026-12-05 swapping 40 of 100 groups at once lost 1–3 of the
+ * new ones (found by a newcomer's pass). After that, FORBIDDEN: an app over the cap is told, not retried for ever (a
+ * client's rollover waits for every subscribe's answer; found in review). Until a review the window followed the
+ * connection's last unsubscribe, which a swap's own unsubscribes may not have written yet.
+ */
+async function refuseAtCap(request: FrameRequest, deps: RouteDeps): Promise<never> {
+  const message = `this connection has ${limits.subscriptionsPerConnection} subscriptions, the most one may have: unsubscribe from one first, or open another connection`;
+  const now = request.receivedAt ?? Date.now();
+  const since = await deps.atCapSince?.(request.connectionId, now);
+  if (since !== undefined && now - since < SUBSCRIPTION_CAP_FREEING_MS) {
+    throw new RateLimitedError(message, SUBSCRIPTION_CAP_RETRY_MS);
+  }
+  throw new ForbiddenError(message);
+}
+
+async function presence({ request, caller, deps, ref }: Route, frame: PresenceFrame): Promise<ServerFrame> {
+  if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
+  const tenant = await deps.tenants.get(caller.tenantId);
+  assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
+  assertMayFollow(tenant.entityRules, caller, frame.group);
+  await deps.admit?.('presence', caller, request.connectionId);
+  const presence = deps.presence;
+  const live: LivePresence = presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));
+  const members = await live(caller.tenantId, frame.group, {
+    announceLeaves: hasPresenceEvents(tenant.presenceGroups, frame.group),
+  });
+  return { ...ack(ref), ...presencePage(members, frame.after, limits.frameBytes) };
+}
+
+async function unsubscribe({ request, caller, deps, ref }: Route, frame: UnsubscribeFrame): Promise<ServerFrame> {
+  // An unconfigured tenant may still unsubscribe: it just has no presence events.
+  const tenant = deps.presence && (await deps.tenants.get(caller.tenantId).catch(() => undefined));
+  const presence = hasPresenceEvents(tenant?.presenceGroups, frame.group) ? deps.presence : undefined;
+  const before: Member[] | undefined = presence && (await allMembers(presence.registry, caller.tenantId, frame.group));
+  const left = await deps.registry.unsubscribe(caller.tenantId, request.connectionId, frame.group, request.receivedAt);
+  // A subscribe received after this one stands (the member did not leave): no leave to announce.
+  if (presence && before && left) {
+    // Best effort, as on $disconnect: the membership is gone, and the unsubscribe is acknowledged whatever the
+    // announcement's reads and posts do.
+    try {
+      await announceLeave(presence, caller.tenantId, frame.group, caller.userId, request.connectionId, before);
+    } catch (err) {
+      presence.onError?.(err, { group: frame.group, event: 'leave' });
+    }
+  }
+  return ack(ref);
+}
+
+async function publish({ request, caller, deps, ref }: Route, frame: PublishFrame): Promise<ServerFrame> {
+  assertPublishData(frame.data);
+  const tenant = await deps.tenants.get(caller.tenantId);
+  assertAllowed(tenant.roleRules, caller, 'publish', frame.group);
+  await deps.admit?.('publish', caller, request.connectionId);
+  const id = deps.newId();
+  await deps.enqueue(
+    { v: 1, id, tenantId: caller.tenantId, group: frame.group, data: frame.data, from: caller.userId, ts: deps.now() },
+    { connectionId: request.connectionId },
+  );
+  return ack(ref, id);
 }
 
 /** The ref of a raw frame, for the error of a frame refused before it was parsed (a rate limit). */
