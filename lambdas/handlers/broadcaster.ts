@@ -3,13 +3,13 @@
  * delivery engine (lambdas/core/broadcast.ts) on each run of consecutive messages of a group.
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { allOrNothing, batchUnits, deliverIsolating, type Outcome } from '../core/batch-units.ts';
 import { broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
 import { type PaceRun, paceDelayMs } from '../core/pace.ts';
-import { isPermanent, isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
-import { publishDataProblem } from '../core/publish-data.ts';
-import { deliverReplicas, isReplica, ReplicaMessage, replicaProblem, routeOf } from '../core/replication.ts';
+import { isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
+import { deliverReplicas, type ReplicaMessage, routeOf } from '../core/replication.ts';
 import { functions, queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
@@ -40,160 +40,34 @@ let invocation: { startedAt: number; records: number; units: number; runs: PaceR
   runs: [],
 };
 
-type Unit =
-  | { kind: 'run'; messages: DeliveryMessage[]; records: SQSRecord[] }
-  | { kind: 'replicas'; replicas: ReplicaMessage[]; records: SQSRecord[] }
-  | { kind: 'other'; record: SQSRecord }
-  /** A published message that breaks the data rules (it bypassed the publish paths' checks): set aside. */
-  | { kind: 'poison'; record: SQSRecord; reason: string };
-
-/** Each record's error after its unit ran (absent: the record succeeded). */
-type Outcome = Map<string, unknown>;
-
-/** A replica from the tenant's home region (docs/multi-region.md), or undefined for anything else. */
-function replicaOf(body: string): ReplicaMessage | undefined {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    return isReplica(parsed) ? ReplicaMessage.parse(parsed) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Ends every open run of queue message group `group` (their keys start `<group>\n`): what comes next starts anew. */
-function closeRuns(runs: Map<string, unknown>, group: string): void {
-  for (const key of runs.keys()) if (key.startsWith(`${group}\n`)) runs.delete(key);
-}
-
 /**
- * Splits the batch into units processed as one: consecutive published messages of a group (coalesced and packed
- * together), or a single replay request, unparseable record or poison message. Returns, for each record, its unit's
- * outcome.
+ * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled;
+ * returns, for each record, its unit's outcome.
  */
 function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
   const outcome = new Map<string, () => Promise<Outcome>>();
-  const open = new Map<string, { messages: DeliveryMessage[]; records: SQSRecord[] }>();
-  const units: { unit: Unit; records: SQSRecord[] }[] = [];
-  const openReplicas = new Map<string, { replicas: ReplicaMessage[]; records: SQSRecord[] }>();
-  for (const record of event.Records) {
-    const group = record.attributes.MessageGroupId ?? '';
-    // Consecutive replicas of a group are one run too, delivered (coalesced, packed) like published messages.
-    const replica = replicaOf(record.body);
-    if (replica !== undefined) {
-      closeRuns(open, group);
-      const refused =
-        replicaProblem(replica, replication.topology) ?? publishDataProblem(replica.message.data)?.message;
-      if (refused !== undefined) {
-        closeRuns(openReplicas, group);
-        const reason = `replica of ${replica.message.id}: ${refused}`;
-        units.push({ unit: { kind: 'poison', record, reason }, records: [record] });
-        continue;
-      }
-      // As for published messages: a run of replicas is one tenant's group, whatever message group carried it.
-      const replicaKey = `${group}\n${replica.message.tenantId}\n${replica.message.group}`;
-      let run = openReplicas.get(replicaKey);
-      if (run === undefined) {
-        run = { replicas: [], records: [] };
-        openReplicas.set(replicaKey, run);
-        units.push({ unit: { kind: 'replicas', ...run }, records: run.records });
-      }
-      run.replicas.push(replica);
-      run.records.push(record);
-      continue;
-    }
-    closeRuns(openReplicas, group);
-    let parsed: QueueMessage | undefined;
-    try {
-      parsed = QueueMessage.parse(JSON.parse(record.body));
-    } catch {
-      parsed = undefined;
-    }
-    // A run is one tenant's group as the messages name it, not the queue's message group: a run is sequenced and
-    // delivered as its first message's group, so two groups meeting in one message group must never share one.
-    if (parsed === undefined || isReplayRequest(parsed)) {
-      closeRuns(open, group);
-      units.push({ unit: { kind: 'other', record }, records: [record] });
-      continue;
-    }
-    const runKey = `${group}\n${parsed.tenantId}\n${parsed.group}`;
-    const problem = publishDataProblem(parsed.data);
-    if (problem !== undefined) {
-      open.delete(runKey);
-      const reason = `message ${parsed.id}: ${problem.code} ${problem.message}`;
-      units.push({ unit: { kind: 'poison', record, reason }, records: [record] });
-      continue;
-    }
-    let run = open.get(runKey);
-    if (run === undefined) {
-      run = { messages: [], records: [] };
-      open.set(runKey, run);
-      units.push({ unit: { kind: 'run', messages: run.messages, records: run.records }, records: run.records });
-    }
-    run.messages.push(parsed);
-    run.records.push(record);
-  }
+  const units = batchUnits(event.Records, replication.topology);
   invocation.units = units.length;
-  for (const { unit, records } of units) {
+  for (const unit of units) {
     let started: Promise<Outcome> | undefined;
     // A redriven record may have been sequenced before: its seq is looked up at the history's tail (found when nothing
     // of its group was sequenced after it; else it takes a new one, and members it reached before drop it by id).
-    const redelivered = records.some(isRedelivery);
+    const redelivered = unit.records.some(isRedelivery);
     const start = () => {
       started ??=
         unit.kind === 'run'
-          ? deliverIsolating(unit.messages, unit.records, redelivered)
+          ? deliverIsolating(unit.messages, unit.records, redelivered, deliverRun)
           : allOrNothing(
-              records,
+              unit.records,
               unit.kind === 'replicas'
                 ? deliverReplicaRun(unit.replicas, redelivered)
                 : unit.kind === 'poison'
                   ? Promise.reject(new PoisonRecordError(unit.reason))
-                  : deliverOther(unit.record),
+                  : deliverOther(unit.records[0]),
             );
       return started;
     };
-    for (const record of records) outcome.set(record.messageId, start);
-  }
-  return outcome;
-}
-
-/** Every record of a unit shares its result. */
-async function allOrNothing(records: readonly SQSRecord[], work: Promise<void>): Promise<Outcome> {
-  try {
-    await work;
-    return new Map();
-  } catch (err) {
-    return new Map(records.map((r) => [r.messageId, err]));
-  }
-}
-
-/**
- * A run delivered as one; if it fails for a permanent reason (lambdas/core/poison.ts), its messages are delivered
- * one at a time, in order, so only the poison one fails (and is set aside) and the rest of the group goes on. A
- * transient failure fails the message and every one after it, as before (SQS redelivers them in order).
- */
-async function deliverIsolating(
-  messages: readonly DeliveryMessage[],
-  records: readonly SQSRecord[],
-  redelivered: boolean,
-): Promise<Outcome> {
-  const whole = await allOrNothing(records, deliverRun(messages, records, redelivered));
-  const first = whole.values().next().value;
-  if (whole.size === 0 || messages.length === 1 || !isPermanent(first)) return whole;
-  const outcome: Outcome = new Map();
-  let blocked: unknown;
-  for (const [i, message] of messages.entries()) {
-    const record = records[i] as SQSRecord;
-    if (blocked !== undefined) {
-      outcome.set(record.messageId, blocked);
-      continue;
-    }
-    try {
-      await deliverRun([message], [record], true);
-    } catch (err) {
-      outcome.set(record.messageId, err);
-      if (!isPermanent(err)) blocked = err;
-    }
+    for (const record of unit.records) outcome.set(record.messageId, start);
   }
   return outcome;
 }

@@ -1,0 +1,142 @@
+import { describe, expect, it } from '@jest/globals';
+import { batchUnits, deliverIsolating, type UnitRecord } from './batch-units.ts';
+import type { DeliveryMessage } from './delivery.ts';
+import { PoisonRecordError } from './poison.ts';
+import { homeRegionOf, parseTopology } from './replication.ts';
+
+const alone = parseTopology({ region: 'eu-west-1', stageRegions: '', peerDeliveryQueues: '' });
+const pair = parseTopology({
+  region: 'eu-west-1',
+  stageRegions: 'eu-west-1 us-east-1',
+  peerDeliveryQueues: 'us-east-1=https://sqs.us-east-1.amazonaws.com/1/delivery.fifo',
+});
+/** A tenant whose home is the peer, so its replicas are taken here. */
+const abroad = ['t1', 't2', 't3', 't4', 't5', 't6'].find(
+  (t) => homeRegionOf(t, pair.regions) === 'us-east-1',
+) as string;
+
+let n = 0;
+function message(group: string, extra: Partial<DeliveryMessage> = {}): DeliveryMessage {
+  n += 1;
+  return { v: 1, id: `m${n}`, tenantId: 'acme', group, data: { n }, from: 'alice', ts: 1, ...extra };
+}
+function record(body: unknown, messageGroup = 'acme#chat:a'): UnitRecord {
+  n += 1;
+  return {
+    messageId: `r${n}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: { MessageGroupId: messageGroup },
+  };
+}
+const kinds = (units: ReturnType<typeof batchUnits>) => units.map((u) => `${u.kind}:${u.records.length}`);
+
+describe('batchUnits', () => {
+  it('makes one run of consecutive messages of a group, in order', () => {
+    const records = [record(message('chat:a')), record(message('chat:a')), record(message('chat:a'))];
+    const units = batchUnits(records, alone);
+    expect(kinds(units)).toEqual(['run:3']);
+    expect(units[0]?.records).toEqual(records);
+  });
+
+  it('never puts two groups meeting in one message group into one run', () => {
+    const units = batchUnits([record(message('chat:a')), record(message('chat:b')), record(message('chat:a'))], alone);
+    expect(kinds(units)).toEqual(['run:2', 'run:1']);
+  });
+
+  it('keeps runs of different message groups apart and each one whole', () => {
+    const units = batchUnits(
+      [record(message('chat:a')), record(message('chat:b'), 'acme#chat:b'), record(message('chat:a'))],
+      alone,
+    );
+    expect(kinds(units)).toEqual(['run:2', 'run:1']);
+  });
+
+  it('ends a run at a replay request, which is a unit of its own', () => {
+    const replay = {
+      v: 1,
+      kind: 'replay',
+      tenantId: 'acme',
+      group: 'chat:a',
+      connectionId: 'c1',
+      since: 3,
+      roles: [],
+      claims: {},
+    };
+    const units = batchUnits([record(message('chat:a')), record(replay), record(message('chat:a'))], alone);
+    expect(kinds(units)).toEqual(['run:1', 'other:1', 'run:1']);
+  });
+
+  it('sets a record that is no delivery message apart, and a message breaking the data rules as poison', () => {
+    const deep = message('chat:a', { data: JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`) });
+    const units = batchUnits(
+      [
+        record(message('chat:a')),
+        record('{not json'),
+        record(message('chat:a')),
+        record(deep),
+        record(message('chat:a')),
+      ],
+      alone,
+    );
+    expect(kinds(units)).toEqual(['run:1', 'other:1', 'run:1', 'poison:1', 'run:1']);
+    expect(units[3]?.kind === 'poison' && units[3].reason).toMatch(new RegExp(`^message ${deep.id}: BAD_REQUEST`));
+  });
+
+  it('runs consecutive replicas of a group from its home together, and refuses one from a region that is not', () => {
+    const replica = (seq: number) => ({
+      v: 1,
+      kind: 'replica',
+      origin: 'us-east-1',
+      seq,
+      message: message('chat:a', { tenantId: abroad }),
+    });
+    const units = batchUnits([record(replica(1)), record(replica(2)), record(message('chat:a'))], pair);
+    expect(kinds(units)).toEqual(['replicas:2', 'run:1']);
+    const single = batchUnits([record(replica(3))], alone);
+    expect(kinds(single)).toEqual(['poison:1']);
+    expect(single[0]?.kind === 'poison' && single[0].reason).toMatch(/not a peer of eu-west-1/);
+  });
+});
+
+describe('deliverIsolating', () => {
+  const three = [message('chat:a'), message('chat:a'), message('chat:a')];
+  const records = three.map((m) => record(m));
+
+  it('fails nothing when the run is delivered as one', async () => {
+    const calls: number[] = [];
+    const outcome = await deliverIsolating(three, records, false, async (m) => {
+      calls.push(m.length);
+    });
+    expect(outcome.size).toBe(0);
+    expect(calls).toEqual([3]);
+  });
+
+  it('fails only the poison message of a run and delivers the ones after it', async () => {
+    const delivered: string[] = [];
+    const poison = new PoisonRecordError('refused');
+    const outcome = await deliverIsolating(three, records, false, async (m, _r, redelivered) => {
+      if (m.some((x) => x.id === three[1]?.id)) throw poison;
+      delivered.push(...m.map((x) => `${x.id}${redelivered ? '*' : ''}`));
+    });
+    expect([...outcome]).toEqual([[records[1]?.messageId, poison]]);
+    expect(delivered).toEqual([`${three[0]?.id}*`, `${three[2]?.id}*`]);
+  });
+
+  it('fails a transiently failing message and every one after it, so SQS brings them back in order', async () => {
+    const poison = new PoisonRecordError('refused');
+    const throttled = Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+    const outcome = await deliverIsolating(three, records, false, async (m) => {
+      if (m.length > 1) throw poison;
+      if (m[0]?.id === three[1]?.id) throw throttled;
+    });
+    expect([...outcome.keys()]).toEqual([records[1]?.messageId, records[2]?.messageId]);
+    expect(outcome.get(records[2]?.messageId as string)).toBe(throttled);
+  });
+
+  it('fails the whole run when it fails for a transient reason', async () => {
+    const outcome = await deliverIsolating(three, records, false, async () => {
+      throw new Error('socket hang up');
+    });
+    expect([...outcome.keys()]).toEqual(records.map((r) => r.messageId));
+  });
+});

@@ -1,0 +1,164 @@
+/**
+ * How the broadcaster cuts one SQS FIFO batch into units, each processed as one, and how a unit's result becomes its
+ * records' outcomes. Pure: the records, the stage topology and the delivering functions are passed in.
+ *
+ * A unit is consecutive published messages of one tenant's group (coalesced and packed together: a "run"),
+ * consecutive replicas of one (docs/multi-region.md), or a single replay request, unparseable record or poison
+ * message.
+ */
+import { type DeliveryMessage, isReplayRequest, QueueMessage } from './delivery.ts';
+import { isPermanent } from './poison.ts';
+import { publishDataProblem } from './publish-data.ts';
+import { isReplica, ReplicaMessage, replicaProblem, type StageTopology } from './replication.ts';
+
+/** What a unit needs of an SQS record. */
+export interface UnitRecord {
+  readonly messageId: string;
+  readonly body: string;
+  readonly attributes: { readonly MessageGroupId?: string };
+}
+
+export type Unit<R extends UnitRecord> =
+  | { readonly kind: 'run'; readonly messages: DeliveryMessage[]; readonly records: R[] }
+  | { readonly kind: 'replicas'; readonly replicas: ReplicaMessage[]; readonly records: R[] }
+  /** A replay request, or a record that is no delivery message (its delivery sets it aside). */
+  | { readonly kind: 'other'; readonly records: [R] }
+  /** A published message (or replica) that breaks the data rules (it bypassed the publish paths' checks). */
+  | { readonly kind: 'poison'; readonly records: [R]; readonly reason: string };
+
+/** Each record's error after its unit ran (absent: the record succeeded). */
+export type Outcome = Map<string, unknown>;
+
+/** A replica from the tenant's home region (docs/multi-region.md), or undefined for anything else. */
+function replicaOf(body: string): ReplicaMessage | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return isReplica(parsed) ? ReplicaMessage.parse(parsed) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function queueMessageOf(body: string): QueueMessage | undefined {
+  try {
+    return QueueMessage.parse(JSON.parse(body));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends every open run of queue message group `group` (their keys start `<group>\n`): what comes next starts anew. */
+function closeRuns(runs: Map<string, unknown>, group: string): void {
+  for (const key of runs.keys()) if (key.startsWith(`${group}\n`)) runs.delete(key);
+}
+
+/**
+ * The batch's units in the order their first records came. A run is one tenant's group as the messages name it, not
+ * the queue's message group: a run is sequenced and delivered as its first message's group, so two groups meeting in
+ * one message group never share one. Anything else between two messages of a message group ends its open run.
+ */
+export function batchUnits<R extends UnitRecord>(records: readonly R[], topology: StageTopology): Unit<R>[] {
+  const units: Unit<R>[] = [];
+  const runs = new Map<string, { messages: DeliveryMessage[]; records: R[] }>();
+  const replicaRuns = new Map<string, { replicas: ReplicaMessage[]; records: R[] }>();
+  for (const record of records) {
+    const group = record.attributes.MessageGroupId ?? '';
+    // Consecutive replicas of a group are one run too, delivered (coalesced, packed) like published messages.
+    const replica = replicaOf(record.body);
+    if (replica !== undefined) {
+      closeRuns(runs, group);
+      const refused = replicaProblem(replica, topology) ?? publishDataProblem(replica.message.data)?.message;
+      if (refused !== undefined) {
+        closeRuns(replicaRuns, group);
+        units.push({ kind: 'poison', records: [record], reason: `replica of ${replica.message.id}: ${refused}` });
+        continue;
+      }
+      const key = `${group}\n${replica.message.tenantId}\n${replica.message.group}`;
+      let run = replicaRuns.get(key);
+      if (run === undefined) {
+        run = { replicas: [], records: [] };
+        replicaRuns.set(key, run);
+        units.push({ kind: 'replicas', ...run });
+      }
+      run.replicas.push(replica);
+      run.records.push(record);
+      continue;
+    }
+    closeRuns(replicaRuns, group);
+    const parsed = queueMessageOf(record.body);
+    if (parsed === undefined || isReplayRequest(parsed)) {
+      closeRuns(runs, group);
+      units.push({ kind: 'other', records: [record] });
+      continue;
+    }
+    const key = `${group}\n${parsed.tenantId}\n${parsed.group}`;
+    const problem = publishDataProblem(parsed.data);
+    if (problem !== undefined) {
+      runs.delete(key);
+      units.push({
+        kind: 'poison',
+        records: [record],
+        reason: `message ${parsed.id}: ${problem.code} ${problem.message}`,
+      });
+      continue;
+    }
+    let run = runs.get(key);
+    if (run === undefined) {
+      run = { messages: [], records: [] };
+      runs.set(key, run);
+      units.push({ kind: 'run', ...run });
+    }
+    run.messages.push(parsed);
+    run.records.push(record);
+  }
+  return units;
+}
+
+/** Every record of a unit shares its result. */
+export async function allOrNothing(records: readonly UnitRecord[], work: Promise<void>): Promise<Outcome> {
+  try {
+    await work;
+    return new Map();
+  } catch (err) {
+    return new Map(records.map((r) => [r.messageId, err]));
+  }
+}
+
+/** Delivers messages with their records; `redelivered` as the batch says, or true for a message sent again alone. */
+export type DeliverRun<R> = (
+  messages: readonly DeliveryMessage[],
+  records: readonly R[],
+  redelivered: boolean,
+) => Promise<void>;
+
+/**
+ * A run delivered as one; if it fails for a permanent reason (lambdas/core/poison.ts), its messages are delivered
+ * one at a time, in order, so only the poison one fails (and is set aside) and the rest of the group goes on. A
+ * transient failure fails the message and every one after it (SQS redelivers them in order).
+ */
+export async function deliverIsolating<R extends UnitRecord>(
+  messages: readonly DeliveryMessage[],
+  records: readonly R[],
+  redelivered: boolean,
+  deliver: DeliverRun<R>,
+): Promise<Outcome> {
+  const whole = await allOrNothing(records, deliver(messages, records, redelivered));
+  const first = whole.values().next().value;
+  if (whole.size === 0 || messages.length === 1 || !isPermanent(first)) return whole;
+  const outcome: Outcome = new Map();
+  let blocked: unknown;
+  for (const [i, message] of messages.entries()) {
+    const record = records[i] as R;
+    if (blocked !== undefined) {
+      outcome.set(record.messageId, blocked);
+      continue;
+    }
+    try {
+      await deliver([message], [record], true);
+    } catch (err) {
+      outcome.set(record.messageId, err);
+      if (!isPermanent(err)) blocked = err;
+    }
+  }
+  return outcome;
+}
