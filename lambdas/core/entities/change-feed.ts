@@ -171,6 +171,59 @@ function groupKey(e: ChangeEvent): string {
   return `${e.tenantId}\u0000${e.entity}`;
 }
 
+/** The events of each tenant's entity, each version once. */
+function eventsByEntity(events: readonly ChangeEvent[]): Map<string, ChangeEvent[]> {
+  const groups = new Map<string, ChangeEvent[]>();
+  for (const event of events) {
+    const list = groups.get(groupKey(event)) ?? [];
+    if (!list.some((e) => e.key === event.key && e.version === event.version)) list.push(event);
+    groups.set(groupKey(event), list);
+  }
+  return groups;
+}
+
+/** One tenant's entity, as its changes are read and announced. */
+interface EntityFeed {
+  readonly tenantId: string;
+  readonly entityName: string;
+  readonly tenant: Awaited<ReturnType<ChangeFeedDeps['tenantData']>>;
+  readonly entity: ReturnType<typeof entityOf>;
+  readonly rule: ReturnType<typeof applicableRule>;
+}
+
+/** The entity the events are of, or undefined (logged) when its tenant or entity no longer exists. */
+async function entityFeedOf(group: readonly ChangeEvent[], deps: ChangeFeedDeps): Promise<EntityFeed | undefined> {
+  const { tenantId, entity: entityName } = group[0] as ChangeEvent;
+  try {
+    const tenant = await deps.tenantData(tenantId);
+    const entity = entityOf(tenant.schema, entityName);
+    const rule = applicableRule(ruleFor(tenant.rules, entityName), entity);
+    return { tenantId, entityName, tenant, entity, rule };
+  } catch (err) {
+    deps.log?.('change events dropped', {
+      tenantId,
+      entity: entityName,
+      count: group.length,
+      reason: (err as Error).message,
+    });
+    return undefined;
+  }
+}
+
+/** The change-log rows of `changes`, each with what the feed needs of its row (`feedStatement`). */
+async function readFeedRows(feed: EntityFeed, changes: readonly ChangeEvent[], deps: ChangeFeedDeps): Promise<Row[]> {
+  const { entityName, entity } = feed;
+  const filterColumn = feed.rule.rowFilter?.column;
+  const statement = feedStatement(entityName, entityName, entity, changes, {
+    // The exact check is `withinPublishRules`'; jsonb's text is a little longer than JSON.stringify's.
+    rowBytes: 2 * limits.changeRowBytes,
+    imageFields: [...new Set([entity.primaryKey, ...(filterColumn === undefined ? [] : [filterColumn])])],
+    valueBytes: IMAGE_VALUE_BYTES,
+    ...(filterColumn !== undefined && { filterColumn }),
+  });
+  return (await deps.data.execute(feed.tenant.db, statement.sql, statement.params)).rows;
+}
+
 /**
  * Builds the messages of a batch; events whose tenant, entity or change-log row no longer exists are dropped (and
  * logged). Throws on database failure, so the batch is retried.
@@ -179,113 +232,85 @@ export async function produceChangeMessages(
   events: readonly ChangeEvent[],
   deps: ChangeFeedDeps,
 ): Promise<DeliveryMessage[]> {
-  const groups = new Map<string, ChangeEvent[]>();
-  for (const event of events) {
-    const list = groups.get(groupKey(event)) ?? [];
-    if (!list.some((e) => e.key === event.key && e.version === event.version)) list.push(event);
-    groups.set(groupKey(event), list);
-  }
   const messages: DeliveryMessage[] = [];
-  for (const group of groups.values()) {
-    const first = group[0] as ChangeEvent;
-    const { tenantId, entity: entityName } = first;
-    let tenant: Awaited<ReturnType<ChangeFeedDeps['tenantData']>>;
-    let entity: ReturnType<typeof entityOf>;
-    let rule: ReturnType<typeof ruleFor>;
-    try {
-      tenant = await deps.tenantData(tenantId);
-      entity = entityOf(tenant.schema, entityName);
-      rule = applicableRule(ruleFor(tenant.rules, entityName), entity);
-    } catch (err) {
-      deps.log?.('change events dropped', {
-        tenantId,
-        entity: entityName,
-        count: group.length,
-        reason: (err as Error).message,
-      });
-      continue;
-    }
-    const filterColumn = rule.rowFilter?.column;
-    const read = async (changes: readonly ChangeEvent[]) => {
-      const statement = feedStatement(entityName, entityName, entity, changes, {
-        // The exact check is `withinPublishRules`'; jsonb's text is a little longer than JSON.stringify's.
-        rowBytes: 2 * limits.changeRowBytes,
-        imageFields: [...new Set([entity.primaryKey, ...(filterColumn === undefined ? [] : [filterColumn])])],
-        valueBytes: IMAGE_VALUE_BYTES,
-        ...(filterColumn !== undefined && { filterColumn }),
-      });
-      return (await deps.data.execute(tenant.db, statement.sql, statement.params)).rows;
-    };
-    const rows = await readEach(group, read, deps);
+  for (const group of eventsByEntity(events).values()) {
+    const feed = await entityFeedOf(group, deps);
+    if (feed === undefined) continue;
+    const rows = await readEach(group, (changes) => readFeedRows(feed, changes, deps), deps);
     for (const r of rows) {
-      const op = String(r.op) as ChangeOp;
-      const exists = r.row_exists === true && op !== 'delete';
-      const later = typeof r.later === 'string' ? (JSON.parse(r.later) as [ChangeOp, Diff][]) : [];
-      const current =
-        exists && typeof r.image === 'string' ? (JSON.parse(r.image) as Record<string, unknown>) : undefined;
-      // Past LATER_CHANGES_MAX later changes the row as the version left it is unknown: only bypass roles see it.
-      const image =
-        later.length > LATER_CHANGES_MAX ? {} : imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
-      // The row as it is now is the version's only while nothing since moved it between audiences; else the
-      // subscriber reads it with its own rights (a key deleted and created again by someone else, a reassigned row).
-      const full =
-        exists && later.length === 0 && typeof r.row === 'string'
-          ? (JSON.parse(r.row) as Record<string, unknown>)
-          : undefined;
-      const omitted = exists && full === undefined;
-      if (omitted) {
-        deps.log?.('change announced without its row', {
-          tenantId,
-          entity: entityName,
-          key: String(r.key),
-          reason:
-            later.length > 0
-              ? 'the row moved between audiences since'
-              : `row is over ${2 * limits.changeRowBytes} bytes`,
-        });
-      }
-      const row = full ?? null;
-      const audience = deliverable(audienceFor(rule, image));
-      const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
-      if (audience === undefined) continue;
-      const data = {
-        op,
-        entity: entityName,
-        key: image[entity.primaryKey] ?? current?.[entity.primaryKey] ?? event.key,
-        version: event.version,
-        row,
-        changedBy: String(r.changed_by),
-        changedAt: String(r.changed_at),
-      };
-      const message: DeliveryMessage = {
-        v: 1,
-        id: changeMessageId(event),
-        tenantId,
-        group: `entity:${entityName}`,
-        data: omitted
-          ? { ...data, rowOmitted: true as const }
-          : withinPublishRules(data, { tenantId, entity: entityName, key: event.key }, deps.log),
-        from: String(r.changed_by),
-        ts: deps.now(),
-        audience,
-      };
-      // The row is bounded (`withinPublishRules`), but not the audience's row-filter value or the writer's name: a
-      // message the delivery queue refuses failed the whole batch, other tenants' changes with it, on every retry
-      // (until 2026-12-03). Such a change is set aside alone; the change log still has it.
-      const bytes = oversizeDeliveryMessage(message);
-      if (bytes !== undefined) {
-        await deps.setAside(event, `change message is ${bytes} bytes, over ${DELIVERY_MESSAGE_BYTES}`);
-        continue;
-      }
-      messages.push(message);
+      const message = await changeMessage(feed, r, deps);
+      if (message !== undefined) messages.push(message);
     }
     if (rows.length < group.length) {
       deps.log?.('change events without a change-log row', {
-        tenantId,
-        entity: entityName,
+        tenantId: feed.tenantId,
+        entity: feed.entityName,
         missing: group.length - rows.length,
       });
     }
   }
   return messages;
+}
+
+/**
+ * The message of one change-log row, or undefined when no one may receive it, or when it is too big for the delivery
+ * queue (set aside).
+ */
+async function changeMessage(feed: EntityFeed, r: Row, deps: ChangeFeedDeps): Promise<DeliveryMessage | undefined> {
+  const { tenantId, entityName, entity, rule } = feed;
+  const op = String(r.op) as ChangeOp;
+  const exists = r.row_exists === true && op !== 'delete';
+  const later = typeof r.later === 'string' ? (JSON.parse(r.later) as [ChangeOp, Diff][]) : [];
+  const current = exists && typeof r.image === 'string' ? (JSON.parse(r.image) as Record<string, unknown>) : undefined;
+  // Past LATER_CHANGES_MAX later changes the row as the version left it is unknown: only bypass roles see it.
+  const image = later.length > LATER_CHANGES_MAX ? {} : imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
+  // The row as it is now is the version's only while nothing since moved it between audiences; else the
+  // subscriber reads it with its own rights (a key deleted and created again by someone else, a reassigned row).
+  const full =
+    exists && later.length === 0 && typeof r.row === 'string'
+      ? (JSON.parse(r.row) as Record<string, unknown>)
+      : undefined;
+  const omitted = exists && full === undefined;
+  if (omitted) {
+    deps.log?.('change announced without its row', {
+      tenantId,
+      entity: entityName,
+      key: String(r.key),
+      reason:
+        later.length > 0 ? 'the row moved between audiences since' : `row is over ${2 * limits.changeRowBytes} bytes`,
+    });
+  }
+  const audience = deliverable(audienceFor(rule, image));
+  if (audience === undefined) return undefined;
+  const event: ChangeEvent = { tenantId, entity: entityName, key: String(r.key), version: Number(r.version) };
+  const data = {
+    op,
+    entity: entityName,
+    key: image[entity.primaryKey] ?? current?.[entity.primaryKey] ?? event.key,
+    version: event.version,
+    row: full ?? null,
+    changedBy: String(r.changed_by),
+    changedAt: String(r.changed_at),
+  };
+  const message: DeliveryMessage = {
+    v: 1,
+    id: changeMessageId(event),
+    tenantId,
+    group: `entity:${entityName}`,
+    data: omitted
+      ? { ...data, rowOmitted: true as const }
+      : withinPublishRules(data, { tenantId, entity: entityName, key: event.key }, deps.log),
+    from: String(r.changed_by),
+    ts: deps.now(),
+    audience,
+  };
+  // The row is bounded (`withinPublishRules`), but not the audience's row-filter value or the writer's name: a
+  // message the delivery queue refuses failed the whole batch, other tenants' changes with it, on every retry
+  // (until 2026-12-03). Such a change is set aside alone; the change log still has it.
+  const bytes = oversizeDeliveryMessage(message);
+  if (bytes !== undefined) {
+    await deps.setAside(event, `change message is ${bytes} bytes, over ${DELIVERY_MESSAGE_BYTES}`);
+    return undefined;
+  }
+  return message;
 }
