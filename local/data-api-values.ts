@@ -3,6 +3,8 @@
  * result fields shaped as the RDS Data API shapes them. Pure. Hand-written: no library emulates the Data API.
  */
 import type { Results } from '@electric-sql/pglite';
+import { ROW_TOO_LARGE } from '../lambdas/core/data-api.ts';
+import { aws } from '../lambdas/core/limits.ts';
 
 /** An error as the Data API (or Secrets Manager) answers it: `x-amzn-errortype`, HTTP status and message. */
 export class DataApiException extends Error {
@@ -172,16 +174,37 @@ const jdbcTypes: Record<string, number> = {
   jsonb: 1111,
 };
 
+/**
+ * A result row's size as the database sends it: each value's text (JSON text for json and arrays). The Data API
+ * refuses a row over 64 KB ("Packet for query is too large", lambdas/core/limits.ts `dataApiRowBytes`); until
+ * 2026-12-04 the stand-in did not, and the entity API read and wrote rows of 200 KB locally that AWS refuses.
+ */
+export function rowBytes(values: readonly unknown[]): number {
+  let bytes = 0;
+  for (const value of values) {
+    if (value === null || value === undefined) continue;
+    if (typeof value === 'string') bytes += Buffer.byteLength(value);
+    else if (value instanceof Uint8Array) bytes += value.byteLength;
+    else if (typeof value === 'object' && !(value instanceof Date)) bytes += Buffer.byteLength(JSON.stringify(value));
+    else bytes += String(value).length;
+  }
+  return bytes;
+}
+
 /** The Data API's answer to an ExecuteStatement whose last statement gave `results`. */
 export function resultOf(
   typeNameOf: (oid: number) => string,
   results: readonly Results[],
   body: Record<string, unknown>,
+  maxRowBytes: number = aws.dataApiRowBytes,
 ): Record<string, unknown> {
   const last = results[results.length - 1];
   const fields = last?.fields ?? [];
   const typeNames = fields.map((f) => typeNameOf(f.dataTypeID));
   const rows = (last?.rows ?? []) as Record<string, unknown>[];
+  for (const row of rows) {
+    if (rowBytes(fields.map((f) => row[f.name])) > maxRowBytes) throw badRequest(ROW_TOO_LARGE);
+  }
   const updated = last?.affectedRows ?? 0;
   const out: Record<string, unknown> = { numberOfRecordsUpdated: fields.length > 0 ? 0 : updated };
   if (body.formatRecordsAs === 'JSON') {

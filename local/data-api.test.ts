@@ -186,6 +186,24 @@ describe('the local Data API', () => {
     });
   });
 
+  it('refuses a result row over 64 KB, as the Data API does, whatever the columns it is made of', async () => {
+    const fits = await alice("SELECT repeat('x', 30000) AS a, repeat('y', 30000) AS b");
+    expect(fits.records?.[0]?.[0]?.stringValue).toHaveLength(30_000);
+    for (const sql of [
+      "SELECT repeat('x', 40000) AS a, repeat('y', 30000) AS b",
+      "SELECT to_jsonb(repeat('é', 33000))::text AS doc",
+      `SELECT jsonb_build_object('text', repeat('x', 70000)) AS doc`,
+    ]) {
+      await expect(alice(sql)).rejects.toMatchObject({
+        name: 'BadRequestException',
+        message: 'Packet for query is too large',
+      });
+      await expect(alice(sql, { formatRecordsAs: 'JSON' })).rejects.toMatchObject({
+        message: 'Packet for query is too large',
+      });
+    }
+  });
+
   it('keeps secrets that Secrets Manager clients can read back', async () => {
     const out = await secrets.send(new GetSecretValueCommand({ SecretId: 'test/alice' }));
     expect(JSON.parse(out.SecretString as string)).toEqual({ username: 'alice', password: 'pw-alice' });

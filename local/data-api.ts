@@ -7,7 +7,8 @@
  *   /RollbackTransaction (local/data-api-statements.ts); named parameters with type hints; `records` with
  *   `includeResultMetadata`, or `formatRecordsAs: 'JSON'` (local/data-api-values.ts); errors as the Data API shapes
  *   them (`x-amzn-errortype` + `{message}`); the 1 MiB response limit (BadRequestException "Database returned more
- *   than the allowed response size limit"), checked here.
+ *   than the allowed response size limit"), checked here; a result row over 64 KB (BadRequestException "Packet for
+ *   query is too large"), checked as the result is shaped.
  * - Secrets Manager (JSON 1.1): local/secrets-manager.ts.
  * - Clusters by ARN, each database its own PGlite, roles cluster-wide: local/data-api-clusters.ts. A secret whose
  *   user may not connect to the requested database is refused as PostgreSQL refuses the connection
@@ -18,6 +19,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { aws } from '../lambdas/core/limits.ts';
 import { type LocalCluster, LocalClusters } from './data-api-clusters.ts';
 import { LocalStatements } from './data-api-statements.ts';
 import { badRequest, DataApiException } from './data-api-values.ts';
@@ -72,7 +74,7 @@ export async function startLocalDataApi(options: LocalDataApiOptions = {}): Prom
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tenantcast-data-')));
   await mkdir(dataDir, { recursive: true });
   const idleMs = options.transactionIdleMs ?? 3 * 60_000;
-  const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+  const maxResponseBytes = options.maxResponseBytes ?? aws.dataApiResponseBytes;
 
   const secrets = await LocalSecrets.open(dataDir, region, accountId);
   const clusters = new LocalClusters(

@@ -282,6 +282,8 @@ export class DataApiError extends TenantcastError {
 
 /** The Data API's answer when a result exceeds its 1 MiB response limit. */
 export const RESPONSE_TOO_LARGE = 'Database returned more than the allowed response size limit';
+/** The Data API's error for a result row over 64 KB (lambdas/core/limits.ts, `dataApiRowBytes`). */
+export const ROW_TOO_LARGE = 'Packet for query is too large';
 
 const clientSqlStates: Record<string, string> = {
   '23505': 'a row with the same unique value already exists',
@@ -313,6 +315,15 @@ export function toDataApiError(err: unknown): TenantcastError {
   const message = err instanceof Error ? err.message : String(err);
   if (message.includes(RESPONSE_TOO_LARGE)) {
     return new DataApiError('TOO_LARGE', 'result is over the 1 MiB response limit', name, undefined, message);
+  }
+  if (message.includes(ROW_TOO_LARGE)) {
+    return new DataApiError(
+      'TOO_LARGE',
+      'a result row is over the 64 KB the Data API returns per row',
+      name,
+      undefined,
+      message,
+    );
   }
   switch (name) {
     case 'DatabaseErrorException': {
@@ -461,7 +472,9 @@ export class RdsDataApi implements DataApi {
         const result = await this.execute(db, sql, { ...params, limit }, options);
         return { ...result, limit };
       } catch (err) {
-        const tooLarge = err instanceof TenantcastError && err.code === 'TOO_LARGE';
+        // Fewer rows make a smaller response, not a smaller row: a row over 64 KB fails at any limit.
+        const rowTooLarge = err instanceof DataApiError && err.detail?.includes(ROW_TOO_LARGE) === true;
+        const tooLarge = err instanceof TenantcastError && err.code === 'TOO_LARGE' && !rowTooLarge;
         if (!tooLarge || limit <= minLimit) {
           if (tooLarge) throw new TooLargeError(`even ${limit} row(s) are over the 1 MiB response limit`);
           throw err;

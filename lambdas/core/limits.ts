@@ -82,6 +82,12 @@ export const awsLimits = {
     value: 1024 * KiB,
     source: 'Aurora User Guide, "Data API limitations": the response size limit is 1 MiB',
   },
+  /** Largest row of an RDS Data API result ("Packet for query is too large" above it). */
+  dataApiRowBytes: {
+    value: 64 * KiB,
+    source:
+      'Aurora User Guide, "Troubleshooting Amazon RDS Data API", Packet for query is too large: the Data API size limit is 64 KB per row in the result set returned by the database',
+  },
 } as const satisfies Record<string, AwsLimit>;
 
 /** Values only, for code that needs the numbers. */

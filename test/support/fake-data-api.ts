@@ -133,11 +133,13 @@ export class FakeDataApi implements DataApi {
       const versions = this.log.filter((c) => c.entity === entity && c.key === key).map((c) => c.version);
       return { rows: [{ version: Math.max(0, ...versions) }], updated: 0 };
     }
-    const getRow = sql.match(/^SELECT to_jsonb\(t\.\*\)::text AS "row", .* FROM "(\w+)" t WHERE t\."(\w+)" = /);
+    const getRow = sql.match(
+      /^SELECT CASE WHEN octet_length\(r\.j\) .* FROM "(\w+)" t CROSS JOIN LATERAL .* WHERE t\."(\w+)" = /,
+    );
     if (getRow) {
-      // getStatement: [entity name, id, ...row filter values]
+      // getStatement: [the row bound (three times), the key's name, entity name, id, ...row filter values]
       const table = getRow[1] as string;
-      const [entity, id, ...allowed] = values;
+      const [entity, id, ...allowed] = values.slice(4);
       const row = this.table(table).get(String(id));
       const filter = sql.match(/AND t\."(\w+)"::text IN/);
       const visible = row !== undefined && (filter === null || allowed.includes(String(row[filter[1] as string])));

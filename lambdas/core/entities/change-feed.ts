@@ -14,7 +14,7 @@ import { publishDataProblem } from '../publish-data.ts';
 import { applicableRule, audienceFor, ruleFor } from './access.ts';
 import type { ChangeEvent } from './events.ts';
 import { type EntityDeps, IMAGE_VALUE_BYTES, rowBefore } from './service.ts';
-import { feedStatement, LATER_CHANGES_MAX } from './sql.ts';
+import { feedStatement, parseLater } from './sql.ts';
 import { entityOf } from './validation.ts';
 
 export interface ChangeFeedDeps {
@@ -260,14 +260,15 @@ async function changeMessage(feed: EntityFeed, r: Row, deps: ChangeFeedDeps): Pr
   const { tenantId, entityName, entity, rule } = feed;
   const op = String(r.op) as ChangeOp;
   const exists = r.row_exists === true && op !== 'delete';
-  const later = typeof r.later === 'string' ? (JSON.parse(r.later) as [ChangeOp, Diff][]) : [];
+  const later = parseLater(r.later);
   const current = exists && typeof r.image === 'string' ? (JSON.parse(r.image) as Record<string, unknown>) : undefined;
-  // Past LATER_CHANGES_MAX later changes the row as the version left it is unknown: only bypass roles see it.
-  const image = later.length > LATER_CHANGES_MAX ? {} : imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
+  // Past LATER_CHANGES_MAX later changes (or LATER_BYTES of them) the row as the version left it is unknown: only
+  // bypass roles see it.
+  const image = later === undefined ? {} : imageAt(op, JSON.parse(String(r.diff)) as Diff, current, later);
   // The row as it is now is the version's only while nothing since moved it between audiences; else the
   // subscriber reads it with its own rights (a key deleted and created again by someone else, a reassigned row).
   const full =
-    exists && later.length === 0 && typeof r.row === 'string'
+    exists && later?.length === 0 && typeof r.row === 'string'
       ? (JSON.parse(r.row) as Record<string, unknown>)
       : undefined;
   const omitted = exists && full === undefined;
@@ -277,7 +278,9 @@ async function changeMessage(feed: EntityFeed, r: Row, deps: ChangeFeedDeps): Pr
       entity: entityName,
       key: String(r.key),
       reason:
-        later.length > 0 ? 'the row moved between audiences since' : `row is over ${2 * limits.changeRowBytes} bytes`,
+        later?.length === 0
+          ? `row is over ${2 * limits.changeRowBytes} bytes`
+          : 'the row moved between audiences since',
     });
   }
   const audience = deliverable(audienceFor(rule, image));

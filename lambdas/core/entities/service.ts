@@ -6,7 +6,7 @@
  */
 import { MAX_CLAIMS_BYTES } from '../auth.ts';
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
-import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
 import {
   applicableRule,
   assertCanRead,
@@ -41,6 +41,8 @@ import {
   lastVersionStatement,
   listStatement,
   markPublishedStatement,
+  parseLater,
+  ROW_JSON_BYTES,
   updateStatement,
 } from './sql.ts';
 import { entityOf, parseChangesQuery, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
@@ -49,9 +51,11 @@ import { entityOf, parseChangesQuery, parseCreate, parseListQuery, parseUpdate, 
 type Diff = Record<string, [unknown, unknown]>;
 /**
  * A change-log entry's diff is given whole up to this much text; a bigger one gives only its fields of at most
- * `CHANGE_VALUE_BYTES` and names the others in `omitted`: so any one entry fits the Data API's 1 MiB result.
+ * `CHANGE_VALUE_BYTES` and names the others in `omitted`: so any one entry fits the Data API's 64 KB per row, beside
+ * its row filter's pair, the page's `later` (LATER_BYTES) and `current` on its first row (until 2026-12-04 diffs of up
+ * to 256 KB were given whole, which AWS cannot return).
  */
-const CHANGE_DIFF_BYTES = 256 * 1024;
+const CHANGE_DIFF_BYTES = 32 * 1024;
 const CHANGE_VALUE_BYTES = 4096;
 /**
  * A row filter's value longer than this is unknown when a version is judged (it matches no claim): a token's claims
@@ -98,13 +102,34 @@ export interface ChangeEntry {
 /** The row as the API returns it (`_version` included). */
 export type EntityRow = Record<string, unknown>;
 
-/** A result row `{row: <json text>, version?}` as the API's row, `_version` included when the query has it. */
-function parseRow(row: Row | undefined): EntityRow | undefined {
+/**
+ * A result row `{row: <json text>, version?}` as the API's row, `_version` included when the query has it. A row
+ * too big to read (`row_bytes`, over ROW_JSON_BYTES) is TOO_LARGE, `what` naming it.
+ */
+function parseRow(row: Row | undefined, what: () => string): EntityRow | undefined {
   const text = row?.row;
-  if (text === null || text === undefined) return undefined;
+  if (text === null || text === undefined) {
+    if (row?.row_bytes === null || row?.row_bytes === undefined) return undefined;
+    throw new TooLargeError(
+      `${what()} is ${Number(row.row_bytes)} bytes of JSON, over the ${ROW_JSON_BYTES} the Data API returns per row (docs/limits.md)`,
+    );
+  }
   const parsed = typeof text === 'string' ? (JSON.parse(text) as EntityRow) : { ...(text as EntityRow) };
   if (row?.version !== undefined && row.version !== null) parsed[VERSION_COLUMN] = Number(row.version);
   return parsed;
+}
+
+/**
+ * A list's item: the row, or for one too big to read (written by other means than this API), its key, version and
+ * `_rowOmitted`, so the list goes on past it.
+ */
+function listItem(row: Row, entity: EntitySpec): EntityRow {
+  if (typeof row.row_key !== 'string') return parseRow(row, () => 'a row') as EntityRow;
+  return {
+    [entity.primaryKey]: JSON.parse(row.row_key) as unknown,
+    [VERSION_COLUMN]: Number(row.version),
+    _rowOmitted: true,
+  };
 }
 
 function versionOf(row: EntityRow): number {
@@ -195,7 +220,7 @@ export class EntityService {
     const { rows, limit } = await this.deps.data.executePaged(tenant.db, statement.sql, statement.params, {
       limit: query.limit + 1,
     });
-    const items = rows.map((r) => parseRow(r) as EntityRow);
+    const items = rows.map((r) => listItem(r, entity));
     // Asked for a single row, it cannot tell whether more follow: a cursor after it, whose page may be empty.
     const page = limit > 1 ? limit - 1 : 1;
     const more = limit > 1 ? items.length > page : items.length === 1;
@@ -209,7 +234,7 @@ export class EntityService {
     const id = parseUrlValue(entity, entityName, entity.primaryKey, rawId);
     const statement = getStatement(entityName, entity, id, restriction);
     const { rows } = await this.deps.data.execute(tenant.db, statement.sql, statement.params);
-    const row = parseRow(rows[0]);
+    const row = parseRow(rows[0], () => `${entityName} '${rawId}'`);
     if (row === undefined) throw new NotFoundError(`no ${entityName} '${rawId}'`);
     return row;
   }
@@ -296,9 +321,9 @@ export class EntityService {
     // the row, whatever the page's size: past them it is unknown, and not shown.
     const column = restriction.column;
     const head = result.rows[0];
-    const later = typeof head?.later === 'string' ? (JSON.parse(head.later) as [ChangeOp, Diff][]) : [];
-    const oldestFirst = later.map(([op, diff]) => ({ op, diff })).reverse();
-    const end = later.length > LATER_CHANGES_MAX ? undefined : rowBefore(oldestFirst, parseImage(head?.current));
+    const later = parseLater(head?.later);
+    const oldestFirst = (later ?? []).map(([op, diff]) => ({ op, diff })).reverse();
+    const end = later === undefined ? undefined : rowBefore(oldestFirst, parseImage(head?.current));
     // Every row read is undone, the one read past the page too: the page's images come after it.
     const judged = result.rows.map((r, i) => ({
       op: (entries[i] as ChangeEntry).op,
@@ -306,7 +331,7 @@ export class EntityService {
     }));
     const images = versionImages(judged, end);
     const movesAfter: number[] = new Array(judged.length);
-    let moves = later.length;
+    let moves = later?.length ?? LATER_CHANGES_MAX + 1;
     for (let i = judged.length - 1; i >= 0; i--) {
       movesAfter[i] = moves;
       const { op, diff } = judged[i] as { op: ChangeOp; diff: Diff };
@@ -336,7 +361,7 @@ export class EntityService {
     }
     try {
       const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
-        const inserted = await one(tx, insertStatement(entityName, entity, values));
+        const inserted = await one(tx, insertStatement(entityName, entity, values), entityName);
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
         const lastVersion = lastVersionStatement(entityName, entity, inserted[entity.primaryKey]);
@@ -369,8 +394,10 @@ export class EntityService {
     // wrong row.
     const get = getStatement(entityName, entity, key, undefined);
     const { rows } = await this.deps.data.execute(tenant.db, get.sql, get.params);
-    const holder = parseRow(rows[0]);
-    if (holder === undefined || rowVisible(restriction, holder)) return err;
+    if (rows[0] === undefined) return err;
+    // A holder too big to read cannot be judged: its key is not confirmed.
+    const holder = typeof rows[0].row === 'string' ? parseRow(rows[0], () => 'the holder') : undefined;
+    if (holder !== undefined && rowVisible(restriction, holder)) return err;
     return new NotFoundError(`no ${entityName} '${String(key)}'`);
   }
 
@@ -391,7 +418,7 @@ export class EntityService {
     }
     const row = await this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
-      const after = await one(tx, updateStatement(entityName, entity, id, values));
+      const after = await one(tx, updateStatement(entityName, entity, id, values), entityName);
       return { before, after, version: versionOf(before) + 1 };
     });
     return readable ? row : keyAndVersion(entity, row);
@@ -452,12 +479,14 @@ export class EntityService {
   }
 }
 
+/** The row a write returns; TOO_LARGE (the transaction rolls back) when it is too big to read back. */
 async function one(
   tx: Transaction,
   statement: { sql: string; params: Parameters<Transaction['execute']>[1] },
+  entityName: string,
 ): Promise<EntityRow> {
   const { rows } = await tx.execute(statement.sql, statement.params);
-  const row = parseRow(rows[0]);
+  const row = parseRow(rows[0], () => `the ${entityName} row as written`);
   if (row === undefined) throw new Error('statement returned no row');
   return row;
 }
@@ -474,7 +503,7 @@ async function locked(
 ): Promise<EntityRow> {
   const statement = getStatement(entityName, entity, id, restriction, true);
   const { rows } = await tx.execute(statement.sql, statement.params);
-  const row = parseRow(rows[0]);
+  const row = parseRow(rows[0], () => `${entityName} '${rawId}'`);
   if (row === undefined) throw new NotFoundError(`no ${entityName} '${rawId}'`);
   if (ifMatch !== undefined && versionOf(row) !== ifMatch) {
     throw new ConflictError(`${entityName} '${rawId}' is at version ${versionOf(row)}, not ${ifMatch}`);

@@ -6,6 +6,7 @@
  */
 import { type Params, placeholder, typed } from '../data-api.ts';
 import { BadRequestError } from '../errors.ts';
+import { aws } from '../limits.ts';
 import { CHANGE_LOG_TABLE } from '../schema.ts';
 import type { RowRestriction } from './access.ts';
 import { type EntitySpec, type FieldType, fieldNames } from './model.ts';
@@ -71,16 +72,38 @@ export class ParamBuilder {
 }
 
 /**
- * The row as JSON text, and its version: the highest version the change log has for its key (0 for a row never
- * written through the API). Versions live in the change log only, so entity tables need no extra column.
+ * The most of a row's JSON text the API reads or writes: the Data API returns at most 64 KB per result row
+ * (lambdas/core/limits.ts, `dataApiRowBytes`; "Packet for query is too large" above it), and beside the row a result
+ * holds its version, or for a row too big to read its size and key. Until 2026-12-04 the API took rows of up to its
+ * 256 KB body, which AWS then could not return: a create or update of such a row failed (and rolled back) with a 500,
+ * and one written by other means could not be read, nor a list paged past it.
+ */
+export const ROW_JSON_BYTES = aws.dataApiRowBytes - 1024;
+
+/** The row `t` as JSON text, `r.j`, computed once per row (a lateral subquery after the table). */
+const rowText = (entity: EntitySpec) => `CROSS JOIN LATERAL (SELECT ${rowJson(entity)}::text AS j) r`;
+
+/**
+ * The row as JSON text (null when over ROW_JSON_BYTES: then `row_bytes` and `row_key`, the key as JSON, say which and
+ * how big), and its version: the highest version the change log has for its key (0 for a row never written through
+ * the API). Versions live in the change log only, so entity tables need no extra column. Needs `rowText`.
  */
 function rowColumns(entityName: string, entity: EntitySpec, p: ParamBuilder): string {
+  const max = p.value(ROW_JSON_BYTES);
   return (
-    `${rowJson(entity)}::text AS "row", (SELECT COALESCE(MAX(c.version), 0) FROM ${quoteIdent(changeLog.table)} c` +
+    `CASE WHEN octet_length(r.j) <= ${max} THEN r.j END AS "row",` +
+    ` CASE WHEN octet_length(r.j) > ${max} THEN octet_length(r.j) END AS "row_bytes",` +
+    ` CASE WHEN octet_length(r.j) > ${max} THEN (r.j::jsonb -> ${p.value(entity.primaryKey)})::text END AS "row_key",` +
+    ` (SELECT COALESCE(MAX(c.version), 0) FROM ${quoteIdent(changeLog.table)} c` +
     ` WHERE c.entity = ${p.value(entityName)} AND c.key = t.${quoteIdent(entity.primaryKey)}::text)::int AS "version"`
   );
 }
-const returning = (entity: EntitySpec) => `RETURNING ${rowJson(entity)}::text AS "row"`;
+/** The written row as JSON text, null when over ROW_JSON_BYTES (`row_bytes` says how big: the write is refused). */
+const returning = (entity: EntitySpec, p: ParamBuilder) => {
+  const max = p.value(ROW_JSON_BYTES);
+  const text = `${rowJson(entity)}::text`;
+  return `RETURNING CASE WHEN octet_length(${text}) <= ${max} THEN ${text} END AS "row", octet_length(${text}) AS "row_bytes"`;
+};
 
 /**
  * The row `t` as `jsonb`, as PostgreSQL renders it, but for a numeric or bigint a JSON number cannot carry exactly
@@ -156,7 +179,7 @@ export function listStatement(input: ListStatementInput): Statement {
   if (input.after !== undefined) where.push(`t.${pk} > ${p.field(input.entity, input.entity.primaryKey, input.after)}`);
   where.push(...restrictionTerm(input.restriction, p));
   const sql =
-    `SELECT ${rowColumns(input.table, input.entity, p)} FROM ${quoteIdent(input.table)} t` +
+    `SELECT ${rowColumns(input.table, input.entity, p)} FROM ${quoteIdent(input.table)} t ${rowText(input.entity)}` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY t.${pk} LIMIT :limit`;
   return { sql, params: p.params };
@@ -174,7 +197,7 @@ export function getStatement(
   const columns = rowColumns(table, entity, p);
   const where = [`t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`];
   where.push(...restrictionTerm(restriction, p));
-  const sql = `SELECT ${columns} FROM ${quoteIdent(table)} t WHERE ${where.join(' AND ')}${forUpdate ? ' FOR UPDATE OF t' : ''}`;
+  const sql = `SELECT ${columns} FROM ${quoteIdent(table)} t ${rowText(entity)} WHERE ${where.join(' AND ')}${forUpdate ? ' FOR UPDATE OF t' : ''}`;
   return { sql, params: p.params };
 }
 
@@ -189,8 +212,8 @@ export function insertStatement(
   const exprs = names.map((n) => p.field(entity, n, values[n])).join(', ');
   const sql =
     names.length === 0
-      ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${returning(entity)}`
-      : `INSERT INTO ${quoteIdent(table)} AS t (${columns}) VALUES (${exprs}) ${returning(entity)}`;
+      ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${returning(entity, p)}`
+      : `INSERT INTO ${quoteIdent(table)} AS t (${columns}) VALUES (${exprs}) ${returning(entity, p)}`;
   return { sql, params: p.params };
 }
 
@@ -205,7 +228,7 @@ export function updateStatement(
   const sets = Object.keys(values).map((n) => `${quoteIdent(n)} = ${p.field(entity, n, values[n])}`);
   const sql =
     `UPDATE ${quoteIdent(table)} AS t SET ${sets.join(', ')}` +
-    ` WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)} ${returning(entity)}`;
+    ` WHERE t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)} ${returning(entity, p)}`;
   return { sql, params: p.params };
 }
 
@@ -301,9 +324,17 @@ function boundedPairs(p: ParamBuilder, source: string, fields: readonly string[]
 export const LATER_CHANGES_MAX = 50;
 
 /**
+ * The most `later` may hold (its entries' JSON text together): with the row, diff and image a feed or change-log row
+ * holds beside it, under the Data API's 64 KB per row (ROW_JSON_BYTES). Long row-filter values fill it in a few
+ * changes; past it, as past LATER_CHANGES_MAX, the versions before are unknown.
+ */
+export const LATER_BYTES = 12 * 1024;
+
+/**
  * `jsonb` text: the key's changes after `seq` (an expression) that can move its row between audiences (a delete, an
  * insert, an update of `filterColumn`), newest first, as `[op, pairs]`, at most `LATER_CHANGES_MAX + 1` of them (one
- * more than is used tells that the list is cut). `entity` and `key` are expressions too.
+ * more than is used tells that the list is cut), or `false` when they pass LATER_BYTES (`parseLater` reads both as
+ * unknown). `entity` and `key` are expressions too.
  */
 function laterChanges(
   p: ParamBuilder,
@@ -315,10 +346,24 @@ function laterChanges(
 ): string {
   const column = `CAST(${p.value(filterColumn)} AS text)`;
   return (
-    `(SELECT jsonb_agg(jsonb_build_array(l.op, ${boundedPairs(p, 'l.diff', [filterColumn], valueBytes)}) ORDER BY l.seq DESC)` +
+    `(SELECT CASE WHEN sum(octet_length(x.e::text)) > ${p.value(LATER_BYTES)} THEN 'false'::jsonb` +
+    ` ELSE jsonb_agg(x.e ORDER BY x.seq DESC) END` +
+    ` FROM (SELECT l.seq, jsonb_build_array(l.op, ${boundedPairs(p, 'l.diff', [filterColumn], valueBytes)}) AS e` +
     ` FROM (SELECT * FROM ${quoteIdent(changeLog.table)} l WHERE l.entity = ${entity} AND l.key = ${key} AND l.seq > ${seq}` +
-    ` AND (l.op <> 'update' OR (l.diff -> ${column}) IS NOT NULL) ORDER BY l.seq DESC LIMIT ${LATER_CHANGES_MAX + 1}) l)::text`
+    ` AND (l.op <> 'update' OR (l.diff -> ${column}) IS NOT NULL) ORDER BY l.seq DESC LIMIT ${LATER_CHANGES_MAX + 1}) l) x)::text`
   );
+}
+
+/**
+ * `later` as `laterChanges` gives it: the changes, newest first ([] for none), or undefined when they are too many
+ * (LATER_CHANGES_MAX) or too big (LATER_BYTES) to judge earlier versions by.
+ */
+export function parseLater(text: unknown): [ChangeOp, Record<string, [unknown, unknown]>][] | undefined {
+  if (typeof text !== 'string') return [];
+  const later: unknown = JSON.parse(text);
+  return Array.isArray(later) && later.length <= LATER_CHANGES_MAX
+    ? (later as [ChangeOp, Record<string, [unknown, unknown]>][])
+    : undefined;
 }
 
 /** What one page of a key's change log reads: bounded, so any one entry fits the Data API's 1 MiB result. */
