@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { limits } from '../manifest.ts';
 import { DeliveryFailedError } from './broadcast.ts';
+import { FanoutJob } from './delivery.ts';
 import { isPermanent, setAsideMessageAttributes } from './poison.ts';
 import { messageBytes } from './sqs-batches.ts';
 
@@ -45,6 +46,18 @@ describe('a permanent failure', () => {
       status(503),
     ]);
     expect(isPermanent(mixed)).toBe(false);
+  });
+
+  it('includes the validation error of the schemas the functions parse with (zod 4 names it $ZodError)', () => {
+    let thrown: unknown;
+    try {
+      FanoutJob.parse({ v: 1, kind: 'fanout', not: 'a page' });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeDefined();
+    expect(isPermanent(thrown)).toBe(true);
+    expect(isPermanent(new Error('socket hang up'))).toBe(false);
   });
 
   it('cuts a long reason without leaving half a surrogate pair', () => {

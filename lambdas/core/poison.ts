@@ -106,7 +106,8 @@ export function isPermanent(err: unknown): boolean {
   }
   if (err instanceof TenantcastError) return err.code === 'BAD_REQUEST' || err.code === 'TOO_LARGE';
   const name = (err as { name?: unknown } | undefined)?.name;
-  if (name === 'ZodError' || name === 'SyntaxError') return true;
+  // zod 4 (`zod/mini`, lambdas/core/zod.ts) names its error `$ZodError`; until 2026-12-04 only `ZodError` was known.
+  if (name === 'ZodError' || name === '$ZodError' || name === 'SyntaxError') return true;
   if (typeof name === 'string' && permanentAwsErrors.has(name)) return true;
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode === 413;
 }

@@ -5,7 +5,7 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { deliverFanoutJobs, type FanoutPage } from '../core/broadcast.ts';
 import { FanoutJob } from '../core/delivery.ts';
-import { isRedelivery, redriveOf } from '../core/poison.ts';
+import { isRedelivery, PoisonRecordError, reasonOf, redriveOf } from '../core/poison.ts';
 import { queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
 import { fifoBatchHandler } from '../shared/fifo-batch-handler.ts';
@@ -20,13 +20,18 @@ const tenantMetrics = createMetrics();
 const { deps, startInvocation } = createInvocationBroadcastDeps(logger);
 const usage = createUsage(logger);
 
-/** The page in a record, or the reason it is not one (a poison record: fails until it reaches the DLQ). */
+/**
+ * The page in a record, or why it is not one: a poison record, set aside at once so the lane's pages behind it go on
+ * (docs/limits.md). Until 2026-12-04 the parse error went out as zod's own, which was not taken for permanent: the
+ * record was retried to the DLQ and took the lane's valid pages behind it there too (found by an attacking pass; a
+ * deploy whose new broadcaster adds a page field before the fan-out function is updated makes such records).
+ */
 function pageOf(record: SQSRecord): FanoutPage | { error: unknown } {
   try {
     const job = FanoutJob.parse(JSON.parse(record.body));
     return { job, jobId: redriveOf(record) ?? record.attributes.MessageDeduplicationId ?? record.messageId };
   } catch (error) {
-    return { error };
+    return { error: new PoisonRecordError(`not a fan-out page: ${reasonOf(error, 200)}`, { cause: error }) };
   }
 }
 

@@ -3,7 +3,7 @@
  * arrive in one fan-out batch are delivered as one unit, re-packed into fewer frames, and a unit that fails is
  * redelivered together, skipping the connections each page already reached.
  */
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import type { FanoutJob, SequencedMessage } from '../../lambdas/core/delivery.ts';
 import { fanoutLaneGroupId } from '../../lambdas/core/delivery.ts';
@@ -85,6 +85,20 @@ async function sendBehindSlowPage(group: string, jobs: readonly { job: FanoutJob
   await eventually(() => messages(slow.client, group).length > 0, 5_000, 'the slow page delivered');
 }
 
+/** Messages in the fan-out dead-letter queue. */
+async function dlqDepth(): Promise<number> {
+  const out = await runtime().sqs.client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: runtime().queues.fanout.dlqUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
 function fanoutStats() {
   const stats = runtime().pollers.get('fanout')?.stats;
   if (stats === undefined) throw new Error('no fanout poller');
@@ -140,6 +154,43 @@ describe('consecutive pages of a lane in one fan-out batch', () => {
       expect(messages(client, group).map((m) => m.seq)).toEqual([2, 3]);
       expect(framesOf(client, group)).toHaveLength(1);
     }
+  }, 30_000);
+});
+
+describe('a record on a lane that is not a page', () => {
+  it('is set aside at once, and the pages behind it are delivered, in order', async () => {
+    const group = 'chat:poison-page';
+    const all = await members(2);
+    const [p1, p2, p3] = pages(
+      group,
+      [1, 2, 3],
+      all.map((m) => m.connectionId),
+    );
+    if (p1 === undefined || p2 === undefined || p3 === undefined) throw new Error('no pages');
+    const setAside = await dlqDepth();
+    // A body that is JSON but no page, as a newer broadcaster's page would be to an older fan-out function.
+    await runtime().sqs.client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: runtime().queues.fanout.url,
+        Entries: [
+          JSON.stringify(p1.job),
+          '{"v":1,"kind":"fanout","not":"a page"}',
+          JSON.stringify(p2.job),
+          JSON.stringify(p3.job),
+        ].map((MessageBody, i) => ({
+          Id: `e${i}`,
+          MessageBody,
+          MessageGroupId: fanoutLaneGroupId('acme', group, 0),
+          MessageDeduplicationId: `poison-page-${i}`,
+        })),
+      }),
+    );
+    await eventually(() => all.every(({ client }) => messages(client, group).length >= 3), 15_000, 'pages 1-3');
+    for (const { client } of all) expect(messages(client, group).map((m) => m.seq)).toEqual([1, 2, 3]);
+    // Only the poison record reached the dead-letter queue (until 2026-12-04 it was retried there and took the
+    // lane's pages behind it with it).
+    await sleep(500);
+    expect((await dlqDepth()) - setAside).toBe(1);
   }, 30_000);
 });
 
