@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { FakeTable } from '../../test/support/fake-table.ts';
 import { limits } from '../manifest.ts';
 import {
+  abandonReplay,
   allMembers,
   type BroadcastDeps,
   broadcastRun,
@@ -828,6 +829,25 @@ describe('pack from the log: a lane reads the group history past its pages', () 
     expect(posts).toEqual([]);
     expect(new Set(jobs.map(({ shard }) => shard))).toEqual(new Set([0]));
     expect(jobs.every(({ job }) => job.lane === 0 && job.lastSeq === job.batchSeq)).toBe(true);
+  });
+});
+
+describe('abandonReplay', () => {
+  it('tells a member still waiting to reload at the group’s seq and ends its wait, even when the reset cannot be posted', async () => {
+    const { deps, received, replayed } = setup({ members: [member('c1')], failures: { gone: [500, 500, 500, 500] } });
+    await broadcastRun([message('a'), message('b')], false, deps);
+    await abandonReplay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'late', since: 0 }, deps);
+    expect(received('late')).toEqual([['reset', 2]]);
+    await abandonReplay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'gone', since: 0 }, deps);
+    expect(received('gone')).toEqual([]);
+    expect(replayed).toEqual(['late', 'gone']);
+  });
+
+  it('leaves alone a member no longer waiting for that replay', async () => {
+    const { deps, posts, replayed } = setup({ notAwaitingReplay: ['moved-on'] });
+    await abandonReplay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'moved-on', since: 0 }, deps);
+    expect(posts).toEqual([]);
+    expect(replayed).toEqual([]);
   });
 });
 

@@ -736,4 +736,32 @@ export async function replay(
   return total;
 }
 
+/**
+ * A replay that will not be served: it failed for good, or on its queue record's last receive (the record then goes
+ * to the dead-letter queue). The member is told to reload (`reset`, `REPLAY_FAILED`, at the group's seq; best effort:
+ * its posts may be what failed) and its wait ends, so live delivery includes it again. Until 2026-12-04 the wait
+ * stayed: a member whose replay request was dead-lettered got no live message for the rest of its membership (found
+ * by an attacking pass).
+ */
+export async function abandonReplay(request: ReplayRequest, deps: BroadcastDeps): Promise<void> {
+  const { tenantId, group, connectionId, since } = request;
+  if ((await deps.registry.replayState(tenantId, group, connectionId, since)) !== 'waiting') return;
+  try {
+    const { seq } = await deps.history.state(tenantId, group);
+    const reset = JSON.stringify({ type: 'reset', group, reason: 'REPLAY_FAILED', seq });
+    await deliverFrames(
+      new Map([[connectionId, [reset]]]),
+      { ...deps, remainingMs: undefined },
+      async () => undefined,
+      {
+        tenantId,
+        live: false,
+      },
+    );
+  } catch (err) {
+    deps.log?.('replay reset not posted', { tenantId, group, connectionId, since, error: String(err) });
+  }
+  await deps.registry.completeReplay(tenantId, group, connectionId, since);
+}
+
 export type { Recipient };

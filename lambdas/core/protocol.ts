@@ -170,8 +170,11 @@ export interface BatchFrame {
 export interface ResetFrame {
   type: 'reset';
   group: string;
-  /** `HISTORY_EXPIRED`: part of it is gone; `HISTORY_TOO_LONG`: too much to replay (`limits.replayMessages`). */
-  reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG';
+  /**
+   * `HISTORY_EXPIRED`: part of it is gone; `HISTORY_TOO_LONG`: too much to replay (`limits.replayMessages`);
+   * `REPLAY_FAILED`: the replay failed for good (lambdas/core/broadcast.ts, `abandonReplay`).
+   */
+  reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG' | 'REPLAY_FAILED';
   seq: number;
 }
 /** A user's first connection joined, or last connection left, a group with presence events (docs/protocol.md). */

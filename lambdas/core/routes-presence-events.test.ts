@@ -27,6 +27,7 @@ function world() {
         if (i >= 0) members.splice(i, 1);
         return true;
       },
+      completeReplay: async () => undefined,
     },
     tenants: { get: async (tenantId) => ({ tenantId, roleRules, presenceGroups: ['room:*'] }) },
     enqueue: async () => undefined,

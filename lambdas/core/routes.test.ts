@@ -13,6 +13,8 @@ const roleRules: RoleRules = {
 function fakes() {
   const subscriptions: string[] = [];
   const enqueued: DeliveryMessage[] = [];
+  /** Memberships whose replay wait was ended, as tenant/group/connection@since. */
+  const completed: string[] = [];
   /** The receive times the registry was given, per call. */
   const times: { call: string; at: number | undefined }[] = [];
   const deps: RouteDeps = {
@@ -26,6 +28,9 @@ function fakes() {
         times.push({ call: 'unsubscribe', at });
         subscriptions.splice(subscriptions.indexOf(`${tenantId}/${group}/${connectionId}`), 1);
         return true;
+      },
+      completeReplay: async (tenantId, group, connectionId, since) => {
+        completed.push(`${tenantId}/${group}/${connectionId}@${since}`);
       },
     },
     tenants: {
@@ -41,7 +46,7 @@ function fakes() {
     newId: () => 'm-1',
     now: () => 1700000000000,
   };
-  return { deps, subscriptions, enqueued, times };
+  return { deps, subscriptions, enqueued, times, completed };
 }
 
 const alice = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
@@ -53,6 +58,21 @@ const frame = (body: unknown, caller = alice) => ({
 });
 
 describe('message routes', () => {
+  it('end the replay wait of a subscribe with since whose replay request could not be queued, and answer the error', async () => {
+    const { deps, subscriptions, completed } = fakes();
+    const failing: RouteDeps = {
+      ...deps,
+      enqueue: async () => {
+        throw new Error('queue unreachable');
+      },
+    };
+    const answer = await handleFrame(frame({ action: 'subscribe', group: 'chat:x', since: 4, ref: 's' }), failing);
+    expect(answer).toMatchObject({ type: 'error', code: 'INTERNAL', ref: 's' });
+    // Subscribed, and not waiting for a replay that will never come: live messages reach it.
+    expect(subscriptions).toEqual(['acme/chat:x/c1']);
+    expect(completed).toEqual(['acme/chat:x/c1@4']);
+  });
+
   it('answer a subscribe at the cap RATE_LIMITED in its first minute there since the last unsubscribe, FORBIDDEN after', async () => {
     const { deps } = fakes();
     const at = 1_700_000_100_000;

@@ -51,7 +51,7 @@ export const SUBSCRIPTION_CAP_RETRY_MS = 1000;
 export const SUBSCRIPTION_CAP_FREEING_MS = 60_000;
 
 export interface RouteDeps {
-  readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe'>;
+  readonly registry: Pick<Registry, 'subscribe' | 'unsubscribe' | 'completeReplay'>;
   /**
    * Whether the connection may subscribe to one more group (`limits.subscriptionsPerConnection`; one it has already
    * does not count). @default no cap
@@ -192,19 +192,26 @@ async function subscribe({ request, caller, deps, ref }: Route, frame: Subscribe
     at: request.receivedAt,
   });
   if (!stands) return ack(ref);
-  await deps.enqueue(
-    {
-      v: 1,
-      kind: 'replay',
-      tenantId: caller.tenantId,
-      group: frame.group,
-      connectionId: request.connectionId,
-      since: frame.since,
-      roles: [...caller.roles],
-      claims: { ...caller.claims },
-    },
-    { connectionId: request.connectionId },
-  );
+  try {
+    await deps.enqueue(
+      {
+        v: 1,
+        kind: 'replay',
+        tenantId: caller.tenantId,
+        group: frame.group,
+        connectionId: request.connectionId,
+        since: frame.since,
+        roles: [...caller.roles],
+        claims: { ...caller.claims },
+      },
+      { connectionId: request.connectionId },
+    );
+  } catch (err) {
+    // No replay is coming: the member must not wait for one (live delivery skips a waiting member). Until 2026-12-04
+    // it did, for the rest of its membership, while the client was told INTERNAL (found by an attacking pass).
+    await deps.registry.completeReplay(caller.tenantId, frame.group, request.connectionId, frame.since);
+    throw err;
+  }
   await announceIfFirst();
   return ack(ref);
 }

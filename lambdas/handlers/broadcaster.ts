@@ -4,11 +4,11 @@
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { allOrNothing, batchUnits, deliverIsolating, type Outcome } from '../core/batch-units.ts';
-import { broadcastRun, replay } from '../core/broadcast.ts';
+import { abandonReplay, broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
 import { type PaceRun, paceDelayMs } from '../core/pace.ts';
-import { isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
+import { isPermanent, isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
 import { deliverReplicas, type ReplicaMessage, routeOf } from '../core/replication.ts';
 import { functions, queues } from '../manifest.ts';
 import { createInvocationBroadcastDeps } from '../shared/broadcast-deps.ts';
@@ -139,8 +139,21 @@ async function deliverOther(record: SQSRecord): Promise<void> {
     throw new PoisonRecordError(`not a delivery message: ${reasonOf(err, 200)}`, { cause: err });
   }
   if (!isReplayRequest(message)) throw new Error('not a replay request');
-  const result = await replay(message, deps);
-  logger.info('replayed', { tenantId: message.tenantId, group: message.group, since: message.since, ...result });
+  try {
+    const result = await replay(message, deps);
+    logger.info('replayed', { tenantId: message.tenantId, group: message.group, since: message.since, ...result });
+  } catch (err) {
+    // Failing for good, or for the last time before SQS dead-letters it: the member reloads instead of waiting for
+    // ever (core/broadcast.ts, abandonReplay). The record still fails, so it is set aside where an operator sees it.
+    if (isPermanent(err) || Number(record.attributes.ApproximateReceiveCount) >= queues.delivery.maxReceiveCount) {
+      const { tenantId, group, connectionId, since } = message;
+      logger.error('replay abandoned', { tenantId, group, connectionId, since, error: err as Error });
+      await abandonReplay(message, deps).catch((e: unknown) =>
+        logger.error('replay not abandoned', { tenantId, group, connectionId, since, error: e as Error }),
+      );
+    }
+    throw err;
+  }
 }
 
 export const handler = fifoBatchHandler({

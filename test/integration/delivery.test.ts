@@ -4,7 +4,7 @@
  * injected @connections faults and a broadcaster crash, and fair share between tenants.
  */
 import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
 import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
@@ -27,6 +27,20 @@ const until = (check: () => boolean, timeoutMs = 10_000, what = 'condition') => 
 const seqs = (c: TestClient, group: string) => messages(c, group).map((m) => m.seq as number);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const connectionIdOf = () => [...runtime().gateway.connections.keys()].at(-1) as string;
+
+/** Messages in the delivery queue's dead-letter queue. */
+async function dlqDepth(): Promise<number> {
+  const out = await runtime().sqs.client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: runtime().queues.delivery.dlqUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
 
 /** Publishes straight onto the delivery queue, as the server SDK does (fast floods). */
 async function enqueue(tenantId: string, group: string, datas: unknown[], prefix: string): Promise<void> {
@@ -294,6 +308,35 @@ describe('recovery with since', () => {
     await until(() => messages(current, group).length === 2);
     expect(seqs(current, group)).toEqual([3, 4]);
   });
+});
+
+describe('a replay that fails for good', () => {
+  it('tells the member to reload at its last try, and live messages reach it after (not a member deaf for good)', async () => {
+    const group = 'chat:replay-fails';
+    const pub = await client('acme', 'pub');
+    await pub.request({ action: 'subscribe', group });
+    for (let i = 1; i <= 3; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(pub, group).length === 3);
+    const late = await client('acme', 'late-replay');
+    // Every post of the replay fails, on each of the request's 3 receives (4 tries each); the 13th post, the reset
+    // its last receive sends, gets through.
+    runtime().gateway.injectFaults({ status: 500, count: 12, connectionIds: [connectionIdOf()] });
+    const setAside = await dlqDepth();
+    expect(await late.request({ action: 'subscribe', group, since: 0 })).toMatchObject({ type: 'ack' });
+    expect(await late.waitFor((f) => f.type === 'reset', 30_000)).toEqual({
+      type: 'reset',
+      group,
+      reason: 'REPLAY_FAILED',
+      seq: 3,
+    });
+    // The request itself is still set aside, where an operator sees it.
+    for (const deadline = Date.now() + 10_000; (await dlqDepth()) <= setAside && Date.now() < deadline; )
+      await sleep(100);
+    expect((await dlqDepth()) - setAside).toBe(1);
+    for (let i = 4; i <= 6; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(late, group).length === 3, 10_000, 'live messages after the reset');
+    expect(seqs(late, group)).toEqual([4, 5, 6]);
+  }, 60_000);
 });
 
 describe('coalescing and packing', () => {
