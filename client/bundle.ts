@@ -15,7 +15,7 @@ export const INTERNAL_PROPERTIES = [
   'open',
   'dead',
   'openedAt',
-  'heardAt',
+  'heard',
   'pending',
   'timers',
   'ws',

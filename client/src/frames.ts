@@ -44,7 +44,9 @@ export function onFrame(
       subscriptions.deliver(frame);
       return;
     case 'batch':
-      for (const message of Array.isArray(frame.messages) ? frame.messages : []) subscriptions.deliver(message);
+      // Not past a close() one of them made.
+      for (const message of Array.isArray(frame.messages) ? frame.messages : [])
+        if (!t.dead) subscriptions.deliver(message);
       return;
     case 'reset':
       subscriptions.reset(frame);

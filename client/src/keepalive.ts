@@ -14,7 +14,7 @@ import type { Requests, Transport } from './transport.ts';
 /** Returns the function that starts (or restarts) what runs on the primary `t`. */
 export function createKeepalive(
   s: Settings,
-  requests: Pick<Requests, 'arm' | 'send'>,
+  requests: Pick<Requests, 'arm' | 'send' | 'disarm'>,
   end: (t: Transport) => void,
   rollover: () => void,
   report: (error: TenantcastClientError) => void,

@@ -326,3 +326,49 @@ describe('rollover before the connection cap', () => {
     expect(seen.map((m) => m.seq)).toEqual([2, 3]);
   });
 });
+
+describe('a group subscribed while the standby opens', () => {
+  it('is subscribed on the standby from where the primary’s ack put it, so nothing between is missed', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(100_000);
+    await settle();
+    const next = h.server.last();
+    expect(next).not.toBe(old);
+    // The subscribe goes on the primary only; the standby opens before its answer comes.
+    const { seen, subscription } = collect(h, 'g');
+    next.accept();
+    await settle();
+    await h.clock.advance(200);
+    // Until the primary answers, the standby does not subscribe the group (until 2026-12-04 it did, live, from later
+    // than the primary's ack: the primary, ended once nothing was pending on it, took what came between with it).
+    expect(next.framesOf('subscribe')).toEqual([]);
+    old.ackAll('subscribe', () => ({ seq: 41 }));
+    await subscription.ready;
+    await h.clock.advance(100);
+    expect(next.lastOf('subscribe')).toMatchObject({ group: 'g', since: 41 });
+    next.ackAll('subscribe');
+    next.receive({ type: 'batch', messages: [42, 43, 44, 45, 46].map((seq) => message('g', seq)) });
+    next.receive(message('g', 47));
+    await settle();
+    expect(old.closed).toBe(true);
+    expect(seen.map((m) => m.seq)).toEqual([42, 43, 44, 45, 46, 47]);
+  });
+
+  it('goes out live on the standby once it took over from a primary that died before answering', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(100_000);
+    await settle();
+    const next = h.server.last();
+    const { subscription } = collect(h, 'g');
+    next.accept();
+    await settle();
+    old.drop(1006);
+    await h.clock.advance(100);
+    expect(next.lastOf('subscribe')).toMatchObject({ group: 'g' });
+    expect(next.lastOf('subscribe').since).toBeUndefined();
+    next.ackAll('subscribe', () => ({ seq: 7 }));
+    await expect(subscription.ready).resolves.toBeUndefined();
+  });
+});

@@ -61,7 +61,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
   /** When the token of the last primary socket to end expires (epoch ms), if known (a standby's never tells). */
   let expiry: number | undefined;
 
-  /** The one place the state changes. */
+  /** The one place the state changes, but for stop(), which tells it after its teardown. */
   function setState(next: ClientState): void {
     const previous = state;
     if (next === previous) return;
@@ -112,7 +112,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     }
     ws.onopen = () => opened(t);
     ws.onmessage = (event) => {
-      t.heardAt = clock.now();
+      t.heard = true;
       onFrame(t, event.data, subscriptions, requests, report);
     };
     ws.onclose = () => end(t);
@@ -135,7 +135,7 @@ export function createSession(s: Settings, units: SessionUnits): Session {
     if (t.dead) return;
     requests.disarm(t, 'connect');
     t.open = true;
-    t.openedAt = t.heardAt = clock.now();
+    t.openedAt = clock.now();
     if (t.role !== 'primary') {
       rollover.opened(t);
       return;
@@ -241,11 +241,15 @@ export function createSession(s: Settings, units: SessionUnits): Session {
       else reopen();
     },
     stop() {
-      if (state === 'disconnected') return;
-      setState('disconnected');
+      // Disconnected before the teardown (so no lost socket reconnects), told after it: a listener that connects
+      // again at once then starts from a clean session (until 2026-12-04 the teardown ended the new attempt and dropped
+      // its network subscription).
+      const previous = state;
+      if (previous === 'disconnected') return;
+      state = 'disconnected';
       stopNetwork?.();
-      stopNetwork = undefined;
       endAll();
+      emit('state', state, previous);
     },
     flush,
     end,

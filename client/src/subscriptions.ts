@@ -87,6 +87,13 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     let attempt = 0;
     return new Promise(function send(done) {
       if (!usable(t)) return done();
+      // A standby subscribes `since` where the group stands, so it misses nothing the primary's subscription gets: a
+      // group whose first answer (a live subscribe's ack always carries the group's seq) is still to come waits for it.
+      // Until 2026-12-04 a standby opening then subscribed it live, from later than the primary's ack, and the
+      // primary, ended once nothing was pending on it, took the messages between with it (found by a review).
+      if (t.role === 'standby' && group.cursor.lastSeq === undefined && groups.get(name) === group) {
+        return later(t, group, 50, () => send(done));
+      }
       request(t, { action: 'subscribe', group: name, since: group.cursor.lastSeq }, (outcome) => {
         // Unsubscribed while this was in flight: that unsubscribe, sent at once, may have reached the server in the
         // same millisecond, which counts as subscribe last (docs/protocol.md). Said again now, it is surely later;

@@ -65,7 +65,9 @@ export class FakeSocket implements WebSocketLike {
     for (const frame of this.framesOf(action)) {
       if (this.answered.has(frame.ref)) continue;
       this.answered.add(frame.ref);
-      this.receive({ type: action === 'ping' ? 'pong' : 'ack', ref: frame.ref, ...extra(frame) });
+      // As the server does, a live subscribe's ack carries the group's seq (here 0, unless `extra` says).
+      const seq = action === 'subscribe' && frame.since === undefined ? { seq: 0 } : {};
+      this.receive({ type: action === 'ping' ? 'pong' : 'ack', ref: frame.ref, ...seq, ...extra(frame) });
     }
   }
   readonly answered = new Set<string>();

@@ -45,6 +45,10 @@ function setupRefresh(tokens: (() => string)[], asked: unknown[] = []) {
         clock.clearTimeout(timer);
         timer = clock.setTimeout(callback, ms);
       },
+      disarm: () => {
+        clock.clearTimeout(timer);
+        timer = undefined;
+      },
       send: (_t, frame, _timeoutMs, answered) =>
         sent.push({ token: (frame as { token: string }).token, answered: answered as (answer: unknown) => void }),
     },
@@ -210,6 +214,39 @@ describe('token refresh', () => {
     next.accept();
     await settle();
     expect(old.closed).toBe(true);
+    expect(h.client.state).toBe('connected');
+  });
+});
+
+describe('a refresh whose getToken never answers', () => {
+  it('turns into a rollover after requestTimeoutMs, so the connection is replaced before its token expires', async () => {
+    const clock = new FakeClock();
+    const exp = Math.floor(clock.now() / 1000) + 3600;
+    let calls = 0;
+    const h = setup({
+      clock,
+      rolloverAfterMs: 6 * 3600_000,
+      heartbeatMs: 6 * 3600_000,
+      getToken: () => {
+        calls++;
+        // The refresh's call hangs (a fetch without a timeout); the others answer.
+        if (calls === 2) return new Promise<string>(() => undefined);
+        return Promise.resolve(fakeJwt(exp + (calls - 1) * 3600));
+      },
+    });
+    await connect(h);
+    await clock.advance(3600_000 - 60_000);
+    await settle();
+    expect(calls).toBe(2);
+    // Until 2026-12-04 nothing followed: the server closed the connection at expiry and the app saw `reconnecting`.
+    await clock.advance(20_000);
+    await settle();
+    expect(calls).toBe(3);
+    const standby = h.server.last();
+    expect(h.server.sockets).toHaveLength(2);
+    standby.accept();
+    await settle();
+    expect(h.server.sockets[0]?.closed).toBe(true);
     expect(h.client.state).toBe('connected');
   });
 });

@@ -41,7 +41,7 @@ export const getTokenFailed = (err: unknown) =>
  */
 export function createRefresh(
   s: Pick<Settings, 'refreshBeforeMs' | 'requestTimeoutMs' | 'clock' | 'getToken'>,
-  requests: Pick<Requests, 'arm' | 'send'>,
+  requests: Pick<Requests, 'arm' | 'send' | 'disarm'>,
   report: (error: TenantcastClientError) => void,
   rollover: () => void,
 ): (t: Transport) => void {
@@ -53,6 +53,9 @@ export function createRefresh(
     if (current === undefined) return;
     requests.arm(t, 'refresh', Math.max(wait, current - s.refreshBeforeMs - s.clock.now()), async () => {
       let answer: ReturnType<typeof readToken> | TenantcastClientError;
+      // A getToken that never answers (a fetch without a timeout) turns into a rollover, whose connect timeout covers
+      // its own: until 2026-12-04 the refresh then stopped for the connection's life.
+      requests.arm(t, 'refresh', s.requestTimeoutMs, rollover);
       try {
         // Read inside: an answer that is no token (null, {}) fails as a throwing getToken does (until 2026-12-04 it
         // escaped as an unhandled rejection, and ended a Node process).
@@ -60,6 +63,7 @@ export function createRefresh(
       } catch (err) {
         answer = getTokenFailed(err);
       }
+      requests.disarm(t, 'refresh');
       // The socket was replaced meanwhile: its refresh, failed or not, is nobody's business.
       if (t.dead || t.role !== 'primary') return;
       if (answer instanceof TenantcastClientError) {

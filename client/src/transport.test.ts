@@ -16,7 +16,7 @@ function setupRequests() {
   const transport = (): Transport => {
     const ws = new FakeSocket('wss://example.test/ws', undefined);
     ws.readyState = 1;
-    return { ...createTransport('primary'), ws, open: true, heardAt: clock.now() };
+    return { ...createTransport('primary'), ws, open: true };
   };
   return { clock, failed, settled, requests, transport };
 }

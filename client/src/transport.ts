@@ -22,9 +22,12 @@ export interface Transport {
   dead?: boolean;
   /** Set when the socket opens (session.ts). */
   openedAt: number;
-  /** Set when the socket opens, and by every frame sent. */
-  /** When a frame last came from the server (or the socket opened): the heartbeat pings after `heartbeatMs` of silence. */
-  heardAt: number;
+  /**
+   * A frame came from the server since the heartbeat last looked (heartbeat.ts): it pings after a whole `heartbeatMs`
+   * without one. A flag, not a time: a wall clock stepped back (or frozen) never made the heartbeat ping (until
+   * 2026-12-04: API Gateway then closed the idle connection).
+   */
+  heard?: boolean;
   /** Epoch ms the token of this connection expires, if known. */
   expiresAt: number | undefined;
   /** The requests sent on this socket and not answered yet, by ref. */
@@ -42,7 +45,7 @@ export function createTransport(role: Transport['role']): Transport {
     role,
     pending: new Map(),
     timers: new Map(),
-    // openedAt and heardAt are set when it opens, expiresAt when getToken answered (session.ts).
+    // openedAt is set when it opens, expiresAt when getToken answered (session.ts).
   } as Transport;
 }
 
@@ -101,6 +104,9 @@ export function createRequests(
   return {
     arm(t, name, ms, callback) {
       disarm(t, name);
+      // Nothing is armed on a socket torn down: a close() from a listener (of `state`, `error`) ran while its caller
+      // was about to arm timers (until 2026-12-04 a ping loop and token refreshes went on for ever after it).
+      if (t.dead) return;
       t.timers.set(
         name,
         clock.setTimeout(() => {
