@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { MessageIndex, type StandInEntry, type Tracked } from './sqs-index.ts';
+import { DEDUPLICATION_INTERVAL_MS, MessageIndex, type StandInEntry, type Tracked } from './sqs-index.ts';
 
 const NOW = 1_000_000;
 
@@ -178,12 +178,14 @@ describe('MessageIndex', () => {
     expect(q.index.inFlightCount).toBe(0);
   });
 
-  it('FIFO: finds a queued duplicate by deduplication id until it is deleted', () => {
+  it('FIFO: finds a duplicate by deduplication id for 5 minutes after the first was sent, deleted or not', () => {
     const q = indexOf({ fifo: true });
     q.send('m1', 'g');
-    expect(q.index.hasDuplicate('g', 'm1', NOW)).toBe(true);
-    expect(q.index.hasDuplicate('g', 'm2', NOW)).toBe(false);
+    expect(q.index.duplicateOf('g', 'm1', NOW)).toMatchObject({ messageId: 'm1', sentAt: NOW });
+    expect(q.index.duplicateOf('g', 'm2', NOW)).toBeUndefined();
     q.remove('m1');
-    expect(q.index.hasDuplicate('g', 'm1', NOW)).toBe(false);
+    // As SQS: received and deleted, it is still the one a send of its id within the interval duplicates.
+    expect(q.index.duplicateOf('g', 'm1', NOW + DEDUPLICATION_INTERVAL_MS - 1)).toMatchObject({ messageId: 'm1' });
+    expect(q.index.duplicateOf('g', 'm1', NOW + DEDUPLICATION_INTERVAL_MS)).toBeUndefined();
   });
 });

@@ -27,6 +27,16 @@ export interface IndexedQueue {
   deduplicationScope(): string | undefined;
 }
 
+/** SQS's deduplication interval: a message sent with a deduplication id already sent in the last 5 minutes is taken and not delivered. */
+export const DEDUPLICATION_INTERVAL_MS = 5 * 60_000;
+
+/** The first message sent under a deduplication key, which a duplicate's send answers with. */
+export interface FirstSent {
+  readonly messageId: string;
+  readonly sequenceNumber: string | undefined;
+  readonly sentAt: number;
+}
+
 /** One message as we track it. */
 export interface Tracked {
   id: string;
@@ -39,8 +49,6 @@ export interface Tracked {
   visibleAt: number;
   /** Deleted, expired, or moved to the DLQ. */
   gone: boolean;
-  /** FIFO: its deduplication key. */
-  dedupKey?: string;
   /** Its place in the queue: tracked messages are numbered in send order. */
   order: number;
 }
@@ -67,8 +75,13 @@ export class MessageIndex {
   private readonly lanes = new Map<string, Lane>();
   /** Received and not yet deleted or visible again (settled lazily by `settle`). */
   private readonly inFlight = new Set<Tracked>();
-  /** FIFO: queued messages by deduplication key. */
-  private readonly byDedupKey = new Map<string, Tracked>();
+  /**
+   * FIFO: the first message sent under each deduplication key in the last DEDUPLICATION_INTERVAL_MS, oldest first,
+   * whether it is still queued or not, as SQS deduplicates (API reference, SendMessage, `MessageDeduplicationId`).
+   * Until 2026-12-04 a duplicate was found only among queued messages: one sent again after the first was received
+   * and deleted was delivered again locally, and dropped in AWS (found by an AWS-fidelity pass).
+   */
+  private readonly firstSent = new Map<string, FirstSent>();
   /** The next message's `order`. */
   private sent = 0;
   /**
@@ -108,8 +121,14 @@ export class MessageIndex {
     };
     const deduplicationId = record.attributes.MessageDeduplicationId;
     if (this.queue.fifo && deduplicationId !== undefined) {
-      t.dedupKey = this.dedupKey(group, deduplicationId);
-      this.byDedupKey.set(t.dedupKey, t);
+      const key = this.dedupKey(group, deduplicationId);
+      if (!this.firstSent.has(key)) {
+        this.firstSent.set(key, {
+          messageId: record.MessageId,
+          sequenceNumber: (record.attributes as { SequenceNumber?: string }).SequenceNumber,
+          sentAt: now,
+        });
+      }
     }
     this.byId.set(t.id, t);
     let lane = this.lanes.get(group);
@@ -126,7 +145,6 @@ export class MessageIndex {
     t.gone = true;
     this.byId.delete(t.id);
     this.inFlight.delete(t);
-    if (t.dedupKey !== undefined && this.byDedupKey.get(t.dedupKey) === t) this.byDedupKey.delete(t.dedupKey);
   }
 
   /** Hidden until `visibleAt` (a receive, or a visibility change). */
@@ -135,10 +153,16 @@ export class MessageIndex {
     this.inFlight.add(t);
   }
 
-  /** FIFO: whether a queued message has this deduplication id (in its group, with that deduplication scope). */
-  hasDuplicate(group: string, deduplicationId: string, now: number): boolean {
-    const known = this.byDedupKey.get(this.dedupKey(group, deduplicationId));
-    return known !== undefined && !this.expired(known, now);
+  /**
+   * FIFO: the message first sent with this deduplication id (in its group, with that deduplication scope) in the last
+   * DEDUPLICATION_INTERVAL_MS, if any: a send of it now is a duplicate.
+   */
+  duplicateOf(group: string, deduplicationId: string, now: number): FirstSent | undefined {
+    for (const [key, first] of this.firstSent) {
+      if (now - first.sentAt < DEDUPLICATION_INTERVAL_MS) break;
+      this.firstSent.delete(key);
+    }
+    return this.firstSent.get(this.dedupKey(group, deduplicationId));
   }
 
   /** Drops from the in-flight set what is visible again, deleted, expired, or moved to the DLQ. */
@@ -223,7 +247,7 @@ export class MessageIndex {
   clear(): void {
     for (const t of this.byId.values()) t.gone = true;
     this.byId.clear();
-    this.byDedupKey.clear();
+    this.firstSent.clear();
     this.lanes.clear();
     this.heap = [];
     this.inFlight.clear();

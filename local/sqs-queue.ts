@@ -226,12 +226,27 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
 
   /**
    * Fix 9: local-aws-sqs looks for a FIFO message's duplicate by scanning every queued message, which makes queueing
-   * a backlog quadratic (50,000 messages: tens of seconds). We look it up in our index, and store a message that has
-   * none the way it would (its `createRecord` and `newRecord`), with our own sequence numbers; a duplicate goes to it.
+   * a backlog quadratic (50,000 messages: tens of seconds), and finds none once the first was deleted (SQS: within 5
+   * minutes of its send, whatever became of it). We look it up in our index, and store a message that has none the
+   * way it would (its `createRecord` and `newRecord`), with our own sequence numbers.
    */
   const storeFifo = (input: unknown, messageId: string | undefined): unknown => {
     if (createRecord === undefined || !isFifoInput(input)) return undefined;
-    if (index.hasDuplicate(input.MessageGroupId, input.MessageDeduplicationId, Date.now())) return undefined;
+    const first = index.duplicateOf(input.MessageGroupId, input.MessageDeduplicationId, Date.now());
+    if (first !== undefined) {
+      // Taken and not stored, answered as the message first sent (local-aws-sqs answers a duplicate it finds queued
+      // this way too: its record, not an entry).
+      const [record, md5OfSystemAttributes] = createRecord({
+        MessageId: first.messageId,
+        MessageBody: input.MessageBody,
+        MessageAttributes: input.MessageAttributes,
+        MessageSystemAttributes: input.MessageSystemAttributes,
+        MessageGroupId: input.MessageGroupId,
+        MessageDeduplicationId: input.MessageDeduplicationId,
+        SequenceNumber: first.sequenceNumber,
+      });
+      return { record, MD5OfMessageSystemAttributes: md5OfSystemAttributes };
+    }
     const [record, md5OfSystemAttributes] = createRecord({
       ...(messageId === undefined ? {} : { MessageId: messageId }),
       MessageBody: input.MessageBody,

@@ -469,4 +469,26 @@ describe('under backlog, as SQS', () => {
     const rest = await receive(q.url, 2);
     expect(rest.map((m) => m.Body)).toEqual(['second', 'third', 'fourth']);
   });
+
+  it('FIFO: takes and drops a message sent again with a deduplication id sent in the last 5 minutes, received and deleted or not', async () => {
+    const q = Object.values(await ensureQueues(sqs.client, { [unique()]: { ...spec, fifo: true } }))[0];
+    if (q === undefined) throw new Error('no queue');
+    const send = (body: string) =>
+      sqs.client.send(
+        new SendMessageCommand({
+          QueueUrl: q.url,
+          MessageBody: body,
+          MessageGroupId: 'g',
+          MessageDeduplicationId: 'order-42',
+        }),
+      );
+    const first = await send('first');
+    const [got] = await receive(q.url, 1, 1);
+    expect(got?.Body).toBe('first');
+    await sqs.client.send(new DeleteMessageCommand({ QueueUrl: q.url, ReceiptHandle: got?.ReceiptHandle }));
+    // Accepted, answered as the first, and not delivered (until 2026-12-04 it was delivered again here; SQS drops it).
+    const again = await send('second');
+    expect(again.MessageId).toBe(first.MessageId);
+    expect(await receive(q.url, 1)).toEqual([]);
+  });
 });

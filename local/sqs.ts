@@ -35,10 +35,12 @@
  *    still shifts its array of messages, a cost that grows with the backlog.
  * 10. Any character is taken, where SQS refuses a message holding one outside its set (InvalidMessageContents).
  *    Fixed: refused the same way (`invalidContents`).
+ * 11. Deduplication looks among queued messages only: a message sent again after the first was deleted is delivered
+ *    again, where SQS takes and drops any duplicate for 5 minutes after the first's send. Fixed (local/sqs-index.ts).
  * Also, where SQS moves a message to the DLQ on the receive that would exceed maxReceiveCount, local-aws-sqs moves it
  * when its last visibility timeout expires; the observable result (received maxReceiveCount times, then in the DLQ)
  * is the same. Not reproduced: a FIFO queue finds available groups among its first 120,000 messages only (a larger
- * backlog in one group blocks groups behind it); deduplication forgets a deleted message at once (SQS: 5 minutes).
+ * backlog in one group blocks groups behind it).
  * Messages live in memory only: they are lost when the process exits.
  *
  * Fault injection: `failSends(queueName | true)` makes sends to a queue answer 503 `ServiceUnavailable`, as SQS does

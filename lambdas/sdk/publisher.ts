@@ -42,7 +42,12 @@ export interface PublishInput {
   readonly data: unknown;
   readonly from?: string;
   readonly audience?: Audience;
-  /** Reuse an id to make a retried publish a no-op within SQS's 5-minute deduplication window. @default a new UUID */
+  /**
+   * Reuse an id to make a retried publish a no-op within SQS's 5-minute deduplication window: a publish with an id
+   * published in the last 5 minutes is taken and dropped, even once the first was delivered (so an id is no business
+   * key: `order-42` sent for each of its updates would deliver only the first; the local stack does the same since
+   * 2026-12-04). @default a new UUID
+   */
   readonly id?: string;
 }
 
