@@ -86,7 +86,11 @@ export const queues = {
    */
   delivery: {
     visibilityTimeoutSeconds: 180,
-    maxReceiveCount: 3,
+    // At least 5, as the Lambda Developer Guide advises for an SQS event source ("Using Lambda with Amazon SQS"): a
+    // receive counts even when the function is at its concurrency limit and is not invoked, so with 3 a burst of
+    // throttling could dead-letter live messages no function ever saw (until 2026-12-04; found by an AWS-fidelity
+    // pass). A record that can never succeed is set aside at its first failure anyway (lambdas/core/poison.ts).
+    maxReceiveCount: 5,
     retentionSeconds: 4 * 24 * 3600,
     dlqRetentionSeconds: 14 * 24 * 3600,
     fifo: true,
@@ -94,7 +98,8 @@ export const queues = {
   /** Pages of large groups' runs (FIFO: one message group per group lane), from the broadcaster. docs/delivery.md. */
   fanout: {
     visibilityTimeoutSeconds: 180,
-    maxReceiveCount: 3,
+    // As the delivery queue's (above).
+    maxReceiveCount: 5,
     retentionSeconds: 4 * 24 * 3600,
     dlqRetentionSeconds: 14 * 24 * 3600,
     fifo: true,

@@ -318,9 +318,9 @@ describe('a replay that fails for good', () => {
     for (let i = 1; i <= 3; i++) await pub.request({ action: 'publish', group, data: { i } });
     await until(() => messages(pub, group).length === 3);
     const late = await client('acme', 'late-replay');
-    // Every post of the replay fails, on each of the request's 3 receives (4 tries each); the 13th post, the reset
+    // Every post of the replay fails, on each of the request's 5 receives (4 tries each); the 21st post, the reset
     // its last receive sends, gets through.
-    runtime().gateway.injectFaults({ status: 500, count: 12, connectionIds: [connectionIdOf()] });
+    runtime().gateway.injectFaults({ status: 500, count: 20, connectionIds: [connectionIdOf()] });
     const setAside = await dlqDepth();
     expect(await late.request({ action: 'subscribe', group, since: 0 })).toMatchObject({ type: 'ack' });
     expect(await late.waitFor((f) => f.type === 'reset', 30_000)).toEqual({
