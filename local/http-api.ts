@@ -25,7 +25,7 @@ import { JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { requireExpiry } from '../lambdas/core/authorize.ts';
+import { checkToken } from '../lambdas/core/authorize.ts';
 import { FetchJwksFetcher } from '../lambdas/core/jwks-fetcher.ts';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
 import type { HttpHandler } from './gateway.ts';
@@ -169,7 +169,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       audience: typeof options.jwt.audience === 'string' ? options.jwt.audience : [...options.jwt.audience],
       jwksUri: options.jwt.jwksUri,
       // API Gateway's JWT authorizer requires `exp` ("Must be after the current time"); aws-jwt-verify alone does not.
-      customJwtCheck: requireExpiry,
+      customJwtCheck: checkToken,
     },
     { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
   );

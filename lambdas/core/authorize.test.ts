@@ -1,7 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { FetchError, JwtInvalidSignatureError, KidNotFoundInJwksError } from 'aws-jwt-verify/error';
 import { defaultClaimNames } from './auth.ts';
-import { authorize, originPolicyFrom, refusedOrigin, requireExpiry, type TokenVerifier } from './authorize.ts';
+import {
+  authorize,
+  checkToken,
+  originPolicyFrom,
+  refusedOrigin,
+  requireExpiry,
+  type TokenVerifier,
+} from './authorize.ts';
 
 const methodArn = 'arn:aws:execute-api:eu-west-1:123456789012:abc/dev/$connect';
 const verifier = (payload: Record<string, unknown> | Error): TokenVerifier => ({
@@ -132,5 +139,14 @@ describe('requireExpiry', () => {
   it('refuses a token without a numeric exp and passes one that has it', () => {
     expect(() => requireExpiry({ payload: { sub: 'alice' } })).toThrow('no exp claim');
     expect(() => requireExpiry({ payload: { sub: 'alice', exp: 1_900_000_000 } })).not.toThrow();
+  });
+});
+
+describe('checkToken', () => {
+  it('refuses a token whose header lists critical extensions, and one without exp', () => {
+    const payload = { sub: 'alice', exp: 1_900_000_000 };
+    expect(() => checkToken({ header: {}, payload })).not.toThrow();
+    expect(() => checkToken({ header: { crit: ['b64'] }, payload })).toThrow('crit');
+    expect(() => checkToken({ header: {}, payload: { sub: 'alice' } })).toThrow('no exp claim');
   });
 });

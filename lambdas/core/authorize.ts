@@ -1,7 +1,7 @@
 /** The `$connect` authorizer's decision: 401 (no or invalid token), 403 (explicit deny) or allow with context. */
 
 import * as jwtErrors from 'aws-jwt-verify/error';
-import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import type { JwtHeader, JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { type ClaimNames, ClaimsError, callerFromToken, extractToken, header, toAuthorizerContext } from './auth.ts';
 
@@ -63,13 +63,26 @@ export const UNAUTHORIZED = 'Unauthorized';
  * A token must say when it expires: aws-jwt-verify checks `exp` only when a token has one (RFC 7519 makes it
  * optional), while API Gateway's HTTP API JWT authorizer requires it ("exp – Must be after the current time"), and a
  * connection never outlives its token (docs/security.md). So every verifier of tenant tokens (the `$connect`
- * authorizer, `refresh`, the local HTTP API) runs this as aws-jwt-verify's `customJwtCheck`. Until 2026-12-04 a token
+ * authorizer, `refresh`, the local HTTP API) runs this (`checkToken`) as aws-jwt-verify's `customJwtCheck`. Until 2026-12-04 a token
  * without `exp` opened a WebSocket connection bound only by the 2-hour cap (and, locally, published over HTTP for
  * ever), while the same token was refused over HTTP on AWS.
  */
 export function requireExpiry({ payload }: { readonly payload: JwtPayload }): void {
   if (typeof payload.exp !== 'number') {
     throw new jwtErrors.JwtParseError('JWT payload has no exp claim');
+  }
+}
+
+/**
+ * Every check a verifier of tenant tokens makes beyond aws-jwt-verify's own, as its `customJwtCheck`: an `exp`
+ * (`requireExpiry`), and no `crit` header. RFC 7515 (section 4.1.11) makes a token that lists extensions its recipient
+ * does not understand invalid, and tenantcast understands none; aws-jwt-verify does not look at `crit`. Until
+ * 2026-12-04 such a token was accepted on both transports.
+ */
+export function checkToken({ header, payload }: { readonly header: JwtHeader; readonly payload: JwtPayload }): void {
+  requireExpiry({ payload });
+  if (header.crit !== undefined) {
+    throw new jwtErrors.JwtParseError('JWT header has crit: none of its extensions is understood here');
   }
 }
 

@@ -2,7 +2,7 @@
 import { JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import { type ClaimNames, defaultClaimNames } from '../core/auth.ts';
-import { requireExpiry } from '../core/authorize.ts';
+import { checkToken } from '../core/authorize.ts';
 import { optionalEnv, requireEnv } from '../core/env.ts';
 import { FetchJwksFetcher } from '../core/jwks-fetcher.ts';
 
@@ -13,7 +13,7 @@ export function createJwtVerifier() {
       issuer: requireEnv('JWT_ISSUER'),
       audience: requireEnv('JWT_AUDIENCE'),
       jwksUri: requireEnv('JWKS_URI'),
-      customJwtCheck: requireExpiry,
+      customJwtCheck: checkToken,
     },
     { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
   );

@@ -84,11 +84,22 @@ describe('a handshake', () => {
       "a token signed by another key under the issuer's key id",
       () => runtime.identity.signToken({ ...base, key: createSigningKey(runtime.identity.kid) }).token,
     ],
+    [
+      'a token whose header lists critical extensions (RFC 7515: none is understood here)',
+      () => runtime.identity.signToken({ ...base, header: { crit: ['exp-v2'], 'exp-v2': true } }).token,
+    ],
   ];
 
   it.each(refused)('with %s is refused with 401, as a subprotocol and in the query string', async (_what, token) => {
     expect(await handshakeStatus(runtime.wsUrl, token(), 'subprotocol')).toBe(401);
     expect(await handshakeStatus(runtime.wsUrl, token(), 'query')).toBe(401);
+  });
+
+  it('with a critical header extension is refused over HTTP too', async () => {
+    const critical = runtime.identity.signToken({ ...base, roles: ['admin'], header: { crit: ['exp-v2'] } }).token;
+    expect((await httpApi(runtime, critical, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(
+      401,
+    );
   });
 
   it('with a token that never expires is refused over HTTP too, as API Gateway refuses it (claims mean one thing)', async () => {
