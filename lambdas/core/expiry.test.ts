@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { FetchError, JwtInvalidSignatureError } from 'aws-jwt-verify/error';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { ForbiddenError, UnauthorizedError } from './errors.ts';
-import { bucketOf, type DueConnection, reapExpired, verifyRefreshToken } from './expiry.ts';
+import { bucketOf, type DueConnection, REAP_CONCURRENCY, reapExpired, verifyRefreshToken } from './expiry.ts';
 
 function store(connections: Record<string, number>, cursor?: number) {
   const state = { cursor, queried: [] as number[] };
@@ -56,6 +56,28 @@ describe('the reaper', () => {
     connections.late = 6000 * 60 - 1;
     await sweep(6001 * 60_000 + 300);
     expect(expired).toEqual(['late']);
+  });
+
+  it('closes the expired connections of a bucket several at a time, at most REAP_CONCURRENCY, and every one of them', async () => {
+    const connections = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`c${i}`, 6000 * 60 - 5]));
+    const { store: s } = store(connections, 5998);
+    let inFlight = 0;
+    let most = 0;
+    const expired: string[] = [];
+    const result = await reapExpired({
+      store: s,
+      now: () => now,
+      expire: async (c) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight--;
+        expired.push(c.connectionId);
+      },
+    });
+    expect(result).toMatchObject({ checked: 40, expired: 40, failed: 0 });
+    expect(expired).toHaveLength(40);
+    expect(most).toBe(REAP_CONCURRENCY);
   });
 
   it('skips a connection refreshed since the index was written', async () => {

@@ -20,6 +20,7 @@ import { limits } from '../manifest.ts';
 import { claimValues } from './audience.ts';
 import { type ClaimNames, ClaimsError, callerFromToken } from './auth.ts';
 import { isVerifierUnavailable, type TokenVerifier } from './authorize.ts';
+import { settleConcurrently } from './concurrency.ts';
 import { ForbiddenError, isConditionalCheckFailed, UnauthorizedError } from './errors.ts';
 import type { Caller } from './permissions.ts';
 import { errorFrame } from './protocol.ts';
@@ -243,6 +244,9 @@ export interface ReapResult {
  */
 const CURSOR_LAG_BUCKETS = 1;
 
+/** Expired connections of a bucket closed at once. */
+export const REAP_CONCURRENCY = 16;
+
 /**
  * One sweep: every bucket after the cursor up to the current minute; connections whose token has expired are closed.
  * The cursor advances to the last bucket that ended over `CURSOR_LAG_BUCKETS` minutes ago and had no failure, so a
@@ -261,21 +265,27 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
   let blocked = false;
   for (let bucket = first; bucket <= current; bucket++) {
     let bucketFailed = false;
-    for (const due of await deps.store.inBucket(bucket)) {
-      if (due.exp > nowSeconds) continue;
-      checked++;
-      try {
-        const live = await deps.store.currentExp(due.connectionId);
-        // Gone, refreshed meanwhile, or never expiring: nothing to do.
-        if (live === undefined || live.exp === 0 || live.exp > nowSeconds) continue;
-        const { exp, tenantId, userId, connectedAt } = live;
-        await deps.expire({ ...due, exp, tenantId, userId, connectedAt });
-        expired++;
-      } catch (err) {
-        failed++;
-        bucketFailed = true;
-        deps.onError?.(err, { connectionId: due.connectionId, bucket });
+    const dues = (await deps.store.inBucket(bucket)).filter((due) => due.exp <= nowSeconds);
+    checked += dues.length;
+    // Several at a time: each is a few round trips (a read, the close, the removal with its presence reads), and a
+    // mass expiry (a deploy of short tokens, an identity provider's outage) in a large room one at a time could
+    // outlast the sweep's schedule (until 2026-12-04 they went one by one).
+    const results = await settleConcurrently(dues, REAP_CONCURRENCY, async (due) => {
+      const live = await deps.store.currentExp(due.connectionId);
+      // Gone, refreshed meanwhile, or never expiring: nothing to do.
+      if (live === undefined || live.exp === 0 || live.exp > nowSeconds) return false;
+      const { exp, tenantId, userId, connectedAt } = live;
+      await deps.expire({ ...due, exp, tenantId, userId, connectedAt });
+      return true;
+    });
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'fulfilled') {
+        if (result.value) expired++;
+        continue;
       }
+      failed++;
+      bucketFailed = true;
+      deps.onError?.(result.reason, { connectionId: dues[i]?.connectionId, bucket });
     }
     if (bucketFailed) blocked = true;
     if (!blocked && bucket < current - CURSOR_LAG_BUCKETS) nextCursor = bucket;
