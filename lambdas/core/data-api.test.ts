@@ -2,6 +2,7 @@ import type { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { describe, expect, it } from '@jest/globals';
 import {
   DataApiError,
+  expandExponent,
   fromField,
   placeholder,
   plainDecimal,
@@ -176,6 +177,15 @@ describe('RdsDataApi', () => {
     expect(calls).toHaveLength(2);
     failures = 1;
     await expect(api.execute(db, 'SELECT 1', {}, { transactionId: 'tx' })).rejects.toBeInstanceOf(DataApiError);
+  });
+});
+
+describe('expandExponent', () => {
+  it('writes out any decimal with an exponent exactly, and leaves other text alone', () => {
+    expect(
+      ['1e-7', '1.5e-10', '12E3', '0.5e1', '-2.5e-3', '007e2', '0e5', '1.23456789012345678901e5'].map(expandExponent),
+    ).toEqual(['0.0000001', '0.00000000015', '12000', '5', '-0.0025', '700', '0', '123456.789012345678901']);
+    for (const text of ['1.23', 'abc', '1e', 'e5', '1e5.5']) expect(expandExponent(text)).toBe(text);
   });
 });
 

@@ -167,15 +167,27 @@ function plainField(value: unknown, name: string): Field {
  * library formats decimals.
  */
 export function plainDecimal(value: number): string {
-  const text = String(value);
-  const match = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(text);
+  return expandExponent(String(value));
+}
+
+/**
+ * A decimal written with an exponent (`1.5e-10`, `12E3`), written out exactly (`0.00000000015`, `12000`); any other
+ * text as it is. Digit by digit, so no precision is lost.
+ */
+export function expandExponent(text: string): string {
+  const match = /^(-?)(\d+)(?:\.(\d+))?[eE]([-+]?\d+)$/.exec(text);
   if (match === null) return text;
-  const [, sign, lead, rest = '', exponent] = match;
-  const digits = `${lead}${rest}`;
-  const point = 1 + Number(exponent);
-  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
-  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+  const [, sign, whole = '', fraction = '', exponent] = match;
+  const digits = `${whole}${fraction}`;
+  const point = whole.length + Number(exponent);
+  const out =
+    point <= 0
+      ? `0.${'0'.repeat(-point)}${digits}`
+      : point >= digits.length
+        ? `${digits}${'0'.repeat(point - digits.length)}`
+        : `${digits.slice(0, point)}.${digits.slice(point)}`;
+  // Leading zeros of the whole part go (one stays before a point or alone).
+  return `${sign}${out.replace(/^0+(?=\d)/, '')}`;
 }
 
 /** One named Data API parameter for a value (typed or plain). */

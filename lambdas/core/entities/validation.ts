@@ -4,6 +4,7 @@
  * past here, so the SQL builder only ever sees introspected identifiers.
  */
 import { limits } from '../../manifest.ts';
+import { expandExponent } from '../data-api.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import * as z from '../zod.ts';
 import { MAX_KEY_LENGTH } from './events.ts';
@@ -230,16 +231,21 @@ export function parseUrlValue(entity: EntitySpec, entityName: string, name: stri
   let value: unknown = raw;
   switch (field.type) {
     case 'int':
-    case 'numeric':
-      value = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+    case 'numeric': {
+      // A key the API gave as a JSON number is written with an exponent when JavaScript writes it so (0.0000001 is
+      // `1e-7`, which a client puts in the URL as such): written out exactly first. Until 2026-12-04 such a key was
+      // created and then refused (400) on every read, update, delete and change-log request.
+      const plain = expandExponent(raw);
+      value = /^-?\d+(\.\d+)?$/.test(plain) ? Number(plain) : raw;
       if (
         (field.type === 'numeric' || field.pgType === 'bigint') &&
         typeof value === 'number' &&
         !Number.isSafeInteger(value)
       ) {
-        value = raw;
+        value = plain;
       }
       break;
+    }
     case 'boolean':
       value = raw === 'true' ? true : raw === 'false' ? false : raw;
       break;
