@@ -371,4 +371,35 @@ describe('a group subscribed while the standby opens', () => {
     next.ackAll('subscribe', () => ({ seq: 7 }));
     await expect(subscription.ready).resolves.toBeUndefined();
   });
+
+  it('is not subscribed on the standby, nor reported twice, once the primary refused it', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    const old = await connect(h);
+    await h.clock.advance(100_000);
+    await settle();
+    const next = h.server.last();
+    collect(h, 'g');
+    next.accept();
+    await settle();
+    await h.clock.advance(200);
+    old.receive({ type: 'error', ref: old.lastOf('subscribe').ref, code: 'FORBIDDEN', message: 'no' });
+    await settle();
+    await h.clock.advance(100);
+    expect(next.framesOf('subscribe')).toEqual([]);
+    expect(h.errors.map((e) => e.code)).toEqual(['FORBIDDEN']);
+  });
+
+  it('is not subscribed on the standby once the app let it go while it waited', async () => {
+    const h = setup({ rolloverAfterMs: 100_000 });
+    await connect(h);
+    await h.clock.advance(100_000);
+    await settle();
+    const next = h.server.last();
+    const { subscription } = collect(h, 'g');
+    next.accept();
+    await settle();
+    subscription();
+    await h.clock.advance(200);
+    expect(next.framesOf('subscribe')).toEqual([]);
+  });
 });

@@ -86,14 +86,13 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
     const group = groups.get(name) as Group; // add and resubscribe call it for a group that is there
     let attempt = 0;
     return new Promise(function send(done) {
-      if (!usable(t)) return done();
+      // A group let go (or refused) meanwhile is not subscribed again (until review a standby's wait ended in one).
+      if (!usable(t) || groups.get(name) !== group) return done();
       // A standby subscribes `since` where the group stands, so it misses nothing the primary's subscription gets: a
       // group whose first answer (a live subscribe's ack always carries the group's seq) is still to come waits for it.
       // Until 2026-12-04 a standby opening then subscribed it live, from later than the primary's ack, and the
       // primary, ended once nothing was pending on it, took the messages between with it (found by a review).
-      if (t.role === 'standby' && group.cursor.lastSeq === undefined && groups.get(name) === group) {
-        return later(t, group, 50, () => send(done));
-      }
+      if (t.role === 'standby' && group.cursor.lastSeq === undefined) return later(t, group, 50, () => send(done));
       request(t, { action: 'subscribe', group: name, since: group.cursor.lastSeq }, (outcome) => {
         // Unsubscribed while this was in flight: that unsubscribe, sent at once, may have reached the server in the
         // same millisecond, which counts as subscribe last (docs/protocol.md). Said again now, it is surely later;
@@ -103,9 +102,7 @@ export function createSubscriptions<T extends { readonly open?: boolean; readonl
           report(outcome);
           // Retried while the group is still wanted (a `ready` let go meanwhile has resolved: rejecting is a no-op).
           if (!refused(outcome) && groups.get(name) === group) {
-            return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () =>
-              groups.get(name) === group ? send(done) : done(),
-            );
+            return later(t, group, delay(attempt++) + (+(outcome.retryAfterMs as number) || 0), () => send(done));
           }
           if (groups.get(name) === group) groups.delete(name);
           group.reject(outcome);

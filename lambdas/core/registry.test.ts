@@ -86,6 +86,18 @@ describe('the membership version of a group', () => {
     expect(await registry.replayState(tenantId, 'chat', 'r2', 7)).toBe('taken');
   });
 
+  it('ends, given the time it was written at, only that subscribe’s wait, not a newer one from the same since', async () => {
+    const { tenantId, registry, caller } = setup();
+    await registry.putConnection(caller, 'r3', now);
+    await registry.subscribe(caller, 'r3', 'chat', now, { since: 4, at: now + 10 });
+    // The client sent the subscribe again (its first timed out): a newer wait, from the same since.
+    await registry.subscribe(caller, 'r3', 'chat', now, { since: 4, at: now + 20 });
+    await registry.completeReplay(tenantId, 'chat', 'r3', 4, now + 10);
+    expect(await registry.replayState(tenantId, 'chat', 'r3', 4)).toBe('waiting');
+    await registry.completeReplay(tenantId, 'chat', 'r3', 4, now + 20);
+    expect(await registry.replayState(tenantId, 'chat', 'r3', 4)).toBe('taken');
+  });
+
   it('goes up when a member ends its replay wait, and not for a member that already left', async () => {
     const { tenantId, registry, caller, version } = setup();
     await registry.subscribe(caller, 'c1', 'chat', now, { since: 0 });

@@ -341,19 +341,34 @@ export class Registry {
 
   /**
    * Ends the replay wait of the membership waiting for a replay from `since` (`replayState`), so live delivery
-   * includes the member; a wait for another `since` (a later subscribe's) stays. Without `since`, whatever wait the
-   * member has. No-op if it left. Idempotent.
+   * includes the member; a wait for another `since` (a later subscribe's) stays, and with `at`, one a later subscribe
+   * (with the same `since`) wrote does too. Without `since`, whatever wait the member has. No-op if it left.
+   * Idempotent.
    */
-  async completeReplay(tenantId: string, group: string, connectionId: string, since?: number): Promise<void> {
+  async completeReplay(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    since?: number,
+    at?: number,
+  ): Promise<void> {
+    const condition =
+      since === undefined
+        ? { ConditionExpression: 'attribute_exists(pk)' }
+        : at === undefined
+          ? { ConditionExpression: 'replayFrom = :since', ExpressionAttributeValues: { ':since': since } }
+          : {
+              ConditionExpression: 'replayFrom = :since AND #at = :at',
+              ExpressionAttributeNames: { '#at': 'at' },
+              ExpressionAttributeValues: { ':since': since, ':at': at },
+            };
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
           UpdateExpression: 'REMOVE replayFrom',
-          ...(since === undefined
-            ? { ConditionExpression: 'attribute_exists(pk)' }
-            : { ConditionExpression: 'replayFrom = :since', ExpressionAttributeValues: { ':since': since } }),
+          ...condition,
         }),
       );
     } catch (err) {

@@ -29,8 +29,8 @@ function fakes() {
         subscriptions.splice(subscriptions.indexOf(`${tenantId}/${group}/${connectionId}`), 1);
         return true;
       },
-      completeReplay: async (tenantId, group, connectionId, since) => {
-        completed.push(`${tenantId}/${group}/${connectionId}@${since}`);
+      completeReplay: async (tenantId, group, connectionId, since, at) => {
+        completed.push(`${tenantId}/${group}/${connectionId}@${since}${at === undefined ? '' : `:${at}`}`);
       },
     },
     tenants: {
@@ -66,11 +66,15 @@ describe('message routes', () => {
         throw new Error('queue unreachable');
       },
     };
-    const answer = await handleFrame(frame({ action: 'subscribe', group: 'chat:x', since: 4, ref: 's' }), failing);
+    const answer = await handleFrame(
+      { ...frame({ action: 'subscribe', group: 'chat:x', since: 4, ref: 's' }), receivedAt: 1_700_000_000_500 },
+      failing,
+    );
     expect(answer).toMatchObject({ type: 'error', code: 'INTERNAL', ref: 's' });
-    // Subscribed, and not waiting for a replay that will never come: live messages reach it.
+    // Subscribed, and not waiting for a replay that will never come: live messages reach it. Only this subscribe's
+    // wait ends (the one written at its receive time).
     expect(subscriptions).toEqual(['acme/chat:x/c1']);
-    expect(completed).toEqual(['acme/chat:x/c1@4']);
+    expect(completed).toEqual(['acme/chat:x/c1@4:1700000000500']);
   });
 
   it('answer a subscribe at the cap RATE_LIMITED in its first minute there since the last unsubscribe, FORBIDDEN after', async () => {

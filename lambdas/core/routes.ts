@@ -209,7 +209,11 @@ async function subscribe({ request, caller, deps, ref }: Route, frame: Subscribe
   } catch (err) {
     // No replay is coming: the member must not wait for one (live delivery skips a waiting member). Until 2026-12-04
     // it did, for the rest of its membership, while the client was told INTERNAL (found by an attacking pass).
-    await deps.registry.completeReplay(caller.tenantId, frame.group, request.connectionId, frame.since);
+    // Only this subscribe's wait: a client that sent the subscribe again (a timeout) has a newer one, whose replay
+    // request is queued (until review this cleared it, and that replay was skipped as served).
+    await deps.registry
+      .completeReplay(caller.tenantId, frame.group, request.connectionId, frame.since, request.receivedAt)
+      .catch((e: unknown) => deps.onError?.(e, { connectionId: request.connectionId, group: frame.group }));
     throw err;
   }
   await announceIfFirst();

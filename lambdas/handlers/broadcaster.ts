@@ -5,7 +5,7 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { allOrNothing, batchUnits, deliverIsolating, type Outcome } from '../core/batch-units.ts';
 import { abandonReplay, broadcastRun, replay } from '../core/broadcast.ts';
-import { type DeliveryMessage, isReplayRequest, QueueMessage } from '../core/delivery.ts';
+import { type DeliveryMessage, isReplayRequest, QueueMessage, type ReplayRequest } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
 import { type PaceRun, paceDelayMs } from '../core/pace.ts';
 import { isPermanent, isRedelivery, PoisonRecordError, reasonOf } from '../core/poison.ts';
@@ -143,23 +143,43 @@ async function deliverOther(record: SQSRecord): Promise<void> {
     const result = await replay(message, deps);
     logger.info('replayed', { tenantId: message.tenantId, group: message.group, since: message.since, ...result });
   } catch (err) {
-    // Failing for good, or for the last time before SQS dead-letters it: the member reloads instead of waiting for
-    // ever (core/broadcast.ts, abandonReplay). The record still fails, so it is set aside where an operator sees it.
-    if (isPermanent(err) || Number(record.attributes.ApproximateReceiveCount) >= queues.delivery.maxReceiveCount) {
-      const { tenantId, group, connectionId, since } = message;
-      logger.error('replay abandoned', { tenantId, group, connectionId, since, error: err as Error });
-      await abandonReplay(message, deps).catch((e: unknown) =>
-        logger.error('replay not abandoned', { tenantId, group, connectionId, since, error: e as Error }),
-      );
-    }
+    // Failing for good: the member reloads instead of waiting for ever (core/broadcast.ts, abandonReplay); the record
+    // is set aside where an operator sees it. A last receive's failure is `abandonReplays`'.
+    if (isPermanent(err)) await abandon(message, err);
     throw err;
   }
+}
+
+/**
+ * Replay requests failing on their last receive, SQS about to dead-letter them: whether their own replay failed or
+ * they waited behind a failing message of their group (the FIFO batch skips the rest of a group after a failure).
+ * Until review, only the first ended the member's wait; the second left it waiting for ever.
+ */
+async function abandonReplays(records: readonly SQSRecord[]): Promise<void> {
+  for (const record of records) {
+    let message: QueueMessage;
+    try {
+      message = QueueMessage.parse(JSON.parse(record.body));
+    } catch {
+      continue;
+    }
+    if (isReplayRequest(message)) await abandon(message, new Error('dead-lettered after its last receive'));
+  }
+}
+
+async function abandon(message: ReplayRequest, err: unknown): Promise<void> {
+  const { tenantId, group, connectionId, since } = message;
+  logger.error('replay abandoned', { tenantId, group, connectionId, since, error: err as Error });
+  await abandonReplay(message, deps).catch((e: unknown) =>
+    logger.error('replay not abandoned', { tenantId, group, connectionId, since, error: e as Error }),
+  );
 }
 
 export const handler = fifoBatchHandler({
   logger,
   metrics,
   maxReceiveCount: queues.delivery.maxReceiveCount,
+  onLastReceive: abandonReplays,
   // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
   // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
   afterBatch: async () => {

@@ -4,13 +4,13 @@ import { describe, expect, it } from '@jest/globals';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { fifoBatchHandler } from './fifo-batch-handler.ts';
 
-function record(messageId: string, group: string): SQSRecord {
+function record(messageId: string, group: string, receives = 1): SQSRecord {
   return {
     messageId,
     receiptHandle: messageId,
     body: '{}',
     attributes: {
-      ApproximateReceiveCount: '1',
+      ApproximateReceiveCount: String(receives),
       SentTimestamp: '0',
       SenderId: 'test',
       ApproximateFirstReceiveTimestamp: '0',
@@ -52,5 +52,31 @@ describe('the FIFO batch handler', () => {
     const response = await handler(event, context);
     expect(steps).toEqual(['a1', 'b1', 'c1', 'afterBatch']);
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'b1' }]);
+  });
+
+  it('tells onLastReceive of the records failing on their last receive, those skipped behind a failure too', async () => {
+    const told: string[][] = [];
+    const handler = (receives: number) =>
+      fifoBatchHandler({
+        logger: new Logger({ logLevel: 'SILENT' }),
+        metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
+        maxReceiveCount: 5,
+        setAside: async () => undefined,
+        recordHandlerFor: () => async (r) => {
+          if (r.messageId === 'live') throw new Error('ThrottlingException');
+        },
+        onLastReceive: async (records) => {
+          told.push(records.map((r) => r.messageId));
+        },
+      })(
+        { Records: [record('live', 'g', receives), record('replay', 'g', receives), record('other', 'h', receives)] },
+        context,
+      );
+    expect((await handler(4)).batchItemFailures).toHaveLength(2);
+    expect(told).toEqual([]);
+    // The replay request behind the failing message was never handled: it is told of all the same (until review the
+    // broadcaster ended a replay's wait only from the replay's own handler).
+    expect((await handler(5)).batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['live', 'replay']);
+    expect(told).toEqual([['live', 'replay']]);
   });
 });

@@ -30,6 +30,11 @@ export interface FifoBatchHandlerProps {
    * one write per tenant and invocation (docs/security.md, "Usage metering"). @default nothing
    */
   readonly afterBatch?: () => Promise<void>;
+  /**
+   * Told of the records that failed on their last receive (SQS now dead-letters them), whether their handler failed
+   * or they were skipped behind a failing record of their group, before the response. @default nothing
+   */
+  readonly onLastReceive?: (records: readonly SQSRecord[]) => Promise<void>;
 }
 
 /** A middy handler consuming an SQS FIFO batch record by record (skipGroupOnError; never throws on a full failure). */
@@ -81,6 +86,13 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
           throwOnFullBatchFailure: false,
         });
         countDlqSends(metrics, event, response, maxReceiveCount);
+        if (props.onLastReceive !== undefined) {
+          const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+          const last = event.Records.filter(
+            (r) => failed.has(r.messageId) && Number(r.attributes.ApproximateReceiveCount) >= maxReceiveCount,
+          );
+          if (last.length > 0) await props.onLastReceive(last);
+        }
         return response;
       } finally {
         await props.afterBatch?.();

@@ -366,6 +366,9 @@ export function parseLater(text: unknown): [ChangeOp, Record<string, [unknown, u
     : undefined;
 }
 
+/** The most of an entry's `omitted` field names (their JSON text) a page gives. */
+export const OMITTED_BYTES = 8 * 1024;
+
 /** What one page of a key's change log reads: bounded, so any one entry fits the Data API's 1 MiB result. */
 export interface ChangesBounds {
   /** An entry's diff is read whole when its text is at most this long… */
@@ -409,16 +412,22 @@ export function changesStatement(
   const filter = bounds.filter;
   const imageBytes = p.value(bounds.imageBytes);
   // A diff over `whole` keeps its fields of at most `field`, in name order while they add up to at most `whole`.
+  // An entry's text counts its name too (and its quotes and separators): until review only values were counted, and a
+  // table of ~850 columns with 63-character names made an entry over the Data API's 64 KB per row.
   const kept =
-    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.v::text)) OVER (ORDER BY d.k) AS run` +
+    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.k) + octet_length(d.v::text) + 6) OVER (ORDER BY d.k) AS run` +
     ` FROM jsonb_each(c.diff) AS d(k, v) WHERE octet_length(d.v::text) <= ${field}) s WHERE s.run <= ${whole})`;
+  // The names left out, in name order while they add up to OMITTED_BYTES: a wider table names no more.
+  const omittedNames =
+    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.k) + 4) OVER (ORDER BY d.k) AS run` +
+    ` FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k NOT IN ${kept}) s WHERE s.run <= ${p.value(OMITTED_BYTES)})`;
   const page =
     `SELECT c.seq, c.version, c.op, c.changed_by,` +
     ` to_char(c.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS changed_at,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN c.diff::text` +
     ` ELSE (SELECT COALESCE(jsonb_object_agg(d.k, d.v), '{}'::jsonb) FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k IN ${kept})::text END AS diff,` +
     ` CASE WHEN octet_length(c.diff::text) <= ${whole} THEN NULL` +
-    ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k NOT IN ${kept})::text END AS omitted,` +
+    ` ELSE (SELECT jsonb_agg(d.k ORDER BY d.k) FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k IN ${omittedNames})::text END AS omitted,` +
     ` ${filter === undefined ? 'NULL' : `${boundedPairs(p, 'c.diff', [filter.column], imageBytes)}::text`} AS image_diff` +
     ` FROM ${quoteIdent(changeLog.table)} c WHERE c.entity = ${entityValue} AND c.key = ${keyValue}` +
     ` AND c.version > ${p.typedValue(afterVersion, 'integer')} ORDER BY c.seq LIMIT :limit`;
