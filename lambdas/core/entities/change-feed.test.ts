@@ -225,7 +225,7 @@ describe('produceChangeMessages', () => {
     expect(rest).toEqual([]);
     expect(message).toEqual({
       v: 1,
-      id: changeMessageId(event('note', 'n1', 1)),
+      id: expect.stringMatching(/^chg:acme:note:n1:1:\d+$/),
       tenantId: 'acme',
       group: 'entity:note',
       data: {
@@ -249,11 +249,20 @@ describe('produceChangeMessages', () => {
     const first = await produceChangeMessages([event('note', 'n1', 1)], deps);
     const again = await produceChangeMessages([event('note', 'n1', 1), event('note', 'n1', 1)], deps);
     expect(again.map((m) => m.id)).toEqual(first.map((m) => m.id));
-    expect(changeMessageId(event('note', 'n1', 2))).not.toBe(first[0]?.id);
+    const at = '2026-12-04T20:00:00.000Z';
+    expect(changeMessageId(event('note', 'n1', 2), at)).not.toBe(changeMessageId(event('note', 'n1', 1), at));
+  });
+
+  it('gives a version committed again (a database that forgot its log) another id', () => {
+    const first = changeMessageId(event('note', 'n1', 1), '2026-12-04T20:00:00.000Z');
+    expect(changeMessageId(event('note', 'n1', 1), '2026-12-04T20:00:00.000Z')).toBe(first);
+    expect(changeMessageId(event('note', 'n1', 1), '2026-12-04T20:05:00.001Z')).not.toBe(first);
   });
 
   it('keeps ids within the 64 characters a delivery message allows, even for long keys', () => {
-    expect(changeMessageId(event('note', 'k'.repeat(200), 1)).length).toBeLessThanOrEqual(64);
+    expect(changeMessageId(event('note', 'k'.repeat(200), 1), '2026-12-04T20:00:00.000Z').length).toBeLessThanOrEqual(
+      64,
+    );
   });
 
   it("limits a filtered row's change to the members the row filter lets see it, and bypass roles", async () => {

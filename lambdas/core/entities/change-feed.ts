@@ -71,9 +71,15 @@ export async function feedUnits(
   return retry;
 }
 
-/** Deterministic per change, so a redelivered event produces the same message and the delivery queue dedupes it. */
-export function changeMessageId(event: ChangeEvent): string {
-  const plain = `chg:${event.tenantId}:${event.entity}:${event.key}:${event.version}`;
+/**
+ * Deterministic per change, so a redelivered event produces the same message and the delivery queue dedupes it: its
+ * key, version and commit time (`changedAt`, ms, from the change log). The time tells apart a version number used
+ * again by a database that forgot its log (restored from a backup, or locally a restart without DATA_DIR): until
+ * 2026-12-04 such a change had the id of the one before, which SQS (within 5 minutes) and every client that had seen
+ * it (the SDK drops an id it saw) dropped (found by a newcomer's pass: the demo's live edits stopped after a restart).
+ */
+export function changeMessageId(event: ChangeEvent, changedAt: string): string {
+  const plain = `chg:${event.tenantId}:${event.entity}:${event.key}:${event.version}:${Date.parse(changedAt) || changedAt}`;
   if (plain.length <= 64) return plain;
   return `chg:${createHash('sha256').update(plain).digest('base64url')}`;
 }
@@ -297,7 +303,7 @@ async function changeMessage(feed: EntityFeed, r: Row, deps: ChangeFeedDeps): Pr
   };
   const message: DeliveryMessage = {
     v: 1,
-    id: changeMessageId(event),
+    id: changeMessageId(event, String(r.changed_at)),
     tenantId,
     group: `entity:${entityName}`,
     data: omitted
