@@ -294,7 +294,8 @@ export class Onboarding {
       await this.undoCreate(admin, role, secretName, made);
       throw err;
     }
-    log(`${tenantId}: ${Object.keys(schema.entities).length} entities, schema version ${schema.version}`);
+    const count = Object.keys(schema.entities).length;
+    log(`${tenantId}: ${count} ${count === 1 ? 'entity' : 'entities'}, schema version ${schema.version}`);
     return config;
   }
 
