@@ -49,6 +49,7 @@ process.on('message', (message: ToReceivers) => {
     case 'reset':
       Object.assign(recorder, createRecorder());
       epoch = message.epoch;
+      send({ type: 'reset-done', epoch });
       break;
     case 'collect':
       send({ type: 'collected', samples: Float64Array.from(recorder.samples), ...counts() });

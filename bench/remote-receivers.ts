@@ -35,6 +35,8 @@ export interface ReceiverCounts {
 /** What the receivers process sends back. */
 export type FromReceivers =
   | { type: 'ready'; count: number }
+  /** The counts of measurement `epoch` start from zero. */
+  | { type: 'reset-done'; epoch: number }
   | { type: 'error'; message: string }
   | ({ type: 'progress' } & ReceiverCounts)
   | ({ type: 'collected'; samples: Float64Array } & ReceiverCounts);
@@ -89,10 +91,18 @@ export class RemoteReceivers {
   }
 
   /** Starts a fresh measurement: counts, duplicates and samples back to zero. */
-  reset(): void {
+  /**
+   * Starts a measurement: resolves once the child counts from zero. Until 2026-12-04 it did not wait, and a plain
+   * `ws` delivery (well under a millisecond) could reach the child before the reset did: its counts were wiped, and the
+   * scenario waited its whole timeout for 50 deliveries it had already had (the group of 50's baseline, 21:12 run).
+   */
+  async reset(): Promise<void> {
     Object.assign(this.recorder, createRecorder());
     this.epoch++;
-    this.send({ type: 'reset', epoch: this.epoch });
+    const epoch = this.epoch;
+    const done = this.next('reset-done', (m) => (m as { epoch?: number }).epoch === epoch);
+    this.send({ type: 'reset', epoch });
+    await done;
   }
 
   /** Fetches the final counts and all latency samples into `recorder`. */
@@ -127,7 +137,10 @@ export class RemoteReceivers {
     this.child.send(message);
   }
 
-  private next(type: FromReceivers['type']): Promise<FromReceivers> {
+  private next(
+    type: FromReceivers['type'],
+    matches: (message: FromReceivers) => boolean = () => true,
+  ): Promise<FromReceivers> {
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`receivers process exited (${code}) before ${type}`));
       this.child.once('exit', onExit);
@@ -137,7 +150,7 @@ export class RemoteReceivers {
           reject(new Error(`receivers: ${message.message}`));
           return true;
         }
-        if (message.type !== type) return false;
+        if (message.type !== type || !matches(message)) return false;
         this.child.off('exit', onExit);
         resolve(message);
         return true;

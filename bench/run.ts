@@ -221,7 +221,7 @@ async function rawScenario(
       () => `received ${recorder.received}/${expected}`,
     );
   const result = await repeated(runs, async () => {
-    receivers.reset();
+    await receivers.reset();
     const cpuBefore = sampleMachineCpu();
     const { startedAt } = await publishAll();
     await delivered();
@@ -325,7 +325,7 @@ async function pipelineScenario(
   return repeated(runs, async () => {
     await settle(rt);
     // Fresh recorder per run.
-    group.receivers.reset();
+    await group.receivers.reset();
     await rt.dynamoMeter?.settled();
     const before = snapshot(rt);
     const cpuBefore = sampleMachineCpu();
@@ -526,7 +526,7 @@ const b = await openGroup(rt, NEIGHBOUR_TENANT, 'chat:fair', 50);
 const bAlone = await pipelineScenario(rt, 'pipeline', 'fairness: B alone (10/s)', b, Math.round(10 * rateSeconds), 10);
 results.push(bAlone);
 const a = await openGroup(rt, BENCH_TENANT, 'chat:flood', 50);
-a.receivers.reset();
+await a.receivers.reset();
 // The tenant's publish rate limit rejects part of the flood (RATE_LIMITED); only accepted publishes are awaited.
 let floodRejected = 0;
 a.publisher.on('message', (raw) => {
