@@ -185,7 +185,9 @@ describe('expandExponent', () => {
     expect(
       ['1e-7', '1.5e-10', '12E3', '0.5e1', '-2.5e-3', '007e2', '0e5', '1.23456789012345678901e5'].map(expandExponent),
     ).toEqual(['0.0000001', '0.00000000015', '12000', '5', '-0.0025', '700', '0', '123456.789012345678901']);
-    for (const text of ['1.23', 'abc', '1e', 'e5', '1e5.5']) expect(expandExponent(text)).toBe(text);
+    for (const text of ['1.23', 'abc', '1e', 'e5', '1e5.5', '1e999999999', '1e-401'])
+      expect(expandExponent(text)).toBe(text);
+    expect(expandExponent('-1e-300')).toBe(`-0.${'0'.repeat(299)}1`);
   });
 });
 

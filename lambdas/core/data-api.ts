@@ -170,6 +170,9 @@ export function plainDecimal(value: number): string {
   return expandExponent(String(value));
 }
 
+/** The largest exponent `expandExponent` writes out: past a double's range (about 1e±308), with room. */
+const MAX_EXPANDED_EXPONENT = 400;
+
 /**
  * A decimal written with an exponent (`1.5e-10`, `12E3`), written out exactly (`0.00000000015`, `12000`); any other
  * text as it is. Digit by digit, so no precision is lost.
@@ -178,6 +181,8 @@ export function expandExponent(text: string): string {
   const match = /^(-?)(\d+)(?:\.(\d+))?[eE]([-+]?\d+)$/.exec(text);
   if (match === null) return text;
   const [, sign, whole = '', fraction = '', exponent] = match;
+  // An exponent past what a double can mean is not written out (`1e999999999` would be a gigabyte of zeros).
+  if (Math.abs(Number(exponent)) > MAX_EXPANDED_EXPONENT) return text;
   const digits = `${whole}${fraction}`;
   const point = whole.length + Number(exponent);
   const out =

@@ -138,5 +138,7 @@ describe('a bigint field', () => {
     expect(parseUrlValue(numeric, 'n', 'id', '0.12345678901234567890')).toBe('0.12345678901234567890');
     expect(parseUrlValue(entity, 'big', 'id', '3e9')).toBe(3_000_000_000);
     expect(() => parseUrlValue(numeric, 'n', 'id', '1e-7 OR 1=1')).toThrow(BadRequestError);
+    // Not written out into a gigabyte of zeros: refused as any other key that is no number.
+    expect(() => parseUrlValue(numeric, 'n', 'id', '1e999999999')).toThrow(BadRequestError);
   });
 });
