@@ -225,7 +225,7 @@ describe('produceChangeMessages', () => {
     expect(rest).toEqual([]);
     expect(message).toEqual({
       v: 1,
-      id: expect.stringMatching(/^chg:acme:note:n1:1:\d+$/),
+      id: expect.stringMatching(/^chg:acme:note:n1:1:[0-9a-z]{8}$/),
       tenantId: 'acme',
       group: 'entity:note',
       data: {
@@ -257,6 +257,14 @@ describe('produceChangeMessages', () => {
     const first = changeMessageId(event('note', 'n1', 1), '2026-12-04T20:00:00.000Z');
     expect(changeMessageId(event('note', 'n1', 1), '2026-12-04T20:00:00.000Z')).toBe(first);
     expect(changeMessageId(event('note', 'n1', 1), '2026-12-04T20:05:00.001Z')).not.toBe(first);
+  });
+
+  it('keeps the id of a UUID-keyed change readable, within 64 characters', () => {
+    const id = changeMessageId(event('task', '0b7a4c8e-7d2f-4c1a-9a3e-5f6b7c8d9e0f', 12), '2026-12-04T21:30:00.000Z');
+    expect(id).toBe(
+      `chg:acme:task:0b7a4c8e-7d2f-4c1a-9a3e-5f6b7c8d9e0f:12:${Date.parse('2026-12-04T21:30:00.000Z').toString(36)}`,
+    );
+    expect(id.length).toBeLessThanOrEqual(64);
   });
 
   it('keeps ids within the 64 characters a delivery message allows, even for long keys', () => {

@@ -79,7 +79,9 @@ export async function feedUnits(
  * it (the SDK drops an id it saw) dropped (found by a newcomer's pass: the demo's live edits stopped after a restart).
  */
 export function changeMessageId(event: ChangeEvent, changedAt: string): string {
-  const plain = `chg:${event.tenantId}:${event.entity}:${event.key}:${event.version}:${Date.parse(changedAt) || changedAt}`;
+  // The time in base 36 (8 characters until 2059), so a UUID-keyed change's id stays readable (under 64).
+  const at = Date.parse(changedAt);
+  const plain = `chg:${event.tenantId}:${event.entity}:${event.key}:${event.version}:${Number.isFinite(at) ? at.toString(36) : changedAt}`;
   if (plain.length <= 64) return plain;
   return `chg:${createHash('sha256').update(plain).digest('base64url')}`;
 }
