@@ -54,6 +54,13 @@ async function apiTitles(rt: LocalRuntime): Promise<string[]> {
     .sort();
 }
 
+/** A task the API lists for an acme admin other than `not`: a seeded one, whose key is the same after a restart. */
+async function seededTask(rt: LocalRuntime, not: string): Promise<{ id: string; title: string }> {
+  const answer = await httpApi(rt, tokenFor(rt, 'acme', 'ada', ['admin']), 'GET', '/v1/entities/task?limit=500');
+  const items = jsonOf<{ items: { id: string; title: string }[] }>(answer).items;
+  return items.find((t) => t.id !== not) as { id: string; title: string };
+}
+
 /** What a page shows: its connection state, its task titles (sorted) and the codes of the errors it lists. */
 function shownOn(page: Page): Promise<{ state: string | null; titles: string[]; errors: string[] }> {
   return page.evaluate(() => ({
@@ -142,14 +149,22 @@ describe('demo pages open while the stack restarts', () => {
       await signedInPage(browser, url, 'acme:ada:admin', pageErrors, 'task', 30_000),
     ];
     // Something only the first stack has, on both pages.
+    const gone = randomUUID();
     const created = await httpApi(
       current(),
       tokenFor(current(), 'acme', 'alice', ['member']),
       'POST',
       '/v1/entities/task',
-      { id: randomUUID(), title: 'Gone after the restart', status: 'open' },
+      { id: gone, title: 'Gone after the restart', status: 'open' },
     );
     expect(created.status).toBe(201);
+    // A seeded task edited live before the restart: its change is version 1 of its key.
+    const seeded = await seededTask(current(), gone);
+    const alice = (rt: LocalRuntime) => tokenFor(rt, 'acme', 'alice', ['member']);
+    const edited = await httpApi(current(), alice(current()), 'PATCH', `/v1/entities/task/${seeded.id}`, {
+      title: 'Edited before the restart',
+    });
+    expect(edited.status).toBe(200);
     const before = await apiTitles(current());
     await Promise.all(pages.map((page) => showsExactly(page, before, 8000)));
     const ticket = await httpApi(
@@ -201,6 +216,19 @@ describe('demo pages open while the stack restarts', () => {
       'connected',
       'connected',
     ]);
+    // The same seeded task edited again: the new stack's version 1 of its key reaches the pages live (until 2026-12-04
+    // its change had the id of the old stack's version 1, which the pages' client had seen and dropped: found by a
+    // newcomer's pass).
+    const again = await httpApi(current(), alice(current()), 'PATCH', `/v1/entities/task/${seeded.id}`, {
+      title: 'Edited after the restart',
+    });
+    expect({ status: again.status, version: jsonOf<{ _version?: number }>(again)._version }).toEqual({
+      status: 200,
+      version: 1,
+    });
+    const edits = await apiTitles(current());
+    expect(edits).toContain('Edited after the restart');
+    await Promise.all(pages.map((page) => showsExactly(page, edits, 5000)));
     // The restart forgot hooli (no data directory): its page lists none of the rows it had, and says why. Until
     // 2026-12-04 it kept showing them, connected (found by a newcomer's pass).
     await hooli?.waitForSelector('#errors li[data-code="FORBIDDEN"]', { timeout: 10_000 });
