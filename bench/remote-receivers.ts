@@ -90,9 +90,8 @@ export class RemoteReceivers {
     return receivers;
   }
 
-  /** Starts a fresh measurement: counts, duplicates and samples back to zero. */
   /**
-   * Starts a measurement: resolves once the child counts from zero. Until 2026-12-04 it did not wait, and a plain
+   * Starts a fresh measurement (counts, duplicates and samples back to zero): resolves once the child counts from zero. Until 2026-12-04 it did not wait, and a plain
    * `ws` delivery (well under a millisecond) could reach the child before the reset did: its counts were wiped, and the
    * scenario waited its whole timeout for 50 deliveries it had already had (the group of 50's baseline, 21:12 run).
    */

@@ -79,4 +79,21 @@ describe('the FIFO batch handler', () => {
     expect((await handler(5)).batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['live', 'replay']);
     expect(told).toEqual([['live', 'replay']]);
   });
+
+  it('answers its partial response even when onLastReceive fails', async () => {
+    const handler = fifoBatchHandler({
+      logger: new Logger({ logLevel: 'SILENT' }),
+      metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
+      maxReceiveCount: 5,
+      setAside: async () => undefined,
+      recordHandlerFor: () => async (r) => {
+        if (r.messageId === 'live') throw new Error('ThrottlingException');
+      },
+      onLastReceive: async () => {
+        throw new Error('DynamoDB down');
+      },
+    });
+    const response = await handler({ Records: [record('live', 'g', 5), record('other', 'h', 5)] }, context);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['live']);
+  });
 });

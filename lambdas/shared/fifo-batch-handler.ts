@@ -91,7 +91,14 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
           const last = event.Records.filter(
             (r) => failed.has(r.messageId) && Number(r.attributes.ApproximateReceiveCount) >= maxReceiveCount,
           );
-          if (last.length > 0) await props.onLastReceive(last);
+          // Its failure must not cost the batch its response (the records delivered would come back).
+          if (last.length > 0) {
+            await props
+              .onLastReceive(last)
+              .catch((err: unknown) =>
+                logger.error('last-receive handling failed', { error: err as Error, records: last.length }),
+              );
+          }
         }
         return response;
       } finally {

@@ -75,4 +75,24 @@ describe('change log of a wide row with long field names', () => {
     expect(Buffer.byteLength(JSON.stringify(diff))).toBeGreaterThan(60_000);
     expect((outcome as { diffBytes: number }).diffBytes).toBeLessThanOrEqual(32 * 1024);
   }, 60_000);
+
+  it('bounds an entry by its field names as JSON writes them, quotes escaped', async () => {
+    // 600 fields, each name 63 bytes of which 58 are `"` (an identifier PostgreSQL allows quoted): 121 bytes in JSON.
+    const name = (i: number) => `q${'"'.repeat(58)}${String(i).padStart(4, '0')}`;
+    const quoted: EntitySpec = { primaryKey: 'id', fields: { id: { type: 'text', nullable: false } } };
+    const diff = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [name(i), [null, true]]));
+    await data.execute(
+      db,
+      `INSERT INTO tenantcast_change_log (entity, key, version, op, changed_by, diff) VALUES ('quoted', 'q1', 1, 'insert', 'alice', CAST(:d AS jsonb))`,
+      { d: JSON.stringify(diff) },
+    );
+    const st = changesStatement('quoted', quoted, 'q1', 0, {
+      diffBytes: 32 * 1024,
+      valueBytes: 4096,
+      imageBytes: 2050,
+    });
+    const { rows } = await data.executePaged(db, st.sql, st.params, { limit: 101 });
+    expect(Buffer.byteLength(String(rows[0]?.diff))).toBeLessThanOrEqual(32 * 1024);
+    expect(Buffer.byteLength(String(rows[0]?.omitted))).toBeLessThanOrEqual(8 * 1024 + 2);
+  }, 60_000);
 });

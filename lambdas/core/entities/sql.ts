@@ -412,14 +412,15 @@ export function changesStatement(
   const filter = bounds.filter;
   const imageBytes = p.value(bounds.imageBytes);
   // A diff over `whole` keeps its fields of at most `field`, in name order while they add up to at most `whole`.
-  // An entry's text counts its name too (and its quotes and separators): until review only values were counted, and a
-  // table of ~850 columns with 63-character names made an entry over the Data API's 64 KB per row.
+  // An entry's text counts its name too, as JSON writes it (escapes, quotes) with its separators: until review only
+  // values were counted, and a table of ~850 columns with 63-character names made an entry over the Data API's 64 KB
+  // per row.
   const kept =
-    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.k) + octet_length(d.v::text) + 6) OVER (ORDER BY d.k) AS run` +
+    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(to_jsonb(d.k)::text) + octet_length(d.v::text) + 4) OVER (ORDER BY d.k) AS run` +
     ` FROM jsonb_each(c.diff) AS d(k, v) WHERE octet_length(d.v::text) <= ${field}) s WHERE s.run <= ${whole})`;
   // The names left out, in name order while they add up to OMITTED_BYTES: a wider table names no more.
   const omittedNames =
-    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(d.k) + 4) OVER (ORDER BY d.k) AS run` +
+    `(SELECT s.k FROM (SELECT d.k, sum(octet_length(to_jsonb(d.k)::text) + 2) OVER (ORDER BY d.k) AS run` +
     ` FROM jsonb_each(c.diff) AS d(k, v) WHERE d.k NOT IN ${kept}) s WHERE s.run <= ${p.value(OMITTED_BYTES)})`;
   const page =
     `SELECT c.seq, c.version, c.op, c.changed_by,` +

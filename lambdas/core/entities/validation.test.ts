@@ -132,9 +132,13 @@ describe('a bigint field', () => {
 
   it('takes in a URL the key as the API wrote it in JSON, exponent and all', () => {
     const numeric: EntitySpec = { primaryKey: 'id', fields: { id: { type: 'numeric', nullable: false } } };
-    // A numeric that is no safe integer is kept as exact decimal text.
-    expect(parseUrlValue(numeric, 'n', 'id', '1e-7')).toBe('0.0000001');
-    expect(parseUrlValue(numeric, 'n', 'id', '1.5e-10')).toBe('0.00000000015');
+    expect(parseUrlValue(numeric, 'n', 'id', '1e-7')).toBe(1e-7);
+    expect(parseUrlValue(numeric, 'n', 'id', '1.5e-10')).toBe(1.5e-10);
+    // A key a double cannot hold exactly stays its exact decimal text: it names its own row, not its neighbour's.
+    expect(parseUrlValue(numeric, 'n', 'id', '1.0000000000000001')).toBe('1.0000000000000001');
+    expect(parseUrlValue(numeric, 'n', 'id', '10000000000000001e-16')).toBe('1.0000000000000001');
+    expect(parseUrlValue(numeric, 'n', 'id', '4503599627370497.5')).toBe('4503599627370497.5');
+    expect(() => parseUrlValue(entity, 'big', 'id', '1.0000000000000001')).toThrow(BadRequestError);
     expect(parseUrlValue(numeric, 'n', 'id', '0.12345678901234567890')).toBe('0.12345678901234567890');
     expect(parseUrlValue(entity, 'big', 'id', '3e9')).toBe(3_000_000_000);
     expect(() => parseUrlValue(numeric, 'n', 'id', '1e-7 OR 1=1')).toThrow(BadRequestError);

@@ -4,7 +4,7 @@
  * past here, so the SQL builder only ever sees introspected identifiers.
  */
 import { limits } from '../../manifest.ts';
-import { expandExponent } from '../data-api.ts';
+import { expandExponent, plainDecimal } from '../data-api.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import * as z from '../zod.ts';
 import { MAX_KEY_LENGTH } from './events.ts';
@@ -236,14 +236,11 @@ export function parseUrlValue(entity: EntitySpec, entityName: string, name: stri
       // `1e-7`, which a client puts in the URL as such): written out exactly first. Until 2026-12-04 such a key was
       // created and then refused (400) on every read, update, delete and change-log request.
       const plain = expandExponent(raw);
-      value = /^-?\d+(\.\d+)?$/.test(plain) ? Number(plain) : raw;
-      if (
-        (field.type === 'numeric' || field.pgType === 'bigint') &&
-        typeof value === 'number' &&
-        !Number.isSafeInteger(value)
-      ) {
-        value = plain;
-      }
+      // A number only when it is exactly what was written (`1.0000000000000001` is not 1: until review it was read as
+      // 1 and named another row); else the exact decimal text, which a numeric takes and an int refuses.
+      const exact = /^-?\d+(\.\d+)?$/.test(plain) && plainDecimal(Number(plain)) === plain;
+      value = exact ? Number(plain) : /^-?\d+(\.\d+)?$/.test(plain) ? plain : raw;
+      if (field.type === 'int' && typeof value === 'number' && !Number.isSafeInteger(value)) value = plain;
       break;
     }
     case 'boolean':
