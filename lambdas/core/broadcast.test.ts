@@ -12,6 +12,7 @@ import {
   deliverFanoutJobs,
   type FanoutPage,
   OutOfTimeError,
+  REPLAY_WAIT_MS,
   replay,
   shardOf,
 } from './broadcast.ts';
@@ -841,6 +842,21 @@ describe('abandonReplay', () => {
     await abandonReplay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'gone', since: 0 }, deps);
     expect(received('gone')).toEqual([]);
     expect(replayed).toEqual(['late', 'gone']);
+  });
+
+  it('ends by itself a wait overdue past every receive its request could have had: a reset, then live delivery', async () => {
+    const stuck = member('stuck', { replayFrom: 0, replayAt: 1_700_000_000_000 - REPLAY_WAIT_MS - 1 });
+    const fresh = member('fresh', { replayFrom: 0, replayAt: 1_700_000_000_000 - 1000 });
+    const { deps, received, replayed } = setup({ members: [member('c1'), stuck, fresh] });
+    await broadcastRun([message('a'), message('b')], false, deps);
+    // The stuck member is told to reload at the group's seq, then gets the run live; the fresh one still waits.
+    expect(received('stuck')).toEqual([
+      ['reset', 2],
+      ['a', 1],
+      ['b', 2],
+    ]);
+    expect(received('fresh')).toEqual([]);
+    expect(replayed).toEqual(['stuck']);
   });
 
   it('leaves alone a member no longer waiting for that replay', async () => {

@@ -7,7 +7,7 @@
  * run (after a failure or a crash) skips them.
  */
 import { createHash } from 'node:crypto';
-import { limits } from '../manifest.ts';
+import { limits, queues } from '../manifest.ts';
 import { type BackoffOptions, withBackoff } from './backoff.ts';
 import { settleConcurrently } from './concurrency.ts';
 import type { DeliveryMessage, FanoutJob, ReplayRequest, SequencedMessage } from './delivery.ts';
@@ -215,11 +215,41 @@ export async function allMembers(
 }
 
 /**
- * Members a live run delivers to: one waiting for its replay gets the run from history instead (docs/delivery.md,
- * "Recovery").
+ * How long a member may wait for its replay before live delivery gives up on it: past every receive its request can
+ * have (and a margin), it was served or dead-lettered. A dead-lettered request's last receive ends the wait itself
+ * (`abandonReplay`), unless no invocation ever saw that receive: SQS counts a receive a throttled function never got.
  */
-function liveOnly(members: readonly Member[]): Member[] {
-  return members.filter((m) => m.replayFrom === undefined);
+export const REPLAY_WAIT_MS = (queues.delivery.maxReceiveCount * queues.delivery.visibilityTimeoutSeconds + 300) * 1000;
+
+/** A member waiting for a replay for longer than REPLAY_WAIT_MS. */
+const overdue = (m: Member, now: number) =>
+  m.replayFrom !== undefined && m.replayAt !== undefined && now - m.replayAt > REPLAY_WAIT_MS;
+
+/**
+ * Members a live run delivers to: one waiting for its replay gets the run from history instead (docs/delivery.md,
+ * "Recovery"), unless its wait is overdue (`endOverdueWaits`).
+ */
+function liveOnly(members: readonly Member[], now: number): Member[] {
+  return members.filter((m) => m.replayFrom === undefined || overdue(m, now));
+}
+
+/**
+ * Ends the overdue replay waits among `members` (a reset, as `abandonReplay` sends): until review a replay request
+ * dead-lettered with no invocation seeing its last receive left its member deaf to the group for good.
+ */
+async function endOverdueWaits(
+  members: readonly Member[],
+  now: number,
+  tenantId: string,
+  group: string,
+  deps: BroadcastDeps,
+): Promise<void> {
+  for (const m of members) {
+    if (!overdue(m, now)) continue;
+    deps.log?.('replay wait overdue: ended', { tenantId, group, connectionId: m.connectionId, since: m.replayFrom });
+    const request = { v: 1, kind: 'replay', tenantId, group, connectionId: m.connectionId, since: m.replayFrom };
+    await abandonReplay(request as ReplayRequest, deps);
+  }
 }
 
 /** A run's member list and the group's membership version read before it. */
@@ -369,7 +399,8 @@ export async function broadcastRun(
   joining.catch(() => undefined);
   const seqs = messages.map((m) => m.seq);
   const range = { first: Math.min(...seqs), last: Math.max(...seqs) };
-  const members = liveOnly(listed.members);
+  await endOverdueWaits(listed.members, now, tenantId, group, deps);
+  const members = liveOnly(listed.members, now);
   const threshold = deps.splitThreshold ?? 500;
 
   const splitting = state.splitUntil > now;
@@ -392,7 +423,7 @@ export async function broadcastRun(
       await deps.history.markSplit(tenantId, group, now + sticky, lanes);
     }
     await splitRun(messages, members, range, lanes, deps);
-    const joiners = liveOnly(await joining);
+    const joiners = liveOnly(await joining, now);
     // Their own pages: each page id carries its body's fingerprint, so these never collide with the pages above.
     if (joiners.length > 0) await splitRun(messages, joiners, range, lanes, deps);
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
@@ -407,7 +438,7 @@ export async function broadcastRun(
     });
   };
   const result = await deliver(members);
-  const joiners = liveOnly(await joining);
+  const joiners = liveOnly(await joining, now);
   if (joiners.length === 0) return { ...result, seqs, split: false };
   const late = await deliver(joiners);
   return {

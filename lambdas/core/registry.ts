@@ -53,6 +53,8 @@ export interface Member {
   readonly claims: Readonly<Record<string, unknown>>;
   /** Set while a `subscribe` with `since` waits for its replay: live delivery skips the member until then. */
   readonly replayFrom?: number;
+  /** With `replayFrom`: when that subscribe was received (epoch ms), if known. */
+  readonly replayAt?: number;
   /** When the membership item expires (epoch seconds; the connection's 2-hour cap plus a margin). */
   readonly ttl?: number;
 }
@@ -462,8 +464,8 @@ export class Registry {
       ...(options.consistent === true && { ConsistentRead: true }),
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
-      ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #ttl',
-      ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles' },
+      ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #at, #ttl',
+      ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles', '#at': 'at' },
       Limit: options.pageSize ?? 500,
     });
     for await (const out of pages) {
@@ -477,6 +479,7 @@ export class Registry {
             claims:
               typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
             ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
+            ...(typeof item.replayFrom === 'number' && typeof item.at === 'number' && { replayAt: item.at }),
             ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
           }),
         );
