@@ -67,6 +67,22 @@ describe('a handshake', () => {
       () => runtime.identity.signToken({ ...base, extraClaims: { aud: 'someone-else' } }).token,
     ],
     [
+      "a token for another audience, whatever its client_id (API Gateway's rule: aud first)",
+      () =>
+        runtime.identity.signToken({
+          ...base,
+          extraClaims: { aud: 'someone-else', client_id: runtime.identity.audience },
+        }).token,
+    ],
+    [
+      'a token without aud, even with the audience as its client_id (refused on both transports alike: docs/security.md)',
+      () =>
+        runtime.identity.signToken({
+          ...base,
+          extraClaims: { aud: undefined, client_id: runtime.identity.audience },
+        }).token,
+    ],
+    [
       "an unsigned token (alg 'none')",
       () =>
         `${b64({ alg: 'none', typ: 'JWT', kid: runtime.identity.kid })}.${b64({ iss: runtime.identity.issuer, aud: runtime.identity.audience, sub: 'alice', tenant_id: 'acme', exp: now() + 600 })}.`,
