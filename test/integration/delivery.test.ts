@@ -4,10 +4,18 @@
  * injected @connections faults and a broadcaster crash, and fair share between tenants.
  */
 import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
-import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
-import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
+import {
+  eventually,
+  messages,
+  openClient,
+  queueDepth,
+  sleep,
+  tokenFor,
+  useQuietRuntime,
+} from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
 const runtime = useQuietRuntime({
@@ -27,20 +35,6 @@ const until = (check: () => boolean, timeoutMs = 10_000, what = 'condition') => 
 const seqs = (c: TestClient, group: string) => messages(c, group).map((m) => m.seq as number);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const connectionIdOf = () => [...runtime().gateway.connections.keys()].at(-1) as string;
-
-/** Messages in the delivery queue's dead-letter queue. */
-async function dlqDepth(): Promise<number> {
-  const out = await runtime().sqs.client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: runtime().queues.delivery.dlqUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
 
 /** Publishes straight onto the delivery queue, as the server SDK does (fast floods). */
 async function enqueue(tenantId: string, group: string, datas: unknown[], prefix: string): Promise<void> {
@@ -321,7 +315,7 @@ describe('a replay that fails for good', () => {
     // Every post of the replay fails, on each of the request's 5 receives (4 tries each); the 21st post, the reset
     // its last receive sends, gets through.
     runtime().gateway.injectFaults({ status: 500, count: 20, connectionIds: [connectionIdOf()] });
-    const setAside = await dlqDepth();
+    const setAside = await queueDepth(runtime(), runtime().queues.delivery.dlqUrl);
     expect(await late.request({ action: 'subscribe', group, since: 0 })).toMatchObject({ type: 'ack' });
     expect(await late.waitFor((f) => f.type === 'reset', 30_000)).toEqual({
       type: 'reset',
@@ -330,9 +324,12 @@ describe('a replay that fails for good', () => {
       seq: 3,
     });
     // The request itself is still set aside, where an operator sees it.
-    for (const deadline = Date.now() + 10_000; (await dlqDepth()) <= setAside && Date.now() < deadline; )
+    for (
+      const deadline = Date.now() + 10_000;
+      (await queueDepth(runtime(), runtime().queues.delivery.dlqUrl)) <= setAside && Date.now() < deadline;
+    )
       await sleep(100);
-    expect((await dlqDepth()) - setAside).toBe(1);
+    expect((await queueDepth(runtime(), runtime().queues.delivery.dlqUrl)) - setAside).toBe(1);
     for (let i = 4; i <= 6; i++) await pub.request({ action: 'publish', group, data: { i } });
     await until(() => messages(late, group).length === 3, 10_000, 'live messages after the reset');
     expect(seqs(late, group)).toEqual([4, 5, 6]);

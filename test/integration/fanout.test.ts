@@ -3,12 +3,20 @@
  * arrive in one fan-out batch are delivered as one unit, re-packed into fewer frames, and a unit that fails is
  * redelivered together, skipping the connections each page already reached.
  */
-import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import type { FanoutJob, SequencedMessage } from '../../lambdas/core/delivery.ts';
 import { fanoutLaneGroupId } from '../../lambdas/core/delivery.ts';
 import { packFrames } from '../../lambdas/core/delivery-plan.ts';
-import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
+import {
+  eventually,
+  messages,
+  openClient,
+  queueDepth,
+  sleep,
+  tokenFor,
+  useQuietRuntime,
+} from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
 const runtime = useQuietRuntime({
@@ -85,20 +93,6 @@ async function sendBehindSlowPage(group: string, jobs: readonly { job: FanoutJob
   await eventually(() => messages(slow.client, group).length > 0, 5_000, 'the slow page delivered');
 }
 
-/** Messages in the fan-out dead-letter queue. */
-async function dlqDepth(): Promise<number> {
-  const out = await runtime().sqs.client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: runtime().queues.fanout.dlqUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
-
 function fanoutStats() {
   const stats = runtime().pollers.get('fanout')?.stats;
   if (stats === undefined) throw new Error('no fanout poller');
@@ -167,7 +161,7 @@ describe('a record on a lane that is not a page', () => {
       all.map((m) => m.connectionId),
     );
     if (p1 === undefined || p2 === undefined || p3 === undefined) throw new Error('no pages');
-    const setAside = await dlqDepth();
+    const setAside = await queueDepth(runtime(), runtime().queues.fanout.dlqUrl);
     // A body that is JSON but no page, as a newer broadcaster's page would be to an older fan-out function.
     await runtime().sqs.client.send(
       new SendMessageBatchCommand({
@@ -190,7 +184,7 @@ describe('a record on a lane that is not a page', () => {
     // Only the poison record reached the dead-letter queue (until 2026-12-04 it was retried there and took the
     // lane's pages behind it with it).
     await sleep(500);
-    expect((await dlqDepth()) - setAside).toBe(1);
+    expect((await queueDepth(runtime(), runtime().queues.fanout.dlqUrl)) - setAside).toBe(1);
   }, 30_000);
 });
 

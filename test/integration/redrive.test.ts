@@ -7,12 +7,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { type FanoutJob, fanoutLaneGroupId, type SequencedMessage } from '../../lambdas/core/delivery.ts';
 import { packFrames } from '../../lambdas/core/delivery-plan.ts';
 import { runCli } from '../../scripts/tenantcast-cli.ts';
-import { eventually, messages, openClient, sleep, tokenFor, useQuietRuntime } from '../support/local-stack.ts';
+import {
+  eventually,
+  messages,
+  openClient,
+  queueDepth,
+  sleep,
+  tokenFor,
+  useQuietRuntime,
+} from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'tenantcast-redrive-'));
@@ -28,19 +36,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function depth(url: string): Promise<number> {
-  const out = await runtime().sqs.client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  const attributes = out.Attributes ?? {};
-  return (
-    Number(attributes.ApproximateNumberOfMessages ?? 0) + Number(attributes.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
-
 /** Two members of `group`; posts to the second fail with 500 until `deadLettered` finds the DLQ holding the message. */
 async function twoMembers(group: string, status: 413 | 500 = 500) {
   const ids = () => [...runtime().gateway.connections.keys()];
@@ -54,7 +49,7 @@ async function twoMembers(group: string, status: 413 | 500 = 500) {
   const deadLettered = async (dlqUrl: string) => {
     await eventually(() => messages(a, group).length >= 1, 20_000, 'the first member got it');
     const deadline = Date.now() + 90_000;
-    while ((await depth(dlqUrl)) === 0 && Date.now() < deadline) await sleep(300);
+    while ((await queueDepth(runtime(), dlqUrl)) === 0 && Date.now() < deadline) await sleep(300);
     stop();
   };
   return { a, aId, b, bId, deadLettered };

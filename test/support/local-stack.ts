@@ -3,6 +3,7 @@
  * polling, and HTTP requests through the HTTP API stand-in. Each test file runs in its own module registry, so the
  * tracked clients here belong to one file.
  */
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll } from '@jest/globals';
 import type { SignTokenInput } from '../../local/identity.ts';
 import { type LocalOptions, type LocalRuntime, startLocal } from '../../local/runtime.ts';
@@ -113,6 +114,20 @@ export function track(c: TestClient): TestClient {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every 20 ms until it holds; throws when it still does not after `timeoutMs`. */
+/** Messages a queue of the runtime holds, visible or in flight (a DLQ's depth, for what was set aside). */
+export async function queueDepth(runtime: LocalRuntime, url: string): Promise<number> {
+  const out = await runtime.sqs.client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  const attributes = out.Attributes ?? {};
+  return (
+    Number(attributes.ApproximateNumberOfMessages ?? 0) + Number(attributes.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
 export async function eventually(check: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
