@@ -13,7 +13,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { isPermanent, reasonOf } from '../core/poison.ts';
-import { countDlqSends, countInput, countSetAside, metricNames } from './metrics.ts';
+import { countDlqSends, countInput, countSetAside, failedOnLastReceive, metricNames } from './metrics.ts';
 import { createSetAside, type SetAside } from './set-aside.ts';
 
 export interface FifoBatchHandlerProps {
@@ -85,20 +85,15 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
           skipGroupOnError: true,
           throwOnFullBatchFailure: false,
         });
-        countDlqSends(metrics, event, response, maxReceiveCount);
-        if (props.onLastReceive !== undefined) {
-          const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-          const last = event.Records.filter(
-            (r) => failed.has(r.messageId) && Number(r.attributes.ApproximateReceiveCount) >= maxReceiveCount,
-          );
-          // Its failure must not cost the batch its response (the records delivered would come back).
-          if (last.length > 0) {
-            await props
-              .onLastReceive(last)
-              .catch((err: unknown) =>
-                logger.error('last-receive handling failed', { error: err as Error, records: last.length }),
-              );
-          }
+        const last = failedOnLastReceive(event, response, maxReceiveCount);
+        countDlqSends(metrics, last);
+        // Its failure must not cost the batch its response (the records delivered would come back).
+        if (props.onLastReceive !== undefined && last.length > 0) {
+          await props
+            .onLastReceive(last)
+            .catch((err: unknown) =>
+              logger.error('last-receive handling failed', { error: err as Error, records: last.length }),
+            );
         }
         return response;
       } finally {

@@ -8,7 +8,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { DeliveryEvent } from '../core/broadcast.ts';
 
 export { MetricUnit };
@@ -165,20 +165,19 @@ export function correlatedLogger(logger: Logger, keys: Readonly<Record<string, s
 }
 
 /**
- * Counts `DlqSends`: records of the batch that failed on their last receive (`maxReceiveCount` from the manifest),
- * which SQS now moves to the dead-letter queue.
+ * The records of a batch that failed on their last receive (`maxReceiveCount` from the manifest), which SQS now moves
+ * to the dead-letter queue.
  */
-export function countDlqSends(
-  metrics: Metrics,
-  event: SQSEvent,
-  response: SQSBatchResponse,
-  maxReceiveCount: number,
-): void {
+export function failedOnLastReceive(event: SQSEvent, response: SQSBatchResponse, maxReceiveCount: number): SQSRecord[] {
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-  const last = event.Records.filter(
+  return event.Records.filter(
     (r) => failed.has(r.messageId) && Number(r.attributes.ApproximateReceiveCount) >= maxReceiveCount,
-  ).length;
-  if (last > 0) metrics.addMetric(metricNames.dlqSends, MetricUnit.Count, last);
+  );
+}
+
+/** Counts `DlqSends`: `records` failed on their last receive (`failedOnLastReceive`). */
+export function countDlqSends(metrics: Metrics, records: readonly SQSRecord[]): void {
+  if (records.length > 0) metrics.addMetric(metricNames.dlqSends, MetricUnit.Count, records.length);
 }
 
 /** One poison record set aside (sent to the dead-letter queue with its reason). */
