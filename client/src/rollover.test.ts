@@ -327,18 +327,26 @@ describe('rollover before the connection cap', () => {
   });
 });
 
+/**
+ * A rollover's standby opening, and group `g` subscribed meanwhile: the subscribe goes on the primary only, and the
+ * standby opens before its answer comes.
+ */
+async function subscribedWhileStandbyOpens() {
+  const h = setup({ rolloverAfterMs: 100_000 });
+  const old = await connect(h);
+  await h.clock.advance(100_000);
+  await settle();
+  const next = h.server.last();
+  expect(next).not.toBe(old);
+  const collected = collect(h, 'g');
+  next.accept();
+  await settle();
+  return { h, old, next, ...collected };
+}
+
 describe('a group subscribed while the standby opens', () => {
   it('is subscribed on the standby from where the primary’s ack put it, so nothing between is missed', async () => {
-    const h = setup({ rolloverAfterMs: 100_000 });
-    const old = await connect(h);
-    await h.clock.advance(100_000);
-    await settle();
-    const next = h.server.last();
-    expect(next).not.toBe(old);
-    // The subscribe goes on the primary only; the standby opens before its answer comes.
-    const { seen, subscription } = collect(h, 'g');
-    next.accept();
-    await settle();
+    const { h, old, next, seen, subscription } = await subscribedWhileStandbyOpens();
     await h.clock.advance(200);
     // Until the primary answers, the standby does not subscribe the group (until 2026-12-04 it did, live, from later
     // than the primary's ack: the primary, ended once nothing was pending on it, took what came between with it).
@@ -356,14 +364,7 @@ describe('a group subscribed while the standby opens', () => {
   });
 
   it('goes out live on the standby once it took over from a primary that died before answering', async () => {
-    const h = setup({ rolloverAfterMs: 100_000 });
-    const old = await connect(h);
-    await h.clock.advance(100_000);
-    await settle();
-    const next = h.server.last();
-    const { subscription } = collect(h, 'g');
-    next.accept();
-    await settle();
+    const { h, old, next, subscription } = await subscribedWhileStandbyOpens();
     old.drop(1006);
     await h.clock.advance(100);
     expect(next.lastOf('subscribe')).toMatchObject({ group: 'g' });
@@ -373,14 +374,7 @@ describe('a group subscribed while the standby opens', () => {
   });
 
   it('is not subscribed on the standby, nor reported twice, once the primary refused it', async () => {
-    const h = setup({ rolloverAfterMs: 100_000 });
-    const old = await connect(h);
-    await h.clock.advance(100_000);
-    await settle();
-    const next = h.server.last();
-    collect(h, 'g');
-    next.accept();
-    await settle();
+    const { h, old, next } = await subscribedWhileStandbyOpens();
     await h.clock.advance(200);
     old.receive({ type: 'error', ref: old.lastOf('subscribe').ref, code: 'FORBIDDEN', message: 'no' });
     await settle();
@@ -390,14 +384,7 @@ describe('a group subscribed while the standby opens', () => {
   });
 
   it('is not subscribed on the standby once the app let it go while it waited', async () => {
-    const h = setup({ rolloverAfterMs: 100_000 });
-    await connect(h);
-    await h.clock.advance(100_000);
-    await settle();
-    const next = h.server.last();
-    const { subscription } = collect(h, 'g');
-    next.accept();
-    await settle();
+    const { h, next, subscription } = await subscribedWhileStandbyOpens();
     subscription();
     await h.clock.advance(200);
     expect(next.framesOf('subscribe')).toEqual([]);

@@ -32,6 +32,19 @@ const context = {
   getRemainingTimeInMillis: () => 30_000,
 } as unknown as Context;
 
+/** A handler (maxReceiveCount 5) whose record `live` fails transiently, telling `onLastReceive`. */
+const liveFailing = (onLastReceive: (records: readonly SQSRecord[]) => Promise<void>) =>
+  fifoBatchHandler({
+    logger: new Logger({ logLevel: 'SILENT' }),
+    metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
+    maxReceiveCount: 5,
+    setAside: async () => undefined,
+    recordHandlerFor: () => async (r) => {
+      if (r.messageId === 'live') throw new Error('ThrottlingException');
+    },
+    onLastReceive,
+  });
+
 describe('the FIFO batch handler', () => {
   it('runs afterBatch once per invocation, after every record, also when a record failed', async () => {
     const steps: string[] = [];
@@ -57,17 +70,8 @@ describe('the FIFO batch handler', () => {
   it('tells onLastReceive of the records failing on their last receive, those skipped behind a failure too', async () => {
     const told: string[][] = [];
     const handler = (receives: number) =>
-      fifoBatchHandler({
-        logger: new Logger({ logLevel: 'SILENT' }),
-        metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
-        maxReceiveCount: 5,
-        setAside: async () => undefined,
-        recordHandlerFor: () => async (r) => {
-          if (r.messageId === 'live') throw new Error('ThrottlingException');
-        },
-        onLastReceive: async (records) => {
-          told.push(records.map((r) => r.messageId));
-        },
+      liveFailing(async (records) => {
+        told.push(records.map((r) => r.messageId));
       })(
         { Records: [record('live', 'g', receives), record('replay', 'g', receives), record('other', 'h', receives)] },
         context,
@@ -81,17 +85,8 @@ describe('the FIFO batch handler', () => {
   });
 
   it('answers its partial response even when onLastReceive fails', async () => {
-    const handler = fifoBatchHandler({
-      logger: new Logger({ logLevel: 'SILENT' }),
-      metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
-      maxReceiveCount: 5,
-      setAside: async () => undefined,
-      recordHandlerFor: () => async (r) => {
-        if (r.messageId === 'live') throw new Error('ThrottlingException');
-      },
-      onLastReceive: async () => {
-        throw new Error('DynamoDB down');
-      },
+    const handler = liveFailing(async () => {
+      throw new Error('DynamoDB down');
     });
     const response = await handler({ Records: [record('live', 'g', 5), record('other', 'h', 5)] }, context);
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['live']);
