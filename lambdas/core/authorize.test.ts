@@ -145,8 +145,27 @@ describe('requireExpiry', () => {
 describe('checkToken', () => {
   it('refuses a token whose header lists critical extensions, and one without exp', () => {
     const payload = { sub: 'alice', exp: 1_900_000_000 };
-    expect(() => checkToken({ header: {}, payload })).not.toThrow();
-    expect(() => checkToken({ header: { crit: ['b64'] }, payload })).toThrow('crit');
-    expect(() => checkToken({ header: {}, payload: { sub: 'alice' } })).toThrow('no exp claim');
+    expect(() => checkToken({ header: { alg: 'RS256' }, payload })).not.toThrow();
+    expect(() => checkToken({ header: { alg: 'RS256', crit: ['b64'] }, payload })).toThrow('crit');
+    expect(() => checkToken({ header: { alg: 'RS256' }, payload: { sub: 'alice' } })).toThrow('no exp claim');
+  });
+
+  it("takes only the RSA algorithms API Gateway's HTTP API JWT authorizer takes", () => {
+    const payload = { sub: 'alice', exp: 1_900_000_000 };
+    for (const alg of ['RS256', 'RS384', 'RS512']) {
+      expect(() => checkToken({ header: { alg }, payload })).not.toThrow();
+    }
+    for (const alg of ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'HS256', 'none', '']) {
+      expect(() => checkToken({ header: { alg }, payload })).toThrow('only RSA algorithms');
+    }
+  });
+
+  it('refuses a token issued after now, and takes one issued now or before, or with no iat', () => {
+    const now = 1_800_000_000;
+    const header = { alg: 'RS256' };
+    expect(() => checkToken({ header, payload: { exp: now + 60, iat: now + 1 } }, now)).toThrow('issued in the future');
+    expect(() => checkToken({ header, payload: { exp: now + 60, iat: now } }, now)).not.toThrow();
+    expect(() => checkToken({ header, payload: { exp: now + 60, iat: now - 30 } }, now)).not.toThrow();
+    expect(() => checkToken({ header, payload: { exp: now + 60 } }, now)).not.toThrow();
   });
 });

@@ -74,15 +74,40 @@ export function requireExpiry({ payload }: { readonly payload: JwtPayload }): vo
 }
 
 /**
- * Every check a verifier of tenant tokens makes beyond aws-jwt-verify's own, as its `customJwtCheck`: an `exp`
- * (`requireExpiry`), and no `crit` header. RFC 7515 (section 4.1.11) makes a token that lists extensions its recipient
- * does not understand invalid, and tenantcast understands none; aws-jwt-verify does not look at `crit`. Until
- * 2026-12-04 such a token was accepted on both transports.
+ * The signing algorithms API Gateway's HTTP API JWT authorizer takes: "Currently, only RSA-based algorithms are
+ * supported" (API Gateway Developer Guide, "Control access to HTTP APIs with JWT authorizers", its token validation
+ * workflow). aws-jwt-verify also takes ES256/384/512 and EdDSA, so every verifier of tenant tokens keeps to these.
  */
-export function checkToken({ header, payload }: { readonly header: JwtHeader; readonly payload: JwtPayload }): void {
+export const TOKEN_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512']);
+
+/**
+ * Every check a verifier of tenant tokens makes beyond aws-jwt-verify's own, as its `customJwtCheck`, so a token
+ * means the same over WebSocket (the `$connect` authorizer, `refresh`) and HTTP (API Gateway's JWT authorizer, and
+ * locally its stand-in):
+ * - an `exp` (`requireExpiry`);
+ * - no `crit` header. RFC 7515 (section 4.1.11) makes a token that lists extensions its recipient does not
+ *   understand invalid, and tenantcast understands none; aws-jwt-verify does not look at `crit`. Until 2026-12-04
+ *   such a token was accepted on both transports;
+ * - an RSA algorithm (`TOKEN_ALGORITHMS`), and an `iat`, when there is one, not after now (the HTTP API's JWT
+ *   authorizer: "iat – Must be before the current time"; aws-jwt-verify does not look at `iat`). Until 2026-12-05 a
+ *   token signed with ES256 or EdDSA by the issuer's keys, or issued in the future, opened WebSocket connections while
+ *   API Gateway refused it over HTTP (and the local HTTP API took it too).
+ */
+export function checkToken(
+  { header, payload }: { readonly header: JwtHeader; readonly payload: JwtPayload },
+  nowSeconds: number = Date.now() / 1000,
+): void {
   requireExpiry({ payload });
   if (header.crit !== undefined) {
     throw new jwtErrors.JwtParseError('JWT header has crit: none of its extensions is understood here');
+  }
+  if (header.alg === undefined || !TOKEN_ALGORITHMS.has(header.alg)) {
+    throw new jwtErrors.JwtParseError(
+      `JWT signed with ${String(header.alg).slice(0, 20)}: only RSA algorithms are taken`,
+    );
+  }
+  if (typeof payload.iat === 'number' && payload.iat > nowSeconds) {
+    throw new jwtErrors.JwtParseError('JWT issued in the future (iat)');
   }
 }
 

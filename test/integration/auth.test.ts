@@ -2,6 +2,7 @@
  * The `$connect` authorizer against every kind of bad token, end to end over real WebSocket handshakes
  * (docs/security.md, "Authentication"), and the cost of a flood of unknown key ids.
  */
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
@@ -12,6 +13,19 @@ import { connect, handshakeStatus } from '../support/ws-client.ts';
 
 let runtime: LocalRuntime;
 
+/**
+ * An EC key the issuer also publishes: a token it signs verifies with aws-jwt-verify, but API Gateway's HTTP API JWT
+ * authorizer takes only RSA algorithms, so neither transport may take it (docs/security.md).
+ */
+const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const EC_KID = 'issuer-ec';
+
+function signEs256(payload: Record<string, unknown>): string {
+  const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: EC_KID })}.${b64(payload)}`;
+  const signature = sign('sha256', Buffer.from(input), { key: ecKey.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
 beforeAll(async () => {
   runtime = await startLocal({
     memoryDatabases: true,
@@ -21,6 +35,9 @@ beforeAll(async () => {
     log: () => undefined,
     onFunctionLog: () => undefined,
   });
+  // Before any token is verified, so the verifiers' first fetch of the JWKS has it.
+  const jwk = ecKey.publicKey.export({ format: 'jwk' });
+  (runtime.identity.jwks.keys as unknown[]).push({ ...jwk, kid: EC_KID, alg: 'ES256', use: 'sig' });
 }, STARTUP_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -30,6 +47,15 @@ afterAll(async () => {
 const now = () => Math.floor(Date.now() / 1000);
 const base = { tenantId: 'acme', userId: 'alice', roles: ['member'] };
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const es256Claims = () => ({
+  iss: runtime.identity.issuer,
+  aud: runtime.identity.audience,
+  sub: 'alice',
+  tenant_id: 'acme',
+  roles: ['member'],
+  iat: now(),
+  exp: now() + 600,
+});
 
 describe('a handshake', () => {
   it('with a valid token is accepted as a subprotocol and as a query parameter', async () => {
@@ -101,6 +127,14 @@ describe('a handshake', () => {
       () => runtime.identity.signToken({ ...base, key: createSigningKey(runtime.identity.kid) }).token,
     ],
     [
+      'a token issued in the future (API Gateway: iat must be before the current time)',
+      () => runtime.identity.signToken({ ...base, extraClaims: { iat: now() + 3600 } }).token,
+    ],
+    [
+      "a token the issuer signed with ES256 (API Gateway's HTTP API takes only RSA algorithms)",
+      () => signEs256(es256Claims()),
+    ],
+    [
       'a token whose header lists critical extensions (RFC 7515: none is understood here)',
       () => runtime.identity.signToken({ ...base, header: { crit: ['exp-v2'], 'exp-v2': true } }).token,
     ],
@@ -109,6 +143,15 @@ describe('a handshake', () => {
   it.each(refused)('with %s is refused with 401, as a subprotocol and in the query string', async (_what, token) => {
     expect(await handshakeStatus(runtime.wsUrl, token(), 'subprotocol')).toBe(401);
     expect(await handshakeStatus(runtime.wsUrl, token(), 'query')).toBe(401);
+  });
+
+  it('signed with ES256 by a key of the JWKS, or issued in the future, is refused over HTTP too', async () => {
+    const es256 = signEs256({ ...es256Claims(), roles: ['admin'] });
+    const future = runtime.identity.signToken({ ...base, roles: ['admin'], extraClaims: { iat: now() + 3600 } }).token;
+    for (const token of [es256, future]) {
+      const answer = await httpApi(runtime, token, 'POST', '/v1/publish', { group: 'chat:general', data: 1 });
+      expect(answer.status).toBe(401);
+    }
   });
 
   it('with a critical header extension is refused over HTTP too', async () => {
