@@ -197,21 +197,26 @@ function errorText(err: unknown): string {
 
 const MAX_ATTEMPTS = 4;
 
-export function startPoller(options: PollerOptions): Poller {
-  const { client, queueUrl, queueArn, handler, functionName } = options;
-  const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
-  const log = options.log ?? console;
+/** The mapping's settings with their defaults, checked against Lambda's own limits on an SQS event source mapping. */
+interface MappingSettings {
+  readonly region: string;
+  readonly batchSize: number;
+  readonly windowMs: number;
+  readonly timeoutSeconds: number;
+  readonly concurrency: number;
+  readonly retryDelaySeconds: number | null;
+  readonly waitTimeSeconds: number;
+  readonly tag: string;
+  /** The function's ARN in the context uses the queue's account (arn:aws:sqs:region:account:name). */
+  readonly accountId: string | undefined;
+}
+
+function mappingSettings(options: PollerOptions): MappingSettings {
   const batchSize = options.batchSize;
-  const windowMs = options.maxBatchingWindowSeconds * 1000;
   const timeoutSeconds = options.timeoutSeconds ?? Math.max(1, Math.floor(options.visibilityTimeoutSeconds / 6));
   const concurrency = options.concurrency ?? 2;
-  const retryDelaySeconds = options.retryDelaySeconds === undefined ? 1 : options.retryDelaySeconds;
   const waitTimeSeconds = options.waitTimeSeconds ?? 20;
-  const tag = `[sqs-poller ${functionName}]`;
-  // The function's ARN in the context uses the queue's account (arn:aws:sqs:region:account:name).
-  const accountId = queueArn.split(':')[4] || undefined;
-
-  // Lambda's own limits on an SQS event source mapping.
+  const tag = `[sqs-poller ${options.functionName}]`;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
     throw new Error(`${tag} batchSize must be 1-10000`);
   }
@@ -228,42 +233,63 @@ export function startPoller(options: PollerOptions): Poller {
   }
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`${tag} concurrency must be at least 1`);
   if (waitTimeSeconds < 0 || waitTimeSeconds > 20) throw new Error(`${tag} waitTimeSeconds must be 0-20`);
-
-  const stats: PollerStats = {
-    receives: 0,
-    received: 0,
-    invocations: 0,
-    succeeded: 0,
-    failed: 0,
-    invocationErrors: 0,
-    movedToDlq: 0,
-    sqsErrors: 0,
-    inFlight: 0,
+  return {
+    region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    batchSize,
+    windowMs: options.maxBatchingWindowSeconds * 1000,
+    timeoutSeconds,
+    concurrency,
+    retryDelaySeconds: options.retryDelaySeconds === undefined ? 1 : options.retryDelaySeconds,
+    waitTimeSeconds,
+    tag,
+    accountId: options.queueArn.split(':')[4] || undefined,
   };
-  let stopping = false;
-  const receiveAborts = new Set<AbortController>();
-  const pauses = new Set<() => void>();
+}
 
-  /** Sleeps, waking early on stop. */
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
+/** Sleeps that `stop` wakes early. */
+class Pauses {
+  private readonly waiting = new Set<() => void>();
+
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        pauses.delete(done);
+        this.waiting.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      pauses.add(done);
+      this.waiting.add(done);
     });
+  }
 
-  async function receive(max: number, wait: number, abortable: boolean): Promise<Message[]> {
+  wakeAll(): void {
+    for (const wake of [...this.waiting]) wake();
+  }
+}
+
+/** The SQS side of a mapping: receives, deletes, retries' visibility, and the DLQ safety net, with their stats. */
+class MappingQueue {
+  private readonly receiveAborts = new Set<AbortController>();
+
+  constructor(
+    private readonly options: PollerOptions,
+    private readonly settings: MappingSettings,
+    private readonly stats: PollerStats,
+    private readonly log: PollerLog,
+  ) {}
+
+  abortReceives(): void {
+    for (const abort of this.receiveAborts) abort.abort();
+  }
+
+  async receive(max: number, wait: number, abortable: boolean): Promise<Message[]> {
     const abort = abortable ? new AbortController() : undefined;
-    if (abort) receiveAborts.add(abort);
+    if (abort) this.receiveAborts.add(abort);
     try {
-      stats.receives++;
-      const out = await client.send(
+      this.stats.receives++;
+      const out = await this.options.client.send(
         new ReceiveMessageCommand({
-          QueueUrl: queueUrl,
+          QueueUrl: this.options.queueUrl,
           MaxNumberOfMessages: max,
           WaitTimeSeconds: wait,
           // Both spellings: AttributeNames is deprecated but it is what older SQS stand-ins understand.
@@ -274,45 +300,23 @@ export function startPoller(options: PollerOptions): Poller {
         abort ? { abortSignal: abort.signal } : {},
       );
       const messages = out.Messages ?? [];
-      stats.received += messages.length;
+      this.stats.received += messages.length;
       return messages;
     } finally {
-      if (abort) receiveAborts.delete(abort);
+      if (abort) this.receiveAborts.delete(abort);
     }
-  }
-
-  /** One batch: a long poll, then, with a batching window, more receives until the batch is full or time is up. */
-  async function collectBatch(): Promise<Message[]> {
-    const batch = await receive(Math.min(10, batchSize), waitTimeSeconds, true);
-    if (batch.length === 0 || windowMs === 0) return batch;
-    const windowEnd = Date.now() + windowMs;
-    while (batch.length < batchSize && !stopping) {
-      const left = windowEnd - Date.now();
-      if (left <= 0) break;
-      try {
-        // Not abortable: once we hold messages we invoke with them rather than strand them invisible.
-        const more = await receive(Math.min(10, batchSize - batch.length), 0, false);
-        if (more.length > 0) batch.push(...more);
-        else await pause(Math.min(left, 20));
-      } catch (err) {
-        stats.sqsErrors++;
-        log.warn(`${tag} ReceiveMessage failed while batching; invoking with ${batch.length} message(s)`, err);
-        break;
-      }
-    }
-    return batch;
   }
 
   /** Runs an SQS call, retrying failures with a short backoff; logs and gives up after a few attempts. */
-  async function withRetries(what: string, call: () => Promise<void>): Promise<boolean> {
+  private async withRetries(what: string, call: () => Promise<void>): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       try {
         await call();
         return true;
       } catch (err) {
-        stats.sqsErrors++;
+        this.stats.sqsErrors++;
         if (attempt >= MAX_ATTEMPTS) {
-          log.error(`${tag} ${what} failed ${attempt} times; SQS will redeliver`, err);
+          this.log.error(`${this.settings.tag} ${what} failed ${attempt} times; SQS will redeliver`, err);
           return false;
         }
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
@@ -320,13 +324,13 @@ export function startPoller(options: PollerOptions): Poller {
     }
   }
 
-  async function deleteMessages(messages: Message[]): Promise<void> {
+  async delete(messages: Message[]): Promise<void> {
     for (let i = 0; i < messages.length; i += 10) {
       let chunk = messages.slice(i, i + 10);
-      await withRetries(`DeleteMessageBatch of ${chunk.length}`, async () => {
-        const out = await client.send(
+      await this.withRetries(`DeleteMessageBatch of ${chunk.length}`, async () => {
+        const out = await this.options.client.send(
           new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
+            QueueUrl: this.options.queueUrl,
             Entries: chunk.map((m, n) => ({ Id: `m${n}`, ReceiptHandle: m.ReceiptHandle })),
           }),
         );
@@ -340,30 +344,28 @@ export function startPoller(options: PollerOptions): Poller {
     }
   }
 
-  async function scheduleRetry(messages: Message[]): Promise<void> {
-    if (retryDelaySeconds === null || messages.length === 0) return;
+  async scheduleRetry(messages: Message[]): Promise<void> {
+    const delay = this.settings.retryDelaySeconds;
+    if (delay === null || messages.length === 0) return;
     for (let i = 0; i < messages.length; i += 10) {
       const chunk = messages.slice(i, i + 10);
-      await withRetries(`ChangeMessageVisibilityBatch of ${chunk.length}`, async () => {
-        const out = await client.send(
+      await this.withRetries(`ChangeMessageVisibilityBatch of ${chunk.length}`, async () => {
+        const out = await this.options.client.send(
           new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: chunk.map((m, n) => ({
-              Id: `m${n}`,
-              ReceiptHandle: m.ReceiptHandle,
-              VisibilityTimeout: retryDelaySeconds,
-            })),
+            QueueUrl: this.options.queueUrl,
+            Entries: chunk.map((m, n) => ({ Id: `m${n}`, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: delay })),
           }),
         );
         // A failure here only means the message waits out the full visibility timeout.
-        if ((out.Failed ?? []).length > 0) log.warn(`${tag} ChangeMessageVisibility failed`, out.Failed);
+        if ((out.Failed ?? []).length > 0)
+          this.log.warn(`${this.settings.tag} ChangeMessageVisibility failed`, out.Failed);
       });
     }
   }
 
   /** The DLQ safety net: moves messages received more than maxReceiveCount times; returns the others. */
-  async function divertExhausted(messages: Message[]): Promise<Message[]> {
-    const { dlqUrl, maxReceiveCount } = options;
+  async divertExhausted(messages: Message[]): Promise<Message[]> {
+    const { dlqUrl, maxReceiveCount } = this.options;
     if (dlqUrl === undefined || maxReceiveCount === undefined) return messages;
     const keep: Message[] = [];
     for (const message of messages) {
@@ -371,134 +373,194 @@ export function startPoller(options: PollerOptions): Poller {
         keep.push(message);
         continue;
       }
-      const moved = await withRetries(`moving ${message.MessageId} to the DLQ`, async () => {
-        const attributes: Record<string, MessageAttributeValue> = {};
-        for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
-          attributes[name] = {
-            DataType: value.DataType,
-            ...(value.StringValue === undefined ? {} : { StringValue: value.StringValue }),
-            ...(value.BinaryValue === undefined ? {} : { BinaryValue: value.BinaryValue }),
-          };
-        }
-        await client.send(
-          new SendMessageCommand({
-            QueueUrl: dlqUrl,
-            MessageBody: message.Body ?? '',
-            ...(Object.keys(attributes).length === 0 ? {} : { MessageAttributes: attributes }),
-            // A FIFO queue's DLQ is FIFO too: keep the message's group and deduplication id.
-            ...(message.Attributes?.MessageGroupId === undefined
-              ? {}
-              : {
-                  MessageGroupId: message.Attributes.MessageGroupId,
-                  MessageDeduplicationId: message.Attributes.MessageDeduplicationId ?? message.MessageId,
-                }),
-          }),
-        );
-      });
+      const moved = await this.withRetries(`moving ${message.MessageId} to the DLQ`, () =>
+        this.sendToDlq(dlqUrl, message),
+      );
       if (!moved) continue; // Left in the queue: it comes back and we try again.
-      stats.movedToDlq++;
-      log.warn(`${tag} message ${message.MessageId} exceeded maxReceiveCount ${maxReceiveCount}: moved to the DLQ`);
-      await withRetries(`DeleteMessage of ${message.MessageId}`, async () => {
-        await client.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      this.stats.movedToDlq++;
+      this.log.warn(
+        `${this.settings.tag} message ${message.MessageId} exceeded maxReceiveCount ${maxReceiveCount}: moved to the DLQ`,
+      );
+      await this.withRetries(`DeleteMessage of ${message.MessageId}`, async () => {
+        await this.options.client.send(
+          new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: message.ReceiptHandle }),
+        );
       });
     }
     return keep;
   }
 
-  async function invoke(messages: Message[]): Promise<Outcome> {
-    const event: SQSEvent = { Records: messages.map((m) => toSqsRecord(m, queueArn, region)) };
-    const context = createLambdaContext({
-      functionName,
-      timeoutSeconds,
-      region,
-      ...(accountId === undefined ? {} : { accountId }),
-      ...(options.memoryMB === undefined ? {} : { memoryMB: options.memoryMB }),
-    });
-    stats.invocations++;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = Symbol('timeout');
-    try {
-      const result = await Promise.race([
-        Promise.resolve().then(() => handler(event, context)),
-        new Promise<typeof timedOut>((resolve) => {
-          timer = setTimeout(() => resolve(timedOut), timeoutSeconds * 1000);
-        }),
-      ]);
-      if (result === timedOut) {
-        return { kind: 'error', reason: `Task timed out after ${timeoutSeconds.toFixed(2)} seconds` };
-      }
-      return readBatchResponse(result, new Set(messages.map((m) => m.MessageId ?? '')));
-    } catch (error) {
-      return { kind: 'error', reason: `the handler threw ${errorText(error)}`, error };
-    } finally {
-      clearTimeout(timer);
+  private async sendToDlq(dlqUrl: string, message: Message): Promise<void> {
+    const attributes: Record<string, MessageAttributeValue> = {};
+    for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+      attributes[name] = {
+        DataType: value.DataType,
+        ...(value.StringValue === undefined ? {} : { StringValue: value.StringValue }),
+        ...(value.BinaryValue === undefined ? {} : { BinaryValue: value.BinaryValue }),
+      };
     }
+    await this.options.client.send(
+      new SendMessageCommand({
+        QueueUrl: dlqUrl,
+        MessageBody: message.Body ?? '',
+        ...(Object.keys(attributes).length === 0 ? {} : { MessageAttributes: attributes }),
+        // A FIFO queue's DLQ is FIFO too: keep the message's group and deduplication id.
+        ...(message.Attributes?.MessageGroupId === undefined
+          ? {}
+          : {
+              MessageGroupId: message.Attributes.MessageGroupId,
+              MessageDeduplicationId: message.Attributes.MessageDeduplicationId ?? message.MessageId,
+            }),
+      }),
+    );
+  }
+}
+
+/** Invokes the handler with a batch as Lambda would, and reads its answer (or its error or timeout). */
+async function invokeWith(options: PollerOptions, settings: MappingSettings, messages: Message[]): Promise<Outcome> {
+  const { timeoutSeconds } = settings;
+  const event: SQSEvent = { Records: messages.map((m) => toSqsRecord(m, options.queueArn, settings.region)) };
+  const context = createLambdaContext({
+    functionName: options.functionName,
+    timeoutSeconds,
+    region: settings.region,
+    ...(settings.accountId === undefined ? {} : { accountId: settings.accountId }),
+    ...(options.memoryMB === undefined ? {} : { memoryMB: options.memoryMB }),
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = Symbol('timeout');
+  try {
+    const result = await Promise.race([
+      Promise.resolve().then(() => options.handler(event, context)),
+      new Promise<typeof timedOut>((resolve) => {
+        timer = setTimeout(() => resolve(timedOut), timeoutSeconds * 1000);
+      }),
+    ]);
+    if (result === timedOut) {
+      return { kind: 'error', reason: `Task timed out after ${timeoutSeconds.toFixed(2)} seconds` };
+    }
+    return readBatchResponse(result, new Set(messages.map((m) => m.MessageId ?? '')));
+  } catch (error) {
+    return { kind: 'error', reason: `the handler threw ${errorText(error)}`, error };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class SqsPoller implements Poller {
+  readonly stats: PollerStats = {
+    receives: 0,
+    received: 0,
+    invocations: 0,
+    succeeded: 0,
+    failed: 0,
+    invocationErrors: 0,
+    movedToDlq: 0,
+    sqsErrors: 0,
+    inFlight: 0,
+  };
+  private readonly settings: MappingSettings;
+  private readonly log: PollerLog;
+  private readonly queue: MappingQueue;
+  private readonly pauses = new Pauses();
+  private readonly loops: Promise<void>[];
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+
+  constructor(private readonly options: PollerOptions) {
+    this.settings = mappingSettings(options);
+    this.log = options.log ?? console;
+    this.queue = new MappingQueue(options, this.settings, this.stats, this.log);
+    this.loops = Array.from({ length: this.settings.concurrency }, () => this.loop());
   }
 
-  async function handleBatch(received: Message[]): Promise<void> {
-    const messages = await divertExhausted(received);
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.pauses.wakeAll();
+      this.queue.abortReceives();
+      await Promise.all(this.loops);
+    })();
+    return this.stopped;
+  }
+
+  /** One batch: a long poll, then, with a batching window, more receives until the batch is full or time is up. */
+  private async collectBatch(): Promise<Message[]> {
+    const { batchSize, windowMs, waitTimeSeconds, tag } = this.settings;
+    const batch = await this.queue.receive(Math.min(10, batchSize), waitTimeSeconds, true);
+    if (batch.length === 0 || windowMs === 0) return batch;
+    const windowEnd = Date.now() + windowMs;
+    while (batch.length < batchSize && !this.stopping) {
+      const left = windowEnd - Date.now();
+      if (left <= 0) break;
+      try {
+        // Not abortable: once we hold messages we invoke with them rather than strand them invisible.
+        const more = await this.queue.receive(Math.min(10, batchSize - batch.length), 0, false);
+        if (more.length > 0) batch.push(...more);
+        else await this.pauses.sleep(Math.min(left, 20));
+      } catch (err) {
+        this.stats.sqsErrors++;
+        this.log.warn(`${tag} ReceiveMessage failed while batching; invoking with ${batch.length} message(s)`, err);
+        break;
+      }
+    }
+    return batch;
+  }
+
+  private async handleBatch(received: Message[]): Promise<void> {
+    const messages = await this.queue.divertExhausted(received);
     if (messages.length === 0) return;
-    const outcome = await invoke(messages);
+    this.stats.invocations++;
+    const outcome = await invokeWith(this.options, this.settings, messages);
     let failed: Message[];
     if (outcome.kind === 'error') {
-      stats.invocationErrors++;
-      log.error(
-        `${tag} invocation failed, all ${messages.length} message(s) will be retried: ${outcome.reason}`,
+      this.stats.invocationErrors++;
+      this.log.error(
+        `${this.settings.tag} invocation failed, all ${messages.length} message(s) will be retried: ${outcome.reason}`,
         ...(outcome.error === undefined ? [] : [outcome.error]),
       );
       failed = messages;
     } else {
       failed = messages.filter((m) => outcome.failed.has(m.MessageId ?? ''));
       const succeeded = messages.filter((m) => !outcome.failed.has(m.MessageId ?? ''));
-      await deleteMessages(succeeded);
-      stats.succeeded += succeeded.length;
+      await this.queue.delete(succeeded);
+      this.stats.succeeded += succeeded.length;
     }
-    stats.failed += failed.length;
-    await scheduleRetry(failed);
+    this.stats.failed += failed.length;
+    await this.queue.scheduleRetry(failed);
   }
 
-  async function loop(): Promise<void> {
+  private async loop(): Promise<void> {
     let backoffMs = 0;
-    while (!stopping) {
+    while (!this.stopping) {
       let batch: Message[];
       try {
-        batch = await collectBatch();
+        batch = await this.collectBatch();
         backoffMs = 0;
       } catch (err) {
-        if (stopping) break;
-        stats.sqsErrors++;
+        if (this.stopping) break;
+        this.stats.sqsErrors++;
         backoffMs = Math.min(backoffMs === 0 ? 100 : backoffMs * 2, 5000);
-        log.warn(`${tag} ReceiveMessage failed (${errorText(err)}); retrying in ${backoffMs} ms`);
-        await pause(backoffMs);
+        this.log.warn(`${this.settings.tag} ReceiveMessage failed (${errorText(err)}); retrying in ${backoffMs} ms`);
+        await this.pauses.sleep(backoffMs);
         continue;
       }
       if (batch.length === 0) continue;
       // Handled even when stopping: the messages are ours now, and abandoning them would hide them for the
       // visibility timeout.
-      stats.inFlight++;
+      this.stats.inFlight++;
       try {
-        await handleBatch(batch);
+        await this.handleBatch(batch);
       } catch (err) {
-        log.error(`${tag} unexpected error handling a batch`, err);
+        this.log.error(`${this.settings.tag} unexpected error handling a batch`, err);
       } finally {
-        stats.inFlight--;
+        this.stats.inFlight--;
       }
     }
   }
+}
 
-  const loops = Array.from({ length: concurrency }, () => loop());
-  let stopping$: Promise<void> | undefined;
-
-  return {
-    stats,
-    stop() {
-      stopping$ ??= (async () => {
-        stopping = true;
-        for (const wake of [...pauses]) wake();
-        for (const abort of receiveAborts) abort.abort();
-        await Promise.all(loops);
-      })();
-      return stopping$;
-    },
-  };
+/** Starts polling `options.queueUrl` as Lambda's event source mapping would; throws on settings Lambda refuses. */
+export function startPoller(options: PollerOptions): Poller {
+  return new SqsPoller(options);
 }

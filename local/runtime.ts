@@ -28,7 +28,7 @@ import { type Gateway, type GatewayLogger, startGateway, websocketRoutesFromMani
 import { createHttpApi, httpRoutesFromManifest } from './http-api.ts';
 import { createDevIdentity, type DevIdentity, persistentSigningKey } from './identity.ts';
 import type { Meter } from './meter.ts';
-import { createOpsHandler, MetricsCollector } from './ops.ts';
+import { createOpsHandler, MetricsCollector, type OpsSources } from './ops.ts';
 import { type Poller, startPoller } from './poller.ts';
 import { localClusterIds, seedData } from './seed-data.ts';
 import { ensureQueues, type LocalSqs, type QueueInfo, startSqs } from './sqs.ts';
@@ -166,199 +166,380 @@ function scheduledEvent(region: string, functionName: string) {
   };
 }
 
-export async function startLocal(options: LocalOptions = {}): Promise<LocalRuntime> {
-  const region = options.region ?? 'us-east-1';
-  const stage = options.stage ?? 'local';
-  const host = options.host ?? '127.0.0.1';
-  const log: GatewayLogger =
-    options.log ??
-    ((level, message, fields) => {
-      if (level === 'debug') return;
-      console[level === 'info' ? 'log' : level](`[local] ${message}`, fields ?? '');
-    });
-  const stoppers: (() => Promise<void>)[] = [];
-  const stopAll = async () => {
-    for (const stop of stoppers.reverse()) {
+/** What a start has set up so far: stopped in reverse order, by `stop` or when the start fails. */
+class Stoppers {
+  private readonly stops: (() => Promise<void>)[] = [];
+
+  constructor(private readonly log: GatewayLogger) {}
+
+  add(stop: () => Promise<void>): void {
+    this.stops.push(stop);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const stop of this.stops.splice(0).reverse()) {
       try {
         await stop();
       } catch (err) {
-        log('error', 'stop failed', { error: String(err) });
+        this.log('error', 'stop failed', { error: String(err) });
       }
     }
-  };
+  }
+}
 
+type Invoker = (event: unknown) => Promise<unknown>;
+
+function defaultLog(): GatewayLogger {
+  return (level, message, fields) => {
+    if (level === 'debug') return;
+    console[level === 'info' ? 'log' : level](`[local] ${message}`, fields ?? '');
+  };
+}
+
+/** DynamoDB (a child process) and the tenant databases (PGlite) start side by side: each is mostly waiting. */
+async function startStores(
+  options: LocalOptions,
+  region: string,
+  log: GatewayLogger,
+  stoppers: Stoppers,
+): Promise<{ dynamo: LocalDynamo; dataApi: LocalDataApi }> {
+  const [startedDynamo, startedDataApi] = await Promise.allSettled([
+    startDynamo({
+      region,
+      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+      ...(options.meterDynamo && { meter: { skipUserAgent: RUNTIME_USER_AGENT } }),
+      log,
+    }),
+    // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
+    startLocalDataApi({
+      region,
+      ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
+      ...(options.memoryDatabases === true && { memoryDatabases: true }),
+    }),
+  ]);
+  if (startedDynamo.status === 'fulfilled') stoppers.add(() => startedDynamo.value.close());
+  if (startedDataApi.status === 'fulfilled') stoppers.add(() => startedDataApi.value.close());
+  if (startedDynamo.status === 'rejected') throw startedDynamo.reason;
+  if (startedDataApi.status === 'rejected') throw startedDataApi.reason;
+  log('info', `DynamoDB: ${startedDynamo.value.description}`, { endpoint: startedDynamo.value.endpoint });
+  return { dynamo: startedDynamo.value, dataApi: startedDataApi.value };
+}
+
+/** The environment every function shares: the stand-ins' endpoints, as AWS_ENDPOINT_URL_<SERVICE>, and Powertools. */
+function baseEnvironment(
+  options: LocalOptions,
+  region: string,
+  endpoints: { readonly dynamodb: string; readonly sqs: string; readonly rdsData: string },
+): Record<string, string> {
+  return {
+    AWS_REGION: region,
+    AWS_DEFAULT_REGION: region,
+    ...localCredentials,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+    AWS_ENDPOINT_URL_RDS_DATA: endpoints.rdsData,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.rdsData,
+    POWERTOOLS_LOG_LEVEL: options.functionLogLevel ?? 'INFO',
+    POWERTOOLS_DEV: 'false',
+    POWERTOOLS_TRACE_ENABLED: 'false',
+    POWERTOOLS_METRICS_NAMESPACE: 'tenantcast',
+    NODE_OPTIONS: '--enable-source-maps',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...options.functionEnv,
+  };
+}
+
+/**
+ * A host per function of the manifest. Sandboxes start lazily, on first invocation (or when warmed), so their
+ * environment can name the gateway's real port: `bindingValues` is filled in once it is known.
+ */
+function createFunctionHosts(
+  options: LocalOptions,
+  deps: {
+    readonly baseEnv: Record<string, string>;
+    readonly bindingValues: Record<string, string>;
+    readonly queues: LocalRuntime['queues'];
+    readonly metrics: MetricsCollector;
+  },
+): Map<string, FunctionHost> {
+  const bundleDir = options.functionBundles ?? process.env[FUNCTION_BUNDLES_ENV];
+  const functionLog = options.onFunctionLog ?? ((_name: string, line: string) => process.stdout.write(`${line}\n`));
+  const hosts = new Map<string, FunctionHost>();
+  for (const spec of manifestFunctions) {
+    hosts.set(
+      spec.name,
+      new FunctionHost({
+        spec,
+        root,
+        ...(bundleDir !== undefined && bundleDir !== '' && { bundleDir }),
+        bindingValues: deps.bindingValues,
+        baseEnv: deps.baseEnv,
+        ...(options.maxSandboxes !== undefined && { maxSandboxes: options.maxSandboxes }),
+        ...(spec.trigger.kind === 'sqs' && {
+          triggerValues: { DEAD_LETTER_QUEUE_URL: deps.queues[spec.trigger.queue].dlqUrl },
+        }),
+        // Every function log line also feeds the ops page's EMF collector (local/ops.ts), as CloudWatch extracts EMF.
+        onLog: (name, line) => {
+          deps.metrics.ingest(line);
+          functionLog(name, line);
+        },
+      }),
+    );
+  }
+  return hosts;
+}
+
+/** The binding variables the manifest names (TABLE_NAME, DELIVERY_QUEUE_URL, ...), as CDK sets them in AWS. */
+function bindingValuesFor(
+  options: LocalOptions,
+  at: {
+    readonly region: string;
+    readonly tableName: string;
+    readonly queues: LocalRuntime['queues'];
+    readonly gateway: Gateway;
+    readonly identity: DevIdentity;
+  },
+): Record<string, string> {
+  const { gateway, identity, queues } = at;
+  return {
+    TABLE_NAME: at.tableName,
+    DELIVERY_QUEUE_URL: queues.delivery.url,
+    FANOUT_QUEUE_URL: queues.fanout.url,
+    CONNECTIONS_ENDPOINT: gateway.url,
+    JWT_ISSUER: identity.issuer,
+    JWT_AUDIENCE: identity.audience,
+    JWKS_URI: `${gateway.url}${identity.jwksPath}`,
+    CLAIM_TENANT: 'tenant_id',
+    CLAIM_USER: 'sub',
+    CLAIM_ROLES: 'roles',
+    // The stage's origin allowlist (docs/security.md): locally, pages served by this runtime and server clients.
+    ALLOWED_ORIGINS: (options.allowedOrigins ?? [gateway.url, `http://localhost:${gateway.port}`]).join(' '),
+    ALLOW_MISSING_ORIGIN: String(options.allowMissingOrigin ?? true),
+    CHANGES_QUEUE_URL: queues.changes.url,
+    // Multi-region delivery (docs/multi-region.md): alone, this region is every tenant's home and has no peers.
+    STAGE_REGIONS: (options.stageRegions ?? [at.region]).join(' '),
+    PEER_DELIVERY_QUEUES: Object.entries(options.peerDeliveryQueues ?? {})
+      .map(([peer, url]) => `${peer}=${url}`)
+      .join(' '),
+    REPLICATION_QUEUE_URL: queues.replication.url,
+  };
+}
+
+/**
+ * One port for everything a browser or server reaches: the WebSocket API with its @connections API, the demo app,
+ * the development identity provider, the stage's HTTP API (the manifest's http routes, JWT authorizer like AWS's)
+ * and the ops page. Until the runtime is ready, requests and handshakes get 503 with Retry-After.
+ */
+async function startFront(
+  options: LocalOptions,
+  at: {
+    readonly stage: string;
+    readonly region: string;
+    readonly log: GatewayLogger;
+    readonly invokerOf: (name: string) => Invoker;
+    readonly metrics: MetricsCollector;
+    readonly ops: Omit<OpsSources, 'gateway' | 'httpApi'>;
+  },
+  stoppers: Stoppers,
+): Promise<{ gateway: Gateway; identity: DevIdentity; httpApi: ReturnType<typeof createHttpApi> }> {
+  const { log, invokerOf } = at;
+  const wired = websocketRoutesFromManifest(
+    Object.fromEntries(manifestFunctions.map((spec) => [spec.name, invokerOf(spec.name)])),
+  );
+  const gateway = await startGateway({
+    ...wired,
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? Number(process.env.PORT ?? 4000),
+    stage: at.stage,
+    region: at.region,
+    log,
+    faultInjection: options.faultInjection ?? false,
+    ...(options.maxQueuedPerConnection !== undefined && { maxQueuedPerConnection: options.maxQueuedPerConnection }),
+    ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
+    ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
+    starting: true,
+  });
+  // Closed before the functions, so every $disconnect still runs.
+  stoppers.add(() => gateway.close());
+  // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs; served while
+  // starting, so a page loaded then waits for the stack by itself.
+  if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler, { whileStarting: true });
+
+  // With a data directory the signing key is kept there, so pages and tokens survive a restart.
+  const identity = createDevIdentity({
+    issuer: `${gateway.url}/dev`,
+    audience: LOCAL_AUDIENCE,
+    ...(options.dataDir !== undefined && {
+      key: await persistentSigningKey(resolve(options.dataDir, 'identity', 'signing-key.pem')),
+    }),
+  });
+  // Tokens can be issued while starting: a page waiting for the stack needs one as soon as it is ready.
+  gateway.addHttpHandler(identity.httpHandler, { whileStarting: true });
+  const httpApi = createHttpApi({
+    routes: httpRoutesFromManifest(manifestFunctions, invokerOf),
+    jwt: { issuer: identity.issuer, audience: identity.audience, jwksUri: `${gateway.url}${identity.jwksPath}` },
+    onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
+  });
+  gateway.addHttpHandler(httpApi.httpHandler);
+  gateway.addHttpHandler(createOpsHandler(at.metrics, { ...at.ops, gateway, httpApi }));
+  return { gateway, identity, httpApi };
+}
+
+/**
+ * Lambda's SQS event source mappings: a poller per SQS-triggered function of the manifest. FIFO queues get several
+ * receive loops: many message groups (tenants' groups, fan-out lanes) in parallel, SQS's group lock keeping each to
+ * one batch at a time (docs/delivery.md, "Fair share").
+ */
+function startPollers(
+  options: LocalOptions,
+  at: {
+    readonly region: string;
+    readonly log: GatewayLogger;
+    readonly sqs: LocalSqs;
+    readonly queues: LocalRuntime['queues'];
+    readonly invokerOf: (name: string) => Invoker;
+  },
+): Map<string, Poller> {
+  const { log, region } = at;
+  const pollers = new Map<string, Poller>();
+  for (const spec of manifestFunctions) {
+    if (spec.trigger.kind !== 'sqs') continue;
+    const queue = at.queues[spec.trigger.queue];
+    const invoke = at.invokerOf(spec.name);
+    pollers.set(
+      spec.name,
+      startPoller({
+        client: at.sqs.client,
+        queueUrl: queue.url,
+        queueArn: queue.arn,
+        dlqUrl: queue.dlqUrl,
+        maxReceiveCount: queue.spec.maxReceiveCount,
+        batchSize: spec.trigger.batchSize,
+        maxBatchingWindowSeconds: spec.trigger.maxBatchingWindowSeconds,
+        visibilityTimeoutSeconds: queue.spec.visibilityTimeoutSeconds,
+        handler: (event) => invoke(event),
+        functionName: spec.name,
+        timeoutSeconds: spec.timeoutSeconds,
+        memoryMB: spec.memoryMB,
+        region,
+        retryDelaySeconds: options.sqsRetryDelaySeconds === undefined ? 1 : options.sqsRetryDelaySeconds,
+        ...(queue.spec.fifo === true && { concurrency: 4 }),
+        log: {
+          warn: (m, ...d) => log('warn', m, { details: d }),
+          error: (m, ...d) => log('error', m, { details: d }),
+        },
+      }),
+    );
+  }
+  return pollers;
+}
+
+/** Scheduled functions (EventBridge schedules in AWS): a timer per function sending a Scheduled Event. */
+function startSchedules(
+  options: LocalOptions,
+  at: { readonly region: string; readonly log: GatewayLogger; readonly invokerOf: (name: string) => Invoker },
+): () => Promise<void> {
+  const timers: NodeJS.Timeout[] = [];
+  for (const spec of manifestFunctions) {
+    const trigger: Trigger = spec.trigger;
+    if (trigger.kind !== 'schedule' || options.schedules === false) continue;
+    const invoke = at.invokerOf(spec.name);
+    const timer = setInterval(() => {
+      invoke(scheduledEvent(at.region, spec.name)).catch((err: unknown) =>
+        at.log('error', 'scheduled invocation failed', { functionName: spec.name, error: String(err) }),
+      );
+    }, trigger.rateMinutes * 60_000);
+    timer.unref();
+    timers.push(timer);
+  }
+  return async () => {
+    for (const timer of timers) clearInterval(timer);
+  };
+}
+
+/**
+ * The tenant catalog, and the seeded tenants acme and globex: onboarded only where missing, since putting the seed
+ * configs again would drop a restarted stack's databases.
+ */
+async function prepareTenants(
+  options: LocalOptions,
+  at: {
+    readonly region: string;
+    readonly log: GatewayLogger;
+    readonly dynamo: LocalDynamo;
+    readonly dataApi: LocalDataApi;
+    readonly tableName: string;
+    readonly clusters: Awaited<ReturnType<LocalDataApi['addCluster']>>[];
+    readonly progress: (step: string) => void;
+  },
+): Promise<TenantDirectory> {
+  const tenants = new TenantDirectory({
+    client: DynamoDBDocumentClient.from(at.dynamo.client),
+    tableName: at.tableName,
+    cacheTtlMs: 0,
+  });
+  // A data directory written before the catalog was indexed (lambdas/core/tenants.ts) gets its index keys, so its
+  // tenants are listed (and not onboarded again below). One Scan of the local table at each start (a few ms; it
+  // finds nothing to update after the first).
+  const reindexed = await tenants.reindex();
+  if (reindexed > 0) at.log('info', `tenant catalog: indexed ${reindexed} item(s) of an older data directory`);
+  if (options.seed ?? true) {
+    at.progress('seeding the tenants acme and globex (what a data directory has already is kept)');
+    await seedData({
+      ...localDataPorts(at.dataApi.endpoint, at.region),
+      tenants,
+      clusters: at.clusters,
+      ...(options.seedLimits !== undefined && { limits: options.seedLimits }),
+    });
+  }
+  return tenants;
+}
+
+export async function startLocal(options: LocalOptions = {}): Promise<LocalRuntime> {
+  const region = options.region ?? 'us-east-1';
+  const stage = options.stage ?? 'local';
+  const log: GatewayLogger = options.log ?? defaultLog();
+  const stoppers = new Stoppers(log);
   const startedAt = Date.now();
   const progress = (step: string) => log('info', `starting: ${step}`, { elapsedMs: Date.now() - startedAt });
   try {
-    // DynamoDB (a child process) and the tenant databases (PGlite) start side by side: each is mostly waiting.
     progress('DynamoDB and tenant databases (Data API)');
-    const [startedDynamo, startedDataApi] = await Promise.allSettled([
-      startDynamo({
-        region,
-        ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
-        ...(options.meterDynamo && { meter: { skipUserAgent: RUNTIME_USER_AGENT } }),
-        log,
-      }),
-      // Tenant databases: PGlite per database under <dataDir>/rds (a temporary directory without a data dir).
-      startLocalDataApi({
-        region,
-        ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir, 'rds') }),
-        ...(options.memoryDatabases === true && { memoryDatabases: true }),
-      }),
-    ]);
-    if (startedDynamo.status === 'fulfilled') stoppers.push(() => startedDynamo.value.close());
-    if (startedDataApi.status === 'fulfilled') stoppers.push(() => startedDataApi.value.close());
-    if (startedDynamo.status === 'rejected') throw startedDynamo.reason;
-    if (startedDataApi.status === 'rejected') throw startedDataApi.reason;
-    const dynamo = startedDynamo.value;
-    const dataApi = startedDataApi.value;
-    log('info', `DynamoDB: ${dynamo.description}`, { endpoint: dynamo.endpoint });
-    const dynamoMeter = dynamo.meter;
+    const { dynamo, dataApi } = await startStores(options, region, log, stoppers);
     const tableName = `tenantcast-${stage}`;
     await ensureTable(dynamo.client, tableName);
-
     const clusters = [];
     for (const id of localClusterIds) clusters.push(await dataApi.addCluster(id));
 
     progress('SQS');
     const sqs = options.sqs ?? (await startSqs({ region }));
-    if (options.sqs === undefined) stoppers.push(() => sqs.close());
+    if (options.sqs === undefined) stoppers.add(() => sqs.close());
     const queues = await ensureQueues(sqs.client, manifestQueues, { prefix: `tenantcast-${stage}-` });
 
-    // Functions are started lazily, on first invocation, so their environment can name the gateway's real port.
-    const hosts = new Map<string, FunctionHost>();
-    const bundleDir = options.functionBundles ?? process.env[FUNCTION_BUNDLES_ENV];
-    // Every function log line also feeds the ops page's EMF collector (local/ops.ts), as CloudWatch extracts EMF.
     const metrics = new MetricsCollector();
-    const functionLog = options.onFunctionLog ?? ((_name: string, line: string) => process.stdout.write(`${line}\n`));
     const bindingValues: Record<string, string> = {};
-    const baseEnv: Record<string, string> = {
-      AWS_REGION: region,
-      AWS_DEFAULT_REGION: region,
-      ...localCredentials,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamoMeter?.endpoint ?? dynamo.endpoint,
-      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-      AWS_ENDPOINT_URL_RDS_DATA: dataApi.endpoint,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: dataApi.endpoint,
-      POWERTOOLS_LOG_LEVEL: options.functionLogLevel ?? 'INFO',
-      POWERTOOLS_DEV: 'false',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-      POWERTOOLS_METRICS_NAMESPACE: 'tenantcast',
-      NODE_OPTIONS: '--enable-source-maps',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      ...options.functionEnv,
-    };
-    for (const spec of manifestFunctions) {
-      hosts.set(
-        spec.name,
-        new FunctionHost({
-          spec,
-          root,
-          ...(bundleDir !== undefined && bundleDir !== '' && { bundleDir }),
-          bindingValues,
-          baseEnv,
-          ...(options.maxSandboxes !== undefined && { maxSandboxes: options.maxSandboxes }),
-          ...(spec.trigger.kind === 'sqs' && {
-            triggerValues: { DEAD_LETTER_QUEUE_URL: queues[spec.trigger.queue].dlqUrl },
-          }),
-          onLog: (name, line) => {
-            metrics.ingest(line);
-            functionLog(name, line);
-          },
-        }),
-      );
-    }
-    stoppers.push(async () => {
+    const baseEnv = baseEnvironment(options, region, {
+      dynamodb: dynamo.meter?.endpoint ?? dynamo.endpoint,
+      sqs: sqs.endpoint,
+      rdsData: dataApi.endpoint,
+    });
+    const hosts = createFunctionHosts(options, { baseEnv, bindingValues, queues, metrics });
+    stoppers.add(async () => {
       await Promise.all([...hosts.values()].map((h) => h.close()));
     });
-    const invokerOf = (name: string) => {
+    const invokerOf = (name: string): Invoker => {
       const host = hosts.get(name);
       if (!host) throw new Error(`no function ${name}`);
       return (event: unknown) => host.invoke(event);
     };
 
-    const wired = websocketRoutesFromManifest(
-      Object.fromEntries(manifestFunctions.map((spec) => [spec.name, invokerOf(spec.name)])),
+    const { gateway, identity } = await startFront(
+      options,
+      { stage, region, log, invokerOf, metrics, ops: { functions: hosts, sqs: sqs.client, queues } },
+      stoppers,
     );
-    const gateway = await startGateway({
-      ...wired,
-      host,
-      port: options.port ?? Number(process.env.PORT ?? 4000),
-      stage,
-      region,
-      log,
-      faultInjection: options.faultInjection ?? false,
-      ...(options.maxQueuedPerConnection !== undefined && { maxQueuedPerConnection: options.maxQueuedPerConnection }),
-      ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
-      ...(options.maxConnectionMs !== undefined && { maxConnectionMs: options.maxConnectionMs }),
-      // Until everything below is done, requests and handshakes get 503 with Retry-After (the demo page retries).
-      starting: true,
-    });
-    // Closed before the functions, so every $disconnect still runs.
-    stoppers.push(() => gateway.close());
-    // The demo app (docs/client.md, "Demo") at `/`, on the same origin as the WebSocket and HTTP APIs; served while
-    // starting, so a page loaded then waits for the stack by itself.
-    if (options.web ?? true) gateway.addHttpHandler(createWebHandler().httpHandler, { whileStarting: true });
+    Object.assign(bindingValues, bindingValuesFor(options, { region, tableName, queues, gateway, identity }));
 
-    // With a data directory the signing key is kept there, so pages and tokens survive a restart.
-    const identity = createDevIdentity({
-      issuer: `${gateway.url}/dev`,
-      audience: LOCAL_AUDIENCE,
-      ...(options.dataDir !== undefined && {
-        key: await persistentSigningKey(resolve(options.dataDir, 'identity', 'signing-key.pem')),
-      }),
-    });
-    // Tokens can be issued while starting: a page waiting for the stack needs one as soon as it is ready.
-    gateway.addHttpHandler(identity.httpHandler, { whileStarting: true });
-    // The stage's HTTP API (entity API) on the same port: the manifest's http routes, JWT authorizer like AWS's.
-    const httpApi = createHttpApi({
-      routes: httpRoutesFromManifest(manifestFunctions, invokerOf),
-      jwt: { issuer: identity.issuer, audience: identity.audience, jwksUri: `${gateway.url}${identity.jwksPath}` },
-      onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
-    });
-    gateway.addHttpHandler(httpApi.httpHandler);
-    gateway.addHttpHandler(createOpsHandler(metrics, { gateway, httpApi, functions: hosts, sqs: sqs.client, queues }));
-
-    Object.assign(bindingValues, {
-      TABLE_NAME: tableName,
-      DELIVERY_QUEUE_URL: queues.delivery.url,
-      FANOUT_QUEUE_URL: queues.fanout.url,
-      CONNECTIONS_ENDPOINT: gateway.url,
-      JWT_ISSUER: identity.issuer,
-      JWT_AUDIENCE: identity.audience,
-      JWKS_URI: `${gateway.url}${identity.jwksPath}`,
-      CLAIM_TENANT: 'tenant_id',
-      CLAIM_USER: 'sub',
-      CLAIM_ROLES: 'roles',
-      // The stage's origin allowlist (docs/security.md): locally, pages served by this runtime and server clients.
-      ALLOWED_ORIGINS: (options.allowedOrigins ?? [gateway.url, `http://localhost:${gateway.port}`]).join(' '),
-      ALLOW_MISSING_ORIGIN: String(options.allowMissingOrigin ?? true),
-      CHANGES_QUEUE_URL: queues.changes.url,
-      // Multi-region delivery (docs/multi-region.md): alone, this region is every tenant's home and has no peers.
-      STAGE_REGIONS: (options.stageRegions ?? [region]).join(' '),
-      PEER_DELIVERY_QUEUES: Object.entries(options.peerDeliveryQueues ?? {})
-        .map(([peer, url]) => `${peer}=${url}`)
-        .join(' '),
-      REPLICATION_QUEUE_URL: queues.replication.url,
-    });
-
-    const documentClient = DynamoDBDocumentClient.from(dynamo.client);
-    const tenants = new TenantDirectory({ client: documentClient, tableName, cacheTtlMs: 0 });
-    // A data directory written before the catalog was indexed (lambdas/core/tenants.ts) gets its index keys, so its
-    // tenants are listed (and not onboarded again below). One Scan of the local table at each start (a few ms; it
-    // finds nothing to update after the first).
-    const reindexed = await tenants.reindex();
-    if (reindexed > 0) log('info', `tenant catalog: indexed ${reindexed} item(s) of an older data directory`);
-    // Seeding onboards only what is missing: putting the seed configs again would drop a restarted stack's databases.
-    if (options.seed ?? true) {
-      progress('seeding the tenants acme and globex (what a data directory has already is kept)');
-      await seedData({
-        ...localDataPorts(dataApi.endpoint, region),
-        tenants,
-        clusters,
-        ...(options.seedLimits !== undefined && { limits: options.seedLimits }),
-      });
-    }
+    const tenants = await prepareTenants(options, { region, log, dynamo, dataApi, tableName, clusters, progress });
     if (options.endpointsFile !== undefined) {
       await writeEndpointsFile(options.endpointsFile, {
         region,
@@ -374,68 +555,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       });
     }
 
-    const pollers = new Map<string, Poller>();
-    for (const spec of manifestFunctions) {
-      if (spec.trigger.kind !== 'sqs') continue;
-      const queue = queues[spec.trigger.queue];
-      const invoke = invokerOf(spec.name);
-      pollers.set(
-        spec.name,
-        startPoller({
-          client: sqs.client,
-          queueUrl: queue.url,
-          queueArn: queue.arn,
-          dlqUrl: queue.dlqUrl,
-          maxReceiveCount: queue.spec.maxReceiveCount,
-          batchSize: spec.trigger.batchSize,
-          maxBatchingWindowSeconds: spec.trigger.maxBatchingWindowSeconds,
-          visibilityTimeoutSeconds: queue.spec.visibilityTimeoutSeconds,
-          handler: (event) => invoke(event),
-          functionName: spec.name,
-          timeoutSeconds: spec.timeoutSeconds,
-          memoryMB: spec.memoryMB,
-          region,
-          retryDelaySeconds: options.sqsRetryDelaySeconds === undefined ? 1 : options.sqsRetryDelaySeconds,
-          // FIFO queues: several message groups (tenants' groups, fan-out lanes) in parallel; SQS's group lock keeps
-          // each group to one batch at a time (docs/delivery.md, "Fair share").
-          ...(queue.spec.fifo === true && { concurrency: 4 }),
-          log: {
-            warn: (m, ...d) => log('warn', m, { details: d }),
-            error: (m, ...d) => log('error', m, { details: d }),
-          },
-        }),
-      );
-    }
+    const pollers = startPollers(options, { region, log, sqs, queues, invokerOf });
     // Pollers stop before the gateway and functions, so no batch is cut off half-way.
-    stoppers.push(async () => {
+    stoppers.add(async () => {
       await Promise.all([...pollers.values()].map((p) => p.stop()));
     });
-
     const ttlSweeper = startTtlSweeper({
       client: dynamo.client,
       tableName,
       intervalMs: options.ttlSweepIntervalMs,
       log: { error: (m, ...d) => log('error', m, { details: d }) },
     });
-    stoppers.push(() => ttlSweeper.stop());
-
-    // Scheduled functions (EventBridge schedules in AWS): a timer per function sending a Scheduled Event.
-    const scheduleTimers: NodeJS.Timeout[] = [];
-    for (const spec of manifestFunctions) {
-      const trigger: Trigger = spec.trigger;
-      if (trigger.kind !== 'schedule' || options.schedules === false) continue;
-      const invoke = invokerOf(spec.name);
-      const timer = setInterval(() => {
-        invoke(scheduledEvent(region, spec.name)).catch((err: unknown) =>
-          log('error', 'scheduled invocation failed', { functionName: spec.name, error: String(err) }),
-        );
-      }, trigger.rateMinutes * 60_000);
-      timer.unref();
-      scheduleTimers.push(timer);
-    }
-    stoppers.push(async () => {
-      for (const timer of scheduleTimers) clearInterval(timer);
-    });
+    stoppers.add(() => ttlSweeper.stop());
+    stoppers.add(startSchedules(options, { region, log, invokerOf }));
 
     // Warm the sandboxes now that their environment is complete, so the first connection is not a cold start.
     const warm = options.warmFunctions ?? true;
@@ -454,7 +586,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       identity,
       dynamo,
       dataApi,
-      dynamoMeter,
+      dynamoMeter: dynamo.meter,
       sqs,
       queues,
       tableName,
@@ -465,12 +597,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalRunti
       tenants,
       metrics,
       stop: () => {
-        stopping ??= stopAll();
+        stopping ??= stoppers.stopAll();
         return stopping;
       },
     };
   } catch (err) {
-    await stopAll();
+    await stoppers.stopAll();
     throw err;
   }
 }
