@@ -123,6 +123,41 @@ export interface OperationsProps {
 const PERIOD = Duration.minutes(1);
 const ALARM_PERIOD = Duration.minutes(5);
 
+function graph(title: string, left: IMetric[], right: IMetric[] = [], width = 8): GraphWidget {
+  return new GraphWidget({ title, left, right, width, height: 6 });
+}
+
+function apiMetric(api: ApiMetricsSource, metricName: string, label: string): Metric {
+  return new Metric({
+    namespace: 'AWS/ApiGateway',
+    metricName,
+    dimensionsMap: { ApiId: api.apiId, Stage: api.stageName },
+    statistic: 'Sum',
+    period: PERIOD,
+    label,
+  });
+}
+
+function tableMetric(tableName: string, metricName: string): Metric {
+  return new Metric({
+    namespace: 'AWS/DynamoDB',
+    metricName,
+    dimensionsMap: { TableName: tableName },
+    statistic: 'Sum',
+    period: PERIOD,
+    label: metricName,
+  });
+}
+
+/** Alarms take metrics without labels: a labelled metric renders as metric math, without Statistic fields. */
+function dlqDepth(name: string, queue: IDeadLetteredQueue, label = true): IMetric {
+  return queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+    statistic: 'Maximum',
+    period: PERIOD,
+    ...(label && { label: `${name} DLQ` }),
+  });
+}
+
 /**
  * The dashboard `tenantcast-<stage>-<region>` (connections, messages in/out, delivery latency p50/p99, errors and
  * throttles, DLQ depth, Lambda duration/errors/concurrency, DynamoDB throttles, Data API and Aurora) and alarms on
@@ -139,6 +174,31 @@ export class Operations extends Construct {
 
   constructor(scope: Construct, id: string, props: OperationsProps) {
     super(scope, id);
+    const { errorRate, latencyMs } = this.checked(props);
+    this.namespace = props.metricsNamespace ?? 'tenantcast';
+    const region = Stack.of(this).region;
+    this.dashboardName = `tenantcast-${props.stageName}-${region}`;
+
+    this.alarmTopic = props.alarmTopic ?? this.createTopic(props);
+    this.action = new SnsAction(this.alarmTopic);
+
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: this.dashboardName,
+      defaultInterval: Duration.hours(3),
+    });
+    this.addDeliveryWidgets(props, region);
+    this.addFunctionWidgets(props);
+    this.addDataWidgets(props);
+    this.addAlarms(props, errorRate, latencyMs);
+
+    new CfnOutput(Stack.of(this), 'DashboardUrl', {
+      description: "The stage's CloudWatch dashboard in this region",
+      value: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboardName}`,
+    });
+  }
+
+  /** The props' thresholds with their defaults; throws at synth on values CloudWatch could not use. */
+  private checked(props: OperationsProps): { errorRate: number; latencyMs: number } {
     const errorRate = props.errorRatePercent ?? 5;
     if (!(errorRate > 0 && errorRate <= 100)) {
       throw new Error(`${this.node.path}: errorRatePercent must be above 0 and at most 100 (got ${errorRate})`);
@@ -154,49 +214,13 @@ export class Operations extends Construct {
         );
       }
     }
-    this.namespace = props.metricsNamespace ?? 'tenantcast';
-    const region = Stack.of(this).region;
-    this.dashboardName = `tenantcast-${props.stageName}-${region}`;
+    return { errorRate, latencyMs };
+  }
 
-    this.alarmTopic = props.alarmTopic ?? this.createTopic(props);
-    this.action = new SnsAction(this.alarmTopic);
-
-    const functions = [...props.functions];
+  /** The title, then connections, messages, latency, errors and throttles, DLQs and the table. */
+  private addDeliveryWidgets(props: OperationsProps, region: string): void {
     const ws = props.webSocketApi;
-    const apiMetric = (api: ApiMetricsSource, metricName: string, label: string) =>
-      new Metric({
-        namespace: 'AWS/ApiGateway',
-        metricName,
-        dimensionsMap: { ApiId: api.apiId, Stage: api.stageName },
-        statistic: 'Sum',
-        period: PERIOD,
-        label,
-      });
-    const table = (metricName: string) =>
-      new Metric({
-        namespace: 'AWS/DynamoDB',
-        metricName,
-        dimensionsMap: { TableName: props.tableName },
-        statistic: 'Sum',
-        period: PERIOD,
-        label: metricName,
-      });
-    // Alarms take metrics without labels: a labelled metric renders as metric math, without Statistic fields.
-    const dlqDepth = (name: string, queue: IDeadLetteredQueue, label = true) =>
-      queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        statistic: 'Maximum',
-        period: PERIOD,
-        ...(label && { label: `${name} DLQ` }),
-      });
-
-    this.dashboard = new Dashboard(this, 'Dashboard', {
-      dashboardName: this.dashboardName,
-      defaultInterval: Duration.hours(3),
-    });
-    const graph = (title: string, left: IMetric[], right: IMetric[] = [], width = 8) =>
-      new GraphWidget({ title, left, right, width, height: 6 });
     const sum = (metricName: string) => this.custom(metricName, 'Sum', props.functions);
-
     this.dashboard.addWidgets(
       new TextWidget({
         markdown: `# tenantcast ${props.stageName} (${region})\nCustom metrics: namespace \`${this.namespace}\`, dimension \`service\` (docs/operations.md).`,
@@ -245,8 +269,17 @@ export class Operations extends Construct {
         [...props.queues].map(([name, queue]) => dlqDepth(name, queue)),
         sum(metricNames.dlqSends),
       ),
-      graph('DynamoDB throttles', [table('ReadThrottleEvents'), table('WriteThrottleEvents'), table('SystemErrors')]),
+      graph('DynamoDB throttles', [
+        tableMetric(props.tableName, 'ReadThrottleEvents'),
+        tableMetric(props.tableName, 'WriteThrottleEvents'),
+        tableMetric(props.tableName, 'SystemErrors'),
+      ]),
     );
+  }
+
+  /** Lambda duration, errors, concurrency and throttles per function. */
+  private addFunctionWidgets(props: OperationsProps): void {
+    const functions = [...props.functions];
     this.dashboard.addWidgets(
       graph(
         'Lambda duration p99 (ms)',
@@ -265,6 +298,10 @@ export class Operations extends Construct {
         functions.map(([name, fn]) => fn.metricThrottles({ period: PERIOD, label: `${name} throttles` })),
       ),
     );
+  }
+
+  /** The functions using the Data API, and the Aurora clusters' capacity and connections. */
+  private addDataWidgets(props: OperationsProps): void {
     const dataFunctions = (props.dataApiFunctions ?? []).map((name) => [name, props.functions.get(name)] as const);
     const clusters = props.databaseClusterIdentifiers ?? [];
     const rds = (metricName: string, cluster: string, statistic: string) =>
@@ -290,8 +327,11 @@ export class Operations extends Construct {
         12,
       ),
     );
+  }
 
-    // Alarms.
+  /** DLQs not empty, error rates and throttles per function, delivery latency p99, posts and table throttled. */
+  private addAlarms(props: OperationsProps, errorRate: number, latencyMs: number): void {
+    const functions = [...props.functions];
     for (const [name, queue] of props.queues) {
       this.alarm(`${pascal(name)}DeadLetterQueueNotEmpty`, {
         metric: dlqDepth(name, queue, false),
@@ -346,19 +386,14 @@ export class Operations extends Construct {
       metric: new MathExpression({
         expression: 'FILL(r, 0) + FILL(w, 0)',
         usingMetrics: {
-          r: table('ReadThrottleEvents').with({ period: ALARM_PERIOD }),
-          w: table('WriteThrottleEvents').with({ period: ALARM_PERIOD }),
+          r: tableMetric(props.tableName, 'ReadThrottleEvents').with({ period: ALARM_PERIOD }),
+          w: tableMetric(props.tableName, 'WriteThrottleEvents').with({ period: ALARM_PERIOD }),
         },
         period: ALARM_PERIOD,
         label: 'DynamoDB throttle events',
       }),
       threshold: 0,
       description: 'DynamoDB throttled reads or writes of the table.',
-    });
-
-    new CfnOutput(Stack.of(this), 'DashboardUrl', {
-      description: "The stage's CloudWatch dashboard in this region",
-      value: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboardName}`,
     });
   }
 
