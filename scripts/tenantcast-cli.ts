@@ -85,6 +85,114 @@ ${targetHelp}
 `,
 } as const;
 
+/** What a command of this CLI gets once its arguments parsed and its target is resolved. */
+interface Command {
+  readonly io: CliIo;
+  readonly progress: NonNullable<CliIo['progress']>;
+  readonly values: ReturnType<typeof parse>['values'];
+  readonly positionals: readonly string[];
+  readonly target: Awaited<ReturnType<typeof resolveTarget>>;
+  /** Writes the message and the command's help to stderr; returns exit code 2. */
+  usage(message: string): number;
+}
+
+async function connectionsList({ io, values, positionals, target, usage }: Command): Promise<number> {
+  const [sub, tenantId] = positionals;
+  if (sub !== 'list')
+    return usage(sub === undefined ? 'connections needs list or disconnect' : `unknown subcommand '${sub}'`);
+  if (tenantId === undefined) return usage('connections list needs <tenantId>');
+  const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
+  // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
+  const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+  if (!(await knownTenant(io, tenants, tenantId))) return 1;
+  const found = await new TenantConnections({ client: documentClient, tableName: target.tableName }).list(
+    tenantId,
+    values.user,
+  );
+  found.sort((a, b) => a.connectedAt - b.connectedAt);
+  io.out(`${tenantId}${values.user ? ` user ${values.user}` : ''}: ${found.length} live connection(s)`);
+  io.out(
+    table(
+      ['CONNECTION', 'USER', 'CONNECTED AT'],
+      found.map((c) => [c.connectionId, c.userId, new Date(c.connectedAt).toISOString()]),
+    ),
+  );
+  return 0;
+}
+
+async function publish({ io, values, positionals, target, usage }: Command): Promise<number> {
+  const [tenantId, group, json] = positionals;
+  if (tenantId === undefined || group === undefined || json === undefined) {
+    return usage('publish needs <tenantId> <group> <json>');
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch (err) {
+    return usage(`<json> is not JSON (${(err as Error).message}); got ${json}`);
+  }
+  // A mistyped tenant would be "published" to nobody and metered: say that it does not exist.
+  const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
+  const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
+  if (!(await knownTenant(io, tenants, tenantId))) return 1;
+  const delivery = queueOf(target, 'delivery');
+  const publisher = new Publisher({
+    queueUrl: delivery.url,
+    client: new SQSClient(target.clientConfig('sqs')),
+  });
+  const { id } = await publisher.publish({ tenantId, group, data, ...(values.from && { from: values.from }) });
+  io.out(`published ${id} to ${tenantId} ${group}`);
+  return 0;
+}
+
+async function dlq({ io, progress, values, positionals, target, usage }: Command): Promise<number> {
+  const [sub, queue] = positionals;
+  if (sub !== 'show' && sub !== 'redrive') {
+    return usage(sub === undefined ? 'dlq needs show or redrive' : `unknown subcommand '${sub}'`);
+  }
+  const names = queue === undefined ? Object.keys(target.queues) : [queue];
+  for (const name of names) queueOf(target, name);
+  const max = values.max === undefined ? Number.POSITIVE_INFINITY : Number(values.max);
+  if (!(max > 0)) return usage(`--max must be a positive number; got ${values.max}`);
+  const sqs = new SQSClient(target.clientConfig('sqs'));
+  if (sub === 'show') {
+    const rows: string[][] = [];
+    for (const name of names) rows.push([name, String(await depth(sqs, queueOf(target, name).dlqUrl))]);
+    io.out(table(['QUEUE', 'DEAD-LETTERED'], rows));
+    if (queue !== undefined) {
+      const peeked = await peek(sqs, queueOf(target, queue).dlqUrl);
+      if (peeked.length > 0) {
+        io.out('');
+        io.out(
+          table(
+            ['MESSAGE', 'GROUP', 'SENT', 'REASON', 'BODY'],
+            peeked.map((m) => [
+              m.MessageId ?? '-',
+              m.Attributes?.MessageGroupId ?? '-',
+              m.Attributes?.SentTimestamp ? new Date(Number(m.Attributes.SentTimestamp)).toISOString() : '-',
+              reasonOfDeadLetter(m),
+              abbreviate(m.Body ?? '', 80),
+            ]),
+          ),
+        );
+      }
+    }
+    return 0;
+  }
+  const rows: string[][] = [];
+  for (const name of names) {
+    const urls = queueOf(target, name);
+    const bar = progress(`redriving ${name}`);
+    bar.setTotal(Math.min(max, await depth(sqs, urls.dlqUrl)));
+    const moved = await redrive(sqs, urls, max, () => bar.tick()).finally(() => bar.done());
+    rows.push([name, String(moved)]);
+  }
+  io.out(table(['QUEUE', 'REDRIVEN'], rows));
+  return 0;
+}
+
+const commands = { connections: connectionsList, publish, dlq } as const;
+
 /** Runs `tenantcast <argv>`; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -147,100 +255,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       cwd: io.cwd,
       ...(io.cloudFormation !== undefined && { cloudFormation: io.cloudFormation }),
     });
-    switch (command) {
-      case 'connections': {
-        const [sub, tenantId] = positionals;
-        if (sub !== 'list')
-          return usage(sub === undefined ? 'connections needs list or disconnect' : `unknown subcommand '${sub}'`);
-        if (tenantId === undefined) return usage('connections list needs <tenantId>');
-        const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
-        // "0 connections" for a mistyped tenant would mislead: say that it does not exist.
-        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
-        if (!(await knownTenant(io, tenants, tenantId))) return 1;
-        const found = await new TenantConnections({ client: documentClient, tableName: target.tableName }).list(
-          tenantId,
-          values.user,
-        );
-        found.sort((a, b) => a.connectedAt - b.connectedAt);
-        io.out(`${tenantId}${values.user ? ` user ${values.user}` : ''}: ${found.length} live connection(s)`);
-        io.out(
-          table(
-            ['CONNECTION', 'USER', 'CONNECTED AT'],
-            found.map((c) => [c.connectionId, c.userId, new Date(c.connectedAt).toISOString()]),
-          ),
-        );
-        return 0;
-      }
-      case 'publish': {
-        const [tenantId, group, json] = positionals;
-        if (tenantId === undefined || group === undefined || json === undefined) {
-          return usage('publish needs <tenantId> <group> <json>');
-        }
-        let data: unknown;
-        try {
-          data = JSON.parse(json);
-        } catch (err) {
-          return usage(`<json> is not JSON (${(err as Error).message}); got ${json}`);
-        }
-        // A mistyped tenant would be "published" to nobody and metered: say that it does not exist.
-        const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(target.clientConfig('dynamodb')));
-        const tenants = new TenantDirectory({ client: documentClient, tableName: target.tableName });
-        if (!(await knownTenant(io, tenants, tenantId))) return 1;
-        const delivery = queueOf(target, 'delivery');
-        const publisher = new Publisher({
-          queueUrl: delivery.url,
-          client: new SQSClient(target.clientConfig('sqs')),
-        });
-        const { id } = await publisher.publish({ tenantId, group, data, ...(values.from && { from: values.from }) });
-        io.out(`published ${id} to ${tenantId} ${group}`);
-        return 0;
-      }
-      case 'dlq': {
-        const [sub, queue] = positionals;
-        if (sub !== 'show' && sub !== 'redrive') {
-          return usage(sub === undefined ? 'dlq needs show or redrive' : `unknown subcommand '${sub}'`);
-        }
-        const names = queue === undefined ? Object.keys(target.queues) : [queue];
-        for (const name of names) queueOf(target, name);
-        const max = values.max === undefined ? Number.POSITIVE_INFINITY : Number(values.max);
-        if (!(max > 0)) return usage(`--max must be a positive number; got ${values.max}`);
-        const sqs = new SQSClient(target.clientConfig('sqs'));
-        if (sub === 'show') {
-          const rows: string[][] = [];
-          for (const name of names) rows.push([name, String(await depth(sqs, queueOf(target, name).dlqUrl))]);
-          io.out(table(['QUEUE', 'DEAD-LETTERED'], rows));
-          if (queue !== undefined) {
-            const peeked = await peek(sqs, queueOf(target, queue).dlqUrl);
-            if (peeked.length > 0) {
-              io.out('');
-              io.out(
-                table(
-                  ['MESSAGE', 'GROUP', 'SENT', 'REASON', 'BODY'],
-                  peeked.map((m) => [
-                    m.MessageId ?? '-',
-                    m.Attributes?.MessageGroupId ?? '-',
-                    m.Attributes?.SentTimestamp ? new Date(Number(m.Attributes.SentTimestamp)).toISOString() : '-',
-                    reasonOfDeadLetter(m),
-                    abbreviate(m.Body ?? '', 80),
-                  ]),
-                ),
-              );
-            }
-          }
-          return 0;
-        }
-        const rows: string[][] = [];
-        for (const name of names) {
-          const urls = queueOf(target, name);
-          const bar = progress(`redriving ${name}`);
-          bar.setTotal(Math.min(max, await depth(sqs, urls.dlqUrl)));
-          const moved = await redrive(sqs, urls, max, () => bar.tick()).finally(() => bar.done());
-          rows.push([name, String(moved)]);
-        }
-        io.out(table(['QUEUE', 'REDRIVEN'], rows));
-        return 0;
-      }
-    }
+    return await commands[command]({ io, progress, values, positionals, target, usage });
   } catch (err) {
     return failure(io, err);
   }

@@ -95,6 +95,175 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** What every command gets: the parsed arguments, the target's clients, and where to write. */
+interface Command {
+  readonly io: CliIo;
+  readonly help: string;
+  readonly progress: NonNullable<CliIo['progress']>;
+  readonly values: ReturnType<typeof parse>['values'];
+  readonly tenantId: string | undefined;
+  readonly target: Awaited<ReturnType<typeof resolveTarget>>;
+  readonly documentClient: DynamoDBDocumentClient;
+  readonly tenants: TenantDirectory;
+  /** Only create and refresh-schema reach the Data API and Secrets Manager, so it is made on use. */
+  onboardingWith(log: (m: string) => void): Onboarding;
+}
+
+async function create(cmd: Command): Promise<number> {
+  const { io, help, progress, values, tenantId, onboardingWith } = cmd;
+  if (tenantId === undefined || values.schema === undefined) {
+    io.err(`create needs <tenantId> and --schema <file.sql>\n\n${help}`);
+    return 2;
+  }
+  const schemaSql = await readFile(resolve(io.cwd ?? process.cwd(), values.schema), 'utf8');
+  const rules = values.rules === undefined ? {} : await readRules(values.rules, io);
+  const bar = progress(`creating tenant ${tenantId}`);
+  const config = await onboardingWith((m) => {
+    bar.tick(1, m);
+    io.out(m);
+  })
+    .createTenant({
+      tenantId,
+      schemaSql,
+      ...(values.cluster !== undefined && { clusterId: values.cluster }),
+      ...rules,
+    })
+    .finally(() => bar.done());
+  io.out(`created tenant ${tenantId} on ${config.database?.clusterId} (database ${config.database?.databaseName})`);
+  io.out(entitiesTable(config.schema?.entities ?? {}));
+  return 0;
+}
+
+async function refreshSchema(cmd: Command): Promise<number> {
+  const { io, help, tenantId } = cmd;
+  const onboarding = cmd.onboardingWith((m) => io.out(m));
+  if (tenantId === undefined) {
+    io.err(`refresh-schema needs <tenantId>\n\n${help}`);
+    return 2;
+  }
+  const { schema, changed } = await onboarding.refreshSchema(tenantId);
+  io.out(`${tenantId}: schema version ${schema.version} (${changed ? 'changed' : 'unchanged'})`);
+  for (const line of skippedLines(schema)) io.out(line);
+  io.out(entitiesTable(schema.entities));
+  return 0;
+}
+
+async function setRules(cmd: Command): Promise<number> {
+  const { io, help, values, tenantId } = cmd;
+  const onboarding = cmd.onboardingWith((m) => io.out(m));
+  if (tenantId === undefined || values.rules === undefined) {
+    io.err(`set-rules needs <tenantId> and --rules <file.json>\n\n${help}`);
+    return 2;
+  }
+  const config = await onboarding.setRules(tenantId, await readRules(values.rules, io));
+  io.out(`${tenantId}: rules set (functions apply them within a minute, when their tenant cache expires)`);
+  io.out(rulesTable(config.entityRules ?? {}));
+  return 0;
+}
+
+async function list(cmd: Command): Promise<number> {
+  const { io } = cmd;
+  const onboarding = cmd.onboardingWith((m) => io.out(m));
+  const rows: string[][] = [];
+  for (const [cluster, list] of await onboarding.listByCluster()) {
+    if (list.length === 0) rows.push([cluster, '-', '-', '-', '-']);
+    for (const t of list) {
+      rows.push([
+        cluster,
+        t.tenantId,
+        t.database?.databaseName ?? '-',
+        t.schema ? String(t.schema.version) : '-',
+        t.schema ? Object.keys(t.schema.entities).join(', ') : '-',
+      ]);
+    }
+  }
+  io.out(table(['CLUSTER', 'TENANT', 'DATABASE', 'SCHEMA', 'ENTITIES'], rows));
+  return 0;
+}
+
+async function reindex(cmd: Command): Promise<number> {
+  const { io, tenants } = cmd;
+  const updated = await tenants.reindex();
+  io.out(`${updated} tenant catalog item(s) indexed`);
+  return 0;
+}
+
+async function usage(cmd: Command): Promise<number> {
+  const { io, help, values, tenantId, target, documentClient, tenants } = cmd;
+  if (tenantId === undefined) {
+    io.err(`usage needs <tenantId>\n\n${help}`);
+    return 2;
+  }
+  if (!(await knownTenant(io, tenants, tenantId))) return 1;
+  const { from, to } = parseUsageRange({ from: values.from, to: values.to }, Date.now());
+  const days = await new UsageStore({ client: documentClient, tableName: target.tableName }).read(tenantId, from, to);
+  io.out(`${tenantId}: usage from ${from} to ${to}`);
+  io.out(
+    table(
+      ['DAY', ...usageCounters],
+      days.map((d) => [d.day, ...usageCounters.map((c) => String(d[c]))]),
+    ),
+  );
+  return 0;
+}
+
+async function disconnect(cmd: Command): Promise<number> {
+  const { io, help, progress, values, tenantId, target, documentClient, tenants } = cmd;
+  if (tenantId === undefined) {
+    io.err(`disconnect needs <tenantId>\n\n${help}`);
+    return 2;
+  }
+  if (!(await knownTenant(io, tenants, tenantId))) return 1;
+  if (target.connectionsEndpoint === undefined) throw new Error('the target has no connections endpoint');
+  const { region, credentials } = target.clientConfig('dynamodb');
+  const api = new ApiGatewayManagementApiClient({
+    region,
+    ...(credentials !== undefined && { credentials }),
+    endpoint: target.connectionsEndpoint,
+  });
+  const connections = new TenantConnections({ client: documentClient, tableName: target.tableName });
+  const registry = new Registry({ client: documentClient, tableName: target.tableName });
+  const bar = progress(`disconnecting ${tenantId}${values.user ? ` user ${values.user}` : ''}`);
+  const result = await disconnectAll(tenantId, values.user, {
+    connections: {
+      list: async (t, u) => {
+        const found = await connections.list(t, u);
+        bar.setTotal(found.length);
+        return found;
+      },
+    },
+    close: async (connectionId) => {
+      try {
+        await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        return true;
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'GoneException') throw err;
+        return false;
+      } finally {
+        bar.tick();
+      }
+    },
+    // Gone already (its $disconnect was lost): nothing else will remove its items.
+    forget: async (connectionId) => {
+      await registry.removeConnection(connectionId);
+    },
+  }).finally(() => bar.done());
+  io.out(
+    `${tenantId}${values.user ? ` user ${values.user}` : ''}: ${result.disconnected} disconnected, ${result.failed} failed`,
+  );
+  return result.failed > 0 ? 1 : 0;
+}
+
+const commands: Readonly<Record<string, (cmd: Command) => Promise<number>>> = {
+  create,
+  'refresh-schema': refreshSchema,
+  'set-rules': setRules,
+  list,
+  reindex,
+  usage,
+  disconnect,
+};
+
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise<number> {
   const help = helpOf(io.prog ?? 'npm run tenants --');
@@ -133,146 +302,12 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
         stage: target.stage,
         log,
       });
-    const onboarding = onboardingWith((m) => io.out(m));
-    switch (command) {
-      case 'create': {
-        if (tenantId === undefined || values.schema === undefined) {
-          io.err(`create needs <tenantId> and --schema <file.sql>\n\n${help}`);
-          return 2;
-        }
-        const schemaSql = await readFile(resolve(io.cwd ?? process.cwd(), values.schema), 'utf8');
-        const rules = values.rules === undefined ? {} : await readRules(values.rules, io);
-        const bar = progress(`creating tenant ${tenantId}`);
-        const config = await onboardingWith((m) => {
-          bar.tick(1, m);
-          io.out(m);
-        })
-          .createTenant({
-            tenantId,
-            schemaSql,
-            ...(values.cluster !== undefined && { clusterId: values.cluster }),
-            ...rules,
-          })
-          .finally(() => bar.done());
-        io.out(
-          `created tenant ${tenantId} on ${config.database?.clusterId} (database ${config.database?.databaseName})`,
-        );
-        io.out(entitiesTable(config.schema?.entities ?? {}));
-        return 0;
-      }
-      case 'refresh-schema': {
-        if (tenantId === undefined) {
-          io.err(`refresh-schema needs <tenantId>\n\n${help}`);
-          return 2;
-        }
-        const { schema, changed } = await onboarding.refreshSchema(tenantId);
-        io.out(`${tenantId}: schema version ${schema.version} (${changed ? 'changed' : 'unchanged'})`);
-        for (const line of skippedLines(schema)) io.out(line);
-        io.out(entitiesTable(schema.entities));
-        return 0;
-      }
-      case 'set-rules': {
-        if (tenantId === undefined || values.rules === undefined) {
-          io.err(`set-rules needs <tenantId> and --rules <file.json>\n\n${help}`);
-          return 2;
-        }
-        const config = await onboarding.setRules(tenantId, await readRules(values.rules, io));
-        io.out(`${tenantId}: rules set (functions apply them within a minute, when their tenant cache expires)`);
-        io.out(rulesTable(config.entityRules ?? {}));
-        return 0;
-      }
-      case 'list': {
-        const rows: string[][] = [];
-        for (const [cluster, list] of await onboarding.listByCluster()) {
-          if (list.length === 0) rows.push([cluster, '-', '-', '-', '-']);
-          for (const t of list) {
-            rows.push([
-              cluster,
-              t.tenantId,
-              t.database?.databaseName ?? '-',
-              t.schema ? String(t.schema.version) : '-',
-              t.schema ? Object.keys(t.schema.entities).join(', ') : '-',
-            ]);
-          }
-        }
-        io.out(table(['CLUSTER', 'TENANT', 'DATABASE', 'SCHEMA', 'ENTITIES'], rows));
-        return 0;
-      }
-      case 'reindex': {
-        const updated = await tenants.reindex();
-        io.out(`${updated} tenant catalog item(s) indexed`);
-        return 0;
-      }
-      case 'usage': {
-        if (tenantId === undefined) {
-          io.err(`usage needs <tenantId>\n\n${help}`);
-          return 2;
-        }
-        if (!(await knownTenant(io, tenants, tenantId))) return 1;
-        const { from, to } = parseUsageRange({ from: values.from, to: values.to }, Date.now());
-        const days = await new UsageStore({ client: documentClient, tableName: target.tableName }).read(
-          tenantId,
-          from,
-          to,
-        );
-        io.out(`${tenantId}: usage from ${from} to ${to}`);
-        io.out(
-          table(
-            ['DAY', ...usageCounters],
-            days.map((d) => [d.day, ...usageCounters.map((c) => String(d[c]))]),
-          ),
-        );
-        return 0;
-      }
-      case 'disconnect': {
-        if (tenantId === undefined) {
-          io.err(`disconnect needs <tenantId>\n\n${help}`);
-          return 2;
-        }
-        if (!(await knownTenant(io, tenants, tenantId))) return 1;
-        if (target.connectionsEndpoint === undefined) throw new Error('the target has no connections endpoint');
-        const { region, credentials } = target.clientConfig('dynamodb');
-        const api = new ApiGatewayManagementApiClient({
-          region,
-          ...(credentials !== undefined && { credentials }),
-          endpoint: target.connectionsEndpoint,
-        });
-        const connections = new TenantConnections({ client: documentClient, tableName: target.tableName });
-        const registry = new Registry({ client: documentClient, tableName: target.tableName });
-        const bar = progress(`disconnecting ${tenantId}${values.user ? ` user ${values.user}` : ''}`);
-        const result = await disconnectAll(tenantId, values.user, {
-          connections: {
-            list: async (t, u) => {
-              const found = await connections.list(t, u);
-              bar.setTotal(found.length);
-              return found;
-            },
-          },
-          close: async (connectionId) => {
-            try {
-              await api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-              return true;
-            } catch (err) {
-              if ((err as { name?: string }).name !== 'GoneException') throw err;
-              return false;
-            } finally {
-              bar.tick();
-            }
-          },
-          // Gone already (its $disconnect was lost): nothing else will remove its items.
-          forget: async (connectionId) => {
-            await registry.removeConnection(connectionId);
-          },
-        }).finally(() => bar.done());
-        io.out(
-          `${tenantId}${values.user ? ` user ${values.user}` : ''}: ${result.disconnected} disconnected, ${result.failed} failed`,
-        );
-        return result.failed > 0 ? 1 : 0;
-      }
-      default:
-        io.err(`unknown command '${command}'\n\n${help}`);
-        return 2;
+    const run = commands[command];
+    if (run === undefined) {
+      io.err(`unknown command '${command}'\n\n${help}`);
+      return 2;
     }
+    return await run({ io, help, progress, values, tenantId, target, documentClient, tenants, onboardingWith });
   } catch (err) {
     return failure(io, err);
   }
