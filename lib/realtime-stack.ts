@@ -98,7 +98,6 @@ export class RealtimeStack extends Stack {
       ...stackProps,
     });
     const spec = manifestOverride ?? DEFAULT_MANIFEST;
-    const root = projectRoot ?? REPOSITORY_ROOT;
     this.stage = stage;
     this.tenantData = tenantData;
     validateManifest(this.node.path, spec);
@@ -107,13 +106,30 @@ export class RealtimeStack extends Stack {
     Tags.of(this).add('stage', stage.name);
 
     const removalPolicy = stage.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
-
     this.table = new RealtimeTable(this, 'Table', {
       spec: spec.table,
       removalPolicy,
       deletionProtection: stage.deletionProtection,
     });
+    this.queues = this.createQueues(spec);
+    this.functions = this.createFunctions(spec, projectRoot ?? REPOSITORY_ROOT, removalPolicy);
+    this.webSocketApi = this.createWebSocketApi(spec, removalPolicy);
+    this.httpApi = new TenantcastHttpApi(this, 'HttpApi', {
+      jwtIssuer: stage.auth.issuer,
+      jwtAudience: [stage.auth.audience],
+      corsAllowedOrigins: stage.cors.allowedOrigins,
+      throttle: stage.throttle,
+      description: `tenantcast ${stage.name} HTTP API`,
+      accessLogRetention: stage.logRetentionDays as RetentionDays,
+      accessLogRemovalPolicy: removalPolicy,
+    });
+    for (const fnSpec of spec.functions) this.wire(fnSpec);
+    this.addOutputs();
+    this.operations = this.createOperations(spec, removalPolicy);
+  }
 
+  /** One queue (with its DLQ) per manifest queue. */
+  private createQueues(spec: RealtimeManifest): Map<string, RealtimeQueue> {
     const queues = new Map<string, RealtimeQueue>();
     for (const [name, queueSpec] of Object.entries(spec.queues)) {
       queues.set(
@@ -121,12 +137,19 @@ export class RealtimeStack extends Stack {
         new RealtimeQueue(this, `${pascal(name)}Queue`, {
           spec: queueSpec,
           // Peer regions address the delivery queue by name (docs/multi-region.md).
-          ...(name === QUEUE_OF_BINDING.deliveryQueue && { queueName: deliveryQueueNameOf(stage.name) }),
+          ...(name === QUEUE_OF_BINDING.deliveryQueue && { queueName: deliveryQueueNameOf(this.stage.name) }),
         }),
       );
     }
-    this.queues = queues;
+    return queues;
+  }
 
+  /** One function per manifest entry, with the stage's logging settings. */
+  private createFunctions(
+    spec: RealtimeManifest,
+    root: string,
+    removalPolicy: RemovalPolicy,
+  ): Map<string, TenantcastFunction> {
     const functions = new Map<string, TenantcastFunction>();
     for (const fn of spec.functions) {
       functions.set(
@@ -139,19 +162,22 @@ export class RealtimeStack extends Stack {
           timeout: Duration.seconds(fn.timeoutSeconds),
           memorySize: fn.memoryMB,
           environment: { ...fn.environment },
-          logLevel: stage.logLevel,
-          logGroupRetention: stage.logRetentionDays as RetentionDays,
+          logLevel: this.stage.logLevel,
+          logGroupRetention: this.stage.logRetentionDays as RetentionDays,
           logGroupRemovalPolicy: removalPolicy,
         }),
       );
     }
-    this.functions = functions;
+    return functions;
+  }
 
+  /** The WebSocket API with the manifest's authorizer on `$connect` (validateManifest checked there is one). */
+  private createWebSocketApi(spec: RealtimeManifest, removalPolicy: RemovalPolicy): RealtimeWebSocketApi {
+    const { stage } = this;
     const authorizerSpec = spec.functions.find((fn) => fn.trigger.kind === 'websocket-authorizer');
-    this.webSocketApi = new RealtimeWebSocketApi(this, 'WebSocketApi', {
+    const api = new RealtimeWebSocketApi(this, 'WebSocketApi', {
       stageName: stage.name,
-      // validateManifest checked there is exactly one.
-      authorizer: functions.get(authorizerSpec?.name ?? '') as TenantcastFunction,
+      authorizer: this.functions.get(authorizerSpec?.name ?? '') as TenantcastFunction,
       routeSelectionExpression: spec.routeSelectionExpression,
       throttle: stage.throttle,
       description: `tenantcast ${stage.name}`,
@@ -161,50 +187,44 @@ export class RealtimeStack extends Stack {
     if (stage.apiGatewayCloudWatchRole) {
       // WebSocket access logging needs the region's API Gateway account setting to name a CloudWatch Logs role.
       const cloudWatchRole = new ApiGatewayCloudWatchRole(this, 'ApiGatewayCloudWatchRole');
-      this.webSocketApi.stage.node.addDependency(cloudWatchRole.account);
+      api.stage.node.addDependency(cloudWatchRole.account);
     }
+    return api;
+  }
 
-    this.httpApi = new TenantcastHttpApi(this, 'HttpApi', {
-      jwtIssuer: stage.auth.issuer,
-      jwtAudience: [stage.auth.audience],
-      corsAllowedOrigins: stage.cors.allowedOrigins,
-      throttle: stage.throttle,
-      description: `tenantcast ${stage.name} HTTP API`,
-      accessLogRetention: stage.logRetentionDays as RetentionDays,
-      accessLogRemovalPolicy: removalPolicy,
-    });
-
-    for (const fnSpec of spec.functions) {
-      const fn = functions.get(fnSpec.name) as TenantcastFunction;
-      const trigger = fnSpec.trigger;
-      switch (trigger.kind) {
-        case 'websocket-authorizer':
-          break; // attached to $connect by RealtimeWebSocketApi
-        case 'websocket':
-          for (const route of trigger.routes) {
-            this.webSocketApi.addRoute(route, fn, { returnResponse: trigger.returnResponse });
-          }
-          break;
-        case 'sqs':
-          (queues.get(trigger.queue) as RealtimeQueue).addConsumer(fn, {
-            batchSize: trigger.batchSize,
-            maxBatchingWindow: Duration.seconds(trigger.maxBatchingWindowSeconds),
-          });
-          break;
-        case 'http':
-          for (const route of trigger.routes) this.httpApi.addRoute(route.method, route.path, fn);
-          break;
-        case 'schedule':
-          new Rule(this, `${fnSpec.name}Schedule`, {
-            description: `Invokes ${fnSpec.name} every ${trigger.rateMinutes} minute(s)`,
-            schedule: Schedule.rate(Duration.minutes(trigger.rateMinutes)),
-            targets: [new LambdaFunction(fn, { retryAttempts: 2 })],
-          });
-          break;
-      }
-      fn.bind(...fnSpec.bindings.map((binding) => this.bindingFor(binding)));
+  /** A function's trigger (route, queue, schedule) and its bindings. */
+  private wire(fnSpec: FunctionSpec): void {
+    const fn = this.functions.get(fnSpec.name) as TenantcastFunction;
+    const trigger = fnSpec.trigger;
+    switch (trigger.kind) {
+      case 'websocket-authorizer':
+        break; // attached to $connect by RealtimeWebSocketApi
+      case 'websocket':
+        for (const route of trigger.routes) {
+          this.webSocketApi.addRoute(route, fn, { returnResponse: trigger.returnResponse });
+        }
+        break;
+      case 'sqs':
+        (this.queues.get(trigger.queue) as RealtimeQueue).addConsumer(fn, {
+          batchSize: trigger.batchSize,
+          maxBatchingWindow: Duration.seconds(trigger.maxBatchingWindowSeconds),
+        });
+        break;
+      case 'http':
+        for (const route of trigger.routes) this.httpApi.addRoute(route.method, route.path, fn);
+        break;
+      case 'schedule':
+        new Rule(this, `${fnSpec.name}Schedule`, {
+          description: `Invokes ${fnSpec.name} every ${trigger.rateMinutes} minute(s)`,
+          schedule: Schedule.rate(Duration.minutes(trigger.rateMinutes)),
+          targets: [new LambdaFunction(fn, { retryAttempts: 2 })],
+        });
+        break;
     }
+    fn.bind(...fnSpec.bindings.map((binding) => this.bindingFor(binding)));
+  }
 
+  private addOutputs(): void {
     new CfnOutput(this, 'WebSocketUrl', {
       description: 'Clients connect here',
       value: this.webSocketApi.url,
@@ -218,18 +238,21 @@ export class RealtimeStack extends Stack {
       value: this.httpApi.url,
     });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
-    for (const [name, queue] of queues) {
+    for (const [name, queue] of this.queues) {
       new CfnOutput(this, `${pascal(name)}QueueUrl`, { value: queue.queueUrl });
       new CfnOutput(this, `${pascal(name)}DeadLetterQueueUrl`, { value: queue.deadLetterQueue.queueUrl });
     }
+  }
 
-    // Dashboard, alarms and the `DashboardUrl` output (docs/operations.md).
+  /** Dashboard, alarms and the `DashboardUrl` output (docs/operations.md). */
+  private createOperations(spec: RealtimeManifest, removalPolicy: RemovalPolicy): Operations {
+    const { stage } = this;
     const region = this.region;
     const alarmTopicArn = stage.alarms.topicArns?.[region];
-    this.operations = new Operations(this, 'Operations', {
+    return new Operations(this, 'Operations', {
       stageName: stage.name,
-      functions,
-      queues,
+      functions: this.functions,
+      queues: this.queues,
       tableName: this.table.tableName,
       webSocketApi: { apiId: this.webSocketApi.api.apiId, stageName: this.webSocketApi.stage.stageName },
       httpApi: { apiId: this.httpApi.api.apiId, stageName: this.httpApi.stage.stageName },
