@@ -162,7 +162,7 @@ interface Route {
 async function subscribe({ request, caller, deps, ref }: Route, frame: SubscribeFrame): Promise<ServerFrame> {
   const tenant = await deps.tenants.get(caller.tenantId);
   assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-  assertMayFollow(tenant.entityRules, caller, frame.group);
+  assertMayFollow(tenant.entityRules, caller, frame.group, tenant.schema);
   if (deps.hasRoomFor !== undefined && !(await deps.hasRoomFor(request.connectionId, frame.group))) {
     await refuseAtCap(request, deps);
   }
@@ -243,7 +243,7 @@ async function presence({ request, caller, deps, ref }: Route, frame: PresenceFr
   if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
   const tenant = await deps.tenants.get(caller.tenantId);
   assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-  assertMayFollow(tenant.entityRules, caller, frame.group);
+  assertMayFollow(tenant.entityRules, caller, frame.group, tenant.schema);
   await deps.admit?.('presence', caller, request.connectionId);
   const presence = deps.presence;
   const live: LivePresence = presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));

@@ -269,6 +269,20 @@ describe('the live feed gives the rights HTTP gives', () => {
     expect(docMsgs(bypassOnly, id)).toEqual([]);
   }, 20_000);
 
+  it('refuses the feed and presence to a member under a row filter its column cannot carry, as GET does', async () => {
+    // `score` is double precision: its JSON text is not its SQL text, so the filter matches no row and only the
+    // bypass roles read (applicableRule). Until 2026-12-05 a member's subscribe was acked all the same.
+    await setRules({ ...teamRule, rowFilter: { column: 'score', inClaim: 'teams' } });
+    const member = tok('mallory', ['member'], { teams: ['1'] });
+    expect((await api(member, 'GET', '/v1/entities/doc')).status).toBe(403);
+    const ws = await openClient(runtime(), member);
+    for (const action of ['subscribe', 'presence']) {
+      expect(await ws.request({ action, group: 'entity:doc' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+    }
+    const admin = await sub(tok('ada', ['admin']));
+    await Promise.all([ws.close(), admin.close()]);
+  });
+
   it('matches a numeric claim value as GET does', async () => {
     await setRules(teamRule);
     const num = tok('num', ['member'], { teams: [7] });

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { claimValues } from '../audience.ts';
 import {
   applicableRule,
+  assertMayFollow,
   audienceFor,
   canRead,
   canWrite,
@@ -95,6 +96,36 @@ describe('entity access rules', () => {
     expect(applicableRule(rule, entity('text', 'text'))).toBe(rule);
     expect(applicableRule(rule, entity('numeric', 'numeric'))).not.toBe(rule);
     expect(applicableRule(rule, entity('timestamptz', 'timestamp with time zone'))).not.toBe(rule);
+  });
+
+  it('let a member follow a live feed only as GET would let it read: not under a row filter its column cannot carry', () => {
+    const rules = {
+      doc: {
+        readRoles: ['member', 'admin'],
+        writeRoles: ['admin'],
+        bypassRoles: ['admin'],
+        rowFilter: { column: 'team', inClaim: 'teams' },
+      },
+    };
+    const schema = (udtName: string, type: string) => ({
+      entities: {
+        doc: {
+          primaryKey: 'id',
+          fields: {
+            id: { type: 'uuid', udtName: 'uuid', nullable: false, hasDefault: true },
+            team: { type, udtName, nullable: false, hasDefault: false },
+          },
+        },
+      },
+    });
+    const member = caller(['member'], { teams: ['1'] });
+    expect(() => assertMayFollow(rules, member, 'entity:doc', schema('int4', 'integer'))).not.toThrow();
+    // The column widened to bigint (ALTER, then refresh-schema): GET answers 403, and so does the feed.
+    expect(() => assertMayFollow(rules, member, 'entity:doc', schema('int8', 'bigint'))).toThrow(
+      "not allowed to read entity 'doc'",
+    );
+    expect(() => assertMayFollow(rules, caller(['admin']), 'entity:doc', schema('int8', 'bigint'))).not.toThrow();
+    expect(() => assertMayFollow(rules, member, 'chat:general', schema('int8', 'bigint'))).not.toThrow();
   });
 
   it('give a change the read roles as its audience, narrowed to the row owner under a row filter', () => {

@@ -8,7 +8,10 @@
  */
 import { claimValues } from '../audience.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
-import type { EntityCaller, EntityRule, EntityRules, EntitySpec } from './model.ts';
+import { type EntityCaller, type EntityRule, type EntityRules, type EntitySpec, toEntitySchema } from './model.ts';
+
+/** A tenant's introspected schema (lambdas/core/schema.ts), as `toEntitySchema` reads it. */
+type IntrospectedSchema = Parameters<typeof toEntitySchema>[0];
 
 /** The key of the rule for every entity that has none of its own (a new tenant's default: docs/tenants.md). */
 export const ANY_ENTITY = '*';
@@ -41,16 +44,24 @@ export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>):
 /**
  * A subscribe to a live feed (`entity:<name>`) is a read of the entity: refused (FORBIDDEN) as `GET` would be, for a
  * caller none of whose roles reads it, so its acks (their seq) and timing tell nothing of changes it may not read
- * (until 2026-12-04 only the role rules were asked; found by an attacking pass). Other groups pass.
+ * (until 2026-12-04 only the role rules were asked; found by an attacking pass). The rule is the one `GET` applies:
+ * with a row filter that cannot be applied to the entity's column (`applicableRule`), only the bypass roles read
+ * (until 2026-12-05 the feed and presence stayed open to the other read roles, which `GET` answered 403; found by an
+ * attacking pass). Other groups pass.
  */
 export function assertMayFollow(
   rules: EntityRules | undefined,
   caller: Pick<EntityCaller, 'roles'>,
   group: string,
+  schema?: IntrospectedSchema,
 ): void {
   if (!group.startsWith(ENTITY_GROUP_PREFIX)) return;
   const entity = group.slice(ENTITY_GROUP_PREFIX.length);
-  const rule = ruleOf(rules ?? {}, entity);
+  const own = ruleOf(rules ?? {}, entity);
+  const introspected =
+    schema !== undefined && Object.hasOwn(schema.entities, entity) ? schema.entities[entity] : undefined;
+  const spec = introspected && toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
+  const rule = own !== undefined && spec !== undefined ? applicableRule(own, spec) : own;
   if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
 }
 
