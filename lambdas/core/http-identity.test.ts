@@ -40,6 +40,14 @@ describe('the caller of an HTTP request', () => {
     expect(caller.claims.sub).toBe('[bob]');
   });
 
+  it('reads a token carrying claims named constructor or __proto__, which neither transport reads', () => {
+    // API Gateway passes them among the flattened claims; aws-jwt-verify's decoder drops them from the payload.
+    const payload = JSON.parse('{"constructor":"acme-dept","__proto__":"x"}') as Record<string, unknown>;
+    const caller = read(httpIdentity(token({ roles: ['member'], ...payload })));
+    expect(caller).toMatchObject({ tenantId: 'acme', userId: 'alice', roles: ['member'] });
+    expect(Object.hasOwn(caller.claims, 'constructor')).toBe(false);
+  });
+
   it('accepts the token with or without the Bearer prefix', () => {
     const identity = httpIdentity(token({ roles: ['member'] }));
     const bare = identity.authorization.replace(/^Bearer /, '');

@@ -47,6 +47,14 @@ export function decodePayload(token: string): JwtPayload | undefined {
   }
 }
 
+/**
+ * Claim names aws-jwt-verify's decoder leaves out of every object it parses (`safeJsonParse`, against prototype
+ * pollution): neither transport reads such a claim, so it is not compared either. API Gateway passes it among the
+ * flattened claims; until 2026-12-05 a token carrying a `constructor` claim was refused here (401) while it opened
+ * WebSocket connections (found by an attacking pass).
+ */
+const DROPPED_BY_DECODER: ReadonlySet<string> = new Set(['__proto__', 'constructor']);
+
 /** The verified token's payload: the header's token, provided its claims are the authorizer's claims. */
 function verifiedPayload(identity: HttpIdentity, names: ClaimNames): JwtPayload {
   const { claims, authorization } = identity;
@@ -64,7 +72,10 @@ function verifiedPayload(identity: HttpIdentity, names: ClaimNames): JwtPayload 
     if (!Object.hasOwn(claims, name)) throw new UnauthorizedError(`verified claims lack '${name}'`);
   }
   for (const [name, flat] of Object.entries(claims)) {
-    if (!Object.hasOwn(payload, name)) throw new UnauthorizedError('bearer token is not the verified token');
+    if (!Object.hasOwn(payload, name)) {
+      if (DROPPED_BY_DECODER.has(name)) continue;
+      throw new UnauthorizedError('bearer token is not the verified token');
+    }
     const expected = flattenedClaim(payload[name]);
     if (expected !== undefined && expected !== flat) {
       throw new UnauthorizedError('bearer token is not the verified token');

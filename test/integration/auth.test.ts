@@ -171,6 +171,15 @@ describe('a handshake', () => {
     );
   });
 
+  it('with a claim named constructor or __proto__ opens a connection and publishes over HTTP alike', async () => {
+    // API Gateway passes such claims to the HTTP function; aws-jwt-verify's decoder drops them. Until 2026-12-05 the
+    // HTTP functions refused the token (401) in AWS, and the local HTTP API, flattening the decoded payload, hid it.
+    const odd = JSON.parse('{"constructor":"acme-dept","__proto__":"x"}') as Record<string, unknown>;
+    const { token } = runtime.identity.signToken({ ...base, roles: ['admin'], extraClaims: odd });
+    expect(await handshakeStatus(runtime.wsUrl, token)).toBe(101);
+    expect((await httpApi(runtime, token, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(202);
+  });
+
   it('with a verified token lacking a usable tenant claim is refused with 403', async () => {
     const noTenant = runtime.identity.signToken({ ...base, extraClaims: { tenant_id: undefined } }).token;
     const badTenant = runtime.identity.signToken({ ...base, tenantId: 'acme#G#chat' }).token;
