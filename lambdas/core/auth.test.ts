@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { claimValues } from './audience.ts';
 import {
   callerFromAuthorizer,
   callerFromClaims,
@@ -93,7 +94,34 @@ describe('extra claims for audience filters', () => {
           lvl: 3,
         }),
       ),
-    ).toEqual({ sub: 'a', team: 'red', lvl: 3 });
+    ).toEqual({ sub: 'a', team: 'red', lvl: '3' });
+  });
+
+  it('keep each claim as filters compare it, so a DynamoDB item can hold every one and filters read the same', () => {
+    const token = claims({
+      tenant_id: 'acme',
+      sub: 'a',
+      employee_no: 2 ** 64,
+      tiny: 1e-200,
+      '': 'x',
+      deep: JSON.parse(`${'{"a":'.repeat(32)}1${'}'.repeat(32)}`),
+      nothing: null,
+      teams: ['t1', 7, true, { t: 1 }, ['t2']],
+      objects: [{ t: 1 }],
+      flag: false,
+      broken: 'a\uD800b',
+    });
+    const kept = extraClaims(token);
+    expect(kept).toEqual({
+      sub: 'a',
+      employee_no: '18446744073709552000',
+      tiny: '1e-200',
+      teams: ['t1', '7', true],
+      flag: false,
+    });
+    for (const name of ['sub', 'employee_no', 'tiny', 'deep', 'nothing', 'teams', 'objects', 'flag']) {
+      expect(claimValues(kept, name)).toEqual(claimValues(token, name));
+    }
   });
 
   it('stay within 2 KB of JSON by leaving out whole claims that do not fit', () => {

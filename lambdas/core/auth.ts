@@ -89,16 +89,39 @@ const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'to
 /** Most bytes of JSON the `claims` context value may take (API Gateway caps the whole context). */
 export const MAX_CLAIMS_BYTES = 2048;
 
+/** A claim's scalar as filters compare it (`claimValues`: as text), or undefined for what they cannot compare. */
+function usableScalar(value: unknown): string | boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return String(value);
+  if (typeof value !== 'string' || LONE_SURROGATE.test(value)) return undefined;
+  return value;
+}
+
+/**
+ * A claim as audience and row filters read it (`claimValues` in lambdas/core/audience.ts): a string, a boolean, a
+ * number as its text, or an array of those (other elements left out), which they compare as text; undefined for a
+ * value they never match (an object, null, an empty array). So every claim kept is one a DynamoDB membership item can
+ * hold: until 2026-12-05 a claim holding a number past 2^53 (the SDK refuses to write it), a name of "" or 32 levels of
+ * nesting (DynamoDB refuses both) made every subscribe of the connection fail, while HTTP served the same token.
+ */
+function usableClaim(value: unknown): string | boolean | (string | boolean)[] | undefined {
+  if (!Array.isArray(value)) return usableScalar(value);
+  const kept = value.map(usableScalar).filter((v) => v !== undefined);
+  return kept.length > 0 ? kept : undefined;
+}
+
 /**
  * The token's claims for audience filters: everything but the registered claims and the tenant and roles claims
- * (the user claim stays, so filters can name it as the HTTP API's JWT claims do), in token order, keeping whole claims while the JSON stays within {@link MAX_CLAIMS_BYTES}.
+ * (the user claim stays, so filters can name it as the HTTP API's JWT claims do), each as filters read it
+ * (`usableClaim`), in token order, keeping whole claims while the JSON stays within {@link MAX_CLAIMS_BYTES}.
  */
 export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClaimNames): Record<string, unknown> {
   const skip = new Set([...REGISTERED_CLAIMS, names.tenant, names.roles]);
   const out: Record<string, unknown> = {};
   let bytes = 2;
-  for (const [key, value] of Object.entries(payload)) {
-    if (skip.has(key) || value === undefined) continue;
+  for (const [key, raw] of Object.entries(payload)) {
+    const value = usableClaim(raw);
+    if (skip.has(key) || key === '' || value === undefined) continue;
     const size = Buffer.byteLength(JSON.stringify({ [key]: value }), 'utf8') - 1;
     if (bytes + size > MAX_CLAIMS_BYTES) continue;
     out[key] = value;

@@ -180,6 +180,22 @@ describe('a handshake', () => {
     expect((await httpApi(runtime, token, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(202);
   });
 
+  it('with claims a DynamoDB item cannot hold as they are subscribes and publishes, as over HTTP', async () => {
+    // Until 2026-12-05 every subscribe of such a connection answered INTERNAL (the membership item kept the claims
+    // verbatim), while HTTP served the same token.
+    const odd: Record<string, unknown>[] = [
+      { employee_no: 2 ** 64 },
+      { '': 'x' },
+      { deep: JSON.parse(`${'{"a":'.repeat(32)}1${'}'.repeat(32)}`) },
+    ];
+    for (const extraClaims of odd) {
+      const { token } = runtime.identity.signToken({ ...base, extraClaims });
+      const c = await connect(runtime.wsUrl, token);
+      expect(await c.request({ action: 'subscribe', group: 'chat:general' })).toMatchObject({ type: 'ack' });
+      await c.close();
+    }
+  });
+
   it('with a verified token lacking a usable tenant claim is refused with 403', async () => {
     const noTenant = runtime.identity.signToken({ ...base, extraClaims: { tenant_id: undefined } }).token;
     const badTenant = runtime.identity.signToken({ ...base, tenantId: 'acme#G#chat' }).token;
