@@ -3,6 +3,7 @@
  * to the caller (tenant, user, roles) that API Gateway then hands to every route in the authorizer context.
  */
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import { awsLimits } from './limits.ts';
 import type { Caller } from './permissions.ts';
 import { TENANT_PATTERN } from './protocol.ts';
 
@@ -131,15 +132,38 @@ export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClai
 }
 
 /**
+ * Most bytes a caller may take in the `$connect` authorizer's result (its principal and context as JSON): API Gateway
+ * takes at most 8 KB from a WebSocket authorizer, and the policy beside them keeps 1 KB (its statement and a method
+ * ARN of up to ~900 characters). The user id (256 characters) and the claims (2 KB) are bounded: this bounds the roles.
+ */
+export const MAX_CALLER_BYTES = awsLimits.websocketAuthorizerResultBytes.value - 1024;
+
+/** The bytes of `caller` as the `$connect` authorizer returns it (the largest `exp` counted). */
+export function callerBytes(caller: Caller): number {
+  const context = toAuthorizerContext(caller, Number.MAX_SAFE_INTEGER);
+  return Buffer.byteLength(JSON.stringify({ principalId: caller.userId, context }), 'utf8');
+}
+
+/**
  * The caller a verified token stands for, with the claims audience filters and row filters read: the one reading
  * of a token, shared by the WebSocket `$connect` authorizer and the HTTP API (lambdas/core/http-identity.ts), so the
- * same claims give the same rights on both. Throws ClaimsError for unusable tenant, user or roles claims.
+ * same claims give the same rights on both. Throws ClaimsError for unusable tenant, user or roles claims, and for a
+ * caller over {@link MAX_CALLER_BYTES} (in practice, roles past ~4 KB): API Gateway would refuse the authorizer's
+ * result (500 on every handshake, which clients retry for ever), so HTTP refuses such a token too. Until 2026-12-05 a
+ * token with ~170 group roles opened no connection while HTTP served it (found by an attacking pass).
  */
 export function callerFromToken(
   payload: JwtPayload,
   names: ClaimNames = defaultClaimNames,
 ): Caller & { claims: Record<string, unknown> } {
-  return { ...callerFromClaims(payload, names), claims: extraClaims(payload, names) };
+  const caller = { ...callerFromClaims(payload, names), claims: extraClaims(payload, names) };
+  const bytes = callerBytes(caller);
+  if (bytes > MAX_CALLER_BYTES) {
+    throw new ClaimsError(
+      `the token's user, roles and claims take ${bytes} bytes as the WebSocket authorizer passes them, over the ${MAX_CALLER_BYTES} that fit (API Gateway takes at most 8 KB from an authorizer): issue fewer roles`,
+    );
+  }
+  return caller;
 }
 
 /** What the authorizer puts in its context: API Gateway allows only string, number and boolean values. */

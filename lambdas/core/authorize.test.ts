@@ -37,6 +37,46 @@ describe('the $connect authorizer', () => {
     });
   });
 
+  it('returns at most 8 KB, the most API Gateway takes, for every token it allows, and denies one with more roles', async () => {
+    // The worst a token can be: a user id of 256 characters JSON writes 6 bytes each, 2 KB of quote-heavy claims, the
+    // longest method ARN, then as many roles as are allowed.
+    const longArn = `arn:aws:execute-api:ap-southeast-2:123456789012:abcdefghij/${'s'.repeat(128)}/$connect`;
+    const worst = {
+      tenant_id: 'a'.repeat(64),
+      sub: '\u0001'.repeat(256),
+      q1: '"'.repeat(1000),
+      q2: '"'.repeat(1000),
+    };
+    const attempt = (roles: number) =>
+      authorize(
+        {
+          methodArn: longArn,
+          headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, t.o.k' },
+          queryStringParameters: null,
+        },
+        {
+          verifier: verifier({ ...worst, roles: Array.from({ length: roles }, (_, i) => `"role-${i}"`) }),
+          claimNames: defaultClaimNames,
+        },
+      );
+    let roles = 0;
+    let last = await attempt(0);
+    while (last.policyDocument.Statement[0]?.Effect === 'Allow') {
+      expect(Buffer.byteLength(JSON.stringify(last))).toBeLessThanOrEqual(8192);
+      roles++;
+      last = await attempt(roles);
+    }
+    expect(roles).toBeGreaterThan(0);
+    expect(last.policyDocument.Statement[0]?.Effect).toBe('Deny');
+    // A plain token keeps room for ~150 group ids.
+    const groups = Array.from({ length: 140 }, (_, i) => `group-${String(i).padStart(36, '0')}`);
+    const plain = await authorize(
+      { methodArn, headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, t.o.k' }, queryStringParameters: null },
+      { verifier: verifier({ tenant_id: 'acme', sub: 'alice', roles: groups }), claimNames: defaultClaimNames },
+    );
+    expect(plain.policyDocument.Statement[0]?.Effect).toBe('Allow');
+  });
+
   it('answers Unauthorized (HTTP 401) without a token or with one that does not verify', async () => {
     const deps = { verifier: verifier({}), claimNames: defaultClaimNames };
     await expect(authorize({ methodArn, headers: {}, queryStringParameters: {} }, deps)).rejects.toThrow(

@@ -63,6 +63,12 @@ export const awsLimits = {
     value: 128 * KiB,
     source: 'API Gateway Developer Guide, WebSocket API quotas: message payload size',
   },
+  /** Largest result of a WebSocket API's Lambda authorizer (policy, principal and context as JSON). */
+  websocketAuthorizerResultBytes: {
+    value: 8 * KiB,
+    source:
+      'API Gateway Developer Guide, "Quotas for configuring and running a WebSocket API": Lambda authorizer result size',
+  },
   /** Idle timeout of a WebSocket connection. */
   websocketIdleSeconds: { value: 10 * 60, source: 'API Gateway Developer Guide, WebSocket API quotas: idle timeout' },
   /** Maximum duration of a WebSocket connection. */

@@ -2,7 +2,7 @@
  * The `$connect` authorizer against every kind of bad token, end to end over real WebSocket handshakes
  * (docs/security.md, "Authentication"), and the cost of a flood of unknown key ids.
  */
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { createSigningKey, signJwt } from '../../local/identity.ts';
@@ -194,6 +194,20 @@ describe('a handshake', () => {
       expect(await c.request({ action: 'subscribe', group: 'chat:general' })).toMatchObject({ type: 'ack' });
       await c.close();
     }
+  });
+
+  it('with more roles than an authorizer may pass is refused on both transports; 100 group ids pass on both', async () => {
+    // Until 2026-12-05 the handshake answered 500 (API Gateway's 8 KB cap on an authorizer's result), which clients
+    // retry for ever, while HTTP served the token.
+    const groups = (n: number) => Array.from({ length: n }, () => `group-${randomUUID()}`);
+    const tooMany = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(170)] }).token;
+    expect(await handshakeStatus(runtime.wsUrl, tooMany)).toBe(403);
+    expect((await httpApi(runtime, tooMany, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(
+      401,
+    );
+    const many = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(100)] }).token;
+    expect(await handshakeStatus(runtime.wsUrl, many)).toBe(101);
+    expect((await httpApi(runtime, many, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(202);
   });
 
   it('with a verified token lacking a usable tenant claim is refused with 403', async () => {
