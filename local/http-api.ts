@@ -14,7 +14,8 @@
  *    `["a","b"]` becomes `"[a b]"`, a number `"1700000000"`, an object `"map[k:v]"`;
  *  - the 10 MB request payload quota (413 `{"message":"Request Entity Too Large"}`);
  *  - responses in format 2.0: `{statusCode, headers, body, isBase64Encoded, cookies}`, or any other value as a
- *    200 JSON body; a function error → 500 `{"message":"Internal Server Error"}`.
+ *    200 JSON body; a function error, or a result over Lambda's 6 MB for a synchronous invocation, → 500
+ *    `{"message":"Internal Server Error"}`.
  *
  * Not emulated: CORS preflight, throttling, custom domains, Lambda authorizers, the 30 s integration timeout (the
  * function host enforces the function's own timeout).
@@ -27,6 +28,7 @@ import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { checkToken } from '../lambdas/core/authorize.ts';
 import { FetchJwksFetcher } from '../lambdas/core/jwks-fetcher.ts';
+import { awsLimits } from '../lambdas/core/limits.ts';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
 import type { HttpHandler } from './gateway.ts';
 import { drain } from './http-util.ts';
@@ -282,6 +284,12 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     let result: unknown;
     try {
       result = await matched.route.route.invoke(event);
+      // Lambda returns at most 6 MB from a synchronous invocation; past it the invocation fails, and API Gateway
+      // answers as for any function error.
+      const bytes = Buffer.byteLength(JSON.stringify(result) ?? '', 'utf8');
+      if (bytes > awsLimits.lambdaSyncPayloadBytes.value) {
+        throw new Error(`Response payload size exceeded maximum allowed payload size (${bytes} bytes returned)`);
+      }
     } catch (err) {
       options.onError?.(err, matched.route.routeKey);
       count(500);

@@ -163,6 +163,35 @@ describe("entity rows at the Data API's limits (64 KB per row, 1 MiB per result)
     expect(omitted).toEqual([null, ['body'], null]);
   }, 60_000);
 
+  it("GET …/changes answers within Lambda's 6 MB, however many big versions a page could hold", async () => {
+    const id = `big-${randomUUID()}`;
+    expect((await api('POST', '/v1/entities/doc', { id, note: null })).status).toBe(201);
+    // 240 more versions of ~30 KB diffs (7 MB), written to the log as 240 updates would have been.
+    const db = (await runtime().tenants.get(TENANT)).database;
+    if (db === undefined) throw new Error('no database');
+    await localDataPorts(runtime().dataApi.endpoint, 'us-east-1').dataApi.execute(
+      db,
+      `INSERT INTO tenantcast_change_log (entity, key, version, op, changed_by, diff, published)
+       SELECT 'doc', :id, v, 'update', 'writer', jsonb_build_object('note', jsonb_build_array(
+         CASE WHEN v % 2 = 1 THEN repeat('a', 30000) END, CASE WHEN v % 2 = 0 THEN repeat('a', 30000) END)), true
+       FROM generate_series(2, 241) AS v`,
+      { id },
+    );
+    const versions: number[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 5; pages++) {
+      const query = `?limit=500${cursor === null ? '' : `&cursor=${cursor}`}`;
+      const page = await api('GET', `/v1/entities/doc/${id}/changes${query}`);
+      expect(page.status).toBe(200);
+      // Until 2026-12-05 the first page was all 241 entries, 7.2 MB: a 500 in AWS.
+      expect(page.bytes).toBeLessThan(5 * 1024 * 1024);
+      versions.push(...(page.body.items as { version: number }[]).map((i) => i.version));
+      cursor = page.body.nextCursor as string | null;
+      if (cursor === null) break;
+    }
+    expect(versions).toEqual(Array.from({ length: 241 }, (_, i) => i + 1));
+  }, 60_000);
+
   it('GET …/changes pages with limit and cursor, and refuses a cursor of another key', async () => {
     const id = `pages-${randomUUID()}`;
     expect((await api('POST', '/v1/entities/doc', { id, note: 'v1' })).status).toBe(201);

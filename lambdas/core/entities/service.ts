@@ -4,9 +4,11 @@
  * transaction; the change event is published after the commit, and the row marked published. If publishing fails
  * the write still succeeds: the outbox relay (./outbox.ts) publishes what was left unpublished.
  */
+
 import { MAX_CLAIMS_BYTES } from '../auth.ts';
 import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
 import { ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
+import { awsLimits } from '../limits.ts';
 import {
   applicableRule,
   assertCanRead,
@@ -66,6 +68,18 @@ export const IMAGE_VALUE_BYTES = MAX_CLAIMS_BYTES + 2;
 const CHANGES_READS = 10;
 /** …each of at least this many versions. */
 const CHANGES_SCAN = 100;
+/**
+ * Most bytes a change-log page's entries may take as the function's response carries them (JSON in the JSON `body`,
+ * quotes escaped): Lambda returns at most 6 MB from a synchronous invocation (`lambdaSyncPayloadBytes`), and API
+ * Gateway answers 500 for a bigger one. 1 MiB is left for the rest of the response. Until 2026-12-05 a page of 500
+ * versions of 30 KB diffs was a 7 MB answer, given locally and impossible in AWS (found by an AWS-fidelity review).
+ */
+export const CHANGES_RESPONSE_BYTES = awsLimits.lambdaSyncPayloadBytes.value - 1024 * 1024;
+
+/** The bytes of an entry as a response's body carries it: its JSON, escaped once more inside the body string. */
+function responseBytes(entry: ChangeEntry): number {
+  return Buffer.byteLength(JSON.stringify(JSON.stringify(entry)), 'utf8') - 1;
+}
 
 /** What the tenant catalog knows about a tenant's data. */
 export interface TenantData {
@@ -260,19 +274,26 @@ export class EntityService {
     let after = first;
     let more = true;
     let reads = 0;
+    let bytes = 0;
     // Hidden versions are read past in pages of at least CHANGES_SCAN, so a small `limit` does not shrink how far.
     for (; more && items.length < query.limit && reads < CHANGES_READS; reads++) {
       const want = Math.max(query.limit - items.length, CHANGES_SCAN);
       const page = await this.changesPage(tenant.db, entityName, entity, id, after, want, restriction);
       const room = query.limit - items.length;
-      if (page.visible.length > room) {
-        // More than the page takes: the cursor goes after the last one given, the rest come next time.
-        items.push(...page.visible.slice(0, room));
-        after = (items.at(-1) as ChangeEntry).version;
+      let taken = 0;
+      for (const entry of page.visible.slice(0, room)) {
+        const size = responseBytes(entry);
+        if (bytes + size > CHANGES_RESPONSE_BYTES) break;
+        items.push(entry);
+        bytes += size;
+        taken++;
+      }
+      if (taken < page.visible.length) {
+        // More than the page takes (by count or bytes): the cursor goes after the last one given, the rest come next.
+        after = items.at(-1)?.version ?? after;
         more = true;
         break;
       }
-      items.push(...page.visible);
       after = page.last;
       more = page.more;
     }

@@ -1,0 +1,46 @@
+/**
+ * The local HTTP API between a client and a function, as API Gateway stands between them: what the function's
+ * result becomes (local/http-api.ts), on a plain Node server with a fake integration and no authorizer.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHttpApi } from './http-api.ts';
+
+let server: Server;
+let base: string;
+let result: unknown;
+const errors: unknown[] = [];
+
+beforeAll(async () => {
+  const api = createHttpApi({
+    routes: [{ method: 'GET', path: '/t', authorize: false, invoke: async () => result }],
+    jwt: { issuer: 'https://issuer.invalid', audience: 'x', jwksUri: 'https://issuer.invalid/jwks' },
+    onError: (err) => errors.push(err),
+  });
+  server = createServer((req, res) => {
+    void Promise.resolve(api.httpHandler(req, res)).then((handled) => {
+      if (!handled) res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+describe('a function result', () => {
+  it("over Lambda's 6 MB for a synchronous invocation is a 500, as the failed invocation is in AWS", async () => {
+    result = { statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024) };
+    const big = await fetch(`${base}/t`);
+    expect(big.status).toBe(500);
+    expect(await big.json()).toEqual({ message: 'Internal Server Error' });
+    expect(String(errors.at(-1))).toContain('Response payload size exceeded');
+    result = { statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024 - 100) };
+    const under = await fetch(`${base}/t`);
+    expect(under.status).toBe(200);
+    expect((await under.text()).length).toBe(6 * 1024 * 1024 - 100);
+  });
+});
