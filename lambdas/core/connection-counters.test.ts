@@ -199,7 +199,7 @@ describe('connection counters', () => {
         close: async (id) => !gone.has(id),
         forget: deps.forget,
       });
-      expect(result).toEqual({ disconnected: 1, failed: 0 });
+      expect(result).toEqual({ disconnected: 1, failed: 0, remaining: 0 });
       expect(await live.list(tenant, 'dee')).toEqual([]);
     });
   });

@@ -30,7 +30,17 @@ export interface AdminRequest extends HttpIdentity {
   readonly query: Readonly<Record<string, string | undefined>>;
   readonly body: string | undefined;
   readonly isBase64Encoded: boolean;
+  /** The invocation's time left (Lambda's `getRemainingTimeInMillis()`). @default the HTTP answer's budget alone */
+  readonly timeLeftMs?: number;
 }
+
+/**
+ * How long a disconnect closes connections before it answers with what is `remaining`: API Gateway's HTTP API gives an
+ * integration at most 30 s (HTTP API quotas: integration timeout), and answers the client with an error past it while
+ * the function runs on; the rest of the 30 s is for listing the connections and a cold start. Until 2026-12-05 a
+ * tenant too big to close in 30 s got that error, with no count of what was done (found by an AWS-fidelity review).
+ */
+export const DISCONNECT_BUDGET_MS = 20_000;
 
 export interface AdminDeps extends DisconnectDeps {
   readonly usage: Pick<UsageStore, 'read'>;
@@ -60,7 +70,11 @@ export async function handleAdminRequest(request: AdminRequest, deps: AdminDeps)
               : (issue?.message ?? 'invalid body'),
           );
         }
-        const result = await disconnectAll(caller.tenantId, parsed.data.userId, deps);
+        const budgetMs = Math.min(DISCONNECT_BUDGET_MS, (request.timeLeftMs ?? Number.POSITIVE_INFINITY) - 2000);
+        const result = await disconnectAll(caller.tenantId, parsed.data.userId, deps, {
+          deadline: deps.now() + budgetMs,
+          now: deps.now,
+        });
         return json(200, { tenantId: caller.tenantId, ...parsed.data, ...result });
       }
       case 'usage': {

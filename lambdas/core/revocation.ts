@@ -124,29 +124,41 @@ export interface DisconnectDeps extends Pick<GoneConnectionDeps, 'forget'> {
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
 
+/** When a disconnect stops closing connections: `deadline` on the clock `now` (epoch ms). */
+export interface DisconnectBudget {
+  readonly deadline: number;
+  readonly now: () => number;
+}
+
 /**
  * Closes every connection of a tenant, or of one user of it. The tenant is always the caller's (from the token):
  * there is no parameter through which another tenant could be named. `$disconnect` removes their items; a connection
- * API Gateway no longer has (its `$disconnect` was lost) gets no `$disconnect`, so it is forgotten here.
+ * API Gateway no longer has (its `$disconnect` was lost) gets no `$disconnect`, so it is forgotten here. With a
+ * `budget`, no connection is closed past its deadline: they are counted as `remaining`, for the caller to ask again
+ * (the HTTP API answers within 30 s, whatever the function does after).
  */
 export async function disconnectAll(
   tenantId: string,
   userId: string | undefined,
   deps: DisconnectDeps,
-): Promise<{ disconnected: number; failed: number }> {
+  budget?: DisconnectBudget,
+): Promise<{ disconnected: number; failed: number; remaining: number }> {
   const targets = await deps.connections.list(tenantId, userId);
   let disconnected = 0;
   let failed = 0;
+  let remaining = 0;
   // Bounded parallelism: a big tenant must not open thousands of requests to the Management API at once.
   const results = await settleConcurrently(targets, 16, async (t) => {
+    if (budget !== undefined && budget.now() >= budget.deadline) return false;
     if (!(await deps.close(t.connectionId))) await deps.forget(t.connectionId);
+    return true;
   });
   for (const [i, result] of results.entries()) {
-    if (result.status === 'fulfilled') disconnected++;
-    else {
+    if (result.status === 'rejected') {
       failed++;
       deps.onError?.(result.reason, { connectionId: targets[i]?.connectionId });
-    }
+    } else if (result.value) disconnected++;
+    else remaining++;
   }
-  return { disconnected, failed };
+  return { disconnected, failed, remaining };
 }

@@ -48,7 +48,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(captureLambdaHandler(tracer, { captureResponse: false }))
   .use(logMetrics(metrics))
   .use(countHttp(metrics))
-  .handler(async (event) => {
+  .handler(async (event, context) => {
     logger.appendKeys({ routeKey: event.routeKey });
     const operation = adminRoutes[event.routeKey as keyof typeof adminRoutes];
     if (operation === undefined) return errorResponse(new BadRequestError(`no admin route ${event.routeKey}`));
@@ -63,6 +63,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
         claims: (event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } }).authorizer
           ?.jwt?.claims,
         authorization: event.headers?.authorization,
+        timeLeftMs: context.getRemainingTimeInMillis(),
       },
       deps,
     );
