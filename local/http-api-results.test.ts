@@ -1,6 +1,7 @@
 /**
  * The local HTTP API between a client and a function, as API Gateway stands between them: what the function's
- * result becomes (local/http-api.ts), on a plain Node server with a fake integration and no authorizer.
+ * result, or its lateness, becomes (local/http-api.ts), on a plain Node server with a fake integration and no
+ * authorizer.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,13 +10,14 @@ import { createHttpApi } from './http-api.ts';
 
 let server: Server;
 let base: string;
-let result: unknown;
+let result: () => Promise<unknown> = async () => undefined;
 const errors: unknown[] = [];
 
 beforeAll(async () => {
   const api = createHttpApi({
-    routes: [{ method: 'GET', path: '/t', authorize: false, invoke: async () => result }],
+    routes: [{ method: 'GET', path: '/t', authorize: false, invoke: () => result() }],
     jwt: { issuer: 'https://issuer.invalid', audience: 'x', jwksUri: 'https://issuer.invalid/jwks' },
+    integrationTimeoutMs: 300,
     onError: (err) => errors.push(err),
   });
   server = createServer((req, res) => {
@@ -33,14 +35,31 @@ afterAll(async () => {
 
 describe('a function result', () => {
   it("over Lambda's 6 MB for a synchronous invocation is a 500, as the failed invocation is in AWS", async () => {
-    result = { statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024) };
+    result = async () => ({ statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024) });
     const big = await fetch(`${base}/t`);
     expect(big.status).toBe(500);
     expect(await big.json()).toEqual({ message: 'Internal Server Error' });
     expect(String(errors.at(-1))).toContain('Response payload size exceeded');
-    result = { statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024 - 100) };
+    result = async () => ({ statusCode: 200, body: 'a'.repeat(6 * 1024 * 1024 - 100) });
     const under = await fetch(`${base}/t`);
     expect(under.status).toBe(200);
     expect((await under.text()).length).toBe(6 * 1024 * 1024 - 100);
+  });
+
+  it('later than the integration timeout is a 503 to the client, while the function runs on to its end', async () => {
+    let finished = false;
+    result = () =>
+      new Promise((resolve) =>
+        setTimeout(() => {
+          finished = true;
+          resolve({ statusCode: 200, body: 'late' });
+        }, 600),
+      );
+    const late = await fetch(`${base}/t`);
+    expect(late.status).toBe(503);
+    expect(await late.json()).toEqual({ message: 'Service Unavailable' });
+    expect(finished).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(finished).toBe(true);
   });
 });

@@ -17,8 +17,9 @@
  *    200 JSON body; a function error, or a result over Lambda's 6 MB for a synchronous invocation, → 500
  *    `{"message":"Internal Server Error"}`.
  *
- * Not emulated: CORS preflight, throttling, custom domains, Lambda authorizers, the 30 s integration timeout (the
- * function host enforces the function's own timeout).
+ *  - the integration timeout (30 s): 503 `{"message":"Service Unavailable"}` while the function runs on.
+ *
+ * Not emulated: CORS preflight, throttling, custom domains, Lambda authorizers.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -61,6 +62,12 @@ export interface HttpApiOptions {
   readonly accountId?: string;
   /** @default 10 MB (API Gateway's HTTP API payload quota) */
   readonly maxBodyBytes?: number;
+  /**
+   * How long the API waits for a function: past it the client gets 503 `{"message":"Service Unavailable"}` while the
+   * function runs on, as API Gateway's HTTP API answers (its integration timeout is at most 30 s: HTTP API quotas; the
+   * status is what deployed APIs answer, e.g. cortexlabs/cortex#1225, AWS's docs do not give it). @default 30 s
+   */
+  readonly integrationTimeoutMs?: number;
   /** Told about function failures (the 500s). */
   readonly onError?: (err: unknown, routeKey: string) => void;
 }
@@ -164,6 +171,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
   const stage = options.stage ?? '$default';
   const accountId = options.accountId ?? '000000000000';
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const integrationTimeoutMs = options.integrationTimeoutMs ?? 30_000;
   const stats: Record<number, number> = {};
   const verifier = JwtVerifier.create(
     {
@@ -283,7 +291,13 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
 
     let result: unknown;
     try {
-      result = await matched.route.route.invoke(event);
+      const outcome = await withinIntegrationTimeout(matched.route.route.invoke(event), integrationTimeoutMs);
+      if (outcome.timedOut) {
+        count(503);
+        json(res, 503, { message: 'Service Unavailable' });
+        return true;
+      }
+      result = outcome.result;
       // Lambda returns at most 6 MB from a synchronous invocation; past it the invocation fails, and API Gateway
       // answers as for any function error.
       const bytes = Buffer.byteLength(JSON.stringify(result) ?? '', 'utf8');
@@ -302,6 +316,24 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
   }
 
   return { httpHandler, stats };
+}
+
+/** The function's result, or that the integration timed out first (the function is not stopped: it runs on). */
+async function withinIntegrationTimeout(
+  invocation: Promise<unknown>,
+  timeoutMs: number,
+): Promise<{ timedOut: false; result: unknown } | { timedOut: true }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<{ timedOut: true }>((resolve) => {
+    timer = setTimeout(() => resolve({ timedOut: true }), timeoutMs);
+  });
+  try {
+    return await Promise.race([invocation.then((result) => ({ timedOut: false as const, result })), timeout]);
+  } finally {
+    clearTimeout(timer);
+    // A late failure of a function the client no longer waits for is its own (logged by its host), not unhandled.
+    invocation.catch(() => undefined);
+  }
 }
 
 function sendResult(res: ServerResponse, result: unknown, requestId: string): void {
