@@ -15,6 +15,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { HttpMethod } from '../lambdas/manifest.ts';
 import { DEFAULT_THROTTLE, type ThrottleConfig } from './config.ts';
+import { HTTP_API_CORS } from './http-api-cors.ts';
 
 export interface TenantcastHttpApiProps {
   /** Expected `iss` of the JWT, an https URL; API Gateway fetches the keys from its OpenID discovery document. */
@@ -83,11 +84,6 @@ export const HTTP_ACCESS_LOG_FORMAT = AccessLogFormat.custom(
   }),
 );
 
-/** Request headers browsers may send cross-origin (`If-Match`: optimistic concurrency of the entity API). */
-const CORS_ALLOW_HEADERS = ['authorization', 'content-type', 'if-match'];
-/** Response headers browsers may read cross-origin (`ETag`: an entity's version). */
-const CORS_EXPOSE_HEADERS = ['etag'];
-
 const PATH = /^(\/[A-Za-z0-9._~-]+|\/\{[A-Za-z][A-Za-z0-9_]*\+?\})+$/;
 
 /**
@@ -139,16 +135,10 @@ export class TenantcastHttpApi extends Construct {
       defaultAuthorizer: this.authorizer,
       corsPreflight: {
         allowOrigins: [...origins],
-        allowMethods: [
-          CorsHttpMethod.GET,
-          CorsHttpMethod.POST,
-          CorsHttpMethod.PUT,
-          CorsHttpMethod.PATCH,
-          CorsHttpMethod.DELETE,
-        ],
-        allowHeaders: CORS_ALLOW_HEADERS,
-        exposeHeaders: CORS_EXPOSE_HEADERS,
-        maxAge: Duration.hours(1),
+        allowMethods: HTTP_API_CORS.allowMethods.map((method) => CorsHttpMethod[method]),
+        allowHeaders: [...HTTP_API_CORS.allowHeaders],
+        exposeHeaders: [...HTTP_API_CORS.exposeHeaders],
+        maxAge: Duration.seconds(HTTP_API_CORS.maxAgeSeconds),
       },
     });
     this.accessLogGroup = new LogGroup(this, 'AccessLogs', {

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { HTTP_API_CORS } from '../lib/http-api-cors.ts';
 import { createHttpApi } from './http-api.ts';
 
 let server: Server;
@@ -18,6 +19,7 @@ beforeAll(async () => {
     routes: [{ method: 'GET', path: '/t', authorize: false, invoke: () => result() }],
     jwt: { issuer: 'https://issuer.invalid', audience: 'x', jwksUri: 'https://issuer.invalid/jwks' },
     integrationTimeoutMs: 300,
+    cors: { ...HTTP_API_CORS, allowOrigins: ['http://localhost:5173'] },
     onError: (err) => errors.push(err),
   });
   server = createServer((req, res) => {
@@ -61,5 +63,36 @@ describe('a function result', () => {
     expect(finished).toBe(false);
     await new Promise((r) => setTimeout(r, 500));
     expect(finished).toBe(true);
+  });
+
+  it("from an allowed origin carries the API's CORS headers, not the function's", async () => {
+    result = async () => ({
+      statusCode: 200,
+      headers: { 'access-control-allow-origin': '*', etag: '"3"' },
+      body: '{}',
+    });
+    const allowed = await fetch(`${base}/t`, { headers: { origin: 'http://localhost:5173' } });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(allowed.headers.get('access-control-expose-headers')).toBe('etag');
+    expect(allowed.headers.get('etag')).toBe('"3"');
+    const other = await fetch(`${base}/t`, { headers: { origin: 'https://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('a preflight', () => {
+  it('is answered by the API itself, whatever the routes, without invoking a function', async () => {
+    let invoked = false;
+    result = async () => {
+      invoked = true;
+      return { statusCode: 200 };
+    };
+    const answer = await fetch(`${base}/t`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'GET' },
+    });
+    expect(answer.status).toBe(204);
+    expect(answer.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(invoked).toBe(false);
   });
 });

@@ -19,7 +19,10 @@
  *
  *  - the integration timeout (30 s): 503 `{"message":"Service Unavailable"}` while the function runs on.
  *
- * Not emulated: CORS preflight, throttling, custom domains, Lambda authorizers.
+ *  - CORS (`cors`, local/http-cors.ts): preflights answered by the API, its headers on every answer to an allowed
+ *    origin, the function's CORS headers ignored.
+ *
+ * Not emulated: throttling, custom domains, Lambda authorizers.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -32,6 +35,7 @@ import { FetchJwksFetcher } from '../lambdas/core/jwks-fetcher.ts';
 import { awsLimits } from '../lambdas/core/limits.ts';
 import type { FunctionSpec } from '../lambdas/manifest.ts';
 import type { HttpHandler } from './gateway.ts';
+import { type HttpCorsConfig, isCorsHeader, preflightHeaders, responseHeaders } from './http-cors.ts';
 import { drain } from './http-util.ts';
 
 export interface HttpApiRoute {
@@ -68,6 +72,8 @@ export interface HttpApiOptions {
    * status is what deployed APIs answer, e.g. cortexlabs/cortex#1225, AWS's docs do not give it). @default 30 s
    */
   readonly integrationTimeoutMs?: number;
+  /** The API's CORS configuration (local/http-cors.ts). @default none: no preflight answers, no CORS headers */
+  readonly cors?: HttpCorsConfig;
   /** Told about function failures (the 500s). */
   readonly onError?: (err: unknown, routeKey: string) => void;
 }
@@ -207,6 +213,18 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     const first = `/${url.pathname.split('/').filter((s) => s.length > 0)[0] ?? ''}`;
     if (!prefixes.has(first)) return false;
     const method = (req.method ?? 'GET').toUpperCase();
+    if (options.cors !== undefined) {
+      const preflight = preflightHeaders(options.cors, req);
+      if (preflight !== undefined) {
+        await drain(req);
+        count(204);
+        res.writeHead(204, { 'apigw-requestid': randomUUID(), ...preflight });
+        res.end();
+        return true;
+      }
+      // On every answer, the function's and the API's own (401, 404, 413, 500, 503) alike.
+      for (const [name, value] of Object.entries(responseHeaders(options.cors, req))) res.setHeader(name, value);
+    }
 
     let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
     for (const route of routes) {
@@ -349,7 +367,9 @@ function sendResult(res: ServerResponse, result: unknown, requestId: string): vo
     return;
   }
   const headers: Record<string, string | string[]> = { 'apigw-requestid': requestId };
-  for (const [k, v] of Object.entries(structured.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  for (const [k, v] of Object.entries(structured.headers ?? {})) {
+    if (!isCorsHeader(k)) headers[k.toLowerCase()] = String(v);
+  }
   if (structured.cookies && structured.cookies.length > 0) headers['set-cookie'] = structured.cookies;
   const body =
     structured.body === undefined

@@ -8,6 +8,10 @@ console.log('tenantcast local runtime: starting (progress below; requests get 50
 const runtime = await startLocal({
   ...(process.env.DATA_DIR !== undefined && { dataDir: process.env.DATA_DIR }),
   ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
+  // A front end served elsewhere (its dev server): allowed on the WebSocket and by the HTTP API's CORS.
+  ...(process.env.ALLOWED_ORIGINS !== undefined && {
+    extraAllowedOrigins: process.env.ALLOWED_ORIGINS.split(/[\s,]+/).filter((o) => o.length > 0),
+  }),
   // Where `npm run tenants` finds this runtime.
   endpointsFile: '.local/endpoints.json',
 }).catch((err: unknown) => {

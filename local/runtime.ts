@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TenantDirectory, type TenantLimits } from '../lambdas/core/tenants.ts';
 import { functions as manifestFunctions, queues as manifestQueues, type Trigger } from '../lambdas/manifest.ts';
+import { HTTP_API_CORS } from '../lib/http-api-cors.ts';
 import { createWebHandler } from '../web/server.ts';
 import { type LocalDataApi, startLocalDataApi } from './data-api.ts';
 import {
@@ -84,8 +85,14 @@ export interface LocalOptions {
   readonly peerDeliveryQueues?: Readonly<Record<string, string>>;
   /** An SQS stand-in started (and stopped) by the caller, whose queue URLs peers must know up front. @default own */
   readonly sqs?: LocalSqs;
-  /** Browser origins the authorizer accepts (`*`: any). @default this runtime's own: `http://127.0.0.1:<port>`, `http://localhost:<port>` */
+  /**
+   * Browser origins the authorizer accepts and the HTTP API's CORS allows (`*`: any), as a stage's `auth.allowedOrigins`
+   * and `cors` do. @default this runtime's own, `http://127.0.0.1:<port>` and `http://localhost:<port>`, and
+   * `extraAllowedOrigins`
+   */
   readonly allowedOrigins?: readonly string[];
+  /** Origins allowed beside the runtime's own (a front end's dev server; `npm start` reads `ALLOWED_ORIGINS`). */
+  readonly extraAllowedOrigins?: readonly string[];
   /** Accept handshakes without an `Origin` header (server clients). @default true */
   readonly allowMissingOrigin?: boolean;
   /** Serve the demo app (web/) at `/`; it is bundled on its first request (web/server.ts). @default true */
@@ -289,6 +296,13 @@ function createFunctionHosts(
   return hosts;
 }
 
+/** The browser origins of this runtime's stage: the WebSocket authorizer's allowlist and the HTTP API's CORS. */
+function allowedOriginsOf(options: LocalOptions, gateway: Gateway): readonly string[] {
+  return (
+    options.allowedOrigins ?? [gateway.url, `http://localhost:${gateway.port}`, ...(options.extraAllowedOrigins ?? [])]
+  );
+}
+
 /** The binding variables the manifest names (TABLE_NAME, DELIVERY_QUEUE_URL, ...), as CDK sets them in AWS. */
 function bindingValuesFor(
   options: LocalOptions,
@@ -313,7 +327,7 @@ function bindingValuesFor(
     CLAIM_USER: 'sub',
     CLAIM_ROLES: 'roles',
     // The stage's origin allowlist (docs/security.md): locally, pages served by this runtime and server clients.
-    ALLOWED_ORIGINS: (options.allowedOrigins ?? [gateway.url, `http://localhost:${gateway.port}`]).join(' '),
+    ALLOWED_ORIGINS: allowedOriginsOf(options, gateway).join(' '),
     ALLOW_MISSING_ORIGIN: String(options.allowMissingOrigin ?? true),
     CHANGES_QUEUE_URL: queues.changes.url,
     // Multi-region delivery (docs/multi-region.md): alone, this region is every tenant's home and has no peers.
@@ -377,6 +391,7 @@ async function startFront(
   gateway.addHttpHandler(identity.httpHandler, { whileStarting: true });
   const httpApi = createHttpApi({
     routes: httpRoutesFromManifest(manifestFunctions, invokerOf),
+    cors: { ...HTTP_API_CORS, allowOrigins: allowedOriginsOf(options, gateway) },
     jwt: { issuer: identity.issuer, audience: identity.audience, jwksUri: `${gateway.url}${identity.jwksPath}` },
     onError: (err, routeKey) => log('error', 'HTTP API integration failed', { routeKey, error: String(err) }),
   });

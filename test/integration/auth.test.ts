@@ -34,6 +34,7 @@ beforeAll(async () => {
     schedules: false,
     log: () => undefined,
     onFunctionLog: () => undefined,
+    extraAllowedOrigins: ['http://localhost:5173'],
   });
   // Before any token is verified, so the verifiers' first fetch of the JWKS has it.
   const jwk = ecKey.publicKey.export({ format: 'jwk' });
@@ -274,5 +275,35 @@ describe('the origin allowlist', () => {
     expect(await statusFrom('https://evil.example')).toBe(403);
     expect(await statusFrom(`${runtime.url}.evil.example`)).toBe(403);
     expect(await statusFrom('null')).toBe(403);
+  });
+
+  it('admits an extra origin (a front end served elsewhere) on the WebSocket and by the HTTP API’s CORS alike', async () => {
+    const devServer = 'http://localhost:5173';
+    expect(await statusFrom(devServer)).toBe(101);
+    const preflight = await fetch(`${runtime.url}/v1/publish`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: devServer,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(devServer);
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('authorization,content-type,if-match');
+    const token = runtime.identity.signToken({ ...base, roles: ['admin'] }).token;
+    const published = await fetch(`${runtime.url}/v1/publish`, {
+      method: 'POST',
+      headers: { origin: devServer, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ group: 'chat:general', data: 1 }),
+    });
+    expect(published.status).toBe(202);
+    expect(published.headers.get('access-control-allow-origin')).toBe(devServer);
+    // Another origin gets no CORS headers, so its page cannot read the answer (API Gateway answers it all the same).
+    const other = await fetch(`${runtime.url}/v1/publish`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
