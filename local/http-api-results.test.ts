@@ -6,17 +6,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { HTTP_API_CORS } from '../lib/http-api-cors.ts';
 import { createHttpApi } from './http-api.ts';
 
 let server: Server;
 let base: string;
-let result: () => Promise<unknown> = async () => undefined;
+let result: (event: APIGatewayProxyEventV2) => Promise<unknown> = async () => undefined;
 const errors: unknown[] = [];
 
 beforeAll(async () => {
   const api = createHttpApi({
-    routes: [{ method: 'GET', path: '/t', authorize: false, invoke: () => result() }],
+    routes: [{ method: 'GET', path: '/t', authorize: false, invoke: (event) => result(event) }],
     jwt: { issuer: 'https://issuer.invalid', audience: 'x', jwksUri: 'https://issuer.invalid/jwks' },
     integrationTimeoutMs: 300,
     cors: { ...HTTP_API_CORS, allowOrigins: ['http://localhost:5173'] },
@@ -63,6 +64,25 @@ describe('a function result', () => {
     expect(finished).toBe(false);
     await new Promise((r) => setTimeout(r, 500));
     expect(finished).toBe(true);
+  });
+
+  it('that API Gateway cannot read (a status code out of range, a body that is no string) is a 500', async () => {
+    for (const bad of [{ statusCode: 1000 }, { statusCode: 200, body: 5 }]) {
+      result = async () => bad;
+      const answer = await fetch(`${base}/t`);
+      expect(answer.status).toBe(500);
+      expect(await answer.json()).toEqual({ message: 'Internal Server Error' });
+    }
+  });
+
+  it('comes from an event whose request time is written as API Gateway writes it', async () => {
+    let time = '';
+    result = async (event) => {
+      time = event.requestContext.time;
+      return { statusCode: 204 };
+    };
+    await fetch(`${base}/t`);
+    expect(time).toMatch(/^\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000$/);
   });
 
   it("from an allowed origin carries the API's CORS headers, not the function's", async () => {

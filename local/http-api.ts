@@ -37,6 +37,7 @@ import type { FunctionSpec } from '../lambdas/manifest.ts';
 import type { HttpHandler } from './gateway.ts';
 import { type HttpCorsConfig, isCorsHeader, preflightHeaders, responseHeaders } from './http-cors.ts';
 import { drain } from './http-util.ts';
+import { formatRequestTime } from './lambda-events.ts';
 
 export interface HttpApiRoute {
   /** `GET`, `POST`, ...; `ANY` matches every method. */
@@ -300,7 +301,8 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
         requestId,
         routeKey: matched.route.routeKey,
         stage,
-        time: now.toISOString(),
+        // As API Gateway writes it (common log format, UTC: `12/Mar/2020:19:03:58 +0000`).
+        time: formatRequestTime(now.getTime()),
         timeEpoch: now.getTime(),
       },
       ...(body.length > 0 && { body: isText ? body.toString('utf8') : body.toString('base64') }),
@@ -328,7 +330,14 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       json(res, 500, { message: 'Internal Server Error' });
       return true;
     }
-    sendResult(res, result, requestId);
+    try {
+      sendResult(res, result, requestId);
+    } catch (err) {
+      // A result API Gateway cannot read (a status code out of range, a body that is not a string) is a function
+      // error to the client.
+      options.onError?.(err, matched.route.routeKey);
+      if (!res.headersSent) json(res, 500, { message: 'Internal Server Error' });
+    }
     count(res.statusCode);
     return true;
   }
