@@ -169,33 +169,19 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | u
   return Buffer.concat(chunks);
 }
 
-export function createHttpApi(options: HttpApiOptions): HttpApi {
-  const routes = options.routes
-    .map(compile)
-    .sort((a, b) => b.literals - a.literals || Number(a.greedy) - Number(b.greedy));
-  const prefixes = new Set(routes.map((r) => `/${r.segments[0] ?? ''}`));
-  const apiId = options.apiId ?? 'local-http';
-  const stage = options.stage ?? '$default';
-  const accountId = options.accountId ?? '000000000000';
-  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
-  const integrationTimeoutMs = options.integrationTimeoutMs ?? 30_000;
-  const stats: Record<number, number> = {};
+/** API Gateway's JWT authorizer: the token's own claims when it verifies, else undefined (a 401). */
+function jwtAuthorizer(jwt: HttpApiJwtAuthorizer): (header: string | undefined) => Promise<JwtPayload | undefined> {
   const verifier = JwtVerifier.create(
     {
-      issuer: options.jwt.issuer,
-      audience: typeof options.jwt.audience === 'string' ? options.jwt.audience : [...options.jwt.audience],
-      jwksUri: options.jwt.jwksUri,
+      issuer: jwt.issuer,
+      audience: typeof jwt.audience === 'string' ? jwt.audience : [...jwt.audience],
+      jwksUri: jwt.jwksUri,
       // API Gateway's JWT authorizer requires `exp` ("Must be after the current time"); aws-jwt-verify alone does not.
       customJwtCheck: checkToken,
     },
     { jwksCache: new SimpleJwksCache({ fetcher: new FetchJwksFetcher() }) },
   );
-
-  const count = (status: number) => {
-    stats[status] = (stats[status] ?? 0) + 1;
-  };
-
-  async function verify(header: string | undefined): Promise<JwtPayload | undefined> {
+  return async (header) => {
     if (header === undefined) return undefined;
     const token = header.replace(/^Bearer\s+/i, '').trim();
     if (token === '') return undefined;
@@ -207,18 +193,128 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     // The claims as the token has them: API Gateway passes every one, names aws-jwt-verify's decoder drops
     // (`constructor`, `__proto__`) included, and lambdas/core/http-identity.ts must cope with them as in AWS.
     return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as JwtPayload;
+  };
+}
+
+type MatchedRoute = { readonly route: CompiledRoute; readonly params: Record<string, string> };
+
+/** The first route (most literal segments first) matching the method and path. */
+function matchRoute(routes: readonly CompiledRoute[], method: string, path: string): MatchedRoute | undefined {
+  for (const route of routes) {
+    const m = route.route.method.toUpperCase();
+    if (m !== 'ANY' && m !== method) continue;
+    const params = matchPath(route.route.path, path);
+    if (params) return { route, params };
   }
+  return undefined;
+}
+
+/** The payload format 2.0 event of a request. */
+function eventOf(
+  req: IncomingMessage,
+  url: URL,
+  matched: MatchedRoute,
+  request: { readonly body: Buffer; readonly claims: Record<string, string> | undefined; readonly requestId: string },
+  api: { readonly accountId: string; readonly apiId: string; readonly stage: string },
+): APIGatewayProxyEventV2 {
+  const { body, claims } = request;
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = (req.rawHeaders[i] as string).toLowerCase();
+    const value = req.rawHeaders[i + 1] as string;
+    if (name === 'cookie') cookies.push(...value.split(/;\s*/).filter((c) => c.length > 0));
+    else headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
+  const isText = body.length === 0 || TEXT_TYPES.test(headers['content-type'] ?? '');
+  const now = Date.now();
+  return {
+    version: '2.0',
+    routeKey: matched.route.routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.replace(/^\?/, ''),
+    ...(cookies.length > 0 && { cookies }),
+    headers,
+    ...(Object.keys(query).length > 0 && { queryStringParameters: query }),
+    ...(Object.keys(matched.params).length > 0 && { pathParameters: matched.params }),
+    requestContext: {
+      accountId: api.accountId,
+      apiId: api.apiId,
+      ...(claims && { authorizer: { jwt: { claims, scopes: null } } }),
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      http: {
+        method: (req.method ?? 'GET').toUpperCase(),
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: request.requestId,
+      routeKey: matched.route.routeKey,
+      stage: api.stage,
+      // As API Gateway writes it (common log format, UTC: `12/Mar/2020:19:03:58 +0000`).
+      time: formatRequestTime(now),
+      timeEpoch: now,
+    },
+    ...(body.length > 0 && { body: isText ? body.toString('utf8') : body.toString('base64') }),
+    isBase64Encoded: !isText,
+  } as APIGatewayProxyEventV2;
+}
+
+/**
+ * The function's answer to the event as API Gateway gets it: its result, its error (a thrown one, or a result over
+ * Lambda's 6 MB for a synchronous invocation), or the integration timing out first.
+ */
+async function integrate(
+  route: HttpApiRoute,
+  event: APIGatewayProxyEventV2,
+  timeoutMs: number,
+): Promise<{ kind: 'result'; result: unknown } | { kind: 'error'; error: unknown } | { kind: 'timeout' }> {
+  try {
+    const outcome = await withinIntegrationTimeout(route.invoke(event), timeoutMs);
+    if (outcome.timedOut) return { kind: 'timeout' };
+    const bytes = Buffer.byteLength(JSON.stringify(outcome.result) ?? '', 'utf8');
+    if (bytes > awsLimits.lambdaSyncPayloadBytes.value) {
+      throw new Error(`Response payload size exceeded maximum allowed payload size (${bytes} bytes returned)`);
+    }
+    return { kind: 'result', result: outcome.result };
+  } catch (error) {
+    return { kind: 'error', error };
+  }
+}
+
+export function createHttpApi(options: HttpApiOptions): HttpApi {
+  const routes = options.routes
+    .map(compile)
+    .sort((a, b) => b.literals - a.literals || Number(a.greedy) - Number(b.greedy));
+  const prefixes = new Set(routes.map((r) => `/${r.segments[0] ?? ''}`));
+  const api = {
+    apiId: options.apiId ?? 'local-http',
+    stage: options.stage ?? '$default',
+    accountId: options.accountId ?? '000000000000',
+  };
+  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const integrationTimeoutMs = options.integrationTimeoutMs ?? 30_000;
+  const stats: Record<number, number> = {};
+  const verify = jwtAuthorizer(options.jwt);
+  const answer = (res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}) => {
+    stats[status] = (stats[status] ?? 0) + 1;
+    json(res, status, { message }, headers);
+    return true;
+  };
 
   async function httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const first = `/${url.pathname.split('/').filter((s) => s.length > 0)[0] ?? ''}`;
     if (!prefixes.has(first)) return false;
-    const method = (req.method ?? 'GET').toUpperCase();
     if (options.cors !== undefined) {
       const preflight = preflightHeaders(options.cors, req);
       if (preflight !== undefined) {
         await drain(req);
-        count(204);
+        stats[204] = (stats[204] ?? 0) + 1;
         res.writeHead(204, { 'apigw-requestid': randomUUID(), ...preflight });
         res.end();
         return true;
@@ -226,119 +322,40 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       // On every answer, the function's and the API's own (401, 404, 413, 500, 503) alike.
       for (const [name, value] of Object.entries(responseHeaders(options.cors, req))) res.setHeader(name, value);
     }
-
-    let matched: { route: CompiledRoute; params: Record<string, string> } | undefined;
-    for (const route of routes) {
-      const m = route.route.method.toUpperCase();
-      if (m !== 'ANY' && m !== method) continue;
-      const params = matchPath(route.route.path, url.pathname);
-      if (params) {
-        matched = { route, params };
-        break;
-      }
-    }
+    const matched = matchRoute(routes, (req.method ?? 'GET').toUpperCase(), url.pathname);
     if (!matched) {
       await drain(req);
-      count(404);
-      json(res, 404, { message: 'Not Found' });
-      return true;
+      return answer(res, 404, 'Not Found');
     }
-
     const body = await readBody(req, maxBodyBytes);
     if (body === undefined) {
-      count(413);
-      json(res, 413, { message: 'Request Entity Too Large' }, { connection: 'close' });
+      answer(res, 413, 'Request Entity Too Large', { connection: 'close' });
       req.destroy();
       return true;
     }
-
     let claims: Record<string, string> | undefined;
     if (matched.route.route.authorize ?? true) {
       const payload = await verify(req.headers.authorization);
-      if (payload === undefined) {
-        count(401);
-        json(res, 401, { message: 'Unauthorized' }, { 'www-authenticate': 'Bearer' });
-        return true;
-      }
+      if (payload === undefined) return answer(res, 401, 'Unauthorized', { 'www-authenticate': 'Bearer' });
       claims = Object.fromEntries(Object.entries(payload).map(([k, v]) => [k, flattenClaim(v)]));
     }
-
-    const headers: Record<string, string> = {};
-    const cookies: string[] = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const name = (req.rawHeaders[i] as string).toLowerCase();
-      const value = req.rawHeaders[i + 1] as string;
-      if (name === 'cookie') cookies.push(...value.split(/;\s*/).filter((c) => c.length > 0));
-      else headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
-    }
-    const query: Record<string, string> = {};
-    for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
-    const isText = body.length === 0 || TEXT_TYPES.test(headers['content-type'] ?? '');
-    const now = new Date();
     const requestId = randomUUID();
-    const event: APIGatewayProxyEventV2 = {
-      version: '2.0',
-      routeKey: matched.route.routeKey,
-      rawPath: url.pathname,
-      rawQueryString: url.search.replace(/^\?/, ''),
-      ...(cookies.length > 0 && { cookies }),
-      headers,
-      ...(Object.keys(query).length > 0 && { queryStringParameters: query }),
-      ...(Object.keys(matched.params).length > 0 && { pathParameters: matched.params }),
-      requestContext: {
-        accountId,
-        apiId,
-        ...(claims && { authorizer: { jwt: { claims, scopes: null } } }),
-        domainName: headers.host ?? 'localhost',
-        domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
-        http: {
-          method,
-          path: url.pathname,
-          protocol: `HTTP/${req.httpVersion}`,
-          sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
-          userAgent: headers['user-agent'] ?? '',
-        },
-        requestId,
-        routeKey: matched.route.routeKey,
-        stage,
-        // As API Gateway writes it (common log format, UTC: `12/Mar/2020:19:03:58 +0000`).
-        time: formatRequestTime(now.getTime()),
-        timeEpoch: now.getTime(),
-      },
-      ...(body.length > 0 && { body: isText ? body.toString('utf8') : body.toString('base64') }),
-      isBase64Encoded: !isText,
-    } as APIGatewayProxyEventV2;
-
-    let result: unknown;
-    try {
-      const outcome = await withinIntegrationTimeout(matched.route.route.invoke(event), integrationTimeoutMs);
-      if (outcome.timedOut) {
-        count(503);
-        json(res, 503, { message: 'Service Unavailable' });
-        return true;
-      }
-      result = outcome.result;
-      // Lambda returns at most 6 MB from a synchronous invocation; past it the invocation fails, and API Gateway
-      // answers as for any function error.
-      const bytes = Buffer.byteLength(JSON.stringify(result) ?? '', 'utf8');
-      if (bytes > awsLimits.lambdaSyncPayloadBytes.value) {
-        throw new Error(`Response payload size exceeded maximum allowed payload size (${bytes} bytes returned)`);
-      }
-    } catch (err) {
-      options.onError?.(err, matched.route.routeKey);
-      count(500);
-      json(res, 500, { message: 'Internal Server Error' });
-      return true;
+    const event = eventOf(req, url, matched, { body, claims, requestId }, api);
+    const outcome = await integrate(matched.route.route, event, integrationTimeoutMs);
+    if (outcome.kind === 'timeout') return answer(res, 503, 'Service Unavailable');
+    if (outcome.kind === 'error') {
+      options.onError?.(outcome.error, matched.route.routeKey);
+      return answer(res, 500, 'Internal Server Error');
     }
     try {
-      sendResult(res, result, requestId);
+      sendResult(res, outcome.result, requestId);
     } catch (err) {
       // A result API Gateway cannot read (a status code out of range, a body that is not a string) is a function
       // error to the client.
       options.onError?.(err, matched.route.routeKey);
-      if (!res.headersSent) json(res, 500, { message: 'Internal Server Error' });
+      if (!res.headersSent) return answer(res, 500, 'Internal Server Error');
     }
-    count(res.statusCode);
+    stats[res.statusCode] = (stats[res.statusCode] ?? 0) + 1;
     return true;
   }
 

@@ -302,7 +302,7 @@ export async function runTenantsCli(argv: readonly string[], io: CliIo): Promise
         stage: target.stage,
         log,
       });
-    const run = commands[command];
+    const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
     if (run === undefined) {
       io.err(`unknown command '${command}'\n\n${help}`);
       return 2;

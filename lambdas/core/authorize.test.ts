@@ -77,6 +77,17 @@ describe('the $connect authorizer', () => {
     expect(plain.policyDocument.Statement[0]?.Effect).toBe('Allow');
   });
 
+  it('denies a token refused for its claims within 8 KB too, however long its sub', async () => {
+    for (const claimNames of [defaultClaimNames, { ...defaultClaimNames, user: 'email' }]) {
+      const result = await authorize(
+        { methodArn, headers: { 'Sec-WebSocket-Protocol': 'tenantcast.v1, t.o.k' }, queryStringParameters: null },
+        { verifier: verifier({ tenant_id: 'acme', sub: 'u'.repeat(9000), roles: ['member'] }), claimNames },
+      );
+      expect(result.policyDocument.Statement[0]?.Effect).toBe('Deny');
+      expect(Buffer.byteLength(JSON.stringify(result))).toBeLessThanOrEqual(8192);
+    }
+  });
+
   it('answers Unauthorized (HTTP 401) without a token or with one that does not verify', async () => {
     const deps = { verifier: verifier({}), claimNames: defaultClaimNames };
     await expect(authorize({ methodArn, headers: {}, queryStringParameters: {} }, deps)).rejects.toThrow(

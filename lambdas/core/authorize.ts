@@ -154,7 +154,10 @@ export async function authorize(
   } catch (err) {
     if (!(err instanceof ClaimsError)) throw err;
     deps.log?.('connection denied: claims', { reason: err.message });
-    return policy(typeof payload.sub === 'string' ? payload.sub : 'unknown', 'Deny', event.methodArn);
+    // The principal of a refused token is only logged by API Gateway: cut to the user claim's 256 characters, so the
+    // Deny stays within the 8 KB an authorizer may return (a long `sub` made it a 500, retried for ever; found by a
+    // review).
+    return policy(typeof payload.sub === 'string' ? payload.sub.slice(0, 256) : 'unknown', 'Deny', event.methodArn);
   }
 }
 

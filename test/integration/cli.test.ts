@@ -125,6 +125,14 @@ describe('tenantcast connections', () => {
     }
   });
 
+  it('takes no name every object has for a tenants command', async () => {
+    for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const answered = await cli('tenants', name);
+      expect(answered.code).toBe(2);
+      expect(answered.err).toContain(`unknown command '${name}'`);
+    }
+  });
+
   it('names the missing tenant with the help of the command given, not of another CLI', async () => {
     for (const [argv, help] of [
       [['usage', '--from', '2026-01-01'], 'Usage: tenantcast usage <tenantId>'],

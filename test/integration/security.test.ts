@@ -189,7 +189,10 @@ describe('revocation', () => {
     const bystander = await client(sign('acme', 'bystander', ['member']).token);
     const foreign = await client(sign('globex', 'revoked', ['member']).token);
     const answer = await post(sign('acme', 'boss', ['admin']).token, { userId: 'revoked' });
-    expect(answer).toEqual({ status: 200, body: { tenantId: 'acme', userId: 'revoked', disconnected: 2, failed: 0 } });
+    expect(answer).toEqual({
+      status: 200,
+      body: { tenantId: 'acme', userId: 'revoked', disconnected: 2, failed: 0, remaining: 0 },
+    });
     expect((await victim1.closed).code).toBe(1000);
     expect((await victim2.closed).code).toBe(1000);
     expect(await bystander.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
