@@ -3,6 +3,7 @@ import { claimValues } from './audience.ts';
 import {
   callerFromAuthorizer,
   callerFromClaims,
+  defaultClaimNames,
   extraClaims,
   extractToken,
   MAX_CLAIMS_BYTES,
@@ -122,6 +123,14 @@ describe('extra claims for audience filters', () => {
     for (const name of ['sub', 'employee_no', 'tiny', 'deep', 'nothing', 'teams', 'objects', 'flag']) {
       expect(claimValues(kept, name)).toEqual(claimValues(token, name));
     }
+  });
+
+  it('keep the user claim and sub whatever comes before them in the token', () => {
+    const kept = extraClaims(claims({ tenant_id: 'acme', big: 'x'.repeat(2030), sub: 'a', email: 'a@x.example' }), {
+      ...defaultClaimNames,
+      user: 'email',
+    });
+    expect(kept).toEqual({ email: 'a@x.example', sub: 'a' });
   });
 
   it('stay within 2 KB of JSON by leaving out whole claims that do not fit', () => {

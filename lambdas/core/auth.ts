@@ -120,8 +120,13 @@ export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClai
   const skip = new Set([...REGISTERED_CLAIMS, names.tenant, names.roles]);
   const out: Record<string, unknown> = {};
   let bytes = 2;
-  for (const [key, raw] of Object.entries(payload)) {
-    const value = usableClaim(raw);
+  // The user claim and `sub` first: row filters compare them most (`equalsClaim: "sub"`), and a token whose other
+  // claims came first in its JSON lost them past 2 KB (found by an attacking pass). The user claim is at most 256
+  // characters, so it always fits.
+  const first = [...new Set([names.user, 'sub'])].filter((key) => Object.hasOwn(payload, key));
+  const keys = [...first, ...Object.keys(payload).filter((key) => !first.includes(key))];
+  for (const key of keys) {
+    const value = usableClaim(payload[key]);
     if (skip.has(key) || key === '' || value === undefined) continue;
     const size = Buffer.byteLength(JSON.stringify({ [key]: value }), 'utf8') - 1;
     if (bytes + size > MAX_CLAIMS_BYTES) continue;
