@@ -114,7 +114,7 @@ function usableClaim(value: unknown): string | boolean | (string | boolean)[] | 
 /**
  * The token's claims for audience filters: everything but the registered claims and the tenant and roles claims
  * (the user claim stays, so filters can name it as the HTTP API's JWT claims do), each as filters read it
- * (`usableClaim`), in token order, keeping whole claims while the JSON stays within {@link MAX_CLAIMS_BYTES}.
+ * (`usableClaim`), the user claim and `sub` first, then in token order, keeping whole claims while the JSON stays within {@link MAX_CLAIMS_BYTES}.
  */
 export function extraClaims(payload: JwtPayload, names: ClaimNames = defaultClaimNames): Record<string, unknown> {
   const skip = new Set([...REGISTERED_CLAIMS, names.tenant, names.roles]);
