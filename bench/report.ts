@@ -55,11 +55,9 @@ export function latencyChart(results: readonly ScenarioResult[]): string {
   return parts.join('\n');
 }
 
-export function writeReport(dir: string, stamp: string, s: Summary, results: readonly ScenarioResult[]): string {
-  const svgName = `${stamp}.svg`;
-  writeFileSync(join(dir, svgName), latencyChart(results));
-  const c = s.sdkCeiling;
-  const lines = [
+/** The title and how the run was made: machine, load, commit, sandboxes, sweeps, durations, warm-ups. */
+function headerSection(stamp: string, s: Summary): string[] {
+  return [
     `# tenantcast benchmark, ${stamp}`,
     '',
     `Machine: ${s.machine}; load average ${s.loadAverage.join(' / ')} at the start. Everything (clients, gateway,`,
@@ -90,9 +88,13 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
           'ratio to the warmed plain `ws` burst is a cold one.',
         ]
       : []),
-    '',
-    `![latency chart](${svgName})`,
-    '',
+  ];
+}
+
+/** The SDK's post ceiling beside the gateway's, and the round it defines. */
+function ceilingSection(s: Summary): string[] {
+  const c = s.sdkCeiling;
+  return [
     '## The ceiling',
     '',
     `The AWS SDK's PostToConnection against a bare Node HTTP server in another process that answers 200 at once,`,
@@ -105,6 +107,12 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     `one frame to every connection here. One page of ${c.pageSize} members (its DynamoDB Query, ${c.cpuMicrosPerPageQuery} µs, plus one post`,
     `per member) costs ${c.cpuMsPerPage} ms of CPU; docs/scaling.md scales these to Lambda.`,
     '',
+  ];
+}
+
+/** Each target of issue #14 with its verdict, the bursts' runs, the naive pattern and fairness. */
+function targetsSection(s: Summary, results: readonly ScenarioResult[]): string[] {
+  return [
     '## Targets (issue #14)',
     '',
     '| target | measured | verdict | why not, as measured |',
@@ -116,6 +124,12 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
     '',
     `Fairness: tenant B's p99 at 10 msg/s was ${s.fairness.bAloneP99} ms alone and ${s.fairness.bDuringFloodP99} ms while tenant A flooded.`,
     '',
+  ];
+}
+
+/** The modeled bill of the cost run beside AppSync Events, and its DynamoDB units by item kind. */
+function costSection(s: Summary): string[] {
+  return [
     '## Modeled cost per million deliveries',
     '',
     `tenantcast $${s.cost?.tenantcastPerMillionDeliveries} (${Object.entries(s.cost?.breakdownPerMillion ?? {})
@@ -132,9 +146,12 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
       .map(([k, v]) => `${k} ${v}`)
       .join('; ')}.`,
     '',
-    ...profilesSection(s.profiles, s.profileUnitCosts),
-    ...largeGroupSection(s.largeGroup),
-    ...bundlesSection(s.bundles),
+  ];
+}
+
+/** Every scenario's row: deliveries, latencies, rounds, the ceiling's share, machine CPU, posts and AWS requests. */
+function scenariosSection(results: readonly ScenarioResult[]): string[] {
+  return [
     '## Scenarios',
     '',
     'Machine CPU: cores busy across every process (gateway, sandboxes, stand-ins, the receivers) from the first publish',
@@ -147,6 +164,24 @@ export function writeReport(dir: string, stamp: string, s: Summary, results: rea
         `| ${r.name} | ${r.connections} | ${r.messages} | ${r.rate} | ${r.delivered}/${r.expected} | ${r.duplicates} | ${r.frames} | ${round(r.latency.p50)} | ${round(r.latency.p95)} | ${round(r.latency.p99)} | ${r.p99Rounds ?? '–'} | ${r.deliveriesPerSecond} | ${r.framesVsSdkCeiling ?? '–'} | ${r.machine ? `${r.machine.busyCores} of ${r.machine.cores}, ${r.machine.cpuMicrosPerDelivery}` : '–'} | ${r.perDelivery?.postToConnection ?? '–'} | ${r.perDelivery ? `${r.perDelivery.dynamoReadUnits} / ${r.perDelivery.dynamoWriteUnits}` : '–'} | ${r.perDelivery?.sqsRequests ?? '–'} |`,
     ),
     '',
+  ];
+}
+
+export function writeReport(dir: string, stamp: string, s: Summary, results: readonly ScenarioResult[]): string {
+  const svgName = `${stamp}.svg`;
+  writeFileSync(join(dir, svgName), latencyChart(results));
+  const lines = [
+    ...headerSection(stamp, s),
+    '',
+    `![latency chart](${svgName})`,
+    '',
+    ...ceilingSection(s),
+    ...targetsSection(s, results),
+    ...costSection(s),
+    ...profilesSection(s.profiles, s.profileUnitCosts),
+    ...largeGroupSection(s.largeGroup),
+    ...bundlesSection(s.bundles),
+    ...scenariosSection(results),
   ];
   const path = join(dir, `${stamp}.md`);
   writeFileSync(path, lines.join('\n'));
