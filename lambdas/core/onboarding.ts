@@ -203,6 +203,30 @@ export function placeTenant(clusters: readonly ClusterRef[], tenants: readonly T
   return best;
 }
 
+/**
+ * A new tenant's configuration: the rules and limits given, else those the catalog has for it already (a real-time
+ * tenant gaining a database keeps its role rules, limits and presence groups; until 2026-12-04 it lost its presence
+ * events), else the defaults.
+ */
+function configOf(
+  input: CreateTenantInput,
+  current: TenantConfig | undefined,
+  database: NonNullable<TenantConfig['database']>,
+  schema: SchemaSnapshot,
+): TenantConfig {
+  return {
+    tenantId: input.tenantId,
+    roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
+    database,
+    schema,
+    entityRules: input.entityRules ?? current?.entityRules ?? defaultEntityRules,
+    ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
+    ...((input.presenceGroups ?? current?.presenceGroups) && {
+      presenceGroups: input.presenceGroups ?? current?.presenceGroups,
+    }),
+  };
+}
+
 export class Onboarding {
   constructor(private readonly deps: OnboardingDeps) {}
 
@@ -211,14 +235,57 @@ export class Onboarding {
     if (!TENANT_ID.test(tenantId)) throw new BadRequestError(`tenant id must match ${TENANT_ID} (got '${tenantId}')`);
     const statements = splitSqlStatements(input.schemaSql);
     if (statements.length === 0) throw new BadRequestError('the schema file has no statements');
-    // The tenant itself from its own items, strongly consistent; the catalog (an eventually consistent index) only
-    // counts tenants per cluster for placement.
+    const { current, cluster } = await this.placement(input);
+    const databaseName = databaseNameOf(tenantId);
+    const role = `"${databaseName}"`;
+    const admin: DatabaseRef = {
+      clusterArn: cluster.clusterArn,
+      secretArn: cluster.adminSecretArn,
+      databaseName: 'postgres',
+    };
+    const log = this.deps.log ?? (() => undefined);
+
+    log(`placing ${tenantId} on ${cluster.id} as database ${databaseName}`);
+    const secretName = tenantSecretName(this.deps.stage ?? 'local', tenantId);
+    const made = { role: false, database: false, secret: false };
+    let config: TenantConfig;
+    try {
+      const db = await this.provision({ tenantId, cluster, admin, role, databaseName, secretName }, made);
+      log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
+      await this.deps.dataApi.transaction(db, async (tx) => {
+        for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
+      });
+      const schema = await this.snapshot(db, undefined);
+      for (const line of skippedLines(schema)) log(line);
+      config = configOf(input, current, { clusterId: cluster.id, ...db }, schema);
+      // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
+      for (const problem of entityRuleProblems(config.entityRules ?? {}, schema))
+        log(`warning: entity rules: ${problem}`);
+      await this.deps.tenants.put(config);
+    } catch (err) {
+      // Undone, so the same command can run again once the schema file is fixed (until 2026-12-04 a failed create left
+      // its role, database and secret behind, and every later create of the tenant failed on them).
+      await this.undoCreate(admin, role, secretName, made);
+      throw err;
+    }
+    const count = Object.keys(config.schema?.entities ?? {}).length;
+    log(`${tenantId}: ${count} ${count === 1 ? 'entity' : 'entities'}, schema version ${config.schema?.version}`);
+    return config;
+  }
+
+  /**
+   * The tenant as stored (read from its own items, strongly consistent) and the cluster it goes on: the one asked for,
+   * else the least used (the catalog, an eventually consistent index, only counts tenants per cluster). A tenant of
+   * the real-time plane only (no database yet) gains a data plane; one with a database is refused.
+   */
+  private async placement(
+    input: CreateTenantInput,
+  ): Promise<{ current: TenantConfig | undefined; cluster: ClusterRef }> {
     const [current, existing] = await Promise.all([
-      this.deps.tenants.find(tenantId),
+      this.deps.tenants.find(input.tenantId),
       this.deps.tenants.list({ schemas: false }),
     ]);
-    // A tenant of the real-time plane only (no database yet) gains a data plane; one with a database is refused.
-    if (current?.database !== undefined) throw new BadRequestError(`tenant '${tenantId}' exists already`);
+    if (current?.database !== undefined) throw new BadRequestError(`tenant '${input.tenantId}' exists already`);
     const cluster =
       input.clusterId === undefined
         ? placeTenant(this.deps.clusters, existing)
@@ -228,75 +295,46 @@ export class Onboarding {
         `unknown cluster '${input.clusterId}' (clusters: ${this.deps.clusters.map((c) => c.id).join(', ')})`,
       );
     }
-    const databaseName = databaseNameOf(tenantId);
-    const role = `"${databaseName}"`;
-    const admin: DatabaseRef = {
-      clusterArn: cluster.clusterArn,
-      secretArn: cluster.adminSecretArn,
-      databaseName: 'postgres',
-    };
+    return { current, cluster };
+  }
+
+  /**
+   * The tenant's role (with a fresh password), its database (connectable by that role only) and the secret the Data
+   * API connects with; `made` records each step done, for `undoCreate`.
+   */
+  private async provision(
+    at: {
+      readonly tenantId: string;
+      readonly cluster: ClusterRef;
+      readonly admin: DatabaseRef;
+      readonly role: string;
+      readonly databaseName: string;
+      readonly secretName: string;
+    },
+    made: { role: boolean; database: boolean; secret: boolean },
+  ): Promise<DatabaseRef> {
+    const { admin, role, databaseName, cluster } = at;
     const password = randomBytes(24).toString('base64url');
-    const log = this.deps.log ?? (() => undefined);
-
-    log(`placing ${tenantId} on ${cluster.id} as database ${databaseName}`);
-    const secretName = tenantSecretName(this.deps.stage ?? 'local', tenantId);
-    const made = { role: false, database: false, secret: false };
-    let schema: SchemaSnapshot;
-    let config: TenantConfig;
-    try {
-      await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
-      made.role = true;
-      await this.deps.dataApi.execute(admin, `GRANT ${role} TO CURRENT_USER`);
-      await this.deps.dataApi.execute(admin, `CREATE DATABASE ${role} OWNER ${role}`);
-      made.database = true;
-      await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
-      await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
-      const secretArn = await this.deps.secrets.create(
-        secretName,
-        JSON.stringify({
-          username: databaseName,
-          password,
-          engine: 'postgres',
-          dbname: databaseName,
-          dbClusterIdentifier: cluster.id,
-        }),
-        `database credentials of tenant ${tenantId}`,
-      );
-      made.secret = true;
-      const db: DatabaseRef = { clusterArn: cluster.clusterArn, secretArn, databaseName };
-
-      log(`applying ${statements.length} statement(s) and the change log as ${databaseName}`);
-      await this.deps.dataApi.transaction(db, async (tx) => {
-        for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
-      });
-      schema = await this.snapshot(db, undefined);
-      for (const line of skippedLines(schema)) log(line);
-      const entityRules = input.entityRules ?? current?.entityRules ?? defaultEntityRules;
-      // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
-      for (const problem of entityRuleProblems(entityRules, schema)) log(`warning: entity rules: ${problem}`);
-      config = {
-        tenantId,
-        roleRules: input.roleRules ?? current?.roleRules ?? defaultTenantRoleRules,
-        database: { clusterId: cluster.id, ...db },
-        schema,
-        entityRules,
-        // Like the role rules, limits already in the catalog are kept unless new ones are given; presence groups too
-        // (until 2026-12-04 a real-time tenant gaining a database lost its presence events).
-        ...((input.limits ?? current?.limits) && { limits: input.limits ?? current?.limits }),
-        ...((input.presenceGroups ?? current?.presenceGroups) && {
-          presenceGroups: input.presenceGroups ?? current?.presenceGroups,
-        }),
-      };
-      await this.deps.tenants.put(config);
-    } catch (err) {
-      // Undone, so the same command can run again once the schema file is fixed (until 2026-12-04 a failed create left
-      // its role, database and secret behind, and every later create of the tenant failed on them).
-      await this.undoCreate(admin, role, secretName, made);
-      throw err;
-    }
-    const count = Object.keys(schema.entities).length;
-    log(`${tenantId}: ${count} ${count === 1 ? 'entity' : 'entities'}, schema version ${schema.version}`);
-    return config;
+    await this.deps.dataApi.execute(admin, `CREATE ROLE ${role} WITH LOGIN PASSWORD '${password}'`);
+    made.role = true;
+    await this.deps.dataApi.execute(admin, `GRANT ${role} TO CURRENT_USER`);
+    await this.deps.dataApi.execute(admin, `CREATE DATABASE ${role} OWNER ${role}`);
+    made.database = true;
+    await this.deps.dataApi.execute(admin, `REVOKE CONNECT ON DATABASE ${role} FROM PUBLIC`);
+    await this.deps.dataApi.execute(admin, `GRANT CONNECT ON DATABASE ${role} TO ${role}`);
+    const secretArn = await this.deps.secrets.create(
+      at.secretName,
+      JSON.stringify({
+        username: databaseName,
+        password,
+        engine: 'postgres',
+        dbname: databaseName,
+        dbClusterIdentifier: cluster.id,
+      }),
+      `database credentials of tenant ${at.tenantId}`,
+    );
+    made.secret = true;
+    return { clusterArn: cluster.clusterArn, secretArn, databaseName };
   }
 
   /**
