@@ -5,6 +5,7 @@
  * so a typo fails `cdk synth` with a message naming the stage, the field and the value given.
  */
 import type { Node } from 'constructs';
+import { ORIGIN_ENTRY } from './http-api-cors.ts';
 
 /** The context key in cdk.json holding the {@link RawConfig}. */
 export const CONFIG_CONTEXT_KEY = 'tenantcast';
@@ -444,10 +445,10 @@ function parseCors(
   if (
     !Array.isArray(allowedOrigins) ||
     allowedOrigins.length === 0 ||
-    allowedOrigins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))
+    allowedOrigins.some((o) => typeof o !== 'string' || !ORIGIN_ENTRY.test(o))
   ) {
     problems.push(
-      `${where}: cors.allowedOrigins must be a non-empty list of origins such as "https://app.example.com" or "*" (got ${show(allowedOrigins)})`,
+      `${where}: cors.allowedOrigins must be a non-empty list of lower-case origins such as "https://app.example.com", "https://*" or "*" (got ${show(allowedOrigins)})`,
     );
     return undefined;
   }
@@ -513,12 +514,9 @@ function parseAuth(where: string, raw: unknown, problems: string[]): AuthConfig 
     claims[key as keyof ClaimNames] = value;
   }
   const allowedOrigins = raw.allowedOrigins ?? ['*'];
-  if (
-    !Array.isArray(allowedOrigins) ||
-    allowedOrigins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))
-  ) {
+  if (!Array.isArray(allowedOrigins) || allowedOrigins.some((o) => typeof o !== 'string' || !ORIGIN_ENTRY.test(o))) {
     problems.push(
-      `${where}: auth.allowedOrigins must be a list of origins such as "https://app.example.com" or "*" (got ${show(allowedOrigins)})`,
+      `${where}: auth.allowedOrigins must be a list of lower-case origins such as "https://app.example.com", "https://*" or "*" (got ${show(allowedOrigins)})`,
     );
     ok = false;
   }

@@ -13,3 +13,10 @@ export const HTTP_API_CORS = {
   /** How long browsers may keep a preflight's answer. */
   maxAgeSeconds: 3600,
 } as const;
+
+/**
+ * An entry of a stage's origin list (`auth.allowedOrigins`, `cors.allowedOrigins`, locally `ALLOWED_ORIGINS`): `*`,
+ * `https://*` / `http://*`, or a scheme and host (and port) in lower case, as browsers send `Origin`, with no path or
+ * trailing `/`. Lower case only, so API Gateway's CORS and the WebSocket authorizer cannot read one entry two ways.
+ */
+export const ORIGIN_ENTRY = /^(\*|https?:\/\/[^/\sA-Z]+)$/;

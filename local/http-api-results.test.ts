@@ -75,6 +75,14 @@ describe('a function result', () => {
     }
   });
 
+  it('that fails on a bad header is a 500 without the headers set before it, with the CORS ones', async () => {
+    result = async () => ({ statusCode: 200, headers: { etag: '"7"', 'x-bad': 'a\u0000b' }, body: '{}' });
+    const answer = await fetch(`${base}/t`, { headers: { origin: 'http://localhost:5173' } });
+    expect(answer.status).toBe(500);
+    expect(answer.headers.get('etag')).toBeNull();
+    expect(answer.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+  });
+
   it('comes from an event whose request time is written as API Gateway writes it', async () => {
     let time = '';
     result = async (event) => {

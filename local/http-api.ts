@@ -353,7 +353,11 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       // A result API Gateway cannot read (a status code out of range, a body that is not a string) is a function
       // error to the client.
       options.onError?.(err, matched.route.routeKey);
-      if (!res.headersSent) return answer(res, 500, 'Internal Server Error');
+      if (!res.headersSent) {
+        // The result's headers set before the bad one threw are not the 500's; the API's CORS headers are.
+        for (const name of res.getHeaderNames()) if (!isCorsHeader(name)) res.removeHeader(name);
+        return answer(res, 500, 'Internal Server Error');
+      }
     }
     stats[res.statusCode] = (stats[res.statusCode] ?? 0) + 1;
     return true;

@@ -1,11 +1,11 @@
 /**
  * CORS as API Gateway's HTTP API applies its configuration ("Configure CORS for HTTP APIs in API Gateway"): it answers
  * preflight `OPTIONS` requests itself, whatever the routes, adds the configured headers to every answer of a request
- * with an `Origin` it allows, and ignores CORS headers the function returns. An origin is allowed when it is listed,
- * or the list has `*`, or a listed `https://*` / `http://*` matches its scheme. Written by hand: the rules are API
- * Gateway's, which no library follows.
+ * with an `Origin` it allows (`originAllowed`, shared with the WebSocket authorizer), and ignores CORS headers the
+ * function returns. Written by hand: the rules are API Gateway's, which no library follows.
  */
 import type { IncomingMessage } from 'node:http';
+import { originAllowed } from '../lambdas/core/authorize.ts';
 
 export interface HttpCorsConfig {
   readonly allowOrigins: readonly string[];
@@ -13,15 +13,6 @@ export interface HttpCorsConfig {
   readonly allowHeaders: readonly string[];
   readonly exposeHeaders: readonly string[];
   readonly maxAgeSeconds: number;
-}
-
-export function originAllowed(config: HttpCorsConfig, origin: string): boolean {
-  return config.allowOrigins.some(
-    (allowed) =>
-      allowed === '*' ||
-      allowed === origin ||
-      ((allowed === 'https://*' || allowed === 'http://*') && origin.startsWith(allowed.slice(0, -1))),
-  );
 }
 
 function allowOrigin(config: HttpCorsConfig, origin: string): string {
@@ -39,7 +30,7 @@ export function preflightHeaders(config: HttpCorsConfig, req: IncomingMessage): 
   if (req.method !== 'OPTIONS' || origin === undefined || header(req, 'access-control-request-method') === undefined) {
     return undefined;
   }
-  if (!originAllowed(config, origin)) return {};
+  if (!originAllowed(config.allowOrigins, origin)) return {};
   return {
     'access-control-allow-origin': allowOrigin(config, origin),
     'access-control-allow-methods': config.allowMethods.join(','),
@@ -51,7 +42,7 @@ export function preflightHeaders(config: HttpCorsConfig, req: IncomingMessage): 
 /** The headers added to the answer of a request that is not a preflight (none without an allowed `Origin`). */
 export function responseHeaders(config: HttpCorsConfig, req: IncomingMessage): Record<string, string> {
   const origin = header(req, 'origin');
-  if (origin === undefined || !originAllowed(config, origin)) return {};
+  if (origin === undefined || !originAllowed(config.allowOrigins, origin)) return {};
   return {
     'access-control-allow-origin': allowOrigin(config, origin),
     ...(config.exposeHeaders.length > 0 && { 'access-control-expose-headers': config.exposeHeaders.join(',') }),

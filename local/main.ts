@@ -1,7 +1,21 @@
 /** `npm start`: runs the local stack until SIGINT or SIGTERM. */
 
+import { ORIGIN_ENTRY } from '../lib/http-api-cors.ts';
 import { startLocal } from './runtime.ts';
 import { seedTenants } from './seed.ts';
+
+/** `ALLOWED_ORIGINS` as a stage's origin list takes it (lib/http-api-cors.ts); anything else stops the start. */
+function originsFrom(text: string): string[] {
+  const origins = text.split(/[\s,]+/).filter((o) => o.length > 0);
+  const bad = origins.filter((o) => !ORIGIN_ENTRY.test(o));
+  if (bad.length > 0) {
+    console.error(
+      `error: ALLOWED_ORIGINS must list lower-case origins such as http://localhost:5173 (a scheme, a host, a port; no path or trailing /), or https://*, or *; got ${bad.join(' ')}`,
+    );
+    process.exit(2);
+  }
+  return origins;
+}
 
 const startedAt = Date.now();
 console.log('tenantcast local runtime: starting (progress below; requests get 503 until the "ready" line)');
@@ -9,9 +23,7 @@ const runtime = await startLocal({
   ...(process.env.DATA_DIR !== undefined && { dataDir: process.env.DATA_DIR }),
   ...(process.env.LOG_LEVEL !== undefined && { functionLogLevel: process.env.LOG_LEVEL }),
   // A front end served elsewhere (its dev server): allowed on the WebSocket and by the HTTP API's CORS.
-  ...(process.env.ALLOWED_ORIGINS !== undefined && {
-    extraAllowedOrigins: process.env.ALLOWED_ORIGINS.split(/[\s,]+/).filter((o) => o.length > 0),
-  }),
+  ...(process.env.ALLOWED_ORIGINS !== undefined && { extraAllowedOrigins: originsFrom(process.env.ALLOWED_ORIGINS) }),
   // Where `npm run tenants` finds this runtime.
   endpointsFile: '.local/endpoints.json',
 }).catch((err: unknown) => {

@@ -179,6 +179,12 @@ describe('the origin policy', () => {
     expect(refusedOrigin('null', policy)).toBe('origin not allowed');
   });
 
+  it('reads https://* and http://* as any origin of that scheme, as the HTTP API reads its CORS list', () => {
+    const anyHttps = originPolicyFrom('https://*', 'false');
+    expect(refusedOrigin('https://app.example.com', anyHttps)).toBeUndefined();
+    expect(refusedOrigin('http://app.example.com', anyHttps)).toBe('origin not allowed');
+  });
+
   it('refuses a missing origin unless the stage allows server clients, and * allows any origin', () => {
     expect(refusedOrigin(undefined, policy)).toBe('no Origin header');
     expect(refusedOrigin(undefined, originPolicyFrom('', 'true'))).toBeUndefined();

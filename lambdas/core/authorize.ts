@@ -34,7 +34,7 @@ export interface AuthorizeDeps {
 }
 
 export interface OriginPolicy {
-  /** Exact origins (`https://app.example.com`), or `*` for any. */
+  /** Origins (`https://app.example.com`), `https://*` or `http://*` for any of a scheme, or `*` for any. */
   readonly allowed: readonly string[];
   /** Whether a handshake without `Origin` (a server or native client) is accepted. */
   readonly allowMissing: boolean;
@@ -48,12 +48,24 @@ export function originPolicyFrom(allowedOrigins: string, allowMissingOrigin: str
   };
 }
 
-/** Why the handshake's origin is refused, or undefined when it is allowed. Origins compare case-insensitively. */
+/**
+ * Whether `origin` is in an allowlist as API Gateway's HTTP API reads its CORS `allowOrigins`: `*` allows any, a
+ * listed `https://*` or `http://*` any origin of that scheme, and otherwise the origin itself (case-insensitively, as
+ * hosts are). The WebSocket authorizer and the local HTTP API's CORS (local/http-cors.ts) both ask it, so a stage's one
+ * list means the same on both transports (until 2026-12-05 the authorizer took `https://*` as a literal origin).
+ */
+export function originAllowed(allowed: readonly string[], origin: string): boolean {
+  const wanted = origin.toLowerCase().replace(/\/+$/, '');
+  return allowed.some((entry) => {
+    const o = entry.toLowerCase();
+    return o === '*' || o === wanted || ((o === 'https://*' || o === 'http://*') && wanted.startsWith(o.slice(0, -1)));
+  });
+}
+
+/** Why the handshake's origin is refused, or undefined when it is allowed (`originAllowed`). */
 export function refusedOrigin(origin: string | undefined, policy: OriginPolicy): string | undefined {
   if (origin === undefined || origin === '') return policy.allowMissing ? undefined : 'no Origin header';
-  if (policy.allowed.includes('*')) return undefined;
-  const wanted = origin.toLowerCase().replace(/\/+$/, '');
-  return policy.allowed.some((o) => o.toLowerCase() === wanted) ? undefined : 'origin not allowed';
+  return originAllowed(policy.allowed, origin) ? undefined : 'origin not allowed';
 }
 
 /** API Gateway answers 401 when the authorizer throws exactly this. */

@@ -179,8 +179,17 @@ describe('CORS of the HTTP API', () => {
     expect(
       problemsOf({ stages: { dev: { ...validStage, cors: { allowedOrigins: ['https://a.example.com/x'] } } } }),
     ).toEqual([
-      `stage 'dev': cors.allowedOrigins must be a non-empty list of origins such as "https://app.example.com" or "*" (got ["https://a.example.com/x"])`,
+      `stage 'dev': cors.allowedOrigins must be a non-empty list of lower-case origins such as "https://app.example.com", "https://*" or "*" (got ["https://a.example.com/x"])`,
     ]);
+  });
+
+  it('refuses an origin in upper case on either list, which API Gateway and the authorizer could read two ways', () => {
+    const upper = { ...validStage, auth: { ...validStage.auth, allowedOrigins: ['https://App.example.com'] } };
+    expect(problemsOf({ stages: { dev: upper } }).join('\n')).toContain(
+      'auth.allowedOrigins must be a list of lower-case',
+    );
+    const scheme = { ...validStage, cors: { allowedOrigins: ['https://*'] } };
+    expect(parseConfig({ stages: { qa: scheme } }).stages[0]?.cors.allowedOrigins).toEqual(['https://*']);
   });
 });
 
