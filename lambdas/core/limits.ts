@@ -69,6 +69,11 @@ export const awsLimits = {
     source:
       'API Gateway Developer Guide, "Quotas for configuring and running a WebSocket API": Lambda authorizer result size',
   },
+  /** Characters of a WebSocket API's URL, query string included (a token given as `?token=` shares it). */
+  websocketUrlCharacters: {
+    value: 4096,
+    source: 'API Gateway Developer Guide, WebSocket API quotas: length, in characters, of the URL for a WebSocket API',
+  },
   /** Idle timeout of a WebSocket connection. */
   websocketIdleSeconds: { value: 10 * 60, source: 'API Gateway Developer Guide, WebSocket API quotas: idle timeout' },
   /** Maximum duration of a WebSocket connection. */

@@ -30,6 +30,7 @@ export function resolveConfig(options: GatewayOptions): GatewayConfig {
     idleTimeoutMs: options.idleTimeoutMs ?? manifestLimits.idleTimeoutSeconds * 1000,
     maxConnectionMs: options.maxConnectionMs ?? manifestLimits.maxConnectionSeconds * 1000,
     postPayloadBytes: options.postPayloadBytes ?? 128 * 1024,
+    clientBufferBytes: options.clientBufferBytes ?? 1024 * 1024,
     integrationTimeoutMs: options.integrationTimeoutMs ?? 29_000,
     closeGraceMs: options.closeGraceMs ?? 1000,
     maxInflightPerConnection,

@@ -63,6 +63,12 @@ describe('handshake', () => {
     expect(calls).toBe(1);
   });
 
+  it('refuses a URL over API Gateway’s 4,096 characters before the authorizer, and takes one under it', async () => {
+    const h = await start();
+    expect((await connect(h.gateway, { query: `token=${'t'.repeat(4100)}` })).status).toBe(414);
+    expect((await connect(h.gateway, { query: `token=good-token-123&pad=${'t'.repeat(3900)}` })).ws).toBeDefined();
+  });
+
   it('rejects the handshake with the status $connect returns, or 500 when it throws', async () => {
     const h = await start();
     expect((await connect(h.gateway, { query: 'token=good&connect=reject' })).status).toBe(429);

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { awsLimits } from '../../lambdas/core/limits.ts';
 import {
   apiGatewayStyleId,
   buildAuthorizerEvent,
@@ -54,6 +55,9 @@ function countRejected(gw: GatewayState, status: number): void {
   gw.stats.rejectedHandshakesByStatus[status] = (gw.stats.rejectedHandshakesByStatus[status] ?? 0) + 1;
 }
 
+/** API Gateway's limit on a WebSocket API's URL (`awsLimits.websocketUrlCharacters`). */
+const WEBSOCKET_URL_CHARACTERS = awsLimits.websocketUrlCharacters.value;
+
 /** An upgrade request on the server: answered with a refusal, or completed into a registered connection. */
 export async function handleUpgrade(gw: GatewayState, req: IncomingMessage, socket: Duplex, head: Buffer) {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -69,6 +73,13 @@ export async function handleUpgrade(gw: GatewayState, req: IncomingMessage, sock
   }
   if (!looksLikeWebSocketUpgrade(req)) {
     return rejectHandshake(gw, socket, 400, 'not a WebSocket upgrade', 'Bad Request');
+  }
+  // "Length, in characters, of the URL for a WebSocket API: 4096" (WebSocket API quotas): a token in the query string
+  // has that much room. AWS does not say what it answers past it; 414 here. Until 2026-12-05 a URL of any length was
+  // taken, so a token with many roles connected with `?token=` locally and not in AWS.
+  const urlLength = `wss://${headerValue(req, 'host') ?? ''}${req.url ?? ''}`.length;
+  if (urlLength > WEBSOCKET_URL_CHARACTERS) {
+    return rejectHandshake(gw, socket, 414, `URL of ${urlLength} characters`, 'Request-URI Too Long');
   }
 
   const now = Date.now();

@@ -149,6 +149,7 @@ function newStats(): GatewayStats {
     deletes: 0,
     gone: 0,
     payloadTooLarge: 0,
+    clientBufferFull: 0,
     disconnects: 0,
     disconnectInvocations: 0,
     faults: 0,

@@ -87,6 +87,34 @@ describe('@connections Management API', () => {
     expect(h.gateway.stats.payloadTooLarge).toBe(1);
   });
 
+  it('answers LimitExceededException (429) while a client that does not read has its buffer full, then 200 again', async () => {
+    const h = await start({ clientBufferBytes: 256 * 1024 });
+    const ws = await open(h.gateway);
+    const id = h.connectEvents[0]?.requestContext.connectionId ?? '';
+    const client = managementClient(h.gateway.connectionsEndpoint);
+    let received = 0;
+    ws.on('message', () => received++);
+    const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const frame = 'x'.repeat(100 * 1024);
+    let refused: unknown;
+    let accepted = 0;
+    for (let i = 0; i < 400 && refused === undefined; i++) {
+      await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: frame })).then(
+        () => accepted++,
+        (err: unknown) => {
+          refused = err;
+        },
+      );
+    }
+    expect(refused).toMatchObject({ name: 'LimitExceededException', $metadata: { httpStatusCode: 429 } });
+    expect(h.gateway.stats.clientBufferFull).toBeGreaterThanOrEqual(1); // the SDK retries a 429 itself
+    socket.resume();
+    await waitFor(() => received === accepted, 10_000);
+    const ok = await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: frame }));
+    expect(ok.$metadata.httpStatusCode).toBe(200);
+  });
+
   it('does not reach a connection while its $connect runs (410), as in AWS', async () => {
     let sentDuringConnect: boolean | undefined;
     let gateway: Gateway | undefined;

@@ -5,7 +5,7 @@
  * RATE_LIMITED by throttle.ts), error frames for failed invocations and two-way route responses.
  */
 import { apiGatewayStyleId, buildMessageEvent } from '../lambda-events.ts';
-import { sendErrorFrame, sendFrame, touch } from './connection.ts';
+import { closeConnection, sendErrorFrame, sendFrame, touch } from './connection.ts';
 import { invoke, track } from './invoke.ts';
 import { queueFullFrame } from './throttle.ts';
 import type { Connection, GatewayRoute, GatewayState } from './types.ts';
@@ -45,6 +45,14 @@ export function responseFrame(result: unknown): string | Buffer | undefined {
 export function onFrame(gw: GatewayState, conn: Connection, data: Buffer, isBinary: boolean): void {
   if (conn.state !== 'open') return;
   gw.stats.framesIn++;
+  if (isBinary) {
+    // "API Gateway WebSocket APIs don't currently support binary frames in incoming message payloads. If a client app
+    // sends a binary frame, API Gateway rejects it and disconnects the client with code 1003" (Developer Guide, "Binary
+    // media types for WebSocket APIs"). Until 2026-12-05 the stand-in routed it to $default, base64-encoded.
+    const unsupported = { code: 1003, reason: 'Binary frames are not supported' };
+    closeConnection(gw, conn, unsupported, unsupported, 'binary frame');
+    return;
+  }
   touch(conn);
   const requestId = apiGatewayStyleId();
   const messageId = apiGatewayStyleId();

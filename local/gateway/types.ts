@@ -68,6 +68,12 @@ export interface GatewayOptions {
   maxConnectionMs?: number;
   /** Largest `@connections` POST body. Default 128 KB (API Gateway's message payload quota). */
   postPayloadBytes?: number;
+  /**
+   * Bytes a connection may have waiting to be sent (its socket's `bufferedAmount`) before a post to it answers 429
+   * LimitExceededException, as API Gateway does when "the WebSocket client side buffer is full". AWS does not give the
+   * size: 1 MiB here, past what the local socket takes by itself. Default 1 MiB.
+   */
+  clientBufferBytes?: number;
   /** API Gateway's integration timeout. Default 29 000 ms. */
   integrationTimeoutMs?: number;
   /** Route invocations running at once per connection; later frames wait in order (file comment). Default 8. */
@@ -127,6 +133,8 @@ export interface GatewayStats {
   gone: number;
   /** @connections posts answered 413. */
   payloadTooLarge: number;
+  /** @connections posts answered 429 because the client was not reading (`clientBufferBytes`). */
+  clientBufferFull: number;
   /** Connections closed (for any reason). */
   disconnects: number;
   /** $disconnect invocations started. */
@@ -237,6 +245,7 @@ export interface GatewayConfig {
   readonly idleTimeoutMs: number;
   readonly maxConnectionMs: number;
   readonly postPayloadBytes: number;
+  readonly clientBufferBytes: number;
   readonly integrationTimeoutMs: number;
   readonly closeGraceMs: number;
   readonly maxInflightPerConnection: number;

@@ -12,7 +12,7 @@ import { openClient, tokenFor, useQuietRuntime } from '../support/local-stack.ts
 import { connect, type Frame, type TestClient } from '../support/ws-client.ts';
 
 const SEED = 20250611;
-const FRAMES = 9_000;
+const FRAMES = 8_700;
 const CONNECTIONS = 6;
 const HTTP_BODIES = 1_500;
 
@@ -74,7 +74,7 @@ const textFrame: fc.Arbitrary<string> = fc
     // Frames over 32 KB close the connection with 1009 (tested in limits.test.ts); here every frame must be answered.
   )
   .filter((text) => Buffer.byteLength(text) < 32 * 1024);
-/** Binary frames (API Gateway routes them to $default, base64): invalid UTF-8 among them. */
+/** Binary frames (API Gateway closes the connection on one, with 1003): invalid UTF-8 among them. */
 const binaryFrame = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 200 }),
   fc.constantFrom(
@@ -89,9 +89,8 @@ function isAnswer(frame: Frame): boolean {
 }
 
 describe('the running stack under generated input', () => {
-  it(`answers ${FRAMES} WebSocket frames each with an error code or an ack, without a crash`, async () => {
-    const frames = fc.sample(textFrame, { numRuns: FRAMES - 300, seed: SEED });
-    const binaries = fc.sample(binaryFrame, { numRuns: 300, seed: SEED + 1 });
+  it(`answers ${FRAMES} WebSocket text frames each with an error code or an ack, without a crash`, async () => {
+    const frames = fc.sample(textFrame, { numRuns: FRAMES, seed: SEED });
     const clients: TestClient[] = [];
     for (let i = 0; i < CONNECTIONS; i++) {
       const c = await openClient(runtime(), token('acme', `fuzzer${i}`, ['member']));
@@ -102,7 +101,7 @@ describe('the running stack under generated input', () => {
 
     // Every client sends its share in windows of 50 frames in flight, then waits for as many answers (small windows
     // keep every frame well inside API Gateway's 29 s integration timeout even on a loaded machine).
-    const inputs: (string | Uint8Array)[] = [...frames, ...binaries];
+    const inputs: string[] = frames;
     let bystanderPongs = 0;
     await Promise.all(
       clients.map(async (c, n) => {
@@ -110,7 +109,7 @@ describe('the running stack under generated input', () => {
         for (let i = 0; i < mine.length; i += 50) {
           const window = mine.slice(i, i + 50);
           const expected = c.frames.filter(isAnswer).length + window.length;
-          for (const input of window) c.ws.send(input, { binary: typeof input !== 'string' });
+          for (const input of window) c.ws.send(input);
           const deadline = Date.now() + 60_000;
           while (c.frames.filter(isAnswer).length < expected) {
             if (Date.now() > deadline || c.ws.readyState !== c.ws.OPEN) {
@@ -138,6 +137,16 @@ describe('the running stack under generated input', () => {
     const own = await bystander.request({ action: 'publish', group: 'chat:bystander', data: 'still here' });
     await bystander.waitFor((f) => f.type === 'message' && f.id === own.id, 5000);
   }, 300_000);
+
+  it('closes only the offending connection on a binary frame, with 1003, as API Gateway does', async () => {
+    const other = await openClient(runtime(), token('acme', 'calm', ['member']));
+    for (const input of fc.sample(binaryFrame, { numRuns: 5, seed: SEED + 1 })) {
+      const bad = await connect(runtime().wsUrl, token('acme', 'binary', ['member']));
+      bad.ws.send(input, { binary: true });
+      expect((await bad.closed).code).toBe(1003);
+    }
+    expect(await other.request({ action: 'ping' })).toMatchObject({ type: 'pong' });
+  });
 
   it('closes only the offending connection on a text frame that is not UTF-8', async () => {
     const other = await openClient(runtime(), token('acme', 'calm', ['member']));
