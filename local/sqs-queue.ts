@@ -171,58 +171,81 @@ function invalidContents(input: unknown): string | undefined {
   return undefined;
 }
 
-export function patchQueue(queue: StandInQueue, context: QueuePatchContext): void {
-  if (queue[patched]) return;
-  queue[patched] = true;
-  const changeVisibility = queue.changeVisibility.bind(queue);
-  const deleteMessage = queue.delete.bind(queue);
-  const getAttributes = queue.getAttributes.bind(queue);
-  const clearRecords = queue.clearRecords.bind(queue);
-  const setRecord = queue.setRecord;
-  const newRecord = queue.newRecord;
-  const fifo = queue.FifoQueue === true;
-  const createRecord = (queue.constructor as { createRecord?: CreateRecord }).createRecord;
+/** Long polls waiting for a change of the queue, woken by a send, a delete or a message becoming visible. */
+class Waiters {
+  private readonly waiting = new Set<() => void>();
 
-  const index = new MessageIndex({
-    fifo,
-    retentionSeconds: () => queue.MessageRetentionPeriod,
-    maxReceiveCount: () =>
-      queue.RedrivePolicy === undefined ? undefined : Number(queue.RedrivePolicy.maxReceiveCount),
-    deduplicationScope: () => queue.DeduplicationScope,
-  });
+  get size(): number {
+    return this.waiting.size;
+  }
 
-  const waiters = new Set<() => void>();
-  const wake = () => {
-    for (const waiter of [...waiters]) waiter();
-  };
-  const waitForChange = (ms: number) =>
-    new Promise<void>((resolve) => {
+  wake(): void {
+    for (const waiter of [...this.waiting]) waiter();
+  }
+
+  /** Resolves on the next wake, or after `ms`. */
+  waitForChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        waiters.delete(done);
+        this.waiting.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       timer.unref();
-      waiters.add(done);
+      this.waiting.add(done);
     });
+  }
+}
+
+/** local-aws-sqs's own methods, kept before they are replaced (each bound to its queue). */
+interface StandInMethods {
+  readonly changeVisibility: StandInQueue['changeVisibility'];
+  readonly delete: StandInQueue['delete'];
+  readonly getAttributes: StandInQueue['getAttributes'];
+  readonly clearRecords: StandInQueue['clearRecords'];
+  readonly setRecord: StandInQueue['setRecord'];
+  readonly newRecord: StandInQueue['newRecord'];
+  readonly createRecord: CreateRecord | undefined;
+}
+
+/** A queue's replacements for local-aws-sqs's methods, over our own index of its messages (local/sqs.ts lists the fixes). */
+class PatchedQueue {
+  private readonly fifo: boolean;
+  private readonly index: MessageIndex;
+  private readonly waiters = new Waiters();
+
+  constructor(
+    private readonly queue: StandInQueue,
+    private readonly context: QueuePatchContext,
+    private readonly own: StandInMethods,
+  ) {
+    this.fifo = queue.FifoQueue === true;
+    this.index = new MessageIndex({
+      fifo: this.fifo,
+      retentionSeconds: () => queue.MessageRetentionPeriod,
+      maxReceiveCount: () =>
+        queue.RedrivePolicy === undefined ? undefined : Number(queue.RedrivePolicy.maxReceiveCount),
+      deduplicationScope: () => queue.DeduplicationScope,
+    });
+  }
 
   /** Receives one message through local-aws-sqs's visibility change; undefined if it no longer has it. */
-  const receiveOne = (t: Tracked, visibilityTimeout: number): unknown => {
-    const handle = receiptHandleFor(queue.QueueName, t.id);
+  private receiveOne(t: Tracked, visibilityTimeout: number): unknown {
+    const handle = receiptHandleFor(this.queue.QueueName, t.id);
     t.entry.record.ReceiptHandle = handle;
     // Its FIFO queues change the visibility of in-flight messages only.
-    if (fifo) t.entry.visible = false;
+    if (this.fifo) t.entry.visible = false;
     try {
       // Counts a receive (ApproximateReceiveCount, first-receive time), hides the message, and arms its timer that
       // makes it visible again or moves it to the DLQ.
-      if (!changeVisibility(handle, String(visibilityTimeout))) return undefined;
+      if (!this.own.changeVisibility(handle, String(visibilityTimeout))) return undefined;
     } catch {
       return undefined;
     }
     const { record } = t.entry;
     return { ...record, attributes: { ...record.attributes } };
-  };
+  }
 
   /**
    * Fix 9: local-aws-sqs looks for a FIFO message's duplicate by scanning every queued message, which makes queueing
@@ -230,9 +253,10 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
    * minutes of its send, whatever became of it). We look it up in our index, and store a message that has none the
    * way it would (its `createRecord` and `newRecord`), with our own sequence numbers.
    */
-  const storeFifo = (input: unknown, messageId: string | undefined): unknown => {
+  private storeFifo(input: unknown, messageId: string | undefined): unknown {
+    const { createRecord } = this.own;
     if (createRecord === undefined || !isFifoInput(input)) return undefined;
-    const first = index.duplicateOf(input.MessageGroupId, input.MessageDeduplicationId, Date.now());
+    const first = this.index.duplicateOf(input.MessageGroupId, input.MessageDeduplicationId, Date.now());
     if (first !== undefined) {
       // Taken and not stored, answered as the message first sent (local-aws-sqs answers a duplicate it finds queued
       // this way too: its record, not an entry).
@@ -256,70 +280,71 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
       MessageDeduplicationId: input.MessageDeduplicationId,
       SequenceNumber: nextSequenceNumber(),
     });
-    const entry = newRecord(record, Number(input.DelaySeconds));
+    const entry = this.own.newRecord(record, Number(input.DelaySeconds));
     if (md5OfSystemAttributes !== undefined) entry.MD5OfMessageSystemAttributes = md5OfSystemAttributes;
     return entry;
-  };
+  }
 
-  queue.setRecord = (input, messageId) => {
+  setRecord(input: unknown, messageId?: string): unknown {
     const invalid = invalidContents(input);
     if (invalid !== undefined) {
-      throw sqsError(changeVisibility, 'InvalidMessageContents', `Invalid characters found in ${invalid}`);
+      throw sqsError(this.own.changeVisibility, 'InvalidMessageContents', `Invalid characters found in ${invalid}`);
     }
-    const result = (fifo ? storeFifo(input, messageId) : undefined) ?? setRecord(input, messageId);
-    if (isEntry(result)) index.track(result, Date.now());
+    const result = (this.fifo ? this.storeFifo(input, messageId) : undefined) ?? this.own.setRecord(input, messageId);
+    if (isEntry(result)) this.index.track(result, Date.now());
     // local-aws-sqs marks a new message delayed until a timer of DelaySeconds (usually 0) fires: wake after it.
-    if (waiters.size > 0) setTimeout(wake, 0).unref();
+    if (this.waiters.size > 0) setTimeout(() => this.waiters.wake(), 0).unref();
     return result;
-  };
+  }
 
-  queue.delete = (receiptHandle) => {
+  delete(receiptHandle: string): boolean {
     // Throws where SQS refuses (an expired FIFO receipt handle); otherwise the message is no longer queued.
-    const ok = deleteMessage(receiptHandle);
+    const ok = this.own.delete(receiptHandle);
     const id = messageIdOf(receiptHandle);
-    const t = id === undefined ? undefined : index.get(id);
-    if (t !== undefined) index.forget(t);
+    const t = id === undefined ? undefined : this.index.get(id);
+    if (t !== undefined) this.index.forget(t);
     // A FIFO group may be unlocked now.
-    if (fifo) wake();
+    if (this.fifo) this.waiters.wake();
     return ok;
-  };
+  }
 
-  queue.clearRecords = () => {
-    clearRecords();
-    index.clear();
-  };
+  clearRecords(): void {
+    this.own.clearRecords();
+    this.index.clear();
+  }
 
-  // Fix 3: ChangeMessageVisibility must not count as a receive.
-  queue.changeVisibility = (receiptHandle, visibilityTimeout) => {
+  /** Fix 3: ChangeMessageVisibility must not count as a receive. */
+  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean {
     const id = messageIdOf(receiptHandle);
-    const t = id === undefined ? undefined : index.get(id);
+    const t = id === undefined ? undefined : this.index.get(id);
     const count = t?.entry.record.attributes.ApproximateReceiveCount;
-    const ok = changeVisibility(receiptHandle, visibilityTimeout);
+    const ok = this.own.changeVisibility(receiptHandle, visibilityTimeout);
     const seconds = Number(visibilityTimeout);
     if (t !== undefined && count !== undefined) {
       t.entry.record.attributes.ApproximateReceiveCount = count;
-      if (ok && Number.isFinite(seconds)) index.markInFlight(t, Date.now() + seconds * 1000);
+      if (ok && Number.isFinite(seconds)) this.index.markInFlight(t, Date.now() + seconds * 1000);
     }
     // Wake long polls when the message becomes visible again rather than at the next re-check.
-    if (ok && Number.isFinite(seconds)) setTimeout(wake, seconds * 1000 + 1).unref();
+    if (ok && Number.isFinite(seconds)) setTimeout(() => this.waiters.wake(), seconds * 1000 + 1).unref();
     return ok;
-  };
+  }
 
-  // Fix 4: ApproximateNumberOfMessages counts visible messages only.
-  queue.getAttributes = (names) => {
-    const result = getAttributes(names);
+  /** Fix 4: ApproximateNumberOfMessages counts visible messages only. */
+  getAttributes(names?: string[]): Record<string, string> | undefined {
+    const result = this.own.getAttributes(names);
     if (result?.ApproximateNumberOfMessages !== undefined) {
-      const a = getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
+      const a = this.own.getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
       // local-aws-sqs counts every undelayed message, in flight or not; in-flight messages are never delayed.
       const visible =
         Number(a?.ApproximateNumberOfMessages ?? 0) - Number(a?.ApproximateNumberOfMessagesNotVisible ?? 0);
       result.ApproximateNumberOfMessages = String(visible);
     }
     return result;
-  };
+  }
 
-  // Fixes 1, 2, 6, 7 and 8: our own receive over our index (see the file comment of local/sqs.ts).
-  queue.receive = async (params) => {
+  /** Fixes 1, 2, 6, 7 and 8: our own receive over our index (see the file comment of local/sqs.ts). */
+  async receive(params: ReceiveParams): Promise<unknown[]> {
+    const { queue, context, index } = this;
     const waitSeconds = Number(params.WaitTimeSeconds ?? queue.ReceiveMessageWaitTimeSeconds ?? 0);
     const max = Number(params.MaxNumberOfMessages ?? 1);
     const visibilityTimeout = Number(params.VisibilityTimeout ?? queue.VisibilityTimeout);
@@ -330,16 +355,39 @@ export function patchQueue(queue: StandInQueue, context: QueuePatchContext): voi
       index.settle(now);
       const room = context.maxInFlight - index.inFlightCount;
       // At the quota, SQS answers a standard queue's short poll with OverLimit, and returns nothing otherwise.
-      if (room <= 0 && !fifo && waitSeconds <= 0) throw overLimit(changeVisibility);
+      if (room <= 0 && !this.fifo && waitSeconds <= 0) throw overLimit(this.own.changeVisibility);
       if (room > 0) {
         const messages = index.take(Math.min(max, room), visibilityTimeout, now, (t) =>
-          receiveOne(t, visibilityTimeout),
+          this.receiveOne(t, visibilityTimeout),
         );
         if (messages.length > 0) return messages;
       }
       const left = deadline - Date.now();
       if (left <= 0) return [];
-      await waitForChange(Math.min(left, RECHECK_MS));
+      await this.waiters.waitForChange(Math.min(left, RECHECK_MS));
     }
+  }
+}
+
+/** Replaces a local-aws-sqs queue's methods with `PatchedQueue`'s, once. */
+export function patchQueue(queue: StandInQueue, context: QueuePatchContext): void {
+  if (queue[patched]) return;
+  queue[patched] = true;
+  const own: StandInMethods = {
+    changeVisibility: queue.changeVisibility.bind(queue),
+    delete: queue.delete.bind(queue),
+    getAttributes: queue.getAttributes.bind(queue),
+    clearRecords: queue.clearRecords.bind(queue),
+    setRecord: queue.setRecord,
+    newRecord: queue.newRecord,
+    createRecord: (queue.constructor as { createRecord?: CreateRecord }).createRecord,
   };
+  const patch = new PatchedQueue(queue, context, own);
+  queue.setRecord = (input, messageId) => patch.setRecord(input, messageId);
+  queue.delete = (receiptHandle) => patch.delete(receiptHandle);
+  queue.clearRecords = () => patch.clearRecords();
+  queue.changeVisibility = (receiptHandle, visibilityTimeout) =>
+    patch.changeVisibility(receiptHandle, visibilityTimeout);
+  queue.getAttributes = (names) => patch.getAttributes(names);
+  queue.receive = (params) => patch.receive(params);
 }
