@@ -170,6 +170,65 @@ class BadRequest extends Error {
   }
 }
 
+/** A `POST /dev/token` body: tenant, user, roles (at most 50) and a TTL up to `maxTtlSeconds`. */
+function parseTokenRequest(body: unknown, maxTtlSeconds: number): SignTokenInput {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequest(400, 'BAD_REQUEST', 'body must be a JSON object');
+  }
+  const b = body as Record<string, unknown>;
+  const text = (name: string): string => {
+    const v = b[name];
+    if (typeof v !== 'string' || v.trim() === '' || v.length > 256) {
+      throw new BadRequest(400, 'BAD_REQUEST', `${name} must be a non-empty string of at most 256 characters`);
+    }
+    return v;
+  };
+  const tenantId = text('tenantId');
+  const userId = text('userId');
+  const roles = b.roles;
+  if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string' || r === '') || roles.length > 50) {
+    throw new BadRequest(400, 'BAD_REQUEST', 'roles must be an array of non-empty strings');
+  }
+  let ttlSeconds = 3600;
+  if (b.ttlSeconds !== undefined) {
+    const t = b.ttlSeconds;
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > maxTtlSeconds) {
+      throw new BadRequest(400, 'BAD_REQUEST', `ttlSeconds must be an integer from 1 to ${maxTtlSeconds}`);
+    }
+    ttlSeconds = t;
+  }
+  return { tenantId, userId, roles: roles as string[], ttlSeconds };
+}
+
+/** A `POST /dev/token` request's body as JSON, or the 400/405/413 it deserves. */
+async function tokenRequestBody(req: IncomingMessage): Promise<unknown> {
+  if ((req.method ?? 'GET') !== 'POST') {
+    await drain(req);
+    throw new BadRequest(405, 'BAD_REQUEST', 'use POST');
+  }
+  const raw = await readBody(req, MAX_BODY_BYTES, MAX_BODY_BYTES * 64);
+  if (raw === undefined) throw new BadRequest(413, 'TOO_LARGE', `body exceeds ${MAX_BODY_BYTES} bytes`);
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new BadRequest(400, 'BAD_REQUEST', 'body is not valid JSON');
+  }
+}
+
+/** Browser dev clients fetch tokens cross-origin (e.g. from a separate dev server): any origin, and its preflight. */
+async function answeredPreflight(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  if ((req.method ?? 'GET') !== 'OPTIONS') return false;
+  await drain(req);
+  res.writeHead(204, {
+    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Allow-Headers': 'Content-Type',
+    'Access-Control-Max-Age': '600',
+  });
+  res.end();
+  return true;
+}
+
 export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
   const key = options.key ?? createSigningKey();
   const basePath = (options.basePath ?? '/dev').replace(/\/+$/, '');
@@ -202,82 +261,30 @@ export function createDevIdentity(options: DevIdentityOptions): DevIdentity {
     return { token: signJwt(header, payload, signer.privateKey), expiresAt };
   }
 
-  function parseTokenRequest(body: unknown): SignTokenInput {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new BadRequest(400, 'BAD_REQUEST', 'body must be a JSON object');
+  async function serveJwks(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    stats.jwksRequests++;
+    await drain(req);
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') throw new BadRequest(405, 'BAD_REQUEST', 'use GET');
+    if (faults.jwksStatus !== undefined) {
+      json(res, faults.jwksStatus, { error: { code: 'INTERNAL', message: 'JWKS unavailable (fault injection)' } });
+      return;
     }
-    const b = body as Record<string, unknown>;
-    const text = (name: string): string => {
-      const v = b[name];
-      if (typeof v !== 'string' || v.trim() === '' || v.length > 256) {
-        throw new BadRequest(400, 'BAD_REQUEST', `${name} must be a non-empty string of at most 256 characters`);
-      }
-      return v;
-    };
-    const tenantId = text('tenantId');
-    const userId = text('userId');
-    const roles = b.roles;
-    if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string' || r === '') || roles.length > 50) {
-      throw new BadRequest(400, 'BAD_REQUEST', 'roles must be an array of non-empty strings');
-    }
-    let ttlSeconds = 3600;
-    if (b.ttlSeconds !== undefined) {
-      const t = b.ttlSeconds;
-      if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > maxTtlSeconds) {
-        throw new BadRequest(400, 'BAD_REQUEST', `ttlSeconds must be an integer from 1 to ${maxTtlSeconds}`);
-      }
-      ttlSeconds = t;
-    }
-    return { tenantId, userId, roles: roles as string[], ttlSeconds };
+    json(res, 200, jwks, { 'Cache-Control': 'max-age=300' });
   }
 
   async function httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (pathname !== tokenPath && pathname !== jwksPath) return false;
-    const method = req.method ?? 'GET';
-    // Browser dev clients fetch tokens cross-origin (e.g. from a separate dev server).
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    if (method === 'OPTIONS') {
-      await drain(req);
-      res.writeHead(204, {
-        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-        'Access-Control-Allow-Headers': 'Content-Type',
-        'Access-Control-Max-Age': '600',
-      });
-      res.end();
-      return true;
-    }
+    if (await answeredPreflight(req, res)) return true;
     try {
-      if (pathname === jwksPath) {
-        stats.jwksRequests++;
-        await drain(req);
-        if (method !== 'GET' && method !== 'HEAD') throw new BadRequest(405, 'BAD_REQUEST', 'use GET');
-        if (faults.jwksStatus !== undefined) {
-          json(res, faults.jwksStatus, { error: { code: 'INTERNAL', message: 'JWKS unavailable (fault injection)' } });
-          return true;
-        }
-        json(res, 200, jwks, { 'Cache-Control': 'max-age=300' });
-        return true;
-      }
-      if (method !== 'POST') {
-        await drain(req);
-        throw new BadRequest(405, 'BAD_REQUEST', 'use POST');
-      }
-      const raw = await readBody(req, MAX_BODY_BYTES, MAX_BODY_BYTES * 64);
-      if (raw === undefined) throw new BadRequest(413, 'TOO_LARGE', `body exceeds ${MAX_BODY_BYTES} bytes`);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch {
-        throw new BadRequest(400, 'BAD_REQUEST', 'body is not valid JSON');
-      }
-      json(res, 200, signToken(parseTokenRequest(body)));
-      return true;
+      if (pathname === jwksPath) await serveJwks(req, res);
+      else json(res, 200, signToken(parseTokenRequest(await tokenRequestBody(req), maxTtlSeconds)));
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       json(res, err.status, { error: { code: err.code, message: err.message } });
-      return true;
     }
+    return true;
   }
 
   return {
