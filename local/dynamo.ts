@@ -333,76 +333,93 @@ const BATCH_WRITE_MAX = 25;
  * the window is milliseconds, and AWS itself gives no timing guarantee, so functions must cope with both early-looking
  * and late deletions anyway.
  */
+/** Deletes `keys` in BatchWriteItems of 25, retrying unprocessed items with a growing delay. */
+async function deleteKeys(
+  client: DynamoDBClient,
+  tableName: string,
+  keys: Record<string, AttributeValue>[],
+): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < keys.length; i += BATCH_WRITE_MAX) {
+    let requests: WriteRequest[] = keys.slice(i, i + BATCH_WRITE_MAX).map((Key) => ({ DeleteRequest: { Key } }));
+    const chunkSize = requests.length;
+    // dynalite never returns UnprocessedItems, but AWS may: retry them with a growing delay.
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new Error(`${requests.length} TTL deletes still unprocessed after ${attempt} attempts`);
+        await sleep(Math.min(1000, 25 * 2 ** attempt));
+      }
+      const out = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
+      requests = out.UnprocessedItems?.[tableName] ?? [];
+    }
+    deleted += chunkSize;
+  }
+  return deleted;
+}
+
+/** The table's key attribute names (partition, then sort). */
+async function keyNamesOf(client: DynamoDBClient, tableName: string): Promise<string[]> {
+  const table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+  const names = (table?.KeySchema ?? []).flatMap((k) => (k.AttributeName === undefined ? [] : [k.AttributeName]));
+  if (names.length === 0) throw new Error(`table ${tableName} has no key schema`);
+  return names;
+}
+
+/** The keys of one page of expired items (`ttl` passed, within DynamoDB TTL's five-year window), from `startKey`. */
+async function expiredPage(
+  options: TtlSweeperOptions,
+  names: readonly string[],
+  nowSeconds: number,
+  startKey: Record<string, AttributeValue> | undefined,
+): Promise<{ keys: Record<string, AttributeValue>[]; next: Record<string, AttributeValue> | undefined }> {
+  // Placeholders for every name: `ttl` is a DynamoDB reserved word, and key names might be too.
+  const expressionNames: Record<string, string> = { '#ttl': options.attribute ?? 'ttl' };
+  names.forEach((name, i) => {
+    expressionNames[`#k${i}`] = name;
+  });
+  const page = await options.client.send(
+    new ScanCommand({
+      TableName: options.tableName,
+      ProjectionExpression: [...names.map((_, i) => `#k${i}`), '#ttl'].join(', '),
+      // A Number comparison: items whose ttl is missing or not a Number never match, as in DynamoDB TTL.
+      FilterExpression: '#ttl < :now AND #ttl >= :oldest',
+      ExpressionAttributeNames: expressionNames,
+      ExpressionAttributeValues: {
+        ':now': { N: String(nowSeconds) },
+        ':oldest': { N: String(nowSeconds - TTL_MAX_AGE_SECONDS) },
+      },
+      ExclusiveStartKey: startKey,
+      ...(options.pageSize === undefined ? {} : { Limit: options.pageSize }),
+    }),
+  );
+  const keys = (page.Items ?? []).map((item) => {
+    const key: Record<string, AttributeValue> = {};
+    for (const name of names) {
+      const value = item[name];
+      if (value !== undefined) key[name] = value;
+    }
+    return key;
+  });
+  return { keys, next: page.LastEvaluatedKey };
+}
+
 export function startTtlSweeper(options: TtlSweeperOptions): TtlSweeper {
   const { client, tableName } = options;
-  const attribute = options.attribute ?? 'ttl';
   const now = options.now ?? (() => Date.now());
   const log = options.log ?? console;
   let keyNames: string[] | undefined;
   let running: Promise<number> | undefined;
   let stopped = false;
 
-  async function deleteKeys(keys: Record<string, AttributeValue>[]): Promise<number> {
-    let deleted = 0;
-    for (let i = 0; i < keys.length; i += BATCH_WRITE_MAX) {
-      let requests: WriteRequest[] = keys.slice(i, i + BATCH_WRITE_MAX).map((Key) => ({ DeleteRequest: { Key } }));
-      const chunkSize = requests.length;
-      // dynalite never returns UnprocessedItems, but AWS may: retry them with a growing delay.
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 0) {
-          if (attempt > 8)
-            throw new Error(`${requests.length} TTL deletes still unprocessed after ${attempt} attempts`);
-          await sleep(Math.min(1000, 25 * 2 ** attempt));
-        }
-        const out = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
-        requests = out.UnprocessedItems?.[tableName] ?? [];
-      }
-      deleted += chunkSize;
-    }
-    return deleted;
-  }
-
   async function sweep(): Promise<number> {
-    if (keyNames === undefined) {
-      const table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
-      keyNames = (table?.KeySchema ?? []).flatMap((k) => (k.AttributeName === undefined ? [] : [k.AttributeName]));
-      if (keyNames.length === 0) throw new Error(`table ${tableName} has no key schema`);
-    }
-    const names = keyNames;
+    keyNames ??= await keyNamesOf(client, tableName);
     const nowSeconds = Math.floor(now() / 1000);
-    // Placeholders for every name: `ttl` is a DynamoDB reserved word, and key names might be too.
-    const expressionNames: Record<string, string> = { '#ttl': attribute };
-    names.forEach((name, i) => {
-      expressionNames[`#k${i}`] = name;
-    });
     let deleted = 0;
     let startKey: Record<string, AttributeValue> | undefined;
     do {
-      const page = await client.send(
-        new ScanCommand({
-          TableName: tableName,
-          ProjectionExpression: [...names.map((_, i) => `#k${i}`), '#ttl'].join(', '),
-          // A Number comparison: items whose ttl is missing or not a Number never match, as in DynamoDB TTL.
-          FilterExpression: '#ttl < :now AND #ttl >= :oldest',
-          ExpressionAttributeNames: expressionNames,
-          ExpressionAttributeValues: {
-            ':now': { N: String(nowSeconds) },
-            ':oldest': { N: String(nowSeconds - TTL_MAX_AGE_SECONDS) },
-          },
-          ExclusiveStartKey: startKey,
-          ...(options.pageSize === undefined ? {} : { Limit: options.pageSize }),
-        }),
-      );
-      const keys = (page.Items ?? []).map((item) => {
-        const key: Record<string, AttributeValue> = {};
-        for (const name of names) {
-          const value = item[name];
-          if (value !== undefined) key[name] = value;
-        }
-        return key;
-      });
-      deleted += await deleteKeys(keys);
-      startKey = page.LastEvaluatedKey;
+      const page = await expiredPage(options, keyNames, nowSeconds, startKey);
+      deleted += await deleteKeys(client, tableName, page.keys);
+      startKey = page.next;
     } while (startKey !== undefined);
     return deleted;
   }
