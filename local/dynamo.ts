@@ -324,15 +324,6 @@ export interface TtlSweeper {
 const TTL_MAX_AGE_SECONDS = 5 * 365 * 24 * 3600;
 const BATCH_WRITE_MAX = 25;
 
-/**
- * Mimics DynamoDB TTL: every `intervalMs`, deletes the items whose `attribute` is a Number of epoch seconds in the
- * past (items without it, or with a non-Number value, are kept, as in AWS).
- *
- * Unlike AWS, which re-checks each item as it deletes it, this scans and then deletes with BatchWriteItem (which
- * takes no conditions): an item whose TTL is extended between the two is still deleted. Sweeps are seconds apart and
- * the window is milliseconds, and AWS itself gives no timing guarantee, so functions must cope with both early-looking
- * and late deletions anyway.
- */
 /** Deletes `keys` in BatchWriteItems of 25, retrying unprocessed items with a growing delay. */
 async function deleteKeys(
   client: DynamoDBClient,
@@ -403,6 +394,15 @@ async function expiredPage(
   return { keys, next: page.LastEvaluatedKey };
 }
 
+/**
+ * Mimics DynamoDB TTL: every `intervalMs`, deletes the items whose `attribute` is a Number of epoch seconds in the
+ * past (items without it, or with a non-Number value, are kept, as in AWS).
+ *
+ * Unlike AWS, which re-checks each item as it deletes it, this scans and then deletes with BatchWriteItem (which
+ * takes no conditions): an item whose TTL is extended between the two is still deleted. Sweeps are seconds apart and
+ * the window is milliseconds, and AWS itself gives no timing guarantee, so functions must cope with both early-looking
+ * and late deletions anyway.
+ */
 export function startTtlSweeper(options: TtlSweeperOptions): TtlSweeper {
   const { client, tableName } = options;
   const now = options.now ?? (() => Date.now());

@@ -77,7 +77,10 @@ export async function handleUpgrade(gw: GatewayState, req: IncomingMessage, sock
   // "Length, in characters, of the URL for a WebSocket API: 4096" (WebSocket API quotas): a token in the query string
   // has that much room. AWS does not say what it answers past it; 414 here. Until 2026-12-05 a URL of any length was
   // taken, so a token with many roles connected with `?token=` locally and not in AWS.
-  const urlLength = `wss://${headerValue(req, 'host') ?? ''}${req.url ?? ''}`.length;
+  // Measured as the stage's URL in AWS would be (`wss://<api id>.execute-api.<region>.amazonaws.com/<stage>?…`), not
+  // as the local one, whose host and path are shorter.
+  const { region, stage } = gw.config;
+  const urlLength = `wss://0123456789.execute-api.${region}.amazonaws.com/${stage}${url.search}`.length;
   if (urlLength > WEBSOCKET_URL_CHARACTERS) {
     return rejectHandshake(gw, socket, 414, `URL of ${urlLength} characters`, 'Request-URI Too Long');
   }

@@ -120,7 +120,7 @@ async function postToConnection(
     return;
   }
   const conn = gw.open.get(connectionId);
-  if (conn !== undefined && conn.ws.bufferedAmount + body.length > gw.config.clientBufferBytes) {
+  if (conn?.state === 'open' && conn.ws.bufferedAmount >= gw.config.clientBufferBytes) {
     // A client that does not read: API Gateway refuses posts once its buffer for the client is full.
     gw.stats.clientBufferFull++;
     awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full');
