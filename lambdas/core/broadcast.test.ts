@@ -294,6 +294,25 @@ describe('broadcastRun after a failure', () => {
     expect(closed).toEqual([]);
   });
 
+  it('closes nobody when more than 1 in 20 of those delivered stay throttled (the account’s rate), and fails the run', async () => {
+    const members = Array.from({ length: 20 }, (_, i) => member(`m${i}`));
+    const { deps } = setup({
+      members,
+      failures: { m0: Array(9).fill(429), m1: Array(9).fill(429) },
+    });
+    const closed: string[] = [];
+    const withClose: BroadcastDeps = {
+      ...deps,
+      isThrottled: (err) => err instanceof StatusError && err.status === 429,
+      close: async (connectionId) => {
+        closed.push(connectionId);
+      },
+    };
+    const error = await broadcastRun([message('a')], false, withClose).catch((err: unknown) => err);
+    expect((error as DeliveryFailedError).result).toEqual({ delivered: 18, gone: 0, failed: 2 });
+    expect(closed).toEqual([]);
+  });
+
   it('near the invocation timeout leaves the connections not yet started for the redelivery, which sends them only', async () => {
     const { deps, posts, received } = setup({ members: [member('c1'), member('c2'), member('c3'), member('c4')] });
     let left = 20_000;

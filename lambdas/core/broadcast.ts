@@ -321,6 +321,12 @@ interface Throttled {
  */
 const SECOND_CHANCE = { attempts: 6, baseMs: 100, capMs: 1000 } as const;
 
+/**
+ * Most connections of a delivery, as a share of those delivered, that are closed as stopped readers (at least one):
+ * more still throttled than that is the account's post rate, not clients asleep.
+ */
+const SLOW_SHARE_MAX = 0.05;
+
 /** Posts each throttled connection the rest of its frames with `SECOND_CHANCE`'s backoff; sorts out how each ended. */
 async function retryThrottled(
   throttled: ReadonlyMap<string, Throttled>,
@@ -461,9 +467,11 @@ export async function deliverFrames(
     delivered += second.delivered.length;
     goneIds.push(...second.gone);
     gone += second.gone.length;
-    // Still throttled while others went through: a client that stopped reading. Throttled with nobody through: the
-    // account's rate, or a lone recipient; left for the redelivery, as any failure.
-    const closed = delivered > 0 ? await closeSlowConnections([...second.throttled.keys()], deps) : [];
+    // Still throttled while others went through: clients that stopped reading, which are few. Throttled with nobody
+    // through, or many at once: the account's rate (closing them would only add a reconnection storm), or a lone
+    // recipient; left for the redelivery, as any failure.
+    const few = second.throttled.size <= Math.max(1, Math.floor(delivered * SLOW_SHARE_MAX));
+    const closed = delivered > 0 && few ? await closeSlowConnections([...second.throttled.keys()], deps) : [];
     goneIds.push(...closed);
     gone += closed.length;
     for (const [connectionId, err] of [...second.throttled, ...second.failed]) {
