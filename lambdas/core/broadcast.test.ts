@@ -253,66 +253,6 @@ describe('broadcastRun after a failure', () => {
       ]);
   });
 
-  it('closes a member still throttled after its retries while the others got the run (it stopped reading), and the run succeeds', async () => {
-    const { deps, removed, received } = setup({
-      members: [member('c1'), member('c2'), member('asleep'), member('unlucky')],
-      // 3 attempts, then 6 more after the others: the sleeping one stays throttled, the unlucky one gets through.
-      failures: { asleep: Array(9).fill(429), unlucky: [429, 429, 429, 429] },
-    });
-    const closed: string[] = [];
-    const withClose: BroadcastDeps = {
-      ...deps,
-      isThrottled: (err) => err instanceof StatusError && err.status === 429,
-      close: async (connectionId) => {
-        closed.push(connectionId);
-      },
-    };
-    const result = await broadcastRun([message('a')], false, withClose);
-    expect(result).toMatchObject({ delivered: 3, gone: 1, failed: 0 });
-    expect(closed).toEqual(['asleep']);
-    expect(removed).toEqual(['asleep']);
-    expect(received('c1')).toEqual([['a', 1]]);
-    expect(received('unlucky')).toEqual([['a', 1]]);
-  });
-
-  it('fails the run, closing nobody, when every member stays throttled (the account’s rate, not a sleeping client)', async () => {
-    const { deps } = setup({
-      members: [member('c1'), member('c2')],
-      failures: { c1: Array(9).fill(429), c2: Array(9).fill(429) },
-    });
-    const closed: string[] = [];
-    const withClose: BroadcastDeps = {
-      ...deps,
-      isThrottled: (err) => err instanceof StatusError && err.status === 429,
-      close: async (connectionId) => {
-        closed.push(connectionId);
-      },
-    };
-    const error = await broadcastRun([message('a')], false, withClose).catch((err: unknown) => err);
-    expect(error).toBeInstanceOf(DeliveryFailedError);
-    expect((error as DeliveryFailedError).result).toEqual({ delivered: 0, gone: 0, failed: 2 });
-    expect(closed).toEqual([]);
-  });
-
-  it('closes nobody when more than 1 in 20 of those delivered stay throttled (the account’s rate), and fails the run', async () => {
-    const members = Array.from({ length: 20 }, (_, i) => member(`m${i}`));
-    const { deps } = setup({
-      members,
-      failures: { m0: Array(9).fill(429), m1: Array(9).fill(429) },
-    });
-    const closed: string[] = [];
-    const withClose: BroadcastDeps = {
-      ...deps,
-      isThrottled: (err) => err instanceof StatusError && err.status === 429,
-      close: async (connectionId) => {
-        closed.push(connectionId);
-      },
-    };
-    const error = await broadcastRun([message('a')], false, withClose).catch((err: unknown) => err);
-    expect((error as DeliveryFailedError).result).toEqual({ delivered: 18, gone: 0, failed: 2 });
-    expect(closed).toEqual([]);
-  });
-
   it('near the invocation timeout leaves the connections not yet started for the redelivery, which sends them only', async () => {
     const { deps, posts, received } = setup({ members: [member('c1'), member('c2'), member('c3'), member('c4')] });
     let left = 20_000;

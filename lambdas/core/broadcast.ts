@@ -44,14 +44,6 @@ export interface BroadcastDeps {
   readonly isGone: (err: unknown) => boolean;
   /** 429, 5xx, throttling: worth another try. */
   readonly isRetryable: (err: unknown) => boolean;
-  /**
-   * 429 LimitExceededException: the account's post rate, or one client's buffer at API Gateway full (a client that
-   * stopped reading). With `close`, a connection still throttled after its retries while others of the same delivery
-   * got their frames is taken for the latter (`deliverFrames`).
-   */
-  readonly isThrottled?: (err: unknown) => boolean;
-  /** DeleteConnection (a connection already gone is no error). */
-  readonly close?: (connectionId: string) => Promise<void>;
   /** Sends fan-out jobs (a large group's pages) to the fan-out queue. */
   readonly enqueueFanout: (jobs: readonly { job: FanoutJob; shard: number; id: string }[]) => Promise<void>;
   /** Groups with more members than this are split into pages for the fan-out queue. @default 500 */
@@ -309,85 +301,9 @@ export async function joinedSince(
   return members.filter((m) => !known.has(m.connectionId));
 }
 
-/** What a connection throttled past its retries still has to get, and the last error. */
-interface Throttled {
-  readonly frames: readonly string[];
-  readonly err: unknown;
-}
-
-/**
- * A throttled connection's second chance, after the others: up to 6 more attempts over ~3 s. The account's post rate
- * (a 429 now and then) lets a frame through within them; a client whose buffer at API Gateway stays full does not.
- */
-const SECOND_CHANCE = { attempts: 6, baseMs: 100, capMs: 1000 } as const;
-
-/**
- * Most connections of a delivery, as a share of those delivered, that are closed as stopped readers (at least one):
- * more still throttled than that is the account's post rate, not clients asleep.
- */
-const SLOW_SHARE_MAX = 0.05;
-
-/** Posts each throttled connection the rest of its frames with `SECOND_CHANCE`'s backoff; sorts out how each ended. */
-async function retryThrottled(
-  throttled: ReadonlyMap<string, Throttled>,
-  post: (connectionId: string, frame: string) => Promise<void>,
-  deps: BroadcastDeps,
-): Promise<{ delivered: string[]; gone: string[]; throttled: Map<string, unknown>; failed: Map<string, unknown> }> {
-  const out = { delivered: [] as string[], gone: [] as string[], throttled: new Map(), failed: new Map() };
-  const entries = [...throttled];
-  const results = await settleConcurrently(
-    entries,
-    deps.concurrency ?? DELIVERY_CONCURRENCY,
-    async ([connectionId, rest]) => {
-      try {
-        for (const frame of rest.frames) {
-          await withBackoff(() => post(connectionId, frame), {
-            ...deps.backoff,
-            ...SECOND_CHANCE,
-            isRetryable: deps.isRetryable,
-          });
-        }
-        out.delivered.push(connectionId);
-      } catch (err) {
-        if (deps.isGone(err)) {
-          await deps.registry.removeConnection(connectionId);
-          out.gone.push(connectionId);
-        } else if (deps.isThrottled?.(err) === true) out.throttled.set(connectionId, err);
-        else out.failed.set(connectionId, err);
-      }
-    },
-  );
-  // A removal that failed leaves its connection failed too.
-  results.forEach((result, i) => {
-    if (result.status === 'rejected') out.failed.set((entries[i] as [string, Throttled])[0], result.reason);
-  });
-  return out;
-}
-
-/**
- * Closes the connections whose posts stayed throttled after their retries while others of the same delivery got
- * theirs: clients that stopped reading (a device asleep with its socket open), whose buffer at API Gateway is full.
- * Until 2026-12-05 one such member failed every run of its group, which SQS gave back until its dead-letter queue (a
- * review found it once the local gateway answered 429 as API Gateway does). Closed, it is removed as a gone one is, and
- * its client reconnects and catches up with `since`. Returns the ids closed; those whose close failed are left out.
- */
-async function closeSlowConnections(ids: readonly string[], deps: BroadcastDeps): Promise<string[]> {
-  const close = deps.close;
-  if (close === undefined) return [];
-  const closed: string[] = [];
-  await settleConcurrently(ids, 16, async (connectionId) => {
-    await close(connectionId);
-    await deps.registry.removeConnection(connectionId);
-    closed.push(connectionId);
-    deps.log?.('closed a connection that stopped reading', { connectionId });
-  });
-  return closed;
-}
-
 /**
  * Posts each connection its frames in order, retrying throttles and 5xx with full-jitter backoff, removing gone
- * connections, closing ones that stopped reading (`closeSlowConnections`), and recording who got everything. Throws
- * DeliveryFailedError when anyone is left out.
+ * connections, and recording who got everything. Throws DeliveryFailedError when anyone is left out.
  */
 export async function deliverFrames(
   plan: ReadonlyMap<string, readonly string[]>,
@@ -402,7 +318,6 @@ export async function deliverFrames(
   const causes: unknown[] = [];
   const done: string[] = [];
   const goneIds: string[] = [];
-  const throttled = new Map<string, Throttled>();
   const observe = observed === undefined ? undefined : deps.observe;
   const now = deps.now ?? Date.now;
   const frameInfo = new Map<string, ReturnType<typeof framePublishTimes>>();
@@ -428,19 +343,13 @@ export async function deliverFrames(
     deps.concurrency ?? DELIVERY_CONCURRENCY,
     async ([connectionId, frames]) => {
       if (deps.remainingMs !== undefined && deps.remainingMs() < stopBeforeMs) throw new OutOfTimeError(stopBeforeMs);
-      let next = 0;
       try {
-        for (; next < frames.length; next++) {
-          const frame = frames[next] as string;
+        for (const frame of frames) {
           await withBackoff(() => post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });
         }
         done.push(connectionId);
         return 'delivered' as const;
       } catch (err) {
-        if (deps.close !== undefined && deps.isThrottled?.(err) === true) {
-          throttled.set(connectionId, { frames: frames.slice(next), err });
-          return 'throttled' as const;
-        }
         if (!deps.isGone(err)) throw err;
         await deps.registry.removeConnection(connectionId);
         goneIds.push(connectionId);
@@ -453,32 +362,11 @@ export async function deliverFrames(
   for (const result of results) {
     if (result.status === 'fulfilled') {
       if (result.value === 'delivered') delivered++;
-      else if (result.value === 'gone') gone++;
+      else gone++;
     } else {
       failed++;
       firstCause ??= result.reason;
       causes.push(result.reason);
-      if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
-    }
-  }
-  if (throttled.size > 0) {
-    const second = await retryThrottled(throttled, post, deps);
-    done.push(...second.delivered);
-    delivered += second.delivered.length;
-    goneIds.push(...second.gone);
-    gone += second.gone.length;
-    // Still throttled while others went through: clients that stopped reading, which are few. Throttled with nobody
-    // through, or many at once: the account's rate (closing them would only add a reconnection storm), or a lone
-    // recipient; left for the redelivery, as any failure.
-    const few = second.throttled.size <= Math.max(1, Math.floor(delivered * SLOW_SHARE_MAX));
-    const closed = delivered > 0 && few ? await closeSlowConnections([...second.throttled.keys()], deps) : [];
-    goneIds.push(...closed);
-    gone += closed.length;
-    for (const [connectionId, err] of [...second.throttled, ...second.failed]) {
-      if (closed.includes(connectionId)) continue;
-      failed++;
-      firstCause ??= err;
-      causes.push(err);
       if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
     }
   }

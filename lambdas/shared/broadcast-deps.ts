@@ -1,10 +1,6 @@
 /** The delivery engine's ports for the broadcaster and fan-out functions: clients at module scope, from the environment. */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import {
-  ApiGatewayManagementApiClient,
-  DeleteConnectionCommand,
-  PostToConnectionCommand,
-} from '@aws-sdk/client-apigatewaymanagementapi';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { type BroadcastDeps, DELIVERY_CONCURRENCY } from '../core/broadcast.ts';
@@ -18,7 +14,6 @@ import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-const isGone = (err: unknown) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410;
 
 export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const documentClient = createDocumentClient();
@@ -46,7 +41,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     post: async (connectionId, data) => {
       await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: frameBytes.of(data) }));
     },
-    isGone,
+    isGone: (err) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410,
     isRetryable: (err) => {
       const status = statusOf(err);
       return (
@@ -54,14 +49,6 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
         (status !== undefined && status >= 500) ||
         (err as { name?: string }).name === 'LimitExceededException'
       );
-    },
-    isThrottled: (err) => statusOf(err) === 429 || (err as { name?: string }).name === 'LimitExceededException',
-    close: async (connectionId) => {
-      try {
-        await connections.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-      } catch (err) {
-        if (!isGone(err)) throw err;
-      }
     },
     enqueueFanout: async (jobs) => {
       if (sqs === undefined) throw new Error('FANOUT_QUEUE_URL is not set; the function needs the fanoutQueue binding');
