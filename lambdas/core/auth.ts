@@ -102,7 +102,7 @@ function usableScalar(value: unknown): string | boolean | undefined {
  * A claim as audience and row filters read it (`claimValues` in lambdas/core/audience.ts): a string, a boolean, a
  * number as its text, or an array of those (other elements left out), which they compare as text; undefined for a
  * value they never match (an object, null, an empty array). So every claim kept is one a DynamoDB membership item can
- * hold: until 2026-12-05 a claim holding a number past 2^53 (the SDK refuses to write it), a name of "" or 32 levels of
+ * hold: until 2026-12-04 a claim holding a number past 2^53 (the SDK refuses to write it), a name of "" or 32 levels of
  * nesting (DynamoDB refuses both) made every subscribe of the connection fail, while HTTP served the same token.
  */
 function usableClaim(value: unknown): string | boolean | (string | boolean)[] | undefined {
@@ -154,7 +154,7 @@ export function callerBytes(caller: Caller): number {
  * of a token, shared by the WebSocket `$connect` authorizer and the HTTP API (lambdas/core/http-identity.ts), so the
  * same claims give the same rights on both. Throws ClaimsError for unusable tenant, user or roles claims, and for a
  * caller over {@link MAX_CALLER_BYTES} (in practice, roles past ~4 KB): API Gateway would refuse the authorizer's
- * result (500 on every handshake, which clients retry for ever), so HTTP refuses such a token too. Until 2026-12-05 a
+ * result (500 on every handshake, which clients retry for ever), so HTTP refuses such a token too. Until 2026-12-04 a
  * token with ~170 group roles opened no connection while HTTP served it (found by an attacking pass).
  */
 export function callerFromToken(

@@ -52,7 +52,7 @@ export function originPolicyFrom(allowedOrigins: string, allowMissingOrigin: str
  * Whether `origin` is in an allowlist as API Gateway's HTTP API reads its CORS `allowOrigins`: `*` allows any, a
  * listed `https://*` or `http://*` any origin of that scheme, and otherwise the origin itself (case-insensitively, as
  * hosts are). The WebSocket authorizer and the local HTTP API's CORS (local/http-cors.ts) both ask it, so a stage's one
- * list means the same on both transports (until 2026-12-05 the authorizer took `https://*` as a literal origin).
+ * list means the same on both transports (until 2026-12-04 the authorizer took `https://*` as a literal origin).
  */
 export function originAllowed(allowed: readonly string[], origin: string): boolean {
   const wanted = origin.toLowerCase().replace(/\/+$/, '');
@@ -101,7 +101,7 @@ export const TOKEN_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 
  *   understand invalid, and tenantcast understands none; aws-jwt-verify does not look at `crit`. Until 2026-12-04
  *   such a token was accepted on both transports;
  * - an RSA algorithm (`TOKEN_ALGORITHMS`), and an `iat`, when there is one, not after now (the HTTP API's JWT
- *   authorizer: "iat – Must be before the current time"; aws-jwt-verify does not look at `iat`). Until 2026-12-05 a
+ *   authorizer: "iat – Must be before the current time"; aws-jwt-verify does not look at `iat`). Until 2026-12-04 a
  *   token signed with ES256 or EdDSA by the issuer's keys, or issued in the future, opened WebSocket connections while
  *   API Gateway refused it over HTTP (and the local HTTP API took it too).
  */

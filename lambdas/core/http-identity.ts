@@ -50,7 +50,7 @@ export function decodePayload(token: string): JwtPayload | undefined {
 /**
  * Claim names aws-jwt-verify's decoder leaves out of every object it parses (`safeJsonParse`, against prototype
  * pollution): neither transport reads such a claim, so it is not compared either. API Gateway passes it among the
- * flattened claims; until 2026-12-05 a token carrying a `constructor` claim was refused here (401) while it opened
+ * flattened claims; until 2026-12-04 a token carrying a `constructor` claim was refused here (401) while it opened
  * WebSocket connections (found by an attacking pass).
  */
 const DROPPED_BY_DECODER: ReadonlySet<string> = new Set(['__proto__', 'constructor']);

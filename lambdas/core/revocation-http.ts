@@ -37,7 +37,7 @@ export interface AdminRequest extends HttpIdentity {
 /**
  * How long a disconnect closes connections before it answers with what is `remaining`: API Gateway's HTTP API gives an
  * integration at most 30 s (HTTP API quotas: integration timeout), and answers the client with an error past it while
- * the function runs on; the rest of the 30 s is for listing the connections and a cold start. Until 2026-12-05 a
+ * the function runs on; the rest of the 30 s is for listing the connections and a cold start. Until 2026-12-04 a
  * tenant too big to close in 30 s got that error, with no count of what was done (found by an AWS-fidelity review).
  */
 export const DISCONNECT_BUDGET_MS = 20_000;

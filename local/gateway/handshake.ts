@@ -75,7 +75,7 @@ export async function handleUpgrade(gw: GatewayState, req: IncomingMessage, sock
     return rejectHandshake(gw, socket, 400, 'not a WebSocket upgrade', 'Bad Request');
   }
   // "Length, in characters, of the URL for a WebSocket API: 4096" (WebSocket API quotas): a token in the query string
-  // has that much room. AWS does not say what it answers past it; 414 here. Until 2026-12-05 a URL of any length was
+  // has that much room. AWS does not say what it answers past it; 414 here. Until 2026-12-04 a URL of any length was
   // taken, so a token with many roles connected with `?token=` locally and not in AWS.
   // Measured as the stage's URL in AWS would be (`wss://<api id>.execute-api.<region>.amazonaws.com/<stage>?…`), not
   // as the local one, whose host and path are shorter.

@@ -48,7 +48,7 @@ export function onFrame(gw: GatewayState, conn: Connection, data: Buffer, isBina
   if (isBinary) {
     // "API Gateway WebSocket APIs don't currently support binary frames in incoming message payloads. If a client app
     // sends a binary frame, API Gateway rejects it and disconnects the client with code 1003" (Developer Guide, "Binary
-    // media types for WebSocket APIs"). Until 2026-12-05 the stand-in routed it to $default, base64-encoded.
+    // media types for WebSocket APIs"). Until 2026-12-04 the stand-in routed it to $default, base64-encoded.
     const unsupported = { code: 1003, reason: 'Binary frames are not supported' };
     closeConnection(gw, conn, unsupported, unsupported, 'binary frame');
     return;

@@ -173,7 +173,7 @@ describe('a handshake', () => {
   });
 
   it('with a claim named constructor or __proto__ opens a connection and publishes over HTTP alike', async () => {
-    // API Gateway passes such claims to the HTTP function; aws-jwt-verify's decoder drops them. Until 2026-12-05 the
+    // API Gateway passes such claims to the HTTP function; aws-jwt-verify's decoder drops them. Until 2026-12-04 the
     // HTTP functions refused the token (401) in AWS, and the local HTTP API, flattening the decoded payload, hid it.
     const odd = JSON.parse('{"constructor":"acme-dept","__proto__":"x"}') as Record<string, unknown>;
     const { token } = runtime.identity.signToken({ ...base, roles: ['admin'], extraClaims: odd });
@@ -182,7 +182,7 @@ describe('a handshake', () => {
   });
 
   it('with claims a DynamoDB item cannot hold as they are subscribes and publishes, as over HTTP', async () => {
-    // Until 2026-12-05 every subscribe of such a connection answered INTERNAL (the membership item kept the claims
+    // Until 2026-12-04 every subscribe of such a connection answered INTERNAL (the membership item kept the claims
     // verbatim), while HTTP served the same token.
     const odd: Record<string, unknown>[] = [
       { employee_no: 2 ** 64 },
@@ -198,7 +198,7 @@ describe('a handshake', () => {
   });
 
   it('with more roles than an authorizer may pass is refused on both transports; 100 group ids pass on both', async () => {
-    // Until 2026-12-05 the handshake answered 500 (API Gateway's 8 KB cap on an authorizer's result), which clients
+    // Until 2026-12-04 the handshake answered 500 (API Gateway's 8 KB cap on an authorizer's result), which clients
     // retry for ever, while HTTP served the token.
     const groups = (n: number) => Array.from({ length: n }, () => `group-${randomUUID()}`);
     const tooMany = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(170)] }).token;

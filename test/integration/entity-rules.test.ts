@@ -271,7 +271,7 @@ describe('the live feed gives the rights HTTP gives', () => {
 
   it('refuses the feed and presence to a member under a row filter its column cannot carry, as GET does', async () => {
     // `score` is double precision: its JSON text is not its SQL text, so the filter matches no row and only the
-    // bypass roles read (applicableRule). Until 2026-12-05 a member's subscribe was acked all the same.
+    // bypass roles read (applicableRule). Until 2026-12-04 a member's subscribe was acked all the same.
     await setRules({ ...teamRule, rowFilter: { column: 'score', inClaim: 'teams' } });
     const member = tok('mallory', ['member'], { teams: ['1'] });
     expect((await api(member, 'GET', '/v1/entities/doc')).status).toBe(403);

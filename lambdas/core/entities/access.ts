@@ -46,7 +46,7 @@ export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>):
  * caller none of whose roles reads it, so its acks (their seq) and timing tell nothing of changes it may not read
  * (until 2026-12-04 only the role rules were asked; found by an attacking pass). The rule is the one `GET` applies:
  * with a row filter that cannot be applied to the entity's column (`applicableRule`), only the bypass roles read
- * (until 2026-12-05 the feed and presence stayed open to the other read roles, which `GET` answered 403; found by an
+ * (until 2026-12-04 the feed and presence stayed open to the other read roles, which `GET` answered 403; found by an
  * attacking pass). Other groups pass.
  */
 export function assertMayFollow(

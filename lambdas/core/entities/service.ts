@@ -71,7 +71,7 @@ const CHANGES_SCAN = 100;
 /**
  * Most bytes a change-log page's entries may take as the function's response carries them (JSON in the JSON `body`,
  * quotes escaped): Lambda returns at most 6 MB from a synchronous invocation (`lambdaSyncPayloadBytes`), and API
- * Gateway answers 500 for a bigger one. 1 MiB is left for the rest of the response. Until 2026-12-05 a page of 500
+ * Gateway answers 500 for a bigger one. 1 MiB is left for the rest of the response. Until 2026-12-04 a page of 500
  * versions of 30 KB diffs was a 7 MB answer, given locally and impossible in AWS (found by an AWS-fidelity review).
  */
 export const CHANGES_RESPONSE_BYTES = awsLimits.lambdaSyncPayloadBytes.value - 1024 * 1024;
