@@ -208,6 +208,9 @@ export async function announceJoin(
     new Set(members.filter((m) => m.userId === userId && m.connectionId !== connectionId).map((m) => m.connectionId));
   const earlier = others(before);
   const members = await allMembers(deps.registry, tenantId, group, { consistent: true });
+  // Gone already (its unsubscribe or $disconnect removed it after the write): its `leave` was decided, and a `join` now
+  // would come after it and stand for ever (until 2026-12-04; found by an attacking pass).
+  if (!members.some((m) => m.connectionId === connectionId)) return;
   if ([...others(members)].some((id) => earlier.has(id))) return;
   await announce(deps, members, { type: 'presence', group, event: 'join', userId });
 }
