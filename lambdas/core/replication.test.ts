@@ -10,6 +10,7 @@ import {
   homeRegionOf,
   parseTopology,
   type ReplicaMessage,
+  replicaDedupId,
   replicaProblem,
   replicaSendParams,
   replicatingHistory,
@@ -231,14 +232,22 @@ describe('replication messages', () => {
     expect(params).toMatchObject({
       QueueUrl: US,
       MessageGroupId: messageGroupIdOf(T, G),
-      MessageDeduplicationId: 'a@7',
+      MessageDeduplicationId: replicaDedupId('a', 7),
     });
     expect(JSON.parse(params.MessageBody)).toEqual(replica('a', 7));
   });
 
+  it('gives a replica a dedup id no published id such as `a@7` is, in SQS’s characters and length', () => {
+    const id = replicaSendParams(US, replica('a', 7)).MessageDeduplicationId;
+    expect(id).not.toBe('a@7');
+    expect(id).toMatch(/^r:[!-~]{1,126}$/);
+    expect(replicaDedupId('a', 7)).not.toBe(replicaDedupId('a', 8));
+    expect(replicaDedupId('a\n7', 1)).not.toBe(replicaDedupId('a', 7));
+  });
+
   it('sends a replica of a message whose id SQS cannot take with ids and attributes it can (the home takes them)', () => {
     const params = replicaSendParams(US, replica('ctl\u0001\uD800', 7));
-    expect(params.MessageDeduplicationId).toMatch(/^h:/);
+    expect(params.MessageDeduplicationId).toMatch(/^r:[!-~]+$/);
     expect(params.MessageAttributes.messageId.StringValue).toMatch(/^h:/);
   });
 });

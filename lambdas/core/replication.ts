@@ -162,8 +162,18 @@ export function replicationSendParams(queueUrl: string, job: ReplicationJob) {
 }
 
 /**
+ * A replica's deduplication id in the peer's delivery queue, where published messages of the same FIFO group are
+ * deduplicated by their own ids: a hash of the id and seq, under a prefix, so no id a producer would choose names it.
+ * Until 2026-12-04 it was `<id>@<seq>`, which a published id such as `order@3` could be: SQS then dropped the one or
+ * the other in the peer, silently (found by an attacking pass).
+ */
+export function replicaDedupId(id: string, seq: number): string {
+  return `r:${createHash('sha256').update(`${seq}\n${id}`, 'utf8').digest('base64url')}`;
+}
+
+/**
  * SendMessage parameters for a peer's delivery queue: the group's own FIFO group (so replicas are in order with the
- * peer's replay requests), and a dedup id that differs from the message id the peer may have forwarded it under.
+ * peer's replay requests), and a dedup id no published message has (`replicaDedupId`).
  */
 export function replicaSendParams(queueUrl: string, replica: ReplicaMessage) {
   const { message, seq } = replica;
@@ -171,7 +181,7 @@ export function replicaSendParams(queueUrl: string, replica: ReplicaMessage) {
     QueueUrl: queueUrl,
     MessageBody: sqsMessageBody(replica),
     MessageGroupId: messageGroupIdOf(message.tenantId, message.group),
-    MessageDeduplicationId: sqsId(`${message.id}@${seq}`),
+    MessageDeduplicationId: replicaDedupId(message.id, seq),
     MessageAttributes: {
       tenantId: { DataType: 'String', StringValue: message.tenantId },
       messageId: { DataType: 'String', StringValue: attributeId(message.id) },

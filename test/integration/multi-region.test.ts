@@ -6,6 +6,7 @@
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { homeRegionOf } from '../../lambdas/core/replication.ts';
+import { Publisher } from '../../lambdas/sdk/publisher.ts';
 import { type LocalStage, startLocalStage } from '../../local/multi-region.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import { devLimits, seedTenants } from '../../local/seed.ts';
@@ -183,4 +184,33 @@ describe(`two regions of a stage (acme's home: ${HOME}, peer: ${PEER})`, () => {
     ]);
     expect(summary(atPeer)).toEqual(summary(atHome));
   }, 30_000);
+
+  it('delivers a published id shaped like `<id>@<seq>` in both regions: a replica’s dedup id is none such', async () => {
+    // Until 2026-12-04 a replica's dedup id in the peer's queue was `<id>@<seq>`: a publish of `x@1` in the peer after
+    // `x`'s replica (seq 1) was acknowledged and dropped by SQS, and `z`'s replica after a publish of `z@<its seq>` too.
+    const group = 'chat:ids';
+    const inGroup = (c: TestClient) => () =>
+      c.frames
+        .flatMap((f) => (f.type === 'batch' ? (f.messages as Frame[]) : f.type === 'message' ? [f] : []))
+        .filter((m) => m.group === group)
+        .map((m) => ({ id: m.id as string, seq: m.seq as number }));
+    const [idsHome, idsPeer] = [await client(home, 'ida'), await client(peer, 'ivo')];
+    for (const c of [idsHome, idsPeer]) expect((await c.request({ action: 'subscribe', group })).type).toBe('ack');
+    const sdk = new Publisher({ queueUrl: peer.queues.delivery.url, client: peer.sqs.client });
+    const pub = (id: string) => sdk.publish({ tenantId: TENANT, group, id, data: { text: id } });
+    const got = (c: TestClient, id: string) => () => inGroup(c)().some((m) => m.id === id);
+    await pub('x');
+    await until(got(idsPeer, 'x'), 'x in the peer');
+    const seqX = inGroup(idsPeer)().find((m) => m.id === 'x')?.seq as number;
+    await pub(`x@${seqX}`);
+    // `z@<n>` takes seq n - 1, then `z` takes n: its replica's dedup id was `z@<n>`, the publish's own.
+    const next = seqX + 3;
+    await pub(`z@${next}`);
+    await pub('z');
+    for (const c of [idsHome, idsPeer]) {
+      for (const id of [`x@${seqX}`, `z@${next}`, 'z'])
+        await until(got(c, id), `${id} in ${c === idsHome ? HOME : PEER}`);
+    }
+    expect(inGroup(idsPeer)().find((m) => m.id === 'z')?.seq).toBe(next);
+  }, 60_000);
 });
