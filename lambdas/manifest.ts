@@ -249,8 +249,9 @@ export const functions = [
     description: 'Delivers published messages from the delivery queue to every connection of the group',
     trigger: { kind: 'sqs', queue: 'delivery', batchSize: 10, maxBatchingWindowSeconds: 0 },
     // peers + replicationQueue: forwards publishes of tenants homed elsewhere, replicates those homed here
-    // (docs/multi-region.md).
-    bindings: ['table', 'connections', 'fanoutQueue', 'peers', 'replicationQueue'],
+    // (docs/multi-region.md). deliveryQueue: its own queue, for the replays of members whose client does not read
+    // (lambdas/core/lagging.ts).
+    bindings: ['table', 'connections', 'deliveryQueue', 'fanoutQueue', 'peers', 'replicationQueue'],
     environment: {
       /** How long delivered messages stay replayable with `since`. */
       HISTORY_RETENTION_SECONDS: String(24 * 3600),

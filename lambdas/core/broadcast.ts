@@ -21,6 +21,7 @@ import {
 } from './delivery-plan.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
+import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -82,6 +83,12 @@ export interface BroadcastDeps {
   /** @default 5000 */
   readonly stopBeforeMs?: number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * Members whose client does not take its frames (posts still throttled after the retries) are put on a replay wait
+   * and the run goes on; a replay they do not take is queued again, and a connection that lags too long is closed
+   * (lambdas/core/lagging.ts). @default none: such a member fails the run, which SQS gives back
+   */
+  readonly lagging?: LaggingDeps;
   /** What happens to each post, for metrics (the handler turns these into EMF). @default none */
   readonly observe?: (event: DeliveryEvent) => void;
 }
@@ -128,6 +135,8 @@ export interface DeliveryResult {
   readonly delivered: number;
   readonly gone: number;
   readonly failed: number;
+  /** Members left out because their client did not take the frames, put on a replay wait (lagging.ts). */
+  readonly deferred?: number;
 }
 
 /** Too little of the invocation is left to start another connection: it is left for the redelivery. */
@@ -310,10 +319,12 @@ export async function deliverFrames(
   deps: BroadcastDeps,
   record: (connectionIds: readonly string[], goneIds: readonly string[]) => Promise<void>,
   observed?: ObserveContext,
+  defer?: (leftOut: readonly LeftOut[]) => Promise<ReadonlySet<string>>,
 ): Promise<DeliveryResult> {
   let delivered = 0;
   let gone = 0;
   let failed = 0;
+  let deferred = 0;
   let firstCause: unknown;
   const causes: unknown[] = [];
   const done: string[] = [];
@@ -338,8 +349,9 @@ export async function deliverFrames(
     observe({ type: 'posted', tenantId: observed.tenantId, messages: info.messages, latencyMs });
   };
   const stopBeforeMs = deps.stopBeforeMs ?? 5000;
+  const entries = [...plan];
   const results = await settleConcurrently(
-    [...plan],
+    entries,
     deps.concurrency ?? DELIVERY_CONCURRENCY,
     async ([connectionId, frames]) => {
       if (deps.remainingMs !== undefined && deps.remainingMs() < stopBeforeMs) throw new OutOfTimeError(stopBeforeMs);
@@ -359,10 +371,17 @@ export async function deliverFrames(
       }
     },
   );
-  for (const result of results) {
+  // Left out after every retry: `defer` may take some off the run (a client that does not read: lagging.ts).
+  const leftOut = results.flatMap((result, i) =>
+    result.status === 'rejected' ? [{ connectionId: entries[i]?.[0] as string, cause: result.reason }] : [],
+  );
+  const excused = defer === undefined || leftOut.length === 0 ? new Set<string>() : await defer(leftOut);
+  for (const [i, result] of results.entries()) {
     if (result.status === 'fulfilled') {
       if (result.value === 'delivered') delivered++;
       else gone++;
+    } else if (excused.has(entries[i]?.[0] as string)) {
+      deferred++;
     } else {
       failed++;
       firstCause ??= result.reason;
@@ -371,10 +390,17 @@ export async function deliverFrames(
     }
   }
   await record(done, goneIds);
-  const result = { delivered, gone, failed };
+  const result = { delivered, gone, failed, ...(deferred > 0 && { deferred }) };
   if (failed > 0) throw new DeliveryFailedError(result, firstCause, causes);
   return result;
 }
+
+/** The lagging ports, with the engine's clock and log where they have none of their own. */
+const withEngineDefaults = (lagging: LaggingDeps, deps: BroadcastDeps): LaggingDeps => ({
+  ...lagging,
+  now: lagging.now ?? deps.now,
+  log: lagging.log ?? deps.log,
+});
 
 /** One run of consecutive published messages of one group, in queue order. */
 export async function broadcastRun(
@@ -429,22 +455,33 @@ export async function broadcastRun(
     return { delivered: 0, gone: 0, failed: 0, seqs, split: true };
   }
 
+  const lagging = deps.lagging;
   const deliver = async (to: readonly Member[]) => {
     let plan = planDelivery(messages, to, undefined, deps.plan);
     if (redelivered) plan = await withoutDelivered(plan, messages, to, range, deps);
-    return deliverFrames(plan, deps, (ids) => deps.history.addProgress(tenantId, group, range, ids), {
-      tenantId,
-      live: true,
-    });
+    const defer =
+      lagging === undefined
+        ? undefined
+        : (leftOut: readonly LeftOut[]) =>
+            deferLagging(leftOut, to, { tenantId, group, since: range.first - 1 }, withEngineDefaults(lagging, deps));
+    return deliverFrames(
+      plan,
+      deps,
+      (ids) => deps.history.addProgress(tenantId, group, range, ids),
+      { tenantId, live: true },
+      defer,
+    );
   };
   const result = await deliver(members);
   const joiners = liveOnly(await joining, now);
   if (joiners.length === 0) return { ...result, seqs, split: false };
   const late = await deliver(joiners);
+  const deferred = (result.deferred ?? 0) + (late.deferred ?? 0);
   return {
     delivered: result.delivered + late.delivered,
     gone: result.gone + late.gone,
     failed: result.failed + late.failed,
+    ...(deferred > 0 && { deferred }),
     seqs,
     split: false,
   };
@@ -752,6 +789,12 @@ export async function replay(
     try {
       result = await post(frame, true);
     } catch (err) {
+      if (err instanceof DeliveryFailedError && deps.lagging?.isThrottled(err.firstCause) === true) {
+        // Its client takes nothing: queued again behind the group's later messages (or closed), not given back to SQS
+        // to hold the group (lagging.ts).
+        await replayNotTaken(request, err.firstCause, withEngineDefaults(deps.lagging, deps));
+        return total;
+      }
       if (!(err instanceof DeliveryFailedError && err.firstCause instanceof OutOfTimeError)) throw err;
       // Out of time part way: the member reloads from the group's seq rather than the replay failing (and starting
       // over on every redelivery).

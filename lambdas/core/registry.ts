@@ -53,7 +53,7 @@ export interface Member {
   readonly claims: Readonly<Record<string, unknown>>;
   /** Set while a `subscribe` with `since` waits for its replay: live delivery skips the member until then. */
   readonly replayFrom?: number;
-  /** With `replayFrom`: when that subscribe was received (epoch ms), if known. */
+  /** With `replayFrom`: since when it waits (epoch ms): when that subscribe was received, if known, or when delivery put a member whose client did not read on the wait (`deferToReplay`). */
   readonly replayAt?: number;
   /** When the membership item expires (epoch seconds; the connection's 2-hour cap plus a margin). */
   readonly ttl?: number;
@@ -369,7 +369,7 @@ export class Registry {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          UpdateExpression: 'REMOVE replayFrom',
+          UpdateExpression: 'REMOVE replayFrom, lagAt, lagPasses',
           ...condition,
         }),
       );
@@ -378,6 +378,69 @@ export class Registry {
       return;
     }
     await this.membershipChanged(tenantId, group);
+  }
+
+  /**
+   * Puts a live member whose client does not take its frames (posts still throttled after the run's retries) on a
+   * replay wait from `since`, as a subscribe with `since` does: live delivery skips it and a replay request, queued by
+   * the caller on the group's stream, brings it what it missed (docs/delivery.md, "A client that stops reading").
+   * `lagAt` (epoch ms) dates the wait. `marked`: this call put it on the wait; `waiting`: it already waited for a
+   * replay (that one serves it); `absent`: no membership item (it left, or a `user:` group's connection found through
+   * its user, which has none).
+   */
+  async deferToReplay(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    since: number,
+    lagAt: number,
+  ): Promise<'marked' | 'waiting' | 'absent'> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: memberKey(tenantId, group, connectionId),
+          UpdateExpression: 'SET replayFrom = :since, lagAt = :at, lagPasses = :zero',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(replayFrom)',
+          ExpressionAttributeValues: { ':since': since, ':at': lagAt, ':zero': 0 },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+      return (await this.replayState(tenantId, group, connectionId, since)) === 'gone' ? 'absent' : 'waiting';
+    }
+    await this.membershipChanged(tenantId, group);
+    return 'marked';
+  }
+
+  /**
+   * Counts one more replay attempt that the member's client did not take (its posts still throttled), while the
+   * membership waits for a replay from `since`: how many there have been and since when it lags (`lagAt`, set now if
+   * this is the first). Undefined when it no longer waits for that replay.
+   */
+  async lagPass(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    since: number,
+    now: number,
+  ): Promise<{ readonly passes: number; readonly lagAt: number } | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: memberKey(tenantId, group, connectionId),
+          UpdateExpression: 'SET lagAt = if_not_exists(lagAt, :now) ADD lagPasses :one',
+          ConditionExpression: 'replayFrom = :since',
+          ExpressionAttributeValues: { ':since': since, ':now': now, ':one': 1 },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return { passes: Number(out.Attributes?.lagPasses ?? 1), lagAt: Number(out.Attributes?.lagAt ?? now) };
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+      return undefined;
+    }
   }
 
   /**
@@ -464,7 +527,7 @@ export class Registry {
       ...(options.consistent === true && { ConsistentRead: true }),
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': groupPk(tenantId, group) },
-      ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, #at, #ttl',
+      ProjectionExpression: 'connectionId, userId, #roles, claims, replayFrom, lagAt, #at, #ttl',
       ExpressionAttributeNames: { '#ttl': 'ttl', '#roles': 'roles', '#at': 'at' },
       Limit: options.pageSize ?? 500,
     });
@@ -479,7 +542,8 @@ export class Registry {
             claims:
               typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
             ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
-            ...(typeof item.replayFrom === 'number' && typeof item.at === 'number' && { replayAt: item.at }),
+            ...(typeof item.replayFrom === 'number' &&
+              typeof (item.lagAt ?? item.at) === 'number' && { replayAt: Number(item.lagAt ?? item.at) }),
             ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
           }),
         );

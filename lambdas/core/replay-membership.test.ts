@@ -8,9 +8,11 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { type BroadcastDeps, broadcastRun, replay } from './broadcast.ts';
+import { type BroadcastDeps, broadcastRun, DeliveryFailedError, replay } from './broadcast.ts';
 import type { DeliveryMessage, ReplayRequest } from './delivery.ts';
 import { GroupHistory } from './history.ts';
+import { LAG_CLOSE_AFTER_MS, LAG_CLOSE_AFTER_PASSES } from './lagging.ts';
+import { MemberCache } from './member-cache.ts';
 import { Registry } from './registry.ts';
 
 const tableName = 'replay-membership-test';
@@ -23,21 +25,49 @@ describe('a replay request reaching the broadcaster', () => {
   const now = 1_800_000_000_000;
   let tenants = 0;
 
+  /** A post to a client that does not read: API Gateway's 429 (`LimitExceededException`). */
+  const throttled = () => Object.assign(new Error('LimitExceededException'), { $metadata: { httpStatusCode: 429 } });
+
   function setup() {
     const tenantId = `t${++tenants}`;
-    const registry = new Registry({ client, tableName, now: () => now });
+    let clock = now;
+    const registry = new Registry({ client, tableName, now: () => clock });
     const posts: [string, string][] = [];
+    /** Connections whose client takes nothing: their posts are answered 429. */
+    const asleep = new Set<string>();
+    /** Connections whose posts API Gateway fails (500). */
+    const broken = new Set<string>();
+    const attempts: string[] = [];
+    /** Replay requests the engine queued (with their dedup ids), and the connections it closed. */
+    const queued: [ReplayRequest, string][] = [];
+    const closed: string[] = [];
     const deps: BroadcastDeps = {
-      history: new GroupHistory({ client, tableName, now: () => now }),
+      history: new GroupHistory({ client, tableName, now: () => clock }),
       registry,
+      memberCache: new MemberCache({ now: () => clock }),
       post: async (connectionId, data) => {
+        attempts.push(connectionId);
+        if (asleep.has(connectionId)) throw throttled();
+        if (broken.has(connectionId))
+          throw Object.assign(new Error('InternalServerError'), { $metadata: { httpStatusCode: 500 } });
         posts.push([connectionId, data]);
       },
       isGone: () => false,
-      isRetryable: () => false,
+      isRetryable: (err) =>
+        ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0) >= 429,
       enqueueFanout: async () => undefined,
-      backoff: { sleep: async () => undefined, attempts: 1 },
-      now: () => now,
+      lagging: {
+        registry,
+        isThrottled: (err) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 429,
+        requeueReplay: async (request, dedupId) => {
+          queued.push([request, dedupId]);
+        },
+        close: async (connectionId) => {
+          closed.push(connectionId);
+        },
+      },
+      backoff: { sleep: async () => undefined, attempts: 2 },
+      now: () => clock,
     };
     const alice = { tenantId, userId: 'alice', roles: ['member'], claims: {} };
     const publish = (group: string, ...ids: string[]) =>
@@ -56,16 +86,33 @@ describe('a replay request reaching the broadcaster', () => {
       roles: ['member'],
       claims: {},
     });
-    /** The seqs connection c1 was sent, in order. */
-    const seqs = () =>
+    /** The seqs a connection (c1 unless named) was sent, in order. */
+    const seqs = (connection = 'c1') =>
       posts
-        .filter(([connectionId]) => connectionId === 'c1')
+        .filter(([connectionId]) => connectionId === connection)
         .flatMap(([, data]) => {
           const frame = JSON.parse(data) as { type: string; seq?: number; messages?: { seq: number }[] };
           return frame.type === 'batch' ? (frame.messages ?? []) : [frame as { seq?: number }];
         })
         .map((frame) => frame.seq);
-    return { tenantId, registry, deps, alice, publish, request, seqs };
+    const advance = (ms: number) => {
+      clock += ms;
+    };
+    return {
+      tenantId,
+      registry,
+      deps,
+      alice,
+      publish,
+      request,
+      seqs,
+      asleep,
+      broken,
+      attempts,
+      queued,
+      closed,
+      advance,
+    };
   }
 
   it('sends nothing to a connection that unsubscribed while it waited', async () => {
@@ -117,5 +164,102 @@ describe('a replay request reaching the broadcaster', () => {
     await replay(request('user:alice', 1), deps);
     await publish('user:alice', 'm3');
     expect(seqs()).toEqual([1, 2, 3]);
+  });
+  describe('for a member whose client takes nothing (posts answered 429 after every retry)', () => {
+    /** Two members of `chat` (connection ids of their own: connection items outlive a test's tenant). */
+    async function twoMembers() {
+      const fixture = setup();
+      const { tenantId, registry, alice } = fixture;
+      const c1 = `${tenantId}-c1`;
+      const c2 = `${tenantId}-c2`;
+      for (const c of [c1, c2]) {
+        await registry.putConnection(alice, c, now);
+        await registry.subscribe(alice, c, 'chat', now, { at: now });
+      }
+      return { ...fixture, c1, c2 };
+    }
+
+    it('puts it on a replay wait and lets the run and its group go on without it', async () => {
+      const { publish, seqs, asleep, attempts, queued, c1, c2 } = await twoMembers();
+      asleep.add(c1);
+      await expect(publish('chat', 'm1')).resolves.toMatchObject({ delivered: 1, failed: 0, deferred: 1 });
+      expect(queued.map(([r, id]) => [r.connectionId, r.since, id])).toEqual([[c1, 0, `lag-${c1}-0`]]);
+      // The next run skips it (its membership version moved, so no member list from before the wait is used).
+      const tried = attempts.filter((c) => c === c1).length;
+      await expect(publish('chat', 'm2')).resolves.toMatchObject({ delivered: 1, failed: 0 });
+      expect(attempts.filter((c) => c === c1)).toHaveLength(tried);
+      expect(seqs(c2)).toEqual([1, 2]);
+    });
+
+    it('brings it everything it missed, in order, once its client reads again, then live messages', async () => {
+      const { deps, publish, seqs, asleep, queued, c1, c2 } = await twoMembers();
+      asleep.add(c1);
+      await publish('chat', 'm1');
+      await publish('chat', 'm2', 'm3');
+      asleep.delete(c1);
+      await replay(queued[0]?.[0] as ReplayRequest, deps);
+      await publish('chat', 'm4');
+      expect(seqs(c1)).toEqual([1, 2, 3, 4]);
+      expect(seqs(c2)).toEqual([1, 2, 3, 4]);
+    });
+
+    it('queues a replay it does not take again, each with its own dedup id, and keeps it waiting', async () => {
+      const { deps, publish, seqs, asleep, queued, closed, c1 } = await twoMembers();
+      asleep.add(c1);
+      await publish('chat', 'm1');
+      await expect(replay(queued[0]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
+      await expect(replay(queued[1]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
+      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0`, `lag-${c1}-0-1`, `lag-${c1}-0-2`]);
+      await publish('chat', 'm2');
+      asleep.delete(c1);
+      await replay(queued[2]?.[0] as ReplayRequest, deps);
+      expect(seqs(c1)).toEqual([1, 2]);
+      expect(closed).toEqual([]);
+    });
+
+    it(`closes and removes its connection once it has lagged ${LAG_CLOSE_AFTER_MS} ms over ${LAG_CLOSE_AFTER_PASSES} replays, not before`, async () => {
+      const { tenantId, registry, deps, publish, asleep, queued, closed, advance, c1, c2 } = await twoMembers();
+      asleep.add(c1);
+      await publish('chat', 'm1');
+      // Many quick passes are not enough: the account's own post rate answers 429 too.
+      for (let pass = 0; pass < LAG_CLOSE_AFTER_PASSES + 2; pass++) {
+        await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+        advance(100);
+      }
+      expect(closed).toEqual([]);
+      advance(LAG_CLOSE_AFTER_MS);
+      await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      expect(closed).toEqual([c1]);
+      const members = [];
+      for await (const page of registry.members(tenantId, 'chat', { consistent: true })) members.push(...page);
+      expect(members.map((m) => m.connectionId)).toEqual([c2]);
+    });
+
+    it('is not closed for a long wait alone: it needs the replays refused too', async () => {
+      const { deps, publish, asleep, queued, closed, advance, c1 } = await twoMembers();
+      asleep.add(c1);
+      await publish('chat', 'm1');
+      advance(LAG_CLOSE_AFTER_MS * 10);
+      for (let pass = 1; pass < LAG_CLOSE_AFTER_PASSES; pass++) await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      expect(closed).toEqual([]);
+      await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      expect(closed).toEqual([c1]);
+    });
+
+    it('still fails the run when API Gateway fails the posts (a 500 is not the client not reading)', async () => {
+      const { publish, broken, queued, c1 } = await twoMembers();
+      broken.add(c1);
+      await expect(publish('chat', 'm1')).rejects.toBeInstanceOf(DeliveryFailedError);
+      expect(queued).toEqual([]);
+    });
+
+    it("still fails the run for a user group's connection that has no membership to wait on", async () => {
+      const { registry, alice, publish, asleep, queued } = setup();
+      await registry.putConnection(alice, 'c1', now);
+      asleep.add('c1');
+      await expect(publish('user:alice', 'm1')).rejects.toBeInstanceOf(DeliveryFailedError);
+      // The request it queued first finds no wait from its since, and sends nothing.
+      expect(queued).toHaveLength(1);
+    });
   });
 });

@@ -1,19 +1,26 @@
 /** The delivery engine's ports for the broadcaster and fan-out functions: clients at module scope, from the environment. */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { type BroadcastDeps, DELIVERY_CONCURRENCY } from '../core/broadcast.ts';
-import { fanoutLaneGroupId } from '../core/delivery.ts';
+import { deliverySendParams, fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
+import type { LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
+import { isThrottle } from './metrics.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+const isGone = (err: unknown) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410;
 
 export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const documentClient = createDocumentClient();
@@ -28,27 +35,47 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   // per post.
   const frameBytes = new FrameBytes();
   const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
-  const sqs = fanoutQueueUrl === '' ? undefined : new SQSClient(clientConfig);
+  const deliveryQueueUrl = optionalEnv('DELIVERY_QUEUE_URL', '');
+  const sqs = fanoutQueueUrl === '' && deliveryQueueUrl === '' ? undefined : new SQSClient(clientConfig);
+  const registry = new Registry({ client: documentClient, tableName });
+  // A function bound to its delivery queue (the broadcaster) puts members whose client does not read on a replay
+  // wait instead of failing their group's run (lambdas/core/lagging.ts).
+  const lagging: LaggingDeps | undefined =
+    deliveryQueueUrl === '' || sqs === undefined
+      ? undefined
+      : {
+          registry,
+          // 429: API Gateway's `LimitExceededException` (a client's full buffer, or the account's post rate).
+          isThrottled: isThrottle,
+          requeueReplay: async (request, dedupId) => {
+            await sqs.send(new SendMessageCommand(deliverySendParams(deliveryQueueUrl, request, dedupId)));
+          },
+          close: async (connectionId) => {
+            try {
+              await connections.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+            } catch (err) {
+              if (!isGone(err)) throw err;
+            }
+          },
+          logError: (message, details) => logger.error(message, details),
+        };
   return {
     history: new GroupHistory({
       client: documentClient,
       tableName,
       retentionSeconds: numberEnv('HISTORY_RETENTION_SECONDS', 86_400),
     }),
-    registry: new Registry({ client: documentClient, tableName }),
+    registry,
+    ...(lagging !== undefined && { lagging }),
     // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
     memberCache: new MemberCache(),
     post: async (connectionId, data) => {
       await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: frameBytes.of(data) }));
     },
-    isGone: (err) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410,
+    isGone,
     isRetryable: (err) => {
       const status = statusOf(err);
-      return (
-        status === 429 ||
-        (status !== undefined && status >= 500) ||
-        (err as { name?: string }).name === 'LimitExceededException'
-      );
+      return isThrottle(err) || (status !== undefined && status >= 500);
     },
     enqueueFanout: async (jobs) => {
       if (sqs === undefined) throw new Error('FANOUT_QUEUE_URL is not set; the function needs the fanoutQueue binding');

@@ -7,6 +7,7 @@ import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
+import { LAG_CLOSE_AFTER_MS } from '../../lambdas/core/lagging.ts';
 import {
   eventually,
   messages,
@@ -429,6 +430,68 @@ describe('faults', () => {
     }
     expect(messages(ghost, group)).toEqual([]);
   });
+
+  it('does not hold a group behind a client that stops reading: it gets everything, in order, once it reads again', async () => {
+    const group = 'chat:asleep';
+    const awake: TestClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await client('acme', `awake${i}`);
+      await c.request({ action: 'subscribe', group });
+      awake.push(c);
+    }
+    const sleeper = await client('acme', 'sleeper');
+    await sleeper.request({ action: 'subscribe', group });
+    // Its posts are answered 429 LimitExceededException, as API Gateway answers a client whose buffer is full.
+    const wake = runtime().gateway.injectFaults({ status: 429, connectionIds: [connectionIdOf()] });
+    const dlqBefore = await queueDepth(runtime(), runtime().queues.delivery.dlqUrl);
+    await enqueue(
+      'acme',
+      group,
+      range(1, 5).map((i) => ({ i })),
+      'asleep-a',
+    );
+    for (const c of awake) await until(() => messages(c, group).length >= 5, 5000, 'the first five');
+    // The group goes on while it sleeps (until 2026-12-05 its runs failed until they were dead-lettered).
+    await enqueue(
+      'acme',
+      group,
+      range(6, 10).map((i) => ({ i })),
+      'asleep-b',
+    );
+    for (const c of awake) await until(() => messages(c, group).length >= 10, 5000, 'the next five, at once');
+    expect(seqs(sleeper, group)).toEqual([]);
+    // Asleep for longer than its runs' five receives took to be dead-lettered here (until 2026-12-05, when it then
+    // never got them), shorter than LAG_CLOSE_AFTER_MS.
+    await sleep(LAG_CLOSE_AFTER_MS / 2);
+    wake();
+    await until(() => messages(sleeper, group).length >= 10, 10_000, 'what it missed, once it reads');
+    await enqueue('acme', group, [{ i: 11 }], 'asleep-c');
+    await until(() => messages(sleeper, group).length >= 11, 5000, 'live again');
+    await sleep(200);
+    for (const c of [...awake, sleeper]) expect(seqs(c, group)).toEqual(range(1, 11));
+    expect(await queueDepth(runtime(), runtime().queues.delivery.dlqUrl)).toBe(dlqBefore);
+  });
+
+  it('closes the connection of a client that takes nothing for seconds; the others never wait for it', async () => {
+    const group = 'chat:comatose';
+    const other = await client('acme', 'other');
+    await other.request({ action: 'subscribe', group });
+    const sleeper = await client('acme', 'comatose');
+    await sleeper.request({ action: 'subscribe', group });
+    runtime().gateway.injectFaults({ status: 429, connectionIds: [connectionIdOf()] });
+    const started = Date.now();
+    await enqueue('acme', group, [{ i: 1 }], 'comatose-a');
+    await until(() => messages(other, group).length >= 1, 5000, 'the other member served');
+    const { code } = await Promise.race([
+      sleeper.closed,
+      sleep(LAG_CLOSE_AFTER_MS + 10_000).then(() => ({ code: -1 })),
+    ]);
+    expect(code).not.toBe(-1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LAG_CLOSE_AFTER_MS);
+    await enqueue('acme', group, [{ i: 2 }], 'comatose-b');
+    await until(() => messages(other, group).length >= 2, 5000, 'the group goes on');
+    expect(seqs(other, group)).toEqual([1, 2]);
+  }, 30_000);
 
   it('survives a broadcaster crash mid-batch: the messages come back with the same id and seq, once', async () => {
     const group = 'chat:crash';
