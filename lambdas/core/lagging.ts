@@ -19,7 +19,7 @@ export const LAG_CLOSE_AFTER_MS = 5_000;
 export const LAG_CLOSE_AFTER_PASSES = 3;
 
 export interface LaggingDeps {
-  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass' | 'removeConnection'>;
+  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass'>;
   /** Puts a replay request on the group's stream of the delivery queue, deduplicated by `dedupId`. */
   readonly requeueReplay: (request: ReplayRequest, dedupId: string) => Promise<void>;
   /**
@@ -91,8 +91,8 @@ export async function deferLagging(
 
 /**
  * A replay whose posts were still throttled after their retries: queued again behind the group's later messages, or,
- * once the member has lagged `LAG_CLOSE_AFTER_MS` over `LAG_CLOSE_AFTER_PASSES` replays, its connection closed and
- * removed. Nothing happens when the membership no longer waits for this replay.
+ * once the member has lagged `LAG_CLOSE_AFTER_MS` over `LAG_CLOSE_AFTER_PASSES` replays, its connection closed.
+ * Nothing happens when the membership no longer waits for this replay.
  */
 export async function replayNotTaken(
   request: ReplayRequest,
@@ -109,8 +109,9 @@ export async function replayNotTaken(
     deps.log?.('client not reading: replay queued again', { ...details, cause: String(cause) });
     return 'requeued';
   }
+  // Its memberships go with its `$disconnect`, which announces its presence `leave` (removing them here first would
+  // leave that unsent); until then the wait keeps live delivery off it, and nothing queues another replay.
   await deps.close(connectionId);
-  await deps.registry.removeConnection(connectionId);
   (deps.logError ?? deps.log)?.('client not reading: connection closed', { ...details, cause: String(cause) });
   return 'closed';
 }
