@@ -191,6 +191,12 @@ export interface FunctionSpec {
    * tracing still records every invocation of every function (CDK turns it on for all).
    */
   readonly inProcessTracing: boolean;
+  /**
+   * `allow`: the function sends to the queue that invokes it on purpose, within a bound of its own, so Lambda's
+   * recursive loop detection (which stops a chain of about 16 such invocations) must not end the chain.
+   * @default Lambda's default: such a chain is stopped
+   */
+  readonly recursiveLoop?: 'allow';
 }
 
 export const functions = [
@@ -275,6 +281,10 @@ export const functions = [
     timeoutSeconds: 30,
     inProcessTracing: false,
     memoryMB: 1024,
+    // A replay its client does not take is queued again on this function's own queue, each pass an invocation from
+    // the one before; the chain ends when the client reads (its wait completes) or after 5 s of refusals, when its
+    // connection is closed (lambdas/core/lagging.ts). Lambda would stop it at ~16 passes and dead-letter the request.
+    recursiveLoop: 'allow',
   },
   {
     name: 'fanout',

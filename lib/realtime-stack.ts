@@ -2,6 +2,7 @@ import path from 'node:path';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { RecursiveLoop } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -161,6 +162,7 @@ export class RealtimeStack extends Stack {
           description: fn.description,
           timeout: Duration.seconds(fn.timeoutSeconds),
           memorySize: fn.memoryMB,
+          ...(fn.recursiveLoop === 'allow' && { recursiveLoop: RecursiveLoop.ALLOW }),
           environment: { ...fn.environment },
           logLevel: this.stage.logLevel,
           logGroupRetention: this.stage.logRetentionDays as RetentionDays,

@@ -43,6 +43,12 @@ export interface BroadcastDeps {
   readonly post: (connectionId: string, data: string) => Promise<void>;
   /** 410 Gone. */
   readonly isGone: (err: unknown) => boolean;
+  /**
+   * Removes a connection a post found gone, as `$disconnect` does: its items, and a presence `leave` in its groups
+   * with presence events where it was its user's last connection (lambdas/shared/connection-removal.ts).
+   * @default `registry.removeConnection`: its items only
+   */
+  readonly removeGone?: (connectionId: string) => Promise<void>;
   /** 429, 5xx, throttling: worth another try. */
   readonly isRetryable: (err: unknown) => boolean;
   /** Sends fan-out jobs (a large group's pages) to the fan-out queue. */
@@ -129,6 +135,19 @@ export function framePublishTimes(frame: string): { readonly messages: number; r
     .map((m) => (m as { type?: unknown; ts?: unknown }).ts)
     .filter((ts): ts is number => typeof ts === 'number');
   return { messages: times.length, oldestTs: times.length === 0 ? undefined : Math.min(...times) };
+}
+
+/** The highest `seq` of the messages in a frame; none for a frame without (a reset). */
+export function frameLastSeq(frame: string): number | undefined {
+  let parsed: { seq?: unknown; messages?: unknown };
+  try {
+    parsed = JSON.parse(frame) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  const all = Array.isArray(parsed.messages) ? (parsed.messages as { seq?: unknown }[]) : [parsed];
+  const seqs = all.map((m) => m.seq).filter((seq): seq is number => typeof seq === 'number');
+  return seqs.length === 0 ? undefined : Math.max(...seqs);
 }
 
 export interface DeliveryResult {
@@ -363,7 +382,8 @@ export async function deliverFrames(
         return 'delivered' as const;
       } catch (err) {
         if (!deps.isGone(err)) throw err;
-        await deps.registry.removeConnection(connectionId);
+        if (deps.removeGone === undefined) await deps.registry.removeConnection(connectionId);
+        else await deps.removeGone(connectionId);
         goneIds.push(connectionId);
         deps.log?.('removed gone connection', { connectionId });
         if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });
@@ -371,6 +391,8 @@ export async function deliverFrames(
       }
     },
   );
+  // Who got everything is recorded first: a deferral that fails fails the run, whose redelivery skips them.
+  await record(done, goneIds);
   // Left out after every retry: `defer` may take some off the run (a client that does not read: lagging.ts).
   const leftOut = results.flatMap((result, i) =>
     result.status === 'rejected' ? [{ connectionId: entries[i]?.[0] as string, cause: result.reason }] : [],
@@ -389,7 +411,6 @@ export async function deliverFrames(
       if (observed !== undefined) observe?.({ type: 'failed', tenantId: observed.tenantId });
     }
   }
-  await record(done, goneIds);
   const result = { delivered, gone, failed, ...(deferred > 0 && { deferred }) };
   if (failed > 0) throw new DeliveryFailedError(result, firstCause, causes);
   return result;
@@ -776,25 +797,30 @@ export async function replay(
       : [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')];
   if (frames.length > limits.replayFrames) frames = [reset('HISTORY_TOO_LONG')];
   const total = { delivered: 0, gone: 0, failed: 0 };
-  const post = (frame: string, timed: boolean) =>
-    deliverFrames(
-      new Map([[connectionId, [frame]]]),
-      timed ? deps : { ...deps, remainingMs: undefined },
-      async () => undefined,
-      { tenantId, live: false },
-    );
+  // The seq through which the client has had everything after `since`: a replay it takes part of goes on from there.
+  let through = since;
+  const post = async (frame: string, timed: boolean): Promise<DeliveryResult | undefined> => {
+    try {
+      return await deliverFrames(
+        new Map([[connectionId, [frame]]]),
+        timed ? deps : { ...deps, remainingMs: undefined },
+        async () => undefined,
+        { tenantId, live: false },
+      );
+    } catch (err) {
+      if (!(err instanceof DeliveryFailedError && deps.lagging?.isThrottled(err.firstCause) === true)) throw err;
+      // Its client takes no more: queued again behind the group's later messages (or closed), not given back to SQS to
+      // hold the group (lagging.ts).
+      await replayNotTaken(request, err.firstCause, withEngineDefaults(deps.lagging, deps), through);
+      return undefined;
+    }
+  };
   for (const frame of frames) {
-    let result: DeliveryResult;
+    let result: DeliveryResult | undefined;
     let cut = false;
     try {
       result = await post(frame, true);
     } catch (err) {
-      if (err instanceof DeliveryFailedError && deps.lagging?.isThrottled(err.firstCause) === true) {
-        // Its client takes nothing: queued again behind the group's later messages (or closed), not given back to SQS
-        // to hold the group (lagging.ts).
-        await replayNotTaken(request, err.firstCause, withEngineDefaults(deps.lagging, deps));
-        return total;
-      }
       if (!(err instanceof DeliveryFailedError && err.firstCause instanceof OutOfTimeError)) throw err;
       // Out of time part way: the member reloads from the group's seq rather than the replay failing (and starting
       // over on every redelivery).
@@ -802,9 +828,11 @@ export async function replay(
       result = await post(reset('HISTORY_TOO_LONG'), false);
       cut = true;
     }
+    if (result === undefined) return total;
     total.delivered = Math.max(total.delivered, result.delivered);
     total.gone += result.gone;
     if (cut || result.gone > 0) break;
+    through = Math.max(through, frameLastSeq(frame) ?? through);
   }
   await deps.registry.completeReplay(tenantId, group, connectionId, since);
   return total;
@@ -813,7 +841,8 @@ export async function replay(
 /**
  * A replay that will not be served: it failed for good, or on its queue record's last receive (the record then goes
  * to the dead-letter queue). The member is told to reload (`reset`, `REPLAY_FAILED`, at the group's seq; best effort:
- * its posts may be what failed) and its wait ends, so live delivery includes it again. Until 2026-12-04 the wait
+ * its posts may be what failed) and its wait ends, so live delivery includes it again; a client that does not read
+ * (the reset refused with a 429) is closed instead, and resumes with `since`. Until 2026-12-04 the wait
  * stayed: a member whose replay request was dead-lettered got no live message for the rest of its membership (found
  * by an attacking pass).
  */
@@ -834,6 +863,18 @@ export async function abandonReplay(request: ReplayRequest, deps: BroadcastDeps)
     );
   } catch (err) {
     deps.log?.('replay reset not posted', { tenantId, group, connectionId, since, error: String(err) });
+    // A client that does not read takes no reset either: ending its wait would put it back on live delivery with a gap
+    // it cannot see. Closed instead, it resumes with `since` (lagging.ts).
+    const cause = err instanceof DeliveryFailedError ? err.firstCause : err;
+    if (deps.lagging?.isThrottled(cause) === true) {
+      try {
+        await deps.lagging.close(connectionId);
+        deps.log?.('replay abandoned: client not reading, connection closed', { tenantId, group, connectionId, since });
+        return;
+      } catch (closeErr) {
+        deps.log?.('connection not closed', { tenantId, group, connectionId, error: String(closeErr) });
+      }
+    }
   }
   await deps.registry.completeReplay(tenantId, group, connectionId, since);
 }

@@ -10,6 +10,7 @@
  * SDK reconnects and resumes with `since`. A 429 is also the account's post rate: that is why one refusal defers and
  * does not close, and why closing needs the wait's time and passes too.
  */
+import { settleConcurrently } from './concurrency.ts';
 import type { ReplayRequest } from './delivery.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -19,7 +20,7 @@ export const LAG_CLOSE_AFTER_MS = 5_000;
 export const LAG_CLOSE_AFTER_PASSES = 3;
 
 export interface LaggingDeps {
-  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass'>;
+  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass' | 'advanceReplay' | 'replayState'>;
   /** Puts a replay request on the group's stream of the delivery queue, deduplicated by `dedupId`. */
   readonly requeueReplay: (request: ReplayRequest, dedupId: string) => Promise<void>;
   /**
@@ -70,12 +71,16 @@ export async function deferLagging(
   const byId = new Map(members.map((m) => [m.connectionId, m]));
   const now = (deps.now ?? Date.now)();
   const handled = new Set<string>();
-  for (const { connectionId, cause } of leftOut) {
+  const defer = async ({ connectionId, cause }: LeftOut) => {
     const member = byId.get(connectionId);
-    if (member === undefined || !deps.isThrottled(cause)) continue;
+    if (member === undefined || !deps.isThrottled(cause)) return;
+    // A `user:` group also reaches its user's connections that never subscribed: no membership to wait on, so no
+    // request (it would replay to the connection anyway); the run still fails for it, as before.
+    const userGroup = group.startsWith('user:');
+    if (userGroup && (await deps.registry.replayState(tenantId, group, connectionId, since)) === 'gone') return;
     await deps.requeueReplay(replayRequest(tenantId, group, member, since), `lag-${connectionId}-${since}`);
     const marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
-    if (marked === 'absent' && group.startsWith('user:')) continue;
+    if (marked === 'absent' && userGroup) return;
     handled.add(connectionId);
     deps.log?.('client not reading: deferred to a replay', {
       tenantId,
@@ -85,12 +90,20 @@ export async function deferLagging(
       marked,
       cause: String(cause),
     });
-  }
+  };
+  // Several at once (under the account's own throttling a run can leave many out), each failure failing the run.
+  const settled = await settleConcurrently(leftOut, DEFER_CONCURRENCY, defer);
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
   return handled;
 }
 
+/** Deferrals in flight at once: each is a SendMessage and two or three DynamoDB writes. */
+const DEFER_CONCURRENCY = 16;
+
 /**
- * A replay whose posts were still throttled after their retries: queued again behind the group's later messages, or,
+ * A replay whose posts were still throttled after their retries (`through`: the seq through which the frames it did
+ * take went; `since` when none): queued again behind the group's later messages, from `through`; or,
  * once the member has lagged `LAG_CLOSE_AFTER_MS` over `LAG_CLOSE_AFTER_PASSES` replays, its connection closed.
  * Nothing happens when the membership no longer waits for this replay.
  */
@@ -98,9 +111,24 @@ export async function replayNotTaken(
   request: ReplayRequest,
   cause: unknown,
   deps: LaggingDeps,
+  through = request.since,
 ): Promise<'requeued' | 'closed' | 'not waiting'> {
   const { tenantId, group, connectionId, since } = request;
   const now = (deps.now ?? Date.now)();
+  if (through > since) {
+    // It took part of the replay: a client reading slowly, not asleep. It waits from where it got to, and its lag
+    // starts again (until review it was closed as if it had taken nothing, while it got the same frames every pass).
+    if (!(await deps.registry.advanceReplay(tenantId, group, connectionId, since, through, now))) return 'not waiting';
+    await deps.requeueReplay({ ...request, since: through }, `lag-${connectionId}-${through}-after-${since}`);
+    deps.log?.('client reading slowly: replay queued again from where it got to', {
+      tenantId,
+      group,
+      connectionId,
+      since,
+      through,
+    });
+    return 'requeued';
+  }
   const lag = await deps.registry.lagPass(tenantId, group, connectionId, since, now);
   if (lag === undefined) return 'not waiting';
   const details = { tenantId, group, connectionId, since, passes: lag.passes, lagMs: now - lag.lagAt };

@@ -433,13 +433,42 @@ export class Registry {
           UpdateExpression: 'SET lagAt = if_not_exists(lagAt, :now) ADD lagPasses :one',
           ConditionExpression: 'replayFrom = :since',
           ExpressionAttributeValues: { ':since': since, ':now': now, ':one': 1 },
-          ReturnValues: 'UPDATED_NEW',
+          ReturnValues: 'ALL_NEW',
         }),
       );
       return { passes: Number(out.Attributes?.lagPasses ?? 1), lagAt: Number(out.Attributes?.lagAt ?? now) };
     } catch (err) {
       if (!isConditionalCheckFailed(err)) throw err;
       return undefined;
+    }
+  }
+
+  /**
+   * Moves the replay wait of a member whose client took part of its replay (`deferToReplay`) from `since` to
+   * `through`, and starts its lag again at `lagAt`: whether it still waited from `since`.
+   */
+  async advanceReplay(
+    tenantId: string,
+    group: string,
+    connectionId: string,
+    since: number,
+    through: number,
+    lagAt: number,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: memberKey(tenantId, group, connectionId),
+          UpdateExpression: 'SET replayFrom = :through, lagAt = :at, lagPasses = :zero',
+          ConditionExpression: 'replayFrom = :since',
+          ExpressionAttributeValues: { ':since': since, ':through': through, ':at': lagAt, ':zero': 0 },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+      return false;
     }
   }
 

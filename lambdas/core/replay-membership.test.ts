@@ -8,7 +8,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { type BroadcastDeps, broadcastRun, DeliveryFailedError, replay } from './broadcast.ts';
+import { abandonReplay, type BroadcastDeps, broadcastRun, DeliveryFailedError, replay } from './broadcast.ts';
 import type { DeliveryMessage, ReplayRequest } from './delivery.ts';
 import { GroupHistory } from './history.ts';
 import { LAG_CLOSE_AFTER_MS, LAG_CLOSE_AFTER_PASSES } from './lagging.ts';
@@ -35,6 +35,9 @@ describe('a replay request reaching the broadcaster', () => {
     const posts: [string, string][] = [];
     /** Connections whose client takes nothing: their posts are answered 429. */
     const asleep = new Set<string>();
+    /** Frames a connection's client can still take before its buffer is full (none listed: any number). */
+    const room = new Map<string, number>();
+    let failRequeues = 0;
     /** Connections whose posts API Gateway fails (500). */
     const broken = new Set<string>();
     const attempts: string[] = [];
@@ -47,7 +50,8 @@ describe('a replay request reaching the broadcaster', () => {
       memberCache: new MemberCache({ now: () => clock }),
       post: async (connectionId, data) => {
         attempts.push(connectionId);
-        if (asleep.has(connectionId)) throw throttled();
+        if (asleep.has(connectionId) || room.get(connectionId) === 0) throw throttled();
+        if (room.has(connectionId)) room.set(connectionId, (room.get(connectionId) ?? 0) - 1);
         if (broken.has(connectionId))
           throw Object.assign(new Error('InternalServerError'), { $metadata: { httpStatusCode: 500 } });
         posts.push([connectionId, data]);
@@ -60,6 +64,8 @@ describe('a replay request reaching the broadcaster', () => {
         registry,
         isThrottled: (err) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 429,
         requeueReplay: async (request, dedupId) => {
+          if (failRequeues > 0 && failRequeues--)
+            throw Object.assign(new Error('ServiceUnavailable'), { $metadata: {} });
           queued.push([request, dedupId]);
         },
         close: async (connectionId) => {
@@ -70,12 +76,28 @@ describe('a replay request reaching the broadcaster', () => {
       now: () => clock,
     };
     const alice = { tenantId, userId: 'alice', roles: ['member'], claims: {} };
-    const publish = (group: string, ...ids: string[]) =>
+    /** One run of `ids` (each message's data made by `data`), redelivered or not. */
+    const run = (
+      group: string,
+      ids: string[],
+      options: { redelivered?: boolean; data?: (id: string) => unknown } = {},
+    ) =>
       broadcastRun(
-        ids.map((id): DeliveryMessage => ({ v: 1, id, tenantId, group, data: id, from: 'svc', ts: now })),
-        false,
+        ids.map(
+          (id): DeliveryMessage => ({
+            v: 1,
+            id,
+            tenantId,
+            group,
+            data: options.data?.(id) ?? id,
+            from: 'svc',
+            ts: now,
+          }),
+        ),
+        options.redelivered === true,
         deps,
       );
+    const publish = (group: string, ...ids: string[]) => run(group, ids);
     const request = (group: string, since: number): ReplayRequest => ({
       v: 1,
       kind: 'replay',
@@ -98,20 +120,12 @@ describe('a replay request reaching the broadcaster', () => {
     const advance = (ms: number) => {
       clock += ms;
     };
+    const failRequeue = () => {
+      failRequeues++;
+    };
     return {
-      tenantId,
-      registry,
-      deps,
-      alice,
-      publish,
-      request,
-      seqs,
-      asleep,
-      broken,
-      attempts,
-      queued,
-      closed,
-      advance,
+      ...{ tenantId, registry, deps, alice, publish, run, request, seqs, asleep, broken, room, attempts },
+      ...{ queued, closed, advance, failRequeue },
     };
   }
 
@@ -255,13 +269,64 @@ describe('a replay request reaching the broadcaster', () => {
       expect(queued).toEqual([]);
     });
 
-    it("still fails the run for a user group's connection that has no membership to wait on", async () => {
+    it("still fails the run for a user group's connection that has no membership to wait on, and queues nothing", async () => {
       const { registry, alice, publish, asleep, queued } = setup();
       await registry.putConnection(alice, 'c1', now);
       asleep.add('c1');
       await expect(publish('user:alice', 'm1')).rejects.toBeInstanceOf(DeliveryFailedError);
-      // The request it queued first finds no wait from its since, and sends nothing.
-      expect(queued).toHaveLength(1);
+      // A request would replay to it anyway (a user group reaches its user's connections), repeating the run.
+      expect(queued).toEqual([]);
+    });
+
+    it('records who got the run before deferring, so a deferral that fails fails the run and its redelivery skips them', async () => {
+      const { run, seqs, asleep, failRequeue, c1, c2 } = await twoMembers();
+      asleep.add(c1);
+      failRequeue();
+      await expect(run('chat', ['m1'])).rejects.toThrow('ServiceUnavailable');
+      await run('chat', ['m1'], { redelivered: true });
+      expect(seqs(c2)).toEqual([1]);
+    });
+
+    it('lets a client that reads slowly catch up, each pass going on from where it got to, and never closes it', async () => {
+      const { deps, run, seqs, asleep, room, queued, closed, advance, c1 } = await twoMembers();
+      asleep.add(c1);
+      // Four messages of ~20 KB: a frame each.
+      for (const id of ['m1', 'm2', 'm3', 'm4'])
+        await run('chat', [id], { data: (m) => ({ m, pad: 'x'.repeat(20_000) }) });
+      asleep.delete(c1);
+      // Between two passes its client takes two frames, passes further apart than LAG_CLOSE_AFTER_MS.
+      for (let pass = 0; pass < 3; pass++) {
+        room.set(c1, 2);
+        advance(LAG_CLOSE_AFTER_MS);
+        await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      }
+      expect(seqs(c1)).toEqual([1, 2, 3, 4]);
+      expect(closed).toEqual([]);
+      room.delete(c1);
+      await run('chat', ['m5']);
+      expect(seqs(c1)).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    it('queues a replay again when even its out-of-time reset is refused, instead of failing it to hold the group', async () => {
+      const { deps, publish, asleep, queued, c1 } = await twoMembers();
+      asleep.add(c1);
+      await publish('chat', 'm1');
+      const outOfTime = { ...deps, remainingMs: () => 0 };
+      await expect(replay(queued[0]?.[0] as ReplayRequest, outOfTime)).resolves.toMatchObject({ failed: 0 });
+      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0`, `lag-${c1}-0-1`]);
+    });
+
+    it('closes it, rather than putting it back on live delivery, when its wait is abandoned: it could not be told', async () => {
+      const { deps, run, seqs, asleep, queued, closed, c1 } = await twoMembers();
+      asleep.add(c1);
+      await run('chat', ['m1']);
+      // Its request's last receive (behind a run failing five times), or its wait overdue: the reset is refused too.
+      await abandonReplay(queued[0]?.[0] as ReplayRequest, deps);
+      expect(closed).toEqual([c1]);
+      asleep.delete(c1);
+      await run('chat', ['m2']);
+      // Not put back on live delivery with seq 1 missing (the client SDK would never ask for it).
+      expect(seqs(c1)).toEqual([]);
     });
   });
 });

@@ -1,10 +1,6 @@
 /** The delivery engine's ports for the broadcaster and fan-out functions: clients at module scope, from the environment. */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import {
-  ApiGatewayManagementApiClient,
-  DeleteConnectionCommand,
-  PostToConnectionCommand,
-} from '@aws-sdk/client-apigatewaymanagementapi';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { type BroadcastDeps, DELIVERY_CONCURRENCY } from '../core/broadcast.ts';
@@ -16,7 +12,10 @@ import type { LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
+import { TenantDirectory } from '../core/tenants.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
+import { createConnectionRemoval } from './connection-removal.ts';
+import { createConnectionsApi } from './connections-api.ts';
 import { isThrottle } from './metrics.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -38,6 +37,19 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const deliveryQueueUrl = optionalEnv('DELIVERY_QUEUE_URL', '');
   const sqs = fanoutQueueUrl === '' && deliveryQueueUrl === '' ? undefined : new SQSClient(clientConfig);
   const registry = new Registry({ client: documentClient, tableName });
+  const connectionsApi = createConnectionsApi();
+  // A connection a post finds gone leaves as with `$disconnect`, announcing its presence leaves: `$disconnect` is
+  // best-effort, and when delivery removes the connection first, `$disconnect` finds nothing to announce.
+  const removeAnnouncing = createConnectionRemoval({
+    registry,
+    connections: connectionsApi,
+    tenants: new TenantDirectory({
+      client: documentClient,
+      tableName,
+      cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+    }),
+    logger,
+  });
   // A function bound to its delivery queue (the broadcaster) puts members whose client does not read on a replay
   // wait instead of failing their group's run (lambdas/core/lagging.ts).
   const lagging: LaggingDeps | undefined =
@@ -51,11 +63,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
             await sqs.send(new SendMessageCommand(deliverySendParams(deliveryQueueUrl, request, dedupId)));
           },
           close: async (connectionId) => {
-            try {
-              await connections.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-            } catch (err) {
-              if (!isGone(err)) throw err;
-            }
+            await connectionsApi.close(connectionId);
           },
           logError: (message, details) => logger.error(message, details),
         };
@@ -66,6 +74,12 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       retentionSeconds: numberEnv('HISTORY_RETENTION_SECONDS', 86_400),
     }),
     registry,
+    removeGone: async (connectionId) => {
+      const connection = await registry.getConnection(connectionId);
+      // Its `$disconnect` ran already (no META): what is left of it goes, and that announced its leaves.
+      if (connection === undefined) await registry.removeConnection(connectionId);
+      else await removeAnnouncing({ tenantId: connection.tenantId, userId: connection.userId, connectionId });
+    },
     ...(lagging !== undefined && { lagging }),
     // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
     memberCache: new MemberCache(),

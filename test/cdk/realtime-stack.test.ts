@@ -354,6 +354,15 @@ describe('the functions', () => {
     }
   });
 
+  it("let Lambda's recursive loop detection stop chains, but in the functions that queue work for themselves", () => {
+    for (const spec of functions as readonly FunctionSpec[]) {
+      const expected = spec.recursiveLoop === 'allow' ? 'Allow' : undefined;
+      expect(resources()[functionLogicalId(spec.name)]?.Properties.RecursiveLoop).toBe(expected);
+    }
+    // The broadcaster queues replays its client did not take for itself (lambdas/core/lagging.ts).
+    expect(resources()[functionLogicalId('broadcaster')]?.Properties.RecursiveLoop).toBe('Allow');
+  });
+
   it('take timeout, memory and description from the manifest', () => {
     for (const spec of functions) {
       expect(resources()[functionLogicalId(spec.name)]?.Properties).toMatchObject({
