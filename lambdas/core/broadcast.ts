@@ -43,12 +43,6 @@ export interface BroadcastDeps {
   readonly post: (connectionId: string, data: string) => Promise<void>;
   /** 410 Gone. */
   readonly isGone: (err: unknown) => boolean;
-  /**
-   * Removes a connection a post found gone, as `$disconnect` does: its items, and a presence `leave` in its groups
-   * with presence events where it was its user's last connection (lambdas/shared/connection-removal.ts).
-   * @default `registry.removeConnection`: its items only
-   */
-  readonly removeGone?: (connectionId: string) => Promise<void>;
   /** 429, 5xx, throttling: worth another try. */
   readonly isRetryable: (err: unknown) => boolean;
   /** Sends fan-out jobs (a large group's pages) to the fan-out queue. */
@@ -137,14 +131,15 @@ export function framePublishTimes(frame: string): { readonly messages: number; r
   return { messages: times.length, oldestTs: times.length === 0 ? undefined : Math.min(...times) };
 }
 
-/** The highest `seq` of the messages in a frame; none for a frame without (a reset). */
+/** The highest `seq` of the messages in a frame; none for a frame without messages (a `reset` carries the group's). */
 export function frameLastSeq(frame: string): number | undefined {
-  let parsed: { seq?: unknown; messages?: unknown };
+  let parsed: { type?: unknown; seq?: unknown; messages?: unknown };
   try {
     parsed = JSON.parse(frame) as typeof parsed;
   } catch {
     return undefined;
   }
+  if (parsed.type !== 'message' && parsed.type !== 'batch') return undefined;
   const all = Array.isArray(parsed.messages) ? (parsed.messages as { seq?: unknown }[]) : [parsed];
   const seqs = all.map((m) => m.seq).filter((seq): seq is number => typeof seq === 'number');
   return seqs.length === 0 ? undefined : Math.max(...seqs);
@@ -382,8 +377,7 @@ export async function deliverFrames(
         return 'delivered' as const;
       } catch (err) {
         if (!deps.isGone(err)) throw err;
-        if (deps.removeGone === undefined) await deps.registry.removeConnection(connectionId);
-        else await deps.removeGone(connectionId);
+        await deps.registry.removeConnection(connectionId);
         goneIds.push(connectionId);
         deps.log?.('removed gone connection', { connectionId });
         if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });
@@ -872,7 +866,9 @@ export async function abandonReplay(request: ReplayRequest, deps: BroadcastDeps)
         deps.log?.('replay abandoned: client not reading, connection closed', { tenantId, group, connectionId, since });
         return;
       } catch (closeErr) {
+        // The wait stays (no gap opened): the connection's `$disconnect`, or the next overdue check, ends it.
         deps.log?.('connection not closed', { tenantId, group, connectionId, error: String(closeErr) });
+        return;
       }
     }
   }

@@ -118,8 +118,11 @@ export async function replayNotTaken(
   if (through > since) {
     // It took part of the replay: a client reading slowly, not asleep. It waits from where it got to, and its lag
     // starts again (until review it was closed as if it had taken nothing, while it got the same frames every pass).
-    if (!(await deps.registry.advanceReplay(tenantId, group, connectionId, since, through, now))) return 'not waiting';
+    // Queued first, then the wait moved (as `deferLagging`): the request is read after this invocation, and a failure in
+    // between gives this one back, which still finds its wait (until review the wait moved first, and a failed send left
+    // it waiting with no request for 20 minutes).
     await deps.requeueReplay({ ...request, since: through }, `lag-${connectionId}-${through}-after-${since}`);
+    if (!(await deps.registry.advanceReplay(tenantId, group, connectionId, since, through, now))) return 'not waiting';
     deps.log?.('client reading slowly: replay queued again from where it got to', {
       tenantId,
       group,

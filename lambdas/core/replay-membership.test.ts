@@ -307,6 +307,22 @@ describe('a replay request reaching the broadcaster', () => {
       expect(seqs(c1)).toEqual([1, 2, 3, 4, 5]);
     });
 
+    it('keeps it waiting, rather than back on live delivery with a gap, when its wait is abandoned and closing fails', async () => {
+      const { tenantId, registry, deps, run, seqs, asleep, queued, c1 } = await twoMembers();
+      asleep.add(c1);
+      await run('chat', ['m1']);
+      const lagging = deps.lagging as NonNullable<BroadcastDeps['lagging']>;
+      const unclosable = {
+        ...deps,
+        lagging: { ...lagging, close: () => Promise.reject(new Error('InternalServerError')) },
+      };
+      await abandonReplay(queued[0]?.[0] as ReplayRequest, unclosable);
+      expect(await registry.replayState(tenantId, 'chat', c1, 0)).toBe('waiting');
+      asleep.delete(c1);
+      await run('chat', ['m2']);
+      expect(seqs(c1)).toEqual([]);
+    });
+
     it('queues a replay again when even its out-of-time reset is refused, instead of failing it to hold the group', async () => {
       const { deps, publish, asleep, queued, c1 } = await twoMembers();
       asleep.add(c1);
@@ -314,6 +330,25 @@ describe('a replay request reaching the broadcaster', () => {
       const outOfTime = { ...deps, remainingMs: () => 0 };
       await expect(replay(queued[0]?.[0] as ReplayRequest, outOfTime)).resolves.toMatchObject({ failed: 0 });
       expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0`, `lag-${c1}-0-1`]);
+    });
+
+    it('keeps its wait where it was when queuing the rest of a replay it took part of fails', async () => {
+      const { deps, run, seqs, asleep, room, queued, advance, failRequeue, c1 } = await twoMembers();
+      asleep.add(c1);
+      for (const id of ['m1', 'm2', 'm3', 'm4'])
+        await run('chat', [id], { data: (m) => ({ m, pad: 'x'.repeat(20_000) }) });
+      asleep.delete(c1);
+      const request = queued.at(-1)?.[0] as ReplayRequest;
+      // It takes two frames; the SendMessage for the rest fails, and so does the invocation.
+      room.set(c1, 2);
+      advance(LAG_CLOSE_AFTER_MS);
+      failRequeue();
+      await expect(replay(request, deps)).rejects.toThrow('ServiceUnavailable');
+      room.delete(c1);
+      // SQS gives the same request back: it still finds its wait, and brings the rest (the first two again).
+      await replay(request, deps);
+      await run('chat', ['m5']);
+      expect(seqs(c1)).toEqual([1, 2, 1, 2, 3, 4, 5]);
     });
 
     it('closes it, rather than putting it back on live delivery, when its wait is abandoned: it could not be told', async () => {

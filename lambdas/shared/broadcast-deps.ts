@@ -12,9 +12,7 @@ import type { LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
-import { TenantDirectory } from '../core/tenants.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
-import { createConnectionRemoval } from './connection-removal.ts';
 import { createConnectionsApi } from './connections-api.ts';
 import { isThrottle } from './metrics.ts';
 
@@ -38,18 +36,6 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const sqs = fanoutQueueUrl === '' && deliveryQueueUrl === '' ? undefined : new SQSClient(clientConfig);
   const registry = new Registry({ client: documentClient, tableName });
   const connectionsApi = createConnectionsApi();
-  // A connection a post finds gone leaves as with `$disconnect`, announcing its presence leaves: `$disconnect` is
-  // best-effort, and when delivery removes the connection first, `$disconnect` finds nothing to announce.
-  const removeAnnouncing = createConnectionRemoval({
-    registry,
-    connections: connectionsApi,
-    tenants: new TenantDirectory({
-      client: documentClient,
-      tableName,
-      cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
-    }),
-    logger,
-  });
   // A function bound to its delivery queue (the broadcaster) puts members whose client does not read on a replay
   // wait instead of failing their group's run (lambdas/core/lagging.ts).
   const lagging: LaggingDeps | undefined =
@@ -74,12 +60,6 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       retentionSeconds: numberEnv('HISTORY_RETENTION_SECONDS', 86_400),
     }),
     registry,
-    removeGone: async (connectionId) => {
-      const connection = await registry.getConnection(connectionId);
-      // Its `$disconnect` ran already (no META): what is left of it goes, and that announced its leaves.
-      if (connection === undefined) await registry.removeConnection(connectionId);
-      else await removeAnnouncing({ tenantId: connection.tenantId, userId: connection.userId, connectionId });
-    },
     ...(lagging !== undefined && { lagging }),
     // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
     memberCache: new MemberCache(),
