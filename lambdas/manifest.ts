@@ -291,7 +291,8 @@ export const functions = [
     entry: 'lambdas/handlers/fanout.ts',
     description: 'Delivers pages of large groups from the fan-out queue, in parallel lanes',
     trigger: { kind: 'sqs', queue: 'fanout', batchSize: 10, maxBatchingWindowSeconds: 0 },
-    bindings: ['table', 'connections'],
+    // deliveryQueue: the replays of members whose client takes no page (lambdas/core/lagging.ts).
+    bindings: ['table', 'connections', 'deliveryQueue'],
     timeoutSeconds: 30,
     inProcessTracing: false,
     memoryMB: 1024,

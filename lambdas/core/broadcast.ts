@@ -28,7 +28,18 @@ import type { Member, Registry } from './registry.ts';
 export interface BroadcastDeps {
   readonly history: Pick<
     GroupHistory,
-    'state' | 'assign' | 'read' | 'markSplit' | 'addProgress' | 'progress' | 'readAfter' | 'addAhead' | 'ahead'
+    | 'state'
+    | 'assign'
+    | 'read'
+    | 'markSplit'
+    | 'addProgress'
+    | 'progress'
+    | 'readAfter'
+    | 'addAhead'
+    | 'ahead'
+    | 'heldInLane'
+    | 'holdInLane'
+    | 'releaseInLane'
   >;
   readonly registry: Pick<
     Registry,
@@ -618,7 +629,9 @@ export async function deliverFanoutJobs(
   // Each page body's fingerprint, hashed once when first needed (a redelivery reads it, the record writes it).
   const fingerprints: (string | undefined)[] = [];
   const fingerprintOf = (page: number) => (fingerprints[page] ??= pageFingerprint((pages[page] as FanoutPage).job));
-  const [done, ahead] = await Promise.all([
+  const lagging = deps.lagging;
+  const lane = head.lane;
+  const [done, ahead, held] = await Promise.all([
     redelivered
       ? Promise.all(
           ranges.map(async (range, page) => {
@@ -633,20 +646,29 @@ export async function deliverFanoutJobs(
         )
       : ranges.map(() => new Set<string>()),
     readAhead(pages, deps),
+    lagging === undefined || lane === undefined ? new Set<string>() : deps.history.heldInLane(tenantId, group, lane),
   ]);
+  const readers = ahead.frames.length === 0 ? new Set<string>() : new Set(Object.keys(ahead.lastJob.recipients));
+  // Connections the lane holds back: their client did not take a page, and they get what they miss from a replay, in
+  // order (lagging.ts); a later page posted to them first could overtake it. Skipped while their member waits.
+  const skipped =
+    held.size === 0 || lagging === undefined || lane === undefined
+      ? new Set<string>()
+      : await stillHeld(held, pages, readers, { tenantId, group, lane }, deps, lagging);
 
   // Per connection, the pages it still needs (page index, frame indexes), in page order.
   const needs = new Map<string, { page: number; indexes: readonly number[] }[]>();
   for (const [page, { job }] of pages.entries()) {
     for (const [connectionId, indexes] of Object.entries(job.recipients)) {
-      if (done[page]?.has(connectionId)) continue;
+      if (done[page]?.has(connectionId) || skipped.has(connectionId)) continue;
       const own = needs.get(connectionId) ?? [];
       own.push({ page, indexes });
       needs.set(connectionId, own);
     }
   }
-  const readers = ahead.frames.length === 0 ? new Set<string>() : new Set(Object.keys(ahead.lastJob.recipients));
-  for (const connectionId of readers) if (!needs.has(connectionId)) needs.set(connectionId, []);
+  for (const connectionId of readers) {
+    if (!needs.has(connectionId) && !skipped.has(connectionId)) needs.set(connectionId, []);
+  }
   // Connections needing the same frames of the same pages share one re-packing (usually everyone does).
   const shared = new Map<string, string[]>();
   const plan = new Map<string, string[]>();
@@ -692,7 +714,53 @@ export async function deliverFanoutJobs(
         : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone], unitId),
     ]);
   };
-  return deliverFrames(plan, deps, record, { tenantId, live: true });
+  // A connection whose client takes no page is held back by the lane and waits for a replay from before the first page
+  // it needed here (an earlier one of its pages may be among them: it gets it again, and drops it by seq).
+  const defer =
+    lagging === undefined || lane === undefined
+      ? undefined
+      : async (leftOut: readonly LeftOut[]) => {
+          const read = await Promise.all(leftOut.map((l) => lagging.registry.member(tenantId, group, l.connectionId)));
+          const members = read.filter((m): m is Member => m !== undefined);
+          const since = (connectionId: string) =>
+            Math.min(
+              ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
+              ahead.lastJob.batchSeq,
+            ) - 1;
+          const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
+          return deferLagging(leftOut, members, { tenantId, group, since, hold }, withEngineDefaults(lagging, deps));
+        };
+  return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
+}
+
+/**
+ * Of the connections lane `lane` holds back, those in this unit (a page's recipients, or the read-ahead's readers) whose
+ * member still waits for a replay (consistent reads). The others are released: their replay came, and the lane
+ * posts to them again.
+ */
+async function stillHeld(
+  held: ReadonlySet<string>,
+  pages: readonly FanoutPage[],
+  readers: ReadonlySet<string>,
+  where: { readonly tenantId: string; readonly group: string; readonly lane: number },
+  deps: BroadcastDeps,
+  lagging: LaggingDeps,
+): Promise<Set<string>> {
+  const { tenantId, group, lane } = where;
+  const inUnit = [...held].filter(
+    (id) => readers.has(id) || pages.some(({ job }) => Object.hasOwn(job.recipients, id)),
+  );
+  const waiting = await Promise.all(
+    inUnit.map(async (id) => (await lagging.registry.member(tenantId, group, id))?.replayFrom !== undefined),
+  );
+  const still = new Set(inUnit.filter((_, i) => waiting[i]));
+  await deps.history.releaseInLane(
+    tenantId,
+    group,
+    lane,
+    inUnit.filter((id) => !still.has(id)),
+  );
+  return still;
 }
 
 /**

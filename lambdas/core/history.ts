@@ -7,6 +7,7 @@
  * | history   | `T#<tenant>#G#<group>#H` | seq, zero-padded to 12      | seq, messageId, body, ttl          |
  * | progress  | `T#<tenant>#G#<group>#P` | `R#<first>#<last>`, `J#<id>`| first, last, done (string set), ttl|
  * | ahead     | `T#<tenant>#G#<group>#P` | `A#<lane>#<through>#<unit>` | through, done (string set), ttl    |
+ * | held      | `T#<tenant>#G#<group>#P` | `L#<lane>#HELD`             | held (string set), ttl             |
  *
  * Seqs are dense: a seq is taken by a conditional put of its history item, so two writers can never share one and
  * no seq is skipped. No transactions (dynalite has none); the crash points and why each is safe are in
@@ -97,6 +98,11 @@ function messageOf(item: Record<string, unknown>): DeliveryMessage {
 const FIRST_PAGE_ITEMS = 100;
 const pad = (seq: number) => String(seq).padStart(12, '0');
 const base = (tenantId: string, group: string) => `T#${tenantId}#G#${group}`;
+/** A fan-out lane's connections held back (`heldInLane`), beside the group's progress records. */
+const laneHoldKey = (tenantId: string, group: string, lane: number) => ({
+  pk: `${base(tenantId, group)}#P`,
+  sk: `L#${lane}#HELD`,
+});
 
 export class GroupHistory {
   private readonly client: DynamoDBDocumentClient;
@@ -419,6 +425,52 @@ export class GroupHistory {
         ExpressionAttributeNames: { '#first': 'first', '#last': 'last', '#ttl': 'ttl' },
       }),
     );
+  }
+
+  /**
+   * The connections fan-out lane `lane` holds back: their client did not take a page, and their member waits for a
+   * replay (lambdas/core/lagging.ts). A hint the lane checks against each member's wait (consistent read).
+   */
+  async heldInLane(tenantId: string, group: string, lane: number): Promise<Set<string>> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: laneHoldKey(tenantId, group, lane), ConsistentRead: true }),
+    );
+    const held = out.Item?.held;
+    return new Set(held instanceof Set ? [...(held as Set<string>)] : []);
+  }
+
+  /** Adds `connectionId` to what lane `lane` holds back (`heldInLane`). */
+  async holdInLane(tenantId: string, group: string, lane: number, connectionId: string): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: laneHoldKey(tenantId, group, lane),
+        UpdateExpression: 'ADD held :c SET #ttl = :ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':c': new Set([connectionId]),
+          ':ttl': Math.floor(this.now() / 1000) + PROGRESS_TTL_SECONDS,
+        },
+      }),
+    );
+  }
+
+  /** Lane `lane` holds these connections back no longer (their member waits no more). */
+  async releaseInLane(tenantId: string, group: string, lane: number, connectionIds: readonly string[]): Promise<void> {
+    if (connectionIds.length === 0) return;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: laneHoldKey(tenantId, group, lane),
+          UpdateExpression: 'DELETE held :c',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':c': new Set(connectionIds) },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+    }
   }
 
   /** Progress records of runs that started at or before `last` and ended at or after `first`, or of one job. */

@@ -14,13 +14,13 @@ import { settleConcurrently } from './concurrency.ts';
 import type { ReplayRequest } from './delivery.ts';
 import type { Member, Registry } from './registry.ts';
 
-/** How long a member's client may take none of its replays before its connection is closed, ms. */
+/** How long a member's client may take none of its replays before its connection is closed, ms (the default; env `LAG_CLOSE_AFTER_MS`). */
 export const LAG_CLOSE_AFTER_MS = 5_000;
 /** How many replays (each with the post's own retries) a client must have refused before it is closed. */
 export const LAG_CLOSE_AFTER_PASSES = 3;
 
 export interface LaggingDeps {
-  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass' | 'advanceReplay' | 'replayState'>;
+  readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass' | 'advanceReplay' | 'replayState' | 'member'>;
   /** Puts a replay request on the group's stream of the delivery queue, deduplicated by `dedupId`. */
   readonly requeueReplay: (request: ReplayRequest, dedupId: string) => Promise<void>;
   /**
@@ -30,6 +30,8 @@ export interface LaggingDeps {
   readonly isThrottled: (err: unknown) => boolean;
   /** Closes a connection (DeleteConnection); a connection already gone is no error. */
   readonly close: (connectionId: string) => Promise<void>;
+  /** How long a client may take none of its replays before it is closed, ms. @default LAG_CLOSE_AFTER_MS */
+  readonly closeAfterMs?: number;
   /** @default Date.now */
   readonly now?: () => number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
@@ -64,20 +66,29 @@ const replayRequest = (tenantId: string, group: string, member: Member, since: n
 export async function deferLagging(
   leftOut: readonly LeftOut[],
   members: readonly Member[],
-  target: { readonly tenantId: string; readonly group: string; readonly since: number },
+  target: {
+    readonly tenantId: string;
+    readonly group: string;
+    /** The seq through which each connection had everything. */
+    readonly since: number | ((connectionId: string) => number);
+    /** Runs first for each member deferred (a fan-out lane's hold: `deliverFanoutJobs`). */
+    readonly hold?: (connectionId: string) => Promise<void>;
+  },
   deps: LaggingDeps,
 ): Promise<ReadonlySet<string>> {
-  const { tenantId, group, since } = target;
+  const { tenantId, group } = target;
   const byId = new Map(members.map((m) => [m.connectionId, m]));
   const now = (deps.now ?? Date.now)();
   const handled = new Set<string>();
   const defer = async ({ connectionId, cause }: LeftOut) => {
     const member = byId.get(connectionId);
     if (member === undefined || !deps.isThrottled(cause)) return;
+    const since = typeof target.since === 'number' ? target.since : target.since(connectionId);
     // A `user:` group also reaches its user's connections that never subscribed: no membership to wait on, so no
     // request (it would replay to the connection anyway); the run still fails for it, as before.
     const userGroup = group.startsWith('user:');
     if (userGroup && (await deps.registry.replayState(tenantId, group, connectionId, since)) === 'gone') return;
+    await target.hold?.(connectionId);
     await deps.requeueReplay(replayRequest(tenantId, group, member, since), `lag-${connectionId}-${since}`);
     const marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
     if (marked === 'absent' && userGroup) return;
@@ -135,7 +146,7 @@ export async function replayNotTaken(
   const lag = await deps.registry.lagPass(tenantId, group, connectionId, since, now);
   if (lag === undefined) return 'not waiting';
   const details = { tenantId, group, connectionId, since, passes: lag.passes, lagMs: now - lag.lagAt };
-  if (lag.passes < LAG_CLOSE_AFTER_PASSES || now - lag.lagAt < LAG_CLOSE_AFTER_MS) {
+  if (lag.passes < LAG_CLOSE_AFTER_PASSES || now - lag.lagAt < (deps.closeAfterMs ?? LAG_CLOSE_AFTER_MS)) {
     await deps.requeueReplay(request, `lag-${connectionId}-${since}-${lag.passes}`);
     deps.log?.('client not reading: replay queued again', { ...details, cause: String(cause) });
     return 'requeued';

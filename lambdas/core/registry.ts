@@ -69,6 +69,20 @@ export interface SubscribeOptions {
   readonly at?: number;
 }
 
+/** A member item as delivery reads it. */
+function memberOf(item: Record<string, unknown>): Member {
+  return {
+    connectionId: String(item.connectionId),
+    userId: String(item.userId),
+    roles: Array.isArray(item.roles) ? item.roles.map(String) : [],
+    claims: typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
+    ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
+    ...(typeof item.replayFrom === 'number' &&
+      typeof (item.lagAt ?? item.at) === 'number' && { replayAt: Number(item.lagAt ?? item.at) }),
+    ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
+  };
+}
+
 /** A membership item's `at` is older than the unsubscribe's (or it has none, from before `at`): it may go. */
 const SUBSCRIBED_BEFORE = 'attribute_not_exists(#at) OR #at < :at';
 
@@ -561,23 +575,21 @@ export class Registry {
       Limit: options.pageSize ?? 500,
     });
     for await (const out of pages) {
-      const page = (out.Items ?? [])
-        .filter((item) => !this.isExpired(item))
-        .map(
-          (item): Member => ({
-            connectionId: String(item.connectionId),
-            userId: String(item.userId),
-            roles: Array.isArray(item.roles) ? item.roles.map(String) : [],
-            claims:
-              typeof item.claims === 'object' && item.claims !== null ? (item.claims as Record<string, unknown>) : {},
-            ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
-            ...(typeof item.replayFrom === 'number' &&
-              typeof (item.lagAt ?? item.at) === 'number' && { replayAt: Number(item.lagAt ?? item.at) }),
-            ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
-          }),
-        );
+      const page = (out.Items ?? []).filter((item) => !this.isExpired(item)).map(memberOf);
       if (page.length > 0) yield page;
     }
+  }
+
+  /** One member of a group, read consistently; undefined when the connection is no member (or it expired). */
+  async member(tenantId: string, group: string, connectionId: string): Promise<Member | undefined> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: memberKey(tenantId, group, connectionId),
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item === undefined || this.isExpired(out.Item) ? undefined : memberOf(out.Item);
   }
 
   /**

@@ -8,7 +8,15 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { abandonReplay, type BroadcastDeps, broadcastRun, DeliveryFailedError, replay } from './broadcast.ts';
+import {
+  abandonReplay,
+  type BroadcastDeps,
+  broadcastRun,
+  DeliveryFailedError,
+  deliverFanoutJobs,
+  type FanoutPage,
+  replay,
+} from './broadcast.ts';
 import type { DeliveryMessage, ReplayRequest } from './delivery.ts';
 import { GroupHistory } from './history.ts';
 import { LAG_CLOSE_AFTER_MS, LAG_CLOSE_AFTER_PASSES } from './lagging.ts';
@@ -362,6 +370,62 @@ describe('a replay request reaching the broadcaster', () => {
       await run('chat', ['m2']);
       // Not put back on live delivery with seq 1 missing (the client SDK would never ask for it).
       expect(seqs(c1)).toEqual([]);
+    });
+    describe('in a split group, whose pages the fan-out lanes post', () => {
+      /** The group split (one lane); its runs' pages kept, to be delivered by `deliverFanoutJobs` when the test says. */
+      function splitGroup(fixture: Awaited<ReturnType<typeof twoMembers>>) {
+        const jobs: FanoutPage[] = [];
+        const deps: BroadcastDeps = {
+          ...fixture.deps,
+          splitThreshold: 1,
+          pageSize: 10,
+          shards: 1,
+          enqueueFanout: async (queued) => {
+            jobs.push(...queued.map(({ job, id }) => ({ job, jobId: id })));
+          },
+        };
+        const run = (...ids: string[]) =>
+          broadcastRun(
+            ids.map(
+              (id): DeliveryMessage => ({
+                v: 1,
+                id,
+                tenantId: fixture.tenantId,
+                group: 'chat',
+                data: id,
+                from: 'svc',
+                ts: now,
+              }),
+            ),
+            false,
+            deps,
+          );
+        const page = (n: number) => deliverFanoutJobs([jobs[n] as FanoutPage], false, deps);
+        return { deps, run, page };
+      }
+
+      it('holds it back in its lane, so a page queued before is not posted ahead of its replay, and goes on', async () => {
+        const fixture = await twoMembers();
+        const { seqs, asleep, queued, c1, c2 } = fixture;
+        const { deps, run, page } = splitGroup(fixture);
+        await run('m1');
+        await run('m2');
+        asleep.add(c1);
+        // Its client takes nothing of the first page: the lane's unit goes on without it (until 2026-12-05 it failed,
+        // and SQS held the lane, an eighth of the group, until the DLQ).
+        await expect(page(0)).resolves.toMatchObject({ delivered: 1, failed: 0, deferred: 1 });
+        expect(queued.map(([r]) => [r.connectionId, r.since])).toEqual([[c1, 0]]);
+        // It reads again before its replay comes: the second page (queued before it lagged) must not reach it first.
+        asleep.delete(c1);
+        await page(1);
+        expect(seqs(c1)).toEqual([]);
+        await replay(queued[0]?.[0] as ReplayRequest, deps);
+        // Live again: the lane posts to it (and releases it).
+        await run('m3');
+        await page(2);
+        expect(seqs(c1)).toEqual([1, 2, 3]);
+        expect(seqs(c2)).toEqual([1, 2, 3]);
+      });
     });
   });
 });

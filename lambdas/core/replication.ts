@@ -215,6 +215,9 @@ export function replicatingHistory(
     addAhead: (tenantId, group, lane, through, ids, unit) =>
       history.addAhead(tenantId, group, lane, through, ids, unit),
     ahead: (tenantId, group, lane, from) => history.ahead(tenantId, group, lane, from),
+    heldInLane: (tenantId, group, lane) => history.heldInLane(tenantId, group, lane),
+    holdInLane: (tenantId, group, lane, connectionId) => history.holdInLane(tenantId, group, lane, connectionId),
+    releaseInLane: (tenantId, group, lane, ids) => history.releaseInLane(tenantId, group, lane, ids),
   };
 }
 

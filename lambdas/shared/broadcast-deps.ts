@@ -8,7 +8,7 @@ import { deliverySendParams, fanoutLaneGroupId } from '../core/delivery.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
-import type { LaggingDeps } from '../core/lagging.ts';
+import { LAG_CLOSE_AFTER_MS, type LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { Registry } from '../core/registry.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
@@ -43,6 +43,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       ? undefined
       : {
           registry,
+          closeAfterMs: numberEnv('LAG_CLOSE_AFTER_MS', LAG_CLOSE_AFTER_MS),
           // 429: API Gateway's `LimitExceededException` (a client's full buffer, or the account's post rate).
           isThrottled: isThrottle,
           requeueReplay: async (request, dedupId) => {

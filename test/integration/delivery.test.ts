@@ -7,7 +7,6 @@ import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from '@jest/globals';
 import { deliverySendParams } from '../../lambdas/core/delivery.ts';
-import { LAG_CLOSE_AFTER_MS } from '../../lambdas/core/lagging.ts';
 import {
   eventually,
   messages,
@@ -19,11 +18,14 @@ import {
 } from '../support/local-stack.ts';
 import type { TestClient } from '../support/ws-client.ts';
 
+/** Long enough that a sleeper woken on purpose is not closed first on a loaded machine. */
+const CLOSE_AFTER_MS = 8000;
 const runtime = useQuietRuntime({
   sqsRetryDelaySeconds: 0,
   functionLogLevel: 'WARN',
   faultInjection: true,
   meterDynamo: true,
+  functionEnv: { LAG_CLOSE_AFTER_MS: String(CLOSE_AFTER_MS) },
 });
 
 async function client(tenantId: string, userId: string, roles: string[] = ['admin']): Promise<TestClient> {
@@ -461,8 +463,8 @@ describe('faults', () => {
     for (const c of awake) await until(() => messages(c, group).length >= 10, 5000, 'the next five, at once');
     expect(seqs(sleeper, group)).toEqual([]);
     // Asleep for longer than its runs' five receives took to be dead-lettered here (until 2026-12-05, when it then
-    // never got them), shorter than LAG_CLOSE_AFTER_MS.
-    await sleep(LAG_CLOSE_AFTER_MS / 2);
+    // never got them), shorter than the time after which it is closed.
+    await sleep(2500);
     wake();
     await until(() => messages(sleeper, group).length >= 10, 10_000, 'what it missed, once it reads');
     await enqueue('acme', group, [{ i: 11 }], 'asleep-c');
@@ -482,12 +484,9 @@ describe('faults', () => {
     const started = Date.now();
     await enqueue('acme', group, [{ i: 1 }], 'comatose-a');
     await until(() => messages(other, group).length >= 1, 5000, 'the other member served');
-    const { code } = await Promise.race([
-      sleeper.closed,
-      sleep(LAG_CLOSE_AFTER_MS + 10_000).then(() => ({ code: -1 })),
-    ]);
+    const { code } = await Promise.race([sleeper.closed, sleep(CLOSE_AFTER_MS + 10_000).then(() => ({ code: -1 }))]);
     expect(code).not.toBe(-1);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(LAG_CLOSE_AFTER_MS);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(CLOSE_AFTER_MS);
     await enqueue('acme', group, [{ i: 2 }], 'comatose-b');
     await until(() => messages(other, group).length >= 2, 5000, 'the group goes on');
     expect(seqs(other, group)).toEqual([1, 2]);

@@ -24,6 +24,8 @@ const runtime = useQuietRuntime({
   schedules: false,
   functionLogLevel: 'WARN',
   faultInjection: true,
+  // A sleeper woken on purpose is not closed first on a loaded machine (lambdas/core/lagging.ts).
+  functionEnv: { LAG_CLOSE_AFTER_MS: '30000' },
 });
 
 /** `count` connected clients of acme and their connection ids. */
@@ -215,6 +217,42 @@ describe('a small group under a backlog (docs/delivery.md, "Pack from the log")'
     // The small group went through the fan-out lanes (it has 3 members, far below the split threshold).
     expect((runtime().functions.get('fanout')?.invocations ?? 0) - fanouts).toBeGreaterThan(0);
   }, 40_000);
+});
+
+describe('a split group with a member whose client stops reading (docs/delivery.md, "Faults")', () => {
+  it('goes on in its lane without it, and it gets everything, in order, once it reads again', async () => {
+    const group = 'chat:lane-asleep';
+    const all = await members(3);
+    for (const { client } of all) await client.request({ action: 'subscribe', group });
+    const publisher = await openClient(runtime(), tokenFor(runtime(), 'acme', `pub-${Date.now()}`, ['admin']));
+    const publish = async (from: number, to: number) => {
+      for (let n = from; n <= to; n++) await publisher.request({ action: 'publish', group, data: { n } });
+    };
+    const [awake1, awake2, sleeper] = all as [(typeof all)[number], (typeof all)[number], (typeof all)[number]];
+    // A backlog puts the group on the lanes (for 15 minutes): one post held 2.5 s while messages wait.
+    runtime().gateway.injectFaults({ delayMs: 2500, count: 1, connectionIds: [awake1.connectionId] });
+    await publish(1, 10);
+    await eventually(() => all.every(({ client }) => messages(client, group).length >= 10), 20_000, 'the first 10');
+    const fanouts = runtime().functions.get('fanout')?.invocations ?? 0;
+    const dlq = await queueDepth(runtime(), runtime().queues.fanout.dlqUrl);
+    // Its posts are answered 429 now, as API Gateway answers a client whose buffer is full.
+    const wake = runtime().gateway.injectFaults({ status: 429, connectionIds: [sleeper.connectionId] });
+    await publish(11, 15);
+    for (const { client } of [awake1, awake2]) {
+      await eventually(() => messages(client, group).length >= 15, 10_000, 'the lane goes on');
+    }
+    expect((runtime().functions.get('fanout')?.invocations ?? 0) - fanouts).toBeGreaterThan(0);
+    await sleep(2000);
+    wake();
+    await eventually(() => messages(sleeper.client, group).length >= 15, 10_000, 'what it missed, once it reads');
+    await publish(16, 16);
+    await eventually(() => all.every(({ client }) => messages(client, group).length >= 16), 10_000, 'live again');
+    await sleep(300);
+    for (const { client } of all) {
+      expect(messages(client, group).map((m) => m.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    }
+    expect(await queueDepth(runtime(), runtime().queues.fanout.dlqUrl)).toBe(dlq);
+  }, 60_000);
 });
 
 describe('usage of fan-out deliveries (docs/security.md, "Usage metering")', () => {
