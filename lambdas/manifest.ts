@@ -296,6 +296,9 @@ export const functions = [
     timeoutSeconds: 30,
     inProcessTracing: false,
     memoryMB: 1024,
+    // Its replay requests go to the broadcaster, whose runs queue pages for it: a chain through both functions, bounded
+    // as the broadcaster's (lagging.ts), which Lambda's detection must not cut (a page dropped is a page lost).
+    recursiveLoop: 'allow',
   },
   {
     name: 'replicator',

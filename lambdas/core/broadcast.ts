@@ -21,7 +21,7 @@ import {
 } from './delivery-plan.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
-import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken } from './lagging.ts';
+import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -722,21 +722,39 @@ export async function deliverFanoutJobs(
       : async (leftOut: readonly LeftOut[]) => {
           const read = await Promise.all(leftOut.map((l) => lagging.registry.member(tenantId, group, l.connectionId)));
           const members = read.filter((m): m is Member => m !== undefined);
+          // A member that left meanwhile (an unsubscribe, its ttl) is owed nothing more (a `user:` group's
+          // connections are, subscribed or not): the unit does not fail for it.
+          const left = group.startsWith(USER_GROUP_PREFIX)
+            ? []
+            : leftOut
+                .filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause))
+                .map((l) => l.connectionId);
           const since = (connectionId: string) =>
             Math.min(
               ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
               ahead.lastJob.batchSeq,
             ) - 1;
           const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
-          return deferLagging(leftOut, members, { tenantId, group, since, hold }, withEngineDefaults(lagging, deps));
+          const deferred = await deferLagging(
+            leftOut,
+            members,
+            { tenantId, group, since, hold },
+            withEngineDefaults(lagging, deps),
+          );
+          return new Set([...deferred, ...left]);
         };
   return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
 }
 
+/** Held connections not in a lane unit that it checks at most (to release those gone): the rest in later units. */
+const HELD_CLEANUPS_PER_UNIT = 16;
+
 /**
- * Of the connections lane `lane` holds back, those in this unit (a page's recipients, or the read-ahead's readers) whose
- * member still waits for a replay (consistent reads). The others are released: their replay came, and the lane
- * posts to them again.
+ * Of the connections lane `lane` holds back, those whose member still waits for a replay (consistent reads): the
+ * unit skips them, and sends their replay request again (`resendReplay`). The others are released: their replay
+ * came, or they left (a sleeper closed, a disconnect, another split period's lanes). Every held connection in the unit
+ * is checked, and up to `HELD_CLEANUPS_PER_UNIT` others (until review only those in the unit were, and the others stayed
+ * held for good, the item growing toward DynamoDB's 400 KB).
  */
 async function stillHeld(
   held: ReadonlySet<string>,
@@ -747,18 +765,20 @@ async function stillHeld(
   lagging: LaggingDeps,
 ): Promise<Set<string>> {
   const { tenantId, group, lane } = where;
-  const inUnit = [...held].filter(
-    (id) => readers.has(id) || pages.some(({ job }) => Object.hasOwn(job.recipients, id)),
-  );
-  const waiting = await Promise.all(
-    inUnit.map(async (id) => (await lagging.registry.member(tenantId, group, id))?.replayFrom !== undefined),
-  );
-  const still = new Set(inUnit.filter((_, i) => waiting[i]));
+  const inUnit = (id: string) => readers.has(id) || pages.some(({ job }) => Object.hasOwn(job.recipients, id));
+  const checked = [
+    ...[...held].filter(inUnit),
+    ...[...held].filter((id) => !inUnit(id)).slice(0, HELD_CLEANUPS_PER_UNIT),
+  ];
+  const members = await Promise.all(checked.map((id) => lagging.registry.member(tenantId, group, id)));
+  const waiting = members.filter((m): m is Member => m?.replayFrom !== undefined);
+  await Promise.all(waiting.map((member) => resendReplay(tenantId, group, member, lagging)));
+  const still = new Set(waiting.map((m) => m.connectionId));
   await deps.history.releaseInLane(
     tenantId,
     group,
     lane,
-    inUnit.filter((id) => !still.has(id)),
+    checked.filter((id) => !still.has(id)),
   );
   return still;
 }

@@ -88,9 +88,25 @@ export async function deferLagging(
     // request (it would replay to the connection anyway); the run still fails for it, as before.
     const userGroup = group.startsWith('user:');
     if (userGroup && (await deps.registry.replayState(tenantId, group, connectionId, since)) === 'gone') return;
-    await target.hold?.(connectionId);
-    await deps.requeueReplay(replayRequest(tenantId, group, member, since), `lag-${connectionId}-${since}`);
-    const marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
+    const request = replayRequest(tenantId, group, member, since);
+    let marked: Awaited<ReturnType<LaggingDeps['registry']['deferToReplay']>>;
+    if (target.hold === undefined) {
+      // The broadcaster: queued first, then marked. The request lands behind the batch in flight on the group's stream,
+      // so it is read only after this invocation, by when the wait is written; a failure in between fails the run,
+      // which is given back ahead of the request (a request finding no wait from its `since` sends nothing).
+      await deps.requeueReplay(request, `lag-${connectionId}-${since}`);
+      marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
+    } else {
+      // A fan-out lane: nothing of the group waits ahead of the request on the delivery queue, so the broadcaster may
+      // read it at once: marked first, then held, then queued (until review the request could be read, and skipped,
+      // before the wait was written: the member then got nothing for 20 minutes). A failure after the mark leaves
+      // the request to the lane's next unit, which sends it again for a held member that waits (`resendReplay`).
+      marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
+      if (marked !== 'absent') {
+        await target.hold(connectionId);
+        await deps.requeueReplay(request, `lag-${connectionId}-${since}`);
+      }
+    }
     if (marked === 'absent' && userGroup) return;
     handled.add(connectionId);
     deps.log?.('client not reading: deferred to a replay', {
@@ -111,6 +127,22 @@ export async function deferLagging(
 
 /** Deferrals in flight at once: each is a SendMessage and two or three DynamoDB writes. */
 const DEFER_CONCURRENCY = 16;
+
+/**
+ * Sends again the replay request of a member a fan-out lane holds back and that still waits (`deferLagging`): its
+ * first send may have failed after the wait was written. Deduplicated by SQS with the first within 5 minutes; after
+ * that, a second request finds the wait taken by the first's replay, or serves it the same.
+ */
+export async function resendReplay(
+  tenantId: string,
+  group: string,
+  member: Member,
+  deps: Pick<LaggingDeps, 'requeueReplay'>,
+): Promise<void> {
+  if (member.replayFrom === undefined) return;
+  const since = member.replayFrom;
+  await deps.requeueReplay(replayRequest(tenantId, group, member, since), `lag-${member.connectionId}-${since}`);
+}
 
 /**
  * A replay whose posts were still throttled after their retries (`through`: the seq through which the frames it did

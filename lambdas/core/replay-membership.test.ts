@@ -400,7 +400,7 @@ describe('a replay request reaching the broadcaster', () => {
             false,
             deps,
           );
-        const page = (n: number) => deliverFanoutJobs([jobs[n] as FanoutPage], false, deps);
+        const page = (n: number, using = deps) => deliverFanoutJobs([jobs[n] as FanoutPage], false, using);
         return { deps, run, page };
       }
 
@@ -425,6 +425,73 @@ describe('a replay request reaching the broadcaster', () => {
         await page(2);
         expect(seqs(c1)).toEqual([1, 2, 3]);
         expect(seqs(c2)).toEqual([1, 2, 3]);
+      });
+
+      it('marks its wait before queuing its request, which an idle broadcaster may read at once', async () => {
+        const fixture = await twoMembers();
+        const { seqs, asleep, queued, c1 } = fixture;
+        const { deps, run, page } = splitGroup(fixture);
+        const lagging = deps.lagging as NonNullable<BroadcastDeps['lagging']>;
+        // Nothing of the group is ahead of a lane's request on the delivery queue: the broadcaster reads it at once.
+        const eager: BroadcastDeps = {
+          ...deps,
+          lagging: {
+            ...lagging,
+            requeueReplay: async (request, dedupId) => {
+              await lagging.requeueReplay(request, dedupId);
+              if (queued.length === 1) await replay(request, eager);
+            },
+          },
+        };
+        await run('m1');
+        asleep.add(c1);
+        await page(0, eager);
+        asleep.delete(c1);
+        // The first request was read (and is gone); what it queued again serves it.
+        for (const [request] of queued.slice(1)) await replay(request, deps);
+        expect(seqs(c1)).toEqual([1]);
+      });
+
+      it('sends its request again from the next unit when the first send failed after its wait was written', async () => {
+        const fixture = await twoMembers();
+        const { seqs, asleep, queued, failRequeue, c1 } = fixture;
+        const { deps, run, page } = splitGroup(fixture);
+        await run('m1');
+        asleep.add(c1);
+        failRequeue();
+        await expect(page(0)).rejects.toThrow('ServiceUnavailable');
+        expect(queued).toEqual([]);
+        // SQS gives the unit back: the held member that waits has its request sent again.
+        await page(0);
+        expect(queued.map(([r]) => [r.connectionId, r.since])).toEqual([[c1, 0]]);
+        asleep.delete(c1);
+        await replay(queued[0]?.[0] as ReplayRequest, deps);
+        expect(seqs(c1)).toEqual([1]);
+      });
+
+      it('does not fail the unit for a member that left while its client slept', async () => {
+        const fixture = await twoMembers();
+        const { tenantId, registry, asleep, c1 } = fixture;
+        const { run, page } = splitGroup(fixture);
+        await run('m1');
+        asleep.add(c1);
+        await registry.unsubscribe(tenantId, c1, 'chat', now + 1);
+        await expect(page(0)).resolves.toMatchObject({ delivered: 1, failed: 0 });
+      });
+
+      it('releases a held connection that is gone, though no later page names it', async () => {
+        const fixture = await twoMembers();
+        const { tenantId, registry, deps: base, asleep, c1 } = fixture;
+        const { run, page } = splitGroup(fixture);
+        await run('m1');
+        asleep.add(c1);
+        await page(0);
+        expect(await base.history.heldInLane(tenantId, 'chat', 0)).toEqual(new Set([c1]));
+        // It is closed (its $disconnect removes it); the next run's page names only c2.
+        await registry.removeConnection(c1);
+        await run('m2');
+        await page(1);
+        expect(await base.history.heldInLane(tenantId, 'chat', 0)).toEqual(new Set());
       });
     });
   });

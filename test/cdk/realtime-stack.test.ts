@@ -359,8 +359,9 @@ describe('the functions', () => {
       const expected = spec.recursiveLoop === 'allow' ? 'Allow' : undefined;
       expect(resources()[functionLogicalId(spec.name)]?.Properties.RecursiveLoop).toBe(expected);
     }
-    // The broadcaster queues replays its client did not take for itself (lambdas/core/lagging.ts).
+    // The broadcaster queues replays its client did not take for itself, the fan-out's go to it (lambdas/core/lagging.ts).
     expect(resources()[functionLogicalId('broadcaster')]?.Properties.RecursiveLoop).toBe('Allow');
+    expect(resources()[functionLogicalId('fanout')]?.Properties.RecursiveLoop).toBe('Allow');
   });
 
   it('take timeout, memory and description from the manifest', () => {
