@@ -748,6 +748,8 @@ export async function deliverFanoutJobs(
 
 /** Held connections not in a lane unit that it checks at most (to release those gone): the rest in later units. */
 const HELD_CLEANUPS_PER_UNIT = 16;
+/** How old a held member's wait is before a lane unit sends its replay request again (`resendReplay`), ms. */
+const RESEND_AFTER_MS = 10_000;
 
 /**
  * Of the connections lane `lane` holds back, those whose member still waits for a replay (consistent reads): the
@@ -772,7 +774,17 @@ async function stillHeld(
   ];
   const members = await Promise.all(checked.map((id) => lagging.registry.member(tenantId, group, id)));
   const waiting = members.filter((m): m is Member => m?.replayFrom !== undefined);
-  await Promise.all(waiting.map((member) => resendReplay(tenantId, group, member, lagging)));
+  // Only a wait past RESEND_AFTER_MS may have lost its request (a send that failed after the hold); best effort, as
+  // the unit's own work does not depend on it.
+  const now = (deps.now ?? Date.now)();
+  const stale = waiting.filter((m) => now - (m.replayAt ?? 0) > RESEND_AFTER_MS);
+  await settleConcurrently(stale, 4, async (member) => {
+    try {
+      await resendReplay(tenantId, group, member, lagging);
+    } catch (err) {
+      deps.log?.('held member: replay request not sent again', { tenantId, group, lane, error: String(err) });
+    }
+  });
   const still = new Set(waiting.map((m) => m.connectionId));
   await deps.history.releaseInLane(
     tenantId,

@@ -94,18 +94,17 @@ export async function deferLagging(
       // The broadcaster: queued first, then marked. The request lands behind the batch in flight on the group's stream,
       // so it is read only after this invocation, by when the wait is written; a failure in between fails the run,
       // which is given back ahead of the request (a request finding no wait from its `since` sends nothing).
-      await deps.requeueReplay(request, `lag-${connectionId}-${since}`);
+      await deps.requeueReplay(request, waitDedupId(connectionId, since, now));
       marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
     } else {
       // A fan-out lane: nothing of the group waits ahead of the request on the delivery queue, so the broadcaster may
-      // read it at once: marked first, then held, then queued (until review the request could be read, and skipped,
-      // before the wait was written: the member then got nothing for 20 minutes). A failure after the mark leaves
-      // the request to the lane's next unit, which sends it again for a held member that waits (`resendReplay`).
+      // read it at once: held first, then marked, then queued (until review the request could be read, and skipped,
+      // before the wait was written: the member then got nothing for 20 minutes). A failure after the hold leaves
+      // the rest to the lane's next unit: it releases a held connection that does not wait, and sends the request
+      // again for one that does (`resendReplay`).
+      await target.hold(connectionId);
       marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
-      if (marked !== 'absent') {
-        await target.hold(connectionId);
-        await deps.requeueReplay(request, `lag-${connectionId}-${since}`);
-      }
+      if (marked !== 'absent') await deps.requeueReplay(request, waitDedupId(connectionId, since, now));
     }
     if (marked === 'absent' && userGroup) return;
     handled.add(connectionId);
@@ -141,8 +140,16 @@ export async function resendReplay(
 ): Promise<void> {
   if (member.replayFrom === undefined) return;
   const since = member.replayFrom;
-  await deps.requeueReplay(replayRequest(tenantId, group, member, since), `lag-${member.connectionId}-${since}`);
+  const id = waitDedupId(member.connectionId, since, member.replayAt ?? 0);
+  await deps.requeueReplay(replayRequest(tenantId, group, member, since), id);
 }
+
+/**
+ * The dedup id of a wait's first request: the connection, its `since` and when it began, so a later wait from the
+ * same `since` (the member served, then asleep again, within SQS's 5-minute deduplication) is not taken for it and
+ * dropped (found in review).
+ */
+const waitDedupId = (connectionId: string, since: number, lagAt: number) => `lag-${connectionId}-${since}-at-${lagAt}`;
 
 /**
  * A replay whose posts were still throttled after their retries (`through`: the seq through which the frames it did

@@ -205,7 +205,7 @@ describe('a replay request reaching the broadcaster', () => {
       const { publish, seqs, asleep, attempts, queued, c1, c2 } = await twoMembers();
       asleep.add(c1);
       await expect(publish('chat', 'm1')).resolves.toMatchObject({ delivered: 1, failed: 0, deferred: 1 });
-      expect(queued.map(([r, id]) => [r.connectionId, r.since, id])).toEqual([[c1, 0, `lag-${c1}-0`]]);
+      expect(queued.map(([r, id]) => [r.connectionId, r.since, id])).toEqual([[c1, 0, `lag-${c1}-0-at-${now}`]]);
       // The next run skips it (its membership version moved, so no member list from before the wait is used).
       const tried = attempts.filter((c) => c === c1).length;
       await expect(publish('chat', 'm2')).resolves.toMatchObject({ delivered: 1, failed: 0 });
@@ -231,7 +231,7 @@ describe('a replay request reaching the broadcaster', () => {
       await publish('chat', 'm1');
       await expect(replay(queued[0]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
       await expect(replay(queued[1]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
-      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0`, `lag-${c1}-0-1`, `lag-${c1}-0-2`]);
+      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0-at-${now}`, `lag-${c1}-0-1`, `lag-${c1}-0-2`]);
       await publish('chat', 'm2');
       asleep.delete(c1);
       await replay(queued[2]?.[0] as ReplayRequest, deps);
@@ -268,6 +268,21 @@ describe('a replay request reaching the broadcaster', () => {
       expect(closed).toEqual([]);
       await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
       expect(closed).toEqual([c1]);
+    });
+
+    it('gives a second wait from the same since its own dedup id, so SQS does not drop its request as the first', async () => {
+      const { deps, run, asleep, queued, advance, c1 } = await twoMembers();
+      asleep.add(c1);
+      await run('chat', ['m1']);
+      asleep.delete(c1);
+      await replay(queued[0]?.[0] as ReplayRequest, deps);
+      // Asleep again, and the run given back (a redelivery): deferred again from the same since, a second later.
+      asleep.add(c1);
+      advance(1000);
+      await run('chat', ['m1'], { redelivered: true });
+      const ids = queued.map(([, id]) => id);
+      expect(ids).toHaveLength(2);
+      expect(new Set(ids).size).toBe(2);
     });
 
     it('still fails the run when API Gateway fails the posts (a 500 is not the client not reading)', async () => {
@@ -337,7 +352,7 @@ describe('a replay request reaching the broadcaster', () => {
       await publish('chat', 'm1');
       const outOfTime = { ...deps, remainingMs: () => 0 };
       await expect(replay(queued[0]?.[0] as ReplayRequest, outOfTime)).resolves.toMatchObject({ failed: 0 });
-      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0`, `lag-${c1}-0-1`]);
+      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0-at-${now}`, `lag-${c1}-0-1`]);
     });
 
     it('keeps its wait where it was when queuing the rest of a replay it took part of fails', async () => {
@@ -461,12 +476,38 @@ describe('a replay request reaching the broadcaster', () => {
         failRequeue();
         await expect(page(0)).rejects.toThrow('ServiceUnavailable');
         expect(queued).toEqual([]);
-        // SQS gives the unit back: the held member that waits has its request sent again.
+        // SQS gives the unit back (180 s later): the held member whose wait is that old has its request sent again.
+        fixture.advance(180_000);
         await page(0);
         expect(queued.map(([r]) => [r.connectionId, r.since])).toEqual([[c1, 0]]);
         asleep.delete(c1);
         await replay(queued[0]?.[0] as ReplayRequest, deps);
         expect(seqs(c1)).toEqual([1]);
+      });
+
+      it('holds before it writes the wait, so a unit failing in between leaves no wait without a request', async () => {
+        const fixture = await twoMembers();
+        const { seqs, asleep, c1 } = fixture;
+        const { deps, run, page } = splitGroup(fixture);
+        let holdFails = 1;
+        const flaky: BroadcastDeps = {
+          ...deps,
+          history: Object.assign(Object.create(deps.history) as BroadcastDeps['history'], {
+            holdInLane: async (...args: Parameters<BroadcastDeps['history']['holdInLane']>) => {
+              if (holdFails-- > 0) throw new Error('ProvisionedThroughputExceededException');
+              return deps.history.holdInLane(...args);
+            },
+          }),
+        };
+        await run('m1');
+        asleep.add(c1);
+        await expect(page(0, flaky)).rejects.toThrow('ProvisionedThroughputExceededException');
+        // It read again before SQS gave the unit back: it gets the page, then live pages.
+        asleep.delete(c1);
+        await page(0, flaky);
+        await run('m2');
+        await page(1, flaky);
+        expect(seqs(c1)).toEqual([1, 2]);
       });
 
       it('does not fail the unit for a member that left while its client slept', async () => {
