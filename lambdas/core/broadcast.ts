@@ -714,36 +714,53 @@ export async function deliverFanoutJobs(
         : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone], unitId),
     ]);
   };
-  // A connection whose client takes no page is held back by the lane and waits for a replay from before the first page
-  // it needed here (an earlier one of its pages may be among them: it gets it again, and drops it by seq).
   const defer =
     lagging === undefined || lane === undefined
       ? undefined
-      : async (leftOut: readonly LeftOut[]) => {
-          const read = await Promise.all(leftOut.map((l) => lagging.registry.member(tenantId, group, l.connectionId)));
-          const members = read.filter((m): m is Member => m !== undefined);
-          // A member that left meanwhile (an unsubscribe, its ttl) is owed nothing more (a `user:` group's
-          // connections are, subscribed or not): the unit does not fail for it.
-          const left = group.startsWith(USER_GROUP_PREFIX)
-            ? []
-            : leftOut
-                .filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause))
-                .map((l) => l.connectionId);
+      : (leftOut: readonly LeftOut[]) => {
+          // The seq before the first page the connection needed here (an earlier one of its pages may be among them:
+          // it gets it again, and drops it by seq).
           const since = (connectionId: string) =>
             Math.min(
               ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
               ahead.lastJob.batchSeq,
             ) - 1;
-          const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
-          const deferred = await deferLagging(
-            leftOut,
-            members,
-            { tenantId, group, since, hold },
-            withEngineDefaults(lagging, deps),
-          );
-          return new Set([...deferred, ...left]);
+          return deferInLane(leftOut, { tenantId, group, lane, since }, deps, lagging);
         };
   return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
+}
+
+/**
+ * A lane unit's connections whose client takes no page: held back by the lane, their members put on a replay wait
+ * (`deferLagging`). Returns those the unit no longer owes: deferred, or no member any more.
+ */
+async function deferInLane(
+  leftOut: readonly LeftOut[],
+  where: {
+    readonly tenantId: string;
+    readonly group: string;
+    readonly lane: number;
+    readonly since: (connectionId: string) => number;
+  },
+  deps: BroadcastDeps,
+  lagging: LaggingDeps,
+): Promise<ReadonlySet<string>> {
+  const { tenantId, group, lane, since } = where;
+  const read = await Promise.all(leftOut.map((l) => lagging.registry.member(tenantId, group, l.connectionId)));
+  const members = read.filter((m): m is Member => m !== undefined);
+  // A member that left meanwhile (an unsubscribe, its ttl) is owed nothing more (a `user:` group's connections are,
+  // subscribed or not): the unit does not fail for it.
+  const left = group.startsWith(USER_GROUP_PREFIX)
+    ? []
+    : leftOut.filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause)).map((l) => l.connectionId);
+  const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
+  const deferred = await deferLagging(
+    leftOut,
+    members,
+    { tenantId, group, since, hold },
+    withEngineDefaults(lagging, deps),
+  );
+  return new Set([...deferred, ...left]);
 }
 
 /** Held connections not in a lane unit that it checks at most (to release those gone): the rest in later units. */
