@@ -171,7 +171,7 @@ export async function replayNotTaken(
     // Queued first, then the wait moved (as `deferLagging`): the request is read after this invocation, and a failure in
     // between gives this one back, which still finds its wait (until review the wait moved first, and a failed send left
     // it waiting with no request for 20 minutes).
-    await deps.requeueReplay({ ...request, since: through }, `lag-${connectionId}-${through}-after-${since}`);
+    await deps.requeueReplay({ ...request, since: through }, waitDedupId(connectionId, through, now));
     if (!(await deps.registry.advanceReplay(tenantId, group, connectionId, since, through, now))) return 'not waiting';
     deps.log?.('client reading slowly: replay queued again from where it got to', {
       tenantId,
@@ -186,7 +186,9 @@ export async function replayNotTaken(
   if (lag === undefined) return 'not waiting';
   const details = { tenantId, group, connectionId, since, passes: lag.passes, lagMs: now - lag.lagAt };
   if (lag.passes < LAG_CLOSE_AFTER_PASSES || now - lag.lagAt < (deps.closeAfterMs ?? LAG_CLOSE_AFTER_MS)) {
-    await deps.requeueReplay(request, `lag-${connectionId}-${since}-${lag.passes}`);
+    // The wait's start in the id too: a subscribe again with the same `since` starts the count over, and its passes'
+    // ids must not be the earlier wait's, which SQS would drop within 5 minutes (found by an attacking pass).
+    await deps.requeueReplay(request, `${waitDedupId(connectionId, since, lag.lagAt)}-${lag.passes}`);
     deps.log?.('client not reading: replay queued again', { ...details, cause: String(cause) });
     return 'requeued';
   }

@@ -231,7 +231,11 @@ describe('a replay request reaching the broadcaster', () => {
       await publish('chat', 'm1');
       await expect(replay(queued[0]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
       await expect(replay(queued[1]?.[0] as ReplayRequest, deps)).resolves.toMatchObject({ failed: 0 });
-      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0-at-${now}`, `lag-${c1}-0-1`, `lag-${c1}-0-2`]);
+      expect(queued.map(([, id]) => id)).toEqual([
+        `lag-${c1}-0-at-${now}`,
+        `lag-${c1}-0-at-${now}-1`,
+        `lag-${c1}-0-at-${now}-2`,
+      ]);
       await publish('chat', 'm2');
       asleep.delete(c1);
       await replay(queued[2]?.[0] as ReplayRequest, deps);
@@ -283,6 +287,20 @@ describe('a replay request reaching the broadcaster', () => {
       const ids = queued.map(([, id]) => id);
       expect(ids).toHaveLength(2);
       expect(new Set(ids).size).toBe(2);
+    });
+
+    it('gives the passes of a wait a subscribe made again its own dedup ids, so SQS does not drop them as the first', async () => {
+      const { registry, alice, deps, run, asleep, queued, advance, c1 } = await twoMembers();
+      asleep.add(c1);
+      await run('chat', ['m1']);
+      await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      // Still asleep, its client subscribes again from the same since (the SDK's last seq): the wait starts over.
+      await registry.subscribe(alice, c1, 'chat', now, { since: 0, at: now + 5 });
+      advance(1000);
+      await replay(queued.at(-1)?.[0] as ReplayRequest, deps);
+      const ids = queued.map(([, id]) => id);
+      expect(ids).toHaveLength(3);
+      expect(new Set(ids).size).toBe(3);
     });
 
     it('still fails the run when API Gateway fails the posts (a 500 is not the client not reading)', async () => {
@@ -352,7 +370,7 @@ describe('a replay request reaching the broadcaster', () => {
       await publish('chat', 'm1');
       const outOfTime = { ...deps, remainingMs: () => 0 };
       await expect(replay(queued[0]?.[0] as ReplayRequest, outOfTime)).resolves.toMatchObject({ failed: 0 });
-      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0-at-${now}`, `lag-${c1}-0-1`]);
+      expect(queued.map(([, id]) => id)).toEqual([`lag-${c1}-0-at-${now}`, `lag-${c1}-0-at-${now}-1`]);
     });
 
     it('keeps its wait where it was when queuing the rest of a replay it took part of fails', async () => {

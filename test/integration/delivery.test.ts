@@ -315,9 +315,9 @@ describe('a replay that fails for good', () => {
     for (let i = 1; i <= 3; i++) await pub.request({ action: 'publish', group, data: { i } });
     await until(() => messages(pub, group).length === 3);
     const late = await client('acme', 'late-replay');
-    // Every post of the replay fails, on each of the request's 5 receives (4 tries each); the 21st post, the reset
-    // its last receive sends, gets through.
-    runtime().gateway.injectFaults({ status: 500, count: 20, connectionIds: [connectionIdOf()] });
+    // Every post of the replay fails, on each of the request's 5 receives (2 tries each: a replay holds its group's
+    // stream while it posts); the 11th post, the reset its last receive sends, gets through.
+    runtime().gateway.injectFaults({ status: 500, count: 10, connectionIds: [connectionIdOf()] });
     const setAside = await queueDepth(runtime(), runtime().queues.delivery.dlqUrl);
     expect(await late.request({ action: 'subscribe', group, since: 0 })).toMatchObject({ type: 'ack' });
     expect(await late.waitFor((f) => f.type === 'reset', 30_000)).toEqual({
