@@ -16,19 +16,11 @@ import type { Member, Registry } from './registry.ts';
 
 /** How long a member's client may take none of its replays before its connection is closed, ms (the default; env `LAG_CLOSE_AFTER_MS`). */
 export const LAG_CLOSE_AFTER_MS = 5_000;
-/**
- * How long a client's wait may last in all, ms, even while it takes part of each replay: a slow reader's passes hold
- * its group's stream each time, so one that cannot catch up is closed and resumes with `since` (an attacking pass
- * measured 30 readers refused 90 % of the time putting the others' p50 at 3-5 s when they were never closed).
- */
-export const LAG_MAX_WAIT_MS = 60_000;
 /** How many replays (each with the post's own retries) a client must have refused before it is closed. */
 export const LAG_CLOSE_AFTER_PASSES = 3;
 
 export interface LaggingDeps {
   readonly registry: Pick<Registry, 'deferToReplay' | 'lagPass' | 'advanceReplay' | 'replayState' | 'member'>;
-  /** How long a wait may last in all before the client is closed, ms. @default LAG_MAX_WAIT_MS */
-  readonly maxWaitMs?: number;
   /** Puts a replay request on the group's stream of the delivery queue, deduplicated by `dedupId`. */
   readonly requeueReplay: (request: ReplayRequest, dedupId: string) => Promise<void>;
   /**
@@ -174,20 +166,6 @@ export async function replayNotTaken(
   const { tenantId, group, connectionId, since } = request;
   const now = (deps.now ?? Date.now)();
   if (through > since) {
-    const member = await deps.registry.member(tenantId, group, connectionId);
-    if (member?.replayFrom !== since) return 'not waiting';
-    if (member.lagSince !== undefined && now - member.lagSince > (deps.maxWaitMs ?? LAG_MAX_WAIT_MS)) {
-      await deps.close(connectionId);
-      (deps.logError ?? deps.log)?.('client reading too slowly: connection closed', {
-        tenantId,
-        group,
-        connectionId,
-        since,
-        through,
-        waitedMs: now - member.lagSince,
-      });
-      return 'closed';
-    }
     // It took part of the replay: a client reading slowly, not asleep. It waits from where it got to, and its lag
     // starts again (until review it was closed as if it had taken nothing, while it got the same frames every pass).
     // Queued first, then the wait moved (as `deferLagging`): the request is read after this invocation, and a failure in

@@ -55,8 +55,6 @@ export interface Member {
   readonly replayFrom?: number;
   /** With `replayFrom`: since when it waits (epoch ms): when that subscribe was received, if known, or when delivery put a member whose client did not read on the wait (`deferToReplay`). */
   readonly replayAt?: number;
-  /** When delivery first put it on a wait because its client did not read (`deferToReplay`; epoch ms), if it did. */
-  readonly lagSince?: number;
   /** When the membership item expires (epoch seconds; the connection's 2-hour cap plus a margin). */
   readonly ttl?: number;
 }
@@ -81,7 +79,6 @@ function memberOf(item: Record<string, unknown>): Member {
     ...(typeof item.replayFrom === 'number' && { replayFrom: item.replayFrom }),
     ...(typeof item.replayFrom === 'number' &&
       typeof (item.lagAt ?? item.at) === 'number' && { replayAt: Number(item.lagAt ?? item.at) }),
-    ...(typeof item.waitAt === 'number' && { lagSince: item.waitAt }),
     ...(typeof item.ttl === 'number' && { ttl: item.ttl }),
   };
 }
@@ -386,7 +383,7 @@ export class Registry {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          UpdateExpression: 'REMOVE replayFrom, lagAt, waitAt, lagPasses',
+          UpdateExpression: 'REMOVE replayFrom, lagAt, lagPasses',
           ...condition,
         }),
       );
@@ -417,7 +414,7 @@ export class Registry {
         new UpdateCommand({
           TableName: this.tableName,
           Key: memberKey(tenantId, group, connectionId),
-          UpdateExpression: 'SET replayFrom = :since, lagAt = :at, waitAt = :at, lagPasses = :zero',
+          UpdateExpression: 'SET replayFrom = :since, lagAt = :at, lagPasses = :zero',
           ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(replayFrom)',
           ExpressionAttributeValues: { ':since': since, ':at': lagAt, ':zero': 0 },
         }),
