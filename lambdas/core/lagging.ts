@@ -56,12 +56,10 @@ const replayRequest = (tenantId: string, group: string, member: Member, since: n
 });
 
 /**
- * Puts the members of a live run that were left out by throttled posts (`isThrottled`) on a replay wait from `since` (the seq before
- * the run's first), the replay request queued first: it lands behind the run on the group's stream, so it is read
- * only after this invocation, by when the wait is written (and a failure before then fails the run, which is given
- * back ahead of the request: a request finding no wait from its `since` sends nothing). Returns the connections the
- * run no longer owes: deferred, or no member any more; the others (a `user:` group's connection with no membership)
- * still fail the run.
+ * Puts the members of a live run (or a fan-out lane's unit: `hold`) that were left out by throttled posts
+ * (`isThrottled`) on a replay wait from `since`, with a replay request on the group's stream; the order of the two
+ * steps differs by caller, explained below. Returns the connections the run no longer owes: deferred, or no member any
+ * more; the others (a `user:` group's connection with no membership) still fail the run.
  */
 export async function deferLagging(
   leftOut: readonly LeftOut[],

@@ -31,6 +31,7 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { limits } from '../manifest.ts';
 import { ConnectionCounters } from './connection-counters.ts';
@@ -305,6 +306,21 @@ export class Registry {
     return true;
   }
 
+  /** Updates an item if its condition holds: the item as it is after (undefined when the condition refused it). */
+  private async updateIf(
+    update: Omit<UpdateCommandInput, 'TableName' | 'ReturnValues'>,
+  ): Promise<Record<string, unknown> | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({ TableName: this.tableName, ...update, ReturnValues: 'ALL_NEW' }),
+      );
+      return out.Attributes ?? {};
+    } catch (err) {
+      if (!isConditionalCheckFailed(err)) throw err;
+      return undefined;
+    }
+  }
+
   /** Deletes an item if `condition` holds: whether the condition refused it, and whether an item was deleted. */
   private async deleteIf(
     key: { pk: string; sk: string },
@@ -378,20 +394,12 @@ export class Registry {
               ExpressionAttributeNames: { '#at': 'at' },
               ExpressionAttributeValues: { ':since': since, ':at': at },
             };
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: groupPk(tenantId, group), sk: `C#${connectionId}` },
-          UpdateExpression: 'REMOVE replayFrom, lagAt, lagPasses',
-          ...condition,
-        }),
-      );
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw err;
-      return;
-    }
-    await this.membershipChanged(tenantId, group);
+    const removed = await this.updateIf({
+      Key: memberKey(tenantId, group, connectionId),
+      UpdateExpression: 'REMOVE replayFrom, lagAt, lagPasses',
+      ...condition,
+    });
+    if (removed !== undefined) await this.membershipChanged(tenantId, group);
   }
 
   /**
@@ -409,18 +417,13 @@ export class Registry {
     since: number,
     lagAt: number,
   ): Promise<'marked' | 'waiting' | 'absent'> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: memberKey(tenantId, group, connectionId),
-          UpdateExpression: 'SET replayFrom = :since, lagAt = :at, lagPasses = :zero',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(replayFrom)',
-          ExpressionAttributeValues: { ':since': since, ':at': lagAt, ':zero': 0 },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw err;
+    const marked = await this.updateIf({
+      Key: memberKey(tenantId, group, connectionId),
+      UpdateExpression: 'SET replayFrom = :since, lagAt = :at, lagPasses = :zero',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(replayFrom)',
+      ExpressionAttributeValues: { ':since': since, ':at': lagAt, ':zero': 0 },
+    });
+    if (marked === undefined) {
       return (await this.replayState(tenantId, group, connectionId, since)) === 'gone' ? 'absent' : 'waiting';
     }
     await this.membershipChanged(tenantId, group);
@@ -439,22 +442,13 @@ export class Registry {
     since: number,
     now: number,
   ): Promise<{ readonly passes: number; readonly lagAt: number } | undefined> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: memberKey(tenantId, group, connectionId),
-          UpdateExpression: 'SET lagAt = if_not_exists(lagAt, :now) ADD lagPasses :one',
-          ConditionExpression: 'replayFrom = :since',
-          ExpressionAttributeValues: { ':since': since, ':now': now, ':one': 1 },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return { passes: Number(out.Attributes?.lagPasses ?? 1), lagAt: Number(out.Attributes?.lagAt ?? now) };
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw err;
-      return undefined;
-    }
+    const item = await this.updateIf({
+      Key: memberKey(tenantId, group, connectionId),
+      UpdateExpression: 'SET lagAt = if_not_exists(lagAt, :now) ADD lagPasses :one',
+      ConditionExpression: 'replayFrom = :since',
+      ExpressionAttributeValues: { ':since': since, ':now': now, ':one': 1 },
+    });
+    return item === undefined ? undefined : { passes: Number(item.lagPasses ?? 1), lagAt: Number(item.lagAt ?? now) };
   }
 
   /**
@@ -469,21 +463,13 @@ export class Registry {
     through: number,
     lagAt: number,
   ): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: memberKey(tenantId, group, connectionId),
-          UpdateExpression: 'SET replayFrom = :through, lagAt = :at, lagPasses = :zero',
-          ConditionExpression: 'replayFrom = :since',
-          ExpressionAttributeValues: { ':since': since, ':through': through, ':at': lagAt, ':zero': 0 },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (!isConditionalCheckFailed(err)) throw err;
-      return false;
-    }
+    const moved = await this.updateIf({
+      Key: memberKey(tenantId, group, connectionId),
+      UpdateExpression: 'SET replayFrom = :through, lagAt = :at, lagPasses = :zero',
+      ConditionExpression: 'replayFrom = :since',
+      ExpressionAttributeValues: { ':since': since, ':through': through, ':at': lagAt, ':zero': 0 },
+    });
+    return moved !== undefined;
   }
 
   /**
