@@ -388,7 +388,8 @@ export async function deliverFrames(
         return 'delivered' as const;
       } catch (err) {
         if (!deps.isGone(err)) throw err;
-        await deps.registry.removeConnection(connectionId);
+        // Remembered: its `$disconnect`, finding no membership left, announces its presence `leave`s from that.
+        await deps.registry.removeConnection(connectionId, { remember: true });
         goneIds.push(connectionId);
         deps.log?.('removed gone connection', { connectionId });
         if (observed !== undefined) observe?.({ type: 'gone', tenantId: observed.tenantId });

@@ -28,8 +28,8 @@ function fakePresence(initial: Member[], open: string[]) {
         reads.push(read);
         if (members.length > 0) yield [...members];
       },
-      async removeConnection(connectionId) {
-        removed.push(connectionId);
+      async removeConnection(connectionId, options) {
+        removed.push(options?.remember === true ? connectionId : `${connectionId} (not remembered)`);
         members = members.filter((m) => m.connectionId !== connectionId);
         return { groups: 1 };
       },
@@ -65,7 +65,7 @@ describe('hasPresenceEvents', () => {
 });
 
 describe('livePresence', () => {
-  it('leaves out and removes connections that GetConnection reports gone', async () => {
+  it('leaves out and removes connections that GetConnection reports gone, remembering their groups for $disconnect', async () => {
     const fake = fakePresence([member('c1', 'alice'), member('c2', 'alice'), member('c3', 'bob')], ['c1', 'c3']);
     expect(await livePresence(fake.deps, 'acme', 'chat:x')).toEqual([
       { userId: 'alice', connections: 1 },
@@ -251,6 +251,47 @@ describe('removeAnnouncingLeaves', () => {
     expect(fake.posted).toEqual([
       { connectionId: 'c1', frame: { type: 'presence', group: 'chat:x', event: 'leave', userId: 'bob' } },
     ]);
+  });
+
+  it('announces the leave where another removal took the connection out first, unless the user is still there', async () => {
+    // Delivery removed bob's c2 (a 410) before its $disconnect: the members read no longer hold it.
+    const fake = fakePresence([member('c1', 'alice')], ['c1']);
+    await removeAnnouncingLeaves(
+      fake.deps,
+      { tenantId: 'acme', userId: 'bob', connectionId: 'c2' },
+      [],
+      async () => ({ groups: 0 }),
+      async () => ['room:a'],
+    );
+    expect(fake.posted).toEqual([
+      { connectionId: 'c1', frame: { type: 'presence', group: 'room:a', event: 'leave', userId: 'bob' } },
+    ]);
+
+    // Bob's other connection c3 is still a member: no leave.
+    const still = fakePresence([member('c1', 'alice'), member('c3', 'bob')], ['c1', 'c3']);
+    await removeAnnouncingLeaves(
+      still.deps,
+      { tenantId: 'acme', userId: 'bob', connectionId: 'c2' },
+      [],
+      async () => ({ groups: 0 }),
+      async () => ['room:a'],
+    );
+    expect(still.posted).toEqual([]);
+  });
+
+  it('still removes when the groups removed earlier cannot be read, reporting the error', async () => {
+    const fake = fakePresence([member('c1', 'alice'), member('c2', 'bob')], ['c1']);
+    const errors: unknown[] = [];
+    const result = await removeAnnouncingLeaves(
+      { ...fake.deps, onError: (err) => errors.push(err) },
+      { tenantId: 'acme', userId: 'bob', connectionId: 'c2' },
+      ['chat:x'],
+      () => fake.deps.registry.removeConnection('c2'),
+      () => Promise.reject(new Error('throttled')),
+    );
+    expect(result).toEqual({ groups: 1 });
+    expect(errors).toEqual([new Error('throttled')]);
+    expect(fake.posted.map((p) => (p.frame as { group: string }).group)).toEqual(['chat:x']);
   });
 });
 

@@ -131,7 +131,10 @@ export async function livePresence(
   });
   const live = members.filter((m) => !gone.has(m.connectionId));
   if (gone.size > 0) {
-    await settleConcurrently([...gone], deps.concurrency ?? 16, (id) => deps.registry.removeConnection(id));
+    // Remembered: the `$disconnect` that follows announces the `leave` in the connection's other groups.
+    await settleConcurrently([...gone], deps.concurrency ?? 16, (id) =>
+      deps.registry.removeConnection(id, { remember: true }),
+    );
     if (options.announceLeaves) {
       const liveUsers = new Set(live.map((m) => m.userId));
       const left = new Set(
@@ -227,7 +230,7 @@ export async function announceLeave(
   group: string,
   userId: string,
   connectionId: string,
-  before: readonly Member[],
+  before: readonly Pick<Member, 'connectionId'>[],
 ): Promise<void> {
   if (!before.some((m) => m.connectionId === connectionId)) return;
   const after = await allMembers(deps.registry, tenantId, group, { consistent: true });
@@ -257,14 +260,20 @@ export async function presenceGroupsOf(
  * Runs `remove` (the connection's removal, on `$disconnect` or when the reaper closes it) and announces `leave` in each of `groups` (those with
  * presence events) where this was the user's last connection. Announcing is best-effort: its failures are reported
  * to `onError`, never thrown, so the removal's outcome stands.
+ *
+ * `removedEarlier` names the presence groups another remover already took the connection out of (delivery on a 410,
+ * a `presence` request: `Registry.groupsLeft`): it was a member there too. Asked after the members are read, so a
+ * membership missing from that read because such a removal took it meanwhile is named there (the removal remembers
+ * before it deletes). Until 2026-12-05 those groups were announced nowhere, and their members kept the user's `join`.
  */
 export async function removeAnnouncingLeaves<R>(
   deps: PresenceDeps,
   who: { readonly tenantId: string; readonly userId: string; readonly connectionId: string },
   groups: readonly string[],
   remove: () => Promise<R>,
+  removedEarlier?: () => Promise<readonly string[]>,
 ): Promise<R> {
-  const before = new Map<string, Member[]>();
+  const before = new Map<string, Pick<Member, 'connectionId'>[]>();
   for (const group of groups) {
     try {
       before.set(group, await allMembers(deps.registry, who.tenantId, group));
@@ -272,8 +281,19 @@ export async function removeAnnouncingLeaves<R>(
       deps.onError?.(err, { group });
     }
   }
+  const earlier = new Set(
+    removedEarlier === undefined
+      ? []
+      : await removedEarlier().catch((err: unknown) => {
+          deps.onError?.(err, { connectionId: who.connectionId });
+          return [];
+        }),
+  );
+  for (const group of earlier) if (!before.has(group)) before.set(group, []);
   const result = await remove();
-  for (const [group, members] of before) {
+  for (const [group, read] of before) {
+    // Taken out earlier: a member all the same, whether or not the read above still found it.
+    const members = earlier.has(group) ? [...read, { connectionId: who.connectionId }] : read;
     try {
       await announceLeave(deps, who.tenantId, group, who.userId, who.connectionId, members);
     } catch (err) {

@@ -1,7 +1,7 @@
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { Registry } from './registry.ts';
+import { LEFT_KEPT_SECONDS, Registry } from './registry.ts';
 
 describe('the membership version of a group', () => {
   let client: DynamoDBDocumentClient;
@@ -334,4 +334,64 @@ describe('the membership version of a group', () => {
   /** A registry sending through another client (the tenant's items are the table's). */
   const registryOver = (sending: DynamoDBDocumentClient) =>
     new Registry({ client: sending, tableName, now: () => now });
+});
+
+describe('a connection removed by delivery or a presence check (remember)', () => {
+  let client: DynamoDBDocumentClient;
+  const tableName = 'registry-left-test';
+  useLocalTable(tableName, (table) => {
+    client = table.client;
+  });
+  let clock = 1_800_000_000_000;
+  let seq = 0;
+  const setup = async (groups: readonly string[]) => {
+    const tenantId = `t${++seq}`;
+    const connectionId = `c${seq}`;
+    const registry = new Registry({ client, tableName, now: () => clock });
+    const caller = { tenantId, userId: 'alice', roles: ['member'] };
+    await registry.putConnection(caller, connectionId, clock);
+    for (const group of groups) await registry.subscribe(caller, connectionId, group, clock);
+    return { tenantId, connectionId, registry };
+  };
+  const leftItem = (connectionId: string) =>
+    client
+      .send(new GetCommand({ TableName: tableName, Key: { pk: `C#${connectionId}`, sk: 'LEFT' } }))
+      .then((out) => out.Item);
+
+  it('keeps the groups it was in for its $disconnect, and removes every membership', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a', 'room:b']);
+    expect(await registry.removeConnection(connectionId, { remember: true })).toEqual({ groups: 2 });
+    expect(await registry.groupsOf(connectionId)).toEqual([]);
+    expect((await registry.groupsLeft(connectionId, tenantId)).sort()).toEqual(['room:a', 'room:b']);
+  });
+
+  it('keeps them through a second removal that remembers, and its $disconnect (a plain removal) deletes them', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a']);
+    await registry.removeConnection(connectionId, { remember: true });
+    // A second 410 of the same connection finds no membership: it writes nothing and deletes nothing.
+    expect(await registry.removeConnection(connectionId, { remember: true })).toEqual({ groups: 0 });
+    expect(await registry.groupsLeft(connectionId, tenantId)).toEqual(['room:a']);
+    await registry.removeConnection(connectionId);
+    expect(await leftItem(connectionId)).toBeUndefined();
+    expect(await registry.groupsLeft(connectionId, tenantId)).toEqual([]);
+  });
+
+  it('writes nothing for a connection with no membership, nor on a plain removal', async () => {
+    const none = await setup([]);
+    await none.registry.removeConnection(none.connectionId, { remember: true });
+    expect(await leftItem(none.connectionId)).toBeUndefined();
+    const plain = await setup(['room:a']);
+    await plain.registry.removeConnection(plain.connectionId);
+    expect(await leftItem(plain.connectionId)).toBeUndefined();
+  });
+
+  it('names no group to another tenant, nor once the item expired', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a']);
+    await registry.removeConnection(connectionId, { remember: true });
+    expect(await registry.groupsLeft(connectionId, `${tenantId}-other`)).toEqual([]);
+    const item = await leftItem(connectionId);
+    expect(item?.ttl).toBe(Math.floor(clock / 1000) + LEFT_KEPT_SECONDS);
+    clock += LEFT_KEPT_SECONDS * 1000;
+    expect(await registry.groupsLeft(connectionId, tenantId)).toEqual([]);
+  });
 });

@@ -5,6 +5,7 @@
  * |-----------------------|---------------------------|---------------|--------------|----------------------|
  * | connection            | `C#<connectionId>`        | `META`        | `T#<tenant>` | `U#<user>#C#<conn>`  |
  * | connection → group    | `C#<connectionId>`        | `G#<group>`   |              |                      |
+ * | groups left (removed) | `C#<connectionId>`        | `LEFT`        |              |                      |
  * | group → connection    | `T#<tenant>#G#<group>`    | `C#<conn>`    |              |                      |
  * | membership version    | `T#<tenant>#G#<group>#V`  | `VERSION`     |              |                      |
  * | tenant configuration  | `T#<tenant>`              | `CONFIG`      |              |                      |
@@ -116,6 +117,13 @@ const unsubscribedKey = (connectionId: string, group: string) => ({
 const UNSUBSCRIBED_MARK_SECONDS = 20 * 60;
 /** The item saying since when a connection is at the subscription cap (`Registry.atCapSince`). */
 const capKey = (connectionId: string) => ({ pk: `${connectionPk(connectionId)}#CAP`, sk: 'CAP' });
+/** The `LEFT` item's sort key (`removeConnection` with `remember`). */
+const LEFT_SK = 'LEFT';
+/**
+ * How long a connection's `LEFT` item is kept, s: its `$disconnect` comes seconds after the connection closed (API
+ * Gateway's 410 says it has), so 15 minutes is ample; TTL deletes it after, and readers ignore it once expired.
+ */
+export const LEFT_KEPT_SECONDS = 15 * 60;
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
 /** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
@@ -657,9 +665,23 @@ export class Registry {
   /**
    * Removes a connection and every membership it has. Used by `$disconnect` and when delivery finds the
    * connection gone (410). Safe to run twice or concurrently.
+   *
+   * With `remember` (a remover that is not the connection's `$disconnect`: delivery's 410, a `presence` request's
+   * check), the groups it was in are first kept in a `LEFT` item for `LEFT_KEPT_SECONDS`, which this removal leaves in
+   * place: the `$disconnect` that follows finds no membership left, and announces its presence `leave` from that
+   * (`groupsLeft`; lambdas/shared/connection-removal.ts). Written before the memberships go, so a `$disconnect` that
+   * finds a membership already gone finds the item. One write, only when there was a membership.
    */
-  async removeConnection(connectionId: string): Promise<{ groups: number }> {
-    let groups = await this.removeItems(connectionId, await this.connectionItems(connectionId));
+  async removeConnection(
+    connectionId: string,
+    options: { readonly remember?: boolean } = {},
+  ): Promise<{ groups: number }> {
+    // A removal that remembers keeps the item (its own, or one an earlier such removal wrote); any other deletes it.
+    const removable = (items: readonly Record<string, unknown>[]) =>
+      options.remember === true ? items.filter((item) => item.sk !== LEFT_SK) : items;
+    const items = await this.connectionItems(connectionId);
+    if (options.remember === true) await this.rememberGroups(connectionId, items);
+    let groups = await this.removeItems(connectionId, removable(items));
     // META alone, returning what it was: of concurrent or repeated removals exactly one sees it, and only that one
     // releases the connection's place under the caps. A crash between the two leaves the counters high until
     // their next recount, never low.
@@ -675,9 +697,46 @@ export class Registry {
     }
     // A subscribe that ran beside this one reads `META` back after its writes (`dropIfUnsubscribed`): one that still
     // found it wrote before the delete above, maybe after the first look. A second (consistent) look finds it.
-    const late = await this.connectionItems(connectionId, true);
+    const late = removable(await this.connectionItems(connectionId, true));
     if (late.length > 0) groups += await this.removeItems(connectionId, late);
     return { groups };
+  }
+
+  /** Keeps the groups among a connection's `items` in its `LEFT` item (`removeConnection` with `remember`). */
+  private async rememberGroups(connectionId: string, items: readonly Record<string, unknown>[]): Promise<void> {
+    const memberships = items.filter((item) => String(item.sk).startsWith('G#'));
+    const first = memberships[0];
+    if (first === undefined) return;
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: connectionPk(connectionId),
+          sk: LEFT_SK,
+          tenantId: String(first.tenantId),
+          groups: memberships.map((item) => String(item.group)),
+          ttl: Math.floor(this.now() / 1000) + LEFT_KEPT_SECONDS,
+        },
+      }),
+    );
+  }
+
+  /**
+   * The groups of `tenantId` a remover other than `$disconnect` took the connection out of (`removeConnection` with
+   * `remember`), read consistently; none once the item expired. For its `$disconnect`'s presence `leave`s.
+   */
+  async groupsLeft(connectionId: string, tenantId: string): Promise<string[]> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
+        ConsistentRead: true,
+      }),
+    );
+    const item = out.Item;
+    if (item === undefined || item.tenantId !== tenantId || !Array.isArray(item.groups)) return [];
+    if (typeof item.ttl === 'number' && item.ttl * 1000 <= this.now()) return [];
+    return item.groups.map(String);
   }
 
   /** Deletes the memberships among a connection's `items` (both sides) and its other items but `META`. */

@@ -4,8 +4,10 @@
  * which closes connections whose token expired and removes their items itself (`$disconnect` is best-effort in AWS;
  * the one its DeleteConnection triggers may run beside it and announce the same `leave`: events are idempotent).
  * Until 2026-12-05 the reaper removed them silently, and the group's other members saw the user online for good.
+ * A connection delivery or a `presence` request already removed (found gone) is announced from what that removal
+ * remembered (`Registry.groupsLeft`).
  */
-import { type PresenceDeps, presenceGroupsOf, removeAnnouncingLeaves } from '../core/presence.ts';
+import { hasPresenceEvents, type PresenceDeps, presenceGroupsOf, removeAnnouncingLeaves } from '../core/presence.ts';
 import type { Registry } from '../core/registry.ts';
 import type { TenantDirectory } from '../core/tenants.ts';
 import type { ConnectionsApi } from './connections-api.ts';
@@ -42,6 +44,18 @@ export function createConnectionRemoval(
       () => undefined,
     );
     const groups = await presenceGroupsOf(presence, patterns, who.connectionId);
-    return removeAnnouncingLeaves(presence, who, groups, () => registry.removeConnection(who.connectionId));
+    // Groups delivery (a 410) or a `presence` request took the connection out of before this ran (its `LEFT` item).
+    const removedEarlier =
+      patterns === undefined || patterns.length === 0
+        ? undefined
+        : async () =>
+            (await registry.groupsLeft(who.connectionId, who.tenantId)).filter((g) => hasPresenceEvents(patterns, g));
+    return removeAnnouncingLeaves(
+      presence,
+      who,
+      groups,
+      () => registry.removeConnection(who.connectionId),
+      removedEarlier,
+    );
   };
 }

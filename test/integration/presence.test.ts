@@ -14,6 +14,7 @@ const runtime = useQuietRuntime(
   {
     sqsRetryDelaySeconds: 0,
     web: false,
+    faultInjection: true,
     functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
   },
   {
@@ -232,6 +233,46 @@ describe('presence events', () => {
     expect(await runtime().runScheduled('reaper')).toMatchObject({ expired: 1 });
     await jules.closed;
     await ida.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.userId === 'jules');
+  });
+});
+
+describe('a connection delivery found gone (410) before its $disconnect ran', () => {
+  it('is announced as left by that $disconnect, in each of its presence groups', async () => {
+    const kim = await client('acme', 'kim');
+    const { c: leo, id: leoId } = await clientWithId('acme', 'leo');
+    for (const c of [kim, leo]) {
+      await subscribe(c, 'room:gone-a');
+      await subscribe(c, 'room:gone-b');
+      await subscribe(c, 'chat:gone-c');
+    }
+    for (const group of ['room:gone-a', 'room:gone-b']) {
+      await kim.waitFor((f) => f.type === 'presence' && f.group === group && f.event === 'join' && f.userId === 'leo');
+    }
+
+    // API Gateway answers 410 once a connection is closed, and its $disconnect may run after: here delivery meets the
+    // 410 first and removes leo's connection with every membership.
+    runtime().gateway.injectFaults({ status: 410, connectionIds: [leoId] });
+    const admin = await client('acme', 'publisher', ['admin']);
+    expect(await admin.request({ action: 'publish', group: 'room:gone-a', data: { n: 1 } })).toMatchObject({
+      type: 'ack',
+    });
+    await kim.waitFor((f) => f.type === 'message' && f.group === 'room:gone-a');
+    const registry = new Registry({
+      client: DynamoDBDocumentClient.from(runtime().dynamo.client),
+      tableName: runtime().tableName,
+    });
+    for (let i = 0; i < 50 && (await registry.groupsOf(leoId)).length > 0; i++) await sleep(100);
+    expect(await registry.groupsOf(leoId)).toEqual([]);
+
+    await leo.close();
+    for (const group of ['room:gone-a', 'room:gone-b']) {
+      await kim.waitFor((f) => f.type === 'presence' && f.group === group && f.event === 'leave' && f.userId === 'leo');
+    }
+    await sleep(200);
+    expect(presenceEvents(kim, 'chat:gone-c')).toEqual([]);
+    expect(presenceEvents(kim, 'room:gone-b')).toEqual(['join:kim', 'join:leo', 'leave:leo']);
+    // Its $disconnect took the record of the groups away with the rest of the connection.
+    expect(await registry.groupsLeft(leoId, 'acme')).toEqual([]);
   });
 });
 
