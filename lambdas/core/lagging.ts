@@ -59,7 +59,7 @@ const replayRequest = (tenantId: string, group: string, member: Member, since: n
  * Puts the members of a live run (or a fan-out lane's unit: `hold`) that were left out by throttled posts
  * (`isThrottled`) on a replay wait from `since`, with a replay request on the group's stream; the order of the two
  * steps differs by caller, explained below. Returns the connections the run no longer owes: deferred, or no member any
- * more; the others (a `user:` group's connection with no membership) still fail the run.
+ * more, or, in a `user:` group, not subscribed (owed best effort only); the others (not throttled) still fail the run.
  */
 export async function deferLagging(
   leftOut: readonly LeftOut[],
@@ -82,10 +82,26 @@ export async function deferLagging(
     const member = byId.get(connectionId);
     if (member === undefined || !deps.isThrottled(cause)) return;
     const since = typeof target.since === 'number' ? target.since : target.since(connectionId);
-    // A `user:` group also reaches its user's connections that never subscribed: no membership to wait on, so no
-    // request (it would replay to the connection anyway); the run still fails for it, as before.
+    // A `user:` group also reaches its user's connections that never subscribed, best effort (docs/protocol.md: only
+    // a subscription gives a group's guarantee): no membership to wait on, so no request (it would replay to the
+    // connection anyway), and the run goes on without it. Until 2026-12-05 the run failed for it: one sleeping tab
+    // that never subscribed held its user's group for every other tab until the DLQ, 15 minutes, and took the
+    // messages there with it.
     const userGroup = group.startsWith('user:');
-    if (userGroup && (await deps.registry.replayState(tenantId, group, connectionId, since)) === 'gone') return;
+    const notSubscribed = () => {
+      handled.add(connectionId);
+      deps.log?.('client not reading, not subscribed to its user group: this frame is not sent', {
+        tenantId,
+        group,
+        connectionId,
+        since,
+        cause: String(cause),
+      });
+    };
+    if (userGroup && (await deps.registry.replayState(tenantId, group, connectionId, since)) === 'gone') {
+      notSubscribed();
+      return;
+    }
     const request = replayRequest(tenantId, group, member, since);
     let marked: Awaited<ReturnType<LaggingDeps['registry']['deferToReplay']>>;
     if (target.hold === undefined) {
@@ -104,7 +120,10 @@ export async function deferLagging(
       marked = await deps.registry.deferToReplay(tenantId, group, connectionId, since, now);
       if (marked !== 'absent') await deps.requeueReplay(request, waitDedupId(connectionId, since, now));
     }
-    if (marked === 'absent' && userGroup) return;
+    if (marked === 'absent' && userGroup) {
+      notSubscribed();
+      return;
+    }
     handled.add(connectionId);
     deps.log?.('client not reading: deferred to a replay', {
       tenantId,

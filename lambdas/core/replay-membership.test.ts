@@ -310,13 +310,21 @@ describe('a replay request reaching the broadcaster', () => {
       expect(queued).toEqual([]);
     });
 
-    it("still fails the run for a user group's connection that has no membership to wait on, and queues nothing", async () => {
-      const { registry, alice, publish, asleep, queued } = setup();
+    it("goes on without a user group's connection that never subscribed (owed best effort), and queues nothing", async () => {
+      const { registry, alice, publish, seqs, asleep, queued } = setup();
       await registry.putConnection(alice, 'c1', now);
+      await registry.putConnection(alice, 'c2', now);
       asleep.add('c1');
-      await expect(publish('user:alice', 'm1')).rejects.toBeInstanceOf(DeliveryFailedError);
+      // Until 2026-12-05 the run failed for it, and SQS gave it back until the DLQ: her other tab got nothing later.
+      await expect(publish('user:alice', 'm1')).resolves.toMatchObject({ failed: 0 });
+      await publish('user:alice', 'm2');
+      expect(seqs('c2')).toEqual([1, 2]);
       // A request would replay to it anyway (a user group reaches its user's connections), repeating the run.
       expect(queued).toEqual([]);
+      // Awake again, it gets what comes next.
+      asleep.delete('c1');
+      await publish('user:alice', 'm3');
+      expect(seqs('c1')).toEqual([3]);
     });
 
     it('records who got the run before deferring, so a deferral that fails fails the run and its redelivery skips them', async () => {
