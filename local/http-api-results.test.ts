@@ -3,7 +3,7 @@
  * result, or its lateness, becomes (local/http-api.ts), on a plain Node server with a fake integration and no
  * authorizer.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -122,5 +122,34 @@ describe('a preflight', () => {
     expect(answer.status).toBe(204);
     expect(answer.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
     expect(invoked).toBe(false);
+  });
+});
+
+describe('a request', () => {
+  it("whose request line and header values pass API Gateway's 10,240 bytes is refused before the function", async () => {
+    let invoked = 0;
+    result = async () => {
+      invoked++;
+      return { statusCode: 200, body: 'ok' };
+    };
+    // fetch adds headers of its own (accept, user-agent …): a plain Node request sends only those given here.
+    const line = 'GET /t HTTP/1.1';
+    const host = new URL(base).host;
+    const room = 10_240 - Buffer.byteLength(line) - Buffer.byteLength(host) - Buffer.byteLength('close');
+    const send = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${base}/t`, { agent: false, headers: { host, connection: 'close', ...headers } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await send({ 'x-pad': 'p'.repeat(room) })).toBe(200);
+    expect(invoked).toBe(1);
+    expect(await send({ 'x-pad': 'p'.repeat(room + 1) })).toBe(431);
+    // Split over several headers, they count together; names are not counted.
+    expect(await send({ a: 'p'.repeat(room - 100), b: 'p'.repeat(101) })).toBe(431);
+    expect(invoked).toBe(1);
   });
 });

@@ -74,6 +74,15 @@ export const awsLimits = {
     value: 4096,
     source: 'API Gateway Developer Guide, WebSocket API quotas: length, in characters, of the URL for a WebSocket API',
   },
+  /**
+   * Bytes of an HTTP API request's request line and header values together (a bearer token is one of them): past it
+   * API Gateway refuses the request before any authorizer or function.
+   */
+  httpApiRequestLineAndHeaderBytes: {
+    value: 10_240,
+    source:
+      'API Gateway Developer Guide, "Quotas for configuring and running an HTTP API": total combined size of request line and header values',
+  },
   /** Idle timeout of a WebSocket connection. */
   websocketIdleSeconds: { value: 10 * 60, source: 'API Gateway Developer Guide, WebSocket API quotas: idle timeout' },
   /** Maximum duration of a WebSocket connection. */

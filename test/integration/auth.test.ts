@@ -201,10 +201,17 @@ describe('a handshake', () => {
     // Until 2026-12-04 the handshake answered 500 (API Gateway's 8 KB cap on an authorizer's result), which clients
     // retry for ever, while HTTP served the token.
     const groups = (n: number) => Array.from({ length: n }, () => `group-${randomUUID()}`);
-    const tooMany = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(170)] }).token;
+    const tooMany = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(150)] }).token;
     expect(await handshakeStatus(runtime.wsUrl, tooMany)).toBe(403);
     expect((await httpApi(runtime, tooMany, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(
       401,
+    );
+    // With 170 the token itself passes the HTTP API's 10,240 bytes of request line and headers: refused before its
+    // authorizer (431 locally; AWS does not say what it answers).
+    const tooLong = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(170)] }).token;
+    expect(await handshakeStatus(runtime.wsUrl, tooLong)).toBe(403);
+    expect((await httpApi(runtime, tooLong, 'POST', '/v1/publish', { group: 'chat:general', data: 1 })).status).toBe(
+      431,
     );
     const many = runtime.identity.signToken({ ...base, roles: ['admin', ...groups(100)] }).token;
     expect(await handshakeStatus(runtime.wsUrl, many)).toBe(101);
