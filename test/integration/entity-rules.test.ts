@@ -269,6 +269,17 @@ describe('the live feed gives the rights HTTP gives', () => {
     expect(docMsgs(bypassOnly, id)).toEqual([]);
   }, 20_000);
 
+  it('answers a feed of an entity the tenant does not have NOT_FOUND, as GET answers 404', async () => {
+    const admin = tok('ada', ['admin']);
+    expect((await api(admin, 'GET', '/v1/entities/nosuch')).status).toBe(404);
+    const ws = await openClient(runtime(), admin);
+    // Until 2026-12-05 the feed answered FORBIDDEN for the same token.
+    for (const action of ['subscribe', 'presence']) {
+      expect(await ws.request({ action, group: 'entity:nosuch' })).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
+    }
+    await ws.close();
+  });
+
   it('refuses the feed and presence to a member under a row filter its column cannot carry, as GET does', async () => {
     // `score` is double precision: its JSON text is not its SQL text, so the filter matches no row and only the
     // bypass roles read (applicableRule). Until 2026-12-04 a member's subscribe was acked all the same.

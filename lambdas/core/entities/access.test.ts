@@ -128,6 +128,15 @@ describe('entity access rules', () => {
     expect(() => assertMayFollow(rules, member, 'chat:general', schema('int8', 'bigint'))).not.toThrow();
   });
 
+  it('answer a feed of an entity the schema does not have NOT_FOUND, as GET answers 404, whatever the roles', () => {
+    const schema = { entities: {} };
+    for (const roles of [['member'], ['admin']]) {
+      expect(() => assertMayFollow({}, caller(roles), 'entity:task', schema)).toThrow(
+        expect.objectContaining({ code: 'NOT_FOUND', message: "unknown entity 'task'" }),
+      );
+    }
+  });
+
   it('give a change the read roles as its audience, narrowed to the row owner under a row filter', () => {
     expect(audienceFor({ readRoles: ['member'], writeRoles: [], bypassRoles: [] }, { owner: 'x' })).toEqual({
       roles: ['member'],

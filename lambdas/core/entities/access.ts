@@ -47,7 +47,7 @@ export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>):
  * (until 2026-12-04 only the role rules were asked; found by an attacking pass). The rule is the one `GET` applies:
  * with a row filter that cannot be applied to the entity's column (`applicableRule`), only the bypass roles read
  * (until 2026-12-04 the feed and presence stayed open to the other read roles, which `GET` answered 403; found by an
- * attacking pass). Other groups pass.
+ * attacking pass). An entity the schema does not have is NOT_FOUND, as `GET` answers. Other groups pass.
  */
 export function assertMayFollow(
   rules: EntityRules | undefined,
@@ -60,6 +60,9 @@ export function assertMayFollow(
   const own = ruleOf(rules ?? {}, entity);
   const introspected =
     schema !== undefined && Object.hasOwn(schema.entities, entity) ? schema.entities[entity] : undefined;
+  // An entity the tenant's schema does not have is NOT_FOUND, as `GET` answers it 404 before asking any rule (until
+  // 2026-12-05 the feed answered FORBIDDEN: the same token got two answers on the two transports).
+  if (schema !== undefined && introspected === undefined) throw new NotFoundError(`unknown entity '${entity}'`);
   const spec = introspected && toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
   const rule = own !== undefined && spec !== undefined ? applicableRule(own, spec) : own;
   if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
