@@ -138,10 +138,14 @@ describe('a request', () => {
     const room = 10_240 - Buffer.byteLength(line) - Buffer.byteLength(host) - Buffer.byteLength('close');
     const send = (headers: Record<string, string>) =>
       new Promise<number>((resolve, reject) => {
-        const req = request(`${base}/t`, { agent: false, headers: { host, connection: 'close', ...headers } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = request(
+          `${base}/t`,
+          { agent: false, headers: { host, connection: 'close', ...headers } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.end();
       });

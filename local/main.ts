@@ -35,6 +35,12 @@ const runtime = await startLocal({
   process.exit(1);
 });
 
+// Every tenant the stack serves: the seeded ones, and those a data directory kept (onboarded with the CLI).
+const served = await runtime.tenants.list({ schemas: false, onInvalid: () => undefined }).then(
+  (tenants) => tenants.map((t) => t.tenantId).sort(),
+  () => seedTenants.map((t) => t.tenantId),
+);
+const seeded = new Set(seedTenants.map((t) => t.tenantId));
 const lines = [
   `tenantcast local runtime (stage local, region us-east-1)`,
   `  ops page           ${runtime.url}/ops`,
@@ -48,7 +54,7 @@ const lines = [
     .map((q) => q.name)
     .join(', ')} (+ DLQs)`,
   `  functions          ${[...runtime.functions.keys()].join(', ')}`,
-  `  tenants            ${seedTenants.map((t) => t.tenantId).join(', ')} (roles admin, member, viewer)`,
+  `  tenants            ${served.join(', ')} (${served.some((t) => !seeded.has(t)) ? `seeded ${[...seeded].join(', ')}: ` : ''}roles admin, member, viewer)`,
   'Ctrl-C stops.',
   '',
   `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: demo ${runtime.url}/ (sign in as a seeded user; docs/client.md, "Demo"), ops ${runtime.url}/ops`,

@@ -406,6 +406,7 @@ const OPS_PAGE = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>tenantcast local operations</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
   h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.5rem; }

@@ -499,7 +499,11 @@ async function prepareTenants(
   const reindexed = await tenants.reindex();
   if (reindexed > 0) at.log('info', `tenant catalog: indexed ${reindexed} item(s) of an older data directory`);
   if (options.seed ?? true) {
-    at.progress('seeding the tenants acme and globex (what a data directory has already is kept)');
+    at.progress(
+      options.dataDir === undefined
+        ? 'seeding the tenants acme and globex'
+        : 'seeding the tenants acme and globex (what the data directory has already is kept)',
+    );
     await seedData({
       ...localDataPorts(at.dataApi.endpoint, at.region),
       tenants,

@@ -61,9 +61,10 @@ Commands:
       index keys \`list\` and the outbox relay read to every tenant item written before (one Scan of the table).
   usage <tenantId> [--from yyyy-mm-dd] [--to yyyy-mm-dd]
       Metered usage per day (connections, connection-minutes, frames in, deliveries out, entity reads and writes);
-      the last 30 days by default. docs/security.md.
+      the last 30 days by default. docs/security.md. The same as \`tenantcast usage\`.
   disconnect <tenantId> [--user <userId>]
-      Closes every open connection of the tenant, or of one user of it (revocation). docs/security.md.
+      Closes every open connection of the tenant, or of one user of it (revocation). docs/security.md. The same as
+      \`tenantcast connections disconnect\`.
 
 Options:
   --endpoints <file>   the local runtime's endpoints file (default ${DEFAULT_ENDPOINTS_FILE}, written by npm start)
