@@ -762,11 +762,20 @@ async function deferInLane(
   const { tenantId, group, lane, since } = where;
   const read = await Promise.all(leftOut.map((l) => lagging.registry.member(tenantId, group, l.connectionId)));
   const members = read.filter((m): m is Member => m !== undefined);
-  // A member that left meanwhile (an unsubscribe, its ttl) is owed nothing more (a `user:` group's connections are,
-  // subscribed or not): the unit does not fail for it.
-  const left = group.startsWith(USER_GROUP_PREFIX)
-    ? []
-    : leftOut.filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause)).map((l) => l.connectionId);
+  // A member that left meanwhile (an unsubscribe, its ttl) is owed nothing more, and a `user:` group's connection that
+  // never subscribed is owed its frames best effort only (lagging.ts, `deferLagging`): the unit does not fail for
+  // either (until review the second still failed every unit of the lane, as it had failed the broadcaster's runs).
+  const left = leftOut
+    .filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause))
+    .map((l) => l.connectionId);
+  if (left.length > 0 && group.startsWith(USER_GROUP_PREFIX)) {
+    deps.log?.('client not reading, not subscribed to its user group: this unit is not sent', {
+      tenantId,
+      group,
+      lane,
+      connectionIds: left,
+    });
+  }
   const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
   const deferred = await deferLagging(
     leftOut,

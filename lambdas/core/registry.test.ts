@@ -385,6 +385,85 @@ describe('a connection removed by delivery or a presence check (remember)', () =
     expect(await leftItem(plain.connectionId)).toBeUndefined();
   });
 
+  /** A client sending through the table's, with `before`/`after` hooks around each command. */
+  type Sent = { constructor: { name: string }; input: Record<string, unknown> };
+  const hooked = (before: (cmd: Sent) => Promise<void> | void, after: (cmd: Sent) => Promise<void> | void = () => {}) =>
+    ({
+      send: async (cmd: never) => {
+        await before(cmd);
+        const out = await client.send(cmd);
+        await after(cmd);
+        return out;
+      },
+    }) as unknown as DynamoDBDocumentClient;
+
+  it('keeps every group when two removals run at once, one reading between the other’s deletes', async () => {
+    const groups = Array.from({ length: 30 }, (_, i) => `room:${String(i).padStart(2, '0')}`);
+    const { tenantId, connectionId, registry } = await setup(groups);
+    // Its own items go 25 to a BatchWriteItem: the second removal (a second run meeting the 410) looks in between.
+    let second: Promise<unknown> | undefined;
+    const first = new Registry({
+      client: hooked(
+        () => undefined,
+        async (cmd) => {
+          if (cmd.constructor.name !== 'BatchWriteCommand' || second !== undefined) return;
+          const requests = Object.values(
+            cmd.input.RequestItems as Record<string, { DeleteRequest: { Key: { pk: string } } }[]>,
+          )[0];
+          if (requests?.[0]?.DeleteRequest.Key.pk !== `C#${connectionId}`) return;
+          second = registry.removeConnection(connectionId, { remember: true });
+          await second;
+        },
+      ),
+      tableName,
+      now: () => clock,
+    });
+    await first.removeConnection(connectionId, { remember: true });
+    expect(second).toBeDefined();
+    // Until review the second replaced the item with the 5 groups it still saw.
+    expect((await registry.groupsLeft(connectionId, tenantId)).sort()).toEqual(groups);
+  });
+
+  it('keeps a group whose membership only its second look found (a subscribe landing beside it)', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a']);
+    const caller = { tenantId, userId: 'alice', roles: ['member'] };
+    let landed = false;
+    const remover = new Registry({
+      client: hooked(async (cmd) => {
+        // After its first look, before anything is removed: the subscribe still finds META and stands.
+        const { Key, Item } = cmd.input as { Key?: { sk?: string }; Item?: { sk?: string } };
+        if (landed || (Key ?? Item)?.sk !== 'LEFT') return;
+        landed = true;
+        await registry.subscribe(caller, connectionId, 'room:c', clock, { at: clock + 5 });
+      }),
+      tableName,
+      now: () => clock,
+    });
+    await remover.removeConnection(connectionId, { remember: true });
+    expect(landed).toBe(true);
+    expect(await registry.groupsOf(connectionId)).toEqual([]);
+    expect((await registry.groupsLeft(connectionId, tenantId)).sort()).toEqual(['room:a', 'room:c']);
+  });
+
+  it('looks consistently first, so a membership acknowledged just before is among the groups kept', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a', 'room:c']);
+    // A replica that has not applied the room:c subscribe yet answers an eventually consistent Query without it.
+    const replica = new Registry({
+      client: {
+        send: async (cmd: never) => {
+          const out = (await client.send(cmd)) as { Items?: { sk: string }[] };
+          const sent = cmd as { constructor: { name: string }; input: { ConsistentRead?: boolean } };
+          if (sent.constructor.name !== 'QueryCommand' || sent.input.ConsistentRead === true) return out;
+          return { ...out, Items: out.Items?.filter((item) => item.sk !== 'G#room:c') };
+        },
+      } as unknown as DynamoDBDocumentClient,
+      tableName,
+      now: () => clock,
+    });
+    await replica.removeConnection(connectionId, { remember: true });
+    expect((await registry.groupsLeft(connectionId, tenantId)).sort()).toEqual(['room:a', 'room:c']);
+  });
+
   it('names no group to another tenant, nor once the item expired', async () => {
     const { tenantId, connectionId, registry } = await setup(['room:a']);
     await registry.removeConnection(connectionId, { remember: true });

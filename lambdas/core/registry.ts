@@ -667,21 +667,30 @@ export class Registry {
    * connection gone (410). Safe to run twice or concurrently.
    *
    * With `remember` (a remover that is not the connection's `$disconnect`: delivery's 410, a `presence` request's
-   * check), the groups it was in are first kept in a `LEFT` item for `LEFT_KEPT_SECONDS`, which this removal leaves in
-   * place: the `$disconnect` that follows finds no membership left, and announces its presence `leave` from that
-   * (`groupsLeft`; lambdas/shared/connection-removal.ts). Written before the memberships go, so a `$disconnect` that
-   * finds a membership already gone finds the item. One write, only when there was a membership.
+   * check), the groups it was in are first added to a `LEFT` item kept for `LEFT_KEPT_SECONDS`, which this removal
+   * leaves in place: the `$disconnect` that follows finds no membership left, and announces its presence `leave` from
+   * that (`groupsLeft`; lambdas/shared/connection-removal.ts). Added before the memberships go, so a `$disconnect` that
+   * finds a membership already gone finds it in the item; added to (a string set), never replaced, so two removals at
+   * once (two runs meeting the 410) each add what they saw, and the memberships the second look finds are added too;
+   * and the first look is consistent, so a membership acknowledged just before is among them (until review an
+   * overwrite by a removal that read between another's deletes, or a membership only the second look found, lost its
+   * group's `leave`). One write per look that finds a membership.
    */
   async removeConnection(
     connectionId: string,
     options: { readonly remember?: boolean } = {},
   ): Promise<{ groups: number }> {
+    const remember = options.remember === true;
     // A removal that remembers keeps the item (its own, or one an earlier such removal wrote); any other deletes it.
-    const removable = (items: readonly Record<string, unknown>[]) =>
-      options.remember === true ? items.filter((item) => item.sk !== LEFT_SK) : items;
-    const items = await this.connectionItems(connectionId);
-    if (options.remember === true) await this.rememberGroups(connectionId, items);
-    let groups = await this.removeItems(connectionId, removable(items));
+    const removable = async (items: readonly Record<string, unknown>[]) => {
+      if (!remember) return items;
+      await this.rememberGroups(connectionId, items);
+      return items.filter((item) => item.sk !== LEFT_SK);
+    };
+    let groups = await this.removeItems(
+      connectionId,
+      await removable(await this.connectionItems(connectionId, remember)),
+    );
     // META alone, returning what it was: of concurrent or repeated removals exactly one sees it, and only that one
     // releases the connection's place under the caps. A crash between the two leaves the counters high until
     // their next recount, never low.
@@ -697,25 +706,26 @@ export class Registry {
     }
     // A subscribe that ran beside this one reads `META` back after its writes (`dropIfUnsubscribed`): one that still
     // found it wrote before the delete above, maybe after the first look. A second (consistent) look finds it.
-    const late = removable(await this.connectionItems(connectionId, true));
+    const late = await removable(await this.connectionItems(connectionId, true));
     if (late.length > 0) groups += await this.removeItems(connectionId, late);
     return { groups };
   }
 
-  /** Keeps the groups among a connection's `items` in its `LEFT` item (`removeConnection` with `remember`). */
+  /** Adds the groups among a connection's `items` to its `LEFT` item (`removeConnection` with `remember`). */
   private async rememberGroups(connectionId: string, items: readonly Record<string, unknown>[]): Promise<void> {
     const memberships = items.filter((item) => String(item.sk).startsWith('G#'));
     const first = memberships[0];
     if (first === undefined) return;
     await this.client.send(
-      new PutCommand({
+      new UpdateCommand({
         TableName: this.tableName,
-        Item: {
-          pk: connectionPk(connectionId),
-          sk: LEFT_SK,
-          tenantId: String(first.tenantId),
-          groups: memberships.map((item) => String(item.group)),
-          ttl: Math.floor(this.now() / 1000) + LEFT_KEPT_SECONDS,
+        Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
+        UpdateExpression: 'ADD #groups :groups SET tenantId = :tenant, #ttl = :ttl',
+        ExpressionAttributeNames: { '#groups': 'groups', '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':groups': new Set(memberships.map((item) => String(item.group))),
+          ':tenant': String(first.tenantId),
+          ':ttl': Math.floor(this.now() / 1000) + LEFT_KEPT_SECONDS,
         },
       }),
     );
@@ -734,9 +744,9 @@ export class Registry {
       }),
     );
     const item = out.Item;
-    if (item === undefined || item.tenantId !== tenantId || !Array.isArray(item.groups)) return [];
+    if (item === undefined || item.tenantId !== tenantId || !(item.groups instanceof Set)) return [];
     if (typeof item.ttl === 'number' && item.ttl * 1000 <= this.now()) return [];
-    return item.groups.map(String);
+    return [...item.groups].map(String);
   }
 
   /** Deletes the memberships among a connection's `items` (both sides) and its other items but `META`. */

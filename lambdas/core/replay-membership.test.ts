@@ -445,6 +445,40 @@ describe('a replay request reaching the broadcaster', () => {
         return { deps, run, page };
       }
 
+      it("goes on without a user group's connection that never subscribed, as the broadcaster's run does", async () => {
+        const { registry, alice, deps: direct, tenantId, seqs, asleep, queued } = setup();
+        await registry.putConnection(alice, 'c1', now);
+        await registry.putConnection(alice, 'c2', now);
+        await registry.subscribe(alice, 'c2', 'user:alice', now, { at: now });
+        const jobs: FanoutPage[] = [];
+        const deps: BroadcastDeps = {
+          ...direct,
+          splitThreshold: 1,
+          pageSize: 10,
+          shards: 1,
+          enqueueFanout: async (pages) => {
+            jobs.push(...pages.map(({ job, id }) => ({ job, jobId: id })));
+          },
+        };
+        const message = (id: string): DeliveryMessage => ({
+          v: 1,
+          id,
+          tenantId,
+          group: 'user:alice',
+          data: id,
+          from: 'svc',
+          ts: now,
+        });
+        asleep.add('c1');
+        await broadcastRun([message('m1')], false, deps);
+        // Until review the lane's unit failed for it, again on every receive, until the DLQ.
+        await expect(deliverFanoutJobs([jobs[0] as FanoutPage], false, deps)).resolves.toMatchObject({ failed: 0 });
+        await broadcastRun([message('m2')], false, deps);
+        await deliverFanoutJobs([jobs[1] as FanoutPage], false, deps);
+        expect(seqs('c2')).toEqual([1, 2]);
+        expect(queued).toEqual([]);
+      });
+
       it('holds it back in its lane, so a page queued before is not posted ahead of its replay, and goes on', async () => {
         const fixture = await twoMembers();
         const { seqs, asleep, queued, c1, c2 } = fixture;
