@@ -629,36 +629,12 @@ export async function deliverFanoutJobs(
 ): Promise<DeliveryResult> {
   const head = pages[0]?.job;
   if (head === undefined) return { delivered: 0, gone: 0, failed: 0 };
-  const { tenantId, group } = head;
-  const strays = pages.filter(({ job }) => job.tenantId !== tenantId || job.group !== group);
-  if (strays.length > 0) {
-    const given = strays.map(({ job, jobId }) => `${jobId} (${job.tenantId}/${job.group})`).join(', ');
-    throw new Error(
-      `fan-out pages delivered together must be of one tenant and group (${tenantId}/${group}); got ${given}`,
-    );
-  }
-  const ranges = pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId }));
-  // The unit's read-ahead record is its own, named by its last page (`addAhead`).
-  const unitId = (pages.at(-1) as FanoutPage).jobId;
-  // Each page body's fingerprint, hashed once when first needed (a redelivery reads it, the record writes it).
-  const fingerprints: (string | undefined)[] = [];
-  const fingerprintOf = (page: number) => (fingerprints[page] ??= pageFingerprint((pages[page] as FanoutPage).job));
+  const unit = laneUnit(pages);
+  const { tenantId, group } = unit;
   const lagging = deps.lagging;
   const lane = head.lane;
   const [done, ahead, held] = await Promise.all([
-    redelivered
-      ? Promise.all(
-          ranges.map(async (range, page) => {
-            const records = await deps.history.progress(tenantId, group, range);
-            // A complete record of this very page body names nobody: every recipient of it got it.
-            const job = (pages[page] as FanoutPage).job;
-            if (records.some((r) => r.complete !== undefined && r.complete === fingerprintOf(page))) {
-              return new Set(Object.keys(job.recipients));
-            }
-            return new Set(records.flatMap((r) => [...r.done]));
-          }),
-        )
-      : ranges.map(() => new Set<string>()),
+    redelivered ? pagesDone(unit, deps) : pages.map(() => new Set<string>()),
     readAhead(pages, deps),
     lagging === undefined || lane === undefined ? new Set<string>() : deps.history.heldInLane(tenantId, group, lane),
   ]);
@@ -669,9 +645,91 @@ export async function deliverFanoutJobs(
     held.size === 0 || lagging === undefined || lane === undefined
       ? new Set<string>()
       : await stillHeld(held, pages, readers, { tenantId, group, lane }, deps, lagging);
+  const { needs, plan } = planUnit(pages, { done, skipped, ahead, readers }, deps.plan);
+  const record = unitRecorder(unit, { done, ahead, readers, plan }, deps);
+  const defer =
+    lagging === undefined || lane === undefined
+      ? undefined
+      : (leftOut: readonly LeftOut[]) => {
+          // The seq before the first page the connection needed here (an earlier one of its pages may be among them:
+          // it gets it again, and drops it by seq).
+          const since = (connectionId: string) =>
+            Math.min(
+              ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
+              ahead.lastJob.batchSeq,
+            ) - 1;
+          return deferInLane(leftOut, { tenantId, group, lane, since }, deps, lagging);
+        };
+  return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
+}
 
-  // Per connection, the pages it still needs (page index, frame indexes), in page order.
-  const needs = new Map<string, { page: number; indexes: readonly number[] }[]>();
+/** A lane's unit: its pages, of one tenant and group, each with its progress range and (hashed once) fingerprint. */
+interface LaneUnit {
+  readonly pages: readonly FanoutPage[];
+  readonly tenantId: string;
+  readonly group: string;
+  readonly ranges: readonly { readonly first: number; readonly last: number; readonly jobId: string }[];
+  /** The unit's read-ahead record is its own, named by its last page (`addAhead`). */
+  readonly unitId: string;
+  /** A page body's fingerprint, hashed when first needed (a redelivery reads it, the record writes it). */
+  readonly fingerprintOf: (page: number) => string;
+}
+
+function laneUnit(pages: readonly FanoutPage[]): LaneUnit {
+  const { tenantId, group } = (pages[0] as FanoutPage).job;
+  const strays = pages.filter(({ job }) => job.tenantId !== tenantId || job.group !== group);
+  if (strays.length > 0) {
+    const given = strays.map(({ job, jobId }) => `${jobId} (${job.tenantId}/${job.group})`).join(', ');
+    throw new Error(
+      `fan-out pages delivered together must be of one tenant and group (${tenantId}/${group}); got ${given}`,
+    );
+  }
+  const fingerprints: (string | undefined)[] = [];
+  return {
+    pages,
+    tenantId,
+    group,
+    ranges: pages.map(({ job, jobId }) => ({ first: job.batchSeq, last: job.batchSeq, jobId })),
+    unitId: (pages.at(-1) as FanoutPage).jobId,
+    fingerprintOf: (page) => (fingerprints[page] ??= pageFingerprint((pages[page] as FanoutPage).job)),
+  };
+}
+
+/** Per page of a redelivered unit, the connections its progress records say got it. */
+function pagesDone(unit: LaneUnit, deps: BroadcastDeps): Promise<Set<string>[]> {
+  const { tenantId, group, pages, fingerprintOf } = unit;
+  return Promise.all(
+    unit.ranges.map(async (range, page) => {
+      const records = await deps.history.progress(tenantId, group, range);
+      // A complete record of this very page body names nobody: every recipient of it got it.
+      const job = (pages[page] as FanoutPage).job;
+      if (records.some((r) => r.complete !== undefined && r.complete === fingerprintOf(page))) {
+        return new Set(Object.keys(job.recipients));
+      }
+      return new Set(records.flatMap((r) => [...r.done]));
+    }),
+  );
+}
+
+/** Per connection, the pages of a unit it still needs (page index, frame indexes), in page order. */
+type Needs = Map<string, { page: number; indexes: readonly number[] }[]>;
+
+/**
+ * What a lane's unit posts to each connection: the frames of the pages it still needs (not `done`, not `skipped`),
+ * and for the last page's recipients (`readers`) what the unit read ahead, re-packed past each one's floor. Pure.
+ */
+function planUnit(
+  pages: readonly FanoutPage[],
+  state: {
+    readonly done: readonly ReadonlySet<string>[];
+    readonly skipped: ReadonlySet<string>;
+    readonly ahead: ReadAhead;
+    readonly readers: ReadonlySet<string>;
+  },
+  options: BroadcastDeps['plan'],
+): { needs: Needs; plan: Map<string, string[]> } {
+  const { done, skipped, ahead, readers } = state;
+  const needs: Needs = new Map();
   for (const [page, { job }] of pages.entries()) {
     for (const [connectionId, indexes] of Object.entries(job.recipients)) {
       if (done[page]?.has(connectionId) || skipped.has(connectionId)) continue;
@@ -695,12 +753,32 @@ export async function deliverFanoutJobs(
       const separate = own.flatMap(({ page, indexes }) => indexes.map((i) => pages[page]?.job.frames[i] ?? ''));
       if (reads) separate.push(...ahead.frames);
       // One page's frames are packed already; only frames of several pages (or the log's) are packed again.
-      frames = own.length > 1 || reads || after > 0 ? repackFrames(separate, undefined, deps.plan, after) : separate;
+      frames = own.length > 1 || reads || after > 0 ? repackFrames(separate, undefined, options, after) : separate;
       shared.set(key, frames);
     }
     if (frames.length > 0) plan.set(connectionId, frames);
   }
-  const record = async (connectionIds: readonly string[], goneIds: readonly string[]) => {
+  return { needs, plan };
+}
+
+/**
+ * Records who got a lane unit's frames (`deliverFrames`' `record`): a progress record per page (a fingerprint where
+ * nobody of the page was left out, none where the read-ahead record covers everyone it reached), and the unit's
+ * read-ahead record.
+ */
+function unitRecorder(
+  unit: LaneUnit,
+  state: {
+    readonly done: readonly ReadonlySet<string>[];
+    readonly ahead: ReadAhead;
+    readonly readers: ReadonlySet<string>;
+    readonly plan: ReadonlyMap<string, readonly string[]>;
+  },
+  deps: BroadcastDeps,
+): (connectionIds: readonly string[], goneIds: readonly string[]) => Promise<void> {
+  const { tenantId, group, pages, ranges, unitId, fingerprintOf } = unit;
+  const { done, ahead, readers, plan } = state;
+  return async (connectionIds, goneIds) => {
     const got = new Set(connectionIds);
     const gone = new Set(goneIds);
     // Who the read-ahead record says has everything through its seq, past every page of the unit.
@@ -728,20 +806,6 @@ export async function deliverFanoutJobs(
         : deps.history.addAhead(tenantId, group, ahead.lane, ahead.through, [...aheadDone], unitId),
     ]);
   };
-  const defer =
-    lagging === undefined || lane === undefined
-      ? undefined
-      : (leftOut: readonly LeftOut[]) => {
-          // The seq before the first page the connection needed here (an earlier one of its pages may be among them:
-          // it gets it again, and drops it by seq).
-          const since = (connectionId: string) =>
-            Math.min(
-              ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
-              ahead.lastJob.batchSeq,
-            ) - 1;
-          return deferInLane(leftOut, { tenantId, group, lane, since }, deps, lagging);
-        };
-  return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
 }
 
 /**
