@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { batchUnits, deliverIsolating, type UnitRecord } from './batch-units.ts';
+import { batchUnits, deliverIsolating, replayCompanions, type UnitRecord } from './batch-units.ts';
 import type { DeliveryMessage } from './delivery.ts';
 import { PoisonRecordError } from './poison.ts';
 import { homeRegionOf, parseTopology } from './replication.ts';
@@ -95,6 +95,67 @@ describe('batchUnits', () => {
     const single = batchUnits([record(replica(3))], alone);
     expect(kinds(single)).toEqual(['poison:1']);
     expect(single[0]?.kind === 'poison' && single[0].reason).toMatch(/not a peer of eu-west-1/);
+  });
+});
+
+describe('replayCompanions', () => {
+  const replayFor = (connectionId: string, since = 3) => ({
+    v: 1,
+    kind: 'replay',
+    tenantId: 'acme',
+    group: 'chat:a',
+    connectionId,
+    since,
+    roles: [],
+    claims: {},
+  });
+  /** Each unit's companions, as indexes into `units`; '-' for a unit that starts alone. */
+  const together = (records: UnitRecord[]) => {
+    const units = batchUnits(records, alone);
+    const companions = replayCompanions(units);
+    return units.map(
+      (u) =>
+        companions
+          .get(u)
+          ?.map((c) => units.indexOf(c))
+          .join(',') ?? '-',
+    );
+  };
+
+  it('starts consecutive replay requests of a group, for different connections, together', () => {
+    expect(together([record(replayFor('c1')), record(replayFor('c2')), record(replayFor('c3'))])).toEqual([
+      '0,1,2',
+      '0,1,2',
+      '0,1,2',
+    ]);
+  });
+
+  it('never across a live run of the group, nor past a second request for the same connection', () => {
+    expect(
+      together([
+        record(replayFor('c1')),
+        record(replayFor('c2')),
+        record(message('chat:a')),
+        record(replayFor('c3')),
+        record(replayFor('c3', 7)),
+        record(replayFor('c4')),
+      ]),
+    ).toEqual(['0,1', '0,1', '-', '3', '4,5', '4,5']);
+  });
+
+  it('groups by message group: another group between them does not part them, nor join its own', () => {
+    expect(
+      together([
+        record(replayFor('c1')),
+        record(message('chat:b'), 'acme#chat:b'),
+        record(replayFor('c2')),
+        record(replayFor('c9'), 'acme#chat:b'),
+      ]),
+    ).toEqual(['0,2', '-', '0,2', '3']);
+  });
+
+  it('leaves a record that is no delivery message alone', () => {
+    expect(together([record(replayFor('c1')), record('not json'), record(replayFor('c2'))])).toEqual(['0', '-', '2']);
   });
 });
 

@@ -21,8 +21,11 @@ export interface UnitRecord {
 export type Unit<R extends UnitRecord> =
   | { readonly kind: 'run'; readonly messages: DeliveryMessage[]; readonly records: R[] }
   | { readonly kind: 'replicas'; readonly replicas: ReplicaMessage[]; readonly records: R[] }
-  /** A replay request, or a record that is no delivery message (its delivery sets it aside). */
-  | { readonly kind: 'other'; readonly records: [R] }
+  /**
+   * A replay request (`replayFor`: the connection it serves), or a record that is no delivery message (its delivery
+   * sets it aside).
+   */
+  | { readonly kind: 'other'; readonly records: [R]; readonly replayFor?: string }
   /** A published message (or replica) that breaks the data rules (it bypassed the publish paths' checks). */
   | { readonly kind: 'poison'; readonly records: [R]; readonly reason: string };
 
@@ -88,7 +91,11 @@ export function batchUnits<R extends UnitRecord>(records: readonly R[], topology
     const parsed = queueMessageOf(record.body);
     if (parsed === undefined || isReplayRequest(parsed)) {
       closeRuns(runs, group);
-      units.push({ kind: 'other', records: [record] });
+      units.push({
+        kind: 'other',
+        records: [record],
+        ...(parsed !== undefined && isReplayRequest(parsed) && { replayFor: parsed.connectionId }),
+      });
       continue;
     }
     const key = `${group}\n${parsed.tenantId}\n${parsed.group}`;
@@ -112,6 +119,38 @@ export function batchUnits<R extends UnitRecord>(records: readonly R[], topology
     run.records.push(record);
   }
   return units;
+}
+
+/**
+ * For each replay request among `units`, the replay requests to start with it: the ones of its message group that
+ * follow it with nothing else of that group in between, each for another connection (a second request for the same
+ * connection, and anything after it, waits its turn). Each serves only its own connection's wait, reading history
+ * that every message before them in the group already reached, and no live run is reordered around them, so running
+ * them together changes what nobody receives; it spares the group's live messages waiting for them one by one (a
+ * reconnect storm subscribes hundreds of members with `since` at once, each a request on the group's stream, ~10-25
+ * ms each here; and each refused pass of a client that does not read holds the stream for its post and retry).
+ * A unit missing from the map starts alone.
+ */
+export function replayCompanions<R extends UnitRecord>(units: readonly Unit<R>[]): Map<Unit<R>, Unit<R>[]> {
+  const companions = new Map<Unit<R>, Unit<R>[]>();
+  const open = new Map<string, { together: Unit<R>[]; connections: Set<string> }>();
+  for (const unit of units) {
+    const group = unit.records[0]?.attributes.MessageGroupId ?? '';
+    const connection = unit.kind === 'other' ? unit.replayFor : undefined;
+    if (connection === undefined) {
+      open.delete(group);
+      continue;
+    }
+    let chain = open.get(group);
+    if (chain === undefined || chain.connections.has(connection)) {
+      chain = { together: [], connections: new Set() };
+      open.set(group, chain);
+    }
+    chain.together.push(unit);
+    chain.connections.add(connection);
+    companions.set(unit, chain.together);
+  }
+  return companions;
 }
 
 /** Every record of a unit shares its result. */

@@ -3,7 +3,14 @@
  * delivery engine (lambdas/core/broadcast.ts) on each run of consecutive messages of a group.
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
-import { allOrNothing, batchUnits, deliverIsolating, type Outcome } from '../core/batch-units.ts';
+import {
+  allOrNothing,
+  batchUnits,
+  deliverIsolating,
+  type Outcome,
+  replayCompanions,
+  type Unit,
+} from '../core/batch-units.ts';
 import { abandonReplay, broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage, type ReplayRequest } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
@@ -39,15 +46,19 @@ let invocation: { startedAt: number; records: number; units: number; runs: PaceR
   units: 0,
   runs: [],
 };
+/** The batch's units started ahead of their records' turn (`replayCompanions`): awaited before the response. */
+let startedAhead: Promise<unknown>[] = [];
 
 /**
- * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled;
- * returns, for each record, its unit's outcome.
+ * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled (or
+ * with the replay request it follows: `replayCompanions`); returns, for each record, its unit's outcome.
  */
 function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
   const outcome = new Map<string, () => Promise<Outcome>>();
   const units = batchUnits(event.Records, replication.topology);
   invocation.units = units.length;
+  const companions = replayCompanions(units);
+  const starts = new Map<Unit<SQSRecord>, () => Promise<Outcome>>();
   for (const unit of units) {
     let started: Promise<Outcome> | undefined;
     // A redriven record may have been sequenced before: its seq is looked up at the history's tail (found when nothing
@@ -67,7 +78,22 @@ function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
             );
       return started;
     };
-    for (const record of unit.records) outcome.set(record.messageId, start);
+    starts.set(unit, start);
+    // Replay requests for other connections queued right behind this one start with it (`replayCompanions`). Each
+    // record still awaits its own unit, and is answered with its outcome when its turn comes, or skipped behind an
+    // earlier failure of its group as before; the ones started ahead are awaited before the response (`settle`).
+    const together = companions.get(unit);
+    const startTogether =
+      together === undefined || together.length < 2
+        ? start
+        : () => {
+            for (const other of together) {
+              const ahead = other === unit ? undefined : starts.get(other);
+              if (ahead !== undefined) startedAhead.push(ahead().catch(() => undefined));
+            }
+            return start();
+          };
+    for (const record of unit.records) outcome.set(record.messageId, startTogether);
   }
   return outcome;
 }
@@ -180,6 +206,11 @@ export const handler = fifoBatchHandler({
   metrics,
   maxReceiveCount: queues.delivery.maxReceiveCount,
   onLastReceive: abandonReplays,
+  // Replays started with the one before them and skipped behind a failure of their group finish before the response
+  // (their records go back to the queue all the same; a request whose wait its early run ended sends nothing again).
+  settle: async () => {
+    await Promise.all(startedAhead);
+  },
   // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
   // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
   afterBatch: async () => {
@@ -190,6 +221,7 @@ export const handler = fifoBatchHandler({
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     invocation = { startedAt: performance.now(), records: event.Records.length, units: 0, runs: [] };
+    startedAhead = [];
     const outcomes = plan(event);
     return async (record) => {
       const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();

@@ -26,6 +26,12 @@ export interface FifoBatchHandlerProps {
   /** Where poison records go. @default the queue's dead-letter queue, from `DEAD_LETTER_QUEUE_URL` */
   readonly setAside?: SetAside;
   /**
+   * Awaited once the batch's records are processed, before anything else: work the record handler started ahead of a
+   * record's turn (the broadcaster's replay requests started together) that a failure earlier in its group kept the
+   * processor from awaiting. @default nothing
+   */
+  readonly settle?: () => Promise<void>;
+  /**
    * Runs once the batch's records are processed (whether or not some failed), before the response: usage metering's
    * one write per tenant and invocation (docs/security.md, "Usage metering"). @default nothing
    */
@@ -85,6 +91,7 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
           skipGroupOnError: true,
           throwOnFullBatchFailure: false,
         });
+        await props.settle?.();
         const last = failedOnLastReceive(event, response, maxReceiveCount);
         countDlqSends(metrics, last);
         // Its failure must not cost the batch its response (the records delivered would come back).

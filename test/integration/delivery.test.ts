@@ -257,6 +257,35 @@ describe('recovery with since', () => {
     );
   });
 
+  it('replays to many members reconnecting at once, together, each in order with no gap and no duplicate', async () => {
+    const group = 'chat:storm';
+    const watcher = await client('acme', 'watcher');
+    await watcher.request({ action: 'subscribe', group });
+    const watcherId = connectionIdOf();
+    const pub = await client('acme', 'pub');
+    for (let i = 0; i < 6; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(watcher, group).length === 6);
+    // Hold the group's stream with a slow post, so the replay requests queue up behind it and come in one batch,
+    // where the broadcaster starts them together (lambdas/core/batch-units.ts, `replayCompanions`).
+    const remove = runtime().gateway.injectFaults({ delayMs: 800, count: 1, connectionIds: [watcherId] });
+    await pub.request({ action: 'publish', group, data: { i: 6 } });
+    await sleep(100);
+    const roamers = await Promise.all(range(0, 8).map((i) => client('acme', `roamer${i}`)));
+    const since = (i: number) => i % 6;
+    await Promise.all(
+      roamers.map(async (c, i) =>
+        expect(await c.request({ action: 'subscribe', group, since: since(i) })).toMatchObject({ type: 'ack' }),
+      ),
+    );
+    remove();
+    for (let i = 7; i < 10; i++) await pub.request({ action: 'publish', group, data: { i } });
+    await until(() => messages(watcher, group).length === 10, 10_000, 'watcher has everything');
+    for (const [i, c] of roamers.entries()) {
+      await until(() => (seqs(c, group).at(-1) ?? 0) === 10, 10_000, `roamer ${i} caught up`);
+      expect(seqs(c, group)).toEqual(range(since(i) + 1, 10));
+    }
+  });
+
   it('replays nothing to a connection that unsubscribed before its replay ran', async () => {
     const group = 'chat:left-early';
     const watcher = await client('acme', 'watcher');
