@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { claimValues } from '../audience.ts';
 import {
+  ANY_ENTITY,
   applicableRule,
   assertMayFollow,
   audienceFor,
@@ -126,6 +127,14 @@ describe('entity access rules', () => {
     );
     expect(() => assertMayFollow(rules, caller(['admin']), 'entity:doc', schema('int8', 'bigint'))).not.toThrow();
     expect(() => assertMayFollow(rules, member, 'chat:general', schema('int8', 'bigint'))).not.toThrow();
+  });
+
+  it('refuse the feeds of a tenant with no schema (real-time only) FORBIDDEN, as GET answers 403, even to an admin', () => {
+    const everything = { [ANY_ENTITY]: { readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: ['admin'] } };
+    expect(() => assertMayFollow(everything, caller(['admin']), 'entity:task', undefined)).toThrow(
+      expect.objectContaining({ code: 'FORBIDDEN' }),
+    );
+    expect(() => assertMayFollow(everything, caller(['admin']), 'chat:general', undefined)).not.toThrow();
   });
 
   it('answer a feed of an entity the schema does not have NOT_FOUND, as GET answers 404, whatever the roles', () => {

@@ -60,9 +60,11 @@ export function assertMayFollow(
   const own = ruleOf(rules ?? {}, entity);
   const introspected =
     schema !== undefined && Object.hasOwn(schema.entities, entity) ? schema.entities[entity] : undefined;
-  // An entity the tenant's schema does not have is NOT_FOUND, as `GET` answers it 404 before asking any rule (until
-  // 2026-12-05 the feed answered FORBIDDEN: the same token got two answers on the two transports).
-  if (schema !== undefined && introspected === undefined) throw new NotFoundError(`unknown entity '${entity}'`);
+  // An entity the tenant's schema does not have is NOT_FOUND, as `GET` answers it 404 before asking any rule, and a
+  // tenant without a schema (real-time only) is FORBIDDEN, as `GET` answers it 403 (until 2026-12-05 the feed answered
+  // FORBIDDEN for the first, and acked an admin for the second: the same token got two answers on the two transports).
+  if (schema === undefined) throw new ForbiddenError(`tenant has no database: no entity '${entity}'`);
+  if (introspected === undefined) throw new NotFoundError(`unknown entity '${entity}'`);
   const spec = introspected && toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
   const rule = own !== undefined && spec !== undefined ? applicableRule(own, spec) : own;
   if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
