@@ -44,6 +44,38 @@ describe('the reaper', () => {
     expect(state.cursor).toBe(5998);
   });
 
+  it('announces the leaves of a connection removed without its $disconnect once due, and never expires it as a token', async () => {
+    const { store: s } = store({ live: 6000 * 60 + 50 }, 5990);
+    const lefts: DueConnection[] = [
+      { connectionId: 'gone', exp: 6000 * 60 - 5, left: true },
+      { connectionId: 'notYet', exp: 6000 * 60 + 50, left: true },
+      { connectionId: 'disconnected', exp: 6000 * 60 - 5, left: true },
+    ];
+    const inBucket = s.inBucket;
+    const withLefts = {
+      ...s,
+      inBucket: async (bucket: number) => [
+        ...(await inBucket(bucket)),
+        ...lefts.filter((l) => bucketOf(l.exp) === bucket),
+      ],
+    };
+    const announced: string[] = [];
+    const expired: string[] = [];
+    const result = await reapExpired({
+      store: withLefts,
+      now: () => now,
+      expire: async (c) => void expired.push(c.connectionId),
+      // Its $disconnect came meanwhile: nothing left to announce.
+      announceLeft: async (id) => {
+        announced.push(id);
+        return id !== 'disconnected';
+      },
+    });
+    expect(announced.sort()).toEqual(['disconnected', 'gone']);
+    expect(expired).toEqual([]);
+    expect(result).toMatchObject({ expired: 0, failed: 0, left: 1 });
+  });
+
   it('reaps a connection indexed just after the sweep that passed the minute its token expired in', async () => {
     const connections: Record<string, number> = {};
     const { store: s } = store(connections, 5990);

@@ -107,6 +107,11 @@ function rightsOf(caller: Caller, names: ClaimNames): string {
 export interface DueConnection {
   readonly connectionId: string;
   readonly exp: number;
+  /**
+   * A `LEFT` item, not a connection: delivery (a 410) or a `presence` request removed the connection, and its
+   * `$disconnect` had not announced its `leave`s by `exp` (lambdas/core/registry.ts, `rememberGroups`).
+   */
+  readonly left?: true;
 }
 
 export interface ExpiryStoreOptions {
@@ -171,7 +176,7 @@ export class ExpiryStore {
       );
       for (const item of out.Items ?? []) {
         if (typeof item.connectionId === 'string' && typeof item.exp === 'number') {
-          due.push({ connectionId: item.connectionId, exp: item.exp });
+          due.push({ connectionId: item.connectionId, exp: item.exp, ...(item.sk === 'LEFT' && { left: true }) });
         }
       }
       startKey = out.LastEvaluatedKey;
@@ -225,6 +230,12 @@ export interface ReapDeps {
   readonly expire: (
     connection: DueConnection & { tenantId: string; userId: string; connectedAt: number },
   ) => Promise<void>;
+  /**
+   * Announces the presence `leave`s of a connection removed without its `$disconnect` (a `LEFT` item past its time),
+   * unless that `$disconnect` came meanwhile, and forgets the item; true when it announced. @default none: such items
+   * wait for their ttl
+   */
+  readonly announceLeft?: (connectionId: string) => Promise<boolean>;
   readonly now: () => number;
   readonly onError?: (err: unknown, context: Record<string, unknown>) => void;
 }
@@ -234,6 +245,8 @@ export interface ReapResult {
   readonly checked: number;
   readonly expired: number;
   readonly failed: number;
+  /** Connections removed without a `$disconnect` whose presence `leave`s this sweep announced. */
+  readonly left?: number;
 }
 
 /**
@@ -261,6 +274,7 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
   let checked = 0;
   let expired = 0;
   let failed = 0;
+  let left = 0;
   let nextCursor = cursor;
   let blocked = false;
   for (let bucket = first; bucket <= current; bucket++) {
@@ -271,6 +285,10 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
     // mass expiry (a deploy of short tokens, an identity provider's outage) in a large room one at a time could
     // outlast the sweep's schedule (until 2026-12-04 they went one by one).
     const results = await settleConcurrently(dues, REAP_CONCURRENCY, async (due) => {
+      if (due.left === true) {
+        if (deps.announceLeft !== undefined && (await deps.announceLeft(due.connectionId))) left++;
+        return false;
+      }
       const live = await deps.store.currentExp(due.connectionId);
       // Gone, refreshed meanwhile, or never expiring: nothing to do.
       if (live === undefined || live.exp === 0 || live.exp > nowSeconds) return false;
@@ -291,5 +309,5 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
     if (!blocked && bucket < current - CURSOR_LAG_BUCKETS) nextCursor = bucket;
   }
   if (nextCursor !== cursor) await deps.store.setCursor(nextCursor);
-  return { buckets: current - first + 1, checked, expired, failed };
+  return { buckets: current - first + 1, checked, expired, failed, ...(left > 0 && { left }) };
 }

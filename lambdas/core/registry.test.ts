@@ -1,7 +1,8 @@
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { LEFT_KEPT_SECONDS, Registry } from './registry.ts';
+import { expiryKeys } from './expiry.ts';
+import { LEFT_ANNOUNCE_AFTER_SECONDS, LEFT_KEPT_SECONDS, Registry } from './registry.ts';
 
 describe('the membership version of a group', () => {
   let client: DynamoDBDocumentClient;
@@ -462,6 +463,33 @@ describe('a connection removed by delivery or a presence check (remember)', () =
     });
     await replica.removeConnection(connectionId, { remember: true });
     expect((await registry.groupsLeft(connectionId, tenantId)).sort()).toEqual(['room:a', 'room:c']);
+  });
+
+  it('indexes the item for the reaper a while ahead, once, with its user, and lets it be read and forgotten', async () => {
+    const { tenantId, connectionId, registry } = await setup(['room:a']);
+    await registry.removeConnection(connectionId, { remember: true });
+    const item = await leftItem(connectionId);
+    const due = Math.floor(clock / 1000) + LEFT_ANNOUNCE_AFTER_SECONDS;
+    expect(item).toMatchObject({ userId: 'alice', connectionId, exp: due, ...expiryKeys(connectionId, due) });
+    expect(await registry.left(connectionId)).toEqual({ connectionId, tenantId, userId: 'alice', groups: ['room:a'] });
+    await registry.forgetLeft(connectionId);
+    expect(await registry.left(connectionId)).toBeUndefined();
+  });
+
+  it('keeps the first removal’s time for the reaper when another adds to the item later', async () => {
+    const { connectionId, registry } = await setup(['room:a']);
+    await registry.removeConnection(connectionId, { remember: true });
+    const first = await leftItem(connectionId);
+    const caller = { tenantId: String(first?.tenantId), userId: 'alice', roles: ['member'] };
+    // A minute later a second remembering removal finds a membership (written here as a subscribe landing late would
+    // be): it adds its group and moves nothing of the reaper's.
+    clock += 60_000;
+    await registry.putConnection(caller, connectionId, clock);
+    await registry.subscribe(caller, connectionId, 'room:b', clock);
+    await registry.removeConnection(connectionId, { remember: true });
+    const second = await leftItem(connectionId);
+    expect({ exp: second?.exp, gsi2pk: second?.gsi2pk }).toEqual({ exp: first?.exp, gsi2pk: first?.gsi2pk });
+    expect([...(second?.groups as Set<string>)].sort()).toEqual(['room:a', 'room:b']);
   });
 
   it('names no group to another tenant, nor once the item expired', async () => {

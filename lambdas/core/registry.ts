@@ -38,6 +38,12 @@ import { limits } from '../manifest.ts';
 import { ConnectionCounters } from './connection-counters.ts';
 import { isConditionalCheckFailed } from './errors.ts';
 import { expiryKeys } from './expiry.ts';
+
+const expiryKeysOf = (connectionId: string, exp: number) => {
+  const { gsi2pk, gsi2sk } = expiryKeys(connectionId, exp);
+  return { ':pk': gsi2pk, ':sk': gsi2sk };
+};
+
 import type { Caller } from './permissions.ts';
 import { queryPages } from './query-pages.ts';
 
@@ -93,6 +99,12 @@ export interface RegistryOptions {
   readonly tableName: string;
   /** @default Date.now */
   readonly now?: () => number;
+  /**
+   * How long after a remembering removal (`removeConnection` with `remember`) the reaper announces the presence
+   * `leave`s its `$disconnect` has not, s: the `LEFT` item is indexed in the reaper's minute bucket of then.
+   * @default LEFT_ANNOUNCE_AFTER_SECONDS
+   */
+  readonly leftAnnounceAfterSeconds?: number;
 }
 
 const connectionPk = (connectionId: string) => `C#${connectionId}`;
@@ -124,6 +136,20 @@ const LEFT_SK = 'LEFT';
  * Gateway's 410 says it has), so 15 minutes is ample; TTL deletes it after, and readers ignore it once expired.
  */
 export const LEFT_KEPT_SECONDS = 15 * 60;
+/**
+ * How long a `LEFT` item waits for its connection's `$disconnect` before the reaper announces its `leave`s itself, s:
+ * API Gateway runs `$disconnect` seconds after a close, but only best effort (a lost one left the user `joined` in
+ * every room for good).
+ */
+export const LEFT_ANNOUNCE_AFTER_SECONDS = 120;
+
+/** A `LEFT` item as the reaper reads it (`Registry.left`). */
+export interface LeftConnection {
+  readonly connectionId: string;
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly groups: readonly string[];
+}
 export const tenantPk = (tenantId: string) => `T#${tenantId}`;
 
 /** Seconds after the connection's start when all its items expire: API Gateway's 2-hour cap plus a margin. */
@@ -134,6 +160,7 @@ export class Registry {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly now: () => number;
+  private readonly leftAnnounceAfterSeconds: number;
   /** Releases a removed connection's place under the connection caps. */
   private readonly counters: ConnectionCounters;
 
@@ -141,6 +168,7 @@ export class Registry {
     this.client = options.client;
     this.tableName = options.tableName;
     this.now = options.now ?? Date.now;
+    this.leftAnnounceAfterSeconds = options.leftAnnounceAfterSeconds ?? LEFT_ANNOUNCE_AFTER_SECONDS;
     this.counters = new ConnectionCounters({ client: options.client, tableName: options.tableName, now: this.now });
   }
 
@@ -711,23 +739,70 @@ export class Registry {
     return { groups };
   }
 
-  /** Adds the groups among a connection's `items` to its `LEFT` item (`removeConnection` with `remember`). */
+  /**
+   * Adds the groups among a connection's `items` to its `LEFT` item (`removeConnection` with `remember`). With its
+   * user (from `META`, when this look still found it), the item is indexed for the reaper in the minute bucket
+   * `leftAnnounceAfterSeconds` ahead (gsi2, as token expiries are: lambdas/core/expiry.ts), the first removal's.
+   */
   private async rememberGroups(connectionId: string, items: readonly Record<string, unknown>[]): Promise<void> {
     const memberships = items.filter((item) => String(item.sk).startsWith('G#'));
     const first = memberships[0];
     if (first === undefined) return;
+    const meta = items.find((item) => item.sk === 'META');
+    const nowSeconds = Math.floor(this.now() / 1000);
+    const announceAt = nowSeconds + this.leftAnnounceAfterSeconds;
+    const indexed: { set: string; names: Record<string, string>; values: Record<string, unknown> } =
+      typeof meta?.userId === 'string'
+        ? {
+            set: ', userId = :user, connectionId = :conn, #exp = if_not_exists(#exp, :exp), gsi2pk = if_not_exists(gsi2pk, :pk), gsi2sk = :sk',
+            names: { '#exp': 'exp' },
+            values: {
+              ':user': meta.userId,
+              ':conn': connectionId,
+              ':exp': announceAt,
+              ...expiryKeysOf(connectionId, announceAt),
+            },
+          }
+        : { set: '', names: {}, values: {} };
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
-        UpdateExpression: 'ADD #groups :groups SET tenantId = :tenant, #ttl = :ttl',
-        ExpressionAttributeNames: { '#groups': 'groups', '#ttl': 'ttl' },
+        UpdateExpression: `ADD #groups :groups SET tenantId = :tenant, #ttl = :ttl${indexed.set}`,
+        ExpressionAttributeNames: { '#groups': 'groups', '#ttl': 'ttl', ...indexed.names },
         ExpressionAttributeValues: {
           ':groups': new Set(memberships.map((item) => String(item.group))),
           ':tenant': String(first.tenantId),
-          ':ttl': Math.floor(this.now() / 1000) + LEFT_KEPT_SECONDS,
+          ':ttl': nowSeconds + LEFT_KEPT_SECONDS,
+          ...indexed.values,
         },
       }),
+    );
+  }
+
+  /** The connection's `LEFT` item, read consistently (the reaper's check that its `$disconnect` has not taken it). */
+  async left(connectionId: string): Promise<LeftConnection | undefined> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
+        ConsistentRead: true,
+      }),
+    );
+    const item = out.Item;
+    if (item === undefined || !(item.groups instanceof Set) || typeof item.userId !== 'string') return undefined;
+    return {
+      connectionId,
+      tenantId: String(item.tenantId),
+      userId: item.userId,
+      groups: [...item.groups].map(String),
+    };
+  }
+
+  /** Deletes the connection's `LEFT` item (the reaper, once it announced its `leave`s). */
+  async forgetLeft(connectionId: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: LEFT_SK } }),
     );
   }
 

@@ -13,7 +13,7 @@ import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
 import { type PresenceDeps, sharedPresence } from '../core/presence.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
-import { Registry } from '../core/registry.ts';
+import { LEFT_ANNOUNCE_AFTER_SECONDS, Registry } from '../core/registry.ts';
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { meteredOnArrival } from '../core/usage.ts';
@@ -55,7 +55,11 @@ async function limitsOf(tenantId: string) {
   }
 }
 
-const registry = new Registry({ client: documentClient, tableName });
+const registry = new Registry({
+  client: documentClient,
+  tableName,
+  leftAnnounceAfterSeconds: numberEnv('LEFT_ANNOUNCE_AFTER_SECONDS', LEFT_ANNOUNCE_AFTER_SECONDS),
+});
 const connections = createConnectionsApi();
 const presenceDeps: PresenceDeps = {
   registry,

@@ -1,6 +1,7 @@
 /**
  * Reaper (every minute): closes connections whose token expired — `token expired` error frame, DeleteConnection,
- * registry clean-up with presence `leave`s (`$disconnect` would do it too, but it is best-effort in AWS) — then recounts the connection
+ * registry clean-up with presence `leave`s (`$disconnect` would do it too, but it is best-effort in AWS) — and
+ * announces the `leave`s of connections delivery removed whose `$disconnect` never came; then recounts the connection
  * counters of a few tenants, the least recently checked first (docs/security.md, "Connection caps").
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -15,7 +16,7 @@ import { Registry } from '../core/registry.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
-import { createConnectionRemoval } from '../shared/connection-removal.ts';
+import { createConnectionRemoval, createLeftAnnouncer } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -35,6 +36,7 @@ const tenants = new TenantDirectory({
   cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
 });
 const removeConnection = createConnectionRemoval({ registry, connections, tenants, logger });
+const announceLeft = createLeftAnnouncer({ registry, connections, tenants, logger });
 const tenantConnections = new TenantConnections({ client: documentClient, tableName });
 const counters = new ConnectionCounters({
   client: documentClient,
@@ -61,9 +63,10 @@ export const handler = middy<ScheduledEvent, ReapResult>()
         await removeConnection({ tenantId, userId, connectionId });
         logger.info('connection closed: token expired', { connectionId, tenantId });
       },
+      announceLeft,
       onError: (err, context) => logger.error('expiring a connection failed', { ...context, error: err as Error }),
     });
-    if (result.expired > 0 || result.failed > 0) logger.info('reaped', { ...result });
+    if (result.expired > 0 || result.failed > 0 || (result.left ?? 0) > 0) logger.info('reaped', { ...result });
     const recount = await recountDue(counters, RECOUNTS_PER_RUN, (err, context) =>
       logger.error('recounting connections failed', { ...context, error: err as Error }),
     );

@@ -7,7 +7,13 @@
  * A connection delivery or a `presence` request already removed (found gone) is announced from what that removal
  * remembered (`Registry.groupsLeft`).
  */
-import { hasPresenceEvents, type PresenceDeps, presenceGroupsOf, removeAnnouncingLeaves } from '../core/presence.ts';
+import {
+  announceLeave,
+  hasPresenceEvents,
+  type PresenceDeps,
+  presenceGroupsOf,
+  removeAnnouncingLeaves,
+} from '../core/presence.ts';
 import type { Registry } from '../core/registry.ts';
 import type { TenantDirectory } from '../core/tenants.ts';
 import type { ConnectionsApi } from './connections-api.ts';
@@ -27,16 +33,51 @@ export interface Leaving {
   readonly connectionId: string;
 }
 
-export function createConnectionRemoval(
-  options: ConnectionRemovalOptions,
-): (who: Leaving) => Promise<{ groups: number }> {
-  const { registry, connections, tenants, logger } = options;
-  const presence: PresenceDeps & { registry: Pick<Registry, 'groupsOf'> } = {
+/**
+ * The reaper's part for a connection removed by delivery (a 410) or a `presence` request whose `$disconnect` never
+ * came (best effort in AWS): its `LEFT` item, past `Registry.leftAnnounceAfterSeconds`, still there (a `$disconnect`
+ * deletes it), gets the `leave`s that `$disconnect` would have announced, in its groups with presence events where the
+ * user has no other connection, and is then deleted. Returns whether it announced in any group. Until 2026-12-05 such
+ * a user stayed `joined` in the events of every room for good (the `presence` answers were right).
+ */
+export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connectionId: string) => Promise<boolean> {
+  const { registry, tenants } = options;
+  const presence = presenceDepsOf(options);
+  return async (connectionId) => {
+    const left = await registry.left(connectionId);
+    if (left === undefined) return false;
+    const patterns = await tenants.get(left.tenantId).then(
+      (tenant) => tenant.presenceGroups,
+      () => undefined,
+    );
+    const groups = left.groups.filter((group) => hasPresenceEvents(patterns, group));
+    for (const group of groups) {
+      try {
+        await announceLeave(presence, left.tenantId, group, left.userId, connectionId, [{ connectionId }]);
+      } catch (err) {
+        presence.onError?.(err, { group, connectionId });
+      }
+    }
+    await registry.forgetLeft(connectionId);
+    return groups.length > 0;
+  };
+}
+
+function presenceDepsOf(options: ConnectionRemovalOptions): PresenceDeps & { registry: Pick<Registry, 'groupsOf'> } {
+  const { registry, connections, logger } = options;
+  return {
     registry,
     isConnected: (connectionId) => connections.isConnected(connectionId),
     post: (connectionId, data) => connections.post(connectionId, data),
     onError: (err, context) => logger.warn('presence leave failed', { ...context, error: err as Error }),
   };
+}
+
+export function createConnectionRemoval(
+  options: ConnectionRemovalOptions,
+): (who: Leaving) => Promise<{ groups: number }> {
+  const { registry, tenants } = options;
+  const presence = presenceDepsOf(options);
   return async (who) => {
     // An unconfigured tenant has no presence groups.
     const patterns = await tenants.get(who.tenantId).then(

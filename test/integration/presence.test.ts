@@ -15,7 +15,8 @@ const runtime = useQuietRuntime(
     sqsRetryDelaySeconds: 0,
     web: false,
     faultInjection: true,
-    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0' },
+    // The reaper announces the leaves of a connection delivery removed whose $disconnect never came, this long after.
+    functionEnv: { TENANT_CACHE_TTL_SECONDS: '0', LEFT_ANNOUNCE_AFTER_SECONDS: '1' },
   },
   {
     prepare: async () => {
@@ -273,6 +274,51 @@ describe('a connection delivery found gone (410) before its $disconnect ran', ()
     expect(presenceEvents(kim, 'room:gone-b')).toEqual(['join:kim', 'join:leo', 'leave:leo']);
     // Its $disconnect took the record of the groups away with the rest of the connection.
     expect(await registry.groupsLeft(leoId, 'acme')).toEqual([]);
+  });
+});
+
+describe('a connection lost without $disconnect after delivery met its 410', () => {
+  it('is announced as left by the reaper, in each of its presence groups, once its $disconnect is overdue', async () => {
+    const mia = await client('acme', 'mia');
+    const { c: ned, id: nedId } = await clientWithId('acme', 'ned');
+    const tab = await client('acme', 'ned');
+    for (const c of [mia, ned]) {
+      await subscribe(c, 'room:lost-a');
+      await subscribe(c, 'room:lost-b');
+    }
+    // Ned's second tab stays in room:lost-b: no leave there.
+    await subscribe(tab, 'room:lost-b');
+    await mia.waitFor(
+      (f) => f.type === 'presence' && f.group === 'room:lost-a' && f.event === 'join' && f.userId === 'ned',
+    );
+
+    // Cut without $disconnect (best effort in AWS); the next delivery meets its 410 and removes it.
+    expect(runtime().gateway.dropConnection(nedId, { skipDisconnect: true })).toBe(true);
+    await ned.closed;
+    const admin = await client('acme', 'publisher', ['admin']);
+    expect(await admin.request({ action: 'publish', group: 'room:lost-a', data: { n: 1 } })).toMatchObject({
+      type: 'ack',
+    });
+    await mia.waitFor((f) => f.type === 'message' && f.group === 'room:lost-a');
+    const registry = new Registry({
+      client: DynamoDBDocumentClient.from(runtime().dynamo.client),
+      tableName: runtime().tableName,
+    });
+    for (let i = 0; i < 50 && (await registry.groupsOf(nedId)).length > 0; i++) await sleep(100);
+    expect(await registry.groupsOf(nedId)).toEqual([]);
+    expect(presenceEvents(mia, 'room:lost-a')).not.toContain('leave:ned');
+
+    // Until 2026-12-05 no leave ever came: its memberships were gone, and no presence request could find it.
+    await sleep(1_100);
+    expect(await runtime().runScheduled('reaper')).toMatchObject({ left: 1 });
+    await mia.waitFor(
+      (f) => f.type === 'presence' && f.group === 'room:lost-a' && f.event === 'leave' && f.userId === 'ned',
+    );
+    await sleep(200);
+    expect(presenceEvents(mia, 'room:lost-b').filter((e) => e.endsWith(':ned'))).toEqual(['join:ned']);
+    expect(await registry.left(nedId)).toBeUndefined();
+    // Said once: the next sweep finds nothing more to announce.
+    expect(await runtime().runScheduled('reaper')).not.toHaveProperty('left');
   });
 });
 
