@@ -135,7 +135,8 @@ export const table = {
   globalSecondaryIndexes: [
     { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
     /**
-     * Sparse, several partitions: token expiry of connections (`gsi2pk = EXP#<minute bucket>`, docs/security.md), the
+     * Sparse, several partitions: token expiry of connections (`gsi2pk = EXP#<minute bucket>`, docs/security.md) and,
+     * in the same buckets, the `LEFT` items whose presence leaves the reaper announces when no `$disconnect` did, the
      * reaper's recount order (`CONNS#RECOUNT`) and the tenant catalog (`TENANTS`); docs/data-model.md.
      */
     { indexName: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },

@@ -222,7 +222,8 @@ export async function announceJoin(
  * After `connectionId` of `userId` left `group`: announces `leave` to the remaining members if the connection was a
  * member (`before`: the members read before it left) and no other connection of the user is one now, read
  * consistently after the removal. Two connections of one user leaving at once (two tabs closed together) each saw
- * the other before; whichever reads last finds neither and announces (until 2026-12-04 neither did).
+ * the other before; whichever reads last finds neither and announces (until 2026-12-04 neither did). Returns whether
+ * it announced.
  */
 export async function announceLeave(
   deps: PresenceDeps,
@@ -231,12 +232,13 @@ export async function announceLeave(
   userId: string,
   connectionId: string,
   before: readonly Pick<Member, 'connectionId'>[],
-): Promise<void> {
-  if (!before.some((m) => m.connectionId === connectionId)) return;
+): Promise<boolean> {
+  if (!before.some((m) => m.connectionId === connectionId)) return false;
   const after = await allMembers(deps.registry, tenantId, group, { consistent: true });
-  if (after.some((m) => m.userId === userId && m.connectionId !== connectionId)) return;
+  if (after.some((m) => m.userId === userId && m.connectionId !== connectionId)) return false;
   const remaining = after.filter((m) => m.connectionId !== connectionId);
   await announce(deps, remaining, { type: 'presence', group, event: 'leave', userId });
+  return true;
 }
 
 /**

@@ -7,6 +7,8 @@
  * A connection delivery or a `presence` request already removed (found gone) is announced from what that removal
  * remembered (`Registry.groupsLeft`).
  */
+
+import { ForbiddenError } from '../core/errors.ts';
 import {
   announceLeave,
   hasPresenceEvents,
@@ -39,6 +41,11 @@ export interface Leaving {
  * deletes it), gets the `leave`s that `$disconnect` would have announced, in its groups with presence events where the
  * user has no other connection, and is then deleted. Returns whether it announced in any group. Until 2026-12-05 such
  * a user stayed `joined` in the events of every room for good (the `presence` answers were right).
+ *
+ * It is the last chance for those leaves, so a failure (reading the tenant, a group's members) throws and keeps the
+ * item: the reaper's bucket is retried on its next sweep, and groups already announced may hear it twice (until
+ * review a failure was only logged and the item deleted, and the leave was lost for good). A tenant no longer
+ * configured has no presence groups: the item goes.
  */
 export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connectionId: string) => Promise<boolean> {
   const { registry, tenants } = options;
@@ -48,18 +55,19 @@ export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connect
     if (left === undefined) return false;
     const patterns = await tenants.get(left.tenantId).then(
       (tenant) => tenant.presenceGroups,
-      () => undefined,
+      (err: unknown) => {
+        if (err instanceof ForbiddenError) return undefined;
+        throw err;
+      },
     );
-    const groups = left.groups.filter((group) => hasPresenceEvents(patterns, group));
-    for (const group of groups) {
-      try {
-        await announceLeave(presence, left.tenantId, group, left.userId, connectionId, [{ connectionId }]);
-      } catch (err) {
-        presence.onError?.(err, { group, connectionId });
+    let announced = false;
+    for (const group of left.groups.filter((g) => hasPresenceEvents(patterns, g))) {
+      if (await announceLeave(presence, left.tenantId, group, left.userId, connectionId, [{ connectionId }])) {
+        announced = true;
       }
     }
     await registry.forgetLeft(connectionId);
-    return groups.length > 0;
+    return announced;
   };
 }
 
