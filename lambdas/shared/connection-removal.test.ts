@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
 import { ForbiddenError } from '../core/errors.ts';
 import { Registry } from '../core/registry.ts';
-import { createLeftAnnouncer } from './connection-removal.ts';
+import { createConnectionRemoval, createLeftAnnouncer } from './connection-removal.ts';
 
 describe('announcing the leaves of a connection whose $disconnect never came', () => {
   let client: DynamoDBDocumentClient;
@@ -17,7 +17,9 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
   const now = 1_800_000_000_000;
   let seq = 0;
 
-  async function world(options: { tenants?: () => Promise<unknown>; failReads?: () => boolean } = {}) {
+  async function world(
+    options: { tenants?: () => Promise<unknown>; failReads?: () => boolean; failLeftRead?: boolean } = {},
+  ) {
     const tenantId = `t${++seq}`;
     const registry = new Registry({ client, tableName: 'connection-removal-test', now: () => now });
     const kim = { tenantId, userId: 'kim', roles: ['member'] };
@@ -34,16 +36,17 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     // Delivery met leo's 410.
     await registry.removeConnection(leoC, { remember: true });
     const posted: { to: string; group: string; event: string; userId: string }[] = [];
-    const reading = {
-      ...registry,
+    // The registry, with its member reads failing while `failReads` says so, and its read of the groups left if asked.
+    const throttled = () => Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+    const reading: Registry = Object.assign(Object.create(registry), {
       members: (...args: Parameters<Registry['members']>) => {
-        if (options.failReads?.()) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+        if (options.failReads?.()) throw throttled();
         return registry.members(...args);
       },
-      left: (id: string) => registry.left(id),
-      forgetLeft: (id: string) => registry.forgetLeft(id),
-    } as unknown as Registry;
-    const announce = createLeftAnnouncer({
+      groupsLeft: (...args: Parameters<Registry['groupsLeft']>) =>
+        options.failLeftRead === true ? Promise.reject(throttled()) : registry.groupsLeft(...args),
+    });
+    const ports = (tenants: () => Promise<unknown>) => ({
       registry: reading,
       connections: {
         post: async (to: string, data: string) => {
@@ -52,10 +55,15 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
         },
         isConnected: async () => true,
       } as never,
-      tenants: { get: options.tenants ?? (async () => ({ presenceGroups: ['room:*'] })) } as never,
+      tenants: { get: tenants } as never,
       logger: { warn: () => undefined } as never,
     });
-    return { registry, kimC, leoC, posted, announce };
+    const configured = async () => ({ presenceGroups: ['room:*'] });
+    const announce = createLeftAnnouncer(ports(options.tenants ?? configured));
+    /** Leo's `$disconnect`, reading the tenant with `tenants`. */
+    const disconnect = (tenants: () => Promise<unknown> = configured) =>
+      createConnectionRemoval(ports(tenants))({ tenantId, userId: 'leo', connectionId: leoC });
+    return { tenantId, registry, kimC, leoC, posted, announce, disconnect };
   }
 
   it('announces the leave where the user has no other connection, then forgets the item', async () => {
@@ -87,13 +95,39 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
   });
 
   it('says it announced nothing when the user is back in the group on another connection', async () => {
-    const { registry, leoC, posted, announce } = await world();
-    const tenantId = leoC.replace(/-leo$/, '');
+    const { tenantId, registry, leoC, posted, announce } = await world();
     const back = { tenantId, userId: 'leo', roles: ['member'] };
     await registry.putConnection(back, `${leoC}-2`, now);
     await registry.subscribe(back, `${leoC}-2`, 'room:a', now, { at: now });
     // Until review the sweep counted it as announced.
     await expect(announce(leoC)).resolves.toBe(false);
     expect(posted).toEqual([]);
+  });
+
+  it('is not needed after the $disconnect came: it announced the leave and took the item', async () => {
+    const { registry, leoC, posted, disconnect, announce } = await world();
+    await disconnect();
+    expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
+    expect(await registry.left(leoC)).toBeUndefined();
+    await expect(announce(leoC)).resolves.toBe(false);
+  });
+
+  it('is left to the reaper by a $disconnect that cannot read the tenant', async () => {
+    const { registry, leoC, posted, disconnect, announce } = await world();
+    // Until review the $disconnect deleted the item all the same, and the leave was lost for good.
+    await disconnect(() => Promise.reject(new Error('ServiceUnavailable')));
+    expect(posted).toEqual([]);
+    expect((await registry.left(leoC))?.groups).toEqual(['room:a']);
+    await expect(announce(leoC)).resolves.toBe(true);
+    expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
+  });
+
+  it('is left to the reaper by a $disconnect that cannot read the groups kept for it', async () => {
+    const { registry, leoC, posted, disconnect, announce } = await world({ failLeftRead: true });
+    await disconnect();
+    expect(posted).toEqual([]);
+    expect((await registry.left(leoC))?.groups).toEqual(['room:a']);
+    await expect(announce(leoC)).resolves.toBe(true);
+    expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
   });
 });

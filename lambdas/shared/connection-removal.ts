@@ -53,13 +53,7 @@ export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connect
   return async (connectionId) => {
     const left = await registry.left(connectionId);
     if (left === undefined) return false;
-    const patterns = await tenants.get(left.tenantId).then(
-      (tenant) => tenant.presenceGroups,
-      (err: unknown) => {
-        if (err instanceof ForbiddenError) return undefined;
-        throw err;
-      },
-    );
+    const patterns = await presencePatterns(tenants, left.tenantId);
     let announced = false;
     for (const group of left.groups.filter((g) => hasPresenceEvents(patterns, g))) {
       if (await announceLeave(presence, left.tenantId, group, left.userId, connectionId, [{ connectionId }])) {
@@ -87,24 +81,48 @@ export function createConnectionRemoval(
   const { registry, tenants } = options;
   const presence = presenceDepsOf(options);
   return async (who) => {
-    // An unconfigured tenant has no presence groups.
-    const patterns = await tenants.get(who.tenantId).then(
-      (tenant) => tenant.presenceGroups,
-      () => undefined,
-    );
+    // A read this removal's leaves need that fails (the tenant, or the groups an earlier removal kept) makes it remove
+    // remembering: the `LEFT` item stays, with this removal's groups added, and the reaper announces them ~2 minutes
+    // later (until review the item was deleted here, and those leaves were lost for good).
+    let unsure = false;
+    const patterns = await presencePatterns(tenants, who.tenantId).catch((err: unknown) => {
+      unsure = true;
+      presence.onError?.(err, { tenantId: who.tenantId });
+      return undefined;
+    });
     const groups = await presenceGroupsOf(presence, patterns, who.connectionId);
     // Groups delivery (a 410) or a `presence` request took the connection out of before this ran (its `LEFT` item).
     const removedEarlier =
       patterns === undefined || patterns.length === 0
         ? undefined
-        : async () =>
-            (await registry.groupsLeft(who.connectionId, who.tenantId)).filter((g) => hasPresenceEvents(patterns, g));
+        : async () => {
+            try {
+              const left = await registry.groupsLeft(who.connectionId, who.tenantId);
+              return left.filter((g) => hasPresenceEvents(patterns, g));
+            } catch (err) {
+              unsure = true;
+              throw err;
+            }
+          };
     return removeAnnouncingLeaves(
       presence,
       who,
       groups,
-      () => registry.removeConnection(who.connectionId),
+      () => registry.removeConnection(who.connectionId, { remember: unsure }),
       removedEarlier,
     );
   };
+}
+
+/** The tenant's presence group patterns; none for a tenant no longer configured. Other failures are thrown. */
+async function presencePatterns(
+  tenants: Pick<TenantDirectory, 'get'>,
+  tenantId: string,
+): Promise<readonly string[] | undefined> {
+  try {
+    return (await tenants.get(tenantId)).presenceGroups;
+  } catch (err) {
+    if (err instanceof ForbiddenError) return undefined;
+    throw err;
+  }
 }
