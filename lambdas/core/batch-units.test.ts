@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { batchUnits, deliverIsolating, replayCompanions, type UnitRecord } from './batch-units.ts';
+import {
+  batchUnits,
+  deliverIsolating,
+  type Outcome,
+  recordStarters,
+  replayCompanions,
+  type UnitRecord,
+} from './batch-units.ts';
 import type { DeliveryMessage } from './delivery.ts';
 import { PoisonRecordError } from './poison.ts';
 import { homeRegionOf, parseTopology } from './replication.ts';
@@ -109,7 +116,7 @@ describe('replayCompanions', () => {
     roles: [],
     claims: {},
   });
-  /** Each unit's companions, as indexes into `units`; '-' for a unit that starts alone. */
+  /** Each unit's companions, as indexes into `units`; '-' for a unit that is no replay request. */
   const together = (records: UnitRecord[]) => {
     const units = batchUnits(records, alone);
     const companions = replayCompanions(units);
@@ -156,6 +163,70 @@ describe('replayCompanions', () => {
 
   it('leaves a record that is no delivery message alone', () => {
     expect(together([record(replayFor('c1')), record('not json'), record(replayFor('c2'))])).toEqual(['0', '-', '2']);
+  });
+});
+
+describe('recordStarters', () => {
+  const replayFor = (connectionId: string) => ({
+    v: 1,
+    kind: 'replay',
+    tenantId: 'acme',
+    group: 'chat:a',
+    connectionId,
+    since: 3,
+    roles: [],
+    claims: {},
+  });
+
+  it('starts the replays queued together with the first record, each once, and settles once they have', async () => {
+    const records = [
+      record(replayFor('c1')),
+      record(replayFor('c2')),
+      record(replayFor('c3')),
+      record(message('chat:a')),
+    ];
+    const units = batchUnits(records, alone);
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
+    const { starters, startedAhead } = recordStarters(units, (unit) => {
+      started.push(units.indexOf(unit));
+      return new Promise<Outcome>((resolve) => finish.push(() => resolve(new Map())));
+    });
+    const first = starters.get(records[0]?.messageId as string)?.();
+    // The live run behind them waits for its turn.
+    expect(started).toEqual([1, 2, 0]);
+    let settled = false;
+    const settling = startedAhead().then(() => {
+      settled = true;
+    });
+    for (const done of finish) done();
+    await first;
+    await settling;
+    expect(settled).toBe(true);
+    // A companion's own record gets the same outcome, without a second start.
+    await starters.get(records[1]?.messageId as string)?.();
+    const live = starters.get(records[3]?.messageId as string)?.();
+    finish.at(-1)?.();
+    await live;
+    expect(started).toEqual([1, 2, 0, 3]);
+  });
+
+  it('settles with the companions whose record is never handled, when the first one fails', async () => {
+    const records = [record(replayFor('c1')), record(replayFor('c2'))];
+    const units = batchUnits(records, alone);
+    let companionDone = false;
+    const { starters, startedAhead } = recordStarters(units, async (unit) => {
+      if (unit === units[0]) return new Map([[records[0]?.messageId as string, new Error('throttled')]]);
+      await new Promise((r) => setTimeout(r, 20));
+      companionDone = true;
+      return new Map();
+    });
+    // The FIFO processor skips the second record after the first one's failure: only the first starter is called.
+    const outcome = await starters.get(records[0]?.messageId as string)?.();
+    expect(outcome?.size).toBe(1);
+    expect(companionDone).toBe(false);
+    await startedAhead();
+    expect(companionDone).toBe(true);
   });
 });
 

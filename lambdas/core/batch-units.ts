@@ -91,11 +91,11 @@ export function batchUnits<R extends UnitRecord>(records: readonly R[], topology
     const parsed = queueMessageOf(record.body);
     if (parsed === undefined || isReplayRequest(parsed)) {
       closeRuns(runs, group);
-      units.push({
-        kind: 'other',
-        records: [record],
-        ...(parsed !== undefined && isReplayRequest(parsed) && { replayFor: parsed.connectionId }),
-      });
+      units.push(
+        parsed === undefined
+          ? { kind: 'other', records: [record] }
+          : { kind: 'other', records: [record], replayFor: parsed.connectionId },
+      );
       continue;
     }
     const key = `${group}\n${parsed.tenantId}\n${parsed.group}`;
@@ -129,7 +129,7 @@ export function batchUnits<R extends UnitRecord>(records: readonly R[], topology
  * them together changes what nobody receives; it spares the group's live messages waiting for them one by one (a
  * reconnect storm subscribes hundreds of members with `since` at once, each a request on the group's stream, ~10-25
  * ms each here; and each refused pass of a client that does not read holds the stream for its post and retry).
- * A unit missing from the map starts alone.
+ * A unit that is no replay request is missing from the map; one alone in its chain starts alone.
  */
 export function replayCompanions<R extends UnitRecord>(units: readonly Unit<R>[]): Map<Unit<R>, Unit<R>[]> {
   const companions = new Map<Unit<R>, Unit<R>[]>();
@@ -151,6 +151,46 @@ export function replayCompanions<R extends UnitRecord>(units: readonly Unit<R>[]
     companions.set(unit, chain.together);
   }
   return companions;
+}
+
+/**
+ * Each record's starter (by SQS message id): its unit, started once by `start`, with the replay requests that start
+ * together with it (`replayCompanions`); `startedAhead` settles once those started before their own record's turn
+ * have, which the batch's answer awaits (a record skipped behind a failure of its group is never handled, and its
+ * work must not run on into the next invocation).
+ */
+export function recordStarters<R extends UnitRecord>(
+  units: readonly Unit<R>[],
+  start: (unit: Unit<R>) => Promise<Outcome>,
+): { readonly starters: Map<string, () => Promise<Outcome>>; readonly startedAhead: () => Promise<void> } {
+  const started = new Map<Unit<R>, Promise<Outcome>>();
+  const run = (unit: Unit<R>) => {
+    let outcome = started.get(unit);
+    if (outcome === undefined) {
+      outcome = start(unit);
+      started.set(unit, outcome);
+    }
+    return outcome;
+  };
+  const ahead: Promise<unknown>[] = [];
+  const companions = replayCompanions(units);
+  const starters = new Map<string, () => Promise<Outcome>>();
+  for (const unit of units) {
+    const together = companions.get(unit) ?? [unit];
+    const starter = () => {
+      for (const other of together) {
+        if (other !== unit && !started.has(other)) ahead.push(run(other).catch(() => undefined));
+      }
+      return run(unit);
+    };
+    for (const record of unit.records) starters.set(record.messageId, starter);
+  }
+  return {
+    starters,
+    startedAhead: async () => {
+      await Promise.all(ahead);
+    },
+  };
 }
 
 /** Every record of a unit shares its result. */

@@ -3,14 +3,7 @@
  * delivery engine (lambdas/core/broadcast.ts) on each run of consecutive messages of a group.
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
-import {
-  allOrNothing,
-  batchUnits,
-  deliverIsolating,
-  type Outcome,
-  replayCompanions,
-  type Unit,
-} from '../core/batch-units.ts';
+import { allOrNothing, batchUnits, deliverIsolating, type Outcome, recordStarters } from '../core/batch-units.ts';
 import { abandonReplay, broadcastRun, replay } from '../core/broadcast.ts';
 import { type DeliveryMessage, isReplayRequest, QueueMessage, type ReplayRequest } from '../core/delivery.ts';
 import { numberEnv } from '../core/env.ts';
@@ -46,56 +39,32 @@ let invocation: { startedAt: number; records: number; units: number; runs: PaceR
   units: 0,
   runs: [],
 };
-/** The batch's units started ahead of their records' turn (`replayCompanions`): awaited before the response. */
-let startedAhead: Promise<unknown>[] = [];
+/** Settles once the batch's units started ahead of their records' turn have (`recordStarters`). */
+let startedAhead: () => Promise<void> = async () => undefined;
 
 /**
- * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled (or
- * with the replay request it follows: `replayCompanions`); returns, for each record, its unit's outcome.
+ * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled, or
+ * with the replay request it follows (`recordStarters`); returns, for each record, its unit's outcome.
  */
 function plan(event: SQSEvent): Map<string, () => Promise<Outcome>> {
-  const outcome = new Map<string, () => Promise<Outcome>>();
   const units = batchUnits(event.Records, replication.topology);
   invocation.units = units.length;
-  const companions = replayCompanions(units);
-  const starts = new Map<Unit<SQSRecord>, () => Promise<Outcome>>();
-  for (const unit of units) {
-    let started: Promise<Outcome> | undefined;
+  const planned = recordStarters(units, (unit) => {
     // A redriven record may have been sequenced before: its seq is looked up at the history's tail (found when nothing
     // of its group was sequenced after it; else it takes a new one, and members it reached before drop it by id).
     const redelivered = unit.records.some(isRedelivery);
-    const start = () => {
-      started ??=
-        unit.kind === 'run'
-          ? deliverIsolating(unit.messages, unit.records, redelivered, deliverRun)
-          : allOrNothing(
-              unit.records,
-              unit.kind === 'replicas'
-                ? deliverReplicaRun(unit.replicas, redelivered)
-                : unit.kind === 'poison'
-                  ? Promise.reject(new PoisonRecordError(unit.reason))
-                  : deliverOther(unit.records[0]),
-            );
-      return started;
-    };
-    starts.set(unit, start);
-    // Replay requests for other connections queued right behind this one start with it (`replayCompanions`). Each
-    // record still awaits its own unit, and is answered with its outcome when its turn comes, or skipped behind an
-    // earlier failure of its group as before; the ones started ahead are awaited before the response (`settle`).
-    const together = companions.get(unit);
-    const startTogether =
-      together === undefined || together.length < 2
-        ? start
-        : () => {
-            for (const other of together) {
-              const ahead = other === unit ? undefined : starts.get(other);
-              if (ahead !== undefined) startedAhead.push(ahead().catch(() => undefined));
-            }
-            return start();
-          };
-    for (const record of unit.records) outcome.set(record.messageId, startTogether);
-  }
-  return outcome;
+    if (unit.kind === 'run') return deliverIsolating(unit.messages, unit.records, redelivered, deliverRun);
+    return allOrNothing(
+      unit.records,
+      unit.kind === 'replicas'
+        ? deliverReplicaRun(unit.replicas, redelivered)
+        : unit.kind === 'poison'
+          ? Promise.reject(new PoisonRecordError(unit.reason))
+          : deliverOther(unit.records[0]),
+    );
+  });
+  startedAhead = planned.startedAhead;
+  return planned.starters;
 }
 
 async function deliverRun(
@@ -208,9 +177,7 @@ export const handler = fifoBatchHandler({
   onLastReceive: abandonReplays,
   // Replays started with the one before them and skipped behind a failure of their group finish before the response
   // (their records go back to the queue all the same; a request whose wait its early run ended sends nothing again).
-  settle: async () => {
-    await Promise.all(startedAhead);
-  },
+  settle: () => startedAhead(),
   // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
   // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
   afterBatch: async () => {
@@ -221,7 +188,7 @@ export const handler = fifoBatchHandler({
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     invocation = { startedAt: performance.now(), records: event.Records.length, units: 0, runs: [] };
-    startedAhead = [];
+    startedAhead = async () => undefined;
     const outcomes = plan(event);
     return async (record) => {
       const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();
