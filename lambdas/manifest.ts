@@ -367,7 +367,8 @@ export const functions = [
   {
     name: 'reaper',
     entry: 'lambdas/handlers/reaper.ts',
-    description: 'Closes connections whose token expired (error frame, then DeleteConnection); docs/security.md',
+    description:
+      'Closes connections whose token expired (error frame, then DeleteConnection), and announces the presence leaves of connections removed without a $disconnect; docs/security.md',
     trigger: { kind: 'schedule', rateMinutes: 1 },
     bindings: ['table', 'connections'],
     timeoutSeconds: 60,

@@ -23,6 +23,7 @@ import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
+import { USER_GROUP_PREFIX } from './permissions.ts';
 import type { Member, Registry } from './registry.ts';
 
 export interface BroadcastDeps {
@@ -223,9 +224,6 @@ function laneHash(connectionId: string): number {
 export function shardOf(connectionId: string, shards: number): number {
   return laneHash(connectionId) % shards;
 }
-
-/** The `user:` group prefix: a user's own group, delivered to every connection of that user. */
-export const USER_GROUP_PREFIX = 'user:';
 
 /**
  * The group's members. A `user:<id>` group also reaches every connection of user `<id>`, subscribed or not (found
@@ -833,7 +831,7 @@ async function deferInLane(
     .filter((l, i) => read[i] === undefined && lagging.isThrottled(l.cause))
     .map((l) => l.connectionId);
   if (left.length > 0 && group.startsWith(USER_GROUP_PREFIX)) {
-    deps.log?.('client not reading, not subscribed to its user group: this unit is not sent', {
+    deps.log?.('client not reading, with no membership of its user group (never subscribed, or left): unit not sent', {
       tenantId,
       group,
       lane,

@@ -232,8 +232,9 @@ export interface ReapDeps {
   ) => Promise<void>;
   /**
    * Announces the presence `leave`s of a connection removed without its `$disconnect` (a `LEFT` item past its time),
-   * unless that `$disconnect` came meanwhile, and forgets the item; true when it announced. @default none: such items
-   * wait for their ttl
+   * unless that `$disconnect` came meanwhile, then forgets the item; resolves true when it announced any, and throws
+   * (keeping the item, and the bucket for the next sweep) when it could not. @default none: such items wait for
+   * their ttl
    */
   readonly announceLeft?: (connectionId: string) => Promise<boolean>;
   readonly now: () => number;
@@ -261,7 +262,8 @@ const CURSOR_LAG_BUCKETS = 1;
 export const REAP_CONCURRENCY = 16;
 
 /**
- * One sweep: every bucket after the cursor up to the current minute; connections whose token has expired are closed.
+ * One sweep: every bucket after the cursor up to the current minute; connections whose token has expired are closed,
+ * and `LEFT` items past their time get their presence `leave`s (`announceLeft`).
  * The cursor advances to the last bucket that ended over `CURSOR_LAG_BUCKETS` minutes ago and had no failure, so a
  * failed close is retried on the next sweep (at-least-once). Buckets before the current minute are wholly expired;
  * the current one is checked connection by connection and never passed by the cursor.
@@ -303,7 +305,11 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
       }
       failed++;
       bucketFailed = true;
-      deps.onError?.(result.reason, { connectionId: dues[i]?.connectionId, bucket });
+      deps.onError?.(result.reason, {
+        connectionId: dues[i]?.connectionId,
+        bucket,
+        ...(dues[i]?.left === true && { announcingLeaves: true }),
+      });
     }
     if (bucketFailed) blocked = true;
     if (!blocked && bucket < current - CURSOR_LAG_BUCKETS) nextCursor = bucket;

@@ -12,6 +12,7 @@
  */
 import { settleConcurrently } from './concurrency.ts';
 import type { ReplayRequest } from './delivery.ts';
+import { USER_GROUP_PREFIX } from './permissions.ts';
 import type { Member, Registry } from './registry.ts';
 
 /** How long a member's client may take none of its replays before its connection is closed, ms (the default; env `LAG_CLOSE_AFTER_MS`). */
@@ -87,7 +88,7 @@ export async function deferLagging(
     // connection anyway), and the run goes on without it. Until 2026-12-05 the run failed for it: one sleeping tab
     // that never subscribed held its user's group for every other tab until the DLQ, 15 minutes, and took the
     // messages there with it.
-    const userGroup = group.startsWith('user:');
+    const userGroup = group.startsWith(USER_GROUP_PREFIX);
     const notSubscribed = () => {
       handled.add(connectionId);
       deps.log?.('client not reading, not subscribed to its user group: this frame is not sent', {

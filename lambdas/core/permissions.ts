@@ -28,7 +28,8 @@ export interface Caller {
   readonly claims?: Readonly<Record<string, unknown>>;
 }
 
-const USER_GROUP_PREFIX = 'user:';
+/** The `user:` group prefix: a user's own group, delivered to every connection of that user (docs/protocol.md). */
+export const USER_GROUP_PREFIX = 'user:';
 
 /** Prefixes of the groups only the service publishes to (docs/security.md, "System groups"). */
 export const SYSTEM_GROUP_PREFIXES: readonly string[] = ['entity:'];

@@ -21,6 +21,7 @@ function fakePresence(initial: Member[], open: string[]) {
   const alive = new Set(open);
   const posted: { connectionId: string; frame: unknown }[] = [];
   const removed: string[] = [];
+  const removals: { connectionId: string; remember: boolean }[] = [];
   const reads: unknown[] = [];
   const deps: PresenceDeps = {
     registry: {
@@ -29,7 +30,8 @@ function fakePresence(initial: Member[], open: string[]) {
         if (members.length > 0) yield [...members];
       },
       async removeConnection(connectionId, options) {
-        removed.push(options?.remember === true ? connectionId : `${connectionId} (not remembered)`);
+        removed.push(connectionId);
+        removals.push({ connectionId, remember: options?.remember === true });
         members = members.filter((m) => m.connectionId !== connectionId);
         return { groups: 1 };
       },
@@ -40,7 +42,7 @@ function fakePresence(initial: Member[], open: string[]) {
       return alive.has(connectionId);
     },
   };
-  return { deps, posted, removed, reads, members: () => members };
+  return { deps, posted, removed, removals, reads, members: () => members };
 }
 
 describe('aggregatePresence', () => {
@@ -71,7 +73,7 @@ describe('livePresence', () => {
       { userId: 'alice', connections: 1 },
       { userId: 'bob', connections: 1 },
     ]);
-    expect(fake.removed).toEqual(['c2']);
+    expect(fake.removals).toEqual([{ connectionId: 'c2', remember: true }]);
     expect(fake.posted).toEqual([]);
   });
 

@@ -10,7 +10,6 @@
  * the entity API's error body `{"error":{"code","message"}}` with its status. Pure: every port is an argument.
  */
 import type { ClaimNames } from './auth.ts';
-import { USER_GROUP_PREFIX } from './broadcast.ts';
 import type { DeliveryMessage } from './delivery.ts';
 import {
   callerOf,
@@ -21,7 +20,7 @@ import {
 } from './entities/http.ts';
 import { BadRequestError, TenantcastError, toTenantcastError } from './errors.ts';
 import type { HttpIdentity } from './http-identity.ts';
-import { assertAllowed, type Caller } from './permissions.ts';
+import { assertAllowed, type Caller, USER_GROUP_PREFIX } from './permissions.ts';
 import { GROUP_PATTERN, USER_GROUP_ID } from './protocol.ts';
 import { assertPublishData } from './publish-data.ts';
 import type { TenantDirectory } from './tenants.ts';

@@ -39,11 +39,6 @@ import { ConnectionCounters } from './connection-counters.ts';
 import { isConditionalCheckFailed } from './errors.ts';
 import { expiryKeys } from './expiry.ts';
 
-const expiryKeysOf = (connectionId: string, exp: number) => {
-  const { gsi2pk, gsi2sk } = expiryKeys(connectionId, exp);
-  return { ':pk': gsi2pk, ':sk': gsi2sk };
-};
-
 import type { Caller } from './permissions.ts';
 import { queryPages } from './query-pages.ts';
 
@@ -748,40 +743,48 @@ export class Registry {
     const memberships = items.filter((item) => String(item.sk).startsWith('G#'));
     const first = memberships[0];
     if (first === undefined) return;
-    const meta = items.find((item) => item.sk === 'META');
     const nowSeconds = Math.floor(this.now() / 1000);
-    const announceAt = nowSeconds + this.leftAnnounceAfterSeconds;
-    const indexed: { set: string; names: Record<string, string>; values: Record<string, unknown> } =
-      typeof meta?.userId === 'string'
-        ? {
-            set: ', userId = :user, connectionId = :conn, #exp = if_not_exists(#exp, :exp), gsi2pk = if_not_exists(gsi2pk, :pk), gsi2sk = :sk',
-            names: { '#exp': 'exp' },
-            values: {
-              ':user': meta.userId,
-              ':conn': connectionId,
-              ':exp': announceAt,
-              ...expiryKeysOf(connectionId, announceAt),
-            },
-          }
-        : { set: '', names: {}, values: {} };
+    const set = ['tenantId = :tenant', '#ttl = :ttl'];
+    const names: Record<string, string> = { '#groups': 'groups', '#ttl': 'ttl' };
+    const values: Record<string, unknown> = {
+      ':groups': new Set(memberships.map((item) => String(item.group))),
+      ':tenant': String(first.tenantId),
+      ':ttl': nowSeconds + LEFT_KEPT_SECONDS,
+    };
+    const userId = items.find((item) => item.sk === 'META')?.userId;
+    if (typeof userId === 'string') {
+      // The first removal's time stands: a later one adds its groups only.
+      const announceAt = nowSeconds + this.leftAnnounceAfterSeconds;
+      const { gsi2pk, gsi2sk } = expiryKeys(connectionId, announceAt);
+      set.push(
+        'userId = :user',
+        'connectionId = :conn',
+        '#exp = if_not_exists(#exp, :exp)',
+        'gsi2pk = if_not_exists(gsi2pk, :pk)',
+        'gsi2sk = if_not_exists(gsi2sk, :sk)',
+      );
+      names['#exp'] = 'exp';
+      Object.assign(values, {
+        ':user': userId,
+        ':conn': connectionId,
+        ':exp': announceAt,
+        ':pk': gsi2pk,
+        ':sk': gsi2sk,
+      });
+    }
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
-        UpdateExpression: `ADD #groups :groups SET tenantId = :tenant, #ttl = :ttl${indexed.set}`,
-        ExpressionAttributeNames: { '#groups': 'groups', '#ttl': 'ttl', ...indexed.names },
-        ExpressionAttributeValues: {
-          ':groups': new Set(memberships.map((item) => String(item.group))),
-          ':tenant': String(first.tenantId),
-          ':ttl': nowSeconds + LEFT_KEPT_SECONDS,
-          ...indexed.values,
-        },
+        UpdateExpression: `ADD #groups :groups SET ${set.join(', ')}`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
       }),
     );
   }
 
-  /** The connection's `LEFT` item, read consistently (the reaper's check that its `$disconnect` has not taken it). */
-  async left(connectionId: string): Promise<LeftConnection | undefined> {
+  /** The connection's `LEFT` item, read consistently; undefined once its ttl passed. */
+  private async leftItem(connectionId: string): Promise<Record<string, unknown> | undefined> {
     const out = await this.client.send(
       new GetCommand({
         TableName: this.tableName,
@@ -790,13 +793,32 @@ export class Registry {
       }),
     );
     const item = out.Item;
-    if (item === undefined || !(item.groups instanceof Set) || typeof item.userId !== 'string') return undefined;
+    return item === undefined || this.isExpired(item) || !(item.groups instanceof Set) ? undefined : item;
+  }
+
+  /**
+   * The connection's `LEFT` item for the reaper (which checks that its `$disconnect` has not taken it), with its
+   * user; undefined without one.
+   */
+  async left(connectionId: string): Promise<LeftConnection | undefined> {
+    const item = await this.leftItem(connectionId);
+    if (item === undefined || typeof item.userId !== 'string') return undefined;
     return {
       connectionId,
       tenantId: String(item.tenantId),
       userId: item.userId,
-      groups: [...item.groups].map(String),
+      groups: [...(item.groups as Set<unknown>)].map(String),
     };
+  }
+
+  /**
+   * The groups of `tenantId` a remover other than `$disconnect` took the connection out of (`removeConnection` with
+   * `remember`); none once the item expired. For its `$disconnect`'s presence `leave`s.
+   */
+  async groupsLeft(connectionId: string, tenantId: string): Promise<string[]> {
+    const item = await this.leftItem(connectionId);
+    if (item === undefined || item.tenantId !== tenantId) return [];
+    return [...(item.groups as Set<unknown>)].map(String);
   }
 
   /** Deletes the connection's `LEFT` item (the reaper, once it announced its `leave`s). */
@@ -804,24 +826,6 @@ export class Registry {
     await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: { pk: connectionPk(connectionId), sk: LEFT_SK } }),
     );
-  }
-
-  /**
-   * The groups of `tenantId` a remover other than `$disconnect` took the connection out of (`removeConnection` with
-   * `remember`), read consistently; none once the item expired. For its `$disconnect`'s presence `leave`s.
-   */
-  async groupsLeft(connectionId: string, tenantId: string): Promise<string[]> {
-    const out = await this.client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: connectionPk(connectionId), sk: LEFT_SK },
-        ConsistentRead: true,
-      }),
-    );
-    const item = out.Item;
-    if (item === undefined || item.tenantId !== tenantId || !(item.groups instanceof Set)) return [];
-    if (typeof item.ttl === 'number' && item.ttl * 1000 <= this.now()) return [];
-    return [...item.groups].map(String);
   }
 
   /** Deletes the memberships among a connection's `items` (both sides) and its other items but `META`. */

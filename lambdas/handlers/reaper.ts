@@ -1,7 +1,8 @@
 /**
  * Reaper (every minute): closes connections whose token expired — `token expired` error frame, DeleteConnection,
  * registry clean-up with presence `leave`s (`$disconnect` would do it too, but it is best-effort in AWS) — and
- * announces the `leave`s of connections delivery removed whose `$disconnect` never came; then recounts the connection
+ * announces the `leave`s of connections delivery (a 410) or a `presence` request removed whose `$disconnect` never
+ * came; then recounts the connection
  * counters of a few tenants, the least recently checked first (docs/security.md, "Connection caps").
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -64,7 +65,13 @@ export const handler = middy<ScheduledEvent, ReapResult>()
         logger.info('connection closed: token expired', { connectionId, tenantId });
       },
       announceLeft,
-      onError: (err, context) => logger.error('expiring a connection failed', { ...context, error: err as Error }),
+      onError: (err, context) =>
+        logger.error(
+          context.announcingLeaves === true
+            ? 'announcing the leaves of a removed connection failed'
+            : 'expiring a connection failed',
+          { ...context, error: err as Error },
+        ),
     });
     if (result.expired > 0 || result.failed > 0 || (result.left ?? 0) > 0) logger.info('reaped', { ...result });
     const recount = await recountDue(counters, RECOUNTS_PER_RUN, (err, context) =>

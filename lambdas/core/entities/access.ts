@@ -47,25 +47,24 @@ export function canWrite(rule: EntityRule, caller: Pick<EntityCaller, 'roles'>):
  * (until 2026-12-04 only the role rules were asked; found by an attacking pass). The rule is the one `GET` applies:
  * with a row filter that cannot be applied to the entity's column (`applicableRule`), only the bypass roles read
  * (until 2026-12-04 the feed and presence stayed open to the other read roles, which `GET` answered 403; found by an
- * attacking pass). An entity the schema does not have is NOT_FOUND, as `GET` answers. Other groups pass.
+ * attacking pass). As `GET`, it answers NOT_FOUND for an entity the schema does not have, and FORBIDDEN for a tenant
+ * with no schema (`schema` undefined: real-time only). Other groups pass.
  */
 export function assertMayFollow(
   rules: EntityRules | undefined,
   caller: Pick<EntityCaller, 'roles'>,
   group: string,
-  schema?: IntrospectedSchema,
+  schema: IntrospectedSchema | undefined,
 ): void {
   if (!group.startsWith(ENTITY_GROUP_PREFIX)) return;
   const entity = group.slice(ENTITY_GROUP_PREFIX.length);
-  const own = ruleOf(rules ?? {}, entity);
-  const introspected =
-    schema !== undefined && Object.hasOwn(schema.entities, entity) ? schema.entities[entity] : undefined;
-  // An entity the tenant's schema does not have is NOT_FOUND, as `GET` answers it 404 before asking any rule, and a
-  // tenant without a schema (real-time only) is FORBIDDEN, as `GET` answers it 403 (until 2026-12-05 the feed answered
-  // FORBIDDEN for the first, and acked an admin for the second: the same token got two answers on the two transports).
+  // Until 2026-12-05 the feed answered FORBIDDEN for an unknown entity (GET: 404) and acked an admin of a tenant with
+  // no schema (GET: 403): the same token got two answers on the two transports.
   if (schema === undefined) throw new ForbiddenError(`tenant has no database: no entity '${entity}'`);
+  const introspected = Object.hasOwn(schema.entities, entity) ? schema.entities[entity] : undefined;
   if (introspected === undefined) throw new NotFoundError(`unknown entity '${entity}'`);
-  const spec = introspected && toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
+  const own = ruleOf(rules ?? {}, entity);
+  const spec = toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
   const rule = own !== undefined && spec !== undefined ? applicableRule(own, spec) : own;
   if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
 }
