@@ -495,13 +495,18 @@ export async function broadcastRun(
 
   const lagging = deps.lagging;
   const deliver = async (to: readonly Member[]) => {
-    let plan = planDelivery(messages, to, undefined, deps.plan);
-    if (redelivered) plan = await withoutDelivered(plan, messages, to, range, deps);
+    const planned = planDelivery(messages, to, undefined, deps.plan);
+    const { plan, after } = redelivered
+      ? await withoutDelivered(planned, messages, to, range, deps)
+      : { plan: planned, after: new Map<string, number>() };
+    // A member an earlier attempt of the run reached waits from the first seq it still needs (until 2026-12-05 from
+    // the run's first: its replay repeated what it had, found by CI under injected 429s and 500s).
+    const since = (connectionId: string) => after.get(connectionId) ?? range.first - 1;
     const defer =
       lagging === undefined
         ? undefined
         : (leftOut: readonly LeftOut[]) =>
-            deferLagging(leftOut, to, { tenantId, group, since: range.first - 1 }, withEngineDefaults(lagging, deps));
+            deferLagging(leftOut, to, { tenantId, group, since }, withEngineDefaults(lagging, deps));
     return deliverFrames(
       plan,
       deps,
@@ -525,18 +530,22 @@ export async function broadcastRun(
   };
 }
 
-/** Drops, per connection, the seqs earlier attempts already delivered to it. */
+/**
+ * Drops, per connection, the seqs earlier attempts already delivered to it; `after` holds, for each connection an
+ * earlier attempt reached, the seq before the first one it still needs (where a wait for a replay starts: lagging.ts).
+ */
 async function withoutDelivered(
   plan: Map<string, string[]>,
   messages: readonly SequencedMessage[],
   members: readonly Member[],
   range: { first: number; last: number },
   deps: BroadcastDeps,
-): Promise<Map<string, string[]>> {
+): Promise<{ plan: Map<string, string[]>; after: Map<string, number> }> {
+  const after = new Map<string, number>();
   const head = messages[0];
-  if (head === undefined) return plan;
+  if (head === undefined) return { plan, after };
   const records = await deps.history.progress(head.tenantId, head.group, range);
-  if (records.length === 0) return plan;
+  if (records.length === 0) return { plan, after };
   const byId = new Map(members.map((m) => [m.connectionId, m]));
   const out = new Map<string, string[]>();
   for (const [connectionId, frames] of plan) {
@@ -550,8 +559,10 @@ async function withoutDelivered(
     const left = messages.filter((m) => !covered.some((r) => m.seq >= r.first && m.seq <= r.last));
     const rest = packFrames(messagesFor(left, member, deps.plan), undefined, deps.plan);
     if (rest.length > 0) out.set(connectionId, rest);
+    const first = left[0];
+    if (first !== undefined) after.set(connectionId, first.seq - 1);
   }
-  return out;
+  return { plan: out, after };
 }
 
 /** Splits a run into fan-out jobs: one lane per shard (of `shards`), pages of at most `pageSize` members. */

@@ -327,6 +327,20 @@ describe('a replay request reaching the broadcaster', () => {
       expect(seqs('c1')).toEqual([3]);
     });
 
+    it('defers a member from the first seq it still needed, not the run\'s first, when an earlier attempt reached it', async () => {
+      const { deps, run, seqs, asleep, queued, c1, c2 } = await twoMembers();
+      await run('chat', ['m1']);
+      // The run comes back (another member's 500 failed it) with m2 behind: c1 had m1 already, and now sleeps.
+      asleep.add(c1);
+      await run('chat', ['m1', 'm2'], { redelivered: true });
+      // Until 2026-12-05 its wait began before the run's first seq, and its replay repeated seq 1 (CI saw [1, 1, 2, …]).
+      expect(queued.map(([r]) => [r.connectionId, r.since])).toEqual([[c1, 1]]);
+      asleep.delete(c1);
+      await replay(queued[0]?.[0] as ReplayRequest, deps);
+      expect(seqs(c1)).toEqual([1, 2]);
+      expect(seqs(c2)).toEqual([1, 2]);
+    });
+
     it('records who got the run before deferring, so a deferral that fails fails the run and its redelivery skips them', async () => {
       const { run, seqs, asleep, failRequeue, c1, c2 } = await twoMembers();
       asleep.add(c1);
