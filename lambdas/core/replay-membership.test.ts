@@ -327,7 +327,7 @@ describe('a replay request reaching the broadcaster', () => {
       expect(seqs('c1')).toEqual([3]);
     });
 
-    it('defers a member from the first seq it still needed, not the run\'s first, when an earlier attempt reached it', async () => {
+    it("defers a member from the first seq it still needed, not the run's first, when an earlier attempt reached it", async () => {
       const { deps, run, seqs, asleep, queued, c1, c2 } = await twoMembers();
       await run('chat', ['m1']);
       // The run comes back (another member's 500 failed it) with m2 behind: c1 had m1 already, and now sleeps.
