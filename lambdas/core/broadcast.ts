@@ -661,12 +661,16 @@ export async function deliverFanoutJobs(
       ? undefined
       : (leftOut: readonly LeftOut[]) => {
           // The seq before the first page the connection needed here (an earlier one of its pages may be among them:
-          // it gets it again, and drops it by seq).
+          // it gets it again, and drops it by seq), but not below its floor: an earlier unit's read-ahead gave it
+          // everything through that (until 2026-12-05 its replay repeated those seqs).
           const since = (connectionId: string) =>
-            Math.min(
-              ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
-              ahead.lastJob.batchSeq,
-            ) - 1;
+            Math.max(
+              Math.min(
+                ...(needs.get(connectionId) ?? []).map(({ page }) => (pages[page] as FanoutPage).job.batchSeq),
+                ahead.lastJob.batchSeq,
+              ) - 1,
+              ahead.floors.get(connectionId) ?? 0,
+            );
           return deferInLane(leftOut, { tenantId, group, lane, since }, deps, lagging);
         };
   return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);

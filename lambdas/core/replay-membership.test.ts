@@ -456,7 +456,14 @@ describe('a replay request reaching the broadcaster', () => {
             deps,
           );
         const page = (n: number, using = deps) => deliverFanoutJobs([jobs[n] as FanoutPage], false, using);
-        return { deps, run, page };
+        /** Pages `ns` delivered as one unit of the lane. */
+        const unit = (...ns: number[]) =>
+          deliverFanoutJobs(
+            ns.map((n) => jobs[n] as FanoutPage),
+            false,
+            deps,
+          );
+        return { deps, run, page, unit };
       }
 
       it("goes on without a user group's connection that never subscribed, as the broadcaster's run does", async () => {
@@ -491,6 +498,27 @@ describe('a replay request reaching the broadcaster', () => {
         await deliverFanoutJobs([jobs[1] as FanoutPage], false, deps);
         expect(seqs('c2')).toEqual([1, 2]);
         expect(queued).toEqual([]);
+      });
+
+      it("defers it from past what an earlier unit read ahead to it, not from its pages' first seq", async () => {
+        const fixture = await twoMembers();
+        const { seqs, asleep, queued, c1 } = fixture;
+        const { deps, run, page, unit } = splitGroup(fixture);
+        await run('m1');
+        await run('m2');
+        await run('m3');
+        // The first page's unit reads the log ahead: both members get 1..3, recorded in the lane's read-ahead record.
+        await page(0);
+        expect(seqs(c1)).toEqual([1, 2, 3]);
+        await run('m4');
+        asleep.add(c1);
+        // The next unit holds the pages of seqs 2..4; for c1 only seq 4 is new, and it does not take it. Until
+        // 2026-12-05 its wait began before seq 2, and its replay repeated 2 and 3.
+        await expect(unit(1, 2, 3)).resolves.toMatchObject({ failed: 0 });
+        expect(queued.map(([r]) => [r.connectionId, r.since])).toEqual([[c1, 3]]);
+        asleep.delete(c1);
+        await replay(queued[0]?.[0] as ReplayRequest, deps);
+        expect(seqs(c1)).toEqual([1, 2, 3, 4]);
       });
 
       it('holds it back in its lane, so a page queued before is not posted ahead of its replay, and goes on', async () => {
