@@ -319,6 +319,18 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     return true;
   };
 
+  /** The stage's CORS headers for the request's origin, if it allows it (none without CORS). */
+  const setCors = (req: IncomingMessage, res: ServerResponse) => {
+    if (options.cors === undefined) return;
+    for (const [name, value] of Object.entries(responseHeaders(options.cors, req))) res.setHeader(name, value);
+  };
+  /** Answers `status` and closes the connection, reading no more of the request. */
+  const refuseAndClose = (req: IncomingMessage, res: ServerResponse, status: number, message: string) => {
+    answer(res, status, message, { connection: 'close' });
+    req.destroy();
+    return true;
+  };
+
   async function httpHandler(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const first = `/${url.pathname.split('/').filter((s) => s.length > 0)[0] ?? ''}`;
@@ -329,12 +341,8 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     // With the stage's CORS headers for an allowed origin, as every answer (a browser would see a network error
     // without them), and without reading a body first (the connection is closed, as on a 413).
     if (requestLineAndHeaderBytes(req) > awsLimits.httpApiRequestLineAndHeaderBytes.value) {
-      if (options.cors !== undefined) {
-        for (const [name, value] of Object.entries(responseHeaders(options.cors, req))) res.setHeader(name, value);
-      }
-      answer(res, 431, 'Request Header Fields Too Large', { connection: 'close' });
-      req.destroy();
-      return true;
+      setCors(req, res);
+      return refuseAndClose(req, res, 431, 'Request Header Fields Too Large');
     }
     if (options.cors !== undefined) {
       const preflight = preflightHeaders(options.cors, req);
@@ -346,7 +354,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
         return true;
       }
       // On every answer, the function's and the API's own (401, 404, 413, 500, 503) alike.
-      for (const [name, value] of Object.entries(responseHeaders(options.cors, req))) res.setHeader(name, value);
+      setCors(req, res);
     }
     const matched = matchRoute(routes, (req.method ?? 'GET').toUpperCase(), url.pathname);
     if (!matched) {
@@ -354,11 +362,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       return answer(res, 404, 'Not Found');
     }
     const body = await readBody(req, maxBodyBytes);
-    if (body === undefined) {
-      answer(res, 413, 'Request Entity Too Large', { connection: 'close' });
-      req.destroy();
-      return true;
-    }
+    if (body === undefined) return refuseAndClose(req, res, 413, 'Request Entity Too Large');
     let claims: Record<string, string> | undefined;
     if (matched.route.route.authorize ?? true) {
       const payload = await verify(req.headers.authorization);

@@ -13,7 +13,7 @@ import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
 import { type PresenceDeps, sharedPresence } from '../core/presence.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
-import { LEFT_ANNOUNCE_AFTER_SECONDS, Registry } from '../core/registry.ts';
+
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { meteredOnArrival } from '../core/usage.ts';
@@ -22,6 +22,7 @@ import { clientConfig, createDocumentClient } from '../shared/aws.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, MetricUnit, metricNames } from '../shared/metrics.ts';
+import { createRegistry } from '../shared/registry.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import { claimNamesFromEnv, createJwtVerifier } from '../shared/verifier.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
@@ -55,11 +56,7 @@ async function limitsOf(tenantId: string) {
   }
 }
 
-const registry = new Registry({
-  client: documentClient,
-  tableName,
-  leftAnnounceAfterSeconds: numberEnv('LEFT_ANNOUNCE_AFTER_SECONDS', LEFT_ANNOUNCE_AFTER_SECONDS),
-});
+const registry = createRegistry(documentClient, tableName);
 const connections = createConnectionsApi();
 const presenceDeps: PresenceDeps = {
   registry,

@@ -10,11 +10,12 @@ import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { LAG_CLOSE_AFTER_MS, type LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
-import { LEFT_ANNOUNCE_AFTER_SECONDS, Registry } from '../core/registry.ts';
+
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
 import { createConnectionsApi } from './connections-api.ts';
 import { isThrottle } from './metrics.ts';
+import { createRegistry } from './registry.ts';
 
 const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 const isGone = (err: unknown) => (err as { name?: string }).name === 'GoneException' || statusOf(err) === 410;
@@ -34,11 +35,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
   const fanoutQueueUrl = optionalEnv('FANOUT_QUEUE_URL', '');
   const deliveryQueueUrl = optionalEnv('DELIVERY_QUEUE_URL', '');
   const sqs = fanoutQueueUrl === '' && deliveryQueueUrl === '' ? undefined : new SQSClient(clientConfig);
-  const registry = new Registry({
-    client: documentClient,
-    tableName,
-    leftAnnounceAfterSeconds: numberEnv('LEFT_ANNOUNCE_AFTER_SECONDS', LEFT_ANNOUNCE_AFTER_SECONDS),
-  });
+  const registry = createRegistry(documentClient, tableName);
   const connectionsApi = createConnectionsApi();
   // A function bound to its delivery queue (the broadcaster) puts members whose client does not read on a replay
   // wait instead of failing their group's run (lambdas/core/lagging.ts).
