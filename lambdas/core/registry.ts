@@ -38,7 +38,6 @@ import { limits } from '../manifest.ts';
 import { ConnectionCounters } from './connection-counters.ts';
 import { isConditionalCheckFailed } from './errors.ts';
 import { expiryKeys } from './expiry.ts';
-
 import type { Caller } from './permissions.ts';
 import { queryPages } from './query-pages.ts';
 

@@ -5,13 +5,13 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
-import { Registry } from '../core/registry.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
 import { createConnectionRemoval } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createRegistry } from '../shared/registry.ts';
 import { createTracer } from '../shared/tracer.ts';
 import { createUsage } from '../shared/usage-meter.ts';
 import type { WebSocketEvent, WebSocketResult } from '../shared/websocket-event.ts';
@@ -21,7 +21,7 @@ const metrics = createMetrics();
 const tracer = createTracer();
 const documentClient = createDocumentClient();
 const tableName = requireEnv('TABLE_NAME');
-const registry = new Registry({ client: documentClient, tableName });
+const registry = createRegistry(documentClient, tableName);
 const tenants = new TenantDirectory({
   client: documentClient,
   tableName,

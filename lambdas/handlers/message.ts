@@ -13,7 +13,6 @@ import { ExpiryStore, verifyRefreshToken } from '../core/expiry.ts';
 import { GroupHistory } from '../core/history.ts';
 import { type PresenceDeps, sharedPresence } from '../core/presence.ts';
 import { DynamoRateLimiter, effectiveLimits, rateKeys } from '../core/rate-limit.ts';
-
 import { handleFrame, type RouteDeps } from '../core/routes.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { meteredOnArrival } from '../core/usage.ts';

@@ -13,7 +13,6 @@ import type { ScheduledEvent } from 'aws-lambda';
 import { ConnectionCounters, recountDue } from '../core/connection-counters.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { ExpiryStore, type ReapResult, reapExpired, tokenExpiredFrame } from '../core/expiry.ts';
-import { Registry } from '../core/registry.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
@@ -21,6 +20,7 @@ import { createConnectionRemoval, createLeftAnnouncer } from '../shared/connecti
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
+import { createRegistry } from '../shared/registry.ts';
 import { createTracer } from '../shared/tracer.ts';
 
 const logger = createLogger();
@@ -29,7 +29,7 @@ const tracer = createTracer();
 const documentClient = createDocumentClient();
 const tableName = requireEnv('TABLE_NAME');
 const store = new ExpiryStore({ client: documentClient, tableName });
-const registry = new Registry({ client: documentClient, tableName });
+const registry = createRegistry(documentClient, tableName);
 const connections = createConnectionsApi();
 const tenants = new TenantDirectory({
   client: documentClient,

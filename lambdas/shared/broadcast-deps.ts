@@ -10,7 +10,6 @@ import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { LAG_CLOSE_AFTER_MS, type LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
-
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
 import { createConnectionsApi } from './connections-api.ts';

@@ -7,7 +7,6 @@
  * A connection delivery or a `presence` request already removed (found gone) is announced from what that removal
  * remembered (`Registry.groupsLeft`).
  */
-
 import { ForbiddenError } from '../core/errors.ts';
 import {
   announceLeave,

@@ -1,6 +1,7 @@
 /**
- * The connection registry as the functions that remove connections they find gone (delivery, `presence` requests)
- * configure it from their environment: `LEFT_ANNOUNCE_AFTER_SECONDS` (lambdas/core/registry.ts; tests shorten it).
+ * The connection registry as every function that may remove a connection remembering its groups configures it from
+ * its environment (delivery and `presence` requests on a gone connection; `$disconnect` and the reaper when a read
+ * its leaves need fails): `LEFT_ANNOUNCE_AFTER_SECONDS` (lambdas/core/registry.ts; tests shorten it).
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { numberEnv } from '../core/env.ts';
