@@ -225,8 +225,26 @@ describe('recordStarters', () => {
     const outcome = await starters.get(records[0]?.messageId as string)?.();
     expect(outcome?.size).toBe(1);
     expect(companionDone).toBe(false);
-    await startedAhead();
+    const results = await startedAhead();
     expect(companionDone).toBe(true);
+    // With its record's result, for the batch handler to settle the record the processor skipped.
+    expect([...results]).toEqual([[records[1]?.messageId, undefined]]);
+  });
+
+  it('settles with the error of a companion that failed, by its record', async () => {
+    const records = [record(replayFor('c1')), record(replayFor('c2')), record(replayFor('c3'))];
+    const units = batchUnits(records, alone);
+    const gone = new Error('replay failed for good');
+    const { starters, startedAhead } = recordStarters(units, async (unit) => {
+      if (unit === units[1]) return new Map([[records[1]?.messageId as string, gone]]);
+      if (unit === units[2]) throw new Error('rejected');
+      return new Map();
+    });
+    await starters.get(records[0]?.messageId as string)?.();
+    const results = await startedAhead();
+    expect(results.get(records[1]?.messageId as string)).toBe(gone);
+    expect(results.get(records[2]?.messageId as string)).toEqual(new Error('rejected'));
+    expect(results.has(records[0]?.messageId as string)).toBe(false);
   });
 });
 

@@ -155,14 +155,18 @@ export function replayCompanions<R extends UnitRecord>(units: readonly Unit<R>[]
 
 /**
  * Each record's starter (by SQS message id): its unit, started once by `start`, with the replay requests that start
- * together with it (`replayCompanions`); `startedAhead` settles once those started before their own record's turn
- * have, which the batch's answer awaits (a record skipped behind a failure of its group is never handled, and its
- * work must not run on into the next invocation).
+ * together with it (`replayCompanions`). `startedAhead` settles once the units started before their own record's turn
+ * have, with each of their records' results (by SQS message id: its error, or undefined when it succeeded): a record
+ * skipped behind a failure of its group is never handled, so its work must neither run on into the next invocation
+ * nor have its result lost (the batch handler settles such records with them).
  */
 export function recordStarters<R extends UnitRecord>(
   units: readonly Unit<R>[],
   start: (unit: Unit<R>) => Promise<Outcome>,
-): { readonly starters: Map<string, () => Promise<Outcome>>; readonly startedAhead: () => Promise<void> } {
+): {
+  readonly starters: Map<string, () => Promise<Outcome>>;
+  readonly startedAhead: () => Promise<ReadonlyMap<string, unknown>>;
+} {
   const started = new Map<Unit<R>, Promise<Outcome>>();
   const run = (unit: Unit<R>) => {
     let outcome = started.get(unit);
@@ -172,14 +176,19 @@ export function recordStarters<R extends UnitRecord>(
     }
     return outcome;
   };
-  const ahead: Promise<unknown>[] = [];
+  const ahead: Promise<[string, unknown][]>[] = [];
+  const resultsOf = (unit: Unit<R>, outcome: Promise<Outcome>) =>
+    outcome.then(
+      (errors) => unit.records.map((r): [string, unknown] => [r.messageId, errors.get(r.messageId)]),
+      (err: unknown) => unit.records.map((r): [string, unknown] => [r.messageId, err ?? new Error('failed')]),
+    );
   const companions = replayCompanions(units);
   const starters = new Map<string, () => Promise<Outcome>>();
   for (const unit of units) {
     const together = companions.get(unit) ?? [unit];
     const starter = () => {
       for (const other of together) {
-        if (other !== unit && !started.has(other)) ahead.push(run(other).catch(() => undefined));
+        if (other !== unit && !started.has(other)) ahead.push(resultsOf(other, run(other)));
       }
       return run(unit);
     };
@@ -187,9 +196,7 @@ export function recordStarters<R extends UnitRecord>(
   }
   return {
     starters,
-    startedAhead: async () => {
-      await Promise.all(ahead);
-    },
+    startedAhead: async () => new Map((await Promise.all(ahead)).flat()),
   };
 }
 

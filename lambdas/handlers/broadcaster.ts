@@ -39,8 +39,8 @@ let invocation: { startedAt: number; records: number; units: number; runs: PaceR
   units: 0,
   runs: [],
 };
-/** Settles once the batch's units started ahead of their records' turn have (`recordStarters`). */
-let startedAhead: () => Promise<void> = async () => undefined;
+/** Settles once the batch's units started ahead of their records' turn have, with their results (`recordStarters`). */
+let startedAhead: () => Promise<ReadonlyMap<string, unknown>> = async () => new Map();
 
 /**
  * The batch's units (lambdas/core/batch-units.ts), each started once when the first of its records is handled, or
@@ -175,8 +175,8 @@ export const handler = fifoBatchHandler({
   metrics,
   maxReceiveCount: queues.delivery.maxReceiveCount,
   onLastReceive: abandonReplays,
-  // Replays started with the one before them and skipped behind a failure of their group finish before the response
-  // (their records go back to the queue all the same; a request whose wait its early run ended sends nothing again).
+  // Replays started with the one before them and skipped behind a failure of their group finish before the response,
+  // and their records are settled with their results: done, set aside, or back to the queue.
   settle: () => startedAhead(),
   // Usage of every run of the batch (several groups' runs may share one) in one write per tenant.
   // Then a busy small group's invocation waits out its least length, so the next batch holds more (core/pace.ts).
@@ -188,7 +188,7 @@ export const handler = fifoBatchHandler({
   recordHandlerFor: (event, context) => {
     startInvocation(context);
     invocation = { startedAt: performance.now(), records: event.Records.length, units: 0, runs: [] };
-    startedAhead = async () => undefined;
+    startedAhead = async () => new Map();
     const outcomes = plan(event);
     return async (record) => {
       const outcome = await (outcomes.get(record.messageId) as () => Promise<Outcome>)();

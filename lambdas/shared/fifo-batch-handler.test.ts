@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from '@jest/globals';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { PoisonRecordError } from '../core/poison.ts';
 import { fifoBatchHandler } from './fifo-batch-handler.ts';
 
 function record(messageId: string, group: string, receives = 1): SQSRecord {
@@ -90,5 +91,57 @@ describe('the FIFO batch handler', () => {
     });
     const response = await handler({ Records: [record('live', 'g', 5), record('other', 'h', 5)] }, context);
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['live']);
+  });
+  describe('with records whose work finished ahead of their turn (settle)', () => {
+    /**
+     * Group g: `head` fails transiently, so the processor skips `ok`, `poison` and `busy`, whose work (replays started
+     * together with `head`) has finished all the same: `ok` succeeded, `poison` failed for good, `busy` was throttled.
+     */
+    async function skippedBehindAFailure() {
+      const setAside: string[] = [];
+      const logged: { level: string; message: string }[] = [];
+      const logger = new Logger({ logLevel: 'SILENT' });
+      for (const level of ['warn', 'error'] as const) {
+        logger[level] = ((message: string) => {
+          logged.push({ level, message });
+        }) as never;
+      }
+      const handler = fifoBatchHandler({
+        logger,
+        metrics: new Metrics({ namespace: 'test', serviceName: 'test' }),
+        maxReceiveCount: 5,
+        setAside: async (r) => {
+          setAside.push(r.messageId);
+        },
+        recordHandlerFor: () => async (r) => {
+          if (r.messageId === 'head') throw new Error('ThrottlingException');
+        },
+        settle: async () =>
+          new Map<string, unknown>([
+            ['ok', undefined],
+            ['poison', new PoisonRecordError('replay failed for good')],
+            ['busy', new Error('ThrottlingException')],
+          ]),
+      });
+      const groups = ['head', 'ok', 'poison', 'busy', 'after'].map((id) => record(id, 'g'));
+      const response = await handler({ Records: [...groups, record('other', 'h')] }, context);
+      return { failures: response.batchItemFailures.map((f) => f.itemIdentifier), setAside, logged };
+    }
+
+    it('deletes the one that succeeded and sets aside the one that failed for good, instead of returning them', async () => {
+      const { failures, setAside, logged } = await skippedBehindAFailure();
+      expect(failures).toEqual(['head', 'busy', 'after']);
+      expect(setAside).toEqual(['poison']);
+      expect(logged).toContainEqual({ level: 'error', message: 'poison record set aside' });
+    });
+
+    it('returns the one that failed transiently to the queue, logged', async () => {
+      const { failures, logged } = await skippedBehindAFailure();
+      expect(failures).toContain('busy');
+      expect(logged).toContainEqual({
+        level: 'warn',
+        message: 'record failed ahead of its turn; it goes back to the queue',
+      });
+    });
   });
 });

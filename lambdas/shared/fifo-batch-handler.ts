@@ -27,10 +27,12 @@ export interface FifoBatchHandlerProps {
   readonly setAside?: SetAside;
   /**
    * Awaited once the batch's records are processed, before anything else: work the record handler started ahead of a
-   * record's turn (the broadcaster's replay requests started together) that a failure earlier in its group kept the
-   * processor from awaiting. @default nothing
+   * record's turn (the broadcaster's replay requests started together), resolving to each such record's result (by SQS
+   * message id: its error, or undefined when it succeeded). A record the processor skipped behind a failure of its
+   * group is then settled with its result as if its turn had come: done (deleted), set aside when its failure is
+   * permanent, else logged and returned to the queue. @default nothing
    */
-  readonly settle?: () => Promise<void>;
+  readonly settle?: () => Promise<ReadonlyMap<string, unknown>>;
   /**
    * Runs once the batch's records are processed (whether or not some failed), before the response: usage metering's
    * one write per tenant and invocation (docs/security.md, "Usage metering"). @default nothing
@@ -79,6 +81,42 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
         countSetAside(metrics);
       }
     };
+  /**
+   * The failures to answer once the records the processor skipped but whose work finished ahead of their turn are
+   * settled with its result (`settle`); until 2026-12-05 they all went back to the queue, so one failing for good was
+   * never set aside (its retry found nothing left to do) and a transient failure was not logged.
+   */
+  const settleSkipped = async (
+    event: SQSEvent,
+    response: SQSBatchResponse,
+    handled: ReadonlySet<string>,
+    finishedAhead: ReadonlyMap<string, unknown>,
+  ): Promise<SQSBatchResponse['batchItemFailures']> => {
+    const byId = new Map(event.Records.map((r) => [r.messageId, r]));
+    const failures: SQSBatchResponse['batchItemFailures'] = [];
+    for (const failure of response.batchItemFailures) {
+      const record = byId.get(failure.itemIdentifier);
+      if (record === undefined || handled.has(record.messageId) || !finishedAhead.has(record.messageId)) {
+        failures.push(failure);
+        continue;
+      }
+      const result = finishedAhead.get(record.messageId);
+      try {
+        await isolating(async () => {
+          if (result !== undefined) throw result;
+        })(record);
+      } catch (err) {
+        logger.warn('record failed ahead of its turn; it goes back to the queue', {
+          sqsMessageId: record.messageId,
+          messageGroupId: record.attributes.MessageGroupId,
+          tenantId: record.messageAttributes.tenantId?.stringValue,
+          error: err as Error,
+        });
+        failures.push(failure);
+      }
+    }
+    return failures;
+  };
   // No Tracer: every FIFO consumer runs per message, where the X-Ray SDK's hooks cost most (lambdas/shared/tracer.ts).
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
@@ -86,12 +124,19 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
     .use(countInput<SQSEvent>(metrics, metricNames.recordsIn, (event) => event.Records.length))
     .handler(async (event, context) => {
       try {
-        const response = await processPartialResponse(event, isolating(recordHandlerFor(event, context)), processor, {
-          context,
-          skipGroupOnError: true,
-          throwOnFullBatchFailure: false,
-        });
-        await props.settle?.();
+        const handle = recordHandlerFor(event, context);
+        const handled = new Set<string>();
+        const response = await processPartialResponse(
+          event,
+          isolating(async (record) => {
+            handled.add(record.messageId);
+            await handle(record);
+          }),
+          processor,
+          { context, skipGroupOnError: true, throwOnFullBatchFailure: false },
+        );
+        const finishedAhead = (await props.settle?.()) ?? new Map<string, unknown>();
+        response.batchItemFailures = await settleSkipped(event, response, handled, finishedAhead);
         const last = failedOnLastReceive(event, response, maxReceiveCount);
         countDlqSends(metrics, last);
         // Its failure must not cost the batch its response (the records delivered would come back).
