@@ -126,40 +126,53 @@ describe('a preflight', () => {
 });
 
 describe('a request', () => {
-  it("whose request line and header values pass API Gateway's 10,240 bytes is refused before the function", async () => {
-    let invoked = 0;
+  // fetch adds headers of its own (accept, user-agent …): a plain Node request sends only those given here.
+  const line = 'GET /t HTTP/1.1';
+  const host = () => new URL(base).host;
+  /** The bytes of header values left under API Gateway's 10,240 once the request line, host and connection count. */
+  const room = () => 10_240 - Buffer.byteLength(line) - Buffer.byteLength(host()) - Buffer.byteLength('close');
+  let invoked = 0;
+  const send = (headers: Record<string, string>) => {
+    invoked = 0;
     result = async () => {
       invoked++;
       return { statusCode: 200, body: 'ok' };
     };
-    // fetch adds headers of its own (accept, user-agent …): a plain Node request sends only those given here.
-    const line = 'GET /t HTTP/1.1';
-    const host = new URL(base).host;
-    const room = 10_240 - Buffer.byteLength(line) - Buffer.byteLength(host) - Buffer.byteLength('close');
-    const send = (headers: Record<string, string>) =>
-      new Promise<number>((resolve, reject) => {
-        const req = request(
-          `${base}/t`,
-          { agent: false, headers: { host, connection: 'close', ...headers } },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
-    expect(await send({ 'x-pad': 'p'.repeat(room) })).toBe(200);
+    return new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${base}/t`,
+        { agent: false, headers: { host: host(), connection: 'close', ...headers } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  };
+
+  it("of exactly API Gateway's 10,240 bytes of request line and header values is served", async () => {
+    expect(await send({ 'x-pad': 'p'.repeat(room()) })).toBe(200);
     expect(invoked).toBe(1);
-    expect(await send({ 'x-pad': 'p'.repeat(room + 1) })).toBe(431);
-    // Split over several headers, they count together; names are not counted.
-    expect(await send({ a: 'p'.repeat(room - 100), b: 'p'.repeat(101) })).toBe(431);
-    expect(invoked).toBe(1);
-    // Counted as the bytes sent: UTF-8 in a cookie is two bytes a character here, not more (Node hands the value over
-    // as latin1, a character a byte; until review each was counted again as UTF-8).
+  });
+
+  it('of one byte more is refused with 431 before the function', async () => {
+    expect(await send({ 'x-pad': 'p'.repeat(room() + 1) })).toBe(431);
+    expect(invoked).toBe(0);
+  });
+
+  it('counts its header values together, and not their names', async () => {
+    expect(await send({ a: 'p'.repeat(room() - 100), b: 'p'.repeat(101) })).toBe(431);
+    expect(await send({ a: 'p'.repeat(room() - 100), b: 'p'.repeat(100) })).toBe(200);
+  });
+
+  it('counts the bytes sent: UTF-8 in a cookie two bytes a character, not more', async () => {
+    // Node hands the value over as latin1, a character a byte; until review each was counted again as UTF-8.
     const utf8 = (bytes: number) => Buffer.from('é'.repeat(bytes / 2)).toString('latin1');
-    expect(await send({ cookie: utf8(room - (room % 2)) })).toBe(200);
-    expect(await send({ cookie: utf8(room - (room % 2) + 2) })).toBe(431);
+    const even = room() - (room() % 2);
+    expect(await send({ cookie: utf8(even) })).toBe(200);
+    expect(await send({ cookie: utf8(even + 2) })).toBe(431);
   });
 
   it('over the quota is answered at once, without its body, and with the CORS headers of an allowed origin', async () => {

@@ -41,6 +41,8 @@ const served = await runtime.tenants.list({ schemas: false, onInvalid: () => und
   () => seedTenants.map((t) => t.tenantId),
 );
 const seeded = new Set(seedTenants.map((t) => t.tenantId));
+/** Under DATA_DIR the tenants served include those onboarded since: which were seeded (with the demo's roles). */
+const seededNote = served.some((t) => !seeded.has(t)) ? `seeded ${[...seeded].join(', ')}: ` : '';
 const lines = [
   `tenantcast local runtime (stage local, region us-east-1)`,
   `  ops page           ${runtime.url}/ops`,
@@ -54,7 +56,7 @@ const lines = [
     .map((q) => q.name)
     .join(', ')} (+ DLQs)`,
   `  functions          ${[...runtime.functions.keys()].join(', ')}`,
-  `  tenants            ${served.join(', ')} (${served.some((t) => !seeded.has(t)) ? `seeded ${[...seeded].join(', ')}: ` : ''}roles admin, member, viewer)`,
+  `  tenants            ${served.join(', ')} (${seededNote}roles admin, member, viewer)`,
   'Ctrl-C stops.',
   '',
   `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: demo ${runtime.url}/ (sign in as a seeded user; docs/client.md, "Demo"), ops ${runtime.url}/ops`,

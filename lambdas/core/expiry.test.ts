@@ -48,9 +48,9 @@ describe('the reaper', () => {
     // `gone` still has an expired token in the fake store: a LEFT item of it must not close it as one.
     const { store: s } = store({ live: 6000 * 60 + 50, gone: 6000 * 60 - 5 }, 5990);
     const lefts: DueConnection[] = [
-      { connectionId: 'gone', exp: 6000 * 60 - 5, left: true },
-      { connectionId: 'notYet', exp: 6000 * 60 + 50, left: true },
-      { connectionId: 'disconnected', exp: 6000 * 60 - 5, left: true },
+      { connectionId: 'gone', exp: 6000 * 60 - 5, announceLeaves: true },
+      { connectionId: 'notYet', exp: 6000 * 60 + 50, announceLeaves: true },
+      { connectionId: 'disconnected', exp: 6000 * 60 - 5, announceLeaves: true },
     ];
     const withLefts = {
       ...s,
@@ -71,7 +71,7 @@ describe('the reaper', () => {
     });
     expect(announced.sort()).toEqual(['disconnected', 'gone']);
     expect(expired).toEqual([]);
-    expect(result).toMatchObject({ expired: 0, failed: 0, left: 1 });
+    expect(result).toMatchObject({ expired: 0, failed: 0, leavesAnnounced: 1 });
   });
 
   it('reaps a connection indexed just after the sweep that passed the minute its token expired in', async () => {

@@ -111,7 +111,7 @@ export interface DueConnection {
    * A `LEFT` item, not a connection: delivery (a 410) or a `presence` request removed the connection, and its
    * `$disconnect` had not announced its `leave`s by `exp` (lambdas/core/registry.ts, `rememberGroups`).
    */
-  readonly left?: true;
+  readonly announceLeaves?: true;
 }
 
 export interface ExpiryStoreOptions {
@@ -176,7 +176,11 @@ export class ExpiryStore {
       );
       for (const item of out.Items ?? []) {
         if (typeof item.connectionId === 'string' && typeof item.exp === 'number') {
-          due.push({ connectionId: item.connectionId, exp: item.exp, ...(item.sk === 'LEFT' && { left: true }) });
+          due.push({
+            connectionId: item.connectionId,
+            exp: item.exp,
+            ...(item.sk === 'LEFT' && { announceLeaves: true }),
+          });
         }
       }
       startKey = out.LastEvaluatedKey;
@@ -247,7 +251,7 @@ export interface ReapResult {
   readonly expired: number;
   readonly failed: number;
   /** Connections removed without a `$disconnect` whose presence `leave`s this sweep announced. */
-  readonly left?: number;
+  readonly leavesAnnounced?: number;
 }
 
 /**
@@ -276,7 +280,7 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
   let checked = 0;
   let expired = 0;
   let failed = 0;
-  let left = 0;
+  let leavesAnnounced = 0;
   let nextCursor = cursor;
   let blocked = false;
   for (let bucket = first; bucket <= current; bucket++) {
@@ -287,8 +291,8 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
     // mass expiry (a deploy of short tokens, an identity provider's outage) in a large room one at a time could
     // outlast the sweep's schedule (until 2026-12-04 they went one by one).
     const results = await settleConcurrently(dues, REAP_CONCURRENCY, async (due) => {
-      if (due.left === true) {
-        if (deps.announceLeft !== undefined && (await deps.announceLeft(due.connectionId))) left++;
+      if (due.announceLeaves === true) {
+        if (deps.announceLeft !== undefined && (await deps.announceLeft(due.connectionId))) leavesAnnounced++;
         return false;
       }
       const live = await deps.store.currentExp(due.connectionId);
@@ -308,12 +312,12 @@ export async function reapExpired(deps: ReapDeps): Promise<ReapResult> {
       deps.onError?.(result.reason, {
         connectionId: dues[i]?.connectionId,
         bucket,
-        ...(dues[i]?.left === true && { announcingLeaves: true }),
+        ...(dues[i]?.announceLeaves === true && { announcingLeaves: true }),
       });
     }
     if (bucketFailed) blocked = true;
     if (!blocked && bucket < current - CURSOR_LAG_BUCKETS) nextCursor = bucket;
   }
   if (nextCursor !== cursor) await deps.store.setCursor(nextCursor);
-  return { buckets: current - first + 1, checked, expired, failed, ...(left > 0 && { left }) };
+  return { buckets: current - first + 1, checked, expired, failed, ...(leavesAnnounced > 0 && { leavesAnnounced }) };
 }

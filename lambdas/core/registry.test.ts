@@ -471,9 +471,14 @@ describe('a connection removed by delivery or a presence check (remember)', () =
     const item = await leftItem(connectionId);
     const due = Math.floor(clock / 1000) + LEFT_ANNOUNCE_AFTER_SECONDS;
     expect(item).toMatchObject({ userId: 'alice', connectionId, exp: due, ...expiryKeys(connectionId, due) });
-    expect(await registry.left(connectionId)).toEqual({ connectionId, tenantId, userId: 'alice', groups: ['room:a'] });
+    expect(await registry.leftConnection(connectionId)).toEqual({
+      connectionId,
+      tenantId,
+      userId: 'alice',
+      groups: ['room:a'],
+    });
     await registry.forgetLeft(connectionId);
-    expect(await registry.left(connectionId)).toBeUndefined();
+    expect(await registry.leftConnection(connectionId)).toBeUndefined();
   });
 
   it('keeps the first removal’s time for the reaper when another adds to the item later', async () => {

@@ -137,7 +137,7 @@ export const LEFT_KEPT_SECONDS = 15 * 60;
  */
 export const LEFT_ANNOUNCE_AFTER_SECONDS = 120;
 
-/** A `LEFT` item as the reaper reads it (`Registry.left`). */
+/** A `LEFT` item as the reaper reads it (`Registry.leftConnection`). */
 export interface LeftConnection {
   readonly connectionId: string;
   readonly tenantId: string;
@@ -691,7 +691,7 @@ export class Registry {
    * With `remember` (a remover that is not the connection's `$disconnect`: delivery's 410, a `presence` request's
    * check), the groups it was in are first added to a `LEFT` item kept for `LEFT_KEPT_SECONDS`, which this removal
    * leaves in place: the `$disconnect` that follows finds no membership left, and announces its presence `leave` from
-   * that (`groupsLeft`; lambdas/shared/connection-removal.ts). Added before the memberships go, so a `$disconnect` that
+   * that (`groupsLeft`; lambdas/core/connection-removal.ts). Added before the memberships go, so a `$disconnect` that
    * finds a membership already gone finds it in the item; added to (a string set), never replaced, so two removals at
    * once (two runs meeting the 410) each add what they saw, and the memberships the second look finds are added too;
    * and the first look is consistent, so a membership acknowledged just before is among them (until review an
@@ -799,7 +799,7 @@ export class Registry {
    * The connection's `LEFT` item for the reaper (which checks that its `$disconnect` has not taken it), with its
    * user; undefined without one.
    */
-  async left(connectionId: string): Promise<LeftConnection | undefined> {
+  async leftConnection(connectionId: string): Promise<LeftConnection | undefined> {
     const item = await this.leftItem(connectionId);
     if (item === undefined || typeof item.userId !== 'string') return undefined;
     return {

@@ -11,7 +11,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { createConnectionRemoval } from '../shared/connection-removal.ts';
+import { createConnectionRemoval } from './connection-removal.ts';
 import type { RoleRules } from './permissions.ts';
 import type { PresenceDeps } from './presence.ts';
 import { Registry } from './registry.ts';
@@ -217,9 +217,9 @@ describe('a join decided after its own connection left', () => {
     const w = await setup();
     const removal = createConnectionRemoval({
       registry: w.registry,
-      connections: { post: w.post, close: async () => true, isConnected: async () => true },
+      connections: { post: w.post, isConnected: async () => true },
       tenants: w.tenants as never,
-      logger: { warn: () => undefined } as never,
+      onError: () => undefined,
     });
     w.arm();
     const sub = handleFrame(

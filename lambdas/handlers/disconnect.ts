@@ -4,10 +4,10 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { callerFromAuthorizer } from '../core/auth.ts';
+import { createConnectionRemoval } from '../core/connection-removal.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
-import { createConnectionRemoval } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -27,7 +27,12 @@ const tenants = new TenantDirectory({
   tableName,
   cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
 });
-const removeConnection = createConnectionRemoval({ registry, connections: createConnectionsApi(), tenants, logger });
+const removeConnection = createConnectionRemoval({
+  registry,
+  connections: createConnectionsApi(),
+  tenants,
+  onError: (err, context) => logger.warn('presence leave failed', { ...context, error: err as Error }),
+});
 const usage = createUsage(logger);
 
 export const handler = middy<WebSocketEvent, WebSocketResult>()

@@ -11,12 +11,12 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { ConnectionCounters, recountDue } from '../core/connection-counters.ts';
+import { createConnectionRemoval, createLeftAnnouncer } from '../core/connection-removal.ts';
 import { numberEnv, requireEnv } from '../core/env.ts';
 import { ExpiryStore, type ReapResult, reapExpired, tokenExpiredFrame } from '../core/expiry.ts';
 import { TenantConnections } from '../core/revocation.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { createDocumentClient } from '../shared/aws.ts';
-import { createConnectionRemoval, createLeftAnnouncer } from '../shared/connection-removal.ts';
 import { createConnectionsApi } from '../shared/connections-api.ts';
 import { createLogger } from '../shared/logger.ts';
 import { countInput, createMetrics, metricNames } from '../shared/metrics.ts';
@@ -36,8 +36,15 @@ const tenants = new TenantDirectory({
   tableName,
   cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
 });
-const removeConnection = createConnectionRemoval({ registry, connections, tenants, logger });
-const announceLeft = createLeftAnnouncer({ registry, connections, tenants, logger });
+const removal = {
+  registry,
+  connections,
+  tenants,
+  onError: (err: unknown, context: Record<string, unknown>) =>
+    logger.warn('presence leave failed', { ...context, error: err as Error }),
+};
+const removeConnection = createConnectionRemoval(removal);
+const announceLeft = createLeftAnnouncer(removal);
 const tenantConnections = new TenantConnections({ client: documentClient, tableName });
 const counters = new ConnectionCounters({
   client: documentClient,
@@ -73,7 +80,8 @@ export const handler = middy<ScheduledEvent, ReapResult>()
           { ...context, error: err as Error },
         ),
     });
-    if (result.expired > 0 || result.failed > 0 || (result.left ?? 0) > 0) logger.info('reaped', { ...result });
+    if (result.expired > 0 || result.failed > 0 || (result.leavesAnnounced ?? 0) > 0)
+      logger.info('reaped', { ...result });
     const recount = await recountDue(counters, RECOUNTS_PER_RUN, (err, context) =>
       logger.error('recounting connections failed', { ...context, error: err as Error }),
     );

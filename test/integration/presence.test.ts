@@ -310,13 +310,13 @@ describe('a connection lost without $disconnect after delivery met its 410', () 
 
     // Until 2026-12-05 no leave ever came: its memberships were gone, and no presence request could find it.
     await sleep(1_100);
-    expect(await runtime().runScheduled('reaper')).toMatchObject({ left: 1 });
+    expect(await runtime().runScheduled('reaper')).toMatchObject({ leavesAnnounced: 1 });
     await mia.waitFor(
       (f) => f.type === 'presence' && f.group === 'room:lost-a' && f.event === 'leave' && f.userId === 'ned',
     );
     await sleep(200);
     expect(presenceEvents(mia, 'room:lost-b').filter((e) => e.endsWith(':ned'))).toEqual(['join:ned']);
-    expect(await registry.left(nedId)).toBeUndefined();
+    expect(await registry.leftConnection(nedId)).toBeUndefined();
     // Said once: the next sweep finds nothing more to announce.
     expect(await runtime().runScheduled('reaper')).not.toHaveProperty('left');
   });

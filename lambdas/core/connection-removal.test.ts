@@ -5,9 +5,9 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from '@jest/globals';
 import { useLocalTable } from '../../test/support/local-table.ts';
-import { ForbiddenError } from '../core/errors.ts';
-import { Registry } from '../core/registry.ts';
 import { createConnectionRemoval, createLeftAnnouncer } from './connection-removal.ts';
+import { ForbiddenError } from './errors.ts';
+import { Registry } from './registry.ts';
 
 describe('announcing the leaves of a connection whose $disconnect never came', () => {
   let client: DynamoDBDocumentClient;
@@ -56,7 +56,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
         isConnected: async () => true,
       } as never,
       tenants: { get: tenants } as never,
-      logger: { warn: () => undefined } as never,
+      onError: () => undefined,
     });
     const configured = async () => ({ presenceGroups: ['room:*'] });
     const announce = createLeftAnnouncer(ports(options.tenants ?? configured));
@@ -70,7 +70,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     const { registry, leoC, kimC, posted, announce } = await world();
     await expect(announce(leoC)).resolves.toBe(true);
     expect(posted).toEqual([{ to: kimC, type: 'presence', group: 'room:a', event: 'leave', userId: 'leo' }]);
-    expect(await registry.left(leoC)).toBeUndefined();
+    expect(await registry.leftConnection(leoC)).toBeUndefined();
     await expect(announce(leoC)).resolves.toBe(false);
   });
 
@@ -79,7 +79,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     const { registry, leoC, posted, announce } = await world({ failReads: () => failing });
     // Until review the error was logged and the item deleted: the leave was lost for good.
     await expect(announce(leoC)).rejects.toThrow('throttled');
-    expect(await registry.left(leoC)).toBeDefined();
+    expect(await registry.leftConnection(leoC)).toBeDefined();
     failing = false;
     await expect(announce(leoC)).resolves.toBe(true);
     expect(posted.map((p) => p.event)).toEqual(['leave']);
@@ -88,10 +88,10 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
   it('keeps the item when the tenant cannot be read, and forgets it for a tenant no longer configured', async () => {
     const flaky = await world({ tenants: () => Promise.reject(new Error('ServiceUnavailable')) });
     await expect(flaky.announce(flaky.leoC)).rejects.toThrow('ServiceUnavailable');
-    expect(await flaky.registry.left(flaky.leoC)).toBeDefined();
+    expect(await flaky.registry.leftConnection(flaky.leoC)).toBeDefined();
     const gone = await world({ tenants: () => Promise.reject(new ForbiddenError("tenant 'x' is not configured")) });
     await expect(gone.announce(gone.leoC)).resolves.toBe(false);
-    expect(await gone.registry.left(gone.leoC)).toBeUndefined();
+    expect(await gone.registry.leftConnection(gone.leoC)).toBeUndefined();
   });
 
   it('says it announced nothing when the user is back in the group on another connection', async () => {
@@ -108,7 +108,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     const { registry, leoC, posted, disconnect, announce } = await world();
     await disconnect();
     expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
-    expect(await registry.left(leoC)).toBeUndefined();
+    expect(await registry.leftConnection(leoC)).toBeUndefined();
     await expect(announce(leoC)).resolves.toBe(false);
   });
 
@@ -117,7 +117,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     // Until review the $disconnect deleted the item all the same, and the leave was lost for good.
     await disconnect(() => Promise.reject(new Error('ServiceUnavailable')));
     expect(posted).toEqual([]);
-    expect((await registry.left(leoC))?.groups).toEqual(['room:a']);
+    expect((await registry.leftConnection(leoC))?.groups).toEqual(['room:a']);
     await expect(announce(leoC)).resolves.toBe(true);
     expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
   });
@@ -126,7 +126,7 @@ describe('announcing the leaves of a connection whose $disconnect never came', (
     const { registry, leoC, posted, disconnect, announce } = await world({ failLeftRead: true });
     await disconnect();
     expect(posted).toEqual([]);
-    expect((await registry.left(leoC))?.groups).toEqual(['room:a']);
+    expect((await registry.leftConnection(leoC))?.groups).toEqual(['room:a']);
     await expect(announce(leoC)).resolves.toBe(true);
     expect(posted.map((p) => `${p.event}:${p.group}`)).toEqual(['leave:room:a']);
   });

@@ -7,24 +7,24 @@
  * A connection delivery or a `presence` request already removed (found gone) is announced from what that removal
  * remembered (`Registry.groupsLeft`).
  */
-import { ForbiddenError } from '../core/errors.ts';
+import { ForbiddenError } from './errors.ts';
 import {
   announceLeave,
   hasPresenceEvents,
   type PresenceDeps,
   presenceGroupsOf,
   removeAnnouncingLeaves,
-} from '../core/presence.ts';
-import type { Registry } from '../core/registry.ts';
-import type { TenantDirectory } from '../core/tenants.ts';
-import type { ConnectionsApi } from './connections-api.ts';
-import type { createLogger } from './logger.ts';
+} from './presence.ts';
+import type { Registry } from './registry.ts';
+import type { TenantDirectory } from './tenants.ts';
 
+/** The ports of a removal: the registry, API Gateway's Management API, the tenant directory. */
 export interface ConnectionRemovalOptions {
   readonly registry: Registry;
-  readonly connections: ConnectionsApi;
+  readonly connections: Pick<PresenceDeps, 'isConnected' | 'post'>;
   readonly tenants: Pick<TenantDirectory, 'get'>;
-  readonly logger: ReturnType<typeof createLogger>;
+  /** A presence `leave` (or a read it needs) that failed; the removal goes on. */
+  readonly onError: (err: unknown, context: Record<string, unknown>) => void;
 }
 
 /** Who is leaving: the connection and its user, of its tenant. */
@@ -50,12 +50,12 @@ export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connect
   const { registry, tenants } = options;
   const presence = presenceDepsOf(options);
   return async (connectionId) => {
-    const left = await registry.left(connectionId);
-    if (left === undefined) return false;
-    const patterns = await presencePatterns(tenants, left.tenantId);
+    const gone = await registry.leftConnection(connectionId);
+    if (gone === undefined) return false;
+    const patterns = await presencePatterns(tenants, gone.tenantId);
     let announced = false;
-    for (const group of left.groups.filter((g) => hasPresenceEvents(patterns, g))) {
-      if (await announceLeave(presence, left.tenantId, group, left.userId, connectionId, [{ connectionId }])) {
+    for (const group of gone.groups.filter((g) => hasPresenceEvents(patterns, g))) {
+      if (await announceLeave(presence, gone.tenantId, group, gone.userId, connectionId, [{ connectionId }])) {
         announced = true;
       }
     }
@@ -65,12 +65,12 @@ export function createLeftAnnouncer(options: ConnectionRemovalOptions): (connect
 }
 
 function presenceDepsOf(options: ConnectionRemovalOptions): PresenceDeps & { registry: Pick<Registry, 'groupsOf'> } {
-  const { registry, connections, logger } = options;
+  const { registry, connections, onError } = options;
   return {
     registry,
     isConnected: (connectionId) => connections.isConnected(connectionId),
     post: (connectionId, data) => connections.post(connectionId, data),
-    onError: (err, context) => logger.warn('presence leave failed', { ...context, error: err as Error }),
+    onError,
   };
 }
 
@@ -96,8 +96,9 @@ export function createConnectionRemoval(
         ? undefined
         : async () => {
             try {
-              const left = await registry.groupsLeft(who.connectionId, who.tenantId);
-              return left.filter((g) => hasPresenceEvents(patterns, g));
+              return (await registry.groupsLeft(who.connectionId, who.tenantId)).filter((g) =>
+                hasPresenceEvents(patterns, g),
+              );
             } catch (err) {
               unsure = true;
               throw err;
