@@ -157,6 +157,7 @@ describe('the demo app in Chromium', () => {
     await vic.click('section[data-entity="task"] tbody tr');
     await vic.waitForSelector('#editor-notice:has-text("Read only")');
     expect(await vic.$('#editor [data-action="save"]')).toBeNull();
+    expect(await vic.$('#editor [data-action="delete"]')).toBeNull();
     expect(await vic.$eval('#editor fieldset', (f) => (f as HTMLFieldSetElement).disabled)).toBe(true);
     // A seeded row has no change log: the page says so without asking (until 2026-12-04 it asked, and the API's 404
     // showed as an error in the browser's console; found by a newcomer's pass).
@@ -213,6 +214,37 @@ describe('the demo app in Chromium', () => {
     await ada.click('[data-action="load-latest"]');
     await ada.waitForSelector('#editor-notice:has-text("Loaded version 1")');
     expect(await ada.inputValue('#editor input[name="title"]')).toBe('Book the bigger venue');
+  });
+
+  it('deletes a task on a second click, which the other acme page loses at once, telling its open editor who did', async () => {
+    await alice.click('section[data-entity="task"] [data-action="new"]');
+    await alice.fill('#editor input[name="title"]', 'Return the chairs');
+    await alice.fill('#editor input[name="estimate_hours"]', '1');
+    await alice.click('#editor [data-action="save"]');
+    await alice.waitForSelector('#editor-notice.ok:has-text("Created (version 1)")');
+    const key = (await alice.getAttribute('#editor', 'data-key')) as string;
+    await ada.click(`section[data-entity="task"] tr[data-key="${key}"]`, { timeout: 5000 });
+    await ada.waitForSelector(`#editor[data-key="${key}"]`);
+
+    // One click only asks.
+    await alice.click('#editor [data-action="delete"]');
+    await alice.waitForSelector('#editor-notice.conflict:has-text("Delete this task?")');
+    expect(await alice.$(`section[data-entity="task"] tr[data-key="${key}"]`)).not.toBeNull();
+
+    const [answer] = await Promise.all([
+      alice.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().endsWith(`/v1/entities/task/${key}`)),
+      alice.click('[data-action="confirm-delete"]'),
+    ]);
+    expect(answer.status()).toBe(204);
+    expect(answer.request().headers()['if-match']).toBe('1');
+    await alice.waitForSelector(`section[data-entity="task"] tr[data-key="${key}"]`, { state: 'detached' });
+    expect(await alice.isHidden('#detail')).toBe(true);
+    await ada.waitForSelector(`section[data-entity="task"] tr[data-key="${key}"]`, {
+      state: 'detached',
+      timeout: 1000,
+    });
+    await ada.waitForSelector('#editor-notice.info:has-text("alice deleted this task.")');
+    expect(pageErrors).toEqual([]);
   });
 
   it('creates a task that the other acme page lists at once, and shows API errors with their codes', async () => {

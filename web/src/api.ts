@@ -148,6 +148,13 @@ export class EntityApi {
     });
   }
 
+  /** DELETE with `If-Match`: a stale `version` fails with `CONFLICT` (204, no body). */
+  async remove(entity: string, key: string, version: number): Promise<void> {
+    await this.#request('DELETE', `/v1/entities/${encodeURIComponent(entity)}/${encodeURIComponent(key)}`, undefined, {
+      'if-match': String(version),
+    });
+  }
+
   /** The key's whole change log, page after page (each `GET …/changes` gives at most 500 versions). */
   async changes(entity: string, key: string): Promise<ChangeLogEntry[]> {
     const items: ChangeLogEntry[] = [];

@@ -76,6 +76,19 @@ describe('an entity table', () => {
     expect(table.size).toBe(0);
   });
 
+  it("removes a row its own delete answered for, and the live feed's delete of the same version changes nothing", () => {
+    const table = new EntityTable(acmeTask);
+    table.load([{ id: 'a', title: 'A', _version: 2 }]);
+    expect(table.remove('a', 3)).toBe(true);
+    expect(table.size).toBe(0);
+    expect(table.apply(change('a', 3, null))).toBe(false);
+    expect(table.upsert({ id: 'a', title: 'stale answer', _version: 2 })).toBe(false);
+    // Created again by someone else: versions continue the key's sequence.
+    expect(table.apply(change('a', 4, 'A again', 'insert'))).toBe(true);
+    expect(table.remove('a', 4)).toBe(false);
+    expect(table.get('a')?.title).toBe('A again');
+  });
+
   it('keeps on reload what arrived live while the list was in flight', () => {
     const table = new EntityTable(acmeTask);
     table.load([{ id: 'a', title: 'A', _version: 1 }]);

@@ -90,6 +90,18 @@ export class EntityTable {
     return true;
   }
 
+  /**
+   * Takes a delete the API answered (204) at `version`, the delete's own: the row goes, and the key is marked as the
+   * live delete marks it (which then changes nothing); false when the table already has a newer change of the key.
+   */
+  remove(key: string, version: number): boolean {
+    if ((this.#seen.get(key) ?? -1) >= version) return false;
+    this.#seen.set(key, version);
+    this.#live.add(key);
+    this.#rows.delete(key);
+    return true;
+  }
+
   /** Takes a row the API answered with (a create or an update); false when the table already has a newer one. */
   upsert(row: Row): boolean {
     const key = this.keyOf(row);

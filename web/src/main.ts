@@ -377,12 +377,20 @@ class SignedIn {
     const fields = editableFields(table.spec).map((column) => fieldInput(column, base[column.name]));
     const save = h('button', { type: 'submit', 'data-action': 'save' }, key === undefined ? 'Create' : 'Save');
     const cancel = h('button', { type: 'button', 'data-action': 'close' }, 'Close');
+    const remove = h('button', { type: 'button', 'data-action': 'delete', class: 'danger' }, 'Delete');
+    remove.addEventListener('click', () => this.#askToDelete());
     const form = h(
       'form',
       // Checked here (typed BAD_REQUEST errors), not by the browser's own validation bubbles.
       { id: 'editor', 'data-entity': entity, 'data-key': key, novalidate: true },
       h('fieldset', { disabled: !writable }, ...fields),
-      h('div', { class: 'actions' }, ...(writable ? [save] : []), cancel),
+      h(
+        'div',
+        { class: 'actions' },
+        ...(writable ? [save] : []),
+        ...(writable && key !== undefined ? [remove] : []),
+        cancel,
+      ),
     );
     form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -458,6 +466,44 @@ class SignedIn {
         if (editor.key === undefined) this.#closeEditor();
         else this.#openEditor(editor.entity, editor.key);
       }
+    }
+  }
+
+  /** Deleting takes a second click on the notice's button, so one stray click loses nothing. */
+  #askToDelete(): void {
+    const editor = this.#editor;
+    if (editor?.key === undefined) return;
+    const confirm = h(
+      'button',
+      { type: 'button', 'data-action': 'confirm-delete', class: 'danger' },
+      'Delete for good',
+    );
+    confirm.addEventListener('click', () => {
+      confirm.disabled = true;
+      void this.#delete(editor);
+    });
+    editorNotice(`Delete this ${editor.entity}? Everyone who sees it loses it at once. `, 'conflict', confirm);
+  }
+
+  /** DELETE at the version the editor shows: a stale one is a conflict, as for a save. */
+  async #delete(editor: Editor): Promise<void> {
+    const key = editor.key;
+    const table = this.#tables.get(editor.entity);
+    if (key === undefined || table === undefined) return;
+    const action = `delete:${editor.entity}/${key}`;
+    try {
+      await this.#api.remove(editor.entity, key, versionOf(editor.base));
+      succeeded(action);
+      // Gone here at once; the live feed's delete (the same version) then changes nothing.
+      table.remove(key, versionOf(editor.base) + 1);
+      if (this.#editor === editor) this.#closeEditor();
+      else this.#renderAll();
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'CONFLICT') {
+        this.#showConflict(editor, err);
+        return;
+      }
+      report(err, action);
     }
   }
 
