@@ -232,18 +232,26 @@ describe('recordStarters', () => {
   });
 
   it('settles with the error of a companion that failed, by its record', async () => {
-    const records = [record(replayFor('c1')), record(replayFor('c2')), record(replayFor('c3'))];
+    const records = [
+      record(replayFor('c1')),
+      record(replayFor('c2')),
+      record(replayFor('c3')),
+      record(replayFor('c4')),
+    ];
     const units = batchUnits(records, alone);
     const gone = new Error('replay failed for good');
     const { starters, startedAhead } = recordStarters(units, async (unit) => {
       if (unit === units[1]) return new Map([[records[1]?.messageId as string, gone]]);
       if (unit === units[2]) throw new Error('rejected');
+      // Failed with nothing thrown: still a failure, never taken for success.
+      if (unit === units[3]) return new Map([[records[3]?.messageId as string, undefined]]);
       return new Map();
     });
     await starters.get(records[0]?.messageId as string)?.();
     const results = await startedAhead();
     expect(results.get(records[1]?.messageId as string)).toBe(gone);
     expect(results.get(records[2]?.messageId as string)).toEqual(new Error('rejected'));
+    expect(results.get(records[3]?.messageId as string)).toBeInstanceOf(Error);
     expect(results.has(records[0]?.messageId as string)).toBe(false);
   });
 });

@@ -179,7 +179,11 @@ export function recordStarters<R extends UnitRecord>(
   const ahead: Promise<[string, unknown][]>[] = [];
   const resultsOf = (unit: Unit<R>, outcome: Promise<Outcome>) =>
     outcome.then(
-      (errors) => unit.records.map((r): [string, unknown] => [r.messageId, errors.get(r.messageId)]),
+      (errors) =>
+        unit.records.map((r): [string, unknown] => [
+          r.messageId,
+          errors.has(r.messageId) ? (errors.get(r.messageId) ?? new Error('failed')) : undefined,
+        ]),
       (err: unknown) => unit.records.map((r): [string, unknown] => [r.messageId, err ?? new Error('failed')]),
     );
   const companions = replayCompanions(units);

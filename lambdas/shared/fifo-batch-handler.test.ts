@@ -140,7 +140,7 @@ describe('the FIFO batch handler', () => {
       expect(failures).toContain('busy');
       expect(logged).toContainEqual({
         level: 'warn',
-        message: 'record failed ahead of its turn; it goes back to the queue',
+        message: 'record failed ahead of its turn; it is not deleted',
       });
     });
   });

@@ -106,7 +106,8 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
           if (result !== undefined) throw result;
         })(record);
       } catch (err) {
-        logger.warn('record failed ahead of its turn; it goes back to the queue', {
+        // Back with its group's records, or to the dead-letter queue on its last receive (`onLastReceive`).
+        logger.warn('record failed ahead of its turn; it is not deleted', {
           sqsMessageId: record.messageId,
           messageGroupId: record.attributes.MessageGroupId,
           tenantId: record.messageAttributes.tenantId?.stringValue,

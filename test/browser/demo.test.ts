@@ -6,7 +6,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import { type LocalRuntime, startLocal } from '../../local/runtime.ts';
 import { STARTUP_TIMEOUT_MS } from '../support/local-stack.ts';
 import { signedInPage, startWithChromium } from './support.ts';
@@ -108,6 +108,25 @@ async function editTitle(
     status: response.status(),
     respondedAt: timing.startTime + Math.max(timing.responseEnd, timing.responseStart),
   };
+}
+
+/** Creates a task from the page's New button; resolves with its key, its editor open. */
+async function createTask(page: Page, title: string): Promise<string> {
+  await page.click('section[data-entity="task"] [data-action="new"]');
+  await page.fill('#editor input[name="title"]', title);
+  await page.fill('#editor input[name="estimate_hours"]', '1');
+  await page.click('#editor [data-action="save"]');
+  await page.waitForSelector('#editor-notice.ok:has-text("Created (version 1)")');
+  return (await page.getAttribute('#editor', 'data-key')) as string;
+}
+
+/** Clicks the notice's "Delete for good"; resolves with the DELETE's response. */
+async function confirmDelete(page: Page, key: string) {
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().endsWith(`/v1/entities/task/${key}`)),
+    page.click('[data-action="confirm-delete"]'),
+  ]);
+  return answer;
 }
 
 describe('the demo app in Chromium', () => {
@@ -217,12 +236,7 @@ describe('the demo app in Chromium', () => {
   });
 
   it('deletes a task on a second click, which the other acme page loses at once, telling its open editor who did', async () => {
-    await alice.click('section[data-entity="task"] [data-action="new"]');
-    await alice.fill('#editor input[name="title"]', 'Return the chairs');
-    await alice.fill('#editor input[name="estimate_hours"]', '1');
-    await alice.click('#editor [data-action="save"]');
-    await alice.waitForSelector('#editor-notice.ok:has-text("Created (version 1)")');
-    const key = (await alice.getAttribute('#editor', 'data-key')) as string;
+    const key = await createTask(alice, 'Return the chairs');
     await ada.click(`section[data-entity="task"] tr[data-key="${key}"]`, { timeout: 5000 });
     await ada.waitForSelector(`#editor[data-key="${key}"]`);
 
@@ -231,10 +245,7 @@ describe('the demo app in Chromium', () => {
     await alice.waitForSelector('#editor-notice.conflict:has-text("Delete this task?")');
     expect(await alice.$(`section[data-entity="task"] tr[data-key="${key}"]`)).not.toBeNull();
 
-    const [answer] = await Promise.all([
-      alice.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().endsWith(`/v1/entities/task/${key}`)),
-      alice.click('[data-action="confirm-delete"]'),
-    ]);
+    const answer = await confirmDelete(alice, key);
     expect(answer.status()).toBe(204);
     expect(answer.request().headers()['if-match']).toBe('1');
     await alice.waitForSelector(`section[data-entity="task"] tr[data-key="${key}"]`, { state: 'detached' });
@@ -245,6 +256,69 @@ describe('the demo app in Chromium', () => {
     });
     await ada.waitForSelector('#editor-notice.info:has-text("alice deleted this task.")');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('refuses a delete of a stale version as a conflict that says so, and deletes once the latest is loaded', async () => {
+    const key = await createTask(alice, 'Stack the chairs');
+    await ada.click(`section[data-entity="task"] tr[data-key="${key}"]`, { timeout: 5000 });
+    expect((await editTitle(ada, key, 'Stack the chairs, all of them', { open: false })).status).toBe(200);
+    await alice.waitForSelector('#editor-notice.info:has-text("ada changed this task")');
+
+    await alice.click('#editor [data-action="delete"]');
+    expect((await confirmDelete(alice, key)).status()).toBe(409);
+    await alice.waitForSelector('#editor-notice.conflict:has-text("it was not deleted")');
+    expect(await alice.$(`section[data-entity="task"] tr[data-key="${key}"]`)).not.toBeNull();
+
+    await alice.click('[data-action="load-latest"]');
+    await alice.waitForSelector('#editor-notice.info:has-text("Loaded version 2")');
+    await alice.click('#editor [data-action="delete"]');
+    const second = await confirmDelete(alice, key);
+    expect({ status: second.status(), ifMatch: second.request().headers()['if-match'] }).toEqual({
+      status: 204,
+      ifMatch: '2',
+    });
+    await ada.waitForSelector(`section[data-entity="task"] tr[data-key="${key}"]`, { state: 'detached' });
+  });
+
+  it('sends one DELETE at a time, and a FORBIDDEN answer hides the write controls as a refused save does', async () => {
+    const key = await createTask(alice, 'Fold the tables');
+    // The API answers this DELETE 403 after a while, as if alice's role had lost the right meanwhile.
+    const deletes: string[] = [];
+    const refuse = async (route: Route) => {
+      if (route.request().method() !== 'DELETE') return route.continue();
+      deletes.push(route.request().url());
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Unrouted meanwhile (a failed expectation's teardown), the route is already handled: nothing to answer.
+      await route
+        .fulfill({
+          status: 403,
+          contentType: 'application/json',
+          body: JSON.stringify({ error: { code: 'FORBIDDEN', message: "not allowed to write entity 'task'" } }),
+        })
+        .catch(() => undefined);
+    };
+    const url = (u: URL) => u.pathname === `/v1/entities/task/${key}`;
+    await alice.route(url, refuse);
+    try {
+      await alice.click('#editor [data-action="delete"]');
+      await alice.click('[data-action="confirm-delete"]');
+      // While it is in flight, the editor's Delete and Save wait for its answer (a second DELETE would have gone out).
+      expect(await alice.isDisabled('#editor [data-action="delete"]')).toBe(true);
+      expect(await alice.isDisabled('#editor [data-action="save"]')).toBe(true);
+      await alice.waitForSelector('#errors li[data-code="FORBIDDEN"]');
+      expect(deletes).toHaveLength(1);
+      await alice.waitForSelector('#editor fieldset[disabled]');
+      for (const control of ['#editor [data-action="delete"]', '#editor [data-action="save"]']) {
+        expect(await alice.$(control)).toBeNull();
+      }
+      expect(await alice.$('section[data-entity="task"] [data-action="new"]')).toBeNull();
+    } finally {
+      await alice.unroute(url, refuse);
+      // The page's write controls come back with a fresh page: this suite's later tests write as alice.
+      await alice.reload();
+      await alice.waitForSelector('#connection:text-is("connected")');
+      await alice.waitForSelector('section[data-entity="task"] [data-action="new"]');
+    }
   });
 
   it('creates a task that the other acme page lists at once, and shows API errors with their codes', async () => {

@@ -318,7 +318,7 @@ describe('a connection lost without $disconnect after delivery met its 410', () 
     expect(presenceEvents(mia, 'room:lost-b').filter((e) => e.endsWith(':ned'))).toEqual(['join:ned']);
     expect(await registry.leftConnection(nedId)).toBeUndefined();
     // Said once: the next sweep finds nothing more to announce.
-    expect(await runtime().runScheduled('reaper')).not.toHaveProperty('left');
+    expect(await runtime().runScheduled('reaper')).not.toHaveProperty('leavesAnnounced');
   });
 });
 

@@ -479,20 +479,33 @@ class SignedIn {
       'Delete for good',
     );
     confirm.addEventListener('click', () => {
-      confirm.disabled = true;
-      void this.#delete(editor);
+      // One DELETE at a time: the editor's Save and Delete wait for its answer too (found by a review: a second
+      // Delete sent while the first was in flight got a 404 for a delete that had succeeded).
+      const buttons = [
+        confirm,
+        ...document.querySelectorAll<HTMLButtonElement>('#editor [data-action="delete"], #editor [data-action="save"]'),
+      ];
+      for (const button of buttons) button.disabled = true;
+      void this.#delete(editor).finally(() => {
+        for (const button of buttons) button.disabled = false;
+      });
     });
     editorNotice(`Delete this ${editor.entity}? Everyone who sees it loses it at once. `, 'conflict', confirm);
   }
 
-  /** DELETE at the version the editor shows: a stale one is a conflict, as for a save. */
+  /**
+   * DELETE at the version the editor shows: a stale one is a conflict, as for a save; a row already gone (someone
+   * else deleted it) is as good as deleted; a 403 hides the entity's write controls, as for a save.
+   */
   async #delete(editor: Editor): Promise<void> {
     const key = editor.key;
     const table = this.#tables.get(editor.entity);
     if (key === undefined || table === undefined) return;
     const action = `delete:${editor.entity}/${key}`;
     try {
-      await this.#api.remove(editor.entity, key, versionOf(editor.base));
+      await this.#api.remove(editor.entity, key, versionOf(editor.base)).catch((err: unknown) => {
+        if (!(err instanceof ApiError && err.code === 'NOT_FOUND')) throw err;
+      });
       succeeded(action);
       // Gone here at once; the live feed's delete (the same version) then changes nothing.
       table.remove(key, versionOf(editor.base) + 1);
@@ -500,26 +513,43 @@ class SignedIn {
       else this.#renderAll();
     } catch (err) {
       if (err instanceof ApiError && err.code === 'CONFLICT') {
-        this.#showConflict(editor, err);
+        this.#showConflict(editor, err, 'delete');
         return;
       }
       report(err, action);
+      if (err instanceof ApiError && err.code === 'FORBIDDEN') {
+        this.#forbidden(editor.entity);
+        if (this.#editor === editor) this.#openEditor(editor.entity, key);
+      }
     }
   }
 
-  #showConflict(editor: Editor, err: ApiError): void {
+  /**
+   * In the editor it concerns (else as an error banner: the user moved on to another row before the answer came,
+   * whose editor a review found told of this one's conflict).
+   */
+  #showConflict(editor: Editor, err: ApiError, what: 'save' | 'delete' = 'save'): void {
     const key = editor.key;
     if (key === undefined) return;
+    if (this.#editor !== editor) {
+      report(err, `${what}:${editor.entity}/${key}`);
+      return;
+    }
     const latest = h('button', { type: 'button', 'data-action': 'load-latest' }, 'Load the latest version');
     latest.addEventListener('click', () => {
       this.#api.get(editor.entity, key).then((row) => {
         this.#tables.get(editor.entity)?.upsert(row);
         this.#openEditor(editor.entity, key);
-        editorNotice(`Loaded version ${versionOf(row)}. Apply your edit again and save.`, 'info');
+        editorNotice(
+          `Loaded version ${versionOf(row)}. ${what === 'save' ? 'Apply your edit again and save.' : 'Delete it again if you still mean to.'}`,
+          'info',
+        );
       }, report);
     });
     editorNotice(
-      `Someone saved this ${editor.entity} before you (CONFLICT: ${err.message}). Your edits are still in the form. `,
+      what === 'save'
+        ? `Someone saved this ${editor.entity} before you (CONFLICT: ${err.message}). Your edits are still in the form. `
+        : `Someone changed this ${editor.entity} since you loaded it (CONFLICT: ${err.message}): it was not deleted. `,
       'conflict',
       latest,
     );
