@@ -25,6 +25,12 @@ export const Audience = z.strictObject({
       firstValue: z.optional(z.literal(true)),
     }),
   ),
+  /**
+   * The fingerprint of the rules it was judged under (an entity's live feed: lambdas/core/entities/access.ts,
+   * `ruleFingerprint`). A replay of such messages checks it against the rules in force, and gives the member a
+   * `reset` (`RULES_CHANGED`) instead where they differ: the history must not outlive the rules that let it be seen.
+   */
+  rules: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
 });
 export type Audience = z.infer<typeof Audience>;
 

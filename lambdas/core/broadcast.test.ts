@@ -16,7 +16,7 @@ import {
   replay,
   shardOf,
 } from './broadcast.ts';
-import type { DeliveryMessage, FanoutJob } from './delivery.ts';
+import type { DeliveryMessage, FanoutJob, ReplayRequest } from './delivery.ts';
 import { GroupHistory } from './history.ts';
 import { MemberCache } from './member-cache.ts';
 import type { Member } from './registry.ts';
@@ -999,6 +999,52 @@ describe('replay', () => {
     await replay({ v: 1, kind: 'replay', tenantId: T, group: G, connectionId: 'new', since: 0 }, deps);
     expect(posts).toEqual([]);
     expect(replayed).toEqual(['new']);
+  });
+});
+
+describe('replay of an entity feed, judged under rules (Audience.rules)', () => {
+  const E = 'entity:task';
+  const judged = (id: string, rules: string) => message(id, { group: E, audience: { roles: ['member'], rules } });
+  const replayE: ReplayRequest = {
+    v: 1,
+    kind: 'replay',
+    tenantId: T,
+    group: E,
+    connectionId: 'late',
+    since: 0,
+    roles: ['member'],
+  };
+
+  it('replays history judged under the rules in force', async () => {
+    const { deps, received } = setup();
+    await broadcastRun([judged('a', 'r1'), judged('b', 'r1')], false, deps);
+    const asked: string[] = [];
+    const feedRules = async (tenantId: string, entity: string) => {
+      asked.push(`${tenantId}/${entity}`);
+      return 'r1';
+    };
+    await replay(replayE, { ...deps, feedRules });
+    expect(received('late')).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+    expect(asked).toEqual([`${T}/task`]);
+  });
+
+  it('sends a reset (RULES_CHANGED) at the current seq when any of it was judged under other rules', async () => {
+    const { deps, received, posts } = setup();
+    await broadcastRun([judged('a', 'r0'), judged('b', 'r1')], false, deps);
+    await replay(replayE, { ...deps, feedRules: async () => 'r1' });
+    expect(received('late')).toEqual([['reset', 2]]);
+    expect(JSON.parse(posts[0]?.[1] as string)).toMatchObject({ type: 'reset', group: E, reason: 'RULES_CHANGED' });
+  });
+
+  it('sends a reset when nobody reads the entity any more, or no port tells the rules (closed by default)', async () => {
+    const { deps, received } = setup();
+    await broadcastRun([judged('a', 'r1')], false, deps);
+    await replay(replayE, { ...deps, feedRules: async () => undefined });
+    await replay({ ...replayE, connectionId: 'other' }, deps);
+    expect([received('late'), received('other')]).toEqual([[['reset', 1]], [['reset', 1]]]);
   });
 });
 

@@ -19,11 +19,13 @@ import {
   type Recipient,
   repackFrames,
 } from './delivery-plan.ts';
+import { ENTITY_GROUP_PREFIX } from './entities/access.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
 import { USER_GROUP_PREFIX } from './permissions.ts';
+import type { ResetFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
 
 export interface BroadcastDeps {
@@ -94,6 +96,12 @@ export interface BroadcastDeps {
   readonly remainingMs?: () => number;
   /** @default 5000 */
   readonly stopBeforeMs?: number;
+  /**
+   * The fingerprint of the rules an entity's live feed is judged under now (lambdas/core/entities/feed-rules.ts),
+   * undefined when nobody reads it: a replay of messages judged under other rules is a `reset` (`RULES_CHANGED`).
+   * Omitted: every such message counts as judged under other rules (closed by default).
+   */
+  readonly feedRules?: (tenantId: string, entity: string) => Promise<string | undefined>;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
   /**
    * Members whose client does not take its frames (posts still throttled after the retries) are put on a replay wait
@@ -996,16 +1004,17 @@ export async function replay(
   // Read no further than what could be replayed: more message bytes than `replayFrames` full frames hold is a reset.
   const maxBytes = limits.replayFrames * limits.frameBytes;
   const history = await deps.history.read(tenantId, group, since, limits.replayMessages, maxBytes);
-  const reset = (reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG') =>
-    JSON.stringify({ type: 'reset', group, reason, seq: history.seq });
+  const reset = (reason: ResetFrame['reason']) => JSON.stringify({ type: 'reset', group, reason, seq: history.seq });
   let frames =
-    history.kind === 'ok'
-      ? packFrames(
-          messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }, deps.plan),
-          undefined,
-          deps.plan,
-        )
-      : [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')];
+    history.kind !== 'ok'
+      ? [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')]
+      : (await judgedUnderOtherRules(tenantId, group, history.messages, deps))
+        ? [reset('RULES_CHANGED')]
+        : packFrames(
+            messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }, deps.plan),
+            undefined,
+            deps.plan,
+          );
   if (frames.length > limits.replayFrames) frames = [reset('HISTORY_TOO_LONG')];
   const total = { delivered: 0, gone: 0, failed: 0 };
   // The seq through which the client has had everything after `since`: a replay it takes part of goes on from there.
@@ -1045,6 +1054,27 @@ export async function replay(
   }
   await deps.registry.completeReplay(tenantId, group, connectionId, since);
   return total;
+}
+
+/**
+ * Whether any of `messages` was judged under rules other than those in force (`Audience.rules`, `feedRules`): the
+ * tenant changed the entity's rules, or its schema, since. Such history is not replayed: the member gets a `reset`
+ * and reloads over HTTP, where the rules in force apply.
+ */
+async function judgedUnderOtherRules(
+  tenantId: string,
+  group: string,
+  messages: readonly DeliveryMessage[],
+  deps: Pick<BroadcastDeps, 'feedRules' | 'log'>,
+): Promise<boolean> {
+  const judged = new Set(messages.flatMap((m) => (m.audience?.rules === undefined ? [] : [m.audience.rules])));
+  if (judged.size === 0) return false;
+  const now = group.startsWith(ENTITY_GROUP_PREFIX)
+    ? await deps.feedRules?.(tenantId, group.slice(ENTITY_GROUP_PREFIX.length))
+    : undefined;
+  const changed = [...judged].some((rules) => rules !== now);
+  if (changed) deps.log?.('replay refused: judged under other rules', { tenantId, group, judged: [...judged], now });
+  return changed;
 }
 
 /**

@@ -172,9 +172,10 @@ export interface ResetFrame {
   group: string;
   /**
    * `HISTORY_EXPIRED`: part of it is gone; `HISTORY_TOO_LONG`: too much to replay (`limits.replayMessages`);
-   * `REPLAY_FAILED`: the replay failed for good (lambdas/core/broadcast.ts, `abandonReplay`).
+   * `REPLAY_FAILED`: the replay failed for good (lambdas/core/broadcast.ts, `abandonReplay`); `RULES_CHANGED`: an
+   * entity's live feed whose history was judged under rules other than those in force (lambdas/core/entities/feed-rules.ts).
    */
-  reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG' | 'REPLAY_FAILED';
+  reason: 'HISTORY_EXPIRED' | 'HISTORY_TOO_LONG' | 'REPLAY_FAILED' | 'RULES_CHANGED';
   seq: number;
 }
 /** A user's first connection joined, or last connection left, a group with presence events (docs/protocol.md). */

@@ -5,12 +5,15 @@ import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk
 import type { Context } from 'aws-lambda';
 import { type BroadcastDeps, DELIVERY_CONCURRENCY } from '../core/broadcast.ts';
 import { deliverySendParams, fanoutLaneGroupId } from '../core/delivery.ts';
+import { feedRulesFrom } from '../core/entities/feed-rules.ts';
+import { tenantDataFrom } from '../core/entities/tenant-data.ts';
 import { numberEnv, optionalEnv, requireEnv } from '../core/env.ts';
 import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { LAG_CLOSE_AFTER_MS, type LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
+import { TenantDirectory } from '../core/tenants.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
 import { createConnectionsApi } from './connections-api.ts';
 import { isThrottle } from './metrics.ts';
@@ -99,6 +102,16 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
       packing: optionalEnv('DELIVERY_PACKING', 'on') !== 'off',
       coalescing: optionalEnv('DELIVERY_COALESCING', 'on') !== 'off',
     },
+    // A replay of an entity's live feed checks the rules its history was judged under against those in force.
+    feedRules: feedRulesFrom(
+      tenantDataFrom(
+        new TenantDirectory({
+          client: documentClient,
+          tableName,
+          cacheTtlMs: numberEnv('TENANT_CACHE_TTL_SECONDS', 60) * 1000,
+        }),
+      ),
+    ),
     log: (message, details) => logger.info(message, details),
   };
 }

@@ -326,6 +326,54 @@ describe('the live feed gives the rights HTTP gives', () => {
   }, 30_000);
 });
 
+describe('a replay of the live feed (subscribe with since)', () => {
+  const openRule = { readRoles: ['member', 'admin'], writeRoles: ['member', 'admin'], bypassRoles: ['admin'] };
+
+  /** bob writes a row under `before`; the rules become `after`; `reader` subscribes with `since` from before the row. */
+  async function replayAcrossRules(before: EntityRules[string], after: EntityRules[string], reader: string) {
+    await setRules(before);
+    const bob = tok('bob', ['member']);
+    const bobWs = await openClient(runtime(), bob);
+    const ack = await bobWs.request({ action: 'subscribe', group: 'entity:doc' });
+    const since = Number(ack.seq);
+    const id = randomUUID();
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id, owner: 'bob', title: 'BOB-PRIVATE' })).status).toBe(201);
+    await eventually(() => docMsgs(bobWs, id).length === 1, 8000, 'bob’s row on his feed');
+    await setRules(after);
+    const ws = await openClient(runtime(), reader);
+    expect(await ws.request({ action: 'subscribe', group: 'entity:doc', since })).toMatchObject({ type: 'ack' });
+    const answer = await ws.waitFor((f) => f.type === 'reset' || docMsgs(ws, id).length > 0, 8000);
+    await Promise.all([bobWs.close(), ws.close()]);
+    return { id, answer, rows: docMsgs(ws, id) };
+  }
+
+  it('replays what the rules in force let the member see', async () => {
+    const { answer, rows } = await replayAcrossRules(openRule, openRule, tok('alice', ['member']));
+    expect(answer.type).not.toBe('reset');
+    expect(rows.map((d) => (d.row as Record<string, unknown>).title)).toEqual(['BOB-PRIVATE']);
+  }, 30_000);
+
+  it('gives a reset, not rows, once a row filter was added that GET applies to them', async () => {
+    const alice = tok('alice', ['member']);
+    const { id, answer, rows } = await replayAcrossRules(openRule, ownerRule, alice);
+    expect((await api(alice, 'GET', `/v1/entities/doc/${id}`)).status).toBe(404);
+    // Until 2026-12-05 the history was replayed by the audience it was judged under (found by an attacking pass).
+    expect(answer).toMatchObject({ type: 'reset', group: 'entity:doc', reason: 'RULES_CHANGED' });
+    expect(rows).toEqual([]);
+  }, 30_000);
+
+  it('gives a reset once the bypass role the member held was taken away', async () => {
+    const audrey = tok('audrey', ['member', 'auditor']);
+    const { answer, rows } = await replayAcrossRules(
+      { ...ownerRule, bypassRoles: ['admin', 'auditor'] },
+      ownerRule,
+      audrey,
+    );
+    expect(answer).toMatchObject({ type: 'reset', reason: 'RULES_CHANGED' });
+    expect(rows).toEqual([]);
+  }, 30_000);
+});
+
 describe('a write’s answer', () => {
   it('gives a role that may write but not read the key and version, none of the row', async () => {
     await setRules({ readRoles: ['admin'], writeRoles: ['admin', 'writer'], bypassRoles: [] });

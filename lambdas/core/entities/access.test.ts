@@ -10,6 +10,7 @@ import {
   rowFilterProblem,
   rowRestriction,
   rowVisible,
+  ruleFingerprint,
   ruleFor,
 } from './access.ts';
 import { type EntityCaller, type EntityRule, type EntitySpec, type FieldType, toEntitySchema } from './model.ts';
@@ -91,7 +92,10 @@ describe('entity access rules', () => {
     const applied = applicableRule(rule, entity('int', 'bigint'));
     expect(applied).toEqual({ readRoles: ['admin'], writeRoles: ['admin'], bypassRoles: [] });
     expect(canRead(applied, caller(['member'], { teams: ['1234567890123456800'] }))).toBe(false);
-    expect(audienceFor(applied, { team: 1234567890123456800 })).toEqual({ roles: ['admin'] });
+    expect(audienceFor(applied, { team: 1234567890123456800 })).toEqual({
+      roles: ['admin'],
+      rules: ruleFingerprint(applied),
+    });
     expect(canRead(applied, caller(['admin']))).toBe(true);
     expect(applicableRule(rule, entity('int', 'integer'))).toBe(rule);
     expect(applicableRule(rule, entity('text', 'text'))).toBe(rule);
@@ -147,14 +151,30 @@ describe('entity access rules', () => {
   });
 
   it('give a change the read roles as its audience, narrowed to the row owner under a row filter', () => {
-    expect(audienceFor({ readRoles: ['member'], writeRoles: [], bypassRoles: [] }, { owner: 'x' })).toEqual({
-      roles: ['member'],
-    });
+    const open: EntityRule = { readRoles: ['member'], writeRoles: [], bypassRoles: [] };
+    expect(audienceFor(open, { owner: 'x' })).toEqual({ roles: ['member'], rules: ruleFingerprint(open) });
     expect(audienceFor(ownerRule, { owner: 'bob' })).toEqual({
       roles: ['admin', 'member'],
       bypassRoles: ['admin'],
       claim: { name: 'sub', anyOf: ['bob'], firstValue: true },
+      rules: ruleFingerprint(ownerRule),
     });
+  });
+
+  it('fingerprint what decides who reads a row: read and bypass roles and the row filter, in any order', () => {
+    const same = ruleFingerprint(ownerRule);
+    expect(ruleFingerprint({ ...ownerRule, readRoles: ['member', 'admin'] })).toBe(same);
+    // Writing gives no reads: a change of the write roles keeps the history's audiences.
+    expect(ruleFingerprint({ ...ownerRule, writeRoles: ['admin'] })).toBe(same);
+    const changed = [
+      { ...ownerRule, readRoles: ['admin'] },
+      { ...ownerRule, bypassRoles: ['admin', 'auditor'] },
+      { ...ownerRule, rowFilter: undefined },
+      { ...ownerRule, rowFilter: { column: 'team', equalsClaim: 'sub' } },
+      { ...ownerRule, rowFilter: { column: 'owner', inClaim: 'sub' } },
+      { ...ownerRule, rowFilter: { column: 'owner', equalsClaim: 'email' } },
+    ].map(ruleFingerprint);
+    expect(new Set([same, ...changed]).size).toBe(changed.length + 1);
   });
 });
 

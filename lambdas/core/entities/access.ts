@@ -6,6 +6,7 @@
  *  - a rule under `*` applies to every entity without a rule of its own (what a new tenant gets: admin only);
  *  - no rule for an entity: nobody may read or write it (closed by default).
  */
+import { createHash } from 'node:crypto';
 import { claimValues } from '../audience.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import { type EntityCaller, type EntityRule, type EntityRules, type EntitySpec, toEntitySchema } from './model.ts';
@@ -157,11 +158,31 @@ export interface Audience {
   readonly roles?: string[];
   readonly bypassRoles?: string[];
   readonly claim?: { readonly name: string; readonly anyOf: string[]; readonly firstValue?: true };
+  /** The rule it was judged under (`ruleFingerprint`): a replay under other rules gives a reset instead. */
+  readonly rules: string;
+}
+
+/**
+ * What decides who reads an entity's rows, as a short fingerprint: the read and bypass roles and the row filter (not
+ * the write roles). Two rules with the same fingerprint give every caller the same rows; a message of the live feed
+ * carries the one it was judged under (`Audience.rules`).
+ */
+export function ruleFingerprint(rule: EntityRule): string {
+  const filter = rule.rowFilter;
+  const read = [
+    [...rule.readRoles].sort(),
+    [...rule.bypassRoles].sort(),
+    filter === undefined
+      ? null
+      : [filter.column, 'equalsClaim' in filter ? `=${filter.equalsClaim}` : `in ${filter.inClaim}`],
+  ];
+  return createHash('sha256').update(JSON.stringify(read)).digest('base64url').slice(0, 16);
 }
 
 export function audienceFor(rule: EntityRule, row: Readonly<Record<string, unknown>> | undefined): Audience {
   const filter = rule.rowFilter;
-  if (filter === undefined) return { roles: [...rule.readRoles] };
+  const rules = ruleFingerprint(rule);
+  if (filter === undefined) return { roles: [...rule.readRoles], rules };
   const value = row?.[filter.column];
   const anyOf = value === null || value === undefined ? [] : [String(value)];
   // As `rowRestriction` reads the claim: `equalsClaim` by its first value only.
@@ -169,5 +190,5 @@ export function audienceFor(rule: EntityRule, row: Readonly<Record<string, unkno
     'equalsClaim' in filter
       ? { name: filter.equalsClaim, anyOf, firstValue: true as const }
       : { name: filter.inClaim, anyOf };
-  return { roles: [...rule.readRoles], bypassRoles: [...rule.bypassRoles], claim };
+  return { roles: [...rule.readRoles], bypassRoles: [...rule.bypassRoles], claim, rules };
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { FakeDataApi } from '../../../test/support/fake-data-api.ts';
 import { ForbiddenError, TooLargeError } from '../errors.ts';
+import { ruleFingerprint } from './access.ts';
 import { type ChangeFeedDeps, changeMessageId, feedUnits, produceChangeMessages } from './change-feed.ts';
 import type { ChangeEvent } from './events.ts';
-import type { EntityRules, SchemaSnapshot } from './model.ts';
+import type { EntityRule, EntityRules, SchemaSnapshot } from './model.ts';
 import { LATER_CHANGES_MAX } from './sql.ts';
 
 const schema: SchemaSnapshot = {
@@ -239,7 +240,8 @@ describe('produceChangeMessages', () => {
       },
       from: 'alice',
       ts: 1_700_000_000_000,
-      audience: { roles: ['member', 'viewer'] },
+      // With the fingerprint of the rule it was judged under, for replays to compare (access.ts, `ruleFingerprint`).
+      audience: { roles: ['member', 'viewer'], rules: ruleFingerprint(rules.note as EntityRule) },
     });
   });
 
@@ -281,6 +283,7 @@ describe('produceChangeMessages', () => {
       roles: ['member', 'admin'],
       bypassRoles: ['admin'],
       claim: { name: 'sub', anyOf: ['bob'], firstValue: true },
+      rules: ruleFingerprint(rules.task as EntityRule),
     });
   });
 
@@ -316,6 +319,7 @@ describe('produceChangeMessages', () => {
       roles: ['member', 'admin'],
       bypassRoles: ['admin'],
       claim: { name: 'sub', anyOf: [], firstValue: true },
+      rules: ruleFingerprint(rules.task as EntityRule),
     });
   });
 

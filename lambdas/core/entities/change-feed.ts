@@ -88,14 +88,15 @@ export function changeMessageId(event: ChangeEvent, changedAt: string): string {
 
 /** The audience in the delivery engine's terms (its lists must not be empty); undefined: nobody may see it. */
 function deliverable(audience: ReturnType<typeof audienceFor>): Audience | undefined {
+  const { rules } = audience;
   const roles = audience.roles ?? [];
   // Nobody may read the entity: the change goes to nobody (a bypass role lifts the row filter, not the read roles).
   if (roles.length === 0) return undefined;
-  if (audience.claim === undefined) return { roles };
+  if (audience.claim === undefined) return { roles, rules };
   const bypass = audience.bypassRoles ?? [];
   // No row value to match (an empty claim list) and no bypass role: nobody may see the row.
   if (audience.claim.anyOf.length === 0 && bypass.length === 0) return undefined;
-  return { roles, ...(bypass.length > 0 && { bypassRoles: bypass }), claim: audience.claim };
+  return { roles, ...(bypass.length > 0 && { bypassRoles: bypass }), claim: audience.claim, rules };
 }
 
 /**
