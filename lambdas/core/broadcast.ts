@@ -19,12 +19,11 @@ import {
   type Recipient,
   repackFrames,
 } from './delivery-plan.ts';
-import { ENTITY_GROUP_PREFIX } from './entities/access.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
-import { USER_GROUP_PREFIX } from './permissions.ts';
+import { ENTITY_GROUP_PREFIX, USER_GROUP_PREFIX } from './permissions.ts';
 import type { ResetFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
 

@@ -31,8 +31,11 @@ export interface Caller {
 /** The `user:` group prefix: a user's own group, delivered to every connection of that user (docs/protocol.md). */
 export const USER_GROUP_PREFIX = 'user:';
 
+/** The live feed of entity `<name>` is the group `entity:<name>` (docs/entities.md, "Live change feed"). */
+export const ENTITY_GROUP_PREFIX = 'entity:';
+
 /** Prefixes of the groups only the service publishes to (docs/security.md, "System groups"). */
-export const SYSTEM_GROUP_PREFIXES: readonly string[] = ['entity:'];
+export const SYSTEM_GROUP_PREFIXES: readonly string[] = [ENTITY_GROUP_PREFIX];
 
 export function isSystemGroup(group: string): boolean {
   return SYSTEM_GROUP_PREFIXES.some((prefix) => group.startsWith(prefix));

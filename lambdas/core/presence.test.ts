@@ -64,6 +64,12 @@ describe('hasPresenceEvents', () => {
     expect(hasPresenceEvents(['chat:*'], 'news')).toBe(false);
     expect(hasPresenceEvents(undefined, 'chat:general')).toBe(false);
   });
+
+  it("never covers an entity's live feed, whose members a row filter may keep from each other's rows", () => {
+    expect(hasPresenceEvents(['*'], 'entity:task')).toBe(false);
+    expect(hasPresenceEvents(['entity:*'], 'entity:task')).toBe(false);
+    expect(hasPresenceEvents(['*'], 'entities:task')).toBe(true);
+  });
 });
 
 describe('livePresence', () => {

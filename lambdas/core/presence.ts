@@ -23,7 +23,7 @@
  */
 import { settleConcurrently } from './concurrency.ts';
 import type { ConnectionChecks } from './connection-checks.ts';
-import { globToRegExp } from './permissions.ts';
+import { ENTITY_GROUP_PREFIX, globToRegExp } from './permissions.ts';
 import type { PresenceEventFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -90,8 +90,14 @@ export function presencePage(
   return { members: page, total: members.length, ...(more && { next: last.userId }) };
 }
 
-/** Whether a tenant's `presenceGroups` patterns (`*` = any characters) cover `group`. */
+/**
+ * Whether a tenant's `presenceGroups` patterns (`*` = any characters) cover `group`. An entity's live feed never has
+ * presence events, whatever the patterns: its members may be bound by a row filter that keeps other users' rows from
+ * them, and a `join` would name who follows those rows (lambdas/core/entities/access.ts, `assertMayListFollowers`;
+ * until 2026-12-05 a pattern such as `*` covered `entity:` groups too).
+ */
 export function hasPresenceEvents(patterns: readonly string[] | undefined, group: string): boolean {
+  if (group.startsWith(ENTITY_GROUP_PREFIX)) return false;
   return (patterns ?? []).some((pattern) => globToRegExp(pattern).test(group));
 }
 

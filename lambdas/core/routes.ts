@@ -5,7 +5,7 @@
  */
 import { limits } from '../manifest.ts';
 import type { QueueMessage } from './delivery.ts';
-import { assertMayFollow } from './entities/access.ts';
+import { assertMayFollow, assertMayListFollowers } from './entities/access.ts';
 import {
   BadRequestError,
   ForbiddenError,
@@ -243,7 +243,7 @@ async function presence({ request, caller, deps, ref }: Route, frame: PresenceFr
   if (deps.presence === undefined) throw new BadRequestError("unknown action 'presence'");
   const tenant = await deps.tenants.get(caller.tenantId);
   assertAllowed(tenant.roleRules, caller, 'subscribe', frame.group);
-  assertMayFollow(tenant.entityRules, caller, frame.group, tenant.schema);
+  assertMayListFollowers(tenant.entityRules, caller, frame.group, tenant.schema);
   await deps.admit?.('presence', caller, request.connectionId);
   const presence = deps.presence;
   const live: LivePresence = presence.live ?? ((tenantId, group, o) => livePresence(presence, tenantId, group, o));

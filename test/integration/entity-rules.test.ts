@@ -294,6 +294,31 @@ describe('the live feed gives the rights HTTP gives', () => {
     await Promise.all([ws.close(), admin.close()]);
   });
 
+  it('lists the feed’s followers only to a caller who reads every row, and announces no join on it', async () => {
+    await setRules(ownerRule);
+    const config = await runtime().tenants.get(TENANT);
+    await runtime().tenants.put({ ...config, presenceGroups: ['*'] });
+    try {
+      const bob = await sub(tok('bob', ['member']));
+      const alice = await sub(tok('alice', ['member']));
+      // Until 2026-12-05 alice, who reads only her own rows, got bob listed (found by an attacking pass).
+      expect(await alice.request({ action: 'presence', group: 'entity:doc' })).toMatchObject({
+        type: 'error',
+        code: 'FORBIDDEN',
+      });
+      const admin = await sub(tok('root', ['admin']));
+      const listed = await admin.request({ action: 'presence', group: 'entity:doc' });
+      expect((listed.members as { userId: string }[]).map((m) => m.userId)).toEqual(
+        expect.arrayContaining(['alice', 'bob', 'root']),
+      );
+      await sleep(300);
+      expect(bob.frames.filter((f) => f.type === 'presence')).toEqual([]);
+      await Promise.all([bob.close(), alice.close(), admin.close()]);
+    } finally {
+      await runtime().tenants.put({ ...config, presenceGroups: config.presenceGroups });
+    }
+  }, 20_000);
+
   it('matches a numeric claim value as GET does', async () => {
     await setRules(teamRule);
     const num = tok('num', ['member'], { teams: [7] });

@@ -4,6 +4,7 @@ import {
   ANY_ENTITY,
   applicableRule,
   assertMayFollow,
+  assertMayListFollowers,
   audienceFor,
   canRead,
   canWrite,
@@ -131,6 +132,30 @@ describe('entity access rules', () => {
     );
     expect(() => assertMayFollow(rules, caller(['admin']), 'entity:doc', schema('int8', 'bigint'))).not.toThrow();
     expect(() => assertMayFollow(rules, member, 'chat:general', schema('int8', 'bigint'))).not.toThrow();
+  });
+
+  it("list an entity feed's followers only to callers who read every row: no row filter, or a bypass role", () => {
+    const schema = {
+      entities: {
+        doc: {
+          primaryKey: 'id',
+          fields: {
+            id: { type: 'uuid', udtName: 'uuid', nullable: false, hasDefault: true },
+            owner: { type: 'text', udtName: 'text', nullable: false, hasDefault: false },
+          },
+        },
+      },
+    };
+    const filtered = { doc: ownerRule };
+    expect(() => assertMayListFollowers(filtered, caller(['member']), 'entity:doc', schema)).toThrow(
+      expect.objectContaining({ code: 'FORBIDDEN' }),
+    );
+    // The same member may follow the feed (its own rows' changes) and read its rows over HTTP.
+    expect(() => assertMayFollow(filtered, caller(['member']), 'entity:doc', schema)).not.toThrow();
+    expect(() => assertMayListFollowers(filtered, caller(['admin']), 'entity:doc', schema)).not.toThrow();
+    const open = { doc: { ...ownerRule, rowFilter: undefined } };
+    expect(() => assertMayListFollowers(open, caller(['member']), 'entity:doc', schema)).not.toThrow();
+    expect(() => assertMayListFollowers(filtered, caller(['member']), 'chat:general', schema)).not.toThrow();
   });
 
   it('refuse the feeds of a tenant with no schema (real-time only) FORBIDDEN, as GET answers 403, even to an admin', () => {

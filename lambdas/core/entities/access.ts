@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { claimValues } from '../audience.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
+import { ENTITY_GROUP_PREFIX } from '../permissions.ts';
 import { type EntityCaller, type EntityRule, type EntityRules, type EntitySpec, toEntitySchema } from './model.ts';
 
 /** A tenant's introspected schema (lambdas/core/schema.ts), as `toEntitySchema` reads it. */
@@ -16,8 +17,6 @@ type IntrospectedSchema = Parameters<typeof toEntitySchema>[0];
 
 /** The key of the rule for every entity that has none of its own (a new tenant's default: docs/tenants.md). */
 export const ANY_ENTITY = '*';
-/** The live feed of entity `<name>` is the group `entity:<name>`. */
-export const ENTITY_GROUP_PREFIX = 'entity:';
 
 /** The rule for an entity: its own, else the tenant's `*` rule, else none. */
 export function ruleOf(rules: EntityRules, entity: string): EntityRule | undefined {
@@ -56,8 +55,8 @@ export function assertMayFollow(
   caller: Pick<EntityCaller, 'roles'>,
   group: string,
   schema: IntrospectedSchema | undefined,
-): void {
-  if (!group.startsWith(ENTITY_GROUP_PREFIX)) return;
+): EntityRule | undefined {
+  if (!group.startsWith(ENTITY_GROUP_PREFIX)) return undefined;
   const entity = group.slice(ENTITY_GROUP_PREFIX.length);
   // Until 2026-12-05 the feed answered FORBIDDEN for an unknown entity (GET: 404) and acked an admin of a tenant with
   // no schema (GET: 403): the same token got two answers on the two transports.
@@ -68,6 +67,28 @@ export function assertMayFollow(
   const spec = toEntitySchema({ entities: { [entity]: introspected } }).entities[entity];
   const rule = own !== undefined && spec !== undefined ? applicableRule(own, spec) : own;
   if (rule === undefined || !canRead(rule, caller)) throw new ForbiddenError(`not allowed to read entity '${entity}'`);
+  return rule;
+}
+
+/**
+ * A `presence` request lists who follows a group. For an entity's live feed it is refused (FORBIDDEN) to a caller
+ * a row filter binds (no bypass role): the filter keeps other users' rows from it, and the list would name who follows
+ * them and when they are online (until 2026-12-05 it listed every subscriber; found by an attacking pass). Callers
+ * who read every row (no row filter, or a bypass role) may ask, as may anyone of any other group the role rules let
+ * them subscribe to.
+ */
+export function assertMayListFollowers(
+  rules: EntityRules | undefined,
+  caller: Pick<EntityCaller, 'roles'>,
+  group: string,
+  schema: IntrospectedSchema | undefined,
+): void {
+  const rule = assertMayFollow(rules, caller, group, schema);
+  if (rule?.rowFilter !== undefined && !caller.roles.some((role) => rule.bypassRoles.includes(role))) {
+    throw new ForbiddenError(
+      `a row filter binds you on entity '${group.slice(ENTITY_GROUP_PREFIX.length)}': its followers are not listed to you`,
+    );
+  }
 }
 
 export function assertCanRead(rule: EntityRule, caller: EntityCaller, entity: string): void {
