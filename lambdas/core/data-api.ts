@@ -302,9 +302,12 @@ export const RESPONSE_TOO_LARGE = 'Database returned more than the allowed respo
 /** The Data API's error for a result row over 64 KB (lambdas/core/limits.ts, `dataApiRowBytes`). */
 export const ROW_TOO_LARGE = 'Packet for query is too large';
 
+/** A foreign key's violation, as the API words it (and a write's reference to a row its caller may not read). */
+export const MISSING_REFERENCE = 'a referenced row does not exist, or the row is still referenced';
+
 const clientSqlStates: Record<string, string> = {
   '23505': 'a row with the same unique value already exists',
-  '23503': 'a referenced row does not exist, or the row is still referenced',
+  '23503': MISSING_REFERENCE,
   '23502': 'a required field is missing',
   '23514': 'a value violates a check constraint',
   '22001': 'a value is too long for its field',

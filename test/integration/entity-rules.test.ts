@@ -36,7 +36,8 @@ const runtime = useQuietRuntime(
       await onboarding.createTenant({
         tenantId: TENANT,
         schemaSql: `CREATE TABLE doc (id text PRIMARY KEY, owner text, team text, title text, slug text UNIQUE,
-                    score double precision);`,
+                    score double precision);
+                    CREATE TABLE note (id text PRIMARY KEY, owner text, doc_id text REFERENCES doc (id), body text);`,
         limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
       });
     },
@@ -396,6 +397,33 @@ describe('a replay of the live feed (subscribe with since)', () => {
     );
     expect(answer).toMatchObject({ type: 'reset', reason: 'RULES_CHANGED' });
     expect(rows).toEqual([]);
+  }, 30_000);
+});
+
+describe('a write’s reference to another row (a foreign key)', () => {
+  it('to a row the caller may not read is refused as one to a missing row is, and pins nothing', async () => {
+    const config = await runtime().tenants.get(TENANT);
+    await runtime().tenants.put({ ...config, entityRules: { doc: ownerRule, note: ownerRule } });
+    const [bob, alice, admin] = [tok('bob', ['member']), tok('alice', ['member']), tok('root', ['admin'])];
+    const [bobsDoc, alicesDoc] = [randomUUID(), randomUUID()];
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id: bobsDoc, title: 'BOB' })).status).toBe(201);
+    expect((await api(alice, 'POST', '/v1/entities/doc', { id: alicesDoc, title: 'ALICE' })).status).toBe(201);
+    const note = (token: string, docId: string) =>
+      api(token, 'POST', '/v1/entities/note', { id: randomUUID(), doc_id: docId, body: 'x' });
+
+    const hidden = await note(alice, bobsDoc);
+    const missing = await note(alice, randomUUID());
+    // Until 2026-12-05 the hidden row's reference was taken (201), a missing one's refused (found by an attacker).
+    expect(hidden.status).toBe(400);
+    expect({ status: hidden.status, body: hidden.body }).toEqual({ status: missing.status, body: missing.body });
+    expect((await note(alice, alicesDoc)).status).toBe(201);
+    // An update that sets the reference is judged alike.
+    const own = randomUUID();
+    expect((await api(alice, 'POST', '/v1/entities/note', { id: own, doc_id: null })).status).toBe(201);
+    expect((await api(alice, 'PATCH', `/v1/entities/note/${own}`, { doc_id: bobsDoc })).status).toBe(400);
+    // So bob's row is pinned by nobody, and a bypass role references any row.
+    expect((await api(bob, 'DELETE', `/v1/entities/doc/${bobsDoc}`)).status).toBe(204);
+    expect((await note(admin, alicesDoc)).status).toBe(201);
   }, 30_000);
 });
 

@@ -40,6 +40,11 @@ export interface FieldSpec {
    * until the tenant's schema is refreshed. @default false
    */
   readonly opaque?: boolean;
+  /**
+   * A single-column foreign key: the entity and field it references. A write that sets it must be able to read the
+   * row it names (service.ts, `assertReferencesReadable`).
+   */
+  readonly references?: { readonly entity: string; readonly field: string };
 }
 
 export interface EntitySpec {
@@ -168,6 +173,7 @@ export function toEntitySchema(snapshot: {
               hasDefault: boolean;
               pgType?: string;
               enum?: boolean;
+              references?: { readonly entity: string; readonly field: string };
             }
           >
         >;
@@ -189,6 +195,9 @@ export function toEntitySchema(snapshot: {
         ...(spec.udtName === 'bpchar' && { padded: true }),
         ...(field === entity.primaryKey && spec.pgType !== undefined && { keyType: spec.pgType }),
         ...(type === 'text' && !TEXT_TYPES.has(spec.udtName) && spec.enum !== true && { opaque: true }),
+        ...(spec.references !== undefined && {
+          references: { entity: spec.references.entity, field: spec.references.field },
+        }),
       };
     }
     entities[name] = { primaryKey: entity.primaryKey, fields };

@@ -6,8 +6,8 @@
  */
 
 import { MAX_CLAIMS_BYTES } from '../auth.ts';
-import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
-import { ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
+import { type DataApi, type DatabaseRef, MISSING_REFERENCE, type Row, type Transaction } from '../data-api.ts';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
 import { awsLimits } from '../limits.ts';
 import {
   applicableRule,
@@ -45,6 +45,7 @@ import {
   markPublishedStatement,
   parseLater,
   ROW_JSON_BYTES,
+  referenceStatement,
   updateStatement,
 } from './sql.ts';
 import { entityOf, parseChangesQuery, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
@@ -382,6 +383,7 @@ export class EntityService {
     }
     try {
       const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
+        await assertReferencesReadable(tx, tenant, caller, entity, values);
         const inserted = await one(tx, insertStatement(entityName, entity, values), entityName);
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
@@ -439,6 +441,7 @@ export class EntityService {
     }
     const row = await this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
+      await assertReferencesReadable(tx, tenant, caller, entity, values);
       const after = await one(tx, updateStatement(entityName, entity, id, values), entityName);
       return { before, after, version: versionOf(before) + 1 };
     });
@@ -498,6 +501,50 @@ export class EntityService {
     }
     return result.row;
   }
+}
+
+/**
+ * A write's foreign keys name rows the caller may read, or it is refused as a reference to a missing row is (the same
+ * BAD_REQUEST the database's own check gives): until 2026-12-05 the answer told a row hidden from the caller from a
+ * missing one, and a reference pinned another user's row against its deletion (found by an attacking pass). The
+ * target's rule is the one `GET` applies (`applicableRule`); a target the schema does not list, or no rule lets the
+ * caller read, counts as missing. Composite foreign keys are not introspected (lambdas/core/schema.ts) and not checked.
+ */
+async function assertReferencesReadable(
+  tx: Transaction,
+  tenant: TenantData,
+  caller: EntityCaller,
+  entity: EntitySpec,
+  values: Readonly<Record<string, unknown>>,
+): Promise<void> {
+  for (const [name, value] of Object.entries(values)) {
+    const reference = entity.fields[name]?.references;
+    if (reference === undefined || value === null || value === undefined) continue;
+    const target = Object.hasOwn(tenant.schema.entities, reference.entity)
+      ? tenant.schema.entities[reference.entity]
+      : undefined;
+    const own = ruleOf(tenant.rules, reference.entity);
+    const rule = own === undefined || target === undefined ? undefined : applicableRule(own, target);
+    const found =
+      rule !== undefined &&
+      target !== undefined &&
+      canRead(rule, caller) &&
+      Object.hasOwn(target.fields, reference.field) &&
+      (await referenced(tx, reference, target, value, rowRestriction(rule, caller)));
+    if (!found) throw new BadRequestError(MISSING_REFERENCE);
+  }
+}
+
+async function referenced(
+  tx: Transaction,
+  reference: { readonly entity: string; readonly field: string },
+  target: EntitySpec,
+  value: unknown,
+  restriction: RowRestriction | undefined,
+): Promise<boolean> {
+  const statement = referenceStatement(reference.entity, target, reference.field, value, restriction);
+  const { rows } = await tx.execute(statement.sql, statement.params);
+  return rows.length > 0;
 }
 
 /** The row a write returns; TOO_LARGE (the transaction rolls back) when it is too big to read back. */

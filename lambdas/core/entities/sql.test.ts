@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { EntitySpec } from './model.ts';
-import { getStatement, insertStatement, listStatement, quoteIdent } from './sql.ts';
+import { getStatement, insertStatement, listStatement, quoteIdent, referenceStatement } from './sql.ts';
 
 const task: EntitySpec = {
   primaryKey: 'id',
@@ -36,5 +36,14 @@ describe('the entity SQL builder', () => {
     expect(own.sql).toMatch(/t\."owner"::text IN \(:p\d+\)/);
     expect(Object.values(own.params)).toContain('bob');
     expect(getStatement('task', task, 1, { column: 'owner', anyOf: [] }).sql).toContain('FALSE');
+  });
+
+  it('looks a reference up by its field and value, within the row filter, as parameters', () => {
+    const statement = referenceStatement('task', task, 'id', "7' OR 1=1", { column: 'owner', anyOf: ['bob'] });
+    expect(statement.sql).toMatch(
+      /^SELECT 1 AS found FROM "task" t WHERE t\."id" = CAST\(:p\d+ AS integer\) AND t\."owner"::text IN \(:p\d+\) LIMIT 1$/,
+    );
+    expect(statement.sql).not.toContain('OR 1=1');
+    expect(Object.values(statement.params)).toEqual(expect.arrayContaining(['bob']));
   });
 });

@@ -201,6 +201,25 @@ export function getStatement(
   return { sql, params: p.params };
 }
 
+/**
+ * Whether a row of `table` whose `field` is `value` is within `restriction`: one row of `SELECT 1`, or none (a write's
+ * reference checked against the caller's rights on the row it names: service.ts, `assertReferencesReadable`).
+ */
+export function referenceStatement(
+  table: string,
+  entity: EntitySpec,
+  field: string,
+  value: unknown,
+  restriction: RowRestriction | undefined,
+): Statement {
+  const p = new ParamBuilder();
+  const where = [`t.${quoteIdent(field)} = ${p.field(entity, field, value)}`, ...restrictionTerm(restriction, p)];
+  return {
+    sql: `SELECT 1 AS found FROM ${quoteIdent(table)} t WHERE ${where.join(' AND ')} LIMIT 1`,
+    params: p.params,
+  };
+}
+
 export function insertStatement(
   table: string,
   entity: EntitySpec,
