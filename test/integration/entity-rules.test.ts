@@ -37,7 +37,8 @@ const runtime = useQuietRuntime(
         tenantId: TENANT,
         schemaSql: `CREATE TABLE doc (id text PRIMARY KEY, owner text, team text, title text, slug text UNIQUE,
                     score double precision);
-                    CREATE TABLE note (id text PRIMARY KEY, owner text, doc_id text REFERENCES doc (id), body text);`,
+                    CREATE TABLE note (id text PRIMARY KEY, owner text, doc_id text REFERENCES doc (id), body text);
+                    CREATE TABLE memo (id text PRIMARY KEY, owner varchar(5), title text);`,
         limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
       });
     },
@@ -425,6 +426,21 @@ describe('a write’s reference to another row (a foreign key)', () => {
     expect((await api(bob, 'DELETE', `/v1/entities/doc/${bobsDoc}`)).status).toBe(204);
     expect((await note(admin, alicesDoc)).status).toBe(201);
   }, 30_000);
+});
+
+describe('a write’s row filter value as stored', () => {
+  it('refuses a value the column stores as another user’s (varchar drops trailing spaces)', async () => {
+    const config = await runtime().tenants.get(TENANT);
+    await runtime().tenants.put({ ...config, entityRules: { memo: ownerRule } });
+    const spaced = tok('alice ', ['member']);
+    const alice = tok('alice', ['member']);
+    const id = randomUUID();
+    // Until 2026-12-05: 201, stored as `alice`, readable by alice and not by its creator (found by an attacker).
+    expect((await api(spaced, 'POST', '/v1/entities/memo', { id, title: 'PLANTED' })).status).toBe(403);
+    expect((await api(alice, 'GET', `/v1/entities/memo/${id}`)).status).toBe(404);
+    expect((await api(alice, 'POST', '/v1/entities/memo', { id, title: 'mine' })).status).toBe(201);
+    expect((await api(spaced, 'PATCH', `/v1/entities/memo/${id}`, { title: 'x' })).status).toBe(404);
+  }, 20_000);
 });
 
 describe('a write’s answer', () => {

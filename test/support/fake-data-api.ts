@@ -146,6 +146,20 @@ export class FakeDataApi implements DataApi {
       if (sql.includes(' AND FALSE')) return { rows: [], updated: 0 };
       return { rows: visible ? [{ row: JSON.stringify(row), version: this.versionOf(entity, id) }] : [], updated: 0 };
     }
+    const reference = sql.match(/^SELECT 1 AS found FROM "(\w+)" t WHERE t\."(\w+)" = /);
+    if (reference) {
+      // referenceStatement: [the value, ...row filter values]; the fake's tables are keyed by primary key (text).
+      const [table, field] = [reference[1] as string, reference[2] as string];
+      const [value, ...allowed] = values;
+      const filter = sql.match(/AND t\."(\w+)"::text IN/);
+      const found = [...this.table(table).values()].some(
+        (row) =>
+          String(row[field]) === String(value) &&
+          (filter === null || allowed.includes(String(row[filter[1] as string]))),
+      );
+      if (sql.includes(' AND FALSE')) return { rows: [], updated: 0 };
+      return { rows: found ? [{ found: 1 }] : [], updated: 0 };
+    }
     const updateRow = sql.match(/^UPDATE "(\w+)" AS t SET (.*) WHERE t\."(\w+)" = /);
     if (updateRow) {
       const table = updateRow[1] as string;

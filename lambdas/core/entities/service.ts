@@ -385,6 +385,7 @@ export class EntityService {
       const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
         await assertReferencesReadable(tx, tenant, caller, entity, values);
         const inserted = await one(tx, insertStatement(entityName, entity, values), entityName);
+        await assertStoredWithin(tx, entityName, entity, inserted[entity.primaryKey], restriction);
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
         const lastVersion = lastVersionStatement(entityName, entity, inserted[entity.primaryKey]);
@@ -443,6 +444,9 @@ export class EntityService {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
       await assertReferencesReadable(tx, tenant, caller, entity, values);
       const after = await one(tx, updateStatement(entityName, entity, id, values), entityName);
+      if (restriction !== undefined && Object.hasOwn(values, restriction.column)) {
+        await assertStoredWithin(tx, entityName, entity, id, restriction);
+      }
       return { before, after, version: versionOf(before) + 1 };
     });
     return readable ? row : keyAndVersion(entity, row);
@@ -530,19 +534,39 @@ async function assertReferencesReadable(
       target !== undefined &&
       canRead(rule, caller) &&
       Object.hasOwn(target.fields, reference.field) &&
-      (await referenced(tx, reference, target, value, rowRestriction(rule, caller)));
+      (await foundWithin(tx, reference.entity, target, reference.field, value, rowRestriction(rule, caller)));
     if (!found) throw new BadRequestError(MISSING_REFERENCE);
   }
 }
 
-async function referenced(
+/**
+ * The row as stored is within the caller's row filter, as reads judge it (`::text`, in SQL): the column's type may
+ * store another value than the one sent and checked (a `varchar(5)` drops trailing spaces, a `name` cuts at 63 bytes),
+ * so a caller whose claim is `"alice "` created a row only `alice` could read until 2026-12-05 (found by an attacking
+ * pass). Refused as a value not its own; the transaction rolls back.
+ */
+async function assertStoredWithin(
   tx: Transaction,
-  reference: { readonly entity: string; readonly field: string },
-  target: EntitySpec,
+  entityName: string,
+  entity: EntitySpec,
+  key: unknown,
+  restriction: RowRestriction | undefined,
+): Promise<void> {
+  if (restriction === undefined) return;
+  if (await foundWithin(tx, entityName, entity, entity.primaryKey, key, restriction)) return;
+  throw new ForbiddenError(`field '${restriction.column}' of entity '${entityName}' must be one of your own values`);
+}
+
+/** Whether `table` has a row whose `field` is `value` within `restriction`, as reads judge it (in SQL). */
+async function foundWithin(
+  tx: Transaction,
+  table: string,
+  entity: EntitySpec,
+  field: string,
   value: unknown,
   restriction: RowRestriction | undefined,
 ): Promise<boolean> {
-  const statement = referenceStatement(reference.entity, target, reference.field, value, restriction);
+  const statement = referenceStatement(table, entity, field, value, restriction);
   const { rows } = await tx.execute(statement.sql, statement.params);
   return rows.length > 0;
 }
