@@ -75,7 +75,7 @@ export type ClientFrame =
 /** disconnected → connecting → connected → reconnecting → connected … → disconnected (after `close()`). */
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
 
-/** What a `reset` event carries: the group's history no longer reaches back to what this client saw (`HISTORY_EXPIRED`), is too long to replay (`HISTORY_TOO_LONG`), or its replay failed for good (`REPLAY_FAILED`); reload it. */
+/** What a `reset` event carries: the group's history no longer reaches back to what this client saw (`HISTORY_EXPIRED`), is too long to replay (`HISTORY_TOO_LONG`), its replay failed for good (`REPLAY_FAILED`), or an entity feed's history was judged under access rules since changed (`RULES_CHANGED`); reload it. */
 export interface ResetEvent {
   readonly group: string;
   readonly reason: string;
