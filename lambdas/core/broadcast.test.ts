@@ -1039,6 +1039,13 @@ describe('replay of an entity feed, judged under rules (Audience.rules)', () => 
     expect(JSON.parse(posts[0]?.[1] as string)).toMatchObject({ type: 'reset', group: E, reason: 'RULES_CHANGED' });
   });
 
+  it('sends a reset for history with no fingerprint in an entity feed (sequenced before fingerprints)', async () => {
+    const { deps, received } = setup();
+    await broadcastRun([judged('a', 'r1'), message('old', { group: E, audience: { roles: ['member'] } })], false, deps);
+    await replay(replayE, { ...deps, feedRules: async () => 'r1' });
+    expect(received('late')).toEqual([['reset', 2]]);
+  });
+
   it('sends a reset when nobody reads the entity any more, or no port tells the rules (closed by default)', async () => {
     const { deps, received } = setup();
     await broadcastRun([judged('a', 'r1')], false, deps);

@@ -1058,7 +1058,9 @@ export async function replay(
 /**
  * Whether any of `messages` was judged under rules other than those in force (`Audience.rules`, `feedRules`): the
  * tenant changed the entity's rules, or its schema, since. Such history is not replayed: the member gets a `reset`
- * and reloads over HTTP, where the rules in force apply.
+ * and reloads over HTTP, where the rules in force apply. In an entity's feed a message without a fingerprint counts
+ * as judged under other rules (sequenced before 2026-12-05, or by a peer region on an older release; until a second
+ * attacking pass such history was replayed as judged). Other groups' audiences carry none and are replayed.
  */
 async function judgedUnderOtherRules(
   tenantId: string,
@@ -1066,12 +1068,12 @@ async function judgedUnderOtherRules(
   messages: readonly DeliveryMessage[],
   deps: Pick<BroadcastDeps, 'feedRules' | 'log'>,
 ): Promise<boolean> {
+  const feed = group.startsWith(ENTITY_GROUP_PREFIX);
   const judged = new Set(messages.flatMap((m) => (m.audience?.rules === undefined ? [] : [m.audience.rules])));
-  if (judged.size === 0) return false;
-  const now = group.startsWith(ENTITY_GROUP_PREFIX)
-    ? await deps.feedRules?.(tenantId, group.slice(ENTITY_GROUP_PREFIX.length))
-    : undefined;
-  const changed = [...judged].some((rules) => rules !== now);
+  const unjudged = feed && messages.some((m) => m.audience?.rules === undefined);
+  if (judged.size === 0 && !unjudged) return false;
+  const now = feed && !unjudged ? await deps.feedRules?.(tenantId, group.slice(ENTITY_GROUP_PREFIX.length)) : undefined;
+  const changed = unjudged || [...judged].some((rules) => rules !== now);
   if (changed) deps.log?.('replay refused: judged under other rules', { tenantId, group, judged: [...judged], now });
   return changed;
 }

@@ -36,8 +36,9 @@ const runtime = useQuietRuntime(
       await onboarding.createTenant({
         tenantId: TENANT,
         schemaSql: `CREATE TABLE doc (id text PRIMARY KEY, owner text, team text, title text, slug text UNIQUE,
-                    score double precision);
+                    score double precision, parent_id text REFERENCES doc (id));
                     CREATE TABLE note (id text PRIMARY KEY, owner text, doc_id text REFERENCES doc (id), body text);
+                    CREATE TABLE pin (id text PRIMARY KEY, owner text, doc_id char(36) REFERENCES doc (id));
                     CREATE TABLE memo (id text PRIMARY KEY, owner varchar(5), title text);`,
         limits: { httpRequestsPerSecond: 1000, httpBurst: 1000, publishesPerSecond: 1000, publishBurst: 1000 },
       });
@@ -426,6 +427,30 @@ describe('a write’s reference to another row (a foreign key)', () => {
     expect((await api(bob, 'DELETE', `/v1/entities/doc/${bobsDoc}`)).status).toBe(204);
     expect((await note(admin, alicesDoc)).status).toBe(201);
   }, 30_000);
+
+  it('is judged on the value as stored: a char(36) column drops the space that named the caller’s own row', async () => {
+    const config = await runtime().tenants.get(TENANT);
+    await runtime().tenants.put({ ...config, entityRules: { doc: ownerRule, pin: ownerRule } });
+    const [bob, alice] = [tok('bob', ['member']), tok('alice', ['member'])];
+    const [hidden, missing] = [randomUUID(), randomUUID()];
+    expect((await api(bob, 'POST', '/v1/entities/doc', { id: hidden, title: 'BOB' })).status).toBe(201);
+    // alice's own rows, keyed like bob's and a missing one's ids with a trailing space (other text keys).
+    for (const id of [`${hidden} `, `${missing} `]) {
+      expect((await api(alice, 'POST', '/v1/entities/doc', { id, title: 'decoy' })).status).toBe(201);
+    }
+    const pin = (docId: string) => api(alice, 'POST', '/v1/entities/pin', { id: randomUUID(), doc_id: docId });
+    const [viaHidden, viaMissing] = [await pin(`${hidden} `), await pin(`${missing} `)];
+    // Until a second attacking pass the value as sent named alice's decoy: 201, and bob's row was pinned.
+    expect({ status: viaHidden.status, body: viaHidden.body }).toEqual({ status: 400, body: viaMissing.body });
+    expect((await api(bob, 'DELETE', `/v1/entities/doc/${hidden}`)).status).toBe(204);
+  }, 30_000);
+
+  it('lets a row reference itself, as the database does', async () => {
+    await setRules(ownerRule);
+    const id = randomUUID();
+    const created = await api(tok('alice', ['member']), 'POST', '/v1/entities/doc', { id, parent_id: id, title: 'me' });
+    expect(created.status).toBe(201);
+  }, 20_000);
 });
 
 describe('a write’s row filter value as stored', () => {

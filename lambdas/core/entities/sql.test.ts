@@ -1,6 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import type { EntitySpec } from './model.ts';
-import { getStatement, insertStatement, listStatement, quoteIdent, referenceStatement } from './sql.ts';
+import {
+  getStatement,
+  insertStatement,
+  listStatement,
+  quoteIdent,
+  referenceStatement,
+  storedReferenceStatement,
+} from './sql.ts';
 
 const task: EntitySpec = {
   primaryKey: 'id',
@@ -45,5 +52,16 @@ describe('the entity SQL builder', () => {
     );
     expect(statement.sql).not.toContain('OR 1=1');
     expect(Object.values(statement.params)).toEqual(expect.arrayContaining(['bob']));
+  });
+
+  it("looks a written row's reference up by the value as stored, within the target's row filter", () => {
+    const statement = storedReferenceStatement(
+      { table: 'comment', entity: task, key: 7, column: 'task_id' },
+      { table: 'task', field: 'id' },
+      { column: 'owner', anyOf: ['bob'] },
+    );
+    expect(statement.sql).toMatch(
+      /^SELECT 1 AS found FROM "task" t WHERE t\."id" = \(SELECT s\."task_id" FROM "comment" s WHERE s\."id" = CAST\(:p\d+ AS integer\)\) AND t\."owner"::text IN \(:p\d+\) LIMIT 1$/,
+    );
   });
 });

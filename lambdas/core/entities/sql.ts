@@ -202,8 +202,8 @@ export function getStatement(
 }
 
 /**
- * Whether a row of `table` whose `field` is `value` is within `restriction`: one row of `SELECT 1`, or none (a write's
- * reference checked against the caller's rights on the row it names: service.ts, `assertReferencesReadable`).
+ * Whether a row of `table` whose `field` is `value` is within `restriction`: one row of `SELECT 1`, or none (a row as
+ * written checked against the caller's row filter: service.ts, `assertStoredWithin`).
  */
 export function referenceStatement(
   table: string,
@@ -216,6 +216,27 @@ export function referenceStatement(
   const where = [`t.${quoteIdent(field)} = ${p.field(entity, field, value)}`, ...restrictionTerm(restriction, p)];
   return {
     sql: `SELECT 1 AS found FROM ${quoteIdent(table)} t WHERE ${where.join(' AND ')} LIMIT 1`,
+    params: p.params,
+  };
+}
+
+/**
+ * Whether the row of `source` keyed `key` references, by its column `column` as stored, a row of `target` (by its
+ * `field`) within `restriction`: one row of `SELECT 1`, or none (a write's reference checked against the caller's
+ * rights on the row it names: service.ts, `assertReferencesReadable`). The stored value, not the one sent: the column's
+ * type may store another (a `char(n)` drops trailing spaces), and the foreign key holds on what is stored.
+ */
+export function storedReferenceStatement(
+  source: { readonly table: string; readonly entity: EntitySpec; readonly key: unknown; readonly column: string },
+  target: { readonly table: string; readonly field: string },
+  restriction: RowRestriction | undefined,
+): Statement {
+  const p = new ParamBuilder();
+  const key = `s.${quoteIdent(source.entity.primaryKey)} = ${p.field(source.entity, source.entity.primaryKey, source.key)}`;
+  const stored = `(SELECT s.${quoteIdent(source.column)} FROM ${quoteIdent(source.table)} s WHERE ${key})`;
+  const where = [`t.${quoteIdent(target.field)} = ${stored}`, ...restrictionTerm(restriction, p)];
+  return {
+    sql: `SELECT 1 AS found FROM ${quoteIdent(target.table)} t WHERE ${where.join(' AND ')} LIMIT 1`,
     params: p.params,
   };
 }
