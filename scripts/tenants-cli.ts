@@ -26,6 +26,7 @@ import { TenantcastError } from '../lambdas/core/errors.ts';
 import {
   Onboarding,
   parseRulesFile,
+  referenceLines,
   SecretsManagerStore,
   skippedLines,
   type TenantRulesFile,
@@ -144,7 +145,7 @@ async function refreshSchema(cmd: Command): Promise<number> {
   }
   const { schema, changed } = await onboarding.refreshSchema(tenantId);
   io.out(`${tenantId}: schema version ${schema.version} (${changed ? 'changed' : 'unchanged'})`);
-  for (const line of skippedLines(schema)) io.out(line);
+  for (const line of [...skippedLines(schema), ...referenceLines(schema)]) io.out(line);
   io.out(entitiesTable(schema.entities));
   return 0;
 }

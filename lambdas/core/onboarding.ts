@@ -172,6 +172,33 @@ export function skippedLines(schema: SchemaSnapshot | undefined): string[] {
   );
 }
 
+/**
+ * One warning per foreign key the entity API cannot keep to its rules (docs/entities.md, "Access rules"): an
+ * `ON DELETE` action that changes referencing rows with no change-log entry and no live message, and a column's
+ * second foreign key, whose target the API does not check a writer may read. What `create` and `refresh-schema` print.
+ */
+export function referenceLines(schema: SchemaSnapshot | undefined): string[] {
+  return Object.entries(schema?.entities ?? {}).flatMap(([table, entity]) =>
+    Object.entries(entity.fields).flatMap(([column, field]) => {
+      const ref = field.references;
+      if (ref === undefined) return [];
+      const where = `${table}.${column} references ${ref.entity}.${ref.field}`;
+      return [
+        ...(ref.onDelete === undefined
+          ? []
+          : [
+              `warning: ${where} ON DELETE ${ref.onDelete.toUpperCase()}: a delete of ${ref.entity} changes ${table} rows with no change-log entry and no live message; declare it without (NO ACTION) and delete through the API`,
+            ]),
+        ...(ref.more === true
+          ? [
+              `warning: ${table}.${column} has more than one foreign key: a writer's read rights are checked on ${ref.entity} only`,
+            ]
+          : []),
+      ];
+    }),
+  );
+}
+
 const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** PostgreSQL's longest name (NAMEDATALEN − 1): a longer one is cut silently. */
@@ -256,7 +283,7 @@ export class Onboarding {
         for (const sql of [...statements, ...splitSqlStatements(changeLogDdl)]) await tx.execute(sql);
       });
       const schema = await this.snapshot(db, undefined);
-      for (const line of skippedLines(schema)) log(line);
+      for (const line of [...skippedLines(schema), ...referenceLines(schema)]) log(line);
       config = configOf(input, current, { clusterId: cluster.id, ...db }, schema);
       // The database exists by now: rules that do not fit are reported, not refused (`set-rules` fixes them).
       for (const problem of entityRuleProblems(config.entityRules ?? {}, schema))

@@ -54,8 +54,19 @@ export const FieldSchema = z.object({
   hasDefault: z.boolean(),
   /** An enum type: its JSON value is its text (snapshots before 2026-12-04 do not say). */
   enum: z.optional(z.boolean()),
-  /** Single-column foreign key. */
-  references: z.optional(z.object({ entity: z.string(), field: z.string() })),
+  /**
+   * Single-column foreign key. `onDelete`: its action other than `NO ACTION`/`RESTRICT`, which changes referencing rows
+   * without the change log (reported by `referenceLines`, lambdas/core/onboarding.ts); `more`: the column has other
+   * foreign keys, which the entity API does not check (snapshots before 2026-12-05 say neither).
+   */
+  references: z.optional(
+    z.object({
+      entity: z.string(),
+      field: z.string(),
+      onDelete: z.optional(z.enum(['cascade', 'set null', 'set default'])),
+      more: z.optional(z.literal(true)),
+    }),
+  ),
 });
 export type FieldSchema = z.infer<typeof FieldSchema>;
 
@@ -108,7 +119,7 @@ ORDER BY c.relname, a.attnum`;
 
 const keysSql = `
 SELECT c.relname AS table_name, con.contype AS kind, a.attname AS column_name, array_length(con.conkey, 1) AS columns,
-       rc.relname AS ref_table, ra.attname AS ref_column
+       rc.relname AS ref_table, ra.attname AS ref_column, con.confdeltype AS on_delete
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -117,6 +128,13 @@ LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_catalog.pg_attribute ra ON ra.attrelid = rc.oid AND ra.attnum = con.confkey[1]
 WHERE n.nspname = 'public' AND con.contype IN ('p', 'f')
 ORDER BY c.relname, con.conname`;
+
+/** `pg_constraint.confdeltype`: the foreign key actions that change referencing rows. */
+const ON_DELETE: Record<string, 'cascade' | 'set null' | 'set default' | undefined> = {
+  c: 'cascade',
+  n: 'set null',
+  d: 'set default',
+};
 
 const typeAliases: Record<string, string> = {
   varchar: 'text',
@@ -170,7 +188,13 @@ export async function introspect(dataApi: DataApi, db: DatabaseRef): Promise<Int
     if (row.kind === 'p') primaryKeys.set(table, single ? String(row.column_name) : null);
     else if (single && row.ref_table !== null && !String(row.ref_table).startsWith(RESERVED_TABLE_PREFIX)) {
       const field = fields[String(row.column_name)];
-      if (field) field.references = { entity: String(row.ref_table), field: String(row.ref_column) };
+      const onDelete = ON_DELETE[String(row.on_delete)];
+      if (field) {
+        field.references =
+          field.references === undefined
+            ? { entity: String(row.ref_table), field: String(row.ref_column), ...(onDelete && { onDelete }) }
+            : { ...field.references, more: true };
+      }
     }
   }
   const entities: Record<string, EntitySchema> = {};

@@ -124,6 +124,38 @@ describe("an operator's mistakes", () => {
     expect((await httpApi(runtime(), admin, 'POST', '/v1/entities/note', { id: 'n1', body: 'hi' })).status).toBe(201);
   });
 
+  it('warns of foreign keys the API cannot keep to its rules: ON DELETE actions, a column’s second key', async () => {
+    const schema = await file(
+      'keys.sql',
+      [
+        'CREATE TABLE task (id text PRIMARY KEY);',
+        'CREATE TABLE task2 (id text PRIMARY KEY);',
+        'CREATE TABLE comment (id text PRIMARY KEY, task_id text REFERENCES task (id) ON DELETE CASCADE,',
+        '  parent_id text REFERENCES comment (id) ON DELETE SET NULL, plain_id text REFERENCES task (id),',
+        '  both_id text REFERENCES task (id) REFERENCES task2 (id));',
+      ].join('\n'),
+    );
+    const created = await tenants('create', 'keys', '--schema', schema);
+    expect(created).toMatchObject({ code: 0, err: '' });
+    const warnings = created.out
+      .split('\n')
+      .filter((line) => line.startsWith('warning: comment.'))
+      .sort();
+    expect(warnings).toEqual([
+      expect.stringMatching(/^warning: comment\.both_id has more than one foreign key/),
+      expect.stringMatching(/^warning: comment\.parent_id references comment\.id ON DELETE SET NULL: /),
+      expect.stringMatching(/^warning: comment\.task_id references task\.id ON DELETE CASCADE: /),
+    ]);
+    // refresh-schema says it again.
+    const refreshed = await tenants('refresh-schema', 'keys');
+    expect(
+      refreshed.out
+        .split('\n')
+        .filter((line) => line.startsWith('warning: comment.'))
+        .sort(),
+    ).toEqual(warnings);
+  });
+
   it('a schema file with tagged dollar quotes, escape strings and SQL-standard function bodies is taken whole', async () => {
     const schema = await file(
       'forms.sql',
