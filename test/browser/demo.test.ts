@@ -235,6 +235,15 @@ describe('the demo app in Chromium', () => {
     expect(await ada.inputValue('#editor input[name="title"]')).toBe('Book the bigger venue');
   });
 
+  it('offers no campaign to pick to a member who may not read campaigns, as the API would refuse it', async () => {
+    const key = await createTask(alice, 'Count the chairs');
+    expect(await alice.$eval('#editor input[name="campaign_id"]', (i) => (i as HTMLInputElement).readOnly)).toBe(true);
+    expect(await alice.textContent('#editor label[data-field="campaign_id"] small')).toContain('campaigns');
+    await ada.click(`section[data-entity="task"] tr[data-key="${key}"]`, { timeout: 5000 });
+    expect(await ada.$eval('#editor input[name="campaign_id"]', (i) => (i as HTMLInputElement).readOnly)).toBe(false);
+    await alice.click('#editor [data-action="close"]');
+  });
+
   it('deletes a task on a second click, which the other acme page loses at once, telling its open editor who did', async () => {
     const key = await createTask(alice, 'Return the chairs');
     await ada.click(`section[data-entity="task"] tr[data-key="${key}"]`, { timeout: 5000 });

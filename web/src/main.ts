@@ -374,7 +374,9 @@ class SignedIn {
     const panel = byId('detail');
     panel.hidden = false;
     const title = key === undefined ? `New ${entity}` : writable ? `Edit ${entity}` : `View ${entity}`;
-    const fields = editableFields(table.spec).map((column) => fieldInput(column, base[column.name]));
+    const fields = editableFields(table.spec).map((column) =>
+      fieldInput(column, base[column.name], this.#unreadableTarget(column)),
+    );
     const save = h('button', { type: 'submit', 'data-action': 'save' }, key === undefined ? 'Create' : 'Save');
     const cancel = h('button', { type: 'button', 'data-action': 'close' }, 'Close');
     const remove = h('button', { type: 'button', 'data-action': 'delete', class: 'danger' }, 'Delete');
@@ -467,6 +469,17 @@ class SignedIn {
         else this.#openEditor(editor.entity, editor.key);
       }
     }
+  }
+
+  /**
+   * The entity a reference field (`campaign_id`, a uuid, as the table's reference cells read it) names when the user
+   * may not read it: the API refuses a reference to a row its writer may not read (docs/entities.md, "Access rules"),
+   * so the form does not offer to set one.
+   */
+  #unreadableTarget(column: Column): string | undefined {
+    if (column.field.type !== 'uuid' || !column.name.endsWith('_id')) return undefined;
+    const target = column.name.slice(0, -3);
+    return this.#tables.has(target) ? undefined : target;
   }
 
   /** Deleting takes a second click on the notice's button, so one stray click loses nothing. */
@@ -590,7 +603,8 @@ class SignedIn {
   }
 }
 
-function fieldInput(column: Column, value: unknown): HTMLElement {
+/** A form field; `lockedTarget`: a reference to an entity the user may not read, shown read-only (`#unreadableTarget`). */
+function fieldInput(column: Column, value: unknown, lockedTarget?: string): HTMLElement {
   const kind = inputKindOf(column.field.type);
   const id = `field-${column.name}`;
   const text = toInputText(value, column.field.type);
@@ -612,13 +626,14 @@ function fieldInput(column: Column, value: unknown): HTMLElement {
     });
     input.value = text;
   }
+  if (lockedTarget !== undefined) input.readOnly = true;
   const required = column.field.nullable || column.field.hasDefault === true ? '' : ' *';
   return h(
     'label',
     { for: id, 'data-field': column.name },
     h('span', {}, `${column.label}${required}`),
     input,
-    h('small', {}, column.field.type),
+    h('small', {}, lockedTarget === undefined ? column.field.type : `you may not read ${lockedTarget}s to pick one`),
   );
 }
 
