@@ -19,11 +19,12 @@ import {
   type Recipient,
   repackFrames,
 } from './delivery-plan.ts';
+import { judgedUnderOtherRules } from './entities/feed-rules.ts';
 import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
-import { ENTITY_GROUP_PREFIX, USER_GROUP_PREFIX } from './permissions.ts';
+import { USER_GROUP_PREFIX } from './permissions.ts';
 import type { ResetFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -1053,29 +1054,6 @@ export async function replay(
   }
   await deps.registry.completeReplay(tenantId, group, connectionId, since);
   return total;
-}
-
-/**
- * Whether any of `messages` was judged under rules other than those in force (`Audience.rules`, `feedRules`): the
- * tenant changed the entity's rules, or its schema, since. Such history is not replayed: the member gets a `reset`
- * and reloads over HTTP, where the rules in force apply. In an entity's feed a message without a fingerprint counts
- * as judged under other rules (sequenced before 2026-12-05, or by a peer region on an older release; until a second
- * attacking pass such history was replayed as judged). Other groups' audiences carry none and are replayed.
- */
-async function judgedUnderOtherRules(
-  tenantId: string,
-  group: string,
-  messages: readonly DeliveryMessage[],
-  deps: Pick<BroadcastDeps, 'feedRules' | 'log'>,
-): Promise<boolean> {
-  const feed = group.startsWith(ENTITY_GROUP_PREFIX);
-  const judged = new Set(messages.flatMap((m) => (m.audience?.rules === undefined ? [] : [m.audience.rules])));
-  const unjudged = feed && messages.some((m) => m.audience?.rules === undefined);
-  if (judged.size === 0 && !unjudged) return false;
-  const now = feed && !unjudged ? await deps.feedRules?.(tenantId, group.slice(ENTITY_GROUP_PREFIX.length)) : undefined;
-  const changed = unjudged || [...judged].some((rules) => rules !== now);
-  if (changed) deps.log?.('replay refused: judged under other rules', { tenantId, group, judged: [...judged], now });
-  return changed;
 }
 
 /**

@@ -174,7 +174,7 @@ export function skippedLines(schema: SchemaSnapshot | undefined): string[] {
 
 /**
  * One warning per foreign key the entity API cannot keep to its rules (docs/entities.md, "Access rules"): an
- * `ON DELETE` action that changes referencing rows with no change-log entry and no live message, and a column's
+ * `ON DELETE` or `ON UPDATE` action that changes referencing rows with no change-log entry and no live message, and a column's
  * second foreign key, whose target the API does not check a writer may read. What `create` and `refresh-schema` print.
  */
 export function referenceLines(schema: SchemaSnapshot | undefined): string[] {
@@ -183,12 +183,15 @@ export function referenceLines(schema: SchemaSnapshot | undefined): string[] {
       const ref = field.references;
       if (ref === undefined) return [];
       const where = `${table}.${column} references ${ref.entity}.${ref.field}`;
-      return [
-        ...(ref.onDelete === undefined
+      const action = (on: 'DELETE' | 'UPDATE', what: string | undefined, write: string) =>
+        what === undefined
           ? []
           : [
-              `warning: ${where} ON DELETE ${ref.onDelete.toUpperCase()}: a delete of ${ref.entity} changes ${table} rows with no change-log entry and no live message; declare it without (NO ACTION) and delete through the API`,
-            ]),
+              `warning: ${where} ON ${on} ${what.toUpperCase()}: ${write} of ${ref.entity} changes ${table} rows with no change-log entry and no live message; declare it without (NO ACTION) and change ${table} through the API`,
+            ];
+      return [
+        ...action('DELETE', ref.onDelete, 'a delete'),
+        ...action('UPDATE', ref.onUpdate, `an update of ${ref.field}`),
         ...(ref.more === true
           ? [
               `warning: ${table}.${column} has more than one foreign key: a writer's read rights are checked on ${ref.entity} only`,

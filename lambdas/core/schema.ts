@@ -55,8 +55,8 @@ export const FieldSchema = z.object({
   /** An enum type: its JSON value is its text (snapshots before 2026-12-04 do not say). */
   enum: z.optional(z.boolean()),
   /**
-   * Single-column foreign key. `onDelete`: its action other than `NO ACTION`/`RESTRICT`, which changes referencing rows
-   * without the change log (reported by `referenceLines`, lambdas/core/onboarding.ts); `more`: the column has other
+   * Single-column foreign key. `onDelete`, `onUpdate`: its actions other than `NO ACTION`/`RESTRICT`, which change
+   * referencing rows without the change log (reported by `referenceLines`, lambdas/core/onboarding.ts); `more`: the column has other
    * foreign keys, which the entity API does not check (snapshots before 2026-12-05 say neither).
    */
   references: z.optional(
@@ -64,6 +64,7 @@ export const FieldSchema = z.object({
       entity: z.string(),
       field: z.string(),
       onDelete: z.optional(z.enum(['cascade', 'set null', 'set default'])),
+      onUpdate: z.optional(z.enum(['cascade', 'set null', 'set default'])),
       more: z.optional(z.literal(true)),
     }),
   ),
@@ -119,18 +120,20 @@ ORDER BY c.relname, a.attnum`;
 
 const keysSql = `
 SELECT c.relname AS table_name, con.contype AS kind, a.attname AS column_name, array_length(con.conkey, 1) AS columns,
-       rc.relname AS ref_table, ra.attname AS ref_column, con.confdeltype AS on_delete
+       rc.relname AS ref_table, ra.attname AS ref_column, con.confdeltype AS on_delete, con.confupdtype AS on_update,
+       rn.nspname AS ref_schema
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = con.conkey[1]
 LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_catalog.pg_attribute ra ON ra.attrelid = rc.oid AND ra.attnum = con.confkey[1]
 WHERE n.nspname = 'public' AND con.contype IN ('p', 'f')
 ORDER BY c.relname, con.conname`;
 
-/** `pg_constraint.confdeltype`: the foreign key actions that change referencing rows. */
-const ON_DELETE: Record<string, 'cascade' | 'set null' | 'set default' | undefined> = {
+/** `pg_constraint.confdeltype` and `confupdtype`: the foreign key actions that change referencing rows. */
+const CHANGING_ACTIONS: Record<string, 'cascade' | 'set null' | 'set default' | undefined> = {
   c: 'cascade',
   n: 'set null',
   d: 'set default',
@@ -186,13 +189,26 @@ export async function introspect(dataApi: DataApi, db: DatabaseRef): Promise<Int
     if (fields === undefined) continue;
     const single = Number(row.columns) === 1;
     if (row.kind === 'p') primaryKeys.set(table, single ? String(row.column_name) : null);
-    else if (single && row.ref_table !== null && !String(row.ref_table).startsWith(RESERVED_TABLE_PREFIX)) {
+    else if (
+      single &&
+      row.ref_table !== null &&
+      // A table of another schema is no entity (its name could be a public table's: until a review it was taken
+      // for it).
+      row.ref_schema === 'public' &&
+      !String(row.ref_table).startsWith(RESERVED_TABLE_PREFIX)
+    ) {
       const field = fields[String(row.column_name)];
-      const onDelete = ON_DELETE[String(row.on_delete)];
+      const onDelete = CHANGING_ACTIONS[String(row.on_delete)];
+      const onUpdate = CHANGING_ACTIONS[String(row.on_update)];
       if (field) {
         field.references =
           field.references === undefined
-            ? { entity: String(row.ref_table), field: String(row.ref_column), ...(onDelete && { onDelete }) }
+            ? {
+                entity: String(row.ref_table),
+                field: String(row.ref_column),
+                ...(onDelete && { onDelete }),
+                ...(onUpdate && { onUpdate }),
+              }
             : { ...field.references, more: true };
       }
     }

@@ -124,7 +124,7 @@ describe("an operator's mistakes", () => {
     expect((await httpApi(runtime(), admin, 'POST', '/v1/entities/note', { id: 'n1', body: 'hi' })).status).toBe(201);
   });
 
-  it('warns of foreign keys the API cannot keep to its rules: ON DELETE actions, a column’s second key', async () => {
+  it('warns of foreign keys the API cannot keep to its rules: ON DELETE and ON UPDATE actions, a second key', async () => {
     const schema = await file(
       'keys.sql',
       [
@@ -132,7 +132,8 @@ describe("an operator's mistakes", () => {
         'CREATE TABLE task2 (id text PRIMARY KEY);',
         'CREATE TABLE comment (id text PRIMARY KEY, task_id text REFERENCES task (id) ON DELETE CASCADE,',
         '  parent_id text REFERENCES comment (id) ON DELETE SET NULL, plain_id text REFERENCES task (id),',
-        '  both_id text REFERENCES task (id) REFERENCES task2 (id));',
+        '  both_id text REFERENCES task (id) REFERENCES task2 (id),',
+        '  moved_id text REFERENCES task (id) ON UPDATE CASCADE);',
       ].join('\n'),
     );
     const created = await tenants('create', 'keys', '--schema', schema);
@@ -143,6 +144,7 @@ describe("an operator's mistakes", () => {
       .sort();
     expect(warnings).toEqual([
       expect.stringMatching(/^warning: comment\.both_id has more than one foreign key/),
+      expect.stringMatching(/^warning: comment\.moved_id references task\.id ON UPDATE CASCADE: an update of id /),
       expect.stringMatching(/^warning: comment\.parent_id references comment\.id ON DELETE SET NULL: /),
       expect.stringMatching(/^warning: comment\.task_id references task\.id ON DELETE CASCADE: /),
     ]);

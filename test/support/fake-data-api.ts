@@ -34,6 +34,16 @@ function valuesInOrder(sql: string, params: Params): unknown[] {
   return [...sql.matchAll(/:(p\d+)/g)].map((m) => plain(params[m[1] as string]));
 }
 
+/** A write's `RETURNING` checks (sql.ts, `WriteChecks`) on the row written: the row filter's only (no references here). */
+function checksOf(sql: string, params: Params, row: Record<string, unknown>): { within?: boolean } {
+  if (sql.includes('AS "references"')) throw new Error('fake data api: references are not supported');
+  if (sql.includes('COALESCE((FALSE), FALSE) AS "within"')) return { within: false };
+  const within = sql.match(/COALESCE\(\(t\."(\w+)"::text IN \(([^)]*)\)\), FALSE\) AS "within"/);
+  if (within === null) return {};
+  const allowed = [...(within[2] as string).matchAll(/:(p\d+)/g)].map((m) => String(plain(params[m[1] as string])));
+  return { within: allowed.includes(String(row[within[1] as string])) };
+}
+
 export class FakeDataApi implements DataApi {
   /** Rows by table, then by primary key (as text). */
   tables = new Map<string, Map<string, Record<string, unknown>>>();
@@ -112,7 +122,7 @@ export class FakeDataApi implements DataApi {
       const key = String(row[this.primaryKeys[table] as string]);
       if (this.table(table).has(key)) throw new Error('duplicate key value violates unique constraint');
       this.table(table).set(key, row);
-      return { rows: [{ row: JSON.stringify(row) }], updated: 1 };
+      return { rows: [{ row: JSON.stringify(row), ...checksOf(sql, params, row) }], updated: 1 };
     }
     if (sql.startsWith(`INSERT INTO ${LOG}`)) {
       const [entity, key, version, op, changedBy, diff] = values;
@@ -146,20 +156,6 @@ export class FakeDataApi implements DataApi {
       if (sql.includes(' AND FALSE')) return { rows: [], updated: 0 };
       return { rows: visible ? [{ row: JSON.stringify(row), version: this.versionOf(entity, id) }] : [], updated: 0 };
     }
-    const reference = sql.match(/^SELECT 1 AS found FROM "(\w+)" t WHERE t\."(\w+)" = /);
-    if (reference) {
-      // referenceStatement: [the value, ...row filter values]; the fake's tables are keyed by primary key (text).
-      const [table, field] = [reference[1] as string, reference[2] as string];
-      const [value, ...allowed] = values;
-      const filter = sql.match(/AND t\."(\w+)"::text IN/);
-      const found = [...this.table(table).values()].some(
-        (row) =>
-          String(row[field]) === String(value) &&
-          (filter === null || allowed.includes(String(row[filter[1] as string]))),
-      );
-      if (sql.includes(' AND FALSE')) return { rows: [], updated: 0 };
-      return { rows: found ? [{ found: 1 }] : [], updated: 0 };
-    }
     const updateRow = sql.match(/^UPDATE "(\w+)" AS t SET (.*) WHERE t\."(\w+)" = /);
     if (updateRow) {
       const table = updateRow[1] as string;
@@ -170,7 +166,7 @@ export class FakeDataApi implements DataApi {
       columns.forEach((c, i) => {
         row[c] = values[i];
       });
-      return { rows: [{ row: JSON.stringify(row) }], updated: 1 };
+      return { rows: [{ row: JSON.stringify(row), ...checksOf(sql, params, row) }], updated: 1 };
     }
     const deleteRow = sql.match(/^DELETE FROM "(\w+)" AS t WHERE/);
     if (deleteRow) {

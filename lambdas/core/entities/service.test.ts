@@ -76,9 +76,9 @@ describe('EntityService.create', () => {
       { entity: 'note', key: 'n1', version: 1, op: 'insert', changed_by: 'alice', published: true },
     ]);
     expect(data.log[0]?.diff).toEqual({ id: [null, 'n1'], title: [null, 'Hello'], owner: [null, 'alice'] });
-    // The write, its check against the caller's row filter as stored, and its change-log row ran in the transaction;
-    // the mark after the commit.
-    expect(data.statements.map((s) => s.inTransaction)).toEqual([true, true, true, true, false]);
+    // The write (judged on the row as stored in its own RETURNING) and its change-log row ran in the transaction; the
+    // mark after the commit.
+    expect(data.statements.map((s) => s.inTransaction)).toEqual([true, true, true, false]);
   });
 
   it('still succeeds when the changes queue is unreachable, and leaves the change unpublished for the relay', async () => {

@@ -6,8 +6,8 @@
  */
 
 import { MAX_CLAIMS_BYTES } from '../auth.ts';
-import { type DataApi, type DatabaseRef, MISSING_REFERENCE, type Row, type Transaction } from '../data-api.ts';
-import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
+import type { DataApi, DatabaseRef, Row, Transaction } from '../data-api.ts';
+import { ConflictError, ForbiddenError, NotFoundError, TooLargeError } from '../errors.ts';
 import { awsLimits } from '../limits.ts';
 import {
   applicableRule,
@@ -45,11 +45,11 @@ import {
   markPublishedStatement,
   parseLater,
   ROW_JSON_BYTES,
-  referenceStatement,
-  storedReferenceStatement,
   updateStatement,
+  type WriteChecks,
 } from './sql.ts';
 import { entityOf, parseChangesQuery, parseCreate, parseListQuery, parseUpdate, parseUrlValue } from './validation.ts';
+import { assertChecksHeld, writeChecks } from './write-checks.ts';
 
 /** A change-log diff: per field, its value before and after. */
 type Diff = Record<string, [unknown, unknown]>;
@@ -384,10 +384,8 @@ export class EntityService {
     }
     try {
       const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
-        const inserted = await one(tx, insertStatement(entityName, entity, values), entityName);
-        const key = inserted[entity.primaryKey];
-        await assertStoredWithin(tx, entityName, entity, key, restriction);
-        await assertReferencesReadable(tx, tenant, caller, { table: entityName, entity, key }, values);
+        const checks = writeChecks(tenant, caller, entity, restriction, values);
+        const inserted = await one(tx, insertStatement(entityName, entity, values, checks), entityName, checks);
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
         const lastVersion = lastVersionStatement(entityName, entity, inserted[entity.primaryKey]);
@@ -444,11 +442,8 @@ export class EntityService {
     }
     const row = await this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
-      const after = await one(tx, updateStatement(entityName, entity, id, values), entityName);
-      if (restriction !== undefined && Object.hasOwn(values, restriction.column)) {
-        await assertStoredWithin(tx, entityName, entity, id, restriction);
-      }
-      await assertReferencesReadable(tx, tenant, caller, { table: entityName, entity, key: id }, values);
+      const checks = writeChecks(tenant, caller, entity, restriction, values, before);
+      const after = await one(tx, updateStatement(entityName, entity, id, values, checks), entityName, checks);
       return { before, after, version: versionOf(before) + 1 };
     });
     return readable ? row : keyAndVersion(entity, row);
@@ -510,82 +505,17 @@ export class EntityService {
 }
 
 /**
- * A write's foreign keys name rows the caller may read, or it is refused as a reference to a missing row is (the same
- * BAD_REQUEST the database's own check gives; the transaction rolls back): until 2026-12-05 the answer told a row
- * hidden from the caller from a missing one, and a reference pinned another user's row against its deletion (found by
- * an attacking pass). Checked after the write, on the value as stored (`storedReferenceStatement`: a `char(n)` drops
- * the trailing space that made a sent value name the caller's own row; found by a second attacking pass), so a row
- * may reference itself. The target's rule is the one `GET` applies (`applicableRule`); a target the schema does not
- * list, or no rule lets the caller read, counts as missing. Composite foreign keys are not introspected
- * (lambdas/core/schema.ts) and not checked, nor is a column's second foreign key (introspection keeps one).
+ * The row a write returns; TOO_LARGE (the transaction rolls back) when it is too big to read back, and what a failed
+ * check of `checks` answers (write-checks.ts).
  */
-async function assertReferencesReadable(
-  tx: Transaction,
-  tenant: TenantData,
-  caller: EntityCaller,
-  row: { readonly table: string; readonly entity: EntitySpec; readonly key: unknown },
-  values: Readonly<Record<string, unknown>>,
-): Promise<void> {
-  for (const [column, value] of Object.entries(values)) {
-    const reference = row.entity.fields[column]?.references;
-    if (reference === undefined || value === null || value === undefined) continue;
-    const target = Object.hasOwn(tenant.schema.entities, reference.entity)
-      ? tenant.schema.entities[reference.entity]
-      : undefined;
-    const own = ruleOf(tenant.rules, reference.entity);
-    const rule = own === undefined || target === undefined ? undefined : applicableRule(own, target);
-    if (rule === undefined || target === undefined || !canRead(rule, caller)) {
-      throw new BadRequestError(MISSING_REFERENCE);
-    }
-    const statement = storedReferenceStatement(
-      { ...row, column },
-      { table: reference.entity, field: reference.field },
-      rowRestriction(rule, caller),
-    );
-    const { rows } = await tx.execute(statement.sql, statement.params);
-    if (rows.length === 0) throw new BadRequestError(MISSING_REFERENCE);
-  }
-}
-
-/**
- * The row as stored is within the caller's row filter, as reads judge it (`::text`, in SQL): the column's type may
- * store another value than the one sent and checked (a `varchar(5)` drops trailing spaces, a `name` cuts at 63 bytes),
- * so a caller whose claim is `"alice "` created a row only `alice` could read until 2026-12-05 (found by an attacking
- * pass). Refused as a value not its own; the transaction rolls back.
- */
-async function assertStoredWithin(
-  tx: Transaction,
-  entityName: string,
-  entity: EntitySpec,
-  key: unknown,
-  restriction: RowRestriction | undefined,
-): Promise<void> {
-  if (restriction === undefined) return;
-  if (await foundWithin(tx, entityName, entity, entity.primaryKey, key, restriction)) return;
-  throw new ForbiddenError(`field '${restriction.column}' of entity '${entityName}' must be one of your own values`);
-}
-
-/** Whether `table` has a row whose `field` is `value` within `restriction`, as reads judge it (in SQL). */
-async function foundWithin(
-  tx: Transaction,
-  table: string,
-  entity: EntitySpec,
-  field: string,
-  value: unknown,
-  restriction: RowRestriction | undefined,
-): Promise<boolean> {
-  const statement = referenceStatement(table, entity, field, value, restriction);
-  const { rows } = await tx.execute(statement.sql, statement.params);
-  return rows.length > 0;
-}
-
-/** The row a write returns; TOO_LARGE (the transaction rolls back) when it is too big to read back. */
 async function one(
   tx: Transaction,
   statement: { sql: string; params: Parameters<Transaction['execute']>[1] },
   entityName: string,
+  checks: WriteChecks = {},
 ): Promise<EntityRow> {
   const { rows } = await tx.execute(statement.sql, statement.params);
+  assertChecksHeld(rows[0], checks, entityName);
   const row = parseRow(rows[0], () => `the ${entityName} row as written`);
   if (row === undefined) throw new Error('statement returned no row');
   return row;

@@ -1,13 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { EntitySpec } from './model.ts';
-import {
-  getStatement,
-  insertStatement,
-  listStatement,
-  quoteIdent,
-  referenceStatement,
-  storedReferenceStatement,
-} from './sql.ts';
+import { getStatement, insertStatement, listStatement, quoteIdent, updateStatement } from './sql.ts';
 
 const task: EntitySpec = {
   primaryKey: 'id',
@@ -45,23 +38,36 @@ describe('the entity SQL builder', () => {
     expect(getStatement('task', task, 1, { column: 'owner', anyOf: [] }).sql).toContain('FALSE');
   });
 
-  it('looks a reference up by its field and value, within the row filter, as parameters', () => {
-    const statement = referenceStatement('task', task, 'id', "7' OR 1=1", { column: 'owner', anyOf: ['bob'] });
-    expect(statement.sql).toMatch(
-      /^SELECT 1 AS found FROM "task" t WHERE t\."id" = CAST\(:p\d+ AS integer\) AND t\."owner"::text IN \(:p\d+\) LIMIT 1$/,
+  it("judges a write's row filter and references in its own RETURNING, on the row as stored", () => {
+    const statement = insertStatement(
+      'comment',
+      task,
+      { title: 'x', owner: 'bob' },
+      {
+        within: { column: 'owner', anyOf: ['bob'] },
+        references: [
+          { column: 'task_id', table: 'task', field: 'id', restriction: { column: 'owner', anyOf: ['bob'] } },
+          { column: 'parent_id', table: 'comment', field: 'id', restriction: undefined },
+        ],
+      },
     );
-    expect(statement.sql).not.toContain('OR 1=1');
-    expect(Object.values(statement.params)).toEqual(expect.arrayContaining(['bob']));
+    expect(statement.sql).toMatch(
+      /RETURNING .* AS "row_bytes", COALESCE\(\(t\."owner"::text IN \(:p\d+\)\), FALSE\) AS "within"/,
+    );
+    expect(statement.sql).toContain(
+      'EXISTS (SELECT 1 FROM "task" r WHERE r."id" = t."task_id" AND r."owner"::text IN (',
+    );
+    // A reference to the written table also matches the row itself, which the statement's subquery cannot see.
+    expect(statement.sql).toMatch(
+      /\(EXISTS \(SELECT 1 FROM "comment" r WHERE r\."id" = t\."parent_id"\) OR \(t\."id" = t\."parent_id"\)\)\), FALSE\) AS "references"$/,
+    );
+    expect(statement.sql).not.toContain("'bob'");
   });
 
-  it("looks a written row's reference up by the value as stored, within the target's row filter", () => {
-    const statement = storedReferenceStatement(
-      { table: 'comment', entity: task, key: 7, column: 'task_id' },
-      { table: 'task', field: 'id' },
-      { column: 'owner', anyOf: ['bob'] },
-    );
-    expect(statement.sql).toMatch(
-      /^SELECT 1 AS found FROM "task" t WHERE t\."id" = \(SELECT s\."task_id" FROM "comment" s WHERE s\."id" = CAST\(:p\d+ AS integer\)\) AND t\."owner"::text IN \(:p\d+\) LIMIT 1$/,
+  it('judges nothing more than asked, and an empty claim list as outside the filter', () => {
+    expect(updateStatement('task', task, 1, { title: 'x' }).sql).not.toMatch(/"within"|"references"/);
+    expect(updateStatement('task', task, 1, { owner: 'x' }, { within: { column: 'owner', anyOf: [] } }).sql).toContain(
+      'COALESCE((FALSE), FALSE) AS "within"',
     );
   });
 });
