@@ -64,7 +64,7 @@ async function service(rules: EntityRules): Promise<EntityService> {
   });
 }
 
-/** `created`, or the error's code and message. */
+/** `created` (or updated), or the error's code and message. */
 const outcome = (write: Promise<unknown>) =>
   write.then(
     () => 'created',
@@ -85,7 +85,13 @@ beforeAll(async () => {
     CREATE TABLE shelf (id text PRIMARY KEY, owner text, doc_id text REFERENCES archive.doc (id));
     CREATE TABLE watcher (a text, b text, code text UNIQUE, PRIMARY KEY (a, b));
     CREATE TABLE alarm (id text PRIMARY KEY, owner text, watcher_code text REFERENCES watcher (code));
-    INSERT INTO doc VALUES ('bobs', 'bob', 'x'), ('alices', 'alice', 'y');
+    CREATE TABLE gnote (id text PRIMARY KEY, owner text, ref text,
+      doc_id text GENERATED ALWAYS AS (ref) STORED REFERENCES doc (id));
+    CREATE TABLE udoc (id uuid PRIMARY KEY, owner text);
+    CREATE TABLE unote (id text PRIMARY KEY, owner text, udoc_id uuid REFERENCES udoc (id), body text);
+    INSERT INTO doc VALUES ('bobs', 'bob', 'x'), ('alices', 'alice', 'y'), ('null', 'bob', 'z');
+    INSERT INTO udoc VALUES ('5c1d6a10-0000-4000-8000-00000000000b', 'bob');
+    INSERT INTO unote VALUES ('u1', 'alice', '5c1d6a10-0000-4000-8000-00000000000b', 'set by an admin');
     INSERT INTO archive.doc VALUES ('only-in-archive');
     INSERT INTO watcher VALUES ('a', 'b', 'w1');`;
   for (const sql of splitSqlStatements(ddl)) await raw.execute(db, sql, {});
@@ -118,6 +124,33 @@ describe('a write’s foreign key', () => {
     expect(await outcome(svc.create(caller('root', ['admin']), 'alarm', { id: 'a1', watcher_code: 'w1' }))).toBe(
       'created',
     );
+  });
+});
+
+describe('a reference the body does not name as stored', () => {
+  it('filled by a generated column is judged as one the body sets', async () => {
+    const svc = await service({ doc: ownerRule, gnote: ownerRule });
+    const hidden = await outcome(svc.create(caller('alice'), 'gnote', { id: 'g1', ref: 'bobs' }));
+    // Until a third attacking pass only the body's columns were judged: 201, and bob's row pinned.
+    expect(hidden).toBe(await outcome(svc.create(caller('alice'), 'gnote', { id: 'g2', ref: 'nope' })));
+    expect(hidden).toMatch(/^BAD_REQUEST/);
+  });
+
+  it("changed by an update from null to a key spelled 'null' is judged, as stored, not as text", async () => {
+    const svc = await service({ doc: ownerRule, note: ownerRule });
+    expect(await outcome(svc.create(caller('alice'), 'note', { id: 'n-null', doc_id: null }))).toBe('created');
+    // Until that pass String(null) === 'null' took it for unchanged: 200, and bob's row pinned.
+    expect(await outcome(svc.update(caller('alice'), 'note', 'n-null', { doc_id: 'null' }, undefined))).toMatch(
+      /^BAD_REQUEST/,
+    );
+  });
+
+  it('left as it was by an update, spelled otherwise (an upper-case uuid), is not judged again', async () => {
+    const svc = await service({ udoc: ownerRule, unote: ownerRule });
+    const upper = '5C1D6A10-0000-4000-8000-00000000000B';
+    // An admin set it; alice may not read bob's udoc, but her update leaves the reference as it was.
+    const body = { udoc_id: upper, body: 'edited' };
+    expect(await outcome(svc.update(caller('alice'), 'unote', 'u1', body, undefined))).toBe('created');
   });
 });
 

@@ -384,7 +384,7 @@ export class EntityService {
     }
     try {
       const row = await this.write(tenant, entityName, entity, caller, 'insert', async (tx) => {
-        const checks = writeChecks(tenant, caller, entity, restriction, values);
+        const checks = writeChecks(tenant, caller, entity, restriction);
         const inserted = await one(tx, insertStatement(entityName, entity, values, checks), entityName, checks);
         // A key that existed before (deleted, then created again) continues its version sequence, so change ids
         // stay unique; `changes` keeps the histories apart by the row filter.
@@ -442,7 +442,7 @@ export class EntityService {
     }
     const row = await this.write(tenant, entityName, entity, caller, 'update', async (tx) => {
       const before = await locked(tx, entityName, entity, id, restriction, rawId, ifMatch);
-      const checks = writeChecks(tenant, caller, entity, restriction, values, before);
+      const checks = writeChecks(tenant, caller, entity, restriction, true);
       const after = await one(tx, updateStatement(entityName, entity, id, values, checks), entityName, checks);
       return { before, after, version: versionOf(before) + 1 };
     });

@@ -46,8 +46,15 @@ describe('the entity SQL builder', () => {
       {
         within: { column: 'owner', anyOf: ['bob'] },
         references: [
-          { column: 'task_id', table: 'task', field: 'id', restriction: { column: 'owner', anyOf: ['bob'] } },
-          { column: 'parent_id', table: 'comment', field: 'id', restriction: undefined },
+          {
+            column: 'task_id',
+            table: 'task',
+            field: 'id',
+            restriction: { column: 'owner', anyOf: ['bob'] },
+            readable: true,
+          },
+          { column: 'parent_id', table: 'comment', field: 'id', restriction: undefined, readable: true },
+          { column: 'audit_id', table: 'audit', field: 'id', restriction: undefined, readable: false },
         ],
       },
     );
@@ -55,13 +62,22 @@ describe('the entity SQL builder', () => {
       /RETURNING .* AS "row_bytes", COALESCE\(\(t\."owner"::text IN \(:p\d+\)\), FALSE\) AS "within"/,
     );
     expect(statement.sql).toContain(
-      'EXISTS (SELECT 1 FROM "task" r WHERE r."id" = t."task_id" AND r."owner"::text IN (',
+      '(t."task_id" IS NULL OR EXISTS (SELECT 1 FROM "task" r WHERE r."id" = t."task_id" AND r."owner"::text IN (',
     );
-    // A reference to the written table also matches the row itself, which the statement's subquery cannot see.
-    expect(statement.sql).toMatch(
-      /\(EXISTS \(SELECT 1 FROM "comment" r WHERE r\."id" = t\."parent_id"\) OR \(t\."id" = t\."parent_id"\)\)\), FALSE\) AS "references"$/,
+    // A reference to the written table also matches the row itself, which the statement's subquery cannot see; one to
+    // a target the writer may not read holds only when null.
+    expect(statement.sql).toContain(
+      '(t."parent_id" IS NULL OR EXISTS (SELECT 1 FROM "comment" r WHERE r."id" = t."parent_id") OR (t."id" = t."parent_id"))',
     );
+    expect(statement.sql).toMatch(/ AND \(t\."audit_id" IS NULL\)\), FALSE\) AS "references"$/);
     expect(statement.sql).not.toContain("'bob'");
+  });
+
+  it("lets an update keep a reference as it was, compared in SQL with the row's value before it", () => {
+    const ref = { column: 'owner', table: 'person', field: 'id', restriction: undefined, readable: false };
+    expect(updateStatement('task', task, 1, { title: 'x' }, { references: [ref], update: true }).sql).toContain(
+      '(t."owner" IS NULL OR t."owner" IS NOT DISTINCT FROM (SELECT o."owner" FROM "task" o WHERE o."id" = t."id"))',
+    );
   });
 
   it('judges nothing more than asked, and an empty claim list as outside the filter', () => {

@@ -203,28 +203,34 @@ export function getStatement(
 
 /**
  * What a write's `RETURNING` also judges, on the row as written, in the write's own statement (service.ts): whether
- * it is within the writer's row filter (`"within"`), and whether each reference it sets names a row the writer may
+ * it is within the writer's row filter (`"within"`), and whether each of its references names a row the writer may
  * read (`"references"`). On the row as stored, not the values sent (a `varchar(n)` or `char(n)` drops trailing spaces,
- * a `name` cuts at 63 bytes: the value checked must be the one kept), and in one statement, so a write refused for a
- * hidden row takes the time one refused by the database's own foreign key check takes (until a review each check was a
- * statement of its own: three round trips told a hidden row from a missing one, and a `char(n)` key, read back padded,
- * was not found again).
+ * a `name` cuts at 63 bytes; a generated column, a default or a trigger fills a column the body does not name), and in
+ * one statement, so a write refused for a hidden row takes the time one refused by the database's own foreign key check
+ * takes (until a review each check was a statement of its own: three round trips told a hidden row from a missing
+ * one, and a `char(n)` key, read back padded, was not found again).
  */
 export interface WriteChecks {
   readonly within?: RowRestriction;
   readonly references?: readonly WrittenReference[];
+  /** An update: a reference it leaves as it was (as stored, compared in SQL) is not judged. */
+  readonly update?: boolean;
 }
 
-/** A reference a write sets: `column` names a row of `table` by its `field`, which must be within `restriction`. */
+/**
+ * A reference of the written row: `column` names a row of `table` by its `field`, which must be within `restriction`,
+ * unless `column` is null; none is readable (`readable` false: no rule lets the writer read the target).
+ */
 export interface WrittenReference {
   readonly column: string;
   readonly table: string;
   readonly field: string;
   readonly restriction: RowRestriction | undefined;
+  readonly readable: boolean;
 }
 
-/** The `RETURNING` columns of `checks` (none without checks). `table`: the written table (a reference to itself). */
-function checkColumns(table: string, checks: WriteChecks | undefined, p: ParamBuilder): string {
+/** The `RETURNING` columns of `checks` (none without checks) for a write to `table`, keyed by `primaryKey`. */
+function checkColumns(table: string, primaryKey: string, checks: WriteChecks | undefined, p: ParamBuilder): string {
   if (checks === undefined) return '';
   const columns: string[] = [];
   if (checks.within !== undefined) {
@@ -232,14 +238,25 @@ function checkColumns(table: string, checks: WriteChecks | undefined, p: ParamBu
   }
   if (checks.references !== undefined && checks.references.length > 0) {
     const each = checks.references.map((ref) => {
-      const matches = (alias: string) =>
-        [
-          `${alias}.${quoteIdent(ref.field)} = t.${quoteIdent(ref.column)}`,
-          ...restrictionTerm(ref.restriction, p, alias),
-        ].join(' AND ');
-      const other = `EXISTS (SELECT 1 FROM ${quoteIdent(ref.table)} r WHERE ${matches('r')})`;
-      // The statement's subqueries see the table as it was before it: a row referencing itself is judged on itself.
-      return ref.table === table ? `(${other} OR (${matches('t')}))` : other;
+      const column = `t.${quoteIdent(ref.column)}`;
+      const holds = [`${column} IS NULL`];
+      if (checks.update === true) {
+        // The statement's subqueries see the table as it was before it: the row's own value before the update.
+        const key = quoteIdent(primaryKey);
+        holds.push(
+          `${column} IS NOT DISTINCT FROM (SELECT o.${quoteIdent(ref.column)} FROM ${quoteIdent(table)} o WHERE o.${key} = t.${key})`,
+        );
+      }
+      if (ref.readable) {
+        const matches = (alias: string) =>
+          [`${alias}.${quoteIdent(ref.field)} = ${column}`, ...restrictionTerm(ref.restriction, p, alias)].join(
+            ' AND ',
+          );
+        holds.push(`EXISTS (SELECT 1 FROM ${quoteIdent(ref.table)} r WHERE ${matches('r')})`);
+        // Nor do they see the row written: a row referencing itself is judged on itself.
+        if (ref.table === table) holds.push(`(${matches('t')})`);
+      }
+      return `(${holds.join(' OR ')})`;
     });
     columns.push(`COALESCE((${each.join(' AND ')}), FALSE) AS "references"`);
   }
@@ -256,7 +273,7 @@ export function insertStatement(
   const names = Object.keys(values);
   const columns = names.map(quoteIdent).join(', ');
   const exprs = names.map((n) => p.field(entity, n, values[n])).join(', ');
-  const returned = `${returning(entity, p)}${checkColumns(table, checks, p)}`;
+  const returned = `${returning(entity, p)}${checkColumns(table, entity.primaryKey, checks, p)}`;
   const sql =
     names.length === 0
       ? `INSERT INTO ${quoteIdent(table)} AS t DEFAULT VALUES ${returned}`
@@ -277,7 +294,7 @@ export function updateStatement(
   const key = `t.${quoteIdent(entity.primaryKey)} = ${p.field(entity, entity.primaryKey, id)}`;
   const sql =
     `UPDATE ${quoteIdent(table)} AS t SET ${sets.join(', ')}` +
-    ` WHERE ${key} ${returning(entity, p)}${checkColumns(table, checks, p)}`;
+    ` WHERE ${key} ${returning(entity, p)}${checkColumns(table, entity.primaryKey, checks, p)}`;
   return { sql, params: p.params };
 }
 

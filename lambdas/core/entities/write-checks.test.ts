@@ -11,6 +11,7 @@ const note: EntitySpec = {
     owner: { ...text, references: { entity: 'person', field: 'id' } },
     doc_id: { ...text, references: { entity: 'doc', field: 'id' } },
     archive_id: { ...text, references: { entity: 'archive', field: 'id' } },
+    person_id: { ...text, references: { entity: 'person', field: 'id' } },
   },
 };
 const ownerRule: EntityRule = {
@@ -21,51 +22,45 @@ const ownerRule: EntityRule = {
 };
 const alice: EntityCaller = { tenantId: 't', userId: 'alice', roles: ['member'], claims: { sub: 'alice' } };
 const own = { column: 'owner', anyOf: ['alice'] };
-const tenant = (rules: Record<string, EntityRule>) => ({
-  schema: { entities: { doc, note, person: doc } },
-  rules,
-});
+const tenant = { schema: { entities: { doc, note, person: doc } }, rules: { doc: ownerRule } };
 
 describe("a write's checks", () => {
-  it('judge a create within the row filter, and the reference it sets within the target’s', () => {
-    expect(writeChecks(tenant({ doc: ownerRule }), alice, note, own, { owner: 'alice', doc_id: 'd1' })).toEqual({
+  it('judge the row within the filter, and every reference of the row, whatever the body names', () => {
+    expect(writeChecks(tenant, alice, note, own)).toEqual({
       within: own,
-      references: [{ column: 'doc_id', table: 'doc', field: 'id', restriction: own }],
+      references: [
+        { column: 'doc_id', table: 'doc', field: 'id', restriction: own, readable: true },
+        // No rule lets alice read person: only a null (or, in an update, unchanged) person_id holds.
+        { column: 'person_id', table: 'person', field: 'id', restriction: undefined, readable: false },
+      ],
     });
   });
 
-  it('leave out a null reference, one an update leaves as it was, and the row filter an update does not touch', () => {
-    const checks = writeChecks(tenant({ doc: ownerRule }), alice, note, own, { doc_id: 'd1' }, { doc_id: 'd1' });
-    expect(checks).toEqual({});
-    expect(writeChecks(tenant({ doc: ownerRule }), alice, note, own, { doc_id: null })).toEqual({ within: own });
-  });
-
   it("leave out the writer's own filter column (its value is the writer's claim) and a table that is no entity", () => {
-    // `owner` references person, which alice may not read; `archive` is no entity of the schema.
-    const checks = writeChecks(tenant({ doc: ownerRule }), alice, note, own, { owner: 'alice', archive_id: 'a1' });
-    expect(checks).toEqual({ within: own });
+    const columns = writeChecks(tenant, alice, note, own).references?.map((r) => r.column);
+    expect(columns).not.toContain('owner');
+    expect(columns).not.toContain('archive_id');
   });
 
-  it('refuse at once a reference to an entity no rule lets the writer read, as a missing row', () => {
-    expect(() => writeChecks(tenant({}), alice, note, own, { doc_id: 'd1' })).toThrow(
+  it('let an update keep what it leaves as it was, and judge the row filter on it too', () => {
+    expect(writeChecks(tenant, alice, note, own, true)).toMatchObject({ within: own, update: true });
+    expect(writeChecks(tenant, alice, doc, undefined)).toEqual({});
+  });
+
+  it('answer a row outside the filter FORBIDDEN and a reference not held BAD_REQUEST, held ones nothing', () => {
+    const within = { within: own };
+    const referenced = writeChecks(tenant, alice, note, undefined);
+    expect(() => assertChecksHeld({ within: false, references: true }, within, 'note')).toThrow(
+      expect.objectContaining({ code: 'FORBIDDEN' }),
+    );
+    expect(() => assertChecksHeld({ references: false }, referenced, 'note')).toThrow(
       expect.objectContaining({
         code: 'BAD_REQUEST',
         message: expect.stringMatching(/^a referenced row does not exist/),
       }),
     );
-  });
-
-  it('answer a row outside the filter FORBIDDEN and a reference not found BAD_REQUEST, held ones nothing', () => {
-    const checks = { within: own, references: [] };
-    expect(() => assertChecksHeld({ within: false, references: true }, checks, 'note')).toThrow(
-      expect.objectContaining({ code: 'FORBIDDEN' }),
-    );
-    const referenced = { references: [{ column: 'doc_id', table: 'doc', field: 'id', restriction: own }] };
-    expect(() => assertChecksHeld({ references: false }, referenced, 'note')).toThrow(
-      expect.objectContaining({ code: 'BAD_REQUEST' }),
-    );
     expect(() =>
-      assertChecksHeld({ within: true, references: true }, { ...checks, ...referenced }, 'note'),
+      assertChecksHeld({ within: true, references: true }, { ...within, ...referenced }, 'note'),
     ).not.toThrow();
   });
 });

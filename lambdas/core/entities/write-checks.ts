@@ -13,41 +13,45 @@ import type { TenantData } from './service.ts';
 import type { WriteChecks, WrittenReference } from './sql.ts';
 
 /**
- * The checks of a write of `values` to `entity` by `caller`, whose row filter is `restriction`; `before`: the row an
- * update changes. A foreign key is checked when the write sets it to a value (null, or, in an update, the value it had,
- * is not checked), its target is an entity (a reference to a table the API does not expose is left to the database's
- * own check), and it is not the writer's row filter column (whose value is the writer's own claim: `within` holds it).
- * A target no read rule opens to the writer refuses the write at once, whether the row exists or not.
+ * The checks of a write to `entity` by `caller`, whose row filter is `restriction` (`update`: a write to an existing
+ * row). Every reference of the row is judged, whatever the body names (a generated column, a default or a trigger
+ * fills one too: found by a third attacking pass), unless it is null, or an update leaves it as it was (compared in
+ * SQL, as stored: until that pass a JavaScript comparison took `"null"` for an unchanged null, and an upper-case uuid
+ * for a changed one). Not judged: a reference to a table that is no entity (left to the database's own check), and
+ * the writer's own row filter column (its value is the writer's claim: `within` holds it). A target no rule lets the
+ * writer read holds no row it may name.
  */
 export function writeChecks(
   tenant: Pick<TenantData, 'schema' | 'rules'>,
   caller: EntityCaller,
   entity: EntitySpec,
   restriction: RowRestriction | undefined,
-  values: Readonly<Record<string, unknown>>,
-  before?: Readonly<Record<string, unknown>>,
+  update = false,
 ): WriteChecks {
   const references: WrittenReference[] = [];
-  for (const [column, value] of Object.entries(values)) {
-    const reference = entity.fields[column]?.references;
-    if (reference === undefined || value === null || value === undefined || column === restriction?.column) continue;
-    if (before !== undefined && String(before[column]) === String(value)) continue;
+  for (const [column, field] of Object.entries(entity.fields)) {
+    const reference = field.references;
+    if (reference === undefined || column === restriction?.column) continue;
     const target = Object.hasOwn(tenant.schema.entities, reference.entity)
       ? tenant.schema.entities[reference.entity]
       : undefined;
     if (target === undefined) continue;
     const own = ruleOf(tenant.rules, reference.entity);
     const rule = own === undefined ? undefined : applicableRule(own, target);
-    if (rule === undefined || !canRead(rule, caller)) throw new BadRequestError(MISSING_REFERENCE);
+    const readable = rule !== undefined && canRead(rule, caller);
     references.push({
       column,
       table: reference.entity,
       field: reference.field,
-      restriction: rowRestriction(rule, caller),
+      restriction: rule === undefined ? undefined : rowRestriction(rule, caller),
+      readable,
     });
   }
-  const within = restriction !== undefined && (before === undefined || Object.hasOwn(values, restriction.column));
-  return { ...(within && { within: restriction }), ...(references.length > 0 && { references }) };
+  return {
+    ...(restriction !== undefined && { within: restriction }),
+    ...(references.length > 0 && { references }),
+    ...(update && { update: true }),
+  };
 }
 
 /** Throws what a failed check answers (the transaction then rolls back): FORBIDDEN as the values-sent check does, or the database's own 400 for a missing row. */
