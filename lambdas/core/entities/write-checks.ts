@@ -1,6 +1,6 @@
 /**
  * What a write must hold on the row as stored, judged in its own statement (sql.ts, `WriteChecks`): the row within the
- * writer's row filter, and each foreign key it sets naming a row the writer may read (docs/entities.md, "Access
+ * writer's row filter, and each of the row's foreign keys naming a row the writer may read (docs/entities.md, "Access
  * rules"). Until 2026-12-05 a write was judged on the values sent only, and a foreign key not at all (found by
  * attacking passes: a `varchar(5)` stored another user's filter value from `"alice "`; a reference told a hidden row
  * from a missing one, and pinned it against its owner's delete).
@@ -54,7 +54,10 @@ export function writeChecks(
   };
 }
 
-/** Throws what a failed check answers (the transaction then rolls back): FORBIDDEN as the values-sent check does, or the database's own 400 for a missing row. */
+/**
+ * Throws what a failed check answers (the transaction then rolls back): FORBIDDEN as the check of the values sent
+ * does, or the database's own 400 for a missing row.
+ */
 export function assertChecksHeld(returned: Row | undefined, checks: WriteChecks, entityName: string): void {
   if (checks.within !== undefined && returned?.within !== true) {
     throw new ForbiddenError(
