@@ -24,6 +24,7 @@ import { fitJob, pageJob } from './fanout-pages.ts';
 import type { GroupHistory } from './history.ts';
 import { deferLagging, type LaggingDeps, type LeftOut, replayNotTaken, resendReplay } from './lagging.ts';
 import type { MemberCache } from './member-cache.ts';
+import type { NotReading } from './not-reading.ts';
 import { USER_GROUP_PREFIX } from './permissions.ts';
 import type { ResetFrame } from './protocol.ts';
 import type { Member, Registry } from './registry.ts';
@@ -102,6 +103,11 @@ export interface BroadcastDeps {
    * Omitted: every such message counts as judged under other rules (closed by default).
    */
   readonly feedRules?: (tenantId: string, entity: string) => Promise<string | undefined>;
+  /**
+   * Connections left out as not reading and owed best effort only (lambdas/core/not-reading.ts): their posts get one
+   * attempt while remembered. Omitted: every post gets the backoff's attempts.
+   */
+  readonly notReading?: NotReading;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
   /**
    * Members whose client does not take its frames (posts still throttled after the retries) are put on a replay wait
@@ -387,9 +393,15 @@ export async function deliverFrames(
     async ([connectionId, frames]) => {
       if (deps.remainingMs !== undefined && deps.remainingMs() < stopBeforeMs) throw new OutOfTimeError(stopBeforeMs);
       try {
+        const once = deps.notReading?.has(connectionId) === true;
         for (const frame of frames) {
-          await withBackoff(() => post(connectionId, frame), { ...deps.backoff, isRetryable: deps.isRetryable });
+          await withBackoff(() => post(connectionId, frame), {
+            ...deps.backoff,
+            ...(once && { attempts: 1 }),
+            isRetryable: deps.isRetryable,
+          });
         }
+        if (once) deps.notReading?.delete(connectionId);
         done.push(connectionId);
         return 'delivered' as const;
       } catch (err) {
@@ -446,6 +458,7 @@ const withEngineDefaults = (lagging: LaggingDeps, deps: BroadcastDeps): LaggingD
   ...lagging,
   now: lagging.now ?? deps.now,
   log: lagging.log ?? deps.log,
+  notReading: lagging.notReading ?? deps.notReading,
 });
 
 /** One run of consecutive published messages of one group, in queue order. */
@@ -860,6 +873,7 @@ async function deferInLane(
       lane,
       connectionIds: left,
     });
+    for (const connectionId of left) deps.notReading?.add(connectionId);
   }
   const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
   const deferred = await deferLagging(

@@ -12,6 +12,7 @@
  */
 import { settleConcurrently } from './concurrency.ts';
 import type { ReplayRequest } from './delivery.ts';
+import type { NotReading } from './not-reading.ts';
 import { USER_GROUP_PREFIX } from './permissions.ts';
 import type { Member, Registry } from './registry.ts';
 
@@ -37,6 +38,8 @@ export interface LaggingDeps {
   readonly now?: () => number;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
   readonly logError?: (message: string, details: Record<string, unknown>) => void;
+  /** Where a connection owed best effort only is remembered (lambdas/core/not-reading.ts). @default nowhere */
+  readonly notReading?: Pick<NotReading, 'add'>;
 }
 
 /** A connection a run left out after every retry, and why. */
@@ -91,6 +94,7 @@ export async function deferLagging(
     const userGroup = group.startsWith(USER_GROUP_PREFIX);
     const notSubscribed = () => {
       handled.add(connectionId);
+      deps.notReading?.add(connectionId);
       deps.log?.('client not reading, not subscribed to its user group: this frame is not sent', {
         tenantId,
         group,

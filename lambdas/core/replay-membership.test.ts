@@ -21,6 +21,7 @@ import type { DeliveryMessage, ReplayRequest } from './delivery.ts';
 import { GroupHistory } from './history.ts';
 import { LAG_CLOSE_AFTER_MS, LAG_CLOSE_AFTER_PASSES } from './lagging.ts';
 import { MemberCache } from './member-cache.ts';
+import { NotReading } from './not-reading.ts';
 import { Registry } from './registry.ts';
 
 const tableName = 'replay-membership-test';
@@ -81,6 +82,7 @@ describe('a replay request reaching the broadcaster', () => {
         },
       },
       backoff: { sleep: async () => undefined, attempts: 2 },
+      notReading: new NotReading({ now: () => clock }),
       now: () => clock,
     };
     const alice = { tenantId, userId: 'alice', roles: ['member'], claims: {} };
@@ -324,6 +326,29 @@ describe('a replay request reaching the broadcaster', () => {
       // Awake again, it gets what comes next.
       asleep.delete('c1');
       await publish('user:alice', 'm3');
+      expect(seqs('c1')).toEqual([3]);
+    });
+
+    it("posts once, not with the backoff's retries, to a never-subscribed connection of a user group still asleep", async () => {
+      const { registry, alice, publish, asleep, attempts, seqs, advance } = setup();
+      await registry.putConnection(alice, 'c1', now);
+      await registry.putConnection(alice, 'c2', now);
+      asleep.add('c1');
+      await publish('user:alice', 'm1');
+      expect(attempts.filter((c) => c === 'c1')).toHaveLength(2);
+      // Until 2026-12-05 every run of the group tried it with the backoff's attempts (~90 ms here) while it slept.
+      await publish('user:alice', 'm2');
+      expect(attempts.filter((c) => c === 'c1')).toHaveLength(3);
+      // Awake, it takes the next frame at its one attempt, and is forgotten; a minute after its last refusal, too.
+      asleep.delete('c1');
+      await publish('user:alice', 'm3');
+      asleep.add('c1');
+      await publish('user:alice', 'm4');
+      expect(attempts.filter((c) => c === 'c1')).toHaveLength(6);
+      advance(61_000);
+      await publish('user:alice', 'm5');
+      expect(attempts.filter((c) => c === 'c1')).toHaveLength(8);
+      expect(seqs('c2')).toEqual([1, 2, 3, 4, 5]);
       expect(seqs('c1')).toEqual([3]);
     });
 

@@ -12,6 +12,7 @@ import { FrameBytes } from '../core/frame-bytes.ts';
 import { GroupHistory } from '../core/history.ts';
 import { LAG_CLOSE_AFTER_MS, type LaggingDeps } from '../core/lagging.ts';
 import { MemberCache } from '../core/member-cache.ts';
+import { NotReading } from '../core/not-reading.ts';
 import { sqsBatches, sqsMessageBody } from '../core/sqs-batches.ts';
 import { TenantDirectory } from '../core/tenants.ts';
 import { clientConfig, createDocumentClient } from './aws.ts';
@@ -67,6 +68,7 @@ export function createBroadcastDeps(logger: Logger): BroadcastDeps {
     ...(lagging !== undefined && { lagging }),
     // A busy group's runs read its membership version, not every member (docs/delivery.md, "Member lists").
     memberCache: new MemberCache(),
+    notReading: new NotReading(),
     post: async (connectionId, data) => {
       await connections.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: frameBytes.of(data) }));
     },
