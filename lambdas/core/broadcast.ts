@@ -136,10 +136,14 @@ export type DeliveryEvent =
   /** A connection left out after every attempt: the run fails and SQS redelivers it. */
   | { readonly type: 'failed'; readonly tenantId: string };
 
-/** How `deliverFrames` reports to `deps.observe`: the tenant, and whether the frames are live (latency measured). */
+/**
+ * How `deliverFrames` reports to `deps.observe`: the tenant, and whether the frames are live (latency measured); and
+ * the group of live frames, whose connections owed best effort only it posts without retrying a 429 (`notReading`).
+ */
 export interface ObserveContext {
   readonly tenantId: string;
   readonly live: boolean;
+  readonly group?: string;
 }
 
 /** Messages in a frame and the publish time (`ts`) of its oldest one; a reset frame has none. */
@@ -385,6 +389,12 @@ export async function deliverFrames(
     const latencyMs = observed.live && info.oldestTs !== undefined ? Math.max(0, now() - info.oldestTs) : undefined;
     observe({ type: 'posted', tenantId: observed.tenantId, messages: info.messages, latencyMs });
   };
+  // A live connection of the group remembered as not reading and owed best effort only: a 429 is not retried.
+  const bestEffort = (connectionId: string) =>
+    observed?.live === true &&
+    observed.group !== undefined &&
+    deps.notReading?.has(observed.tenantId, observed.group, connectionId) === true;
+  const retryableUnlessThrottled = (err: unknown) => deps.isRetryable(err) && deps.lagging?.isThrottled(err) !== true;
   const stopBeforeMs = deps.stopBeforeMs ?? 5000;
   const entries = [...plan];
   const results = await settleConcurrently(
@@ -393,15 +403,15 @@ export async function deliverFrames(
     async ([connectionId, frames]) => {
       if (deps.remainingMs !== undefined && deps.remainingMs() < stopBeforeMs) throw new OutOfTimeError(stopBeforeMs);
       try {
-        const once = deps.notReading?.has(connectionId) === true;
+        const once = bestEffort(connectionId);
         for (const frame of frames) {
           await withBackoff(() => post(connectionId, frame), {
             ...deps.backoff,
-            ...(once && { attempts: 1 }),
-            isRetryable: deps.isRetryable,
+            isRetryable: once ? retryableUnlessThrottled : deps.isRetryable,
           });
         }
-        if (once) deps.notReading?.delete(connectionId);
+        if (once && observed?.group !== undefined)
+          deps.notReading?.delete(observed.tenantId, observed.group, connectionId);
         done.push(connectionId);
         return 'delivered' as const;
       } catch (err) {
@@ -532,7 +542,7 @@ export async function broadcastRun(
       plan,
       deps,
       (ids) => deps.history.addProgress(tenantId, group, range, ids),
-      { tenantId, live: true },
+      { tenantId, group, live: true },
       defer,
     );
   };
@@ -694,7 +704,7 @@ export async function deliverFanoutJobs(
             );
           return deferInLane(leftOut, { tenantId, group, lane, since }, deps, lagging);
         };
-  return deliverFrames(plan, deps, record, { tenantId, live: true }, defer);
+  return deliverFrames(plan, deps, record, { tenantId, group, live: true }, defer);
 }
 
 /** A lane's unit: its pages, of one tenant and group, each with its progress range and (hashed once) fingerprint. */
@@ -873,7 +883,7 @@ async function deferInLane(
       lane,
       connectionIds: left,
     });
-    for (const connectionId of left) deps.notReading?.add(connectionId);
+    for (const connectionId of left) deps.notReading?.add(tenantId, group, connectionId);
   }
   const hold = (connectionId: string) => deps.history.holdInLane(tenantId, group, lane, connectionId);
   const deferred = await deferLagging(

@@ -94,7 +94,7 @@ export async function deferLagging(
     const userGroup = group.startsWith(USER_GROUP_PREFIX);
     const notSubscribed = () => {
       handled.add(connectionId);
-      deps.notReading?.add(connectionId);
+      deps.notReading?.add(tenantId, group, connectionId);
       deps.log?.('client not reading, not subscribed to its user group: this frame is not sent', {
         tenantId,
         group,

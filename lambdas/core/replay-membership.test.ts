@@ -329,27 +329,50 @@ describe('a replay request reaching the broadcaster', () => {
       expect(seqs('c1')).toEqual([3]);
     });
 
-    it("posts once, not with the backoff's retries, to a never-subscribed connection of a user group still asleep", async () => {
-      const { registry, alice, publish, asleep, attempts, seqs, advance } = setup();
-      await registry.putConnection(alice, 'c1', now);
-      await registry.putConnection(alice, 'c2', now);
-      asleep.add('c1');
+    it("keeps a remembered connection's retries in another group, where it is a member, and of a 5xx", async () => {
+      const { tenantId, registry, alice, publish, asleep, broken, attempts } = setup();
+      const [c1, c2] = [`${tenantId}-c1`, `${tenantId}-c2`];
+      await registry.putConnection(alice, c1, now);
+      await registry.putConnection(alice, c2, now);
+      await registry.subscribe(alice, c1, 'chat', now, { at: now });
+      asleep.add(c1);
       await publish('user:alice', 'm1');
-      expect(attempts.filter((c) => c === 'c1')).toHaveLength(2);
+      asleep.delete(c1);
+      // A review found a first version keyed by connection only: the member got one attempt in every group.
+      broken.add(c1);
+      const before = attempts.length;
+      await expect(publish('chat', 'c-m1')).rejects.toBeInstanceOf(DeliveryFailedError);
+      expect(attempts.slice(before).filter((c) => c === c1)).toHaveLength(2);
+      // In its user group a 500 is still retried (only a 429 is not): the run fails as any run on a 500 does.
+      const inGroup = attempts.length;
+      await expect(publish('user:alice', 'm2')).rejects.toBeInstanceOf(DeliveryFailedError);
+      expect(attempts.slice(inGroup).filter((c) => c === c1)).toHaveLength(2);
+      broken.delete(c1);
+      await expect(publish('chat', 'c-m2')).resolves.toMatchObject({ delivered: 1, failed: 0 });
+    });
+
+    it("posts once, not with the backoff's retries, to a never-subscribed connection of a user group still asleep", async () => {
+      const { tenantId, registry, alice, publish, asleep, attempts, seqs, advance } = setup();
+      const [c1, c2] = [`${tenantId}-c1`, `${tenantId}-c2`];
+      await registry.putConnection(alice, c1, now);
+      await registry.putConnection(alice, c2, now);
+      asleep.add(c1);
+      await publish('user:alice', 'm1');
+      expect(attempts.filter((c) => c === c1)).toHaveLength(2);
       // Until 2026-12-05 every run of the group tried it with the backoff's attempts (~90 ms here) while it slept.
       await publish('user:alice', 'm2');
-      expect(attempts.filter((c) => c === 'c1')).toHaveLength(3);
+      expect(attempts.filter((c) => c === c1)).toHaveLength(3);
       // Awake, it takes the next frame at its one attempt, and is forgotten; a minute after its last refusal, too.
-      asleep.delete('c1');
+      asleep.delete(c1);
       await publish('user:alice', 'm3');
-      asleep.add('c1');
+      asleep.add(c1);
       await publish('user:alice', 'm4');
-      expect(attempts.filter((c) => c === 'c1')).toHaveLength(6);
+      expect(attempts.filter((c) => c === c1)).toHaveLength(6);
       advance(61_000);
       await publish('user:alice', 'm5');
-      expect(attempts.filter((c) => c === 'c1')).toHaveLength(8);
-      expect(seqs('c2')).toEqual([1, 2, 3, 4, 5]);
-      expect(seqs('c1')).toEqual([3]);
+      expect(attempts.filter((c) => c === c1)).toHaveLength(8);
+      expect(seqs(c2)).toEqual([1, 2, 3, 4, 5]);
+      expect(seqs(c1)).toEqual([3]);
     });
 
     it("defers a member from the first seq it still needed, not the run's first, when an earlier attempt reached it", async () => {
