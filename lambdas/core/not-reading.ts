@@ -23,6 +23,8 @@ export class NotReading {
   constructor(private readonly options: NotReadingOptions = {}) {}
 
   has(tenantId: string, group: string, connectionId: string): boolean {
+    // Asked for every connection of every live run: nothing remembered, nothing to build a key for.
+    if (this.until.size === 0) return false;
     const key = keyOf(tenantId, group, connectionId);
     const until = this.until.get(key);
     if (until === undefined) return false;
