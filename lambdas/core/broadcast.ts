@@ -104,8 +104,8 @@ export interface BroadcastDeps {
    */
   readonly feedRules?: (tenantId: string, entity: string) => Promise<string | undefined>;
   /**
-   * Connections left out as not reading and owed best effort only (lambdas/core/not-reading.ts): their posts get one
-   * attempt while remembered. Omitted: every post gets the backoff's attempts.
+   * Connections left out as not reading and owed best effort only, by group (lambdas/core/not-reading.ts): while
+   * remembered, a 429 to them in their group's live posts is not retried. Omitted: every post gets the backoff's.
    */
   readonly notReading?: NotReading;
   readonly log?: (message: string, details: Record<string, unknown>) => void;
@@ -1029,16 +1029,13 @@ export async function replay(
   const maxBytes = limits.replayFrames * limits.frameBytes;
   const history = await deps.history.read(tenantId, group, since, limits.replayMessages, maxBytes);
   const reset = (reason: ResetFrame['reason']) => JSON.stringify({ type: 'reset', group, reason, seq: history.seq });
-  let frames =
-    history.kind !== 'ok'
-      ? [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')]
-      : (await judgedUnderOtherRules(tenantId, group, history.messages, deps))
-        ? [reset('RULES_CHANGED')]
-        : packFrames(
-            messagesFor(history.messages, { roles: request.roles ?? [], claims: request.claims ?? {} }, deps.plan),
-            undefined,
-            deps.plan,
-          );
+  let frames: string[];
+  if (history.kind !== 'ok') frames = [reset(history.kind === 'expired' ? 'HISTORY_EXPIRED' : 'HISTORY_TOO_LONG')];
+  else if (await judgedUnderOtherRules(tenantId, group, history.messages, deps)) frames = [reset('RULES_CHANGED')];
+  else {
+    const member = { roles: request.roles ?? [], claims: request.claims ?? {} };
+    frames = packFrames(messagesFor(history.messages, member, deps.plan), undefined, deps.plan);
+  }
   if (frames.length > limits.replayFrames) frames = [reset('HISTORY_TOO_LONG')];
   const total = { delivered: 0, gone: 0, failed: 0 };
   // The seq through which the client has had everything after `since`: a replay it takes part of goes on from there.

@@ -92,6 +92,8 @@ export function fifoBatchHandler(props: FifoBatchHandlerProps) {
     handled: ReadonlySet<string>,
     finishedAhead: ReadonlyMap<string, unknown>,
   ): Promise<SQSBatchResponse['batchItemFailures']> => {
+    // Most batches started nothing ahead, or had no failure: nothing to settle.
+    if (finishedAhead.size === 0 || response.batchItemFailures.length === 0) return response.batchItemFailures;
     const byId = new Map(event.Records.map((r) => [r.messageId, r]));
     const failures: SQSBatchResponse['batchItemFailures'] = [];
     for (const failure of response.batchItemFailures) {
